@@ -1,0 +1,31 @@
+"""`fsm-client`: a thin command layer over the client's core API."""
+
+from __future__ import annotations
+
+import click
+
+from fsm_protocol.cli import FsmGroup
+from fsm_protocol.errors import FsmError
+
+from ..context import ClientContext
+
+
+@click.group(cls=FsmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="FSM_CLIENT_CONFIG",
+              help="Client config file (TOML).")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="FSM_CLIENT_DATA_DIR",
+              help="Where the local store, keys and outbox live.")
+@click.version_option(package_name="fsm")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
+    """Read printers by SNMP and mail sealed reports to the dealer's server."""
+    try:
+        ctx.obj = ClientContext.load(config_path, data_dir)
+    except FsmError as exc:
+        click.secho(f"error: {exc.message}", fg="red", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        ctx.exit(exc.exit_code)
+
+
+__all__ = ["main"]

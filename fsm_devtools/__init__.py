@@ -1,0 +1,1 @@
+"""Development peers (mail stack, SNMP simulators) used by tests, the demo and benchmarks."""

@@ -1,0 +1,1 @@
+"""fsm_protocol."""

@@ -1,0 +1,54 @@
+"""What both command-line programs share: error rendering, exit codes, JSON output."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import msgspec
+
+from .errors import FsmError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FsmGroup(click.Group):
+    """A click group that turns every FsmError into `error:` and `hint:` lines and an exit code.
+
+    Exit codes: 1 a failed operation, 2 a usage error (click's), 3 bad config or failed start-up.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FsmError as exc:
+            click.secho(f"error: {exc.message}", fg="red", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def json_option(f: F) -> F:
+    """Add `--json` to a listing command; the command gets ``as_json: bool``."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)  # type: ignore[return-value]
+
+
+def print_json(data: Any) -> None:
+    """Print any msgspec-encodable value as indented JSON on stdout."""
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(data), indent=2).decode() + "\n")
+
+
+def pass_obj(f: F) -> F:
+    """Pass ``ctx.obj`` (the program's context object) as the first argument."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return f(click.get_current_context().obj, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+__all__ = ["FsmGroup", "json_option", "pass_obj", "print_json"]

@@ -1,0 +1,31 @@
+"""`fsm-server`: a thin command layer over the server's core API."""
+
+from __future__ import annotations
+
+import click
+
+from fsm_protocol.cli import FsmGroup
+from fsm_protocol.errors import FsmError
+
+from ..context import ServerContext
+
+
+@click.group(cls=FsmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="FSM_SERVER_CONFIG",
+              help="Server config file (TOML).")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="FSM_SERVER_DATA_DIR",
+              help="Where the database, keys and quarantine live.")
+@click.version_option(package_name="fsm")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
+    """Ingest sealed fleet reports from IMAP and serve meter reads, supplies and alerts."""
+    try:
+        ctx.obj = ServerContext.load(config_path, data_dir)
+    except FsmError as exc:
+        click.secho(f"error: {exc.message}", fg="red", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        ctx.exit(exc.exit_code)
+
+
+__all__ = ["main"]

@@ -1,0 +1,64 @@
+"""Errors of the server, under fsm_protocol's FsmError.
+
+Ingest errors carry the stable ``reason`` code the quarantine records; the protocol's own
+errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipeline.
+
+    FsmError
+    └── ServerError
+        ├── DatabaseError          the database cannot be reached or migrated
+        ├── RegistryError          unknown name, duplicate client, bad public key file
+        ├── IngestError            a message cannot be loaded (reason code)
+        │   ├── UnknownClient      reason "unknown_client"
+        │   ├── RevokedClient      reason "revoked_client"
+        │   └── Implausible        reason "implausible"
+        └── MailboxError           the IMAP server failed or refused
+"""
+
+from __future__ import annotations
+
+from fsm_protocol.errors import FsmError
+
+
+class ServerError(FsmError):
+    reason = "server_error"
+
+
+class DatabaseError(ServerError):
+    reason = "database_error"
+
+
+class RegistryError(ServerError):
+    reason = "registry_error"
+
+
+class IngestError(ServerError):
+    reason = "ingest_error"
+
+
+class UnknownClient(IngestError):
+    reason = "unknown_client"
+    default_hint = "enrol the client with `fsm-server clients add NAME --key FILE`, then `quarantine retry`"
+
+
+class RevokedClient(IngestError):
+    reason = "revoked_client"
+
+
+class Implausible(IngestError):
+    reason = "implausible"
+
+
+class MailboxError(ServerError):
+    reason = "mailbox_error"
+
+
+__all__ = [
+    "DatabaseError",
+    "Implausible",
+    "IngestError",
+    "MailboxError",
+    "RegistryError",
+    "RevokedClient",
+    "ServerError",
+    "UnknownClient",
+]
