@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+pytest_plugins: list[str] = []
+
 REQUIRE_PEERS = os.environ.get("FSM_REQUIRE_PEERS") == "1"
 
 
