@@ -55,6 +55,57 @@ class SnmpSection(_Section):
     discovery_rate: int = 5000  # probes per second during a sweep
 
 
+class ScheduleSection(_Section):
+    """When jobs run; rules are parsed by fsm_client.schedule (e.g. "daily 06:00", "every 6h")."""
+
+    timezone: str = "UTC"  # IANA name the calendar rules are read in, e.g. "Europe/Berlin"
+    report: str = "daily 06:00"  # full read of every device, then a periodic report
+    scan: str = "off"  # extra full reads between reports (they go into the next report)
+    discovery: str = "weekly sun 03:00"  # sweep [[targets]] for new devices
+    status_poll: str = "every 90s"  # a light read of status and alerts, for critical alerts
+
+
+class AlertsSection(_Section):
+    enabled: bool = True
+    # condition groups (jam, no_toner, service_requested, offline, door_open, no_paper,
+    # output_full, supply_missing) or any raw hrPrinterDetectedErrorState / prtAlertCode name
+    critical: list[str] = msgspec.field(
+        default_factory=lambda: ["jam", "no_toner", "service_requested", "offline", "door_open"]
+    )
+    offline_after: int = 2  # consecutive unanswered polls before a device counts as offline
+    report_cleared: bool = True  # send an alert report when a critical condition clears
+
+
+class TransportSection(_Section):
+    kind: Literal["smtp", "filedrop"] = "smtp"
+
+
+class SmtpSection(_Section):
+    host: str = "localhost"
+    port: int = 25
+    security: Literal["tls", "starttls", "none"] = "starttls"  # "none" only on a trusted relay
+    username: str = ""
+    password: Secret = Secret("")
+    ca_file: Path | None = None  # default: the system's trusted CAs
+    from_addr: str = msgspec.field(name="from", default="fsm-client@localhost")
+    to: list[str] = []  # the dealer's report mailbox
+    timeout: float = 30.0
+
+
+class FileDropSection(_Section):
+    directory: Path | None = None  # where envelopes are written for air-gapped sites
+
+
+class OutboxSection(_Section):
+    chunk_bytes: int = 5 * 1024 * 1024  # largest mail attachment; bigger reports are chunked
+    retention_days: float = 30.0  # sealed envelopes kept after sending, for `fsm-client resend`
+    plaintext_retention_days: float = 365.0  # report plaintexts kept for `fsm-client outbox show`
+    retry_initial: float = 30.0  # seconds before the first retry when the relay fails
+    retry_max: float = 1800.0  # cap of the exponential backoff, seconds
+    redact_ips: bool = False  # `outbox show` hides device IP addresses
+    redact_locations: bool = False  # `outbox show` hides sysLocation / contact
+
+
 class ClientConfig(_Section):
     client: ClientSection = msgspec.field(default_factory=ClientSection)
     keys: KeysSection = msgspec.field(default_factory=KeysSection)
@@ -63,6 +114,12 @@ class ClientConfig(_Section):
         default_factory=lambda: [Credential(name="public")]
     )
     targets: list[Target] = []
+    schedule: ScheduleSection = msgspec.field(default_factory=ScheduleSection)
+    alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
+    transport: TransportSection = msgspec.field(default_factory=TransportSection)
+    smtp: SmtpSection = msgspec.field(default_factory=SmtpSection)
+    filedrop: FileDropSection = msgspec.field(default_factory=FileDropSection)
+    outbox: OutboxSection = msgspec.field(default_factory=OutboxSection)
 
 
 def load_config(path: str | Path | None) -> ClientConfig:
@@ -73,11 +130,17 @@ def load_config(path: str | Path | None) -> ClientConfig:
 
 
 __all__ = [
+    "AlertsSection",
     "ClientConfig",
     "ClientSection",
     "Credential",
+    "FileDropSection",
     "KeysSection",
+    "OutboxSection",
+    "ScheduleSection",
+    "SmtpSection",
     "SnmpSection",
     "Target",
+    "TransportSection",
     "load_config",
 ]

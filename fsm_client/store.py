@@ -1,0 +1,645 @@
+"""The client's local SQLite store: devices seen, readings, alert state, the outbox, schedule state.
+
+One file in the data dir (``client.sqlite``), WAL mode, ``synchronous=FULL`` so a committed
+transaction survives a power cut. Nothing is held only in memory between "read" and
+"committed": a reading is stored before anything is built from it, and a report's sequence
+number is taken in the SAME transaction that stores its sealed envelope and marks the
+readings it carries. A crash therefore leaves either nothing or the whole envelope, never a
+number without an envelope (a hole) nor a reading in two envelopes.
+
+Migrations are named functions applied in order, each in its own transaction and recorded
+in ``migrations`` (the sqlite-utils pattern).
+
+>>> import tempfile, pathlib
+>>> store = Store.open(pathlib.Path(tempfile.mkdtemp()) / "client.sqlite")
+>>> with store.atomic():
+...     store.next_seq(), store.next_seq()
+(1, 2)
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from fsm_protocol.schema import Device
+
+from .errors import StoreError
+
+STORE_FILE = "client.sqlite"
+
+ReadingKind = Literal["scan", "poll"]
+
+_device_decoder = msgspec.json.Decoder(Device)
+_encoder = msgspec.json.Encoder()
+
+
+def _ts(when: datetime) -> str:
+    """Timestamps are stored as UTC ISO 8601 text, which sorts in time order."""
+    if when.tzinfo is None:
+        raise StoreError(f"timestamp {when.isoformat()!r} has no time zone",
+                         hint="this is a bug in fsm: every time handed to the store must be aware")
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.executescript("""
+        CREATE TABLE devices (
+            ip TEXT PRIMARY KEY,
+            serial TEXT, manufacturer TEXT, model TEXT, pmd TEXT,
+            first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+            last_reachability TEXT NOT NULL,
+            misses INTEGER NOT NULL DEFAULT 0   -- consecutive unreachable reads
+        );
+        CREATE TABLE readings (
+            id INTEGER PRIMARY KEY,
+            ip TEXT NOT NULL,
+            serial TEXT,
+            kind TEXT NOT NULL CHECK (kind IN ('scan', 'poll')),
+            observed_at TEXT NOT NULL,
+            reachability TEXT NOT NULL,
+            device BLOB NOT NULL,               -- fsm_protocol.schema.Device as JSON
+            reported_seq INTEGER                -- the envelope that carries it; NULL = not yet
+        );
+        CREATE INDEX readings_unreported ON readings (kind, id) WHERE reported_seq IS NULL;
+        CREATE INDEX readings_seq ON readings (reported_seq);
+        CREATE INDEX readings_ip_time ON readings (ip, observed_at);
+        CREATE TABLE alert_state (
+            ip TEXT NOT NULL,
+            condition TEXT NOT NULL,
+            active INTEGER NOT NULL,
+            since TEXT NOT NULL,                -- when it became active (or cleared)
+            last_seen TEXT NOT NULL,
+            raised_seq INTEGER,
+            cleared_seq INTEGER,
+            PRIMARY KEY (ip, condition)
+        );
+        CREATE TABLE sequence (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL);
+        INSERT INTO sequence (id, last) VALUES (1, 0);
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            chunk_count INTEGER NOT NULL,
+            plaintext BLOB,                     -- the Report JSON exactly as sealed
+            sent_at TEXT,                       -- last chunk accepted; NULL = still to send
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            last_error TEXT
+        );
+        CREATE INDEX outbox_pending ON outbox (seq) WHERE sent_at IS NULL;
+        CREATE TABLE outbox_chunks (
+            seq INTEGER NOT NULL REFERENCES outbox (seq),
+            chunk_index INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            sent_at TEXT,
+            answer TEXT,                        -- the relay's answer or the dropped file's name
+            PRIMARY KEY (seq, chunk_index)
+        );
+        CREATE TABLE schedule_state (
+            job TEXT PRIMARY KEY,
+            last_due TEXT NOT NULL,             -- the due time last handled
+            last_run TEXT                       -- when it last actually ran
+        );
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """)
+
+
+MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
+    ("001_initial", _m001_initial),
+)
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StoredReading:
+    id: int
+    kind: ReadingKind
+    device: Device
+    reported_seq: int | None
+
+
+@dataclass(frozen=True)
+class KnownDevice:
+    ip: str
+    serial: str | None
+    manufacturer: str | None
+    model: str | None
+    first_seen: datetime
+    last_seen: datetime
+    last_reachability: str
+    misses: int
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    seq: int
+    kind: str
+    created_at: datetime
+    chunk_count: int
+    sent_at: datetime | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    chunks_sent: int
+    retained: bool  # the sealed chunks are still kept (not purged by retention)
+
+
+@dataclass(frozen=True)
+class PendingChunk:
+    seq: int
+    chunk_index: int
+    chunk_count: int
+    kind: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class AlertStateRow:
+    ip: str
+    condition: str
+    active: bool
+    since: datetime
+    last_seen: datetime
+    raised_seq: int | None
+    cleared_seq: int | None
+
+
+# --- the store --------------------------------------------------------------------------------
+
+class Store:
+    """The local store. Use ``atomic()`` for every multi-statement change; nested calls are
+    savepoints. One Store is used from one thread at a time (the daemon's event loop)."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._depth = 0
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating and migrating as needed) the store at ``path``."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the local store {str(path)!r}: {exc}",
+                             hint="check that the data dir exists and is writable by this user") from exc
+        store = cls(db, path)
+        store.migrate()
+        return store
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> Store:
+        return cls.open(Path(data_dir) / STORE_FILE)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions --
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """A transaction (BEGIN IMMEDIATE: the write lock is taken up front, so two processes
+        never both read the same sequence number); nested calls become savepoints."""
+        with self._lock:
+            depth = self._depth
+            try:
+                if depth == 0:
+                    self._db.execute("BEGIN IMMEDIATE")
+                else:
+                    self._db.execute(f"SAVEPOINT sp{depth}")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"the local store {str(self.path)!r} is busy: {exc}",
+                                 hint="another fsm-client process holds it; stop it or wait") from exc
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if depth == 0:
+                    self._db.execute("ROLLBACK")
+                else:
+                    self._db.execute(f"ROLLBACK TO sp{depth}")
+                    self._db.execute(f"RELEASE sp{depth}")
+                raise
+            else:
+                self._depth -= 1
+                if depth == 0:
+                    self._db.execute("COMMIT")
+                else:
+                    self._db.execute(f"RELEASE sp{depth}")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def _require_transaction(self, what: str) -> None:
+        if not self.in_transaction:
+            raise StoreError(f"{what} must run inside Store.atomic()",
+                             hint="this is a bug in fsm: the caller forgot the transaction")
+
+    # -- migrations --
+
+    def applied_migrations(self) -> list[str]:
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        return [r[0] for r in self._db.execute("SELECT name FROM migrations ORDER BY name")]
+
+    def migrate(self) -> list[str]:
+        """Apply every migration not yet recorded, each in its own transaction."""
+        done = set(self.applied_migrations())
+        applied = []
+        known = {name for name, _ in MIGRATIONS}
+        unknown = done - known
+        if unknown:
+            raise StoreError(
+                f"the local store {str(self.path)!r} was migrated by a newer fsm-client "
+                f"({', '.join(sorted(unknown))})",
+                hint="run the fsm-client version that created it, or move the data dir aside",
+            )
+        for name, step in MIGRATIONS:
+            if name in done:
+                continue
+            with self.atomic():
+                # executescript would COMMIT our transaction: run the statements one by one
+                step(_NoScript(self._db))
+                self._db.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                                 (name, _ts(datetime.now(UTC))))
+            applied.append(name)
+        return applied
+
+    # -- devices and readings --
+
+    def add_reading(self, device: Device, *, kind: ReadingKind) -> int:
+        """Store one reading and update the device it came from; returns the reading id."""
+        blob = _encoder.encode(device)
+        at = _ts(device.observed_at)
+        with self.atomic():
+            cur = self._db.execute(
+                "INSERT INTO readings (ip, serial, kind, observed_at, reachability, device)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (device.ip, device.serial, kind, at, device.reachability, blob),
+            )
+            reachable = device.reachability != "unreachable"
+            self._db.execute(
+                """INSERT INTO devices (ip, serial, manufacturer, model, pmd, first_seen, last_seen,
+                                        last_reachability, misses)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (ip) DO UPDATE SET
+                     serial = coalesce(excluded.serial, serial),
+                     manufacturer = coalesce(excluded.manufacturer, manufacturer),
+                     model = coalesce(excluded.model, model),
+                     pmd = coalesce(excluded.pmd, pmd),
+                     last_seen = CASE WHEN ? THEN excluded.last_seen ELSE last_seen END,
+                     last_reachability = excluded.last_reachability,
+                     misses = CASE WHEN ? THEN 0 ELSE misses + 1 END""",
+                (device.ip, device.serial, device.manufacturer, device.model, device.pmd, at, at,
+                 device.reachability, 0 if reachable else 1, reachable, reachable),
+            )
+            return int(cur.lastrowid or 0)
+
+    def devices(self) -> list[KnownDevice]:
+        rows = self._db.execute(
+            "SELECT ip, serial, manufacturer, model, first_seen, last_seen, last_reachability, misses"
+            " FROM devices ORDER BY ip"
+        )
+        return [KnownDevice(r[0], r[1], r[2], r[3], _dt(r[4]), _dt(r[5]), r[6], r[7])  # type: ignore[arg-type]
+                for r in rows]
+
+    def device(self, ip: str) -> KnownDevice | None:
+        return next((d for d in self.devices() if d.ip == ip), None)
+
+    def unreported_readings(self, *, kinds: Sequence[ReadingKind] = ("scan", "poll"),
+                            limit: int | None = None) -> list[StoredReading]:
+        marks = ",".join("?" * len(kinds))
+        sql = (f"SELECT id, kind, device, reported_seq FROM readings"
+               f" WHERE reported_seq IS NULL AND kind IN ({marks}) ORDER BY id")
+        params: list[object] = list(kinds)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [self._reading(r) for r in self._db.execute(sql, params)]
+
+    def readings(self, *, seq: int | None = None) -> list[StoredReading]:
+        """All readings, or those carried by envelope ``seq``."""
+        if seq is None:
+            rows = self._db.execute("SELECT id, kind, device, reported_seq FROM readings ORDER BY id")
+        else:
+            rows = self._db.execute(
+                "SELECT id, kind, device, reported_seq FROM readings WHERE reported_seq = ? ORDER BY id",
+                (seq,))
+        return [self._reading(r) for r in rows]
+
+    @staticmethod
+    def _reading(r: tuple[int, str, bytes, int | None]) -> StoredReading:
+        return StoredReading(id=r[0], kind=r[1], device=_device_decoder.decode(r[2]),  # type: ignore[arg-type]
+                             reported_seq=r[3])
+
+    def mark_reported(self, reading_ids: Sequence[int], seq: int) -> None:
+        """Record that envelope ``seq`` carries these readings (inside the enqueue transaction)."""
+        self._require_transaction("mark_reported")
+        for rid in reading_ids:
+            cur = self._db.execute(
+                "UPDATE readings SET reported_seq = ? WHERE id = ? AND reported_seq IS NULL", (seq, rid))
+            if cur.rowcount != 1:
+                raise StoreError(f"reading {rid} is unknown or already in an envelope",
+                                 hint="this is a bug in fsm: a reading must go into exactly one envelope")
+
+    # -- alert state --
+
+    def alert_states(self, ip: str | None = None, *, active_only: bool = False) -> list[AlertStateRow]:
+        sql = "SELECT ip, condition, active, since, last_seen, raised_seq, cleared_seq FROM alert_state"
+        where, params = [], []
+        if ip is not None:
+            where.append("ip = ?")
+            params.append(ip)
+        if active_only:
+            where.append("active = 1")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ip, condition"
+        return [AlertStateRow(r[0], r[1], bool(r[2]), _dt(r[3]), _dt(r[4]), r[5], r[6])  # type: ignore[arg-type]
+                for r in self._db.execute(sql, params)]
+
+    def set_alert_state(self, ip: str, condition: str, *, active: bool, at: datetime,
+                        seq: int | None = None) -> None:
+        """Record a condition raised (``active``) or cleared, with the envelope that says so."""
+        self._require_transaction("set_alert_state")
+        if active:
+            self._db.execute(
+                """INSERT INTO alert_state (ip, condition, active, since, last_seen, raised_seq, cleared_seq)
+                   VALUES (?, ?, 1, ?, ?, ?, NULL)
+                   ON CONFLICT (ip, condition) DO UPDATE SET active = 1, since = excluded.since,
+                     last_seen = excluded.last_seen, raised_seq = excluded.raised_seq, cleared_seq = NULL""",
+                (ip, condition, _ts(at), _ts(at), seq),
+            )
+        else:
+            self._db.execute(
+                "UPDATE alert_state SET active = 0, since = ?, last_seen = ?, cleared_seq = ?"
+                " WHERE ip = ? AND condition = ?",
+                (_ts(at), _ts(at), seq, ip, condition),
+            )
+
+    def touch_alerts(self, ip: str, conditions: Sequence[str], at: datetime) -> None:
+        """Note that still-active conditions were seen again (no report is sent for that)."""
+        for c in conditions:
+            self._db.execute("UPDATE alert_state SET last_seen = ? WHERE ip = ? AND condition = ?",
+                             (_ts(at), ip, c))
+
+    # -- sequence numbers and the outbox --
+
+    def next_seq(self) -> int:
+        """Take the next sequence number; only inside the transaction that stores its envelope."""
+        self._require_transaction("next_seq")
+        self._db.execute("UPDATE sequence SET last = last + 1 WHERE id = 1")
+        return int(self._db.execute("SELECT last FROM sequence WHERE id = 1").fetchone()[0])
+
+    def last_seq(self) -> int:
+        return int(self._db.execute("SELECT last FROM sequence WHERE id = 1").fetchone()[0])
+
+    def add_envelope(self, seq: int, *, kind: str, created_at: datetime, plaintext: bytes,
+                     chunks: Sequence[bytes]) -> None:
+        """Store a sealed envelope (as its chunks) under ``seq``, ready to send."""
+        self._require_transaction("add_envelope")
+        if not chunks:
+            raise StoreError(f"envelope {seq} has no chunks", hint="this is a bug in fsm")
+        self._db.execute(
+            "INSERT INTO outbox (seq, kind, created_at, chunk_count, plaintext) VALUES (?, ?, ?, ?, ?)",
+            (seq, kind, _ts(created_at), len(chunks), plaintext),
+        )
+        self._db.executemany(
+            "INSERT INTO outbox_chunks (seq, chunk_index, data) VALUES (?, ?, ?)",
+            [(seq, i, bytes(c)) for i, c in enumerate(chunks)],
+        )
+
+    def pending_chunks(self, *, limit: int = 100) -> list[PendingChunk]:
+        """Chunks still to send, in sequence then chunk order."""
+        rows = self._db.execute(
+            """SELECT c.seq, c.chunk_index, o.chunk_count, o.kind, c.data
+               FROM outbox o JOIN outbox_chunks c ON c.seq = o.seq
+               WHERE o.sent_at IS NULL AND c.sent_at IS NULL
+               ORDER BY c.seq, c.chunk_index LIMIT ?""",
+            (limit,),
+        )
+        return [PendingChunk(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+    def outbox_depth(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+
+    def mark_chunk_sent(self, seq: int, chunk_index: int, *, at: datetime, answer: str) -> bool:
+        """Record one accepted chunk; returns True when that completed the envelope."""
+        with self.atomic():
+            self._db.execute(
+                "UPDATE outbox_chunks SET sent_at = ?, answer = ? WHERE seq = ? AND chunk_index = ?",
+                (_ts(at), answer[:500], seq, chunk_index),
+            )
+            left = self._db.execute(
+                "SELECT count(*) FROM outbox_chunks WHERE seq = ? AND sent_at IS NULL", (seq,)
+            ).fetchone()[0]
+            if left == 0:
+                self._db.execute(
+                    "UPDATE outbox SET sent_at = ?, last_error = NULL, next_attempt_at = NULL WHERE seq = ?",
+                    (_ts(at), seq))
+                self.set_meta("last_send_at", _ts(at))
+                return True
+            return False
+
+    def record_failure(self, seq: int, *, error: str, next_attempt_at: datetime) -> int:
+        """Count a failed attempt at ``seq``; returns the number of attempts so far."""
+        with self.atomic():
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+                " WHERE seq = ?",
+                (error[:1000], _ts(next_attempt_at), seq),
+            )
+            return int(self._db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()[0])
+
+    def next_attempt_at(self) -> datetime | None:
+        """When the first unsent envelope may be tried again (None: now)."""
+        row = self._db.execute(
+            "SELECT next_attempt_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1").fetchone()
+        return _dt(row[0]) if row else None
+
+    def requeue(self, first: int, last: int | None = None) -> list[int]:
+        """Mark retained envelopes ``first``..``last`` to be sent again under their own numbers."""
+        if first < 1 or (last is not None and last < first):
+            raise StoreError(f"bad range {first}..{last if last is not None else ''}",
+                             hint="give --from N with N >= 1 and --to M with M >= N")
+        hi = last if last is not None else self.last_seq()
+        with self.atomic():
+            have = [r[0] for r in self._db.execute(
+                "SELECT DISTINCT seq FROM outbox_chunks WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, hi))]
+            missing = sorted(set(range(first, hi + 1)) - set(have))
+            if missing:
+                raise StoreError(
+                    f"envelopes {_ranges(missing)} are no longer kept (retention) or were never created",
+                    hint="resend only a range that `fsm-client outbox list` shows as retained",
+                )
+            self._db.execute(
+                "UPDATE outbox SET sent_at = NULL, attempts = 0, next_attempt_at = NULL, last_error = NULL"
+                " WHERE seq BETWEEN ? AND ?", (first, hi))
+            self._db.execute("UPDATE outbox_chunks SET sent_at = NULL WHERE seq BETWEEN ? AND ?", (first, hi))
+        return have
+
+    def outbox(self, *, limit: int | None = None) -> list[OutboxEntry]:
+        sql = """SELECT o.seq, o.kind, o.created_at, o.chunk_count, o.sent_at, o.attempts, o.next_attempt_at,
+                        o.last_error,
+                        (SELECT count(*) FROM outbox_chunks c WHERE c.seq = o.seq AND c.sent_at IS NOT NULL),
+                        (SELECT count(*) FROM outbox_chunks c WHERE c.seq = o.seq)
+                 FROM outbox o ORDER BY o.seq DESC"""
+        params: tuple[object, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        return [OutboxEntry(r[0], r[1], _dt(r[2]), r[3], _dt(r[4]), r[5], _dt(r[6]), r[7], r[8],  # type: ignore[arg-type]
+                            r[9] > 0) for r in self._db.execute(sql, params)][::-1]
+
+    def plaintext(self, seq: int) -> bytes:
+        row = self._db.execute("SELECT plaintext FROM outbox WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise StoreError(f"there is no report {seq} in the outbox",
+                             hint="`fsm-client outbox list` shows the numbers that exist")
+        if row[0] is None:
+            raise StoreError(f"the plaintext of report {seq} is past its retention and was deleted",
+                             hint="raise [outbox] plaintext_retention_days to keep them longer")
+        return bytes(row[0])
+
+    def chunks(self, seq: int) -> list[bytes]:
+        """The sealed chunks of envelope ``seq`` as stored (empty once purged)."""
+        return [bytes(r[0]) for r in self._db.execute(
+            "SELECT data FROM outbox_chunks WHERE seq = ? ORDER BY chunk_index", (seq,))]
+
+    def purge(self, *, now: datetime, envelope_days: float, plaintext_days: float) -> tuple[int, int]:
+        """Drop sealed chunks of envelopes sent more than ``envelope_days`` ago and plaintexts
+        (and the readings they carried) older than ``plaintext_days``. Unsent ones are never purged."""
+        env_cut = _ts(now - timedelta(days=envelope_days))
+        txt_cut = _ts(now - timedelta(days=plaintext_days))
+        with self.atomic():
+            n_env = self._db.execute(
+                "DELETE FROM outbox_chunks WHERE seq IN"
+                " (SELECT seq FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?)", (env_cut,)).rowcount
+            n_txt = self._db.execute(
+                "UPDATE outbox SET plaintext = NULL WHERE plaintext IS NOT NULL AND sent_at IS NOT NULL"
+                " AND sent_at < ?", (txt_cut,)).rowcount
+            self._db.execute(
+                "DELETE FROM readings WHERE reported_seq IN"
+                " (SELECT seq FROM outbox WHERE plaintext IS NULL AND sent_at IS NOT NULL)")
+        return n_env, n_txt
+
+    # -- schedule state and small facts --
+
+    def schedule_state(self, job: str) -> tuple[datetime, datetime | None] | None:
+        row = self._db.execute(
+            "SELECT last_due, last_run FROM schedule_state WHERE job = ?", (job,)).fetchone()
+        return (_dt(row[0]), _dt(row[1])) if row else None  # type: ignore[return-value]
+
+    def schedule_states(self) -> dict[str, tuple[datetime, datetime | None]]:
+        return {r[0]: (_dt(r[1]), _dt(r[2]))  # type: ignore[misc]
+                for r in self._db.execute("SELECT job, last_due, last_run FROM schedule_state")}
+
+    def set_schedule_state(self, job: str, *, last_due: datetime, last_run: datetime | None) -> None:
+        with self.atomic():
+            self._db.execute(
+                """INSERT INTO schedule_state (job, last_due, last_run) VALUES (?, ?, ?)
+                   ON CONFLICT (job) DO UPDATE SET last_due = excluded.last_due,
+                     last_run = coalesce(excluded.last_run, last_run)""",
+                (job, _ts(last_due), _ts(last_run) if last_run else None),
+            )
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.atomic():
+            self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?)"
+                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def meta_time(self, key: str) -> datetime | None:
+        return _dt(self.meta(key))
+
+    def set_meta_time(self, key: str, when: datetime) -> None:
+        self.set_meta(key, _ts(when))
+
+
+class _NoScript:
+    """Lets a migration call ``executescript`` without the implicit COMMIT sqlite3 adds."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def executescript(self, script: str) -> None:
+        for statement in _split_sql(script):
+            self._db.execute(statement)
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)
+
+
+def _split_sql(script: str) -> list[str]:
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line.split("--", 1)[0] + ("\n" if "--" in line else "")
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    parts: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(parts)
+
+
+__all__ = [
+    "MIGRATIONS",
+    "STORE_FILE",
+    "AlertStateRow",
+    "KnownDevice",
+    "OutboxEntry",
+    "PendingChunk",
+    "ReadingKind",
+    "Store",
+    "StoredReading",
+]

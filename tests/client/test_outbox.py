@@ -1,0 +1,136 @@
+"""The outbox: sequence numbers taken with the envelope, send order, resend ranges, retention."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from fsm_client.errors import StoreError
+from fsm_client.store import Store
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "client.sqlite"
+
+
+@pytest.fixture
+def fresh_store(store_path: Path):
+    with Store.open(store_path) as store:
+        yield store
+
+
+def enqueue(store: Store, chunks: list[bytes], *, kind: str = "periodic", at: datetime = T0) -> int:
+    with store.atomic():
+        seq = store.next_seq()
+        store.add_envelope(seq, kind=kind, created_at=at, plaintext=b'{"seq":%d}' % seq, chunks=chunks)
+    return seq
+
+
+def _enqueue_many(path: str, n: int) -> None:
+    with Store.open(Path(path)) as store:
+        for i in range(n):
+            enqueue(store, [b"from another process %d" % i])
+
+
+def test_two_processes_never_take_the_same_number(store_path: Path) -> None:
+    Store.open(store_path).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_enqueue_many, args=(str(store_path), 40)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    with Store.open(store_path) as store:
+        assert [e.seq for e in store.outbox()] == list(range(1, 121))
+
+
+def test_a_rolled_back_envelope_leaves_no_hole(fresh_store: Store) -> None:
+    enqueue(fresh_store, [b"a"])
+    with pytest.raises(RuntimeError), fresh_store.atomic():
+        fresh_store.next_seq()
+        raise RuntimeError("sealing failed")
+    assert enqueue(fresh_store, [b"b"]) == 2
+
+
+def test_chunks_are_pending_in_sequence_then_chunk_order(fresh_store: Store) -> None:
+    enqueue(fresh_store, [b"1a", b"1b", b"1c"])
+    enqueue(fresh_store, [b"2a"])
+    pending = fresh_store.pending_chunks()
+    assert [(c.seq, c.chunk_index, c.chunk_count, c.data) for c in pending] == [
+        (1, 0, 3, b"1a"), (1, 1, 3, b"1b"), (1, 2, 3, b"1c"), (2, 0, 1, b"2a")]
+    assert fresh_store.outbox_depth() == 2
+
+
+def test_an_envelope_is_sent_when_its_last_chunk_is(fresh_store: Store) -> None:
+    enqueue(fresh_store, [b"1a", b"1b"])
+    assert fresh_store.mark_chunk_sent(1, 0, at=T0, answer="250 ok") is False
+    assert [c.chunk_index for c in fresh_store.pending_chunks()] == [1]
+    assert fresh_store.mark_chunk_sent(1, 1, at=T0, answer="250 ok") is True
+    [entry] = fresh_store.outbox()
+    assert (entry.sent_at, entry.chunks_sent, fresh_store.outbox_depth()) == (T0, 2, 0)
+    assert fresh_store.meta_time("last_send_at") == T0
+
+
+def test_failures_are_counted_with_the_relay_answer(fresh_store: Store) -> None:
+    enqueue(fresh_store, [b"x"])
+    later = T0 + timedelta(seconds=30)
+    assert fresh_store.record_failure(1, error="451 try later", next_attempt_at=later) == 1
+    assert fresh_store.record_failure(1, error="451 try later", next_attempt_at=later) == 2
+    [entry] = fresh_store.outbox()
+    assert (entry.attempts, entry.last_error, entry.next_attempt_at) == (2, "451 try later", later)
+    assert fresh_store.next_attempt_at() == later
+
+
+def test_resend_requeues_a_range_under_the_same_numbers(fresh_store: Store) -> None:
+    for i in range(4):
+        enqueue(fresh_store, [b"env%d" % i])
+        fresh_store.mark_chunk_sent(i + 1, 0, at=T0, answer="250")
+    assert fresh_store.requeue(2, 3) == [2, 3]
+    assert [(c.seq, c.data) for c in fresh_store.pending_chunks()] == [(2, b"env1"), (3, b"env2")]
+    assert fresh_store.last_seq() == 4  # no new numbers
+
+
+def test_resend_from_without_to_means_up_to_the_last(fresh_store: Store) -> None:
+    for _ in range(3):
+        enqueue(fresh_store, [b"x"])
+    assert fresh_store.requeue(2) == [2, 3]
+
+
+def test_resend_of_a_purged_or_unknown_range_names_the_missing_numbers(fresh_store: Store) -> None:
+    for i in range(3):
+        enqueue(fresh_store, [b"x"], at=T0)
+        fresh_store.mark_chunk_sent(i + 1, 0, at=T0, answer="250")
+    fresh_store.purge(now=T0 + timedelta(days=31), envelope_days=30, plaintext_days=365)
+    with pytest.raises(StoreError, match="1-6") as err:
+        fresh_store.requeue(1, 6)
+    assert "outbox list" in err.value.hint
+    with pytest.raises(StoreError, match="bad range"):
+        fresh_store.requeue(5, 2)
+
+
+def test_retention_drops_sealed_envelopes_then_plaintexts_but_never_unsent_ones(fresh_store: Store) -> None:
+    enqueue(fresh_store, [b"old"])
+    fresh_store.mark_chunk_sent(1, 0, at=T0, answer="250")
+    enqueue(fresh_store, [b"unsent"])
+    now = T0 + timedelta(days=40)
+    assert fresh_store.purge(now=now, envelope_days=30, plaintext_days=365) == (1, 0)
+    assert fresh_store.chunks(1) == [] and fresh_store.chunks(2) == [b"unsent"]
+    assert fresh_store.plaintext(1) == b'{"seq":1}'
+    assert fresh_store.purge(now=T0 + timedelta(days=400), envelope_days=30, plaintext_days=365) == (0, 1)
+    with pytest.raises(StoreError, match="past its retention"):
+        fresh_store.plaintext(1)
+    assert fresh_store.plaintext(2) == b'{"seq":2}'
+    assert [e.retained for e in fresh_store.outbox()] == [False, True]
+
+
+def test_show_of_an_unknown_number_says_where_to_look(fresh_store: Store) -> None:
+    with pytest.raises(StoreError, match="no report 7") as err:
+        fresh_store.plaintext(7)
+    assert "outbox list" in err.value.hint
