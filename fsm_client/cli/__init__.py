@@ -28,4 +28,10 @@ def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> N
         ctx.exit(exc.exit_code)
 
 
+from .pmd import pmd_group  # noqa: E402 - commands register after the group exists
+from .scan import scan_command  # noqa: E402
+
+main.add_command(scan_command)
+main.add_command(pmd_group)
+
 __all__ = ["main"]

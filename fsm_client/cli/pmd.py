@@ -1,0 +1,146 @@
+"""`fsm-client pmd list | show ID | match TARGET | test WALK`: the PMD author's tools."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.configfile import Secret
+
+from ..config import Credential
+from ..context import ClientContext
+from ..errors import PmdError, SnmpError
+from ..pmd.expectations import compare, load_expected
+from ..reader import device_json, identify, read_device, read_with_pmd
+from ..scan import default_pool, parse_target
+from ..snmp.source import RecordingSource
+
+
+@click.group("pmd")
+def pmd_group() -> None:
+    """List, inspect, match and test PMD files (per-model read instructions)."""
+
+
+@pmd_group.command("list")
+@json_option
+@pass_obj
+def list_command(ctx: ClientContext, as_json: bool) -> None:
+    """List the PMDs of the pool with what they extend and match."""
+    pool = default_pool(ctx.data_dir)
+    rows = [{"id": p.id, "name": p.name, "extends": p.chain[1] if len(p.chain) > 1 else None,
+             "priority": p.match.priority, "sys_object_id": p.match.sys_object_id,
+             "sys_descr": p.match.sys_descr, "file": str(pool.files.get(p.id, ""))} for p in pool]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "extends", "priority", "sysObjectID", "sysDescr", "name")
+    for r in rows:
+        table.add_row(r["id"], r["extends"] or "", str(r["priority"]), " ".join(r["sys_object_id"]),
+                      " ".join(r["sys_descr"]), r["name"])
+    Console().print(table)
+
+
+@pmd_group.command("show")
+@click.argument("pmd_id")
+@pass_obj
+def show_command(ctx: ClientContext, pmd_id: str) -> None:
+    """Print PMD_ID as loaded: merged with what it extends, every default filled in (JSON)."""
+    print_json(msgspec.to_builtins(default_pool(ctx.data_dir).get(pmd_id)))
+
+
+@pmd_group.command("match")
+@click.argument("target")
+@click.option("--community", "-c", help="SNMP v2c community (default: the configured credentials).")
+@json_option
+@pass_obj
+def match_command(ctx: ClientContext, target: str, community: str | None, as_json: bool) -> None:
+    """Show which PMD TARGET (a host[:port] or a .snmprec file) gets, and the other candidates."""
+    pool = default_pool(ctx.data_dir)
+
+    async def system() -> dict[str, object]:
+        if target.endswith(".snmprec") or Path(target).is_file():
+            return dict(await identify(RecordingSource.from_file(target)))
+        from ..snmp.session import PysnmpSource
+
+        t = parse_target(target, default_port=ctx.config.snmp.port)
+        creds = ([Credential(name="--community", community=Secret(community))] if community
+                 else ctx.config.credentials)
+        last: Exception | None = None
+        for cred in creds:
+            async with PysnmpSource(t.host, cred, port=t.port, timeout=ctx.config.snmp.timeout,
+                                    retries=ctx.config.snmp.retries) as src:
+                try:
+                    return dict(await identify(src))
+                except SnmpError as exc:  # try the next credential, report the last
+                    last = exc
+        raise PmdError(f"{target} did not answer: {last}", hint="check the address and --community")
+
+    values = asyncio.run(system())
+    oid_v = values.get("1.3.6.1.2.1.1.2.0")
+    descr_v = values.get("1.3.6.1.2.1.1.1.0")
+    sys_oid = getattr(oid_v, "value", None)
+    raw_descr = getattr(descr_v, "value", None)
+    descr = raw_descr.decode("utf-8", "replace") if isinstance(raw_descr, bytes) else raw_descr
+    oid_s = sys_oid if isinstance(sys_oid, str) else None
+    descr_s = descr if isinstance(descr, str) else None
+    chosen = pool.match(oid_s, descr_s)
+    cands = pool.candidates(oid_s, descr_s)
+    result = {"sys_object_id": sys_oid, "sys_descr": descr, "pmd": chosen.id, "chain": chosen.chain,
+              "candidates": [{"id": p.id, "priority": s[0], "sys_descr_matched": bool(s[1]),
+                              "oid_prefix_arcs": s[2]} for s, p in cands]}
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"sysObjectID {sys_oid}\nsysDescr    {descr}")
+    click.echo(f"PMD         {chosen.id} ({' -> '.join(chosen.chain)})")
+    for c in result["candidates"]:
+        click.echo(f"  candidate {c['id']}: priority {c['priority']}, "
+                   f"sysDescr matched {c['sys_descr_matched']}, "
+                   f"sysObjectID prefix arcs {c['oid_prefix_arcs']}")
+
+
+@pmd_group.command("test")
+@click.argument("walk", type=click.Path(exists=True, dir_okay=False))
+@click.option("--expected", type=click.Path(exists=True, dir_okay=False),
+              help="expected.json to diff against (exit 1 when a value differs).")
+@click.option("--pmd", "pmd_id", help="Read with this PMD instead of the one the matcher picks.")
+@json_option
+@pass_obj
+def test_command(ctx: ClientContext, walk: str, expected: str | None, pmd_id: str | None,
+                 as_json: bool) -> None:
+    """Read the recording WALK (.snmprec) with the pool and print the reading or the diff."""
+    pool = default_pool(ctx.data_dir)
+    source = RecordingSource.from_file(walk)
+
+    async def read() -> object:
+        if pmd_id is None:
+            return await read_device(source, pool, ip=walk)
+        return await read_with_pmd(source, pool.get(pmd_id), ip=walk)
+
+    device = asyncio.run(read())
+    reading = device_json(device)  # type: ignore[arg-type]
+    if expected is None:
+        print_json(reading)
+        return
+    checks = compare(load_expected(Path(expected)), reading)
+    bad = [c for c in checks if not c.ok]
+    if as_json:
+        print_json({"pmd": reading["pmd"], "checks": [msgspec.to_builtins(c.__dict__) for c in checks],
+                    "passed": len(checks) - len(bad), "total": len(checks)})
+    else:
+        table = Table("field", "ok", "expected", "got")
+        for c in checks:
+            table.add_row(c.field, "yes" if c.ok else "NO", repr(c.expected), repr(c.got))
+        Console().print(table)
+        click.echo(f"{reading['pmd']}: {len(checks) - len(bad)}/{len(checks)} values as expected")
+    if bad:
+        raise click.exceptions.Exit(1)
+
+
+__all__ = ["pmd_group"]

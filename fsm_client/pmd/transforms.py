@@ -1,0 +1,423 @@
+"""The transform registry: small, declared steps a PMD applies to a value it read.
+
+A PMD names transforms as data, in order, on a source::
+
+    transforms = ["text", { regex = 'SN:([^,;]+)' }, "serial"]
+
+A bare string is a transform without argument; a one-key table is a transform with its
+argument. Every transform takes a value (int, str, bytes, or a list of them for a source
+with several ``oids``) and returns the new value, or ``None`` to say "no value here": the
+reader then tries the field's next source. A transform never raises for a device's bad
+value; it raises ``ValueError`` only when its *argument* is wrong, which the loader
+reports as a PMD error naming file and key.
+
+>>> build(["text", {"regex": "SN:([^,]+)"}, "serial"])(b"HP,SN:VNCRC48198,FN:4Q8")
+'VNCRC48198'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Value = Any  # int | str | bytes | list[...] | None
+Step = Callable[[Value], Value]
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """One registry entry: how to build the step from its argument, and what it does."""
+
+    name: str
+    arg: str  # "none", or a short description of the argument's type
+    doc: str
+    make: Callable[[Any], Step]
+    example: tuple[Any, Value, Value]  # (argument, input, expected output), run by the tests
+
+
+REGISTRY: dict[str, TransformSpec] = {}
+
+
+def _register(name: str, arg: str, doc: str, example: tuple[Any, Value, Value]) -> Callable[
+    [Callable[[Any], Step]], Callable[[Any], Step]
+]:
+    def deco(make: Callable[[Any], Step]) -> Callable[[Any], Step]:
+        REGISTRY[name] = TransformSpec(name, arg, doc, make, example)
+        return make
+
+    return deco
+
+
+# -- text -------------------------------------------------------------------------------
+
+def to_text(value: Value) -> str | None:
+    """Bytes to text the way printers write it: UTF-8, else UTF-16 with a BOM, else Latin-1;
+    NULs and surrounding blanks removed."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        text = value
+    elif value[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        text = value.decode("utf-16", "replace")
+    else:
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = value.decode("latin-1")
+    text = text.replace("\x00", "").strip()
+    return text or None
+
+
+def to_int(value: Value) -> int | None:
+    """An integer from an int, or from text holding one (some agents send counters as strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = to_text(value) if isinstance(value, bytes | str) else None
+    if text is None:
+        return None
+    text = text.replace(",", "").replace(" ", "")
+    return int(text) if re.fullmatch(r"-?\d{1,20}", text) else None
+
+
+@_register("text", "none", "decode bytes to text (UTF-8, UTF-16 with BOM, else Latin-1), drop NULs, trim",
+           (None, b"  HP LaserJet\x00 ", "HP LaserJet"))
+def _text(_: Any) -> Step:
+    return to_text
+
+
+@_register("printable", "none", "keep printable characters only, collapse runs of blanks, trim",
+           (None, "Brother\tHL\x01-5370", "Brother HL-5370"))
+def _printable(_: Any) -> Step:
+    def step(v: Value) -> Value:
+        t = to_text(v)
+        if t is None:
+            return None
+        t = "".join(c if c.isprintable() else ("" if c not in "\t\r\n" else " ") for c in t)
+        t = re.sub(r"\s+", " ", t).strip()
+        return t or None
+
+    return step
+
+
+@_register("utf16", "none", "decode bytes as UTF-16 (big-endian unless a BOM says otherwise)",
+           (None, b"\x00H\x00P", "HP"))
+def _utf16(_: Any) -> Step:
+    def step(v: Value) -> Value:
+        if not isinstance(v, bytes) or len(v) % 2:
+            return to_text(v)
+        if v[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return to_text(v.decode("utf-16", "replace"))
+        return to_text(v.decode("utf-16-be", "replace"))
+
+    return step
+
+
+@_register("hex_string", "none",
+           "decode text written as hex digits ('48 50 20 4C', '4850204C' or '48:50') into text",
+           (None, "48 50 20 4C 4A", "HP LJ"))
+def _hex_string(_: Any) -> Step:
+    def step(v: Value) -> Value:
+        t = to_text(v)
+        if t is None:
+            return None
+        digits = re.sub(r"[\s:.-]", "", t)
+        if not digits or len(digits) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", digits):
+            return t  # already plain text
+        return to_text(bytes.fromhex(digits))
+
+    return step
+
+
+@_register("skip_bytes", "int: how many leading bytes to drop",
+           "drop a fixed binary prefix (HP PML strings start with a 2-byte symbol-set header)",
+           (2, b"\x01\x15VNCRC48198", b"VNCRC48198"))
+def _skip_bytes(n: Any) -> Step:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"skip_bytes wants a non-negative integer, got {n!r}")
+
+    def step(v: Value) -> Value:
+        if isinstance(v, bytes):
+            return v[n:] or None
+        return v
+
+    return step
+
+
+@_register("regex", "str: a regular expression with at most one group",
+           "search the text; the value is group 1 (or the whole match); no match means no value",
+           (r"SN:([^,]+)", "X,SN:ABC123,FN:1", "ABC123"))
+def _regex(pattern: Any) -> Step:
+    if not isinstance(pattern, str):
+        raise ValueError(f"regex wants a string, got {pattern!r}")
+    rx = re.compile(pattern)  # re.error is a ValueError subclass: reported as a PMD error
+    if rx.groups > 1:
+        raise ValueError(f"regex {pattern!r} has {rx.groups} groups; use at most one")
+
+    def step(v: Value) -> Value:
+        t = to_text(v)
+        if t is None:
+            return None
+        m = rx.search(t)
+        if not m:
+            return None
+        out = (m.group(1) if rx.groups else m.group(0)) or ""
+        return out.strip() or None
+
+    return step
+
+
+@_register("ieee1284", "str: the key (MDL, MFG, CMD, DES, SN, ...)",
+           "take one key from an IEEE 1284 device ID ('MFG:HP;MDL:LaserJet M130nw;...')",
+           ("MDL", "MFG:HP;CMD:PJL;MDL:HP LaserJet MFP M130nw;CLS:PRINTER;", "HP LaserJet MFP M130nw"))
+def _ieee1284(key: Any) -> Step:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"ieee1284 wants a key name such as 'MDL', got {key!r}")
+    wanted = {key.upper()}
+    # IEEE 1284 allows long names for the common keys.
+    wanted |= {"MDL": {"MODEL"}, "MFG": {"MANUFACTURER"}, "CMD": {"COMMAND SET"}}.get(key.upper(), set())
+
+    def step(v: Value) -> Value:
+        t = to_text(v)
+        if t is None:
+            return None
+        for part in t.split(";"):
+            k, sep, val = part.partition(":")
+            if sep and k.strip().upper() in wanted:
+                return val.strip() or None
+        return None
+
+    return step
+
+
+@_register("map", "table: raw value (as text) -> new value",
+           "replace a value by the table's entry; a value not in the table means no value",
+           ({"1": "ok", "2": "low"}, 2, "low"))
+def _map(table: Any) -> Step:
+    if not isinstance(table, dict) or not table:
+        raise ValueError(f"map wants a non-empty table, got {table!r}")
+    keys = {str(k).lower(): val for k, val in table.items()}
+
+    def step(v: Value) -> Value:
+        k = to_text(v) if not isinstance(v, int) else str(v)
+        if k is None:
+            return None
+        return keys.get(k.lower())
+
+    return step
+
+
+@_register("replace", "table: old text -> new text", "replace substrings, in table order",
+           ({"Hewlett-Packard": "HP"}, "Hewlett-Packard LaserJet", "HP LaserJet"))
+def _replace(table: Any) -> Step:
+    if not isinstance(table, dict) or not all(isinstance(x, str) for x in table.values()):
+        raise ValueError(f"replace wants a table of strings, got {table!r}")
+
+    def step(v: Value) -> Value:
+        t = to_text(v)
+        if t is None:
+            return None
+        for old, new in table.items():
+            t = t.replace(old, new)
+        return t.strip() or None
+
+    return step
+
+
+@_register("prefix", "str", "put a fixed text before the value (e.g. a brand before a bare model)",
+           ("Canon ", "LBP6670", "Canon LBP6670"))
+def _prefix(text: Any) -> Step:
+    if not isinstance(text, str):
+        raise ValueError(f"prefix wants a string, got {text!r}")
+
+    def step(v: Value) -> Value:
+        t = to_text(v)
+        if t is None:
+            return None
+        return t if t.lower().startswith(text.strip().lower()) else text + t
+
+    return step
+
+
+@_register("upper", "none", "upper-case the text", (None, "aa2m", "AA2M"))
+def _upper(_: Any) -> Step:
+    return lambda v: (t.upper() if (t := to_text(v)) else None)
+
+
+# -- numbers ----------------------------------------------------------------------------
+
+@_register("int", "none", "parse an integer from text ('12,345' included); anything else is no value",
+           (None, b"12,345", 12345))
+def _int(_: Any) -> Step:
+    return to_int
+
+
+@_register("scale", "number: factor", "multiply a number (result rounded to an integer)", (0.5, 10, 5))
+def _scale(factor: Any) -> Step:
+    if not isinstance(factor, int | float) or isinstance(factor, bool):
+        raise ValueError(f"scale wants a number, got {factor!r}")
+
+    def step(v: Value) -> Value:
+        n = to_int(v)
+        return None if n is None else round(n * factor)
+
+    return step
+
+
+@_register("offset", "int", "add a constant to a number", (-1, 10, 9))
+def _offset(delta: Any) -> Step:
+    if not isinstance(delta, int) or isinstance(delta, bool):
+        raise ValueError(f"offset wants an integer, got {delta!r}")
+
+    def step(v: Value) -> Value:
+        n = to_int(v)
+        return None if n is None else n + delta
+
+    return step
+
+
+@_register("sum", "none", "add up the values of a source with several `oids` (all must be present)",
+           (None, [3, 4, 5], 12))
+def _sum(_: Any) -> Step:
+    def step(v: Value) -> Value:
+        items = v if isinstance(v, list) else [v]
+        nums = [to_int(x) for x in items]
+        if not nums or any(n is None for n in nums):
+            return None
+        return sum(n for n in nums if n is not None)
+
+    return step
+
+
+@_register("difference", "none", "first value minus the others, for a source with several `oids`",
+           (None, [10, 3], 7))
+def _difference(_: Any) -> Step:
+    def step(v: Value) -> Value:
+        nums = [to_int(x) for x in (v if isinstance(v, list) else [v])]
+        if not nums or any(n is None for n in nums):
+            return None
+        first, *rest = nums
+        assert first is not None
+        return first - sum(n for n in rest if n is not None)
+
+    return step
+
+
+@_register("non_negative", "none", "drop negative numbers (agents send -1/-2 for 'not supported')",
+           (None, -2, None))
+def _non_negative(_: Any) -> Step:
+    return lambda v: (n if (n := to_int(v)) is not None and n >= 0 else None)
+
+
+@_register("positive", "none", "drop zero and negative numbers (a counter of 0 that means 'not counted')",
+           (None, 0, None))
+def _positive(_: Any) -> Step:
+    return lambda v: (n if (n := to_int(v)) is not None and n > 0 else None)
+
+
+# -- identity ---------------------------------------------------------------------------
+
+_MAC_TEXT = re.compile(r"^([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?"
+                       r"([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})$")
+
+
+def format_mac(value: Value) -> str | None:
+    """``aa:bb:cc:dd:ee:ff`` from 6 raw bytes or from MAC text in the usual spellings;
+    all-zero and broadcast addresses are no value."""
+    raw: bytes | None = None
+    if isinstance(value, bytes) and len(value) == 6:
+        raw = value
+    else:
+        t = to_text(value)
+        m = _MAC_TEXT.match(t.replace("0x", "")) if t else None
+        if m:
+            raw = bytes(int(g, 16) for g in m.groups())
+    if raw is None or raw in (b"\x00" * 6, b"\xff" * 6):
+        return None
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+@_register("mac", "none", "format a MAC as aa:bb:cc:dd:ee:ff (from 6 bytes or text); zero is no value",
+           (None, b"\x14\xcb\x19\x95\x2e\xa0", "14:cb:19:95:2e:a0"))
+def _mac(_: Any) -> Step:
+    return format_mac
+
+
+#: Serials devices send when they do not know theirs.
+_PLACEHOLDER_SERIALS = re.compile(
+    r"^(?:|n/?a|none|null|unknown|not ?available|not ?set|default|serial(?: ?number)?|s/?n|sn|"
+    r"to be filled by o\.?e\.?m\.?|x+|0+|1234567890?|123456789|0123456789|\?+|-+|\*+)$",
+    re.IGNORECASE,
+)
+
+
+def normalize_serial(value: Value) -> str | None:
+    """Trim a serial and drop the placeholders devices send instead of one."""
+    t = to_text(value)
+    if t is None:
+        return None
+    t = "".join(c for c in t if c.isprintable()).strip().strip(";,").strip()
+    if _PLACEHOLDER_SERIALS.match(t) or len(set(t)) == 1 or len(t) > 64:
+        return None
+    return t
+
+
+@_register("serial", "none",
+           "trim a serial number and drop placeholders ('0000000', 'XXXXXXXX', 'unknown', 'N/A', ...)",
+           (None, b"XXXXXXXXXX", None))
+def _serial(_: Any) -> Step:
+    return normalize_serial
+
+
+# -- building ---------------------------------------------------------------------------
+
+def parse_entry(entry: Any) -> tuple[str, Any]:
+    """``"name"`` or ``{name = arg}`` to (name, arg); ValueError for anything else."""
+    if isinstance(entry, str):
+        name, arg = entry, None
+    elif isinstance(entry, dict) and len(entry) == 1:
+        ((name, arg),) = entry.items()
+    else:
+        raise ValueError(f"a transform is a name or a one-key table {{name = argument}}, got {entry!r}")
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise ValueError(f"unknown transform {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    if spec.arg == "none" and arg is not None:
+        raise ValueError(f"transform {name!r} takes no argument, got {arg!r}")
+    if spec.arg != "none" and arg is None:
+        raise ValueError(f"transform {name!r} needs an argument ({spec.arg})")
+    return name, arg
+
+
+def build(entries: list[Any]) -> Step:
+    """Compose the declared transforms into one step; ValueError names the bad entry."""
+    steps = [REGISTRY[name].make(arg) for name, arg in (parse_entry(e) for e in entries)]
+
+    def run(value: Value) -> Value:
+        for s in steps:
+            if value is None:
+                return None
+            value = s(value)
+        return value
+
+    return run
+
+
+__all__ = [
+    "REGISTRY",
+    "Step",
+    "TransformSpec",
+    "build",
+    "format_mac",
+    "normalize_serial",
+    "parse_entry",
+    "to_int",
+    "to_text",
+]

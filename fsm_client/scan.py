@@ -1,0 +1,144 @@
+"""The core of ``fsm-client scan``: read a list of targets, one Device per target.
+
+Targets are host names or addresses, optionally with a port (``10.0.0.5:1161``,
+``[2001:db8::5]:161``), or ranges (CIDR, ``a.b.c.d-e``) that discovery expands. Each
+target is tried with the credentials in order until one answers; a target that answers
+none still gives a Device, with reachability "unreachable". Reads run concurrently, at
+most ``config.snmp.concurrency`` at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fsm_protocol.errors import ConfigError
+from fsm_protocol.schema import Device, utcnow
+
+from .config import ClientConfig, Credential
+from .errors import SnmpError, SnmpTimeout
+from .pmd.loader import default_dirs, load_pool
+from .pmd.matcher import PmdPool
+from .reader import identify, read_identified, unreachable
+from .snmp.source import SnmpSource
+
+SourceFactory = Callable[[str, int, Credential], AbstractAsyncContextManager[SnmpSource]]
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+
+
+_HOST_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?$")
+
+
+def parse_target(spec: str, *, default_port: int = 161) -> Target:
+    """``host``, ``host:port`` or ``[v6]:port`` to a Target; ConfigError names a bad one."""
+    m = _HOST_PORT.match(spec.strip())
+    if not m:
+        raise ConfigError(f"target {spec!r} is not a host, host:port or [IPv6]:port",
+                          hint="write e.g. 10.0.0.5, printer.example.com:1161 or [2001:db8::5]:161")
+    port = int(m.group("port")) if m.group("port") else default_port
+    if not 0 < port < 65536:
+        raise ConfigError(f"target {spec!r} has port {port}, outside 1-65535", hint="fix the port")
+    return Target(m.group("v6") or m.group("host"), port)
+
+
+def _is_range(spec: str) -> bool:
+    return "/" in spec or bool(re.match(r"^\d+\.\d+\.\d+\.\d+-\d", spec))
+
+
+def expand(specs: Sequence[str], *, default_port: int = 161) -> list[Target]:
+    """Targets in the order given, ranges expanded by discovery, duplicates dropped."""
+    out: dict[Target, None] = {}
+    for spec in specs:
+        if _is_range(spec):
+            from .snmp.discovery import expand_targets  # the SNMP engineer's module
+
+            for host in expand_targets([spec], ()):
+                out[Target(host, default_port)] = None
+        else:
+            out[parse_target(spec, default_port=default_port)] = None
+    return list(out)
+
+
+@asynccontextmanager
+async def _pysnmp_source(host: str, port: int, credential: Credential, *, timeout: float,
+                         retries: int) -> AsyncIterator[SnmpSource]:
+    from .snmp.session import PysnmpSource  # imported late: the reading core works without pysnmp
+
+    source = PysnmpSource(host, credential, port=port, timeout=timeout, retries=retries)
+    try:
+        yield source
+    finally:
+        await source.aclose()
+
+
+def default_pool(data_dir: Path | None = None) -> PmdPool:
+    """The shipped PMD pool, plus ``<data_dir>/pmd`` (local overrides by file name) if it exists."""
+    dirs = default_dirs()
+    if data_dir is not None and (data_dir / "pmd").is_dir() and any((data_dir / "pmd").glob("*.toml")):
+        dirs.append(data_dir / "pmd")
+    return load_pool(dirs)
+
+
+async def read_target(target: Target, *, credentials: Sequence[Credential], pool: PmdPool,
+                      open_source: SourceFactory, now: datetime | None = None) -> Device:
+    """Try each credential in order; read the device with the first that answers."""
+    now = now or utcnow()
+    failures: list[str] = []
+    for cred in credentials:
+        async with open_source(target.host, target.port, cred) as source:
+            try:
+                system = await identify(source)
+            except SnmpTimeout as exc:
+                failures.append(f"{cred.name}: {exc.message}")
+                continue
+            except SnmpError as exc:
+                failures.append(f"{cred.name}: {exc.message}")
+                continue
+            if not system:
+                failures.append(f"{cred.name}: answered without sysDescr/sysObjectID")
+                continue
+            device = await read_identified(source, pool, system, ip=target.host, now=now)
+            if len(credentials) > 1:
+                device.warnings.insert(0, f"read with credential {cred.name!r}")
+            return device
+    return unreachable(target.host, "no answer: " + "; ".join(failures) if failures else "no credentials",
+                       now=now)
+
+
+async def scan(
+    targets: Sequence[str], *, config: ClientConfig, pool: PmdPool,
+    credentials: Sequence[Credential] | None = None, open_source: SourceFactory | None = None,
+    now: datetime | None = None,
+) -> list[Device]:
+    """Read every target; one Device per target, in the order given."""
+    creds = list(credentials) if credentials else list(config.credentials)
+    if not creds:
+        raise ConfigError("no SNMP credentials to try",
+                          hint="add a [[credentials]] entry to the config or pass --community")
+    snmp = config.snmp
+    if open_source is None:
+        def open_source(host: str, port: int, cred: Credential) -> AbstractAsyncContextManager[SnmpSource]:
+            return _pysnmp_source(host, port, cred, timeout=snmp.timeout, retries=snmp.retries)
+
+    expanded = expand(targets, default_port=snmp.port)
+    gate = asyncio.Semaphore(max(1, snmp.concurrency))
+
+    async def one(t: Target) -> Device:
+        async with gate:
+            assert open_source is not None
+            return await read_target(t, credentials=creds, pool=pool, open_source=open_source, now=now)
+
+    return list(await asyncio.gather(*(one(t) for t in expanded)))
+
+
+__all__ = ["SourceFactory", "Target", "default_pool", "expand", "parse_target", "read_target", "scan"]
