@@ -4,8 +4,10 @@
     └── ClientError
         ├── SnmpError              a device or the SNMP engine failed
         │   ├── SnmpTimeout        no answer within timeout x retries ("unreachable")
+        │   ├── SnmpAuthError      SNMPv3 user, keys or protocols refused by the agent
         │   └── SnmpProtocolError  the agent answered something unusable
         ├── PmdError               a PMD file does not load (names file and key)
+        │   └── UnknownPmd         no PMD of that id in the pool
         ├── StoreError             the local store cannot be opened or migrated
         └── TransportError         the relay or drop folder refused an envelope
             └── TransientTransportError  worth retrying later (4xx, connection refused)
@@ -29,6 +31,11 @@ class SnmpTimeout(SnmpError):
     default_hint = "check the address, that UDP 161 is open to this host, and the community or SNMPv3 user"
 
 
+class SnmpAuthError(SnmpError):
+    reason = "snmp_auth_failed"
+    default_hint = "check the SNMPv3 user name, auth/priv protocols and keys configured for this device"
+
+
 class SnmpProtocolError(SnmpError):
     reason = "snmp_protocol_error"
 
@@ -36,6 +43,11 @@ class SnmpProtocolError(SnmpError):
 class PmdError(ClientError):
     reason = "bad_pmd"
     exit_code = 3
+
+
+class UnknownPmd(PmdError):
+    reason = "unknown_pmd"
+    exit_code = 1
 
 
 class StoreError(ClientError):
@@ -53,10 +65,12 @@ class TransientTransportError(TransportError):
 __all__ = [
     "ClientError",
     "PmdError",
+    "SnmpAuthError",
     "SnmpError",
     "SnmpProtocolError",
     "SnmpTimeout",
     "StoreError",
     "TransientTransportError",
     "TransportError",
+    "UnknownPmd",
 ]

@@ -47,11 +47,14 @@ def color_of(colorant: str | None, description: str | None) -> str | None:
     return None
 
 
-def _rule_for(rules: list[LevelRule], kind: str, max_: int | None, description: str) -> LevelRule | None:
+def _rule_for(rules: list[LevelRule], kind: str, max_: int | None, description: str,
+              unit: str | None) -> LevelRule | None:
     for rule in rules:
         if rule.when_max and max_ not in rule.when_max:
             continue
         if rule.when_kind and kind not in rule.when_kind:
+            continue
+        if rule.when_unit and unit not in rule.when_unit:
             continue
         if rule.when_description is not None and not re.search(rule.when_description, description):
             continue
@@ -61,10 +64,10 @@ def _rule_for(rules: list[LevelRule], kind: str, max_: int | None, description: 
 
 def supply_state(
     level: int | None, max_: int | None, *, kind: str = "other", description: str = "",
-    rules: list[LevelRule] | tuple[LevelRule, ...] = (), low_percent: float = 10.0,
+    unit: str | None = None, rules: list[LevelRule] | tuple[LevelRule, ...] = (), low_percent: float = 10.0,
 ) -> tuple[float | None, SupplyState]:
     """(percent, state) of one supply from its raw level and max capacity."""
-    rule = _rule_for(list(rules), kind, max_, description)
+    rule = _rule_for(list(rules), kind, max_, description, unit)
     if rule is not None:
         meaning = rule.levels.get(str(level)) if level is not None else None
         if meaning is not None:
@@ -112,12 +115,12 @@ def supply(
 ) -> Supply:
     """One Printer-MIB prtMarkerSuppliesEntry as a schema Supply."""
     kind = vocabulary.SUPPLY_KINDS.get(kind_code, "other") if kind_code is not None else "other"
-    pct, state = supply_state(level, max_, kind=kind, description=description, rules=rules,
+    unit = vocabulary.SUPPLY_UNITS.get(unit_code) if unit_code is not None else None
+    pct, state = supply_state(level, max_, kind=kind, description=description, unit=unit, rules=rules,
                               low_percent=low_percent)
     return Supply(
         index=index, description=description, kind=kind, color=color_of(colorant, description),
-        level=level, max=max_, unit=vocabulary.SUPPLY_UNITS.get(unit_code) if unit_code is not None else None,
-        percent=pct, state=state,
+        level=level, max=max_, unit=unit, percent=pct, state=state,
     )
 
 

@@ -123,6 +123,10 @@ def _check(path: Path, pmd: Pmd) -> None:
             if kind not in vocabulary.SUPPLY_KIND_NAMES:
                 raise _fail(path, f"supplies.rules[{i}].when_kind",
                             f"{kind!r} is not a supply kind; see vocabulary.SUPPLY_KINDS")
+        for unit in rule.when_unit:
+            if unit not in vocabulary.SUPPLY_UNITS.values():
+                raise _fail(path, f"supplies.rules[{i}].when_unit",
+                            f"{unit!r} is not a supply unit; see vocabulary.SUPPLY_UNITS")
         for level in rule.levels:
             if not re.fullmatch(r"-?\d+", level):
                 raise _fail(path, f"supplies.rules[{i}].levels", f"key {level!r} is not an integer level")

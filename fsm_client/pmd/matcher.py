@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import PmdError
+from ..errors import UnknownPmd
 from .model import Pmd
 
 BASE_ID = "printer-mib"
@@ -53,7 +53,7 @@ class PmdPool:
         try:
             return self.pmds[pmd_id]
         except KeyError:
-            raise PmdError(f"no PMD {pmd_id!r} in the pool",
+            raise UnknownPmd(f"no PMD {pmd_id!r} in the pool",
                            hint="`fsm-client pmd list` shows the ids there are") from None
 
     def score(self, pmd: Pmd, sys_object_id: str | None, sys_descr: str | None) -> Score | None:

@@ -87,6 +87,7 @@ class LevelRule(_Strict):
 
     when_max: list[int] = []  # raw prtMarkerSuppliesMaxCapacity values
     when_kind: list[str] = []  # supply kinds (vocabulary.SUPPLY_KIND_NAMES)
+    when_unit: list[str] = []  # supply units (vocabulary.SUPPLY_UNITS names, e.g. "percent")
     when_description: str | None = None  # regular expression searched in the description
     levels: dict[str, LevelMeaning] = {}  # raw level (as text) -> meaning
     max: int | None = None  # treat max as this (e.g. 100 when the device sends -2 with percents)

@@ -157,7 +157,10 @@ def _skip_bytes(n: Any) -> Step:
 def _regex(pattern: Any) -> Step:
     if not isinstance(pattern, str):
         raise ValueError(f"regex wants a string, got {pattern!r}")
-    rx = re.compile(pattern)  # re.error is a ValueError subclass: reported as a PMD error
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
     if rx.groups > 1:
         raise ValueError(f"regex {pattern!r} has {rx.groups} groups; use at most one")
 

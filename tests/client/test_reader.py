@@ -1,0 +1,267 @@
+"""Reading a device through a PMD: sentinels, vendor scales, status bits, alerts, garbage."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from fsm_client.errors import SnmpTimeout
+from fsm_client.pmd.loader import default_dirs, load_pool
+from fsm_client.pmd.matcher import PmdPool
+from fsm_client.reader import read_device
+from fsm_client.snmp.source import RecordingSource, SnmpValue
+from fsm_protocol.schema import Device
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+SUPPLY = "1.3.6.1.2.1.43.11.1.1"
+
+
+@pytest.fixture(scope="module")
+def pool() -> PmdPool:
+    return load_pool(default_dirs())
+
+
+def supplies_rec(rows: list[tuple[int, str, int, int, int]], *, unit: int | None = None) -> str:
+    """snmprec lines of prtMarkerSuppliesTable rows (index, description, type, max, level)."""
+    lines = []
+    for idx, descr, kind, max_, level in rows:
+        lines += [
+            f"{SUPPLY}.5.1.{idx}|2|{kind}",
+            f"{SUPPLY}.6.1.{idx}|4|{descr}",
+            f"{SUPPLY}.8.1.{idx}|2|{max_}",
+            f"{SUPPLY}.9.1.{idx}|2|{level}",
+        ]
+        if unit is not None:
+            lines.append(f"{SUPPLY}.7.1.{idx}|2|{unit}")
+    return "\n".join(lines)
+
+
+async def read(pool: PmdPool, text: str, descr: str = "Generic Printer 1") -> Device:
+    rec = f"1.3.6.1.2.1.1.1.0|4|{descr}\n1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.99999.1\n" + text
+    return await read_device(RecordingSource.from_text(rec), pool, ip="192.0.2.7", now=NOW)
+
+
+@pytest.mark.parametrize(
+    "level, max_, percent, state",
+    [
+        (50, 100, 50.0, "ok"),
+        (5, 100, 5.0, "low"),
+        (0, 100, 0.0, "empty"),
+        (1060, 5300, 20.0, "ok"),
+        (-1, 100, None, "unlimited"),
+        (-2, 100, None, "unknown"),
+        (-3, 100, None, "some_remaining"),
+        (-3, -2, None, "some_remaining"),
+        (40, -1, None, "unlimited"),
+        (40, -2, None, "unknown"),
+        (40, 0, None, "invalid"),
+        (150, 100, None, "invalid"),  # a level above max is not silently 150 % or 100 %
+        (-7, 100, None, "invalid"),
+    ],
+)
+async def test_printer_mib_sentinels_keep_their_meaning(
+    pool: PmdPool, level: int, max_: int, percent: float | None, state: str
+) -> None:
+    dev = await read(pool, supplies_rec([(1, "Black Toner", 3, max_, level)]))
+    (s,) = dev.supplies
+    assert (s.level, s.max, s.percent, s.state) == (level, max_, percent, state)
+
+
+async def test_unit_percent_with_unknown_max_reads_as_percent(pool: PmdPool) -> None:
+    dev = await read(
+        pool, supplies_rec([(1, "Black Toner", 3, -2, 37), (2, "Cyan Toner", 3, -2, -3)], unit=19)
+    )
+    assert [(s.percent, s.state, s.unit) for s in dev.supplies] == [
+        (37.0, "ok", "percent"),
+        (None, "some_remaining", "percent"),
+    ]
+
+
+async def test_three_state_vendor_scale_is_mapped_by_the_pmd(pool: PmdPool) -> None:
+    rec = supplies_rec(
+        [
+            (1, "Black Cartridge", 3, -2, -2),
+            (2, "Cyan Cartridge", 3, -2, -3),
+            (3, "Yellow Cartridge", 3, -2, 0),
+            (4, "Transfer Kit", 20, -2, -2),
+        ]
+    )
+    dev = await read(pool, rec, descr="HP ETHERNET MULTI-ENVIRONMENT,SN:X,PID:HP Color LaserJet 4500")
+    assert dev.pmd == "hp-three-state"
+    assert [(s.percent, s.state) for s in dev.supplies] == [
+        (None, "low"),
+        (None, "some_remaining"),
+        (0.0, "empty"),
+        (None, "unknown"),
+    ]
+
+
+async def test_waste_receptacle_percent_is_space_left(pool: PmdPool) -> None:
+    dev = await read(pool, supplies_rec([(1, "Waste Toner Container", 4, 100, 5)]))
+    assert (dev.supplies[0].kind, dev.supplies[0].percent, dev.supplies[0].state) == (
+        "waste_toner",
+        5.0,
+        "low",
+    )
+
+
+async def test_colour_comes_from_the_colorant_table_before_the_description(pool: PmdPool) -> None:
+    rec = (
+        supplies_rec([(1, "Toner 1", 3, 100, 80), (2, "Light Cyan Ink", 5, 100, 30)])
+        + "\n"
+        + "\n".join([f"{SUPPLY}.3.1.1|2|1", "1.3.6.1.2.1.43.12.1.1.4.1.1|4|magenta"])
+    )
+    dev = await read(pool, rec)
+    assert [s.color for s in dev.supplies] == ["magenta", "light_cyan"]
+    assert dev.capabilities.color is True
+
+
+async def test_error_state_bits_become_conditions_and_alerts(pool: PmdPool) -> None:
+    rec = "\n".join(
+        ["1.3.6.1.2.1.25.3.2.1.5.1|2|3", "1.3.6.1.2.1.25.3.5.1.1.1|2|3", "1.3.6.1.2.1.25.3.5.1.2.1|4x|2480"]
+    )  # bits 2, 5, 8: lowToner, jammed, inputTrayMissing
+    dev = await read(pool, rec)
+    assert dev.status.device == "warning" and dev.status.printer == "idle"
+    assert dev.status.conditions == ["low_toner", "jammed", "input_tray_missing"]
+    assert [(a.code, a.severity) for a in dev.alerts] == [
+        ("low_toner", "warning"),
+        ("jammed", "critical"),
+        ("input_tray_missing", "critical"),
+    ]
+
+
+async def test_alert_table_rows_are_read_with_names(pool: PmdPool) -> None:
+    a = "1.3.6.1.2.1.43.18.1.1"
+    rec = "\n".join(
+        [
+            f"{a}.2.1.7|2|4",
+            f"{a}.3.1.7|2|4",
+            f"{a}.4.1.7|2|11",
+            f"{a}.5.1.7|2|2",
+            f"{a}.6.1.7|2|-1",
+            f"{a}.7.1.7|2|1104",
+            f"{a}.8.1.7|4|Cyan toner low",
+            f"{a}.9.1.7|67|1234",
+            "1.3.6.1.2.1.25.3.5.1.2.1|4x|20",
+        ]
+    )
+    dev = await read(pool, rec)
+    (alert,) = dev.alerts
+    assert (
+        alert.code,
+        alert.severity,
+        alert.group,
+        alert.group_index,
+        alert.location,
+        alert.description,
+        alert.index,
+        alert.training,
+        alert.time_ticks,
+    ) == (
+        "marker_toner_almost_empty",
+        "warning",
+        "marker_supplies",
+        2,
+        None,
+        "Cyan toner low",
+        7,
+        "trained",
+        1234,
+    )
+    assert dev.sources["alerts"] == a
+
+
+async def test_sources_name_the_oid_of_each_field(pool: PmdPool) -> None:
+    rec = "\n".join(
+        [
+            "1.3.6.1.2.1.43.5.1.1.17.1|4|ABC123",
+            "1.3.6.1.2.1.43.10.2.1.4.1.1|65|4242",
+            "1.3.6.1.2.1.2.2.1.3.1|2|24",
+            "1.3.6.1.2.1.2.2.1.3.2|2|6",
+            "1.3.6.1.2.1.2.2.1.6.2|4x|0026735 4e26a".replace(" ", ""),
+            "1.3.6.1.2.1.1.5.0|4|printer-7",
+        ]
+    )
+    dev = await read(pool, rec)
+    assert (dev.serial, dev.counters["total"], dev.mac, dev.hostname) == (
+        "ABC123",
+        4242,
+        "00:26:73:54:e2:6a",
+        "printer-7",
+    )
+    assert dev.sources["serial"] == "1.3.6.1.2.1.43.5.1.1.17.1"
+    assert dev.sources["counters.total"] == "1.3.6.1.2.1.43.10.2.1.4.1.1"
+    assert dev.sources["mac"] == "1.3.6.1.2.1.2.2.1.6.2"
+    assert dev.reachability == "ok" and dev.warnings == []
+
+
+async def test_counters_are_taken_as_read_even_near_the_32_bit_wrap(pool: PmdPool) -> None:
+    dev = await read(pool, "1.3.6.1.2.1.43.10.2.1.4.1.1|65|4294967295")
+    assert dev.counters["total"] == 4294967295
+
+
+async def test_garbage_values_are_dropped_with_warnings(pool: PmdPool) -> None:
+    rec = "\n".join(
+        [
+            "1.3.6.1.2.1.1.5.0|4|" + "A" * 65536,  # a 64 KB sysName
+            "1.3.6.1.2.1.43.10.2.1.4.1.1|4|lots",  # a counter that is text
+            f"{SUPPLY}.6.1.1|4|Black Toner",
+            f"{SUPPLY}.8.1.1|4|hundred",
+            f"{SUPPLY}.9.1.1|2|40",
+            "1.3.6.1.2.1.25.3.5.1.2.1|2|5",  # error state as an INTEGER
+        ]
+    )
+    dev = await read(pool, rec)
+    assert dev.hostname is None and "total" not in dev.counters
+    assert (dev.supplies[0].max, dev.supplies[0].state) == (None, "unknown")
+    text = "\n".join(dev.warnings)
+    assert "65536-byte string" in text and "not a number" in text
+    assert "max is octets" in text and "not an OCTET STRING" in text
+
+
+async def test_a_counter_sent_as_digits_is_a_number(pool: PmdPool) -> None:
+    dev = await read(pool, "1.3.6.1.2.1.43.10.2.1.4.1.1|4|12345")
+    assert dev.counters["total"] == 12345
+
+
+async def test_an_endless_table_is_cut_with_a_warning(pool: PmdPool) -> None:
+    rec = "\n".join(f"1.3.6.1.2.1.43.8.2.1.2.1.{i}|2|4" for i in range(1, 400))
+    dev = await read(pool, rec)
+    assert dev.capabilities.trays == 256
+    assert any("more than 256 rows" in w for w in dev.warnings)
+
+
+class _StopsAnswering:
+    """A recording that times out after ``answers`` requests (a device losing power mid-read)."""
+
+    def __init__(self, rec: RecordingSource, answers: int) -> None:
+        self.rec, self.left = rec, answers
+
+    def _tick(self) -> None:
+        if self.left <= 0:
+            raise SnmpTimeout("no answer from 192.0.2.7:161 within 1.0 s x 2")
+        self.left -= 1
+
+    async def get(self, oids: Sequence[str]) -> dict[str, SnmpValue]:
+        self._tick()
+        return await self.rec.get(oids)
+
+    async def walk(self, oid: str, *, max_rows: int = 10_000) -> list[tuple[str, SnmpValue]]:
+        self._tick()
+        return await self.rec.walk(oid, max_rows=max_rows)
+
+
+async def test_a_device_that_stops_answering_midway_is_partial(pool: PmdPool) -> None:
+    rec = RecordingSource.from_text("1.3.6.1.2.1.1.1.0|4|Generic\n1.3.6.1.2.1.43.5.1.1.17.1|4|SER1\n")
+    dev = await read_device(_StopsAnswering(rec, 2), pool, ip="192.0.2.7", now=NOW)
+    assert dev.reachability == "partial"
+    assert dev.serial == "SER1"
+    assert any("stopped answering" in w for w in dev.warnings)
+
+
+async def test_a_silent_device_is_unreachable(pool: PmdPool) -> None:
+    dev = await read_device(_StopsAnswering(RecordingSource({}), 0), pool, ip="192.0.2.7", now=NOW)
+    assert (dev.reachability, dev.ip, dev.pmd) == ("unreachable", "192.0.2.7", None)
+    assert "no answer" in dev.warnings[0]

@@ -1,0 +1,192 @@
+"""`fsm-client scan` and `fsm-client pmd ...` on real files, and the scan core."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fsm_client.cli import main
+from fsm_client.config import ClientConfig, Credential
+from fsm_client.errors import SnmpTimeout
+from fsm_client.pmd.loader import default_dirs, load_pool
+from fsm_client.scan import Target, parse_target, scan
+from fsm_client.snmp.source import RecordingSource, SnmpSource, SnmpValue
+from fsm_protocol.configfile import Secret
+from fsm_protocol.errors import ConfigError
+
+WALKS = Path(__file__).resolve().parents[3] / "shared" / "snmp-walks"
+SHARP = WALKS / "sharp-mx-3570n"
+needs_walks = pytest.mark.skipif(
+    not SHARP.is_dir(), reason="../shared/snmp-walks is not beside the repository"
+)
+
+
+def run(*args: str, data_dir: Path) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, ["--data-dir", str(data_dir), *args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_pmd_list_shows_every_pmd_as_json(tmp_path: Path) -> None:
+    code, out, _ = run("pmd", "list", "--json", data_dir=tmp_path)
+    assert code == 0
+    rows = json.loads(out)
+    assert {"hp", "printer-mib", "lanier"} <= {r["id"] for r in rows}
+    assert next(r for r in rows if r["id"] == "lanier")["extends"] == "ricoh"
+
+
+def test_pmd_show_prints_the_merged_pmd(tmp_path: Path) -> None:
+    code, out, _ = run("pmd", "show", "lanier", data_dir=tmp_path)
+    pmd = json.loads(out)
+    assert code == 0 and pmd["chain"] == ["lanier", "ricoh", "printer-mib"]
+    assert pmd["identity"]["serial"][-1]["oid"] == "1.3.6.1.2.1.43.5.1.1.17.1"
+
+
+def test_pmd_show_unknown_id_says_what_to_do(tmp_path: Path) -> None:
+    code, _, err = run("pmd", "show", "nope", data_dir=tmp_path)
+    assert code == 1 and "error: no PMD 'nope'" in err and "hint: `fsm-client pmd list`" in err
+
+
+def test_a_local_pmd_directory_overrides_the_shipped_file(tmp_path: Path) -> None:
+    (tmp_path / "pmd").mkdir()
+    (tmp_path / "pmd" / "tsc.toml").write_text('name = "local TSC"\nmanufacturer = "TSC"\n')
+    code, out, _ = run("pmd", "show", "tsc", data_dir=tmp_path)
+    assert code == 0 and json.loads(out)["name"] == "local TSC"
+
+
+def test_a_broken_local_pmd_fails_naming_file_and_key(tmp_path: Path) -> None:
+    (tmp_path / "pmd").mkdir()
+    (tmp_path / "pmd" / "acme.toml").write_text('[identity]\nserial = [{ oid = "1.3.x" }]\n')
+    code, _, err = run("pmd", "list", data_dir=tmp_path)
+    assert code == 3 and "acme.toml: identity.serial[0].oid" in err and "'1.3.x'" in err
+
+
+@needs_walks
+def test_pmd_test_with_expectations_passes(tmp_path: Path) -> None:
+    code, out, _ = run(
+        "pmd",
+        "test",
+        str(SHARP / "device.snmprec"),
+        "--expected",
+        str(SHARP / "expected.json"),
+        "--json",
+        data_dir=tmp_path,
+    )
+    result = json.loads(out)
+    assert code == 0 and result["pmd"] == "sharp" and result["passed"] == result["total"] == 25
+
+
+@needs_walks
+def test_pmd_test_fails_when_a_value_differs(tmp_path: Path) -> None:
+    expected = json.loads((SHARP / "expected.json").read_text())
+    expected["serial"] = "WRONG"
+    exp = tmp_path / "expected.json"
+    exp.write_text(json.dumps(expected))
+    code, out, _ = run(
+        "pmd", "test", str(SHARP / "device.snmprec"), "--expected", str(exp), data_dir=tmp_path
+    )
+    assert code == 1 and "NO" in out and "24/25" in out
+
+
+@needs_walks
+def test_pmd_test_without_expectations_prints_the_reading(tmp_path: Path) -> None:
+    code, out, _ = run("pmd", "test", str(SHARP / "device.snmprec"), data_dir=tmp_path)
+    reading = json.loads(out)
+    assert code == 0
+    for key in (
+        "ip",
+        "manufacturer",
+        "model",
+        "serial",
+        "firmware",
+        "mac",
+        "hostname",
+        "location",
+        "counters",
+        "supplies",
+        "status",
+        "alerts",
+        "pmd",
+        "sources",
+    ):
+        assert key in reading
+    assert set(reading["supplies"][0]) >= {
+        "index",
+        "description",
+        "kind",
+        "color",
+        "level",
+        "max",
+        "percent",
+        "state",
+    }
+
+
+@needs_walks
+def test_pmd_match_on_a_recording(tmp_path: Path) -> None:
+    code, out, _ = run(
+        "pmd", "match", str(WALKS / "hp-jetdirect-ex" / "device.snmprec"), "--json", data_dir=tmp_path
+    )
+    result = json.loads(out)
+    assert code == 0 and result["pmd"] == "hp"
+    assert [c["id"] for c in result["candidates"]] == ["hp", "kyocera"]
+
+
+@pytest.mark.parametrize(
+    "spec, target",
+    [
+        ("10.0.0.5", Target("10.0.0.5", 161)),
+        ("127.0.0.1:11261", Target("127.0.0.1", 11261)),
+        ("printer.example.com:1161", Target("printer.example.com", 1161)),
+        ("[2001:db8::5]:162", Target("2001:db8::5", 162)),
+        ("[2001:db8::5]", Target("2001:db8::5", 161)),
+    ],
+)
+def test_parse_target(spec: str, target: Target) -> None:
+    assert parse_target(spec) == target
+
+
+@pytest.mark.parametrize("spec", ["10.0.0.5:0", "10.0.0.5:99999", "a:b:c", ""])
+def test_bad_targets_are_refused(spec: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_target(spec)
+
+
+class _Silent:
+    async def get(self, oids: Sequence[str]) -> dict[str, SnmpValue]:
+        raise SnmpTimeout("no answer within 0.1 s")
+
+    async def walk(self, oid: str, *, max_rows: int = 10_000) -> list[tuple[str, SnmpValue]]:
+        raise SnmpTimeout("no answer within 0.1 s")
+
+
+@needs_walks
+async def test_scan_tries_credentials_in_order_and_keeps_one_device_per_target() -> None:
+    opened: list[tuple[str, str]] = []
+
+    @asynccontextmanager
+    async def open_source(host: str, port: int, cred: Credential) -> AsyncIterator[SnmpSource]:
+        opened.append((host, cred.name))
+        if host == "192.0.2.1" and cred.community.reveal() == "right":
+            yield RecordingSource.from_file(SHARP / "device.snmprec")
+        else:
+            yield _Silent()
+
+    creds = [
+        Credential(name="wrong", community=Secret("wrong")),
+        Credential(name="right", community=Secret("right")),
+    ]
+    devices = await scan(
+        ["192.0.2.1", "192.0.2.2:1161"],
+        config=ClientConfig(credentials=creds),
+        pool=load_pool(default_dirs()),
+        open_source=open_source,
+    )
+    assert [(d.ip, d.reachability) for d in devices] == [("192.0.2.1", "ok"), ("192.0.2.2", "unreachable")]
+    assert devices[0].serial == "6509415X00" and "read with credential 'right'" in devices[0].warnings[0]
+    assert "wrong: no answer" in devices[1].warnings[0] and "right: no answer" in devices[1].warnings[0]
+    assert opened.count(("192.0.2.1", "wrong")) == 1 and opened.count(("192.0.2.2", "right")) == 1
