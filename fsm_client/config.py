@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -106,6 +106,22 @@ class OutboxSection(_Section):
     redact_locations: bool = False  # `outbox show` hides sysLocation / contact
 
 
+class PmdUpdateSection(_Section):
+    """Where signed PMD bundles come from (see docs/pmd-format.md, "PMD bundles")."""
+
+    url: str = ""  # https://... of the newest bundle; certificate verified
+    directory: Path | None = None  # or a folder an operator syncs bundles (*.zip) into
+    ca_file: Path | None = None  # CA bundle for url (default: the system's trusted CAs)
+    publisher_keys: list[str] = []  # pinned publisher public keys: one-line text or a .pub path
+    hour: Annotated[int, msgspec.Meta(ge=0, le=23)] = 4  # daily check at this hour, schedule.timezone
+    timeout: float = 60.0  # seconds for the download to make progress
+
+
+class PmdSection(_Section):
+    local_dir: Path | None = None  # an operator's own PMDs; win over bundles (default <data_dir>/pmd)
+    update: PmdUpdateSection = msgspec.field(default_factory=PmdUpdateSection)
+
+
 class ClientConfig(_Section):
     client: ClientSection = msgspec.field(default_factory=ClientSection)
     keys: KeysSection = msgspec.field(default_factory=KeysSection)
@@ -120,6 +136,7 @@ class ClientConfig(_Section):
     smtp: SmtpSection = msgspec.field(default_factory=SmtpSection)
     filedrop: FileDropSection = msgspec.field(default_factory=FileDropSection)
     outbox: OutboxSection = msgspec.field(default_factory=OutboxSection)
+    pmd: PmdSection = msgspec.field(default_factory=PmdSection)
 
 
 def load_config(path: str | Path | None) -> ClientConfig:
@@ -137,6 +154,8 @@ __all__ = [
     "FileDropSection",
     "KeysSection",
     "OutboxSection",
+    "PmdSection",
+    "PmdUpdateSection",
     "ScheduleSection",
     "SmtpSection",
     "SnmpSection",

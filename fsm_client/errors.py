@@ -7,6 +7,11 @@
         │   ├── SnmpAuthError      SNMPv3 user, keys or protocols refused by the agent
         │   └── SnmpProtocolError  the agent answered something unusable
         ├── PmdError               a PMD file does not load (names file and key)
+        │   └── PmdBundleError     a PMD bundle is refused (format, limits, paths, hashes, a PMD)
+        │       ├── PmdBundleNotNewer        its version is not newer than the highest installed
+        │       ├── PmdBundleSignatureError  the publisher's signature does not verify
+        │       └── PmdBundleUnknownKey      signed by a key that is not pinned in [pmd.update]
+        ├── PmdUpdateError         fetching or installing an update failed (worth retrying)
         │   └── UnknownPmd         no PMD of that id in the pool
         ├── StoreError             the local store cannot be opened or migrated
         └── TransportError         the relay or drop folder refused an envelope
@@ -50,6 +55,32 @@ class UnknownPmd(PmdError):
     exit_code = 1
 
 
+class PmdBundleError(PmdError):
+    """A PMD bundle is refused; the active set is left as it was."""
+
+    reason = "pmd_bundle_rejected"
+    exit_code = 1
+
+
+class PmdBundleNotNewer(PmdBundleError):
+    reason = "pmd_bundle_not_newer"
+
+
+class PmdBundleSignatureError(PmdBundleError):
+    reason = "pmd_bundle_bad_signature"
+    default_hint = "the bundle was altered after signing; download it again from the publisher"
+
+
+class PmdBundleUnknownKey(PmdBundleError):
+    reason = "pmd_bundle_unknown_key"
+
+
+class PmdUpdateError(ClientError):
+    """Fetching or installing a PMD update failed for a reason that may pass (network, disk)."""
+
+    reason = "pmd_update_failed"
+
+
 class StoreError(ClientError):
     reason = "store_error"
 
@@ -64,7 +95,12 @@ class TransientTransportError(TransportError):
 
 __all__ = [
     "ClientError",
+    "PmdBundleError",
+    "PmdBundleNotNewer",
+    "PmdBundleSignatureError",
+    "PmdBundleUnknownKey",
     "PmdError",
+    "PmdUpdateError",
     "SnmpAuthError",
     "SnmpError",
     "SnmpProtocolError",
