@@ -301,31 +301,36 @@ class Store:
 
     def add_reading(self, device: Device, *, kind: ReadingKind) -> int:
         """Store one reading and update the device it came from; returns the reading id."""
-        blob = _encoder.encode(device)
-        at = _ts(device.observed_at)
         with self.atomic():
             cur = self._db.execute(
                 "INSERT INTO readings (ip, serial, kind, observed_at, reachability, device)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (device.ip, device.serial, kind, at, device.reachability, blob),
+                (device.ip, device.serial, kind, _ts(device.observed_at), device.reachability,
+                 _encoder.encode(device)),
             )
-            reachable = device.reachability != "unreachable"
-            self._db.execute(
-                """INSERT INTO devices (ip, serial, manufacturer, model, pmd, first_seen, last_seen,
-                                        last_reachability, misses)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (ip) DO UPDATE SET
-                     serial = coalesce(excluded.serial, serial),
-                     manufacturer = coalesce(excluded.manufacturer, manufacturer),
-                     model = coalesce(excluded.model, model),
-                     pmd = coalesce(excluded.pmd, pmd),
-                     last_seen = CASE WHEN ? THEN excluded.last_seen ELSE last_seen END,
-                     last_reachability = excluded.last_reachability,
-                     misses = CASE WHEN ? THEN 0 ELSE misses + 1 END""",
-                (device.ip, device.serial, device.manufacturer, device.model, device.pmd, at, at,
-                 device.reachability, 0 if reachable else 1, reachable, reachable),
-            )
+            self.note_seen(device)
             return int(cur.lastrowid or 0)
+
+    def note_seen(self, device: Device) -> None:
+        """Update the device row from a reading (identity, last seen, unanswered reads in a row)
+        without keeping the reading itself (a status poll that changed nothing)."""
+        at = _ts(device.observed_at)
+        reachable = device.reachability != "unreachable"
+        self._db.execute(
+            """INSERT INTO devices (ip, serial, manufacturer, model, pmd, first_seen, last_seen,
+                                    last_reachability, misses)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (ip) DO UPDATE SET
+                 serial = coalesce(excluded.serial, serial),
+                 manufacturer = coalesce(excluded.manufacturer, manufacturer),
+                 model = coalesce(excluded.model, model),
+                 pmd = coalesce(excluded.pmd, pmd),
+                 last_seen = CASE WHEN ? THEN excluded.last_seen ELSE last_seen END,
+                 last_reachability = excluded.last_reachability,
+                 misses = CASE WHEN ? THEN 0 ELSE misses + 1 END""",
+            (device.ip, device.serial, device.manufacturer, device.model, device.pmd, at, at,
+             device.reachability, 0 if reachable else 1, reachable, reachable),
+        )
 
     def devices(self) -> list[KnownDevice]:
         rows = self._db.execute(
@@ -482,6 +487,10 @@ class Store:
                 (error[:1000], _ts(next_attempt_at), seq),
             )
             return int(self._db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()[0])
+
+    def attempts(self, seq: int) -> int:
+        row = self._db.execute("SELECT attempts FROM outbox WHERE seq = ?", (seq,)).fetchone()
+        return int(row[0]) if row else 0
 
     def next_attempt_at(self) -> datetime | None:
         """When the first unsent envelope may be tried again (None: now)."""

@@ -28,10 +28,18 @@ def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> N
         ctx.exit(exc.exit_code)
 
 
+from .outbox import outbox_group, resend_command  # noqa: E402
 from .pmd import pmd_group  # noqa: E402 - commands register after the group exists
+from .run import run_command, send_command  # noqa: E402
 from .scan import scan_command  # noqa: E402
+from .status import status_command  # noqa: E402
 
 main.add_command(scan_command)
 main.add_command(pmd_group)
+main.add_command(run_command)
+main.add_command(send_command)
+main.add_command(outbox_group)
+main.add_command(resend_command)
+main.add_command(status_command)
 
 __all__ = ["main"]

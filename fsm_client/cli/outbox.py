@@ -1,0 +1,86 @@
+"""`fsm-client outbox list|show SEQ` and `fsm-client resend --from N [--to M]`."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fsm_protocol.cli import json_option, pass_obj, print_json
+
+from ..context import ClientContext
+from ..report import redacted
+from ..store import Store
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """What was sealed and sent, and what still waits to be sent."""
+
+
+def _state(entry: object) -> str:
+    from ..store import OutboxEntry
+
+    assert isinstance(entry, OutboxEntry)
+    if entry.sent_at is not None:
+        return "sent"
+    return "retrying" if entry.attempts else "pending"
+
+
+@outbox_group.command("list")
+@click.option("--limit", type=int, default=50, show_default=True, help="Show the newest N reports.")
+@json_option
+@pass_obj
+def list_command(obj: ClientContext, limit: int, as_json: bool) -> None:
+    """List reports in the outbox, oldest first: number, kind, state, attempts, last error."""
+    with Store.in_data_dir(obj.data_dir) as store:
+        entries = store.outbox(limit=limit)
+    if as_json:
+        print_json([{
+            "seq": e.seq, "kind": e.kind, "state": _state(e), "created_at": e.created_at,
+            "sent_at": e.sent_at, "chunks": e.chunk_count, "chunks_sent": e.chunks_sent,
+            "attempts": e.attempts, "next_attempt_at": e.next_attempt_at, "last_error": e.last_error,
+            "retained": e.retained,
+        } for e in entries])
+        return
+    table = Table("seq", "kind", "state", "created", "sent", "chunks", "attempts", "last error")
+    for e in entries:
+        table.add_row(str(e.seq), e.kind, _state(e), e.created_at.isoformat(timespec="seconds"),
+                      e.sent_at.isoformat(timespec="seconds") if e.sent_at else "-",
+                      f"{e.chunks_sent}/{e.chunk_count}" + ("" if e.retained else " (purged)"),
+                      str(e.attempts), e.last_error or "")
+    Console().print(table)
+
+
+@outbox_group.command("show")
+@click.argument("seq", type=int)
+@click.option("--redact/--no-redact", default=None,
+              help="Hide device IPs and locations (default: [outbox] redact_ips / redact_locations).")
+@pass_obj
+def show_command(obj: ClientContext, seq: int, redact: bool | None) -> None:
+    """Print the exact plaintext of report SEQ as it was sealed: what left the network."""
+    o = obj.config.outbox
+    ips = o.redact_ips if redact is None else redact
+    locations = o.redact_locations if redact is None else redact
+    with Store.in_data_dir(obj.data_dir) as store:
+        plaintext = store.plaintext(seq)
+    print_json(redacted(plaintext, ips=ips, locations=locations))
+
+
+@click.command("resend")
+@click.option("--from", "first", type=int, required=True, help="First report number to send again.")
+@click.option("--to", "last", type=int, default=None, help="Last report number (default: the newest).")
+@pass_obj
+def resend_command(obj: ClientContext, first: int, last: int | None) -> None:
+    """Queue retained reports FROM..TO to be sent again under their own numbers.
+
+    The server ignores numbers it already has, so resending is always safe. The running
+    daemon (or the next `fsm-client run --once` / `send`) delivers them.
+    """
+    with Store.in_data_dir(obj.data_dir) as store:
+        seqs = store.requeue(first, last)
+    click.echo(f"queued {len(seqs)} report(s) for resending: {seqs[0]}..{seqs[-1]}" if seqs
+               else "nothing to resend")
+
+
+__all__ = ["outbox_group", "resend_command"]

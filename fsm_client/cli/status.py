@@ -1,0 +1,43 @@
+"""`fsm-client status`: last scan, last send, outbox depth, next runs."""
+
+from __future__ import annotations
+
+import click
+
+from fsm_protocol.cli import json_option, pass_obj, print_json
+
+from ..context import ClientContext
+from ..daemon import client_status
+from ..store import Store
+
+
+@click.command("status")
+@json_option
+@pass_obj
+def status_command(obj: ClientContext, as_json: bool) -> None:
+    """Show when the client last read and sent, what waits in the outbox, and what runs next."""
+    with Store.in_data_dir(obj.data_dir) as store:
+        info = client_status(obj.config, store)
+    if as_json:
+        print_json(info)
+        return
+    click.echo(f"client        {info['client_id']} (last report number {info['last_seq']})")
+    click.echo(f"devices       {info['devices']}")
+    click.echo(f"last scan     {info['last_scan'] or 'never'}")
+    click.echo(f"last send     {info['last_send'] or 'never'}")
+    depth = info["outbox_depth"]
+    line = f"outbox        {depth} waiting"
+    if depth:
+        line += f" (oldest {info['oldest_unsent_seq']}"
+        if info["last_error"]:
+            line += f"; next try {info['next_attempt']}; last error: {info['last_error']}"
+        line += ")"
+    click.echo(line)
+    for alert in info["active_alerts"]:
+        click.echo(f"alert         {alert['ip']} {alert['condition']} since {alert['since']}")
+    click.echo(f"next runs     ({info['timezone']})")
+    for job, at in info["next_runs"].items():
+        click.echo(f"  {job:<11} {at or 'off'}")
+
+
+__all__ = ["status_command"]

@@ -1,0 +1,394 @@
+"""`fsm-client run`: one asyncio loop for the schedules, the status polls and the outbox worker.
+
+Jobs run one at a time in the scheduler task (a scan never races a report); the outbox
+worker sends in parallel and is woken the moment an envelope is queued, so an alert leaves
+within seconds. ``--once`` runs what is due (a missed report included), one poll round,
+and drains the outbox, then returns its counts (cron, tests, the demo use it).
+
+Stop: the first SIGTERM/SIGINT takes no new work and lets the current step finish within
+``shutdown_timeout`` (then cancels it: every step commits to the store in transactions, so
+a cancelled one leaves nothing half-done); a second signal cancels at once. The previous
+signal handlers are restored, and one summary line with counts is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fsm_protocol.errors import FsmError
+from fsm_protocol.schema import Device, utcnow
+
+from . import alerts
+from .config import ClientConfig
+from .report import Queued, Sealer, queue_report
+from .scan import SourceFactory, _is_range, default_pool, parse_target, scan
+from .schedule import Rule, latest_due, next_due, parse_rule, zone
+from .sender import DrainResult, Sender, TransportFactory
+from .store import Store
+
+log = logging.getLogger("fsm_client.daemon")
+
+#: Jobs whose last due time is kept in the store, in the order they run when due together.
+PERSISTENT_JOBS = ("discovery", "scan", "report")
+
+
+@dataclass
+class Counts:
+    """What a run did; the summary line prints these."""
+
+    scans: int = 0
+    readings: int = 0
+    polls: int = 0
+    reports: int = 0
+    alerts: int = 0
+    sent: int = 0
+    send_failures: int = 0
+    job_failures: int = 0
+    queued: list[int] = field(default_factory=list)
+
+    def add_drain(self, result: DrainResult) -> None:
+        self.sent += result.sent_envelopes
+        self.send_failures += result.failures
+
+
+def summary_line(counts: Counts, depth: int) -> str:
+    return (f"fsm-client stopped: {counts.scans} scans ({counts.readings} readings), "
+            f"{counts.polls} poll rounds, "
+            f"{counts.reports} reports and {counts.alerts} alerts queued, {counts.sent} envelopes sent, "
+            f"{counts.send_failures} send failures, {counts.job_failures} failed jobs; outbox depth {depth}")
+
+
+class Daemon:
+    """The client's scheduler, poller and outbox worker around one store."""
+
+    def __init__(self, config: ClientConfig, data_dir: Path, *, store: Store | None = None,
+                 sealer: Sealer | None = None, open_transport: TransportFactory | None = None,
+                 open_source: SourceFactory | None = None, pool: Any = None,
+                 clock: Callable[[], datetime] = utcnow, shutdown_timeout: float = 30.0) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.store = store or Store.in_data_dir(self.data_dir)
+        self.sealer = sealer or Sealer.from_config(config, self.data_dir)
+        self.sender = Sender.from_config(self.store, config, open_transport=open_transport, clock=clock)
+        self.open_source = open_source
+        self._pool = pool
+        self.clock = clock
+        self.shutdown_timeout = shutdown_timeout
+        self.tz = zone(config.schedule.timezone)
+        self.rules: dict[str, Rule] = {
+            "discovery": parse_rule(config.schedule.discovery),
+            "scan": parse_rule(config.schedule.scan),
+            "report": parse_rule(config.schedule.report),
+            "poll": parse_rule(config.schedule.status_poll),
+        }
+        self.policy = alerts.Policy.from_config(config.alerts)
+        self.counts = Counts()
+        self._stopping = False
+        self._stop_event = asyncio.Event()
+        self._outbox_event = asyncio.Event()
+        self._next_poll: datetime | None = None
+
+    # -- what to read --
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            self._pool = default_pool(self.data_dir)
+        return self._pool
+
+    def targets(self) -> list[str]:
+        """Configured single targets, then devices found by discovery (on the default port)."""
+        specs = [t.range for t in self.config.targets if not _is_range(t.range)]
+        hosts = {parse_target(s, default_port=self.config.snmp.port).host for s in specs}
+        specs += [d.ip for d in self.store.devices() if d.ip not in hosts]
+        return specs
+
+    async def _read(self, specs: Sequence[str]) -> AsyncIterator[Device]:
+        """Read targets concurrently (bounded by [snmp] concurrency), yielding each as it ends."""
+        gate = asyncio.Semaphore(max(1, self.config.snmp.concurrency))
+
+        async def one(spec: str) -> Device:
+            async with gate:
+                [device] = await scan([spec], config=self.config, pool=self.pool,
+                                      open_source=self.open_source)
+                return device
+
+        tasks = [asyncio.create_task(one(s)) for s in specs]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                yield await next_done
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    # -- jobs --
+
+    async def full_read(self, specs: Sequence[str] | None = None, *, keep_unreachable: bool = True) -> int:
+        """Read every target and store each reading as soon as it is read."""
+        n = 0
+        async for device in self._read(self.targets() if specs is None else specs):
+            if device.reachability == "unreachable" and not keep_unreachable:
+                continue
+            self.store.add_reading(device, kind="scan")
+            n += 1
+        self.counts.scans += 1
+        self.counts.readings += n
+        self.store.set_meta_time("last_scan_at", self.clock())
+        return n
+
+    async def discover(self) -> int:
+        """Sweep the configured ranges and read what answers; found devices join the targets."""
+        ranges = [t for t in self.config.targets if _is_range(t.range)]
+        if not ranges:
+            return 0
+        from .snmp.discovery import sweep  # the SNMP engineer's unicast sweep
+
+        found: list[str] = []
+        snmp = self.config.snmp
+        for target in ranges:
+            creds = [c for c in self.config.credentials
+                     if not target.credentials or c.name in target.credentials]
+            hits = await sweep([target.range], credentials=creds, port=snmp.port, timeout=snmp.timeout,
+                               retries=snmp.retries, rate=snmp.discovery_rate, exclude=target.exclude)
+            found += [h.ip for h in hits]
+        return await self.full_read(found, keep_unreachable=False) if found else 0
+
+    def queue(self, kind: Any, *, also: Callable[[int], None] | None = None) -> Queued:
+        queued = queue_report(self.store, self.sealer, self.config, kind=kind, now=self.clock(), also=also)
+        self.counts.reports += 1
+        self.counts.queued.append(queued.seq)
+        self._outbox_event.set()
+        log.info("report %d (%s) queued: %d readings in %d chunk(s)", queued.seq, kind, queued.devices,
+                 queued.chunks)
+        return queued
+
+    async def run_job(self, job: str, due: datetime | None) -> None:
+        """Run one persistent job; its due time is recorded in the same transaction as its
+        result (the report envelope), so it runs once per due time, even across a crash."""
+
+        def done(_seq: int | None = None) -> None:
+            if due is not None:
+                self.store.set_schedule_state(job, last_due=due, last_run=self.clock())
+
+        if job == "discovery":
+            await self.discover()
+            done()
+        elif job == "scan":
+            await self.full_read()
+            done()
+        elif job == "report":
+            await self.full_read()
+            self.queue("periodic", also=done)
+
+    async def poll(self) -> int:
+        """One status poll round: read each known target, raise or clear critical conditions."""
+        raised = 0
+        async for device in self._read(self.targets()):
+            change = alerts.evaluate(self.store, self.sealer, self.config, self.policy, device)
+            if change.queued is not None:
+                raised += 1
+                self.counts.alerts += 1
+                self.counts.queued.append(change.queued.seq)
+                self._outbox_event.set()
+                log.warning("alert report %d queued for %s: raised %s, cleared %s", change.queued.seq,
+                            device.ip, sorted(change.raised) or "-", sorted(change.cleared) or "-")
+        self.counts.polls += 1
+        return raised
+
+    # -- scheduling --
+
+    def _init_schedule(self, now: datetime) -> None:
+        """A job never run before starts counting from now (no catch-up on first start)."""
+        states = self.store.schedule_states()
+        for job in PERSISTENT_JOBS:
+            if job not in states and self.rules[job].kind != "off":
+                self.store.set_schedule_state(job, last_due=now, last_run=None)
+
+    def due_jobs(self, now: datetime) -> list[tuple[str, datetime]]:
+        states = self.store.schedule_states()
+        out = []
+        for job in PERSISTENT_JOBS:
+            if job in states:
+                due = latest_due(self.rules[job], states[job][0], now, self.tz)
+                if due is not None:
+                    out.append((job, due))
+        return out
+
+    def next_wakeup(self, now: datetime) -> datetime | None:
+        states = self.store.schedule_states()
+        times = [next_due(self.rules[j], states[j][0], self.tz) for j in PERSISTENT_JOBS if j in states]
+        times.append(self._next_poll)
+        real = [t for t in times if t is not None]
+        return min(real) if real else None
+
+    async def scheduler_pass(self) -> None:
+        """Run every job that is due now (each once), then the status poll if it is due."""
+        for job, due in self.due_jobs(self.clock()):
+            if self._stopping:
+                return
+            try:
+                await self.run_job(job, due)
+            except FsmError as exc:
+                self.counts.job_failures += 1
+                log.error("job %s failed: %s%s", job, exc.message, f" (hint: {exc.hint})" if exc.hint else "")
+        now = self.clock()
+        if self.rules["poll"].kind != "off" and (self._next_poll is None or self._next_poll <= now):
+            try:
+                await self.poll()
+            except FsmError as exc:
+                self.counts.job_failures += 1
+                log.error("status poll failed: %s", exc.message)
+            self._next_poll = next_due(self.rules["poll"], self.clock(), self.tz)
+
+    async def _sleep_until(self, when: datetime | None, event: asyncio.Event) -> None:
+        timeout = None if when is None else max(0.0, (when - self.clock()).total_seconds())
+        waiter = asyncio.ensure_future(event.wait())
+        stopper = asyncio.ensure_future(self._stop_event.wait())
+        try:
+            await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            stopper.cancel()
+
+    async def _scheduler(self) -> None:
+        never = asyncio.Event()
+        while not self._stopping:
+            await self.scheduler_pass()
+            if self._stopping:
+                break
+            await self._sleep_until(self.next_wakeup(self.clock()), never)
+
+    async def _outbox_worker(self) -> None:
+        while not self._stopping:
+            self._outbox_event.clear()
+            try:
+                result = await self.sender.drain(stop=lambda: self._stopping)
+            except Exception:  # a bug must not end delivery: log it and try again later
+                log.exception("the outbox worker failed; retrying in %.0f s",
+                              self.config.outbox.retry_initial)
+                await self._sleep_until(self.clock() + timedelta(seconds=self.config.outbox.retry_initial),
+                                        asyncio.Event())
+                continue
+            self.counts.add_drain(result)
+            if self._stopping:
+                break
+            wake = None
+            if self.store.outbox_depth():
+                wake = self.clock() + timedelta(seconds=self.sender.wait_seconds())
+            await self._sleep_until(wake, self._outbox_event)
+
+    def _purge(self) -> None:
+        o = self.config.outbox
+        self.store.purge(now=self.clock(), envelope_days=o.retention_days,
+                         plaintext_days=o.plaintext_retention_days)
+
+    # -- entry points --
+
+    def stop(self) -> None:
+        """Take no new work; the current step finishes (see ``run``)."""
+        self._stopping = True
+        self._stop_event.set()
+
+    async def send_now(self, *, read: bool = True) -> Counts:
+        """`fsm-client send`: read every target, queue a periodic report, and drain the outbox."""
+        if read:
+            await self.full_read()
+        self.queue("periodic")
+        self.counts.add_drain(await self.sender.drain(force=True))
+        return self.counts
+
+    async def run(self, *, once: bool = False, install_signals: bool = True) -> Counts:
+        """The daemon. ``once``: run what is due and drain the outbox, then return."""
+        self._init_schedule(self.clock())
+        self._purge()
+        if once:
+            await self.scheduler_pass()
+            self.counts.add_drain(await self.sender.drain(force=True))
+            log.info(summary_line(self.counts, self.store.outbox_depth()))
+            return self.counts
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(self._scheduler(), name="scheduler"),
+                 asyncio.create_task(self._outbox_worker(), name="outbox")]
+        forced = asyncio.Event()
+
+        def on_signal(signum: int) -> None:
+            if self._stopping:
+                log.warning("second %s: stopping now", signal.Signals(signum).name)
+                forced.set()
+                return
+            log.info("%s: finishing the current step, then stopping", signal.Signals(signum).name)
+            self.stop()
+
+        previous: dict[int, Any] = {}
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.getsignal(sig)
+                loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await self._stop_event.wait()
+            force_wait = asyncio.ensure_future(forced.wait())
+            finished = asyncio.ensure_future(asyncio.wait(tasks))
+            await asyncio.wait({force_wait, finished}, timeout=self.shutdown_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            force_wait.cancel()
+            finished.cancel()
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    exc = await asyncio.gather(t, return_exceptions=True)
+                    if exc and isinstance(exc[0], Exception):
+                        log.error("%s task failed: %r", t.get_name(), exc[0])
+            for sig, handler in previous.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)
+        log.info(summary_line(self.counts, self.store.outbox_depth()))
+        return self.counts
+
+
+def client_status(config: ClientConfig, store: Store, *, now: datetime | None = None) -> dict[str, Any]:
+    """What `fsm-client status` shows: last scan, last send, outbox depth, next runs."""
+    now = now or utcnow()
+    tz = zone(config.schedule.timezone)
+    states = store.schedule_states()
+    next_runs: dict[str, str | None] = {}
+    for job in (*PERSISTENT_JOBS, "poll"):
+        rule = parse_rule(getattr(config.schedule, "status_poll" if job == "poll" else job))
+        if job in states:
+            missed = latest_due(rule, states[job][0], now, tz)
+            at = now if missed is not None else next_due(rule, states[job][0], tz)
+        else:
+            at = next_due(rule, now, tz)
+        next_runs[job] = at.isoformat() if at else None
+    pending = [e for e in store.outbox() if e.sent_at is None]
+    return {
+        "client_id": config.client.id,
+        "last_scan": _iso(store.meta_time("last_scan_at")),
+        "last_send": _iso(store.meta_time("last_send_at")),
+        "outbox_depth": len(pending),
+        "oldest_unsent_seq": pending[0].seq if pending else None,
+        "last_error": pending[0].last_error if pending else None,
+        "next_attempt": _iso(pending[0].next_attempt_at) if pending else None,
+        "last_seq": store.last_seq(),
+        "devices": len(store.devices()),
+        "active_alerts": [{"ip": a.ip, "condition": a.condition, "since": a.since.isoformat()}
+                          for a in store.alert_states(active_only=True)],
+        "next_runs": next_runs,
+        "timezone": config.schedule.timezone,
+    }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+__all__ = ["PERSISTENT_JOBS", "Counts", "Daemon", "client_status", "summary_line"]

@@ -1,0 +1,148 @@
+"""Build a Report from the store and queue it sealed in the outbox, in one transaction.
+
+``queue_report`` is the only place a sequence number is taken: it reads the readings to
+carry, takes the next number, builds and seals the report, stores the sealed chunks and
+the exact plaintext, and marks the readings as carried, all inside one ``Store.atomic()``.
+A crash at any point leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from fsm_protocol.errors import ConfigError
+from fsm_protocol.schema import Report, ReportKind, encode_report, utcnow
+
+from .config import ClientConfig
+from .store import Store, StoredReading
+
+#: Where the signing key lives when [keys] signing_key is not set.
+DEFAULT_SIGNING_KEY = Path("keys") / "client.key"
+
+
+@dataclass
+class Sealer:
+    """Seals reports with the client's signing key to the server's public key, then splits
+    the envelope into chunks of at most ``chunk_bytes``."""
+
+    signing_key: Any  # fsm_protocol.keys.SigningKey
+    server_key: Any  # fsm_protocol.keys.ServerPublicKey
+    chunk_bytes: int
+
+    @classmethod
+    def from_config(cls, config: ClientConfig, data_dir: Path) -> Sealer:
+        from fsm_protocol.keys import load_server_public_key, load_signing_key
+
+        key_path = config.keys.signing_key or (data_dir / DEFAULT_SIGNING_KEY)
+        if config.keys.server_public_key is None:
+            raise ConfigError(
+                "no server public key configured: reports cannot be sealed",
+                hint="set [keys] server_public_key to the dealer's server.pub file",
+            )
+        if not Path(key_path).exists():
+            raise ConfigError(
+                f"the client signing key {str(key_path)!r} does not exist",
+                hint="run `fsm-client keys init` (or set [keys] signing_key)",
+            )
+        return cls(
+            signing_key=load_signing_key(key_path),
+            server_key=load_server_public_key(Path(config.keys.server_public_key)),
+            chunk_bytes=config.outbox.chunk_bytes,
+        )
+
+    def seal(self, report: Report, *, now: datetime) -> list[bytes]:
+        from fsm_protocol.chunking import split
+        from fsm_protocol.envelope import seal
+
+        envelope = seal(report, signing_key=self.signing_key, server_key=self.server_key, now=now)
+        return split(envelope, self.chunk_bytes)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What ``queue_report`` stored."""
+
+    seq: int
+    kind: str
+    devices: int
+    chunks: int
+    reading_ids: tuple[int, ...]
+
+
+def build_report(config: ClientConfig, *, kind: ReportKind, seq: int, readings: Sequence[StoredReading],
+                 now: datetime, period_start: datetime | None = None,
+                 period_end: datetime | None = None) -> Report:
+    """The Report that carries ``readings`` (oldest first) under number ``seq``."""
+    return Report(
+        client_id=config.client.id,
+        customer=config.client.customer,
+        site=config.client.site,
+        seq=seq,
+        kind=kind,
+        created_at=now,
+        period_start=period_start,
+        period_end=period_end,
+        devices=[r.device for r in readings],
+    )
+
+
+def queue_report(store: Store, sealer: Sealer, config: ClientConfig, *, kind: ReportKind,
+                 now: datetime | None = None, reading_ids: Sequence[int] | None = None,
+                 also: Callable[[int], None] | None = None) -> Queued:
+    """Seal a report into the outbox.
+
+    ``periodic``/``inventory`` reports carry every full-read ("scan") reading not yet in an
+    envelope; ``alert`` reports carry exactly ``reading_ids``. ``also(seq)`` runs inside
+    the same transaction (alert state, schedule state), so it commits with the envelope or
+    not at all.
+    """
+    now = now or utcnow()
+    with store.atomic():
+        if reading_ids is None:
+            readings = store.unreported_readings(kinds=("scan",))
+        else:
+            wanted = set(reading_ids)
+            readings = [r for r in store.unreported_readings() if r.id in wanted]
+        period_start = period_end = None
+        if kind == "periodic":
+            period_start, period_end = store.meta_time("last_period_end"), now
+        seq = store.next_seq()
+        report = build_report(config, kind=kind, seq=seq, readings=readings, now=now,
+                              period_start=period_start, period_end=period_end)
+        chunks = sealer.seal(report, now=now)  # sets report.sealed_at
+        store.add_envelope(seq, kind=kind, created_at=now, plaintext=encode_report(report), chunks=chunks)
+        ids = tuple(r.id for r in readings)
+        store.mark_reported(ids, seq)
+        if kind == "periodic":
+            store.set_meta_time("last_period_end", now)
+        if also is not None:
+            also(seq)
+    return Queued(seq=seq, kind=kind, devices=len(readings), chunks=len(chunks), reading_ids=ids)
+
+
+REDACTED = "<redacted>"
+
+
+def redacted(plaintext: bytes, *, ips: bool = False, locations: bool = False) -> dict[str, Any]:
+    """A stored report plaintext as data, with device IP addresses (``ip`` and values that
+    quote them, such as warnings) and/or locations and contacts replaced by ``<redacted>``."""
+    data: dict[str, Any] = msgspec.json.decode(plaintext)
+    for device in data.get("devices", []):
+        if ips and "ip" in device:
+            address = device["ip"]
+            device["ip"] = REDACTED
+            device["warnings"] = [w.replace(address, REDACTED) for w in device.get("warnings", [])]
+        if locations:
+            for key in ("location", "contact"):
+                if key in device:
+                    device[key] = REDACTED
+    return data
+
+
+__all__ = ["DEFAULT_SIGNING_KEY", "REDACTED", "Queued", "Sealer", "build_report", "queue_report", "redacted"]
