@@ -446,7 +446,9 @@ async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime 
     warnings = list(a.warnings)
     if isinstance(session_warnings, list):
         warnings.extend(w for w in session_warnings if isinstance(w, str) and w not in warnings)
-    reachability: Literal["ok", "partial", "unreachable"] = "partial" if a.timed_out else "ok"
+    # a session that lost the device mid-read may have returned what it had without raising
+    lost = getattr(source, "lost", False) is True
+    reachability: Literal["ok", "partial", "unreachable"] = "partial" if a.timed_out or lost else "ok"
     return Device(
         ip=ip, observed_at=now, reachability=reachability, pmd=pmd.id,
         manufacturer=ident["manufacturer"], model=ident["model"], serial=ident["serial"],

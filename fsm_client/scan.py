@@ -81,11 +81,13 @@ async def _pysnmp_source(host: str, port: int, credential: Credential, *, timeou
         await source.aclose()
 
 
-def default_pool(data_dir: Path | None = None) -> PmdPool:
-    """The shipped PMD pool, plus ``<data_dir>/pmd`` (local overrides by file name) if it exists."""
+def default_pool(data_dir: Path | None = None, local_dir: Path | None = None) -> PmdPool:
+    """The shipped PMD pool, then the operator's own PMDs (``local_dir``, by default
+    ``<data_dir>/pmd``), whose files replace shipped ones of the same name."""
     dirs = default_dirs()
-    if data_dir is not None and (data_dir / "pmd").is_dir() and any((data_dir / "pmd").glob("*.toml")):
-        dirs.append(data_dir / "pmd")
+    local = local_dir if local_dir is not None else (data_dir / "pmd" if data_dir is not None else None)
+    if local is not None and local.is_dir() and any(local.glob("*.toml")):
+        dirs.append(local)
     return load_pool(dirs)
 
 

@@ -32,7 +32,7 @@ def pmd_group() -> None:
 @pass_obj
 def list_command(ctx: ClientContext, as_json: bool) -> None:
     """List the PMDs of the pool with what they extend and match."""
-    pool = default_pool(ctx.data_dir)
+    pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
     rows = [{"id": p.id, "name": p.name, "extends": p.chain[1] if len(p.chain) > 1 else None,
              "priority": p.match.priority, "sys_object_id": p.match.sys_object_id,
              "sys_descr": p.match.sys_descr, "file": str(pool.files.get(p.id, ""))} for p in pool]
@@ -51,7 +51,7 @@ def list_command(ctx: ClientContext, as_json: bool) -> None:
 @pass_obj
 def show_command(ctx: ClientContext, pmd_id: str) -> None:
     """Print PMD_ID as loaded: merged with what it extends, every default filled in (JSON)."""
-    print_json(msgspec.to_builtins(default_pool(ctx.data_dir).get(pmd_id)))
+    print_json(msgspec.to_builtins(default_pool(ctx.data_dir, ctx.config.pmd.local_dir).get(pmd_id)))
 
 
 @pmd_group.command("match")
@@ -61,7 +61,7 @@ def show_command(ctx: ClientContext, pmd_id: str) -> None:
 @pass_obj
 def match_command(ctx: ClientContext, target: str, community: str | None, as_json: bool) -> None:
     """Show which PMD TARGET (a host[:port] or a .snmprec file) gets, and the other candidates."""
-    pool = default_pool(ctx.data_dir)
+    pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
 
     async def system() -> dict[str, object]:
         if target.endswith(".snmprec") or Path(target).is_file():
@@ -115,7 +115,7 @@ def match_command(ctx: ClientContext, target: str, community: str | None, as_jso
 def test_command(ctx: ClientContext, walk: str, expected: str | None, pmd_id: str | None,
                  as_json: bool) -> None:
     """Read the recording WALK (.snmprec) with the pool and print the reading or the diff."""
-    pool = default_pool(ctx.data_dir)
+    pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
     source = RecordingSource.from_file(walk)
 
     async def read() -> object:

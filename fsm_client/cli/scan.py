@@ -60,7 +60,7 @@ def scan_command(ctx: ClientContext, targets: tuple[str, ...], community: str | 
         config = msgspec.structs.replace(config, snmp=msgspec.structs.replace(config.snmp, retries=retries))
     credentials = ([Credential(name="--community", version="2c", community=Secret(community))]
                    if community else None)
-    pool = default_pool(ctx.data_dir)
+    pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
     devices = asyncio.run(scan(list(targets), config=config, pool=pool, credentials=credentials))
     if as_json:
         print_json([device_json(d) for d in devices])
