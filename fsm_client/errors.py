@@ -41,6 +41,11 @@ class SnmpAuthError(SnmpError):
     default_hint = "check the SNMPv3 user name, auth/priv protocols and keys configured for this device"
 
 
+class SnmpAuthError(SnmpError):
+    reason = "snmp_auth_failed"
+    default_hint = "check the SNMPv3 user name, auth/priv protocols and keys configured for this device"
+
+
 class SnmpProtocolError(SnmpError):
     reason = "snmp_protocol_error"
 
@@ -101,6 +106,7 @@ __all__ = [
     "PmdBundleUnknownKey",
     "PmdError",
     "PmdUpdateError",
+    "SnmpAuthError",
     "SnmpAuthError",
     "SnmpError",
     "SnmpProtocolError",

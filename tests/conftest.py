@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["fsm_devtools.fixtures.snmp"]
 
 REQUIRE_PEERS = os.environ.get("FSM_REQUIRE_PEERS") == "1"
 
