@@ -51,15 +51,19 @@ def parse_target(spec: str, *, default_port: int = 161) -> Target:
     return Target(m.group("v6") or m.group("host"), port)
 
 
-def _is_range(spec: str) -> bool:
+def is_range(spec: str) -> bool:
+    """True for a CIDR or ``a.b.c.d-e`` range (which discovery expands), False for one host."""
     return "/" in spec or bool(re.match(r"^\d+\.\d+\.\d+\.\d+-\d", spec))
+
+
+_is_range = is_range  # the daemon's name for it
 
 
 def expand(specs: Sequence[str], *, default_port: int = 161) -> list[Target]:
     """Targets in the order given, ranges expanded by discovery, duplicates dropped."""
     out: dict[Target, None] = {}
     for spec in specs:
-        if _is_range(spec):
+        if is_range(spec):
             from .snmp.discovery import expand_targets  # the SNMP engineer's module
 
             for host in expand_targets([spec], ()):
@@ -143,4 +147,13 @@ async def scan(
     return list(await asyncio.gather(*(one(t) for t in expanded)))
 
 
-__all__ = ["SourceFactory", "Target", "default_pool", "expand", "parse_target", "read_target", "scan"]
+__all__ = [
+    "SourceFactory",
+    "Target",
+    "default_pool",
+    "expand",
+    "is_range",
+    "parse_target",
+    "read_target",
+    "scan",
+]

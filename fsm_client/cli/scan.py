@@ -17,6 +17,7 @@ from ..config import Credential
 from ..context import ClientContext
 from ..reader import device_json
 from ..scan import default_pool, scan
+from ..store import Store
 
 
 def _supplies_text(device: Device) -> str:
@@ -50,8 +51,8 @@ def scan_command(ctx: ClientContext, targets: tuple[str, ...], community: str | 
                  retries: int | None, no_store: bool, as_json: bool) -> None:
     """Read TARGET... (host, host:port, CIDR or a.b.c.d-e) by SNMP and print the readings.
 
-    Nothing is written to the local store by this command yet; --no-store states it
-    explicitly and stays valid once scans are stored.
+    Each reading is kept in the local store (to go out with the next report) unless
+    --no-store is given.
     """
     config = ctx.config
     if timeout is not None:
@@ -62,6 +63,10 @@ def scan_command(ctx: ClientContext, targets: tuple[str, ...], community: str | 
                    if community else None)
     pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
     devices = asyncio.run(scan(list(targets), config=config, pool=pool, credentials=credentials))
+    if not no_store:
+        with Store.in_data_dir(ctx.data_dir) as store, store.atomic():
+            for device in devices:
+                store.add_reading(device, kind="scan")
     if as_json:
         print_json([device_json(d) for d in devices])
     else:
