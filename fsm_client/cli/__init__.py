@@ -28,6 +28,7 @@ def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> N
         ctx.exit(exc.exit_code)
 
 
+from .keys import keys_group  # noqa: E402
 from .outbox import outbox_group, resend_command  # noqa: E402
 from .pmd import pmd_group  # noqa: E402 - commands register after the group exists
 from .run import run_command, send_command  # noqa: E402
@@ -41,5 +42,6 @@ main.add_command(send_command)
 main.add_command(outbox_group)
 main.add_command(resend_command)
 main.add_command(status_command)
+main.add_command(keys_group)
 
 __all__ = ["main"]

@@ -28,4 +28,8 @@ def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> N
         ctx.exit(exc.exit_code)
 
 
+from .keys import keys_group  # noqa: E402 - commands register after the group exists
+
+main.add_command(keys_group)
+
 __all__ = ["main"]
