@@ -115,9 +115,13 @@ class Daemon:
         """Read targets concurrently (bounded by [snmp] concurrency), yielding each as it ends."""
         gate = asyncio.Semaphore(max(1, self.config.snmp.concurrency))
 
+        by_spec = {t.range: t.credentials for t in self.config.targets}
+
         async def one(spec: str) -> Device:
+            names = by_spec.get(spec)
+            creds = [c for c in self.config.credentials if c.name in names] if names else None
             async with gate:
-                [device] = await scan([spec], config=self.config, pool=self.pool,
+                [device] = await scan([spec], config=self.config, pool=self.pool, credentials=creds,
                                       open_source=self.open_source)
                 return device
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +135,80 @@ def test_show_of_an_unknown_number_says_where_to_look(fresh_store: Store) -> Non
     with pytest.raises(StoreError, match="no report 7") as err:
         fresh_store.plaintext(7)
     assert "outbox list" in err.value.hint
+
+
+# --- the CLI over real files -------------------------------------------------------------------
+
+def _cli_world(tmp_path: Path) -> tuple[Path, Path]:
+    """A data dir with two sealed reports (the first sent) and a config pointing at real keys."""
+    import json
+
+    from client_fixtures import Keys, make_config, write_toml
+
+    from fsm_client.report import Sealer, queue_report
+    from fsm_protocol.schema import Device
+
+    keys = Keys(tmp_path / "keys")
+    config = make_config(keys, outbox={"redact_ips": False})
+    data = tmp_path / "data"
+    with Store.in_data_dir(data) as store:
+        printer = Device(ip="10.7.0.5", observed_at=T0, location="Floor 3, room 301",
+                         contact="it@acme.example", warnings=["10.7.0.5 answered slowly"])
+        store.add_reading(printer, kind="scan")
+        sealer = Sealer.from_config(config, data)
+        queue_report(store, sealer, config, kind="periodic", now=T0)
+        store.mark_chunk_sent(1, 0, at=T0, answer="250 2.0.0 Ok: queued as 4XyZ")
+        queue_report(store, sealer, config, kind="periodic", now=T0 + timedelta(hours=1))
+    path = write_toml(tmp_path / "client.toml", json.loads(json.dumps(configfile_dump(config))))
+    return path, data
+
+
+def _cli(tmp_path: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from fsm_client.cli import main
+
+    config, data = _cli_world(tmp_path)
+    return CliRunner().invoke(main, ["--config", str(config), "--data-dir", str(data), *args])
+
+
+def configfile_dump(config: object) -> dict[str, object]:
+    from fsm_protocol import configfile
+
+    dumped = configfile.dump(config)
+    return {k: v for k, v in dumped.items() if v not in (None, [], {})}
+
+
+def test_outbox_list_json_shows_state_attempts_and_errors(tmp_path: Path) -> None:
+    import json
+
+    result = _cli(tmp_path, "outbox", "list", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["seq"], r["kind"], r["state"], r["chunks"]) for r in rows] == [
+        (1, "periodic", "sent", 1), (2, "periodic", "pending", 1)]
+
+
+def test_outbox_show_prints_the_sealed_plaintext_and_redacts_on_request(tmp_path: Path) -> None:
+    import json
+
+    shown = json.loads(_cli(tmp_path, "outbox", "show", "1").output)
+    assert shown["seq"] == 1 and shown["devices"][0]["ip"] == "10.7.0.5"
+    assert shown["devices"][0]["location"] == "Floor 3, room 301"
+    hidden = _cli(tmp_path / "again", "outbox", "show", "1", "--redact").output
+    assert "10.7.0.5" not in hidden and "Floor 3" not in hidden and "it@acme.example" not in hidden
+    assert json.loads(hidden)["devices"][0]["ip"] == "<redacted>"
+
+
+def test_outbox_show_of_an_unknown_number_is_an_error_with_a_hint(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "outbox", "show", "9")
+    assert result.exit_code == 1
+    assert "no report 9" in result.output and "hint:" in result.output
+
+
+def test_resend_cli_requeues_a_sent_range(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "resend", "--from", "1")
+    assert result.exit_code == 0, result.output
+    assert "queued 2 report(s) for resending: 1..2" in result.output
+    with Store.in_data_dir(tmp_path / "data") as store:
+        assert [c.seq for c in store.pending_chunks()] == [1, 2]
