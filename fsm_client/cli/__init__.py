@@ -44,4 +44,6 @@ main.add_command(resend_command)
 main.add_command(status_command)
 main.add_command(keys_group)
 
+from . import pmd_bundle  # noqa: E402, F401 - adds update, rollback, status, bundle, keygen to `pmd`
+
 __all__ = ["main"]
