@@ -61,15 +61,11 @@ _is_range = is_range  # the daemon's name for it
 
 
 def expand(specs: Sequence[str], *, default_port: int = 161) -> list[Target]:
-    """Targets in the order given, ranges expanded by discovery, duplicates dropped."""
+    """The single-host targets of ``specs`` in the order given, duplicates dropped
+    (ranges are swept, see ``scan``)."""
     out: dict[Target, None] = {}
     for spec in specs:
-        if is_range(spec):
-            from .snmp.discovery import expand_targets  # the SNMP engineer's module
-
-            for host in expand_targets([spec], ()):
-                out[Target(host, default_port)] = None
-        else:
+        if not is_range(spec):
             out[parse_target(spec, default_port=default_port)] = None
     return list(out)
 
@@ -128,7 +124,9 @@ async def scan(
     credentials: Sequence[Credential] | None = None, open_source: SourceFactory | None = None,
     now: datetime | None = None,
 ) -> list[Device]:
-    """Read every target; one Device per target, in the order given."""
+    """Read every target: one Device per host target (in the order given, "unreachable"
+    when it never answers), then one per address of the range targets that answered the
+    discovery sweep (silent addresses of a range are not devices)."""
     creds = list(credentials) if credentials else list(config.credentials)
     if not creds:
         raise ConfigError("no SNMP credentials to try",
@@ -138,15 +136,28 @@ async def scan(
         def open_source(host: str, port: int, cred: Credential) -> AbstractAsyncContextManager[SnmpSource]:
             return _pysnmp_source(host, port, cred, timeout=snmp.timeout, retries=snmp.retries)
 
-    expanded = expand(targets, default_port=snmp.port)
+    hosts = expand(targets, default_port=snmp.port)
+    work: list[tuple[Target, list[Credential]]] = [(t, creds) for t in hosts]
+    ranges = [spec for spec in targets if is_range(spec)]
+    if ranges:
+        from .snmp.discovery import sweep
+
+        seen = {t for t, _ in work}
+        for found in await sweep(ranges, credentials=creds, port=snmp.port, timeout=snmp.timeout,
+                                 retries=snmp.retries, rate=snmp.discovery_rate):
+            target = Target(found.ip, found.port)
+            if target not in seen:
+                seen.add(target)
+                # the credential that answered the sweep first, the others after it
+                work.append((target, sorted(creds, key=lambda c: c.name != found.credential)))
     gate = asyncio.Semaphore(max(1, snmp.concurrency))
 
-    async def one(t: Target) -> Device:
+    async def one(t: Target, cs: list[Credential]) -> Device:
         async with gate:
             assert open_source is not None
-            return await read_target(t, credentials=creds, pool=pool, open_source=open_source, now=now)
+            return await read_target(t, credentials=cs, pool=pool, open_source=open_source, now=now)
 
-    return list(await asyncio.gather(*(one(t) for t in expanded)))
+    return list(await asyncio.gather(*(one(t, cs) for t, cs in work)))
 
 
 __all__ = [

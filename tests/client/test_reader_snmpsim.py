@@ -179,3 +179,20 @@ def test_scan_command_table_output(snmpsim_walks: Snmpsim, tmp_path: Path) -> No
     )
     assert r.exit_code == 0, r.output
     assert "6509415X00" in r.stdout and "Sharp" in r.stdout
+
+
+async def test_a_range_is_swept_and_only_answering_addresses_are_read(
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], pool: PmdPool
+) -> None:
+    last = snmpsim_walks.endpoints[-1].rsplit(".", 1)[1]
+    devices = await scan(
+        [f"127.0.0.2-{int(last) + 5}"],  # five addresses past the simulator's are silent
+        config=config(port=snmpsim_walks.port, timeout=0.3, retries=0),
+        pool=pool,
+        credentials=[
+            community_credential("no-such-recording", name="wrong"),
+            walk_credential("brother-hl-5370dw"),
+        ],
+    )
+    assert sorted(d.ip for d in devices) == sorted(snmpsim_walks.endpoints[1:])
+    assert {(d.reachability, d.pmd, d.serial) for d in devices} == {("ok", "brother", "B9J154306")}
