@@ -372,7 +372,7 @@ def client_status(config: ClientConfig, store: Store, *, now: datetime | None = 
             at = now if missed is not None else next_due(rule, states[job][0], tz)
         else:
             at = next_due(rule, now, tz)
-        next_runs[job] = at.isoformat() if at else None
+        next_runs[job] = at.astimezone(tz).isoformat() if at else None  # local: what operators read
     pending = [e for e in store.outbox() if e.sent_at is None]
     return {
         "client_id": config.client.id,

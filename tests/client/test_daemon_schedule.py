@@ -1,0 +1,133 @@
+"""The daemon's schedules with a controllable clock, reading real snmpsim printers:
+a report missed while the machine was off is sealed once after start-up, not skipped and
+not repeated; a first start sends no backlog; extra scans ride along in the next report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from client_fixtures import Keys, Printers, make_config
+
+from fsm_client.daemon import Daemon, client_status
+from fsm_client.store import Store
+
+pytestmark = [pytest.mark.snmp]
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    return Keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
+    p = Printers(["lobby"], tmp_path_factory.mktemp("printers"), first_ip="127.0.0.30").start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def daemon_at(clock: Clock, keys: Keys, printers: Printers, data: Path, **schedule: Any) -> Daemon:
+    config = make_config(keys, **printers.client_sections(),
+                         schedule={"timezone": "Europe/Berlin", "report": "daily 06:00", "discovery": "off",
+                                   "status_poll": "off", **schedule},
+                         smtp={"to": ["dealer@fsm.test"]})
+    return Daemon(config, data, clock=clock)
+
+
+def kinds(store: Store) -> list[tuple[int, str]]:
+    return [(e.seq, e.kind) for e in store.outbox()]
+
+
+async def test_a_report_missed_while_the_machine_was_off_is_sealed_once_at_start_up(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 6, 1, 6, 0, tzinfo=BERLIN))
+    with Store.in_data_dir(tmp_path) as store:  # the last report went out on 1 June 06:00
+        store.set_schedule_state("report", last_due=clock.now, last_run=clock.now)
+    clock.now = datetime(2026, 6, 3, 9, 15, tzinfo=BERLIN)  # off over 2 and 3 June 06:00
+    daemon = daemon_at(clock, keys, printers, tmp_path)
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == [(1, "periodic")]
+    assert daemon.store.schedule_state("report")[0] == datetime(2026, 6, 3, 6, 0, tzinfo=BERLIN)
+    assert len(daemon.store.readings(seq=1)) == 1  # it read the printer first
+    clock.now += timedelta(hours=5)
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == [(1, "periodic")]  # not repeated
+    clock.now = datetime(2026, 6, 4, 6, 0, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == [(1, "periodic"), (2, "periodic")]
+
+
+async def test_a_restart_after_the_missed_report_does_not_send_it_again(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 6, 1, 6, 0, tzinfo=BERLIN))
+    with Store.in_data_dir(tmp_path) as store:
+        store.set_schedule_state("report", last_due=clock.now, last_run=clock.now)
+    clock.now = datetime(2026, 6, 2, 7, 0, tzinfo=BERLIN)
+    first = daemon_at(clock, keys, printers, tmp_path)
+    await first.scheduler_pass()
+    first.store.close()
+    clock.now += timedelta(minutes=10)
+    second = daemon_at(clock, keys, printers, tmp_path)
+    await second.scheduler_pass()
+    assert kinds(second.store) == [(1, "periodic")]
+
+
+async def test_a_first_start_sends_no_backlog_and_says_when_the_next_report_is_due(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 3, 31, 20, 0, tzinfo=BERLIN))
+    daemon = daemon_at(clock, keys, printers, tmp_path, report="quarterly 18:00")
+    daemon._init_schedule(clock.now)
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == []
+    status = client_status(daemon.config, daemon.store, now=clock.now)
+    assert status["next_runs"]["report"] == datetime(2026, 6, 30, 18, 0, tzinfo=BERLIN).isoformat()
+    assert status["next_runs"]["discovery"] is None
+
+
+async def test_readings_of_extra_scans_ride_along_in_the_next_periodic_report(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 1, 5, 0, 30, tzinfo=BERLIN))
+    daemon = daemon_at(clock, keys, printers, tmp_path, scan="every 6h", report="daily 23:00")
+    daemon._init_schedule(clock.now)
+    for hour in (6, 12, 18):
+        clock.now = datetime(2026, 1, 5, hour, 0, 1, tzinfo=BERLIN)
+        await daemon.scheduler_pass()
+    assert kinds(daemon.store) == [] and len(daemon.store.unreported_readings()) == 3
+    clock.now = datetime(2026, 1, 5, 23, 0, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == [(1, "periodic")]
+    assert len(daemon.store.readings(seq=1)) == 4 and daemon.store.unreported_readings() == []
+
+
+async def test_a_month_end_report_on_the_31st_runs_on_the_30th_of_april(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 4, 1, 0, 0, tzinfo=BERLIN))
+    daemon = daemon_at(clock, keys, printers, tmp_path, report="monthly 31 06:00")
+    daemon._init_schedule(clock.now)
+    clock.now = datetime(2026, 4, 30, 5, 59, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == []
+    clock.now = datetime(2026, 4, 30, 6, 0, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == [(1, "periodic")]
+    [report_period_end] = [daemon.store.meta_time("last_period_end")]
+    assert report_period_end == clock.now
