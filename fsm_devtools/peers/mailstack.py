@@ -1,15 +1,18 @@
 """A private Postfix + Dovecot mail stack on loopback, for tests, the demo and benchmarks.
 
-Postfix takes mail on SMTP (127.0.0.1:10025, STARTTLS offered) and on submission (10587,
-STARTTLS required, AUTH through Dovecot's SASL socket) and delivers it by LMTP to a private
-Dovecot serving IMAP (10143, STARTTLS offered) and IMAPS (10993). Every file, socket and log
-lives under one short state directory; nothing from /etc/postfix or /etc/dovecot is read.
+Postfix takes mail on SMTP (127.0.0.1:10025, STARTTLS offered), on submission (10587,
+STARTTLS required, AUTH through Dovecot's SASL socket) and on smtps (10465, implicit TLS,
+AUTH), and delivers it by LMTP to a private Dovecot serving IMAP (10143, STARTTLS offered)
+and IMAPS (10993). Every file, socket and log lives under one short state directory; nothing
+from /etc/postfix or /etc/dovecot is read.
 A test CA signs the servers' certificate, so clients verify TLS exactly as in production.
 
->>> stack = MailStack(port_offset=100)          # ports 10125, 10687, 10243, 11093
->>> stack.start()                                # waits for the SMTP and IMAP greetings
->>> with stack.imap("dealer") as imap: ...       # imaplib.IMAP4_SSL, CA verified, logged in
->>> stack.stop()                                 # stops only the PIDs this stack started
+Example::
+
+    stack = MailStack(port_offset=100)       # ports 10125, 10687, 10565, 10243, 11093
+    stack.start()                            # waits for the SMTP and IMAP greetings
+    with stack.imap("dealer") as imap: ...   # imaplib.IMAP4_SSL, CA verified, logged in
+    stack.stop()                             # stops only the PIDs this stack started
 
 Command line: ``python -m fsm_devtools.peers.mailstack start|stop|status [--offset N]``.
 See docs/operations.md "Mail stack" and /work/shared/recipes/mail-stack.md for the why.
@@ -40,6 +43,7 @@ HOST = "127.0.0.1"
 DOMAIN = "fsm.test"
 SMTP_PORT = 10025
 SUBMISSION_PORT = 10587
+SMTPS_PORT = 10465  # implicit TLS ("smtps"), for clients configured with security = "tls"
 IMAP_PORT = 10143
 IMAPS_PORT = 10993
 FOLDERS = ("FSM/Processed", "FSM/Quarantine")
@@ -83,6 +87,7 @@ class MailStackStatus:
     dovecot_pid: int | None
     smtp_port: int
     submission_port: int
+    smtps_port: int
     imap_port: int
     imaps_port: int
 
@@ -97,7 +102,7 @@ class MailStackStatus:
         return (
             f"state dir   {self.state_dir}\n"
             f"postfix     {pid(self.postfix_pid)}: smtp {HOST}:{self.smtp_port}, "
-            f"submission {HOST}:{self.submission_port}\n"
+            f"submission {HOST}:{self.submission_port}, smtps {HOST}:{self.smtps_port}\n"
             f"dovecot     {pid(self.dovecot_pid)}: imap {HOST}:{self.imap_port}, "
             f"imaps {HOST}:{self.imaps_port}"
         )
@@ -145,6 +150,7 @@ class MailStack:
         self.folders = FOLDERS
         self.smtp_port = SMTP_PORT + port_offset
         self.submission_port = SUBMISSION_PORT + port_offset
+        self.smtps_port = SMTPS_PORT + port_offset
         self.imap_port = IMAP_PORT + port_offset
         self.imaps_port = IMAPS_PORT + port_offset
         self.start_timeout = start_timeout
@@ -202,7 +208,7 @@ class MailStack:
                 self._spawn([DOVECOT, "-c", str(self.state_dir / "dovecot.conf")], "dovecot-start.log")
                 self._owns_processes = True
             if self._postfix_pid() is None:
-                self._ensure_ports_free(self.smtp_port, self.submission_port)
+                self._ensure_ports_free(self.smtp_port, self.submission_port, self.smtps_port)
                 self._spawn([POSTFIX, "-c", str(self.postfix_dir), "start"], "postfix-start.log")
                 self._owns_processes = True
             deadline = time.monotonic() + self.start_timeout
@@ -210,6 +216,7 @@ class MailStack:
             self._wait_greeting(self.imaps_port, b"* OK", deadline, "Dovecot IMAPS", "dovecot.log", tls=True)
             self._wait_greeting(self.smtp_port, b"220", deadline, "Postfix SMTP", "postfix.log")
             self._wait_greeting(self.submission_port, b"220", deadline, "Postfix submission", "postfix.log")
+            self._wait_greeting(self.smtps_port, b"220", deadline, "Postfix smtps", "postfix.log", tls=True)
         return self
 
     def stop(self) -> None:
@@ -222,7 +229,7 @@ class MailStack:
             # Children (smtpd, imap-login ...) exit with their master; wait for the ports to close so
             # that an immediate restart can bind them again.
             deadline = time.monotonic() + self.stop_timeout
-            for port in (self.smtp_port, self.submission_port, self.imap_port, self.imaps_port):
+            for port in self.ports:
                 while _port_open(port) and time.monotonic() < deadline:
                     time.sleep(0.05)
         self._owns_processes = False
@@ -264,6 +271,7 @@ class MailStack:
             dovecot_pid=self._dovecot_pid(),
             smtp_port=self.smtp_port,
             submission_port=self.submission_port,
+            smtps_port=self.smtps_port,
             imap_port=self.imap_port,
             imaps_port=self.imaps_port,
         )
@@ -271,6 +279,10 @@ class MailStack:
     @property
     def running(self) -> bool:
         return self.status().running
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.smtp_port, self.submission_port, self.smtps_port, self.imap_port, self.imaps_port)
 
     @property
     def started_here(self) -> bool:
@@ -525,6 +537,10 @@ lmtp_tls_security_level = none
             "  -o smtpd_sasl_auth_enable=yes\n"
             "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n"
             "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+            f"{HOST}:{self.smtps_port} inet n - n - - smtpd\n"
+            "  -o syslog_name=postfix/smtps\n"
+            "  -o smtpd_tls_wrappermode=yes\n"
+            "  -o smtpd_sasl_auth_enable=yes",
             "pickup unix n - n 60 1 pickup",
             "cleanup unix n - n - 0 cleanup",
             "qmgr unix n - n 300 1 qmgr",
@@ -834,6 +850,7 @@ __all__ = [
     "IMAPS_PORT",
     "IMAP_PORT",
     "OFFSET_ENV",
+    "SMTPS_PORT",
     "SMTP_PORT",
     "SUBMISSION_PORT",
     "USERS",
