@@ -1,0 +1,301 @@
+"""Reports, sealed mails and a corpus of bad mails for server tests and benchmarks.
+
+Everything is sealed by the real ``fsm_protocol`` code with real keys; nothing here imitates
+the protocol. ``bad_mails`` yields (expected outcome, raw bytes) pairs where the expected
+outcome is a quarantine reason code or ``"duplicate"``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import random
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+from fsm_protocol import chunking, envelope, keys, mime
+from fsm_protocol.crypto import SIGNATURE_BYTES
+from fsm_protocol.schema import Alert, Capabilities, Device, Report, Status, Supply
+
+FROM_ADDR = "client@fsm.test"
+TO_ADDR = "dealer@fsm.test"
+
+_COUNTERS = ("total", "total_black", "total_color", "print_black", "print_color", "copy_black",
+             "copy_color", "fax", "scan", "duplex", "sheets", "a4")
+_SUPPLIES = (("toner", "black"), ("toner", "cyan"), ("toner", "magenta"), ("toner", "yellow"),
+             ("opc", None), ("waste_toner", None))
+
+
+@dataclass
+class ClientKit:
+    """A client's identity: its name, signing key and public key file."""
+
+    name: str
+    signing_key: keys.SigningKey
+    pub_path: Path
+
+    @property
+    def pub_text(self) -> str:
+        return self.signing_key.public.to_text()
+
+
+@dataclass
+class ServerKit:
+    key_path: Path
+    encryption_key: keys.EncryptionKey
+    public: keys.ServerPublicKey
+
+
+def make_server(directory: Path) -> ServerKit:
+    key_path, _ = keys.generate_server_keys(directory)
+    enc = keys.load_encryption_key(key_path)
+    return ServerKit(key_path=key_path, encryption_key=enc, public=enc.public)
+
+
+def make_client(directory: Path, name: str) -> ClientKit:
+    key_path, pub_path = keys.generate_client_keys(directory)
+    return ClientKit(name=name, signing_key=keys.load_signing_key(key_path), pub_path=pub_path)
+
+
+def make_device(i: int, *, observed_at: datetime, serial: str | None = None, ip: str | None = None,
+                mac: str | None = None, total: int = 10_000, alerts: int = 1) -> Device:
+    """A colour MFP reading with 12 counters, 6 supplies and ``alerts`` alerts."""
+    counters = {name: total // (k + 1) for k, name in enumerate(_COUNTERS)}
+    supplies = [Supply(index=k + 1, description=f"{color or kind} {kind}", kind=kind, color=color,
+                       level=40 + k, max=100, unit="percent", percent=float(40 + k), state="ok")
+                for k, (kind, color) in enumerate(_SUPPLIES)]
+    return Device(
+        ip=ip or f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}", observed_at=observed_at,
+        manufacturer="Ricoh", model="MP C3004", serial=serial or f"SN{i:08d}", firmware="1.02",
+        mac=mac or f"00:26:73:{i // 65536 % 256:02x}:{i // 256 % 256:02x}:{i % 256:02x}",
+        hostname=f"mfp-{i}", pmd="ricoh", capabilities=Capabilities(color=True, duplex=True, trays=4),
+        counters=counters, supplies=supplies,
+        status=Status(device="running", printer="idle", conditions=["low_toner"] if alerts else []),
+        alerts=[Alert(code="marker_toner_almost_empty", severity="warning", group="marker_supplies",
+                      group_index=1, description="Toner low", index=k + 1) for k in range(alerts)],
+    )
+
+
+def make_report(client: str, seq: int, *, devices: int = 3, created_at: datetime | None = None,
+                total: int | None = None, first_device: int = 0, kind: str = "periodic") -> Report:
+    """Report ``seq`` of ``client`` with ``devices`` readings; counters grow with ``seq``."""
+    created = created_at or datetime.now(UTC).replace(microsecond=0)
+    base = total if total is not None else 10_000 + seq * 100
+    return Report(client_id=client, customer="ACME", site="HQ", seq=seq, kind=kind,  # type: ignore[arg-type]
+                  created_at=created,
+                  devices=[make_device(first_device + i, observed_at=created - timedelta(seconds=5),
+                                       total=base + i) for i in range(devices)])
+
+
+def seal(report: Report, client: ClientKit, server: ServerKit) -> bytes:
+    return envelope.seal(report, signing_key=client.signing_key, server_key=server.public)
+
+
+def mails_for(env: bytes, *, chunk_bytes: int | None = None) -> list[bytes]:
+    """The mail(s) a client sends for an envelope (one per chunk)."""
+    parts = chunking.split(env, chunk_bytes) if chunk_bytes else [env]
+    return [mime.build_message(p, from_addr=FROM_ADDR, to_addr=TO_ADDR) for p in parts]
+
+
+def report_mail(client: ClientKit, server: ServerKit, seq: int, *, devices: int = 3, **kw: object) -> bytes:
+    return mails_for(seal(make_report(client.name, seq, devices=devices, **kw), client, server))[0]  # type: ignore[arg-type]
+
+
+def _plain_mail(subject: str, body: str = "hello", attachments: list[tuple[str, bytes]] = ()) -> bytes:  # type: ignore[assignment]
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "someone@example.test", TO_ADDR, subject
+    msg.set_content(body)
+    for name, data in attachments:
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    return msg.as_bytes()
+
+
+def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stranger: ClientKit,
+              other_server: ServerKit, loaded_mails: list[bytes], count: int, seed: int = 1,
+              first_seq: int = 100_000, big: bool = True) -> Iterator[tuple[str, bytes]]:
+    """``count`` bad or replayed mails with the outcome each must get.
+
+    ``client`` is registered and active, ``revoked`` registered then revoked, ``stranger`` never
+    registered; ``other_server`` is a server key the pipeline does not hold; ``loaded_mails`` have
+    been loaded already (replays of them must count as duplicates).
+    """
+    rng = random.Random(seed)
+    seq = first_seq
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def next_seq() -> int:
+        nonlocal seq
+        seq += 1
+        return seq
+
+    def good_env(c: ClientKit = client, s: ServerKit = server, **kw: object) -> bytes:
+        return seal(make_report(c.name, next_seq(), devices=1, **kw), c, s)  # type: ignore[arg-type]
+
+    makers = []
+
+    def case(f):  # type: ignore[no-untyped-def]
+        makers.append(f)
+        return f
+
+    @case
+    def not_fsm() -> tuple[str, bytes]:
+        return "not_fsm_mail", _plain_mail(f"lunch {rng.random()}", "see you at noon")
+
+    @case
+    def random_bytes() -> tuple[str, bytes]:
+        junk = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 400)))
+        return "not_fsm_mail", junk
+
+    @case
+    def truncated() -> tuple[str, bytes]:
+        mail = mails_for(good_env())[0]
+        cut = mail[: rng.randint(len(mail) // 2, len(mail) - 200)]
+        return "malformed_mime|malformed|not_fsm_mail", cut
+
+    @case
+    def bad_base64() -> tuple[str, bytes]:
+        env = good_env()
+        first = base64.b64encode(env)[:60]
+        return "malformed_mime", mails_for(env)[0].replace(first, b"!!" + first[2:], 1)
+
+    @case
+    def edited_headers() -> tuple[str, bytes]:
+        env = good_env()
+        mail = mails_for(env)[0]
+        h = envelope.peek(env)
+        return "malformed_mime", mail.replace(f"X-Fsm-Seq: {h.seq}".encode(),
+                                                f"X-Fsm-Seq: {h.seq + 1}".encode())
+
+    @case
+    def two_attachments() -> tuple[str, bytes]:
+        return "malformed_mime", _plain_mail("two", attachments=[("a.fsm", good_env()),
+                                                                  ("b.fsm", good_env())])
+
+    @case
+    def unknown_client() -> tuple[str, bytes]:
+        return "unknown_client", mails_for(good_env(stranger))[0]
+
+    @case
+    def revoked_client() -> tuple[str, bytes]:
+        return "revoked_client", mails_for(good_env(revoked))[0]
+
+    @case
+    def wrong_signing_key() -> tuple[str, bytes]:
+        # the registered client's name, signed by someone else's key
+        forged = ClientKit(name=client.name, signing_key=stranger.signing_key, pub_path=stranger.pub_path)
+        return "bad_signature", mails_for(good_env(forged))[0]
+
+    @case
+    def bit_flip() -> tuple[str, bytes]:
+        env = bytearray(good_env())
+        h = envelope.peek(bytes(env))
+        pos = rng.randrange(h.size, len(env))  # anywhere after the header: ciphertext or signature
+        env[pos] ^= 1 << rng.randrange(8)
+        return "bad_signature", mails_for(bytes(env))[0]
+
+    @case
+    def header_flip() -> tuple[str, bytes]:
+        env = bytearray(good_env())
+        # flip a bit of the ephemeral key or nonce (bytes 36..80): still parses, the signature covers it
+        env[rng.randrange(36, 80)] ^= 1
+        return "bad_signature", mails_for(bytes(env))[0]
+
+    @case
+    def wrong_server_key() -> tuple[str, bytes]:
+        return "unknown_key|decryption_failed", mails_for(good_env(s=other_server))[0]
+
+    @case
+    def future() -> tuple[str, bytes]:
+        return "implausible", mails_for(good_env(created_at=now + timedelta(days=3)))[0]
+
+    @case
+    def ancient() -> tuple[str, bytes]:
+        return "implausible", mails_for(good_env(created_at=datetime(1999, 1, 1, tzinfo=UTC)))[0]
+
+    @case
+    def bad_version() -> tuple[str, bytes]:
+        env = bytearray(good_env())
+        env[4] = 9  # the version byte after the magic
+        return "version_not_supported", mails_for_raw(bytes(env), client.name)
+
+    @case
+    def bad_schema() -> tuple[str, bytes]:
+        return "bad_schema", mails_for(seal_plain(b'{"hello": "world"}', client, server, next_seq()))[0]
+
+    @case
+    def zip_bomb() -> tuple[str, bytes]:
+        bomb = zlib.compress(b"\0" * (80 * 1024 * 1024), 9)  # 80 MB of zeros in ~80 KB
+        return "too_large|bad_schema", mails_for(seal_compressed(bomb, 80 * 1024 * 1024, client, server,
+                                                                 next_seq()))[0]
+
+    @case
+    def gzip_attachment() -> tuple[str, bytes]:
+        return "not_fsm_mail", _plain_mail("archive", attachments=[("log.gz", gzip.compress(b"x" * 100_000))])
+
+    @case
+    def replay() -> tuple[str, bytes]:
+        return "duplicate", rng.choice(loaded_mails)
+
+    @case
+    def replay_resealed_header() -> tuple[str, bytes]:
+        # a replayed envelope in a fresh mail (different Message-ID, same bytes)
+        env = mime.parse_message(rng.choice(loaded_mails)).envelope
+        return "duplicate", mime.build_message(env, from_addr=FROM_ADDR, to_addr=TO_ADDR,
+                                               message_id=f"<replay.{rng.random()}@x>")
+
+    if big:
+        @case
+        def huge() -> tuple[str, bytes]:
+            return "too_large", _plain_mail("big", attachments=[
+                ("big.fsm", b"\x89FSM" + bytes(50 * 1024 * 1024))])
+
+    for _ in range(count):
+        yield rng.choice(makers)()
+
+
+def seal_plain(plain: bytes, client: ClientKit, server: ServerKit, seq: int) -> bytes:
+    """An envelope whose (validly signed, encrypted) plaintext is ``plain``, not a report."""
+    return seal_compressed(zlib.compress(plain), len(plain), client, server, seq)
+
+
+def seal_compressed(compressed: bytes, report_len: int, client: ClientKit, server: ServerKit,
+                    seq: int) -> bytes:
+    import os
+
+    return envelope._seal_payload(compressed, report_len=report_len, client_id=client.name, seq=seq,
+                                  kind="periodic", signing_key=client.signing_key, server_key=server.public,
+                                  rng=os.urandom)
+
+
+def mails_for_raw(env: bytes, client_id: str) -> bytes:
+    """A report mail around bytes ``mime.build_message`` would refuse (unparseable header)."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = FROM_ADDR, TO_ADDR, f"fsm report {client_id}"
+    msg["X-Fsm-Client"] = client_id
+    msg.set_content("fsm report")
+    msg.add_attachment(env, maintype="application", subtype="octet-stream", filename="report.fsm")
+    return msg.as_bytes()
+
+
+__all__ = [
+    "FROM_ADDR",
+    "SIGNATURE_BYTES",
+    "TO_ADDR",
+    "ClientKit",
+    "ServerKit",
+    "bad_mails",
+    "mails_for",
+    "mails_for_raw",
+    "make_client",
+    "make_device",
+    "make_report",
+    "make_server",
+    "report_mail",
+    "seal",
+    "seal_compressed",
+    "seal_plain",
+]

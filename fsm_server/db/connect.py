@@ -1,0 +1,150 @@
+"""Open the server database: SQLite by default, PostgreSQL by URL; the one place peewee's and the
+drivers' exceptions become fsm errors.
+
+``""`` or ``sqlite:///path`` gives a SQLite file (WAL, foreign keys on, ``synchronous=FULL`` so a
+committed report survives a power cut, writers take the lock at BEGIN so two ingest processes
+queue instead of failing half-way). ``postgresql://user@host:port/db`` gives PostgreSQL through
+psycopg 3, which peewee 4 drives natively.
+
+>>> import tempfile, pathlib
+>>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
+>>> db.kind, db.peewee.pragma("journal_mode")
+('sqlite', 'wal')
+>>> db.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import peewee
+
+from ..errors import DatabaseError
+
+DB_FILE = "fsm.db"
+
+#: Every peewee exception class and what it becomes. IntegrityError is not here on purpose:
+#: the loader catches it to detect a duplicate (client, seq) and turns it into DuplicateEnvelope.
+PEEWEE_ERRORS: dict[type[Exception], str] = {
+    peewee.OperationalError: "the database refused or lost the connection",
+    peewee.InterfaceError: "the database driver is misused or the connection is closed",
+    peewee.ProgrammingError: "the database schema does not match this fsm version",
+    peewee.InternalError: "the database reported an internal error",
+    peewee.NotSupportedError: "the database does not support an operation fsm needs",
+    peewee.DataError: "a value does not fit its column",
+    peewee.IntegrityError: "a database constraint was violated",
+    peewee.DatabaseError: "the database failed",
+    peewee.ImproperlyConfigured: "the database driver is missing",
+}
+
+
+class DuplicateKey(DatabaseError):
+    """A unique constraint refused a row (used for idempotence; the loader turns it into a verdict)."""
+
+    reason = "duplicate_key"
+
+
+@contextlib.contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn peewee/driver exceptions raised inside into DatabaseError (IntegrityError: DuplicateKey)."""
+    try:
+        yield
+    except peewee.IntegrityError as exc:
+        raise DuplicateKey(f"{what}: {exc}".strip(), hint="this row exists already") from exc
+    except (peewee.PeeweeException, OSError) as exc:
+        summary = next((v for k, v in PEEWEE_ERRORS.items() if isinstance(exc, k)), "the database failed")
+        raise DatabaseError(
+            f"{what}: {summary}: {str(exc).strip() or type(exc).__name__}",
+            hint="check [database] url in the config and that the database server is running",
+        ) from exc
+
+
+@dataclass
+class Database:
+    """An open database and what kind it is."""
+
+    peewee: peewee.Database
+    kind: Literal["sqlite", "postgresql"]
+    url: str
+
+    def atomic(self) -> Any:
+        """One transaction (a savepoint when nested)."""
+        return self.peewee.atomic()
+
+    def close(self) -> None:
+        with contextlib.suppress(peewee.PeeweeException):
+            if not self.peewee.is_closed():
+                self.peewee.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sqlite(path: Path) -> peewee.SqliteDatabase:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return peewee.SqliteDatabase(
+        str(path),
+        pragmas={"journal_mode": "wal", "foreign_keys": 1, "synchronous": "full", "busy_timeout": 30000},
+        timeout=30,
+        lock_type="IMMEDIATE",
+        returning_clause=True,
+    )
+
+
+def open_database(url: str, *, data_dir: Path, migrate: bool = True) -> Database:
+    """Open (and by default migrate) the database ``url`` names; '' means SQLite in ``data_dir``."""
+    scheme = urlsplit(url).scheme if url else "sqlite"
+    if scheme == "sqlite":
+        raw = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        path = Path(raw) if raw else data_dir / DB_FILE
+        db = Database(_sqlite(path), "sqlite", url or f"sqlite:///{path}")
+    elif scheme in ("postgresql", "postgres"):
+        conninfo = "postgresql" + url[len(scheme):]
+        db = Database(peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True), "postgresql", url)
+    else:
+        raise DatabaseError(
+            f"database url {url!r} has scheme {scheme!r}, which fsm does not support",
+            hint="use sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or leave [database] url empty",
+        )
+    with translated(f"cannot open database {redact(db.url)!r}"):
+        db.peewee.connect(reuse_if_open=True)
+    if migrate:
+        from .migrations import migrate as run_migrations
+
+        run_migrations(db)
+    return db
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def database_url_from_env(default: str) -> str:
+    """FSM_DATABASE_URL overrides the config (tests, one-off imports into another database)."""
+    return os.environ.get("FSM_DATABASE_URL", default)
+
+
+__all__ = [
+    "DB_FILE",
+    "PEEWEE_ERRORS",
+    "Database",
+    "DuplicateKey",
+    "database_url_from_env",
+    "open_database",
+    "redact",
+    "translated",
+]

@@ -1,0 +1,76 @@
+"""Schema migrations: named functions applied in order, each in its own transaction, recorded in
+``migrations`` (the sqlite-utils pattern). Never edit a released migration; add the next one.
+
+Two processes starting at once (two ingest daemons) must not both migrate: PostgreSQL takes an
+advisory lock for the whole run, SQLite's BEGIN IMMEDIATE serialises the writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import peewee
+
+from . import models
+from .connect import Database, translated
+
+_LOCK_KEY = 0x46534D5F4D494752  # "FSM_MIGR"
+
+
+class Migration(peewee.Model):
+    name = peewee.CharField(max_length=200, primary_key=True)
+    applied_at = models.UtcDateTimeField()
+
+    class Meta:
+        table_name = "migrations"
+
+
+def m001_initial(db: peewee.Database) -> None:
+    """Every table of schema 1."""
+    db.create_tables(models.MODELS, safe=False)
+
+
+def m002_listing_indexes(db: peewee.Database) -> None:
+    """Indexes the listings sort and filter by."""
+    db.execute_sql("CREATE INDEX quarantine_status_time ON quarantine (status, quarantined_at)")
+    db.execute_sql("CREATE INDEX envelope_ingested ON envelope (ingested_at)")
+    db.execute_sql("CREATE INDEX device_client ON device (client_id, last_seen)")
+
+
+MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (m001_initial, m002_listing_indexes)
+
+
+def applied(db: Database) -> list[str]:
+    """Names of the migrations already applied, in order applied."""
+    with translated("cannot read the migrations table"):
+        if "migrations" not in db.peewee.get_tables():
+            return []
+        with db.peewee.bind_ctx([Migration]):
+            return [m.name for m in Migration.select().order_by(Migration.applied_at, Migration.name)]
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply every pending migration; returns the names applied now. Binds the models to ``db``."""
+    pw = db.peewee
+    models.bind(pw)
+    done_now: list[str] = []
+    with translated(f"cannot migrate the {db.kind} database"), pw.bind_ctx([Migration]):
+        if db.kind == "postgresql":
+            pw.execute_sql("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            pw.create_tables([Migration], safe=True)
+            for step in MIGRATIONS:
+                with pw.atomic():
+                    if Migration.get_or_none(Migration.name == step.__name__) is not None:
+                        continue
+                    step(pw)
+                    Migration.create(name=step.__name__, applied_at=datetime.now(UTC))
+                    done_now.append(step.__name__)
+        finally:
+            if db.kind == "postgresql":
+                pw.execute_sql("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return done_now
+
+
+__all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "migrate"]

@@ -1,0 +1,291 @@
+"""The server's tables as peewee models (the schema itself is created by ``migrations``).
+
+Times are stored as UTC without a zone (SQLite has no zone type; PostgreSQL ``timestamp``) and
+come back as aware UTC datetimes. Lists and maps that are only ever shown, never queried, are
+JSON text.
+
+Identity rules (see ``device_identity``): a device is its manufacturer + serial number; an IP or
+MAC change is history of the same device, and a different serial at the same IP is a different
+device. Devices that report no serial fall back to MAC, then IP, within their client.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import peewee
+
+
+class UtcDateTimeField(peewee.DateTimeField):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC."""
+
+    def db_value(self, value: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value: Any) -> Any:
+        value = super().python_value(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class JsonTextField(peewee.TextField):
+    """Any JSON-able value as text (msgspec)."""
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else msgspec.json.encode(value).decode()
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else msgspec.json.decode(value)
+
+
+class _Model(peewee.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class Client(_Model):
+    """A registered fsm-client installation; ``name`` is the client id in its envelopes."""
+
+    name = peewee.CharField(max_length=64, unique=True)
+    public_key = peewee.TextField()  # the one-line text of client.pub
+    fingerprint = peewee.CharField(max_length=128)
+    status = peewee.CharField(max_length=16, default="active")  # active | revoked
+    added_at = UtcDateTimeField()
+    revoked_at = UtcDateTimeField(null=True)
+    note = peewee.TextField(default="")
+
+
+class ClientKey(_Model):
+    """Every key a client has had; the current one has ``retired_at`` NULL."""
+
+    client = peewee.ForeignKeyField(Client, backref="keys", on_delete="CASCADE")
+    public_key = peewee.TextField()
+    fingerprint = peewee.CharField(max_length=128)
+    added_at = UtcDateTimeField()
+    retired_at = UtcDateTimeField(null=True)
+
+
+class Customer(_Model):
+    name = peewee.CharField(max_length=200, unique=True)
+
+
+class Site(_Model):
+    customer = peewee.ForeignKeyField(Customer, backref="sites")
+    name = peewee.CharField(max_length=200)
+
+    class Meta:
+        indexes = ((("customer", "name"), True),)
+
+
+class Envelope(_Model):
+    """One report received and loaded; UNIQUE(client, seq) is what makes ingest idempotent."""
+
+    client = peewee.ForeignKeyField(Client, backref="envelopes")
+    seq = peewee.BigIntegerField()
+    kind = peewee.CharField(max_length=16)
+    message_id = peewee.TextField(null=True)
+    sha256 = peewee.CharField(max_length=64)
+    chunk_count = peewee.IntegerField(default=1)
+    source = peewee.TextField(default="")
+    created_at = UtcDateTimeField()
+    received_at = UtcDateTimeField()
+    ingested_at = UtcDateTimeField()
+    devices = peewee.IntegerField(default=0)
+    values = peewee.IntegerField(default=0)
+    resend_of = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        indexes = ((("client", "seq"), True),)
+
+
+class Device(_Model):
+    identity = peewee.CharField(max_length=300, unique=True)
+    client = peewee.ForeignKeyField(Client, backref="devices")
+    site = peewee.ForeignKeyField(Site, null=True, backref="devices")
+    manufacturer = peewee.CharField(max_length=200, null=True)
+    model = peewee.CharField(max_length=200, null=True)
+    serial = peewee.CharField(max_length=200, null=True)
+    firmware = peewee.CharField(max_length=200, null=True)
+    hostname = peewee.CharField(max_length=200, null=True)
+    location = peewee.TextField(null=True)
+    pmd = peewee.CharField(max_length=200, null=True)
+    ip = peewee.CharField(max_length=64)  # the latest reading's
+    mac = peewee.CharField(max_length=64, null=True)
+    first_seen = UtcDateTimeField()
+    last_seen = UtcDateTimeField()
+
+
+class DeviceAddress(_Model):
+    """IP/MAC history: one row per (device, ip, mac) with when it was first and last seen."""
+
+    device = peewee.ForeignKeyField(Device, backref="addresses", on_delete="CASCADE")
+    ip = peewee.CharField(max_length=64)
+    mac = peewee.CharField(max_length=64, default="")
+    first_seen = UtcDateTimeField()
+    last_seen = UtcDateTimeField()
+
+    class Meta:
+        indexes = ((("device", "ip", "mac"), True),)
+
+
+class Reading(_Model):
+    envelope = peewee.ForeignKeyField(Envelope, backref="readings", on_delete="CASCADE")
+    device = peewee.ForeignKeyField(Device, backref="readings")
+    observed_at = UtcDateTimeField()
+    ip = peewee.CharField(max_length=64)
+    reachability = peewee.CharField(max_length=16)
+    device_status = peewee.CharField(max_length=32, null=True)
+    printer_status = peewee.CharField(max_length=32, null=True)
+    conditions = JsonTextField(null=True)
+    console = peewee.TextField(null=True)
+    uptime_ticks = peewee.BigIntegerField(null=True)
+    warnings = JsonTextField(null=True)
+
+    class Meta:
+        indexes = ((("device", "observed_at"), False),)
+
+
+class CounterValue(_Model):
+    """One page counter of one reading, with a flag when it went backwards or jumped."""
+
+    reading = peewee.ForeignKeyField(Reading, backref="counters", on_delete="CASCADE")
+    device = peewee.ForeignKeyField(Device)
+    name = peewee.CharField(max_length=64)
+    value = peewee.BigIntegerField()
+    observed_at = UtcDateTimeField()
+    flag = peewee.CharField(max_length=16, null=True)  # reset | wrap | jump | device_swap
+    previous = peewee.BigIntegerField(null=True)  # the value it was compared with, when flagged
+
+    class Meta:
+        indexes = ((("device", "name", "observed_at"), False),)
+
+
+class CounterLatest(_Model):
+    """The newest value of each counter of each device, what the next reading is checked against."""
+
+    device = peewee.ForeignKeyField(Device, on_delete="CASCADE")
+    name = peewee.CharField(max_length=64)
+    value = peewee.BigIntegerField()
+    observed_at = UtcDateTimeField()
+
+    class Meta:
+        primary_key = peewee.CompositeKey("device", "name")
+
+
+class SupplyValue(_Model):
+    reading = peewee.ForeignKeyField(Reading, backref="supplies", on_delete="CASCADE")
+    index = peewee.IntegerField(null=True)
+    description = peewee.TextField(default="")
+    kind = peewee.CharField(max_length=64)
+    color = peewee.CharField(max_length=32, null=True)
+    level = peewee.BigIntegerField(null=True)
+    max = peewee.BigIntegerField(null=True)
+    unit = peewee.CharField(max_length=64, null=True)
+    percent = peewee.FloatField(null=True)
+    state = peewee.CharField(max_length=16)
+
+
+class AlertValue(_Model):
+    reading = peewee.ForeignKeyField(Reading, backref="alerts", on_delete="CASCADE")
+    code = peewee.CharField(max_length=64)
+    severity = peewee.CharField(max_length=32)
+    group = peewee.CharField(max_length=64, null=True)
+    group_index = peewee.IntegerField(null=True)
+    location = peewee.BigIntegerField(null=True)
+    description = peewee.TextField(default="")
+    index = peewee.BigIntegerField(null=True)
+    training = peewee.CharField(max_length=32, null=True)
+    time_ticks = peewee.BigIntegerField(null=True)
+    observed_at = UtcDateTimeField()
+
+
+class PendingChunk(_Model):
+    """A chunk of a report whose other chunks have not all arrived yet (kept across restarts)."""
+
+    client = peewee.ForeignKeyField(Client, on_delete="CASCADE")
+    seq = peewee.BigIntegerField()
+    chunk_index = peewee.IntegerField()
+    chunk_count = peewee.IntegerField()
+    data = peewee.BlobField()
+    message_id = peewee.TextField(null=True)
+    source = peewee.TextField(default="")
+    received_at = UtcDateTimeField()
+
+    class Meta:
+        indexes = ((("client", "seq", "chunk_index"), True),)
+
+
+class Quarantine(_Model):
+    """A message that could not be loaded, kept with why; the same bytes twice are one row."""
+
+    sha256 = peewee.CharField(max_length=64, unique=True)
+    reason = peewee.CharField(max_length=64)
+    detail = peewee.TextField(default="")
+    hint = peewee.TextField(default="")
+    raw = peewee.BlobField()  # the message as received (first ``raw_kept`` bytes of a huge one)
+    raw_size = peewee.BigIntegerField()
+    source = peewee.TextField(default="")
+    message_id = peewee.TextField(null=True)
+    client_name = peewee.CharField(max_length=64, null=True)
+    seq = peewee.BigIntegerField(null=True)
+    received_at = UtcDateTimeField()
+    quarantined_at = UtcDateTimeField()
+    status = peewee.CharField(max_length=16, default="held")  # held | released
+    released_at = UtcDateTimeField(null=True)
+
+
+MODELS: tuple[type[_Model], ...] = (
+    Client, ClientKey, Customer, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
+    CounterLatest, SupplyValue, AlertValue, PendingChunk, Quarantine,
+)
+
+
+def bind(database: peewee.Database) -> None:
+    """Point every model at ``database`` (one open database per process)."""
+    database.bind(MODELS, bind_refs=False, bind_backrefs=False)
+
+
+def device_identity(*, client: str, manufacturer: str | None, serial: str | None, mac: str | None,
+                    ip: str) -> tuple[str, bool]:
+    """The identity key of a reading's device and whether it is strong (serial-based).
+
+    >>> device_identity(client="c", manufacturer="HP ", serial="cn123", mac=None, ip="10.0.0.5")
+    ('sn:hp:CN123', True)
+    >>> device_identity(client="c", manufacturer=None, serial=None, mac="00:11:22:AA:BB:CC", ip="x")
+    ('mac:c:00:11:22:aa:bb:cc', False)
+    """
+    sn = (serial or "").strip().upper()
+    if sn and sn not in ("0", "UNKNOWN", "N/A", "NONE"):
+        return f"sn:{(manufacturer or '').strip().lower()}:{sn}", True
+    m = (mac or "").strip().lower().replace("-", ":")
+    if m and m not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
+        return f"mac:{client}:{m}", False
+    return f"ip:{client}:{ip}", False
+
+
+__all__ = [
+    "MODELS",
+    "AlertValue",
+    "Client",
+    "ClientKey",
+    "CounterLatest",
+    "CounterValue",
+    "Customer",
+    "Device",
+    "DeviceAddress",
+    "Envelope",
+    "JsonTextField",
+    "PendingChunk",
+    "Quarantine",
+    "Reading",
+    "Site",
+    "SupplyValue",
+    "UtcDateTimeField",
+    "bind",
+    "device_identity",
+]
