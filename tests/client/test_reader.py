@@ -98,6 +98,19 @@ async def test_three_state_vendor_scale_is_mapped_by_the_pmd(pool: PmdPool) -> N
     ]
 
 
+async def test_canon_three_stage_levels_are_states_not_percents(pool: PmdPool) -> None:
+    rec = supplies_rec(
+        [(1, "Black Toner", 3, 100, 100), (2, "Black Toner", 3, 100, 10), (3, "Drum", 9, 100, 40)]
+    )
+    dev = await read(pool, rec, descr="Canon MF4750 /P")
+    assert dev.pmd == "canon-three-stage"
+    assert [(s.percent, s.state) for s in dev.supplies] == [
+        (None, "some_remaining"),
+        (None, "low"),
+        (40.0, "ok"),
+    ]
+
+
 async def test_waste_receptacle_percent_is_space_left(pool: PmdPool) -> None:
     dev = await read(pool, supplies_rec([(1, "Waste Toner Container", 4, 100, 5)]))
     assert (dev.supplies[0].kind, dev.supplies[0].percent, dev.supplies[0].state) == (
