@@ -29,7 +29,7 @@ from fsm_protocol import vocabulary
 from fsm_protocol.schema import Capabilities, Device, Supply, utcnow
 
 from . import normalize
-from .errors import SnmpTimeout
+from .errors import SnmpError, SnmpTimeout
 from .pmd import transforms
 from .pmd.matcher import PmdPool
 from .pmd.model import Lookup, Pmd, Source
@@ -178,6 +178,8 @@ class _Reader:
                 self.a.timed_out = True
                 self.a.warnings.append(f"device stopped answering during the read: {exc.message}")
                 return
+            except SnmpError as exc:  # the agent answered something unusable: keep the rest
+                self.a.warnings.append(f"GET of {len(wanted[i:i + GET_BATCH])} OIDs failed: {exc.message}")
         for oid in self.plan.tables:
             if self.a.timed_out:
                 return
@@ -188,6 +190,9 @@ class _Reader:
                 self.a.timed_out = True
                 self.a.warnings.append(f"device stopped answering while walking {oid}: {exc.message}")
                 return
+            except SnmpError as exc:
+                self.a.warnings.append(f"walk of {oid} failed: {exc.message}")
+                continue
             if len(rows) >= limit:
                 self.a.warnings.append(f"table {oid} has more than {limit} rows; read the first {limit}")
             self.a.tables[oid] = rows

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fsm_protocol.errors import ConfigError
+from fsm_protocol.errors import ConfigError, FsmError
 from fsm_protocol.schema import Device, utcnow
 
 from .config import ClientConfig, Credential
@@ -155,7 +155,10 @@ async def scan(
     async def one(t: Target, cs: list[Credential]) -> Device:
         async with gate:
             assert open_source is not None
-            return await read_target(t, credentials=cs, pool=pool, open_source=open_source, now=now)
+            try:
+                return await read_target(t, credentials=cs, pool=pool, open_source=open_source, now=now)
+            except FsmError as exc:  # one device's failure never stops the scan of the others
+                return unreachable(t.host, f"{type(exc).__name__}: {exc.message}", now=now)
 
     return list(await asyncio.gather(*(one(t, cs) for t, cs in work)))
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fsm_client.errors import SnmpTimeout
+from fsm_client.errors import SnmpProtocolError, SnmpTimeout
 from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 from fsm_client.reader import read_device
@@ -278,3 +278,19 @@ async def test_a_silent_device_is_unreachable(pool: PmdPool) -> None:
     dev = await read_device(_StopsAnswering(RecordingSource({}), 0), pool, ip="192.0.2.7", now=NOW)
     assert (dev.reachability, dev.ip, dev.pmd) == ("unreachable", "192.0.2.7", None)
     assert "no answer" in dev.warnings[0]
+
+
+class _Garbles(_StopsAnswering):
+    """A device whose walks of the alert table fail with a protocol error."""
+
+    async def walk(self, oid: str, *, max_rows: int = 10_000) -> list[tuple[str, SnmpValue]]:
+        if oid.startswith("1.3.6.1.2.1.43.18"):
+            raise SnmpProtocolError("agent sent an unusable response to GETBULK")
+        return await self.rec.walk(oid, max_rows=max_rows)
+
+
+async def test_a_protocol_error_on_one_table_keeps_the_rest_of_the_reading(pool: PmdPool) -> None:
+    rec = RecordingSource.from_text("1.3.6.1.2.1.1.1.0|4|Generic\n1.3.6.1.2.1.43.5.1.1.17.1|4|SER1\n")
+    dev = await read_device(_Garbles(rec, 100), pool, ip="192.0.2.7", now=NOW)
+    assert (dev.reachability, dev.serial) == ("ok", "SER1")
+    assert any("walk of 1.3.6.1.2.1.43.18.1.1 failed" in w for w in dev.warnings)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from fsm_client.cli import main
 from fsm_client.config import ClientConfig, Credential
-from fsm_client.errors import SnmpTimeout
+from fsm_client.errors import SnmpProtocolError, SnmpTimeout
 from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.scan import Target, parse_target, scan
 from fsm_client.snmp.source import RecordingSource, SnmpSource, SnmpValue
@@ -190,3 +190,21 @@ async def test_scan_tries_credentials_in_order_and_keeps_one_device_per_target()
     assert devices[0].serial == "6509415X00" and "read with credential 'right'" in devices[0].warnings[0]
     assert "wrong: no answer" in devices[1].warnings[0] and "right: no answer" in devices[1].warnings[0]
     assert opened.count(("192.0.2.1", "wrong")) == 1 and opened.count(("192.0.2.2", "right")) == 1
+
+
+@needs_walks
+async def test_one_failing_device_never_stops_the_scan() -> None:
+    @asynccontextmanager
+    async def open_source(host: str, port: int, cred: Credential) -> AsyncIterator[SnmpSource]:
+        if host == "192.0.2.9":
+            raise SnmpProtocolError("the agent's engine id is malformed")
+        yield RecordingSource.from_file(SHARP / "device.snmprec")
+
+    devices = await scan(
+        ["192.0.2.9", "192.0.2.1"],
+        config=ClientConfig(),
+        pool=load_pool(default_dirs()),
+        open_source=open_source,
+    )
+    assert [(d.ip, d.reachability) for d in devices] == [("192.0.2.9", "unreachable"), ("192.0.2.1", "ok")]
+    assert "engine id is malformed" in devices[0].warnings[0]
