@@ -28,6 +28,7 @@ def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> N
         ctx.exit(exc.exit_code)
 
 
+from .discover import discover_command  # noqa: E402
 from .keys import keys_group  # noqa: E402
 from .outbox import outbox_group, resend_command  # noqa: E402
 from .pmd import pmd_group  # noqa: E402 - commands register after the group exists
@@ -36,6 +37,7 @@ from .scan import scan_command  # noqa: E402
 from .status import status_command  # noqa: E402
 
 main.add_command(scan_command)
+main.add_command(discover_command)
 main.add_command(pmd_group)
 main.add_command(run_command)
 main.add_command(send_command)

@@ -54,9 +54,9 @@ from pysnmp.hlapi.v3arch.asyncio import (
     bulk_cmd,
     get_cmd,
     next_cmd,
+    usmAesBlumenthalCfb192Protocol,
+    usmAesBlumenthalCfb256Protocol,
     usmAesCfb128Protocol,
-    usmAesCfb192Protocol,
-    usmAesCfb256Protocol,
     usmDESPrivProtocol,
     usmHMAC128SHA224AuthProtocol,
     usmHMAC192SHA256AuthProtocol,
@@ -92,10 +92,12 @@ PRIV_PROTOCOLS: dict[str, Any] = {
     "DES": usmDESPrivProtocol,
     "AES": usmAesCfb128Protocol,
     "AES-128": usmAesCfb128Protocol,
-    # Net-SNMP and most printers localise 192/256-bit AES keys the "Reeder" way (pysnmp's
-    # plain usmAesCfb192/256; the Blumenthal variants are the other draft).
-    "AES-192": usmAesCfb192Protocol,
-    "AES-256": usmAesCfb256Protocol,
+    # Where the auth hash is shorter than the AES key, the key is extended: Net-SNMP (and
+    # the printers built on it) extend it as draft-blumenthal says; pysnmp's plain
+    # usmAesCfb192/256 follow the Cisco ("Reeder") draft and time out against Net-SNMP
+    # with SHA-1 or MD5 (tested in tests/client/test_snmpv3.py).
+    "AES-192": usmAesBlumenthalCfb192Protocol,
+    "AES-256": usmAesBlumenthalCfb256Protocol,
 }
 
 # pysnmp error indications that mean "your SNMPv3 credential is wrong", by class.
