@@ -29,7 +29,7 @@ from fsm_protocol.schema import Device, utcnow
 from . import alerts
 from .config import ClientConfig
 from .report import Queued, Sealer, queue_report
-from .scan import SourceFactory, _is_range, default_pool, parse_target, scan
+from .scan import SourceFactory, default_pool, is_range, parse_target, scan
 from .schedule import Rule, latest_due, next_due, parse_rule, zone
 from .sender import DrainResult, Sender, TransportFactory
 from .store import Store
@@ -106,7 +106,7 @@ class Daemon:
 
     def targets(self) -> list[str]:
         """Configured single targets, then devices found by discovery (on the default port)."""
-        specs = [t.range for t in self.config.targets if not _is_range(t.range)]
+        specs = [t.range for t in self.config.targets if not is_range(t.range)]
         hosts = {parse_target(s, default_port=self.config.snmp.port).host for s in specs}
         specs += [d.ip for d in self.store.devices() if d.ip not in hosts]
         return specs
@@ -149,21 +149,21 @@ class Daemon:
         return n
 
     async def discover(self) -> int:
-        """Sweep the configured ranges and read what answers; found devices join the targets."""
-        ranges = [t for t in self.config.targets if _is_range(t.range)]
-        if not ranges:
-            return 0
-        from .snmp.discovery import sweep  # the SNMP engineer's unicast sweep
-
-        found: list[str] = []
-        snmp = self.config.snmp
-        for target in ranges:
-            creds = [c for c in self.config.credentials
-                     if not target.credentials or c.name in target.credentials]
-            hits = await sweep([target.range], credentials=creds, port=snmp.port, timeout=snmp.timeout,
-                               retries=snmp.retries, rate=snmp.discovery_rate, exclude=target.exclude)
-            found += [h.ip for h in hits]
-        return await self.full_read(found, keep_unreachable=False) if found else 0
+        """Sweep the configured ranges (scan sweeps, then reads what answers); the devices
+        found are stored and join the targets of later scans and polls."""
+        found = 0
+        for target in self.config.targets:
+            if not is_range(target.range):
+                continue
+            creds = [c for c in self.config.credentials if c.name in target.credentials] or None
+            for device in await scan([target.range], config=self.config, pool=self.pool, credentials=creds,
+                                     open_source=self.open_source):
+                if device.reachability != "unreachable" and device.ip not in target.exclude:
+                    self.store.add_reading(device, kind="scan")
+                    found += 1
+        self.counts.readings += found
+        self.store.set_meta_time("last_discovery_at", self.clock())
+        return found
 
     def queue(self, kind: Any, *, also: Callable[[int], None] | None = None) -> Queued:
         queued = queue_report(self.store, self.sealer, self.config, kind=kind, now=self.clock(), also=also)

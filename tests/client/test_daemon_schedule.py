@@ -131,3 +131,26 @@ async def test_a_month_end_report_on_the_31st_runs_on_the_30th_of_april(
     assert kinds(daemon.store) == [(1, "periodic")]
     [report_period_end] = [daemon.store.meta_time("last_period_end")]
     assert report_period_end == clock.now
+
+
+async def test_discovery_on_its_own_schedule_finds_devices_that_later_scans_read(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    ip = printers.ips["lobby"]
+    base = ip.rsplit(".", 1)[0]
+    last = int(ip.rsplit(".", 1)[1])
+    clock = Clock(datetime(2026, 2, 1, 0, 0, tzinfo=BERLIN))
+    neighbourhood = {"range": f"{base}.{last - 1}-{last + 1}", "credentials": ["lobby"]}
+    schedule = {"timezone": "Europe/Berlin", "discovery": "weekly sun 03:00", "report": "off",
+                "scan": "daily 12:00", "status_poll": "off"}
+    config = make_config(keys, **{**printers.client_sections(), "targets": [neighbourhood]},
+                         schedule=schedule, smtp={"to": ["dealer@fsm.test"]})
+    daemon = Daemon(config, tmp_path, clock=clock)
+    daemon._init_schedule(clock.now)
+    assert daemon.targets() == []
+    clock.now = datetime(2026, 2, 1, 3, 0, tzinfo=BERLIN)  # Sunday
+    await daemon.scheduler_pass()
+    assert [d.ip for d in daemon.store.devices()] == [ip]  # the silent neighbours are not devices
+    assert daemon.targets() == [ip]
+    clock.now = datetime(2026, 2, 1, 12, 0, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    assert [r.device.ip for r in daemon.store.unreported_readings()] == [ip, ip]
