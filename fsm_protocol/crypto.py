@@ -42,6 +42,11 @@ def ed25519_generate() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
+def ed25519_from_raw(raw: bytes) -> Ed25519PrivateKey:
+    """An Ed25519 private key from its 32-byte seed (test vectors)."""
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
 def ed25519_public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -74,7 +79,7 @@ def x25519_generate() -> X25519PrivateKey:
 
 
 def x25519_from_raw(raw: bytes) -> X25519PrivateKey:
-    """An X25519 private key from 32 raw bytes (the deterministic path: seal's ``rng``)."""
+    """An X25519 private key from 32 raw bytes (seal's ``rng``; test vectors)."""
     return X25519PrivateKey.from_private_bytes(raw)
 
 
@@ -158,6 +163,7 @@ __all__ = [
     "TAG_BYTES",
     "aes_gcm_decrypt",
     "aes_gcm_encrypt",
+    "ed25519_from_raw",
     "ed25519_generate",
     "ed25519_public_from_raw",
     "ed25519_public_raw",

@@ -176,7 +176,7 @@ def _open_payload(
     encryption_key: EncryptionKey,
     max_envelope_bytes: int,
     max_report_bytes: int,
-) -> tuple[Header, bytes]:
+) -> tuple[Header, bytearray]:
     """Every step of opening up to the report's JSON bytes."""
     header = peek(data, max_bytes=max_envelope_bytes)
     if header.is_chunk:
@@ -210,13 +210,25 @@ def _open_payload(
     return header, _inflate(compressed, header.report_len)
 
 
-def _inflate(compressed: bytes, expected: int) -> bytes:
-    """Decompress to exactly ``expected`` bytes; never produces more than ``expected + 1``."""
+_INFLATE_STEP = 1 << 20
+
+
+def _inflate(compressed: bytes, expected: int) -> bytearray:
+    """Decompress to exactly ``expected`` bytes; never holds more than ``expected`` + one step.
+
+    Inflating in steps into one bytearray keeps the peak near the output size (a single
+    ``decompress(data, max_length)`` call holds its blocks and their joined copy at once).
+    """
     inflater = zlib.decompressobj()
+    plain = bytearray()
+    pending: bytes = compressed
     try:
-        plain = inflater.decompress(compressed, expected + 1)
-        if len(plain) <= expected and not inflater.eof and inflater.unconsumed_tail:
-            plain += inflater.decompress(inflater.unconsumed_tail, 1)
+        while not inflater.eof and len(plain) <= expected:
+            piece = inflater.decompress(pending, min(_INFLATE_STEP, expected + 1 - len(plain)))
+            pending = inflater.unconsumed_tail
+            if not piece and not pending:
+                break  # input exhausted before the end of the stream
+            plain += piece
     except zlib.error as exc:
         raise MalformedEnvelope(f"the sealed payload is not a valid zlib stream: {exc}",
                                 hint="the sending client is broken") from exc

@@ -144,7 +144,7 @@ def encode_report(report: Report) -> bytes:
     return _encoder.encode(report)
 
 
-def decode_report(data: bytes, *, max_bytes: int = MAX_REPORT_BYTES) -> Report:
+def decode_report(data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_REPORT_BYTES) -> Report:
     """Parse and validate report bytes; refuses oversize input before parsing."""
     if len(data) > max_bytes:
         raise TooLarge(
