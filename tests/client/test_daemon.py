@@ -1,0 +1,196 @@
+"""The daemon against real peers: snmpsim printers in, Postfix + Dovecot out.
+
+A periodic report and an alert arrive in IMAP and open (with fsm_protocol, as the server
+does) to exactly the readings the store holds; a relay that is down for the whole run
+loses and reorders nothing once it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from client_fixtures import Keys, Printers, make_config
+
+from fsm_client.daemon import Daemon, client_status
+from fsm_devtools.peers.mailstack import MailStack
+from fsm_protocol.mime import parse_message
+from fsm_protocol.schema import decode_report
+
+pytestmark = [pytest.mark.mail, pytest.mark.snmp]
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    return Keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
+    p = Printers(["office-1", "office-2"], tmp_path_factory.mktemp("printers")).start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+@pytest.fixture
+def healthy_printers(printers: Printers) -> Printers:
+    for name in printers.names:
+        printers.set_state(name, "ok")
+    return printers
+
+
+def smtp_section(stack: MailStack, port: int | None = None) -> dict[str, Any]:
+    return {"host": stack.host, "port": port or stack.smtp_port, "security": "starttls",
+            "ca_file": str(stack.ca_file), "from": "client@fsm.test", "to": ["dealer@fsm.test"],
+            "timeout": 10.0}
+
+
+def config_for(keys: Keys, printers: Printers, stack: MailStack, **extra: Any):
+    sections: dict[str, Any] = {**printers.client_sections(), "smtp": smtp_section(stack),
+                                "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+                                "outbox": {"retry_initial": 0.2, "retry_max": 1.0}}
+    for name, values in extra.items():
+        sections[name] = {**sections.get(name, {}), **values}
+    return make_config(keys, **sections)
+
+
+def mails(stack: MailStack, count: int, timeout: float = 20.0) -> list[Any]:
+    """The parsed fsm mails in the dealer's INBOX, in arrival (UID) order."""
+    return [parse_message(raw) for _, raw in stack.wait_for_messages(count, timeout=timeout)]
+
+
+async def test_a_periodic_report_arrives_in_imap_and_opens_to_the_stored_readings(
+        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    config = config_for(keys, healthy_printers, empty_dealer_mailbox)
+    daemon = Daemon(config, tmp_path / "data")
+    counts = await daemon.send_now()
+    assert (counts.readings, counts.sent) == (2, 1)
+    [mail] = mails(empty_dealer_mailbox, 1)
+    report = keys.open([mail.envelope])
+    assert (mail.client_id, mail.seq, report.kind, report.client_id, report.site) == (
+        "acme-hq", 1, "periodic", "acme-hq", "HQ")
+    stored = [r.device for r in daemon.store.readings(seq=1)]
+    assert report.devices == stored
+    assert sorted(d.ip for d in stored) == sorted(healthy_printers.ips.values())
+    assert all(d.serial == "B9J154306" and d.counters["total"] == 7792 for d in stored)
+    # what `outbox show` prints is exactly what was sealed
+    assert decode_report(daemon.store.plaintext(1)) == report
+    status = client_status(config, daemon.store)
+    assert (status["outbox_depth"], status["last_seq"], status["devices"]) == (0, 1, 2)
+    assert status["last_send"] is not None
+
+
+async def test_a_jam_is_mailed_at_once_not_repeated_while_it_lasts_and_its_clearing_is_mailed(
+        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    config = config_for(keys, healthy_printers, empty_dealer_mailbox,
+                        schedule={"status_poll": "every 1s"})
+    daemon = Daemon(config, tmp_path / "data")
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    try:
+        await _until(lambda: daemon.counts.polls >= 1, "first poll round")
+        healthy_printers.set_state("office-2", "jammed")
+        jammed_at = time.monotonic()
+        [alert] = await asyncio.to_thread(mails, empty_dealer_mailbox, 1)
+        latency = time.monotonic() - jammed_at
+        polls_before = daemon.counts.polls
+        await _until(lambda: daemon.counts.polls >= polls_before + 3, "three more polls while jammed")
+        healthy_printers.set_state("office-2", "ok")
+        both = await asyncio.to_thread(mails, empty_dealer_mailbox, 2)
+    finally:
+        daemon.stop()
+        counts = await task
+    raised = keys.open([alert.envelope])
+    assert (raised.kind, [d.ip for d in raised.devices]) == ("alert", [healthy_printers.ips["office-2"]])
+    assert "jammed" in raised.devices[0].status.conditions
+    assert raised.devices == [r.device for r in daemon.store.readings(seq=alert.seq)]
+    assert latency < 10, f"alert took {latency:.1f} s"
+    cleared = keys.open([both[1].envelope])
+    assert cleared.kind == "alert" and cleared.devices[0].status.conditions == []
+    assert counts.alerts == 2 and len(empty_dealer_mailbox.messages()) == 2  # none while it lasted
+    assert daemon.store.alert_states(active_only=True) == []
+
+
+class Relay:
+    """A TCP forwarder to Postfix that is either down (nothing listens: connection refused)
+    or up: the relay the client is configured with, switched off and on by the test."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = _free_tcp_port()  # nothing listens on it until start()
+        self.target_port = target_port
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+
+
+async def test_a_relay_down_for_the_whole_run_then_up_delivers_every_report_once_in_order(
+        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    relay = Relay(empty_dealer_mailbox.smtp_port)
+    config = make_config(keys, **{**healthy_printers.client_sections(),
+                                  "smtp": smtp_section(empty_dealer_mailbox, relay.port),
+                                  "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+                                  "outbox": {"retry_initial": 0.1, "retry_max": 0.5}})
+    daemon = Daemon(config, tmp_path / "data")
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    try:
+        for _ in range(5):
+            await daemon.full_read()
+            daemon.queue("periodic")
+            await asyncio.sleep(0.1)
+        await _until(lambda: daemon.counts.send_failures >= 4, "retries while the relay is down")
+        assert daemon.counts.sent == 0 and daemon.store.outbox_depth() == 5
+        assert daemon.store.outbox()[0].last_error  # the operator sees why, in plain words
+        await relay.start()
+        got = await asyncio.to_thread(mails, empty_dealer_mailbox, 5)
+        await _until(lambda: daemon.store.outbox_depth() == 0, "outbox drained")
+    finally:
+        daemon.stop()
+        await task
+        await relay.stop()
+    assert sorted(m.seq for m in got) == [1, 2, 3, 4, 5]  # each number once, none missing
+    entries = daemon.store.outbox()
+    sent_times = [e.sent_at for e in entries]
+    assert sent_times == sorted(sent_times)  # accepted by the relay in numbering order
+    for m in got:
+        assert keys.open([m.envelope]).devices == [r.device for r in daemon.store.readings(seq=m.seq)]
+    await asyncio.sleep(1.0)  # nothing more trickles in
+    assert len(empty_dealer_mailbox.messages()) == 5
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _until(condition: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
