@@ -26,7 +26,7 @@ from typing import Any, Literal
 import msgspec
 
 from fsm_protocol import vocabulary
-from fsm_protocol.schema import Capabilities, Device, Supply, utcnow
+from fsm_protocol.schema import Alert, Capabilities, Device, Status, Supply, utcnow
 
 from . import normalize
 from .errors import SnmpError, SnmpTimeout
@@ -134,8 +134,9 @@ def _cached_plan(pmd: Pmd) -> Plan:
 
 
 @dataclass
-class _Answers:
-    """Everything the device answered, and what went wrong while asking."""
+class Answers:
+    """Everything the device answered, and what went wrong while asking (a caller that
+    already read the system group passes it in, so it is not asked twice)."""
 
     values: dict[str, SnmpValue] = field(default_factory=dict)
     tables: dict[str, list[tuple[str, SnmpValue]]] = field(default_factory=dict)
@@ -164,7 +165,7 @@ def _int(v: SnmpValue | None) -> int | None:
 
 
 class _Reader:
-    def __init__(self, source: SnmpSource, pmd: Pmd, plan: Plan, answers: _Answers) -> None:
+    def __init__(self, source: SnmpSource, pmd: Pmd, plan: Plan, answers: Answers) -> None:
         self.source, self.pmd, self.plan, self.a = source, pmd, plan, answers
 
     async def fetch(self) -> None:
@@ -358,7 +359,7 @@ class _Reader:
             self.a.warnings.append(f"supply {idx[-1]}: {what} is {v.tag} {_show(v.value)}, not an integer")
         return n
 
-    def status(self) -> tuple[Any, list[Any]]:
+    def status(self) -> Status:
         s = self.pmd.status
         printers = _rows(self.a.tables.get(s.printer_entry, []), s.printer_entry)
         # hrPrinterEntry rows are (column, hrDeviceIndex); the first printer row is the device.
@@ -372,11 +373,10 @@ class _Reader:
         device_status = _int(_rows(self.a.tables.get(s.device_status, []), s.device_status).get(dev_idx))
         console_rows = self.a.tables.get(s.console, [])
         console = " / ".join(t for _, v in console_rows[:4] if (t := _text(v)))
-        st = normalize.status(device_status=device_status, printer_status=printer_status,
-                              error_state=error_state, console=console[:MAX_TEXT] if console else None)
-        return st, []
+        return normalize.status(device_status=device_status, printer_status=printer_status,
+                                error_state=error_state, console=console[:MAX_TEXT] if console else None)
 
-    def alerts(self) -> list[Any]:
+    def alerts(self) -> list[Alert]:
         if not self.pmd.alerts.enabled:
             return []
         entry = self.pmd.alerts.entry
@@ -404,10 +404,10 @@ def _show(value: Any) -> str:
 
 
 async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime | None = None,
-                        answers: _Answers | None = None) -> Device:
+                        answers: Answers | None = None) -> Device:
     """Read a device with a given PMD (``pmd test`` and ``read_device`` use this)."""
     now = now or utcnow()
-    a = answers or _Answers()
+    a = answers or Answers()
     r = _Reader(source, pmd, _cached_plan(pmd), a)
     await r.fetch()
     sources: dict[str, str] = {}
@@ -433,7 +433,7 @@ async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime 
     supplies = r.supplies()
     if supplies:
         sources["supplies"] = pmd.supplies.table.entry
-    status, _ = r.status()
+    status = r.status()
     if status.printer or status.conditions:
         sources["status"] = pmd.status.printer_entry
     alerts = r.alerts()
@@ -478,7 +478,7 @@ async def read_identified(source: SnmpSource, pool: PmdPool, system: dict[str, S
     oid_v = system.get(SYS_OBJECT_ID)
     sys_oid = oid_v.value if oid_v is not None and isinstance(oid_v.value, str) else None
     pmd = pool.match(sys_oid, _text(system.get(SYS_DESCR)))
-    return await read_with_pmd(source, pmd, ip=ip, now=now, answers=_Answers(values=dict(system)))
+    return await read_with_pmd(source, pmd, ip=ip, now=now, answers=Answers(values=dict(system)))
 
 
 async def read_device(source: SnmpSource, pool: PmdPool, *, ip: str, now: datetime | None = None) -> Device:
@@ -515,6 +515,7 @@ def device_json(device: Device) -> dict[str, Any]:
 
 __all__ = [
     "GET_BATCH",
+    "Answers",
     "Plan",
     "device_json",
     "identify",
