@@ -196,3 +196,23 @@ async def test_a_range_is_swept_and_only_answering_addresses_are_read(
     )
     assert sorted(d.ip for d in devices) == sorted(snmpsim_walks.endpoints[1:])
     assert {(d.reachability, d.pmd, d.serial) for d in devices} == {("ok", "brother", "B9J154306")}
+
+
+def test_pmd_match_asks_a_live_device(snmpsim_walks: Snmpsim, tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        main,
+        [
+            "--data-dir",
+            str(tmp_path),
+            "pmd",
+            "match",
+            f"127.0.0.1:{snmpsim_walks.port}",
+            "--json",
+            "--community",
+            snmpsim_walks.community("lanier-mp-c3501"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert (result["pmd"], result["chain"]) == ("lanier", ["lanier", "ricoh", "printer-mib"])
+    assert [c["id"] for c in result["candidates"]] == ["lanier", "ricoh"]
