@@ -252,8 +252,9 @@ class PmdSets:
                     try:
                         check(staging)
                     except PmdError as exc:
+                        problem = exc.message.replace(f"{staging}/", "")  # name files as in the bundle
                         raise PmdBundleError(
-                            f"bundle version {bundle.version} has a PMD that does not load: {exc.message}",
+                            f"bundle version {bundle.version} has a PMD that does not load: {problem}",
                             hint="the active PMD set was left unchanged; tell the publisher, or fix "
                                  "the local override the message names") from exc
                 final = self.root / f"v{bundle.version:020d}-{token}"
