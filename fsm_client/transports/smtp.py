@@ -1,0 +1,278 @@
+"""Send report mails to the customer's relay with aiosmtplib; the one place its errors are translated.
+
+Certificates are verified by default (system CAs, or `ca_file`). `security` is "tls" (implicit
+TLS, usually port 465), "starttls" (required, usually 587 or 25) or "none" (plain, only on a
+relay the site trusts). One connection is kept open between sends and reopened when the relay
+closed it.
+
+    async with SmtpTransport("relay.example.com", 587, username="fsm", password=Secret("...")) as t:
+        answer = await t.send(mail, mail_from="fsm@example.com", rcpt_to=["reports@dealer.example"])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import aiosmtplib
+
+from fsm_client.errors import TransientTransportError, TransportError
+from fsm_protocol.configfile import Secret
+from fsm_protocol.errors import ConfigError
+
+from .base import BaseTransport
+
+Security = Literal["tls", "starttls", "none"]
+SECURITY_MODES: tuple[Security, ...] = ("tls", "starttls", "none")
+
+
+class SmtpTransport(BaseTransport):
+    """A relay reached by SMTP (see the module docstring)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: Security = "starttls",
+        username: str | None = None,
+        password: Secret | None = None,
+        ca_file: Path | str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if security not in SECURITY_MODES:
+            raise ConfigError(
+                f"smtp security {security!r} is not one of {', '.join(SECURITY_MODES)}",
+                hint='use security = "starttls" (port 587/25), "tls" (port 465) or "none" on a trusted relay',
+            )
+        if username and password is None:
+            raise ConfigError(
+                f"smtp username {username!r} is set but no password", hint="set [smtp] password"
+            )
+        self.host = host
+        self.port = port
+        self.security = security
+        self.username = username or None
+        self._password = password
+        self.ca_file = Path(ca_file) if ca_file else None
+        self.timeout = timeout
+        self._tls_context = _tls_context(self.ca_file) if security != "none" else None
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def relay(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        user = f", username={self.username!r}" if self.username else ""
+        return f"SmtpTransport({self.relay}, security={self.security!r}{user})"
+
+    async def send(self, message: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> str:
+        """Send one mail; return the relay's answer (e.g. "250 2.0.0 Ok: queued as 4B0E020C3A1")."""
+        if not rcpt_to:
+            raise TransportError("the mail has no recipient", hint='set [smtp] to = ["reports@..."]')
+        async with self._lock:
+            reused = self._smtp is not None and self._smtp.is_connected
+            try:
+                try:
+                    return await self._send_once(message, mail_from, rcpt_to)
+                except aiosmtplib.SMTPServerDisconnected:
+                    if not reused:
+                        raise
+                    # The relay closed the idle connection we kept (smtpd_timeout): one fresh try.
+                    self._drop()
+                    return await self._send_once(message, mail_from, rcpt_to)
+            except (TimeoutError, aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
+                self._drop()
+                raise translate_error(exc, self) from exc
+
+    async def aclose(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None and smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                smtp.close()
+
+    async def _send_once(self, message: bytes, mail_from: str, rcpt_to: Sequence[str]) -> str:
+        if self._smtp is None or not self._smtp.is_connected:
+            self._smtp = await self._connect()
+        refused, answer = await self._smtp.sendmail(mail_from, list(rcpt_to), message)
+        if refused:
+            # Some recipients took the mail: it is sent. Name the others so the operator sees them.
+            others = "; ".join(f"{addr}: {r.code} {r.message}" for addr, r in refused.items())
+            return f"250 {answer} (refused: {others})"
+        return f"250 {answer}"
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        smtp = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            use_tls=self.security == "tls",
+            start_tls=self.security == "starttls",  # required, not "if offered"
+            tls_context=self._tls_context,
+            timeout=self.timeout,
+        )
+        self._smtp = smtp
+        await smtp.connect()
+        if self.username:
+            assert self._password is not None
+            password = self._password.reveal()
+            if smtp.last_ehlo_response is None:
+                await smtp.ehlo()  # after STARTTLS the extensions (AUTH among them) are announced anew
+            methods = smtp.server_auth_methods
+            # One mechanism only: each failed attempt costs the relay's failure delay.
+            if not smtp.supports_extension("auth"):
+                raise aiosmtplib.SMTPNotSupported("SMTP AUTH extension not supported by server.")
+            if "plain" in methods:
+                await smtp.auth_plain(self.username, password)
+            elif "login" in methods:
+                await smtp.auth_login(self.username, password)
+            else:
+                await smtp.login(self.username, password)
+        return smtp
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
+
+
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    if ca_file is None:
+        return ssl.create_default_context()
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"smtp ca_file {str(ca_file)!r} does not exist", hint="fix [smtp] ca_file"
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"smtp ca_file {str(ca_file)!r} holds no usable PEM certificate: {exc}",
+            hint="[smtp] ca_file must be the PEM certificate of the CA that signed the relay's certificate",
+        ) from None
+
+
+def _verify_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _refused_hint(code: int, text: str, transport: SmtpTransport) -> str:
+    lowered = text.lower()
+    if code == 530 and "starttls" in lowered:
+        return 'the relay wants TLS first: set [smtp] security = "starttls"'
+    if code in (530, 535, 534, 538) or "authentication" in lowered:
+        return "check [smtp] username and password"
+    if "access denied" in lowered or "relay access" in lowered or "client host rejected" in lowered:
+        if transport.username is None:
+            return "the relay wants a login from this host: set [smtp] username and password"
+        return "the relay does not let this login send to that address: ask the relay's administrator"
+    if code in (552, 523) or "size" in lowered or "too large" in lowered:
+        return "the mail is larger than the relay accepts: lower [outbox] chunk_bytes"
+    if "user unknown" in lowered or "recipient" in lowered or code in (550, 551, 553):
+        return "check the address in [smtp] to, and that the relay accepts mail for it"
+    return "the relay refused the mail for good; ask the relay's administrator what the answer means"
+
+
+def translate_error(exc: BaseException, transport: SmtpTransport) -> TransportError:
+    """The TransportError (permanent) or TransientTransportError (retry later) for an aiosmtplib failure."""
+    relay = transport.relay
+    verify = _verify_failure(exc)
+    if verify is not None:
+        reason = verify.verify_message or str(verify)
+        where = f"[smtp] ca_file = {str(transport.ca_file)!r}" if transport.ca_file else "the system's CAs"
+        return TransportError(
+            f"the certificate of the relay {relay} failed verification against {where}: {reason}",
+            hint="set `ca_file` in [smtp] to the PEM file of the CA that signed the relay's certificate "
+            "(verification stays on; never disable it)",
+        )
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        parts = [f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients]
+        first = exc.recipients[0] if exc.recipients else None
+        cls = _by_code(min((r.code for r in exc.recipients), default=550))
+        return cls(
+            f"the relay {relay} refused every recipient: {'; '.join(parts)}",
+            hint=_refused_hint(first.code, first.message, transport) if first else "check [smtp] to",
+        )
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        code, text = exc.code, exc.message
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            what = f"refused the login of {transport.username!r}"
+        elif isinstance(exc, aiosmtplib.SMTPSenderRefused):
+            what = f"refused the sender {exc.sender!r}"
+        elif isinstance(exc, aiosmtplib.SMTPRecipientRefused):
+            what = f"refused the recipient {exc.recipient!r}"
+        elif isinstance(exc, aiosmtplib.SMTPDataError):
+            what = "refused the mail's content"
+        elif isinstance(exc, aiosmtplib.SMTPConnectResponseError):
+            what = "refused the connection"
+        elif isinstance(exc, aiosmtplib.SMTPHeloError):
+            what = "refused our greeting (EHLO)"
+        else:
+            what = "answered"
+        cls = _by_code(code)
+        hint = (
+            "the relay asks to try again later; the envelope stays in the outbox and is retried"
+            if cls is TransientTransportError
+            else _refused_hint(code, text, transport)
+        )
+        return cls(f"the relay {relay} {what}: {code} {text}", hint=hint)
+    if isinstance(exc, aiosmtplib.SMTPNotSupported) or (
+        type(exc) is aiosmtplib.SMTPException and "not supported" in str(exc).lower()
+    ):
+        text = str(exc)
+        if "starttls" in text.lower():
+            hint = (
+                'the relay offers no STARTTLS: use security = "tls" (port 465) or "none" on a trusted relay'
+            )
+        elif "auth" in text.lower():
+            hint = (
+                "the relay offers no login on this connection: remove [smtp] username, or use "
+                'security = "starttls" or "tls" if it offers AUTH only over TLS'
+            )
+        else:
+            hint = "check [smtp] security and port"
+        return TransportError(f"the relay {relay} does not support what is configured: {text}", hint=hint)
+    if isinstance(exc, (aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError, TimeoutError)):
+        return TransientTransportError(
+            f"the relay {relay} did not answer within timeout={transport.timeout} s",
+            hint="the envelope stays in the outbox and is retried; raise [smtp] timeout if the relay is slow",
+        )
+    if isinstance(exc, ssl.SSLError):
+        return TransportError(
+            f"TLS with the relay {relay} failed: {exc}",
+            hint='check [smtp] security ("tls" for port 465, "starttls" for 587/25) and port',
+        )
+    if isinstance(exc, (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError)):
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        if isinstance(cause, ConnectionRefusedError):
+            plain = "connection refused (nothing listens there)"
+        elif isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+            plain = f"the relay closed the connection ({exc})"
+        else:
+            plain = str(cause) or type(cause).__name__
+        return TransientTransportError(
+            f"cannot reach the relay {relay}: {plain}",
+            hint="check that the relay runs and [smtp] host and port; the envelope stays in the outbox "
+            "and is retried",
+        )
+    return TransportError(
+        f"sending through the relay {relay} failed: {exc}", hint="check the [smtp] settings"
+    )
+
+
+def _by_code(code: int) -> type[TransportError]:
+    return TransientTransportError if 400 <= code < 500 else TransportError
+
+
+__all__ = ["SECURITY_MODES", "Security", "SmtpTransport", "translate_error"]
