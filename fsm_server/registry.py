@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
+from peewee import fn
 
 from fsm_protocol.header import CLIENT_ID_RE
 from fsm_protocol.keys import VerifyKey, load_verify_key
@@ -105,7 +106,7 @@ class Registry:
     def list(self) -> list[ClientInfo]:
         with translated("cannot list clients"):
             counts = {k.client_id: k.n for k in ClientKey.select(
-                ClientKey.client, ClientKey.id.count().alias("n")).group_by(ClientKey.client)}
+                ClientKey.client, fn.COUNT(ClientKey.id).alias("n")).group_by(ClientKey.client)}
             return [_info(c, counts.get(c.id, 0)) for c in Client.select().order_by(Client.name)]
 
     def revoke(self, name: str, *, now: datetime | None = None) -> ClientInfo:

@@ -153,6 +153,19 @@ class Pipeline:
             return self._quarantine(msg, "internal_error", f"{type(exc).__name__}: {exc}",
                                     "this is a bug in fsm; report it with `fsm-server quarantine show ID`")
 
+    def quarantine_oversize(self, head: bytes, *, size: int, sha256: str, source: str = "",
+                            received_at: datetime | None = None) -> Verdict:
+        """Quarantine a message too large to hold, from its first bytes, size and hash (streamed input)."""
+        msg = _Message(raw=head, source=source, received_at=received_at or self.now())
+        detail = f"mail is {size} bytes, over the limit of {self.limits.max_mail_bytes}"
+        qid, repeat = self.loader.quarantine(
+            sha256=sha256, reason="too_large", detail=detail,
+            hint="raise [ingest] max_mail_bytes only if clients send mails this large",
+            raw=head[: self.limits.quarantine_keep_bytes], raw_size=size, source=source, message_id=None,
+            client_name=None, seq=None, received_at=msg.received_at)
+        return Verdict(outcome="quarantined", reason="too_large", detail=detail, quarantine_id=qid,
+                       repeat=repeat)
+
     def retry(self, quarantine_id: int) -> Verdict:
         """Run a quarantined message through the pipeline again (e.g. after `clients add`)."""
         from ..db.connect import translated

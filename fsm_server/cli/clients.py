@@ -1,0 +1,83 @@
+"""`fsm-server clients add|list|show|revoke|rotate`: who may send reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fsm_protocol.cli import json_option, pass_obj, print_json
+
+from .. import wiring
+from ..context import ServerContext
+from ..registry import ClientInfo
+
+_key_option = click.option("--key", "key", required=True,
+                           type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                           help="The client's client.pub (made by `fsm-client keys init`).")
+
+
+@click.group("clients")
+def clients_group() -> None:
+    """Register, list, revoke and re-key the clients whose reports are accepted."""
+
+
+def _show(info: ClientInfo, as_json: bool) -> None:
+    if as_json:
+        print_json(info)
+    else:
+        click.echo(f"{info.name}: {info.status}, key {info.fingerprint} ({info.keys} key(s) so far)")
+
+
+@clients_group.command("add")
+@click.argument("name")
+@_key_option
+@click.option("--note", default="", help="Free text: customer, contact, ...")
+@json_option
+@pass_obj
+def add_command(ctx: ServerContext, name: str, key: Path, note: str, as_json: bool) -> None:
+    """Register client NAME (its [client] id) with its public key."""
+    with wiring.open_db(ctx) as db:
+        _show(wiring.registry(ctx, db).add(name, key, note=note), as_json)
+
+
+@clients_group.command("list")
+@json_option
+@pass_obj
+def list_command(ctx: ServerContext, as_json: bool) -> None:
+    """Every registered client with its status and key fingerprint."""
+    with wiring.open_db(ctx) as db:
+        clients = wiring.registry(ctx, db).list()
+    if as_json:
+        print_json(clients)
+        return
+    table = Table("name", "status", "fingerprint", "keys", "added", "note")
+    for c in clients:
+        table.add_row(c.name, c.status, c.fingerprint, str(c.keys), f"{c.added_at:%Y-%m-%d %H:%M}", c.note)
+    Console().print(table)
+
+
+@clients_group.command("revoke")
+@click.argument("name")
+@json_option
+@pass_obj
+def revoke_command(ctx: ServerContext, name: str, as_json: bool) -> None:
+    """Refuse every further report from NAME (they are quarantined as revoked_client)."""
+    with wiring.open_db(ctx) as db:
+        _show(wiring.registry(ctx, db).revoke(name), as_json)
+
+
+@clients_group.command("rotate")
+@click.argument("name")
+@_key_option
+@json_option
+@pass_obj
+def rotate_command(ctx: ServerContext, name: str, key: Path, as_json: bool) -> None:
+    """Give NAME a new key; the old one is accepted for [ingest] rotation_grace_days more."""
+    with wiring.open_db(ctx) as db:
+        _show(wiring.registry(ctx, db).rotate(name, key), as_json)
+
+
+__all__ = ["clients_group"]

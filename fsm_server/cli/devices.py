@@ -1,0 +1,33 @@
+"""`fsm-server devices`: every device reports have mentioned, with its latest address and total."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fsm_protocol.cli import json_option, pass_obj, print_json
+
+from .. import queries, wiring
+from ..context import ServerContext
+
+
+@click.command("devices")
+@click.option("--client", help="Only this client's devices.")
+@json_option
+@pass_obj
+def devices_command(ctx: ServerContext, client: str | None, as_json: bool) -> None:
+    """Devices, most recently seen first."""
+    with wiring.open_db(ctx):
+        rows = queries.devices(client=client)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "client", "site", "manufacturer", "model", "serial", "ip", "total", "last seen")
+    for d in rows:
+        table.add_row(str(d.id), d.client, d.site or "", d.manufacturer or "", d.model or "", d.serial or "",
+                      d.ip, "" if d.total is None else str(d.total), f"{d.last_seen:%Y-%m-%d %H:%M}")
+    Console().print(table)
+
+
+__all__ = ["devices_command"]

@@ -1,0 +1,37 @@
+"""`fsm-server gaps`: sequence numbers that never arrived, per client (what to `resend`)."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fsm_protocol.cli import json_option, pass_obj, print_json
+
+from .. import queries, wiring
+from ..context import ServerContext
+
+
+@click.command("gaps")
+@click.option("--client", help="Only this client.")
+@json_option
+@pass_obj
+def gaps_command(ctx: ServerContext, client: str | None, as_json: bool) -> None:
+    """Missing report numbers per client; ask the customer for `fsm-client resend --from N --to M`."""
+    with wiring.open_db(ctx):
+        rows = queries.gaps(client=client)
+    if as_json:
+        print_json([{"client": g.client, "first": g.first, "last": g.last, "count": g.count, "kind": g.kind}
+                    for g in rows])
+        return
+    if not rows:
+        click.echo("no gaps")
+        return
+    table = Table("client", "from", "to", "missing", "kind", "ask for")
+    for g in rows:
+        table.add_row(g.client, str(g.first), str(g.last), str(g.count), g.kind,
+                      f"fsm-client resend --from {g.first} --to {g.last}")
+    Console().print(table)
+
+
+__all__ = ["gaps_command"]

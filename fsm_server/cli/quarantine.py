@@ -1,0 +1,77 @@
+"""`fsm-server quarantine list|show|retry`: messages that could not be loaded, and why."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fsm_protocol.cli import json_option, pass_obj, print_json
+
+from .. import queries, wiring
+from ..context import ServerContext
+
+
+@click.group("quarantine")
+def quarantine_group() -> None:
+    """List, inspect and retry quarantined messages."""
+
+
+@quarantine_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also entries already released by a retry.")
+@click.option("--reason", help="Only this reason code (e.g. bad_signature).")
+@json_option
+@pass_obj
+def list_command(ctx: ServerContext, show_all: bool, reason: str | None, as_json: bool) -> None:
+    """Quarantined messages, newest first."""
+    with wiring.open_db(ctx):
+        rows = queries.quarantine(status=None if show_all else "held", reason=reason)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "reason", "client", "seq", "size", "quarantined", "source")
+    for r in rows:
+        table.add_row(str(r.id), r.reason, r.client or "", "" if r.seq is None else str(r.seq), str(r.size),
+                      f"{r.quarantined_at:%Y-%m-%d %H:%M}", r.source)
+    Console().print(table)
+
+
+@quarantine_group.command("show")
+@click.argument("entry_id", type=int)
+@click.option("--raw", is_flag=True, help="Write the kept message bytes to stdout.")
+@json_option
+@pass_obj
+def show_command(ctx: ServerContext, entry_id: int, raw: bool, as_json: bool) -> None:
+    """One entry: reason, detail, what to do; --raw for the message itself."""
+    with wiring.open_db(ctx):
+        row, data = queries.quarantine_entry(entry_id)
+    if raw:
+        sys.stdout.buffer.write(data)
+        return
+    if as_json:
+        print_json(row)
+        return
+    for key in ("id", "reason", "detail", "hint", "client", "seq", "source", "message_id", "size",
+                "received_at", "quarantined_at", "status"):
+        click.echo(f"{key + ':':<16}{getattr(row, key)}")
+
+
+@quarantine_group.command("retry")
+@click.argument("entry_ids", type=int, nargs=-1, required=True)
+@json_option
+@pass_obj
+def retry_command(ctx: ServerContext, entry_ids: tuple[int, ...], as_json: bool) -> None:
+    """Put entries through the pipeline again (after registering a key, fixing a clock, ...)."""
+    with wiring.open_db(ctx) as db:
+        pipeline = wiring.pipeline(ctx, db)
+        verdicts = [pipeline.retry(i) for i in entry_ids]
+    if as_json:
+        print_json(verdicts)
+        return
+    for i, v in zip(entry_ids, verdicts, strict=True):
+        click.echo(f"{i}: {v.outcome}" + (f" ({v.reason}: {v.detail})" if v.reason else ""))
+
+
+__all__ = ["quarantine_group"]

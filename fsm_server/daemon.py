@@ -1,0 +1,270 @@
+"""The IMAP ingest daemon: watch one or more mailboxes, put each mail through the pipeline, then
+move it to ``FSM/Processed`` or ``FSM/Quarantine``.
+
+Crash safety is in the order: a mail is moved only AFTER its verdict is committed to the
+database. A kill before the commit leaves the mail in the folder and nothing in the database;
+a kill between commit and move leaves the mail in the folder and the report in the database,
+and the restart re-reads it as a ``duplicate`` (or a repeat quarantine) and moves it then. So a
+kill at any moment neither loses a mail nor loads a report twice (UNIQUE(client, seq) makes the
+second load impossible, not merely unlikely). A database failure moves nothing.
+
+One loop serves both modes: ``once=True`` drains every mailbox and returns the counts (cron,
+tests, the demo); otherwise it waits with IDLE (NOOP poll fallback) and reconnects with capped
+exponential backoff and jitter. First SIGTERM/SIGINT: take no new mail, finish the current one
+within ``shutdown_timeout``, then cancel; a second SIGINT forces. One summary line on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Protocol
+
+from .config import MailboxSection
+from .errors import DatabaseError, MailboxError
+from .ingest.pipeline import Pipeline, Tally, Verdict
+
+log = logging.getLogger("fsm_server.daemon")
+
+
+class MailboxLike(Protocol):
+    """What the daemon needs of ``fsm_server.ingest.imap.Mailbox``."""
+
+    async def connect(self) -> None: ...
+    async def wait_for_new(self, timeout: float) -> Any: ...
+    def fetch_new(self, batch: int = 50) -> Any: ...
+    async def move(self, uids: list[int], folder: str) -> Any: ...
+    async def aclose(self) -> None: ...
+
+
+MailboxFactory = Callable[[MailboxSection], MailboxLike]
+
+
+def default_mailbox_factory(cfg: MailboxSection) -> MailboxLike:
+    from .ingest.imap import Mailbox
+
+    return Mailbox.from_config(cfg)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with full jitter: base·2ⁿ capped, times a random factor in [0.5, 1]."""
+
+    base: float = 1.0
+    cap: float = 60.0
+    attempts: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2 ** self.attempts)
+        self.attempts += 1
+        return delay * self.rng.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+@dataclass
+class DaemonResult:
+    tally: Tally = field(default_factory=Tally)
+    moved: int = 0
+    reconnects: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        line = f"ingest stopped after {self.seconds:.1f} s: {self.tally.summary()}; {self.moved} moved"
+        if self.reconnects:
+            line += f"; {self.reconnects} reconnects"
+        return line
+
+
+def mailbox_name(cfg: MailboxSection) -> str:
+    return cfg.name or f"{cfg.user}@{cfg.host}:{cfg.port}"
+
+
+class IngestDaemon:
+    """Drain or watch the configured mailboxes through one pipeline.
+
+    >>> # result = asyncio.run(IngestDaemon(pipeline, config.mailboxes).run(once=True))
+    """
+
+    def __init__(self, pipeline: Pipeline, mailboxes: list[MailboxSection], *, batch: int = 50,
+                 poll_seconds: float = 300.0, shutdown_timeout: float = 10.0,
+                 mailbox_factory: MailboxFactory = default_mailbox_factory,
+                 backoff_cap: float = 60.0, on_verdict: Callable[[Verdict], None] | None = None) -> None:
+        if not mailboxes:
+            from fsm_protocol.errors import ConfigError
+
+            raise ConfigError("no [[mailboxes]] configured",
+                              hint="add a [[mailboxes]] section (host, user, password) to the server config")
+        self.pipeline = pipeline
+        self.mailboxes = mailboxes
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.shutdown_timeout = shutdown_timeout
+        self.factory = mailbox_factory
+        self.backoff_cap = backoff_cap
+        self.on_verdict = on_verdict
+        self.result = DaemonResult()
+        self._stopping = asyncio.Event()
+        self._force = False
+        # The database connection lives in this one thread; decryption and inserts run there
+        # while the event loop keeps talking IMAP.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsm-ingest-db")
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Take no new mail; the current one is finished (called by the first SIGTERM/SIGINT)."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self, *, once: bool = False, install_signals: bool = False) -> DaemonResult:
+        start = time.monotonic()
+        restore = self._install_signals() if install_signals else None
+        tasks = [asyncio.create_task(self._watch(cfg, once=once), name=mailbox_name(cfg))
+                 for cfg in self.mailboxes]
+        try:
+            stop_wait = asyncio.create_task(self._stopping.wait())
+            pending = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(stop_wait)
+                for t in done:
+                    if t is not stop_wait and t.exception() is not None:
+                        raise t.exception()  # type: ignore[misc]
+                if stop_wait in done:
+                    # finish the current message, then cancel whatever is still waiting
+                    _, late = await asyncio.wait(pending, timeout=self.shutdown_timeout)
+                    for t in late:
+                        t.cancel()
+                    await asyncio.gather(*late, return_exceptions=True)
+                    break
+            stop_wait.cancel()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._worker.shutdown(wait=True)
+            if restore:
+                restore()
+            self.result.seconds = time.monotonic() - start
+            log.info("%s", self.result.summary())
+        return self.result
+
+    def _install_signals(self) -> Callable[[], None]:
+        loop = asyncio.get_running_loop()
+        previous: dict[int, Any] = {}
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            if self.stopping and signum == signal.SIGINT:
+                self._force = True
+                loop.call_soon_threadsafe(self._cancel_all)
+                return
+            log.info("signal %s: finishing the current message, then stopping", signal.Signals(signum).name)
+            loop.call_soon_threadsafe(self._stopping.set)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, handle)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    def _cancel_all(self) -> None:
+        for t in asyncio.all_tasks():
+            if t is not asyncio.current_task():
+                t.cancel()
+
+    # -- one mailbox -----------------------------------------------------------------------------------
+
+    async def _watch(self, cfg: MailboxSection, *, once: bool) -> None:
+        name = mailbox_name(cfg)
+        backoff = Backoff(cap=self.backoff_cap)
+        while not self.stopping:
+            mailbox = self.factory(cfg)
+            try:
+                await mailbox.connect()
+                backoff.reset()
+                while not self.stopping:
+                    drained = await self._drain(mailbox, cfg)
+                    if once and drained:
+                        return
+                    if drained:
+                        await self._interruptible(mailbox.wait_for_new(self.poll_seconds))
+            except (MailboxError, DatabaseError) as exc:
+                if once or self.stopping:
+                    raise
+                delay = backoff.next()
+                self.result.reconnects += 1
+                self.result.errors.append(f"{name}: {exc}")
+                log.warning("%s: %s; reconnecting in %.1f s", name, getattr(exc, "message", exc), delay)
+                await self._interruptible(asyncio.sleep(delay))
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(mailbox.aclose(), timeout=5)
+
+    async def _interruptible(self, aw: Any) -> None:
+        """Await ``aw`` unless a stop comes first."""
+        task = asyncio.ensure_future(aw)
+        stop = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            elif task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _drain(self, mailbox: MailboxLike, cfg: MailboxSection) -> bool:
+        """Process up to one batch; True when the folder had no more than that (drained)."""
+        loop = asyncio.get_running_loop()
+        name = mailbox_name(cfg)
+        to_processed: list[int] = []
+        to_quarantine: list[int] = []
+        seen = 0
+        messages = mailbox.fetch_new(batch=self.batch)
+        try:
+            async for uid, raw in messages:
+                seen += 1
+                source = f"imap:{name}/{cfg.folder}:{uid}"
+                verdict = await loop.run_in_executor(
+                    self._worker, lambda r=raw, s=source: self.pipeline.process(r, source=s))
+                self.result.tally.add(verdict)
+                if self.on_verdict is not None:
+                    self.on_verdict(verdict)
+                (to_quarantine if verdict.outcome == "quarantined" else to_processed).append(uid)
+                if self.stopping or seen >= self.batch:
+                    break
+        finally:
+            if hasattr(messages, "aclose"):
+                await messages.aclose()
+            # Moved only now: every verdict above is committed. A kill before this line leaves
+            # the mails in the folder, to be re-read as duplicates.
+            if to_processed:
+                await mailbox.move(to_processed, cfg.processed_folder)
+            if to_quarantine:
+                await mailbox.move(to_quarantine, cfg.quarantine_folder)
+            self.result.moved += len(to_processed) + len(to_quarantine)
+        return seen < self.batch
+
+
+__all__ = ["Backoff", "DaemonResult", "IngestDaemon", "MailboxFactory", "MailboxLike",
+           "default_mailbox_factory", "mailbox_name"]
