@@ -87,8 +87,9 @@ def _blocked(n: int) -> bool:
     return n >> 24 == 0 or n >> 28 in (0xE, 0xF)
 
 
-def _spans(spec: str) -> list[tuple[int, int, bool]]:
-    """(first, last, skip .0/.255) ranges of one spec; host names resolve to one address."""
+def _spans(spec: str, *, whole: bool = False) -> list[tuple[int, int, bool]]:
+    """(first, last, skip .0/.255) ranges of one spec; host names resolve to one address.
+    ``whole`` keeps a CIDR block's network and broadcast addresses (for exclusions)."""
     spec = spec.strip()
     if not spec:
         raise ConfigError("empty target", hint="remove the empty entry")
@@ -99,7 +100,7 @@ def _spans(spec: str) -> list[tuple[int, int, bool]]:
             raise ConfigError(f"target {spec!r} is not an IPv4 CIDR block",
                               hint="write e.g. 10.0.0.0/24") from None
         first, last = int(net.network_address), int(net.broadcast_address)
-        if net.prefixlen < 31:  # network and broadcast addresses are never probed
+        if net.prefixlen < 31 and not whole:  # network and broadcast addresses are never probed
             first, last = first + 1, last - 1
         return [(first, last, False)]
     m = _DASH.match(spec)
@@ -137,7 +138,7 @@ def expand_targets(specs: Iterable[str], exclude: Iterable[str] = ()) -> Iterato
     Raises ConfigError for a malformed spec, for one that names only a multicast or
     broadcast address, and for more than ``MAX_ADDRESSES`` addresses in all."""
     specs = list(specs)
-    excluded = [(a, b) for e in exclude for a, b, _ in _spans(e)]
+    excluded = [(a, b) for e in exclude for a, b, _ in _spans(e, whole=True)]
     spans = [(spec, s) for spec in specs for s in _spans(spec)]
     total = sum(b - a + 1 for _, (a, b, _) in spans)
     if total > MAX_ADDRESSES:
@@ -146,7 +147,8 @@ def expand_targets(specs: Iterable[str], exclude: Iterable[str] = ()) -> Iterato
     seen: set[int] = set()
     for spec, (first, last, skip_edges) in spans:
         if first == last and _blocked(first):
-            raise ConfigError(f"target {spec!r} is a multicast, broadcast or reserved address",
+            raise ConfigError(f"target {spec!r} is a multicast, broadcast or reserved address; "
+                              "discovery sends unicast only",
                               hint="discovery sends unicast only; give a printer's own address")
         for n in range(first, last + 1):
             if n in seen or _blocked(n) or (skip_edges and (n & 0xFF) in (0, 255)):

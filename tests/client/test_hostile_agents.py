@@ -1,0 +1,167 @@
+"""A device that answers garbage yields the fields it can plus warnings, and never stops
+the scan. The hostile agent is real UDP on loopback; its community picks the misbehaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from fsm_client.config import ClientConfig, SnmpSection
+from fsm_client.errors import SnmpTimeout
+from fsm_client.scan import default_pool, scan
+from fsm_client.snmp.discovery import sweep
+from fsm_client.snmp.session import MAX_VALUE_BYTES, PysnmpSource
+from fsm_client.snmp.source import SnmpValue
+from fsm_devtools.fixtures.snmp import community_credential
+from fsm_devtools.peers.hostile import HUGE, SUPPLY, HostileAgent
+
+SYS_DESCR, SYS_OBJECT_ID, SERIAL = "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.43.5.1.1.17.1"
+PAGES = "1.3.6.1.2.1.43.10.2.1.4.1.1"
+
+
+def source(agent: HostileAgent, community: str, version: str = "2c", **kw: object) -> PysnmpSource:
+    opts: dict[str, object] = {"timeout": 0.3, "retries": 0, **kw}
+    return PysnmpSource(agent.host, community_credential(community, version), port=agent.port,
+                        **opts)  # type: ignore[arg-type]
+
+
+async def test_a_well_behaved_agent_reads_cleanly(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "public") as src:
+        got = await src.get([SYS_DESCR, SERIAL, PAGES])
+        rows = await src.walk(SUPPLY)
+    assert got[SERIAL] == SnmpValue("octets", b"HOSTILE123") and got[PAGES] == SnmpValue("counter32", 4242)
+    assert len(rows) == 24 and src.warnings == []
+
+
+@pytest.mark.parametrize("version", ["1", "2c"])
+async def test_garbage_wrong_ids_and_truncated_copies_before_the_answer_are_ignored(
+    hostile_agent: HostileAgent, version: str,
+) -> None:
+    async with source(hostile_agent, "garbage-first", version) as src:
+        got = await src.get([SYS_DESCR, SERIAL])
+        rows = await src.walk(SUPPLY)
+    assert got == {SYS_DESCR: SnmpValue("octets", b"Hostile Printer 1.0"),
+                   SERIAL: SnmpValue("octets", b"HOSTILE123")}
+    assert len(rows) == 24
+
+
+@pytest.mark.parametrize("mode", ["malformed", "truncated", "wrong-id"])
+async def test_an_agent_that_only_answers_garbage_is_unreachable(
+    hostile_agent: HostileAgent, mode: str,
+) -> None:
+    src = source(hostile_agent, f"{mode}/only")
+    with pytest.raises(SnmpTimeout):
+        await src.get([SYS_DESCR])
+    assert hostile_agent.requests[f"{mode}/only"] == 1
+    assert src.reachability == "unreachable"
+
+
+async def test_a_walk_that_turns_to_garbage_keeps_what_was_read_then_fails_fast(
+    hostile_agent: HostileAgent,
+) -> None:
+    src = source(hostile_agent, "walk-malformed")
+    assert SYS_DESCR in await src.get([SYS_DESCR])
+    with pytest.raises(SnmpTimeout):
+        await src.walk(SUPPLY)
+    assert src.lost and src.reachability == "partial"
+    assert any(w.startswith("unreachable mid-read") for w in src.warnings)
+    started = time.monotonic()
+    with pytest.raises(SnmpTimeout, match="stopped answering earlier"):
+        await src.get([SERIAL])
+    assert time.monotonic() - started < 0.1  # no second wait for a device already gone
+
+
+async def test_a_device_that_dies_mid_walk_keeps_the_rows_already_read(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "dies-after-2/walk", bulk_size=5) as src:
+        rows = await src.walk(SUPPLY)
+    assert [oid for oid, _ in rows] == [f"{SUPPLY}.4.1.{i}" for i in range(1, 5)] + \
+        [f"{SUPPLY}.5.1.{i}" for i in range(1, 5)] + [f"{SUPPLY}.6.1.1", f"{SUPPLY}.6.1.2"]
+    assert src.reachability == "partial"
+    assert any("unreachable mid-read" in w and "walk of" in w for w in src.warnings)
+
+
+async def test_wrong_types_come_back_typed_as_sent(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "wrong-types") as src:
+        got = await src.get([SYS_DESCR, SYS_OBJECT_ID, PAGES, SERIAL, f"{SUPPLY}.8.1.1", f"{SUPPLY}.6.1.2"])
+    assert got[SYS_DESCR] == SnmpValue("integer", 7)
+    assert got[SYS_OBJECT_ID] == SnmpValue("octets", b"1.3.6.1.4.1.99999.1")
+    assert got[PAGES] == SnmpValue("octets", b"n/a")
+    assert got[SERIAL] == SnmpValue("counter64", 2**63)
+    assert got[f"{SUPPLY}.8.1.1"] == SnmpValue("ipaddress", "10.0.0.1")
+    assert got[f"{SUPPLY}.6.1.2"] == SnmpValue("null", None)
+
+
+async def test_64_kb_strings_are_truncated_with_a_warning(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "huge") as src:
+        # together the answer would not fit a datagram: the agent says tooBig, the source splits
+        got = await src.get([SYS_DESCR, SERIAL, PAGES])
+        rows = await src.walk(f"{SUPPLY}.6")
+    assert got[SYS_DESCR] == SnmpValue("octets", b"A" * MAX_VALUE_BYTES)
+    assert got[PAGES] == SnmpValue("counter32", 4242)
+    assert [len(v.value) for _, v in rows] == [MAX_VALUE_BYTES] * 4  # type: ignore[arg-type]
+    assert sum(f"is {HUGE} bytes; truncated" in w for w in src.warnings) == 6
+
+
+async def test_a_looping_table_stops_with_a_warning(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "loop") as src:
+        rows = await src.walk(SUPPLY)
+    assert rows[-1][0] == f"{SUPPLY}.6.1.3" and len(rows) == 11
+    assert any("not increasing" in w for w in src.warnings)
+
+
+@pytest.mark.parametrize("version", ["1", "2c"])
+async def test_an_endless_table_stops_at_max_rows(hostile_agent: HostileAgent, version: str) -> None:
+    async with source(hostile_agent, "endless", version) as src:
+        rows = await src.walk(SUPPLY, max_rows=300)
+    assert len(rows) == 300 and rows[-1] == (f"{SUPPLY}.6.1.300", SnmpValue("octets", b"row 300"))
+
+
+async def test_varbinds_that_were_not_asked_are_dropped(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "stray") as src:
+        got = await src.get([SYS_DESCR])
+    assert list(got) == [SYS_DESCR]
+    assert any("did not ask for" in w for w in src.warnings)
+
+
+async def test_gen_err_on_a_large_get_is_retried_in_smaller_batches(hostile_agent: HostileAgent) -> None:
+    oids = [f"{SUPPLY}.9.1.{i}" for i in range(1, 5)] + [f"{SUPPLY}.8.1.{i}" for i in range(1, 5)]
+    async with source(hostile_agent, "gen-err") as src:
+        got = await src.get(oids)
+    assert sorted(got) == sorted(oids) and src.warnings == []
+
+
+async def test_the_scan_finishes_with_warnings_whatever_the_agents_send(hostile_agent: HostileAgent) -> None:
+    config = ClientConfig(snmp=SnmpSection(timeout=0.3, retries=0))
+    pool = default_pool()
+    modes = ["public", "garbage-first", "malformed", "walk-malformed", "wrong-types", "huge", "loop",
+             "endless", "stray", "gen-err", "dies-after-3/scan"]
+    target = f"{hostile_agent.host}:{hostile_agent.port}"
+
+    async def one(mode: str):  # type: ignore[no-untyped-def]
+        return mode, (await scan([target], config=config, pool=pool,
+                                 credentials=[community_credential(mode, name=mode)]))[0]
+
+    devices = dict(await asyncio.wait_for(asyncio.gather(*(one(m) for m in modes)), 60))
+    assert devices["public"].reachability == "ok" and devices["public"].serial == "HOSTILE123"
+    assert devices["garbage-first"].serial == "HOSTILE123"
+    assert devices["malformed"].reachability == "unreachable"
+    assert devices["walk-malformed"].reachability == "partial"
+    assert devices["dies-after-3/scan"].reachability == "partial"
+    for mode in ("wrong-types", "huge", "loop", "stray", "endless", "walk-malformed", "dies-after-3/scan"):
+        assert devices[mode].warnings, mode
+    assert any("truncated" in w for w in devices["huge"].warnings)
+    assert any("not increasing" in w for w in devices["loop"].warnings)
+
+
+async def test_discovery_ignores_garbage_and_finds_the_credential_that_answers(
+    hostile_agent: HostileAgent,
+) -> None:
+    creds = [community_credential(c, name=c) for c in ("malformed/sweep", "wrong-id/sweep", "truncated/sweep",
+                                                        "garbage-first/sweep")]
+    found = await sweep([hostile_agent.host], credentials=creds, port=hostile_agent.port, timeout=0.3,
+                        retries=1, rate=0)
+    assert [(f.credential, f.sys_descr, f.sys_object_id) for f in found] == [
+        ("garbage-first/sweep", "Hostile Printer 1.0", "1.3.6.1.4.1.99999.1")]
+    assert hostile_agent.requests["malformed/sweep"] == 2  # the first probe and its retry
