@@ -325,6 +325,36 @@ def _positive(_: Any) -> Step:
     return lambda v: (n if (n := to_int(v)) is not None and n > 0 else None)
 
 
+_RECORD_KEYS = {"size", "key", "key_offset", "value_offset", "value_length"}
+
+
+@_register("record", "table: size, key, value_offset, value_length (key_offset 0)",
+           "pick one fixed-size record from a binary block by its key byte; the value is a big-endian "
+           "unsigned integer (Brother's counter and maintenance blocks: 7-byte records key, 01, 04, value)",
+           ({"size": 7, "key": 0x01, "value_offset": 3, "value_length": 4},
+            bytes.fromhex("00010400001e78" "0101040000147e" "ff"), 0x147E))
+def _record(spec: Any) -> Step:
+    if not isinstance(spec, dict) or not {"size", "key", "value_offset", "value_length"} <= set(spec) \
+            or set(spec) - _RECORD_KEYS or not all(isinstance(v, int) and v >= 0 for v in spec.values()):
+        raise ValueError(f"record wants {{size, key, value_offset, value_length[, key_offset]}} as "
+                         f"non-negative integers, got {spec!r}")
+    size, key, k_off = spec["size"], spec["key"], spec.get("key_offset", 0)
+    v_off, v_len = spec["value_offset"], spec["value_length"]
+    if not (0 < v_len <= 8 and v_off + v_len <= size and k_off < size):
+        raise ValueError(f"record fields fall outside a {size}-byte record: {spec!r}")
+
+    def step(v: Value) -> Value:
+        if not isinstance(v, bytes):
+            return None
+        for start in range(0, len(v) - size + 1, size):
+            rec = v[start:start + size]
+            if rec[k_off] == key:
+                return int.from_bytes(rec[v_off:v_off + v_len], "big")
+        return None
+
+    return step
+
+
 # -- identity ---------------------------------------------------------------------------
 
 _MAC_TEXT = re.compile(r"^([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?"

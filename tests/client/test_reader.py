@@ -210,6 +210,12 @@ async def test_sources_name_the_oid_of_each_field(pool: PmdPool) -> None:
     assert dev.reachability == "ok" and dev.warnings == []
 
 
+async def test_brother_counter_block_is_read_by_record(pool: PmdPool) -> None:
+    block = "00010400001e78" "0101040000147e" "020104000009fa" "ff"  # printed, mono, colour
+    dev = await read(pool, f"1.3.6.1.4.1.2435.2.3.9.4.2.1.5.5.10.0|4x|{block}", descr="Brother NC-8300w")
+    assert (dev.pmd, dev.counters["total_black"], dev.counters["total_color"]) == ("brother", 0x147E, 0x9FA)
+
+
 async def test_counters_are_taken_as_read_even_near_the_32_bit_wrap(pool: PmdPool) -> None:
     dev = await read(pool, "1.3.6.1.2.1.43.10.2.1.4.1.1|65|4294967295")
     assert dev.counters["total"] == 4294967295
