@@ -90,6 +90,8 @@ async def bench(stack: MailStack, alerts: int, work: Path) -> None:
             await task
         own: list[float] = []
         total: list[float] = []
+        reading: list[float] = []  # observed-at -> sealed in the outbox (the read of the round, seal)
+        sending: list[float] = []  # sealed -> SMTP accepted
         sample = b""
         for entry in daemon.store.outbox():
             if entry.kind != "alert" or entry.sent_at is None:
@@ -97,6 +99,8 @@ async def bench(stack: MailStack, alerts: int, work: Path) -> None:
             report = decode_report(daemon.store.plaintext(entry.seq))
             device = report.devices[0]
             own.append((entry.sent_at - device.observed_at).total_seconds())
+            reading.append((entry.created_at - device.observed_at).total_seconds())
+            sending.append((entry.sent_at - entry.created_at).total_seconds())
             cond = "jammed" if "jammed" in device.status.conditions else "ok"
             changed = [t for t in set_at.get((device.ip, cond), []) if t <= device.observed_at.timestamp()]
             if changed:
@@ -107,10 +111,14 @@ async def bench(stack: MailStack, alerts: int, work: Path) -> None:
         peer = await peer_smtp(stack, message, len(own))
         print(f"alerts sent: {len(own)} (defaults; status poll every 1 s instead of 90 s)")
         print(f"observed-at -> SMTP accepted   {stats(own)}")
+        print(f"  of which observed-at -> sealed {stats(reading)}   (the poll round's SNMP reads)")
+        print(f"  of which sealed -> SMTP accepted {stats(sending)}")
         print(f"condition set -> SMTP accepted {stats(total)}   (adds the poll delay, <= 90 s by default)")
         print(f"peer: bare aiosmtplib, one mail per connection  {stats(peer)}")
-        print(f"ratio client/peer (median): {statistics.median(own) / statistics.median(peer):.1f}x; "
-              f"goal: seconds, limit 10 minutes")
+        print(f"ratio, sealed -> accepted vs bare SMTP (median): "
+              f"{statistics.median(sending) / statistics.median(peer):.1f}x "
+              "(the client also builds the MIME mail and commits 'sent' to its store with fsync)")
+        print("goal: seconds; limit: 10 minutes")
     finally:
         printers.stop()
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from fsm_protocol.errors import ConfigError
-from fsm_protocol.schema import Device
+from fsm_protocol.schema import Device, utcnow
 
 from .config import AlertsSection, ClientConfig
 from .report import Queued, Sealer, queue_report
@@ -92,9 +93,11 @@ def diff(previous: Iterable[str], device: Device, policy: Policy, *, misses: int
     return Change(raised=now - before, cleared=before - now)
 
 
-def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy, device: Device) -> Change:
+def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy, device: Device, *,
+             now: datetime | None = None) -> Change:
     """Apply one poll reading: store it and seal an ``alert`` report when a critical condition
-    is raised (or cleared, if reported); otherwise only note that the device was seen."""
+    is raised (or cleared, if reported); otherwise only note that the device was seen.
+    Conditions are dated by the reading's ``observed_at``; the report by ``now``."""
     at = device.observed_at
     with store.atomic():
         previous = [s.condition for s in store.alert_states(device.ip, active_only=True)]
@@ -111,7 +114,7 @@ def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy,
                 for c in change.cleared:
                     store.set_alert_state(device.ip, c, active=False, at=at, seq=seq)
 
-            change.queued = queue_report(store, sealer, config, kind="alert", now=at,
+            change.queued = queue_report(store, sealer, config, kind="alert", now=now or utcnow(),
                                          reading_ids=[rid], also=record)
         else:
             store.note_seen(device)

@@ -196,7 +196,8 @@ class Daemon:
         """One status poll round: read each known target, raise or clear critical conditions."""
         raised = 0
         async for device in self._read(self.targets()):
-            change = alerts.evaluate(self.store, self.sealer, self.config, self.policy, device)
+            change = alerts.evaluate(self.store, self.sealer, self.config, self.policy, device,
+                                     now=self.clock())
             if change.queued is not None:
                 raised += 1
                 self.counts.alerts += 1
