@@ -52,6 +52,16 @@ def _read(path: Path) -> dict[str, Any]:
                        hint="check the file's permissions") from exc
 
 
+def _at(raw: Any, key: str) -> Any:
+    """The value at a msgspec key path (``identity.serial[0].oid``) of the parsed TOML."""
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", key):
+        try:
+            raw = raw[int(index)] if index else raw[name]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
+
+
 def _convert(path: Path, raw: dict[str, Any]) -> Pmd:
     try:
         return msgspec.convert(raw, Pmd)
@@ -61,6 +71,9 @@ def _convert(path: Path, raw: dict[str, Any]) -> Pmd:
         m = re.search(r" - at `\$\.?(.*)`$", text)
         key = m.group(1) if m else ""
         problem = text[: m.start()] if m else text
+        value = _at(raw, key) if key else None
+        if value is not None and not isinstance(value, dict | list):
+            problem += f" (value {value!r})"
         raise _fail(path, key, problem) from exc
 
 

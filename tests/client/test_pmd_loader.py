@@ -129,7 +129,7 @@ def test_a_later_directory_replaces_a_file_of_the_same_id(pool_dir: Path, tmp_pa
             "['oid', 'value']",
         ),
         ('[match]\nsys_descr = ["(unclosed"]\n', "match.sys_descr[0]", "'(unclosed'"),
-        ('[supplies]\nlow_percent = "ten"\n', "supplies.low_percent", "str"),
+        ('[supplies]\nlow_percent = "ten"\n', "supplies.low_percent", "(value 'ten')"),
         ('[[supplies.rules]]\nwhen_kind = ["tonerr"]\n', "supplies.rules[0].when_kind", "'tonerr'"),
         ('[[supplies.rules]]\nlevels = { high = { state = "ok" } }\n', "supplies.rules[0].levels", "'high'"),
         ('[[supplies.rules]]\nlevels = { 3 = { state = "full" } }\n', "supplies.rules[0].levels", "full"),
