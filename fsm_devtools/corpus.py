@@ -8,6 +8,7 @@ outcome is a quarantine reason code or ``"duplicate"``.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import random
 import zlib
@@ -228,9 +229,10 @@ def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stran
 
     @case
     def zip_bomb() -> tuple[str, bytes]:
-        bomb = zlib.compress(b"\0" * (80 * 1024 * 1024), 9)  # 80 MB of zeros in ~80 KB
-        return "too_large|bad_schema", mails_for(seal_compressed(bomb, 80 * 1024 * 1024, client, server,
-                                                                 next_seq()))[0]
+        # 80 MB of zeros in ~80 KB, declared honestly (refused by size) or as small (refused inflating)
+        declared = rng.choice((_BOMB_BYTES, 1000))
+        return "too_large|bad_schema|malformed", mails_for(seal_compressed(_bomb(), declared, client, server,
+                                                                           next_seq()))[0]
 
     @case
     def gzip_attachment() -> tuple[str, bytes]:
@@ -255,6 +257,14 @@ def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stran
 
     for _ in range(count):
         yield rng.choice(makers)()
+
+
+_BOMB_BYTES = 80 * 1024 * 1024
+
+
+@functools.cache
+def _bomb() -> bytes:
+    return zlib.compress(b"\0" * _BOMB_BYTES, 9)
 
 
 def seal_plain(plain: bytes, client: ClientKit, server: ServerKit, seq: int) -> bytes:
