@@ -319,7 +319,10 @@ class Updater:
     def update_if_due(self, now: datetime | None = None) -> UpdateResult:
         """Check the configured source when the daily slot is due; never raises an FsmError."""
         now = now or self.clock()
-        source = configured_source(self.config)
+        try:
+            source = configured_source(self.config)
+        except ConfigError as exc:
+            return UpdateResult("failed", now, message=f"{exc.message} ({exc.hint})", reason=exc.reason)
         if source is None:
             return UpdateResult("not_configured", now, message="[pmd.update] has no url or directory")
         state = load_state(self.data_dir)
@@ -342,7 +345,10 @@ class Updater:
     def update_now(self, now: datetime | None = None) -> UpdateResult:
         """Check the configured source now, whatever the schedule says."""
         now = now or self.clock()
-        source = configured_source(self.config)
+        try:
+            source = configured_source(self.config)
+        except ConfigError as exc:
+            return UpdateResult("failed", now, message=f"{exc.message} ({exc.hint})", reason=exc.reason)
         if source is None:
             return UpdateResult("not_configured", now, message="[pmd.update] has no url or directory")
         sets = PmdSets.in_data_dir(self.data_dir)

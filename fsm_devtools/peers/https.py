@@ -16,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,6 +31,13 @@ class HttpsServerError(RuntimeError):
     """The server did not complete a TLS handshake within ``ready_timeout``."""
 
 
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 @dataclass(frozen=True)
 class TestCa:
     """A CA certificate and a server certificate it signed, for 127.0.0.1 and localhost."""
@@ -41,7 +49,9 @@ class TestCa:
     __test__ = False  # not a pytest test class
 
     @classmethod
-    def create(cls, directory: Path, *, name: str = "fsm test CA") -> TestCa:
+    def create(cls, directory: Path, *, name: str = "fsm test CA",
+               server_names: Sequence[str] = ("localhost", "127.0.0.1")) -> TestCa:
+        """A new CA and a server certificate for ``server_names`` (host names or IP addresses)."""
         directory.mkdir(parents=True, exist_ok=True)
         now = dt.datetime.now(dt.UTC)
         ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -61,12 +71,11 @@ class TestCa:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, server_names[0])]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            ]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in server_names]),
+                           critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
@@ -151,6 +160,7 @@ class HttpsServer:
     def _wait_ready(self) -> None:
         """Return once a TLS handshake with the server succeeds (its greeting)."""
         client = ssl.create_default_context(cafile=str(self.ca.ca_file))
+        client.check_hostname = False  # a readiness probe; tests may serve a certificate for another name
         deadline = time.monotonic() + self.ready_timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
