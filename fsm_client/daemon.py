@@ -191,6 +191,7 @@ class Daemon:
         elif job == "report":
             await self.full_read()
             self.queue("periodic", also=done)
+            self._purge()  # retention is applied once per report, never more often than needed
 
     async def poll(self) -> int:
         """One status poll round: read each known target, raise or clear critical conditions."""
@@ -314,6 +315,10 @@ class Daemon:
         """The daemon. ``once``: run what is due and drain the outbox, then return."""
         self._init_schedule(self.clock())
         self._purge()
+        log.info("fsm-client %s running: %d targets, report %s, scan %s, discovery %s, status poll %s (%s); "
+                 "outbox depth %d", self.config.client.id, len(self.targets()), self.rules["report"],
+                 self.rules["scan"], self.rules["discovery"], self.rules["poll"],
+                 self.config.schedule.timezone, self.store.outbox_depth())
         if once:
             await self.scheduler_pass()
             self.counts.add_drain(await self.sender.drain(force=True))

@@ -1,0 +1,101 @@
+"""Clean stop: SIGTERM/SIGINT finish the current step, restore the previous handlers, and log
+one summary line; `fsm-client run` as a real process exits 0 on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from client_fixtures import Keys, Printers, make_config, write_toml
+
+from fsm_client.daemon import Daemon
+from fsm_client.sender import Backoff
+
+pytestmark = [pytest.mark.snmp]
+
+FSM_CLIENT = str(Path(sys.executable).parent / "fsm-client")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    return Keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
+    p = Printers(["hall"], tmp_path_factory.mktemp("printers"), first_ip="127.0.0.35").start()
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def sections(keys: Keys, printers: Printers) -> dict[str, object]:
+    return {
+        "client": {"id": "sig", "customer": "ACME", "site": "HQ"},
+        "keys": {"signing_key": str(keys.client_key), "server_public_key": str(keys.server_pub)},
+        **printers.client_sections(),
+        "schedule": {"report": "off", "discovery": "off", "status_poll": "every 1s"},
+        "smtp": {"to": ["dealer@fsm.test"]},
+    }
+
+
+async def test_sigterm_stops_the_loop_and_restores_the_previous_handler(
+        keys: Keys, printers: Printers, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = make_config(keys, **printers.client_sections(),
+                         schedule={"report": "off", "discovery": "off", "status_poll": "every 1s"},
+                         smtp={"to": ["dealer@fsm.test"]})
+    daemon = Daemon(config, tmp_path)
+    caplog.set_level(logging.INFO, logger="fsm_client.daemon")
+
+    def previous(signum: int, frame: object) -> None:  # pragma: no cover - must not be called
+        raise AssertionError("the daemon's handler should have run")
+
+    old = signal.signal(signal.SIGTERM, previous)
+    try:
+        task = asyncio.create_task(daemon.run())
+        while daemon.counts.polls < 1:
+            await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+        counts = await asyncio.wait_for(task, 10)
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert counts.polls >= 1
+    summary = [r.message for r in caplog.records if r.message.startswith("fsm-client stopped:")]
+    assert len(summary) == 1 and "poll rounds" in summary[0] and "outbox depth" in summary[0]
+
+
+def test_fsm_client_run_exits_0_on_sigterm_with_one_summary_line(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    config = write_toml(tmp_path / "client.toml", sections(keys, printers))
+    argv = [FSM_CLIENT, "--config", str(config), "--data-dir", str(tmp_path / "data"), "run"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    seen = ""
+    assert proc.stdout is not None
+    while "running:" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    time.sleep(1.5)  # let it poll
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    log = seen + out
+    assert proc.returncode == 0, log
+    assert log.count("fsm-client stopped:") == 1, log
+    assert "SIGTERM: finishing the current step" in log
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    low = Backoff(initial=30, cap=1800, rng=lambda: 0.0)
+    high = Backoff(initial=30, cap=1800, rng=lambda: 0.999999)
+    assert [low.delay(n) for n in (1, 2, 3)] == [15, 30, 60]
+    assert [round(high.delay(n)) for n in (1, 2, 3)] == [30, 60, 120]
+    assert low.delay(30) == 900 and round(high.delay(30)) == 1800  # days of outage: never above the cap
