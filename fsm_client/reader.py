@@ -441,6 +441,9 @@ async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime 
         sources["alerts"] = pmd.alerts.entry
     elif status.conditions:
         alerts = normalize.condition_alerts(status.conditions)
+    for cap in ("fax", "scan", "duplex"):  # a device that counts fax pages can fax
+        if caps[cap] is None and counters.get(cap, 0) > 0:
+            caps[cap] = True
     if caps["color"] is None and supplies:
         chromatic = {s.color for s in supplies if s.kind in vocabulary.COLORANT_KINDS and s.color}
         if chromatic:
