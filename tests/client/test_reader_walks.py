@@ -58,3 +58,18 @@ async def test_konica_counters_come_from_the_vendor_table(pool: PmdPool) -> None
     assert dev.sources["counters.print_total"] == (
         "1.3.6.1.4.1.18334.1.1.1.5.7.2.2.1.5.1.2,1.3.6.1.4.1.18334.1.1.1.5.7.2.2.1.5.2.2"
     )
+
+
+async def test_capabilities_follow_the_standard_tables_and_counters(pool: PmdPool) -> None:
+    hp = await read_device(
+        RecordingSource.from_file(WALKS / "hp-laserjet-mfp-m130nw" / "device.snmprec"), pool, ip="192.0.2.1"
+    )
+    assert (hp.capabilities.color, hp.capabilities.scan) == (False, True)
+    sharp = await read_device(
+        RecordingSource.from_file(WALKS / "sharp-mx-3570n" / "device.snmprec"), pool, ip="192.0.2.1"
+    )
+    assert (sharp.capabilities.color, sharp.capabilities.duplex, sharp.capabilities.scan) == (
+        True,
+        True,
+        True,
+    )
