@@ -24,6 +24,8 @@ from .store import Store, StoredReading
 
 #: Where the signing key lives when [keys] signing_key is not set.
 DEFAULT_SIGNING_KEY = Path("keys") / "client.key"
+#: Smallest chunk that leaves room for the envelope header and some payload.
+MIN_CHUNK_BYTES = 256
 
 
 @dataclass
@@ -50,6 +52,10 @@ class Sealer:
                 f"the client signing key {str(key_path)!r} does not exist",
                 hint="run `fsm-client keys init` (or set [keys] signing_key)",
             )
+        if config.outbox.chunk_bytes < MIN_CHUNK_BYTES:
+            raise ConfigError(f"[outbox] chunk_bytes = {config.outbox.chunk_bytes} is too small for a chunk",
+                              hint=f"use at least {MIN_CHUNK_BYTES}; the relay's message size limit, "
+                                   "minus a third for base64, is the right value")
         return cls(
             signing_key=load_signing_key(key_path),
             server_key=load_server_public_key(Path(config.keys.server_public_key)),
@@ -145,4 +151,13 @@ def redacted(plaintext: bytes, *, ips: bool = False, locations: bool = False) ->
     return data
 
 
-__all__ = ["DEFAULT_SIGNING_KEY", "REDACTED", "Queued", "Sealer", "build_report", "queue_report", "redacted"]
+__all__ = [
+    "DEFAULT_SIGNING_KEY",
+    "MIN_CHUNK_BYTES",
+    "REDACTED",
+    "Queued",
+    "Sealer",
+    "build_report",
+    "queue_report",
+    "redacted",
+]

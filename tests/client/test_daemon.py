@@ -194,3 +194,79 @@ async def _until(condition: Any, what: str, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def test_a_report_larger_than_the_mail_size_goes_as_chunks_that_join_back(
+        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    config = config_for(keys, healthy_printers, empty_dealer_mailbox, outbox={"chunk_bytes": 400})
+    daemon = Daemon(config, tmp_path / "data")
+    await daemon.send_now()
+    [entry] = daemon.store.outbox()
+    assert entry.chunk_count >= 2 and entry.sent_at is not None
+    got = mails(empty_dealer_mailbox, entry.chunk_count)
+    assert {m.seq for m in got} == {1}
+    assert sorted((m.chunk_index, m.chunk_count) for m in got) == [
+        (i, entry.chunk_count) for i in range(1, entry.chunk_count + 1)]
+    assert all(len(m.envelope) <= 400 for m in got)
+    report = keys.open([m.envelope for m in reversed(got)])  # any order joins
+    assert report.devices == [r.device for r in daemon.store.readings(seq=1)]
+
+
+def test_the_cli_sends_a_report_and_shows_status_and_the_outbox(
+        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from client_fixtures import write_toml
+
+    from fsm_client.cli import main
+
+    sections = {
+        "client": {"id": "acme-hq", "customer": "ACME", "site": "HQ"},
+        "keys": {"signing_key": str(keys.client_key), "server_public_key": str(keys.server_pub)},
+        **healthy_printers.client_sections(),
+        "smtp": smtp_section(empty_dealer_mailbox),
+        "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+    }
+    config_file = write_toml(tmp_path / "client.toml", sections)
+    base = ["--config", str(config_file), "--data-dir", str(tmp_path / "d")]
+    runner = CliRunner()
+    sent = runner.invoke(main, [*base, "send"])
+    assert sent.exit_code == 0, sent.output
+    assert "queued report 1; sent 1 envelope(s)" in sent.output
+    [mail] = mails(empty_dealer_mailbox, 1)
+    assert mail.seq == 1
+    status = json.loads(runner.invoke(main, [*base, "status", "--json"]).output)
+    assert (status["outbox_depth"], status["last_seq"], status["devices"]) == (0, 1, 2)
+    assert status["last_scan"] and status["last_send"]
+    listing = json.loads(runner.invoke(main, [*base, "outbox", "list", "--json"]).output)
+    assert [(e["seq"], e["state"]) for e in listing] == [(1, "sent")]
+    once = runner.invoke(main, [*base, "run", "--once"])
+    assert once.exit_code == 0, once.output
+    resent = runner.invoke(main, [*base, "resend", "--from", "1"])
+    assert resent.exit_code == 0 and runner.invoke(main, [*base, "run", "--once"]).exit_code == 0
+    again = mails(empty_dealer_mailbox, 2)
+    assert [m.seq for m in again] == [1, 1]  # the same number again: the server ignores it
+
+
+def test_run_once_with_the_relay_down_fails_naming_the_relay_and_keeps_the_report(
+        healthy_printers: Printers, keys: Keys, tmp_path: Path, mail_stack: MailStack) -> None:
+    from click.testing import CliRunner
+    from client_fixtures import write_toml
+
+    from fsm_client.cli import main
+
+    sections = {
+        "client": {"id": "acme-hq"},
+        "keys": {"signing_key": str(keys.client_key), "server_public_key": str(keys.server_pub)},
+        **healthy_printers.client_sections(),
+        "smtp": smtp_section(mail_stack, _free_tcp_port()),
+        "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+    }
+    config_file = write_toml(tmp_path / "client.toml", sections)
+    base = ["--config", str(config_file), "--data-dir", str(tmp_path / "d")]
+    result = CliRunner().invoke(main, [*base, "send"])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "still in the outbox" in result.output and "hint:" in result.output
+    listing = CliRunner().invoke(main, [*base, "outbox", "list"])
+    assert "retrying" in listing.output
