@@ -10,7 +10,9 @@ most ``config.snmp.concurrency`` at a time.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -93,13 +95,31 @@ def default_pool(data_dir: Path | None = None, local_dir: Path | None = None) ->
     return load_pool(dirs)
 
 
+async def resolve(host: str, port: int) -> str:
+    """The address to send to: ``host`` itself when it is an address, else its first
+    IPv4 address (then IPv6) from the resolver. SnmpError when the name does not resolve."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise SnmpError(f"cannot resolve host name {host!r}: {exc}",
+                        hint="check the name, or give the printer's address") from exc
+    infos.sort(key=lambda i: i[0] != socket.AF_INET)
+    return str(infos[0][4][0])
+
+
 async def read_target(target: Target, *, credentials: Sequence[Credential], pool: PmdPool,
                       open_source: SourceFactory, now: datetime | None = None) -> Device:
-    """Try each credential in order; read the device with the first that answers."""
+    """Resolve the target, try each credential in order, and read the device with the first
+    that answers. The Device's ``ip`` is the address that was read."""
     now = now or utcnow()
     failures: list[str] = []
+    address = await resolve(target.host, target.port)
     for cred in credentials:
-        async with open_source(target.host, target.port, cred) as source:
+        async with open_source(address, target.port, cred) as source:
             try:
                 system = await identify(source)
             except SnmpTimeout as exc:
@@ -111,11 +131,11 @@ async def read_target(target: Target, *, credentials: Sequence[Credential], pool
             if not system:
                 failures.append(f"{cred.name}: answered without sysDescr/sysObjectID")
                 continue
-            device = await read_identified(source, pool, system, ip=target.host, now=now)
+            device = await read_identified(source, pool, system, ip=address, now=now)
             if len(credentials) > 1:
                 device.warnings.insert(0, f"read with credential {cred.name!r}")
             return device
-    return unreachable(target.host, "no answer: " + "; ".join(failures) if failures else "no credentials",
+    return unreachable(address, "no answer: " + "; ".join(failures) if failures else "no credentials",
                        now=now)
 
 
@@ -171,5 +191,6 @@ __all__ = [
     "is_range",
     "parse_target",
     "read_target",
+    "resolve",
     "scan",
 ]

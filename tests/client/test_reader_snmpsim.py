@@ -216,3 +216,23 @@ def test_pmd_match_asks_a_live_device(snmpsim_walks: Snmpsim, tmp_path: Path) ->
     result = json.loads(r.stdout)
     assert (result["pmd"], result["chain"]) == ("lanier", ["lanier", "ricoh", "printer-mib"])
     assert [c["id"] for c in result["candidates"]] == ["lanier", "ricoh"]
+
+
+async def test_a_host_name_is_resolved_and_the_address_reported(
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], pool: PmdPool
+) -> None:
+    [dev] = await scan(
+        [f"localhost:{snmpsim_walks.port}"],
+        config=config(),
+        pool=pool,
+        credentials=[walk_credential("canon-lbp6670")],
+    )
+    assert (dev.ip, dev.reachability, dev.serial) == ("127.0.0.1", "ok", "MKRA012345")
+
+
+async def test_a_name_that_does_not_resolve_is_unreachable_with_the_reason(pool: PmdPool) -> None:
+    # a 64-character label fails IDNA encoding before any resolver query: no traffic leaves loopback
+    name = "p" * 64
+    [dev] = await scan([name], config=config(), pool=pool, credentials=[community_credential("public")])
+    assert (dev.ip, dev.reachability) == (name, "unreachable")
+    assert f"cannot resolve host name {name!r}" in dev.warnings[0]
