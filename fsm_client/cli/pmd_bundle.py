@@ -184,7 +184,9 @@ def keygen_command(directory: Path, force: bool) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     click.echo(f"wrote {key} (keep it secret, off the repository) and {pub}")
-    click.echo(f"clients pin: {load_verify_key(pub).to_text()}")
+    public = load_verify_key(pub)
+    click.echo(f"fingerprint: {public.fingerprint}")
+    click.echo(f"clients pin: {public.to_text()}")
 
 
 for _command in (update_command, rollback_command, status_command, bundle_command, keygen_command):

@@ -539,7 +539,7 @@ def test_cli_keygen_bundle_update_status_rollback(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert (keydir / "publisher.key").stat().st_mode & 0o777 == 0o600
     pub_line = (keydir / "publisher.pub").read_text().strip()
-    assert f"clients pin: {pub_line}" in r.output
+    assert f"clients pin: {pub_line}" in r.output and "fingerprint: SHA256:" in r.output
     assert runner.invoke(main, ["pmd", "keygen", "--dir", str(keydir)]).exit_code == 1  # no overwrite
 
     out = tmp_path / "bundle.zip"
@@ -566,6 +566,18 @@ def test_cli_keygen_bundle_update_status_rollback(tmp_path: Path) -> None:
     assert (tmp_path / "data" / SETS_DIR / "state.json").is_file()
     for sub in ("update", "rollback", "status", "bundle", "keygen"):
         assert runner.invoke(main, ["pmd", sub, "--help"]).output.count("Usage:") == 1
+
+
+def test_scripts_pmd_bundle_publishes_a_bundle_clients_accept(tmp_path: Path, publisher: Publisher, config,
+                                                              data_dir: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "pmd-bundle"
+    out = tmp_path / "pmd-bundle.zip"
+    done = subprocess.run(
+        [str(script), "--key", str(publisher.key_file), "--out", str(out), "--version", "12"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"PMD bundle version 12, {len(shipped_files())} PMDs" in done.stdout
+    assert install_from(str(out), config=config, data_dir=data_dir, now=NOW).version == 12
 
 
 def test_unreadable_bundle_path_is_an_update_error(tmp_path: Path, config, data_dir: Path) -> None:

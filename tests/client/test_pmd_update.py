@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 from pmd_bundle_helpers import Publisher, entries_of, make_config, marked, snapshot, zip_of
@@ -117,8 +118,8 @@ def test_daily_hour_is_read_in_the_schedule_time_zone(server: HttpsServer, test_
                                                       publisher: Publisher, data_dir: Path) -> None:
     server.routes["/b.zip"] = publisher.bundle(1, marked(1))
     config = make_config([publisher.pub_text], url=server.url("/b.zip"), ca_file=str(test_ca.ca_file), hour=4)
-    config = type(config)(**{**{f: getattr(config, f) for f in config.__struct_fields__},
-                             "schedule": type(config.schedule)(timezone="Europe/Berlin")})
+    config = msgspec.structs.replace(config, schedule=msgspec.structs.replace(config.schedule,
+                                                                              timezone="Europe/Berlin"))
     clock = Clock(DAY1)
     updater = Updater(config, data_dir, clock=clock)
     updater.update_if_due(clock.set(2, 0))  # first check
