@@ -28,8 +28,9 @@ from fsm_protocol.schema import Device, utcnow
 
 from . import alerts
 from .config import ClientConfig
+from .pmd.active import current_pool
 from .report import Queued, Sealer, queue_report
-from .scan import SourceFactory, default_pool, is_range, parse_target, scan
+from .scan import SourceFactory, is_range, parse_target, scan
 from .schedule import Rule, latest_due, next_due, parse_rule, zone
 from .sender import DrainResult, Sender, TransportFactory
 from .store import Store
@@ -100,9 +101,7 @@ class Daemon:
 
     @property
     def pool(self) -> Any:
-        if self._pool is None:
-            self._pool = default_pool(self.data_dir)
-        return self._pool
+        return self._pool if self._pool is not None else current_pool(self.config, self.data_dir)
 
     def targets(self) -> list[str]:
         """Configured single targets, then devices found by discovery (on the default port)."""

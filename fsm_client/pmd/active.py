@@ -133,6 +133,19 @@ class ActivePool:
         return pool
 
 
+_SHARED: dict[tuple[Path | None, Path | None], ActivePool] = {}
+
+
+def current_pool(config: ClientConfig | None, data_dir: Path | None) -> PmdPool:
+    """The active pool from a process-wide ``ActivePool`` per data dir: cheap to call before
+    every scan, and it follows updates and rollbacks without a restart."""
+    key = (Path(data_dir).resolve() if data_dir is not None else None, local_dir(config, data_dir))
+    holder = _SHARED.get(key)
+    if holder is None:
+        holder = _SHARED[key] = ActivePool(config, data_dir)
+    return holder.get()
+
+
 # --- status --------------------------------------------------------------------------------------
 
 
@@ -235,6 +248,7 @@ __all__ = [
     "active_pmd_dirs",
     "bundle_dirs",
     "changed_devices",
+    "current_pool",
     "load_active_pool",
     "local_dir",
     "shipped_dir",

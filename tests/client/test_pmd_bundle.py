@@ -4,6 +4,7 @@ local overrides, rollback, kill -9 during the swap, the publisher tool, status a
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -16,6 +17,7 @@ import sys
 import time
 import warnings
 import zipfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +55,7 @@ from fsm_client.store import Store
 from fsm_protocol.schema import Device
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[2]
 HP_OID = "1.3.6.1.4.1.11.2.3.9.1"
 HP_DESCR = "HP ETHERNET MULTI-ENVIRONMENT,ROM none,JETDIRECT,JD153"
 
@@ -483,6 +486,49 @@ def test_active_pool_reloads_only_when_the_active_set_changes(tmp_path: Path, pu
     kept = pool.get()
     assert kept.get("hp").name != "HP v2" and pool.last_error is not None
     assert "hp.toml" in pool.last_error.message
+
+
+async def test_the_daemon_reads_with_a_new_set_at_its_next_scan_without_restart(
+        tmp_path: Path, publisher: Publisher, data_dir: Path) -> None:
+    from client_fixtures import Keys
+    from client_fixtures import make_config as client_config
+
+    from fsm_client.daemon import Daemon
+    from fsm_client.snmp.source import RecordingSource
+
+    keys = Keys(tmp_path / "keys")
+    config = client_config(keys, pmd={"update": {"publisher_keys": [publisher.pub_text]}},
+                           transport={"kind": "filedrop"}, filedrop={"directory": str(tmp_path / "drop")})
+    walk = REPO / "demo" / "snmp-walks" / "hp-color-laserjet-m452nw" / "device.snmprec"
+
+    @contextlib.asynccontextmanager
+    async def open_source(host: str, port: int, cred: object) -> AsyncIterator[RecordingSource]:
+        yield RecordingSource.from_file(walk)  # the HP's real recording behind the SnmpSource protocol
+
+    def with_marker(version: int) -> dict[str, bytes]:
+        files = marked(version)  # a constant vendor counter shows which set read the device
+        files["hp.toml"] = files["hp.toml"].replace(
+            b"\n[counters]\n", f"\n[counters]\nx_bundle_set = [{{ value = {version} }}]\n".encode(), 1)
+        return files
+
+    async def read() -> Device:
+        await daemon.full_read(["10.0.0.5"])
+        return daemon.store.readings()[-1].device
+
+    daemon = Daemon(config, data_dir, open_source=open_source)
+    try:
+        first = await read()
+        assert first.pmd == "hp" and "x_bundle_set" not in first.counters
+        install_from(write(tmp_path, "v2.zip", publisher.bundle(2, with_marker(2))), config=config,
+                     data_dir=data_dir, now=NOW)
+        assert (await read()).counters["x_bundle_set"] == 2
+        install_from(write(tmp_path, "v3.zip", publisher.bundle(3, with_marker(3))), config=config,
+                     data_dir=data_dir, now=NOW)
+        assert (await read()).counters["x_bundle_set"] == 3
+        PmdSets.in_data_dir(data_dir).rollback(now=NOW)
+        assert (await read()).counters["x_bundle_set"] == 2
+    finally:
+        daemon.store.close()
 
 
 # --- status --------------------------------------------------------------------------------------
