@@ -9,7 +9,10 @@ How it reads
     GETs go out in batches of ``get_batch`` OIDs; a batch the agent refuses as tooBig or
     genErr is split in halves down to single OIDs (a single OID still refused is dropped
     with a warning). SNMPv1 ``noSuchName`` drops the OID it names. Walks use GETBULK
-    (``bulk_size`` repetitions, halved on tooBig/genErr) for v2c/v3 and GETNEXT for v1.
+    for v2c/v3 and GETNEXT for v1. The first GETBULK of a walk asks ``first_bulk`` (10, as
+    Net-SNMP) repetitions, the next ones ``bulk_size`` (32), halved on tooBig/genErr: most
+    printer tables are short or absent, and every repetition past a table's end is work
+    for the agent and the decoder thrown away.
     A walk stops at the end of the subtree, at ``max_rows``, or, with a warning, where the
     agent sends an OID that does not increase (a looping table).
 
@@ -76,6 +79,7 @@ from .source import SnmpValue, Tag, oid_key
 
 GET_BATCH = 30
 BULK_SIZE = 32
+FIRST_BULK = 10
 MAX_VALUE_BYTES = 8192  # longest OCTET STRING kept; printer strings are far shorter
 
 AUTH_PROTOCOLS: dict[str, Any] = {
@@ -230,12 +234,14 @@ class PysnmpSource:
         engine: SnmpEngine | None = None,
         get_batch: int = GET_BATCH,
         bulk_size: int = BULK_SIZE,
+        first_bulk: int = FIRST_BULK,
         max_value_bytes: int = MAX_VALUE_BYTES,
     ) -> None:
         self.host, self.port = host, port
         self.credential = credential
         self.timeout, self.retries = timeout, retries
         self.get_batch, self.bulk_size = max(1, get_batch), max(1, bulk_size)
+        self.first_bulk = max(1, min(first_bulk, self.bulk_size))
         self.max_value_bytes = max_value_bytes
         self.warnings: list[str] = []
         self.answered = False
@@ -286,7 +292,8 @@ class PysnmpSource:
         rows: list[tuple[str, SnmpValue]] = []
         last = prefix
         cursor = root
-        reps = self.bulk_size
+        reps = self.first_bulk
+        first = True
         while len(rows) < max_rows:
             try:
                 if self._v1:
@@ -308,6 +315,9 @@ class PysnmpSource:
                 break
             if not vbs:
                 break
+            if first:  # grow after the first answer, unless the agent already made us shrink
+                first = False
+                reps = self.bulk_size if reps == self.first_bulk else reps
             done = False
             for name, value in vbs:
                 key = oid_key(name)
@@ -455,6 +465,7 @@ def _dotted(key: tuple[int, ...]) -> str:
 __all__ = [
     "AUTH_PROTOCOLS",
     "BULK_SIZE",
+    "FIRST_BULK",
     "GET_BATCH",
     "MAX_VALUE_BYTES",
     "PRIV_PROTOCOLS",
