@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import stat
 from pathlib import Path
@@ -47,6 +48,7 @@ def fingerprint_from_raw(digest: bytes) -> str:
     return FINGERPRINT_PREFIX + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
+@functools.lru_cache(maxsize=1024)  # called for every envelope sealed or opened, with few distinct keys
 def fingerprint_to_raw(fingerprint: str) -> bytes:
     """The 32-byte digest back from ``SHA256:...``; ValueError when it is not one."""
     if not fingerprint.startswith(FINGERPRINT_PREFIX):
