@@ -17,7 +17,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
 
 from fsm_protocol.errors import ConfigError
 from fsm_protocol.schema import utcnow
@@ -25,19 +24,12 @@ from fsm_protocol.schema import utcnow
 from .config import ClientConfig
 from .errors import TransportError
 from .store import Store
+from .transports.base import Transport
 
 log = logging.getLogger("fsm_client.sender")
 
 
-class Transport(Protocol):
-    """What the sender needs of a transport (fsm_client.transports.base.Transport)."""
-
-    async def send(self, message: bytes, *, mail_from: str, rcpt_to: Sequence[str]) -> str: ...
-
-    async def aclose(self) -> None: ...
-
-
-TransportFactory = Callable[[], AbstractAsyncContextManager[Any]]
+TransportFactory = Callable[[], AbstractAsyncContextManager[Transport]]
 
 
 @dataclass(frozen=True)
@@ -72,10 +64,10 @@ def make_transport_factory(config: ClientConfig) -> TransportFactory:
             raise ConfigError("[smtp] to is empty: there is nobody to send reports to",
                               hint='set [smtp] to = ["reports@dealer.example"]')
 
-        def smtp_factory() -> AbstractAsyncContextManager[Any]:
+        def smtp_factory() -> AbstractAsyncContextManager[Transport]:
             from .transports.smtp import SmtpTransport
 
-            return SmtpTransport(  # type: ignore[no-any-return]
+            return SmtpTransport(
                 smtp.host, smtp.port, security=smtp.security, username=smtp.username or None,
                 password=smtp.password if smtp.password.reveal() else None,
                 ca_file=str(smtp.ca_file) if smtp.ca_file else None, timeout=smtp.timeout,
@@ -87,10 +79,10 @@ def make_transport_factory(config: ClientConfig) -> TransportFactory:
         raise ConfigError("[transport] kind = \"filedrop\" needs [filedrop] directory",
                           hint="set [filedrop] directory to the folder the envelopes go to")
 
-    def filedrop_factory() -> AbstractAsyncContextManager[Any]:
+    def filedrop_factory() -> AbstractAsyncContextManager[Transport]:
         from .transports.filedrop import FileDropTransport
 
-        return FileDropTransport(Path(directory))  # type: ignore[no-any-return]
+        return FileDropTransport(Path(directory))
 
     return filedrop_factory
 
@@ -167,4 +159,4 @@ class Sender:
                     seq, attempts, delay, error)
 
 
-__all__ = ["Backoff", "DrainResult", "Sender", "Transport", "TransportFactory", "make_transport_factory"]
+__all__ = ["Backoff", "DrainResult", "Sender", "TransportFactory", "make_transport_factory"]
