@@ -14,26 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import peewee
-from peewee import EXCLUDED, Case, fn
 
 from fsm_protocol.schema import Device as DeviceReading
 from fsm_protocol.schema import Report
 
 from .connect import Database, DuplicateKey, translated
 from .models import (
-    AlertValue,
-    CounterLatest,
-    CounterValue,
     Customer,
-    Device,
-    DeviceAddress,
     Envelope,
     PendingChunk,
     Quarantine,
-    Reading,
     Site,
-    SupplyValue,
     device_identity,
 )
 
@@ -205,38 +198,35 @@ class Loader:
             key = (device_ids[ident], d.ip, (d.mac or "").lower())
             lo, hi = addresses.get(key, (d.observed_at, d.observed_at))
             addresses[key] = (min(lo, d.observed_at), max(hi, d.observed_at))
-        self._insert(DeviceAddress, [
-            {"device": k[0], "ip": k[1], "mac": k[2], "first_seen": v[0], "last_seen": v[1]}
-            for k, v in addresses.items()
-        ], conflict=([DeviceAddress.device, DeviceAddress.ip, DeviceAddress.mac], {
-            DeviceAddress.first_seen: fn.MIN(DeviceAddress.first_seen, EXCLUDED.first_seen)
-            if self.db.kind == "sqlite" else fn.LEAST(DeviceAddress.first_seen, EXCLUDED.first_seen),
-            DeviceAddress.last_seen: fn.MAX(DeviceAddress.last_seen, EXCLUDED.last_seen)
-            if self.db.kind == "sqlite" else fn.GREATEST(DeviceAddress.last_seen, EXCLUDED.last_seen),
-        }))
+        least, greatest = ("MIN", "MAX") if self.db.kind == "sqlite" else ("LEAST", "GREATEST")
+        self._executemany(
+            "device_address", ("device_id", "ip", "mac", "first_seen", "last_seen"),
+            [(k[0], k[1], k[2], self._ts(v[0]), self._ts(v[1])) for k, v in addresses.items()],
+            'ON CONFLICT (device_id, ip, mac) DO UPDATE SET '
+            f'first_seen = {least}(device_address.first_seen, excluded.first_seen), '
+            f'last_seen = {greatest}(device_address.last_seen, excluded.last_seen)')
 
         # Readings, ids back in order.
-        reading_rows = [{
-            "envelope": envelope_id, "device": device_ids[ident], "observed_at": d.observed_at, "ip": d.ip,
-            "reachability": d.reachability, "device_status": d.status.device,
-            "printer_status": d.status.printer, "conditions": d.status.conditions or None,
-            "console": d.status.console, "uptime_ticks": d.uptime_ticks, "warnings": d.warnings or None,
-        } for d, (ident, _) in zip(readings, idents, strict=True)]
-        reading_ids = self._insert_returning_ids(Reading, reading_rows)
+        reading_ids = [r[0] for r in self._insert_returning(
+            "reading", ("envelope_id", "device_id", "observed_at", "ip", "reachability", "device_status",
+                        "printer_status", "conditions", "console", "uptime_ticks", "warnings"),
+            [(envelope_id, device_ids[ident], self._ts(d.observed_at), d.ip, d.reachability,
+              d.status.device, d.status.printer, _json(d.status.conditions), d.status.console,
+              d.uptime_ticks, _json(d.warnings))
+             for d, (ident, _) in zip(readings, idents, strict=True)], "id")]
 
         values, flagged = self._counters(readings, idents, device_ids, reading_ids)
-        supply_rows = [{
-            "reading": rid, "index": s.index, "description": s.description, "kind": s.kind, "color": s.color,
-            "level": s.level, "max": s.max, "unit": s.unit, "percent": s.percent, "state": s.state,
-        } for d, rid in zip(readings, reading_ids, strict=True) for s in d.supplies]
-        self._insert(SupplyValue, supply_rows)
-        alert_rows = [{
-            "reading": rid, "code": a.code, "severity": a.severity, "group": a.group,
-            "group_index": a.group_index, "location": a.location, "description": a.description,
-            "index": a.index, "training": a.training, "time_ticks": a.time_ticks,
-            "observed_at": d.observed_at,
-        } for d, rid in zip(readings, reading_ids, strict=True) for a in d.alerts]
-        self._insert(AlertValue, alert_rows)
+        supply_rows = [(rid, s.index, s.description, s.kind, s.color, s.level, s.max, s.unit, s.percent,
+                        s.state)
+                       for d, rid in zip(readings, reading_ids, strict=True) for s in d.supplies]
+        self._executemany("supply_value", ("reading_id", "index", "description", "kind", "color", "level",
+                                           "max", "unit", "percent", "state"), supply_rows)
+        alert_rows = [(rid, a.code, a.severity, a.group, a.group_index, a.location, a.description, a.index,
+                       a.training, a.time_ticks, self._ts(d.observed_at))
+                      for d, rid in zip(readings, reading_ids, strict=True) for a in d.alerts]
+        self._executemany("alert_value", ("reading_id", "code", "severity", "group", "group_index",
+                                          "location", "description", "index", "training", "time_ticks",
+                                          "observed_at"), alert_rows)
         values += len(supply_rows) + len(alert_rows)
         Envelope.update(devices=len(newest), values=values).where(Envelope.id == envelope_id).execute()
         return Loaded(envelope_id=int(envelope_id), devices=len(newest), values=values, flagged=flagged)
@@ -246,16 +236,24 @@ class Loader:
                   reading_ids: list[int]) -> tuple[int, list[tuple[str, str, str]]]:
         ids = sorted(set(device_ids.values()))
         latest: dict[tuple[int, str], tuple[int, datetime]] = {}
+        ph = self.db.peewee.param
         for part in range(0, len(ids), _BATCH):
-            for row in CounterLatest.select().where(CounterLatest.device.in_(ids[part:part + _BATCH])):
-                latest[(row.device_id, row.name)] = (row.value, row.observed_at)
+            batch = ids[part:part + _BATCH]
+            cursor = self.db.peewee.execute_sql(
+                "SELECT device_id, name, value, observed_at FROM counter_latest "
+                f"WHERE device_id IN ({', '.join([ph] * len(batch))})", batch)
+            for dev, name, value, observed in cursor.fetchall():
+                if isinstance(observed, str):
+                    observed = datetime.fromisoformat(observed)
+                latest[(dev, name)] = (value, observed.replace(tzinfo=UTC))
         changed: dict[tuple[int, str], tuple[int, datetime]] = {}
-        rows: list[dict[str, object]] = []
+        rows: list[tuple[object, ...]] = []
         flagged: list[tuple[str, str, str]] = []
         order = sorted(range(len(readings)), key=lambda i: readings[i].observed_at)
         for i in order:
             d, (ident, strong) = readings[i], idents[i]
             dev = device_ids[ident]
+            ts = self._ts(d.observed_at)
             for name, value in d.counters.items():
                 prev = latest.get((dev, name))
                 flag = None
@@ -263,44 +261,62 @@ class Loader:
                     flag = self.policy.flag(prev[0], value, d.observed_at - prev[1], strong_identity=strong)
                 if flag:
                     flagged.append((ident, name, flag))
-                rows.append({"reading": reading_ids[i], "device": dev, "name": name, "value": value,
-                             "observed_at": d.observed_at, "flag": flag,
-                             "previous": prev[0] if flag and prev else None})
+                rows.append((reading_ids[i], dev, name, value, ts, flag, prev[0] if flag and prev else None))
                 if prev is None or d.observed_at > prev[1]:
                     latest[(dev, name)] = changed[(dev, name)] = (value, d.observed_at)
-        self._insert(CounterValue, rows)
-        self._insert(CounterLatest, [
-            {"device": k[0], "name": k[1], "value": v[0], "observed_at": v[1]} for k, v in changed.items()
-        ], conflict=([CounterLatest.device, CounterLatest.name], {
-            CounterLatest.value: Case(None, [(EXCLUDED.observed_at > CounterLatest.observed_at,
-                                              EXCLUDED.value)], CounterLatest.value),
-            CounterLatest.observed_at: Case(None, [(EXCLUDED.observed_at > CounterLatest.observed_at,
-                                                    EXCLUDED.observed_at)], CounterLatest.observed_at),
-        }))
+        self._executemany("counter_value", ("reading_id", "device_id", "name", "value", "observed_at", "flag",
+                                            "previous"), rows)
+        self._executemany(
+            "counter_latest", ("device_id", "name", "value", "observed_at"),
+            [(k[0], k[1], v[0], self._ts(v[1])) for k, v in changed.items()],
+            "ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, "
+            "observed_at = excluded.observed_at WHERE excluded.observed_at > counter_latest.observed_at")
         return len(rows), flagged
 
     def _upsert_devices(self, newest: dict[str, DeviceReading], first: dict[str, datetime],
                         client_id: int, site_id: int | None) -> dict[str, int]:
-        rows = [{
-            "identity": ident, "client": client_id, "site": site_id, "manufacturer": d.manufacturer,
-            "model": d.model, "serial": d.serial, "firmware": d.firmware, "hostname": d.hostname,
-            "location": d.location, "pmd": d.pmd, "ip": d.ip, "mac": d.mac,
-            "first_seen": first[ident], "last_seen": d.observed_at,
-        } for ident, d in newest.items()]
-        newer = EXCLUDED.last_seen >= Device.last_seen
-        update = {getattr(Device, f): Case(None, [(newer, getattr(EXCLUDED, f))], getattr(Device, f))
-                  for f in ("client_id", "site_id", "manufacturer", "model", "serial", "firmware",
-                            "hostname", "location", "pmd", "ip", "mac", "last_seen")}
-        update[Device.first_seen] = Case(None, [(EXCLUDED.first_seen < Device.first_seen,
-                                                 EXCLUDED.first_seen)], Device.first_seen)
-        ids: dict[str, int] = {}
+        cols = ("identity", "client_id", "site_id", "manufacturer", "model", "serial", "firmware", "hostname",
+                "location", "pmd", "ip", "mac", "first_seen", "last_seen")
+        rows = [(ident, client_id, site_id, d.manufacturer, d.model, d.serial, d.firmware, d.hostname,
+                 d.location, d.pmd, d.ip, d.mac, self._ts(first[ident]), self._ts(d.observed_at))
+                for ident, d in newest.items()]
+        newer = "excluded.last_seen >= device.last_seen"
+        sets = [f'"{c}" = CASE WHEN {newer} THEN excluded."{c}" ELSE device."{c}" END'
+                for c in cols[1:] if c != "first_seen"]
+        sets.append('first_seen = CASE WHEN excluded.first_seen < device.first_seen '
+                    'THEN excluded.first_seen ELSE device.first_seen END')
+        conflict = "ON CONFLICT (identity) DO UPDATE SET " + ", ".join(sets)
+        returned = self._insert_returning("device", cols, rows, "id, identity", conflict)
+        return {ident: pk for pk, ident in returned}
+
+    # -- raw bulk SQL: peewee builds a multi-row INSERT at ~10 µs per value, the driver at ~0.1 -----
+
+    def _ts(self, when: datetime) -> object:
+        naive = when.astimezone(UTC).replace(tzinfo=None)
+        return naive.isoformat(" ") if self.db.kind == "sqlite" else naive
+
+    def _executemany(self, table: str, cols: tuple[str, ...], rows: list[tuple[object, ...]],
+                     conflict: str = "") -> None:
+        if not rows:
+            return
+        ph = self.db.peewee.param
+        sql = (f'INSERT INTO "{table}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) '
+               f'VALUES ({", ".join([ph] * len(cols))}) {conflict}')
+        with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
+            self.db.peewee.cursor().executemany(sql, rows)
+
+    def _insert_returning(self, table: str, cols: tuple[str, ...], rows: list[tuple[object, ...]],
+                          returning: str, conflict: str = "") -> list[tuple[object, ...]]:
+        out: list[tuple[object, ...]] = []
+        ph = "(" + ", ".join([self.db.peewee.param] * len(cols)) + ")"
+        names = ", ".join(f'"{c}"' for c in cols)
         for part in range(0, len(rows), _BATCH):
-            q = (Device.insert_many(rows[part:part + _BATCH])
-                 .on_conflict(conflict_target=[Device.identity], update=update)
-                 .returning(Device.id, Device.identity))
-            for row in q.execute():
-                ids[row.identity] = row.id
-        return ids
+            batch = rows[part:part + _BATCH]
+            sql = (f'INSERT INTO "{table}" ({names}) VALUES {", ".join([ph] * len(batch))} {conflict} '
+                   f"RETURNING {returning}")
+            params = [v for row in batch for v in row]
+            out.extend(self.db.peewee.execute_sql(sql, params).fetchall())
+        return out
 
     def _site(self, customer: str, site: str) -> int | None:
         if not customer and not site:
@@ -313,20 +329,9 @@ class Loader:
             self._sites[key] = Site.get(Site.customer == cust.id, Site.name == site).id
         return self._sites[key]
 
-    def _insert(self, model: type[peewee.Model], rows: list[dict[str, object]],
-                conflict: tuple[list[peewee.Field], dict[peewee.Field, object]] | None = None) -> None:
-        for part in range(0, len(rows), _BATCH):
-            q = model.insert_many(rows[part:part + _BATCH])
-            if conflict is not None:
-                q = q.on_conflict(conflict_target=conflict[0], update=conflict[1])
-            q.as_rowcount().execute()
 
-    def _insert_returning_ids(self, model: type[peewee.Model], rows: list[dict[str, object]]) -> list[int]:
-        ids: list[int] = []
-        for part in range(0, len(rows), _BATCH):
-            q = model.insert_many(rows[part:part + _BATCH]).returning(model.id)
-            ids.extend(r.id for r in q.execute())
-        return ids
+def _json(value: list[str]) -> str | None:
+    return msgspec.json.encode(value).decode() if value else None
 
 
 __all__ = ["CounterPolicy", "EnvelopeMeta", "Loaded", "Loader"]
