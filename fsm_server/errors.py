@@ -11,7 +11,9 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         │   ├── UnknownClient      reason "unknown_client"
         │   ├── RevokedClient      reason "revoked_client"
         │   └── Implausible        reason "implausible"
-        └── MailboxError           the IMAP server failed or refused
+        ├── MailboxError           the IMAP server failed or refused
+        ├── ReportError            a report cannot be built as asked (kind, format, period)
+        └── NotifyError            a notification rule or mail template is wrong
 """
 
 from __future__ import annotations
@@ -52,12 +54,22 @@ class MailboxError(ServerError):
     reason = "mailbox_error"
 
 
+class ReportError(ServerError):
+    reason = "report_error"
+
+
+class NotifyError(ServerError):
+    reason = "notify_error"
+
+
 __all__ = [
     "DatabaseError",
     "Implausible",
     "IngestError",
     "MailboxError",
+    "NotifyError",
     "RegistryError",
+    "ReportError",
     "RevokedClient",
     "ServerError",
     "UnknownClient",

@@ -1,0 +1,136 @@
+"""Reports a dealer can send as they are: inventory, meters, supplies, alerts, health.
+
+Core API (the CLI, the demo and a later portal call the same functions)::
+
+    from fsm_server import reports
+    data = reports.build("meters", customer="ACME", start=..., end=..., settings=config.reports)
+    html = reports.render(data, "html")       # or "csv", "json"
+
+``build`` returns msgspec Structs (``reports.Meters`` ...); each kind also has its own function
+(``reports.meters(scope)``, ``reports.supplies(scope)`` ...). How every figure is computed:
+docs/reports.md.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Literal
+
+import msgspec
+
+from ..config import ReportsSection
+from ..errors import ReportError
+from .csv import render_csv
+from .forecast import Forecast, Replacement, forecast, replacements
+from .html import render_html
+from .meters import MeterRow, Meters, meters, previous_month
+from .queries import (
+    AlertEpisode,
+    Alerts,
+    Health,
+    Inventory,
+    Scope,
+    Supplies,
+    alerts,
+    health,
+    inventory,
+    supplies,
+)
+
+Kind = Literal["inventory", "meters", "supplies", "alerts", "health"]
+KINDS: tuple[str, ...] = ("inventory", "meters", "supplies", "alerts", "health")
+FORMATS: tuple[str, ...] = ("html", "csv", "json")
+AnyReport = Inventory | Meters | Supplies | Alerts | Health
+
+
+def parse_when(text: str, *, end: bool = False) -> datetime:
+    """``2026-10-01`` (midnight UTC; as an ``end``, the midnight after that day) or an ISO datetime."""
+    try:
+        if len(text) == 10:
+            day = datetime.combine(datetime.strptime(text, "%Y-%m-%d").date(), time(), tzinfo=UTC)
+            return day + timedelta(days=1) if end else day
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ReportError(f"date {text!r} is not YYYY-MM-DD or an ISO 8601 date-time",
+                          hint="e.g. --from 2026-10-01 --to 2026-10-31") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def scope_for(kind: str, *, customer: str | None = None, start: datetime | None = None,
+              end: datetime | None = None, now: datetime | None = None,
+              settings: ReportsSection | None = None) -> Scope:
+    """The period a report covers: what was given, else the last complete month for meters and
+    the last ``[reports] recent_days`` for the others."""
+    cfg = settings or ReportsSection()
+    now = now or datetime.now(UTC)
+    if kind == "meters" and start is None and end is None:
+        start, end = previous_month(now)
+    end = end or now
+    start = start or end - timedelta(days=cfg.recent_days)
+    if start >= end:
+        raise ReportError(f"the period starts at {start.isoformat()}, not before its end {end.isoformat()}",
+                          hint="give --from before --to")
+    return Scope(start=start, end=end, now=now, customer=customer)
+
+
+def build(kind: str, *, customer: str | None = None, start: datetime | None = None,
+          end: datetime | None = None, now: datetime | None = None, settings: ReportsSection | None = None,
+          with_history: bool = False) -> AnyReport:
+    """Build one report's data; ``with_history`` adds the series the HTML charts draw."""
+    if kind not in KINDS:
+        raise ReportError(f"report kind {kind!r} is not one of {', '.join(KINDS)}",
+                          hint="use inventory, meters, supplies, alerts or health")
+    cfg = settings or ReportsSection()
+    scope = scope_for(kind, customer=customer, start=start, end=end, now=now, settings=cfg)
+    if kind == "inventory":
+        return inventory(scope)
+    if kind == "meters":
+        return meters(scope, cfg, with_history=with_history)
+    if kind == "supplies":
+        return supplies(scope, cfg, with_history=with_history)
+    if kind == "alerts":
+        return alerts(scope)
+    return health(scope, cfg)
+
+
+def render(report: AnyReport, fmt: str) -> str:
+    """The report as ``html`` (self-contained page), ``csv`` or ``json`` text."""
+    if fmt == "html":
+        return render_html(report)
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "json":
+        return msgspec.json.format(msgspec.json.encode(report), indent=2).decode() + "\n"
+    raise ReportError(f"report format {fmt!r} is not one of {', '.join(FORMATS)}",
+                      hint="use html, csv or json")
+
+
+__all__ = [
+    "FORMATS",
+    "KINDS",
+    "AlertEpisode",
+    "Alerts",
+    "AnyReport",
+    "Forecast",
+    "Health",
+    "Inventory",
+    "Kind",
+    "MeterRow",
+    "Meters",
+    "Replacement",
+    "ReportError",
+    "Scope",
+    "Supplies",
+    "alerts",
+    "build",
+    "forecast",
+    "health",
+    "inventory",
+    "meters",
+    "parse_when",
+    "previous_month",
+    "render",
+    "replacements",
+    "scope_for",
+    "supplies",
+]
