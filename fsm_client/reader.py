@@ -95,6 +95,9 @@ def plan_for(pmd: Pmd) -> Plan:
         fields[f"capabilities.{name}"] = _compile(getattr(pmd.capabilities, name))
     for name, sources in pmd.counters.items():
         fields[f"counters.{name}"] = _compile(sources)
+    for i, extra in enumerate(pmd.supplies.extra):
+        fields[f"supplies.extra.{i}.level"] = _compile(extra.level)
+        fields[f"supplies.extra.{i}.max"] = _compile(extra.max)
     scalars: dict[str, None] = dict.fromkeys((SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME))
     tables: dict[str, None] = {}
     for compiled in fields.values():
@@ -350,6 +353,33 @@ class _Reader:
             ))
         return out
 
+    def extra_supplies(self, supplies: list[Supply], sources: dict[str, str]) -> list[Supply]:
+        """Merge the PMD's supplies.extra into the table's supplies (see ExtraSupply)."""
+        out = list(supplies)
+        for i, extra in enumerate(self.pmd.supplies.extra):
+            level, origin = self.field(f"supplies.extra.{i}.level")
+            if level is None:
+                continue
+            max_, _ = self.field(f"supplies.extra.{i}.max")
+            same = [n for n, s in enumerate(out) if s.kind == extra.kind and s.color == extra.color]
+            if same and out[same[0]].percent is not None:
+                continue
+            pct, state = normalize.supply_state(level, max_, kind=extra.kind, description=extra.description,
+                                                unit=extra.unit, rules=self.pmd.supplies.rules,
+                                                low_percent=self.pmd.supplies.low_percent)
+            if same:
+                n = same[0]
+                out[n] = msgspec.structs.replace(out[n], level=level, max=max_, unit=extra.unit, percent=pct,
+                                                 state=state)
+                key = f"supplies.{out[n].index}" if out[n].index is not None else f"supplies.extra.{i}"
+            else:
+                out.append(Supply(description=extra.description, kind=extra.kind, color=extra.color,
+                                  level=level, max=max_, unit=extra.unit, percent=pct, state=state))
+                key = f"supplies.extra.{i}"
+            if origin:
+                sources[key] = origin
+        return out
+
     def _int_col(self, cols: dict[int, SnmpValue], col: int, what: str, idx: tuple[int, ...]) -> int | None:
         v = cols.get(col)
         if v is None:
@@ -433,6 +463,7 @@ async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime 
     supplies = r.supplies()
     if supplies:
         sources["supplies"] = pmd.supplies.table.entry
+    supplies = r.extra_supplies(supplies, sources)
     status = r.status()
     if status.printer or status.conditions:
         sources["status"] = pmd.status.printer_entry

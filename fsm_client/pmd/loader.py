@@ -148,6 +148,16 @@ def _check(path: Path, pmd: Pmd) -> None:
                 re.compile(rule.when_description)
             except re.error as exc:
                 raise _fail(path, f"supplies.rules[{i}].when_description", str(exc)) from exc
+    for i, extra in enumerate(pmd.supplies.extra):
+        k = f"supplies.extra[{i}]"
+        if extra.kind not in vocabulary.SUPPLY_KIND_NAMES:
+            raise _fail(path, f"{k}.kind", f"{extra.kind!r} is not a supply kind; see SUPPLY_KINDS")
+        if extra.color is not None and extra.color not in vocabulary.COLORS:
+            raise _fail(path, f"{k}.color", f"{extra.color!r} is not a colour; see vocabulary.COLORS")
+        if extra.unit is not None and extra.unit not in vocabulary.SUPPLY_UNITS.values():
+            raise _fail(path, f"{k}.unit", f"{extra.unit!r} is not a supply unit; see SUPPLY_UNITS")
+        _check_sources(path, f"{k}.level", extra.level)
+        _check_sources(path, f"{k}.max", extra.max)
     for field in ("device_status", "printer_entry", "console"):
         _check_oid(path, f"status.{field}", getattr(pmd.status, field))
     _check_oid(path, "alerts.entry", pmd.alerts.entry)
@@ -155,8 +165,8 @@ def _check(path: Path, pmd: Pmd) -> None:
 
 #: Paths whose lists are fallbacks to concatenate (child first) instead of replace.
 def _concatenates(path: tuple[str, ...]) -> bool:
-    return (len(path) == 2 and path[0] in ("identity", "capabilities", "counters")) or path == (
-        "supplies", "rules")
+    return (len(path) == 2 and path[0] in ("identity", "capabilities", "counters")) or path in (
+        ("supplies", "rules"), ("supplies", "extra"))
 
 
 def _merge(parent: dict[str, Any], child: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -164,7 +174,7 @@ def _merge(parent: dict[str, Any], child: dict[str, Any], path: tuple[str, ...] 
     for key, value in child.items():
         here = (*path, key)
         old = out.get(key)
-        if isinstance(old, dict) and isinstance(value, dict) and path != ("supplies", "rules"):
+        if isinstance(old, dict) and isinstance(value, dict):
             out[key] = _merge(old, value, here)
         elif isinstance(old, list) and isinstance(value, list) and _concatenates(here):
             out[key] = value + old

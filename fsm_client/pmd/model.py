@@ -109,10 +109,27 @@ class SupplyTable(_Strict):
     description_transforms: list[str | dict[str, Any]] = msgspec.field(default_factory=lambda: ["printable"])
 
 
+class ExtraSupply(_Strict):
+    """A supply a vendor reports outside the supplies table (a scalar, a binary block).
+
+    It fills in a table supply of the same kind and colour whose level is a sentinel
+    (the table keeps its index and description), is ignored when such a supply already
+    has a percent, and is added as a supply of its own otherwise. With no level read it
+    is left out."""
+
+    description: str
+    kind: str = "other"  # vocabulary.SUPPLY_KIND_NAMES
+    color: str | None = None  # vocabulary.COLORS
+    unit: str | None = None  # vocabulary.SUPPLY_UNITS names
+    level: list[Source] = []
+    max: list[Source] = []
+
+
 class Supplies(_Strict):
     table: SupplyTable = msgspec.field(default_factory=SupplyTable)
     low_percent: float = 10.0  # at or under this percent a supply's state is "low"
     rules: list[LevelRule] = []
+    extra: list[ExtraSupply] = []
     max_rows: int = 200
 
 
@@ -151,6 +168,7 @@ __all__ = [
     "AlertSources",
     "Builtin",
     "CapabilitySources",
+    "ExtraSupply",
     "Identity",
     "LevelMeaning",
     "LevelRule",

@@ -49,6 +49,7 @@ def _keys(struct: type[msgspec.Struct]) -> set[str]:
         model.SupplyTable,
         model.Supplies,
         model.LevelRule,
+        model.ExtraSupply,
         model.LevelMeaning,
         model.StatusSources,
         model.AlertSources,

@@ -211,7 +211,7 @@ async def test_sources_name_the_oid_of_each_field(pool: PmdPool) -> None:
 
 
 async def test_brother_counter_block_is_read_by_record(pool: PmdPool) -> None:
-    block = "00010400001e78" "0101040000147e" "020104000009fa" "ff"  # printed, mono, colour
+    block = "00010400001e780101040000147e020104000009faff"  # printed, mono, colour
     dev = await read(pool, f"1.3.6.1.4.1.2435.2.3.9.4.2.1.5.5.10.0|4x|{block}", descr="Brother NC-8300w")
     assert (dev.pmd, dev.counters["total_black"], dev.counters["total_color"]) == ("brother", 0x147E, 0x9FA)
 
@@ -300,3 +300,36 @@ async def test_a_protocol_error_on_one_table_keeps_the_rest_of_the_reading(pool:
     dev = await read_device(_Garbles(rec, 100), pool, ip="192.0.2.7", now=NOW)
     assert (dev.reachability, dev.serial) == ("ok", "SER1")
     assert any("walk of 1.3.6.1.2.1.43.18.1.1 failed" in w for w in dev.warnings)
+
+
+async def test_vendor_records_fill_in_a_sentinel_level(pool: PmdPool) -> None:
+    maint = "6f01040000177041010400002134ff"  # black toner 60.00 %, drum 84.68 %
+    rec = supplies_rec([(1, "Black Toner Cartridge", 3, -2, -3), (2, "Drum Unit", 9, 25000, 17208)])
+    dev = await read(
+        pool, rec + f"\n1.3.6.1.4.1.2435.2.3.9.4.2.1.5.5.8.0|4x|{maint}", descr="Brother NC-6800h"
+    )
+    toner, drum = dev.supplies
+    assert (toner.index, toner.description, toner.level, toner.max, toner.percent, toner.state) == (
+        1,
+        "Black Toner Cartridge",
+        6000,
+        10000,
+        60.0,
+        "ok",
+    )
+    assert dev.sources["supplies.1"] == "1.3.6.1.4.1.2435.2.3.9.4.2.1.5.5.8.0"
+    assert (drum.level, drum.max, drum.percent) == (17208, 25000, 68.8)  # the table's own percent stays
+    assert len(dev.supplies) == 2
+
+
+async def test_a_vendor_supply_without_a_table_row_is_added(pool: PmdPool) -> None:
+    maint = "70010400000bb8ff"  # cyan 30.00 %
+    dev = await read(pool, f"1.3.6.1.4.1.2435.2.3.9.4.2.1.5.5.8.0|4x|{maint}", descr="Brother NC-6800h")
+    [cyan] = dev.supplies
+    assert (cyan.index, cyan.kind, cyan.color, cyan.percent, cyan.state) == (
+        None,
+        "toner",
+        "cyan",
+        30.0,
+        "ok",
+    )
