@@ -1,10 +1,11 @@
 """The core of ``fsm-client scan``: read a list of targets, one Device per target.
 
 Targets are host names or addresses, optionally with a port (``10.0.0.5:1161``,
-``[2001:db8::5]:161``), or ranges (CIDR, ``a.b.c.d-e``) that discovery expands. Each
-target is tried with the credentials in order until one answers; a target that answers
-none still gives a Device, with reachability "unreachable". Reads run concurrently, at
-most ``config.snmp.concurrency`` at a time.
+``[2001:db8::5]:161``), or ranges (CIDR, ``a.b.c.d-e``) that the discovery sweep probes
+first, so that only answering addresses are read. Each host is tried with the
+credentials in order until one answers; a host that answers none still gives a Device,
+with reachability "unreachable". Reads run concurrently, at most
+``config.snmp.concurrency`` at a time, and one device's failure never stops the others.
 """
 
 from __future__ import annotations
