@@ -149,7 +149,7 @@ def private_key_from_pem(data: bytes, *, where: str) -> Ed25519PrivateKey | X255
         ) from exc
     if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
         raise KeyFileError(
-            f"{where} holds a {type(key).__name__.removeprefix('_')}, not an Ed25519 or X25519 key",
+            f"{where} holds a key of type {type(key).__name__}, not an Ed25519 or X25519 key",
             hint="fsm uses Ed25519 (client) and X25519 (server) keys made by `keys init`",
         )
     return key
