@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +30,7 @@ from fsm_protocol.schema import Device, utcnow
 
 from . import alerts
 from .config import ClientConfig
+from .errors import AlreadyRunning
 from .pmd.active import current_pool
 from .report import Queued, Sealer, queue_report
 from .scan import SourceFactory, is_range, parse_target, scan
@@ -39,6 +42,43 @@ log = logging.getLogger("fsm_client.daemon")
 
 #: Jobs whose last due time is kept in the store, in the order they run when due together.
 PERSISTENT_JOBS = ("discovery", "scan", "report")
+#: How often the outbox worker looks for envelopes queued by another process (resend, send).
+OUTBOX_RECHECK_SECONDS = 10.0
+#: Pause after an unexpected error in a loop before it goes on.
+BUG_RETRY_SECONDS = 30.0
+LOCK_FILE = "fsm-client.lock"
+
+
+class RunLock:
+    """One `fsm-client run` per data dir: an flock on ``<data_dir>/fsm-client.lock`` (released
+    by the kernel when the process dies, kill -9 included)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / LOCK_FILE
+
+    @contextlib.contextmanager
+    def held(self, *, required: bool = False) -> Iterator[bool]:
+        """Yields whether this process holds the lock; with ``required``, refuses instead."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if required:
+                    raise AlreadyRunning(
+                        f"another fsm-client run is already using {str(self.path.parent)!r}",
+                        hint="stop it first (systemctl stop fsm-client), or give this one another --data-dir",
+                    ) from None
+                yield False
+                return
+            try:
+                f.seek(0)
+                f.truncate()
+                f.write(f"{os.getpid()}\n")
+                f.flush()
+                yield True
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -96,6 +136,7 @@ class Daemon:
         self._stop_event = asyncio.Event()
         self._outbox_event = asyncio.Event()
         self._next_poll: datetime | None = None
+        self.deferred = False  # send_now left the sending to a running daemon
 
     # -- what to read --
 
@@ -195,6 +236,8 @@ class Daemon:
     async def poll(self) -> int:
         """One status poll round: read each known target, raise or clear critical conditions."""
         raised = 0
+        if not self.config.alerts.enabled:
+            return 0
         async for device in self._read(self.targets()):
             change = alerts.evaluate(self.store, self.sealer, self.config, self.policy, device,
                                      now=self.clock())
@@ -266,7 +309,13 @@ class Daemon:
     async def _scheduler(self) -> None:
         never = asyncio.Event()
         while not self._stopping:
-            await self.scheduler_pass()
+            try:
+                await self.scheduler_pass()
+            except Exception:  # a bug in one pass must not end the schedules: log, wait, go on
+                self.counts.job_failures += 1
+                log.exception("a scheduler pass failed; trying again in %.0f s", BUG_RETRY_SECONDS)
+                await self._sleep_until(self.clock() + timedelta(seconds=BUG_RETRY_SECONDS), never)
+                continue
             if self._stopping:
                 break
             await self._sleep_until(self.next_wakeup(self.clock()), never)
@@ -285,10 +334,12 @@ class Daemon:
             self.counts.add_drain(result)
             if self._stopping:
                 break
-            wake = None
+            # Also look again now and then: `fsm-client resend` or `send` in another process
+            # may have queued envelopes without waking this one.
+            idle = OUTBOX_RECHECK_SECONDS
             if self.store.outbox_depth():
-                wake = self.clock() + timedelta(seconds=self.sender.wait_seconds())
-            await self._sleep_until(wake, self._outbox_event)
+                idle = min(idle, self.sender.wait_seconds())
+            await self._sleep_until(self.clock() + timedelta(seconds=idle), self._outbox_event)
 
     def _purge(self) -> None:
         o = self.config.outbox
@@ -303,15 +354,25 @@ class Daemon:
         self._stop_event.set()
 
     async def send_now(self, *, read: bool = True) -> Counts:
-        """`fsm-client send`: read every target, queue a periodic report, and drain the outbox."""
+        """`fsm-client send`: read every target, queue a periodic report, and drain the outbox.
+        While `fsm-client run` holds the data dir, the report is only queued: the daemon sends it."""
         if read:
             await self.full_read()
         self.queue("periodic")
-        self.counts.add_drain(await self.sender.drain(force=True))
+        with RunLock(self.data_dir).held() as mine:
+            if mine:
+                self.counts.add_drain(await self.sender.drain(force=True))
+            else:
+                self.deferred = True
+                log.info("fsm-client run is using %s: it will send the report", self.data_dir)
         return self.counts
 
     async def run(self, *, once: bool = False, install_signals: bool = True) -> Counts:
         """The daemon. ``once``: run what is due and drain the outbox, then return."""
+        with RunLock(self.data_dir).held(required=True):
+            return await self._run(once=once, install_signals=install_signals)
+
+    async def _run(self, *, once: bool, install_signals: bool) -> Counts:
         self._init_schedule(self.clock())
         self._purge()
         log.info("fsm-client %s running: %d targets, report %s, scan %s, discovery %s, status poll %s (%s); "
@@ -400,4 +461,12 @@ def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when else None
 
 
-__all__ = ["PERSISTENT_JOBS", "Counts", "Daemon", "client_status", "summary_line"]
+__all__ = [
+    "OUTBOX_RECHECK_SECONDS",
+    "PERSISTENT_JOBS",
+    "Counts",
+    "Daemon",
+    "RunLock",
+    "client_status",
+    "summary_line",
+]

@@ -14,6 +14,7 @@
         ├── PmdUpdateError         fetching or installing an update failed (worth retrying)
         │   └── UnknownPmd         no PMD of that id in the pool
         ├── StoreError             the local store cannot be opened or migrated
+        │   └── AlreadyRunning     another `fsm-client run` holds the data dir
         └── TransportError         the relay or drop folder refused an envelope
             └── TransientTransportError  worth retrying later (4xx, connection refused)
 """
@@ -90,6 +91,11 @@ class StoreError(ClientError):
     reason = "store_error"
 
 
+class AlreadyRunning(StoreError):
+    reason = "already_running"
+    exit_code = 3
+
+
 class TransportError(ClientError):
     reason = "transport_error"
 
@@ -99,6 +105,7 @@ class TransientTransportError(TransportError):
 
 
 __all__ = [
+    "AlreadyRunning",
     "ClientError",
     "PmdBundleError",
     "PmdBundleNotNewer",

@@ -56,7 +56,11 @@ def send_command(obj: ClientContext, no_read: bool) -> None:
     _logging(False)
     daemon = Daemon(obj.config, obj.data_dir)
     counts = asyncio.run(daemon.send_now(read=not no_read))
-    click.echo(f"queued report {', '.join(map(str, counts.queued))}; sent {counts.sent} envelope(s)")
+    queued = ", ".join(map(str, counts.queued))
+    if daemon.deferred:
+        click.echo(f"queued report {queued}; the running `fsm-client run` sends it")
+        return
+    click.echo(f"queued report {queued}; sent {counts.sent} envelope(s)")
     _fail_if_unsent(daemon)
 
 

@@ -99,3 +99,25 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
     assert [low.delay(n) for n in (1, 2, 3)] == [15, 30, 60]
     assert [round(high.delay(n)) for n in (1, 2, 3)] == [30, 60, 120]
     assert low.delay(30) == 900 and round(high.delay(30)) == 1800  # days of outage: never above the cap
+
+
+def test_a_second_run_on_the_same_data_dir_is_refused_and_send_hands_over_to_the_running_one(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    config = write_toml(tmp_path / "client.toml", sections(keys, printers))
+    base = [FSM_CLIENT, "--config", str(config), "--data-dir", str(tmp_path / "data")]
+    proc = subprocess.Popen([*base, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        deadline, seen = time.monotonic() + 20, ""
+        while "running:" not in seen and time.monotonic() < deadline:
+            seen += proc.stdout.readline()
+        second = subprocess.run([*base, "run", "--once"], capture_output=True, text=True, timeout=30)
+        assert second.returncode == 3
+        assert "another fsm-client run is already using" in second.stderr and "hint:" in second.stderr
+        handed = subprocess.run([*base, "send", "--no-read"], capture_output=True, text=True, timeout=30)
+        assert handed.returncode == 0, handed.stderr
+        assert "queued report 1; the running `fsm-client run` sends it" in handed.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
