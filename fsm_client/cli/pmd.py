@@ -17,6 +17,7 @@ from ..config import Credential
 from ..context import ClientContext
 from ..errors import PmdError, SnmpError
 from ..pmd.expectations import compare, load_expected
+from ..pmd.loader import load_files
 from ..reader import device_json, identify, read_device, read_with_pmd
 from ..scan import default_pool, parse_target
 from ..snmp.source import RecordingSource
@@ -44,6 +45,29 @@ def list_command(ctx: ClientContext, as_json: bool) -> None:
         table.add_row(r["id"], r["extends"] or "", str(r["priority"]), " ".join(r["sys_object_id"]),
                       " ".join(r["sys_descr"]), r["name"])
     Console().print(table)
+
+
+@pmd_group.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@json_option
+@pass_obj
+def check_command(ctx: ClientContext, paths: tuple[str, ...], as_json: bool) -> None:
+    """Check the pool, or PATH... (PMD files or directories) on top of it, without using them.
+
+    Exits 3 naming the file, key and value of the first error."""
+    pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
+    mine: list[Path] = []
+    if paths:
+        files = {p.stem: p for p in pool.files.values()}
+        for path in map(Path, paths):
+            mine += sorted(path.glob("*.toml")) if path.is_dir() else [path]
+        files.update((f.stem, f) for f in mine)
+        pool = load_files(list(files.values()))
+    if as_json:
+        print_json({"pmds": len(pool), "checked": [str(f) for f in mine]})
+    else:
+        click.echo(f"{len(pool)} PMDs load without error" + (f", {len(mine)} of them from {', '.join(paths)}"
+                                                            if paths else ""))
 
 
 @pmd_group.command("show")

@@ -208,3 +208,16 @@ async def test_one_failing_device_never_stops_the_scan() -> None:
     )
     assert [(d.ip, d.reachability) for d in devices] == [("192.0.2.9", "unreachable"), ("192.0.2.1", "ok")]
     assert "engine id is malformed" in devices[0].warnings[0]
+
+
+def test_pmd_check_passes_the_shipped_pool_and_names_a_bad_file(tmp_path: Path) -> None:
+    code, out, _ = run("pmd", "check", data_dir=tmp_path)
+    assert code == 0 and "PMDs load without error" in out
+    good = tmp_path / "acme.toml"
+    good.write_text('manufacturer = "ACME"\n[match]\nsys_descr = ["^ACME"]\n')
+    code, out, _ = run("pmd", "check", str(good), "--json", data_dir=tmp_path)
+    assert code == 0 and json.loads(out)["checked"] == [str(good)]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[counters]\npages = [{ oid = "1.3.6.1.2.1.43.10.2.1.4.1.1" }]\n')
+    code, _, err = run("pmd", "check", str(bad), data_dir=tmp_path)
+    assert code == 3 and "bad.toml: counters.pages" in err
