@@ -104,21 +104,42 @@ PRIV_PROTOCOLS: dict[str, Any] = {
     "AES-256": usmAesBlumenthalCfb256Protocol,
 }
 
-# pysnmp error indications that mean "your SNMPv3 credential is wrong", by class.
-_AUTH_INDICATIONS: tuple[type[errind.ErrorIndication], ...] = (
-    errind.UnknownUserName,
-    errind.WrongDigest,
-    errind.AuthenticationFailure,
-    errind.AuthenticationError,
-    errind.DecryptionError,
-    errind.UnsupportedSecurityLevel,
-    errind.UnknownSecurityName,
-    errind.UnsupportedAuthProtocol,
-    errind.UnsupportedPrivProtocol,
-    errind.NoAuthentication,
-    errind.NoEncryption,
-    errind.EncryptionError,
-)
+# Every pysnmp error indication, by what it means for the operator (a test checks that
+# none is missing): the device is silent, the credential is refused, or the answer is junk.
+INDICATION_ERRORS: dict[type[errind.ErrorIndication], type[SnmpError]] = {
+    errind.RequestTimedOut: SnmpTimeout,
+    **{cls: SnmpAuthError for cls in (
+        errind.UnknownUserName, errind.WrongDigest, errind.AuthenticationFailure, errind.AuthenticationError,
+        errind.DecryptionError, errind.EncryptionError, errind.NoEncryption, errind.NoAuthentication,
+        errind.UnsupportedSecurityLevel, errind.UnknownSecurityName, errind.UnsupportedAuthProtocol,
+        errind.UnsupportedPrivProtocol, errind.UnsupportedSecurityModel, errind.NotInTimeWindow,
+        errind.UnknownEngineID, errind.EngineIDMismatch, errind.UnknownCommunityName,
+        errind.ReportPduReceived, errind.NoSuchView, errind.NoAccessEntry, errind.NoGroupName,
+        errind.NoSuchContext, errind.NotInView,
+    )},
+    **{cls: SnmpProtocolError for cls in (
+        errind.SerializationError, errind.DeserializationError, errind.ParseError,
+        errind.UnsupportedMsgProcessingModel, errind.UnknownPDUHandler, errind.UnsupportedPDUtype,
+        errind.EmptyResponse, errind.NonReportable, errind.DataMismatch, errind.TooBig,
+        errind.LoopTerminated, errind.InvalidMsg, errind.AccessAllowed, errind.OtherError,
+        errind.OidNotIncreasing,
+    )},
+}
+
+
+def translate_indication(indication: errind.ErrorIndication, *, who: str,
+                         credential: Credential) -> SnmpError:
+    """The ``SnmpError`` for a pysnmp error indication about device ``who``."""
+    kind = next((INDICATION_ERRORS[c] for c in type(indication).__mro__ if c in INDICATION_ERRORS),
+                SnmpProtocolError)
+    if kind is SnmpTimeout:
+        return SnmpTimeout(f"no answer from {who}")
+    if kind is SnmpAuthError:
+        what = f"SNMPv3 user {credential.user!r}" if credential.version == "3" else "the community"
+        return SnmpAuthError(f"{who} refused {what} of credential {credential.name!r}: {indication}")
+    return SnmpProtocolError(f"{who}: {indication}",
+                             hint="the agent's answer could not be used; report the device model with a walk")
+
 
 # error-status values (RFC 3416)
 _TOO_BIG, _NO_SUCH_NAME, _GEN_ERR = 1, 2, 5
@@ -397,14 +418,10 @@ class PysnmpSource:
                                     hint="the agent's answer could not be processed; "
                                          "report the device model with a walk") from None
         if indication:
-            if isinstance(indication, errind.RequestTimedOut):
+            error = translate_indication(indication, who=self._who(), credential=self.credential)
+            if isinstance(error, SnmpTimeout):
                 raise _Timeout()
-            if isinstance(indication, _AUTH_INDICATIONS):
-                raise SnmpAuthError(f"{self._who()} refused SNMPv3 user {self.credential.user!r} of "
-                                    f"credential {self.credential.name!r}: {indication}")
-            if isinstance(indication, errind.NotInTimeWindow | errind.UnknownEngineID):
-                raise SnmpAuthError(f"{self._who()}: SNMPv3 time/engine synchronisation failed: {indication}")
-            raise SnmpProtocolError(f"{self._who()}: {indication}")
+            raise error
         self.answered = True
         return int(status), int(index), [(".".join(map(str, n.asTuple())), v) for n, v in answer]
 
@@ -467,6 +484,7 @@ __all__ = [
     "BULK_SIZE",
     "FIRST_BULK",
     "GET_BATCH",
+    "INDICATION_ERRORS",
     "MAX_VALUE_BYTES",
     "PRIV_PROTOCOLS",
     "PysnmpSource",
@@ -474,4 +492,5 @@ __all__ = [
     "close_shared_engine",
     "shared_engine",
     "to_value",
+    "translate_indication",
 ]

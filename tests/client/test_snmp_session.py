@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from fsm_client.config import Credential
-from fsm_client.errors import SnmpAuthError, SnmpTimeout
-from fsm_client.snmp.session import PysnmpSource, auth_data, to_value
+from fsm_client.errors import SnmpAuthError, SnmpProtocolError, SnmpTimeout
+from fsm_client.snmp.session import INDICATION_ERRORS, PysnmpSource, auth_data, to_value, translate_indication
 from fsm_client.snmp.source import RecordingSource, SnmpSource, SnmpValue
 from fsm_devtools.fixtures.snmp import community_credential
 from fsm_devtools.peers.snmpsim import Snmpsim, free_udp_port
@@ -150,3 +150,32 @@ def test_pysnmp_values_map_to_snmp_values() -> None:
     assert to_value(rfc1905.noSuchObject) is None
     assert to_value(rfc1905.noSuchInstance) is None
     assert to_value(rfc1905.endOfMibView) is None
+
+
+def _indication_classes(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_indication_classes(sub)]
+    return out
+
+
+def test_every_pysnmp_error_indication_is_mapped_to_an_snmp_error() -> None:
+    from pysnmp.proto import errind
+
+    missing = [c.__name__ for c in _indication_classes(errind.ErrorIndication) if c not in INDICATION_ERRORS]
+    assert missing == []
+
+
+@pytest.mark.parametrize(("indication", "error"), [
+    ("requestTimedOut", SnmpTimeout), ("wrongDigest", SnmpAuthError), ("unknownUserName", SnmpAuthError),
+    ("notInTimeWindow", SnmpAuthError), ("parseError", SnmpProtocolError),
+    ("oidNotIncreasing", SnmpProtocolError),
+])
+def test_indications_become_errors_naming_device_and_credential(indication: str, error: type) -> None:
+    from pysnmp.proto import errind
+
+    cred = Credential(name="office", version="3", user="ops")
+    got = translate_indication(getattr(errind, indication), who="192.0.2.7:161", credential=cred)
+    assert type(got) is error and "192.0.2.7:161" in got.message and got.hint
+    if error is SnmpAuthError:
+        assert "'office'" in got.message and "'ops'" in got.message
