@@ -9,10 +9,12 @@ How (docs/reports.md, "Supplies"):
 3. A least-squares line is fitted to (time, percent) over that segment. With fewer than
    ``min_points`` readings, a span shorter than ``min_span_days``, or a slope that is not
    falling, there is no forecast, and ``reason`` says why.
-4. Days remaining = the fitted level at the newest reading divided by the fitted consumption
-   per day, counted from the newest reading; ``empty_at`` is that moment. The fitted level
-   rather than the last raw value is used because levels are reported in coarse steps (whole
-   percent, or 10 % steps on many devices), which a single reading would turn into a jump.
+4. Days remaining = the level now divided by the fitted consumption per day, counted from the
+   newest reading; ``empty_at`` is that moment. The level now is the fitted line at the newest
+   reading plus the mean distance of the last day's readings from the line: not the last raw
+   value alone, because levels come in coarse steps (whole percent, or 10 % steps on many
+   devices), and not the line alone, because consumption is uneven over a week (the line runs
+   above the real level after busy days).
 
 >>> from datetime import UTC, datetime, timedelta
 >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -93,7 +95,11 @@ def forecast(history: Sequence[tuple[datetime, float]], *, now: datetime | None 
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    level_now = my - slope * mx  # the fitted level at the newest reading (x = 0)
+    # The level now: the fitted line at the newest reading, moved by how far the last day's readings
+    # sit above or below the line (consumption is not even over a week: the line alone runs above
+    # the real level after busy days and below it after quiet ones).
+    recent = [y - (my + slope * (x - mx)) for x, y in zip(xs, ys, strict=True) if x >= -1.0]
+    level_now = my - slope * mx + sum(recent) / len(recent)
     if slope >= -1e-6:
         result.reason = "the level is not falling (no consumption in the window)"
         return result
