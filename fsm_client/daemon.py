@@ -32,6 +32,7 @@ from . import alerts
 from .config import ClientConfig
 from .errors import AlreadyRunning
 from .pmd.active import current_pool
+from .pmd.update import Updater
 from .report import Queued, Sealer, queue_report
 from .scan import SourceFactory, is_range, parse_target, scan
 from .schedule import Rule, latest_due, next_due, parse_rule, zone
@@ -137,6 +138,8 @@ class Daemon:
         self._outbox_event = asyncio.Event()
         self._next_poll: datetime | None = None
         self.deferred = False  # send_now left the sending to a running daemon
+        self.pmd_updater = Updater(config, self.data_dir, clock=clock)
+        self._pmd_warned = False
 
     # -- what to read --
 
@@ -274,6 +277,7 @@ class Daemon:
         states = self.store.schedule_states()
         times = [next_due(self.rules[j], states[j][0], self.tz) for j in PERSISTENT_JOBS if j in states]
         times.append(self._next_poll)
+        times.append(self._pmd_due(now))
         real = [t for t in times if t is not None]
         return min(real) if real else None
 
@@ -287,6 +291,7 @@ class Daemon:
             except FsmError as exc:
                 self.counts.job_failures += 1
                 log.error("job %s failed: %s%s", job, exc.message, f" (hint: {exc.hint})" if exc.hint else "")
+        await self._pmd_update()
         now = self.clock()
         if self.rules["poll"].kind != "off" and (self._next_poll is None or self._next_poll <= now):
             try:
@@ -295,6 +300,28 @@ class Daemon:
                 self.counts.job_failures += 1
                 log.error("status poll failed: %s", exc.message)
             self._next_poll = next_due(self.rules["poll"], self.clock(), self.tz)
+
+    def _pmd_due(self, now: datetime) -> datetime | None:
+        try:
+            return self.pmd_updater.next_due(now)
+        except FsmError as exc:  # a bad [pmd.update]: say so once, keep everything else running
+            if not self._pmd_warned:
+                self._pmd_warned = True
+                log.error("PMD updates are off: %s (%s)", exc.message, exc.hint)
+            return None
+
+    async def _pmd_update(self) -> None:
+        """The daily PMD bundle check ([pmd.update]); a download runs in a thread so polls and
+        sends go on. A new bundle is picked up by the next read (``pool``)."""
+        now = self.clock()
+        due = self._pmd_due(now)
+        if self._stopping or due is None or due > now:
+            return
+        result = await asyncio.to_thread(self.pmd_updater.update_if_due, now)
+        if result.outcome == "failed":
+            log.error("PMD update from %s failed: %s", result.source, result.message)
+        elif result.outcome == "installed":
+            log.info("PMD bundle version %s installed from %s", result.version, result.source)
 
     async def _sleep_until(self, when: datetime | None, event: asyncio.Event) -> None:
         timeout = None if when is None else max(0.0, (when - self.clock()).total_seconds())

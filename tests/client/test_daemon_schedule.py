@@ -154,3 +154,28 @@ async def test_discovery_on_its_own_schedule_finds_devices_that_later_scans_read
     clock.now = datetime(2026, 2, 1, 12, 0, tzinfo=BERLIN)
     await daemon.scheduler_pass()
     assert [r.device.ip for r in daemon.store.unreported_readings()] == [ip, ip]
+
+
+async def test_the_daily_pmd_update_runs_from_the_daemon_loop_at_its_hour(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    from fsm_client.pmd.update import load_state
+
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()  # a synced folder with no bundle in it yet
+    clock = Clock(datetime(2026, 5, 4, 3, 0, tzinfo=BERLIN))
+    config = make_config(keys, **printers.client_sections(),
+                         schedule={"timezone": "Europe/Berlin", "report": "off", "discovery": "off",
+                                   "status_poll": "off"},
+                         pmd={"update": {"directory": str(bundles), "hour": 4}},
+                         smtp={"to": ["dealer@fsm.test"]})
+    daemon = Daemon(config, tmp_path / "data", clock=clock)
+    await daemon.scheduler_pass()  # never checked before: checks at start-up
+    first = load_state(tmp_path / "data")
+    assert first.last_attempt == clock.now
+    clock.now = datetime(2026, 5, 4, 3, 59, tzinfo=BERLIN)
+    assert daemon.next_wakeup(clock.now) == datetime(2026, 5, 4, 4, 0, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    assert load_state(tmp_path / "data").last_attempt == first.last_attempt  # not again before 04:00
+    clock.now = datetime(2026, 5, 4, 4, 0, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    assert load_state(tmp_path / "data").last_attempt == clock.now
