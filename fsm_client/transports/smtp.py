@@ -189,7 +189,7 @@ def translate_error(exc: BaseException, transport: SmtpTransport) -> TransportEr
     relay = transport.relay
     verify = _verify_failure(exc)
     if verify is not None:
-        reason = verify.verify_message or str(verify)
+        reason = getattr(verify, "verify_message", None) or str(verify)
         where = f"[smtp] ca_file = {str(transport.ca_file)!r}" if transport.ca_file else "the system's CAs"
         return TransportError(
             f"the certificate of the relay {relay} failed verification against {where}: {reason}",

@@ -350,8 +350,8 @@ _WRITER = textwrap.dedent(
 
 @pytest.mark.slow
 def test_file_drop_never_shows_a_partial_file_when_killed(tmp_path: Path) -> None:
-    """kill -9 a writer of 4 MB files at random moments, 20 times; a watcher lists the folder all along."""
-    size = 4 * 1024 * 1024
+    """kill -9 a writer of 2 MB files at random moments, 20 times; a watcher lists the folder all along."""
+    size = 2 * 1024 * 1024
 
     def content(seq: int) -> bytes:
         head = f"X-Fsm-Client: acme-hq\r\nX-Fsm-Seq: {seq}\r\nX-Fsm-Chunk: 1/1\r\n\r\n".encode()
