@@ -43,4 +43,8 @@ for _command in (clients_group, devices_command, gaps_command, import_command, i
                  quarantine_group):
     main.add_command(_command)
 
+from .report import report_command  # noqa: E402
+
+main.add_command(report_command)
+
 __all__ = ["main"]

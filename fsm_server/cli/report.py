@@ -1,0 +1,69 @@
+"""`fsm-server report KIND`: inventory, meters, supplies, alerts or health as HTML, CSV or JSON."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from fsm_protocol.cli import pass_obj
+
+from .. import reports, wiring
+from ..context import ServerContext
+from ..errors import ReportError
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ReportError(f"cannot write the report to {str(path)!r}: {exc.strerror or exc}",
+                          hint="choose another --out path") from exc
+
+
+@click.command("report")
+@click.argument("kind", type=click.Choice(reports.KINDS))
+@click.option("--customer", help="Only this customer's devices.")
+@click.option("--from", "start", metavar="DATE", help="Period start: YYYY-MM-DD (UTC) or ISO date-time.")
+@click.option("--to", "end", metavar="DATE",
+              help="Period end, inclusive for a date (--to 2026-10-31 ends at Nov 1 00:00 UTC).")
+@click.option("--format", "fmt", type=click.Choice(reports.FORMATS), default=None,
+              help="Output format (default: from --out's extension, else html).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here instead of standard output.")
+@pass_obj
+def report_command(ctx: ServerContext, kind: str, customer: str | None, start: str | None, end: str | None,
+                   fmt: str | None, out: Path | None) -> None:
+    """Build a report. Meters default to the last complete month, the others to the last 30 days.
+
+    \b
+    Examples:
+      fsm-server report meters --from 2026-10-01 --to 2026-10-31 --format csv --out oct.csv
+      fsm-server report supplies --customer ACME --out supplies.html
+    """
+    if fmt is None:
+        suffix = out.suffix.lower().lstrip(".") if out else ""
+        fmt = {"htm": "html"}.get(suffix, suffix) if suffix in (*reports.FORMATS, "htm") else "html"
+    with wiring.open_db(ctx):
+        data = reports.build(kind, customer=customer,
+                             start=reports.parse_when(start) if start else None,
+                             end=reports.parse_when(end, end=True) if end else None,
+                             settings=ctx.config.reports, with_history=fmt == "html")
+        text = reports.render(data, fmt)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(out, text)
+        click.echo(f"{kind} report written to {out}", err=True)
+
+
+__all__ = ["report_command", "write_atomically"]
