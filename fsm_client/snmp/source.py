@@ -14,7 +14,7 @@ reader can tell a Counter32 from an Integer32 or an OCTET STRING that is really 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -136,6 +136,12 @@ class RecordingSource:
                 out[oid.strip(".")] = v
         return out
 
+    async def walk_many(
+        self, roots: Mapping[str, int] | Sequence[str], *, max_rows: int = 10_000,
+    ) -> dict[str, list[tuple[str, SnmpValue]]]:
+        limits = dict(roots) if isinstance(roots, Mapping) else dict.fromkeys(roots, max_rows)
+        return {root: await self.walk(root, max_rows=limit) for root, limit in limits.items()}
+
     async def walk(self, oid: str, *, max_rows: int = 10_000) -> list[tuple[str, SnmpValue]]:
         prefix = oid_key(oid)
         start = bisect.bisect_right(self._sort, prefix)
@@ -147,6 +153,19 @@ class RecordingSource:
         return rows
 
 
+async def walk_many(
+    source: SnmpSource, roots: Mapping[str, int] | Sequence[str], *, max_rows: int = 10_000,
+) -> dict[str, list[tuple[str, SnmpValue]]]:
+    """``{root: rows}`` for several subtrees: the source's own ``walk_many`` where it has one
+    (``PysnmpSource`` walks up to 16 tables per GETBULK), else one ``walk`` after another.
+    ``roots`` maps roots to their row limits, or lists roots sharing ``max_rows``."""
+    many = getattr(source, "walk_many", None)
+    if many is not None:
+        return await many(roots, max_rows=max_rows)  # type: ignore[no-any-return]
+    limits = dict(roots) if isinstance(roots, Mapping) else dict.fromkeys(roots, max_rows)
+    return {root: await source.walk(root, max_rows=limit) for root, limit in limits.items()}
+
+
 __all__ = [
     "SNMPREC_TAGS",
     "RecordingSource",
@@ -155,4 +174,5 @@ __all__ = [
     "Tag",
     "oid_key",
     "parse_snmprec_value",
+    "walk_many",
 ]

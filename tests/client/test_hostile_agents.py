@@ -165,3 +165,33 @@ async def test_discovery_ignores_garbage_and_finds_the_credential_that_answers(
     assert [(f.credential, f.sys_descr, f.sys_object_id) for f in found] == [
         ("garbage-first/sweep", "Hostile Printer 1.0", "1.3.6.1.4.1.99999.1")]
     assert hostile_agent.requests["malformed/sweep"] == 2  # the first probe and its retry
+
+
+async def test_walk_many_stops_a_looping_table_and_keeps_the_others(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "loop/many") as src:
+        got = await src.walk_many([SUPPLY, "1.3.6.1.2.1.1", "1.3.6.1.2.1.43.5"])
+    assert len(got[SUPPLY]) == 11
+    assert got["1.3.6.1.2.1.43.5"] == [(SERIAL, SnmpValue("octets", b"HOSTILE123"))]
+    assert [oid for oid, _ in got["1.3.6.1.2.1.1"]] == [f"1.3.6.1.2.1.1.{i}.0" for i in (1, 2, 3, 5)]
+    assert sum("not increasing" in w for w in src.warnings) == 1
+
+
+async def test_walk_many_bounds_an_endless_table(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "endless/many") as src:
+        got = await src.walk_many({SUPPLY: 100, "1.3.6.1.2.1.1": 10})
+    assert len(got[SUPPLY]) == 100 and len(got["1.3.6.1.2.1.1"]) == 4
+
+
+async def test_walk_many_keeps_what_was_read_when_the_device_dies(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "dies-after-1/many") as src:
+        got = await src.walk_many([SUPPLY, "1.3.6.1.2.1.1"])
+    assert len(got[SUPPLY]) == 10 and len(got["1.3.6.1.2.1.1"]) == 4  # the first GETBULK's rows
+    assert src.reachability == "partial"
+    assert any(w.startswith("unreachable mid-read") and "walk of 2 tables" in w for w in src.warnings)
+
+
+async def test_walk_many_narrows_its_requests_when_answers_are_too_big(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "huge/many") as src:
+        got = await src.walk_many([f"{SUPPLY}.6", "1.3.6.1.2.1.43.5"])
+    assert [len(v.value) for _, v in got[f"{SUPPLY}.6"]] == [MAX_VALUE_BYTES] * 4  # type: ignore[arg-type]
+    assert got["1.3.6.1.2.1.43.5"] == [(SERIAL, SnmpValue("octets", b"A" * MAX_VALUE_BYTES))]

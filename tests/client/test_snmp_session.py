@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from fsm_client.config import Credential
 from fsm_client.errors import SnmpAuthError, SnmpProtocolError, SnmpTimeout
 from fsm_client.snmp.session import INDICATION_ERRORS, PysnmpSource, auth_data, to_value, translate_indication
-from fsm_client.snmp.source import RecordingSource, SnmpSource, SnmpValue
+from fsm_client.snmp.source import RecordingSource, SnmpSource, SnmpValue, walk_many
 from fsm_devtools.fixtures.snmp import community_credential
 from fsm_devtools.peers.snmpsim import Snmpsim, free_udp_port
 from fsm_protocol.configfile import Secret
@@ -179,3 +180,62 @@ def test_indications_become_errors_naming_device_and_credential(indication: str,
     assert type(got) is error and "192.0.2.7:161" in got.message and got.hint
     if error is SnmpAuthError:
         assert "'office'" in got.message and "'ops'" in got.message
+
+
+READER_TABLES = [
+    "1.3.6.1.2.1.2.2.1.3", "1.3.6.1.2.1.2.2.1.6", "1.3.6.1.2.1.43.13.4.1.9", "1.3.6.1.2.1.43.8.2.1.2",
+    SUPPLIES, "1.3.6.1.2.1.43.12.1.1.4", "1.3.6.1.2.1.25.3.5.1", "1.3.6.1.2.1.25.3.2.1.5",
+    "1.3.6.1.2.1.43.16.5.1.2", "1.3.6.1.2.1.43.18.1.1", "1.3.6.1.4.1.99999", "1.3.6.1.9",
+]
+
+
+@pytest.mark.parametrize("version", ["1", "2c"])
+@pytest.mark.parametrize("walk", ["hp-color-laserjet-m452nw", "sharp-mx-3570n", "ricoh-aficio-mp-c3002"])
+async def test_walk_many_reads_each_table_as_walk_does(
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], snmp_walks_dir: Path, version: str,
+    walk: str,
+) -> None:
+    recording = RecordingSource.from_file(snmp_walks_dir / walk / "device.snmprec")
+    async with source(snmpsim_walks, walk_credential(walk, version)) as src:
+        got = await src.walk_many(READER_TABLES)
+    assert got == {t: await recording.walk(t) for t in READER_TABLES}
+    assert any(got.values())
+
+
+async def test_walk_many_takes_one_round_trip_for_many_short_tables(
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential],
+) -> None:
+    requests = 0
+
+    class Counting(PysnmpSource):
+        async def _request(self, *args, **kw):  # type: ignore[no-untyped-def]
+            nonlocal requests
+            requests += 1
+            return await super()._request(*args, **kw)
+
+    absent = [f"1.3.6.1.4.1.{n}" for n in range(99990, 99999)]
+    async with Counting("127.0.0.1", walk_credential(HP), port=snmpsim_walks.port) as src:
+        got = await src.walk_many(absent)
+    assert got == {root: [] for root in absent} and requests == 1
+
+
+async def test_walk_many_honours_each_tables_row_limit(
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], hp_recording: RecordingSource,
+) -> None:
+    async with source(snmpsim_walks, walk_credential(HP)) as src:
+        got = await src.walk_many({SUPPLIES: 5, "1.3.6.1.2.1.2.2.1": 40})
+    assert got[SUPPLIES] == (await hp_recording.walk(SUPPLIES))[:5]
+    assert got["1.3.6.1.2.1.2.2.1"] == (await hp_recording.walk("1.3.6.1.2.1.2.2.1"))[:40]
+
+
+async def test_walk_many_helper_falls_back_to_walk_for_plain_sources(hp_recording: RecordingSource) -> None:
+    class WalkOnly:
+        async def get(self, oids):  # type: ignore[no-untyped-def]
+            return await hp_recording.get(oids)
+
+        async def walk(self, oid, *, max_rows=10_000):  # type: ignore[no-untyped-def]
+            return await hp_recording.walk(oid, max_rows=max_rows)
+
+    got = await walk_many(WalkOnly(), {SUPPLIES: 3, "1.3.6.1.2.1.1": 100})  # type: ignore[arg-type]
+    assert got == {SUPPLIES: (await hp_recording.walk(SUPPLIES))[:3],
+                   "1.3.6.1.2.1.1": await hp_recording.walk("1.3.6.1.2.1.1")}
