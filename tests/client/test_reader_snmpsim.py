@@ -112,7 +112,7 @@ async def test_wrong_community_then_right_one(
     creds = [community_credential("no-such-recording", name="wrong"), walk_credential("canon-lbp6670")]
     [dev] = await scan(
         [f"127.0.0.1:{snmpsim_walks.port}"],
-        config=config(timeout=0.3, retries=0),
+        config=config(timeout=0.5, retries=2),
         pool=pool,
         credentials=creds,
     )
@@ -187,7 +187,7 @@ async def test_a_range_is_swept_and_only_answering_addresses_are_read(
     last = snmpsim_walks.endpoints[-1].rsplit(".", 1)[1]
     devices = await scan(
         [f"127.0.0.2-{int(last) + 5}"],  # five addresses past the simulator's are silent
-        config=config(port=snmpsim_walks.port, timeout=0.3, retries=0),
+        config=config(port=snmpsim_walks.port, timeout=0.5, retries=2),
         pool=pool,
         credentials=[
             community_credential("no-such-recording", name="wrong"),
