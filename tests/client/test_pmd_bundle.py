@@ -433,30 +433,48 @@ def assert_complete_single_set(data_dir: Path) -> int:
 def test_kill_9_at_random_moments_never_leaves_a_mixed_set(tmp_path: Path, publisher: Publisher,
                                                            installed_v1: Path) -> None:
     rng = random.Random(20261123)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    trials, interrupted_installs, versions_seen = 24, 0, set()
-    version = 2
-    for _ in range(trials):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def installer(first_version: int) -> subprocess.Popen[str]:
+        """A real process installing ever newer bundles, once it printed "ready"."""
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(installed_v1), str(publisher.key_file), str(publisher.pub_file),
-             str(Path(__file__).resolve().parents[2] / "pmd"), str(version)],
-            stdout=subprocess.PIPE, text=True, env=env)
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.35))
+             str(REPO / "pmd"), str(first_version)], stdout=subprocess.PIPE, text=True, env=env)
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        return child
+
+    def kill(child: subprocess.Popen[str]) -> list[int]:
         os.kill(child.pid, signal.SIGKILL)
-        lines = child.stdout.read().split()
+        assert child.stdout is not None
+        done = [int(x) for x in child.stdout.read().split()]
         child.wait(timeout=10)
         child.stdout.close()
         assert child.returncode == -signal.SIGKILL
+        return done
+
+    # Calibrate: how long one install takes on this machine now, so the kills spread over
+    # whole install cycles (build, verify, write, fsync, load, swap) however loaded it is.
+    child = installer(2)
+    assert child.stdout is not None
+    child.stdout.readline()
+    t0 = time.monotonic()
+    child.stdout.readline()
+    child.stdout.readline()
+    period = (time.monotonic() - t0) / 2
+    version = max(4, *kill(child), assert_complete_single_set(installed_v1)) + 1
+
+    trials, interrupted_installs, versions_seen = 20, 0, set()
+    for _ in range(trials):
+        child = installer(version)
+        time.sleep(rng.uniform(0.0, 2.5 * period))
+        finished = kill(child)
         interrupted_installs += bool(leftovers(installed_v1))
         active = assert_complete_single_set(installed_v1)
         versions_seen.add(active)
-        # the next run starts above anything that may have become active
-        version = max(version, active, *(int(x) for x in lines)) + 2
-    print(f"kill -9 trials: {trials}, kills inside an install: {interrupted_installs}, "
-          f"distinct active versions: {len(versions_seen)}")
-    assert len(versions_seen) > trials // 3, "the kills all landed at the same point"
+        version = max(version, active, *finished) + 2  # the next run starts above anything seen
+    print(f"kill -9 trials: {trials}, one install takes {period * 1000:.0f} ms, kills inside an install: "
+          f"{interrupted_installs}, distinct active versions: {len(versions_seen)}")
+    assert len(versions_seen) > trials // 4, "the kills all landed at the same point"
     assert interrupted_installs >= 1, "no kill landed inside an install (raise the trial count)"
     # and an install after the last kill cleans the leftovers and works
     config = make_config([publisher.pub_text])
