@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -56,8 +56,8 @@ SIGNATURE_NAME = "manifest.sig"
 POOL_PREFIX = "pmd/"
 SIGNATURE_CONTEXT = b"fsm-pmd-bundle-v1\n"
 #: A PMD file name inside a bundle: the loader's id rule, flat under pmd/.
-_POOL_ENTRY = re.compile(r"^pmd/([a-z0-9][a-z0-9_-]{0,63})\.toml$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_POOL_ENTRY = re.compile(r"pmd/([a-z0-9][a-z0-9_-]{0,63})\.toml")  # used with fullmatch ($ allows "\n")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 #: The zip time stamp of every entry (ZIP cannot store 1970); the manifest holds the real time.
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -144,7 +144,7 @@ def check_entries(infos: Sequence[zipfile.ZipInfo], limits: Limits = LIMITS) -> 
             raise _reject(f"bundle entry {shown} is a symbolic link")
         if info.is_dir():
             raise _reject(f"bundle entry {shown} is a directory; bundles hold files only")
-        if name not in (MANIFEST_NAME, SIGNATURE_NAME) and not _POOL_ENTRY.match(name):
+        if name not in (MANIFEST_NAME, SIGNATURE_NAME) and not _POOL_ENTRY.fullmatch(name):
             raise _reject(f"bundle entry {shown} is not manifest.json, manifest.sig or pmd/<id>.toml")
         if info.flag_bits & 0x1:
             raise _reject(f"bundle entry {shown} is encrypted")
@@ -273,19 +273,14 @@ def _decode_manifest(data: bytes) -> Manifest:
         raise _reject("manifest.json created_at has no time zone")
     seen: set[str] = set()
     for f in manifest.files:
-        if not _POOL_ENTRY.match(f.path) or f.path in seen:
+        if not _POOL_ENTRY.fullmatch(f.path) or f.path in seen:
             raise _reject(f"manifest.json lists {f.path!r}, not a unique pmd/<id>.toml path")
-        if not _SHA256.match(f.sha256) or f.size < 0:
+        if not _SHA256.fullmatch(f.sha256) or f.size < 0:
             raise _reject(f"manifest.json entry {f.path!r} has a malformed sha256 or size")
         seen.add(f.path)
     if not manifest.files:
         raise _reject("manifest.json lists no PMD files")
     return manifest
-
-
-def peek_version(data: bytes, *, publisher_keys: Sequence[VerifyKey], limits: Limits = LIMITS) -> int:
-    """The signed version of a bundle, after the full checks (used to pick among several)."""
-    return open_bundle(data, publisher_keys=publisher_keys, limits=limits).version
 
 
 # --- building (the publisher's side) ---------------------------------------------------------------
@@ -347,10 +342,6 @@ def _manifest_of(data: bytes) -> bytes:
         return zf.read(MANIFEST_NAME)
 
 
-def manifest_dict(manifest: Manifest) -> dict[str, Any]:
-    return msgspec.to_builtins(manifest)  # type: ignore[no-any-return]
-
-
 __all__ = [
     "FORMAT_VERSION",
     "LIMITS",
@@ -368,9 +359,7 @@ __all__ = [
     "build_from_dir",
     "check_entries",
     "default_version",
-    "manifest_dict",
     "open_bundle",
-    "peek_version",
     "sign_manifest",
     "verify_manifest",
 ]

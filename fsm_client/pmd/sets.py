@@ -284,7 +284,14 @@ class PmdSets:
             if cur is None:
                 raise PmdError("no PMD bundle is installed: the shipped PMD set is active, there is "
                                "nothing to roll back", hint="`fsm-client pmd status` shows the active set")
-            target = self.get(cur.info.previous) if cur.info.previous else None
+            target = None
+            if cur.info.previous is not None:
+                if not (self.root / cur.info.previous / INSTALL_INFO).is_file():
+                    raise PmdError(f"the set that bundle version {cur.version} replaced "
+                                   f"({cur.info.previous}) is no longer kept, so it cannot be restored",
+                                   hint=f"only the last {KEEP_SETS} sets are kept; install a newer bundle "
+                                        "with `fsm-client pmd update`")
+                target = self.get(cur.info.previous)
             state = self.state()
             # Raise the guard before the swap: the set rolled away from is never reinstalled.
             state.highest = max(state.highest, cur.version)

@@ -75,6 +75,18 @@ def configured_source(config: ClientConfig) -> str | None:
 # --- reading a source ------------------------------------------------------------------------------
 
 
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to another https:// URL (never downgrade to plain HTTP)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme != "https":
+            raise PmdUpdateError(f"{req.full_url} redirects to {newurl!r}, which is not https://",
+                                 hint="bundles are fetched over HTTPS only; fix [pmd.update] url "
+                                      "or the server's redirect")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def fetch_url(url: str, *, ca_file: Path | None = None, timeout: float = 60.0,
               max_bytes: int = LIMITS.max_bundle_bytes) -> bytes:
     """Download ``url`` over verified HTTPS, refusing more than ``max_bytes`` and short bodies."""
@@ -89,7 +101,7 @@ def fetch_url(url: str, *, ca_file: Path | None = None, timeout: float = 60.0,
         raise ConfigError(f"cannot read [pmd.update] ca_file {str(ca_file)!r}: {exc}",
                           hint="point ca_file at a PEM file of CA certificates") from exc
     host = parts.hostname or url
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _HttpsOnlyRedirects)
     request = urllib.request.Request(url, headers={"User-Agent": "fsm-client-pmd-update",
                                                    "Accept-Encoding": "identity"})
     try:

@@ -100,13 +100,20 @@ class Truncated:
     declared: int
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """A 302 answer pointing to ``location``."""
+
+    location: str
+
+
 class HttpsServer:
     """``ThreadingHTTPServer`` over TLS on 127.0.0.1; ``requests`` lists the paths asked for."""
 
-    def __init__(self, ca: TestCa, routes: dict[str, bytes | Truncated] | None = None, *,
+    def __init__(self, ca: TestCa, routes: dict[str, bytes | Truncated | Redirect] | None = None, *,
                  ready_timeout: float = 10.0) -> None:
         self.ca = ca
-        self.routes: dict[str, bytes | Truncated] = dict(routes or {})
+        self.routes: dict[str, bytes | Truncated | Redirect] = dict(routes or {})
         self.requests: list[str] = []
         self.ready_timeout = ready_timeout
         self._server: ThreadingHTTPServer | None = None
@@ -129,6 +136,12 @@ class HttpsServer:
                 body = owner.routes.get(self.path)
                 if body is None:
                     self.send_error(404)
+                    return
+                if isinstance(body, Redirect):
+                    self.send_response(302)
+                    self.send_header("Location", body.location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/zip")
@@ -191,4 +204,4 @@ class HttpsServer:
         self.stop()
 
 
-__all__ = ["HttpsServer", "HttpsServerError", "TestCa", "Truncated"]
+__all__ = ["HttpsServer", "HttpsServerError", "Redirect", "TestCa", "Truncated"]

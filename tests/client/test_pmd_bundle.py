@@ -211,6 +211,7 @@ HOSTILE_NAMES = {
     "not a toml file": "pmd/evil.sh",
     "outside pmd/": "evil.toml",
     "upper-case id": "pmd/Evil.toml",
+    "trailing newline": "pmd/evil.toml\n",
 }
 
 
@@ -382,6 +383,9 @@ def test_old_sets_are_pruned_keeping_the_rollback_chain(tmp_path: Path, publishe
     sets.rollback(now=NOW)
     sets.rollback(now=NOW)
     assert active_marker(installed_v1) == {"4"}
+    with pytest.raises(PmdError, match=r"is no longer kept") as info:
+        sets.rollback(now=NOW)
+    assert "newer bundle" in info.value.hint and active_marker(installed_v1) == {"4"}
 
 
 # --- kill -9 during the swap ---------------------------------------------------------------------

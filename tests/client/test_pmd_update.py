@@ -19,7 +19,7 @@ from fsm_client.pmd.active import load_active_pool
 from fsm_client.pmd.bundle import Limits
 from fsm_client.pmd.sets import PmdSets
 from fsm_client.pmd.update import RETRY_AFTER, Updater, fetch_url, install_from, load_state
-from fsm_devtools.peers.https import HttpsServer, TestCa, Truncated
+from fsm_devtools.peers.https import HttpsServer, Redirect, TestCa, Truncated
 from fsm_protocol.errors import ConfigError
 
 DAY1 = datetime(2026, 11, 23, tzinfo=UTC)
@@ -146,9 +146,16 @@ def test_certificate_for_another_name_is_refused(tmp_path: Path) -> None:
     assert "ca_file" in info.value.hint
 
 
-def test_plain_http_is_refused() -> None:
+def test_plain_http_is_refused_also_behind_a_redirect(server: HttpsServer, test_ca: TestCa,
+                                                      publisher: Publisher) -> None:
     with pytest.raises(ConfigError, match="is not https://"):
         fetch_url("http://127.0.0.1:9/b.zip")
+    data = publisher.bundle(1, marked(1))
+    server.routes.update({"/b.zip": data, "/moved": Redirect(server.url("/b.zip")),
+                          "/downgrade": Redirect(server.url("/b.zip").replace("https:", "http:"))})
+    assert fetch_url(server.url("/moved"), ca_file=test_ca.ca_file) == data  # https -> https is followed
+    with pytest.raises(PmdUpdateError, match=r"redirects to 'http://.*not https://"):
+        fetch_url(server.url("/downgrade"), ca_file=test_ca.ca_file)
 
 
 def test_truncated_download_is_refused_and_retried_within_the_hour(
