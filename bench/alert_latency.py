@@ -128,13 +128,9 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=100)
     parser.add_argument("--offset", type=int, default=int(os.environ.get("FSM_MAIL_PORT_OFFSET", "100")))
     args = parser.parse_args()
-    stack = MailStack(port_offset=args.offset)
-    stack.start()
-    try:
-        with stack.lease() as running, tempfile.TemporaryDirectory() as work:
-            asyncio.run(bench(running, args.alerts, Path(work)))
-    finally:
-        stack.stop()
+    # a lease starts the stack if needed and stops it only if no one else uses it
+    with MailStack(port_offset=args.offset).lease() as stack, tempfile.TemporaryDirectory() as work:
+        asyncio.run(bench(stack, args.alerts, Path(work)))
 
 
 if __name__ == "__main__":

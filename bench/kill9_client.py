@@ -44,13 +44,14 @@ def main() -> int:
         keys = Keys(work / "keys")
         printers = Printers(["k1", "k2", "k3"], work / "printers", first_ip="127.0.0.80").start()
         stack = None
-        try:
+        with contextlib.ExitStack() as peers:
+            peers.callback(printers.stop)
             if args.filedrop:
                 drop = work / "drop"
                 drop.mkdir()
                 transport = {"transport": {"kind": "filedrop"}, "filedrop": {"directory": str(drop)}}
             else:
-                stack = MailStack(port_offset=args.offset).start()
+                stack = peers.enter_context(MailStack(port_offset=args.offset).lease())
                 stack.empty_mailbox("dealer")
                 transport = {"smtp": {"host": stack.host, "port": stack.smtp_port, "security": "starttls",
                                       "ca_file": str(stack.ca_file), "from": "client@fsm.test",
@@ -69,10 +70,6 @@ def main() -> int:
                 delivered = [parse_message(f.read_bytes()).envelope for f in sorted(drop.glob("*.eml"))]
             outcome = check(outcome, work / "data", keys, delivered)
             elapsed = time.monotonic() - t0
-        finally:
-            printers.stop()
-            if stack is not None:
-                stack.stop()
     print(f"transport: {'file drop' if args.filedrop else 'SMTP (Postfix + Dovecot)'}; "
           f"{outcome.trials} trials, {outcome.kills} kill -9, {elapsed:.0f} s")
     print(f"readings stored: {outcome.readings}; envelopes numbered 1..{outcome.last_seq}; "

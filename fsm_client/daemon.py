@@ -350,13 +350,16 @@ class Daemon:
     async def _outbox_worker(self) -> None:
         while not self._stopping:
             self._outbox_event.clear()
+            retry = self.clock() + timedelta(seconds=self.config.outbox.retry_initial)
             try:
                 result = await self.sender.drain(stop=lambda: self._stopping)
+            except FsmError as exc:  # e.g. a [smtp] ca_file that went missing: say what to fix
+                log.error("cannot send the outbox: %s (hint: %s)", exc.message, exc.hint)
+                await self._sleep_until(retry, asyncio.Event())
+                continue
             except Exception:  # a bug must not end delivery: log it and try again later
-                log.exception("the outbox worker failed; retrying in %.0f s",
-                              self.config.outbox.retry_initial)
-                await self._sleep_until(self.clock() + timedelta(seconds=self.config.outbox.retry_initial),
-                                        asyncio.Event())
+                log.exception("the outbox worker failed; retrying at %s", retry.isoformat())
+                await self._sleep_until(retry, asyncio.Event())
                 continue
             self.counts.add_drain(result)
             if self._stopping:

@@ -65,7 +65,7 @@ class Outcome:
 
 
 def run_trials(config: Path, data_dir: Path, printers: Printers, *, trials: int, rng: random.Random,
-               min_wait: float = 0.3, max_wait: float = 2.5) -> Outcome:
+               min_wait: float = 0.5, max_wait: float = 3.5) -> Outcome:
     outcome = Outcome()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for i in range(trials):

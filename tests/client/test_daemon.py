@@ -270,3 +270,17 @@ def test_run_once_with_the_relay_down_fails_naming_the_relay_and_keeps_the_repor
     assert "error:" in result.output and "still in the outbox" in result.output and "hint:" in result.output
     listing = CliRunner().invoke(main, [*base, "outbox", "list"])
     assert "retrying" in listing.output
+
+
+async def test_a_relay_refusal_keeps_the_report_and_shows_the_relays_words(
+        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    smtp = {**smtp_section(empty_dealer_mailbox), "to": ["nobody@fsm.test"]}  # Postfix answers 550
+    config = make_config(keys, **{**healthy_printers.client_sections(), "smtp": smtp,
+                                  "schedule": {"report": "off", "discovery": "off", "status_poll": "off"}})
+    daemon = Daemon(config, tmp_path / "data")
+    counts = await daemon.send_now()
+    assert (counts.sent, counts.send_failures) == (0, 1)
+    [entry] = daemon.store.outbox()
+    assert entry.sent_at is None and entry.attempts == 1 and entry.next_attempt_at is not None
+    assert "550" in (entry.last_error or "") and "nobody@fsm.test" in (entry.last_error or "")
+    assert daemon.store.chunks(1)  # kept: never dropped, retried with backoff until someone fixes [smtp] to
