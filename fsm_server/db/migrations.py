@@ -38,7 +38,14 @@ def m002_listing_indexes(db: peewee.Database) -> None:
     db.execute_sql("CREATE INDEX device_client ON device (client_id, last_seen)")
 
 
-MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (m001_initial, m002_listing_indexes)
+def m003_events(db: peewee.Database) -> None:
+    """Notification state and outbox (fsm_server.events)."""
+    from ..events.notify import create_tables
+
+    create_tables(db)
+
+
+MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (m001_initial, m002_listing_indexes, m003_events)
 
 
 def applied(db: Database) -> list[str]:
@@ -73,4 +80,5 @@ def migrate(db: Database) -> list[str]:
     return done_now
 
 
-__all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "migrate"]
+__all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
+           "migrate"]

@@ -1,0 +1,27 @@
+"""Events and notifications: rules in the config, conditions in the database, mails by SMTP.
+
+    from fsm_server.events import EventService
+    events = EventService(db, config)            # checks [[rules]] and [notify]
+    daemon = IngestDaemon(pipeline, config.mailboxes, on_verdict=events.notice)
+    await asyncio.gather(daemon.run(), events.run(stop))
+
+See docs/reports.md, "Notifications".
+"""
+
+from __future__ import annotations
+
+from .notify import EventService, EventState, Notification, apply, build_mail
+from .rules import ALL_KINDS, ON_INGEST, Condition, active, check_rules
+
+__all__ = [
+    "ALL_KINDS",
+    "ON_INGEST",
+    "Condition",
+    "EventService",
+    "EventState",
+    "Notification",
+    "active",
+    "apply",
+    "build_mail",
+    "check_rules",
+]

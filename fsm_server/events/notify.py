@@ -1,0 +1,332 @@
+"""Notification mails: one "opened" mail when a rule's condition starts, one "cleared" when it ends.
+
+State lives in the database (``event_state``), so a restart neither repeats nor forgets a mail:
+
+    (not there) --active--> pending --held delay_seconds--> open   (mail "opened")
+    pending --gone--> (dropped: it flapped, nobody is told)
+    open --gone--> clearing --gone for delay_seconds--> (mail "cleared", state dropped)
+    clearing --active again--> open (no mail: it flapped)
+
+With ``delay_seconds = 0`` (the default) both steps happen at the evaluation that sees the
+change. Mails are queued in ``notification`` in the same transaction as the state change and
+sent by ``drain``; a mail the relay refuses is retried with a doubling delay (capped at an hour).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import email.utils
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import peewee
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+
+from ..config import NotifySection, RuleSection, ServerConfig
+from ..db.connect import Database, translated
+from ..db.models import JsonTextField, UtcDateTimeField
+from ..errors import NotifyError
+from .rules import ALL_KINDS, ON_INGEST, Condition, active, check_rules
+
+log = logging.getLogger("fsm_server.events")
+
+TEMPLATES = Path(__file__).with_name("templates")
+MAX_RETRY = timedelta(hours=1)
+
+
+class _Model(peewee.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class EventState(_Model):
+    """A rule's condition on one subject that is (or was just) active."""
+
+    rule = peewee.CharField(max_length=200)
+    key = peewee.CharField(max_length=300)
+    status = peewee.CharField(max_length=16)  # pending | open | clearing
+    subject = peewee.TextField()
+    customer = peewee.TextField(default="")
+    detail = peewee.TextField(default="")
+    first_seen = UtcDateTimeField()
+    last_seen = UtcDateTimeField()
+    observed_at = UtcDateTimeField(null=True)
+    opened_at = UtcDateTimeField(null=True)  # when the "opened" mail was queued
+    clearing_since = UtcDateTimeField(null=True)
+
+    class Meta:
+        table_name = "event_state"
+        indexes = ((("rule", "key"), True),)
+
+
+class Notification(_Model):
+    """A mail to send (or sent): the outbox of notifications."""
+
+    rule = peewee.CharField(max_length=200)
+    key = peewee.CharField(max_length=300)
+    event = peewee.CharField(max_length=16)  # opened | cleared
+    recipients = JsonTextField()
+    subject = peewee.TextField()
+    message = peewee.BlobField()
+    observed_at = UtcDateTimeField(null=True)
+    created_at = UtcDateTimeField()
+    next_try_at = UtcDateTimeField()
+    attempts = peewee.IntegerField(default=0)
+    sent_at = UtcDateTimeField(null=True)
+    answer = peewee.TextField(default="")
+    last_error = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "notification"
+        indexes = ((("sent_at", "next_try_at"), False),)
+
+
+MODELS: tuple[type[_Model], ...] = (EventState, Notification)
+
+
+def create_tables(db: peewee.Database) -> None:
+    """The tables of schema migration ``m003_events``."""
+    with db.bind_ctx(MODELS):
+        db.create_tables(MODELS, safe=False)
+
+
+def _templates(directory: Path | None) -> Environment:
+    dirs = [str(directory), str(TEMPLATES)] if directory else [str(TEMPLATES)]
+    return Environment(loader=FileSystemLoader(dirs), autoescape=False, undefined=StrictUndefined,
+                       keep_trailing_newline=True)
+
+
+def build_mail(notify: NotifySection, rule: RuleSection, event: str, state: EventState, *, now: datetime,
+               env: Environment | None = None) -> tuple[str, list[str], bytes]:
+    """(subject, recipients, RFC 5322 bytes) of one notification, from its Jinja2 template."""
+    env = env or _templates(notify.templates_dir)
+    recipients = list(rule.to or notify.to)
+    context = {"event": event, "rule": rule, "subject": state.subject, "customer": state.customer,
+               "detail": state.detail, "since": state.first_seen, "observed_at": state.observed_at,
+               "now": now, "duration": now - state.first_seen, "key": state.key}
+    try:
+        subject = env.get_template("subject.txt.j2").render(context).strip()
+        body = env.get_template(f"{event}.txt.j2").render(context)
+    except TemplateError as exc:
+        raise NotifyError(f"notification template failed: {exc}",
+                          hint="fix the templates in [notify] templates_dir (or remove it for the defaults)",
+                          ) from exc
+    msg = EmailMessage()
+    msg["From"] = notify.from_addr
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = " ".join(subject.split())
+    msg["Date"] = email.utils.format_datetime(now)
+    msg["Message-ID"] = email.utils.make_msgid(domain=notify.from_addr.rpartition("@")[2] or "fsm.invalid")
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to these
+    msg["X-Fsm-Rule"] = rule.name
+    msg["X-Fsm-Event"] = event
+    msg["X-Fsm-Key"] = state.key
+    if state.observed_at is not None:
+        msg["X-Fsm-Observed-At"] = state.observed_at.isoformat()
+    msg.set_content(body)
+    return msg["Subject"], recipients, msg.as_bytes(policy=email.policy.SMTP)  # CRLF line ends
+
+
+def apply(conditions: Iterable[Condition], rules: list[RuleSection], notify: NotifySection, *,
+          now: datetime, kinds: Iterable[str] = ALL_KINDS) -> list[int]:
+    """Move the stored states of rules of ``kinds`` to what ``conditions`` say; queue the mails.
+
+    Runs in one transaction of the caller's; returns the ids of the notifications queued.
+    """
+    by_name = {r.name: r for r in rules}
+    evaluated = {r.name for r in rules if r.when in set(kinds)}
+    env = _templates(notify.templates_dir)
+    now_active = {(c.rule, c.key): c for c in conditions if c.rule in evaluated}
+    queued: list[int] = []
+
+    def queue(rule: RuleSection, event: str, st: EventState) -> None:
+        subject, recipients, message = build_mail(notify, rule, event, st, now=now, env=env)
+        queued.append(Notification.insert(
+            rule=rule.name, key=st.key, event=event, recipients=recipients, subject=subject, message=message,
+            observed_at=st.observed_at, created_at=now, next_try_at=now).execute())
+
+    states = {(s.rule, s.key): s for s in EventState.select()}
+    for (rule_name, _key), st in states.items():
+        if rule_name not in by_name:  # the rule was removed from the config
+            st.delete_instance()
+    for ident, c in now_active.items():
+        rule = by_name[c.rule]
+        st = states.get(ident)
+        if st is None:
+            st = EventState(rule=c.rule, key=c.key, status="pending", first_seen=now)
+        elif st.status == "clearing":
+            st.status, st.clearing_since = "open", None  # back before the delay ran out: no mail
+        st.subject, st.customer, st.detail, st.observed_at, st.last_seen = (
+            c.subject, c.customer, c.detail, c.observed_at, now)
+        if st.status == "pending" and now - st.first_seen >= timedelta(seconds=rule.delay_seconds):
+            st.status, st.opened_at = "open", now
+            st.save()
+            queue(rule, "opened", st)
+        else:
+            st.save()
+    for ident, st in states.items():
+        if ident in now_active or st.rule not in evaluated or st.rule not in by_name:
+            continue
+        rule = by_name[st.rule]
+        if st.status == "pending":
+            st.delete_instance()  # gone before the delay ran out: it flapped
+            continue
+        if st.status == "open":
+            st.status, st.clearing_since = "clearing", now
+        if now - st.clearing_since >= timedelta(seconds=rule.delay_seconds):
+            if rule.cleared:
+                queue(rule, "cleared", st)
+            st.delete_instance()
+        else:
+            st.save()
+    return queued
+
+
+def smtp_transport(notify: NotifySection) -> Any:
+    """The SMTP relay notifications go through (the client's SmtpTransport: same TLS rules)."""
+    from fsm_client.transports.smtp import SmtpTransport
+
+    password = notify.password if notify.username else None
+    return SmtpTransport(notify.host, notify.port, security=notify.security, username=notify.username or None,
+                         password=password, ca_file=notify.ca_file, timeout=notify.timeout)
+
+
+class EventService:
+    """Evaluates the rules and sends the mails, beside the ingest daemon.
+
+    >>> # events = EventService(db, config)
+    >>> # daemon = IngestDaemon(pipeline, config.mailboxes, on_verdict=events.notice)
+    >>> # await asyncio.gather(daemon.run(), events.run(stop))
+
+    ``notice(verdict)`` after each loaded report evaluates the cheap rules at once (an alert
+    report's mail leaves within a second); the timer (``[notify] evaluate_seconds``) evaluates
+    every rule (silence, forecasts, delays) and retries failed mails.
+    """
+
+    def __init__(self, db: Database, config: ServerConfig, *, now: Callable[[], datetime] | None = None,
+                 open_transport: Callable[[NotifySection], Any] = smtp_transport) -> None:
+        self.db = db
+        self.config = config
+        self.rules = check_rules(config)
+        self.notify = config.notify
+        self.now = now or (lambda: datetime.now(UTC))
+        self.open_transport = open_transport
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsm-events-db")
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: Any = None
+        self.sent = 0
+        self.failed = 0
+        db.peewee.bind(MODELS, bind_refs=False, bind_backrefs=False)
+
+    # -- evaluation (database work, in the worker thread) ------------------------------------------
+
+    def evaluate(self, kinds: Iterable[str] = ALL_KINDS) -> list[int]:
+        """Evaluate the rules of ``kinds`` now and queue the mails; returns notification ids."""
+        kinds = frozenset(kinds)
+        now = self.now()
+        conditions = active(self.rules, now=now, settings=self.config.reports, kinds=kinds)
+        with translated("cannot record notification state"), self.db.atomic():
+            return apply(conditions, self.rules, self.notify, now=now, kinds=kinds)
+
+    def due(self) -> list[Notification]:
+        with translated("cannot read the notification outbox"):
+            return list(Notification.select().where(Notification.sent_at.is_null(),
+                                                    Notification.next_try_at <= self.now())
+                        .order_by(Notification.id))
+
+    def _mark(self, n: Notification, answer: str | None, error: str | None) -> None:
+        with translated("cannot update the notification outbox"):
+            if error is None:
+                Notification.update(sent_at=self.now(), answer=answer or "", attempts=n.attempts + 1).where(
+                    Notification.id == n.id).execute()
+            else:
+                wait = min(timedelta(seconds=self.notify.retry_seconds * 2 ** n.attempts), MAX_RETRY)
+                Notification.update(attempts=n.attempts + 1, last_error=error,
+                                    next_try_at=self.now() + wait).where(Notification.id == n.id).execute()
+
+    # -- async side --------------------------------------------------------------------------------
+
+    async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    async def drain(self) -> int:
+        """Send every due notification; returns how many were sent."""
+        from fsm_client.errors import TransportError
+
+        sent = 0
+        for n in await self._db(self.due):
+            if not self.notify.enabled:
+                break
+            try:
+                if self._transport is None:
+                    self._transport = self.open_transport(self.notify)
+                answer = await self._transport.send(bytes(n.message), mail_from=self.notify.from_addr,
+                                                    rcpt_to=list(n.recipients))
+            except TransportError as exc:
+                self.failed += 1
+                log.warning("notification %d (%s) not sent: %s", n.id, n.subject, exc.message)
+                await self._db(self._mark, n, None, f"{exc.message} ({exc.hint})")
+                continue
+            sent += 1
+            log.info("notification %d sent: %s", n.id, n.subject)
+            await self._db(self._mark, n, answer, None)
+        self.sent += sent
+        return sent
+
+    async def run_once(self) -> int:
+        """Evaluate every rule and send what is due (cron, tests, ``--once``)."""
+        await self._db(self.evaluate, ALL_KINDS)
+        return await self.drain()
+
+    def notice(self, verdict: Any = None) -> None:
+        """A report was loaded (the ingest daemon's ``on_verdict``): evaluate soon. Thread-safe."""
+        if verdict is not None and getattr(verdict, "outcome", "loaded") != "loaded":
+            return
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Evaluate on every notice and on the timer, send, until ``stop`` is set."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        stop = stop or asyncio.Event()
+        next_full = 0.0
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # a notice from here on wakes the next wait at once
+                loop_now = self._loop.time()
+                kinds = ALL_KINDS if loop_now >= next_full else ON_INGEST
+                if kinds is ALL_KINDS:
+                    next_full = loop_now + self.notify.evaluate_seconds
+                try:
+                    await self._db(self.evaluate, kinds)
+                    await self.drain()
+                except NotifyError:
+                    raise
+                except Exception:  # a database hiccup must not end notifications for good
+                    log.exception("evaluating the notification rules failed; trying again later")
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=max(0.0, next_full - self._loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for t in (waiter, stopper):
+                    t.cancel()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
+        self._worker.shutdown(wait=False)
+
+
+__all__ = ["MODELS", "EventService", "EventState", "Notification", "apply", "build_mail", "create_tables",
+           "smtp_transport"]
