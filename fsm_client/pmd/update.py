@@ -18,6 +18,7 @@ translates ``urllib``/``ssl``/``http.client`` exceptions.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import ssl
 import urllib.error
@@ -351,7 +352,11 @@ class Updater:
             state.last_due, state.retry_after = slot, None
             if result.outcome != "failed":
                 state.last_success = now
-        _save_state(self.data_dir, state)
+        try:
+            _save_state(self.data_dir, state)
+        except OSError as exc:  # the schedule's memory only: the next call checks again
+            return dataclasses.replace(result, message=f"{result.message} (cannot record the check in "
+                                                       f"{_state_path(self.data_dir)}: {exc.strerror})")
         return result
 
     def update_now(self, now: datetime | None = None) -> UpdateResult:

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import hypothesis
+import hypothesis.strategies
 import msgspec
 import pytest
 from click.testing import CliRunner
@@ -652,3 +654,43 @@ def test_unreadable_bundle_path_is_an_update_error(tmp_path: Path, config, data_
     with pytest.raises(PmdUpdateError, match="does not exist"):
         install_from(str(tmp_path / "nope.zip"), config=config, data_dir=data_dir, now=NOW)
     assert INSTALL_INFO == "install.json"
+
+
+# --- whatever the bytes, only our errors come out ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fuzz_publisher(tmp_path_factory: pytest.TempPathFactory) -> Publisher:
+    return Publisher(tmp_path_factory.mktemp("fuzz-publisher"))
+
+
+@hypothesis.settings(max_examples=300, deadline=None,
+                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(data=hypothesis.strategies.data())
+def test_damaged_bundles_raise_only_bundle_errors(fuzz_publisher: Publisher,
+                                                  data: hypothesis.strategies.DataObject) -> None:
+    """Flipped, dropped or inserted bytes anywhere (headers, directory, deflate streams, the
+    manifest) give PmdBundleError and never a zipfile/zlib/msgspec exception."""
+    good = fuzz_publisher.bundle(2, {"printer-mib.toml": shipped_files()["printer-mib.toml"],
+                                     "hp.toml": shipped_files()["hp.toml"]})
+    st = hypothesis.strategies
+    damaged = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(damaged) - 1))
+        match data.draw(st.sampled_from(["flip", "drop", "insert", "cut"])):
+            case "flip":
+                damaged[at] ^= data.draw(st.integers(1, 255))
+            case "drop":
+                del damaged[at]
+            case "insert":
+                damaged[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+            case "cut":
+                del damaged[at:]
+        if not damaged:
+            damaged = bytearray(b"PK")
+    try:
+        bundle = open_bundle(bytes(damaged), publisher_keys=[fuzz_publisher.key.public])
+    except PmdBundleError:
+        return
+    # what survives must be exactly what was signed
+    assert bundle.files == open_bundle(good, publisher_keys=[fuzz_publisher.key.public]).files
