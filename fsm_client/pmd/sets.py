@@ -225,7 +225,10 @@ class PmdSets:
         the swap happens only when it passes. Refuses a version that is not newer.
         """
         with self._locked():
-            cur = self.current()
+            try:
+                cur = self.current()
+            except PmdError:  # the active set was deleted by hand: a new install repairs that
+                cur = None
             highest = max(self.state().highest, cur.version if cur else 0)
             if bundle.version <= highest:
                 active = f"version {cur.version}" if cur else "the shipped set"

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -373,6 +374,22 @@ def test_rollback_of_the_first_bundle_returns_to_the_shipped_set(installed_v1: P
     assert active_marker(installed_v1) == set()
     with pytest.raises(PmdError, match="nothing to roll back"):
         sets.rollback(now=NOW)
+
+
+def test_a_deleted_active_set_is_reported_and_repaired_by_the_next_install(
+        tmp_path: Path, publisher: Publisher, config, installed_v1: Path) -> None:
+    current = PmdSets.in_data_dir(installed_v1).current()
+    assert current is not None
+    shutil.rmtree(current.path)
+    with pytest.raises(PmdError, match="is missing") as info:
+        load_active_pool(config, installed_v1)
+    assert "pmd update" in info.value.hint
+    with pytest.raises(PmdBundleNotNewer):  # the downgrade guard still holds
+        install_from(write(tmp_path, "v1.zip", publisher.bundle(1, marked(1))), config=config,
+                     data_dir=installed_v1, now=NOW)
+    install_from(write(tmp_path, "v2.zip", publisher.bundle(2, marked(2))), config=config,
+                 data_dir=installed_v1, now=NOW)
+    assert active_marker(installed_v1) == {"2"}
 
 
 def test_old_sets_are_pruned_keeping_the_rollback_chain(tmp_path: Path, publisher: Publisher, config,
