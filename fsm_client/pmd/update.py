@@ -10,6 +10,9 @@ the real loader together with the shipped set and the local overrides.
 and on start-up when it never checked. A check whose download failed (network, TLS, a
 truncated transfer) is retried after ``RETRY_AFTER``; a bundle that was refused or is not
 newer is handled for the day. Its state lives in ``<data_dir>/pmd-sets/update.json``.
+``update_if_due`` blocks (a download may take up to ``timeout``): from an event loop, run
+it with ``await asyncio.to_thread(updater.update_if_due, now)``; ``next_due(now)`` says
+when to wake up for it.
 
 HTTPS uses ``urllib`` with certificate and host-name verification always on (the system
 CAs, or ``ca_file``); plain ``http://`` is refused. This module is the one place that
