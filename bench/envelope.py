@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter samples")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args()
-    samples, sample_time = (10, 0.01) if args.quick else (40, 0.02)
+    samples, sample_time = (10, 0.01) if args.quick else (100, 0.01)
     rows = [measure(label, target, samples, sample_time) for label, target in SIZES.items()]
     print(json.dumps(rows, indent=2) if args.json else render(rows))
 
