@@ -32,7 +32,8 @@ Timeouts
       ``SnmpTimeout`` at once, without waiting again; ``reachability`` says "partial".
 
 Speed
-    One ``SnmpEngine`` per event loop (``shared_engine()``), varbinds for an OID built and
+    One ``SnmpEngine`` per event loop for all communities, and one per SNMPv3 key set
+    (``shared_engine()``, see ``engine_key``), varbinds for an OID built and
     MIB-resolved once per process (``lookupMib=False`` on the way back), the transport
     target created once per source.
 """
@@ -40,6 +41,7 @@ Speed
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -161,24 +163,35 @@ _TAGS: dict[Any, Tag] = {
 _ABSENT = {rfc1905.NoSuchObject.tagSet, rfc1905.NoSuchInstance.tagSet, rfc1905.EndOfMibView.tagSet}
 _END_OF_MIB = rfc1905.EndOfMibView.tagSet
 
-_ENGINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SnmpEngine] = weakref.WeakKeyDictionary()
+_ENGINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SnmpEngine]] = \
+    weakref.WeakKeyDictionary()
 _VARBINDS: dict[str, ObjectType] = {}
 _VARBIND_CACHE_MAX = 50_000
 
 
-def shared_engine() -> SnmpEngine:
-    """The process's ``SnmpEngine`` for the running event loop (pysnmp binds its socket to one)."""
-    loop = asyncio.get_running_loop()
-    engine = _ENGINES.get(loop)
+def engine_key(credential: Credential) -> str:
+    """Which shared engine a credential uses: one for every community, one per SNMPv3 user
+    and key set. pysnmp keeps one USM entry per user name in an engine, so two credentials
+    with the same user and different keys would overwrite each other's in flight."""
+    if credential.version != "3":
+        return "community"
+    material = "\0".join((credential.user, credential.auth_protocol, credential.auth_key.reveal(),
+                          credential.priv_protocol, credential.priv_key.reveal()))
+    return "usm:" + hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def shared_engine(key: str = "community") -> SnmpEngine:
+    """The ``SnmpEngine`` for ``key`` on the running event loop (pysnmp binds its socket to one)."""
+    engines = _ENGINES.setdefault(asyncio.get_running_loop(), {})
+    engine = engines.get(key)
     if engine is None:
-        engine = _ENGINES[loop] = SnmpEngine()
+        engine = engines[key] = SnmpEngine()
     return engine
 
 
 def close_shared_engine() -> None:
-    """Close the running loop's shared engine (its UDP socket); the next read opens a new one."""
-    engine = _ENGINES.pop(asyncio.get_running_loop(), None)
-    if engine is not None:
+    """Close the running loop's shared engines (their UDP sockets); the next read opens new ones."""
+    for engine in _ENGINES.pop(asyncio.get_running_loop(), {}).values():
         engine.close_dispatcher()
 
 
@@ -284,6 +297,7 @@ class PysnmpSource:
         self.lost = False
         self._engine = engine
         self._auth = auth_data(credential)
+        self._engine_key = engine_key(credential)
         self._context = ContextData(contextName=credential.context.encode()) if credential.context \
             else ContextData()
         self._target: UdpTransportTarget | None = None
@@ -448,7 +462,7 @@ class PysnmpSource:
         self, kind: Literal["get", "next", "bulk"], oids: Sequence[str], *, max_repetitions: int = 0,
     ) -> tuple[int, int, list[tuple[str, Any]]]:
         """One PDU; (error-status, error-index, [(oid, pysnmp value)]). Raises _Timeout."""
-        engine = self._engine or shared_engine()
+        engine = self._engine or shared_engine(self._engine_key)
         target = await self._transport()
         varbinds = [_varbind(engine, o) for o in oids]
         # pysnmp keeps its own retry timer; this is only a guard against a lost callback.
@@ -543,6 +557,7 @@ __all__ = [
     "PysnmpSource",
     "auth_data",
     "close_shared_engine",
+    "engine_key",
     "shared_engine",
     "to_value",
     "translate_indication",

@@ -3,8 +3,11 @@ key-extension variant Net-SNMP uses, wrong credentials, and v3 in a discovery sw
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from fsm_client.config import Credential
 from fsm_client.errors import SnmpAuthError, SnmpTimeout
 from fsm_client.snmp.discovery import sweep
 from fsm_client.snmp.session import PysnmpSource
@@ -57,6 +60,23 @@ async def test_wrong_privacy_key_gets_no_answer(snmpd: Snmpd) -> None:
     cred = v3_credential(SNMPD_USERS[0], priv_key="wrong-privacy")
     with pytest.raises((SnmpTimeout, SnmpAuthError)):
         await PysnmpSource(snmpd.host, cred, port=snmpd.port, timeout=0.5, retries=0).get([SYS_LOCATION])
+
+
+async def test_same_user_with_other_keys_on_two_agents_reads_both_at_once(snmpd: Snmpd) -> None:
+    # one user name, two key sets (two sites): pysnmp holds one USM entry per user name
+    # and engine, so each key set gets its own engine instead of overwriting the other.
+    site_b = V3User(SNMPD_USERS[0].name, "SHA-256", "other-auth-key", "AES", "other-priv-key")
+    with Snmpd(users=[site_b]) as other:
+        cred_a = v3_credential(SNMPD_USERS[0], name="site-a")
+        cred_b = v3_credential(site_b, name="site-b")
+
+        async def read(host: str, port: int, cred: Credential) -> dict[str, SnmpValue]:
+            async with PysnmpSource(host, cred, port=port, timeout=2, retries=0) as src:
+                return await src.get([SYS_LOCATION])
+
+        results = await asyncio.gather(*(read(a.host, a.port, c) for _ in range(10)
+                                         for a, c in ((snmpd, cred_a), (other, cred_b))))
+    assert all(r == {SYS_LOCATION: SnmpValue("octets", b"Lab")} for r in results)
 
 
 async def test_sweep_finds_a_v3_only_agent_with_the_v3_credential(snmpd: Snmpd) -> None:
