@@ -26,7 +26,7 @@ from .peers.snmpsim import Snmpsim, free_udp_port, loopback_range
 
 ROOT = Path(__file__).resolve().parent.parent
 WALKS = ROOT / "demo" / "snmp-walks"
-STATE = ROOT / "var" / "demo"
+STATE = Path(os.environ.get("FSM_DEMO_STATE", ROOT / "var" / "demo")).absolute()
 BIN = Path(sys.executable).parent
 CLIENT_ID = "acme-hq"
 
