@@ -43,10 +43,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import weakref
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pyasn1.error import PyAsn1Error
+from pysnmp.carrier.asyncio.dispatch import AsyncioDispatcher
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
@@ -77,6 +79,7 @@ from pysnmp.proto import errind, rfc1902, rfc1905
 
 from ..config import Credential
 from ..errors import SnmpAuthError, SnmpError, SnmpProtocolError, SnmpTimeout
+from . import ber
 from .source import SnmpValue, Tag, oid_key
 
 GET_BATCH = 30
@@ -180,12 +183,38 @@ def engine_key(credential: Credential) -> str:
     return "usm:" + hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
+class GuardedDispatcher(AsyncioDispatcher):
+    """pysnmp's asyncio dispatcher, with a gate in front of pysnmp's decoder.
+
+    Random bytes can make pysnmp's decoder raise (a TypeError from pyasn1) straight into
+    the event loop, which logs a traceback per datagram. Here a v1/v2c datagram must first
+    decode as SNMP with our strict BER decoder, and anything pysnmp still raises on is
+    dropped; either way the sender's count in ``undecodable`` goes up, which the source
+    reading that device turns into a warning."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.undecodable: Counter[tuple[str, int]] = Counter()
+
+    def _callback_function(self, incomingTransport: Any, transportAddress: Any, incomingMessage: Any) -> None:
+        sender = (str(transportAddress[0]), int(transportAddress[1]))
+        try:
+            if ber.peek_version(incomingMessage) in (0, 1):
+                ber.decode_message(incomingMessage)
+            super()._callback_function(incomingTransport, transportAddress, incomingMessage)
+        except Exception:  # whatever a hostile datagram makes pysnmp raise, it is dropped
+            self.undecodable[sender] += 1
+
+
 def shared_engine(key: str = "community") -> SnmpEngine:
     """The ``SnmpEngine`` for ``key`` on the running event loop (pysnmp binds its socket to one)."""
     engines = _ENGINES.setdefault(asyncio.get_running_loop(), {})
     engine = engines.get(key)
     if engine is None:
         engine = engines[key] = SnmpEngine()
+        engine.register_transport_dispatcher(GuardedDispatcher())
+        # as pysnmp's own automatic dispatcher: closed with the engine
+        engine.set_user_context(automaticTransportDispatcher=0)
     return engine
 
 
@@ -295,6 +324,7 @@ class PysnmpSource:
         self.warnings: list[str] = []
         self.answered = False
         self.lost = False
+        self.undecodable = 0  # datagrams from the device that were not SNMP
         self._engine = engine
         self._auth = auth_data(credential)
         self._engine_key = engine_key(credential)
@@ -414,12 +444,15 @@ class PysnmpSource:
 
     def _take(self, c: _Column, name: str, value: Any) -> None:
         key = oid_key(name)
-        if value.tagSet == _END_OF_MIB or key[: len(c.prefix)] != c.prefix:
+        if value.tagSet == _END_OF_MIB:
             c.done = True
             return
-        if key <= c.last:
+        if key <= c.last:  # checked before the subtree: a jump back out of it is a loop, not the end
             self.warnings.append(f"{self._who()}: walk of {c.root} stopped: the agent answered "
                                  f"{name} after {_dotted(c.last)} (OIDs not increasing: a looping table)")
+            c.done = True
+            return
+        if key[: len(c.prefix)] != c.prefix:
             c.done = True
             return
         c.last, c.cursor = key, name
@@ -441,6 +474,10 @@ class PysnmpSource:
     def _timed_out(self, what: str, *, got_some: bool) -> None:
         attempts = f"{self.timeout:g}s x {self.retries + 1} attempts"
         if not self.answered:
+            if self.undecodable:
+                raise SnmpTimeout(f"no usable answer from {self._who()} ({attempts}): it sent "
+                                  f"{self.undecodable} undecodable datagram(s)",
+                                  hint="the device answers broken SNMP; check its firmware or SNMP agent")
             raise SnmpTimeout(f"no answer from {self._who()} ({attempts})")
         self.lost = True
         self.warnings.append(f"unreachable mid-read: {self._who()} stopped answering during the {what} "
@@ -477,6 +514,7 @@ class PysnmpSource:
                                 lookupMib=False)
             indication, status, index, answer = await asyncio.wait_for(coro, guard)
         except TimeoutError:
+            self._note_garbage(engine)
             raise _Timeout() from None
         except (PySnmpError, PyAsn1Error) as exc:
             raise SnmpProtocolError(f"{self._who()}: SNMP engine error: {exc}",
@@ -485,10 +523,21 @@ class PysnmpSource:
         if indication:
             error = translate_indication(indication, who=self._who(), credential=self.credential)
             if isinstance(error, SnmpTimeout):
+                self._note_garbage(engine)
                 raise _Timeout()
             raise error
         self.answered = True
+        self._note_garbage(engine)
         return int(status), int(index), [(".".join(map(str, n.asTuple())), v) for n, v in answer]
+
+    def _note_garbage(self, engine: SnmpEngine) -> None:
+        dispatcher = engine.transport_dispatcher
+        if isinstance(dispatcher, GuardedDispatcher) and self._target is not None:
+            address = self._target.transport_address
+            dropped = dispatcher.undecodable.pop((str(address[0]), int(address[1])), 0)
+            if dropped:
+                self.undecodable += dropped
+                self.warnings.append(f"{self._who()} sent {dropped} undecodable datagram(s); dropped")
 
     async def _get_batch(self, oids: list[str], out: dict[str, SnmpValue]) -> None:
         """GET ``oids`` into ``out``, splitting on tooBig/genErr, dropping v1 noSuchName OIDs."""
@@ -554,6 +603,7 @@ __all__ = [
     "MAX_COLUMNS",
     "MAX_VALUE_BYTES",
     "PRIV_PROTOCOLS",
+    "GuardedDispatcher",
     "PysnmpSource",
     "auth_data",
     "close_shared_engine",

@@ -45,6 +45,9 @@ async def test_garbage_wrong_ids_and_truncated_copies_before_the_answer_are_igno
     assert got == {SYS_DESCR: SnmpValue("octets", b"Hostile Printer 1.0"),
                    SERIAL: SnmpValue("octets", b"HOSTILE123")}
     assert len(rows) == 24
+    # random bytes, a truncated copy and an overrunning length per answer; the wrong id is SNMP
+    assert src.undecodable >= 3 * 2
+    assert any("undecodable datagram(s)" in w for w in src.warnings)
 
 
 @pytest.mark.parametrize("mode", ["malformed", "truncated", "wrong-id"])
@@ -52,8 +55,10 @@ async def test_an_agent_that_only_answers_garbage_is_unreachable(
     hostile_agent: HostileAgent, mode: str,
 ) -> None:
     src = source(hostile_agent, f"{mode}/only")
-    with pytest.raises(SnmpTimeout):
+    with pytest.raises(SnmpTimeout) as info:
         await src.get([SYS_DESCR])
+    if mode != "wrong-id":  # a wrong id is well-formed SNMP, just not ours
+        assert "undecodable" in info.value.message
     assert hostile_agent.requests[f"{mode}/only"] == 1
     assert src.reachability == "unreachable"
 
@@ -136,7 +141,7 @@ async def test_the_scan_finishes_with_warnings_whatever_the_agents_send(hostile_
     config = ClientConfig(snmp=SnmpSection(timeout=0.3, retries=0))
     pool = default_pool()
     modes = ["public", "garbage-first", "malformed", "walk-malformed", "wrong-types", "huge", "loop",
-             "endless", "stray", "gen-err", "dies-after-3/scan"]
+             "endless", "stray", "gen-err", "dies-after-1/scan"]
     target = f"{hostile_agent.host}:{hostile_agent.port}"
 
     async def one(mode: str):  # type: ignore[no-untyped-def]
@@ -148,8 +153,8 @@ async def test_the_scan_finishes_with_warnings_whatever_the_agents_send(hostile_
     assert devices["garbage-first"].serial == "HOSTILE123"
     assert devices["malformed"].reachability == "unreachable"
     assert devices["walk-malformed"].reachability == "partial"
-    assert devices["dies-after-3/scan"].reachability == "partial"
-    for mode in ("wrong-types", "huge", "loop", "stray", "endless", "walk-malformed", "dies-after-3/scan"):
+    assert devices["dies-after-1/scan"].reachability == "partial"
+    for mode in ("wrong-types", "huge", "loop", "stray", "endless", "walk-malformed", "dies-after-1/scan"):
         assert devices[mode].warnings, mode
     assert any("truncated" in w for w in devices["huge"].warnings)
     assert any("not increasing" in w for w in devices["loop"].warnings)
@@ -195,3 +200,10 @@ async def test_walk_many_narrows_its_requests_when_answers_are_too_big(hostile_a
         got = await src.walk_many([f"{SUPPLY}.6", "1.3.6.1.2.1.43.5"])
     assert [len(v.value) for _, v in got[f"{SUPPLY}.6"]] == [MAX_VALUE_BYTES] * 4  # type: ignore[arg-type]
     assert got["1.3.6.1.2.1.43.5"] == [(SERIAL, SnmpValue("octets", b"A" * MAX_VALUE_BYTES))]
+
+
+async def test_a_jump_back_out_of_the_subtree_is_a_loop_not_the_end(hostile_agent: HostileAgent) -> None:
+    async with source(hostile_agent, "loop/column") as src:
+        rows = await src.walk(f"{SUPPLY}.9")  # the agent answers the table's first row instead
+    assert rows == []
+    assert any("not increasing" in w and f"{SUPPLY}.4.1.1" in w for w in src.warnings)
