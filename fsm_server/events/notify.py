@@ -321,11 +321,19 @@ class EventService:
         finally:
             await self.aclose()
 
+    def _close_connection(self) -> None:
+        # peewee keeps one connection per thread: close the worker's own before the thread goes
+        if not self.db.peewee.is_closed():
+            self.db.peewee.close()
+
     async def aclose(self) -> None:
         transport, self._transport = self._transport, None
-        if transport is not None:
-            await transport.aclose()
-        self._worker.shutdown(wait=False)
+        try:
+            if transport is not None:
+                await transport.aclose()
+            await self._db(self._close_connection)
+        finally:
+            self._worker.shutdown(wait=True)
 
 
 __all__ = ["MODELS", "EventService", "EventState", "Notification", "apply", "build_mail", "create_tables",
