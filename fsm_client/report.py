@@ -113,8 +113,7 @@ def queue_report(store: Store, sealer: Sealer, config: ClientConfig, *, kind: Re
         if reading_ids is None:
             readings = store.unreported_readings(kinds=("scan",))
         else:
-            wanted = set(reading_ids)
-            readings = [r for r in store.unreported_readings() if r.id in wanted]
+            readings = [r for r in store.readings_by_id(reading_ids) if r.reported_seq is None]
         period_start = period_end = None
         if kind == "periodic":
             period_start, period_end = store.meta_time("last_period_end"), now

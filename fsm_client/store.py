@@ -364,6 +364,13 @@ class Store:
                 (seq,))
         return [self._reading(r) for r in rows]
 
+    def readings_by_id(self, ids: Sequence[int]) -> list[StoredReading]:
+        """The readings with these ids, oldest first."""
+        marks = ",".join("?" * len(ids))
+        return [self._reading(r) for r in self._db.execute(
+            f"SELECT id, kind, device, reported_seq FROM readings WHERE id IN ({marks}) ORDER BY id",
+            list(ids))]
+
     @staticmethod
     def _reading(r: tuple[int, str, bytes, int | None]) -> StoredReading:
         return StoredReading(id=r[0], kind=r[1], device=_device_decoder.decode(r[2]),  # type: ignore[arg-type]
