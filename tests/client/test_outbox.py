@@ -212,3 +212,14 @@ def test_resend_cli_requeues_a_sent_range(tmp_path: Path) -> None:
     assert "queued 2 report(s) for resending: 1..2" in result.output
     with Store.in_data_dir(tmp_path / "data") as store:
         assert [c.seq for c in store.pending_chunks()] == [1, 2]
+
+
+def test_status_and_outbox_list_read_at_a_glance(tmp_path: Path) -> None:
+    status = _cli(tmp_path, "status")
+    assert status.exit_code == 0, status.output
+    assert "outbox        1 waiting (oldest 2)" in status.output
+    assert "last send     2026-03-01T12:00:00+00:00" in status.output
+    assert "report      " in status.output
+    listing = _cli(tmp_path / "again", "outbox", "list")
+    assert listing.exit_code == 0
+    assert "sent" in listing.output and "pending" in listing.output and "periodic" in listing.output
