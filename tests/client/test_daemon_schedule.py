@@ -179,3 +179,21 @@ async def test_the_daily_pmd_update_runs_from_the_daemon_loop_at_its_hour(
     clock.now = datetime(2026, 5, 4, 4, 0, tzinfo=BERLIN)
     await daemon.scheduler_pass()
     assert load_state(tmp_path / "data").last_attempt == clock.now
+
+
+async def test_a_report_in_the_spring_forward_gap_is_sealed_once_after_the_clock_jumps(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 3, 28, 12, 0, tzinfo=BERLIN))
+    daemon = daemon_at(clock, keys, printers, tmp_path, report="daily 02:30")
+    daemon._init_schedule(clock.now)
+    clock.now = datetime(2026, 3, 29, 1, 59, tzinfo=BERLIN)  # 01:59 CET, then the clock jumps to 03:00 CEST
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == []
+    clock.now = datetime(2026, 3, 29, 3, 30, tzinfo=BERLIN)  # 02:30 never happened: due now, once
+    await daemon.scheduler_pass()
+    clock.now = datetime(2026, 3, 29, 9, 0, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == [(1, "periodic")]
+    clock.now = datetime(2026, 3, 30, 2, 30, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == [(1, "periodic"), (2, "periodic")]
