@@ -151,3 +151,37 @@ async def test_a_jam_on_a_simulated_printer_reaches_the_dealer_as_a_notification
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         printers.stop()
+
+
+def test_notify_once_from_the_command_line_sends_what_is_due(
+        alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit,
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from fsm_server.cli import main
+
+    monkeypatch.setenv("FSM_DATABASE_URL", database_url)
+    t = datetime.now(UTC).replace(microsecond=0)
+    low = [reading("A1", t, total=1, supplies=[("toner", "black", 4.0)])]
+    Feeder(pipeline, client_kit, server_kit).send(t, low)
+    config = tmp_path / "server.toml"
+    config.write_text(f"""
+[notify]
+host = "{alerts_mailbox.host}"
+port = {alerts_mailbox.smtp_port}
+ca_file = "{alerts_mailbox.ca_file}"
+from_addr = "fsm@fsm.test"
+to = ["alerts@fsm.test"]
+
+[[rules]]
+name = "toner-low"
+when = "supply_level"
+below = 10
+""")
+    result = CliRunner().invoke(main, ["--config", str(config), "notify", "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"sent": 1, "failed": 0, "pending": 0}
+    [(_, raw)] = alerts_mailbox.wait_for_messages(1, user="alerts")
+    assert parse(raw)["Subject"].strip().endswith("black toner at 4 %")
