@@ -82,7 +82,7 @@ def _name(d: DeviceInfo) -> str:
 def latest_readings(device_ids: Iterable[int]) -> dict[int, tuple[int, datetime]]:
     """Per device, its newest answered reading: (reading id, observed_at)."""
     out: dict[int, tuple[int, datetime]] = {}
-    for part in rq._chunks(device_ids):
+    for part in rq.chunks(device_ids):
         newest = (Reading.select(Reading.device, fn.MAX(Reading.observed_at).alias("at"))
                   .where(Reading.device.in_(part), Reading.reachability != "unreachable")
                   .group_by(Reading.device))
@@ -100,7 +100,7 @@ def _alerts(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict[int, t
             ) -> list[Condition]:
     by_reading = {rid: dev for dev, (rid, _) in latest.items()}
     found: dict[int, dict[str, tuple[str, str]]] = {}
-    for part in rq._chunks(by_reading):
+    for part in rq.chunks(by_reading):
         for r in Reading.select(Reading.id, Reading.conditions).where(Reading.id.in_(part)):
             for c in r.conditions or []:
                 found.setdefault(by_reading[r.id], {})[c] = ("condition", c.replace("_", " "))
@@ -126,7 +126,7 @@ def _supply_levels(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict
                    ) -> list[Condition]:
     by_reading = {rid: dev for dev, (rid, _) in latest.items()}
     out = []
-    for part in rq._chunks(by_reading):
+    for part in rq.chunks(by_reading):
         q = SupplyValue.select().where(SupplyValue.reading.in_(part), SupplyValue.percent.is_null(False))
         for s in q:
             if rule.supply_kinds and s.kind not in rule.supply_kinds:
@@ -209,7 +209,7 @@ def _client_rules(rule: RuleSection, scope: Scope, cfg: ReportsSection, infos: d
 def _anomalies(rule: RuleSection, scoped: dict[int, DeviceInfo], now: datetime) -> list[Condition]:
     since = now - timedelta(hours=rule.lookback_hours)
     out = []
-    for part in rq._chunks(scoped):
+    for part in rq.chunks(scoped):
         q = CounterValue.select().where(CounterValue.device.in_(part), CounterValue.flag.is_null(False),
                                         CounterValue.observed_at >= since)
         for c in q:

@@ -31,7 +31,7 @@ from ..config import ReportsSection
 from ..db.connect import translated
 from ..db.loader import CounterPolicy
 from ..db.models import CounterValue, Device
-from .queries import DeviceInfo, Scope, _chunks, _sort_key, devices_in_scope
+from .queries import DeviceInfo, Scope, chunks, device_sort_key, devices_in_scope
 
 _WRAP = 2**32
 
@@ -87,7 +87,7 @@ def meters(scope: Scope, settings: ReportsSection | None = None, *, policy: Coun
         series: dict[tuple[int, str], list[CounterValue]] = defaultdict(list)
         strong: dict[int, bool] = {}
         first_seen: dict[int, datetime] = {}
-        for part in _chunks(infos):
+        for part in chunks(infos):
             for d in Device.select(Device.id, Device.identity, Device.first_seen).where(Device.id.in_(part)):
                 strong[d.id] = d.identity.startswith("sn:")
                 first_seen[d.id] = d.first_seen
@@ -97,16 +97,20 @@ def meters(scope: Scope, settings: ReportsSection | None = None, *, policy: Coun
                       .where(CounterValue.device.in_(part), CounterValue.observed_at <= scope.start)
                       .group_by(CounterValue.device, CounterValue.name))
             anchors = {(r.device_id, r.name): r.at for r in before}
+            for at_part in chunks(sorted(set(anchors.values()))):
+                q = (CounterValue.select()
+                     .where(CounterValue.device.in_(part), CounterValue.observed_at.in_(at_part))
+                     .order_by(CounterValue.observed_at, CounterValue.id))
+                for c in q:
+                    if anchors.get((c.device_id, c.name)) == c.observed_at:
+                        series[(c.device_id, c.name)].append(c)
             # ... and every read in the period.
             q = (CounterValue.select()
-                 .where(CounterValue.device.in_(part),
-                        CounterValue.observed_at >= (min(anchors.values()) if anchors else scope.start),
+                 .where(CounterValue.device.in_(part), CounterValue.observed_at > scope.start,
                         CounterValue.observed_at < scope.end)
                  .order_by(CounterValue.observed_at, CounterValue.id))
             for c in q:
-                anchor = anchors.get((c.device_id, c.name))
-                if c.observed_at > scope.start or (anchor is not None and c.observed_at >= anchor):
-                    series[(c.device_id, c.name)].append(c)
+                series[(c.device_id, c.name)].append(c)
     rows: list[MeterRow] = []
     history: dict[int, list[tuple[datetime, int]]] = {}
     for (dev, name), reads in series.items():
@@ -135,7 +139,7 @@ def meters(scope: Scope, settings: ReportsSection | None = None, *, policy: Coun
                              reads=len(reads), flags=flags))
         if with_history and (name == "total" or dev not in history):
             history[dev] = [(r.observed_at, r.value) for r in reads]
-    rows.sort(key=lambda r: (_sort_key(r.device), r.device.id, r.counter))
+    rows.sort(key=lambda r: (device_sort_key(r.device), r.device.id, r.counter))
     return Meters(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
                   rows=rows, history=history)
 

@@ -12,6 +12,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import msgspec
 from peewee import JOIN
@@ -33,6 +34,7 @@ from ..db.models import (
 )
 from .forecast import Forecast, Replacement, forecast
 
+T = TypeVar("T")
 NO_CUSTOMER = ""  # devices of reports that named no customer
 
 
@@ -208,13 +210,14 @@ def devices_in_scope(customer: str | None) -> dict[int, DeviceInfo]:
                              serial=r.serial, ip=r.ip, location=r.location) for r in q.objects()}
 
 
-def _chunks(ids: Iterable[int], size: int = 500) -> Iterable[list[int]]:
-    ids = list(ids)
-    for i in range(0, len(ids), size):
-        yield ids[i:i + size]
+def chunks(items: Iterable[T], size: int = 500) -> Iterable[list[T]]:
+    """``items`` in lists of ``size`` (IN lists stay under the databases' parameter limits)."""
+    listed = list(items)
+    for i in range(0, len(listed), size):
+        yield listed[i:i + size]
 
 
-def _sort_key(d: DeviceInfo) -> tuple[str, str, str, str]:
+def device_sort_key(d: DeviceInfo) -> tuple[str, str, str, str]:
     return (d.customer, d.site, d.manufacturer or "", d.serial or d.ip)
 
 
@@ -226,7 +229,7 @@ def inventory(scope: Scope) -> Inventory:
     with translated("cannot build the inventory report"):
         infos = devices_in_scope(scope.customer)
         rows = []
-        for part in _chunks(infos):
+        for part in chunks(infos):
             q = (Device.select(Device, CounterLatest.value.alias("total"))
                  .join(CounterLatest, JOIN.LEFT_OUTER,
                        on=((CounterLatest.device == Device.id) & (CounterLatest.name == "total")))
@@ -235,7 +238,7 @@ def inventory(scope: Scope) -> Inventory:
                 rows.append(InventoryRow(device=infos[d.id], firmware=d.firmware, hostname=d.hostname,
                                          mac=d.mac, pmd=d.pmd, first_seen=d.first_seen, last_seen=d.last_seen,
                                          total=d.total))
-    rows.sort(key=lambda r: _sort_key(r.device))
+    rows.sort(key=lambda r: device_sort_key(r.device))
     return Inventory(generated_at=scope.now, customer=scope.customer, rows=rows)
 
 
@@ -254,7 +257,7 @@ def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_histo
     with translated("cannot build the supplies report"):
         infos = devices_in_scope(scope.customer)
         series: dict[tuple[int, tuple[str, str, str]], list[tuple[datetime, SupplyValue]]] = defaultdict(list)
-        for part in _chunks(infos):
+        for part in chunks(infos):
             q = (SupplyValue.select(SupplyValue, Reading.device, Reading.observed_at)
                  .join(Reading)
                  .where(Reading.device.in_(part), Reading.observed_at >= since,
@@ -284,7 +287,7 @@ def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_histo
             color=newest.color, percent=newest.percent, state=newest.state, observed_at=at, low=low,
             forecast=f, history=history if with_history else []))
     rows.sort(key=lambda r: (r.forecast.days_remaining is None, r.forecast.days_remaining or 0.0,
-                             r.percent if r.percent is not None else 101.0, _sort_key(r.device)))
+                             r.percent if r.percent is not None else 101.0, device_sort_key(r.device)))
     return Supplies(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
                     rows=rows, replacements_in_period=replaced, early_replacements_in_period=early)
 
@@ -306,7 +309,7 @@ def alert_readings(device_ids: Iterable[int], *, since: datetime, until: datetim
     """Per device, its readings in time order, each with {code: (severity, description, source)}."""
     by_reading: dict[int, dict[str, tuple[str, str, str]]] = defaultdict(dict)
     readings: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
-    for part in _chunks(device_ids):
+    for part in chunks(device_ids):
         q = (Reading.select(Reading.id, Reading.device, Reading.observed_at, Reading.conditions,
                             Reading.reachability)
              .where(Reading.device.in_(part), Reading.observed_at >= since, Reading.observed_at < until)
@@ -319,7 +322,7 @@ def alert_readings(device_ids: Iterable[int], *, since: datetime, until: datetim
             ids.append(r.id)
             for c in r.conditions or []:
                 by_reading[r.id][c] = ("condition", c.replace("_", " "), "condition")
-        for ids_part in _chunks(ids):
+        for ids_part in chunks(ids):
             for a in AlertValue.select().where(AlertValue.reading.in_(ids_part)):
                 by_reading[a.reading_id][a.code] = (a.severity, a.description or a.code.replace("_", " "),
                                                     "alert")
@@ -349,7 +352,7 @@ def alerts(scope: Scope) -> Alerts:
             opened.append(AlertEpisode(device=infos[dev], code=code, severity=sev, description=desc,
                                        source=src, start=began, end=None,
                                        duration_seconds=(scope.end - began).total_seconds()))
-    opened.sort(key=lambda e: (e.start, _sort_key(e.device), e.code))
+    opened.sort(key=lambda e: (e.start, device_sort_key(e.device), e.code))
     closed.sort(key=lambda e: (e.end or e.start), reverse=True)
     return Alerts(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
                   open=opened, recent=closed)
@@ -402,7 +405,7 @@ def silent_devices(scope: Scope, settings: ReportsSection, infos: dict[int, Devi
                    clients: list[ClientHealth]) -> list[SilentDevice]:
     expected = {c.client: c.expected_hours for c in clients}
     out = []
-    for part in _chunks(infos):
+    for part in chunks(infos):
         for d in Device.select(Device.id, Device.last_seen).where(Device.id.in_(part)):
             info = infos[d.id]
             hours = expected.get(info.client, settings.expected_report_hours)
@@ -415,7 +418,7 @@ def silent_devices(scope: Scope, settings: ReportsSection, infos: dict[int, Devi
 
 def anomalies(scope: Scope, infos: dict[int, DeviceInfo]) -> list[Anomaly]:
     out = []
-    for part in _chunks(infos):
+    for part in chunks(infos):
         q = (CounterValue.select().where(CounterValue.device.in_(part), CounterValue.flag.is_null(False),
                                          CounterValue.observed_at >= scope.start,
                                          CounterValue.observed_at < scope.end))
@@ -480,7 +483,9 @@ __all__ = [
     "alert_readings",
     "alerts",
     "anomalies",
+    "chunks",
     "client_health",
+    "device_sort_key",
     "devices_in_scope",
     "expected_hours",
     "health",
