@@ -322,6 +322,17 @@ def v3_message_id(data: bytes) -> int:
     return decode_int_content(bytes(data[x:y]))
 
 
+def is_framed(data: bytes) -> bool:
+    """True when ``data`` is one SEQUENCE spanning it exactly, starting with an SNMP version
+    (0, 1 or 3): a cheap first test that drops random bytes and cut datagrams."""
+    try:
+        start, stop = _expect(data, 0, len(data), 0x30, "message SEQUENCE")
+        a, b = _expect(data, start, stop, 0x02, "version")
+        return stop == len(data) and decode_int_content(bytes(data[a:b])) in (0, 1, 3)
+    except BerError:
+        return False
+
+
 def peek_version(data: bytes) -> int:
     """The version field of any SNMP message (0 = v1, 1 = v2c, 3 = v3)."""
     start, stop = _expect(data, 0, len(data), 0x30, "message SEQUENCE")
@@ -354,6 +365,7 @@ __all__ = [
     "encode_oid_content",
     "encode_value",
     "encode_varbinds",
+    "is_framed",
     "peek_version",
     "read_tlv",
     "tlv",

@@ -187,10 +187,10 @@ class GuardedDispatcher(AsyncioDispatcher):
     """pysnmp's asyncio dispatcher, with a gate in front of pysnmp's decoder.
 
     Random bytes can make pysnmp's decoder raise (a TypeError from pyasn1) straight into
-    the event loop, which logs a traceback per datagram. Here a v1/v2c datagram must first
-    decode as SNMP with our strict BER decoder, and anything pysnmp still raises on is
-    dropped; either way the sender's count in ``undecodable`` goes up, which the source
-    reading that device turns into a warning."""
+    the event loop, which logs a traceback per datagram. Here a datagram must first be
+    one well-framed SNMP message (``ber.is_framed``, a few microseconds), and anything
+    pysnmp still raises on is dropped; either way the sender's count in ``undecodable``
+    goes up, which the source reading that device turns into a warning."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -198,9 +198,10 @@ class GuardedDispatcher(AsyncioDispatcher):
 
     def _callback_function(self, incomingTransport: Any, transportAddress: Any, incomingMessage: Any) -> None:
         sender = (str(transportAddress[0]), int(transportAddress[1]))
+        if not ber.is_framed(incomingMessage):
+            self.undecodable[sender] += 1
+            return
         try:
-            if ber.peek_version(incomingMessage) in (0, 1):
-                ber.decode_message(incomingMessage)
             super()._callback_function(incomingTransport, transportAddress, incomingMessage)
         except Exception:  # whatever a hostile datagram makes pysnmp raise, it is dropped
             self.undecodable[sender] += 1
