@@ -89,6 +89,18 @@ def test_html_reports_render_with_charts_and_no_console_errors(db: object, fleet
         shutil.copy(page, ARTIFACTS / page.name)
 
 
+def test_a_report_prints_to_pdf(db: object, fleet: datetime, browser: Chromium, tmp_path: Path) -> None:
+    page = tmp_path / "supplies.html"
+    page.write_text(reports.render(reports.build("supplies", with_history=True), "html"))
+    pdf = tmp_path / "supplies.pdf"
+    browser._run(page, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and len(data) > 10_000
+    assert data.count(b"/Type /Page") - data.count(b"/Type /Pages") >= 1  # at least one page
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(pdf, ARTIFACTS / pdf.name)
+
+
 def test_the_console_check_catches_a_broken_page(browser: Chromium, tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
     page.write_text('<!DOCTYPE html><html><body><img src="missing.png">'
