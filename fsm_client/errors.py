@@ -42,11 +42,6 @@ class SnmpAuthError(SnmpError):
     default_hint = "check the SNMPv3 user name, auth/priv protocols and keys configured for this device"
 
 
-class SnmpAuthError(SnmpError):
-    reason = "snmp_auth_failed"
-    default_hint = "check the SNMPv3 user name, auth/priv protocols and keys configured for this device"
-
-
 class SnmpProtocolError(SnmpError):
     reason = "snmp_protocol_error"
 
@@ -113,7 +108,6 @@ __all__ = [
     "PmdBundleUnknownKey",
     "PmdError",
     "PmdUpdateError",
-    "SnmpAuthError",
     "SnmpAuthError",
     "SnmpError",
     "SnmpProtocolError",
