@@ -12,6 +12,7 @@ import re
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -218,11 +219,11 @@ async def _send_plain(stack: MailStack, msg: EmailMessage) -> None:
 
 
 @pytest.fixture
-def second_stack(mail_stack: MailStack) -> MailStack:
+def second_stack(mail_stack: MailStack) -> Iterator[MailStack]:
     """A throw-away stack 50 ports above the session's, for start/stop tests that must not disturb it."""
     stack = MailStack(port_offset=offset_from_env() + 50)
     stack.wipe()
-    yield stack  # type: ignore[misc]
+    yield stack
     stack.wipe()
 
 
