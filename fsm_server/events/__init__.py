@@ -2,15 +2,15 @@
 
     from fsm_server.events import EventService
     events = EventService(db, config)            # checks [[rules]] and [notify]
-    daemon = IngestDaemon(pipeline, config.mailboxes, on_verdict=events.notice)
-    await asyncio.gather(daemon.run(), events.run(stop))
+    daemon = IngestDaemon(pipeline, config.mailboxes)
+    result = await run_beside(daemon, events, once=once, install_signals=True)
 
 See docs/reports.md, "Notifications".
 """
 
 from __future__ import annotations
 
-from .notify import EventService, EventState, Notification, apply, build_mail
+from .notify import EventService, EventState, Notification, apply, build_mail, run_beside
 from .rules import ALL_KINDS, ON_INGEST, Condition, active, check_rules
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "apply",
     "build_mail",
     "check_rules",
+    "run_beside",
 ]

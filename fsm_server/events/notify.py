@@ -336,5 +336,38 @@ class EventService:
             self._worker.shutdown(wait=True)
 
 
+async def run_beside(daemon: Any, events: EventService, *, once: bool = False, **run_options: Any) -> Any:
+    """Run the ingest ``daemon`` with ``events`` beside it; returns the daemon's result.
+
+    Every verdict the daemon reports reaches ``events.notice`` (after the daemon's own
+    ``on_verdict``, if it has one); when the daemon returns, the events service stops, after one
+    last evaluation of every rule when ``once`` (so ``ingest --once`` also sends its mails)::
+
+        result = await run_beside(IngestDaemon(pipeline, config.mailboxes), EventService(db, config),
+                                  once=once, install_signals=True)
+    """
+    previous = daemon.on_verdict
+
+    def both(verdict: Any) -> None:
+        if previous is not None:
+            previous(verdict)
+        events.notice(verdict)
+
+    daemon.on_verdict = both
+    stop = asyncio.Event()
+    watcher = None if once else asyncio.create_task(events.run(stop))
+    try:
+        return await daemon.run(once=once, **run_options)
+    finally:
+        stop.set()
+        if watcher is not None:
+            await watcher
+        else:
+            try:
+                await events.run_once()
+            finally:
+                await events.aclose()
+
+
 __all__ = ["MODELS", "EventService", "EventState", "Notification", "apply", "build_mail", "create_tables",
-           "smtp_transport"]
+           "run_beside", "smtp_transport"]

@@ -22,7 +22,7 @@ from fsm_protocol.configfile import Secret
 from fsm_server.config import MailboxSection, ServerConfig
 from fsm_server.daemon import IngestDaemon
 from fsm_server.db.connect import Database
-from fsm_server.events import EventService, Notification
+from fsm_server.events import EventService, Notification, run_beside
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 
@@ -125,10 +125,9 @@ async def test_a_jam_on_a_simulated_printer_reaches_the_dealer_as_a_notification
     client = Daemon(client_config, tmp_path / "client")
     events = EventService(db, server_config(stack, {"name": "printer-jams", "when": "alert",
                                                     "codes": ["jammed"]}))
-    ingest = IngestDaemon(pipeline, [mailbox], on_verdict=events.notice)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(client.run(install_signals=False)), asyncio.create_task(ingest.run()),
-             asyncio.create_task(events.run(stop))]
+    ingest = IngestDaemon(pipeline, [mailbox])
+    tasks = [asyncio.create_task(client.run(install_signals=False)),
+             asyncio.create_task(run_beside(ingest, events))]
     try:
         await wait_until(lambda: client.counts.polls >= 1, 20, "the client's first status poll")
         printers.set_state("front-desk", "jammed")
@@ -148,9 +147,9 @@ async def test_a_jam_on_a_simulated_printer_reaches_the_dealer_as_a_notification
     finally:
         client.stop()
         ingest.stop()
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
         printers.stop()
+    assert not [r for r in results if isinstance(r, BaseException)], results
 
 
 def test_notify_once_from_the_command_line_sends_what_is_due(
@@ -185,3 +184,30 @@ below = 10
     assert json.loads(result.stdout) == {"sent": 1, "failed": 0, "pending": 0}
     [(_, raw)] = alerts_mailbox.wait_for_messages(1, user="alerts")
     assert parse(raw)["Subject"].strip().endswith("black toner at 4 %")
+
+
+async def test_ingest_once_beside_the_events_sends_the_alert_mail_before_it_returns(
+        db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
+        server_kit: ServerKit) -> None:
+    import smtplib
+
+    from fsm_devtools.corpus import mails_for, seal
+    from fsm_protocol.schema import Report
+
+    t = datetime.now(UTC).replace(microsecond=0)
+    report = Report(client_id=client_kit.name, customer="ACME", site="HQ", seq=1, kind="alert", created_at=t,
+                    devices=[reading("A1", t, total=5, conditions=["door_open"])])
+    [mail] = mails_for(seal(report, client_kit, server_kit))
+    with smtplib.SMTP(alerts_mailbox.host, alerts_mailbox.smtp_port) as smtp:
+        smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], mail)
+    await asyncio.to_thread(alerts_mailbox.wait_for_messages, 1, user="dealer")
+    mailbox = MailboxSection(host=alerts_mailbox.host, port=alerts_mailbox.imaps_port, security="tls",
+                             user="dealer@fsm.test", password=Secret("dealer-pass"),
+                             ca_file=alerts_mailbox.ca_file)
+    events = EventService(db, server_config(alerts_mailbox, {"name": "doors", "when": "alert",
+                                                             "codes": ["door_open"]}))
+    result = await run_beside(IngestDaemon(pipeline, [mailbox]), events, once=True)
+    assert result.tally.outcomes["loaded"] == 1
+    assert Notification.get().sent_at is not None  # sent before run_beside returned
+    [(_, raw)] = await asyncio.to_thread(alerts_mailbox.wait_for_messages, 1, user="alerts")
+    assert parse(raw)["Subject"].strip() == "[fsm] Ricoh MP C3004 A1 (ACME / HQ, 10.0.0.10): door open"
