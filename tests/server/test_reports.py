@@ -208,3 +208,19 @@ def test_bad_kind_format_or_period_is_a_report_error() -> None:
     with pytest.raises(ReportError, match=r"'31\.10\.2026'"):
         reports.parse_when("31.10.2026")
     assert reports.parse_when("2026-10-31", end=True) == NOV
+
+
+def test_values_a_device_reports_are_escaped_in_html(pipeline: Pipeline, client_kit: ClientKit,
+                                                     server_kit: ServerKit) -> None:
+    evil = '<script>alert("x")</script>'
+    feed = Feeder(pipeline, client_kit, server_kit)
+    t = datetime(2026, 11, 1, tzinfo=UTC)
+    for k in range(3):
+        at = t + timedelta(days=k)
+        feed.send(at, [reading("X1", at, total=10 + k, model=evil, location=evil,
+                               supplies=[("toner", "black", 50.0 - k)], alerts=["jam"])])
+    for kind in ("inventory", "supplies", "meters", "alerts"):
+        data = reports.build(kind, start=t, end=t + timedelta(days=5), with_history=True)
+        page = reports.render(data, "html")
+        assert evil not in page, kind
+        assert "&lt;script&gt;" in page, kind
