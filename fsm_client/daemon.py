@@ -200,8 +200,8 @@ class Daemon:
                 continue
             creds = [c for c in self.config.credentials if c.name in target.credentials] or None
             for device in await scan([target.range], config=self.config, pool=self.pool, credentials=creds,
-                                     open_source=self.open_source):
-                if device.reachability != "unreachable" and device.ip not in target.exclude:
+                                     open_source=self.open_source, exclude=target.exclude):
+                if device.reachability != "unreachable":
                     self.store.add_reading(device, kind="scan")
                     found += 1
         self.counts.readings += found

@@ -143,11 +143,12 @@ async def read_target(target: Target, *, credentials: Sequence[Credential], pool
 async def scan(
     targets: Sequence[str], *, config: ClientConfig, pool: PmdPool,
     credentials: Sequence[Credential] | None = None, open_source: SourceFactory | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, exclude: Sequence[str] = (),
 ) -> list[Device]:
     """Read every target: one Device per host target (in the order given, "unreachable"
     when it never answers), then one per address of the range targets that answered the
-    discovery sweep (silent addresses of a range are not devices)."""
+    discovery sweep (silent addresses of a range are not devices). Addresses in ``exclude``
+    (the same forms as targets) are neither probed nor read."""
     creds = list(credentials) if credentials else list(config.credentials)
     if not creds:
         raise ConfigError("no SNMP credentials to try",
@@ -157,15 +158,16 @@ async def scan(
         def open_source(host: str, port: int, cred: Credential) -> AbstractAsyncContextManager[SnmpSource]:
             return _pysnmp_source(host, port, cred, timeout=snmp.timeout, retries=snmp.retries)
 
-    hosts = expand(targets, default_port=snmp.port)
+    from .snmp.discovery import expand_targets, sweep
+
+    excluded = set(expand_targets(exclude)) if exclude else set()
+    hosts = [t for t in expand(targets, default_port=snmp.port) if t.host not in excluded]
     work: list[tuple[Target, list[Credential]]] = [(t, creds) for t in hosts]
     ranges = [spec for spec in targets if is_range(spec)]
     if ranges:
-        from .snmp.discovery import sweep
-
         seen = {t for t, _ in work}
         for found in await sweep(ranges, credentials=creds, port=snmp.port, timeout=snmp.timeout,
-                                 retries=snmp.retries, rate=snmp.discovery_rate):
+                                 retries=snmp.retries, rate=snmp.discovery_rate, exclude=exclude):
             target = Target(found.ip, found.port)
             if target not in seen:
                 seen.add(target)

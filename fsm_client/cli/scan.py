@@ -44,11 +44,13 @@ def render_table(devices: list[Device]) -> Table:
 @click.option("--community", "-c", help="SNMP v2c community to use instead of the configured credentials.")
 @click.option("--timeout", type=float, help="Seconds to wait for each answer (default: config snmp.timeout).")
 @click.option("--retries", type=int, help="Retries per request (default: config snmp.retries).")
+@click.option("--exclude", "-x", multiple=True, metavar="RANGE",
+              help="Addresses never probed nor read (CIDR, a.b.c.d-e, address); repeatable.")
 @click.option("--no-store", is_flag=True, help="Do not write the readings to the local store.")
 @json_option
 @pass_obj
 def scan_command(ctx: ClientContext, targets: tuple[str, ...], community: str | None, timeout: float | None,
-                 retries: int | None, no_store: bool, as_json: bool) -> None:
+                 retries: int | None, exclude: tuple[str, ...], no_store: bool, as_json: bool) -> None:
     """Read TARGET... (host, host:port, CIDR or a.b.c.d-e) by SNMP and print the readings.
 
     Each reading is kept in the local store (to go out with the next report) unless
@@ -62,7 +64,8 @@ def scan_command(ctx: ClientContext, targets: tuple[str, ...], community: str | 
     credentials = ([Credential(name="--community", version="2c", community=Secret(community))]
                    if community else None)
     pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
-    devices = asyncio.run(scan(list(targets), config=config, pool=pool, credentials=credentials))
+    devices = asyncio.run(scan(list(targets), config=config, pool=pool, credentials=credentials,
+                                exclude=list(exclude)))
     if not no_store:
         with Store.in_data_dir(ctx.data_dir) as store, store.atomic():
             for device in devices:

@@ -198,6 +198,23 @@ async def test_a_range_is_swept_and_only_answering_addresses_are_read(
     assert {(d.reachability, d.pmd, d.serial) for d in devices} == {("ok", "brother", "B9J154306")}
 
 
+
+async def test_excluded_addresses_are_neither_swept_nor_read(
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], pool: PmdPool
+) -> None:
+    answering = snmpsim_walks.endpoints[1:]
+    skipped = answering[0]
+    last = answering[-1].rsplit(".", 1)[1]
+    devices = await scan(
+        [f"127.0.0.2-{last}", skipped],  # excluded whether it comes from a range or by name
+        config=config(port=snmpsim_walks.port, timeout=0.5, retries=1),
+        pool=pool,
+        credentials=[walk_credential("brother-hl-5370dw")],
+        exclude=[skipped],
+    )
+    assert sorted(d.ip for d in devices) == sorted(answering[1:])
+
+
 def test_pmd_match_asks_a_live_device(snmpsim_walks: Snmpsim, tmp_path: Path) -> None:
     r = CliRunner().invoke(
         main,
