@@ -7,6 +7,7 @@ returns every condition that holds *now*, each under a stable key (``device:12:j
 
     when             active while                                          key
     alert            the device's newest reading shows a matching code     device:ID:CODE
+                     (a group name such as ``jam`` or ``door_open`` matches every code of the group)
     supply_level     a supply's newest percent is below ``below``          device:ID:supply:KIND:COLOR:INDEX
     supply_days      a supply's forecast days remaining is below ``below`` device:ID:days:KIND:COLOR:NAME
     silent_client    no report within the expected interval + grace        client:NAME:silent
@@ -70,6 +71,18 @@ def check_rules(config: ServerConfig) -> list[RuleSection]:
     return list(config.rules)
 
 
+def expand_codes(codes: Iterable[str]) -> frozenset[str]:
+    """Codes plus the members of any condition group named (``jam`` -> jam, jammed), the same
+    groups fsm-client's ``[alerts] critical`` uses, so one name covers the alert-table code and
+    the error-state bit a device may report for the same problem."""
+    from fsm_client.alerts import GROUPS
+
+    out: set[str] = set()
+    for code in codes:
+        out |= {code, *GROUPS.get(code, ())}
+    return frozenset(out)
+
+
 def _in_scope(rule: RuleSection, customer: str) -> bool:
     return not rule.customers or customer in rule.customers
 
@@ -106,11 +119,12 @@ def _alerts(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict[int, t
                 found.setdefault(by_reading[r.id], {})[c] = ("condition", c.replace("_", " "))
         for a in AlertValue.select().where(AlertValue.reading.in_(part)):
             found.setdefault(by_reading[a.reading_id], {})[a.code] = (a.severity, a.description or a.code)
+    wanted = expand_codes(rule.codes)
     out = []
     for dev, codes in found.items():
         d = infos[dev]
         for code, (severity, description) in sorted(codes.items()):
-            if rule.codes and code not in rule.codes:
+            if wanted and code not in wanted:
                 continue
             if rule.severities and severity not in rule.severities:
                 continue
@@ -253,4 +267,4 @@ def active(rules: list[RuleSection], *, now: datetime | None = None, settings: R
     return out
 
 
-__all__ = ["ALL_KINDS", "ON_INGEST", "Condition", "active", "check_rules", "latest_readings"]
+__all__ = ["ALL_KINDS", "ON_INGEST", "Condition", "active", "check_rules", "expand_codes", "latest_readings"]

@@ -161,3 +161,12 @@ def test_bad_rules_are_refused_naming_the_rule(db: Database) -> None:
         EventService(db, config({"name": "low", "when": "supply_level"}), now=Clock(T0))
     with pytest.raises(NotifyError, match="nobody would get its mails"):
         EventService(db, config({"name": "x", "when": "alert"}, to=[]), now=Clock(T0))
+
+
+def test_a_group_name_matches_the_error_state_bit_and_the_alert_code(db: Database, feed: Feeder) -> None:
+    events = service(db, config({"name": "jams", "when": "alert", "codes": ["jam"]}), Clock(T0))
+    feed.send(T0, [reading("A1", T0, total=1, conditions=["jammed"]),
+                   reading("B2", T0, ip="10.0.0.12", total=1, alerts=["jam"]),
+                   reading("C3", T0, ip="10.0.0.13", total=1, conditions=["low_toner"])])
+    events.evaluate()
+    assert sorted(m["X-Fsm-Key"].split(":", 2)[2] for _, m in mails()) == ["jam", "jammed"]
