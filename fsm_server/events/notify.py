@@ -38,6 +38,7 @@ log = logging.getLogger("fsm_server.events")
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_RETRY = timedelta(hours=1)
+KEEP_SENT = timedelta(days=90)  # sent notifications older than this are deleted
 
 
 class _Model(peewee.Model):
@@ -233,6 +234,8 @@ class EventService:
         now = self.now()
         conditions = active(self.rules, now=now, settings=self.config.reports, kinds=kinds)
         with translated("cannot record notification state"), self.db.atomic():
+            if kinds == ALL_KINDS:  # the outbox keeps sent mails for a while, for questions
+                Notification.delete().where(Notification.sent_at < now - KEEP_SENT).execute()
             return apply(conditions, self.rules, self.notify, now=now, kinds=kinds)
 
     def due(self) -> list[Notification]:
