@@ -20,6 +20,7 @@ from fsm_protocol.errors import ConfigError
 from fsm_protocol.schema import Report, ReportKind, encode_report, utcnow
 
 from .config import ClientConfig
+from .errors import StoreError
 from .store import Store, StoredReading
 
 #: Where the signing key lives when [keys] signing_key is not set.
@@ -131,6 +132,22 @@ def queue_report(store: Store, sealer: Sealer, config: ClientConfig, *, kind: Re
     return Queued(seq=seq, kind=kind, devices=len(readings), chunks=len(chunks), reading_ids=ids)
 
 
+def rechunk(store: Store, seq: int, chunk_bytes: int) -> int:
+    """Split the unsent envelope ``seq`` again into chunks of at most ``chunk_bytes`` (for a relay
+    that refuses its mails as too large); returns the new number of chunks."""
+    from fsm_protocol.chunking import join, split
+
+    if chunk_bytes < MIN_CHUNK_BYTES:
+        raise ConfigError(f"chunk size {chunk_bytes} is too small", hint=f"use at least {MIN_CHUNK_BYTES}")
+    chunks = store.chunks(seq)
+    if not chunks:
+        raise StoreError(f"the sealed envelope of report {seq} is not kept (sent and past retention?)",
+                         hint="`fsm-client outbox list` shows which reports are retained")
+    new = split(join(chunks), chunk_bytes)
+    store.replace_chunks(seq, new)
+    return len(new)
+
+
 REDACTED = "<redacted>"
 
 
@@ -158,5 +175,6 @@ __all__ = [
     "Sealer",
     "build_report",
     "queue_report",
+    "rechunk",
     "redacted",
 ]

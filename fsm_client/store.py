@@ -526,6 +526,25 @@ class Store:
             self._db.execute("UPDATE outbox_chunks SET sent_at = NULL WHERE seq BETWEEN ? AND ?", (first, hi))
         return have
 
+    def replace_chunks(self, seq: int, chunks: Sequence[bytes]) -> None:
+        """Store envelope ``seq`` split differently (same envelope, same number); only before any
+        of its chunks went out, so the server never sees two splits of one number."""
+        with self.atomic():
+            row = self._db.execute(
+                "SELECT sent_at, (SELECT count(*) FROM outbox_chunks c WHERE c.seq = o.seq AND c.sent_at"
+                " IS NOT NULL) FROM outbox o WHERE seq = ?", (seq,)).fetchone()
+            if row is None:
+                raise StoreError(f"there is no report {seq} in the outbox",
+                                 hint="`fsm-client outbox list` shows the numbers that exist")
+            if row[0] is not None or row[1]:
+                raise StoreError(f"report {seq} was already sent (in part or whole) as it is split now",
+                                 hint="only a report that has not left yet can be split again")
+            self._db.execute("DELETE FROM outbox_chunks WHERE seq = ?", (seq,))
+            self._db.executemany("INSERT INTO outbox_chunks (seq, chunk_index, data) VALUES (?, ?, ?)",
+                                 [(seq, i, bytes(c)) for i, c in enumerate(chunks)])
+            self._db.execute("UPDATE outbox SET chunk_count = ?, next_attempt_at = NULL WHERE seq = ?",
+                             (len(chunks), seq))
+
     def outbox(self, *, limit: int | None = None) -> list[OutboxEntry]:
         sql = """SELECT o.seq, o.kind, o.created_at, o.chunk_count, o.sent_at, o.attempts, o.next_attempt_at,
                         o.last_error,

@@ -9,7 +9,7 @@ from rich.table import Table
 from fsm_protocol.cli import json_option, pass_obj, print_json
 
 from ..context import ClientContext
-from ..report import redacted
+from ..report import rechunk, redacted
 from ..store import Store
 
 
@@ -65,6 +65,22 @@ def show_command(obj: ClientContext, seq: int, redact: bool | None) -> None:
     with Store.in_data_dir(obj.data_dir) as store:
         plaintext = store.plaintext(seq)
     print_json(redacted(plaintext, ips=ips, locations=locations))
+
+
+@outbox_group.command("rechunk")
+@click.argument("seq", type=int)
+@click.option("--chunk-bytes", type=int, default=None,
+              help="Largest chunk (default: [outbox] chunk_bytes).")
+@pass_obj
+def rechunk_command(obj: ClientContext, seq: int, chunk_bytes: int | None) -> None:
+    """Split unsent report SEQ again into smaller mails, e.g. after the relay refused it as too large.
+
+    Lower [outbox] chunk_bytes first, so later reports are split that way from the start.
+    """
+    size = chunk_bytes or obj.config.outbox.chunk_bytes
+    with Store.in_data_dir(obj.data_dir) as store:
+        n = rechunk(store, seq, size)
+    click.echo(f"report {seq} is now {n} mail(s) of at most {size} bytes each")
 
 
 @click.command("resend")

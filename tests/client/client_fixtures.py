@@ -21,10 +21,15 @@ from fsm_protocol.schema import Report
 class Keys:
     """A client key pair and a server key pair in ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, existing: bool = False) -> None:
+        """Generate both pairs in ``directory`` (or, with ``existing``, load the ones there)."""
         directory.mkdir(parents=True, exist_ok=True)
-        self.client_key, self.client_pub = generate_client_keys(directory)
-        self.server_key, self.server_pub = generate_server_keys(directory)
+        if existing:
+            self.client_key, self.client_pub = directory / "client.key", directory / "client.pub"
+            self.server_key, self.server_pub = directory / "server.key", directory / "server.pub"
+        else:
+            self.client_key, self.client_pub = generate_client_keys(directory)
+            self.server_key, self.server_pub = generate_server_keys(directory)
         self.verify_key = load_signing_key(self.client_key).public
         self.encryption_key = load_encryption_key(self.server_key)
 

@@ -223,3 +223,27 @@ def test_status_and_outbox_list_read_at_a_glance(tmp_path: Path) -> None:
     listing = _cli(tmp_path / "again", "outbox", "list")
     assert listing.exit_code == 0
     assert "sent" in listing.output and "pending" in listing.output and "periodic" in listing.output
+
+
+def test_rechunk_splits_an_unsent_report_again_under_its_number(tmp_path: Path) -> None:
+    from client_fixtures import Keys
+
+    from fsm_client.report import rechunk
+
+    result = _cli(tmp_path, "outbox", "rechunk", "2", "--chunk-bytes", "300")
+    assert result.exit_code == 0, result.output
+    assert "report 2 is now" in result.output
+    with Store.in_data_dir(tmp_path / "data") as store:
+        chunks = store.chunks(2)
+        assert len(chunks) >= 2 and all(len(c) <= 300 for c in chunks)
+        assert [e.chunk_count for e in store.outbox()] == [1, len(chunks)]
+        assert [c.seq for c in store.pending_chunks()] == [2] * len(chunks)
+        assert Keys(tmp_path / "keys", existing=True).open(chunks).seq == 2
+        with pytest.raises(StoreError, match="already sent"):
+            rechunk(store, 1, 300)
+
+
+def test_rechunk_refuses_a_chunk_size_that_cannot_carry_a_chunk(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "outbox", "rechunk", "2", "--chunk-bytes", "100")
+    assert result.exit_code == 3 and "too small" in result.output
+
