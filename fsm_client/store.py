@@ -341,7 +341,10 @@ class Store:
                 for r in rows]
 
     def device(self, ip: str) -> KnownDevice | None:
-        return next((d for d in self.devices() if d.ip == ip), None)
+        r = self._db.execute(
+            "SELECT ip, serial, manufacturer, model, first_seen, last_seen, last_reachability, misses"
+            " FROM devices WHERE ip = ?", (ip,)).fetchone()
+        return KnownDevice(r[0], r[1], r[2], r[3], _dt(r[4]), _dt(r[5]), r[6], r[7]) if r else None  # type: ignore[arg-type]
 
     def unreported_readings(self, *, kinds: Sequence[ReadingKind] = ("scan", "poll"),
                             limit: int | None = None) -> list[StoredReading]:
