@@ -18,6 +18,8 @@ from typing import Literal
 
 import msgspec
 
+from fsm_protocol.vocabulary import COUNTERS, is_counter_name
+
 from ..config import ReportsSection
 from ..errors import ReportError
 from .csv import render_csv
@@ -73,6 +75,18 @@ def scope_for(kind: str, *, customer: str | None = None, start: datetime | None 
     return Scope(start=start, end=end, now=now, customer=customer)
 
 
+def check_settings(settings: ReportsSection) -> None:
+    """Refuse [reports] settings that would give wrong figures without a word (a typo in a name)."""
+    for name in settings.meter_names:
+        if not is_counter_name(name):
+            raise ReportError(f"[reports.meter_names] {name!r} is not a canonical counter name",
+                              hint=f"use one of {', '.join(sorted(COUNTERS))} (or x_<vendor extra>)")
+    if settings.forecast_min_points < 2 or settings.forecast_window_days <= 0:
+        raise ReportError(f"[reports] forecast_min_points = {settings.forecast_min_points} and "
+                          f"forecast_window_days = {settings.forecast_window_days} leave nothing to fit",
+                          hint="forecast_min_points must be at least 2 and forecast_window_days positive")
+
+
 def build(kind: str, *, customer: str | None = None, start: datetime | None = None,
           end: datetime | None = None, now: datetime | None = None, settings: ReportsSection | None = None,
           with_history: bool = False) -> AnyReport:
@@ -81,6 +95,7 @@ def build(kind: str, *, customer: str | None = None, start: datetime | None = No
         raise ReportError(f"report kind {kind!r} is not one of {', '.join(KINDS)}",
                           hint="use inventory, meters, supplies, alerts or health")
     cfg = settings or ReportsSection()
+    check_settings(cfg)
     scope = scope_for(kind, customer=customer, start=start, end=end, now=now, settings=cfg)
     if kind == "inventory":
         return inventory(scope)
@@ -123,6 +138,7 @@ __all__ = [
     "Supplies",
     "alerts",
     "build",
+    "check_settings",
     "forecast",
     "health",
     "inventory",

@@ -208,6 +208,8 @@ def test_bad_kind_format_or_period_is_a_report_error() -> None:
     with pytest.raises(ReportError, match=r"'31\.10\.2026'"):
         reports.parse_when("31.10.2026")
     assert reports.parse_when("2026-10-31", end=True) == NOV
+    with pytest.raises(ReportError, match="'totl' is not a canonical counter name"):
+        reports.build("meters", settings=ReportsSection(meter_names={"totl": "TOTAL"}))
 
 
 def test_values_a_device_reports_are_escaped_in_html(pipeline: Pipeline, client_kit: ClientKit,
