@@ -7,7 +7,10 @@ The rules that decide what a dealer sees, in one place:
   "no restriction") is ``unlimited``, -2 is ``unknown``, -3 is ``some_remaining``; a max of
   -1 is ``unlimited`` and -2 ``unknown``; in all those cases ``percent`` is None, never a
   guess such as 50 % or 0 %.
-* A level above max is ``invalid`` (percent None) unless the PMD's rule says ``clamp``.
+* A level above max (both real quantities) is read as it is: ``100 * level / max``, over
+  100 %, with the usual state and a warning naming the supply. Dealers' tools and the
+  Printer-MIB readers we compare with do the same; a max of 0 stays ``invalid``. A PMD rule
+  with ``clamp`` reads such a level as full (100 %) instead.
 * Vendor scales (coded levels, stages) are the PMD's ``supplies.rules``, applied first.
 * For a receptacle (waste toner box) the level is the space left (RFC 3805), so its
   percent is free space: 5 % means nearly full.
@@ -65,8 +68,10 @@ def _rule_for(rules: list[LevelRule], kind: str, max_: int | None, description: 
 def supply_state(
     level: int | None, max_: int | None, *, kind: str = "other", description: str = "",
     unit: str | None = None, rules: list[LevelRule] | tuple[LevelRule, ...] = (), low_percent: float = 10.0,
+    warnings: list[str] | None = None,
 ) -> tuple[float | None, SupplyState]:
-    """(percent, state) of one supply from its raw level and max capacity."""
+    """(percent, state) of one supply from its raw level and max capacity; a level above max
+    adds a line to ``warnings`` (when given) naming the supply."""
     rule = _rule_for(list(rules), kind, max_, description, unit)
     if rule is not None:
         meaning = rule.levels.get(str(level)) if level is not None else None
@@ -93,9 +98,12 @@ def supply_state(
     if max_ <= 0:
         return None, "invalid"
     if level > max_:
-        if rule is None or not rule.clamp:
-            return None, "invalid"
-        level = max_
+        if warnings is not None:
+            what = f"supply {description!r}" if description else f"{kind} supply"
+            warnings.append(f"{what}: level {level} above max {max_}"
+                            + ("; read as full" if rule is not None and rule.clamp else ""))
+        if rule is not None and rule.clamp:
+            level = max_
     pct = round(100.0 * level / max_, 1)
     if level == 0:
         return pct, "empty"
@@ -112,12 +120,13 @@ def supply(
     *, index: int | None, description: str, kind_code: int | None, unit_code: int | None,
     level: int | None, max_: int | None, colorant: str | None,
     rules: list[LevelRule] | tuple[LevelRule, ...] = (), low_percent: float = 10.0,
+    warnings: list[str] | None = None,
 ) -> Supply:
     """One Printer-MIB prtMarkerSuppliesEntry as a schema Supply."""
     kind = vocabulary.SUPPLY_KINDS.get(kind_code, "other") if kind_code is not None else "other"
     unit = vocabulary.SUPPLY_UNITS.get(unit_code) if unit_code is not None else None
     pct, state = supply_state(level, max_, kind=kind, description=description, unit=unit, rules=rules,
-                              low_percent=low_percent)
+                              low_percent=low_percent, warnings=warnings)
     return Supply(
         index=index, description=description, kind=kind, color=color_of(colorant, description),
         level=level, max=max_, unit=unit, percent=pct, state=state,

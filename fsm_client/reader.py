@@ -378,7 +378,7 @@ class _Reader:
             out.append(normalize.supply(
                 index=idx[-1], description=description, kind_code=kind, unit_code=unit, level=level,
                 max_=max_, colorant=colorant, rules=self.pmd.supplies.rules,
-                low_percent=self.pmd.supplies.low_percent,
+                low_percent=self.pmd.supplies.low_percent, warnings=self.a.warnings,
             ))
         return out
 
@@ -395,7 +395,8 @@ class _Reader:
                 continue
             pct, state = normalize.supply_state(level, max_, kind=extra.kind, description=extra.description,
                                                 unit=extra.unit, rules=self.pmd.supplies.rules,
-                                                low_percent=self.pmd.supplies.low_percent)
+                                                low_percent=self.pmd.supplies.low_percent,
+                                                warnings=self.a.warnings)
             if same:
                 n = same[0]
                 out[n] = msgspec.structs.replace(out[n], level=level, max=max_, unit=extra.unit, percent=pct,

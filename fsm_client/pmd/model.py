@@ -91,7 +91,7 @@ class LevelRule(_Strict):
     when_description: str | None = None  # regular expression searched in the description
     levels: dict[str, LevelMeaning] = {}  # raw level (as text) -> meaning
     max: int | None = None  # treat max as this (e.g. 100 when the device sends -2 with percents)
-    clamp: bool = False  # a level above max counts as max (else the state is "invalid")
+    clamp: bool = False  # a level above max counts as max (else it is read as is, with a warning)
 
 
 class SupplyTable(_Strict):

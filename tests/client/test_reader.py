@@ -57,7 +57,7 @@ async def read(pool: PmdPool, text: str, descr: str = "Generic Printer 1") -> De
         (40, -1, None, "unlimited"),
         (40, -2, None, "unknown"),
         (40, 0, None, "invalid"),
-        (150, 100, None, "invalid"),  # a level above max is not silently 150 % or 100 %
+        (150, 100, 150.0, "ok"),  # above max: read as it is, with a warning (below)
         (-7, 100, None, "invalid"),
     ],
 )
@@ -67,6 +67,19 @@ async def test_printer_mib_sentinels_keep_their_meaning(
     dev = await read(pool, supplies_rec([(1, "Black Toner", 3, max_, level)]))
     (s,) = dev.supplies
     assert (s.level, s.max, s.percent, s.state) == (level, max_, percent, state)
+
+
+async def test_level_above_max_is_read_as_is_with_a_warning_naming_the_supply(pool: PmdPool) -> None:
+    dev = await read(pool, supplies_rec([(1, "Black Toner", 3, 100, 120), (2, "Cyan Toner", 3, 100, 105)]))
+    assert [(s.percent, s.state) for s in dev.supplies] == [(120.0, "ok"), (105.0, "ok")]
+    assert "supply 'Black Toner': level 120 above max 100" in dev.warnings
+    assert "supply 'Cyan Toner': level 105 above max 100" in dev.warnings
+
+
+async def test_level_within_max_gives_no_warning(pool: PmdPool) -> None:
+    dev = await read(pool, supplies_rec([(1, "Black Toner", 3, 100, 100)]))
+    assert dev.supplies[0].percent == 100.0
+    assert not [w for w in dev.warnings if "above max" in w]
 
 
 async def test_unit_percent_with_unknown_max_reads_as_percent(pool: PmdPool) -> None:
