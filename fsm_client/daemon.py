@@ -151,7 +151,7 @@ class Daemon:
         """Configured single targets, then devices found by discovery (on the default port)."""
         specs = [t.range for t in self.config.targets if not is_range(t.range)]
         hosts = {parse_target(s, default_port=self.config.snmp.port).host for s in specs}
-        specs += [d.ip for d in self.store.devices() if d.ip not in hosts]
+        specs += [d.ip for d in self.store.devices(discovered=True) if d.ip not in hosts]
         return specs
 
     async def _read(self, specs: Sequence[str]) -> AsyncIterator[Device]:
@@ -202,7 +202,9 @@ class Daemon:
             for device in await scan([target.range], config=self.config, pool=self.pool, credentials=creds,
                                      open_source=self.open_source, exclude=target.exclude):
                 if device.reachability != "unreachable":
-                    self.store.add_reading(device, kind="scan")
+                    with self.store.atomic():
+                        self.store.add_reading(device, kind="scan")
+                        self.store.mark_discovered(device.ip)
                     found += 1
         self.counts.readings += found
         self.store.set_meta_time("last_discovery_at", self.clock())

@@ -120,8 +120,15 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     """)
 
 
+def _m002_discovered_devices(db: sqlite3.Connection) -> None:
+    # Devices found by a range sweep are read at later scans; ones that came from a single
+    # configured target are not (removing the target from the config stops reading it).
+    db.execute("ALTER TABLE devices ADD COLUMN discovered INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("001_initial", _m001_initial),
+    ("002_discovered_devices", _m002_discovered_devices),
 )
 
 
@@ -332,10 +339,16 @@ class Store:
              device.reachability, 0 if reachable else 1, reachable, reachable),
         )
 
-    def devices(self) -> list[KnownDevice]:
+    def mark_discovered(self, ip: str) -> None:
+        """Remember that a range sweep found ``ip``: later scans and polls read it."""
+        with self.atomic():
+            self._db.execute("UPDATE devices SET discovered = 1 WHERE ip = ?", (ip,))
+
+    def devices(self, *, discovered: bool = False) -> list[KnownDevice]:
+        """Every device seen, or only those found by discovery."""
         rows = self._db.execute(
             "SELECT ip, serial, manufacturer, model, first_seen, last_seen, last_reachability, misses"
-            " FROM devices ORDER BY ip"
+            " FROM devices" + (" WHERE discovered = 1" if discovered else "") + " ORDER BY ip"
         )
         return [KnownDevice(r[0], r[1], r[2], r[3], _dt(r[4]), _dt(r[5]), r[6], r[7])  # type: ignore[arg-type]
                 for r in rows]

@@ -197,3 +197,15 @@ async def test_a_report_in_the_spring_forward_gap_is_sealed_once_after_the_clock
     clock.now = datetime(2026, 3, 30, 2, 30, tzinfo=BERLIN)
     await daemon.scheduler_pass()
     assert kinds(daemon.store) == [(1, "periodic"), (2, "periodic")]
+
+
+async def test_a_target_removed_from_the_config_is_no_longer_read(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 2, 2, 12, 0, tzinfo=BERLIN))
+    daemon = daemon_at(clock, keys, printers, tmp_path)
+    await daemon.full_read()
+    assert daemon.targets() == [printers.ips["lobby"]]
+    daemon.store.close()
+    without = {**printers.client_sections(), "targets": []}
+    config = make_config(keys, **without, smtp={"to": ["dealer@fsm.test"]})
+    assert Daemon(config, tmp_path, clock=clock).targets() == []

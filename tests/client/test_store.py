@@ -134,3 +134,22 @@ def test_schedule_state_survives_reopening(store_path: Path) -> None:
     with Store.open(store_path) as store:
         assert store.schedule_state("report") == (T0, T0 + timedelta(seconds=3))
         assert store.schedule_state("discovery") is None
+
+
+def test_a_store_from_an_older_client_is_migrated_step_by_step(store_path: Path) -> None:
+    from fsm_client.store import _m001_initial, _NoScript
+
+    store_path.parent.mkdir(parents=True)
+    db = sqlite3.connect(store_path, isolation_level=None)
+    db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    _m001_initial(_NoScript(db))  # type: ignore[arg-type]
+    db.execute("INSERT INTO migrations VALUES ('001_initial', '2026-01-01')")
+    db.execute("INSERT INTO devices (ip, first_seen, last_seen, last_reachability) VALUES"
+               " ('192.0.2.7', '2026-01-01', '2026-01-01', 'ok')")
+    db.close()
+    with Store.open(store_path) as store:
+        assert store.applied_migrations() == [name for name, _ in MIGRATIONS]
+        assert [d.ip for d in store.devices()] == ["192.0.2.7"]
+        assert store.devices(discovered=True) == []
+        store.mark_discovered("192.0.2.7")
+        assert [d.ip for d in store.devices(discovered=True)] == ["192.0.2.7"]
