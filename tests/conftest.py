@@ -7,7 +7,11 @@ import os
 
 import pytest
 
-pytest_plugins: list[str] = ["fsm_devtools.fixtures.db", "fsm_devtools.fixtures.mail", "fsm_devtools.fixtures.snmp"]
+pytest_plugins: list[str] = [
+    "fsm_devtools.fixtures.db",
+    "fsm_devtools.fixtures.mail",
+    "fsm_devtools.fixtures.snmp",
+]
 
 REQUIRE_PEERS = os.environ.get("FSM_REQUIRE_PEERS") == "1"
 
