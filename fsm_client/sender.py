@@ -125,24 +125,21 @@ class Sender:
         try:
             async with self.open_transport() as transport:
                 while not stop():
-                    batch = self.store.pending_chunks(limit=50)
-                    if not batch:
+                    # one chunk at a time: a chunk can be megabytes, and the order is the store's
+                    pending = self.store.pending_chunks(limit=1)
+                    if not pending:
                         break
-                    for chunk in batch:
-                        if stop():
-                            break
-                        message = build_message(chunk.data, from_addr=self.mail_from,
-                                                to_addr=", ".join(self.rcpt_to), now=self.clock())
-                        answer = await transport.send(message, mail_from=self.mail_from, rcpt_to=self.rcpt_to)
-                        result.sent_chunks += 1
-                        if self.store.mark_chunk_sent(chunk.seq, chunk.chunk_index, at=self.clock(),
-                                                      answer=str(answer)):
-                            result.sent_envelopes += 1
-                            result.seqs.append(chunk.seq)
-        except TransportError as exc:
+                    chunk = pending[0]
+                    message = build_message(chunk.data, from_addr=self.mail_from,
+                                            to_addr=", ".join(self.rcpt_to), now=self.clock())
+                    answer = await transport.send(message, mail_from=self.mail_from, rcpt_to=self.rcpt_to)
+                    result.sent_chunks += 1
+                    if self.store.mark_chunk_sent(chunk.seq, chunk.chunk_index, at=self.clock(),
+                                                  answer=str(answer)):
+                        result.sent_envelopes += 1
+                        result.seqs.append(chunk.seq)
+        except TransportError as exc:  # the transport translated the library's error: retry later
             self._failed(result, exc.message + (f" ({exc.hint})" if exc.hint else ""))
-        except OSError as exc:  # a transport that leaked a socket error: still never drop, retry
-            self._failed(result, f"{type(exc).__name__}: {exc}")
         return result
 
     def _failed(self, result: DrainResult, error: str) -> None:
