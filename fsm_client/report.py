@@ -16,7 +16,10 @@ from typing import Any
 
 import msgspec
 
+from fsm_protocol.chunking import join, split
+from fsm_protocol.envelope import seal
 from fsm_protocol.errors import ConfigError
+from fsm_protocol.keys import ServerPublicKey, SigningKey, load_server_public_key, load_signing_key
 from fsm_protocol.schema import Report, ReportKind, encode_report, utcnow
 
 from .config import ClientConfig
@@ -34,14 +37,12 @@ class Sealer:
     """Seals reports with the client's signing key to the server's public key, then splits
     the envelope into chunks of at most ``chunk_bytes``."""
 
-    signing_key: Any  # fsm_protocol.keys.SigningKey
-    server_key: Any  # fsm_protocol.keys.ServerPublicKey
+    signing_key: SigningKey
+    server_key: ServerPublicKey
     chunk_bytes: int
 
     @classmethod
     def from_config(cls, config: ClientConfig, data_dir: Path) -> Sealer:
-        from fsm_protocol.keys import load_server_public_key, load_signing_key
-
         key_path = config.keys.signing_key or (data_dir / DEFAULT_SIGNING_KEY)
         if config.keys.server_public_key is None:
             raise ConfigError(
@@ -64,9 +65,6 @@ class Sealer:
         )
 
     def seal(self, report: Report, *, now: datetime) -> list[bytes]:
-        from fsm_protocol.chunking import split
-        from fsm_protocol.envelope import seal
-
         envelope = seal(report, signing_key=self.signing_key, server_key=self.server_key, now=now)
         return split(envelope, self.chunk_bytes)
 
@@ -135,8 +133,6 @@ def queue_report(store: Store, sealer: Sealer, config: ClientConfig, *, kind: Re
 def rechunk(store: Store, seq: int, chunk_bytes: int) -> int:
     """Split the unsent envelope ``seq`` again into chunks of at most ``chunk_bytes`` (for a relay
     that refuses its mails as too large); returns the new number of chunks."""
-    from fsm_protocol.chunking import join, split
-
     if chunk_bytes < MIN_CHUNK_BYTES:
         raise ConfigError(f"chunk size {chunk_bytes} is too small", hint=f"use at least {MIN_CHUNK_BYTES}")
     chunks = store.chunks(seq)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from fsm_protocol.errors import ConfigError
+from fsm_protocol.mime import build_message
 from fsm_protocol.schema import utcnow
 
 from .config import ClientConfig
@@ -117,8 +118,6 @@ class Sender:
         """Send every pending chunk, oldest first, until the outbox is empty, a send fails, or
         ``stop()`` says so. A failure is recorded with its retry time; it never raises for one.
         Before that retry time nothing is tried, unless ``force`` (an operator's `send`)."""
-        from fsm_protocol.mime import build_message
-
         result = DrainResult()
         if not self.store.pending_chunks(limit=1) or (self.wait_seconds() > 0 and not force):
             return result
