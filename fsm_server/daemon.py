@@ -45,13 +45,16 @@ class MailboxLike(Protocol):
     async def aclose(self) -> None: ...
 
 
-MailboxFactory = Callable[[MailboxSection], MailboxLike]
+#: Makes the client for one [[mailboxes]] entry; gets the largest mail the pipeline accepts.
+MailboxFactory = Callable[[MailboxSection, int], MailboxLike]
 
 
-def default_mailbox_factory(cfg: MailboxSection) -> MailboxLike:
+def default_mailbox_factory(cfg: MailboxSection, max_mail_bytes: int) -> MailboxLike:
     from .ingest.imap import Mailbox
 
-    return Mailbox.from_config(cfg)  # type: ignore[no-any-return]
+    # a mail over the limit is fetched only up to limit + 1 bytes: quarantined as too_large
+    # without this process ever holding a 50 MB attachment
+    return Mailbox.from_config(cfg, max_message_bytes=max_mail_bytes)
 
 
 @dataclass
@@ -134,6 +137,8 @@ class IngestDaemon:
     async def run(self, *, once: bool = False, install_signals: bool = False) -> DaemonResult:
         start = time.monotonic()
         restore = self._install_signals() if install_signals else None
+        log.info("ingest started: %s%s", ", ".join(mailbox_name(m) for m in self.mailboxes),
+                 " (once)" if once else "")
         tasks = [asyncio.create_task(self._watch(cfg, once=once), name=mailbox_name(cfg))
                  for cfg in self.mailboxes]
         try:
@@ -157,6 +162,9 @@ class IngestDaemon:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # the worker thread's own database connection (peewee keeps one per thread)
+            with contextlib.suppress(Exception):
+                await asyncio.get_running_loop().run_in_executor(self._worker, self.pipeline.db.close)
             self._worker.shutdown(wait=True)
             if restore:
                 restore()
@@ -196,7 +204,7 @@ class IngestDaemon:
         name = mailbox_name(cfg)
         backoff = Backoff(cap=self.backoff_cap)
         while not self.stopping:
-            mailbox = self.factory(cfg)
+            mailbox = self.factory(cfg, self.pipeline.limits.max_mail_bytes)
             try:
                 await mailbox.connect()
                 backoff.reset()

@@ -1,0 +1,157 @@
+"""The IMAP ingest daemon against the real Postfix + Dovecot stack, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ingest_helpers import folder_count, mailbox_config, send_all, start_daemon, write_server_config
+
+from fsm_devtools.corpus import ClientKit, ServerKit, mails_for, make_report, report_mail, seal
+from fsm_devtools.peers.mailstack import MailStack
+from fsm_server.daemon import IngestDaemon
+from fsm_server.db.models import Envelope, Quarantine
+from fsm_server.ingest.pipeline import Pipeline
+
+pytestmark = pytest.mark.mail
+
+
+async def test_mailed_reports_are_loaded_and_moved_to_processed(
+        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
+        server_kit: ServerKit) -> None:
+    stack = empty_dealer_mailbox
+    env = seal(make_report(client_kit.name, 3, devices=30), client_kit, server_kit)
+    mails = [report_mail(client_kit, server_kit, seq) for seq in (1, 2)]
+    mails += mails_for(env, chunk_bytes=len(env) // 3 + 200)  # seq 3 in chunks
+    mails += [b"From: x@y.test\r\nTo: dealer@fsm.test\r\nSubject: lunch?\r\n\r\nnoon\r\n"]
+    mails += [mails[0]]  # a resend of seq 1
+    await send_all(stack, mails)
+    stack.wait_for_messages(len(mails))
+
+    daemon = IngestDaemon(pipeline, [mailbox_config(stack)], batch=4)
+    result = await daemon.run(once=True)
+
+    assert result.tally.outcomes["loaded"] == 3, result.tally.summary()
+    assert result.tally.outcomes["duplicate"] == 1
+    assert result.tally.reasons == {"not_fsm_mail": 1}
+    assert sorted(e.seq for e in Envelope.select()) == [1, 2, 3]
+    assert folder_count(stack, "INBOX") == 0
+    assert folder_count(stack, "FSM/Processed") == len(mails) - 1
+    assert folder_count(stack, "FSM/Quarantine") == 1
+    assert Quarantine.get().source.startswith("imap:dealer/INBOX:")
+    assert "moved" in result.summary()
+
+
+async def test_the_daemon_picks_up_new_mail_and_stops_cleanly(
+        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
+        server_kit: ServerKit) -> None:
+    stack = empty_dealer_mailbox
+    daemon = IngestDaemon(pipeline, [mailbox_config(stack)], poll_seconds=30)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.sleep(0.5)  # idle, waiting
+    await send_all(stack, [report_mail(client_kit, server_kit, seq) for seq in range(1, 6)])
+    deadline = time.monotonic() + 15
+    while Envelope.select().count() < 5 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    daemon.stop()
+    result = await asyncio.wait_for(task, 10)
+    assert result.tally.outcomes["loaded"] == 5
+    assert folder_count(stack, "INBOX") == 0
+
+
+def _wait_started(log: Path, times: int) -> None:
+    """Until the daemon's log says it started ``times`` times (its signal handlers are in place)."""
+    deadline = time.monotonic() + 20
+    while log.read_text().count("ingest started") < times:
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.05)
+
+
+def _ingested(stack: MailStack) -> tuple[int, int]:
+    return folder_count(stack, "INBOX"), folder_count(stack, "FSM/Processed")
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_neither_loses_nor_double_loads(
+        empty_dealer_mailbox: MailStack, db, database_url: str, registry,  # type: ignore[no-untyped-def]
+        client_kit: ClientKit, server_kit: ServerKit, tmp_path: Path) -> None:
+    stack = empty_dealer_mailbox
+    total, trials = 500, int(__import__("os").environ.get("FSM_KILL9_TRIALS", "20"))
+    config = write_server_config(tmp_path / "server.toml", stack, server_kit, poll_seconds=1)
+    mails = [report_mail(client_kit, server_kit, seq, devices=1) for seq in range(1, total + 1)]
+    sender = threading.Thread(target=lambda: asyncio.run(send_all(stack, mails, rate=total / 12)))
+    sender.start()
+    rng = random.Random(20261123)
+    log = tmp_path / "daemon.log"
+    log.write_text("")
+    for trial in range(trials):
+        proc = start_daemon(config, tmp_path / "data", database_url, log=log)
+        try:
+            _wait_started(log, trial + 1)
+            time.sleep(rng.uniform(0.0, 0.6))  # the kill lands anywhere in fetching, loading, moving
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=10)
+    sender.join(60)
+    # a restart drains what is left, then stops on SIGTERM with its summary
+    proc = start_daemon(config, tmp_path / "data", database_url, log=log)
+    try:
+        deadline = time.monotonic() + 60
+        while _ingested(stack) != (0, total) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        _wait_started(log, trials + 1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    summary = json.loads(out)
+    assert _ingested(stack) == (0, total)
+    seqs = [e.seq for e in Envelope.select(Envelope.seq)]
+    assert sorted(seqs) == list(range(1, total + 1))  # every report exactly once
+    assert Quarantine.select().count() == 0
+    assert summary["loaded"] + summary["duplicate"] >= 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_backend", [pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def test_two_daemons_on_one_mailbox_and_one_postgresql_database_load_each_report_once(
+        empty_dealer_mailbox: MailStack, db, database_url: str, registry,  # type: ignore[no-untyped-def]
+        client_kit: ClientKit, server_kit: ServerKit, tmp_path: Path) -> None:
+    stack = empty_dealer_mailbox
+    total = 200
+    config = write_server_config(tmp_path / "server.toml", stack, server_kit, poll_seconds=1)
+    daemons = [start_daemon(config, tmp_path / f"data{i}", database_url, log=tmp_path / f"d{i}.log")
+               for i in range(2)]
+    mails = [report_mail(client_kit, server_kit, s, devices=2) for s in range(1, total + 1)]
+    asyncio.run(send_all(stack, mails))
+    deadline = time.monotonic() + 60
+    while (folder_count(stack, "INBOX"), Envelope.select().count()) != (0, total) \
+            and time.monotonic() < deadline:
+        time.sleep(0.3)
+    try:
+        for i in range(2):
+            _wait_started(tmp_path / f"d{i}.log", 1)
+    except AssertionError:
+        for proc in daemons:
+            proc.kill()
+            proc.communicate()
+        raise
+    outs = []
+    for proc in daemons:
+        proc.send_signal(signal.SIGTERM)
+        outs.append(proc.communicate(timeout=20)[0])
+    summaries = [json.loads(out) for out in outs]
+    assert folder_count(stack, "INBOX") == 0
+    # Both daemons may MOVE the same mail at the same moment; Dovecot then copies it to
+    # FSM/Processed twice (MOVE is copy + expunge per session). The database is what must hold
+    # each report once, and does:
+    assert folder_count(stack, "FSM/Processed") >= total
+    assert sorted(e.seq for e in Envelope.select(Envelope.seq)) == list(range(1, total + 1))
+    assert sum(s["loaded"] for s in summaries) == total
+    print("two daemons:", summaries)
