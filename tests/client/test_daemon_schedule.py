@@ -209,3 +209,22 @@ async def test_a_target_removed_from_the_config_is_no_longer_read(
     without = {**printers.client_sections(), "targets": []}
     config = make_config(keys, **without, smtp={"to": ["dealer@fsm.test"]})
     assert Daemon(config, tmp_path, clock=clock).targets() == []
+
+
+async def test_status_polls_raise_an_alert_for_a_jammed_printer_unless_alerts_are_off(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 2, 2, 12, 0, tzinfo=BERLIN))
+    printers.set_state("lobby", "jammed")
+    try:
+        off = make_config(keys, **printers.client_sections(), alerts={"enabled": False},
+                          schedule={"report": "off", "discovery": "off", "status_poll": "every 90s"},
+                          smtp={"to": ["dealer@fsm.test"]})
+        quiet = Daemon(off, tmp_path / "off", clock=clock)
+        await quiet.scheduler_pass()
+        assert kinds(quiet.store) == [] and quiet.store.alert_states() == []
+        on = daemon_at(clock, keys, printers, tmp_path / "on", status_poll="every 90s")
+        await on.scheduler_pass()
+        assert kinds(on.store) == [(1, "alert")]
+        assert [s.condition for s in on.store.alert_states(active_only=True)] == ["jam"]
+    finally:
+        printers.set_state("lobby", "ok")

@@ -139,7 +139,7 @@ def test_show_of_an_unknown_number_says_where_to_look(fresh_store: Store) -> Non
 
 # --- the CLI over real files -------------------------------------------------------------------
 
-def _cli_world(tmp_path: Path) -> tuple[Path, Path]:
+def _cli_world(tmp_path: Path, *, redact: bool = False) -> tuple[Path, Path]:
     """A data dir with two sealed reports (the first sent) and a config pointing at real keys."""
     import json
 
@@ -149,7 +149,7 @@ def _cli_world(tmp_path: Path) -> tuple[Path, Path]:
     from fsm_protocol.schema import Device
 
     keys = Keys(tmp_path / "keys")
-    config = make_config(keys, outbox={"redact_ips": False})
+    config = make_config(keys, outbox={"redact_ips": redact, "redact_locations": redact})
     data = tmp_path / "data"
     with Store.in_data_dir(data) as store:
         printer = Device(ip="10.7.0.5", observed_at=T0, location="Floor 3, room 301",
@@ -163,12 +163,12 @@ def _cli_world(tmp_path: Path) -> tuple[Path, Path]:
     return path, data
 
 
-def _cli(tmp_path: Path, *args: str) -> Any:
+def _cli(tmp_path: Path, *args: str, redact_by_config: bool = False) -> Any:
     from click.testing import CliRunner
 
     from fsm_client.cli import main
 
-    config, data = _cli_world(tmp_path)
+    config, data = _cli_world(tmp_path, redact=redact_by_config)
     return CliRunner().invoke(main, ["--config", str(config), "--data-dir", str(data), *args])
 
 
@@ -198,6 +198,18 @@ def test_outbox_show_prints_the_sealed_plaintext_and_redacts_on_request(tmp_path
     hidden = _cli(tmp_path / "again", "outbox", "show", "1", "--redact").output
     assert "10.7.0.5" not in hidden and "Floor 3" not in hidden and "it@acme.example" not in hidden
     assert json.loads(hidden)["devices"][0]["ip"] == "<redacted>"
+
+
+def test_outbox_show_redacts_by_config_and_can_be_told_not_to(tmp_path: Path) -> None:
+    import json
+
+    hidden = json.loads(_cli(tmp_path, "outbox", "show", "1", redact_by_config=True).output)
+    device = hidden["devices"][0]
+    assert (device["ip"], device["location"], device["contact"]) == ("<redacted>",) * 3
+    assert device["warnings"] == ["<redacted> answered slowly"]
+    shown = json.loads(_cli(tmp_path / "again", "outbox", "show", "1", "--no-redact",
+                            redact_by_config=True).output)
+    assert shown["devices"][0]["ip"] == "10.7.0.5"
 
 
 def test_outbox_show_of_an_unknown_number_is_an_error_with_a_hint(tmp_path: Path) -> None:
