@@ -121,3 +121,24 @@ def test_a_second_run_on_the_same_data_dir_is_refused_and_send_hands_over_to_the
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
     assert proc.returncode == 0
+
+
+async def test_a_second_sigint_stops_at_once_instead_of_waiting_for_the_step(
+        keys: Keys, tmp_path: Path) -> None:
+    # one silent target (nothing listens there): a poll round takes the whole 4 s timeout
+    config = make_config(keys, snmp={"port": 9, "timeout": 4.0, "retries": 0},
+                         targets=[{"range": "127.0.0.98"}],
+                         schedule={"report": "off", "discovery": "off", "status_poll": "every 1s"},
+                         smtp={"to": ["dealer@fsm.test"]})
+    daemon = Daemon(config, tmp_path, shutdown_timeout=30)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.sleep(1.0)  # the poll is now waiting for the silent device
+    started = time.monotonic()
+    os.kill(os.getpid(), signal.SIGINT)
+    await asyncio.sleep(0.2)
+    assert not task.done()  # the first one lets the step finish
+    os.kill(os.getpid(), signal.SIGINT)
+    await asyncio.wait_for(task, 10)
+    assert time.monotonic() - started < 2.0
+    assert daemon.counts.polls == 0  # the round was cancelled, nothing half-stored
+    assert daemon.store.readings() == []
