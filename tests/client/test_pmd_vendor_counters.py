@@ -107,3 +107,15 @@ async def test_hp_status_prt_eng_counters(pool: PmdPool) -> None:
     dev = await read(pool, "hp-laserjet-status-prt-eng")
     assert (dev.pmd, dev.serial) == ("hp", "CNB1K2L3M4")   # PML string: 2-byte prefix dropped
     assert dev.counters == {"total": 30000, "total_black": 18000, "total_color": 12000, "duplex": 9000}
+
+
+async def test_toshiba_function_by_colour_table(pool: PmdPool) -> None:
+    dev = await read(pool, "toshiba-estudio-counters")
+    assert (dev.pmd, dev.manufacturer, dev.model) == ("toshiba", "Toshiba", "e-STUDIO3515AC")
+    assert dev.counters == {
+        "total": 21000,           # prtMarkerLifeCount
+        "total_black": 14500, "total_color": 6500,     # full + twin colour
+        "print_total": 13000, "print_black": 9000, "print_color": 4000,
+        "copy_total": 7500, "copy_black": 5000, "copy_color": 2500,
+        "fax": 500,
+    }
