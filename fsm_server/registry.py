@@ -17,6 +17,7 @@ envelopes signed with the old key are still accepted for ``rotation_grace`` afte
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,8 +73,20 @@ class Registry:
 
     def __init__(self, db: Database, *, rotation_grace: timedelta = DEFAULT_ROTATION_GRACE) -> None:
         self.db = db
-        self.rotation_grace = rotation_grace
+        self.cache_seconds = 5.0
         self._key_cache: dict[str, VerifyKey] = {}
+        self._cache: dict[str, tuple[float, ClientKeys]] = {}
+        self.rotation_grace = rotation_grace
+
+    @property
+    def rotation_grace(self) -> timedelta:
+        """How long a rotated-out key is still accepted."""
+        return self._rotation_grace
+
+    @rotation_grace.setter
+    def rotation_grace(self, value: timedelta) -> None:
+        self._rotation_grace = value
+        self._cache.clear()
 
     # -- administration ------------------------------------------------------------------------
 
@@ -86,6 +99,7 @@ class Registry:
             )
         vk = load_verify_key(key)
         now = now or datetime.now(UTC)
+        self._cache.clear()
         with translated(f"cannot add client {name!r}"), self.db.atomic():
             if Client.get_or_none(Client.name == name) is not None:
                 raise RegistryError(f"client {name!r} is registered already",
@@ -112,6 +126,7 @@ class Registry:
     def revoke(self, name: str, *, now: datetime | None = None) -> ClientInfo:
         """Refuse every further envelope from this client (they go to quarantine as revoked_client)."""
         now = now or datetime.now(UTC)
+        self._cache.clear()
         with translated(f"cannot revoke client {name!r}"), self.db.atomic():
             c = self._client(name)
             if c.status != "revoked":
@@ -123,6 +138,7 @@ class Registry:
         """Replace a client's key; the old one stays valid for the grace period, then never again."""
         vk = load_verify_key(key)
         now = now or datetime.now(UTC)
+        self._cache.clear()
         with translated(f"cannot rotate the key of client {name!r}"), self.db.atomic():
             c = self._client(name)
             if c.fingerprint == vk.fingerprint:
@@ -144,8 +160,20 @@ class Registry:
     # -- ingest --------------------------------------------------------------------------------
 
     def keys_for(self, name: str, *, now: datetime | None = None) -> ClientKeys:
-        """The keys that may have signed an envelope from ``name``; UnknownClient / RevokedClient."""
+        """The keys that may have signed an envelope from ``name``; UnknownClient / RevokedClient.
+
+        Answers are remembered for ``cache_seconds`` (a revocation by another process takes
+        effect within that time; one made through this registry at once).
+        """
         now = now or datetime.now(UTC)
+        hit = self._cache.get(name)
+        if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
+            return hit[1]
+        keys = self._lookup(name, now)
+        self._cache[name] = (time.monotonic(), keys)
+        return keys
+
+    def _lookup(self, name: str, now: datetime) -> ClientKeys:
         with translated(f"cannot look up client {name!r}"):
             c = Client.get_or_none(Client.name == name)
             if c is None:

@@ -161,35 +161,33 @@ class Loader:
 
     def _load(self, report: Report, meta: EnvelopeMeta) -> Loaded:
         now = datetime.now(UTC)
+        readings = report.devices
+        idents = [device_identity(client=meta.client_name, manufacturer=d.manufacturer, serial=d.serial,
+                                  mac=d.mac, ip=d.ip) for d in readings]
+        newest: dict[str, DeviceReading] = {}
+        first: dict[str, datetime] = {}
+        for d, (ident, _) in zip(readings, idents, strict=True):
+            cur = newest.get(ident)
+            if cur is None or d.observed_at >= cur.observed_at:
+                newest[ident] = d  # the newest reading decides the device's current ip/model/...
+            first[ident] = min(first.get(ident, d.observed_at), d.observed_at)
+        values = sum(len(d.counters) + len(d.supplies) + len(d.alerts) for d in readings)
+        # The envelope row first: UNIQUE(client, seq) refuses a second load here, and the whole
+        # transaction rolls back (on PostgreSQL a concurrent loader waits for ours to finish).
         try:
-            with self.db.peewee.atomic():  # a savepoint, so a duplicate leaves nothing behind
-                envelope_id = Envelope.insert(
-                    client=meta.client_id, seq=report.seq, kind=report.kind, message_id=meta.message_id,
-                    sha256=meta.sha256, chunk_count=meta.chunk_count, source=meta.source,
-                    created_at=report.created_at, received_at=meta.received_at, ingested_at=now,
-                    resend_of=report.resend_of,
-                ).execute()
+            envelope_id = Envelope.insert(
+                client=meta.client_id, seq=report.seq, kind=report.kind, message_id=meta.message_id,
+                sha256=meta.sha256, chunk_count=meta.chunk_count, source=meta.source,
+                created_at=report.created_at, received_at=meta.received_at, ingested_at=now,
+                resend_of=report.resend_of, devices=len(newest), values=values,
+            ).execute()
         except peewee.IntegrityError as exc:
             raise DuplicateKey(f"report {meta.client_name} #{report.seq} is loaded already") from exc
         if meta.chunk_count > 1:
             self.drop_chunks(meta.client_id, report.seq)
         site_id = self._site(report.customer, report.site)
-        readings = report.devices
         if not readings:
             return Loaded(envelope_id=int(envelope_id), devices=0, values=0)
-
-        # Devices: one upsert; the newest reading decides the current ip/model/...
-        idents: list[tuple[str, bool]] = []
-        newest: dict[str, DeviceReading] = {}
-        first: dict[str, datetime] = {}
-        for d in readings:
-            ident = device_identity(client=meta.client_name, manufacturer=d.manufacturer, serial=d.serial,
-                                    mac=d.mac, ip=d.ip)
-            idents.append(ident)
-            cur = newest.get(ident[0])
-            if cur is None or d.observed_at >= cur.observed_at:
-                newest[ident[0]] = d
-            first[ident[0]] = min(first.get(ident[0], d.observed_at), d.observed_at)
         device_ids = self._upsert_devices(newest, first, meta.client_id, site_id)
 
         # Address history.
@@ -215,7 +213,7 @@ class Loader:
               d.uptime_ticks, _json(d.warnings))
              for d, (ident, _) in zip(readings, idents, strict=True)], "id")]
 
-        values, flagged = self._counters(readings, idents, device_ids, reading_ids)
+        _, flagged = self._counters(readings, idents, device_ids, reading_ids)
         supply_rows = [(rid, s.index, s.description, s.kind, s.color, s.level, s.max, s.unit, s.percent,
                         s.state)
                        for d, rid in zip(readings, reading_ids, strict=True) for s in d.supplies]
@@ -227,8 +225,6 @@ class Loader:
         self._executemany("alert_value", ("reading_id", "code", "severity", "group", "group_index",
                                           "location", "description", "index", "training", "time_ticks",
                                           "observed_at"), alert_rows)
-        values += len(supply_rows) + len(alert_rows)
-        Envelope.update(devices=len(newest), values=values).where(Envelope.id == envelope_id).execute()
         return Loaded(envelope_id=int(envelope_id), devices=len(newest), values=values, flagged=flagged)
 
     def _counters(self, readings: list[DeviceReading], idents: list[tuple[str, bool]],
