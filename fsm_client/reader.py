@@ -47,9 +47,11 @@ PRT_MEDIA_PATH_TYPE = "1.3.6.1.2.1.43.13.4.1.9"
 GET_BATCH = 24
 #: Longest identity string kept; a longer one is garbage (or an attack) and is dropped.
 MAX_TEXT = 512
-#: ifType values that are Ethernet or IEEE 802.11 (ethernetCsmacd, iso88023Csmacd,
-#: fastEther, fastEtherFX, gigabitEthernet, ieee80211).
-ETHERNET_IF_TYPES = frozenset({6, 7, 62, 69, 117, 71})
+#: Ethernet-like ifType values (ethernetCsmacd, iso88023Csmacd, fastEther, fastEtherFX,
+#: gigabitEthernet). The device's MAC is the first such interface by ifIndex with a non-zero
+#: address (the wired port a dealer's records name); Wi-Fi (ieee80211, 71) and anything else
+#: only when there is none (builtin any_mac).
+ETHERNET_IF_TYPES = frozenset({6, 7, 62, 69, 117})
 #: Largest number of rows read from an interface or media table.
 MAX_SMALL_TABLE = 256
 

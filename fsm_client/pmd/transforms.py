@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 Value = Any  # int | str | bytes | list[...] | None
 Step = Callable[[Value], Value]
@@ -52,9 +52,39 @@ def _register(name: str, arg: str, doc: str, example: tuple[Any, Value, Value]) 
 
 # -- text -------------------------------------------------------------------------------
 
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 text sent without a byte-order mark: even length and a NUL in every other byte
+    (Latin script), so the NULs tell the byte order."""
+    if len(data) < 4 or len(data) % 2:
+        return None
+    even, odd = data[0::2], data[1::2]
+    codec = ("utf-16-be" if even.count(0) >= len(even) * 0.8 and odd.count(0) <= len(odd) * 0.2
+             else "utf-16-le" if odd.count(0) >= len(odd) * 0.8 and even.count(0) <= len(even) * 0.2
+             else None)
+    if codec is None:
+        return None
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+
+
+def _legacy(data: bytes) -> str:
+    """Bytes that are not UTF-8: Shift-JIS when they read as Shift-JIS and use its lead bytes
+    0x81-0x9F (C1 controls, which Latin-1 text never holds; Japanese models' supply names),
+    else Latin-1 (any byte is a character, so this never fails)."""
+    if any(0x81 <= b <= 0x9F for b in data):
+        try:
+            return data.decode("shift_jis")
+        except UnicodeDecodeError:
+            pass
+    return data.decode("latin-1")
+
+
 def to_text(value: Value) -> str | None:
-    """Bytes to text the way printers write it: UTF-8, else UTF-16 with a BOM, else Latin-1;
-    NULs and surrounding blanks removed."""
+    """Bytes to text the way printers write it: UTF-16 with a BOM, UTF-16 without one (NUL
+    every other byte), UTF-8, else Shift-JIS or Latin-1 (see ``_legacy``). A C string ends
+    at its first NUL (what follows in a fixed-size buffer is junk); blanks are trimmed."""
     if value is None:
         return None
     if isinstance(value, list):
@@ -66,12 +96,30 @@ def to_text(value: Value) -> str | None:
     elif value[:2] in (b"\xff\xfe", b"\xfe\xff"):
         text = value.decode("utf-16", "replace")
     else:
-        try:
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            text = value.decode("latin-1")
-    text = text.replace("\x00", "").strip()
+        text16 = _utf16_without_bom(value)
+        if text16 is not None:
+            text = text16
+        else:
+            data = _c_string(value, b"\x00")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = _legacy(data)
+    text = _c_string(text, "\x00").strip()
     return text or None
+
+
+_StrOrBytes = TypeVar("_StrOrBytes", str, bytes)
+
+
+def _c_string(data: _StrOrBytes, nul: _StrOrBytes) -> _StrOrBytes:
+    """The text before the first NUL when there is text before it (a C string in a fixed
+    buffer: the rest is junk); else every NUL removed (a binary prefix such as HP PML's
+    two-byte symbol set may hold one)."""
+    head = data.lstrip(nul).split(nul, 1)[0]
+    if any(c.isalnum() for c in (head if isinstance(head, str) else head.decode("latin-1"))):
+        return head
+    return data.replace(nul, nul[:0])
 
 
 def to_int(value: Value) -> int | None:
@@ -87,7 +135,8 @@ def to_int(value: Value) -> int | None:
     return int(text) if re.fullmatch(r"-?\d{1,20}", text) else None
 
 
-@_register("text", "none", "decode bytes to text (UTF-8, UTF-16 with BOM, else Latin-1), drop NULs, trim",
+@_register("text", "none", "decode bytes to text (UTF-16 with or without BOM, UTF-8, Shift-JIS, Latin-1), "
+           "end at the first NUL, trim",
            (None, b"  HP LaserJet\x00 ", "HP LaserJet"))
 def _text(_: Any) -> Step:
     return to_text
@@ -132,6 +181,27 @@ def _hex_string(_: Any) -> Step:
         if not digits or len(digits) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", digits):
             return t  # already plain text
         return to_text(bytes.fromhex(digits))
+
+    return step
+
+
+_HEX_PAIRS = re.compile(r"(?:[0-9A-Fa-f]{2}[ :]){2,}[0-9A-Fa-f]{2}|(?:[0-9A-Fa-f]{2}){4,}")
+
+
+@_register("hex_text", "none",
+           "text some agents send as hex pairs ('42 6C 61 63 6B') decoded, when it decodes to readable "
+           "text; anything else unchanged (safe on plain descriptions)",
+           (None, "42 6C 61 63 6B 20 54 6F 6E 65 72", "Black Toner"))
+def _hex_text(_: Any) -> Step:
+    def step(v: Value) -> Value:
+        t = to_text(v)
+        if t is None or not _HEX_PAIRS.fullmatch(t):
+            return t
+        decoded = to_text(bytes.fromhex(re.sub(r"[ :]", "", t)))
+        readable = decoded and all(c.isprintable() for c in decoded)
+        if readable and sum(c.isalpha() for c in decoded) * 2 >= len(decoded):
+            return decoded
+        return t
 
     return step
 
@@ -383,27 +453,36 @@ def _mac(_: Any) -> Step:
     return format_mac
 
 
-#: Serials devices send when they do not know theirs.
+#: Serials devices send when they do not know theirs: words, masks of X, punctuation.
 _PLACEHOLDER_SERIALS = re.compile(
-    r"^(?:|n/?a|none|null|unknown|not ?available|not ?set|default|serial(?: ?number)?|s/?n|sn|"
-    r"to be filled by o\.?e\.?m\.?|x+|0+|1234567890?|123456789|0123456789|\?+|-+|\*+)$",
+    r"^(?:n/?a|none|null|nil|unknown|not ?available|not ?set|default|serial(?: ?number)?|s/?n|sn|"
+    r"to be filled by o\.?e\.?m\.?|x+|[?*.#_ -]+)$",
     re.IGNORECASE,
 )
 
 
 def normalize_serial(value: Value) -> str | None:
-    """Trim a serial and drop the placeholders devices send instead of one."""
+    """Trim a serial and drop the placeholders devices send instead of one.
+
+    Conservative on purpose: a dropped serial is an unidentified device, a kept odd one is
+    only odd. Dropped: empty, words ("unknown", "N/A", "Serial Number" ...), masks of X, pure
+    punctuation, and one repeated character shorter than 6 ("0", "000", "11111"). Kept:
+    anything of 6 or more characters that is not one of those, "0000000000" included (an
+    anonymised or factory-reset serial is still what the device reports and what other
+    readers show), and "123456789"."""
     t = to_text(value)
     if t is None:
         return None
     t = "".join(c for c in t if c.isprintable()).strip().strip(";,").strip()
-    if _PLACEHOLDER_SERIALS.match(t) or len(set(t)) == 1 or len(t) > 64:
+    if not t or _PLACEHOLDER_SERIALS.match(t) or len(t) > 64:
+        return None
+    if len(set(t)) == 1 and len(t) < 6:
         return None
     return t
 
 
 @_register("serial", "none",
-           "trim a serial number and drop placeholders ('0000000', 'XXXXXXXX', 'unknown', 'N/A', ...)",
+           "trim a serial number and drop placeholders ('XXXXXXXX', 'unknown', 'N/A', '0', '000', ...)",
            (None, b"XXXXXXXXXX", None))
 def _serial(_: Any) -> Step:
     return normalize_serial

@@ -45,15 +45,18 @@ def test_bad_arguments_are_refused_with_the_reason(entry: object, message: str) 
     "raw",
     [
         "",
-        "0000000000",
+        "0",
+        "000",
+        "11111",
         "XXXXXXXX",
+        "xxxxxxxxxxxx",
         "unknown",
         "N/A",
         "none",
-        "123456789",
         "Serial Number",
         "??????",
         "-",
+        "* * *",
         b"\x00\x00\x00",
     ],
 )
@@ -64,6 +67,12 @@ def test_placeholder_serials_are_dropped(raw: str | bytes) -> None:
 def test_real_serials_are_kept_trimmed() -> None:
     assert t.normalize_serial(b" VNCRC48198\x00 ") == "VNCRC48198"
     assert t.normalize_serial("W492KB03439;") == "W492KB03439"
+
+
+@pytest.mark.parametrize("raw", ["0000000000", "000000", "123456789", "X1234567", "AAAAAAAAAA"])
+def test_long_serials_that_only_look_odd_are_kept(raw: str) -> None:
+    # an anonymised or factory-reset serial is still what the device and other readers show
+    assert t.normalize_serial(raw) == raw
 
 
 @pytest.mark.parametrize(
@@ -86,6 +95,39 @@ def test_text_decodes_utf8_then_utf16_bom_then_latin1() -> None:
     assert t.to_text("Überlauf".encode()) == "Überlauf"
     assert t.to_text("\ufeffToner".encode("utf-16-le")) == "Toner"
     assert t.to_text(b"Gr\xfcn") == "Grün"
+
+
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("Black Toner".encode("utf-16-be"), "Black Toner"),           # UTF-16 without a BOM
+        ("Cyan Toner".encode("utf-16-le"), "Cyan Toner"),
+        ("Tóner negro".encode("utf-16-le") + b"\x00\x00", "Tóner negro"),
+        ("トナー(ブラック)".encode("shift_jis"), "トナー(ブラック)"),    # Japanese models
+        ("黒トナー".encode(), "黒トナー"),
+        ("Cartouche d'encre noire é".encode("latin-1"), "Cartouche d'encre noire é"),
+        (b"Black Toner\x00\x00\xde\xad\xbe\xef", "Black Toner"),      # C string in a fixed buffer
+        (b"\x00Magenta\x00", "Magenta"),
+        (b"  Yellow  ", "Yellow"),
+    ],
+)
+def test_text_decodes_what_supply_descriptions_come_as(raw: bytes, want: str) -> None:
+    assert t.to_text(raw) == want
+
+
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("42 6C 61 63 6B 20 54 6F 6E 65 72", "Black Toner"),
+        ("426C61636B20546F6E6572", "Black Toner"),
+        ("Black Toner", "Black Toner"),
+        ("CAFE", "CAFE"),                  # too short to be hex text
+        ("DEADBEEF", "DEADBEEF"),          # hex, but not text once decoded
+        ("12 34 56 78", "12 34 56 78"),
+    ],
+)
+def test_hex_text_decodes_only_what_reads_as_text(raw: str, want: str) -> None:
+    assert t.build(["hex_text"])(raw) == want
 
 
 def test_transforms_chain_and_stop_at_the_first_missing_value() -> None:

@@ -144,6 +144,61 @@ async def test_colour_comes_from_the_colorant_table_before_the_description(pool:
     assert dev.capabilities.color is True
 
 
+async def test_colorant_value_beats_a_colour_word_in_the_description(pool: PmdPool) -> None:
+    # a cartridge named after the wrong colour (a relabelled or third-party part): the
+    # colorant table the supply points at is what the device marks with
+    rec = supplies_rec([(1, "Black Toner (compatible)", 3, 100, 60)]) + "\n" + "\n".join(
+        [f"{SUPPLY}.3.1.1|2|2", "1.3.6.1.2.1.43.12.1.1.4.1.1|4|black", "1.3.6.1.2.1.43.12.1.1.4.1.2|4|cyan"])
+    dev = await read(pool, rec)
+    assert dev.supplies[0].color == "cyan"
+
+
+@pytest.mark.parametrize(
+    "tag, value",
+    [
+        ("4x", "Cyan Toner".encode("utf-16-be").hex()),
+        ("4x", "Cyan Toner".encode("utf-16-le").hex()),
+        ("4x", (b"Cyan Toner\x00" + b"\xa5" * 8).hex()),
+        ("4", "43 79 61 6E 20 54 6F 6E 65 72"),
+    ],
+)
+async def test_supply_descriptions_are_decoded_whatever_the_agent_sends(pool: PmdPool, tag: str,
+                                                                        value: str) -> None:
+    rec = "\n".join([f"{SUPPLY}.5.1.1|2|3", f"{SUPPLY}.6.1.1|{tag}|{value}", f"{SUPPLY}.8.1.1|2|100",
+                     f"{SUPPLY}.9.1.1|2|40"])
+    dev = await read(pool, rec)
+    assert (dev.supplies[0].description, dev.supplies[0].color) == ("Cyan Toner", "cyan")
+
+
+async def test_japanese_supply_names_in_shift_jis(pool: PmdPool) -> None:
+    rec = "\n".join([f"{SUPPLY}.5.1.1|2|3", f"{SUPPLY}.6.1.1|4x|{'トナー(ブラック)'.encode('shift_jis').hex()}",
+                     f"{SUPPLY}.8.1.1|2|100", f"{SUPPLY}.9.1.1|2|40"])
+    dev = await read(pool, rec)
+    assert dev.supplies[0].description == "トナー(ブラック)"
+
+
+@pytest.mark.parametrize(
+    "interfaces, mac",
+    [
+        # loopback without an address, then Ethernet
+        ([(1, 24, ""), (2, 6, "00210b0a0b0f")], "00:21:0b:0a:0b:0f"),
+        # Wi-Fi at a lower ifIndex than the wired port: the wired port is the device's MAC
+        ([(1, 71, "a0481c000001"), (2, 6, "a0481c000002")], "a0:48:1c:00:00:02"),
+        # an Ethernet port with a zero address is skipped
+        ([(1, 6, "000000000000"), (3, 117, "a0481c000003")], "a0:48:1c:00:00:03"),
+        # Wi-Fi only: its address, rather than none
+        ([(1, 24, ""), (2, 71, "a0481c000004")], "a0:48:1c:00:00:04"),
+    ],
+)
+async def test_mac_is_the_first_ethernet_interface_with_an_address(
+    pool: PmdPool, interfaces: list[tuple[int, int, str]], mac: str
+) -> None:
+    rec = "\n".join([f"1.3.6.1.2.1.2.2.1.3.{i}|2|{t}" for i, t, _ in interfaces]
+                    + [f"1.3.6.1.2.1.2.2.1.6.{i}|4x|{a}" for i, _, a in interfaces])
+    dev = await read(pool, rec)
+    assert dev.mac == mac
+
+
 async def test_error_state_bits_become_conditions_and_alerts(pool: PmdPool) -> None:
     rec = "\n".join(
         ["1.3.6.1.2.1.25.3.2.1.5.1|2|3", "1.3.6.1.2.1.25.3.5.1.1.1|2|3", "1.3.6.1.2.1.25.3.5.1.2.1|4x|2480"]
