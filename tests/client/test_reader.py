@@ -171,8 +171,9 @@ async def test_supply_descriptions_are_decoded_whatever_the_agent_sends(pool: Pm
 
 
 async def test_japanese_supply_names_in_shift_jis(pool: PmdPool) -> None:
-    rec = "\n".join([f"{SUPPLY}.5.1.1|2|3", f"{SUPPLY}.6.1.1|4x|{'トナー(ブラック)'.encode('shift_jis').hex()}",
-                     f"{SUPPLY}.8.1.1|2|100", f"{SUPPLY}.9.1.1|2|40"])
+    name = "トナー(ブラック)".encode("shift_jis").hex()
+    rec = "\n".join([f"{SUPPLY}.5.1.1|2|3", f"{SUPPLY}.6.1.1|4x|{name}", f"{SUPPLY}.8.1.1|2|100",
+                     f"{SUPPLY}.9.1.1|2|40"])
     dev = await read(pool, rec)
     assert dev.supplies[0].description == "トナー(ブラック)"
 
