@@ -45,7 +45,15 @@ def m003_events(db: peewee.Database) -> None:
     create_tables(db)
 
 
-MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (m001_initial, m002_listing_indexes, m003_events)
+def m004_drop_redundant_indexes(db: peewee.Database) -> None:
+    """peewee indexes every foreign key; these are covered by a composite index that starts with it."""
+    for name in ("counter_value_device_id", "reading_device_id", "device_address_device_id",
+                 "envelope_client_id", "pending_chunk_client_id"):
+        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+
+
+MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
+    m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes)
 
 
 def applied(db: Database) -> list[str]:
@@ -81,4 +89,5 @@ def migrate(db: Database) -> list[str]:
 
 
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
+           "m004_drop_redundant_indexes",
            "migrate"]
