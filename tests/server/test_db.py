@@ -1,0 +1,53 @@
+"""The database layer: migrations, error translation, the device identity rules."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import peewee
+import pytest
+
+from fsm_server.db import migrations
+from fsm_server.db.connect import PEEWEE_ERRORS, Database, DuplicateKey, open_database, redact, translated
+from fsm_server.db.models import device_identity
+from fsm_server.errors import DatabaseError
+
+
+def test_migrations_are_applied_in_order_recorded_and_not_repeated(db: Database) -> None:
+    names = [m.__name__ for m in migrations.MIGRATIONS]
+    assert migrations.applied(db) == names
+    assert migrations.migrate(db) == []  # a second start applies nothing
+
+
+def test_every_peewee_exception_class_is_translated() -> None:
+    classes = {c for _, c in inspect.getmembers(peewee, inspect.isclass)
+               if issubclass(c, peewee.PeeweeException) and c is not peewee.PeeweeException}
+    assert classes <= set(PEEWEE_ERRORS), classes - set(PEEWEE_ERRORS)
+    for cls in classes:
+        expected = DuplicateKey if cls is peewee.IntegrityError else DatabaseError
+        with pytest.raises(expected) as info, translated("doing x"):
+            raise cls("boom")
+        assert "doing x" in info.value.message and info.value.hint
+
+
+def test_an_unreachable_postgresql_names_the_url_without_its_password(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError) as info:
+        open_database("postgresql://fsm:s3cret@127.0.0.1:1/fsm", data_dir=tmp_path)
+    assert "s3cret" not in info.value.message and "127.0.0.1:1" in info.value.message
+    assert redact("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+
+
+def test_an_unknown_database_scheme_is_refused_with_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="mysql") as info:
+        open_database("mysql://x@y/z", data_dir=tmp_path)
+    assert "sqlite:///" in info.value.hint
+
+
+def test_device_identity_is_serial_first_then_mac_then_ip() -> None:
+    assert device_identity(client="c", manufacturer="Ricoh", serial="e123", mac="aa", ip="1.2.3.4")[0] \
+        == "sn:ricoh:E123"
+    assert device_identity(client="c", manufacturer="Ricoh", serial="UNKNOWN", mac="AA-BB-CC-DD-EE-FF",
+                           ip="1.2.3.4") == ("mac:c:aa:bb:cc:dd:ee:ff", False)
+    assert device_identity(client="c", manufacturer=None, serial=None, mac=None, ip="1.2.3.4") \
+        == ("ip:c:1.2.3.4", False)
