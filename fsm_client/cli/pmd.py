@@ -18,7 +18,8 @@ from ..context import ClientContext
 from ..errors import PmdError, SnmpError
 from ..pmd.expectations import compare, load_expected
 from ..pmd.loader import load_files
-from ..reader import device_json, identify, read_device, read_with_pmd
+from ..pmd.walktest import read_walk
+from ..reader import device_json, identify
 from ..scan import default_pool, parse_target
 from ..snmp.source import RecordingSource
 
@@ -134,35 +135,38 @@ def match_command(ctx: ClientContext, target: str, community: str | None, as_jso
 @click.option("--expected", type=click.Path(exists=True, dir_okay=False),
               help="expected.json to diff against (exit 1 when a value differs).")
 @click.option("--pmd", "pmd_id", help="Read with this PMD instead of the one the matcher picks.")
+@click.option("--direct", is_flag=True,
+              help="Read the recording from the file instead of serving it with snmpsim.")
 @json_option
 @pass_obj
-def test_command(ctx: ClientContext, walk: str, expected: str | None, pmd_id: str | None,
+def test_command(ctx: ClientContext, walk: str, expected: str | None, pmd_id: str | None, direct: bool,
                  as_json: bool) -> None:
-    """Read the recording WALK (.snmprec) with the pool and print the reading or the diff."""
+    """Read the recording WALK (.snmprec) with the pool and print the reading or the diff.
+
+    The walk is served by a private snmpsim on a loopback port and read over SNMP, as a
+    scan reads a device (--direct, or no snmpsim installed: read from the file)."""
     pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
-    source = RecordingSource.from_file(walk)
-
-    async def read() -> object:
-        if pmd_id is None:
-            return await read_device(source, pool, ip=walk)
-        return await read_with_pmd(source, pool.get(pmd_id), ip=walk)
-
-    device = asyncio.run(read())
-    reading = device_json(device)  # type: ignore[arg-type]
+    result = read_walk(walk, pool, pmd_id=pmd_id, serve=not direct, timeout=ctx.config.snmp.timeout,
+                       retries=ctx.config.snmp.retries)
+    if result.note:
+        click.echo(f"note: {result.note}", err=True)
+    reading = device_json(result.device)
     if expected is None:
         print_json(reading)
         return
     checks = compare(load_expected(Path(expected)), reading)
     bad = [c for c in checks if not c.ok]
     if as_json:
-        print_json({"pmd": reading["pmd"], "checks": [msgspec.to_builtins(c.__dict__) for c in checks],
+        print_json({"pmd": reading["pmd"], "read_via": result.via,
+                    "checks": [msgspec.to_builtins(c.__dict__) for c in checks],
                     "passed": len(checks) - len(bad), "total": len(checks)})
     else:
         table = Table("field", "ok", "expected", "got")
         for c in checks:
             table.add_row(c.field, "yes" if c.ok else "NO", repr(c.expected), repr(c.got))
         Console().print(table)
-        click.echo(f"{reading['pmd']}: {len(checks) - len(bad)}/{len(checks)} values as expected")
+        click.echo(f"{reading['pmd']} (read via {result.via}): {len(checks) - len(bad)}/{len(checks)} "
+                   "values as expected")
     if bad:
         raise click.exceptions.Exit(1)
 
