@@ -185,23 +185,30 @@ def _hex_string(_: Any) -> Step:
     return step
 
 
-_HEX_PAIRS = re.compile(r"(?:[0-9A-Fa-f]{2}[ :]){2,}[0-9A-Fa-f]{2}|(?:[0-9A-Fa-f]{2}){4,}")
+#: Hex pairs separated by blanks or colons ("42 6C 61 63 6B"): how some firmware sends a
+#: string it thinks is binary. Unseparated hex is left alone: "ABCD1234" is a plausible serial.
+_HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?:[ :]+[0-9A-Fa-f]{2}){2,}")
+
+
+def unhex(text: str) -> str:
+    """``text`` decoded when it is separated hex pairs that decode to printable text with a
+    letter or digit in it; else ``text`` unchanged."""
+    if not _HEX_PAIRS.fullmatch(text.strip()):
+        return text
+    decoded = to_text(bytes.fromhex(re.sub(r"[ :]", "", text)))
+    if decoded and all(c.isprintable() for c in decoded) and any(c.isalnum() for c in decoded):
+        return decoded
+    return text
 
 
 @_register("hex_text", "none",
-           "text some agents send as hex pairs ('42 6C 61 63 6B') decoded, when it decodes to readable "
-           "text; anything else unchanged (safe on plain descriptions)",
+           "text some agents send as separated hex pairs ('42 6C 61 63 6B') decoded, when it decodes to "
+           "readable text; anything else unchanged (safe on plain descriptions)",
            (None, "42 6C 61 63 6B 20 54 6F 6E 65 72", "Black Toner"))
 def _hex_text(_: Any) -> Step:
     def step(v: Value) -> Value:
         t = to_text(v)
-        if t is None or not _HEX_PAIRS.fullmatch(t):
-            return t
-        decoded = to_text(bytes.fromhex(re.sub(r"[ :]", "", t)))
-        readable = decoded and all(c.isprintable() for c in decoded)
-        if readable and sum(c.isalpha() for c in decoded) * 2 >= len(decoded):
-            return decoded
-        return t
+        return None if t is None else unhex(t)
 
     return step
 
@@ -473,6 +480,7 @@ def normalize_serial(value: Value) -> str | None:
     t = to_text(value)
     if t is None:
         return None
+    t = unhex(t)  # some firmware (Brother, some Samsung) sends the serial as hex pairs
     t = "".join(c for c in t if c.isprintable()).strip().strip(";,").strip()
     if not t or _PLACEHOLDER_SERIALS.match(t) or len(t) > 64:
         return None
@@ -532,4 +540,5 @@ __all__ = [
     "parse_entry",
     "to_int",
     "to_text",
+    "unhex",
 ]

@@ -69,6 +69,12 @@ def test_real_serials_are_kept_trimmed() -> None:
     assert t.normalize_serial("W492KB03439;") == "W492KB03439"
 
 
+def test_a_serial_sent_as_hex_pairs_is_decoded() -> None:
+    assert t.normalize_serial("42 39 4A 31 35 34 33 30 36") == "B9J154306"
+    assert t.normalize_serial(b"42 39 4A 31 35 34 33 30 36 00") == "B9J154306"
+    assert t.normalize_serial("ABCD1234") == "ABCD1234"
+
+
 @pytest.mark.parametrize("raw", ["0000000000", "000000", "123456789", "X1234567", "AAAAAAAAAA"])
 def test_long_serials_that_only_look_odd_are_kept(raw: str) -> None:
     # an anonymised or factory-reset serial is still what the device and other readers show
@@ -119,7 +125,8 @@ def test_text_decodes_what_supply_descriptions_come_as(raw: bytes, want: str) ->
     "raw, want",
     [
         ("42 6C 61 63 6B 20 54 6F 6E 65 72", "Black Toner"),
-        ("426C61636B20546F6E6572", "Black Toner"),
+        ("42:6C:61:63:6B", "Black"),
+        ("426C61636B20546F6E6572", "426C61636B20546F6E6572"),   # unseparated: could be a serial
         ("Black Toner", "Black Toner"),
         ("CAFE", "CAFE"),                  # too short to be hex text
         ("DEADBEEF", "DEADBEEF"),          # hex, but not text once decoded

@@ -402,3 +402,20 @@ async def test_a_vendor_supply_without_a_table_row_is_added(pool: PmdPool) -> No
         30.0,
         "ok",
     )
+
+
+@pytest.mark.parametrize(
+    "vendor_value, serial",
+    [("X4PY123456", "X4PY123456"), ("EPSON WF-C5790 Series", "X4PYPRTMIB"), ("EPSON", "X4PYPRTMIB")],
+)
+async def test_epson_serial_oid_answering_a_name_falls_back_to_the_printer_mib(
+    pool: PmdPool, vendor_value: str, serial: str
+) -> None:
+    rec = "\n".join([
+        "1.3.6.1.2.1.1.1.0|4|EPSON Built-in 10Base-T/100Base-TX Print Server",
+        "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.1248.1.2.1.1",
+        "1.3.6.1.2.1.43.5.1.1.17.1|4|X4PYPRTMIB",
+        f"1.3.6.1.4.1.1248.1.2.2.1.1.1.5.1|4|{vendor_value}",
+    ])
+    dev = await read_device(RecordingSource.from_text(rec), pool, ip="192.0.2.7", now=NOW)
+    assert (dev.pmd, dev.serial) == ("epson", serial)
