@@ -129,8 +129,15 @@ class Mailbox:
         """Connect, check TLS, log in and select the folder; raises MailboxError saying what failed."""
         await self.aclose()
         loop = asyncio.get_running_loop()
-        self._lost = asyncio.Event()
+        # One event per connection: a late connection_lost of the previous one must not mark this one.
+        lost = self._lost = asyncio.Event()
         self._lost_reason = ""
+
+        def on_lost(exc: Exception | None) -> None:
+            if lost is self._lost:
+                self._lost_reason = str(exc) if exc else "the server closed the connection"
+            lost.set()
+
         self._high_uid = 0
         async with self._errors("connecting"):
             if self.security == "starttls":
@@ -138,12 +145,12 @@ class Mailbox:
                     self.host,
                     self.port,
                     timeout=self.timeout,
-                    conn_lost_cb=self._on_lost,
+                    conn_lost_cb=on_lost,
                     ssl_context=self._tls,
                 )
             else:
                 imap = aioimaplib.IMAP4(
-                    self.host, self.port, loop=loop, timeout=self.timeout, conn_lost_cb=self._on_lost,
+                    self.host, self.port, loop=loop, timeout=self.timeout, conn_lost_cb=on_lost,
                     ssl_context=self._tls,
                 )  # fmt: skip
             self._imap = imap
@@ -153,7 +160,7 @@ class Mailbox:
         if response.result != "OK":
             raise MailboxError(
                 f"the IMAP server {self.host}:{self.port} refused the login of {self.user!r}: "
-                f"{_text(response.lines)}",
+                f"{_status_text(response.lines)}",
                 hint="check user and password of this [[mailboxes]] entry",
             )
         self.capabilities = frozenset(c.upper() for c in imap.protocol.capabilities)
@@ -161,7 +168,7 @@ class Mailbox:
             response = await imap.select(_quote(self.folder))
         if response.result != "OK":
             raise MailboxError(
-                f"cannot open folder {self.folder!r} of {self.name}: {_text(response.lines)}",
+                f"cannot open folder {self.folder!r} of {self.name}: {_status_text(response.lines)}",
                 hint="check folder in this [[mailboxes]] entry (with the server's separator: FSM/Processed)",
             )
         for line in response.lines:
@@ -208,6 +215,12 @@ class Mailbox:
         """Move mails to another folder (created if missing): UID MOVE, else COPY + \\Deleted + EXPUNGE."""
         imap = self._connected()
         ordered = sorted(set(uids))
+        if not ordered:
+            return
+        async with self._errors("syncing the folder"):
+            # Another session (a second daemon, or a killed one's) may have moved some already:
+            # after NOOP their UIDs are gone from our view and UID MOVE skips them.
+            self._check(await imap.noop(), "NOOP")
         for start in range(0, len(ordered), UIDS_PER_COMMAND):
             uid_set = _uid_set(ordered[start : start + UIDS_PER_COMMAND])
             for attempt in (1, 2):
@@ -216,9 +229,11 @@ class Mailbox:
                         response = await imap.uid("move", uid_set, _quote(folder))
                 else:
                     response = await self._copy_delete_expunge(imap, uid_set, folder)
-                if response.result == "OK":
+                answer = _status_text(response.lines).upper()
+                # EXPUNGEISSUED: some were moved away meanwhile by another session; the rest moved.
+                if response.result == "OK" or "[EXPUNGEISSUED]" in answer:
                     break
-                if attempt == 1 and "TRYCREATE" in _text(response.lines).upper():
+                if attempt == 1 and "TRYCREATE" in answer:
                     await self._create(folder)
                     continue
                 self._check(response, f"moving mail to {folder!r}")
@@ -232,21 +247,27 @@ class Mailbox:
             if imap.has_pending_idle():
                 imap.idle_done()
                 await asyncio.wait_for(imap.protocol.wait("SELECTED|AUTH"), 2)
+        lost = self._lost
         with contextlib.suppress(Exception):
-            if not (self._lost and self._lost.is_set()):
+            if not (lost and lost.is_set()):
                 await asyncio.wait_for(imap.logout(), 5)
         transport = getattr(imap.protocol, "transport", None)
         if transport is not None:
             transport.close()
+            # TLS closes over a few loop turns (close_notify, then the socket): wait for it, so a
+            # caller that ends its event loop right after aclose() leaves no socket behind.
+            if lost is not None:
+                try:
+                    await asyncio.wait_for(lost.wait(), 2)
+                except TimeoutError:
+                    transport.abort()
+                except asyncio.CancelledError:
+                    transport.abort()
+                    raise
         for task in list(getattr(imap, "tasks", ())) + list(getattr(imap.protocol, "tasks", ())):
             task.cancel()
 
     # ----------------------------------------------------------------------------- internals
-    def _on_lost(self, exc: Exception | None) -> None:
-        self._lost_reason = str(exc) if exc else "the server closed the connection"
-        if self._lost is not None:
-            self._lost.set()
-
     def _connected(self) -> aioimaplib.IMAP4:
         if self._imap is None:
             raise MailboxError(f"{self.name} is not connected", hint="call connect() first")
@@ -337,7 +358,7 @@ class Mailbox:
     async def _copy_delete_expunge(self, imap: aioimaplib.IMAP4, uid_set: str, folder: str) -> Any:
         async with self._errors(f"copying mail to {folder!r}"):
             response = await imap.uid("copy", uid_set, _quote(folder))
-            if response.result != "OK":
+            if response.result != "OK" and "[EXPUNGEISSUED]" not in _status_text(response.lines).upper():
                 return response
             stored = await imap.uid("store", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
             self._check(stored, "UID STORE \\Deleted")
@@ -356,14 +377,14 @@ class Mailbox:
             created = await imap.create(_quote(folder))
             if created.result == "OK":
                 await imap.subscribe(_quote(folder))
-        if created.result != "OK" and "ALREADYEXISTS" not in _text(created.lines).upper():
+        if created.result != "OK" and "ALREADYEXISTS" not in _status_text(created.lines).upper():
             self._check(created, f"CREATE {folder!r}")
 
     def _check(self, response: Any, what: str) -> None:
         if response.result != "OK":
             raise MailboxError(
                 f"the IMAP server {self.name} answered {what} with {response.result}: "
-                f"{_text(response.lines)}",
+                f"{_status_text(response.lines)}",
                 hint="read the server's answer above; the daemon retries after reconnecting",
             )
 
@@ -540,8 +561,10 @@ def _quote(folder: str) -> str:
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _text(lines: Sequence[Any]) -> str:
-    return " ".join(bytes(line).decode(errors="replace") for line in lines if not isinstance(line, bytearray))
+def _status_text(lines: Sequence[Any]) -> str:
+    """The tagged answer's text (the last line), without the untagged EXPUNGE/EXISTS lines before it."""
+    texts = [bytes(line) for line in lines if not isinstance(line, bytearray)]
+    return texts[-1].decode(errors="replace") if texts else ""
 
 
 def _as_lines(push: Any) -> list[Any]:

@@ -224,6 +224,21 @@ async def test_move_without_the_move_extension_copies_deletes_and_expunges(
     assert len(stack.messages(folder="FSM/Processed")) == 3
 
 
+async def test_two_sessions_moving_the_same_mail_neither_fail_nor_copy_it_twice(
+    inbox: Mailbox, empty_dealer_mailbox: MailStack
+) -> None:
+    stack = empty_dealer_mailbox
+    await _send(stack, [_mail(i) for i in range(20)])
+    await _delivered(stack, 20)
+    async with _mailbox(stack) as other:  # e.g. a second daemon on the same mailbox
+        uids = [uid async for uid, _ in inbox.fetch_new()]
+        assert [uid async for uid, _ in other.fetch_new()] == uids
+        await inbox.move(uids[:15], "FSM/Processed")
+        await other.move(uids, "FSM/Processed")  # 15 of them are gone already
+    assert stack.messages() == []
+    assert len(stack.messages(folder="FSM/Processed")) == 20
+
+
 async def test_move_creates_a_missing_folder(inbox: Mailbox, empty_dealer_mailbox: MailStack) -> None:
     stack = empty_dealer_mailbox
     folder = f"FSM/Test-{uuid.uuid4().hex[:8]}"
