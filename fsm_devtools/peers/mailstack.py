@@ -360,8 +360,29 @@ class MailStack:
         if proc.returncode != 0:
             raise MailStackError(f"doveadm kick failed: {proc.stderr.strip()}", hint=f"read {self.log_dir}")
 
+    def wait_until_delivered(self, timeout: float = 5.0) -> bool:
+        """Wait until Postfix holds no mail still on its way (incoming/active); False on timeout.
+
+        Deferred mail (delivery failed, retried later) is not waited for.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = [
+                f
+                for sub in ("maildrop", "incoming", "active")
+                for f in (self.queue_dir / sub).rglob("*")
+                if f.is_file()
+            ]
+            if not pending:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
     def empty_mailbox(self, user: str = "dealer") -> None:
-        """Delete every message in INBOX and the FSM folders of one user."""
+        """Delete every message in INBOX and the FSM folders of one user (after Postfix delivered
+        what it had accepted, so mail of an earlier test cannot trickle in later)."""
+        self.wait_until_delivered()
         with self.imap(user) as conn:
             for folder in ("INBOX", *self.folders):
                 _ok(conn.select(_quote(folder)), f"select {folder}")

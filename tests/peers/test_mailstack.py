@@ -204,6 +204,17 @@ async def test_unknown_recipient_and_foreign_domain_are_refused(mail_stack: Mail
     assert "Relay access denied" in foreign.value.recipients[0].message
 
 
+async def test_wait_until_delivered_returns_when_postfix_has_handed_everything_to_dovecot(
+    empty_dealer_mailbox: MailStack,
+) -> None:
+    stack = empty_dealer_mailbox
+    async with aiosmtplib.SMTP(hostname=stack.host, port=stack.smtp_port, start_tls=False) as smtp:
+        for i in range(30):
+            await smtp.send_message(_mail(f"queued {i}"))
+    assert await asyncio.to_thread(stack.wait_until_delivered, 10)
+    assert len(stack.messages()) == 30  # no polling needed once the queue is empty
+
+
 def test_start_is_idempotent(mail_stack: MailStack) -> None:
     before = mail_stack.status()
     began = time.monotonic()
