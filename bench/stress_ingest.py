@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,7 @@ def main() -> int:
         print(f"== {name}: {env}", flush=True)
         status |= subprocess.call(
             [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", path, "-k", selector,
-             "--durations=5"],
+             "--durations=5", f"--basetemp={tempfile.mkdtemp(prefix=f'fsm-stress-{name}-')}"],
             cwd=ROOT, env={**os.environ, **env})
     return status
 
