@@ -15,7 +15,7 @@ import asyncio
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import aiosmtplib
 
@@ -26,6 +26,7 @@ from fsm_protocol.errors import ConfigError
 from .base import BaseTransport
 
 Security = Literal["tls", "starttls", "none"]
+_E = TypeVar("_E", bound=BaseException)
 SECURITY_MODES: tuple[Security, ...] = ("tls", "starttls", "none")
 
 
@@ -158,10 +159,11 @@ def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
         ) from None
 
 
-def _verify_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first exception of `kind` among exc and its causes (aiosmtplib wraps ssl errors)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
+        if isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
@@ -173,7 +175,12 @@ def _refused_hint(code: int, text: str, transport: SmtpTransport) -> str:
         return 'the relay wants TLS first: set [smtp] security = "starttls"'
     if code in (530, 535, 534, 538) or "authentication" in lowered:
         return "check [smtp] username and password"
-    if "access denied" in lowered or "relay access" in lowered or "client host rejected" in lowered:
+    if "relay access denied" in lowered:
+        return (
+            "the relay does not take mail for that domain from this host: check [smtp] to, or set "
+            "[smtp] username and password if the relay lets logged-in users relay"
+        )
+    if "access denied" in lowered or "client host rejected" in lowered:
         if transport.username is None:
             return "the relay wants a login from this host: set [smtp] username and password"
         return "the relay does not let this login send to that address: ask the relay's administrator"
@@ -187,7 +194,7 @@ def _refused_hint(code: int, text: str, transport: SmtpTransport) -> str:
 def translate_error(exc: BaseException, transport: SmtpTransport) -> TransportError:
     """The TransportError (permanent) or TransientTransportError (retry later) for an aiosmtplib failure."""
     relay = transport.relay
-    verify = _verify_failure(exc)
+    verify = _in_chain(exc, ssl.SSLCertVerificationError)
     if verify is not None:
         reason = getattr(verify, "verify_message", None) or str(verify)
         where = f"[smtp] ca_file = {str(transport.ca_file)!r}" if transport.ca_file else "the system's CAs"
@@ -243,14 +250,17 @@ def translate_error(exc: BaseException, transport: SmtpTransport) -> TransportEr
         else:
             hint = "check [smtp] security and port"
         return TransportError(f"the relay {relay} does not support what is configured: {text}", hint=hint)
-    if isinstance(exc, (aiosmtplib.SMTPTimeoutError, asyncio.TimeoutError, TimeoutError)):
+    if isinstance(exc, (aiosmtplib.SMTPTimeoutError, TimeoutError)):
+        hint = "the envelope stays in the outbox and is retried; raise [smtp] timeout if the relay is slow"
+        if transport.security != "tls":
+            hint += ', or set security = "tls" if it expects TLS at once (port 465)'
         return TransientTransportError(
-            f"the relay {relay} did not answer within timeout={transport.timeout} s",
-            hint="the envelope stays in the outbox and is retried; raise [smtp] timeout if the relay is slow",
+            f"the relay {relay} did not answer within timeout={transport.timeout} s", hint=hint
         )
-    if isinstance(exc, ssl.SSLError):
+    tls_error = _in_chain(exc, ssl.SSLError)
+    if tls_error is not None:
         return TransportError(
-            f"TLS with the relay {relay} failed: {exc}",
+            f"TLS with the relay {relay} failed: {tls_error}",
             hint='check [smtp] security ("tls" for port 465, "starttls" for 587/25) and port',
         )
     if isinstance(exc, (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError)):

@@ -235,6 +235,31 @@ async def test_starttls_is_required_not_optional(mail_stack: MailStack, report_m
     assert "STARTTLS" in refused.value.message and 'security = "tls"' in refused.value.hint
 
 
+@pytest.mark.mail
+async def test_implicit_tls_against_a_starttls_port_names_the_security_setting(
+    mail_stack: MailStack, report_mail
+) -> None:  # type: ignore[no-untyped-def]
+    transport = SmtpTransport(
+        mail_stack.host, mail_stack.submission_port, security="tls", ca_file=mail_stack.ca_file
+    )
+    async with transport:
+        with pytest.raises(TransportError) as wrong:
+            await transport.send(report_mail(16), mail_from=SENDER, rcpt_to=[DEALER])
+    assert not isinstance(wrong.value, TransientTransportError)  # retrying cannot fix a setting
+    assert "TLS with the relay" in wrong.value.message and "security" in wrong.value.hint
+
+
+@pytest.mark.mail
+async def test_starttls_against_an_implicit_tls_port_times_out_with_a_hint(
+    mail_stack: MailStack, report_mail
+) -> None:  # type: ignore[no-untyped-def]
+    transport = SmtpTransport(mail_stack.host, mail_stack.smtps_port, ca_file=mail_stack.ca_file, timeout=0.5)
+    async with transport:
+        with pytest.raises(TransientTransportError) as silent:
+            await transport.send(report_mail(17), mail_from=SENDER, rcpt_to=[DEALER])
+    assert 'security = "tls"' in silent.value.hint
+
+
 def test_configuration_mistakes_fail_at_construction(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="'ssl'"):
         SmtpTransport("relay", 25, security="ssl")  # type: ignore[arg-type]
