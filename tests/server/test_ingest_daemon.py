@@ -155,3 +155,37 @@ def test_two_daemons_on_one_mailbox_and_one_postgresql_database_load_each_report
     assert sorted(e.seq for e in Envelope.select(Envelope.seq)) == list(range(1, total + 1))
     assert sum(s["loaded"] for s in summaries) == total
     print("two daemons:", summaries)
+
+
+async def test_hostile_mail_through_the_mail_stack_is_sorted_and_the_daemon_keeps_going(
+        empty_dealer_mailbox: MailStack, pipeline: Pipeline, registry,  # type: ignore[no-untyped-def]
+        client_kit: ClientKit, server_kit: ServerKit, tmp_path: Path) -> None:
+    from collections import Counter
+
+    from fsm_devtools.corpus import bad_mails, make_client, make_server
+
+    stack = empty_dealer_mailbox
+    revoked = make_client(tmp_path / "revoked", "old-site")
+    registry.add(revoked.name, revoked.pub_path)
+    registry.revoke(revoked.name)
+    loaded = [report_mail(client_kit, server_kit, seq, devices=1) for seq in range(1, 6)]
+    stranger = make_client(tmp_path / "s", "stranger")
+    corpus = list(bad_mails(client_kit, server_kit, revoked=revoked, stranger=stranger,
+                            other_server=make_server(tmp_path / "o"), loaded_mails=loaded, count=150,
+                            big=False))
+    await send_all(stack, loaded + [raw for _, raw in corpus])
+    total = len(loaded) + len(corpus)
+    stack.wait_for_messages(total, timeout=30)
+
+    verdicts = []
+    result = await IngestDaemon(pipeline, [mailbox_config(stack)], on_verdict=verdicts.append).run(once=True)
+
+    outcomes = Counter(v.outcome for v in verdicts)
+    expected_duplicates = sum(1 for want, _ in corpus if want == "duplicate")
+    assert outcomes["loaded"] == len(loaded)
+    assert outcomes["duplicate"] == expected_duplicates
+    assert outcomes["quarantined"] == len(corpus) - expected_duplicates
+    assert "internal_error" not in result.tally.reasons
+    assert folder_count(stack, "INBOX") == 0
+    assert folder_count(stack, "FSM/Quarantine") == outcomes["quarantined"]
+    assert folder_count(stack, "FSM/Processed") == len(loaded) + expected_duplicates
