@@ -119,3 +119,9 @@ async def test_toshiba_function_by_colour_table(pool: PmdPool) -> None:
         "copy_total": 7500, "copy_black": 5000, "copy_color": 2500,
         "fax": 500,
     }
+
+
+async def test_epson_black_and_colour_page_counts(pool: PmdPool) -> None:
+    dev = await read(pool, "epson-page-counts")
+    assert (dev.pmd, dev.manufacturer, dev.serial) == ("epson", "Epson", "X4PY012345")
+    assert dev.counters == {"total": 81563, "total_black": 39797, "total_color": 41766}
