@@ -239,6 +239,21 @@ async def test_two_sessions_moving_the_same_mail_neither_fail_nor_copy_it_twice(
     assert len(stack.messages(folder="FSM/Processed")) == 20
 
 
+async def test_mail_moved_away_by_another_session_during_a_fetch_is_skipped(
+    inbox: Mailbox, empty_dealer_mailbox: MailStack
+) -> None:
+    stack = empty_dealer_mailbox
+    await _send(stack, [_mail(i) for i in range(9)])
+    await _delivered(stack, 9)
+    async with _mailbox(stack) as other:
+        fetching = inbox.fetch_new(batch=3)
+        await anext(fetching)  # the first batch of three is in hand
+        await other.move([uid async for uid, _ in other.fetch_new()], "FSM/Processed")
+        rest = [uid async for uid, _ in fetching]
+    assert len(rest) == 2  # the rest of the first batch; the six moved meanwhile are skipped, no error
+    assert len(stack.messages(folder="FSM/Processed")) == 9
+
+
 async def test_move_creates_a_missing_folder(inbox: Mailbox, empty_dealer_mailbox: MailStack) -> None:
     stack = empty_dealer_mailbox
     folder = f"FSM/Test-{uuid.uuid4().hex[:8]}"
