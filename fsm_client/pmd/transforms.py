@@ -71,19 +71,23 @@ def _utf16_without_bom(data: bytes) -> str | None:
 
 def _legacy(data: bytes) -> str:
     """Bytes that are not UTF-8: Shift-JIS when they read as Shift-JIS and use its lead bytes
-    0x81-0x9F (C1 controls, which Latin-1 text never holds; Japanese models' supply names),
-    else Latin-1 (any byte is a character, so this never fails)."""
+    0x81-0x9F (C1 controls in Latin-1; Japanese models' supply names), else Windows-1252
+    (Latin-1 with quotes, "€" and "™" where Latin-1 has controls), else Latin-1, which
+    never fails."""
     if any(0x81 <= b <= 0x9F for b in data):
         try:
             return data.decode("shift_jis")
         except UnicodeDecodeError:
             pass
-    return data.decode("latin-1")
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def to_text(value: Value) -> str | None:
     """Bytes to text the way printers write it: UTF-16 with a BOM, UTF-16 without one (NUL
-    every other byte), UTF-8, else Shift-JIS or Latin-1 (see ``_legacy``). A C string ends
+    every other byte), UTF-8, else Shift-JIS, Windows-1252 or Latin-1 (see ``_legacy``). A C string ends
     at its first NUL (what follows in a fixed-size buffer is junk); blanks are trimmed."""
     if value is None:
         return None

@@ -112,6 +112,7 @@ def test_text_decodes_utf8_then_utf16_bom_then_latin1() -> None:
         ("トナー(ブラック)".encode("shift_jis"), "トナー(ブラック)"),    # Japanese models
         ("黒トナー".encode(), "黒トナー"),
         ("Cartouche d'encre noire é".encode("latin-1"), "Cartouche d'encre noire é"),
+        ("Toner “Black” ™".encode("cp1252"), "Toner “Black” ™"),           # Windows-1252
         (b"Black Toner\x00\x00\xde\xad\xbe\xef", "Black Toner"),      # C string in a fixed buffer
         (b"\x00Magenta\x00", "Magenta"),
         (b"  Yellow  ", "Yellow"),
