@@ -18,10 +18,9 @@ from ..context import ClientContext
 from ..errors import PmdError, SnmpError
 from ..pmd.expectations import compare, load_expected
 from ..pmd.loader import load_files
-from ..pmd.walktest import read_walk
+from ..pmd.walktest import load_recording, read_walk
 from ..reader import device_json, identify
 from ..scan import default_pool, parse_target
-from ..snmp.source import RecordingSource
 
 
 @click.group("pmd")
@@ -90,7 +89,7 @@ def match_command(ctx: ClientContext, target: str, community: str | None, as_jso
 
     async def system() -> dict[str, object]:
         if target.endswith(".snmprec") or Path(target).is_file():
-            return dict(await identify(RecordingSource.from_file(target)))
+            return dict(await identify(load_recording(target)))
         from ..snmp.session import PysnmpSource
 
         t = parse_target(target, default_port=ctx.config.snmp.port)

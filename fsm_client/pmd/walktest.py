@@ -40,6 +40,16 @@ def snmpsim_venv() -> Path | None:
     return venv if (venv / "bin" / "snmpsim-command-responder").exists() else None
 
 
+def load_recording(walk: Path | str) -> RecordingSource:
+    """The recording at ``walk``, or a PmdError naming the file and what is wrong with it."""
+    try:
+        return RecordingSource.from_file(walk)
+    except (OSError, ValueError) as exc:  # ValueError: a line that is not OID|TAG|VALUE
+        raise PmdError(f"cannot read the recording {str(walk)!r}: {exc}",
+                       hint="a .snmprec file has one OID|TAG|VALUE line per value "
+                            "(snmpsim-record-commands writes it)") from exc
+
+
 async def _read(source: SnmpSource, pool: PmdPool, pmd_id: str | None, ip: str) -> Device:
     if pmd_id is None:
         return await read_device(source, pool, ip=ip)
@@ -52,22 +62,23 @@ def read_walk(walk: Path | str, pool: PmdPool, *, pmd_id: str | None = None, ser
     when ``serve`` and snmpsim is installed, else from the file."""
     walk = Path(walk)
     if not serve:
-        return WalkReading(asyncio.run(_read(RecordingSource.from_file(walk), pool, pmd_id, str(walk))),
-                           "recording")
+        return WalkReading(asyncio.run(_read(load_recording(walk), pool, pmd_id, str(walk))), "recording")
     venv = snmpsim_venv()
     if venv is None:
-        device = asyncio.run(_read(RecordingSource.from_file(walk), pool, pmd_id, str(walk)))
+        device = asyncio.run(_read(load_recording(walk), pool, pmd_id, str(walk)))
         return WalkReading(device, "recording", "snmpsim is not installed (set FSM_SNMPSIM_VENV or run "
                                                 "scripts/setup): read the recording directly")
     from fsm_devtools.peers.snmpsim import Snmpsim, SnmpsimError
 
     from ..snmp.session import PysnmpSource
 
-    sim = Snmpsim(recordings=[walk], venv=str(venv))
+    # one small file is indexed in about a second; a recording snmpsim cannot parse fails at once
+    sim = Snmpsim(recordings=[walk], venv=str(venv), ready_timeout=30.0)
     try:
         sim.start()
     except SnmpsimError as exc:
-        raise PmdError(f"snmpsim could not serve {str(walk)!r}: {exc}",
+        last = [line for line in str(exc).splitlines() if line.strip()][-1:] or [str(exc)]
+        raise PmdError(f"snmpsim could not serve {str(walk)!r}: {last[0].strip()[:300]}",
                        hint="check the recording's format (OID|TAG|VALUE lines), or pass --direct") from exc
     try:
         cred = Credential(name="snmpsim", community=Secret(sim.community(walk.stem)))
@@ -82,4 +93,4 @@ def read_walk(walk: Path | str, pool: PmdPool, *, pmd_id: str | None = None, ser
         sim.stop()
 
 
-__all__ = ["ReadVia", "WalkReading", "read_walk", "snmpsim_venv"]
+__all__ = ["ReadVia", "WalkReading", "load_recording", "read_walk", "snmpsim_venv"]

@@ -104,3 +104,24 @@ def test_cli_served_walk_exits_1_on_a_difference(tmp_path: Path) -> None:
     code, out, _ = run("pmd", "test", str(SHARP / "device.snmprec"), "--expected", str(exp),
                        data_dir=tmp_path)
     assert code == 1 and "read via snmpsim" in out and "24/25" in out
+
+
+@pytest.mark.snmp
+@needs_snmpsim
+def test_a_recording_snmpsim_cannot_parse_fails_naming_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.snmprec"
+    bad.write_text("garbage line\n1.3.6.1.2.1.1.1.0|4|Test\n")
+    code, _, err = run("pmd", "test", str(bad), data_dir=tmp_path)
+    assert code == 3
+    assert "error: snmpsim could not serve" in err and "broken record" in err
+    assert "hint: check the recording's format" in err
+
+
+
+def test_a_broken_recording_read_directly_fails_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.snmprec"
+    bad.write_text("garbage line\n1.3.6.1.2.1.1.1.0|4|Test\n")
+    for args in (("pmd", "test", "--direct", str(bad)), ("pmd", "match", str(bad))):
+        code, _, err = run(*args, data_dir=tmp_path)
+        assert code == 3 and f"cannot read the recording {str(bad)!r}" in err
+        assert "hint: a .snmprec file" in err
