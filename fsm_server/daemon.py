@@ -256,6 +256,8 @@ class IngestDaemon:
                 verdict = await loop.run_in_executor(
                     self._worker, lambda r=raw, s=source: self.pipeline.process(r, source=s))
                 self.result.tally.add(verdict)
+                log.debug("%s: %s %s #%s %s", source, verdict.outcome, verdict.client or "-", verdict.seq,
+                          verdict.reason)
                 if self.on_verdict is not None:
                     self.on_verdict(verdict)
                 (to_quarantine if verdict.outcome == "quarantined" else to_processed).append(uid)

@@ -24,7 +24,7 @@ def ingest_command(ctx: ServerContext, once: bool, verbose: bool, as_json: bool)
     """Load reports from the [[mailboxes]] (IDLE, or --once), moving each mail when it is committed."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("fsm_server.daemon").setLevel(logging.INFO)
+    logging.getLogger("fsm_server.daemon").setLevel(logging.DEBUG if verbose else logging.INFO)
     cfg = ctx.config.ingest
     with wiring.open_db(ctx) as db:
         daemon = IngestDaemon(wiring.pipeline(ctx, db), ctx.config.mailboxes, batch=cfg.batch,

@@ -85,13 +85,15 @@ def test_kill_9_at_random_moments_neither_loses_nor_double_loads(
     total, trials = 500, int(__import__("os").environ.get("FSM_KILL9_TRIALS", "20"))
     config = write_server_config(tmp_path / "server.toml", stack, server_kit, poll_seconds=1)
     mails = [report_mail(client_kit, server_kit, seq, devices=1) for seq in range(1, total + 1)]
-    sender = threading.Thread(target=lambda: asyncio.run(send_all(stack, mails, rate=total / 12)))
+    # mail keeps arriving through all the trials (each lasts ~0.6 s after start-up)
+    rate = total / (trials * 0.6)
+    sender = threading.Thread(target=lambda: asyncio.run(send_all(stack, mails, rate=rate)))
     sender.start()
     rng = random.Random(20261123)
     log = tmp_path / "daemon.log"
     log.write_text("")
     for trial in range(trials):
-        proc = start_daemon(config, tmp_path / "data", database_url, log=log)
+        proc = start_daemon(config, tmp_path / "data", database_url, "--verbose", log=log)
         try:
             _wait_started(log, trial + 1)
             time.sleep(rng.uniform(0.0, 0.6))  # the kill lands anywhere in fetching, loading, moving
@@ -111,11 +113,14 @@ def test_kill_9_at_random_moments_neither_loses_nor_double_loads(
         out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, log.read_text()[-2000:]
     summary = json.loads(out)
+    # a kill between commit and move shows as a "duplicate" when the next daemon re-reads that mail
+    windows = log.read_text().count(": duplicate ")
+    print(f"\n{trials} kills; {windows} mails were committed but not yet moved when a kill came; "
+          f"the final restart loaded {summary['loaded']}")
     assert _ingested(stack) == (0, total)
     seqs = [e.seq for e in Envelope.select(Envelope.seq)]
     assert sorted(seqs) == list(range(1, total + 1))  # every report exactly once
     assert Quarantine.select().count() == 0
-    assert summary["loaded"] + summary["duplicate"] >= 0
 
 
 @pytest.mark.slow
