@@ -194,3 +194,27 @@ async def test_hostile_mail_through_the_mail_stack_is_sorted_and_the_daemon_keep
     assert folder_count(stack, "INBOX") == 0
     assert folder_count(stack, "FSM/Quarantine") == outcomes["quarantined"]
     assert folder_count(stack, "FSM/Processed") == len(loaded) + expected_duplicates
+
+
+async def test_a_50_mb_mail_in_the_mailbox_is_quarantined_without_fetching_it_whole(
+        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
+        server_kit: ServerKit) -> None:
+    from fsm_devtools.corpus import _plain_mail
+
+    stack = empty_dealer_mailbox
+    huge = _plain_mail("big", attachments=[("big.fsm", b"\x89FSM" + bytes(50 * 1024 * 1024))])
+    with stack.imap("dealer") as conn:  # Postfix refuses mails this big; a mailbox can still hold one
+        typ, data = conn.append("INBOX", None, None, huge)
+        assert typ == "OK", data
+    await send_all(stack, [report_mail(client_kit, server_kit, 1)])
+    stack.wait_for_messages(2)
+
+    verdicts = []
+    await IngestDaemon(pipeline, [mailbox_config(stack)], on_verdict=verdicts.append).run(once=True)
+
+    assert sorted((v.outcome, v.reason) for v in verdicts) == [("loaded", ""), ("quarantined", "too_large")]
+    q = Quarantine.get()
+    # fetched only up to the limit + 1 byte, and of that only the head is kept
+    assert q.raw_size == pipeline.limits.max_mail_bytes + 1
+    assert len(q.raw) == pipeline.limits.quarantine_keep_bytes
+    assert folder_count(stack, "FSM/Quarantine") == 1
