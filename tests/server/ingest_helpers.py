@@ -16,29 +16,30 @@ from fsm_devtools.peers.mailstack import MailStack
 from fsm_server.config import MailboxSection
 
 
-def mailbox_config(stack: MailStack) -> MailboxSection:
-    """dealer@fsm.test over IMAPS, the certificate verified against the stack's CA."""
-    user = stack.users["dealer"]
+def mailbox_config(stack: MailStack, user_name: str = "dealer") -> MailboxSection:
+    """A user's INBOX over IMAPS, the certificate verified against the stack's CA."""
+    user = stack.users[user_name]
     from fsm_protocol.configfile import Secret
 
-    return MailboxSection(name="dealer", host=stack.host, port=stack.imaps_port, security="tls",
+    return MailboxSection(name=user_name, host=stack.host, port=stack.imaps_port, security="tls",
                           user=user.address, password=Secret(user.password), ca_file=stack.ca_file)
 
 
-async def send_all(stack: MailStack, mails: Iterable[bytes], *, rate: float | None = None) -> int:
+async def send_all(stack: MailStack, mails: Iterable[bytes], *, rate: float | None = None,
+                   to: str = TO_ADDR) -> int:
     """Submit mails to Postfix over one SMTP connection (at most ``rate`` per second)."""
     n = 0
     async with aiosmtplib.SMTP(hostname=stack.host, port=stack.smtp_port, start_tls=False) as smtp:
         for mail in mails:
-            await smtp.sendmail(FROM_ADDR, [TO_ADDR], mail)
+            await smtp.sendmail(FROM_ADDR, [to], mail)
             n += 1
             if rate:
                 await asyncio.sleep(1 / rate)
     return n
 
 
-def folder_count(stack: MailStack, folder: str) -> int:
-    with stack.imap("dealer") as conn:
+def folder_count(stack: MailStack, folder: str, user: str = "dealer") -> int:
+    with stack.imap(user) as conn:
         typ, data = conn.status(f'"{folder}"', "(MESSAGES)")
         assert typ == "OK", data
         return int(data[0].split(b"MESSAGES")[1].strip(b" ()"))

@@ -218,3 +218,32 @@ async def test_a_50_mb_mail_in_the_mailbox_is_quarantined_without_fetching_it_wh
     assert q.raw_size == pipeline.limits.max_mail_bytes + 1
     assert len(q.raw) == pipeline.limits.quarantine_keep_bytes
     assert folder_count(stack, "FSM/Quarantine") == 1
+
+
+async def test_one_daemon_watches_two_mailboxes_and_reconnects_after_the_server_drops_it(
+        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
+        server_kit: ServerKit) -> None:
+    stack = empty_dealer_mailbox
+    stack.empty_mailbox("alerts")
+    daemon = IngestDaemon(pipeline, [mailbox_config(stack), mailbox_config(stack, "alerts")], poll_seconds=2,
+                          backoff_cap=1.0)
+    task = asyncio.create_task(daemon.run())
+
+    async def until(count: int) -> None:
+        deadline = time.monotonic() + 20
+        while Envelope.select().count() < count:
+            assert time.monotonic() < deadline, daemon.result.summary()
+            await asyncio.sleep(0.1)
+
+    await send_all(stack, [report_mail(client_kit, server_kit, s) for s in (1, 2)])
+    await send_all(stack, [report_mail(client_kit, server_kit, s) for s in (3, 4)], to="alerts@fsm.test")
+    await until(4)
+    await asyncio.to_thread(stack.kick, "dealer")  # Dovecot drops every connection of dealer
+    await send_all(stack, [report_mail(client_kit, server_kit, s) for s in (5, 6)])
+    await until(6)
+    daemon.stop()
+    result = await asyncio.wait_for(task, 15)
+    assert result.tally.outcomes["loaded"] == 6
+    assert result.reconnects >= 1
+    assert folder_count(stack, "INBOX") == 0 and folder_count(stack, "INBOX", "alerts") == 0
+    assert folder_count(stack, "FSM/Processed", "alerts") == 2
