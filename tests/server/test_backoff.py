@@ -1,0 +1,18 @@
+"""Reconnect delays: exponential, capped, jittered."""
+
+from __future__ import annotations
+
+import random
+
+from fsm_server.daemon import Backoff
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter_and_resets() -> None:
+    b = Backoff(base=1.0, cap=8.0, rng=random.Random(1))
+    delays = [b.next() for _ in range(8)]
+    for n, d in enumerate(delays):
+        ceiling = min(8.0, 2.0**n)
+        assert ceiling / 2 <= d <= ceiling
+    assert len({round(d, 6) for d in delays[4:]}) > 1  # jitter: capped delays still differ
+    b.reset()
+    assert b.next() <= 1.0
