@@ -12,6 +12,7 @@ from fsm_protocol.cli import json_option, pass_obj, print_json
 from .. import wiring
 from ..context import ServerContext
 from ..daemon import IngestDaemon
+from ..events import EventService, run_beside
 from .importcmd import render_tally
 
 
@@ -29,7 +30,12 @@ def ingest_command(ctx: ServerContext, once: bool, verbose: bool, as_json: bool)
     with wiring.open_db(ctx) as db:
         daemon = IngestDaemon(wiring.pipeline(ctx, db), ctx.config.mailboxes, batch=cfg.batch,
                               poll_seconds=cfg.poll_seconds, shutdown_timeout=cfg.shutdown_timeout)
-        result = asyncio.run(daemon.run(once=once, install_signals=True))
+        if ctx.config.rules and ctx.config.notify.enabled:
+            # notification rules are evaluated as reports are committed, and on a timer
+            events = EventService(db, ctx.config)
+            result = asyncio.run(run_beside(daemon, events, once=once, install_signals=True))
+        else:
+            result = asyncio.run(daemon.run(once=once, install_signals=True))
     if as_json:
         print_json({**result.tally.to_dict(), "moved": result.moved, "reconnects": result.reconnects})
     elif once:
