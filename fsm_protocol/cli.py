@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -36,6 +37,13 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)  # type: ignore[return-value]
 
 
+#: `--dir D` of `keys init|show` on both programs; the command gets ``directory: Path | None``.
+key_dir_option = click.option(
+    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+    help="Key directory [default: <data-dir>/keys].",
+)
+
+
 def print_json(data: Any) -> None:
     """Print any msgspec-encodable value as indented JSON on stdout."""
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(data), indent=2).decode() + "\n")
@@ -51,4 +59,4 @@ def pass_obj(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["FsmGroup", "json_option", "pass_obj", "print_json"]
+__all__ = ["FsmGroup", "json_option", "key_dir_option", "pass_obj", "print_json"]

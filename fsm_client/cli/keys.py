@@ -6,15 +6,10 @@ from pathlib import Path
 
 import click
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, key_dir_option, pass_obj, print_json
 from fsm_protocol.keys import CLIENT_KEY_FILE, generate_client_keys, load_server_public_key, load_signing_key
 
 from ..context import ClientContext
-
-_dir_option = click.option(
-    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-    help="Key directory [default: <data-dir>/keys].",
-)
 
 
 def _key_path(ctx: ClientContext, directory: Path | None) -> Path:
@@ -29,7 +24,7 @@ def keys_group() -> None:
 
 
 @keys_group.command("init")
-@_dir_option
+@key_dir_option
 @click.option("--force", is_flag=True, help="Replace existing keys (the dealer must register the new one).")
 @pass_obj
 def init_command(ctx: ClientContext, directory: Path | None, force: bool) -> None:
@@ -43,7 +38,7 @@ def init_command(ctx: ClientContext, directory: Path | None, force: bool) -> Non
 
 
 @keys_group.command("show")
-@_dir_option
+@key_dir_option
 @json_option
 @pass_obj
 def show_command(ctx: ClientContext, directory: Path | None, as_json: bool) -> None:

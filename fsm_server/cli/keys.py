@@ -6,15 +6,10 @@ from pathlib import Path
 
 import click
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, key_dir_option, pass_obj, print_json
 from fsm_protocol.keys import SERVER_KEY_FILE, generate_server_keys, load_encryption_key
 
 from ..context import ServerContext
-
-_dir_option = click.option(
-    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-    help="Key directory [default: <data-dir>/keys].",
-)
 
 
 def _key_path(ctx: ServerContext, directory: Path | None) -> Path:
@@ -29,7 +24,7 @@ def keys_group() -> None:
 
 
 @keys_group.command("init")
-@_dir_option
+@key_dir_option
 @click.option("--force", is_flag=True,
               help="Replace existing keys (every client must then get the new server.pub).")
 @pass_obj
@@ -45,7 +40,7 @@ def init_command(ctx: ServerContext, directory: Path | None, force: bool) -> Non
 
 
 @keys_group.command("show")
-@_dir_option
+@key_dir_option
 @json_option
 @pass_obj
 def show_command(ctx: ServerContext, directory: Path | None, as_json: bool) -> None:
