@@ -8,17 +8,15 @@ SNMPv3 users (authPriv with SHA-2/AES), reading no system configuration (``-C``)
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .snmpsim import free_udp_port, snmp_get
+from .snmpsim import free_udp_port, log_tail, snmp_get, terminate
 
 SYS_LOCATION_OID = "1.3.6.1.2.1.1.6.0"
 
@@ -111,21 +109,11 @@ class Snmpd:
                                  f"ready_timeout={self.ready_timeout}s; log: {self._log_tail()}")
 
     def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-2000:]
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(timeout=10)
+        terminate(proc)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

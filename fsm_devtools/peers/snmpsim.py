@@ -70,6 +70,27 @@ def snmp_get(host: str, port: int, community: str, oid: str, *, timeout: float =
                 return None
 
 
+def log_tail(path: Path) -> str:
+    """The end of a peer's log, for error messages."""
+    try:
+        return path.read_text(errors="replace")[-2000:]
+    except OSError:
+        return "(no log)"
+
+
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM a peer we started, SIGKILL it after 10 s, and reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(timeout=10)
+
+
 class Snmpsim:
     """A private ``snmpsim-command-responder``; ``start()`` returns once it answers a GET."""
 
@@ -179,20 +200,11 @@ class Snmpsim:
                     pending.discard(host)
 
     def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-2000:]
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        terminate(proc)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -205,4 +217,13 @@ class Snmpsim:
         self.stop()
 
 
-__all__ = ["DEFAULT_VENV", "Snmpsim", "SnmpsimError", "free_udp_port", "loopback_range", "snmp_get"]
+__all__ = [
+    "DEFAULT_VENV",
+    "Snmpsim",
+    "SnmpsimError",
+    "free_udp_port",
+    "log_tail",
+    "loopback_range",
+    "snmp_get",
+    "terminate",
+]
