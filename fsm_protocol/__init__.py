@@ -15,9 +15,12 @@ from .envelope import (
     DEFAULT_MAX_ENVELOPE_BYTES,
     DEFAULT_MAX_REPORT_BYTES,
     HKDF_LABEL,
+    Opened,
     open_envelope,
+    open_payload,
     peek,
     seal,
+    validate,
 )
 from .errors import (
     BadSignature,
@@ -122,6 +125,7 @@ __all__ = [
     "MalformedEnvelope",
     "MimeError",
     "NotFsmMail",
+    "Opened",
     "ProtocolError",
     "Reachability",
     "Report",
@@ -150,9 +154,11 @@ __all__ = [
     "load_signing_key",
     "load_verify_key",
     "open_envelope",
+    "open_payload",
     "parse_message",
     "peek",
     "seal",
     "split",
     "utcnow",
+    "validate",
 ]

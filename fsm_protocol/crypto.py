@@ -49,7 +49,7 @@ def ed25519_from_raw(raw: bytes) -> Ed25519PrivateKey:
 
 def ed25519_public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return public.public_bytes_raw()
 
 
 def ed25519_public_from_raw(raw: bytes) -> Ed25519PublicKey:
@@ -85,7 +85,7 @@ def x25519_from_raw(raw: bytes) -> X25519PrivateKey:
 
 def x25519_public_raw(key: X25519PrivateKey | X25519PublicKey) -> bytes:
     public = key.public_key() if isinstance(key, X25519PrivateKey) else key
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return public.public_bytes_raw()
 
 
 def x25519_public_from_raw(raw: bytes) -> X25519PublicKey:
@@ -95,10 +95,12 @@ def x25519_public_from_raw(raw: bytes) -> X25519PublicKey:
         raise KeyFileError(f"not an X25519 public key ({len(raw)} bytes): {exc}") from exc
 
 
-def x25519_agree(private: X25519PrivateKey, public_raw: bytes) -> bytes:
+def x25519_agree(private: X25519PrivateKey, public: X25519PublicKey | bytes) -> bytes:
     """The shared secret; DecryptionFailed for a low-order point (an all-zero secret)."""
     try:
-        return private.exchange(X25519PublicKey.from_public_bytes(public_raw))
+        if isinstance(public, bytes):
+            public = X25519PublicKey.from_public_bytes(public)
+        return private.exchange(public)
     except ValueError as exc:
         raise DecryptionFailed(f"X25519 agreement failed: {exc}") from exc
 

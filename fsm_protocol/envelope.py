@@ -28,6 +28,7 @@ import os
 import zlib
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 from . import crypto
 from .errors import BadSignature, ChunkError, MalformedEnvelope, SchemaError, TooLarge, UnknownKey
@@ -88,7 +89,7 @@ def seal(
         kind=report.kind,
         signing_key=signing_key,
         server_key=server_key,
-        rng=rng or os.urandom,
+        rng=rng,
     )
 
 
@@ -101,11 +102,14 @@ def _seal_payload(
     kind: str,
     signing_key: SigningKey,
     server_key: ServerPublicKey,
-    rng: Callable[[int], bytes],
+    rng: Callable[[int], bytes] | None,
 ) -> bytes:
     """Seal bytes that are already compressed, declaring ``report_len`` (tests forge bombs with it)."""
-    ephemeral = crypto.x25519_from_raw(rng(crypto.KEY_BYTES))
-    nonce = rng(crypto.NONCE_BYTES)
+    if rng is None:
+        ephemeral, nonce = crypto.x25519_generate(), os.urandom(crypto.NONCE_BYTES)
+    else:
+        ephemeral = crypto.x25519_from_raw(rng(crypto.KEY_BYTES))
+        nonce = rng(crypto.NONCE_BYTES)
     header = Header(
         client_id=client_id,
         seq=seq,
@@ -118,7 +122,7 @@ def _seal_payload(
         report_len=report_len,
     )
     head = pack(header)
-    key = _derive_key(crypto.x25519_agree(ephemeral, server_key.raw), header, server_key.raw)
+    key = _derive_key(server_key.agree(ephemeral), header, server_key.raw)
     out = bytearray(head)
     out += crypto.aes_gcm_encrypt(key, nonce, compressed, head)
     # One signature over header and ciphertext, computed on the buffer that is sent.
@@ -145,6 +149,13 @@ def peek(data: bytes, *, max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES) -> Header:
     return header
 
 
+class Opened(NamedTuple):
+    """An opened envelope: its header and the report bytes, authentic but not yet validated."""
+
+    header: Header
+    payload: bytes
+
+
 def open_envelope(
     data: bytes,
     *,
@@ -153,31 +164,26 @@ def open_envelope(
     max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
     max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES,
 ) -> Report:
-    """Verify, decrypt, inflate and validate an envelope; the signature is checked before decrypting.
-
-    Raises one class per reason: TooLarge, MalformedEnvelope, UnsupportedVersion, ChunkError,
-    UnknownKey, BadSignature, DecryptionFailed, SchemaError.
-    """
-    header, plain = _open_payload(data, verify_key, encryption_key, max_envelope_bytes, max_report_bytes)
-    report = decode_report(plain, max_bytes=max_report_bytes)
-    said = (report.client_id, report.seq, report.kind)
-    if said != (header.client_id, header.seq, header.kind):
-        raise SchemaError(
-            f"header says client {header.client_id!r} seq {header.seq} {header.kind}, "
-            f"the sealed report says client {said[0]!r} seq {said[1]} {said[2]}",
-            hint="the sending client is broken; it must seal the report it names in the header",
-        )
-    return report
+    """Open an envelope and validate the report in it: `open_payload`, then `validate`."""
+    opened = open_payload(data, verify_key=verify_key, encryption_key=encryption_key,
+                          max_envelope_bytes=max_envelope_bytes, max_report_bytes=max_report_bytes)
+    return validate(opened, max_report_bytes=max_report_bytes)
 
 
-def _open_payload(
+def open_payload(
     data: bytes,
+    *,
     verify_key: VerifyKey,
     encryption_key: EncryptionKey,
-    max_envelope_bytes: int,
-    max_report_bytes: int,
-) -> tuple[Header, bytearray]:
-    """Every step of opening up to the report's JSON bytes."""
+    max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+    max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES,
+) -> Opened:
+    """Verify, decrypt and inflate an envelope; the signature is checked before decrypting.
+
+    The payload is the report's JSON exactly as the client sealed it; `validate` turns it into
+    a Report. Raises one class per reason: TooLarge, MalformedEnvelope, UnsupportedVersion,
+    ChunkError, UnknownKey, BadSignature, DecryptionFailed.
+    """
     header = peek(data, max_bytes=max_envelope_bytes)
     if header.is_chunk:
         raise ChunkError(
@@ -207,50 +213,49 @@ def _open_payload(
         )
     key = _derive_key(encryption_key.agree(header.ephemeral_key), header, encryption_key.public.raw)
     compressed = crypto.aes_gcm_decrypt(key, header.nonce, view[header.size : end], view[: header.size])
-    return header, _inflate(compressed, header.report_len)
+    return Opened(header, _inflate(compressed, header.report_len))
 
 
-#: Inflate in steps of this many output bytes: small enough to stay in cache before the copy.
-_INFLATE_STEP = 256 * 1024
+def validate(opened: Opened, *, max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES) -> Report:
+    """Decode an opened payload into a Report and check that it is the report its header names.
+
+    Raises SchemaError (or UnsupportedVersion for another schema version).
+    """
+    header = opened.header
+    report = decode_report(opened.payload, max_bytes=max_report_bytes)
+    said = (report.client_id, report.seq, report.kind)
+    if said != (header.client_id, header.seq, header.kind):
+        raise SchemaError(
+            f"header says client {header.client_id!r} seq {header.seq} {header.kind}, "
+            f"the sealed report says client {said[0]!r} seq {said[1]} {said[2]}",
+            hint="the sending client is broken; it must seal the report it names in the header",
+        )
+    return report
 
 
-def _inflate(compressed: bytes, expected: int) -> bytearray:
+def _inflate(compressed: bytes, expected: int) -> bytes:
     """Decompress to exactly ``expected`` bytes; never produces more than ``expected + 1``.
 
-    ``expected`` comes from the signed header and is already within the report limit, so
-    the output buffer is allocated once at that size and filled in cache-sized steps: no
-    regrowth, and no joined copy of zlib's output blocks (a single ``decompress`` call holds
-    both, twice the report at its peak).
+    ``expected`` comes from the signed header and is already within the report limit, so one
+    bounded call is enough: zlib stops at ``expected + 1`` output bytes whatever the input
+    claims, and a stream that would give more is a bomb.
     """
     inflater = zlib.decompressobj()
-    plain = bytearray(expected + 1)
-    out = memoryview(plain)
-    filled = 0
-    pending: bytes = compressed
     try:
-        while not inflater.eof and filled <= expected:
-            piece = inflater.decompress(pending, min(_INFLATE_STEP, expected + 1 - filled))
-            pending = inflater.unconsumed_tail
-            if not piece and not pending:
-                break  # input exhausted before the end of the stream
-            out[filled : filled + len(piece)] = piece
-            filled += len(piece)
+        plain = inflater.decompress(compressed, expected + 1)
     except zlib.error as exc:
         raise MalformedEnvelope(f"the sealed payload is not a valid zlib stream: {exc}",
                                 hint="the sending client is broken") from exc
-    finally:
-        out.release()
-    if filled > expected:
+    if len(plain) > expected:
         raise TooLarge(
             f"payload inflates to more than the {expected} bytes its header declares; refused at the limit",
             hint="the sender lies about the report size (a compression bomb?)",
         )
-    if not inflater.eof or inflater.unused_data or filled != expected:
+    if not inflater.eof or inflater.unused_data or inflater.unconsumed_tail or len(plain) != expected:
         raise MalformedEnvelope(
-            f"payload inflates to {filled} bytes (complete: {inflater.eof}), header declares {expected}",
+            f"payload inflates to {len(plain)} bytes (complete: {inflater.eof}), header declares {expected}",
             hint="the sending client is broken",
         )
-    del plain[expected:]
     return plain
 
 
@@ -259,7 +264,10 @@ __all__ = [
     "DEFAULT_MAX_ENVELOPE_BYTES",
     "DEFAULT_MAX_REPORT_BYTES",
     "HKDF_LABEL",
+    "Opened",
     "open_envelope",
+    "open_payload",
     "peek",
     "seal",
+    "validate",
 ]

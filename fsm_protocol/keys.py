@@ -111,13 +111,17 @@ class VerifyKey(_PublicKey):
 class ServerPublicKey(_PublicKey):
     """A server's X25519 public key: what a client seals to."""
 
-    __slots__ = ("key_id",)
+    __slots__ = ("_key", "key_id")
     prefix = BOX_PREFIX
 
     def __init__(self, raw: bytes) -> None:
         super().__init__(raw)
-        crypto.x25519_public_from_raw(self.raw)  # refuse bytes that are no key at all
+        self._key = crypto.x25519_public_from_raw(self.raw)  # refuses bytes that are no key at all
         self.key_id = _key_id(self.raw)
+
+    def agree(self, ephemeral: X25519PrivateKey) -> bytes:
+        """The X25519 shared secret of a sealer's ephemeral key with this server key."""
+        return crypto.x25519_agree(ephemeral, self._key)
 
 
 class SigningKey:

@@ -13,7 +13,7 @@ from protocol_reports import realistic_report, reports
 
 from fsm_protocol import crypto
 from fsm_protocol.chunking import split
-from fsm_protocol.envelope import _seal_payload, open_envelope, peek, seal
+from fsm_protocol.envelope import Opened, _seal_payload, open_envelope, open_payload, peek, seal, validate
 from fsm_protocol.errors import (
     BadSignature,
     ChunkError,
@@ -50,6 +50,23 @@ def test_open_returns_the_sealed_report_with_sealed_at(
     opened = _open(data, signing_key, encryption_key)
     assert opened == report
     assert opened.sealed_at == NOW
+
+
+def test_open_payload_gives_the_sealed_json_and_validate_the_report(
+    signing_key: SigningKey, encryption_key: EncryptionKey
+) -> None:
+    """The two steps of `open_envelope`: authentic bytes first, then the validated report."""
+    report = realistic_report(2, seq=9)
+    data = seal(report, signing_key=signing_key, server_key=encryption_key.public, now=NOW)
+    opened = open_payload(data, verify_key=signing_key.public, encryption_key=encryption_key)
+    assert opened.header == peek(data)
+    assert opened.payload == encode_report(report)
+    assert validate(opened) == report
+    with pytest.raises(SchemaError, match="seq 9"):
+        validate(Opened(parse(seal(realistic_report(0, seq=10), signing_key=signing_key,
+                                   server_key=encryption_key.public)), opened.payload))
+    with pytest.raises(TooLarge):
+        validate(opened, max_report_bytes=len(opened.payload) - 1)
 
 
 def test_peek_reads_the_header_without_keys(
