@@ -7,9 +7,9 @@ sentinels, alerts), it times three operations against a peer made of the same pr
 called directly, as a reader of docs/wire-format.md would chain them:
 
 - ``seal`` (``fsm_protocol.seal``: msgspec encode + zlib + X25519 + HKDF + AES-256-GCM +
-  Ed25519) against the primitives on the already-encoded JSON (ephemeral X25519 key and its
-  public bytes, exchange, HKDF-SHA256, zlib.compress, AESGCM.encrypt, Ed25519 sign over header
-  + ciphertext): our figure pays for the encoding, the peer's does not;
+  Ed25519) against msgspec's encode of the report plus the primitives (ephemeral X25519 key and
+  its public bytes, exchange, HKDF-SHA256, zlib.compress, AESGCM.encrypt, Ed25519 sign over
+  header + ciphertext), and, stricter, against the primitives alone on JSON encoded beforehand;
 - ``open`` (``fsm_protocol.open_payload``: header checks, Ed25519 verify, X25519 + HKDF,
   AES-GCM decrypt, bounded inflate) against Ed25519 verify, X25519 public key from bytes +
   exchange, HKDF, AESGCM.decrypt and zlib.decompress;
@@ -18,8 +18,10 @@ called directly, as a reader of docs/wire-format.md would chain them:
 
 Throughput is report JSON bytes per second; each figure is the best of many short samples,
 ours and the peer's taken round-robin. The goal (issue 3): seal and open each >= 80 % of the
-primitives; validation is a separate step (design.md: verify -> decrypt -> validate) whose
-cost is msgspec's, so it is shown against msgspec, not hidden in the open figure.
+primitives. Seal's peer encodes the report too, as any seal must (the stricter ratio against
+JSON encoded beforehand is printed under the table); validation is a separate step (design.md:
+verify -> decrypt -> validate) whose cost is msgspec's, so it is shown against msgspec rather
+than hidden in the open figure.
 """
 
 from __future__ import annotations
@@ -126,8 +128,8 @@ def measure(label: str, target: int, samples: int, sample_time: float) -> dict[s
 
     rates = best_rate({
         "seal": lambda: seal(report, signing_key=signing, server_key=server.public),
-        "raw_seal": lambda: raw.seal(plain),
-        "raw_seal_codec": lambda: raw.seal(encode(report)),
+        "raw_seal": lambda: raw.seal(encode(report)),
+        "raw_seal_bare": lambda: raw.seal(plain),
         "open": lambda: open_payload(envelope, **keys),
         "raw_open": lambda: raw.open(raw_sealed, ephemeral_public, nonce),
         "validate": lambda: open_envelope(envelope, **keys),
@@ -138,7 +140,7 @@ def measure(label: str, target: int, samples: int, sample_time: float) -> dict[s
 
 
 OPS = {
-    "seal": ("seal", "primitives (JSON already encoded)"),
+    "seal": ("seal", "msgspec encode + primitives"),
     "open": ("open", "primitives"),
     "validate": ("open + validate", "primitives + msgspec decode"),
 }
@@ -162,8 +164,8 @@ def render(rows: list[dict[str, object]]) -> str:
                 f"{r['size']:>8} {r['devices']:>7} {r['envelope_bytes']:>9}  {name:<16} {mb(r[op]):>8} "
                 f"{peer:<33} {mb(r['raw_' + op]):>9} {pct(r[op], r['raw_' + op]):>18}"
             )
-    seal_codec = ", ".join(f"{r['size']} {pct(r['seal'], r['raw_seal_codec'])}" for r in rows)
-    lines += ["", f"seal against primitives + msgspec encode: {seal_codec}"]
+    bare = ", ".join(f"{r['size']} {pct(r['seal'], r['raw_seal_bare'])}" for r in rows)
+    lines += ["", f"seal against the primitives alone, on JSON encoded beforehand: {bare}"]
     return "\n".join(lines)
 
 

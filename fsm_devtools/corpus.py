@@ -249,6 +249,14 @@ def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stran
         return "duplicate", mime.build_message(env, from_addr=FROM_ADDR, to_addr=TO_ADDR,
                                                message_id=f"<replay.{rng.random()}@x>")
 
+    @case
+    def renumbered() -> tuple[str, bytes]:
+        # a client that counts again from an earlier number: a new report under a loaded one
+        loaded_seq = envelope.peek(mime.parse_message(rng.choice(loaded_mails)).envelope).seq
+        report = make_report(client.name, loaded_seq, devices=1,
+                             created_at=now - timedelta(minutes=rng.randint(1, 10_000)))
+        return "seq_conflict", mails_for(seal(report, client, server))[0]
+
     if big:
         @case
         def huge() -> tuple[str, bytes]:

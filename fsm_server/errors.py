@@ -10,7 +10,8 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         ├── IngestError            a message cannot be loaded (reason code)
         │   ├── UnknownClient      reason "unknown_client"
         │   ├── RevokedClient      reason "revoked_client"
-        │   └── Implausible        reason "implausible"
+        │   ├── Implausible        reason "implausible"
+        │   └── SeqConflict        reason "seq_conflict"
         ├── MailboxError           the IMAP server failed or refused
         ├── ReportError            a report cannot be built as asked (kind, format, period)
         └── NotifyError            a notification rule or mail template is wrong
@@ -48,6 +49,12 @@ class RevokedClient(IngestError):
 
 class Implausible(IngestError):
     reason = "implausible"
+
+
+class SeqConflict(IngestError):
+    """An authentic report under a number that already holds a different report."""
+
+    reason = "seq_conflict"
 
 
 class MailboxError(ServerError):

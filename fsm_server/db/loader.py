@@ -72,6 +72,16 @@ class EnvelopeMeta:
     source: str
     received_at: datetime
     chunk_count: int = 1
+    sealing: str | None = None  # the header's ephemeral key, hex
+
+
+@dataclass(frozen=True)
+class LoadedEnvelope:
+    """What ingest needs to know of the envelope already loaded under a (client, seq)."""
+
+    sha256: str
+    sealing: str | None
+    created_at: datetime
 
 
 def _latest(a: datetime, b: datetime) -> datetime:
@@ -88,12 +98,18 @@ class Loader:
 
     # -- reads used before the expensive work ----------------------------------------------------
 
-    def loaded_sha256(self, client_id: int, seq: int) -> str | None:
-        """The sha256 of the envelope loaded as (client, seq), or None when there is none."""
+    def loaded(self, client_id: int, seq: int) -> LoadedEnvelope | None:
+        """The envelope loaded as (client, seq), or None when there is none."""
         with translated("cannot look up an envelope"):
-            row = Envelope.select(Envelope.sha256).where(
+            row = Envelope.select(Envelope.sha256, Envelope.sealing, Envelope.created_at).where(
                 Envelope.client == client_id, Envelope.seq == seq).first()
-            return row.sha256 if row else None
+            return LoadedEnvelope(row.sha256, row.sealing, row.created_at) if row else None
+
+    def last_seq(self, client_id: int) -> int:
+        """The highest number loaded for the client (0 when none)."""
+        with translated("cannot look up an envelope"):
+            last = Envelope.select(peewee.fn.MAX(Envelope.seq)).where(Envelope.client == client_id).scalar()
+            return int(last or 0)
 
     # -- chunks ------------------------------------------------------------------------------------
 
@@ -177,7 +193,7 @@ class Loader:
         try:
             envelope_id = Envelope.insert(
                 client=meta.client_id, seq=report.seq, kind=report.kind, message_id=meta.message_id,
-                sha256=meta.sha256, chunk_count=meta.chunk_count, source=meta.source,
+                sha256=meta.sha256, sealing=meta.sealing, chunk_count=meta.chunk_count, source=meta.source,
                 created_at=report.created_at, received_at=meta.received_at, ingested_at=now,
                 resend_of=report.resend_of, devices=len(newest), values=values,
             ).execute()

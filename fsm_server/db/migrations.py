@@ -52,8 +52,14 @@ def m004_drop_redundant_indexes(db: peewee.Database) -> None:
         db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
 
 
+def m005_envelope_sealing(db: peewee.Database) -> None:
+    """envelope.sealing: which sealing of a (client, seq) was loaded."""
+    if "sealing" not in {c.name for c in db.get_columns("envelope")}:  # m001 makes today's tables
+        db.execute_sql("ALTER TABLE envelope ADD COLUMN sealing VARCHAR(64)")
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
-    m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes)
+    m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing)
 
 
 def applied(db: Database) -> list[str]:
@@ -89,5 +95,5 @@ def migrate(db: Database) -> list[str]:
 
 
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
-           "m004_drop_redundant_indexes",
+           "m004_drop_redundant_indexes", "m005_envelope_sealing",
            "migrate"]

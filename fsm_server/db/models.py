@@ -90,6 +90,9 @@ class Envelope(_Model):
     kind = peewee.CharField(max_length=16)
     message_id = peewee.TextField(null=True)
     sha256 = peewee.CharField(max_length=64)
+    # The header's ephemeral key (hex): one per sealing, and in every chunk's header, so a chunk
+    # tells whether it belongs to the envelope loaded under this number. NULL before migration 5.
+    sealing = peewee.CharField(max_length=64, null=True)
     chunk_count = peewee.IntegerField(default=1)
     source = peewee.TextField(default="")
     created_at = UtcDateTimeField()

@@ -38,9 +38,9 @@ from fsm_protocol.vocabulary import is_counter_name
 
 from ..config import IngestSection
 from ..db.connect import Database, DuplicateKey
-from ..db.loader import CounterPolicy, EnvelopeMeta, Loader
+from ..db.loader import CounterPolicy, EnvelopeMeta, LoadedEnvelope, Loader
 from ..db.models import Quarantine
-from ..errors import DatabaseError, Implausible, IngestError
+from ..errors import DatabaseError, Implausible, IngestError, SeqConflict
 from ..registry import Registry
 
 log = logging.getLogger("fsm_server.ingest")
@@ -52,7 +52,7 @@ OUTCOMES: tuple[str, ...] = ("loaded", "duplicate", "chunk_stored", "quarantined
 QUARANTINE_REASONS: tuple[str, ...] = (
     "not_fsm_mail", "malformed_mime", "too_large", "malformed", "unknown_client", "revoked_client",
     "unknown_key", "bad_signature", "decryption_failed", "bad_schema", "version_not_supported",
-    "bad_chunk", "implausible", "internal_error",
+    "bad_chunk", "implausible", "seq_conflict", "internal_error",
 )
 
 _MAX_COUNTER = 2**63 - 1
@@ -203,8 +203,9 @@ class Pipeline:
                             source=msg.source, received_at=msg.received_at)
         if header.is_chunk:
             msg.chunk = f"{header.chunk_index}/{header.chunk_count}"
-            if self.loader.loaded_sha256(keys.id, header.seq) is not None:
-                return self._verdict("duplicate", msg)
+            loaded = self.loader.loaded(keys.id, header.seq)
+            if loaded is not None and loaded.sealing in (None, header.ephemeral_key.hex()):
+                return self._verdict("duplicate", msg)  # a chunk of the envelope loaded already
             parts = self.loader.store_chunk(meta, seq=header.seq, index=header.chunk_index,
                                             count=header.chunk_count, data=data)
             if parts is None:
@@ -214,9 +215,9 @@ class Pipeline:
             msg.raw = data  # from here on, quarantine keeps the whole envelope (retry-able)
             header = envelope.peek(data, max_bytes=limits.max_envelope_bytes)
             meta.chunk_count = len(parts)
-        meta.sha256 = hashlib.sha256(data).hexdigest()
-        loaded_sha = self.loader.loaded_sha256(keys.id, header.seq)
-        if loaded_sha == meta.sha256:
+        meta.sha256, meta.sealing = hashlib.sha256(data).hexdigest(), header.ephemeral_key.hex()
+        loaded = self.loader.loaded(keys.id, header.seq)
+        if loaded is not None and loaded.sha256 == meta.sha256:
             self._drop_chunks(msg)
             return self._verdict("duplicate", msg)
         report = envelope.open_envelope(
@@ -224,9 +225,11 @@ class Pipeline:
             encryption_key=self.encryption_key, max_envelope_bytes=limits.max_envelope_bytes,
             max_report_bytes=limits.max_report_bytes,
         )
-        if loaded_sha is not None:  # authentic, sealed again for the same seq: still a duplicate
-            self._drop_chunks(msg)
-            return self._verdict("duplicate", msg)
+        if loaded is not None:
+            if report.created_at == loaded.created_at:  # the same report, sealed again: a resend
+                self._drop_chunks(msg)
+                return self._verdict("duplicate", msg)
+            raise self.seq_conflict(keys.id, report, loaded)
         self.check_plausible(report, header)
         try:
             loaded = self.loader.load(report, meta)
@@ -235,6 +238,18 @@ class Pipeline:
         return Verdict(outcome="loaded", client=msg.client, seq=msg.seq, chunk=msg.chunk,
                        envelope_id=loaded.envelope_id, devices=loaded.devices, values=loaded.values,
                        flagged=len(loaded.flagged))
+
+    def seq_conflict(self, client_pk: int, report: Report, loaded: LoadedEnvelope) -> SeqConflict:
+        """A different report under a loaded number: the client counts again from an earlier point."""
+        last = self.loader.last_seq(client_pk)
+        return SeqConflict(
+            f"client {report.client_id!r} sent report #{report.seq} created {report.created_at.isoformat()}, "
+            f"but #{report.seq} is loaded already from a report created {loaded.created_at.isoformat()}: "
+            f"the client numbers its reports again from an earlier point (its data directory was reset "
+            f"or restored from a backup); the highest number loaded for it is {last}",
+            hint=f"on the client run `fsm-client outbox renumber --after {last}`: it seals these reports "
+                 f"again under new numbers, which load; this mail can stay in quarantine",
+        )
 
     def check_plausible(self, report: Report, header: Header) -> None:
         """Refuse a report that verifies but cannot be true (Implausible, reason "implausible")."""

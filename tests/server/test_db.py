@@ -20,6 +20,15 @@ def test_migrations_are_applied_in_order_recorded_and_not_repeated(db: Database)
     assert migrations.migrate(db) == []  # a second start applies nothing
 
 
+def test_migration_5_adds_the_sealing_column_to_a_database_made_before_it(db: Database) -> None:
+    pw = db.peewee
+    pw.execute_sql("ALTER TABLE envelope DROP COLUMN sealing")
+    pw.execute_sql("DELETE FROM migrations WHERE name = 'm005_envelope_sealing'")
+    assert "sealing" not in {c.name for c in pw.get_columns("envelope")}
+    assert migrations.migrate(db) == ["m005_envelope_sealing"]
+    assert "sealing" in {c.name for c in pw.get_columns("envelope")}
+
+
 def test_every_peewee_exception_class_is_translated() -> None:
     classes = {c for _, c in inspect.getmembers(peewee, inspect.isclass)
                if issubclass(c, peewee.PeeweeException) and c is not peewee.PeeweeException}

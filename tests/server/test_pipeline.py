@@ -45,18 +45,54 @@ def test_a_sealed_report_is_loaded_with_every_value(pipeline: Pipeline, client_k
     assert CounterValue.select().where(CounterValue.name == "total").count() == 4
 
 
+def _loaded_rows() -> tuple[int, int, int]:
+    return Envelope.select().count(), Reading.select().count(), CounterValue.select().count()
+
+
 def test_the_same_report_twice_is_a_duplicate_that_changes_nothing(
         pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
-    mail = report_mail(client_kit, server_kit, 7)
+    created = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    mail = report_mail(client_kit, server_kit, 7, created_at=created)
     assert pipeline.process(mail).outcome == "loaded"
-    before = (Envelope.select().count(), Reading.select().count(), CounterValue.select().count())
+    before = _loaded_rows()
     assert pipeline.process(mail).outcome == "duplicate"
-    # sealed again (new ephemeral key, new bytes) for the same seq: still a duplicate
-    resealed = report_mail(client_kit, server_kit, 7)
+    # the same report sealed again (new ephemeral key, new bytes) for the same seq: still a duplicate
+    resealed = report_mail(client_kit, server_kit, 7, created_at=created)
     assert resealed != mail
     assert pipeline.process(resealed).outcome == "duplicate"
-    assert (Envelope.select().count(), Reading.select().count(), CounterValue.select().count()) == before
+    assert _loaded_rows() == before
     assert Quarantine.select().count() == 0
+
+
+def test_a_different_report_under_a_loaded_number_is_a_seq_conflict(
+        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    """A client whose data directory was reset counts from 1 again: its new reports must not vanish
+    as duplicates; they are quarantined with the command that makes them load."""
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    for seq in (1, 2, 3):
+        assert pipeline.process(report_mail(client_kit, server_kit, seq, created_at=t)).outcome == "loaded"
+    before = _loaded_rows()
+    verdict = pipeline.process(report_mail(client_kit, server_kit, 2, created_at=t + timedelta(days=1)))
+    assert (verdict.outcome, verdict.reason, verdict.seq) == ("quarantined", "seq_conflict", 2)
+    assert "the highest number loaded for it is 3" in verdict.detail
+    q = Quarantine.get_by_id(verdict.quarantine_id)
+    assert "fsm-client outbox renumber --after 3" in q.hint
+    assert _loaded_rows() == before
+
+
+def test_chunks_under_a_loaded_number_are_duplicates_only_when_they_are_of_the_loaded_sealing(
+        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    env = seal(make_report(client_kit.name, 4, devices=30, created_at=t), client_kit, server_kit)
+    loaded = mails_for(env, chunk_bytes=len(env) // 3 + 200)
+    assert [pipeline.process(m).outcome for m in loaded][-1] == "loaded"
+    assert pipeline.process(loaded[0]).outcome == "duplicate"  # a resent chunk
+    other = seal(make_report(client_kit.name, 4, devices=30, created_at=t + timedelta(hours=1)),
+                 client_kit, server_kit)
+    verdicts = [pipeline.process(m) for m in mails_for(other, chunk_bytes=len(other) // 3 + 200)]
+    assert [v.outcome for v in verdicts[:-1]] == ["chunk_stored"] * (len(verdicts) - 1)
+    assert (verdicts[-1].outcome, verdicts[-1].reason) == ("quarantined", "seq_conflict")
+    assert PendingChunk.select().count() == 0  # the whole envelope is in quarantine, not its chunks
 
 
 def test_the_database_itself_refuses_a_second_envelope_with_the_same_client_and_seq(
