@@ -20,7 +20,7 @@ from fsm_protocol.chunking import join, split
 from fsm_protocol.envelope import seal
 from fsm_protocol.errors import ConfigError
 from fsm_protocol.keys import ServerPublicKey, SigningKey, load_server_public_key, load_signing_key
-from fsm_protocol.schema import Report, ReportKind, encode_report, utcnow
+from fsm_protocol.schema import Report, ReportKind, decode_report, encode_report, utcnow
 
 from .config import ClientConfig
 from .errors import StoreError
@@ -144,6 +144,47 @@ def rechunk(store: Store, seq: int, chunk_bytes: int) -> int:
     return len(new)
 
 
+@dataclass(frozen=True)
+class Renumbered:
+    """What ``renumber`` did."""
+
+    moved: tuple[tuple[int, int], ...]  # (old number, new number), oldest first
+    purged: tuple[int, ...]  # numbers it could not seal again: their plaintext is past retention
+    next_seq: int  # the number the next report gets
+
+
+def renumber(store: Store, sealer: Sealer, *, after: int, now: datetime | None = None) -> Renumbered:
+    """Seal every kept report numbered ``after`` or lower again under a number above ``after``
+    (and above every number the store has used), oldest first; later reports count on from there.
+
+    For a client whose data directory was reset while it kept its key: it counts from 1 again,
+    and the server quarantines its reports as ``seq_conflict``, naming ``after`` (the highest
+    number it has loaded). The readings inside are unchanged; ``sealed_at`` is now.
+    """
+    if after < 0:
+        raise StoreError(f"--after {after} is negative", hint="give the number the server names")
+    now = now or utcnow()
+    moved: list[tuple[int, int]] = []
+    purged: list[int] = []
+    with store.atomic():
+        store.skip_seq_to(after)
+        for entry in store.outbox():
+            if entry.seq > after:
+                continue
+            try:
+                plaintext = store.plaintext(entry.seq)
+            except StoreError:
+                purged.append(entry.seq)
+                continue
+            report = decode_report(plaintext)
+            report.seq = store.next_seq()
+            chunks = sealer.seal(report, now=now)
+            store.renumber(entry.seq, report.seq, plaintext=encode_report(report), chunks=chunks)
+            moved.append((entry.seq, report.seq))
+        next_seq = store.last_seq() + 1
+    return Renumbered(moved=tuple(moved), purged=tuple(purged), next_seq=next_seq)
+
+
 REDACTED = "<redacted>"
 
 
@@ -168,9 +209,11 @@ __all__ = [
     "MIN_CHUNK_BYTES",
     "REDACTED",
     "Queued",
+    "Renumbered",
     "Sealer",
     "build_report",
     "queue_report",
     "rechunk",
     "redacted",
+    "renumber",
 ]

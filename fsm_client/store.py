@@ -454,6 +454,27 @@ class Store:
     def last_seq(self) -> int:
         return int(self._db.execute("SELECT last FROM sequence WHERE id = 1").fetchone()[0])
 
+    def skip_seq_to(self, last: int) -> None:
+        """Make the next number at least ``last + 1`` (never lowers it)."""
+        self._require_transaction("skip_seq_to")
+        self._db.execute("UPDATE sequence SET last = max(last, ?) WHERE id = 1", (last,))
+
+    def renumber(self, old: int, new: int, *, plaintext: bytes, chunks: Sequence[bytes]) -> None:
+        """Replace report ``old`` by the same report sealed again as ``new`` (``new`` from next_seq),
+        moving the readings and alert marks it carries; the new one is still to send."""
+        self._require_transaction("renumber")
+        row = self._db.execute("SELECT kind, created_at FROM outbox WHERE seq = ?", (old,)).fetchone()
+        if row is None:
+            raise StoreError(f"there is no report {old} in the outbox",
+                             hint="`fsm-client outbox list` shows the numbers that exist")
+        self.add_envelope(new, kind=row[0], created_at=_dt(row[1]), plaintext=plaintext,  # type: ignore[arg-type]
+                          chunks=chunks)
+        self._db.execute("UPDATE readings SET reported_seq = ? WHERE reported_seq = ?", (new, old))
+        self._db.execute("UPDATE alert_state SET raised_seq = ? WHERE raised_seq = ?", (new, old))
+        self._db.execute("UPDATE alert_state SET cleared_seq = ? WHERE cleared_seq = ?", (new, old))
+        self._db.execute("DELETE FROM outbox_chunks WHERE seq = ?", (old,))
+        self._db.execute("DELETE FROM outbox WHERE seq = ?", (old,))
+
     def add_envelope(self, seq: int, *, kind: str, created_at: datetime, plaintext: bytes,
                      chunks: Sequence[bytes]) -> None:
         """Store a sealed envelope (as its chunks) under ``seq``, ready to send."""

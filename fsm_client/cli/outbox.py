@@ -1,4 +1,4 @@
-"""`fsm-client outbox list|show SEQ` and `fsm-client resend --from N [--to M]`."""
+"""`fsm-client outbox list|show|rechunk|renumber` and `fsm-client resend --from N [--to M]`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.table import Table
 from fsm_protocol.cli import json_option, pass_obj, print_json
 
 from ..context import ClientContext
-from ..report import rechunk, redacted
+from ..report import Sealer, rechunk, redacted, renumber
 from ..store import Store
 
 
@@ -81,6 +81,33 @@ def rechunk_command(obj: ClientContext, seq: int, chunk_bytes: int | None) -> No
     with Store.in_data_dir(obj.data_dir) as store:
         n = rechunk(store, seq, size)
     click.echo(f"report {seq} is now {n} mail(s) of at most {size} bytes each")
+
+
+@outbox_group.command("renumber")
+@click.option("--after", type=int, required=True,
+              help="The highest number the server has loaded (its seq_conflict quarantine names it).")
+@json_option
+@pass_obj
+def renumber_command(obj: ClientContext, after: int, as_json: bool) -> None:
+    """Seal the kept reports numbered AFTER or lower again under new numbers above AFTER.
+
+    For a client whose data directory was reset or restored while it kept its key: it counts
+    from an earlier number again, and the server quarantines those reports as seq_conflict.
+    The running daemon (or the next `fsm-client run --once` / `send`) delivers them.
+    """
+    with Store.in_data_dir(obj.data_dir) as store:
+        done = renumber(store, Sealer.from_config(obj.config, obj.data_dir), after=after)
+    if as_json:
+        print_json({"moved": [{"from": a, "to": b} for a, b in done.moved], "purged": list(done.purged),
+                    "next_seq": done.next_seq})
+        return
+    if done.moved:
+        pairs = ", ".join(f"{a}->{b}" for a, b in done.moved)
+        click.echo(f"sealed {len(done.moved)} report(s) again under new numbers: {pairs}")
+    if done.purged:
+        click.echo(f"could not seal {len(done.purged)} report(s) again, their plaintext is past retention: "
+                   + ", ".join(map(str, done.purged)))
+    click.echo(f"the next report is number {done.next_seq}")
 
 
 @click.command("resend")
