@@ -211,3 +211,48 @@ async def test_ingest_once_beside_the_events_sends_the_alert_mail_before_it_retu
     assert Notification.get().sent_at is not None  # sent before run_beside returned
     [(_, raw)] = await asyncio.to_thread(alerts_mailbox.wait_for_messages, 1, user="alerts")
     assert parse(raw)["Subject"].strip() == "[fsm] Ricoh MP C3004 A1 (ACME / HQ, 10.0.0.10): door open"
+
+
+def test_fsm_server_ingest_once_runs_the_rules_and_mails_the_alert(
+        alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit,
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line wires the events beside the daemon when [[rules]] exist (cli/ingest.py)."""
+    import json
+    import smtplib
+
+    from click.testing import CliRunner
+    from ingest_helpers import write_server_config
+
+    from fsm_devtools.corpus import mails_for, seal
+    from fsm_protocol.schema import Report
+    from fsm_server.cli import main
+
+    monkeypatch.setenv("FSM_DATABASE_URL", database_url)
+    t = datetime.now(UTC).replace(microsecond=0)
+    report = Report(client_id=client_kit.name, customer="ACME", site="HQ", seq=1, kind="alert", created_at=t,
+                    devices=[reading("B7", t, total=5, alerts=["jam"])])
+    [mail] = mails_for(seal(report, client_kit, server_kit))
+    with smtplib.SMTP(alerts_mailbox.host, alerts_mailbox.smtp_port) as smtp:
+        smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], mail)
+    alerts_mailbox.wait_for_messages(1, user="dealer")
+    config = write_server_config(tmp_path / "server.toml", alerts_mailbox, server_kit)
+    with config.open("a") as f:
+        f.write(f"""
+[notify]
+host = "{alerts_mailbox.host}"
+port = {alerts_mailbox.smtp_port}
+ca_file = "{alerts_mailbox.ca_file}"
+from_addr = "fsm@fsm.test"
+to = ["alerts@fsm.test"]
+
+[[rules]]
+name = "jams"
+when = "alert"
+codes = ["jam"]
+""")
+    result = CliRunner().invoke(main, ["--config", str(config), "--data-dir", str(tmp_path / "data"),
+                                       "ingest", "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["loaded"] == 1
+    [(_, raw)] = alerts_mailbox.wait_for_messages(1, user="alerts")
+    assert parse(raw)["Subject"].strip() == "[fsm] Ricoh MP C3004 B7 (ACME / HQ, 10.0.0.10): jam"
