@@ -100,6 +100,7 @@ def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy,
     Conditions are dated by the reading's ``observed_at``; the report by ``now``."""
     at = device.observed_at
     with store.atomic():
+        store.follow_move(device)  # a device with a new address brings its active conditions
         previous = [s.condition for s in store.alert_states(device.ip, active_only=True)]
         known = store.device(device.ip)
         misses = ((known.misses if known else 0) + 1) if device.reachability == "unreachable" else 0

@@ -31,6 +31,7 @@ from typing import Literal
 
 import msgspec
 
+from fsm_protocol.identity import device_identity
 from fsm_protocol.schema import Device
 
 from .errors import StoreError
@@ -338,6 +339,40 @@ class Store:
             (device.ip, device.serial, device.manufacturer, device.model, device.pmd, at, at,
              device.reachability, 0 if reachable else 1, reachable, reachable),
         )
+        if reachable:
+            self.follow_move(device)
+
+    def follow_move(self, device: Device) -> list[str]:
+        """A device answering at a new address with the serial of one known at another has moved
+        (DHCP): the old address's row goes, its alert state and discovery mark come along, so the
+        old address is neither polled nor reported offline. Returns the old addresses."""
+        self._require_transaction("follow_move")
+        if device.reachability == "unreachable":
+            return []
+        key, strong = device_identity(client="", manufacturer=device.manufacturer, serial=device.serial,
+                                      mac=None, ip=device.ip)
+        if not strong:
+            return []
+        sn = (device.serial or "").strip().upper()
+        rows = self._db.execute("SELECT ip, manufacturer, serial FROM devices"
+                                " WHERE ip != ? AND upper(trim(serial)) = ?", (device.ip, sn))
+        moved = [ip for ip, manufacturer, serial in rows
+                 if device_identity(client="", manufacturer=manufacturer or device.manufacturer,
+                                    serial=serial, mac=None, ip=ip)[0] == key]
+        for old in moved:
+            # a condition already active at the new address keeps its own row
+            self._db.execute("UPDATE OR IGNORE alert_state SET ip = ? WHERE ip = ?", (device.ip, old))
+            self._db.execute("DELETE FROM alert_state WHERE ip = ?", (old,))
+            if self.device(device.ip) is None:
+                self._db.execute("UPDATE devices SET ip = ? WHERE ip = ?", (device.ip, old))
+                continue
+            self._db.execute(
+                "UPDATE devices SET"
+                " first_seen = min(first_seen, (SELECT first_seen FROM devices WHERE ip = ?)),"
+                " discovered = max(discovered, (SELECT discovered FROM devices WHERE ip = ?)) WHERE ip = ?",
+                (old, old, device.ip))
+            self._db.execute("DELETE FROM devices WHERE ip = ?", (old,))
+        return moved
 
     def mark_discovered(self, ip: str) -> None:
         """Remember that a range sweep found ``ip``: later scans and polls read it."""

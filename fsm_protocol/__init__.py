@@ -1,8 +1,8 @@
 """fsm_protocol: the contract fsm-client and fsm-server share (no network I/O).
 
-Report schema v1, envelope seal/open, chunking, the report mail, key files and the error
-tree. Everything public is re-exported here (``header`` and ``crypto`` are internals apart
-from ``Header``); docs/wire-format.md specifies the bytes.
+Report schema v1, envelope seal/open, chunking, the report mail, key files, the device
+identity rule and the error tree. Everything public is re-exported here (``header`` and
+``crypto`` are internals apart from ``Header``); docs/wire-format.md specifies the bytes.
 """
 
 from .chunking import (
@@ -40,6 +40,7 @@ from .errors import (
     UnsupportedVersion,
 )
 from .header import Header
+from .identity import PLACEHOLDER_MACS, PLACEHOLDER_SERIALS, device_identity
 from .keys import (
     BOX_PREFIX,
     CLIENT_KEY_FILE,
@@ -104,6 +105,8 @@ __all__ = [
     "HKDF_LABEL",
     "KEY_ID_BYTES",
     "MAX_REPORT_BYTES",
+    "PLACEHOLDER_MACS",
+    "PLACEHOLDER_SERIALS",
     "REPORT_KINDS",
     "SCHEMA_VERSION",
     "SERVER_KEY_FILE",
@@ -143,6 +146,7 @@ __all__ = [
     "attachment_name",
     "build_message",
     "decode_report",
+    "device_identity",
     "encode_report",
     "fingerprint_from_raw",
     "fingerprint_to_raw",

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import peewee
 
+from fsm_protocol.identity import device_identity
 from fsm_protocol.schema import Device as DeviceReading
 from fsm_protocol.schema import Report
 
@@ -27,7 +28,6 @@ from .models import (
     PendingChunk,
     Quarantine,
     Site,
-    device_identity,
 )
 
 _BATCH = 500  # rows per INSERT (SQLite allows 32,766 bound values per statement)

@@ -4,9 +4,8 @@ Times are stored as UTC without a zone (SQLite has no zone type; PostgreSQL ``ti
 come back as aware UTC datetimes. Lists and maps that are only ever shown, never queried, are
 JSON text.
 
-Identity rules (see ``device_identity``): a device is its manufacturer + serial number; an IP or
-MAC change is history of the same device, and a different serial at the same IP is a different
-device. Devices that report no serial fall back to MAC, then IP, within their client.
+Device identity follows ``fsm_protocol.identity.device_identity``: manufacturer + serial, then
+MAC, then IP within the client.
 """
 
 from __future__ import annotations
@@ -253,24 +252,6 @@ def bind(database: peewee.Database) -> None:
     database.bind(MODELS, bind_refs=False, bind_backrefs=False)
 
 
-def device_identity(*, client: str, manufacturer: str | None, serial: str | None, mac: str | None,
-                    ip: str) -> tuple[str, bool]:
-    """The identity key of a reading's device and whether it is strong (serial-based).
-
-    >>> device_identity(client="c", manufacturer="HP ", serial="cn123", mac=None, ip="10.0.0.5")
-    ('sn:hp:CN123', True)
-    >>> device_identity(client="c", manufacturer=None, serial=None, mac="00:11:22:AA:BB:CC", ip="x")
-    ('mac:c:00:11:22:aa:bb:cc', False)
-    """
-    sn = (serial or "").strip().upper()
-    if sn and sn not in ("0", "UNKNOWN", "N/A", "NONE"):
-        return f"sn:{(manufacturer or '').strip().lower()}:{sn}", True
-    m = (mac or "").strip().lower().replace("-", ":")
-    if m and m not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
-        return f"mac:{client}:{m}", False
-    return f"ip:{client}:{ip}", False
-
-
 __all__ = [
     "MODELS",
     "AlertValue",
@@ -290,5 +271,4 @@ __all__ = [
     "SupplyValue",
     "UtcDateTimeField",
     "bind",
-    "device_identity",
 ]

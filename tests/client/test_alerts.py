@@ -139,6 +139,35 @@ def test_an_unreachable_device_goes_offline_after_two_polls_and_keeps_its_jam(
     assert [s.condition for s in fresh_store.alert_states(IP, active_only=True)] == ["jam"]
 
 
+def test_a_device_that_moves_to_another_address_takes_its_alerts_along(fresh_store: Store, poll) -> None:
+    """DHCP gives a printer a new address: the same serial answering there is the same printer, so
+    its jam is not raised twice and the old address is not polled (nor reported offline) again."""
+    moved_ip = "192.0.2.77"
+    assert poll(reading("jammed")).raised == {"jam"}
+    fresh_store.mark_discovered(IP)
+    still = poll(Device(ip=moved_ip, observed_at=T0 + timedelta(minutes=5), serial=" sn9",
+                        status=Status(printer="idle", conditions=["jammed"])))
+    assert not still and fresh_store.last_seq() == 1  # the same jam: nothing new to say
+    [device] = fresh_store.devices(discovered=True)
+    assert (device.ip, device.first_seen) == (moved_ip, T0)
+    assert [s.condition for s in fresh_store.alert_states(moved_ip, active_only=True)] == ["jam"]
+    assert fresh_store.alert_states(IP) == []
+    cleared = poll(Device(ip=moved_ip, observed_at=T0 + timedelta(minutes=6), serial="SN9",
+                          status=Status(printer="idle")))
+    assert cleared.cleared == {"jam"}
+
+
+def test_a_placeholder_serial_or_another_maker_is_not_the_same_device(fresh_store: Store, poll) -> None:
+    def answer(ip: str, serial: str, manufacturer: str) -> None:
+        poll(Device(ip=ip, observed_at=T0, serial=serial, manufacturer=manufacturer))
+
+    answer("192.0.2.1", "UNKNOWN", "Brother")
+    answer("192.0.2.2", "unknown", "Brother")
+    answer("192.0.2.3", "X1", "Brother")
+    answer("192.0.2.4", "X1", "Kyocera")
+    assert [d.ip for d in fresh_store.devices()] == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]
+
+
 def test_two_conditions_at_once_make_one_alert_report(fresh_store: Store, poll) -> None:
     change = poll(reading("jammed", "door_open"))
     assert change.raised == {"jam", "door_open"} and fresh_store.last_seq() == 1

@@ -7,7 +7,7 @@ import pkgutil
 
 import fsm_protocol
 
-MODULES = ["chunking", "crypto", "envelope", "errors", "header", "keys", "mime", "schema"]
+MODULES = ["chunking", "crypto", "envelope", "errors", "header", "identity", "keys", "mime", "schema"]
 
 
 def test_all_is_sorted_and_every_name_exists() -> None:
@@ -19,7 +19,7 @@ def test_all_is_sorted_and_every_name_exists() -> None:
 def test_package_reexports_every_public_name_of_its_api_modules() -> None:
     """Complete: each API module's `__all__` is in the package's (header and crypto are internals)."""
     exported = set(fsm_protocol.__all__)
-    for name in ["chunking", "envelope", "errors", "keys", "mime", "schema"]:
+    for name in ["chunking", "envelope", "errors", "identity", "keys", "mime", "schema"]:
         module = importlib.import_module(f"fsm_protocol.{name}")
         missing = set(module.__all__) - exported
         assert not missing, f"fsm_protocol does not re-export {sorted(missing)} from {name}"

@@ -10,7 +10,6 @@ import pytest
 
 from fsm_server.db import migrations
 from fsm_server.db.connect import PEEWEE_ERRORS, Database, DuplicateKey, open_database, redact, translated
-from fsm_server.db.models import device_identity
 from fsm_server.errors import DatabaseError
 
 
@@ -51,12 +50,3 @@ def test_an_unknown_database_scheme_is_refused_with_a_hint(tmp_path: Path) -> No
     with pytest.raises(DatabaseError, match="mysql") as info:
         open_database("mysql://x@y/z", data_dir=tmp_path)
     assert "sqlite:///" in info.value.hint
-
-
-def test_device_identity_is_serial_first_then_mac_then_ip() -> None:
-    assert device_identity(client="c", manufacturer="Ricoh", serial="e123", mac="aa", ip="1.2.3.4")[0] \
-        == "sn:ricoh:E123"
-    assert device_identity(client="c", manufacturer="Ricoh", serial="UNKNOWN", mac="AA-BB-CC-DD-EE-FF",
-                           ip="1.2.3.4") == ("mac:c:aa:bb:cc:dd:ee:ff", False)
-    assert device_identity(client="c", manufacturer=None, serial=None, mac=None, ip="1.2.3.4") \
-        == ("ip:c:1.2.3.4", False)
