@@ -13,7 +13,9 @@ per device, device i serving walk i mod 33). All in one run:
    ``snmpbulkwalk`` per walked subtree (processes run one after another for a device),
    ``--netsnmp-parallel`` (16) devices at once.
 4. **Net-SNMP, fixed set**: the fixed read of step 2 the same way.
-5. **snmpsim ceiling**: raw 30-varbind GETs (no client library), 64 in flight, for 3 s:
+5. **fsm status poll**: what the daemon's status poll reads per device (identity to follow
+   the device, status, alerts; ``read_identified(status_only=True)``), beside the full read.
+6. **snmpsim ceiling**: raw 30-varbind GETs (no client library), 64 in flight, for 3 s:
    the most requests per second the agent answers; divided by the requests a device
    read takes, the most devices per second any client could reach here.
 
@@ -42,7 +44,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fsm_client.config import Credential
-from fsm_client.reader import read_device
+from fsm_client.reader import identify, read_device, read_identified
 from fsm_client.scan import default_pool
 from fsm_client.snmp import ber
 from fsm_client.snmp.session import PysnmpSource
@@ -126,7 +128,8 @@ class Device:
     walked: list[str] = field(default_factory=list)
 
 
-async def fsm_reader(sim: Snmpsim, devices: list[Device], concurrency: int, timeout: float) -> Result:
+async def fsm_reader(sim: Snmpsim, devices: list[Device], concurrency: int, timeout: float, *,
+                     status_only: bool = False) -> Result:
     pool = default_pool()
     gate = asyncio.Semaphore(concurrency)
     requests = failures = 0
@@ -135,16 +138,21 @@ async def fsm_reader(sim: Snmpsim, devices: list[Device], concurrency: int, time
         nonlocal requests, failures
         async with gate:
             src = RecordingPysnmpSource(d.ip, d.credential, port=sim.port, timeout=timeout, retries=1)
-            dev = await read_device(src, pool, ip=d.ip)
+            if status_only:
+                dev = await read_identified(src, pool, await identify(src), ip=d.ip, status_only=True)
+            else:
+                dev = await read_device(src, pool, ip=d.ip)
+                d.got, d.walked = list(dict.fromkeys(src.got)), list(dict.fromkeys(src.walked))
             requests += src.requests
             failures += dev.reachability != "ok"
-            d.got, d.walked = list(dict.fromkeys(src.got)), list(dict.fromkeys(src.walked))
 
     assert sim.proc is not None
     a0, c0, t0 = agent_cpu(sim.proc.pid), time.process_time(), time.perf_counter()
     await asyncio.gather(*(one(d) for d in devices))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return Result("fsm reader (read_device, full PMD read)", len(devices), wall, cpu,
+    label = "fsm status poll (status, alerts, serial)" if status_only else \
+        "fsm reader (read_device, full PMD read)"
+    return Result(label, len(devices), wall, cpu,
                   agent_cpu(sim.proc.pid) - a0, requests, failures)
 
 
@@ -279,10 +287,12 @@ def main() -> int:
                                fixed=False, timeout=a.timeout))
         results.append(netsnmp(sim, devices, x, f"Net-SNMP snmpget+snmpbulkwalk, fixed set, x{x}",
                                fixed=True, timeout=a.timeout))
+        poll = asyncio.run(fsm_reader(sim, devices, a.concurrency, a.timeout, status_only=True))
         ceiling = asyncio.run(snmpsim_ceiling(sim, devices))
 
     reader, fixed, ns_reader, ns_fixed = results
     results.insert(2, together)
+    results.insert(1, poll)
     print()
     print(f"{'':64} {'dev/s':>8} {'poller CPU':>11} {'agent CPU':>10} {'failed':>6}")
     for r in results:
@@ -302,6 +312,9 @@ def main() -> int:
           f"{ns_fixed.cpu / max(fixed.cpu, 1e-9):.2f}x less poller CPU; "
           f"fixed set with walk_many vs Net-SNMP: {together.rate / ns_fixed.rate:.2f}x devices/s")
     print(f"reader at {reader.rate / (ceiling / per_dev_reader) * 100:.0f} % of snmpsim's ceiling")
+    print(f"status poll vs full read (same run): {poll.rate / reader.rate:.2f}x devices/s, "
+          f"{reader.cpu / max(poll.cpu, 1e-9):.2f}x less poller CPU, "
+          f"{poll.requests / poll.devices:.1f} vs {per_dev_reader:.1f} requests/device")
     ok = reader.rate > ns_reader.rate and reader.failures == 0
     print("goal (fsm reader ahead of Net-SNMP, no failed device):", "MET" if ok else "NOT MET")
     return 0 if ok else 1

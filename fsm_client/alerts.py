@@ -93,6 +93,24 @@ def diff(previous: Iterable[str], device: Device, policy: Policy, *, misses: int
     return Change(raised=now - before, cleared=before - now)
 
 
+def would_change(store: Store, policy: Policy, device: Device) -> bool:
+    """Whether ``evaluate`` would raise or clear a condition for this reading (reads only).
+
+    A status poll reads little; when this says yes, the daemon reads the device in full first,
+    so that the alert report carries the whole reading."""
+    previous, misses = _before(store, device)
+    return bool(diff(previous, device, policy, misses=misses))
+
+
+def _before(store: Store, device: Device) -> tuple[list[str], int]:
+    """The conditions active at the reading's address, and its unanswered polls in a row
+    counting this reading."""
+    previous = [s.condition for s in store.alert_states(device.ip, active_only=True)]
+    known = store.device(device.ip)
+    misses = ((known.misses if known else 0) + 1) if device.reachability == "unreachable" else 0
+    return previous, misses
+
+
 def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy, device: Device, *,
              now: datetime | None = None) -> Change:
     """Apply one poll reading: store it and seal an ``alert`` report when a critical condition
@@ -101,9 +119,7 @@ def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy,
     at = device.observed_at
     with store.atomic():
         store.follow_move(device)  # a device with a new address brings its active conditions
-        previous = [s.condition for s in store.alert_states(device.ip, active_only=True)]
-        known = store.device(device.ip)
-        misses = ((known.misses if known else 0) + 1) if device.reachability == "unreachable" else 0
+        previous, misses = _before(store, device)
         change = diff(previous, device, policy, misses=misses)
         reportable = bool(change.raised) or (bool(change.cleared) and policy.report_cleared)
         if reportable:
@@ -125,4 +141,5 @@ def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy,
     return change
 
 
-__all__ = ["DEFAULT_CRITICAL", "GROUPS", "Change", "Policy", "active_conditions", "diff", "evaluate"]
+__all__ = ["DEFAULT_CRITICAL", "GROUPS", "Change", "Policy", "active_conditions", "diff", "evaluate",
+           "would_change"]

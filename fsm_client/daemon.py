@@ -154,8 +154,11 @@ class Daemon:
         specs += [d.ip for d in self.store.devices(discovered=True) if d.ip not in hosts]
         return specs
 
-    async def _read(self, specs: Sequence[str]) -> AsyncIterator[Device]:
-        """Read targets concurrently (bounded by [snmp] concurrency), yielding each as it ends."""
+    async def _read(self, specs: Sequence[str], *, poll: bool = False) -> AsyncIterator[Device]:
+        """Read targets concurrently (bounded by [snmp] concurrency), yielding each as it ends.
+
+        ``poll``: read only status and alerts, and the whole device only where that reading
+        raises or clears a condition (the alert report then carries the whole reading)."""
         gate = asyncio.Semaphore(max(1, self.config.snmp.concurrency))
 
         by_spec = {t.range: t.credentials for t in self.config.targets}
@@ -165,7 +168,11 @@ class Daemon:
             creds = [c for c in self.config.credentials if c.name in names] if names else None
             async with gate:
                 [device] = await scan([spec], config=self.config, pool=self.pool, credentials=creds,
-                                      open_source=self.open_source)
+                                      open_source=self.open_source, status_only=poll)
+                if poll and device.reachability != "unreachable" and \
+                        alerts.would_change(self.store, self.policy, device):
+                    [device] = await scan([spec], config=self.config, pool=self.pool, credentials=creds,
+                                          open_source=self.open_source)
                 return device
 
         tasks = [asyncio.create_task(one(s)) for s in specs]
@@ -243,7 +250,7 @@ class Daemon:
         raised = 0
         if not self.config.alerts.enabled:
             return 0
-        async for device in self._read(self.targets()):
+        async for device in self._read(self.targets(), poll=True):
             change = alerts.evaluate(self.store, self.sealer, self.config, self.policy, device,
                                      now=self.clock())
             if change.queued is not None:

@@ -54,6 +54,8 @@ MAX_TEXT = 512
 ETHERNET_IF_TYPES = frozenset({6, 7, 62, 69, 117})
 #: Largest number of rows read from an interface or media table.
 MAX_SMALL_TABLE = 256
+#: The identity a status poll reads: enough to tell which device answered at an address.
+POLL_IDENTITY = ("manufacturer", "serial")
 
 Kind = Literal["text", "int", "bool", "mac", "serial"]
 _FIELD_KINDS: dict[str, Kind] = {
@@ -89,17 +91,21 @@ def _compile(sources: Sequence[Source]) -> list[_CompiledSource]:
     return [_CompiledSource(s, transforms.build(list(s.transforms))) for s in sources]
 
 
-def plan_for(pmd: Pmd) -> Plan:
+def plan_for(pmd: Pmd, *, status_only: bool = False) -> Plan:
+    """The whole read, or with ``status_only`` what a status poll needs (POLL_IDENTITY, status,
+    alerts): no counters, supplies, capabilities or interface tables."""
     fields: dict[str, list[_CompiledSource]] = {}
     for name in pmd.identity.__struct_fields__:
-        fields[name] = _compile(getattr(pmd.identity, name))
-    for name in pmd.capabilities.__struct_fields__:
-        fields[f"capabilities.{name}"] = _compile(getattr(pmd.capabilities, name))
-    for name, sources in pmd.counters.items():
-        fields[f"counters.{name}"] = _compile(sources)
-    for i, extra in enumerate(pmd.supplies.extra):
-        fields[f"supplies.extra.{i}.level"] = _compile(extra.level)
-        fields[f"supplies.extra.{i}.max"] = _compile(extra.max)
+        if not status_only or name in POLL_IDENTITY:
+            fields[name] = _compile(getattr(pmd.identity, name))
+    if not status_only:
+        for name in pmd.capabilities.__struct_fields__:
+            fields[f"capabilities.{name}"] = _compile(getattr(pmd.capabilities, name))
+        for name, sources in pmd.counters.items():
+            fields[f"counters.{name}"] = _compile(sources)
+        for i, extra in enumerate(pmd.supplies.extra):
+            fields[f"supplies.extra.{i}.level"] = _compile(extra.level)
+            fields[f"supplies.extra.{i}.max"] = _compile(extra.max)
     scalars: dict[str, None] = dict.fromkeys((SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME))
     tables: dict[str, None] = {}
     for compiled in fields.values():
@@ -113,13 +119,14 @@ def plan_for(pmd: Pmd) -> Plan:
             if c.source.lookup:
                 tables[c.source.lookup.key_column] = None
                 tables[c.source.lookup.value_column] = None
-    t = pmd.supplies.table
-    # the columns the reader uses, not the whole entry: a quarter fewer varbinds per device
-    tables.update(dict.fromkeys(_supply_columns(pmd)))
-    tables[f"{t.colorant_entry}.{t.colorant_value}"] = None
+    if not status_only:
+        t = pmd.supplies.table
+        # the columns the reader uses, not the whole entry: a quarter fewer varbinds per device
+        tables.update(dict.fromkeys(_supply_columns(pmd)))
+        tables[f"{t.colorant_entry}.{t.colorant_value}"] = None
+        tables[pmd.status.console] = None
     tables[pmd.status.printer_entry] = None
     tables[pmd.status.device_status] = None
-    tables[pmd.status.console] = None
     if pmd.alerts.enabled:
         tables[pmd.alerts.entry] = None
     return Plan(fields=fields, scalars=list(scalars), tables=list(tables))
@@ -131,17 +138,18 @@ def _supply_columns(pmd: Pmd) -> list[str]:
                                                      t.level))]
 
 
-_plans: dict[int, tuple[Pmd, Plan]] = {}
+_plans: dict[tuple[int, bool], tuple[Pmd, Plan]] = {}
 
 
-def _cached_plan(pmd: Pmd) -> Plan:
-    hit = _plans.get(id(pmd))
+def _cached_plan(pmd: Pmd, status_only: bool = False) -> Plan:
+    key = (id(pmd), status_only)
+    hit = _plans.get(key)
     if hit is not None and hit[0] is pmd:
         return hit[1]
-    plan = plan_for(pmd)
+    plan = plan_for(pmd, status_only=status_only)
     if len(_plans) > 1024:
         _plans.clear()
-    _plans[id(pmd)] = (pmd, plan)
+    _plans[key] = (pmd, plan)
     return plan
 
 
@@ -466,11 +474,12 @@ def _show(value: Any) -> str:
 
 
 async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime | None = None,
-                        answers: Answers | None = None) -> Device:
-    """Read a device with a given PMD (``pmd test`` and ``read_device`` use this)."""
+                        answers: Answers | None = None, status_only: bool = False) -> Device:
+    """Read a device with a given PMD (``pmd test`` and ``read_device`` use this); with
+    ``status_only``, only POLL_IDENTITY, status and alerts (a status poll)."""
     now = now or utcnow()
     a = answers or Answers()
-    r = _Reader(source, pmd, _cached_plan(pmd), a)
+    r = _Reader(source, pmd, _cached_plan(pmd, status_only), a)
     await r.fetch()
     sources: dict[str, str] = {}
     ident: dict[str, Any] = {}
@@ -492,10 +501,11 @@ async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime 
             counters[name] = value
             if origin:
                 sources[f"counters.{name}"] = origin
-    supplies = r.supplies()
+    supplies = [] if status_only else r.supplies()
     if supplies:
         sources["supplies"] = pmd.supplies.table.entry
-    supplies = r.extra_supplies(supplies, sources)
+    if not status_only:
+        supplies = r.extra_supplies(supplies, sources)
     status = r.status()
     if status.printer or status.conditions:
         sources["status"] = pmd.status.printer_entry
@@ -539,12 +549,13 @@ async def identify(source: SnmpSource) -> dict[str, SnmpValue]:
 
 
 async def read_identified(source: SnmpSource, pool: PmdPool, system: dict[str, SnmpValue], *, ip: str,
-                          now: datetime | None = None) -> Device:
+                          now: datetime | None = None, status_only: bool = False) -> Device:
     """Read a device whose system group (from ``identify``) is already known."""
     oid_v = system.get(SYS_OBJECT_ID)
     sys_oid = oid_v.value if oid_v is not None and isinstance(oid_v.value, str) else None
     pmd = pool.match(sys_oid, _text(system.get(SYS_DESCR)))
-    return await read_with_pmd(source, pmd, ip=ip, now=now, answers=Answers(values=dict(system)))
+    return await read_with_pmd(source, pmd, ip=ip, now=now, answers=Answers(values=dict(system)),
+                               status_only=status_only)
 
 
 async def read_device(source: SnmpSource, pool: PmdPool, *, ip: str, now: datetime | None = None) -> Device:

@@ -113,9 +113,11 @@ async def resolve(host: str, port: int) -> str:
 
 
 async def read_target(target: Target, *, credentials: Sequence[Credential], pool: PmdPool,
-                      open_source: SourceFactory, now: datetime | None = None) -> Device:
+                      open_source: SourceFactory, now: datetime | None = None,
+                      status_only: bool = False) -> Device:
     """Resolve the target, try each credential in order, and read the device with the first
-    that answers. The Device's ``ip`` is the address that was read."""
+    that answers (only what a status poll needs with ``status_only``). The Device's ``ip`` is
+    the address that was read."""
     now = now or utcnow()
     failures: list[str] = []
     address = await resolve(target.host, target.port)
@@ -132,7 +134,7 @@ async def read_target(target: Target, *, credentials: Sequence[Credential], pool
             if not system:
                 failures.append(f"{cred.name}: answered without sysDescr/sysObjectID")
                 continue
-            device = await read_identified(source, pool, system, ip=address, now=now)
+            device = await read_identified(source, pool, system, ip=address, now=now, status_only=status_only)
             if len(credentials) > 1:
                 device.warnings.insert(0, f"read with credential {cred.name!r}")
             return device
@@ -143,12 +145,12 @@ async def read_target(target: Target, *, credentials: Sequence[Credential], pool
 async def scan(
     targets: Sequence[str], *, config: ClientConfig, pool: PmdPool,
     credentials: Sequence[Credential] | None = None, open_source: SourceFactory | None = None,
-    now: datetime | None = None, exclude: Sequence[str] = (),
+    now: datetime | None = None, exclude: Sequence[str] = (), status_only: bool = False,
 ) -> list[Device]:
     """Read every target: one Device per host target (in the order given, "unreachable"
     when it never answers), then one per address of the range targets that answered the
     discovery sweep (silent addresses of a range are not devices). Addresses in ``exclude``
-    (the same forms as targets) are neither probed nor read."""
+    (the same forms as targets) are neither probed nor read. ``status_only``: see read_target."""
     creds = list(credentials) if credentials else list(config.credentials)
     if not creds:
         raise ConfigError("no SNMP credentials to try",
@@ -179,7 +181,8 @@ async def scan(
         async with gate:
             assert open_source is not None
             try:
-                return await read_target(t, credentials=cs, pool=pool, open_source=open_source, now=now)
+                return await read_target(t, credentials=cs, pool=pool, open_source=open_source, now=now,
+                                         status_only=status_only)
             except FsmError as exc:  # one device's failure never stops the scan of the others
                 return unreachable(t.host, f"{type(exc).__name__}: {exc.message}", now=now)
 

@@ -343,9 +343,11 @@ class Store:
             self.follow_move(device)
 
     def follow_move(self, device: Device) -> list[str]:
-        """A device answering at a new address with the serial of one known at another has moved
-        (DHCP): the old address's row goes, its alert state and discovery mark come along, so the
-        old address is neither polled nor reported offline. Returns the old addresses."""
+        """A device answering at a new address with the serial of one that stopped answering at
+        another has moved (DHCP): the old address's row goes, its alert state and discovery mark
+        come along, so the old address is no longer polled. Returns the old addresses.
+
+        Devices sharing a serial that both answer (simulators, cloned firmware) stay apart."""
         self._require_transaction("follow_move")
         if device.reachability == "unreachable":
             return []
@@ -355,7 +357,7 @@ class Store:
             return []
         sn = (device.serial or "").strip().upper()
         rows = self._db.execute("SELECT ip, manufacturer, serial FROM devices"
-                                " WHERE ip != ? AND upper(trim(serial)) = ?", (device.ip, sn))
+                                " WHERE ip != ? AND upper(trim(serial)) = ? AND misses > 0", (device.ip, sn))
         moved = [ip for ip, manufacturer, serial in rows
                  if device_identity(client="", manufacturer=manufacturer or device.manufacturer,
                                     serial=serial, mac=None, ip=ip)[0] == key]

@@ -140,11 +140,13 @@ def test_an_unreachable_device_goes_offline_after_two_polls_and_keeps_its_jam(
 
 
 def test_a_device_that_moves_to_another_address_takes_its_alerts_along(fresh_store: Store, poll) -> None:
-    """DHCP gives a printer a new address: the same serial answering there is the same printer, so
-    its jam is not raised twice and the old address is not polled (nor reported offline) again."""
+    """DHCP gives a printer a new address: the same serial answering there, while the old address
+    is silent, is the same printer, so its jam is not raised twice and the old address is not
+    polled into an offline alert."""
     moved_ip = "192.0.2.77"
     assert poll(reading("jammed")).raised == {"jam"}
     fresh_store.mark_discovered(IP)
+    assert not poll(reading(reachable=False, at=T0 + timedelta(minutes=1)))
     still = poll(Device(ip=moved_ip, observed_at=T0 + timedelta(minutes=5), serial=" sn9",
                         status=Status(printer="idle", conditions=["jammed"])))
     assert not still and fresh_store.last_seq() == 1  # the same jam: nothing new to say
@@ -157,15 +159,21 @@ def test_a_device_that_moves_to_another_address_takes_its_alerts_along(fresh_sto
     assert cleared.cleared == {"jam"}
 
 
-def test_a_placeholder_serial_or_another_maker_is_not_the_same_device(fresh_store: Store, poll) -> None:
+def test_a_placeholder_serial_another_maker_or_an_answering_twin_is_another_device(
+        fresh_store: Store, poll) -> None:
     def answer(ip: str, serial: str, manufacturer: str) -> None:
         poll(Device(ip=ip, observed_at=T0, serial=serial, manufacturer=manufacturer))
 
+    for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"):
+        poll(Device(ip=ip, observed_at=T0, reachability="unreachable"))  # all silent once
     answer("192.0.2.1", "UNKNOWN", "Brother")
     answer("192.0.2.2", "unknown", "Brother")
     answer("192.0.2.3", "X1", "Brother")
     answer("192.0.2.4", "X1", "Kyocera")
-    assert [d.ip for d in fresh_store.devices()] == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]
+    answer("192.0.2.5", "X1", "Kyocera")  # the Kyocera at .4 answers too: two devices, one serial
+    answer("192.0.2.4", "X1", "Kyocera")
+    assert [d.ip for d in fresh_store.devices()] == [
+        "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"]
 
 
 def test_two_conditions_at_once_make_one_alert_report(fresh_store: Store, poll) -> None:

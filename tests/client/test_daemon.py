@@ -118,6 +118,55 @@ async def test_a_jam_is_mailed_at_once_not_repeated_while_it_lasts_and_its_clear
     assert daemon.store.alert_states(active_only=True) == []
 
 
+class Watched:
+    """A real pysnmp session that notes which subtrees each address was asked to walk."""
+
+    def __init__(self, source: Any, host: str, walked: list[tuple[str, str]]) -> None:
+        self.source, self.host, self.walked = source, host, walked
+
+    async def get(self, oids: Any) -> Any:
+        return await self.source.get(oids)
+
+    async def walk(self, oid: str, **kw: Any) -> Any:
+        self.walked.append((self.host, oid))
+        return await self.source.walk(oid, **kw)
+
+    async def walk_many(self, roots: Any, **kw: Any) -> Any:
+        self.walked += [(self.host, oid) for oid in roots]
+        return await self.source.walk_many(roots, **kw)
+
+
+async def test_status_polls_read_only_status_and_a_change_reads_that_device_in_full(
+        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    from fsm_client.scan import _pysnmp_source
+
+    walked: list[tuple[str, str]] = []
+
+    @contextlib.asynccontextmanager
+    async def watched(host: str, port: int, cred: Any) -> Any:
+        async with _pysnmp_source(host, port, cred, timeout=2.0, retries=1) as source:
+            yield Watched(source, host, walked)
+
+    config = config_for(keys, healthy_printers, empty_dealer_mailbox, schedule={"status_poll": "every 1s"})
+    daemon = Daemon(config, tmp_path / "data", open_source=watched)
+    task = asyncio.create_task(daemon.run(install_signals=False))
+    try:
+        await _until(lambda: daemon.counts.polls >= 2, "two quiet poll rounds")
+        healthy_printers.set_state("office-2", "jammed")
+        [alert] = await asyncio.to_thread(mails, empty_dealer_mailbox, 1)
+        polls = daemon.counts.polls
+        await _until(lambda: daemon.counts.polls >= polls + 2, "two more polls while jammed")
+    finally:
+        daemon.stop()
+        await task
+        healthy_printers.set_state("office-2", "ok")
+    supply_level = "1.3.6.1.2.1.43.11.1.1.9"  # walked by full reads only: once, for the jam
+    assert [host for host, oid in walked if oid == supply_level] == [healthy_printers.ips["office-2"]]
+    [reading] = keys.open([alert.envelope]).devices
+    assert "jammed" in reading.status.conditions
+    assert reading.counters["total"] == 7792 and reading.supplies  # the whole reading, as a scan makes it
+
+
 class Relay:
     """A TCP forwarder to Postfix that is either down (nothing listens: connection refused)
     or up: the relay the client is configured with, switched off and on by the test."""

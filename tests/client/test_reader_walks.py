@@ -12,7 +12,7 @@ import pytest
 from fsm_client.pmd.expectations import compare
 from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
-from fsm_client.reader import device_json, read_device
+from fsm_client.reader import device_json, identify, read_device, read_identified
 from fsm_client.snmp.source import RecordingSource
 from fsm_protocol.schema import Device
 
@@ -73,3 +73,33 @@ async def test_capabilities_follow_the_standard_tables_and_counters(pool: PmdPoo
         True,
         True,
     )
+
+
+class CountingSource(RecordingSource):
+    """A recording that counts the varbinds it was asked for (GET OIDs and walked rows)."""
+
+    asked = 0
+
+    async def get(self, oids):  # type: ignore[no-untyped-def]
+        self.asked += len(oids)
+        return await super().get(oids)
+
+    async def walk(self, oid, *, max_rows=10_000):  # type: ignore[no-untyped-def]
+        rows = await super().walk(oid, max_rows=max_rows)
+        self.asked += len(rows) + 1
+        return rows
+
+
+@pytest.mark.parametrize("walk", WALK_IDS)
+async def test_a_status_read_agrees_with_the_full_read_and_asks_for_less(pool: PmdPool, walk: str) -> None:
+    """What a status poll reads (identity to follow the device, status, alerts) is what the full
+    read says, for every recorded model; counters and supplies are left for the full read."""
+    path = WALKS / walk / "device.snmprec"
+    full_source, poll_source = CountingSource.from_file(path), CountingSource.from_file(path)
+    full = await read_device(full_source, pool, ip="192.0.2.1")
+    system = await identify(poll_source)
+    poll = await read_identified(poll_source, pool, system, ip="192.0.2.1", status_only=True)
+    assert (poll.manufacturer, poll.serial, poll.pmd) == (full.manufacturer, full.serial, full.pmd)
+    assert (poll.status, poll.alerts) == (msgspec.structs.replace(full.status, console=None), full.alerts)
+    assert (poll.counters, poll.supplies, poll.warnings) == ({}, [], [])
+    assert poll_source.asked < full_source.asked
