@@ -19,6 +19,7 @@ from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_devtools.peers.mailstack import MailStack
 from fsm_protocol import configfile
 from fsm_protocol.configfile import Secret
+from fsm_protocol.schema import Device, Report
 from fsm_server.config import MailboxSection, ServerConfig
 from fsm_server.daemon import IngestDaemon
 from fsm_server.db.connect import Database
@@ -39,6 +40,35 @@ def server_config(stack: MailStack, *rules: dict[str, Any], **notify: Any) -> Se
                    "ca_file": str(stack.ca_file), "from_addr": "fsm@fsm.test", "to": ["alerts@fsm.test"],
                    **notify},
     }, ServerConfig, source="test")
+
+
+def notify_toml(stack: MailStack, rule: str) -> str:
+    """A server config's [notify] section mailing alerts@ through the stack, and one [[rules]]."""
+    return f"""
+[notify]
+host = "{stack.host}"
+port = {stack.smtp_port}
+ca_file = "{stack.ca_file}"
+from_addr = "fsm@fsm.test"
+to = ["alerts@fsm.test"]
+
+[[rules]]
+{rule}
+"""
+
+
+def mail_alert_report(stack: MailStack, client: ClientKit, server: ServerKit, device: Device) -> None:
+    """Seal an alert report (seq 1) carrying ``device`` and mail it to dealer@ through Postfix."""
+    import smtplib
+
+    from fsm_devtools.corpus import mails_for, seal
+
+    report = Report(client_id=client.name, customer="ACME", site="HQ", seq=1, kind="alert",
+                    created_at=device.observed_at, devices=[device])
+    [mail] = mails_for(seal(report, client, server))
+    with smtplib.SMTP(stack.host, stack.smtp_port) as smtp:
+        smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], mail)
+    stack.wait_for_messages(1, user="dealer")
 
 
 def parse(raw: bytes) -> Message:
@@ -166,19 +196,7 @@ def test_notify_once_from_the_command_line_sends_what_is_due(
     low = [reading("A1", t, total=1, supplies=[("toner", "black", 4.0)])]
     Feeder(pipeline, client_kit, server_kit).send(t, low)
     config = tmp_path / "server.toml"
-    config.write_text(f"""
-[notify]
-host = "{alerts_mailbox.host}"
-port = {alerts_mailbox.smtp_port}
-ca_file = "{alerts_mailbox.ca_file}"
-from_addr = "fsm@fsm.test"
-to = ["alerts@fsm.test"]
-
-[[rules]]
-name = "toner-low"
-when = "supply_level"
-below = 10
-""")
+    config.write_text(notify_toml(alerts_mailbox, 'name = "toner-low"\nwhen = "supply_level"\nbelow = 10'))
     result = CliRunner().invoke(main, ["--config", str(config), "notify", "--once", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"sent": 1, "failed": 0, "pending": 0}
@@ -189,18 +207,9 @@ below = 10
 async def test_ingest_once_beside_the_events_sends_the_alert_mail_before_it_returns(
         db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
         server_kit: ServerKit) -> None:
-    import smtplib
-
-    from fsm_devtools.corpus import mails_for, seal
-    from fsm_protocol.schema import Report
-
     t = datetime.now(UTC).replace(microsecond=0)
-    report = Report(client_id=client_kit.name, customer="ACME", site="HQ", seq=1, kind="alert", created_at=t,
-                    devices=[reading("A1", t, total=5, conditions=["door_open"])])
-    [mail] = mails_for(seal(report, client_kit, server_kit))
-    with smtplib.SMTP(alerts_mailbox.host, alerts_mailbox.smtp_port) as smtp:
-        smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], mail)
-    await asyncio.to_thread(alerts_mailbox.wait_for_messages, 1, user="dealer")
+    await asyncio.to_thread(mail_alert_report, alerts_mailbox, client_kit, server_kit,
+                            reading("A1", t, total=5, conditions=["door_open"]))
     mailbox = MailboxSection(host=alerts_mailbox.host, port=alerts_mailbox.imaps_port, security="tls",
                              user="dealer@fsm.test", password=Secret("dealer-pass"),
                              ca_file=alerts_mailbox.ca_file)
@@ -218,38 +227,18 @@ def test_fsm_server_ingest_once_runs_the_rules_and_mails_the_alert(
         database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The command line wires the events beside the daemon when [[rules]] exist (cli/ingest.py)."""
     import json
-    import smtplib
 
     from click.testing import CliRunner
     from ingest_helpers import write_server_config
 
-    from fsm_devtools.corpus import mails_for, seal
-    from fsm_protocol.schema import Report
     from fsm_server.cli import main
 
     monkeypatch.setenv("FSM_DATABASE_URL", database_url)
     t = datetime.now(UTC).replace(microsecond=0)
-    report = Report(client_id=client_kit.name, customer="ACME", site="HQ", seq=1, kind="alert", created_at=t,
-                    devices=[reading("B7", t, total=5, alerts=["jam"])])
-    [mail] = mails_for(seal(report, client_kit, server_kit))
-    with smtplib.SMTP(alerts_mailbox.host, alerts_mailbox.smtp_port) as smtp:
-        smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], mail)
-    alerts_mailbox.wait_for_messages(1, user="dealer")
+    mail_alert_report(alerts_mailbox, client_kit, server_kit, reading("B7", t, total=5, alerts=["jam"]))
     config = write_server_config(tmp_path / "server.toml", alerts_mailbox, server_kit)
     with config.open("a") as f:
-        f.write(f"""
-[notify]
-host = "{alerts_mailbox.host}"
-port = {alerts_mailbox.smtp_port}
-ca_file = "{alerts_mailbox.ca_file}"
-from_addr = "fsm@fsm.test"
-to = ["alerts@fsm.test"]
-
-[[rules]]
-name = "jams"
-when = "alert"
-codes = ["jam"]
-""")
+        f.write(notify_toml(alerts_mailbox, 'name = "jams"\nwhen = "alert"\ncodes = ["jam"]'))
     result = CliRunner().invoke(main, ["--config", str(config), "--data-dir", str(tmp_path / "data"),
                                        "ingest", "--once", "--json"])
     assert result.exit_code == 0, result.output
