@@ -1,4 +1,4 @@
-"""`fsm-server quarantine list|show|retry`: messages that could not be loaded, and why."""
+"""`fsm-server quarantine list|show|retry|dismiss`: messages that could not be loaded, and why."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fsm_protocol.cli import json_option, pass_obj, print_json
 
 from .. import queries, wiring
 from ..context import ServerContext
+from ..db.loader import Loader
 
 
 @click.group("quarantine")
@@ -20,7 +21,7 @@ def quarantine_group() -> None:
 
 
 @quarantine_group.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Also entries already released by a retry.")
+@click.option("--all", "show_all", is_flag=True, help="Also entries released by a retry or dismissed.")
 @click.option("--reason", help="Only this reason code (e.g. bad_signature).")
 @json_option
 @pass_obj
@@ -72,6 +73,26 @@ def retry_command(ctx: ServerContext, entry_ids: tuple[int, ...], as_json: bool)
         return
     for i, v in zip(entry_ids, verdicts, strict=True):
         click.echo(f"{i}: {v.outcome}" + (f" ({v.reason}: {v.detail})" if v.reason else ""))
+
+
+@quarantine_group.command("dismiss")
+@click.argument("entry_ids", type=int, nargs=-1, required=True)
+@json_option
+@pass_obj
+def dismiss_command(ctx: ServerContext, entry_ids: tuple[int, ...], as_json: bool) -> None:
+    """Set held entries aside once dealt with (spam, reports sealed again by `outbox renumber`).
+
+    Their bytes stay in the database: `list --all` shows them and `retry` still works.
+    """
+    with wiring.open_db(ctx) as db:
+        done = Loader(db).dismiss(entry_ids)
+    not_held = sorted(set(entry_ids) - set(done))
+    if as_json:
+        print_json({"dismissed": done, "not_held": not_held})
+        return
+    click.echo(f"dismissed {len(done)} of {len(set(entry_ids))}")
+    if not_held:
+        click.echo("not held (unknown, released or dismissed already): " + ", ".join(map(str, not_held)))
 
 
 __all__ = ["quarantine_group"]

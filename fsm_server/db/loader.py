@@ -11,6 +11,7 @@ of 50 devices costs about ten statements, not hundreds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -167,6 +168,15 @@ class Loader:
         with translated("cannot update the quarantine"):
             Quarantine.update(status="released", released_at=datetime.now(UTC)).where(
                 Quarantine.id == quarantine_id).execute()
+
+    def dismiss(self, quarantine_ids: Sequence[int]) -> list[int]:
+        """Set held entries aside (their bytes stay, `retry` still works); returns those dismissed."""
+        with translated("cannot update the quarantine"), self.db.atomic():
+            held = [q.id for q in Quarantine.select(Quarantine.id).where(
+                Quarantine.id.in_(list(quarantine_ids)), Quarantine.status == "held")]
+            Quarantine.update(status="dismissed", released_at=datetime.now(UTC)).where(
+                Quarantine.id.in_(held)).execute()
+        return held
 
     # -- the report ---------------------------------------------------------------------------------
 

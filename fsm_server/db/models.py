@@ -237,7 +237,8 @@ class Quarantine(_Model):
     seq = peewee.BigIntegerField(null=True)
     received_at = UtcDateTimeField()
     quarantined_at = UtcDateTimeField()
-    status = peewee.CharField(max_length=16, default="held")  # held | released
+    # held | released (a retry loaded it) | dismissed (an admin set it aside; kept, retry-able)
+    status = peewee.CharField(max_length=16, default="held")
     released_at = UtcDateTimeField(null=True)
 
 

@@ -248,7 +248,7 @@ class Pipeline:
             f"the client numbers its reports again from an earlier point (its data directory was reset "
             f"or restored from a backup); the highest number loaded for it is {last}",
             hint=f"on the client run `fsm-client outbox renumber --after {last}`: it seals these reports "
-                 f"again under new numbers, which load; this mail can stay in quarantine",
+                 f"again under new numbers, which load; then `fsm-server quarantine dismiss` this entry",
         )
 
     def check_plausible(self, report: Report, header: Header) -> None:

@@ -65,6 +65,16 @@ def test_register_import_list_and_retry_from_the_command_line(run, tmp_path: Pat
     again = json.loads(run("import", "--json", str(inbox)))
     assert (again["loaded"], again["duplicate"], again["quarantined"]) == (0, 4, 0)
 
+    (inbox / "lunch.eml").write_bytes(b"From: a@b.test\r\nTo: dealer@fsm.test\r\nSubject: hi\r\n\r\nnoon\r\n")
+    run("import", str(inbox))
+    [spam] = json.loads(run("quarantine", "list", "--json"))
+    assert json.loads(run("quarantine", "dismiss", "--json", str(spam["id"]), "999")) == {
+        "dismissed": [spam["id"]], "not_held": [999]}
+    assert json.loads(run("quarantine", "list", "--json")) == []
+    kept = [q for q in json.loads(run("quarantine", "list", "--all", "--json")) if q["id"] == spam["id"]]
+    assert kept[0]["status"] == "dismissed" and kept[0]["reason"] == "not_fsm_mail"
+    assert "not held" in run("quarantine", "dismiss", str(spam["id"]))
+
     run("clients", "revoke", "acme-hq")
     assert json.loads(run("clients", "list", "--json"))[0]["status"] == "revoked"
     out = run("clients", "add", "acme-hq", "--key", str(acme.pub_path), ok=False)
@@ -74,5 +84,5 @@ def test_register_import_list_and_retry_from_the_command_line(run, tmp_path: Pat
 def test_every_server_command_has_help(run) -> None:  # type: ignore[no-untyped-def]
     for cmd in (["clients"], ["clients", "add"], ["clients", "list"], ["clients", "revoke"],
                 ["clients", "rotate"], ["import"], ["ingest"], ["quarantine", "list"], ["quarantine", "show"],
-                ["quarantine", "retry"], ["gaps"], ["devices"]):
+                ["quarantine", "retry"], ["quarantine", "dismiss"], ["gaps"], ["devices"]):
         assert "Usage:" in run(*cmd, "--help")

@@ -77,6 +77,10 @@ def test_a_reset_client_is_told_what_to_run_and_its_reports_load_after_renumber(
         _life(store, sealer, config, T0 + timedelta(days=2), 1)
         assert [(v.outcome, v.seq) for v in _deliver(store, pipeline)] == [("loaded", 9)]
 
+        held = [v.quarantine_id for v in verdicts]
+        assert pipeline.loader.dismiss(held) == held  # dealt with: set aside, bytes kept
+        assert Quarantine.select().where(Quarantine.status == "held").count() == 0
+
     assert sorted(e.seq for e in Envelope.select()) == list(range(1, 10))
     assert Reading.select().count() == 5 + 3 + 1  # every reading of both lives, once
 
