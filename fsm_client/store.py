@@ -127,9 +127,15 @@ def _m002_discovered_devices(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE devices ADD COLUMN discovered INTEGER NOT NULL DEFAULT 0")
 
 
+def _m003_devices_by_serial(db: sqlite3.Connection) -> None:
+    # Every reading looks for the same serial at another address (Store.follow_move).
+    db.execute("CREATE INDEX devices_serial ON devices (upper(trim(serial)))")
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("001_initial", _m001_initial),
     ("002_discovered_devices", _m002_discovered_devices),
+    ("003_devices_by_serial", _m003_devices_by_serial),
 )
 
 
