@@ -421,21 +421,15 @@ async def test_epson_serial_oid_answering_a_name_falls_back_to_the_printer_mib(
     assert (dev.pmd, dev.serial) == ("epson", serial)
 
 
-async def test_hp_on_a_samsung_engine_reads_samsungs_serial(pool: PmdPool) -> None:
-    rec = "\n".join([
-        "1.3.6.1.2.1.1.1.0|4|HP Color Laser MFP 178nw; V4.00.02.24 JUN-08-2020",
-        "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.236.11.5.1",
-        "1.3.6.1.4.1.236.11.5.1.1.1.4.0|4|VNC3R12345",
-    ])
+@pytest.mark.parametrize(("descr", "sys_oid", "serial_oid", "expected"), [
+    ("HP Color Laser MFP 178nw; V4.00.02.24 JUN-08-2020", "1.3.6.1.4.1.236.11.5.1",
+     "1.3.6.1.4.1.236.11.5.1.1.1.4.0", ("hp", "HP", "VNC3R12345")),
+    ("Dell Color Laser 3110cn; Net 11.40,ESS 200707111148,IOT 03.00.05", "1.3.6.1.4.1.253.8.62.1.10.2.3.1",
+     "1.3.6.1.4.1.253.8.53.3.2.1.3.1", ("dell", "Dell", "DLX1234567")),
+], ids=["hp-on-a-samsung-engine", "dell-on-a-xerox-engine"])
+async def test_a_rebadged_engine_reads_the_engine_makers_serial(
+        pool: PmdPool, descr: str, sys_oid: str, serial_oid: str, expected: tuple[str, str, str]) -> None:
+    rec = "\n".join([f"1.3.6.1.2.1.1.1.0|4|{descr}", f"1.3.6.1.2.1.1.2.0|6|{sys_oid}",
+                     f"{serial_oid}|4|{expected[2]}"])
     dev = await read_device(RecordingSource.from_text(rec), pool, ip="192.0.2.7", now=NOW)
-    assert (dev.pmd, dev.manufacturer, dev.serial) == ("hp", "HP", "VNC3R12345")
-
-
-async def test_dell_on_a_xerox_engine_reads_xeroxs_serial(pool: PmdPool) -> None:
-    rec = "\n".join([
-        "1.3.6.1.2.1.1.1.0|4|Dell Color Laser 3110cn; Net 11.40,ESS 200707111148,IOT 03.00.05",
-        "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.253.8.62.1.10.2.3.1",
-        "1.3.6.1.4.1.253.8.53.3.2.1.3.1|4|DLX1234567",
-    ])
-    dev = await read_device(RecordingSource.from_text(rec), pool, ip="192.0.2.7", now=NOW)
-    assert (dev.pmd, dev.manufacturer, dev.serial) == ("dell", "Dell", "DLX1234567")
+    assert (dev.pmd, dev.manufacturer, dev.serial) == expected
