@@ -299,12 +299,31 @@ def mails_for_raw(env: bytes, client_id: str) -> bytes:
     return msg.as_bytes()
 
 
+def another_customers_serial(victim: Device, attacker: ClientKit, server: ServerKit, seq: int, *,
+                             customer: str, site: str = "", created_at: datetime | None = None,
+                             total: int = 5) -> bytes:
+    """A mail of ``attacker``'s (registered, validly signed) reading a printer with ``victim``'s
+    manufacturer and serial: another customer's printer, claimed under ``customer``.
+
+    It must load as a device of the attacker's own customer and change nothing of the victim's
+    (device row, history, reports); its ``total`` far below the victim's would show as a reset
+    in the victim's history if it did.
+    """
+    at = created_at or datetime.now(UTC).replace(microsecond=0)
+    forged = make_device(7, observed_at=at - timedelta(seconds=5), serial=victim.serial, total=total)
+    forged.manufacturer, forged.model = victim.manufacturer, victim.model
+    report = Report(client_id=attacker.name, customer=customer, site=site, seq=seq, kind="periodic",
+                    created_at=at, devices=[forged])
+    return mails_for(seal(report, attacker, server))[0]
+
+
 __all__ = [
     "FROM_ADDR",
     "SIGNATURE_BYTES",
     "TO_ADDR",
     "ClientKit",
     "ServerKit",
+    "another_customers_serial",
     "bad_mails",
     "mails_for",
     "mails_for_raw",

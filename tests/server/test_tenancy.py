@@ -1,0 +1,147 @@
+"""Device identity is scoped to the reporting client's customer (SQLite and PostgreSQL).
+
+A registered client that reports another customer's serial gets a device of its own customer;
+nothing it sends changes another customer's rows, and the health report shows the collision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from reports_fleet import Feeder, reading
+
+from fsm_devtools.corpus import ClientKit, ServerKit, another_customers_serial, make_client
+from fsm_server import reports
+from fsm_server.db.models import Client, Customer, Device, Envelope, Reading, Site
+from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.registry import Registry
+
+START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=10)
+
+
+def at(n: int) -> datetime:
+    """Noon of day ``n`` of the test period."""
+    return START + timedelta(days=n, hours=12)
+
+
+@pytest.fixture
+def attacker(registry: Registry, tmp_path: Path) -> ClientKit:
+    """globex-1: a client of another customer, registered by the dealer like any other."""
+    kit = make_client(tmp_path / "globex", "globex-1")
+    registry.add(kit.name, kit.pub_path)
+    return kit
+
+
+@pytest.fixture
+def victim(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> Feeder:
+    """ACME's printer VICTIM1 read by acme-hq on days 0, 1 and 2: 1,000, 1,100, 1,200 pages."""
+    feed = Feeder(pipeline, client_kit, server_kit, customer="ACME", site="HQ")
+    for n in range(3):
+        feed.send(at(n), [reading("VICTIM1", at(n), ip="10.0.0.11", total=1_000 + 100 * n)])
+    return feed
+
+
+def device_of(customer: str, serial: str = "VICTIM1") -> Device:
+    return (Device.select(Device).join(Customer, on=(Device.customer == Customer.id))
+            .where(Customer.name == customer, Device.serial == serial).get())
+
+
+def acme_meters() -> reports.Meters:
+    data = reports.build("meters", customer="ACME", start=at(0) - timedelta(hours=1), end=at(5))
+    assert isinstance(data, reports.Meters)
+    return data
+
+
+def test_another_customers_serial_makes_a_device_of_its_own_and_changes_nothing_of_the_victims(
+        victim: Feeder, attacker: ClientKit, pipeline: Pipeline, server_kit: ServerKit) -> None:
+    printer = reading("VICTIM1", at(0))
+    for seq, n in ((1, 3), (2, 4)):
+        mail = another_customers_serial(printer, attacker, server_kit, seq, customer="Globex", site="Plant",
+                                        created_at=at(n))
+        verdict = pipeline.process(mail, source="test")
+        assert verdict.outcome == "loaded", verdict
+
+    assert Device.select().where(Device.serial == "VICTIM1").count() == 2  # one per customer
+    mine, theirs = device_of("ACME"), device_of("Globex")
+    assert mine.identity == theirs.identity == "sn:ricoh:VICTIM1"
+    assert (mine.client.name, mine.site.name, mine.ip, mine.last_seen) == ("acme-hq", "HQ", "10.0.0.11", at(2))
+    assert (theirs.client.name, theirs.site.name) == ("globex-1", "Plant")
+    # the victim's history is its own readings only; the attacker's went to the attacker's device
+    clients = [r.envelope.client.name for r in Reading.select().where(Reading.device == mine)]
+    assert clients == ["acme-hq"] * 3
+    assert Reading.select().where(Reading.device == theirs).count() == 2
+
+    [row] = [r for r in acme_meters().rows if r.counter == "total"]
+    assert (row.device.serial, row.device.client, row.device.site) == ("VICTIM1", "acme-hq", "HQ")
+    assert (row.start_value, row.end_value, row.usage, row.reads, row.flags) == (1_000, 1_200, 200, 3, [])
+
+
+def test_a_report_naming_another_customer_than_its_clients_is_quarantined_and_changes_nothing(
+        victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry,
+        server_kit: ServerKit) -> None:
+    printer = reading("VICTIM1", at(0))
+    first = another_customers_serial(printer, attacker, server_kit, 1, customer="Globex", created_at=at(3))
+    assert pipeline.process(first).outcome == "loaded"  # its first report binds globex-1 to Globex
+    assert registry.get(attacker.name).customer == "Globex"
+    # now it claims to be ACME's, to reach ACME's printer from inside its customer
+    claim = another_customers_serial(printer, attacker, server_kit, 2, customer="ACME", site="HQ",
+                                     created_at=at(4))
+    verdict = pipeline.process(claim)
+    assert (verdict.outcome, verdict.reason) == ("quarantined", "customer_mismatch")
+    assert "'ACME'" in verdict.detail and "'Globex'" in verdict.detail
+    assert Envelope.select().where(Envelope.seq == 2, Envelope.client == Client.get(name="globex-1").id).count() == 0
+    mine = device_of("ACME")
+    assert (mine.client.name, mine.last_seen) == ("acme-hq", at(2))
+    assert [s.name for s in Site.select().join(Customer).where(Customer.name == "ACME")] == ["HQ"]
+    [row] = [r for r in acme_meters().rows if r.counter == "total"]
+    assert (row.end_value, row.reads, row.flags) == (1_200, 3, [])
+
+
+def test_a_client_enrolled_under_a_customer_cannot_report_as_another_even_first(
+        victim: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit,
+        tmp_path: Path) -> None:
+    kit = make_client(tmp_path / "initech", "initech-1")
+    assert registry.add(kit.name, kit.pub_path, customer="Initech").customer == "Initech"
+    claim = another_customers_serial(reading("VICTIM1", at(0)), kit, server_kit, 1, customer="ACME",
+                                     site="HQ", created_at=at(3))
+    assert pipeline.process(claim).reason == "customer_mismatch"
+    assert Device.select().where(Device.serial == "VICTIM1").count() == 1
+    assert device_of("ACME").client.name == "acme-hq"
+
+
+def test_the_health_report_shows_the_same_identity_under_two_customers(
+        victim: Feeder, attacker: ClientKit, pipeline: Pipeline, server_kit: ServerKit) -> None:
+    mail = another_customers_serial(reading("VICTIM1", at(0)), attacker, server_kit, 1, customer="Globex",
+                                    created_at=at(3))
+    assert pipeline.process(mail).outcome == "loaded"
+    health = reports.build("health", start=at(0), end=at(5))
+    assert isinstance(health, reports.Health)
+    [clash] = health.collisions
+    assert (clash.identity, clash.customers) == ("sn:ricoh:VICTIM1", 2)
+    assert sorted((d.customer, d.client) for d in clash.devices) == [("ACME", "acme-hq"), ("Globex", "globex-1")]
+    html, csv = reports.render(health, "html"), reports.render(health, "csv")
+    assert "sn:ricoh:VICTIM1" in html and "Globex" in html
+    assert "collision" in csv and "sn:ricoh:VICTIM1" in csv
+    # one customer's view names its own device and how many customers hold the identity, no other's
+    scoped = reports.build("health", customer="ACME", start=at(0), end=at(5))
+    assert isinstance(scoped, reports.Health)
+    [clash] = scoped.collisions
+    assert clash.customers == 2 and [d.customer for d in clash.devices] == ["ACME"]
+    assert "Globex" not in reports.render(scoped, "html")
+
+
+def test_a_printer_moving_between_clients_and_sites_of_one_customer_stays_one_device(
+        victim: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit,
+        tmp_path: Path) -> None:
+    branch = make_client(tmp_path / "branch", "acme-branch")
+    registry.add(branch.name, branch.pub_path)
+    Feeder(pipeline, branch, server_kit, customer="ACME", site="Branch").send(
+        at(3), [reading("VICTIM1", at(3), ip="10.7.0.5", total=1_300)])
+    [moved] = Device.select().where(Device.serial == "VICTIM1")
+    assert (moved.client.name, moved.site.name, moved.ip, moved.customer.name) == (
+        "acme-branch", "Branch", "10.7.0.5", "ACME")
+    [row] = [r for r in acme_meters().rows if r.counter == "total"]
+    assert (row.start_value, row.end_value, row.usage, row.reads) == (1_000, 1_300, 300, 4)
+    assert reports.build("health", start=at(0), end=at(5)).collisions == []  # type: ignore[union-attr]
