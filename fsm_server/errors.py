@@ -11,6 +11,7 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         │   ├── UnknownClient      reason "unknown_client"
         │   ├── RevokedClient      reason "revoked_client"
         │   ├── Implausible        reason "implausible"
+        │   ├── CustomerMismatch   reason "customer_mismatch"
         │   └── SeqConflict        reason "seq_conflict"
         ├── MailboxError           the IMAP server failed or refused
         ├── ReportError            a report cannot be built as asked (kind, format, period)
@@ -51,6 +52,12 @@ class Implausible(IngestError):
     reason = "implausible"
 
 
+class CustomerMismatch(IngestError):
+    """A report naming another customer than the one its client is enrolled under."""
+
+    reason = "customer_mismatch"
+
+
 class SeqConflict(IngestError):
     """An authentic report under a number that already holds a different report."""
 
@@ -70,6 +77,7 @@ class NotifyError(ServerError):
 
 
 __all__ = [
+    "CustomerMismatch",
     "DatabaseError",
     "Implausible",
     "IngestError",

@@ -1,7 +1,8 @@
 """Known clients and their signing keys: add, list, revoke, rotate, and the lookup ingest uses.
 
 A client is known by its name, which is the client id it puts in its envelopes. Its public key
-is stored as the one-line text of its ``client.pub``. Rotating keeps the old key in the history;
+is stored as the one-line text of its ``client.pub``. It belongs to one customer, whose devices
+alone its reports reach (the rule is ``fsm_server.tenancy``). Rotating keeps the old key in the history;
 envelopes signed with the old key are still accepted for ``rotation_grace`` after the rotation
 (mail sealed before the rotation may still be on its way), never after.
 
@@ -23,14 +24,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
-from peewee import fn
+from peewee import JOIN, fn
 
 from fsm_protocol.header import CLIENT_ID_RE
 from fsm_protocol.keys import VerifyKey, load_verify_key
 
 from .db.connect import Database, translated
-from .db.models import Client, ClientKey
+from .db.models import Client, ClientKey, Customer
 from .errors import RegistryError, RevokedClient, UnknownClient
+from .tenancy import customer_id
 
 DEFAULT_ROTATION_GRACE = timedelta(days=7)
 
@@ -46,6 +48,8 @@ class ClientInfo(msgspec.Struct, kw_only=True):
     keys: int = 1
     public_key: str = ""
     note: str = ""
+    #: the customer whose devices its reports reach; None until named or its first report loads
+    customer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,10 @@ class ClientKeys:
         return self.previous.get(fingerprint, self.current)
 
 
-def _info(c: Client, nkeys: int) -> ClientInfo:
+def _info(c: Client, nkeys: int, customer: str | None) -> ClientInfo:
     return ClientInfo(name=c.name, fingerprint=c.fingerprint, status=c.status, added_at=c.added_at,
-                      revoked_at=c.revoked_at, keys=nkeys, public_key=c.public_key, note=c.note)
+                      revoked_at=c.revoked_at, keys=nkeys, public_key=c.public_key, note=c.note,
+                      customer=customer)
 
 
 class Registry:
@@ -90,8 +95,10 @@ class Registry:
 
     # -- administration ------------------------------------------------------------------------
 
-    def add(self, name: str, key: Path | str, *, note: str = "", now: datetime | None = None) -> ClientInfo:
-        """Register a client by name with its public key (the .pub file or its one line)."""
+    def add(self, name: str, key: Path | str, *, note: str = "", customer: str | None = None,
+            now: datetime | None = None) -> ClientInfo:
+        """Register a client by name with its public key (the .pub file or its one line), under
+        ``customer`` (None: the customer its first loaded report names)."""
         if not CLIENT_ID_RE.fullmatch(name):
             raise RegistryError(
                 f"client name {name!r} is not a valid client id",
@@ -106,22 +113,35 @@ class Registry:
                                     hint=f"use `fsm-server clients rotate {name} --key FILE`"
                                          " to change its key")
             c = Client.create(name=name, public_key=vk.to_text(), fingerprint=vk.fingerprint,
-                              status="active", added_at=now, note=note)
+                              status="active", added_at=now, note=note,
+                              customer=None if customer is None else customer_id(customer))
             ClientKey.create(client=c, public_key=vk.to_text(), fingerprint=vk.fingerprint, added_at=now)
-        return _info(c, 1)
+        return _info(c, 1, customer)
+
+    def set_customer(self, name: str, customer: str) -> ClientInfo:
+        """Enrol ``name`` under ``customer`` from now on. Its devices so far stay with the customer
+        they were read for; its next readings make devices of ``customer``."""
+        with translated(f"cannot set the customer of client {name!r}"), self.db.atomic():
+            c = self._client(name)
+            c.customer = customer_id(customer)
+            c.save()
+        return self.get(name)
 
     def get(self, name: str) -> ClientInfo:
         with translated(f"cannot read client {name!r}"):
             c = Client.get_or_none(Client.name == name)
             if c is None:
                 raise RegistryError(f"no client named {name!r}", hint="see `fsm-server clients list`")
-            return _info(c, ClientKey.select().where(ClientKey.client == c).count())
+            customer = None if c.customer_id is None else Customer.get_by_id(c.customer_id).name
+            return _info(c, ClientKey.select().where(ClientKey.client == c).count(), customer)
 
     def list(self) -> list[ClientInfo]:
         with translated("cannot list clients"):
             counts = {k.client_id: k.n for k in ClientKey.select(
                 ClientKey.client, fn.COUNT(ClientKey.id).alias("n")).group_by(ClientKey.client)}
-            return [_info(c, counts.get(c.id, 0)) for c in Client.select().order_by(Client.name)]
+            q = (Client.select(Client, Customer.name.alias("customer_name"))
+                 .join(Customer, JOIN.LEFT_OUTER, on=(Client.customer == Customer.id)).order_by(Client.name))
+            return [_info(c, counts.get(c.id, 0), c.customer_name) for c in q.objects()]
 
     def revoke(self, name: str, *, now: datetime | None = None) -> ClientInfo:
         """Refuse every further envelope from this client (they go to quarantine as revoked_client)."""

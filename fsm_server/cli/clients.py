@@ -1,4 +1,4 @@
-"""`fsm-server clients add|list|show|revoke|rotate`: who may send reports."""
+"""`fsm-server clients add|list|show|revoke|rotate|set-customer`: who may send reports, for whom."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fsm_protocol.cli import json_option, pass_obj, print_json
@@ -28,19 +29,39 @@ def _show(info: ClientInfo, as_json: bool) -> None:
     if as_json:
         print_json(info)
     else:
-        click.echo(f"{info.name}: {info.status}, key {info.fingerprint} ({info.keys} key(s) so far)")
+        customer = "not yet bound" if info.customer is None else repr(info.customer)
+        click.echo(f"{info.name}: {info.status}, customer {customer}, key {info.fingerprint} "
+                   f"({info.keys} key(s) so far)")
 
 
 @clients_group.command("add")
 @click.argument("name")
 @_key_option
-@click.option("--note", default="", help="Free text: customer, contact, ...")
+@click.option("--customer", default=None,
+              help="The customer whose printers it reads (default: the one its first report names).")
+@click.option("--note", default="", help="Free text: contact, location, ...")
 @json_option
 @pass_obj
-def add_command(ctx: ServerContext, name: str, key: Path, note: str, as_json: bool) -> None:
-    """Register client NAME (its [client] id) with its public key."""
+def add_command(ctx: ServerContext, name: str, key: Path, customer: str | None, note: str,
+                as_json: bool) -> None:
+    """Register client NAME (its [client] id) with its public key, under a customer.
+
+    Its reports only ever reach devices of that customer; a report naming another one is
+    quarantined as customer_mismatch.
+    """
     with wiring.open_db(ctx) as db:
-        _show(wiring.registry(ctx, db).add(name, key, note=note), as_json)
+        _show(wiring.registry(ctx, db).add(name, key, note=note, customer=customer), as_json)
+
+
+@clients_group.command("set-customer")
+@click.argument("name")
+@click.argument("customer")
+@json_option
+@pass_obj
+def set_customer_command(ctx: ServerContext, name: str, customer: str, as_json: bool) -> None:
+    """Enrol NAME under CUSTOMER from now on (its devices so far stay with their customer)."""
+    with wiring.open_db(ctx) as db:
+        _show(wiring.registry(ctx, db).set_customer(name, customer), as_json)
 
 
 @clients_group.command("list")
@@ -53,9 +74,11 @@ def list_command(ctx: ServerContext, as_json: bool) -> None:
     if as_json:
         print_json(clients)
         return
-    table = Table("name", "status", "fingerprint", "keys", "added", "note")
+    table = Table("name", "status", "customer", "fingerprint", "keys", "added", "note")
     for c in clients:
-        table.add_row(c.name, c.status, c.fingerprint, str(c.keys), f"{c.added_at:%Y-%m-%d %H:%M}", c.note)
+        customer = "-" if c.customer is None else escape(c.customer)
+        table.add_row(c.name, c.status, customer, c.fingerprint, str(c.keys), f"{c.added_at:%Y-%m-%d %H:%M}",
+                      c.note)
     Console().print(table)
 
 

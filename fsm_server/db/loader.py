@@ -22,9 +22,9 @@ from fsm_protocol.identity import device_identity
 from fsm_protocol.schema import Device as DeviceReading
 from fsm_protocol.schema import Report
 
+from ..tenancy import report_customer
 from .connect import Database, DuplicateKey, translated
 from .models import (
-    Customer,
     Envelope,
     PendingChunk,
     Quarantine,
@@ -95,7 +95,7 @@ class Loader:
     def __init__(self, db: Database, *, policy: CounterPolicy | None = None) -> None:
         self.db = db
         self.policy = policy or CounterPolicy()
-        self._sites: dict[tuple[str, str], int | None] = {}
+        self._sites: dict[tuple[int, str], int] = {}
 
     # -- reads used before the expensive work ----------------------------------------------------
 
@@ -211,10 +211,11 @@ class Loader:
             raise DuplicateKey(f"report {meta.client_name} #{report.seq} is loaded already") from exc
         if meta.chunk_count > 1:
             self.drop_chunks(meta.client_id, report.seq)
-        site_id = self._site(report.customer, report.site)
+        customer_id = report_customer(meta.client_id, report.customer)
+        site_id = None if not report.customer and not report.site else self._site(customer_id, report.site)
         if not readings:
             return Loaded(envelope_id=int(envelope_id), devices=0, values=0)
-        device_ids = self._upsert_devices(newest, first, meta.client_id, site_id)
+        device_ids = self._upsert_devices(newest, first, customer_id, meta.client_id, site_id)
 
         # Address history.
         addresses: dict[tuple[int, str, str], tuple[datetime, datetime]] = {}
@@ -296,18 +297,20 @@ class Loader:
         return len(rows), flagged
 
     def _upsert_devices(self, newest: dict[str, DeviceReading], first: dict[str, datetime],
-                        client_id: int, site_id: int | None) -> dict[str, int]:
-        cols = ("identity", "client_id", "site_id", "manufacturer", "model", "serial", "firmware", "hostname",
-                "location", "pmd", "ip", "mac", "first_seen", "last_seen")
-        rows = [(ident, client_id, site_id, d.manufacturer, d.model, d.serial, d.firmware, d.hostname,
-                 d.location, d.pmd, d.ip, d.mac, self._ts(first[ident]), self._ts(d.observed_at))
+                        customer_id: int, client_id: int, site_id: int | None) -> dict[str, int]:
+        """The device ids of the identities, within the client's customer: another customer's
+        device with the same identity is never matched (fsm_server.tenancy)."""
+        cols = ("identity", "customer_id", "client_id", "site_id", "manufacturer", "model", "serial", "firmware",
+                "hostname", "location", "pmd", "ip", "mac", "first_seen", "last_seen")
+        rows = [(ident, customer_id, client_id, site_id, d.manufacturer, d.model, d.serial, d.firmware,
+                 d.hostname, d.location, d.pmd, d.ip, d.mac, self._ts(first[ident]), self._ts(d.observed_at))
                 for ident, d in newest.items()]
         newer = "excluded.last_seen >= device.last_seen"
         sets = [f'"{c}" = CASE WHEN {newer} THEN excluded."{c}" ELSE device."{c}" END'
-                for c in cols[1:] if c != "first_seen"]
+                for c in cols[2:] if c != "first_seen"]
         sets.append('first_seen = CASE WHEN excluded.first_seen < device.first_seen '
                     'THEN excluded.first_seen ELSE device.first_seen END')
-        conflict = "ON CONFLICT (identity) DO UPDATE SET " + ", ".join(sets)
+        conflict = "ON CONFLICT (customer_id, identity) DO UPDATE SET " + ", ".join(sets)
         returned = self._insert_returning("device", cols, rows, "id, identity", conflict)
         return {ident: pk for pk, ident in returned}
 
@@ -340,15 +343,11 @@ class Loader:
             out.extend(self.db.peewee.execute_sql(sql, params).fetchall())
         return out
 
-    def _site(self, customer: str, site: str) -> int | None:
-        if not customer and not site:
-            return None
-        key = (customer, site)
+    def _site(self, customer_id: int, site: str) -> int:
+        key = (customer_id, site)
         if key not in self._sites:
-            Customer.insert(name=customer).on_conflict_ignore().execute()
-            cust = Customer.get(Customer.name == customer)
-            Site.insert(customer=cust.id, name=site).on_conflict_ignore().execute()
-            self._sites[key] = Site.get(Site.customer == cust.id, Site.name == site).id
+            Site.insert(customer=customer_id, name=site).on_conflict_ignore().execute()
+            self._sites[key] = Site.get(Site.customer == customer_id, Site.name == site).id
         return self._sites[key]
 
 

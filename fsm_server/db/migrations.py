@@ -58,8 +58,34 @@ def m005_envelope_sealing(db: peewee.Database) -> None:
         db.execute_sql("ALTER TABLE envelope ADD COLUMN sealing VARCHAR(64)")
 
 
+def m006_device_customer(db: peewee.Database) -> None:
+    """Devices are unique per (customer, identity), no longer per identity; clients are bound to a
+    customer (fsm_server.tenancy). Existing rows keep what they show today: a device's customer
+    is its site's (the customer "" when it has none), a client's that of its newest device."""
+    # peewee indexes the foreign key; (customer_id, identity) covers it (as in m004)
+    db.execute_sql('DROP INDEX IF EXISTS "device_customer_id"')
+    if "customer_id" in {c.name for c in db.get_columns("device")}:  # m001 makes today's tables
+        return
+    db.execute_sql("ALTER TABLE client ADD COLUMN customer_id INTEGER REFERENCES customer (id)")
+    db.execute_sql("ALTER TABLE device ADD COLUMN customer_id INTEGER REFERENCES customer (id)")
+    db.execute_sql("UPDATE device SET customer_id = (SELECT site.customer_id FROM site "
+                   "WHERE site.id = device.site_id) WHERE site_id IS NOT NULL")
+    db.execute_sql("INSERT INTO customer (name) SELECT '' WHERE EXISTS "
+                   "(SELECT 1 FROM device WHERE customer_id IS NULL) ON CONFLICT (name) DO NOTHING")
+    db.execute_sql("UPDATE device SET customer_id = (SELECT id FROM customer WHERE name = '') "
+                   "WHERE customer_id IS NULL")
+    db.execute_sql("UPDATE client SET customer_id = (SELECT d.customer_id FROM device d "
+                   "WHERE d.client_id = client.id ORDER BY d.last_seen DESC, d.id DESC LIMIT 1)")
+    if isinstance(db, peewee.PostgresqlDatabase):  # SQLite cannot add NOT NULL to a column
+        db.execute_sql("ALTER TABLE device ALTER COLUMN customer_id SET NOT NULL")
+    db.execute_sql('DROP INDEX IF EXISTS "device_identity"')
+    db.execute_sql('CREATE UNIQUE INDEX "device_customer_id_identity" ON device (customer_id, identity)')
+    db.execute_sql('CREATE INDEX "client_customer_id" ON client (customer_id)')
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
-    m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing)
+    m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
+    m006_device_customer)
 
 
 def applied(db: Database) -> list[str]:
@@ -95,5 +121,5 @@ def migrate(db: Database) -> list[str]:
 
 
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
-           "m004_drop_redundant_indexes", "m005_envelope_sealing",
+           "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
            "migrate"]

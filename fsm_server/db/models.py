@@ -5,7 +5,8 @@ come back as aware UTC datetimes. Lists and maps that are only ever shown, never
 JSON text.
 
 Device identity follows ``fsm_protocol.identity.device_identity``: manufacturer + serial, then
-MAC, then IP within the client.
+MAC, then IP within the client; a device row is unique per (customer, identity), the customer
+being the one its client is enrolled under (``fsm_server.tenancy``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class _Model(peewee.Model):
         legacy_table_names = False
 
 
+class Customer(_Model):
+    name = peewee.CharField(max_length=200, unique=True)
+
+
 class Client(_Model):
     """A registered fsm-client installation; ``name`` is the client id in its envelopes."""
 
@@ -57,6 +62,9 @@ class Client(_Model):
     added_at = UtcDateTimeField()
     revoked_at = UtcDateTimeField(null=True)
     note = peewee.TextField(default="")
+    # The customer whose devices this client reads (fsm_server.tenancy); NULL until the dealer
+    # names it or the client's first report is loaded. Added by migration 6.
+    customer = peewee.ForeignKeyField(Customer, null=True, backref="clients")
 
 
 class ClientKey(_Model):
@@ -67,10 +75,6 @@ class ClientKey(_Model):
     fingerprint = peewee.CharField(max_length=128)
     added_at = UtcDateTimeField()
     retired_at = UtcDateTimeField(null=True)
-
-
-class Customer(_Model):
-    name = peewee.CharField(max_length=200, unique=True)
 
 
 class Site(_Model):
@@ -106,7 +110,11 @@ class Envelope(_Model):
 
 
 class Device(_Model):
-    identity = peewee.CharField(max_length=300, unique=True)
+    """A printer of one customer: (customer, identity) is unique, so the same serial under two
+    customers is two devices (fsm_server.tenancy)."""
+
+    identity = peewee.CharField(max_length=300)
+    customer = peewee.ForeignKeyField(Customer, backref="devices")
     client = peewee.ForeignKeyField(Client, backref="devices")
     site = peewee.ForeignKeyField(Site, null=True, backref="devices")
     manufacturer = peewee.CharField(max_length=200, null=True)
@@ -120,6 +128,9 @@ class Device(_Model):
     mac = peewee.CharField(max_length=64, null=True)
     first_seen = UtcDateTimeField()
     last_seen = UtcDateTimeField()
+
+    class Meta:
+        indexes = ((("customer", "identity"), True),)
 
 
 class DeviceAddress(_Model):

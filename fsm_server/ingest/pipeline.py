@@ -52,7 +52,7 @@ OUTCOMES: tuple[str, ...] = ("loaded", "duplicate", "chunk_stored", "quarantined
 QUARANTINE_REASONS: tuple[str, ...] = (
     "not_fsm_mail", "malformed_mime", "too_large", "malformed", "unknown_client", "revoked_client",
     "unknown_key", "bad_signature", "decryption_failed", "bad_schema", "version_not_supported",
-    "bad_chunk", "implausible", "seq_conflict", "internal_error",
+    "bad_chunk", "implausible", "seq_conflict", "customer_mismatch", "internal_error",
 )
 
 _MAX_COUNTER = 2**63 - 1

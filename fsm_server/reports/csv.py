@@ -93,6 +93,10 @@ def health_csv(r: Health) -> str:
     for a in r.anomalies:
         rows.append(["counter_anomaly", a.device.serial or a.device.ip, f"{a.counter} {a.flag}",
                      _t(a.observed_at), f"{a.previous} -> {a.value}", ""])
+    for c in r.collisions:
+        for d in c.devices:
+            rows.append(["identity_collision", c.identity, f"under {c.customers} customers", "",
+                         f"{d.customer} / {d.site} / {d.client}", c.customers])
     lat = r.latency
     rows.append(["ingest_latency", "observed_at->ingested_at", f"p50 {_n(lat.p50)} s p90 {_n(lat.p90)} s "
                  f"p99 {_n(lat.p99)} s max {_n(lat.max)} s", "", "", lat.count])

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import msgspec
-from peewee import JOIN
+from peewee import JOIN, fn
 
 from .. import queries as core
 from ..config import ReportsSection
@@ -179,6 +179,17 @@ class GapRow(msgspec.Struct, kw_only=True):
     kind: str
 
 
+class IdentityCollision(msgspec.Struct, kw_only=True):
+    """One device identity (a maker + serial) held by devices of more than one customer: the
+    same printer claimed by two customers' clients, or a serial that is not unique."""
+
+    identity: str
+    manufacturer: str | None
+    serial: str | None
+    customers: int  # how many customers hold it
+    devices: list[DeviceInfo]  # those in the report's scope
+
+
 class Health(msgspec.Struct, kw_only=True, tag="health", tag_field="kind"):
     generated_at: datetime
     customer: str | None
@@ -190,21 +201,23 @@ class Health(msgspec.Struct, kw_only=True, tag="health", tag_field="kind"):
     quarantine: dict[str, int]
     anomalies: list[Anomaly]
     latency: Latency
+    collisions: list[IdentityCollision] = msgspec.field(default_factory=list)
 
 
 # -- devices in scope ---------------------------------------------------------------------------
 
 
 def devices_in_scope(customer: str | None) -> dict[int, DeviceInfo]:
-    """Every device (of ``customer`` when given), by id."""
+    """Every device (of ``customer`` when given), by id; a device's customer is its client's
+    (``fsm_server.tenancy``)."""
     q = (Device.select(Device.id, Device.manufacturer, Device.model, Device.serial, Device.ip,
                        Device.location, Client.name.alias("client_name"), Site.name.alias("site_name"),
                        Customer.name.alias("customer_name"))
          .join(Client, on=(Device.client == Client.id))
          .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
-         .join(Customer, JOIN.LEFT_OUTER, on=(Site.customer == Customer.id)))
+         .switch(Device).join(Customer, on=(Device.customer == Customer.id)))
     if customer is not None:
-        q = q.where(Customer.name == customer) if customer else q.where(Customer.id.is_null())
+        q = q.where(Customer.name == customer)
     return {r.id: DeviceInfo(id=r.id, customer=r.customer_name or NO_CUSTOMER, site=r.site_name or "",
                              client=r.client_name, manufacturer=r.manufacturer, model=r.model,
                              serial=r.serial, ip=r.ip, location=r.location) for r in q.objects()}
@@ -448,8 +461,26 @@ def latency(scope: Scope, infos: dict[int, DeviceInfo], *, limit: int = 200_000)
                    by_kind={k: statistics.median(v) for k, v in sorted(kinds.items())})
 
 
+def collisions(infos: dict[int, DeviceInfo]) -> list[IdentityCollision]:
+    """Serial identities held under more than one customer, with the devices of them in scope.
+    (Weak identities name their client, so they cannot collide across customers.)"""
+    shared = (Device.select(Device.identity).where(Device.identity.startswith("sn:"))
+              .group_by(Device.identity).having(fn.COUNT(Device.customer.distinct()) > 1))
+    held: dict[str, set[int]] = defaultdict(set)
+    mine: dict[str, list[DeviceInfo]] = defaultdict(list)
+    for d in Device.select(Device.id, Device.identity, Device.customer).where(Device.identity.in_(shared)):
+        held[d.identity].add(d.customer_id)
+        if d.id in infos:
+            mine[d.identity].append(infos[d.id])
+    out = [IdentityCollision(identity=ident, manufacturer=devs[0].manufacturer, serial=devs[0].serial,
+                             customers=len(held[ident]), devices=sorted(devs, key=device_sort_key))
+           for ident, devs in mine.items()]
+    return sorted(out, key=lambda c: c.identity)
+
+
 def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
-    """Silent clients and devices, sequence gaps, quarantine, counter anomalies, ingest latency."""
+    """Silent clients and devices, sequence gaps, quarantine, counter anomalies, ingest latency,
+    identities held under more than one customer."""
     cfg = settings or ReportsSection()
     with translated("cannot build the health report"):
         infos = devices_in_scope(scope.customer)
@@ -460,7 +491,7 @@ def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
         return Health(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
                       clients=clients, silent_devices=silent_devices(scope, cfg, infos, clients), gaps=gaps,
                       quarantine=core.quarantine_counts(), anomalies=anomalies(scope, infos),
-                      latency=latency(scope, infos))
+                      latency=latency(scope, infos), collisions=collisions(infos))
 
 
 __all__ = [
@@ -473,6 +504,7 @@ __all__ = [
     "DeviceInfo",
     "GapRow",
     "Health",
+    "IdentityCollision",
     "Inventory",
     "InventoryRow",
     "Latency",
@@ -485,6 +517,7 @@ __all__ = [
     "anomalies",
     "chunks",
     "client_health",
+    "collisions",
     "device_sort_key",
     "devices_in_scope",
     "expected_hours",

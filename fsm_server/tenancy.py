@@ -1,0 +1,55 @@
+"""Tenancy, the data rule: whose rows a client's reports may write, decided here and only here.
+
+* A client belongs to one customer. The dealer names it (`fsm-server clients add NAME --key FILE
+  --customer C`, or `clients set-customer NAME C`); a client enrolled without one is bound to the
+  customer its first loaded report names. What a later report claims never changes it: a report
+  naming another customer is refused (``CustomerMismatch``, quarantined as ``customer_mismatch``).
+* A device is (customer, identity) with the identity of ``fsm_protocol.identity``: the same
+  serial under two customers is two devices, and a client's readings only ever reach devices of
+  its own customer. Within that customer a printer may move between clients and sites freely.
+* Reports (and a later portal) scope by the device's customer: ``device.customer_id``.
+
+>>> import tempfile, pathlib
+>>> from fsm_server.db.connect import open_database
+>>> from fsm_server.db.models import Client
+>>> from datetime import UTC, datetime
+>>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
+>>> c = Client.create(name="acme-hq", public_key="k", fingerprint="f", added_at=datetime.now(UTC))
+>>> report_customer(c.id, "ACME") == customer_id("ACME")
+True
+>>> report_customer(c.id, "Globex")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+fsm_server.errors.CustomerMismatch: ...
+"""
+
+from __future__ import annotations
+
+from .db.models import Client, Customer
+from .errors import CustomerMismatch
+
+
+def customer_id(name: str) -> int:
+    """The id of customer ``name``, made when new (``""``: the reports that name no customer)."""
+    Customer.insert(name=name).on_conflict_ignore().execute()
+    return int(Customer.get(Customer.name == name).id)
+
+
+def report_customer(client_id: int, claimed: str) -> int:
+    """The customer a report of ``client_id`` is loaded under: the client's own. Binds an unbound
+    client to ``claimed``; CustomerMismatch when it is bound to another. Call inside the load's
+    transaction, so that the binding and the first report commit together."""
+    claimed_id = customer_id(claimed)
+    Client.update(customer=claimed_id).where(Client.id == client_id, Client.customer.is_null()).execute()
+    client = Client.select(Client.name, Client.customer).where(Client.id == client_id).get()
+    if client.customer_id == claimed_id:
+        return claimed_id
+    bound = Customer.get_by_id(client.customer_id).name
+    raise CustomerMismatch(
+        f"client {client.name!r} is enrolled under customer {bound!r}, but its report names customer "
+        f"{claimed!r}; a client's reports only ever reach its own customer's devices",
+        hint=f"if the client really moved to {claimed!r}: `fsm-server clients set-customer {client.name} "
+             f"{claimed!r}`, then `fsm-server quarantine retry ID`; otherwise set `[client] customer = "
+             f"{bound!r}` in the client's config and `quarantine dismiss ID`")
+
+
+__all__ = ["customer_id", "report_customer"]
