@@ -300,8 +300,8 @@ class Loader:
                         customer_id: int, client_id: int, site_id: int | None) -> dict[str, int]:
         """The device ids of the identities, within the client's customer: another customer's
         device with the same identity is never matched (fsm_server.tenancy)."""
-        cols = ("identity", "customer_id", "client_id", "site_id", "manufacturer", "model", "serial", "firmware",
-                "hostname", "location", "pmd", "ip", "mac", "first_seen", "last_seen")
+        cols = ("identity", "customer_id", "client_id", "site_id", "manufacturer", "model", "serial",
+                "firmware", "hostname", "location", "pmd", "ip", "mac", "first_seen", "last_seen")
         rows = [(ident, customer_id, client_id, site_id, d.manufacturer, d.model, d.serial, d.firmware,
                  d.hostname, d.location, d.pmd, d.ip, d.mac, self._ts(first[ident]), self._ts(d.observed_at))
                 for ident, d in newest.items()]
