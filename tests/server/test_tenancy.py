@@ -6,15 +6,21 @@ nothing it sends changes another customer's rows, and the health report shows th
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from ingest_helpers import folder_count, mailbox_config, send_all
 from reports_fleet import Feeder, reading
 
 from fsm_devtools.corpus import ClientKit, ServerKit, another_customers_serial, make_client
+from fsm_devtools.peers.mailstack import MailStack
 from fsm_server import reports
-from fsm_server.db.models import Client, Customer, Device, Envelope, Reading, Site
+from fsm_server.daemon import IngestDaemon
+from fsm_server.db import migrations
+from fsm_server.db.connect import Database
+from fsm_server.db.models import Client, Customer, Device, Envelope, Quarantine, Reading, Site
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 
@@ -149,3 +155,89 @@ def test_a_printer_moving_between_clients_and_sites_of_one_customer_stays_one_de
     [row] = [r for r in acme_meters(3).rows if r.counter == "total"]
     assert (row.start_value, row.end_value, row.usage, row.reads) == (1_000, 1_300, 300, 4)
     assert reports.build("health", start=at(0), end=at(5)).collisions == []  # type: ignore[union-attr]
+
+
+def drop_customer_column(db: Database, table: str) -> None:
+    """ALTER TABLE ... DROP COLUMN customer_id; SQLite refuses it for a foreign key, so there the
+    table is copied without it (its other indexes made again)."""
+    pw = db.peewee
+    if db.kind == "postgresql":
+        pw.execute_sql(f"ALTER TABLE {table} DROP COLUMN customer_id")
+        return
+    [create] = pw.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                              (table,)).fetchone()
+    indexes = [r[0] for r in pw.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,))]
+    old = create.replace(', FOREIGN KEY ("customer_id") REFERENCES "customer" ("id")', "")
+    old = re.sub(r'"customer_id" INTEGER( NOT NULL)?, |, "customer_id" INTEGER( NOT NULL)?(?=\))', "", old).replace(f'"{table}"', f'"{table}_5"', 1)
+    assert "customer_id" not in old, old
+    columns = ", ".join(f'"{c.name}"' for c in pw.get_columns(table) if c.name != "customer_id")
+    pw.execute_sql("PRAGMA foreign_keys = OFF")
+    with pw.atomic():
+        pw.execute_sql(old)
+        pw.execute_sql(f'INSERT INTO "{table}_5" ({columns}) SELECT {columns} FROM "{table}"')
+        pw.execute_sql(f'DROP TABLE "{table}"')
+        pw.execute_sql(f'ALTER TABLE "{table}_5" RENAME TO "{table}"')
+        for sql in indexes:
+            pw.execute_sql(sql)
+    pw.execute_sql("PRAGMA foreign_keys = ON")
+
+
+def test_migration_6_scopes_the_devices_of_a_database_made_before_it(
+        db: Database, victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry,
+        server_kit: ServerKit, tmp_path: Path) -> None:
+    Feeder(pipeline, attacker, server_kit, customer="Globex", site="Plant").send(at(1), [reading("G1", at(1))])
+    lone = make_client(tmp_path / "lone", "lone-1")
+    registry.add(lone.name, lone.pub_path)
+    Feeder(pipeline, lone, server_kit, customer="", site="").send(at(1), [reading("N1", at(1))])
+    # back to schema 5: one device per identity, clients and devices without a customer
+    pw = db.peewee
+    pw.execute_sql('DROP INDEX "device_customer_id_identity"')
+    pw.execute_sql('DROP INDEX "client_customer_id"')
+    drop_customer_column(db, "device")
+    drop_customer_column(db, "client")
+    for sql in ('CREATE UNIQUE INDEX "device_identity" ON device (identity)',
+                "DELETE FROM customer WHERE name = ''",  # schema 5 made no customer row for "no customer"
+                "DELETE FROM migrations WHERE name = 'm006_device_customer'"):
+        pw.execute_sql(sql)
+    assert "customer_id" not in {c.name for c in pw.get_columns("device")}
+
+    assert migrations.migrate(db) == ["m006_device_customer"]
+    owners = {d.serial: (d.customer.name, d.client.name) for d in Device.select()}
+    assert owners == {"VICTIM1": ("ACME", "acme-hq"), "G1": ("Globex", "globex-1"), "N1": ("", "lone-1")}
+    assert {c.name: c.customer for c in registry.list()} == {"acme-hq": "ACME", "globex-1": "Globex",
+                                                             "lone-1": ""}
+    assert {i.name for i in pw.get_indexes("device")} >= {"device_customer_id_identity"}
+    assert "device_identity" not in {i.name for i in pw.get_indexes("device")}
+
+    # the upgraded database holds the rule: the attack makes a device of Globex's own
+    mail = another_customers_serial(reading("VICTIM1", at(0)), attacker, server_kit, 2, customer="Globex",
+                                    site="Plant", created_at=at(0) + timedelta(hours=30))
+    assert pipeline.process(mail).outcome == "loaded"
+    assert (device_of("ACME").client.name, device_of("Globex").client.name) == ("acme-hq", "globex-1")
+    [row] = [r for r in acme_meters().rows if r.counter == "total"]
+    assert (row.end_value, row.usage, row.reads, row.flags) == (1_200, 200, 3, [])
+
+
+@pytest.mark.mail
+async def test_through_the_mail_stack_another_customers_serial_leaves_the_victims_printer_alone(
+        empty_dealer_mailbox: MailStack, victim: Feeder, attacker: ClientKit, pipeline: Pipeline,
+        server_kit: ServerKit) -> None:
+    stack = empty_dealer_mailbox
+    printer = reading("VICTIM1", at(0))
+    mails = [another_customers_serial(printer, attacker, server_kit, 1, customer="Globex", site="Plant",
+                                      created_at=at(0) + timedelta(hours=30)),
+             another_customers_serial(printer, attacker, server_kit, 2, customer="ACME", site="HQ",
+                                      created_at=at(0) + timedelta(hours=40))]
+    await send_all(stack, mails)
+    stack.wait_for_messages(len(mails))
+
+    result = await IngestDaemon(pipeline, [mailbox_config(stack)]).run(once=True)
+
+    assert result.tally.outcomes["loaded"] == 1, result.tally.summary()
+    assert result.tally.reasons == {"customer_mismatch": 1}
+    assert (folder_count(stack, "FSM/Processed"), folder_count(stack, "FSM/Quarantine")) == (1, 1)
+    assert Quarantine.get().client_name == "globex-1"
+    assert (device_of("ACME").client.name, device_of("Globex").client.name) == ("acme-hq", "globex-1")
+    [row] = [r for r in acme_meters().rows if r.counter == "total"]
+    assert (row.start_value, row.end_value, row.usage, row.reads, row.flags) == (1_000, 1_200, 200, 3, [])
