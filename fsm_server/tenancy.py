@@ -1,9 +1,11 @@
 """Tenancy, the data rule: whose rows a client's reports may write, decided here and only here.
 
 * A client belongs to one customer. The dealer names it (`fsm-server clients add NAME --key FILE
-  --customer C`, or `clients set-customer NAME C`); a client enrolled without one is bound to the
-  customer its first loaded report names. What a later report claims never changes it: a report
-  naming another customer is refused (``CustomerMismatch``, quarantined as ``customer_mismatch``).
+  --customer C`, or `clients set-customer NAME C`). A client enrolled without one is bound to the
+  customer its first loaded report names, if no other client reports for that customer yet
+  (joining an existing customer takes the dealer's word). What a report claims never changes
+  the binding: a report naming another customer is refused (``CustomerMismatch``, quarantined as
+  ``customer_mismatch``, loaded by `quarantine retry` once the dealer has set the customer).
 * A device is (customer, identity) with the identity of ``fsm_protocol.identity``: the same
   serial under two customers is two devices, and a client's readings only ever reach devices of
   its own customer. Within that customer a printer may move between clients and sites freely.
@@ -36,11 +38,21 @@ def customer_id(name: str) -> int:
 
 def report_customer(client_id: int, claimed: str) -> int:
     """The customer a report of ``client_id`` is loaded under: the client's own. Binds an unbound
-    client to ``claimed``; CustomerMismatch when it is bound to another. Call inside the load's
-    transaction, so that the binding and the first report commit together."""
+    client to ``claimed`` when no other client reports for it yet; CustomerMismatch otherwise.
+    Call inside the load's transaction, so that the binding and the first report commit together."""
     claimed_id = customer_id(claimed)
-    Client.update(customer=claimed_id).where(Client.id == client_id, Client.customer.is_null()).execute()
     client = Client.select(Client.name, Client.customer).where(Client.id == client_id).get()
+    if client.customer_id is None:
+        if Client.select().where(Client.customer == claimed_id).exists():
+            # joining a customer that has clients takes the dealer's word, not the report's
+            raise CustomerMismatch(
+                f"client {client.name!r} is not enrolled under a customer and its first report names "
+                f"customer {claimed!r}, which other clients report for; a client joins an existing "
+                f"customer only when the dealer says so",
+                hint=f"if it reads {claimed!r}'s printers: `fsm-server clients set-customer {client.name} "
+                     f"{claimed!r}`, then `fsm-server quarantine retry ID`")
+        Client.update(customer=claimed_id).where(Client.id == client_id).execute()
+        return claimed_id
     if client.customer_id == claimed_id:
         return claimed_id
     bound = Customer.get_by_id(client.customer_id).name

@@ -121,6 +121,22 @@ def test_a_client_enrolled_under_a_customer_cannot_report_as_another_even_first(
     assert device_of("ACME").client.name == "acme-hq"
 
 
+def test_an_unenrolled_clients_first_report_cannot_join_a_customer_that_has_clients(
+        victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry,
+        server_kit: ServerKit) -> None:
+    claim = another_customers_serial(reading("VICTIM1", at(0)), attacker, server_kit, 1, customer="ACME",
+                                     site="HQ", created_at=at(3))
+    verdict = pipeline.process(claim)
+    assert (verdict.outcome, verdict.reason) == ("quarantined", "customer_mismatch")
+    assert registry.get(attacker.name).customer is None
+    assert device_of("ACME").client.name == "acme-hq"
+    # once the dealer says globex-1 reads ACME's printers, the held report loads (a move within ACME)
+    registry.set_customer(attacker.name, "ACME")
+    assert pipeline.retry(verdict.quarantine_id).outcome == "loaded"  # type: ignore[arg-type]
+    assert device_of("ACME").client.name == "globex-1"
+    assert Device.select().where(Device.serial == "VICTIM1").count() == 1
+
+
 def test_the_health_report_shows_the_same_identity_under_two_customers(
         victim: Feeder, attacker: ClientKit, pipeline: Pipeline, server_kit: ServerKit) -> None:
     mail = another_customers_serial(reading("VICTIM1", at(0)), attacker, server_kit, 1, customer="Globex",
@@ -146,7 +162,7 @@ def test_a_printer_moving_between_clients_and_sites_of_one_customer_stays_one_de
         victim: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit,
         tmp_path: Path) -> None:
     branch = make_client(tmp_path / "branch", "acme-branch")
-    registry.add(branch.name, branch.pub_path)
+    registry.add(branch.name, branch.pub_path, customer="ACME")  # the dealer's word: it is ACME's
     Feeder(pipeline, branch, server_kit, customer="ACME", site="Branch").send(
         at(3), [reading("VICTIM1", at(3), ip="10.7.0.5", total=1_300)])
     [moved] = Device.select().where(Device.serial == "VICTIM1")
@@ -166,10 +182,11 @@ def drop_customer_column(db: Database, table: str) -> None:
         return
     [create] = pw.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
                               (table,)).fetchone()
-    indexes = [r[0] for r in pw.execute_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", (table,))]
+    indexes = [r[0] for r in pw.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'index' "
+                                            "AND tbl_name = ? AND sql IS NOT NULL", (table,))]
     old = create.replace(', FOREIGN KEY ("customer_id") REFERENCES "customer" ("id")', "")
-    old = re.sub(r'"customer_id" INTEGER( NOT NULL)?, |, "customer_id" INTEGER( NOT NULL)?(?=\))', "", old).replace(f'"{table}"', f'"{table}_5"', 1)
+    old = re.sub(r'"customer_id" INTEGER( NOT NULL)?, |, "customer_id" INTEGER( NOT NULL)?(?=\))', "", old)
+    old = old.replace(f'"{table}"', f'"{table}_5"', 1)
     assert "customer_id" not in old, old
     columns = ", ".join(f'"{c.name}"' for c in pw.get_columns(table) if c.name != "customer_id")
     pw.execute_sql("PRAGMA foreign_keys = OFF")
@@ -186,7 +203,8 @@ def drop_customer_column(db: Database, table: str) -> None:
 def test_migration_6_scopes_the_devices_of_a_database_made_before_it(
         db: Database, victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry,
         server_kit: ServerKit, tmp_path: Path) -> None:
-    Feeder(pipeline, attacker, server_kit, customer="Globex", site="Plant").send(at(1), [reading("G1", at(1))])
+    globex = Feeder(pipeline, attacker, server_kit, customer="Globex", site="Plant")
+    globex.send(at(1), [reading("G1", at(1))])
     lone = make_client(tmp_path / "lone", "lone-1")
     registry.add(lone.name, lone.pub_path)
     Feeder(pipeline, lone, server_kit, customer="", site="").send(at(1), [reading("N1", at(1))])
