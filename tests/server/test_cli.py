@@ -58,7 +58,11 @@ def test_register_import_list_and_retry_from_the_command_line(run, tmp_path: Pat
     held = json.loads(run("quarantine", "list", "--json"))
     assert [q["reason"] for q in held] == ["unknown_client"]
     assert "clients add" in run("quarantine", "show", str(held[0]["id"]))
-    run("clients", "add", "branch-2", "--key", str(other.pub_path))
+    # a second client of ACME joins it on the dealer's word, never on its report's
+    assert "customer 'ACME'" in run("clients", "add", "branch-2", "--key", str(other.pub_path),
+                                    "--customer", "ACME")
+    assert {c["name"]: c["customer"] for c in json.loads(run("clients", "list", "--json"))} == {
+        "acme-hq": "ACME", "branch-2": "ACME"}
     assert json.loads(run("quarantine", "retry", "--json", str(held[0]["id"])))[0]["outcome"] == "loaded"
     assert json.loads(run("quarantine", "list", "--json")) == []
 
