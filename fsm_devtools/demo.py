@@ -29,6 +29,7 @@ WALKS = ROOT / "demo" / "snmp-walks"
 STATE = Path(os.environ.get("FSM_DEMO_STATE", ROOT / "var" / "demo")).absolute()
 BIN = Path(sys.executable).parent
 CLIENT_ID = "acme-hq"
+CUSTOMER = "ACME Hospital"
 
 # a pipe gets 80 columns by default, too narrow for the summary table
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -59,7 +60,7 @@ def client_config(names: list[str], addresses: list[str], port: int, stack: Mail
     lines = [
         "[client]",
         f'id = "{CLIENT_ID}"',
-        'customer = "ACME Hospital"',
+        f'customer = "{CUSTOMER}"',
         'site = "Head office"',
         "",
         "[keys]",
@@ -172,7 +173,8 @@ def main() -> int:
         if not (STATE / "client" / "keys" / "client.key").exists():
             run(*cl, "keys", "init")
         if CLIENT_ID not in run(*sv, "clients", "list", "--json", quiet=True):
-            run(*sv, "clients", "add", CLIENT_ID, "--key", STATE / "client" / "keys" / "client.pub")
+            run(*sv, "clients", "add", CLIENT_ID, "--key", STATE / "client" / "keys" / "client.pub",
+                "--customer", CUSTOMER)
 
         console.rule("3. client: read every printer, seal a report, mail it")
         run(*cl, "send")

@@ -2,7 +2,9 @@
 
 A device is its manufacturer + serial number; an IP or MAC change is history of the same
 device, and a different serial at the same IP is a different device. Devices that report no
-usable serial fall back to MAC, then IP, within their client.
+usable serial fall back to MAC, then IP, within their client. The server scopes every identity
+to the customer of the client that reported it (``fsm_server.tenancy``): the key is unique
+within one customer, never across customers.
 
 >>> device_identity(client="c", manufacturer="HP ", serial="cn123", mac=None, ip="10.0.0.5")
 ('sn:hp:CN123', True)
