@@ -13,7 +13,7 @@ import msgspec
 from peewee import JOIN, fn
 
 from .db.connect import translated
-from .db.models import Client, CounterLatest, Device, Envelope, PendingChunk, Quarantine, Site
+from .db.models import Client, CounterLatest, Customer, Device, Envelope, PendingChunk, Quarantine, Site
 
 
 class DeviceRow(msgspec.Struct, kw_only=True):
@@ -28,6 +28,7 @@ class DeviceRow(msgspec.Struct, kw_only=True):
     first_seen: datetime
     last_seen: datetime
     total: int | None = None  # the latest "total" page counter
+    customer: str = ""  # the customer of the client that reads it (fsm_server.tenancy)
 
 
 class Gap(msgspec.Struct, kw_only=True):
@@ -62,8 +63,9 @@ def devices(*, client: str | None = None) -> list[DeviceRow]:
     """Every device, newest first; with ``client``, that client's only."""
     with translated("cannot list devices"):
         q = (Device.select(Device, Client.name.alias("client_name"), Site.name.alias("site_name"),
-                           CounterLatest.value.alias("total"))
+                           CounterLatest.value.alias("total"), Customer.name.alias("customer_name"))
              .join(Client, on=(Device.client == Client.id))
+             .switch(Device).join(Customer, on=(Device.customer == Customer.id))
              .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
              .switch(Device).join(CounterLatest, JOIN.LEFT_OUTER,
                                   on=((CounterLatest.device == Device.id) & (CounterLatest.name == "total")))
@@ -72,7 +74,8 @@ def devices(*, client: str | None = None) -> list[DeviceRow]:
             q = q.where(Client.name == client)
         return [DeviceRow(id=d.id, client=d.client_name, site=d.site_name, manufacturer=d.manufacturer,
                           model=d.model, serial=d.serial, ip=d.ip, mac=d.mac, first_seen=d.first_seen,
-                          last_seen=d.last_seen, total=d.total) for d in q.objects()]
+                          last_seen=d.last_seen, total=d.total, customer=d.customer_name)
+                for d in q.objects()]
 
 
 def gaps(*, client: str | None = None) -> list[Gap]:

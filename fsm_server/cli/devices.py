@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fsm_protocol.cli import json_option, pass_obj, print_json
@@ -23,10 +24,12 @@ def devices_command(ctx: ServerContext, client: str | None, as_json: bool) -> No
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "client", "site", "manufacturer", "model", "serial", "ip", "total", "last seen")
+    table = Table("id", "customer", "client", "site", "manufacturer", "model", "serial", "ip", "total",
+                  "last seen")
     for d in rows:
-        table.add_row(str(d.id), d.client, d.site or "", d.manufacturer or "", d.model or "", d.serial or "",
-                      d.ip, "" if d.total is None else str(d.total), f"{d.last_seen:%Y-%m-%d %H:%M}")
+        total = "" if d.total is None else str(d.total)
+        table.add_row(str(d.id), escape(d.customer), d.client, d.site or "", d.manufacturer or "",
+                      d.model or "", d.serial or "", d.ip, total, f"{d.last_seen:%Y-%m-%d %H:%M}")
     Console().print(table)
 
 
