@@ -322,6 +322,24 @@ def v3_message_id(data: bytes) -> int:
     return decode_int_content(bytes(data[x:y]))
 
 
+def message_id(data: bytes) -> int:
+    """The id that pairs an answer with its request: the request-id of a v1/v2c PDU, the
+    msgID of an SNMPv3 message (whose PDU may be encrypted). Raises BerError."""
+    start, stop = _expect(data, 0, len(data), 0x30, "message SEQUENCE")
+    a, b = _expect(data, start, stop, 0x02, "version")
+    version = decode_int_content(bytes(data[a:b]))
+    if version == 3:
+        h, hend = _expect(data, b, stop, 0x30, "msgGlobalData")
+        x, y = _expect(data, h, hend, 0x02, "msgID")
+    elif version in (0, 1):
+        _, c = _expect(data, b, stop, 0x04, "community")
+        _, p, pend = read_tlv(data, c, stop)
+        x, y = _expect(data, p, pend, 0x02, "request-id")
+    else:
+        raise BerError(f"SNMP version field {version} is not v1, v2c or v3")
+    return decode_int_content(bytes(data[x:y]))
+
+
 def is_framed(data: bytes) -> bool:
     """True when ``data`` is one SEQUENCE spanning it exactly, starting with an SNMP version
     (0, 1 or 3): a cheap first test that drops random bytes and cut datagrams."""
@@ -366,6 +384,7 @@ __all__ = [
     "encode_value",
     "encode_varbinds",
     "is_framed",
+    "message_id",
     "peek_version",
     "read_tlv",
     "tlv",

@@ -4,7 +4,9 @@ A sweep is not a pysnmp job: pysnmp spends ~7 ms of CPU per silent address (abou
 addresses a second), so a /16 would take eight minutes. ``sweep`` instead encodes one
 GET of sysObjectID.0 + sysDescr.0 per credential once (``ber.RequestTemplate``), patches
 the request id per send, sends from one asyncio UDP socket under a token-bucket rate,
-and matches answers by (address, request id). Each address gets ``1 + retries``
+and takes an answer only from the address and port probed, with that probe's request id
+(random per probe; others are dropped and logged as a warning naming their sender).
+Each address gets ``1 + retries``
 attempts ``timeout`` seconds apart; it is settled when it answers or its last attempt
 times out.
 
@@ -25,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import os
+import logging
 import re
+import secrets
 import socket
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +47,9 @@ SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 MAX_ADDRESSES = 1 << 20  # a /12; a wider sweep is almost certainly a typo
 MAX_DESCR = 1024  # sysDescr kept per device
+MAX_SENDERS_LOGGED = 20
+
+log = logging.getLogger(__name__)
 
 _DASH = re.compile(r"^(\d+\.\d+\.\d+\.\d+)-(\d+(?:\.\d+\.\d+\.\d+)?)$")
 
@@ -163,14 +169,18 @@ def expand_targets(specs: Iterable[str], exclude: Iterable[str] = ()) -> Iterato
 
 
 class _Prober(asyncio.DatagramProtocol):
-    """One UDP socket; answers matched to pending probes by request id and source address."""
+    """One UDP socket; answers matched to pending probes by request id and source address
+    and port. An answer that matches no probe sent to its sender (late, duplicate, or with
+    another probe's id) is dropped and counted in ``misdirected`` by sender."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int) -> None:
         self.transport: asyncio.DatagramTransport | None = None
+        self.port = port
         self.pending: dict[int, str] = {}  # request id -> address
         self.answers: dict[str, bytes] = {}  # address -> raw answer of the current phase
         self.expect_v3 = False
         self.garbage = 0
+        self.misdirected: Counter[str] = Counter()  # "address:port" -> answers dropped
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -182,8 +192,11 @@ class _Prober(asyncio.DatagramProtocol):
             self.garbage += 1
             return
         ip = self.pending.get(rid)
-        if ip is None or ip != addr[0]:
-            return  # late, duplicate, or not from the address we asked
+        if ip is None or ip != addr[0] or addr[1] != self.port:
+            sender = f"{addr[0]}:{addr[1]}"
+            if sender in self.misdirected or len(self.misdirected) < 10_000:
+                self.misdirected[sender] += 1
+            return
         del self.pending[rid]
         self.answers[ip] = data
 
@@ -199,13 +212,15 @@ class _Sweeper:
         # At most this many sends between two looks at the event loop (answers, progress).
         self.burst = min(max(1.0, self.rate * 0.02), 1024.0)
         self.progress = progress
-        self.next_rid = ber.MIN_REQUEST_ID + int.from_bytes(os.urandom(3), "big")
-        self.proto = _Prober()
+        self.proto = _Prober(port)
 
     def _rid(self) -> int:
-        rid = self.next_rid
-        self.next_rid = rid + 1 if rid < ber.MAX_REQUEST_ID else ber.MIN_REQUEST_ID
-        return rid
+        """A random request id no pending probe has: whoever sees one probe cannot tell
+        the ids of the others (sequential ids would say them)."""
+        while True:
+            rid = ber.MIN_REQUEST_ID + secrets.randbelow(ber.MAX_REQUEST_ID - ber.MIN_REQUEST_ID + 1)
+            if rid not in self.proto.pending:
+                return rid
 
     async def probe(self, addresses: Sequence[str], template: ber.RequestTemplate, *, v3: bool,
                     report: Callable[[int, int], None]) -> dict[str, bytes]:
@@ -307,6 +322,15 @@ async def _read_v3(ips: Sequence[str], cred: Credential, *, port: int, timeout: 
     return [f for f in await asyncio.gather(*(one(ip) for ip in ips)) if f is not None]
 
 
+def _log_misdirected(senders: Counter[str]) -> None:
+    for sender, n in senders.most_common(MAX_SENDERS_LOGGED):
+        log.warning("discovery: %s sent %d answer(s) that matched no probe sent to it "
+                    "(wrong request id or port); dropped", sender, n)
+    if len(senders) > MAX_SENDERS_LOGGED:
+        log.warning("discovery: %d more senders sent answers that matched no probe; dropped",
+                    len(senders) - MAX_SENDERS_LOGGED)
+
+
 async def sweep(
     targets: Iterable[str],
     *,
@@ -365,6 +389,7 @@ async def sweep(
                     found[ip] = f
     finally:
         transport.close()
+        _log_misdirected(sweeper.proto.misdirected)
     order = {ip: i for i, ip in enumerate(addresses)}
     return sorted(found.values(), key=lambda f: order[f.ip])
 

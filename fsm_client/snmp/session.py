@@ -19,8 +19,11 @@ How it reads
 What a garbage answer gives
     The source never raises for a bad value: varbinds with OIDs that were not asked are
     dropped, strings longer than ``max_value_bytes`` are cut, each with a line in
-    ``warnings``. Messages pysnmp cannot decode (malformed BER, truncated datagrams,
-    wrong request ids) are discarded by pysnmp and look like silence.
+    ``warnings``. An answer is taken only from the address and port the request went to,
+    with that request's id (``GuardedDispatcher``); request ids are random. Datagrams that
+    are not SNMP (malformed BER, truncated) and answers to no request sent to their
+    sender (a wrong or another device's request id) are dropped, look like silence, and
+    are counted as warnings of the device they came from.
 
 Timeouts
     A request unanswered after ``timeout`` seconds x (1 + ``retries``) attempts:
@@ -42,6 +45,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
+import time
 import weakref
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -183,28 +188,112 @@ def engine_key(credential: Credential) -> str:
     return "usm:" + hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
+Address = tuple[str, int]
+
+#: How long an unanswered request is remembered. pysnmp forgets its own after 600 timer
+#: ticks; far longer than any configured ``timeout``, so a slow answer is never refused here.
+PENDING_MAX_AGE = 300.0
+PENDING_MAX = 200_000  # requests remembered at most (the oldest go first)
+SENDERS_MAX = 10_000  # senders whose dropped datagrams are counted at most
+
+
 class GuardedDispatcher(AsyncioDispatcher):
     """pysnmp's asyncio dispatcher, with a gate in front of pysnmp's decoder.
 
-    Random bytes can make pysnmp's decoder raise (a TypeError from pyasn1) straight into
-    the event loop, which logs a traceback per datagram. Here a datagram must first be
-    one well-framed SNMP message (``ber.is_framed``, a few microseconds), and anything
-    pysnmp still raises on is dropped; either way the sender's count in ``undecodable``
-    goes up, which the source reading that device turns into a warning."""
+    Only an answer to a request is let through: a datagram must come from the address
+    and port a request went to and carry that request's id (the request-id of a v1/v2c
+    PDU, the msgID of an SNMPv3 message). pysnmp itself pairs answers by id alone,
+    whoever sent them, and forgets the request it paired a wrong answer with: an agent
+    that answers with another request's id (buggy firmware does, and so can anyone who
+    saw one request) would hand its values to another device, or make that device's
+    real answer look like silence. Everything else is dropped and counted for its
+    sender: ``misdirected`` (by address) for SNMP that answers no request sent to it
+    (another request's id, or from another port than the one asked), ``undecodable``
+    for datagrams that are not one well-framed SNMP message (random bytes can make
+    pysnmp's decoder raise straight into the event loop) and for those pysnmp still
+    raises on. The source reading that device turns the counts into warnings."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.undecodable: Counter[tuple[str, int]] = Counter()
+        self.undecodable: Counter[Address] = Counter()
+        self.misdirected: Counter[str] = Counter()  # by sender address, whatever its port
+        self._pending: dict[tuple[Address, int], float] = {}  # (address, id) -> sent at
+
+    def send_message(self, outgoingMessage: Any, transportDomain: Any, transportAddress: Any) -> None:
+        address = (str(transportAddress[0]), int(transportAddress[1]))
+        try:
+            key = (address, ber.message_id(bytes(outgoingMessage)))
+        except ber.BerError:
+            key = None  # pysnmp's own message: nothing we could answer anyway
+        if key is not None:
+            now = time.monotonic()
+            pending = self._pending
+            pending.pop(key, None)  # re-inserted last, so the dict stays in send order
+            pending[key] = now
+            if len(pending) > PENDING_MAX or now - next(iter(pending.values())) > PENDING_MAX_AGE:
+                self._expire(now)
+        super().send_message(outgoingMessage, transportDomain, transportAddress)
+
+    def _expire(self, now: float) -> None:
+        pending = self._pending
+        while pending:
+            key, sent = next(iter(pending.items()))
+            if now - sent <= PENDING_MAX_AGE and len(pending) <= PENDING_MAX:
+                break
+            del pending[key]
+
+    def _count(self, counter: Counter[Any], sender: Any) -> None:
+        if sender not in counter and len(counter) >= SENDERS_MAX:
+            counter.clear()  # senders nobody reads (never asked): forget rather than grow
+        counter[sender] += 1
 
     def _callback_function(self, incomingTransport: Any, transportAddress: Any, incomingMessage: Any) -> None:
         sender = (str(transportAddress[0]), int(transportAddress[1]))
         if not ber.is_framed(incomingMessage):
-            self.undecodable[sender] += 1
+            self._count(self.undecodable, sender)
+            return
+        try:
+            key = (sender, ber.message_id(bytes(incomingMessage)))
+        except ber.BerError:
+            self._count(self.undecodable, sender)
+            return
+        if self._pending.pop(key, None) is None:
+            self._count(self.misdirected, sender[0])
             return
         try:
             super()._callback_function(incomingTransport, transportAddress, incomingMessage)
         except Exception:  # whatever a hostile datagram makes pysnmp raise, it is dropped
-            self.undecodable[sender] += 1
+            self._count(self.undecodable, sender)
+
+
+MAX_MESSAGE_ID = 0x7FFFFFFF - 1  # request-id and msgID are non-negative INTEGER32
+
+
+class _RandomMessageIds:
+    """Message ids for one of pysnmp's message caches, drawn at random.
+
+    pysnmp numbers every message of the process from one counter, so whoever sees one
+    request knows the id of the next, to this device or another. Random ids (skipping
+    those still awaiting an answer) leave nothing to guess: together with the gate of
+    ``GuardedDispatcher``, an answer is only taken from the address asked, with an id
+    only that address was sent."""
+
+    def __init__(self, cache: Any) -> None:
+        self._in_use: dict[int, Any] = cache._Cache__msgIdIndex
+
+    def __call__(self) -> int:
+        while True:
+            n = 1 + secrets.randbelow(MAX_MESSAGE_ID)
+            if n not in self._in_use:
+                return n
+
+
+def _randomize_message_ids(engine: SnmpEngine) -> None:
+    for model in engine.message_processing_subsystems.values():
+        cache = model._cache
+        # pysnmp's Cache draws ids from a class attribute; an instance attribute of the
+        # same (name-mangled) name replaces it for this engine only. A test checks it works.
+        cache._Cache__message_id = _RandomMessageIds(cache)
 
 
 def shared_engine(key: str = "community") -> SnmpEngine:
@@ -213,6 +302,7 @@ def shared_engine(key: str = "community") -> SnmpEngine:
     engine = engines.get(key)
     if engine is None:
         engine = engines[key] = SnmpEngine()
+        _randomize_message_ids(engine)
         engine.register_transport_dispatcher(GuardedDispatcher())
         # as pysnmp's own automatic dispatcher: closed with the engine
         engine.set_user_context(automaticTransportDispatcher=0)
@@ -326,6 +416,7 @@ class PysnmpSource:
         self.answered = False
         self.lost = False
         self.undecodable = 0  # datagrams from the device that were not SNMP
+        self.misdirected = 0  # SNMP answers from the device to no request sent to it
         self._engine = engine
         self._auth = auth_data(credential)
         self._engine_key = engine_key(credential)
@@ -475,6 +566,11 @@ class PysnmpSource:
     def _timed_out(self, what: str, *, got_some: bool) -> None:
         attempts = f"{self.timeout:g}s x {self.retries + 1} attempts"
         if not self.answered:
+            if self.misdirected:
+                raise SnmpTimeout(f"no usable answer from {self._who()} ({attempts}): it sent "
+                                  f"{self.misdirected} answer(s) that matched no request sent to it",
+                                  hint="the agent answers with wrong request ids (a firmware fault, or "
+                                       "something on the network answering for it); dropped")
             if self.undecodable:
                 raise SnmpTimeout(f"no usable answer from {self._who()} ({attempts}): it sent "
                                   f"{self.undecodable} undecodable datagram(s)",
@@ -535,10 +631,16 @@ class PysnmpSource:
         dispatcher = engine.transport_dispatcher
         if isinstance(dispatcher, GuardedDispatcher) and self._target is not None:
             address = self._target.transport_address
-            dropped = dispatcher.undecodable.pop((str(address[0]), int(address[1])), 0)
+            sender = (str(address[0]), int(address[1]))
+            dropped = dispatcher.undecodable.pop(sender, 0)
             if dropped:
                 self.undecodable += dropped
                 self.warnings.append(f"{self._who()} sent {dropped} undecodable datagram(s); dropped")
+            stray = dispatcher.misdirected.pop(sender[0], 0)
+            if stray:
+                self.misdirected += stray
+                self.warnings.append(f"{self._who()} sent {stray} answer(s) that matched no request "
+                                     "sent to it (wrong request id); dropped")
 
     async def _get_batch(self, oids: list[str], out: dict[str, SnmpValue]) -> None:
         """GET ``oids`` into ``out``, splitting on tooBig/genErr, dropping v1 noSuchName OIDs."""
@@ -602,7 +704,10 @@ __all__ = [
     "INDICATION_ERRORS",
     "MAX_BULK_VARBINDS",
     "MAX_COLUMNS",
+    "MAX_MESSAGE_ID",
     "MAX_VALUE_BYTES",
+    "PENDING_MAX",
+    "PENDING_MAX_AGE",
     "PRIV_PROTOCOLS",
     "GuardedDispatcher",
     "PysnmpSource",

@@ -10,6 +10,10 @@ keeps per-test state apart, e.g. ``dies-after-2/test-x``):
 ``malformed``       every answer is malformed BER (never a good one)
 ``truncated``       every answer is cut in half
 ``wrong-id``        every answer carries a wrong request id
+``other-port``      good answers, sent from another UDP port than the one asked
+``shifted-id``      every answer carries the request id + 1: the id of the request the
+                    client sent next, often to another device (buggy firmware, or anyone
+                    on the network who sees one request and guesses the next)
 ``walk-malformed``  GETs answered well, GETNEXT/GETBULK with malformed BER
 ``wrong-types``     values of the wrong SNMP types (an OID as a string, counters as
                     text, levels as IpAddress, sysDescr as an INTEGER)
@@ -101,9 +105,12 @@ class _Protocol(asyncio.DatagramProtocol):
             request = ber.decode_message(data)
         except ber.BerError:
             return
+        # "other-port": the answer comes from a second socket of the agent
+        other = request.community.startswith(b"other-port")
+        transport = self.agent.other_transport if other else self.transport
         for packet in self.agent.answer(request):
-            assert self.transport is not None
-            self.transport.sendto(packet, addr)
+            assert transport is not None
+            transport.sendto(packet, addr)
 
 
 class HostileAgent:
@@ -117,9 +124,11 @@ class HostileAgent:
         self._sorted = {k: sorted(v, key=oid_key) for k, v in self.mibs.items()}
         self._keys = {k: [oid_key(o) for o in v] for k, v in self._sorted.items()}
         self.requests: Counter[str] = Counter()  # by community
+        self.request_ids: dict[str, list[int]] = {}  # by community, in the order received
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._transport: asyncio.BaseTransport | None = None
+        self.other_transport: asyncio.DatagramTransport | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -131,6 +140,8 @@ class HostileAgent:
         async def bind() -> asyncio.BaseTransport:
             transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self),
                                                                local_addr=(self.host, self.port))
+            self.other_transport, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=(self.host, 0))
             return transport
 
         self._transport = asyncio.run_coroutine_threadsafe(bind(), loop).result(timeout=10)
@@ -142,10 +153,12 @@ class HostileAgent:
         if loop is None:
             return
         transport, self._transport = self._transport, None
+        other, self.other_transport = self.other_transport, None
 
         async def close() -> None:
-            if transport is not None:
-                transport.close()
+            for t in (transport, other):
+                if t is not None:
+                    t.close()
             await asyncio.sleep(0.01)  # the socket closes in a callback after close()
 
         asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=10)
@@ -167,13 +180,15 @@ class HostileAgent:
         community = req.community.decode("latin-1")
         mode = community.split("/", 1)[0]
         self.requests[community] += 1
+        self.request_ids.setdefault(community, []).append(req.request_id)
         m = re.fullmatch(r"dies-after-(\d+)", mode)
         if m:
             if self.requests[community] > int(m.group(1)):
                 return []
             mode = "public"
-        if mode not in ("public", "garbage-first", "malformed", "truncated", "wrong-id", "walk-malformed",
-                        "wrong-types", "huge", "loop", "endless", "stray", "gen-err"):
+        if mode not in ("public", "other-port", "garbage-first", "malformed", "truncated", "wrong-id",
+                        "shifted-id", "walk-malformed", "wrong-types", "huge", "loop", "endless", "stray",
+                        "gen-err"):
             return []  # unknown community: real agents stay silent
         good = self._respond(req, mode)
         if mode == "garbage-first":
@@ -185,6 +200,8 @@ class HostileAgent:
             return [good[: len(good) // 2]]
         if mode == "wrong-id":
             return [self._respond(req, mode, request_id=req.request_id ^ 0x5A5A5A)]
+        if mode == "shifted-id":
+            return [self._respond(req, mode, request_id=req.request_id + 1)]
         return [good]
 
     def _respond(self, req: ber.Message, mode: str, *, request_id: int | None = None) -> bytes:

@@ -113,3 +113,21 @@ def test_integers_round_trip_in_minimal_form(v: int) -> None:
     content = ber.encode_int_content(v)
     assert ber.decode_int_content(content) == v
     assert len(content) == 1 or not (content[0] == 0 and content[1] < 0x80)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_message_id_is_the_request_id_of_a_v1_v2c_message(version: int) -> None:
+    msg = ber.encode_message(version=version, community=b"public", pdu_type=ber.RESPONSE,
+                             request_id=123456789,
+                             varbinds=[("1.3.6.1.2.1.1.5.0", SnmpValue("octets", b"x"))])
+    assert ber.message_id(msg) == 123456789
+
+
+def test_message_id_is_the_msgid_of_a_v3_message() -> None:
+    assert ber.message_id(ber.RequestTemplate.v3_discovery().render(0x01ABCDEF)) == 0x01ABCDEF
+
+
+@given(st.binary(max_size=64))
+def test_message_id_of_garbage_raises_only_ber_error(data: bytes) -> None:
+    with contextlib.suppress(ber.BerError):
+        ber.message_id(data)

@@ -4,18 +4,23 @@ the scan. The hostile agent is real UDP on loopback; its community picks the mis
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from fsm_client.config import ClientConfig, SnmpSection
 from fsm_client.errors import SnmpTimeout
+from fsm_client.reader import device_json
 from fsm_client.scan import default_pool, scan
 from fsm_client.snmp.discovery import sweep
 from fsm_client.snmp.session import MAX_VALUE_BYTES, PysnmpSource
 from fsm_client.snmp.source import SnmpValue
 from fsm_devtools.fixtures.snmp import community_credential
 from fsm_devtools.peers.hostile import HUGE, SUPPLY, HostileAgent
+from fsm_devtools.peers.snmpsim import Snmpsim, free_udp_port
 
 SYS_DESCR, SYS_OBJECT_ID, SERIAL = "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.43.5.1.1.17.1"
 PAGES = "1.3.6.1.2.1.43.10.2.1.4.1.1"
@@ -207,3 +212,103 @@ async def test_a_jump_back_out_of_the_subtree_is_a_loop_not_the_end(hostile_agen
         rows = await src.walk(f"{SUPPLY}.9")  # the agent answers the table's first row instead
     assert rows == []
     assert any("not increasing" in w and f"{SUPPLY}.4.1.1" in w for w in src.warnings)
+
+
+# -- answers that belong to no request to their sender ---------------------------------------
+
+SHIFTED_HOST, SILENT_HOST = "127.0.0.30", "127.0.0.31"
+PRINTERS = {"127.0.0.2": "brother-hl-5370dw", "127.0.0.3": "kyocera-fs-1028mfp"}
+
+
+@pytest.fixture(scope="module")
+def shifted_agent() -> Iterator[HostileAgent]:
+    """A hostile agent on its own address, so that every device of a scan has its own."""
+    with HostileAgent(host=SHIFTED_HOST) as agent:
+        yield agent
+
+
+async def test_an_agent_answering_with_a_shifted_id_is_unreachable_with_a_warning(
+    shifted_agent: HostileAgent,
+) -> None:
+    src = PysnmpSource(shifted_agent.host, community_credential("shifted-id/alone"), port=shifted_agent.port,
+                       timeout=0.3, retries=1)
+    with pytest.raises(SnmpTimeout, match=r"2 answer\(s\) that matched no request sent to it"):
+        await src.get([SYS_DESCR])
+    assert src.reachability == "unreachable" and src.misdirected == 2
+
+
+async def test_an_answer_from_another_port_than_the_one_asked_is_dropped(hostile_agent: HostileAgent) -> None:
+    src = source(hostile_agent, "other-port/only")
+    with pytest.raises(SnmpTimeout, match="matched no request sent to it"):
+        await src.get([SYS_DESCR])
+    assert hostile_agent.requests["other-port/only"] == 1 and src.reachability == "unreachable"
+
+
+async def test_request_ids_are_not_predictable_from_the_last_one(shifted_agent: HostileAgent) -> None:
+    # Anyone who sees one request must not be able to tell the id of the next (to this
+    # device or another): consecutive requests carry unrelated ids.
+    async with PysnmpSource(shifted_agent.host, community_credential("public/ids"), port=shifted_agent.port,
+                            timeout=0.3, retries=0) as src:
+        for _ in range(20):
+            await src.get([SYS_DESCR])
+    ids = shifted_agent.request_ids["public/ids"]
+    assert len(ids) == 20 and len(set(ids)) == 20
+    assert all(abs(b - a) > 1000 for a, b in itertools.pairwise(ids)), ids
+
+
+async def test_answers_with_a_shifted_id_never_land_on_another_device_in_any_order(
+    shifted_agent: HostileAgent, snmpsim_walks: Snmpsim,
+) -> None:
+    """The shifted answer carries the id of the request sent right after it; whichever
+    device that went to (a silent address, a printer) must neither take the hostile values
+    nor lose its own answer."""
+    config = ClientConfig(snmp=SnmpSection(timeout=0.5, retries=0))
+    pool = default_pool()
+    silent_port = free_udp_port(SILENT_HOST)
+    targets = {
+        SHIFTED_HOST: (f"{SHIFTED_HOST}:{shifted_agent.port}", community_credential("shifted-id/order")),
+        SILENT_HOST: (f"{SILENT_HOST}:{silent_port}", community_credential("public")),
+        **{ip: (f"{ip}:{snmpsim_walks.port}", community_credential(snmpsim_walks.community(walk)))
+           for ip, walk in PRINTERS.items()},
+    }
+
+    async def read(ip: str):  # type: ignore[no-untyped-def]
+        target, cred = targets[ip]
+        [device] = await scan([target], config=config, pool=pool, credentials=[cred])
+        return device
+
+    alone = {ip: await read(ip) for ip in PRINTERS}
+    assert all(d.reachability == "ok" and d.serial for d in alone.values())
+    for order in itertools.permutations(targets):
+        devices = dict(zip(order, await asyncio.wait_for(asyncio.gather(*(read(ip) for ip in order)), 30),
+                           strict=True))
+        for ip, device in devices.items():
+            assert device.ip == ip, order
+            if ip != SHIFTED_HOST:
+                text = json.dumps(device_json(device), default=str)
+                assert "HOSTILE123" not in text and "Hostile" not in text, (order, ip, text)
+        for ip, baseline in alone.items():
+            got = devices[ip]
+            assert (got.reachability, got.manufacturer, got.model, got.serial, got.counters) == \
+                (baseline.reachability, baseline.manufacturer, baseline.model, baseline.serial,
+                 baseline.counters), (order, ip, got.warnings)
+        assert devices[SILENT_HOST].reachability == "unreachable", order
+        hostile = devices[SHIFTED_HOST]
+        assert hostile.reachability == "unreachable", order
+        assert "matched no request sent to it" in hostile.warnings[0], (order, hostile.warnings)
+
+
+async def test_discovery_drops_answers_with_a_shifted_id_and_finds_the_printers(
+    snmpsim_walks: Snmpsim, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a sweep probes one port: snmpsim on 127.0.0.2-3, a shifted agent on .32 on the same port
+    with HostileAgent(host="127.0.0.32", port=snmpsim_walks.port) as shifted:
+        creds = [community_credential(snmpsim_walks.community(PRINTERS["127.0.0.2"]), name="sim"),
+                 community_credential("shifted-id/sweep", name="shifted")]
+        for order in itertools.permutations(["127.0.0.2", "127.0.0.3", "127.0.0.32"]):
+            found = await sweep(list(order), credentials=creds, port=snmpsim_walks.port, timeout=0.3,
+                                retries=0, rate=0)
+            assert sorted((f.ip, f.credential) for f in found) == [("127.0.0.2", "sim"), ("127.0.0.3", "sim")]
+            assert all("Hostile" not in f.sys_descr for f in found)
+        assert shifted.requests["shifted-id/sweep"] == 6
+    assert f"127.0.0.32:{snmpsim_walks.port} sent 1 answer(s) that matched no probe sent to it" in caplog.text
