@@ -9,6 +9,9 @@ import msgspec
 
 from fsm_protocol import configfile
 from fsm_protocol.configfile import Secret
+from fsm_protocol.errors import ConfigError
+
+from .snmp.addresses import check_target
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -45,6 +48,15 @@ class Target(_Section):
     range: str  # CIDR, a.b.c.d-e, a single address or a host name
     exclude: list[str] = []
     credentials: list[str] = []  # tried in order; empty means all, in declaration order
+
+    def __post_init__(self) -> None:
+        # A broadcast or malformed target is refused at load, not met at the first scan.
+        try:
+            check_target(self.range)
+            for spec in self.exclude:
+                check_target(spec, exclude=True)
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
 
 
 class SnmpSection(_Section):

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -29,35 +27,10 @@ from .pmd.active import bundle_dirs
 from .pmd.loader import default_dirs, load_pool
 from .pmd.matcher import PmdPool
 from .reader import identify, read_identified, unreachable
+from .snmp.addresses import Target, check_unicast, is_range, parse_target
 from .snmp.source import SnmpSource
 
 SourceFactory = Callable[[str, int, Credential], AbstractAsyncContextManager[SnmpSource]]
-
-
-@dataclass(frozen=True)
-class Target:
-    host: str
-    port: int
-
-
-_HOST_PORT = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d{1,5}))?$")
-
-
-def parse_target(spec: str, *, default_port: int = 161) -> Target:
-    """``host``, ``host:port`` or ``[v6]:port`` to a Target; ConfigError names a bad one."""
-    m = _HOST_PORT.match(spec.strip())
-    if not m:
-        raise ConfigError(f"target {spec!r} is not a host, host:port or [IPv6]:port",
-                          hint="write e.g. 10.0.0.5, printer.example.com:1161 or [2001:db8::5]:161")
-    port = int(m.group("port")) if m.group("port") else default_port
-    if not 0 < port < 65536:
-        raise ConfigError(f"target {spec!r} has port {port}, outside 1-65535", hint="fix the port")
-    return Target(m.group("v6") or m.group("host"), port)
-
-
-def is_range(spec: str) -> bool:
-    """True for a CIDR or ``a.b.c.d-e`` range (which discovery expands), False for one host."""
-    return "/" in spec or bool(re.match(r"^\d+\.\d+\.\d+\.\d+-\d", spec))
 
 
 _is_range = is_range  # the daemon's name for it
@@ -65,7 +38,8 @@ _is_range = is_range  # the daemon's name for it
 
 def expand(specs: Sequence[str], *, default_port: int = 161) -> list[Target]:
     """The single-host targets of ``specs`` in the order given, duplicates dropped
-    (ranges are swept, see ``scan``)."""
+    (ranges are swept, see ``scan``). ConfigError for a malformed spec or one that is no
+    unicast address (see ``snmp.addresses``)."""
     out: dict[Target, None] = {}
     for spec in specs:
         if not is_range(spec):
@@ -98,7 +72,8 @@ def default_pool(data_dir: Path | None = None, local_dir: Path | None = None) ->
 
 async def resolve(host: str, port: int) -> str:
     """The address to send to: ``host`` itself when it is an address, else its first
-    IPv4 address (then IPv6) from the resolver. SnmpError when the name does not resolve."""
+    IPv4 address (then IPv6) from the resolver. SnmpError when the name does not resolve,
+    ConfigError when it resolves to an address SNMP is never sent to (broadcast, ...)."""
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
@@ -109,7 +84,9 @@ async def resolve(host: str, port: int) -> str:
         raise SnmpError(f"cannot resolve host name {host!r}: {exc}",
                         hint="check the name, or give the printer's address") from exc
     infos.sort(key=lambda i: i[0] != socket.AF_INET)
-    return str(infos[0][4][0])
+    address = str(infos[0][4][0])
+    check_unicast(address, f"{host} ({address})")
+    return address
 
 
 async def read_target(target: Target, *, credentials: Sequence[Credential], pool: PmdPool,

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import re
 import secrets
 import socket
 from collections import Counter, deque
@@ -42,6 +40,7 @@ from fsm_protocol.errors import ConfigError
 from ..config import Credential
 from ..errors import SnmpError
 from . import ber
+from .addresses import blocked, check_span, spans
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
@@ -50,8 +49,6 @@ MAX_DESCR = 1024  # sysDescr kept per device
 MAX_SENDERS_LOGGED = 20
 
 log = logging.getLogger(__name__)
-
-_DASH = re.compile(r"^(\d+\.\d+\.\d+\.\d+)-(\d+(?:\.\d+\.\d+\.\d+)?)$")
 
 
 class Found(msgspec.Struct, kw_only=True):
@@ -80,84 +77,26 @@ class SweepProgress:
 # -- targets ----------------------------------------------------------------------------------
 
 
-def _ip(text: str, spec: str) -> int:
-    try:
-        return int(ipaddress.IPv4Address(text))
-    except ValueError:
-        raise ConfigError(f"target {spec!r}: {text!r} is not an IPv4 address",
-                          hint="write a.b.c.d, a.b.c.d/nn, a.b.c.d-e or a.b.c.d-a.b.c.e") from None
-
-
-def _blocked(n: int) -> bool:
-    """0.0.0.0/8, multicast 224.0.0.0/4, reserved 240.0.0.0/4 (with 255.255.255.255)."""
-    return n >> 24 == 0 or n >> 28 in (0xE, 0xF)
-
-
-def _spans(spec: str, *, whole: bool = False) -> list[tuple[int, int, bool]]:
-    """(first, last, skip .0/.255) ranges of one spec; host names resolve to one address.
-    ``whole`` keeps a CIDR block's network and broadcast addresses (for exclusions)."""
-    spec = spec.strip()
-    if not spec:
-        raise ConfigError("empty target", hint="remove the empty entry")
-    if "/" in spec:
-        try:
-            net = ipaddress.IPv4Network(spec, strict=False)
-        except ValueError:
-            raise ConfigError(f"target {spec!r} is not an IPv4 CIDR block",
-                              hint="write e.g. 10.0.0.0/24") from None
-        first, last = int(net.network_address), int(net.broadcast_address)
-        if net.prefixlen < 31 and not whole:  # network and broadcast addresses are never probed
-            first, last = first + 1, last - 1
-        return [(first, last, False)]
-    m = _DASH.match(spec)
-    if m:
-        first = _ip(m.group(1), spec)
-        end = m.group(2)
-        if "." in end:
-            last = _ip(end, spec)
-        else:
-            if int(end) > 255:
-                raise ConfigError(f"target {spec!r}: {end} is not an octet",
-                                  hint="write a.b.c.d-e with e <= 255")
-            last = (first & 0xFFFFFF00) | int(end)
-        if last < first:
-            raise ConfigError(f"target {spec!r} ends before it starts", hint="write the lower address first")
-        # The netmask is unknown: .0 and .255 are likely network/broadcast addresses.
-        return [(first, last, True)]
-    try:
-        return [(int(ipaddress.IPv4Address(spec)),) * 2 + (False,)]  # type: ignore[list-item]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(spec, None, socket.AF_INET, socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError):
-        raise ConfigError(f"target {spec!r} is not an address or range, and no host of that name resolves",
-                          hint="check the spelling, or give the IP address") from None
-    n = int(ipaddress.IPv4Address(infos[0][4][0]))
-    return [(n, n, False)]
-
-
 def expand_targets(specs: Iterable[str], exclude: Iterable[str] = ()) -> Iterator[str]:
     """Unicast IPv4 addresses of ``specs`` (CIDR, ``a.b.c.d-e``, ``a.b.c.d-a.b.c.e``, an
     address or a host name) minus ``exclude`` (same forms), in order, without repeats.
 
-    Raises ConfigError for a malformed spec, for one that names only a multicast or
-    broadcast address, and for more than ``MAX_ADDRESSES`` addresses in all."""
+    Raises ConfigError for a malformed spec, for one that holds no unicast address (only
+    multicast, broadcast, reserved ...; see ``addresses``), and for more than
+    ``MAX_ADDRESSES`` addresses in all."""
     specs = list(specs)
-    excluded = [(a, b) for e in exclude for a, b, _ in _spans(e, whole=True)]
-    spans = [(spec, s) for spec in specs for s in _spans(spec)]
-    total = sum(b - a + 1 for _, (a, b, _) in spans)
+    excluded = [(a, b) for e in exclude for a, b, _ in spans(e, whole=True)]
+    found = [(spec, s) for spec in specs for s in spans(spec)]
+    for spec, (first, last, skip_edges) in found:
+        check_span(spec, first, last, skip_edges)
+    total = sum(b - a + 1 for _, (a, b, _) in found)
     if total > MAX_ADDRESSES:
         raise ConfigError(f"targets {specs!r} cover {total} addresses, more than {MAX_ADDRESSES}",
                           hint="sweep the subnets printers live in, e.g. several /24s")
     seen: set[int] = set()
-    for spec, (first, last, skip_edges) in spans:
-        if first == last and _blocked(first):
-            raise ConfigError(f"target {spec!r} is a multicast, broadcast or reserved address; "
-                              "discovery sends unicast only",
-                              hint="discovery sends unicast only; give a printer's own address")
+    for _, (first, last, skip_edges) in found:
         for n in range(first, last + 1):
-            if n in seen or _blocked(n) or (skip_edges and (n & 0xFF) in (0, 255)):
+            if n in seen or blocked(n) or (skip_edges and (n & 0xFF) in (0, 255)):
                 continue
             if any(a <= n <= b for a, b in excluded):
                 continue

@@ -59,11 +59,13 @@ def test_host_names_resolve_and_repeats_are_dropped() -> None:
 
 
 def test_multicast_and_reserved_blocks_inside_a_range_are_skipped() -> None:
-    got = addrs("223.255.255.254/31", "224.0.0.0/30", "240.0.0.0/30")
-    assert got == ["223.255.255.254", "223.255.255.255"]
+    got = addrs("223.255.255.254/31", "223.255.255.253-224.0.0.2", "0.255.255.254-1.0.0.1")
+    assert got == ["223.255.255.254", "223.255.255.255", "223.255.255.253", "1.0.0.1"]
 
 
-@pytest.mark.parametrize("spec", ["224.0.0.1", "255.255.255.255", "239.1.2.3", "0.0.0.0"])
+@pytest.mark.parametrize("spec", ["224.0.0.1", "255.255.255.255", "239.1.2.3", "0.0.0.0", "224.0.0.0/30",
+                                  "240.0.0.0/30", "255.255.255.255/32", "0.0.0.0/8", "10.0.0.255-255",
+                                  "10.0.0.0-0"])
 def test_a_single_multicast_or_broadcast_target_is_refused(spec: str) -> None:
     with pytest.raises(ConfigError, match="unicast only"):
         addrs(spec)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from fsm_client.cli import main
-from fsm_client.config import ClientConfig, Credential
+from fsm_client.config import ClientConfig, Credential, load_config
 from fsm_client.errors import SnmpProtocolError, SnmpTimeout
 from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.scan import Target, parse_target, scan
@@ -221,3 +221,70 @@ def test_pmd_check_passes_the_shipped_pool_and_names_a_bad_file(tmp_path: Path) 
     bad.write_text('[counters]\npages = [{ oid = "1.3.6.1.2.1.43.10.2.1.4.1.1" }]\n')
     code, _, err = run("pmd", "check", str(bad), data_dir=tmp_path)
     assert code == 3 and "bad.toml: counters.pages" in err
+
+
+#: Targets no unicast SNMP GET may go to, or that are not addresses at all.
+NOT_UNICAST = [
+    "999.1.1.1",  # an octet over 255: not an address, and no host name either
+    "10.0.0",  # short forms the C resolver reads as 10.0.0.0, 10.0.0.1, 192.168.1.1, 127.0.0.1
+    "10.1",
+    "3232235777",
+    "0x7f.0.0.1",
+    "255.255.255.255",  # broadcast
+    "224.0.0.1",  # multicast
+    "239.255.255.250:1900",
+    "0.0.0.0",  # "this host"
+    "240.0.0.1",  # reserved
+    "[ff02::1]",  # IPv6 multicast
+    "[::]",  # IPv6 unspecified
+    "224.0.0.0/24",  # ranges with no unicast address in them
+    "255.255.255.255/32",
+    "10.0.0.0/32-1",
+    "10.0.0.255-255",
+]
+
+
+@pytest.mark.parametrize("spec", NOT_UNICAST)
+async def test_scan_refuses_a_target_that_is_not_a_unicast_address_before_sending(spec: str) -> None:
+    opened: list[str] = []
+
+    @asynccontextmanager
+    async def open_source(host: str, port: int, cred: Credential) -> AsyncIterator[SnmpSource]:
+        opened.append(host)
+        yield _Silent()
+
+    with pytest.raises(ConfigError) as info:
+        await scan(["192.0.2.1", spec], config=ClientConfig(), pool=load_pool(default_dirs()),
+                   open_source=open_source)
+    assert repr(spec.split(":")[0].strip("[]")) in info.value.message or repr(spec) in info.value.message
+    assert info.value.hint and opened == []
+
+
+@pytest.mark.parametrize("spec", ["999.1.1.1", "255.255.255.255", "224.0.0.1", "10.1"])
+def test_scan_command_says_error_and_hint_for_a_target_that_is_not_unicast(spec: str, tmp_path: Path) -> None:
+    code, out, err = run("scan", "--no-store", "--timeout", "0.1", spec, data_dir=tmp_path)
+    assert code == 3 and out == ""
+    assert err.startswith("error: target ") and f"{spec!r}" in err and "\nhint: " in err, err
+
+
+@pytest.mark.parametrize("key, spec", [
+    *(("range", s) for s in ("255.255.255.255", "999.1.1.1", "224.0.0.0/24", "10.1", "10.0.0.0/33")),
+    # excluding a broadcast address is harmless; an exclusion that is no address is a typo
+    *(("exclude", s) for s in ("999.1.1.1", "10.1", "10.0.0.0/33")),
+])
+def test_a_config_target_that_is_not_unicast_is_refused_at_load(spec: str, key: str, tmp_path: Path) -> None:
+    value = f'"{spec}"' if key == "range" else f'["{spec}"]'
+    extra = "" if key == "range" else 'range = "10.0.0.0/24"\n'
+    path = tmp_path / "client.toml"
+    path.write_text(f"[[targets]]\n{extra}{key} = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "targets[0]" in info.value.message and spec in info.value.message
+
+
+@pytest.mark.parametrize("spec", ["10.0.0.5", "printer.example.com:1161", "10.0.0.0/24", "10.0.0.10-50",
+                                  "[2001:db8::5]:161", "10.0.0.255", "10.0.0.0/31"])
+def test_unicast_targets_load(spec: str, tmp_path: Path) -> None:
+    path = tmp_path / "client.toml"
+    path.write_text(f'[[targets]]\nrange = "{spec}"\nexclude = ["10.0.0.7"]\n')
+    assert load_config(path).targets[0].range == spec
