@@ -30,7 +30,7 @@ from fsm_protocol.schema import Alert, Capabilities, Device, Status, Supply, utc
 
 from . import normalize
 from .errors import SnmpError, SnmpTimeout
-from .pmd import transforms
+from .pmd import enterprises, transforms
 from .pmd.matcher import PmdPool
 from .pmd.model import Lookup, Pmd, Source
 from .snmp.source import SnmpSource, SnmpValue, oid_key
@@ -69,6 +69,7 @@ _BUILTIN_TABLES: dict[str, tuple[str, ...]] = {
     "color_colorants": (),  # the colorant table is walked for supplies anyway
     "input_count": (PRT_INPUT_TYPE,),
     "duplex_path": (PRT_MEDIA_PATH_TYPE,),
+    "enterprise_maker": (),  # sysObjectID is always read
 }
 
 
@@ -292,6 +293,11 @@ class _Reader:
                 if isinstance(raw, bytes) and len(raw) == 6 and transforms.format_mac(raw):
                     return raw, f"{IF_PHYS_ADDRESS}.{'.'.join(map(str, idx))}"
             return None, None
+        if name == "enterprise_maker":
+            oid_v = self.a.values.get(SYS_OBJECT_ID)
+            maker = enterprises.maker_of(oid_v.value if oid_v is not None and oid_v.tag == "oid"
+                                         and isinstance(oid_v.value, str) else None)
+            return maker, (SYS_OBJECT_ID if maker else None)
         if name == "input_count":
             rows = self.a.tables.get(PRT_INPUT_TYPE, [])
             return (len(rows) if rows else None), PRT_INPUT_TYPE
