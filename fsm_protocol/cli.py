@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import msgspec
 
-from .errors import FsmError
+from .errors import FsmError, OutputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +45,16 @@ key_dir_option = click.option(
 )
 
 
+@contextlib.contextmanager
+def writing_output(path: Path, option: str = "--out") -> Iterator[None]:
+    """Turn an OSError while writing ``path``, which ``option`` chose, into an OutputError naming both."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}",
+                          hint=f"choose another {option}: a file name in a directory you can write") from exc
+
+
 def print_json(data: Any) -> None:
     """Print any msgspec-encodable value as indented JSON on stdout."""
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(data), indent=2).decode() + "\n")
@@ -59,4 +70,4 @@ def pass_obj(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["FsmGroup", "json_option", "key_dir_option", "pass_obj", "print_json"]
+__all__ = ["FsmGroup", "json_option", "key_dir_option", "pass_obj", "print_json", "writing_output"]

@@ -90,7 +90,13 @@ class Database:
 
 
 def _sqlite(path: Path) -> peewee.SqliteDatabase:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create the directory {str(path.parent)!r} of the database: {exc.strerror or exc}",
+            hint="choose a --data-dir ([server] data_dir) or a sqlite:/// path this user can write",
+        ) from exc
     return peewee.SqliteDatabase(
         str(path),
         pragmas={"journal_mode": "wal", "foreign_keys": 1, "synchronous": "full", "busy_timeout": 30000},
