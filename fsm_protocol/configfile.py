@@ -155,12 +155,25 @@ class ConfigChoice:
         return self.how == "found"
 
     def describe(self) -> str:
-        """``config 'x.toml' (from --config)`` or where it was looked for in vain."""
+        """``config 'x.toml' (from --config)``, or where it was looked for in vain."""
         if self.path is None:
-            return f"no config file (looked at {', '.join(self.looked)})"
+            return f"no config file: looked at {', '.join(self.looked)}"
         if self.found:
-            return f"config {str(self.path)!r} (found there; none named by {' or '.join(self.looked[:2])})"
-        return f"config {str(self.path)!r} (from {self.how})"
+            return f"config {str(self.path)!r}, found (none named by {' or '.join(self.looked[:2])})"
+        return f"config {str(self.path)!r} from {self.how}"
+
+
+def no_store(what: str, path: Path, *, choice: ConfigChoice, chosen_by: str, env_var: str,
+             creates: str) -> ConfigError:
+    """The error of a command that only reads and finds no ``what`` at ``path``: it never creates an
+    empty one, and says what chose ``path`` (``chosen_by``), where it looked for a config, and how to
+    point at the right one."""
+    return ConfigError(
+        f"no {what} at {str(path)!r}, and a command that only reads does not create one "
+        f"({chosen_by}; {choice.describe()})",
+        hint=f"name the right config with --config FILE or ${env_var}, or the data with --data-dir DIR; "
+             f"{creates} creates the {what}",
+    )
 
 
 def locate(given: str | os.PathLike[str] | None, *, given_by: str, env_var: str,
@@ -181,4 +194,4 @@ def dump(obj: Any) -> dict[str, Any]:
     return msgspec.to_builtins(obj, enc_hook=_enc_hook)  # type: ignore[no-any-return]
 
 
-__all__ = ["ConfigChoice", "Secret", "convert", "dump", "explain", "load", "locate"]
+__all__ = ["ConfigChoice", "Secret", "convert", "dump", "explain", "load", "locate", "no_store"]

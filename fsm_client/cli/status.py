@@ -16,7 +16,7 @@ from ..store import Store
 @pass_obj
 def status_command(obj: ClientContext, as_json: bool) -> None:
     """Show when the client last read and sent, what waits in the outbox, and what runs next."""
-    with Store.in_data_dir(obj.data_dir) as store:
+    with Store.open(obj.existing_store()) as store:
         info = client_status(obj.config, store)
     if as_json:
         print_json(info)

@@ -52,7 +52,7 @@ def report_command(ctx: ServerContext, kind: str, customer: str | None, start: s
     if fmt is None:
         suffix = out.suffix.lower().lstrip(".") if out else ""
         fmt = {"htm": "html"}.get(suffix, suffix) if suffix in (*reports.FORMATS, "htm") else "html"
-    with wiring.open_db(ctx):
+    with wiring.open_db(ctx, only_reads=True):
         data = reports.build(kind, customer=customer,
                              start=reports.parse_when(start) if start else None,
                              end=reports.parse_when(end, end=True) if end else None,
