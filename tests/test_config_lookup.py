@@ -79,6 +79,8 @@ def test_the_client_finds_its_config_in_the_current_directory_and_names_it(empty
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["client_id"] == "acme-hq"
     assert "fsm-client.toml" in result.stderr
+    shown = client("status").stdout
+    assert "site-data ([client] data_dir of fsm-client.toml; config 'fsm-client.toml', found" in shown
 
     # $FSM_CLIENT_CONFIG wins over the current directory, and is not announced (it was asked for)
     other = empty_cwd / "other.toml"

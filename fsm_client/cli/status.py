@@ -22,6 +22,7 @@ def status_command(obj: ClientContext, as_json: bool) -> None:
         print_json(info)
         return
     click.echo(f"client        {info['client_id']} (last report number {info['last_seq']})")
+    click.echo(f"data          {obj.data_dir} ({obj.data_dir_from}; {obj.config_choice.describe()})")
     click.echo(f"devices       {info['devices']}")
     click.echo(f"last scan     {info['last_scan'] or 'never'}")
     click.echo(f"last send     {info['last_send'] or 'never'}")
