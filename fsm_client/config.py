@@ -13,6 +13,18 @@ from fsm_protocol.errors import ConfigError
 
 from .snmp.addresses import check_target
 
+#: Where a config is looked for when neither --config nor $FSM_CLIENT_CONFIG names one (in order).
+CONFIG_ENV = "FSM_CLIENT_CONFIG"
+CONFIG_SEARCH = ("./fsm-client.toml", "/etc/fsm/client.toml")
+
+# Every number is bounded where it is declared: a zero, negative or absurd value is refused at
+# start-up naming its key, instead of a loop that never sleeps or a wait that never ends.
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Seconds = Annotated[float, msgspec.Meta(ge=0.05, le=3600.0)]  # a network timeout
+Days = Annotated[float, msgspec.Meta(ge=0.0, le=36500.0)]
+#: Smallest chunk that leaves room for the envelope header and some payload.
+MIN_CHUNK_BYTES = 256
+
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
@@ -60,11 +72,11 @@ class Target(_Section):
 
 
 class SnmpSection(_Section):
-    port: int = 161
-    timeout: float = 2.0
-    retries: int = 1
-    concurrency: int = 32  # devices read at once
-    discovery_rate: int = 5000  # probes per second during a sweep
+    port: Port = 161
+    timeout: Annotated[float, msgspec.Meta(ge=0.05, le=60.0)] = 2.0
+    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 1
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 32  # devices read at once
+    discovery_rate: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000  # probes per second during a sweep
 
 
 class ScheduleSection(_Section):
@@ -84,7 +96,8 @@ class AlertsSection(_Section):
     critical: list[str] = msgspec.field(
         default_factory=lambda: ["jam", "no_toner", "service_requested", "offline", "door_open"]
     )
-    offline_after: int = 2  # consecutive unanswered polls before a device counts as offline
+    # consecutive unanswered polls before a device counts as offline
+    offline_after: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 2
     report_cleared: bool = True  # send an alert report when a critical condition clears
 
 
@@ -94,14 +107,14 @@ class TransportSection(_Section):
 
 class SmtpSection(_Section):
     host: str = "localhost"
-    port: int = 25
+    port: Port = 25
     security: Literal["tls", "starttls", "none"] = "starttls"  # "none" only on a trusted relay
     username: str = ""
     password: Secret = Secret("")
     ca_file: Path | None = None  # default: the system's trusted CAs
     from_addr: str = msgspec.field(name="from", default="fsm-client@localhost")
     to: list[str] = []  # the dealer's report mailbox
-    timeout: float = 30.0
+    timeout: Seconds = 30.0
 
 
 class FileDropSection(_Section):
@@ -109,13 +122,21 @@ class FileDropSection(_Section):
 
 
 class OutboxSection(_Section):
-    chunk_bytes: int = 5 * 1024 * 1024  # largest mail attachment; bigger reports are chunked
-    retention_days: float = 30.0  # sealed envelopes kept after sending, for `fsm-client resend`
-    plaintext_retention_days: float = 365.0  # report plaintexts kept for `fsm-client outbox show`
-    retry_initial: float = 30.0  # seconds before the first retry when the relay fails
-    retry_max: float = 1800.0  # cap of the exponential backoff, seconds
+    # largest mail attachment; bigger reports are chunked
+    chunk_bytes: Annotated[int, msgspec.Meta(ge=MIN_CHUNK_BYTES, le=1 << 30)] = 5 * 1024 * 1024
+    retention_days: Days = 30.0  # sealed envelopes kept after sending, for `fsm-client resend`
+    plaintext_retention_days: Days = 365.0  # report plaintexts kept for `fsm-client outbox show`
+    # seconds before the first retry when the relay fails
+    retry_initial: Annotated[float, msgspec.Meta(ge=0.05, le=86400.0)] = 30.0
+    # cap of the exponential backoff, seconds
+    retry_max: Annotated[float, msgspec.Meta(ge=0.05, le=7 * 86400.0)] = 1800.0
     redact_ips: bool = False  # `outbox show` hides device IP addresses
     redact_locations: bool = False  # `outbox show` hides sysLocation / contact
+
+    def __post_init__(self) -> None:
+        if self.retry_max < self.retry_initial:
+            raise ValueError(f"retry_max ({self.retry_max}) is below retry_initial ({self.retry_initial}); "
+                             "the backoff starts at retry_initial and is capped at retry_max")
 
 
 class PmdUpdateSection(_Section):
@@ -126,7 +147,7 @@ class PmdUpdateSection(_Section):
     ca_file: Path | None = None  # CA bundle for url (default: the system's trusted CAs)
     publisher_keys: list[str] = []  # pinned publisher public keys: one-line text or a .pub path
     hour: Annotated[int, msgspec.Meta(ge=0, le=23)] = 4  # daily check at this hour, schedule.timezone
-    timeout: float = 60.0  # seconds for the download to make progress
+    timeout: Seconds = 60.0  # seconds for the download to make progress
 
 
 class PmdSection(_Section):
@@ -159,6 +180,9 @@ def load_config(path: str | Path | None) -> ClientConfig:
 
 
 __all__ = [
+    "CONFIG_ENV",
+    "CONFIG_SEARCH",
+    "MIN_CHUNK_BYTES",
     "AlertsSection",
     "ClientConfig",
     "ClientSection",

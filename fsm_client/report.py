@@ -22,14 +22,12 @@ from fsm_protocol.errors import ConfigError
 from fsm_protocol.keys import ServerPublicKey, SigningKey, load_server_public_key, load_signing_key
 from fsm_protocol.schema import Report, ReportKind, decode_report, encode_report, utcnow
 
-from .config import ClientConfig
+from .config import MIN_CHUNK_BYTES, ClientConfig
 from .errors import StoreError
 from .store import Store, StoredReading
 
 #: Where the signing key lives when [keys] signing_key is not set.
 DEFAULT_SIGNING_KEY = Path("keys") / "client.key"
-#: Smallest chunk that leaves room for the envelope header and some payload.
-MIN_CHUNK_BYTES = 256
 
 
 @dataclass

@@ -172,7 +172,9 @@ def main() -> int:
             run(*sv, "keys", "init")
         if not (STATE / "client" / "keys" / "client.key").exists():
             run(*cl, "keys", "init")
-        if CLIENT_ID not in run(*sv, "clients", "list", "--json", quiet=True):
+        # `clients list` only reads: on a first run there is no database for it to read yet
+        if not (STATE / "server" / "fsm.db").exists() or \
+                CLIENT_ID not in run(*sv, "clients", "list", "--json", quiet=True):
             run(*sv, "clients", "add", CLIENT_ID, "--key", STATE / "client" / "keys" / "client.pub",
                 "--customer", CUSTOMER)
 

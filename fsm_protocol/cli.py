@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import msgspec
+from click.core import ParameterSource
+from rich.console import Console
+from rich.table import Table
 
-from .errors import FsmError
+from .configfile import ConfigChoice, locate
+from .errors import FsmError, OutputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +37,25 @@ class FsmGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
+def choose_config(ctx: click.Context, config_path: str | None, *, env_var: str,
+                  search: Sequence[str]) -> ConfigChoice:
+    """The config file a program reads: ``--config``, else ``$env_var``, else the first of ``search``
+    that exists. One found that way is named on stderr (stdout may be JSON), so the user knows
+    where the data comes from."""
+    by_env = ctx.get_parameter_source("config_path") is ParameterSource.ENVIRONMENT
+    choice = locate(config_path, given_by=f"${env_var}" if by_env else "--config", env_var=env_var,
+                    search=search)
+    if choice.found:
+        click.echo(f"using config {choice.path} (no --config or ${env_var}; the first of "
+                   f"{', '.join(search)} that exists)", err=True)
+    return choice
+
+
+def given_by(ctx: click.Context, param: str, option: str, env_var: str) -> str:
+    """How ``param`` was given: ``option`` on the command line, or ``$env_var``."""
+    return f"${env_var}" if ctx.get_parameter_source(param) is ParameterSource.ENVIRONMENT else option
+
+
 def json_option(f: F) -> F:
     """Add `--json` to a listing command; the command gets ``as_json: bool``."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)  # type: ignore[return-value]
@@ -42,6 +66,29 @@ key_dir_option = click.option(
     "--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
     help="Key directory [default: <data-dir>/keys].",
 )
+
+
+@contextlib.contextmanager
+def writing_output(path: Path, option: str = "--out") -> Iterator[None]:
+    """Turn an OSError while writing ``path``, which ``option`` chose, into an OutputError naming both."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}",
+                          hint=f"choose another {option}: a file name in a directory you can write") from exc
+
+
+#: Width of a table written to a file or a pipe: every character, however narrow the terminal
+#: that started the pager, so "127.0.0.1:16100" never becomes "127.0.…".
+PIPE_WIDTH = 1 << 16
+
+
+def print_table(table: Table) -> None:
+    """Print a rich table on stdout: as wide as the terminal, or at full width when not a terminal."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH
+    console.print(table)
 
 
 def print_json(data: Any) -> None:
@@ -59,4 +106,5 @@ def pass_obj(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["FsmGroup", "json_option", "key_dir_option", "pass_obj", "print_json"]
+__all__ = ["PIPE_WIDTH", "FsmGroup", "choose_config", "given_by", "json_option", "key_dir_option", "pass_obj",
+           "print_json", "print_table", "writing_output"]

@@ -8,6 +8,7 @@ Tree (client and server subtrees live in ``fsm_client.errors`` / ``fsm_server.er
 
     FsmError
     ├── ConfigError                 bad or missing setting; exit code 3
+    ├── OutputError                 an output path (--out, --dir) cannot be written
     └── ProtocolError
         ├── KeyFileError            unreadable, malformed or too-open key file
         ├── SchemaError             reason "bad_schema"
@@ -51,6 +52,12 @@ class ConfigError(FsmError):
 
     reason = "bad_config"
     exit_code = 3
+
+
+class OutputError(FsmError):
+    """A file or directory the user asked for (``--out``, ``--dir``) cannot be written."""
+
+    reason = "cannot_write"
 
 
 class ProtocolError(FsmError):
@@ -124,6 +131,7 @@ __all__ = [
     "MalformedEnvelope",
     "MimeError",
     "NotFsmMail",
+    "OutputError",
     "ProtocolError",
     "SchemaError",
     "TooLarge",

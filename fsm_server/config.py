@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from fsm_protocol import configfile
 from fsm_protocol.configfile import Secret
+
+#: Where a config is looked for when neither --config nor $FSM_SERVER_CONFIG names one (in order).
+CONFIG_ENV = "FSM_SERVER_CONFIG"
+CONFIG_SEARCH = ("./fsm-server.toml", "/etc/fsm/server.toml")
+
+
+def _range(ge: float, le: float) -> msgspec.Meta:
+    return msgspec.Meta(ge=ge, le=le)
+
+
+# Every number is bounded where it is declared: a zero, negative or absurd value is refused at
+# start-up naming its key, instead of a loop that never sleeps or a wait that never ends.
+Port = Annotated[int, _range(1, 65535)]
+Bytes = Annotated[int, _range(1024, 1 << 30)]  # a size limit, 1 KiB .. 1 GiB
+Seconds = Annotated[float, _range(0.05, 3600.0)]  # a network timeout or a timer
+Percent = Annotated[float, _range(0.0, 100.0)]
+Hours = Annotated[float, _range(0.0, 87600.0)]  # up to ten years
 
 
 class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -30,28 +47,33 @@ class DatabaseSection(_Section):
 class IngestSection(_Section):
     """Limits and plausibility rules every ingest source (IMAP, import, retry) applies."""
 
-    max_mail_bytes: int = 16 * 1024 * 1024  # a bigger mail is quarantined too_large before parsing
-    max_envelope_bytes: int = 64 * 1024 * 1024  # a whole (joined) envelope
-    max_report_bytes: int = 64 * 1024 * 1024  # the report after decompression
-    quarantine_keep_bytes: int = 1024 * 1024  # of a too-large mail, how much is kept
-    future_tolerance_seconds: int = 3600  # created-at later than now + this is implausible
-    max_age_days: int = 3650  # created-at older than this is implausible
-    max_devices: int = 20_000  # readings per report
-    max_pages_per_day: int = 200_000  # a counter rising faster is stored but flagged "jump"
-    rotation_grace_days: int = 7  # a rotated-out client key is accepted this long
-    batch: int = 50  # IMAP messages fetched per round trip
-    poll_seconds: int = 300  # IDLE restarted (or NOOP poll) at least this often
-    shutdown_timeout: float = 10.0  # on SIGTERM, time to finish the current message
+    max_mail_bytes: Bytes = 16 * 1024 * 1024  # a bigger mail is quarantined too_large before parsing
+    max_envelope_bytes: Bytes = 64 * 1024 * 1024  # a whole (joined) envelope
+    max_report_bytes: Bytes = 64 * 1024 * 1024  # the report after decompression
+    # of a too-large mail, how much is kept
+    quarantine_keep_bytes: Annotated[int, _range(0, 1 << 30)] = 1024 * 1024
+    # created-at later than now + this is implausible
+    future_tolerance_seconds: Annotated[int, _range(0, 30 * 86400)] = 3600
+    max_age_days: Annotated[int, _range(1, 36500)] = 3650  # created-at older than this is implausible
+    max_devices: Annotated[int, _range(1, 1_000_000)] = 20_000  # readings per report
+    # a counter rising faster is stored but flagged "jump"
+    max_pages_per_day: Annotated[int, _range(1, 100_000_000)] = 200_000
+    rotation_grace_days: Annotated[int, _range(0, 3650)] = 7  # a rotated-out client key is accepted this long
+    batch: Annotated[int, _range(1, 1000)] = 50  # IMAP messages fetched per round trip
+    # IDLE restarted (or NOOP poll) at least this often; RFC 2177 lets a server drop it after 30 min
+    poll_seconds: Annotated[int, _range(1, 29 * 60)] = 300
+    # on SIGTERM, time to finish the current message
+    shutdown_timeout: Annotated[float, _range(0.0, 600.0)] = 10.0
 
 
-class MailboxSection(_Section):
+class MailboxSection(_Section, kw_only=True):
     """One IMAP account the ingest daemon watches ([[mailboxes]], as many as needed)."""
 
     name: str = ""  # for logs; default user@host
     host: str = "127.0.0.1"
-    port: int = 993
+    port: Port = 993
     security: Literal["tls", "starttls", "none"] = "tls"
-    user: str = ""
+    user: Annotated[str, msgspec.Meta(min_length=1)]  # required: the login of the mailbox
     password: Secret = Secret("")
     ca_file: Path | None = None  # CA to verify the server with; default: the system's
     folder: str = "INBOX"
@@ -66,15 +88,21 @@ class ReportsSection(_Section):
     #: their canonical name unless ``only_mapped_meters`` is set
     meter_names: dict[str, str] = msgspec.field(default_factory=dict)
     only_mapped_meters: bool = False
-    forecast_window_days: int = 30  # fit the consumption of at most the last N days ...
-    forecast_min_span_days: float = 3.0  # ... which must span at least this long ...
-    forecast_min_points: int = 3  # ... with at least this many readings, else no forecast (reason given)
-    replacement_jump_percent: float = 15.0  # a level rising this much (points) is a replacement
-    early_replacement_percent: float = 10.0  # replaced while still above this: flagged "early"
-    low_supply_percent: float = 10.0  # what the supplies report marks as low
-    expected_report_hours: float = 24.0  # a client or device silent longer than this + grace is silent
-    silence_grace_hours: float = 6.0
-    recent_days: int = 30  # alerts/health "recent" window when --from is not given
+    # fit the consumption of at most the last N days ...
+    forecast_window_days: Annotated[int, _range(1, 3650)] = 30
+    # ... which must span at least this long ...
+    forecast_min_span_days: Annotated[float, _range(0.0, 3650.0)] = 3.0
+    # ... with at least this many readings, else no forecast (reason given)
+    forecast_min_points: Annotated[int, _range(2, 100_000)] = 3
+    # a level rising this much (points) is a replacement
+    replacement_jump_percent: Annotated[float, _range(1.0, 100.0)] = 15.0
+    early_replacement_percent: Percent = 10.0  # replaced while still above this: flagged "early"
+    low_supply_percent: Percent = 10.0  # what the supplies report marks as low
+    # a client or device silent longer than this + grace is silent
+    expected_report_hours: Annotated[float, _range(0.1, 87600.0)] = 24.0
+    silence_grace_hours: Hours = 6.0
+    # alerts/health "recent" window when --from is not given
+    recent_days: Annotated[int, _range(1, 36500)] = 30
 
 
 RuleKind = Literal["alert", "supply_level", "supply_days", "silent_client", "silent_device",
@@ -88,13 +116,16 @@ class RuleSection(_Section):
     when: RuleKind
     codes: list[str] = msgspec.field(default_factory=list)  # alert: codes/conditions; empty = any
     severities: list[str] = msgspec.field(default_factory=list)  # alert: e.g. ["critical"]; empty = any
-    below: float | None = None  # supply_level: percent; supply_days: days remaining
+    # supply_level: percent; supply_days: days remaining
+    below: Annotated[float, _range(0.0, 36500.0)] | None = None
     supply_kinds: list[str] = msgspec.field(default_factory=list)  # supply rules: e.g. ["toner"]
     customers: list[str] = msgspec.field(default_factory=list)  # scope; empty = every customer
     to: list[str] = msgspec.field(default_factory=list)  # empty: [notify] to
-    delay_seconds: int = 0  # the condition must hold (and, to clear, stay away) this long
+    # the condition must hold (and, to clear, stay away) this long
+    delay_seconds: Annotated[int, _range(0, 30 * 86400)] = 0
     cleared: bool = True  # send a "cleared" mail when it ends
-    lookback_hours: float = 24.0  # counter_anomaly: flags newer than this are active
+    # counter_anomaly: flags newer than this are active
+    lookback_hours: Annotated[float, _range(0.01, 87600.0)] = 24.0
 
 
 class NotifySection(_Section):
@@ -102,16 +133,18 @@ class NotifySection(_Section):
 
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 25
+    port: Port = 25
     security: Literal["tls", "starttls", "none"] = "starttls"
     username: str = ""
     password: Secret = Secret("")
     ca_file: Path | None = None
-    timeout: float = 30.0
+    timeout: Seconds = 30.0
     from_addr: str = "fsm@localhost"
     to: list[str] = msgspec.field(default_factory=list)  # default recipients of every rule
-    evaluate_seconds: float = 60.0  # the timer for silence, delays and retries
-    retry_seconds: float = 60.0  # a failed mail is retried after this (doubling, capped at 1 h)
+    # the timer for silence, delays and retries
+    evaluate_seconds: Annotated[float, _range(0.05, 86400.0)] = 60.0
+    # a failed mail is retried after this (doubling, capped at 1 h)
+    retry_seconds: Annotated[float, _range(0.05, 86400.0)] = 60.0
     templates_dir: Path | None = None  # override the mail templates (opened.txt.j2, cleared.txt.j2)
 
 
@@ -134,6 +167,8 @@ def load_config(path: str | Path | None) -> ServerConfig:
 
 
 __all__ = [
+    "CONFIG_ENV",
+    "CONFIG_SEARCH",
     "DatabaseSection",
     "IngestSection",
     "KeysSection",

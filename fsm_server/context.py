@@ -1,23 +1,40 @@
-"""What every server command gets: the loaded config and the data directory."""
+"""What every server command gets: the loaded config, the data directory, and where both came from."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from fsm_protocol.configfile import ConfigChoice
+
 from .config import ServerConfig, load_config
+
+#: The data directory when neither --data-dir nor [server] data_dir names one.
+DEFAULT_DATA_DIR = Path("var/server")
 
 
 @dataclass
 class ServerContext:
     config: ServerConfig
     data_dir: Path
+    config_choice: ConfigChoice = field(default_factory=lambda: ConfigChoice(None, "none given"))
+    data_dir_from: str = "the default, ./var/server"  # what chose data_dir, for messages
 
     @classmethod
     def load(cls, config_path: str | None, data_dir: str | None) -> ServerContext:
-        config = load_config(config_path)
-        chosen = Path(data_dir) if data_dir else config.server.data_dir or Path("var/server")
-        return cls(config=config, data_dir=chosen)
+        """The context of ``--config`` and ``--data-dir`` as given (None: the defaults)."""
+        choice = ConfigChoice(Path(config_path) if config_path else None, "--config")
+        return cls.from_choice(choice, data_dir)
+
+    @classmethod
+    def from_choice(cls, choice: ConfigChoice, data_dir: str | None,
+                    data_dir_by: str = "--data-dir") -> ServerContext:
+        config = load_config(choice.path)
+        if data_dir:
+            return cls(config, Path(data_dir), choice, data_dir_by)
+        if config.server.data_dir:
+            return cls(config, config.server.data_dir, choice, f"[server] data_dir of {choice.path}")
+        return cls(config, DEFAULT_DATA_DIR, choice)
 
 
-__all__ = ["ServerContext"]
+__all__ = ["DEFAULT_DATA_DIR", "ServerContext"]

@@ -5,13 +5,16 @@ Commands and daemons call these so every entry point opens things the same way.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
+from fsm_protocol.configfile import no_store
 from fsm_protocol.keys import SERVER_KEY_FILE, load_encryption_key
 
+from .config import CONFIG_ENV
 from .context import ServerContext
-from .db.connect import Database, database_url_from_env, open_database
+from .db.connect import Database, database_url_from_env, open_database, sqlite_path
 from .ingest.pipeline import Pipeline
 from .registry import Registry
 
@@ -20,9 +23,24 @@ def encryption_key_path(ctx: ServerContext) -> Path:
     return ctx.config.keys.encryption_key or ctx.data_dir / "keys" / SERVER_KEY_FILE
 
 
-def open_db(ctx: ServerContext) -> Database:
-    """The configured database (FSM_DATABASE_URL overrides [database] url), migrated."""
-    return open_database(database_url_from_env(ctx.config.database.url), data_dir=ctx.data_dir)
+def open_db(ctx: ServerContext, *, only_reads: bool = False) -> Database:
+    """The configured database (FSM_DATABASE_URL overrides [database] url), migrated.
+
+    ``only_reads``: the command only shows what is there, so a SQLite file that does not exist is
+    an error saying where it looked, not a new empty database.
+    """
+    url = database_url_from_env(ctx.config.database.url)
+    path = sqlite_path(url, ctx.data_dir)
+    if only_reads and path is not None and not path.is_file():
+        if "FSM_DATABASE_URL" in os.environ:
+            chosen_by = "database: $FSM_DATABASE_URL"
+        elif url:
+            chosen_by = f"database: [database] url of {ctx.config_choice.path}"
+        else:
+            chosen_by = f"data dir: {ctx.data_dir_from}"
+        raise no_store("database", path, choice=ctx.config_choice, chosen_by=chosen_by,
+                       env_var=CONFIG_ENV, creates="`fsm-server ingest` (or import, clients add)")
+    return open_database(url, data_dir=ctx.data_dir)
 
 
 def registry(ctx: ServerContext, db: Database) -> Registry:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
 from fsm_protocol.configfile import Secret
 
 from ..config import Credential
@@ -65,7 +65,7 @@ def discover_command(ctx: ClientContext, ranges: tuple[str, ...], exclude: tuple
     if as_json:
         print_json(found)
     else:
-        Console().print(render_table(found))
+        print_table(render_table(found))
         Console(stderr=True).print(f"{len(found)} SNMP agent(s) found")
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
 
 from ..context import ClientContext
 from ..report import Sealer, rechunk, redacted, renumber
@@ -33,7 +32,7 @@ def _state(entry: object) -> str:
 @pass_obj
 def list_command(obj: ClientContext, limit: int, as_json: bool) -> None:
     """List reports in the outbox, oldest first: number, kind, state, attempts, last error."""
-    with Store.in_data_dir(obj.data_dir) as store:
+    with Store.open(obj.existing_store()) as store:
         entries = store.outbox(limit=limit)
     if as_json:
         print_json([{
@@ -49,7 +48,7 @@ def list_command(obj: ClientContext, limit: int, as_json: bool) -> None:
                       e.sent_at.isoformat(timespec="seconds") if e.sent_at else "-",
                       f"{e.chunks_sent}/{e.chunk_count}" + ("" if e.retained else " (purged)"),
                       str(e.attempts), e.last_error or "")
-    Console().print(table)
+    print_table(table)
 
 
 @outbox_group.command("show")
@@ -62,7 +61,7 @@ def show_command(obj: ClientContext, seq: int, redact: bool | None) -> None:
     o = obj.config.outbox
     ips = o.redact_ips if redact is None else redact
     locations = o.redact_locations if redact is None else redact
-    with Store.in_data_dir(obj.data_dir) as store:
+    with Store.open(obj.existing_store()) as store:
         plaintext = store.plaintext(seq)
     print_json(redacted(plaintext, ips=ips, locations=locations))
 

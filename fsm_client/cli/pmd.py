@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 import msgspec
-from rich.console import Console
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
 from fsm_protocol.configfile import Secret
 
 from ..config import Credential
@@ -44,7 +43,7 @@ def list_command(ctx: ClientContext, as_json: bool) -> None:
     for r in rows:
         table.add_row(r["id"], r["extends"] or "", str(r["priority"]), " ".join(r["sys_object_id"]),
                       " ".join(r["sys_descr"]), r["name"])
-    Console().print(table)
+    print_table(table)
 
 
 @pmd_group.command("check")
@@ -163,7 +162,7 @@ def test_command(ctx: ClientContext, walk: str, expected: str | None, pmd_id: st
         table = Table("field", "ok", "expected", "got")
         for c in checks:
             table.add_row(c.field, "yes" if c.ok else "NO", repr(c.expected), repr(c.got))
-        Console().print(table)
+        print_table(table)
         click.echo(f"{reading['pmd']} (read via {result.via}): {len(checks) - len(bad)}/{len(checks)} "
                    "values as expected")
     if bad:

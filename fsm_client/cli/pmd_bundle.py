@@ -15,12 +15,12 @@ from typing import Any
 
 import click
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, pass_obj, print_json, writing_output
 from fsm_protocol.errors import KeyFileError
 
 from ..context import ClientContext
 from ..pmd.active import shipped_dir, status
-from ..pmd.sets import PmdSets, fsync_dir, write_new
+from ..pmd.sets import PmdSets, write_atomic
 from ..pmd.update import Updater, install_from
 from .pmd import pmd_group
 
@@ -148,13 +148,8 @@ def bundle_command(key_path: Path, out_path: Path, version: int | None, source_d
     data, manifest = build_from_dir(source_dir or shipped_dir(), signing_key=key, version=version,
                                     now=_now())
     out_path = out_path.resolve()
-    tmp = out_path.with_name(f".{out_path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        write_new(tmp, data)
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(out_path.parent)
+    with writing_output(out_path):
+        write_atomic(out_path, data)
     if as_json:
         print_json({"out": str(out_path), "version": manifest.version, "files": len(manifest.files),
                     "bytes": len(data), "signer": key.fingerprint})

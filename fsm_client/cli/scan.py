@@ -6,10 +6,9 @@ import asyncio
 
 import click
 import msgspec
-from rich.console import Console
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
 from fsm_protocol.configfile import Secret
 from fsm_protocol.schema import Device
 
@@ -73,7 +72,7 @@ def scan_command(ctx: ClientContext, targets: tuple[str, ...], community: str | 
     if as_json:
         print_json([device_json(d) for d in devices])
     else:
-        Console().print(render_table(devices))
+        print_table(render_table(devices))
 
 
 __all__ = ["render_table", "scan_command"]

@@ -16,12 +16,13 @@ from ..store import Store
 @pass_obj
 def status_command(obj: ClientContext, as_json: bool) -> None:
     """Show when the client last read and sent, what waits in the outbox, and what runs next."""
-    with Store.in_data_dir(obj.data_dir) as store:
+    with Store.open(obj.existing_store()) as store:
         info = client_status(obj.config, store)
     if as_json:
         print_json(info)
         return
     click.echo(f"client        {info['client_id']} (last report number {info['last_seq']})")
+    click.echo(f"data          {obj.data_dir} ({obj.data_dir_from}; {obj.config_choice.describe()})")
     click.echo(f"devices       {info['devices']}")
     click.echo(f"last scan     {info['last_scan'] or 'never'}")
     click.echo(f"last send     {info['last_send'] or 'never'}")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import click
 
-from fsm_protocol.cli import FsmGroup
+from fsm_protocol.cli import FsmGroup, choose_config, given_by
 from fsm_protocol.errors import FsmError
 
+from ..config import CONFIG_ENV, CONFIG_SEARCH
 from ..context import ServerContext
 
 
 @click.group(cls=FsmGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="FSM_SERVER_CONFIG",
-              help="Server config file (TOML).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=CONFIG_ENV,
+              help=f"Server config file (TOML) [default: ${CONFIG_ENV}, else the first of "
+                   f"{', '.join(CONFIG_SEARCH)} that exists].")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="FSM_SERVER_DATA_DIR",
               help="Where the database, keys and quarantine live.")
 @click.version_option(package_name="fsm")
@@ -20,7 +22,9 @@ from ..context import ServerContext
 def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
     """Ingest sealed fleet reports from IMAP and serve meter reads, supplies and alerts."""
     try:
-        ctx.obj = ServerContext.load(config_path, data_dir)
+        choice = choose_config(ctx, config_path, env_var=CONFIG_ENV, search=CONFIG_SEARCH)
+        data_dir_by = given_by(ctx, "data_dir", "--data-dir", "FSM_SERVER_DATA_DIR")
+        ctx.obj = ServerContext.from_choice(choice, data_dir, data_dir_by)
     except FsmError as exc:
         click.secho(f"error: {exc.message}", fg="red", err=True)
         if exc.hint:

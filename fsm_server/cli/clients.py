@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
 
 from .. import wiring
 from ..context import ServerContext
@@ -69,7 +68,7 @@ def set_customer_command(ctx: ServerContext, name: str, customer: str, as_json: 
 @pass_obj
 def list_command(ctx: ServerContext, as_json: bool) -> None:
     """Every registered client with its status and key fingerprint."""
-    with wiring.open_db(ctx) as db:
+    with wiring.open_db(ctx, only_reads=True) as db:
         clients = wiring.registry(ctx, db).list()
     if as_json:
         print_json(clients)
@@ -79,7 +78,7 @@ def list_command(ctx: ServerContext, as_json: bool) -> None:
         customer = "-" if c.customer is None else escape(c.customer)
         table.add_row(c.name, c.status, customer, c.fingerprint, str(c.keys), f"{c.added_at:%Y-%m-%d %H:%M}",
                       c.note)
-    Console().print(table)
+    print_table(table)
 
 
 @clients_group.command("revoke")

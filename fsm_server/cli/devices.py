@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
 
 from .. import queries, wiring
 from ..context import ServerContext
@@ -19,7 +18,7 @@ from ..context import ServerContext
 @pass_obj
 def devices_command(ctx: ServerContext, client: str | None, as_json: bool) -> None:
     """Devices, most recently seen first."""
-    with wiring.open_db(ctx):
+    with wiring.open_db(ctx, only_reads=True):
         rows = queries.devices(client=client)
     if as_json:
         print_json(rows)
@@ -30,7 +29,7 @@ def devices_command(ctx: ServerContext, client: str | None, as_json: bool) -> No
         total = "" if d.total is None else str(d.total)
         table.add_row(str(d.id), escape(d.customer), d.client, d.site or "", d.manufacturer or "",
                       d.model or "", d.serial or "", d.ip, total, f"{d.last_seen:%Y-%m-%d %H:%M}")
-    Console().print(table)
+    print_table(table)
 
 
 __all__ = ["devices_command"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
 
 from .. import queries, wiring
 from ..context import ServerContext
@@ -18,7 +17,7 @@ from ..context import ServerContext
 @pass_obj
 def gaps_command(ctx: ServerContext, client: str | None, as_json: bool) -> None:
     """Missing report numbers per client; ask the customer for `fsm-client resend --from N --to M`."""
-    with wiring.open_db(ctx):
+    with wiring.open_db(ctx, only_reads=True):
         rows = queries.gaps(client=client)
     if as_json:
         print_json([{"client": g.client, "first": g.first, "last": g.last, "count": g.count, "kind": g.kind}
@@ -31,7 +30,7 @@ def gaps_command(ctx: ServerContext, client: str | None, as_json: bool) -> None:
     for g in rows:
         table.add_row(g.client, str(g.first), str(g.last), str(g.count), g.kind,
                       f"fsm-client resend --from {g.first} --to {g.last}")
-    Console().print(table)
+    print_table(table)
 
 
 __all__ = ["gaps_command"]

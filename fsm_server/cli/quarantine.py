@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
 
 from .. import queries, wiring
 from ..context import ServerContext
@@ -27,7 +26,7 @@ def quarantine_group() -> None:
 @pass_obj
 def list_command(ctx: ServerContext, show_all: bool, reason: str | None, as_json: bool) -> None:
     """Quarantined messages, newest first."""
-    with wiring.open_db(ctx):
+    with wiring.open_db(ctx, only_reads=True):
         rows = queries.quarantine(status=None if show_all else "held", reason=reason)
     if as_json:
         print_json(rows)
@@ -36,7 +35,7 @@ def list_command(ctx: ServerContext, show_all: bool, reason: str | None, as_json
     for r in rows:
         table.add_row(str(r.id), r.reason, r.client or "", "" if r.seq is None else str(r.seq), str(r.size),
                       f"{r.quarantined_at:%Y-%m-%d %H:%M}", r.source)
-    Console().print(table)
+    print_table(table)
 
 
 @quarantine_group.command("show")
@@ -46,7 +45,7 @@ def list_command(ctx: ServerContext, show_all: bool, reason: str | None, as_json
 @pass_obj
 def show_command(ctx: ServerContext, entry_id: int, raw: bool, as_json: bool) -> None:
     """One entry: reason, detail, what to do; --raw for the message itself."""
-    with wiring.open_db(ctx):
+    with wiring.open_db(ctx, only_reads=True):
         row, data = queries.quarantine_entry(entry_id)
     if raw:
         sys.stdout.buffer.write(data)

@@ -9,25 +9,24 @@ from pathlib import Path
 
 import click
 
-from fsm_protocol.cli import pass_obj
+from fsm_protocol.cli import pass_obj, writing_output
 
 from .. import reports, wiring
 from ..context import ServerContext
-from ..errors import ReportError
 
 
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ReportError(f"cannot write the report to {str(path)!r}: {exc.strerror or exc}",
-                          hint="choose another --out path") from exc
+    with writing_output(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 @click.command("report")
@@ -53,7 +52,7 @@ def report_command(ctx: ServerContext, kind: str, customer: str | None, start: s
     if fmt is None:
         suffix = out.suffix.lower().lstrip(".") if out else ""
         fmt = {"htm": "html"}.get(suffix, suffix) if suffix in (*reports.FORMATS, "htm") else "html"
-    with wiring.open_db(ctx):
+    with wiring.open_db(ctx, only_reads=True):
         data = reports.build(kind, customer=customer,
                              start=reports.parse_when(start) if start else None,
                              end=reports.parse_when(end, end=True) if end else None,

@@ -90,7 +90,13 @@ class Database:
 
 
 def _sqlite(path: Path) -> peewee.SqliteDatabase:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot create the directory {str(path.parent)!r} of the database: {exc.strerror or exc}",
+            hint="choose a --data-dir ([server] data_dir) or a sqlite:/// path this user can write",
+        ) from exc
     return peewee.SqliteDatabase(
         str(path),
         pragmas={"journal_mode": "wal", "foreign_keys": 1, "synchronous": "full", "busy_timeout": 30000},
@@ -100,12 +106,19 @@ def _sqlite(path: Path) -> peewee.SqliteDatabase:
     )
 
 
+def sqlite_path(url: str, data_dir: Path) -> Path | None:
+    """The file a SQLite ``url`` names ('' means ``<data_dir>/fsm.db``); None for another database."""
+    if url and urlsplit(url).scheme != "sqlite":
+        return None
+    raw = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+    return Path(raw) if raw else data_dir / DB_FILE
+
+
 def open_database(url: str, *, data_dir: Path, migrate: bool = True) -> Database:
     """Open (and by default migrate) the database ``url`` names; '' means SQLite in ``data_dir``."""
     scheme = urlsplit(url).scheme if url else "sqlite"
     if scheme == "sqlite":
-        raw = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
-        path = Path(raw) if raw else data_dir / DB_FILE
+        path = sqlite_path(url, data_dir) or data_dir / DB_FILE
         db = Database(_sqlite(path), "sqlite", url or f"sqlite:///{path}")
     elif scheme in ("postgresql", "postgres"):
         conninfo = "postgresql" + url[len(scheme):]
@@ -146,5 +159,6 @@ __all__ = [
     "database_url_from_env",
     "open_database",
     "redact",
+    "sqlite_path",
     "translated",
 ]
