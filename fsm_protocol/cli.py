@@ -14,8 +14,10 @@ import msgspec
 from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .configfile import ConfigChoice, locate
+from .display import CELL_CHARS, display_text, shorten
 from .errors import FsmError, OutputError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,6 +98,13 @@ def print_json(data: Any) -> None:
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(data), indent=2).decode() + "\n")
 
 
+def cell(value: object, limit: int = CELL_CHARS) -> Text:
+    """A table cell of text a printer or client reported, for rich: controls and bidi overrides
+    shown as ``<U+XXXX>``, cut to ``limit`` characters, and never read as rich markup (a model
+    named ``[/bold]`` is shown as it is)."""
+    return Text(shorten(display_text(value), limit))
+
+
 def pass_obj(f: F) -> F:
     """Pass ``ctx.obj`` (the program's context object) as the first argument."""
 
@@ -106,5 +115,5 @@ def pass_obj(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["PIPE_WIDTH", "FsmGroup", "choose_config", "given_by", "json_option", "key_dir_option", "pass_obj",
-           "print_json", "print_table", "writing_output"]
+__all__ = ["PIPE_WIDTH", "FsmGroup", "cell", "choose_config", "given_by", "json_option", "key_dir_option",
+           "pass_obj", "print_json", "print_table", "writing_output"]

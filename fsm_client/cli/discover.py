@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
+from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 from fsm_protocol.configfile import Secret
 
 from ..config import Credential
@@ -20,7 +20,7 @@ from ..snmp.discovery import Found, SweepProgress, sweep
 def render_table(found: list[Found]) -> Table:
     table = Table("ip", "credential", "version", "sysObjectID", "sysDescr")
     for f in found:
-        table.add_row(f.ip, f.credential, f.version, f.sys_object_id, f.sys_descr[:80])
+        table.add_row(f.ip, cell(f.credential), f.version, cell(f.sys_object_id), cell(f.sys_descr, 80))
     return table
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
+from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 
 from ..context import ClientContext
 from ..report import Sealer, rechunk, redacted, renumber
@@ -47,7 +47,7 @@ def list_command(obj: ClientContext, limit: int, as_json: bool) -> None:
         table.add_row(str(e.seq), e.kind, _state(e), e.created_at.isoformat(timespec="seconds"),
                       e.sent_at.isoformat(timespec="seconds") if e.sent_at else "-",
                       f"{e.chunks_sent}/{e.chunk_count}" + ("" if e.retained else " (purged)"),
-                      str(e.attempts), e.last_error or "")
+                      str(e.attempts), cell(e.last_error, 80))
     print_table(table)
 
 

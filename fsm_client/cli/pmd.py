@@ -9,7 +9,7 @@ import click
 import msgspec
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
+from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 from fsm_protocol.configfile import Secret
 
 from ..config import Credential
@@ -161,7 +161,7 @@ def test_command(ctx: ClientContext, walk: str, expected: str | None, pmd_id: st
     else:
         table = Table("field", "ok", "expected", "got")
         for c in checks:
-            table.add_row(c.field, "yes" if c.ok else "NO", repr(c.expected), repr(c.got))
+            table.add_row(c.field, "yes" if c.ok else "NO", cell(repr(c.expected), 80), cell(repr(c.got), 80))
         print_table(table)
         click.echo(f"{reading['pmd']} (read via {result.via}): {len(checks) - len(bad)}/{len(checks)} "
                    "values as expected")

@@ -8,7 +8,7 @@ import click
 import msgspec
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
+from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 from fsm_protocol.configfile import Secret
 from fsm_protocol.schema import Device
 
@@ -33,8 +33,8 @@ def render_table(devices: list[Device]) -> Table:
     table = Table("ip", "state", "manufacturer", "model", "serial", "total", "toner / ink", "status")
     for d in devices:
         status = ", ".join(d.status.conditions) or (d.status.printer or d.status.device or "")
-        table.add_row(d.ip, d.reachability, d.manufacturer or "", d.model or "", d.serial or "",
-                      str(d.counters.get("total", "")), _supplies_text(d), status)
+        table.add_row(cell(d.ip), d.reachability, cell(d.manufacturer), cell(d.model), cell(d.serial),
+                      str(d.counters.get("total", "")), cell(_supplies_text(d), 80), cell(status, 80))
     return table
 
 

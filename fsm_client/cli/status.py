@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_protocol.display import display_text
 
 from ..context import ClientContext
 from ..daemon import client_status
@@ -31,11 +32,12 @@ def status_command(obj: ClientContext, as_json: bool) -> None:
     if depth:
         line += f" (oldest {info['oldest_unsent_seq']}"
         if info["last_error"]:
-            line += f"; next try {info['next_attempt']}; last error: {info['last_error']}"
+            line += f"; next try {info['next_attempt']}; last error: {display_text(info['last_error'])}"
         line += ")"
     click.echo(line)
     for alert in info["active_alerts"]:
-        click.echo(f"alert         {alert['ip']} {alert['condition']} since {alert['since']}")
+        click.echo(f"alert         {display_text(alert['ip'])} {display_text(alert['condition'])} "
+                   f"since {alert['since']}")
     click.echo(f"next runs     ({info['timezone']})")
     for job, at in info["next_runs"].items():
         click.echo(f"  {job:<11} {at or 'off'}")

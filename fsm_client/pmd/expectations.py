@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fsm_protocol.display import MAKER_NAMES
+
 from ..errors import PmdError
 
 #: expected.json counter keys (GLPI style) to canonical names.
@@ -22,9 +24,14 @@ COUNTER_KEYS = {
     "COPYBLACK": "copy_black", "COPYCOLOR": "copy_color", "SCANNED": "scan", "FAXTOTAL": "fax",
     "RECTOVERSO": "duplex",
 }
-_VENDOR_ALIASES = {"hewlettpackard": "hp", "hewlettpackardcompany": "hp", "kyoceramita": "kyocera",
-                   "konicaminoltabusinesstechnologies": "konicaminolta",
-                   "fujifilmbusinessinnovation": "fujifilm", "okidata": "oki"}
+
+
+def _key(name: str | None) -> str:
+    return re.sub(r"[^a-z0-9]", "", (name or "").lower())
+
+
+#: every other name of a maker -> the key of fsm's name for it
+_VENDOR_ALIASES = {_key(n): _key(group[0]) for group in MAKER_NAMES for n in group[1:]}
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class Check:
 
 
 def _vendor(s: str | None) -> str:
-    k = re.sub(r"[^a-z0-9]", "", (s or "").lower())
+    k = _key(s)
     return _VENDOR_ALIASES.get(k, k)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
+from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 
 from .. import wiring
 from ..context import ServerContext
@@ -75,9 +74,9 @@ def list_command(ctx: ServerContext, as_json: bool) -> None:
         return
     table = Table("name", "status", "customer", "fingerprint", "keys", "added", "note")
     for c in clients:
-        customer = "-" if c.customer is None else escape(c.customer)
-        table.add_row(c.name, c.status, customer, c.fingerprint, str(c.keys), f"{c.added_at:%Y-%m-%d %H:%M}",
-                      c.note)
+        customer = "-" if c.customer is None else cell(c.customer)
+        table.add_row(cell(c.name), c.status, customer, c.fingerprint, str(c.keys),
+                      f"{c.added_at:%Y-%m-%d %H:%M}", cell(c.note))
     print_table(table)
 
 

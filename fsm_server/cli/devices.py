@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
+from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 
 from .. import queries, wiring
 from ..context import ServerContext
@@ -27,8 +26,8 @@ def devices_command(ctx: ServerContext, client: str | None, as_json: bool) -> No
                   "last seen")
     for d in rows:
         total = "" if d.total is None else str(d.total)
-        table.add_row(str(d.id), escape(d.customer), d.client, d.site or "", d.manufacturer or "",
-                      d.model or "", d.serial or "", d.ip, total, f"{d.last_seen:%Y-%m-%d %H:%M}")
+        table.add_row(str(d.id), cell(d.customer), cell(d.client), cell(d.site), cell(d.manufacturer),
+                      cell(d.model), cell(d.serial), cell(d.ip), total, f"{d.last_seen:%Y-%m-%d %H:%M}")
     print_table(table)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
+from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 
 from .. import queries, wiring
 from ..context import ServerContext
@@ -28,7 +28,7 @@ def gaps_command(ctx: ServerContext, client: str | None, as_json: bool) -> None:
         return
     table = Table("client", "from", "to", "missing", "kind", "ask for")
     for g in rows:
-        table.add_row(g.client, str(g.first), str(g.last), str(g.count), g.kind,
+        table.add_row(cell(g.client), str(g.first), str(g.last), str(g.count), g.kind,
                       f"fsm-client resend --from {g.first} --to {g.last}")
     print_table(table)
 

@@ -7,7 +7,8 @@ import sys
 import click
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
+from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
+from fsm_protocol.display import display_text
 
 from .. import queries, wiring
 from ..context import ServerContext
@@ -33,8 +34,8 @@ def list_command(ctx: ServerContext, show_all: bool, reason: str | None, as_json
         return
     table = Table("id", "reason", "client", "seq", "size", "quarantined", "source")
     for r in rows:
-        table.add_row(str(r.id), r.reason, r.client or "", "" if r.seq is None else str(r.seq), str(r.size),
-                      f"{r.quarantined_at:%Y-%m-%d %H:%M}", r.source)
+        table.add_row(str(r.id), r.reason, cell(r.client), "" if r.seq is None else str(r.seq), str(r.size),
+                      f"{r.quarantined_at:%Y-%m-%d %H:%M}", cell(r.source))
     print_table(table)
 
 
@@ -55,7 +56,7 @@ def show_command(ctx: ServerContext, entry_id: int, raw: bool, as_json: bool) ->
         return
     for key in ("id", "reason", "detail", "hint", "client", "seq", "source", "message_id", "size",
                 "received_at", "quarantined_at", "status"):
-        click.echo(f"{key + ':':<16}{getattr(row, key)}")
+        click.echo(f"{key + ':':<16}{display_text(getattr(row, key))}")
 
 
 @quarantine_group.command("retry")

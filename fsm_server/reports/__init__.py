@@ -36,7 +36,9 @@ from .queries import (
     alerts,
     health,
     inventory,
+    lowest_supplies,
     supplies,
+    supply_rank,
 )
 
 Kind = Literal["inventory", "meters", "supplies", "alerts", "health"]
@@ -142,6 +144,7 @@ __all__ = [
     "forecast",
     "health",
     "inventory",
+    "lowest_supplies",
     "meters",
     "parse_when",
     "previous_month",
@@ -149,4 +152,5 @@ __all__ = [
     "replacements",
     "scope_for",
     "supplies",
+    "supply_rank",
 ]

@@ -2,12 +2,17 @@
 
 The meters CSV is the one ERPs import: one row per device and meter, with the ERP's meter name
 from ``[reports] meter_names``. Numbers are plain integers; times ``YYYY-MM-DDTHH:MM:SSZ``.
+
+Every cell goes through ``spreadsheet_cell``: text a spreadsheet would run as a formula (a
+printer's model set to ``=HYPERLINK(...)`` by anyone on the customer's network) gets a leading
+``'``, as OWASP recommends; numbers stay numbers.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +21,19 @@ from .meters import Meters
 from .queries import Alerts, DeviceInfo, Health, Inventory, Supplies
 
 DEVICE_COLUMNS = ("customer", "site", "client", "manufacturer", "model", "serial", "ip")
+
+
+#: What makes a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_cell(value: object) -> object:
+    """``value`` as a CSV cell no spreadsheet runs: text starting with ``= + - @``, a tab or a
+    carriage return is prefixed with ``'``; numbers (also ``-3`` or ``-1.5`` as text) are kept."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def _t(value: datetime | None) -> str:
@@ -34,7 +52,7 @@ def _write(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")  # RFC 4180
     w.writerow(header)
-    w.writerows(rows)
+    w.writerows([spreadsheet_cell(c) for c in row] for row in rows)
     return out.getvalue()
 
 
@@ -110,4 +128,5 @@ def render_csv(report: Inventory | Meters | Supplies | Alerts | Health) -> str:
     return writer(report)  # type: ignore[operator]
 
 
-__all__ = ["alerts_csv", "health_csv", "inventory_csv", "meters_csv", "render_csv", "supplies_csv"]
+__all__ = ["FORMULA_START", "alerts_csv", "health_csv", "inventory_csv", "meters_csv", "render_csv",
+           "spreadsheet_cell", "supplies_csv"]

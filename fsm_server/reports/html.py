@@ -3,6 +3,11 @@
 Charts are drawn by pygal (pure-Python SVG) with its JavaScript left out, so the page loads
 nothing from anywhere: it can be mailed, archived, opened offline and printed to PDF from a
 browser (the print CSS keeps tables and charts from splitting across pages).
+
+Text a printer or client reported is hostile: every ``{{ }}`` of the templates goes through
+``fsm_protocol.display.display_text`` (the environment's ``finalize``: bidi and control
+characters shown as ``<U+XXXX>``, at most ``MAX_SHOWN`` characters), table cells through the
+``cell`` filter (shortened, the whole text in a tooltip), and chart titles and legends the same.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from pygal import DateTimeLine
 from pygal.style import Style
 
+from fsm_protocol.display import CELL_CHARS, display_text, shorten
+
 from .meters import Meters
-from .queries import Alerts, Health, Inventory, Supplies
+from .queries import Alerts, DeviceInfo, Health, Inventory, Supplies
 
 # pygal puts a legacy import hook (for its optional pygal.maps plugins) on sys.meta_path that has
 # no find_spec(), so every later failed import in the process raises an ImportWarning. fsm uses no
@@ -36,9 +43,31 @@ _STYLE = Style(background="white", plot_background="white", foreground="#333", f
                colors=("#2563eb", "#059669", "#d97706", "#dc2626", "#7c3aed", "#0891b2", "#4b5563"))
 
 
+#: Characters of a chart's title and of a legend entry at most (the full text is in the table).
+CHART_TITLE_CHARS = 72
+
+
+def shown(value: object) -> object:
+    """What a template shows of a value: text defused (``display_text``); markup and numbers as they are."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return display_text(value)
+    return value
+
+
+def cell(value: object, limit: int = CELL_CHARS) -> Markup:
+    """A table cell of reported text: defused and shortened to ``limit``; when shortened, the whole
+    (defused) text is the cell's tooltip. Long text lives on in the CSV and JSON output."""
+    full = display_text(value)
+    short = shorten(full, limit)
+    if short == full:
+        return escape(full)
+    return Markup('<span title="{}">{}</span>').format(full, short)
+
+
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, finalize=shown)
+    env.filters["cell"] = cell
     env.filters["dt"] = lambda v: "" if v is None else v.strftime("%Y-%m-%d %H:%M")
     env.filters["day"] = lambda v: "" if v is None else v.strftime("%Y-%m-%d")
     env.filters["num"] = lambda v, d=0: "" if v is None else f"{v:,.{d}f}"
@@ -60,24 +89,68 @@ def duration(seconds: float | None) -> str:
     return f"{s}s"
 
 
+#: Steps between two labels of a time axis, the shortest that keeps at most ``_TICKS`` labels wins.
+_TICK_STEPS = (*(timedelta(seconds=s) for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
+                                              7200, 3 * 3600, 6 * 3600, 12 * 3600)),
+               *(timedelta(days=d) for d in (1, 2, 7, 14, 28, 56, 91, 182, 364, 728, 3640)))
+_TICKS = 7
+
+
+def time_axis(first: datetime, last: datetime, *, most: int = _TICKS) -> tuple[list[datetime], str]:
+    """Labels for a time axis from ``first`` to ``last``: at most ``most`` round moments, and the
+    strftime format that tells every one of them apart (seconds, minutes or days)."""
+    span = max(last - first, timedelta(0))
+    step = next((s for s in _TICK_STEPS if span <= s * (most - 1)), _TICK_STEPS[-1])
+    epoch = datetime(1970, 1, 1, tzinfo=first.tzinfo)
+    k = -((epoch - first) // step)  # ceil((first - epoch) / step)
+    ticks = []
+    at = epoch + k * step
+    while at <= last:
+        ticks.append(at)
+        at += step
+    fmt = "%Y-%m-%d" if step >= timedelta(days=1) else "%m-%d %H:%M"
+    if step < timedelta(minutes=1):
+        fmt = "%H:%M:%S"
+    return ticks or [first], fmt
+
+
+def _legend_layout(names: list[str], width: int) -> tuple[int, int]:
+    """(columns, characters per entry) for a legend under a chart ``width`` pixels wide, so that
+    entries never run into each other: as many columns as the longest entry lets fit."""
+    longest = max((len(n) for n in names), default=1)
+    char_px, box_px = 6.6, 30  # an 11 px sans-serif character on average, the colour box and gap
+    columns = max(1, min(len(names), 4, int(width // (longest * char_px + box_px))))
+    chars = int((width / columns - box_px) // char_px)
+    return columns, max(chars, 8)
+
+
 def _chart(title: str, series: list[tuple[str, list[tuple[datetime, float]], str | None]], *,
            y_title: str = "", y_range: tuple[float, float] | None = None) -> Markup:
-    """A time-line chart as an inline <svg> (no script)."""
-    span = max((p[-1][0] - p[0][0] for _, p, _ in series if p), default=timedelta(0))
-    fmt = "%m-%d %H:%M" if span < timedelta(days=3) else "%Y-%m-%d"
+    """A time-line chart as an inline <svg> (no script); reported text in it is defused and shortened."""
+    times = [t for _, points, _ in series for t, _ in points]
+    ticks, fmt = time_axis(min(times), max(times)) if times else ([], "%Y-%m-%d")
+    names = [shorten(display_text(name), CHART_TITLE_CHARS) for name, _, _ in series]
+    width = 720
+    columns, chars = _legend_layout(names, width - 40)
+    rows = -(-len(series) // columns)
     colors = tuple(c or _STYLE.colors[i % len(_STYLE.colors)] for i, (_, _, c) in enumerate(series))
     style = Style(**{**_STYLE.__dict__, "colors": colors}) if colors else _STYLE
     chart = DateTimeLine(
-        js=[], disable_xml_declaration=True, width=720, height=260, style=style, title=title,
-        x_title=None, y_title=y_title or None, show_dots=False, stroke_style={"width": 2},
-        x_label_rotation=20, truncate_legend=28, legend_at_bottom=True, legend_at_bottom_columns=4,
+        js=[], disable_xml_declaration=True, width=width, height=230 + 18 * rows, style=style,
+        title=shorten(display_text(title), CHART_TITLE_CHARS), x_title=None, y_title=y_title or None,
+        show_dots=False, stroke_style={"width": 2}, x_label_rotation=20, x_labels=ticks, truncate_label=-1,
+        truncate_legend=chars, legend_at_bottom=True, legend_at_bottom_columns=columns,
         x_value_formatter=lambda d: d.strftime(fmt), range=y_range, include_x_axis=y_range is not None,
         show_x_guides=False, dynamic_print_values=False, print_values=False,
     )
-    for name, points, _ in series:
+    for name, (_, points, _) in zip(names, series, strict=True):
         chart.add(name, [(t, v) for t, v in points])
     svg: str = chart.render(is_unicode=True)
     return Markup(svg)
+
+
+def _label(d: DeviceInfo) -> str:
+    return shorten(display_text(d.label), CHART_TITLE_CHARS)
 
 
 def counter_charts(report: Meters) -> list[tuple[str, Markup]]:
@@ -87,8 +160,9 @@ def counter_charts(report: Meters) -> list[tuple[str, Markup]]:
         if len(points) < 2 or dev_id not in by_id:
             continue
         d = by_id[dev_id]
-        out.append((d.label, _chart(f"{d.label}: total pages", [("total", [(t, float(v)) for t, v in points],
-                                                                  None)], y_title="pages")))
+        history = [(t, float(v)) for t, v in points]
+        chart = _chart(f"{d.label}: total pages", [("total", history, None)], y_title="pages")
+        out.append((_label(d), chart))
     return out
 
 
@@ -101,7 +175,7 @@ def supply_charts(report: Supplies) -> list[tuple[str, Markup]]:
     for rows in list(by_device.values())[:MAX_CHARTS]:
         d = rows[0].device
         series = [(r.description or r.supply_kind, r.history, _COLORS.get(r.color or "")) for r in rows]
-        out.append((d.label, _chart(f"{d.label}: supply levels", series, y_title="%", y_range=(0, 100))))
+        out.append((_label(d), _chart(f"{d.label}: supply levels", series, y_title="%", y_range=(0, 100))))
     return out
 
 
@@ -118,4 +192,5 @@ def render_html(report: Inventory | Meters | Supplies | Alerts | Health, *, titl
     return template.render(r=report, kind=kind, charts=charts, title=title)
 
 
-__all__ = ["MAX_CHARTS", "TEMPLATES", "counter_charts", "duration", "render_html", "supply_charts"]
+__all__ = ["CHART_TITLE_CHARS", "MAX_CHARTS", "TEMPLATES", "cell", "counter_charts", "duration",
+           "render_html", "shown", "supply_charts", "time_axis"]

@@ -17,6 +17,8 @@ from typing import TypeVar
 import msgspec
 from peewee import JOIN, fn
 
+from fsm_protocol.display import device_name
+
 from .. import queries as core
 from ..config import ReportsSection
 from ..db.connect import translated
@@ -66,9 +68,13 @@ class DeviceInfo(msgspec.Struct, kw_only=True):
     location: str | None = None
 
     @property
+    def name(self) -> str:
+        """Maker and model, the maker once ("HP Color LaserJet M452nw", not "HP HP Color ...")."""
+        return device_name(self.manufacturer, self.model)
+
+    @property
     def label(self) -> str:
-        name = " ".join(p for p in (self.manufacturer, self.model) if p) or "device"
-        return f"{name} {self.serial or self.ip}"
+        return f"{self.name or 'device'} {self.serial or self.ip}"
 
 
 class InventoryRow(msgspec.Struct, kw_only=True):
@@ -303,6 +309,28 @@ def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_histo
                              r.percent if r.percent is not None else 101.0, device_sort_key(r.device)))
     return Supplies(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
                     rows=rows, replacements_in_period=replaced, early_replacements_in_period=early)
+
+
+def supply_rank(row: SupplyRow) -> tuple[int, float]:
+    """How urgent a supply is, most urgent first: empty, then low (by the device's state, whatever
+    its percent), then by percent, then supplies whose level is unknown."""
+    pct = row.percent if row.percent is not None else 0.0
+    if row.state == "empty":
+        return (0, pct)
+    if row.state == "low":
+        return (1, pct)
+    return (2, pct) if row.percent is not None else (3, 0.0)
+
+
+def lowest_supplies(rows: Iterable[SupplyRow]) -> dict[int, SupplyRow]:
+    """Each device's most urgent supply (``supply_rank``), by device id: a Brother whose black toner
+    is empty (it reports no percent) shows the toner, not its drum at 69 %."""
+    out: dict[int, SupplyRow] = {}
+    for row in rows:
+        best = out.get(row.device.id)
+        if best is None or supply_rank(row) < supply_rank(best):
+            out[row.device.id] = row
+    return out
 
 
 def supply_replacements(rows: list[SupplyRow], scope: Scope) -> list[tuple[SupplyRow, Replacement]]:

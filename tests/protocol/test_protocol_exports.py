@@ -7,7 +7,8 @@ import pkgutil
 
 import fsm_protocol
 
-MODULES = ["chunking", "crypto", "envelope", "errors", "header", "identity", "keys", "mime", "schema"]
+MODULES = ["chunking", "crypto", "display", "envelope", "errors", "header", "identity", "keys", "mime",
+           "schema"]
 
 
 def test_all_is_sorted_and_every_name_exists() -> None:
