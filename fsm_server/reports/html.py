@@ -92,7 +92,7 @@ def duration(seconds: float | None) -> str:
 #: Steps between two labels of a time axis, the shortest that keeps at most ``_TICKS`` labels wins.
 _TICK_STEPS = (*(timedelta(seconds=s) for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
                                               7200, 3 * 3600, 6 * 3600, 12 * 3600)),
-               *(timedelta(days=d) for d in (1, 2, 7, 14, 28, 56, 91, 182, 364, 728, 3640)))
+               *(timedelta(days=d) for d in (1, 2, 4, 7, 14, 28, 56, 91, 182, 364, 728, 3640)))
 _TICKS = 7
 
 
