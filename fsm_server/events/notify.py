@@ -28,6 +28,8 @@ from typing import Any
 import peewee
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
+from fsm_protocol.display import display_text
+
 from ..config import NotifySection, RuleSection, ServerConfig
 from ..db.connect import Database, translated
 from ..db.models import JsonTextField, UtcDateTimeField
@@ -97,10 +99,16 @@ def create_tables(db: peewee.Database) -> None:
         db.create_tables(MODELS, safe=False)
 
 
+def _shown(value: object) -> object:
+    # subjects and details carry what printers report (models, locations, alert texts): a
+    # right-to-left override or a control character must not disguise them in a mail client
+    return display_text(value) if isinstance(value, str) else value
+
+
 def _templates(directory: Path | None) -> Environment:
     dirs = [str(directory), str(TEMPLATES)] if directory else [str(TEMPLATES)]
     return Environment(loader=FileSystemLoader(dirs), autoescape=False, undefined=StrictUndefined,
-                       keep_trailing_newline=True)
+                       keep_trailing_newline=True, finalize=_shown)
 
 
 def build_mail(notify: NotifySection, rule: RuleSection, event: str, state: EventState, *, now: datetime,

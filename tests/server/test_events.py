@@ -8,6 +8,7 @@ from email import message_from_bytes, policy
 from email.message import Message
 from typing import Any
 
+import msgspec
 import pytest
 from reports_fleet import Feeder, reading
 
@@ -170,3 +171,18 @@ def test_a_group_name_matches_the_error_state_bit_and_the_alert_code(db: Databas
                    reading("C3", T0, ip="10.0.0.13", total=1, conditions=["low_toner"])])
     events.evaluate()
     assert sorted(m["X-Fsm-Key"].split(":", 2)[2] for _, m in mails()) == ["jam", "jammed"]
+
+
+def test_a_mail_shows_what_a_printer_reports_defused(db: Database, feed: Feeder) -> None:
+    """An alert text with a right-to-left override and a terminal escape, through the pipeline."""
+    clock = Clock(T0)
+    events = service(db, config({"name": "any", "when": "alert"}), clock)
+    d = reading("A1", T0, total=1, alerts=["jam"], location="\u202eroolf dn2")
+    d = msgspec.structs.replace(d, alerts=[msgspec.structs.replace(d.alerts[0],
+                                                                   description="invoice\u202egnp.exe\x1b[2J")])
+    feed.send(T0, [d], kind="alert")
+    events.evaluate()
+    [(_, opened)] = mails()
+    text = opened["Subject"] + opened.get_payload()
+    assert "invoice<U+202E>gnp.exe<U+001B>[2J" in text and "<U+202E>roolf dn2" in text
+    assert "\u202e" not in text and "\x1b" not in text
