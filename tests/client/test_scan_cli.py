@@ -288,3 +288,20 @@ def test_unicast_targets_load(spec: str, tmp_path: Path) -> None:
     path = tmp_path / "client.toml"
     path.write_text(f'[[targets]]\nrange = "{spec}"\nexclude = ["10.0.0.7"]\n')
     assert load_config(path).targets[0].range == spec
+
+
+@needs_walks
+def test_pmd_test_shows_what_a_hostile_agent_answers_defused(tmp_path: Path) -> None:
+    """A serial that carries rich markup, a right-to-left override and a terminal escape: the table
+    of `pmd test` shows it as text, without its controls, instead of failing or obeying it."""
+    hostile = "[/bold]\u202egnp.exe\x1b[2J"
+    serial_oid = "1.3.6.1.2.1.43.5.1.1.17.1|"
+    lines = (SHARP / "device.snmprec").read_text().splitlines()
+    walk = tmp_path / "device.snmprec"
+    walk.write_text("\n".join(f"{serial_oid}4x|{hostile.encode().hex()}" if line.startswith(serial_oid)
+                              else line for line in lines) + "\n")
+    code, out, err = run("pmd", "test", str(walk), "--expected", str(SHARP / "expected.json"),
+                         data_dir=tmp_path)
+    assert code == 1, err  # the serial differs from the expected one
+    assert "'[/bold]" in out and "gnp.exe" in out, out  # printed as it is, not read as rich markup
+    assert "\u202e" not in out and "\x1b" not in out
