@@ -138,7 +138,7 @@ def summary(server_cfg: Path) -> None:
             cell(d.serial or "-"),
             cell(d.ip),
             f"{row.total:,}" if row.total is not None else "-",
-            cell(f"{low.description or low.supply_kind} {level}") if low else "-",
+            cell(low.description or low.supply_kind, 36).append(f" {level}") if low else "-",
             ", ".join(sorted(set(open_alerts.get(d.id, [])))) or "-",
         )
     console.print(table)

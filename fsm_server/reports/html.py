@@ -12,6 +12,7 @@ characters shown as ``<U+XXXX>``, at most ``MAX_SHOWN`` characters), table cells
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -54,14 +55,21 @@ def shown(value: object) -> object:
     return value
 
 
+#: A run of characters without a space this long may break anywhere (real serials and MACs are shorter).
+_UNBROKEN = re.compile(r"\S{25}")
+
+
 def cell(value: object, limit: int = CELL_CHARS) -> Markup:
     """A table cell of reported text: defused and shortened to ``limit``; when shortened, the whole
     (defused) text is the cell's tooltip. Long text lives on in the CSV and JSON output."""
     full = display_text(value)
     short = shorten(full, limit)
-    if short == full:
+    css = "brk" if _UNBROKEN.search(short) else ""
+    if short == full and not css:
         return escape(full)
-    return Markup('<span title="{}">{}</span>').format(full, short)
+    if short == full:
+        return Markup('<span class="{}">{}</span>').format(css, short)
+    return Markup('<span class="{}" title="{}">{}</span>').format(css, full, short)
 
 
 def _env() -> Environment:

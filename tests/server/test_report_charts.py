@@ -130,3 +130,35 @@ def test_the_legends_of_colour_printers_do_not_overlap_in_a_browser(
     assert [f for f in found if f[0] != "legends"] == []
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(tmp_path / "supplies-legends.png", ARTIFACTS / "supplies-legends.png")
+
+
+WIDTH = """<script>
+window.addEventListener("load", () => {
+  const pre = document.createElement("pre");
+  pre.id = "measured";
+  pre.textContent = JSON.stringify([document.documentElement.scrollWidth, window.innerWidth]);
+  document.body.appendChild(pre);
+});
+</script></body>"""
+
+
+def test_hostile_text_keeps_every_page_within_the_window(pipeline: Pipeline, client_kit: ClientKit,
+                                                         server_kit: ServerKit, db_backend: str,
+                                                         tmp_path: Path) -> None:
+    """Long locations, serials and models without a space, bidi and control characters: every
+    page still fits a 1280 px window (no row as wide as a 100 KB location)."""
+    from test_reports_hostile_text import LONG, PERIOD, feed_hostile, shown_texts
+
+    browser = Chromium(tmp_path)
+    ARTIFACTS.mkdir(exist_ok=True)
+    feed_hostile(pipeline, client_kit, server_kit, (*shown_texts(db_backend), LONG, "M" * 60),
+                 customer="\u202eEMCA")
+    for kind in reports.KINDS:
+        page = tmp_path / f"{kind}.html"
+        html = reports.render(reports.build(kind, with_history=True, **PERIOD), "html")  # type: ignore[arg-type]
+        page.write_text(html.replace("</body>", WIDTH))
+        dom, console = browser.open(page, tmp_path / f"hostile-{kind}.png")
+        assert console == [], kind
+        scroll, window = json.loads(re.search(r'<pre id="measured">(.*?)</pre>', dom).group(1))  # type: ignore[union-attr]
+        assert scroll <= window, (kind, scroll, window)
+        shutil.copy(tmp_path / f"hostile-{kind}.png", ARTIFACTS / f"hostile-{kind}.png")
