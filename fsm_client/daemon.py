@@ -167,12 +167,13 @@ class Daemon:
             names = by_spec.get(spec)
             creds = [c for c in self.config.credentials if c.name in names] if names else None
             async with gate:
+                # readings are dated by the daemon's clock, as its reports are
                 [device] = await scan([spec], config=self.config, pool=self.pool, credentials=creds,
-                                      open_source=self.open_source, status_only=poll)
+                                      open_source=self.open_source, status_only=poll, now=self.clock())
                 if poll and device.reachability != "unreachable" and \
                         alerts.would_change(self.store, self.policy, device):
                     [device] = await scan([spec], config=self.config, pool=self.pool, credentials=creds,
-                                          open_source=self.open_source)
+                                          open_source=self.open_source, now=self.clock())
                 return device
 
         tasks = [asyncio.create_task(one(s)) for s in specs]
@@ -207,7 +208,7 @@ class Daemon:
                 continue
             creds = [c for c in self.config.credentials if c.name in target.credentials] or None
             for device in await scan([target.range], config=self.config, pool=self.pool, credentials=creds,
-                                     open_source=self.open_source, exclude=target.exclude):
+                                     open_source=self.open_source, exclude=target.exclude, now=self.clock()):
                 if device.reachability != "unreachable":
                     with self.store.atomic():
                         self.store.add_reading(device, kind="scan")
