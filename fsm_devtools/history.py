@@ -11,7 +11,9 @@ Printer-MIB prtMarkerSuppliesTable rows that have a level and a capacity.
 ``fill`` runs the real client on every simulated day: snmpsim serves that day's recordings,
 and ``Daemon.run(once=True)`` (what ``fsm-client run --once`` does), with its clock set to that
 day, reads, seals and mails whatever is due: the daily periodic report, a status poll, alert
-reports. The mails go through the real mail stack like today's report.
+reports. The mails go through the real mail stack like today's report, and the dealer's server
+ingests them from its IMAP mailbox minutes later (``Dealer``: what ``fsm-server ingest --once``
+does, its pipeline's clock set to that day too), so the health report's delays are a day's.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from fsm_client.pmd.active import current_pool
 from fsm_client.scan import scan
 from fsm_protocol.schema import Device
 from fsm_protocol.vocabulary import ERROR_STATE_BITS
+from fsm_server import wiring
+from fsm_server.context import ServerContext
+from fsm_server.daemon import IngestDaemon
+from fsm_server.db.connect import Database
 
+from .peers.mailstack import MailStack
 from .peers.snmpsim import Snmpsim
 
 #: Printer-MIB prtMarkerSuppliesLevel / MaxCapacity, then .<hrDeviceIndex>.<prtMarkerSuppliesIndex>
@@ -44,6 +51,10 @@ COLORANT_POINTS = 55.0
 OTHER_POINTS = 12.0
 #: When the client runs on a simulated day (UTC): after the default "daily 06:00" report is due.
 RUN_AT = time(6, 5)
+#: The client's first run (installed that morning): its schedule starts counting from here.
+INSTALLED_AT = time(5, 50)
+#: How long after the client's mails the dealer's server ingests them.
+INGEST_AFTER = timedelta(minutes=4)
 
 
 @dataclass(frozen=True)
@@ -220,6 +231,39 @@ class Clock:
         return self.now
 
 
+class Dealer:
+    """The dealer's server on the simulated days: it ingests its mailbox as ``fsm-server ingest
+    --once`` does, with its pipeline's clock set to the moment given."""
+
+    def __init__(self, server_config: Path, stack: MailStack) -> None:
+        self.ctx = ServerContext.load(str(server_config), None)
+        self.stack = stack
+        self.clock = Clock(datetime.now(UTC))
+        self.loaded = self.quarantined = 0
+        self._db: Database | None = None
+
+    def __enter__(self) -> Dealer:
+        self._db = wiring.open_db(self.ctx)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._db is not None:
+            self._db.close()
+
+    async def ingest(self, at: datetime, mails: int) -> None:
+        """Wait until ``mails`` have arrived, then ingest the mailbox at ``at``."""
+        assert self._db is not None, "use Dealer as a context manager"
+        if not mails:
+            return
+        self.stack.wait_for_messages(mails, user="dealer", timeout=30)
+        self.clock.now = at
+        pipeline = wiring.pipeline(self.ctx, self._db, now=self.clock)
+        result = await IngestDaemon(pipeline, self.ctx.config.mailboxes, batch=self.ctx.config.ingest.batch
+                                    ).run(once=True)
+        self.loaded += result.tally.outcomes["loaded"]
+        self.quarantined += result.tally.outcomes["quarantined"]
+
+
 @dataclass
 class Filled:
     first: datetime
@@ -230,25 +274,32 @@ class Filled:
     alerts: int
     sent: int  # envelopes mailed
     failures: int
+    loaded: int  # by the dealer's server
+    quarantined: int
 
 
-def fill(sim: Snmpsim, printers: dict[str, Aging], config: ClientConfig, data_dir: Path, *,
+def fill(sim: Snmpsim, printers: dict[str, Aging], config: ClientConfig, data_dir: Path, dealer: Dealer, *,
          events: Events, today: date, say: Callable[[str], None] = print) -> Filled:
-    """Run the client once on each of the ``events.days`` days before ``today`` (at ``RUN_AT``
-    UTC, and at the jam's two status polls), against that day's recordings."""
-    start = datetime.combine(today - timedelta(days=events.days), RUN_AT, UTC)
+    """Run the client on each of the ``events.days`` days before ``today`` (at ``RUN_AT`` UTC, and
+    at the jam's two status polls) against that day's recordings; the dealer ingests after each run."""
+    start = datetime.combine(today - timedelta(days=events.days), INSTALLED_AT, UTC)
     clock = Clock(start)
     daemon = Daemon(config, data_dir, clock=clock)
     runs = 0
 
     async def run_at(moment: datetime) -> None:
+        """The client runs at ``moment``; the dealer ingests what it mailed minutes later."""
         nonlocal runs
         clock.now = moment
+        mailed = daemon.counts.sent
         await daemon.run(once=True, install_signals=False)
         runs += 1
+        await dealer.ingest(moment + INGEST_AFTER, daemon.counts.sent - mailed)
 
     async def days() -> None:
-        week_start, before = start, _tally(daemon)
+        week_start, before = start, _tally(daemon, dealer)
+        serve(sim, printers, events.days)
+        await run_at(start)  # installed: no report yet, a first status poll
         for k in range(events.days, 0, -1):
             day = today - timedelta(days=k)
             serve(sim, printers, k)
@@ -260,10 +311,10 @@ def fill(sim: Snmpsim, printers: dict[str, Aging], config: ClientConfig, data_di
                 sim.replace(jammer.name, jammer.recording(k))
                 await run_at(datetime.combine(day, events.jam_until, UTC))
             if k % 7 == 1:  # a line a week, the last on the eve of today
-                now = _tally(daemon)
+                now = _tally(daemon, dealer)
                 say(f"{week_start:%Y-%m-%d} .. {day:%Y-%m-%d}: {now[0] - before[0]} readings, "
                     f"{now[1] - before[1]} periodic and {now[2] - before[2]} alert reports, "
-                    f"{now[3] - before[3]} mailed")
+                    f"{now[3] - before[3]} mailed, {now[4] - before[4]} loaded")
                 week_start, before = datetime.combine(day + timedelta(days=1), RUN_AT, UTC), now
 
     try:
@@ -272,12 +323,13 @@ def fill(sim: Snmpsim, printers: dict[str, Aging], config: ClientConfig, data_di
         daemon.store.close()
     c = daemon.counts
     return Filled(first=start, last=clock.now, runs=runs, readings=c.readings, reports=c.reports,
-                  alerts=c.alerts, sent=c.sent, failures=c.send_failures)
+                  alerts=c.alerts, sent=c.sent, failures=c.send_failures, loaded=dealer.loaded,
+                  quarantined=dealer.quarantined)
 
 
-def _tally(daemon: Daemon) -> tuple[int, int, int, int]:
+def _tally(daemon: Daemon, dealer: Dealer) -> tuple[int, int, int, int, int]:
     c = daemon.counts
-    return c.readings, c.reports, c.alerts, c.sent
+    return c.readings, c.reports, c.alerts, c.sent, dealer.loaded
 
 
-__all__ = ["Aging", "Clock", "Events", "Filled", "aging", "fill", "read_walks", "serve"]
+__all__ = ["Aging", "Clock", "Dealer", "Events", "Filled", "aging", "fill", "read_walks", "serve"]

@@ -43,9 +43,10 @@ def when(text: str) -> datetime:
 def test_demo_scans_mails_ingests_and_shows_every_printer_twice_over(tmp_path: Path) -> None:
     state = tmp_path / "demo"
     first = run_demo(state)
-    # 89 daily reports and 3 alert reports (a service request, a jam raised and cleared), then today's
-    assert "89 periodic and 3 alert reports, 92 mailed" in first
-    assert "loaded 93, duplicate 0, chunk stored 0, quarantined 0" in first
+    # 90 daily reports and 3 alert reports (a service request, a jam raised and cleared), each
+    # loaded on its day; then today's
+    assert "90 periodic and 3 alert reports, 93 mailed, 93 loaded" in first
+    assert "loaded 1, duplicate 0, chunk stored 0, quarantined 0" in first
     for serial in ("VNCRC48198", "6509415X00", "W492KB03439"):  # HP M130nw, Sharp MX-3570N, Ricoh C3002
         assert serial in first
     assert (state / "reports" / "supplies.html").stat().st_size > 1000
@@ -77,6 +78,10 @@ def test_demo_scans_mails_ingests_and_shows_every_printer_twice_over(tmp_path: P
     assert jam["device"]["serial"] == "B9J154306"  # the Brother HL-5370DW
     assert jam["duration_seconds"] == 12 * 60  # seen by one status poll, cleared at the next
     assert {e["code"] for e in alerts["open"]} >= {"service_requested", "low_toner", "low_paper"}
+
+    health = report(state, "health")  # every report was loaded minutes after it was mailed
+    assert health["latency"]["p90"] <= 10 * 60 and health["latency"]["count"] >= 240
+    assert not health["clients"][0]["silent"] and not health["gaps"] and not health["quarantine"]
 
     second = run_demo(state)
     assert "clients add" not in second  # keys and enrolment are kept
