@@ -5,6 +5,12 @@ worker sends in parallel and is woken the moment an envelope is queued, so an al
 within seconds. ``--once`` runs what is due (a missed report included), one poll round,
 and drains the outbox, then returns its counts (cron, tests, the demo use it).
 
+Time: sleeps are on the monotonic clock; calendar due times are computed from the wall
+clock at each wake-up, and the scheduler wakes at least once a minute (and for every status
+poll, which runs on elapsed time) to look again. So a step of the wall clock (NTP, a VM
+resumed) is noticed within a minute: forward, a job due in between runs once; back, nothing
+already run runs again, and status polls go on at their interval. Each step is logged once.
+
 Stop: the first SIGTERM/SIGINT takes no new work and lets the current step finish within
 ``shutdown_timeout`` (then cancels it: every step commits to the store in transactions, so
 a cancelled one leaves nothing half-done); a second signal cancels at once. The previous
@@ -19,6 +25,7 @@ import fcntl
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,6 +54,10 @@ PERSISTENT_JOBS = ("discovery", "scan", "report")
 OUTBOX_RECHECK_SECONDS = 10.0
 #: Pause after an unexpected error in a loop before it goes on.
 BUG_RETRY_SECONDS = 30.0
+#: The longest the scheduler sleeps before it reads the wall clock again (a step is seen within it).
+RECHECK_SECONDS = 60.0
+#: Wall-clock time that passed differing from monotonic time by this much is a step of the clock.
+CLOCK_STEP_SECONDS = 2.0
 LOCK_FILE = "fsm-client.lock"
 
 
@@ -114,7 +125,8 @@ class Daemon:
     def __init__(self, config: ClientConfig, data_dir: Path, *, store: Store | None = None,
                  sealer: Sealer | None = None, open_transport: TransportFactory | None = None,
                  open_source: SourceFactory | None = None, pool: Any = None,
-                 clock: Callable[[], datetime] = utcnow, shutdown_timeout: float = 30.0) -> None:
+                 clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic,
+                 shutdown_timeout: float = 30.0) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.store = store or Store.in_data_dir(self.data_dir)
@@ -123,6 +135,7 @@ class Daemon:
         self.open_source = open_source
         self._pool = pool
         self.clock = clock
+        self.monotonic = monotonic
         self.shutdown_timeout = shutdown_timeout
         self.tz = zone(config.schedule.timezone)
         self.rules: dict[str, Rule] = {
@@ -136,7 +149,8 @@ class Daemon:
         self._stopping = False
         self._stop_event = asyncio.Event()
         self._outbox_event = asyncio.Event()
-        self._next_poll: datetime | None = None
+        self._poll_at: float | None = None  # monotonic; None: poll at the next pass
+        self._clock_mark: tuple[datetime, float] | None = None  # (wall, monotonic) at the last wake-up
         self.deferred = False  # send_now left the sending to a running daemon
         self.pmd_updater = Updater(config, self.data_dir, clock=clock)
         self._pmd_warned = False
@@ -284,12 +298,45 @@ class Daemon:
         return out
 
     def next_wakeup(self, now: datetime) -> datetime | None:
+        """The wall-clock time the next calendar job (or PMD check) is due; status polls are not
+        in it (they run on elapsed time, see ``sleep_seconds``)."""
         states = self.store.schedule_states()
         times = [next_due(self.rules[j], states[j][0], self.tz) for j in PERSISTENT_JOBS if j in states]
-        times.append(self._next_poll)
         times.append(self._pmd_due(now))
         real = [t for t in times if t is not None]
         return min(real) if real else None
+
+    def sleep_seconds(self) -> float:
+        """How long the scheduler may sleep: until the next due job or status poll, and never
+        longer than RECHECK_SECONDS, so a step of the wall clock is noticed."""
+        now = self.clock()
+        waits = [RECHECK_SECONDS]
+        wall = self.next_wakeup(now)
+        if wall is not None:
+            waits.append((wall - now).total_seconds())
+        if self._poll_at is not None:
+            waits.append(self._poll_at - self.monotonic())
+        return max(0.0, min(waits))
+
+    def note_clock_step(self) -> timedelta | None:
+        """Compare the wall clock with the monotonic clock since the last call; a step of the
+        wall clock is logged (once: the next call measures from here) and returned."""
+        wall, mono = self.clock(), self.monotonic()
+        mark, self._clock_mark = self._clock_mark, (wall, mono)
+        if mark is None:
+            return None
+        step = (wall - mark[0]).total_seconds() - (mono - mark[1])
+        if abs(step) < CLOCK_STEP_SECONDS:
+            return None
+        size = timedelta(seconds=round(abs(step)))
+        if step > 0:
+            log.warning("the wall clock jumped forward by %s (now %s): a job due in between runs once now",
+                        size, wall.astimezone(self.tz).isoformat(timespec="seconds"))
+        else:
+            log.warning("the wall clock stepped back by %s (now %s): jobs already run are not run again "
+                        "until their next due time; status polls go on (%s)", size,
+                        wall.astimezone(self.tz).isoformat(timespec="seconds"), self.rules["poll"])
+        return timedelta(seconds=step)
 
     async def scheduler_pass(self) -> None:
         """Run every job that is due now (each once), then the status poll if it is due."""
@@ -302,14 +349,17 @@ class Daemon:
                 self.counts.job_failures += 1
                 log.error("job %s failed: %s%s", job, exc.message, f" (hint: {exc.hint})" if exc.hint else "")
         await self._pmd_update()
-        now = self.clock()
-        if self.rules["poll"].kind != "off" and (self._next_poll is None or self._next_poll <= now):
+        if self.rules["poll"].kind != "off" and (self._poll_at is None or self._poll_at <= self.monotonic()):
             try:
                 await self.poll()
             except FsmError as exc:
                 self.counts.job_failures += 1
                 log.error("status poll failed: %s", exc.message)
-            self._next_poll = next_due(self.rules["poll"], self.clock(), self.tz)
+            # Counted on the monotonic clock from now, so a step of the wall clock neither
+            # stalls the polls (back) nor bunches them (forward).
+            now = self.clock()
+            after = next_due(self.rules["poll"], now, self.tz)
+            self._poll_at = self.monotonic() + ((after - now).total_seconds() if after else RECHECK_SECONDS)
 
     def _pmd_due(self, now: datetime) -> datetime | None:
         try:
@@ -333,8 +383,9 @@ class Daemon:
         elif result.outcome == "installed":
             log.info("PMD bundle version %s installed from %s", result.version, result.source)
 
-    async def _sleep_until(self, when: datetime | None, event: asyncio.Event) -> None:
-        timeout = None if when is None else max(0.0, (when - self.clock()).total_seconds())
+    async def _sleep(self, seconds: float, event: asyncio.Event) -> None:
+        """Sleep ``seconds`` of monotonic time (asyncio's clock), or until ``event`` or a stop."""
+        timeout = max(0.0, seconds)
         waiter = asyncio.ensure_future(event.wait())
         stopper = asyncio.ensure_future(self._stop_event.wait())
         try:
@@ -346,30 +397,31 @@ class Daemon:
     async def _scheduler(self) -> None:
         never = asyncio.Event()
         while not self._stopping:
+            self.note_clock_step()
             try:
                 await self.scheduler_pass()
             except Exception:  # a bug in one pass must not end the schedules: log, wait, go on
                 self.counts.job_failures += 1
                 log.exception("a scheduler pass failed; trying again in %.0f s", BUG_RETRY_SECONDS)
-                await self._sleep_until(self.clock() + timedelta(seconds=BUG_RETRY_SECONDS), never)
+                await self._sleep(BUG_RETRY_SECONDS, never)
                 continue
             if self._stopping:
                 break
-            await self._sleep_until(self.next_wakeup(self.clock()), never)
+            await self._sleep(self.sleep_seconds(), never)
 
     async def _outbox_worker(self) -> None:
         while not self._stopping:
             self._outbox_event.clear()
-            retry = self.clock() + timedelta(seconds=self.config.outbox.retry_initial)
+            retry = self.config.outbox.retry_initial
             try:
                 result = await self.sender.drain(stop=lambda: self._stopping)
             except FsmError as exc:  # e.g. a [smtp] ca_file that went missing: say what to fix
                 log.error("cannot send the outbox: %s (hint: %s)", exc.message, exc.hint)
-                await self._sleep_until(retry, asyncio.Event())
+                await self._sleep(retry, asyncio.Event())
                 continue
             except Exception:  # a bug must not end delivery: log it and try again later
-                log.exception("the outbox worker failed; retrying at %s", retry.isoformat())
-                await self._sleep_until(retry, asyncio.Event())
+                log.exception("the outbox worker failed; retrying in %.1f s", retry)
+                await self._sleep(retry, asyncio.Event())
                 continue
             self.counts.add_drain(result)
             if self._stopping:
@@ -379,7 +431,7 @@ class Daemon:
             idle = OUTBOX_RECHECK_SECONDS
             if self.store.outbox_depth():
                 idle = min(idle, self.sender.wait_seconds())
-            await self._sleep_until(self.clock() + timedelta(seconds=idle), self._outbox_event)
+            await self._sleep(idle, self._outbox_event)
 
     def _purge(self) -> None:
         o = self.config.outbox
@@ -502,8 +554,10 @@ def _iso(when: datetime | None) -> str | None:
 
 
 __all__ = [
+    "CLOCK_STEP_SECONDS",
     "OUTBOX_RECHECK_SECONDS",
     "PERSISTENT_JOBS",
+    "RECHECK_SECONDS",
     "Counts",
     "Daemon",
     "RunLock",

@@ -72,7 +72,8 @@ def tmpfs(directory: Path, size: str = "2m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
-def config(keys: Keys, printers: Printers, drop: Path, path: Path, **schedule: str) -> Path:
+def config(keys: Keys, printers: Printers, drop: Path, path: Path, *, retry: float = 0.2,
+           **schedule: str) -> Path:
     drop.mkdir(parents=True, exist_ok=True)
     return write_toml(path, {
         "client": {"id": "faults", "customer": "ACME", "site": "HQ"},
@@ -80,7 +81,7 @@ def config(keys: Keys, printers: Printers, drop: Path, path: Path, **schedule: s
         **printers.client_sections(timeout=0.5),
         "schedule": {"timezone": "Europe/Berlin", "report": "off", "scan": "off", "discovery": "off",
                      "status_poll": "off", **schedule},
-        "outbox": {"retry_initial": 0.2, "retry_max": 1.0},
+        "outbox": {"retry_initial": retry, "retry_max": 5 * retry},
         "transport": {"kind": "filedrop"},
         "filedrop": {"directory": str(drop)},
     })
@@ -187,6 +188,22 @@ def test_a_backward_clock_step_does_not_stall_status_polls_and_the_alert_leaves_
     assert took < 10, f"the alert took {took:.1f} s after the clock went back"
     steps = [line for line in log.splitlines() if "wall clock" in line]
     assert len(steps) == 1 and "back by 1:00:0" in steps[0], log[-3000:]
+
+
+def test_a_send_retry_set_before_the_clock_went_back_is_not_held_back_by_the_step(
+        keys: Keys, healthy: Printers, tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    cfg = config(keys, healthy, drop, tmp_path / "client.toml", retry=5.0, status_poll="every 1s")
+    clock = FakeClock(tmp_path / "faketime")
+    away = tmp_path / "stick-pulled"
+    drop.rename(away)  # the stick is out: the alert waits in the outbox, its retry 2.5-5 s away
+    with running(cfg, tmp_path / "data", tmp_path / "run.log", clock.env) as client:
+        healthy.set_state("desk", "jammed")
+        client.wait_log(r"sending report 1 failed \(attempt 1\)")
+        clock.step("-1h")  # the retry time stored before the step is now an hour off
+        away.rename(drop)
+        took = until(lambda: bool(dropped(drop)), "the alert once the stick is back", timeout=20)
+    assert took < 6, f"the alert left {took:.1f} s after the stick was back"
 
 
 @pytest.mark.slow
@@ -316,7 +333,8 @@ def test_status_and_outbox_list_read_a_read_only_data_dir_and_run_says_why_it_ca
         assert status.returncode == 0, status.stdout + status.stderr
         info: dict[str, Any] = json.loads(status.stdout)
         assert (info["last_seq"], info["outbox_depth"], info["devices"]) == (1, 0, 1)
-        listing = subprocess.run([*base, "outbox", "list", "--json"], capture_output=True, text=True, timeout=30)
+        listing = subprocess.run([*base, "outbox", "list", "--json"], capture_output=True, text=True,
+                                 timeout=30)
         assert listing.returncode == 0, listing.stdout + listing.stderr
         assert [(e["seq"], e["state"]) for e in json.loads(listing.stdout)] == [(1, "sent")]
         shown = subprocess.run([*base, "outbox", "show", "1"], capture_output=True, text=True, timeout=30)
