@@ -45,6 +45,7 @@ from .scan import SourceFactory, is_range, parse_target, scan
 from .schedule import Rule, latest_due, next_due, parse_rule, zone
 from .sender import DrainResult, Sender, TransportFactory
 from .store import Store
+from .transports.filedrop import remove_stale_parts
 
 log = logging.getLogger("fsm_client.daemon")
 
@@ -467,6 +468,8 @@ class Daemon:
     async def _run(self, *, once: bool, install_signals: bool) -> Counts:
         self._init_schedule(self.clock())
         self._purge()
+        if self.config.transport.kind == "filedrop" and self.config.filedrop.directory is not None:
+            remove_stale_parts(self.config.filedrop.directory)  # a write killed with the last run
         log.info("fsm-client %s running: %d targets, report %s, scan %s, discovery %s, status poll %s (%s); "
                  "outbox depth %d", self.config.client.id, len(self.targets()), self.rules["report"],
                  self.rules["scan"], self.rules["discovery"], self.rules["poll"],
