@@ -17,7 +17,7 @@ from ..store import Store
 @pass_obj
 def status_command(obj: ClientContext, as_json: bool) -> None:
     """Show when the client last read and sent, what waits in the outbox, and what runs next."""
-    with Store.open(obj.existing_store()) as store:
+    with Store.open_readonly(obj.existing_store()) as store:  # works on a read-only data dir
         info = client_status(obj.config, store)
     if as_json:
         print_json(info)
