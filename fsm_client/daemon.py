@@ -11,6 +11,11 @@ poll, which runs on elapsed time) to look again. So a step of the wall clock (NT
 resumed) is noticed within a minute: forward, a job due in between runs once; back, nothing
 already run runs again, and status polls go on at their interval. Each step is logged once.
 
+A full data disk: the step that could not store is dropped whole (a reading that could not be
+stored counts as never taken; the next read takes it again), the problem is logged once and
+written where `fsm-client status` shows it (``health``), and the daemon tries a small write every
+second and goes on the moment one succeeds.
+
 Stop: the first SIGTERM/SIGINT takes no new work and lets the current step finish within
 ``shutdown_timeout`` (then cancels it: every step commits to the store in transactions, so
 a cancelled one leaves nothing half-done); a second signal cancels at once. The previous
@@ -37,7 +42,8 @@ from fsm_protocol.schema import Device, utcnow
 
 from . import alerts
 from .config import ClientConfig
-from .errors import AlreadyRunning
+from .errors import AlreadyRunning, StoreFull
+from .health import HealthFile
 from .pmd.active import current_pool
 from .pmd.update import Updater
 from .report import Queued, Sealer, queue_report
@@ -57,6 +63,8 @@ OUTBOX_RECHECK_SECONDS = 10.0
 BUG_RETRY_SECONDS = 30.0
 #: The longest the scheduler sleeps before it reads the wall clock again (a step is seen within it).
 RECHECK_SECONDS = 60.0
+#: How often a daemon stopped by a full data disk tries a write again.
+DISK_RECHECK_SECONDS = 1.0
 #: Wall-clock time that passed differing from monotonic time by this much is a step of the clock.
 CLOCK_STEP_SECONDS = 2.0
 LOCK_FILE = "fsm-client.lock"
@@ -155,6 +163,8 @@ class Daemon:
         self.deferred = False  # send_now left the sending to a running daemon
         self.pmd_updater = Updater(config, self.data_dir, clock=clock)
         self._pmd_warned = False
+        self.health = HealthFile(self.data_dir)
+        self._full_since: datetime | None = None  # the data disk has been full since then
 
     # -- what to read --
 
@@ -209,8 +219,8 @@ class Daemon:
                 continue
             self.store.add_reading(device, kind="scan")
             n += 1
+            self.counts.readings += 1  # only what is stored counts as read
         self.counts.scans += 1
-        self.counts.readings += n
         self.store.set_meta_time("last_scan_at", self.clock())
         return n
 
@@ -346,6 +356,8 @@ class Daemon:
                 return
             try:
                 await self.run_job(job, due)
+            except StoreFull:
+                raise  # nothing else can be stored either: the scheduler waits for room
             except FsmError as exc:
                 self.counts.job_failures += 1
                 log.error("job %s failed: %s%s", job, exc.message, f" (hint: {exc.hint})" if exc.hint else "")
@@ -353,6 +365,8 @@ class Daemon:
         if self.rules["poll"].kind != "off" and (self._poll_at is None or self._poll_at <= self.monotonic()):
             try:
                 await self.poll()
+            except StoreFull:
+                raise
             except FsmError as exc:
                 self.counts.job_failures += 1
                 log.error("status poll failed: %s", exc.message)
@@ -401,14 +415,51 @@ class Daemon:
             self.note_clock_step()
             try:
                 await self.scheduler_pass()
+            except StoreFull as exc:
+                self.counts.job_failures += 1
+                self._disk_full(exc)
+                await self._wait_for_room()
+                continue
             except Exception:  # a bug in one pass must not end the schedules: log, wait, go on
                 self.counts.job_failures += 1
                 log.exception("a scheduler pass failed; trying again in %.0f s", BUG_RETRY_SECONDS)
                 await self._sleep(BUG_RETRY_SECONDS, never)
                 continue
+            if self._full_since is not None:
+                self._disk_has_room()
             if self._stopping:
                 break
             await self._sleep(self.sleep_seconds(), never)
+
+    def _disk_full(self, exc: StoreFull) -> None:
+        """Say once per episode that the disk is full, in the log and for `fsm-client status`."""
+        if self._full_since is not None:
+            log.debug("still full: %s", exc.message)
+            return
+        self._full_since = self.clock()
+        log.error("%s: what was read or queued meanwhile is not stored and counts as never taken (the "
+                  "next read takes it again); retrying every %.0f s (hint: %s)", exc.message,
+                  DISK_RECHECK_SECONDS, exc.hint)
+        if not self.health.record(exc.message, exc.hint, self._full_since):
+            log.error("could not record the full disk for `fsm-client status` in %s", self.health.path)
+
+    def _disk_has_room(self) -> None:
+        log.info("the data disk has room again (%d bytes free at %s), full since %s: going on",
+                 self.store.free_bytes(), str(self.data_dir),
+                 self._full_since.isoformat(timespec="seconds") if self._full_since else "?")
+        self._full_since = None
+        self.health.clear()
+
+    async def _wait_for_room(self) -> None:
+        """Return once a small write to the store succeeds again (or the daemon stops)."""
+        never = asyncio.Event()
+        while not self._stopping:
+            await self._sleep(DISK_RECHECK_SECONDS, never)
+            try:
+                self.store.probe_write()
+            except StoreFull:
+                continue
+            return
 
     async def _outbox_worker(self) -> None:
         while not self._stopping:
@@ -416,6 +467,10 @@ class Daemon:
             retry = self.config.outbox.retry_initial
             try:
                 result = await self.sender.drain(stop=lambda: self._stopping)
+            except StoreFull as exc:  # a sent chunk could not be marked: it goes again (same number)
+                self._disk_full(exc)
+                await self._sleep(DISK_RECHECK_SECONDS, asyncio.Event())
+                continue
             except FsmError as exc:  # e.g. a [smtp] ca_file that went missing: say what to fix
                 log.error("cannot send the outbox: %s (hint: %s)", exc.message, exc.hint)
                 await self._sleep(retry, asyncio.Event())
@@ -466,8 +521,18 @@ class Daemon:
             return await self._run(once=once, install_signals=install_signals)
 
     async def _run(self, *, once: bool, install_signals: bool) -> Counts:
-        self._init_schedule(self.clock())
-        self._purge()
+        if not once:
+            self.health.reserve()  # while there is room: a full disk can still be reported later
+            problem = self.health.read()
+            if problem is not None:  # left by the last run: cleared by the first pass that stores
+                self._full_since = problem.since
+        try:
+            self._init_schedule(self.clock())
+            self._purge()
+        except StoreFull as exc:
+            if once:
+                raise
+            self._disk_full(exc)  # the scheduler waits for room
         if self.config.transport.kind == "filedrop" and self.config.filedrop.directory is not None:
             remove_stale_parts(self.config.filedrop.directory)  # a write killed with the last run
         log.info("fsm-client %s running: %d targets, report %s, scan %s, discovery %s, status poll %s (%s); "
@@ -521,7 +586,9 @@ class Daemon:
 
 
 def client_status(config: ClientConfig, store: Store, *, now: datetime | None = None) -> dict[str, Any]:
-    """What `fsm-client status` shows: last scan, last send, outbox depth, next runs."""
+    """What `fsm-client status` shows: last scan, last send, outbox depth, next runs. ``last_error``
+    is the daemon's current problem (``problem``: a full data disk) if it has one, else the
+    outbox's last send error (``send_error``)."""
     now = now or utcnow()
     tz = zone(config.schedule.timezone)
     states = store.schedule_states()
@@ -535,13 +602,18 @@ def client_status(config: ClientConfig, store: Store, *, now: datetime | None = 
             at = next_due(rule, now, tz)
         next_runs[job] = at.astimezone(tz).isoformat() if at else None  # local: what operators read
     pending = [e for e in store.outbox() if e.sent_at is None]
+    problem = HealthFile(store.path.parent).read()  # e.g. a full disk, which the store cannot hold
+    send_error = pending[0].last_error if pending else None
     return {
         "client_id": config.client.id,
         "last_scan": _iso(store.meta_time("last_scan_at")),
         "last_send": _iso(store.meta_time("last_send_at")),
         "outbox_depth": len(pending),
         "oldest_unsent_seq": pending[0].seq if pending else None,
-        "last_error": pending[0].last_error if pending else None,
+        "last_error": problem.error if problem else send_error,
+        "send_error": send_error,
+        "problem": {"error": problem.error, "hint": problem.hint, "since": problem.since.isoformat()}
+                   if problem else None,
         "next_attempt": _iso(pending[0].next_attempt_at) if pending else None,
         "last_seq": store.last_seq(),
         "devices": len(store.devices()),

@@ -20,7 +20,9 @@ in ``migrations`` (the sqlite-utils pattern).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +37,7 @@ import msgspec
 from fsm_protocol.identity import device_identity
 from fsm_protocol.schema import Device
 
-from .errors import StoreError
+from .errors import StoreError, StoreFull
 
 STORE_FILE = "client.sqlite"
 
@@ -292,20 +294,51 @@ class Store:
             self._depth += 1
             try:
                 yield
-            except BaseException:
+            except BaseException as exc:
                 self._depth -= 1
-                if depth == 0:
-                    self._db.execute("ROLLBACK")
-                else:
-                    self._db.execute(f"ROLLBACK TO sp{depth}")
-                    self._db.execute(f"RELEASE sp{depth}")
+                self._rollback(depth)
+                if isinstance(exc, sqlite3.Error) and self._full(exc):
+                    raise self.full_error() from exc
                 raise
             else:
                 self._depth -= 1
-                if depth == 0:
-                    self._db.execute("COMMIT")
-                else:
-                    self._db.execute(f"RELEASE sp{depth}")
+                try:
+                    self._db.execute("COMMIT" if depth == 0 else f"RELEASE sp{depth}")
+                except sqlite3.Error as exc:
+                    self._rollback(depth)
+                    if self._full(exc):
+                        raise self.full_error() from exc
+                    raise
+
+    def _rollback(self, depth: int) -> None:
+        # On a full disk SQLite may have rolled the transaction back already: nothing left to undo.
+        with contextlib.suppress(sqlite3.Error):
+            if depth == 0:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            else:
+                self._db.execute(f"ROLLBACK TO sp{depth}")
+                self._db.execute(f"RELEASE sp{depth}")
+
+    def _full(self, exc: sqlite3.Error) -> bool:
+        """SQLITE_FULL, or an I/O error while (next to) nothing is free on the data disk."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        return code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and self.free_bytes() < 64 * 1024)
+
+    def free_bytes(self) -> int:
+        """Bytes free for this user on the disk that holds the store."""
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return 0
+
+    def full_error(self) -> StoreFull:
+        where = str(self.path.parent)
+        return StoreFull(f"the data disk is full ({self.free_bytes()} bytes free at {where!r})")
+
+    def probe_write(self) -> None:
+        """One small write; raises StoreFull while the disk is still full."""
+        self.set_meta("last_write_probe", _ts(datetime.now(UTC)))
 
     @property
     def in_transaction(self) -> bool:

@@ -27,12 +27,16 @@ def status_command(obj: ClientContext, as_json: bool) -> None:
     click.echo(f"devices       {info['devices']}")
     click.echo(f"last scan     {info['last_scan'] or 'never'}")
     click.echo(f"last send     {info['last_send'] or 'never'}")
+    problem = info["problem"]
+    if problem:
+        click.secho(f"problem       {display_text(problem['error'])} (since {problem['since']})", fg="red")
+        click.echo(f"              hint: {display_text(problem['hint'])}")
     depth = info["outbox_depth"]
     line = f"outbox        {depth} waiting"
     if depth:
         line += f" (oldest {info['oldest_unsent_seq']}"
-        if info["last_error"]:
-            line += f"; next try {info['next_attempt']}; last error: {display_text(info['last_error'])}"
+        if info["send_error"]:
+            line += f"; next try {info['next_attempt']}; last error: {display_text(info['send_error'])}"
         line += ")"
     click.echo(line)
     for alert in info["active_alerts"]:
