@@ -797,9 +797,13 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
         return db
     except sqlite3.OperationalError as exc:
         wal = path.with_name(path.name + "-wal")
-        if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or not _unwritable(path.parent) or \
-                (wal.exists() and wal.stat().st_size > 0):
+        if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or not _unwritable(path.parent):
             raise
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(f"cannot read the local store {str(path)!r} in a read-only data dir: its latest "
+                             f"changes are still in {wal.name}, which SQLite reads only with write access",
+                             hint="run `fsm-client status` once with write access to the data dir, or copy "
+                                  "the data dir to a writable place and point --data-dir there") from exc
     db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
     db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return db
