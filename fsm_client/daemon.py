@@ -540,6 +540,7 @@ class Daemon:
                  self.rules["scan"], self.rules["discovery"], self.rules["poll"],
                  self.config.schedule.timezone, self.store.outbox_depth())
         if once:
+            self._poll_at = None  # one poll round each time, also for a Daemon run once again later
             await self.scheduler_pass()
             self.counts.add_drain(await self.sender.drain(force=True))
             log.info(summary_line(self.counts, self.store.outbox_depth()))

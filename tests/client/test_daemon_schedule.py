@@ -251,3 +251,22 @@ async def test_readings_are_dated_by_the_daemons_clock_in_reports_and_alerts(
     [alert] = daemon.store.readings(seq=2)
     assert "jammed" in alert.device.status.conditions
     assert alert.device.observed_at == clock.now
+
+
+async def test_each_run_once_polls_even_when_the_same_daemon_ran_once_seconds_before(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 2, 2, 12, 0, tzinfo=BERLIN))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    config = make_config(keys, **printers.client_sections(),
+                         schedule={"report": "off", "discovery": "off", "status_poll": "every 90s"},
+                         transport={"kind": "filedrop"}, filedrop={"directory": str(drop)})
+    daemon = Daemon(config, tmp_path / "data", clock=clock)
+    await daemon.run(once=True, install_signals=False)  # status polls count elapsed time ...
+    printers.set_state("lobby", "jammed")
+    try:
+        clock.now += timedelta(minutes=5)  # ... but `run --once` always makes its one poll round
+        await daemon.run(once=True, install_signals=False)
+    finally:
+        printers.set_state("lobby", "ok")
+    assert daemon.counts.polls == 2 and kinds(daemon.store) == [(1, "alert")]
