@@ -64,8 +64,8 @@ def test_private_server_listens_on_loopback_only_as_an_unprivileged_user_and_kee
     assert status.running and status.pid is not None
     assert _uid(status.pid) != 0
     with psycopg.connect(server.admin_url, autocommit=True, connect_timeout=5) as conn:
-        settings = {name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
-                    for name in ("listen_addresses", "port", "unix_socket_directories", "data_directory")}  # fmt: skip
+        names = ("listen_addresses", "port", "unix_socket_directories", "data_directory")
+        settings = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}  # type: ignore[index]
         rules = conn.execute("SELECT type, address, auth_method FROM pg_hba_file_rules").fetchall()
         conn.execute("CREATE DATABASE kept")
     assert settings == {
