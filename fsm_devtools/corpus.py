@@ -261,7 +261,8 @@ def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stran
 
     # -- signed by the registered client, hostile inside (defects of issue 12) --------------------
     for name, (expected, hostile) in hostile_cases().items():
-        def make(expected: str = expected, hostile: Callable[[Report], Report] = hostile) -> tuple[str, bytes]:
+        def make(expected: str = expected,
+                 hostile: Callable[[Report], Report] = hostile) -> tuple[str, bytes]:
             return expected, mails_for(seal(hostile(make_report(client.name, next_seq(), devices=2)),
                                             client, server))[0]
         make.__name__ = name

@@ -83,9 +83,22 @@ def m006_device_customer(db: peewee.Database) -> None:
     db.execute_sql('CREATE INDEX "client_customer_id" ON client (customer_id)')
 
 
+def m007_device_identity_text(db: peewee.Database) -> None:
+    """device.identity as TEXT: the longest manufacturer and serial the schema allows, case-folded,
+    do not fit VARCHAR(300). SQLite does not enforce VARCHAR lengths: nothing to do there."""
+    if isinstance(db, peewee.PostgresqlDatabase):
+        db.execute_sql("ALTER TABLE device ALTER COLUMN identity TYPE text")
+
+
+def m008_envelope_chunk_digests(db: peewee.Database) -> None:
+    """envelope.chunk_digests: the sha256 of each chunk of a chunked report loaded."""
+    if "chunk_digests" not in {c.name for c in db.get_columns("envelope")}:  # m001 makes today's tables
+        db.execute_sql("ALTER TABLE envelope ADD COLUMN chunk_digests TEXT")
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
-    m006_device_customer)
+    m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests)
 
 
 def applied(db: Database) -> list[str]:
@@ -122,4 +135,4 @@ def migrate(db: Database) -> list[str]:
 
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
-           "migrate"]
+           "m007_device_identity_text", "m008_envelope_chunk_digests", "migrate"]

@@ -33,7 +33,8 @@ from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 
 
-def _process(pipeline: Pipeline, name: str, seq: int, client: ClientKit, server: ServerKit) -> tuple[str, str]:
+def _process(pipeline: Pipeline, name: str, seq: int, client: ClientKit,
+             server: ServerKit) -> tuple[str, str]:
     expected, hostile = hostile_cases()[name]
     verdict = pipeline.process(mails_for(seal(hostile(make_report(client.name, seq, devices=2)), client,
                                               server))[0])
@@ -54,15 +55,17 @@ def test_each_hostile_report_gets_its_outcome_and_the_next_valid_report_loads(
 def test_nul_and_control_characters_in_printer_text_are_stripped_with_a_warning(
         pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
     assert _process(pipeline, "controls_in_text", 1, client_kit, server_kit) == ("loaded", "loaded")
-    assert _process(pipeline, "nul_in_identity", 2, client_kit, server_kit) == ("loaded", "loaded")
     dev = Device.get(Device.hostname == "mfp")
     assert dev.location == "Floor 2[2J  room 5"  # ESC and BEL gone, CR/LF read as blanks
-    assert (dev.firmware, dev.model, dev.manufacturer) == ("1.0", "MPC3004", "Ricoh")
+    assert dev.firmware == "1.0"
     reading = Reading.select().where(Reading.device == dev).order_by(Reading.id).first()
     assert reading.console == "Ready"
     assert any("location" in w and "control" in w for w in reading.warnings), reading.warnings
     assert SupplyValue.select().where(SupplyValue.description == "Blacktoner").count() == 1
     assert AlertValue.select().where(AlertValue.description == "jam").count() == 1
+    assert _process(pipeline, "nul_in_identity", 2, client_kit, server_kit) == ("loaded", "loaded")
+    assert Device.select().where(Device.model == "MPC3004", Device.manufacturer == "Ricoh").count() == 1
+    assert all("\x00" not in (d.serial or "") for d in Device.select())
 
 
 def test_over_long_printer_text_is_cut_to_what_its_column_holds_with_a_warning(
@@ -108,7 +111,8 @@ def test_printer_mib_sentinels_and_the_widest_sane_supply_values_load(
     base = report.devices[0].supplies[0]
     supplies = [msgspec.structs.replace(base, index=i + 1, level=level, max=max_, percent=pct, state=state)
                 for i, (level, max_, pct, state) in enumerate([
-                    (-1, 100, None, "unlimited"), (-2, -2, None, "unknown"), (-3, 500, None, "some_remaining"),
+                    (-1, 100, None, "unlimited"), (-2, -2, None, "unknown"),
+                    (-3, 500, None, "some_remaining"),
                     (2**31 - 1, 2**31 - 1, 100.0, "ok"), (0, 0, None, "invalid"), (120, 100, 120.0, "ok")])]
     report = msgspec.structs.replace(report, devices=[msgspec.structs.replace(report.devices[0],
                                                                               supplies=supplies)])
