@@ -205,3 +205,57 @@ def test_ingest_once_moves_past_poison_reports_and_loads_the_valid_ones(
     assert summary["loaded"] == loaded, summary
     assert Envelope.select().count() == loaded
     assert folder_count(stack, "INBOX") == 0
+
+
+def _fail_on_supplies(db: Database) -> None:
+    """Make the database fail, as if it were unreachable, on any row of supply_value."""
+    if db.kind == "sqlite":
+        # resolved when it fires: "no such table", an OperationalError like a locked or lost database
+        db.peewee.execute_sql("CREATE TRIGGER fail BEFORE INSERT ON supply_value BEGIN "
+                              "SELECT * FROM no_such_table; END")
+    else:
+        db.peewee.execute_sql("CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                              "RAISE EXCEPTION 'connection failure' USING ERRCODE = '08006'; END $$")
+        db.peewee.execute_sql("CREATE TRIGGER fail BEFORE INSERT ON supply_value "
+                              "FOR EACH ROW EXECUTE FUNCTION fail()")
+
+
+def test_database_failures_are_retried_but_one_message_failing_every_time_is_quarantined_at_last(
+        db: Database, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    from fsm_server.errors import DatabaseError, DataRefused
+    from fsm_server.ingest.pipeline import MAX_DATABASE_FAILURES
+
+    _fail_on_supplies(db)
+    mail = report_mail(client_kit, server_kit, 1)
+    for _ in range(MAX_DATABASE_FAILURES - 1):
+        with pytest.raises(DatabaseError) as failed:
+            pipeline.process(mail)
+        assert not isinstance(failed.value, DataRefused)  # the database's fault: left for a retry
+    verdict = pipeline.process(mail)
+    assert (verdict.outcome, verdict.reason) == ("quarantined", "internal_error")
+    assert f"the database failed {MAX_DATABASE_FAILURES} times in a row" in verdict.detail
+    assert Envelope.select().count() == 0
+    # a report the database stores is not held up by it
+    empty = msgspec.structs.replace(make_report(client_kit.name, 2), devices=[])
+    assert pipeline.process(mails_for(seal(empty, client_kit, server_kit))[0]).outcome == "loaded"
+
+
+def test_each_kind_of_database_error_is_told_apart_as_the_message_s_fault_or_the_database_s(
+        db: Database) -> None:
+    from fsm_server.db.connect import translated
+    from fsm_server.errors import DatabaseError, DataRefused
+
+    pw = db.peewee
+    pw.execute_sql("CREATE TABLE probe (s VARCHAR(3), n BIGINT)")
+    ph = pw.param
+    refused = [(f"INSERT INTO probe VALUES ('a', {ph})", (2**64,))]
+    if db.kind == "postgresql":  # SQLite stores NUL and any length in a VARCHAR
+        refused += [(f"INSERT INTO probe VALUES ({ph}, 1)", ("abcd",)),
+                    (f"INSERT INTO probe VALUES ({ph}, 1)", ("a\x00",))]
+    for sql, params in refused:
+        with pytest.raises(DataRefused), translated("probe"), db.atomic():
+            pw.execute_sql(sql, params)
+    with pytest.raises(DatabaseError) as failed, translated("probe"), db.atomic():
+        pw.execute_sql("SELECT * FROM no_such_table")
+    assert not isinstance(failed.value, DataRefused)
+
