@@ -67,7 +67,8 @@ def test_every_bad_mail_is_quarantined_with_its_reason_or_counted_duplicate(
     assert wrong == []
     assert sum(outcomes.values()) == CI_CORPUS
     for reason in ("loaded", "not_fsm_mail", "malformed_mime", "unknown_client", "revoked_client",
-                   "bad_signature", "bad_schema", "version_not_supported", "implausible", "seq_conflict", "duplicate"):
+                   "bad_signature", "bad_schema", "version_not_supported", "implausible", "seq_conflict",
+                   "duplicate"):
         assert outcomes[reason] > 0, (reason, outcomes)
     assert outcomes["too_large"] + outcomes["decryption_failed"] + outcomes["unknown_key"] > 0
     assert "internal_error" not in outcomes
