@@ -197,7 +197,7 @@ __all__ = [
     "database_url_from_env",
     "open_database",
     "redact",
-    "sqlite_path",
     "refuses_data",
+    "sqlite_path",
     "translated",
 ]
