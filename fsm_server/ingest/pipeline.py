@@ -149,7 +149,7 @@ def check_numbers(d: Device) -> None:
     _bound(d, "uptime_ticks", d.uptime_ticks, TICKS_RANGE)
     _bound(d, "trays", d.capabilities.trays, TRAYS_RANGE)
     for s in d.supplies:
-        name = f"supply {s.description or s.kind!r}"
+        name = f"supply {(s.description or s.kind)!r}"
         _bound(d, f"{name} index", s.index, INT32_RANGE)
         _bound(d, f"{name} level", s.level, SUPPLY_VALUE_RANGE)
         _bound(d, f"{name} max", s.max, SUPPLY_VALUE_RANGE)
@@ -188,17 +188,20 @@ class Pipeline:
         """
         msg = _Message(raw=raw, source=source, received_at=received_at or self.now())
         try:
-            verdict = self._process(msg)
-        except DataRefused as exc:  # this message's values, not the database: never retried
-            log.error("the database refused %s: %s", source or "a message", exc.message)
-            verdict = self._quarantine(msg, "internal_error", exc.message, _BUG_HINT)
-        except DatabaseError as exc:
+            try:
+                verdict = self._process(msg)
+            except DataRefused as exc:  # this message's values, not the database: never retried
+                log.error("the database refused %s: %s", source or "a message", exc.message)
+                verdict = self._quarantine(msg, "internal_error", exc.message, _BUG_HINT)
+            except DatabaseError:
+                raise
+            except FsmError as exc:
+                verdict = self._quarantine(msg, exc.reason, exc.message, exc.hint)
+            except Exception as exc:  # a bug, but one mail must never stop the daemon
+                log.exception("unexpected error on %s", source or "a message")
+                verdict = self._quarantine(msg, "internal_error", f"{type(exc).__name__}: {exc}", _BUG_HINT)
+        except DatabaseError as exc:  # also while quarantining: the database failed, not the message
             return self._database_failed(msg, exc)
-        except FsmError as exc:
-            verdict = self._quarantine(msg, exc.reason, exc.message, exc.hint)
-        except Exception as exc:  # a bug, but one mail must never stop the daemon
-            log.exception("unexpected error on %s", source or "a message")
-            verdict = self._quarantine(msg, "internal_error", f"{type(exc).__name__}: {exc}", _BUG_HINT)
         if self._failures:
             self._failures.pop(hashlib.sha256(raw).hexdigest(), None)
         return verdict
