@@ -450,10 +450,8 @@ __all__ = [
     "ServerKit",
     "another_customers_serial",
     "bad_mails",
-    "hostile_text_device",
-
-
     "hostile_cases",
+    "hostile_text_device",
     "mails_for",
     "mails_for_raw",
     "make_client",
