@@ -50,6 +50,17 @@ class DuplicateKey(DatabaseError):
     reason = "duplicate_key"
 
 
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The DB-API drivers' own exception roots, met where fsm uses a raw cursor (backup, restore)."""
+    import sqlite3
+
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
     """Turn peewee/driver exceptions raised inside into DatabaseError (IntegrityError: DuplicateKey)."""
@@ -57,7 +68,7 @@ def translated(what: str) -> Iterator[None]:
         yield
     except peewee.IntegrityError as exc:
         raise DuplicateKey(f"{what}: {exc}".strip(), hint="this row exists already") from exc
-    except (peewee.PeeweeException, OSError) as exc:
+    except (peewee.PeeweeException, OSError, *driver_errors()) as exc:
         summary = next((v for k, v in PEEWEE_ERRORS.items() if isinstance(exc, k)), "the database failed")
         raise DatabaseError(
             f"{what}: {summary}: {str(exc).strip() or type(exc).__name__}",
@@ -157,6 +168,7 @@ __all__ = [
     "Database",
     "DuplicateKey",
     "database_url_from_env",
+    "driver_errors",
     "open_database",
     "redact",
     "sqlite_path",

@@ -1,0 +1,29 @@
+"""Backup and restore of the server's database (and, encrypted, its key).
+
+    from fsm_server.backup import take_backup, restore, verify
+    result = take_backup(db, Path("/var/backups/fsm"))     # online: ingest goes on
+    verify(result.path)                                    # into a scratch database
+    restore(result.path, other_db, force=False)            # SQLite or PostgreSQL, either way
+
+See docs/operations.md, "Backup and restore".
+"""
+
+from __future__ import annotations
+
+from .archive import ArchiveReader, Manifest, TableEntry, list_backups
+from .restore import RestoreResult, restore, restore_key, row_counts, verify
+from .snapshot import BackupResult, take_backup
+
+__all__ = [
+    "ArchiveReader",
+    "BackupResult",
+    "Manifest",
+    "RestoreResult",
+    "TableEntry",
+    "list_backups",
+    "restore",
+    "restore_key",
+    "row_counts",
+    "take_backup",
+    "verify",
+]
