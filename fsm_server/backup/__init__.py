@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from .archive import ArchiveReader, Manifest, TableEntry, list_backups
 from .restore import RestoreResult, restore, restore_key, row_counts, verify
+from .schedule import BackupPlan, BackupService, BackupStatus, run_backup, status
 from .snapshot import BackupResult, take_backup
 
 __all__ = [
     "ArchiveReader",
+    "BackupPlan",
     "BackupResult",
+    "BackupService",
+    "BackupStatus",
     "Manifest",
     "RestoreResult",
     "TableEntry",
@@ -24,6 +28,8 @@ __all__ = [
     "restore",
     "restore_key",
     "row_counts",
+    "run_backup",
+    "status",
     "take_backup",
     "verify",
 ]

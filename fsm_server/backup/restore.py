@@ -191,15 +191,18 @@ def verify(path: Path) -> RestoreResult:
         return restore(path, db)
 
 
-def restore_key(path: Path, passphrase: str, dest: Path, *, force: bool = False) -> Path:
-    """Write the server key kept (encrypted) in the backup ``path`` to ``dest``; an existing different
-    key is replaced only with ``force``."""
+def read_key(path: Path, passphrase: str) -> bytes:
+    """The server key file kept (encrypted) in the backup ``path``; a wrong passphrase is an error."""
     with ArchiveReader(path) as reader:
         entry = reader.manifest.keys
         if entry is None:
             raise BackupError(f"{str(path)!r} holds no server key (it was taken without --with-keys)",
                               hint="restore the key from where you keep it, or leave out --with-keys")
-        data = unwrap_key(entry, reader.read(entry.member), passphrase)
+        return unwrap_key(entry, reader.read(entry.member), passphrase)
+
+
+def write_key(data: bytes, dest: Path, *, force: bool = False) -> Path:
+    """Write the key file ``data`` to ``dest``; an existing different key is replaced only with ``force``."""
     if dest.exists():
         if dest.read_bytes() == data:
             return dest
@@ -217,6 +220,11 @@ def restore_key(path: Path, passphrase: str, dest: Path, *, force: bool = False)
     return dest
 
 
+def restore_key(path: Path, passphrase: str, dest: Path, *, force: bool = False) -> Path:
+    """Write the server key kept in the backup ``path`` to ``dest``."""
+    return write_key(read_key(path, passphrase), dest, force=force)
+
+
 @contextlib.contextmanager
 def opened(path: Path) -> Iterator[Manifest]:
     """The manifest of ``path``, checked (for `backup verify` and status)."""
@@ -225,5 +233,5 @@ def opened(path: Path) -> Iterator[Manifest]:
         yield reader.manifest
 
 
-__all__ = ["RestoreResult", "check_schema", "opened", "reset_sequences", "restore", "restore_key",
-           "row_counts", "verify"]
+__all__ = ["RestoreResult", "check_schema", "opened", "read_key", "reset_sequences", "restore", "restore_key",
+           "row_counts", "verify", "write_key"]

@@ -271,6 +271,9 @@ class BackupRun(_Model):
     size = peewee.BigIntegerField(default=0)
     rows = peewee.BigIntegerField(default=0)
     error = peewee.TextField(default="")
+    # with no successful backup after this moment the backups are "missed" ([backup] max_age_hours
+    # as it was when this one ran)
+    due_by = UtcDateTimeField()
 
     class Meta:
         indexes = ((("finished_at",), False),)
