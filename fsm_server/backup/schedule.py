@@ -114,10 +114,12 @@ def next_due(now: datetime, hour: int, last: BackupRun | None) -> datetime:
 
 
 def run_backup(db: Database, plan: BackupPlan, *, trigger: str = "manual", to: Path | None = None,
-               with_keys: bool | None = None, passphrase: str | None = None) -> BackupResult:
+               with_keys: bool | None = None, passphrase: str | None = None,
+               now: Callable[[], datetime] | None = None) -> BackupResult:
     """Take one backup as ``plan`` says, record it, rotate the directory; a failure is recorded too
     (when the database still takes the record) and raised."""
-    started = datetime.now(UTC)
+    clock = now or (lambda: datetime.now(UTC))
+    started = clock()
     cfg = plan.settings
     directory = to or plan.directory
     try:
@@ -128,7 +130,7 @@ def run_backup(db: Database, plan: BackupPlan, *, trigger: str = "manual", to: P
                                   hint="set [backup] passphrase_file (or give --passphrase-file)")
             passphrase = read_passphrase_file(cfg.passphrase_file)
         result = take_backup(db, directory, key_file=plan.key_file if keys else None,
-                             passphrase=passphrase if keys else None)
+                             passphrase=passphrase if keys else None, now=started)
         if to is None:
             gone = rotate(directory, daily=cfg.keep_daily, weekly=cfg.keep_weekly, monthly=cfg.keep_monthly)
             if gone:
@@ -136,11 +138,12 @@ def run_backup(db: Database, plan: BackupPlan, *, trigger: str = "manual", to: P
     except FsmError as exc:
         try:
             record(db, started=started, trigger=trigger, status="failed", max_age_hours=cfg.max_age_hours,
-                   error=f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+                   error=f"{exc.message} ({exc.hint})" if exc.hint else exc.message, now=clock())
         except FsmError as again:
             log.error("the failed backup cannot be recorded either: %s", again.message)
         raise
-    record(db, started=started, trigger=trigger, status="ok", max_age_hours=cfg.max_age_hours, result=result)
+    record(db, started=started, trigger=trigger, status="ok", max_age_hours=cfg.max_age_hours, result=result,
+           now=clock())
     return result
 
 
@@ -170,7 +173,7 @@ class BackupService:
         if due > now:
             return due
         try:
-            result = run_backup(self.db, self.plan, trigger="schedule")
+            result = run_backup(self.db, self.plan, trigger="schedule", now=self.now)
             self.taken += 1
             log.info("scheduled backup written: %s", result.path)
         except FsmError as exc:

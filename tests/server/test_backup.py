@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from reports_fleet import reading
 
-from fsm_devtools.corpus import ClientKit, ServerKit, mails_for, make_client, seal
+from fsm_devtools.corpus import ClientKit, ServerKit, mails_for, seal
 from fsm_devtools.fixtures.db import PrivatePostgres
 from fsm_protocol.schema import Report
 from fsm_server import reports
@@ -128,8 +128,8 @@ def test_backup_while_ingest_loads_restores_every_report_and_the_same_numbers(
     seqs = sorted(e.seq for e in Envelope.select())
     k = len(seqs)
     assert at_start <= k <= 120 and seqs == list(range(1, k + 1))
-    assert all(e.devices == len(SERIALS) and Reading.select().where(Reading.envelope == e.id).count() == e.devices
-               for e in Envelope.select())
+    for e in Envelope.select():
+        assert e.devices == len(SERIALS) == Reading.select().where(Reading.envelope == e.id).count()
     assert counts["reading"] == k * len(SERIALS)
     assert counts["counter_value"] == k * len(SERIALS) * 2
     # the reports of the restored database give the numbers of one that loaded reports 1..k
@@ -209,7 +209,8 @@ def test_the_server_key_is_never_in_a_backup_in_the_clear(db: Database, tmp_path
         take_backup(db, tmp_path / "b", key_file=server_kit.key_path, passphrase="short")
 
 
-def test_restore_with_keys_asks_the_passphrase_and_writes_the_key(tmp_path: Path, server_kit: ServerKit) -> None:
+def test_restore_with_keys_asks_the_passphrase_and_writes_the_key(tmp_path: Path,
+                                                                  server_kit: ServerKit) -> None:
     data = tmp_path / "server"
     runner = CliRunner()
     with open_database("", data_dir=data):
@@ -331,7 +332,8 @@ def test_next_due_takes_a_missed_backup_at_once_and_retries_a_failed_one_after_a
     assert next_due(now, hour, yesterday) == now
 
 
-def test_the_schedule_backs_up_rotates_and_a_failure_opens_a_backup_event(db: Database, tmp_path: Path) -> None:
+def test_the_schedule_backs_up_rotates_and_a_failure_opens_a_backup_event(db: Database,
+                                                                         tmp_path: Path) -> None:
     clock = [datetime(2025, 3, 10, 12, tzinfo=UTC)]
     plan = BackupPlan(directory=tmp_path / "backups", settings=BackupSection(keep_daily=2, keep_weekly=0,
                                                                              keep_monthly=0))
@@ -345,7 +347,7 @@ def test_the_schedule_backs_up_rotates_and_a_failure_opens_a_backup_event(db: Da
     bad = BackupPlan(directory=tmp_path / "file-not-dir", settings=BackupSection())
     bad.directory.write_text("x")
     with pytest.raises(BackupError):
-        run_backup(db, bad, trigger="schedule")
+        run_backup(db, bad, trigger="schedule", now=lambda: clock[0])
     config = ServerConfig(rules=[RuleSection(name="backups", when="backup", to=["ops@dealer.test"])])
     events = EventService(db, config, now=lambda: clock[0])
     events.evaluate()
