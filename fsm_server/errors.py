@@ -16,7 +16,10 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         │   └── SeqConflict        reason "seq_conflict"
         ├── MailboxError           the IMAP server failed or refused
         ├── ReportError            a report cannot be built as asked (kind, format, period)
-        └── NotifyError            a notification rule or mail template is wrong
+        ├── NotifyError            a notification rule or mail template is wrong
+        └── BackupError            a backup cannot be written, read, verified or restored
+            ├── BackupCorrupt      a backup file is damaged, incomplete or not an fsm backup
+            └── TargetNotEmpty     restore would overwrite a database that holds data
 """
 
 from __future__ import annotations
@@ -84,7 +87,26 @@ class NotifyError(ServerError):
     reason = "notify_error"
 
 
+class BackupError(ServerError):
+    reason = "backup_error"
+
+
+class BackupCorrupt(BackupError):
+    """A backup file that is damaged, cut short, or no fsm backup at all."""
+
+    reason = "backup_corrupt"
+    default_hint = "take another backup file (an older one, or the off-site copy)"
+
+
+class TargetNotEmpty(BackupError):
+    reason = "target_not_empty"
+    default_hint = ("restore into an empty database, or add --force to replace what is there "
+                    "(back it up first: `fsm-server backup`)")
+
+
 __all__ = [
+    "BackupCorrupt",
+    "BackupError",
     "CustomerMismatch",
     "DataRefused",
     "DatabaseError",
@@ -96,5 +118,6 @@ __all__ = [
     "ReportError",
     "RevokedClient",
     "ServerError",
+    "TargetNotEmpty",
     "UnknownClient",
 ]

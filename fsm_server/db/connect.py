@@ -75,6 +75,17 @@ class DuplicateKey(DatabaseError):
     reason = "duplicate_key"
 
 
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The DB-API drivers' own exception roots, met where fsm uses a raw cursor (backup, restore)."""
+    import sqlite3
+
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
     """Turn peewee/driver exceptions raised inside into DatabaseError: DuplicateKey for an
@@ -84,12 +95,20 @@ def translated(what: str) -> Iterator[None]:
         yield
     except peewee.IntegrityError as exc:
         raise DuplicateKey(f"{what}: {exc}".strip(), hint="this row exists already") from exc
+<<<<<<< HEAD
     except (peewee.PeeweeException, OverflowError) as exc:
         if not refuses_data(exc):
             raise _unavailable(what, exc) from exc
         raise DataRefused(
             f"{what}: the database refused a value: {str(exc).strip() or type(exc).__name__}",
             hint="a value passed fsm's checks but not the database's: a bug in fsm; report it",
+=======
+    except (peewee.PeeweeException, OSError, *driver_errors()) as exc:
+        summary = next((v for k, v in PEEWEE_ERRORS.items() if isinstance(exc, k)), "the database failed")
+        raise DatabaseError(
+            f"{what}: {summary}: {str(exc).strip() or type(exc).__name__}",
+            hint="check [database] url in the config and that the database server is running",
+>>>>>>> i-backup
         ) from exc
     except OSError as exc:
         raise _unavailable(what, exc) from exc
@@ -195,6 +214,7 @@ __all__ = [
     "Database",
     "DuplicateKey",
     "database_url_from_env",
+    "driver_errors",
     "open_database",
     "redact",
     "refuses_data",
