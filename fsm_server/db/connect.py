@@ -57,7 +57,8 @@ def refuses_data(exc: BaseException) -> bool:
     """Whether a database exception is about the values sent (the message's fault), not the database's."""
     if isinstance(exc, peewee.DataError | OverflowError):
         return True
-    orig = exc.__cause__ or exc.__context__
+    # a raw driver error (backup and restore use cursors) carries its code itself
+    orig = exc if not isinstance(exc, peewee.PeeweeException) else exc.__cause__ or exc.__context__
     if orig is None and exc.args and isinstance(exc.args[0], BaseException):
         orig = exc.args[0]  # peewee re-raises driver errors with the original as first argument
     if orig is None:
@@ -95,20 +96,12 @@ def translated(what: str) -> Iterator[None]:
         yield
     except peewee.IntegrityError as exc:
         raise DuplicateKey(f"{what}: {exc}".strip(), hint="this row exists already") from exc
-<<<<<<< HEAD
-    except (peewee.PeeweeException, OverflowError) as exc:
+    except (peewee.PeeweeException, OverflowError, *driver_errors()) as exc:
         if not refuses_data(exc):
             raise _unavailable(what, exc) from exc
         raise DataRefused(
             f"{what}: the database refused a value: {str(exc).strip() or type(exc).__name__}",
             hint="a value passed fsm's checks but not the database's: a bug in fsm; report it",
-=======
-    except (peewee.PeeweeException, OSError, *driver_errors()) as exc:
-        summary = next((v for k, v in PEEWEE_ERRORS.items() if isinstance(exc, k)), "the database failed")
-        raise DatabaseError(
-            f"{what}: {summary}: {str(exc).strip() or type(exc).__name__}",
-            hint="check [database] url in the config and that the database server is running",
->>>>>>> i-backup
         ) from exc
     except OSError as exc:
         raise _unavailable(what, exc) from exc
