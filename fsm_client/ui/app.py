@@ -31,14 +31,14 @@ from . import views
 from .auth import COOKIE, Sessions, host_is_loopback, is_loopback, password_hash, same_token, verify_password
 
 HERE = Path(__file__).parent
-PUBLIC = ("/login", "/static/")
+PUBLIC = ("/login", "/static/", "/favicon.ico")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -95,12 +95,8 @@ class Guard(BaseHTTPMiddleware):
         if not host_is_loopback(request.headers.get("host", "")):
             return PlainTextResponse("the local page answers only as localhost or a loopback address\n",
                                      status_code=403)
-        if request.method not in SAFE_METHODS:
-            origin = request.headers.get("origin")
-            fetch_site = request.headers.get("sec-fetch-site")
-            if (origin is not None and not _loopback_origin(origin)) or \
-                    fetch_site not in (None, "same-origin", "none"):
-                return PlainTextResponse("refused: a request from another origin\n", status_code=403)
+        if request.method not in SAFE_METHODS and not _same_origin(request):
+            return PlainTextResponse("refused: a request from another origin\n", status_code=403)
         state: UiState = request.app.state.ui
         session = state.sessions.get(request.cookies.get(COOKIE))
         request.state.session = session
@@ -117,7 +113,15 @@ class Guard(BaseHTTPMiddleware):
         return await call_next(request)
 
 
-def _loopback_origin(origin: str) -> bool:
+def _same_origin(request: Request) -> bool:
+    """Whether a write comes from this page: Sec-Fetch-Site where the browser sends it, else Origin
+    (absent for tools such as curl, which no other site can drive; "null" is refused)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
     scheme, _, rest = origin.partition("://")
     return scheme in ("http", "https") and host_is_loopback(rest)
 
@@ -147,6 +151,7 @@ def create_app(ctx: ClientContext, *, actions: Actions | None = None) -> Starlet
             Route("/sent", sent_page),
             Route("/config", config_page),
             Route("/actions/{name}", action, methods=["POST"]),
+            Route("/favicon.ico", lambda request: Response(status_code=204)),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(Guard)],
@@ -177,13 +182,13 @@ def _store(request: Request) -> Store | None:
 async def login(request: Request) -> Response:
     state = _state(request)
     if request.method == "GET":
-        return render(request, "login.html", error=None)
+        return render(request, "login.html", title="Log in", error=None)
     form = await request.form()
     password = form.get("password")
     ok = isinstance(password, str) and await asyncio.to_thread(verify_password, state.password_hash, password)
     if not ok:
         await asyncio.sleep(1.0)  # each wrong guess costs a second
-        return render(request, "login.html", status_code=401, error="wrong password")
+        return render(request, "login.html", title="Log in", status_code=401, error="wrong password")
     state.sessions.drop(request.cookies.get(COOKIE))  # a new id at every login
     sid, _ = state.sessions.create()
     response = RedirectResponse("/", status_code=303)
