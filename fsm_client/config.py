@@ -101,8 +101,42 @@ class AlertsSection(_Section):
     report_cleared: bool = True  # send an alert report when a critical condition clears
 
 
+TransportKind = Literal["smtp", "filedrop", "https"]
+TRANSPORT_KINDS: tuple[str, ...] = ("smtp", "filedrop", "https")
+
+
 class TransportSection(_Section):
-    kind: Literal["smtp", "filedrop"] = "smtp"
+    """How reports leave: one transport, or several tried in order for each report."""
+
+    kind: TransportKind | list[TransportKind] = "smtp"  # e.g. "https", or ["https", "smtp"]
+    # https: the dealer's server (POST <url>/api/v1/envelopes); http:// is refused
+    url: str = ""
+    ca_file: Path | None = None  # https: CA to verify the server with (default: the system's CAs)
+    pin_sha256: list[str] = []  # https: accepted SPKI SHA-256 pins of the server's key (base64)
+    # https: http://[user:password@]host:port of an outbound proxy (default: $HTTPS_PROXY)
+    proxy: Secret = Secret("")
+    timeout: Seconds = 30.0  # https: seconds for connecting and for each read or write
+
+    @property
+    def kinds(self) -> list[str]:
+        """The transports in the order they are tried."""
+        return [self.kind] if isinstance(self.kind, str) else list(self.kind)
+
+    def __post_init__(self) -> None:
+        kinds = self.kinds
+        if not kinds:
+            raise ValueError(f"kind is an empty list: name at least one of {', '.join(TRANSPORT_KINDS)}")
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"kind {kinds} names a transport twice")
+        if "https" in kinds:
+            if not self.url:
+                raise ValueError('kind "https" needs url = "https://SERVER[:PORT]"')
+            from .transports.https import check_url
+
+            try:
+                check_url(self.url, "url")
+            except ConfigError as exc:
+                raise ValueError(f"{exc.message} ({exc.hint})") from None
 
 
 class SmtpSection(_Section):
@@ -183,6 +217,7 @@ __all__ = [
     "CONFIG_ENV",
     "CONFIG_SEARCH",
     "MIN_CHUNK_BYTES",
+    "TRANSPORT_KINDS",
     "AlertsSection",
     "ClientConfig",
     "ClientSection",
@@ -196,6 +231,7 @@ __all__ = [
     "SmtpSection",
     "SnmpSection",
     "Target",
+    "TransportKind",
     "TransportSection",
     "load_config",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,12 +25,13 @@ from fsm_protocol.schema import utcnow
 from .config import ClientConfig
 from .errors import TransportError
 from .store import Store
-from .transports.base import Transport
+from .transports.base import EnvelopeTransport, Transport
 
 log = logging.getLogger("fsm_client.sender")
 
 
 TransportFactory = Callable[[], AbstractAsyncContextManager[Transport]]
+NamedFactory = tuple[str, TransportFactory]
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,11 @@ class DrainResult:
     seqs: list[int] = field(default_factory=list)
 
 
-def make_transport_factory(config: ClientConfig) -> TransportFactory:
-    """The configured transport ([transport] kind), opened fresh for each drain."""
-    kind = config.transport.kind
+def make_transport_factory(config: ClientConfig, kind: str | None = None) -> TransportFactory:
+    """The transport ``kind`` (default: the first of [transport] kind), opened fresh for each drain.
+
+    Settings it needs are checked here, at start-up, not at the first send."""
+    kind = kind or config.transport.kinds[0]
     if kind == "smtp":
         smtp = config.smtp
         if not smtp.to:
@@ -75,6 +78,19 @@ def make_transport_factory(config: ClientConfig) -> TransportFactory:
             )
 
         return smtp_factory
+    if kind == "https":
+        from .transports.https import HttpsTransport, normalise_pin, proxy_for, tls_context
+
+        section = config.transport
+        tls_context(section.ca_file)  # a missing or broken CA file is a start-up error
+        pins = [normalise_pin(p) for p in section.pin_sha256]
+        proxy = proxy_for(section.url, section.proxy.reveal() or None)
+
+        def https_factory() -> AbstractAsyncContextManager[Transport]:
+            return HttpsTransport(section.url, ca_file=section.ca_file, pins=pins, proxy=proxy,
+                                  timeout=section.timeout)
+
+        return https_factory
     directory = config.filedrop.directory
     if directory is None:
         raise ConfigError("[transport] kind = \"filedrop\" needs [filedrop] directory",
@@ -88,14 +104,27 @@ def make_transport_factory(config: ClientConfig) -> TransportFactory:
     return filedrop_factory
 
 
-class Sender:
-    """Sends pending outbox chunks in order through transports made by ``open_transport``."""
+def make_transports(config: ClientConfig) -> list[NamedFactory]:
+    """Every transport of [transport] kind, by name, in the order they are tried."""
+    return [(kind, make_transport_factory(config, kind)) for kind in config.transport.kinds]
 
-    def __init__(self, store: Store, open_transport: TransportFactory, *, mail_from: str,
-                 rcpt_to: Sequence[str], backoff: Backoff | None = None,
+
+class Sender:
+    """Sends pending outbox chunks in order through transports made by ``open_transport``.
+
+    ``open_transport`` is one factory, or several as (name, factory) in the order they are tried:
+    each chunk goes by the first that accepts it, and one that failed is not tried again in the
+    same drain (the next drain tries it first again). The answer recorded names the transport.
+    """
+
+    def __init__(self, store: Store, open_transport: TransportFactory | Sequence[NamedFactory], *,
+                 mail_from: str, rcpt_to: Sequence[str], backoff: Backoff | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
-        self.open_transport = open_transport
+        self.transports: list[NamedFactory] = (
+            [("transport", open_transport)] if callable(open_transport) else list(open_transport))
+        if not self.transports:
+            raise ConfigError("no transport to send reports by", hint="set [transport] kind")
         self.mail_from = mail_from
         self.rcpt_to = list(rcpt_to) or [mail_from]
         self.backoff = backoff or Backoff()
@@ -105,7 +134,7 @@ class Sender:
     def from_config(cls, store: Store, config: ClientConfig, *,
                     open_transport: TransportFactory | None = None,
                     clock: Callable[[], datetime] = utcnow) -> Sender:
-        return cls(store, open_transport or make_transport_factory(config),
+        return cls(store, open_transport or make_transports(config),
                    mail_from=config.smtp.from_addr, rcpt_to=config.smtp.to,
                    backoff=Backoff(config.outbox.retry_initial, config.outbox.retry_max), clock=clock)
 
@@ -127,25 +156,46 @@ class Sender:
         result = DrainResult()
         if not self.store.pending_chunks(limit=1) or (self.wait_seconds() > 0 and not force):
             return result
-        try:
-            async with self.open_transport() as transport:
-                while not stop():
-                    # one chunk at a time: a chunk can be megabytes, and the order is the store's
-                    pending = self.store.pending_chunks(limit=1)
-                    if not pending:
-                        break
-                    chunk = pending[0]
-                    message = build_message(chunk.data, from_addr=self.mail_from,
-                                            to_addr=", ".join(self.rcpt_to), now=self.clock())
-                    answer = await transport.send(message, mail_from=self.mail_from, rcpt_to=self.rcpt_to)
-                    result.sent_chunks += 1
-                    if self.store.mark_chunk_sent(chunk.seq, chunk.chunk_index, at=self.clock(),
-                                                  answer=str(answer)):
-                        result.sent_envelopes += 1
-                        result.seqs.append(chunk.seq)
-        except TransportError as exc:  # the transport translated the library's error: retry later
-            self._failed(result, exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        async with AsyncExitStack() as stack:
+            opened: dict[str, Transport] = {}
+            down: dict[str, str] = {}  # transports that failed in this drain -> their error
+            while not stop():
+                # one chunk at a time: a chunk can be megabytes, and the order is the store's
+                pending = self.store.pending_chunks(limit=1)
+                if not pending:
+                    break
+                chunk = pending[0]
+                answer: str | None = None
+                for name, factory in self.transports:
+                    if name in down:
+                        continue
+                    try:
+                        if name not in opened:
+                            opened[name] = await stack.enter_async_context(factory())
+                        answer = await self._send_one(opened[name], chunk.data)
+                    except TransportError as exc:  # the transport translated the library's error
+                        down[name] = exc.message + (f" ({exc.hint})" if exc.hint else "")
+                        if len(self.transports) > 1:
+                            log.warning("report %d did not go by %s: %s", chunk.seq, name, down[name])
+                        continue
+                    answer = f"{name}: {answer}" if len(self.transports) > 1 else answer
+                    break
+                if answer is None:  # every transport failed: retry later
+                    errors = [f"{n}: {e}" for n, e in down.items()] if len(down) > 1 else list(down.values())
+                    self._failed(result, "; ".join(errors))
+                    break
+                result.sent_chunks += 1
+                if self.store.mark_chunk_sent(chunk.seq, chunk.chunk_index, at=self.clock(), answer=answer):
+                    result.sent_envelopes += 1
+                    result.seqs.append(chunk.seq)
         return result
+
+    async def _send_one(self, transport: Transport, data: bytes) -> str:
+        if isinstance(transport, EnvelopeTransport):
+            return await transport.send_envelope(data)
+        message = build_message(data, from_addr=self.mail_from, to_addr=", ".join(self.rcpt_to),
+                                now=self.clock())
+        return str(await transport.send(message, mail_from=self.mail_from, rcpt_to=self.rcpt_to))
 
     def _failed(self, result: DrainResult, error: str) -> None:
         pending = self.store.pending_chunks(limit=1)
@@ -161,4 +211,5 @@ class Sender:
                     seq, attempts, delay, error)
 
 
-__all__ = ["Backoff", "DrainResult", "Sender", "TransportFactory", "make_transport_factory"]
+__all__ = ["Backoff", "DrainResult", "NamedFactory", "Sender", "TransportFactory", "make_transport_factory",
+           "make_transports"]

@@ -718,6 +718,11 @@ class Store:
         return [OutboxEntry(r[0], r[1], _dt(r[2]), r[3], _dt(r[4]), r[5], _dt(r[6]), r[7], r[8],  # type: ignore[arg-type]
                             r[9] > 0) for r in self._db.execute(sql, params)][::-1]
 
+    def answers(self) -> dict[int, str]:
+        """Per envelope, the answer its last accepted chunk got (a relay's words, a receipt, a file)."""
+        return {r[0]: r[1] for r in self._db.execute(
+            "SELECT seq, answer FROM outbox_chunks WHERE answer IS NOT NULL ORDER BY seq, chunk_index")}
+
     def plaintext(self, seq: int) -> bytes:
         row = self._db.execute("SELECT plaintext FROM outbox WHERE seq = ?", (seq,)).fetchone()
         if row is None:

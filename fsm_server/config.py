@@ -66,6 +66,29 @@ class IngestSection(_Section):
     shutdown_timeout: Annotated[float, _range(0.0, 600.0)] = 10.0
 
 
+class ReceiveSection(_Section):
+    """The HTTPS endpoint clients may post sealed envelopes to (`fsm-server receive`, docs/ingest.md)."""
+
+    host: str = "127.0.0.1"  # address to listen on; "0.0.0.0" or "::" to take posts from other hosts
+    port: Port = 8443
+    cert_file: Path | None = None  # PEM certificate chain served to clients (required)
+    key_file: Path | None = None  # its private key (PEM)
+    # a larger body is answered 413 before it is read
+    max_body_bytes: Bytes = 16 * 1024 * 1024
+    # seconds a body may take to arrive; a slower one is answered 408
+    body_timeout: Seconds = 60.0
+    # posts per second one address may make on average, and how many at once (a token bucket)
+    address_rate: Annotated[float, _range(0.001, 10_000.0)] = 2.0
+    address_burst: Annotated[int, _range(1, 100_000)] = 60
+    # the same for the client an envelope names (a report of many chunks posts many times)
+    client_rate: Annotated[float, _range(0.001, 10_000.0)] = 5.0
+    client_burst: Annotated[int, _range(1, 100_000)] = 200
+    # addresses and clients remembered by the rate limits; the least recently seen are forgotten
+    max_tracked: Annotated[int, _range(100, 10_000_000)] = 100_000
+    # connections served at once; more are answered 503
+    max_connections: Annotated[int, _range(1, 100_000)] = 256
+
+
 class MailboxSection(_Section, kw_only=True):
     """One IMAP account the ingest daemon watches ([[mailboxes]], as many as needed)."""
 
@@ -170,6 +193,7 @@ class ServerConfig(_Section):
     database: DatabaseSection = msgspec.field(default_factory=DatabaseSection)
     ingest: IngestSection = msgspec.field(default_factory=IngestSection)
     mailboxes: list[MailboxSection] = msgspec.field(default_factory=list)
+    receive: ReceiveSection = msgspec.field(default_factory=ReceiveSection)
     reports: ReportsSection = msgspec.field(default_factory=ReportsSection)
     rules: list[RuleSection] = msgspec.field(default_factory=list)
     notify: NotifySection = msgspec.field(default_factory=NotifySection)
@@ -192,6 +216,7 @@ __all__ = [
     "KeysSection",
     "MailboxSection",
     "NotifySection",
+    "ReceiveSection",
     "ReportsSection",
     "RuleKind",
     "RuleSection",

@@ -39,6 +39,7 @@ from .pmd import pmd_group  # noqa: E402 - commands register after the group exi
 from .run import run_command, send_command  # noqa: E402
 from .scan import scan_command  # noqa: E402
 from .status import status_command  # noqa: E402
+from .ui import ui_group  # noqa: E402
 
 main.add_command(scan_command)
 main.add_command(discover_command)
@@ -49,6 +50,7 @@ main.add_command(outbox_group)
 main.add_command(resend_command)
 main.add_command(status_command)
 main.add_command(keys_group)
+main.add_command(ui_group)
 
 from . import pmd_bundle  # noqa: E402, F401 - adds update, rollback, status, bundle, keygen to `pmd`
 

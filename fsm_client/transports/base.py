@@ -32,6 +32,15 @@ class Transport(Protocol):
     ) -> None: ...
 
 
+@runtime_checkable
+class EnvelopeTransport(Transport, Protocol):
+    """A transport that carries the sealed envelope itself, not a mail around it (HTTPS)."""
+
+    async def send_envelope(self, data: bytes) -> str:
+        """Hand over one envelope or chunk; return the receiver's receipt as text."""
+        ...
+
+
 class BaseTransport:
     """Gives a transport its async-context-manager behaviour from `aclose()`."""
 
@@ -50,4 +59,4 @@ class BaseTransport:
         await self.aclose()
 
 
-__all__ = ["BaseTransport", "Transport"]
+__all__ = ["BaseTransport", "EnvelopeTransport", "Transport"]

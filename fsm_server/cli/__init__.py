@@ -42,9 +42,10 @@ from .gaps import gaps_command  # noqa: E402
 from .importcmd import import_command  # noqa: E402
 from .ingest import ingest_command  # noqa: E402
 from .quarantine import quarantine_group  # noqa: E402
+from .receive import receive_command  # noqa: E402
 
 for _command in (clients_group, devices_command, gaps_command, import_command, ingest_command,
-                 quarantine_group):
+                 quarantine_group, receive_command):
     main.add_command(_command)
 
 from .backup import backup_group, restore_command  # noqa: E402

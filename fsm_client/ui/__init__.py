@@ -1,0 +1,1 @@
+"""The client's local web page (`fsm-client ui`): loopback only, behind a password."""
