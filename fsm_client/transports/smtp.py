@@ -15,7 +15,7 @@ import asyncio
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiosmtplib
 
@@ -85,19 +85,21 @@ class SmtpTransport(BaseTransport):
                     if not reused:
                         raise
                     # The relay closed the idle connection we kept (smtpd_timeout): one fresh try.
-                    self._drop()
+                    await self._drop()
                     return await self._send_once(message, mail_from, rcpt_to)
             except (TimeoutError, aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
-                self._drop()
+                await self._drop()
                 raise translate_error(exc, self) from exc
 
     async def aclose(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None and smtp.is_connected:
+            protocol = smtp.protocol
             try:
                 await smtp.quit()
             except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 smtp.close()
+            await _closed(protocol)
 
     async def _send_once(self, message: bytes, mail_from: str, rcpt_to: Sequence[str]) -> str:
         if self._smtp is None or not self._smtp.is_connected:
@@ -137,10 +139,23 @@ class SmtpTransport(BaseTransport):
                 await smtp.login(self.username, password)
         return smtp
 
-    def _drop(self) -> None:
+    async def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
+            protocol = smtp.protocol
             smtp.close()
+            await _closed(protocol)
+
+
+async def _closed(protocol: Any, timeout: float = 1.0) -> None:
+    """Wait (briefly) until a closed connection's socket is really gone: asyncio finishes a close
+    on a later turn of the loop, and a loop that ends first leaves the socket open until
+    garbage collection (a ResourceWarning)."""
+    if protocol is None:
+        return
+    deadline = asyncio.get_running_loop().time() + timeout
+    while protocol.transport is not None and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
 
 
 def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
