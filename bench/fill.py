@@ -153,7 +153,8 @@ def filled(kind: str, devices: int, days: int, *, refill: bool = False, per_clie
 
         name = url.rpartition("/")[2]
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            done = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+            row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            done = row is not None
             if refill or not done:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 conn.execute(f'CREATE DATABASE "{name}"')

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 
-from .. import queries, wiring
+from .. import listings, wiring
 from ..context import ServerContext
 
 
@@ -18,7 +18,7 @@ from ..context import ServerContext
 def devices_command(ctx: ServerContext, client: str | None, as_json: bool) -> None:
     """Devices, most recently seen first."""
     with wiring.open_db(ctx, only_reads=True):
-        rows = queries.devices(client=client)
+        rows = listings.devices(client=client)
     if as_json:
         print_json(rows)
         return

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 
-from .. import queries, wiring
+from .. import listings, wiring
 from ..context import ServerContext
 
 
@@ -18,7 +18,7 @@ from ..context import ServerContext
 def gaps_command(ctx: ServerContext, client: str | None, as_json: bool) -> None:
     """Missing report numbers per client; ask the customer for `fsm-client resend --from N --to M`."""
     with wiring.open_db(ctx, only_reads=True):
-        rows = queries.gaps(client=client)
+        rows = listings.gaps(client=client)
     if as_json:
         print_json([{"client": g.client, "first": g.first, "last": g.last, "count": g.count, "kind": g.kind}
                     for g in rows])

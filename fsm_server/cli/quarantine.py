@@ -10,7 +10,7 @@ from rich.table import Table
 from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
 from fsm_protocol.display import display_text
 
-from .. import queries, wiring
+from .. import listings, wiring
 from ..context import ServerContext
 from ..db.loader import Loader
 
@@ -28,7 +28,7 @@ def quarantine_group() -> None:
 def list_command(ctx: ServerContext, show_all: bool, reason: str | None, as_json: bool) -> None:
     """Quarantined messages, newest first."""
     with wiring.open_db(ctx, only_reads=True):
-        rows = queries.quarantine(status=None if show_all else "held", reason=reason)
+        rows = listings.quarantine(status=None if show_all else "held", reason=reason)
     if as_json:
         print_json(rows)
         return
@@ -47,7 +47,7 @@ def list_command(ctx: ServerContext, show_all: bool, reason: str | None, as_json
 def show_command(ctx: ServerContext, entry_id: int, raw: bool, as_json: bool) -> None:
     """One entry: reason, detail, what to do; --raw for the message itself."""
     with wiring.open_db(ctx, only_reads=True):
-        row, data = queries.quarantine_entry(entry_id)
+        row, data = listings.quarantine_entry(entry_id)
     if raw:
         sys.stdout.buffer.write(data)
         return

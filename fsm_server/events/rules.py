@@ -26,13 +26,14 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from peewee import fn
 
-from .. import queries as core
+from .. import listings
 from ..config import ReportsSection, RuleSection, ServerConfig
 from ..db.connect import translated
 from ..db.models import AlertValue, CounterValue, Reading, SupplyValue
 from ..errors import NotifyError
-from ..reports import queries as rq
-from ..reports.queries import DeviceInfo, Scope
+from ..reports.health import ClientHealth, client_health, silent_devices
+from ..reports.scope import DeviceInfo, Scope, chunks, devices_in_scope
+from ..reports.supplies import supplies
 
 #: Rule kinds evaluated right after a report is loaded (cheap, and what a new report can change);
 #: every kind is evaluated on the timer.
@@ -97,7 +98,7 @@ def _name(d: DeviceInfo) -> str:
 def latest_readings(device_ids: Iterable[int]) -> dict[int, tuple[int, datetime]]:
     """Per device, its newest answered reading: (reading id, observed_at)."""
     out: dict[int, tuple[int, datetime]] = {}
-    for part in rq.chunks(device_ids):
+    for part in chunks(device_ids):
         newest = (Reading.select(Reading.device, fn.MAX(Reading.observed_at).alias("at"))
                   .where(Reading.device.in_(part), Reading.reachability != "unreachable")
                   .group_by(Reading.device))
@@ -115,7 +116,7 @@ def _alerts(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict[int, t
             ) -> list[Condition]:
     by_reading = {rid: dev for dev, (rid, _) in latest.items()}
     found: dict[int, dict[str, tuple[str, str]]] = {}
-    for part in rq.chunks(by_reading):
+    for part in chunks(by_reading):
         for r in Reading.select(Reading.id, Reading.conditions).where(Reading.id.in_(part)):
             for c in r.conditions or []:
                 found.setdefault(by_reading[r.id], {})[c] = ("condition", c.replace("_", " "))
@@ -142,7 +143,7 @@ def _supply_levels(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict
                    ) -> list[Condition]:
     by_reading = {rid: dev for dev, (rid, _) in latest.items()}
     out = []
-    for part in rq.chunks(by_reading):
+    for part in chunks(by_reading):
         q = SupplyValue.select().where(SupplyValue.reading.in_(part), SupplyValue.percent.is_null(False))
         for s in q:
             if rule.supply_kinds and s.kind not in rule.supply_kinds:
@@ -162,7 +163,7 @@ def _supply_levels(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict
 
 def _supply_days(rule: RuleSection, scope: Scope, settings: ReportsSection) -> list[Condition]:
     out = []
-    for row in rq.supplies(scope, settings).rows:
+    for row in supplies(scope, settings).rows:
         f = row.forecast
         if f.days_remaining is None or f.days_remaining >= (rule.below or 0):
             continue
@@ -184,7 +185,7 @@ def _client_in_scope(rule: RuleSection, customers: set[str]) -> bool:
 
 
 def _client_rules(rule: RuleSection, scope: Scope, cfg: ReportsSection, infos: dict[int, DeviceInfo],
-                  clients: list[rq.ClientHealth]) -> list[Condition]:
+                  clients: list[ClientHealth]) -> list[Condition]:
     """silent_client, silent_device and sequence_gap conditions."""
     customers_of: dict[str, set[str]] = {}
     for d in infos.values():
@@ -203,7 +204,7 @@ def _client_rules(rule: RuleSection, scope: Scope, cfg: ReportsSection, infos: d
                            f"(grace {cfg.silence_grace_hours:g} h)."))
     elif rule.when == "silent_device":
         scoped = {i: d for i, d in infos.items() if _in_scope(rule, d.customer)}
-        for s in rq.silent_devices(scope, cfg, scoped, clients):
+        for s in silent_devices(scope, cfg, scoped, clients):
             d = s.device
             out.append(Condition(
                 rule=rule.name, key=f"device:{d.id}:silent", subject=f"{_name(d)} is silent",
@@ -211,7 +212,7 @@ def _client_rules(rule: RuleSection, scope: Scope, cfg: ReportsSection, infos: d
                 detail=f"{d.label} was last read {s.last_seen:%Y-%m-%d %H:%M} UTC, "
                        f"{s.silent_hours:.1f} h ago (expected every {s.expected_hours:g} h)."))
     else:
-        for g in core.gaps():
+        for g in listings.gaps():
             if _client_in_scope(rule, customers_of.get(g.client, set())):
                 out.append(Condition(
                     rule=rule.name, key=f"client:{g.client}:gap:{g.first}-{g.last}",
@@ -225,7 +226,7 @@ def _client_rules(rule: RuleSection, scope: Scope, cfg: ReportsSection, infos: d
 def _anomalies(rule: RuleSection, scoped: dict[int, DeviceInfo], now: datetime) -> list[Condition]:
     since = now - timedelta(hours=rule.lookback_hours)
     out = []
-    for part in rq.chunks(scoped):
+    for part in chunks(scoped):
         q = CounterValue.select().where(CounterValue.device.in_(part), CounterValue.flag.is_null(False),
                                         CounterValue.observed_at >= since)
         for c in q:
@@ -271,9 +272,9 @@ def active(rules: list[RuleSection], *, now: datetime | None = None, settings: R
     out: list[Condition] = []
     scope = Scope(start=now - timedelta(days=cfg.recent_days), end=now, now=now)
     with translated("cannot evaluate the notification rules"):
-        infos = rq.devices_in_scope(None)
+        infos = devices_in_scope(None)
         latest = latest_readings(infos) if any(r.when in ("alert", "supply_level") for r in wanted) else {}
-        clients: list[rq.ClientHealth] | None = None
+        clients: list[ClientHealth] | None = None
         for rule in wanted:
             scoped = {i: d for i, d in infos.items() if _in_scope(rule, d.customer)}
             if rule.when == "alert":
@@ -288,7 +289,7 @@ def active(rules: list[RuleSection], *, now: datetime | None = None, settings: R
                 out += _backups(rule, now)
             else:
                 if clients is None:
-                    clients = rq.client_health(scope, cfg, infos)
+                    clients = client_health(scope, cfg, infos)
                 out += _client_rules(rule, scope, cfg, infos, clients)
     return out
 

@@ -22,24 +22,15 @@ from fsm_protocol.vocabulary import COUNTERS, is_counter_name
 
 from ..config import ReportsSection
 from ..errors import ReportError
+from .alerts import AlertEpisode, Alerts, alerts
 from .csv import render_csv
 from .forecast import Forecast, Replacement, forecast, replacements
+from .health import Health, health
 from .html import render_html
+from .inventory import Inventory, inventory
 from .meters import MeterRow, Meters, meters, previous_month
-from .queries import (
-    AlertEpisode,
-    Alerts,
-    Health,
-    Inventory,
-    Scope,
-    Supplies,
-    alerts,
-    health,
-    inventory,
-    lowest_supplies,
-    supplies,
-    supply_rank,
-)
+from .scope import Scope
+from .supplies import Supplies, lowest_supplies, supplies, supply_rank
 
 Kind = Literal["inventory", "meters", "supplies", "alerts", "health"]
 KINDS: tuple[str, ...] = ("inventory", "meters", "supplies", "alerts", "health")

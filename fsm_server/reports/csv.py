@@ -17,8 +17,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from .alerts import Alerts
+from .health import Health
+from .inventory import Inventory
 from .meters import Meters
-from .queries import Alerts, DeviceInfo, Health, Inventory, Supplies
+from .scope import DeviceInfo
+from .supplies import Supplies
 
 DEVICE_COLUMNS = ("customer", "site", "client", "manufacturer", "model", "serial", "ip")
 

@@ -25,8 +25,12 @@ from pygal.style import Style
 
 from fsm_protocol.display import CELL_CHARS, display_text, shorten
 
+from .alerts import Alerts
+from .health import Health
+from .inventory import Inventory
 from .meters import Meters
-from .queries import Alerts, DeviceInfo, Health, Inventory, Supplies
+from .scope import DeviceInfo
+from .supplies import Supplies
 
 # pygal puts a legacy import hook (for its optional pygal.maps plugins) on sys.meta_path that has
 # no find_spec(), so every later failed import in the process raises an ImportWarning. fsm uses no

@@ -31,7 +31,7 @@ from ..config import ReportsSection
 from ..db.connect import translated
 from ..db.loader import CounterPolicy
 from ..db.models import CounterValue, Device
-from .queries import DeviceInfo, Scope, chunks, device_sort_key, devices_in_scope
+from .scope import DeviceInfo, Scope, chunks, device_sort_key, devices_in_scope
 
 _WRAP = 2**32
 

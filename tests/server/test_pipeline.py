@@ -18,7 +18,7 @@ from fsm_devtools.corpus import (
     seal,
     seal_plain,
 )
-from fsm_server import queries
+from fsm_server import listings
 from fsm_server.db.connect import Database, DuplicateKey
 from fsm_server.db.models import (
     CounterValue,
@@ -241,7 +241,7 @@ def test_gaps_list_missing_sequence_ranges(pipeline: Pipeline, client_kit: Clien
                                            server_kit: ServerKit) -> None:
     for seq in (1, 2, 5, 9):
         assert pipeline.process(report_mail(client_kit, server_kit, seq, devices=1)).outcome == "loaded"
-    gaps = queries.gaps()
+    gaps = listings.gaps()
     assert [(g.client, g.first, g.last) for g in gaps] == [("acme-hq", 3, 4), ("acme-hq", 6, 8)]
 
 

@@ -16,7 +16,7 @@ from reports_fleet import Feeder, reading
 
 from fsm_devtools.corpus import ClientKit, ServerKit, another_customers_serial, make_client
 from fsm_devtools.peers.mailstack import MailStack
-from fsm_server import queries, reports
+from fsm_server import listings, reports
 from fsm_server.daemon import IngestDaemon
 from fsm_server.db import migrations
 from fsm_server.db.connect import Database
@@ -81,7 +81,7 @@ def test_another_customers_serial_makes_a_device_of_its_own_and_changes_nothing_
     clients = [r.envelope.client.name for r in Reading.select().where(Reading.device == mine)]
     assert clients == ["acme-hq"] * 3
     assert Reading.select().where(Reading.device == theirs).count() == 2
-    listed = {(d.customer, d.client) for d in queries.devices() if d.serial == "VICTIM1"}
+    listed = {(d.customer, d.client) for d in listings.devices() if d.serial == "VICTIM1"}
     assert listed == {("ACME", "acme-hq"), ("Globex", "globex-1")}  # `fsm-server devices` tells them apart
 
     [row] = [r for r in acme_meters().rows if r.counter == "total"]
