@@ -29,7 +29,7 @@ from .alerts import Alerts
 from .health import Health
 from .inventory import Inventory
 from .meters import Meters
-from .scope import DeviceInfo
+from .scope import MAX_CHARTS, DeviceInfo
 from .supplies import Supplies
 
 # pygal puts a legacy import hook (for its optional pygal.maps plugins) on sys.meta_path that has
@@ -38,8 +38,6 @@ from .supplies import Supplies
 sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
 
 TEMPLATES = Path(__file__).with_name("templates")
-#: Charts per report at most: a fleet of thousands gets its tables, not thousands of charts.
-MAX_CHARTS = 60
 
 _COLORS = {"black": "#222222", "cyan": "#00a0c8", "magenta": "#d0208a", "yellow": "#e0b800"}
 _STYLE = Style(background="white", plot_background="white", foreground="#333", foreground_strong="#111",

@@ -21,17 +21,25 @@ Rules (docs/reports.md, "Meters"):
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import msgspec
-from peewee import fn
 
 from ..config import ReportsSection
-from ..db.connect import translated
+from ..db import sql
+from ..db.connect import Database, translated
 from ..db.loader import CounterPolicy
-from ..db.models import CounterValue, Device
-from .scope import DeviceInfo, Scope, chunks, device_sort_key, devices_in_scope
+from .scope import (
+    MAX_CHARTS,
+    DeviceInfo,
+    Scope,
+    bound_database,
+    chunks,
+    device_facts,
+    sorted_devices,
+)
 
 _WRAP = 2**32
 
@@ -76,82 +84,133 @@ def step(previous: int, value: int, flag: str | None) -> int:
     return value - previous
 
 
-def meters(scope: Scope, settings: ReportsSection | None = None, *, policy: CounterPolicy | None = None,
-           with_history: bool = False) -> Meters:
-    """Start/end meters and usage of every counter of every device in scope over the period."""
+#: The newest read at or before the period start of each counter of a chunk of devices: two index
+#: seeks per (device, counter) (the moment, then the first row at that moment), driven by
+#: counter_latest, which holds one row per counter a device ever reported.
+ANCHORS_SQL = """
+SELECT a.device_id, a.name, a.observed_at, a.value, a.flag, a.id
+FROM (SELECT cl.device_id AS device_id, cl.name AS name,
+             (SELECT MIN(b.id) FROM counter_value b
+              WHERE b.device_id = cl.device_id AND b.name = cl.name AND b.observed_at = (
+                  SELECT MAX(c.observed_at) FROM counter_value c
+                  WHERE c.device_id = cl.device_id AND c.name = cl.name AND c.observed_at <= ?)) AS id
+      FROM counter_latest cl WHERE {devices}) x
+JOIN counter_value a ON a.id = x.id
+"""
+
+#: Every read in the period of each counter of a chunk of devices, grouped by (device, counter) in
+#: the order of counter_latest's key: one range seek of the (device, counter, time) index per
+#: counter, no sort of the period's rows (each counter's few reads are put in time order in Python).
+#: CROSS JOIN makes SQLite drive from counter_latest; PostgreSQL plans it as an inner join.
+READS_SQL = """
+SELECT cv.device_id, cv.name, cv.observed_at, cv.value, cv.flag, cv.id
+FROM counter_latest cl CROSS JOIN counter_value cv
+WHERE {devices} AND cv.device_id = cl.device_id AND cv.name = cl.name
+      AND cv.observed_at > ? AND cv.observed_at < ?
+ORDER BY cl.device_id, cl.name
+"""
+
+#: How many devices one pair of queries covers (what a streamed report holds at once).
+CHUNK = 500
+
+
+class _Read(NamedTuple):
+    observed_at: datetime
+    value: int
+    flag: str | None
+    id: int
+
+
+def anchors_query(db: Database, device_ids: Sequence[int], start: datetime) -> tuple[str, list[object]]:
+    where, params = sql.in_list(db, "cl.device_id", device_ids)
+    return ANCHORS_SQL.format(devices=where), [sql.ts(db, start), *params]
+
+
+def reads_query(db: Database, device_ids: Sequence[int], start: datetime,
+                end: datetime) -> tuple[str, list[object]]:
+    where, params = sql.in_list(db, "cl.device_id", device_ids)
+    return READS_SQL.format(devices=where), [*params, sql.ts(db, start), sql.ts(db, end)]
+
+
+def meter_rows(db: Database, scope: Scope, settings: ReportsSection | None = None, *,
+               policy: CounterPolicy | None = None,
+               history: dict[int, list[tuple[datetime, int]]] | None = None) -> Iterator[MeterRow]:
+    """The meters report's rows in report order, as they are computed: ``CHUNK`` devices at a time,
+    each chunk two queries. With ``history``, the series of the first ``MAX_CHARTS`` devices are
+    put there for the charts."""
     cfg = settings or ReportsSection()
     policy = policy or CounterPolicy()
     removed_after = timedelta(hours=cfg.expected_report_hours + cfg.silence_grace_hours)
     with translated("cannot build the meters report"):
-        infos = devices_in_scope(scope.customer)
-        series: dict[tuple[int, str], list[CounterValue]] = defaultdict(list)
-        strong: dict[int, bool] = {}
-        first_seen: dict[int, datetime] = {}
-        for part in chunks(infos):
-            for d in Device.select(Device.id, Device.identity, Device.first_seen).where(Device.id.in_(part)):
-                strong[d.id] = d.identity.startswith("sn:")
-                first_seen[d.id] = d.first_seen
-            # The newest read at or before the start, per (device, counter) ...
-            before = (CounterValue.select(CounterValue.device, CounterValue.name,
-                                          fn.MAX(CounterValue.observed_at).alias("at"))
-                      .where(CounterValue.device.in_(part), CounterValue.observed_at <= scope.start)
-                      .group_by(CounterValue.device, CounterValue.name))
-            anchors = {(r.device_id, r.name): r.at for r in before}
-            for at_part in chunks(sorted(set(anchors.values()))):
-                q = (CounterValue.select()
-                     .where(CounterValue.device.in_(part), CounterValue.observed_at.in_(at_part))
-                     .order_by(CounterValue.observed_at, CounterValue.id))
-                for c in q:
-                    if anchors.get((c.device_id, c.name)) == c.observed_at:
-                        series[(c.device_id, c.name)].append(c)
-            # ... and every read in the period.
-            q = (CounterValue.select()
-                 .where(CounterValue.device.in_(part), CounterValue.observed_at > scope.start,
-                        CounterValue.observed_at < scope.end)
-                 .order_by(CounterValue.observed_at, CounterValue.id))
-            for c in q:
-                series[(c.device_id, c.name)].append(c)
-    rows: list[MeterRow] = []
-    history: dict[int, list[tuple[datetime, int]]] = {}
-    for (dev, name), reads in series.items():
-        if cfg.only_mapped_meters and name not in cfg.meter_names:
-            continue
-        reads = _dedupe(reads)
-        if reads[-1].observed_at <= scope.start:
-            continue  # not read during the period: gone before it began
-        flags: list[str] = []
-        if reads[0].observed_at > scope.start and first_seen[dev] > scope.start:
-            flags.append("added")
-        if min(scope.end, scope.now) - reads[-1].observed_at > removed_after:
-            flags.append("removed")
-        usage = 0
-        for prev, cur in itertools.pairwise(reads):
-            flag = cur.flag
-            if flag is None and cur.value < prev.value:
-                flag = policy.flag(prev.value, cur.value, cur.observed_at - prev.observed_at,
-                                   strong_identity=strong[dev])
-            usage += step(prev.value, cur.value, flag)
-            if flag and flag not in flags:
-                flags.append(flag)
-        rows.append(MeterRow(device=infos[dev], counter=name, meter=cfg.meter_names.get(name, name),
-                             start_at=reads[0].observed_at, start_value=reads[0].value,
-                             end_at=reads[-1].observed_at, end_value=reads[-1].value, usage=usage,
-                             reads=len(reads), flags=flags))
-        if with_history and (name == "total" or dev not in history):
-            history[dev] = [(r.observed_at, r.value) for r in reads]
-    rows.sort(key=lambda r: (device_sort_key(r.device), r.device.id, r.counter))
+        infos = sorted_devices(scope.customer)
+        strong, first_seen = device_facts(db, [d.id for d in infos])
+    for part in chunks(infos, CHUNK):
+        ids = [d.id for d in part]
+        with translated("cannot build the meters report"):
+            q, params = anchors_query(db, ids, scope.start)
+            anchors = {(dev, name): _Read(sql.utc(at), value, flag, rid)
+                       for dev, name, at, value, flag, rid in sql.rows(db, q, params)}
+            q, params = reads_query(db, ids, scope.start, scope.end)
+            found: dict[int, list[MeterRow]] = {}
+            by_id = {d.id: d for d in part}
+            for (dev, name), group in itertools.groupby(sql.rows(db, q, params), key=lambda r: (r[0], r[1])):
+                if cfg.only_mapped_meters and name not in cfg.meter_names:
+                    continue
+                reads = _dedupe(anchors.get((dev, name)),
+                                sorted(_Read(sql.utc(r[2]), r[3], r[4], r[5]) for r in group))
+                row = _meter_row(by_id[dev], name, reads, cfg, policy, scope, removed_after,
+                                 strong=strong[dev], first_seen=first_seen[dev])
+                found.setdefault(dev, []).append(row)
+                if history is not None and (name == "total" or dev not in history) and (
+                        dev in history or len(history) < MAX_CHARTS):
+                    history[dev] = [(r.observed_at, r.value) for r in reads]
+        for d in part:
+            yield from sorted(found.get(d.id, ()), key=lambda r: r.counter)
+
+
+def meters(scope: Scope, settings: ReportsSection | None = None, *, policy: CounterPolicy | None = None,
+           with_history: bool = False, db: Database | None = None) -> Meters:
+    """Start/end meters and usage of every counter of every device in scope over the period."""
+    history: dict[int, list[tuple[datetime, int]]] | None = {} if with_history else None
+    rows = list(meter_rows(db or bound_database(), scope, settings, policy=policy, history=history))
     return Meters(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
-                  rows=rows, history=history)
+                  rows=rows, history=history or {})
 
 
-def _dedupe(reads: list[CounterValue]) -> list[CounterValue]:
-    """One read per moment (an alert report may carry the same observation as a periodic one)."""
-    out: list[CounterValue] = []
+def _meter_row(info: DeviceInfo, name: str, reads: list[_Read], cfg: ReportsSection, policy: CounterPolicy,
+               scope: Scope, removed_after: timedelta, *, strong: bool, first_seen: datetime) -> MeterRow:
+    flags: list[str] = []
+    if reads[0].observed_at > scope.start and first_seen > scope.start:
+        flags.append("added")
+    if min(scope.end, scope.now) - reads[-1].observed_at > removed_after:
+        flags.append("removed")
+    usage = 0
+    for prev, cur in itertools.pairwise(reads):
+        flag = cur.flag
+        if flag is None and cur.value < prev.value:
+            flag = policy.flag(prev.value, cur.value, cur.observed_at - prev.observed_at,
+                               strong_identity=strong)
+        usage += step(prev.value, cur.value, flag)
+        if flag and flag not in flags:
+            flags.append(flag)
+    return MeterRow(device=info, counter=name, meter=cfg.meter_names.get(name, name),
+                    start_at=reads[0].observed_at, start_value=reads[0].value,
+                    end_at=reads[-1].observed_at, end_value=reads[-1].value, usage=usage,
+                    reads=len(reads), flags=flags)
+
+
+def _dedupe(anchor: _Read | None, reads: Iterable[_Read]) -> list[_Read]:
+    """The anchor then the period's reads, one per moment: the first stored (an alert report may
+    carry the same observation as a periodic one)."""
+    out: list[_Read] = [] if anchor is None else [anchor]
     for r in reads:
         if out and out[-1].observed_at == r.observed_at:
+            if r.id < out[-1].id:
+                out[-1] = r
             continue
         out.append(r)
     return out
 
 
-__all__ = ["MeterRow", "Meters", "meters", "previous_month", "step"]
+__all__ = ["ANCHORS_SQL", "CHUNK", "READS_SQL", "MeterRow", "Meters", "anchors_query", "meter_rows", "meters",
+           "previous_month", "reads_query", "step"]

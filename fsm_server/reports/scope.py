@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import msgspec
-from peewee import JOIN
+from peewee import JOIN, PostgresqlDatabase
 
 from fsm_protocol.display import device_name
 
+from ..db import sql
+from ..db.connect import Database
 from ..db.models import Client, Customer, Device, Site
 
 T = TypeVar("T")
+#: Charts per report at most: a fleet of thousands gets its tables, not thousands of charts (the
+#: reports keep the history of that many devices only).
+MAX_CHARTS = 60
 NO_CUSTOMER = ""  # devices of reports that named no customer
 
 
@@ -70,6 +75,30 @@ def devices_in_scope(customer: str | None) -> dict[int, DeviceInfo]:
                              serial=r.serial, ip=r.ip, location=r.location) for r in q.objects()}
 
 
+def sorted_devices(customer: str | None) -> list[DeviceInfo]:
+    """The devices in scope in report order (``device_sort_key``, then id)."""
+    return sorted(devices_in_scope(customer).values(), key=lambda d: (device_sort_key(d), d.id))
+
+
+def device_facts(db: Database, device_ids: Sequence[int]) -> tuple[dict[int, bool], dict[int, datetime]]:
+    """Per device, whether its identity is strong (a serial) and when it was first seen."""
+    strong: dict[int, bool] = {}
+    first_seen: dict[int, datetime] = {}
+    for part in chunks(device_ids, 1000):
+        where, params = sql.in_list(db, "id", part)
+        for dev, identity, first in sql.rows(db, f"SELECT id, identity, first_seen FROM device WHERE {where}",
+                                             params):
+            strong[dev] = identity.startswith("sn:")
+            first_seen[dev] = sql.utc(first)
+    return strong, first_seen
+
+
+def bound_database() -> Database:
+    """The database the models are bound to (``open_database`` binds them), for the SQL of reports."""
+    pw = Device._meta.database
+    return Database(pw, "postgresql" if isinstance(pw, PostgresqlDatabase) else "sqlite", "")
+
+
 def chunks(items: Iterable[T], size: int = 500) -> Iterable[list[T]]:
     """``items`` in lists of ``size`` (IN lists stay under the databases' parameter limits)."""
     listed = list(items)
@@ -82,4 +111,5 @@ def device_sort_key(d: DeviceInfo) -> tuple[str, str, str, str]:
 
 
 
-__all__ = ["NO_CUSTOMER", "DeviceInfo", "Scope", "chunks", "device_sort_key", "devices_in_scope"]
+__all__ = ["MAX_CHARTS", "NO_CUSTOMER", "DeviceInfo", "Scope", "bound_database", "chunks", "device_facts",
+           "device_sort_key", "devices_in_scope", "sorted_devices"]

@@ -1,0 +1,63 @@
+"""Hand-written SQL on either database, rows as plain tuples: what reports and state use for bulk rows.
+
+peewee model objects cost 4-7x the query itself per row; report queries that read a period's
+readings go through here instead: parameters in the database's own style, times in the form the
+columns store, rows fetched in batches, times back as aware UTC datetimes.
+
+>>> import tempfile, pathlib
+>>> from fsm_server.db.connect import open_database
+>>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
+>>> sql, params = in_list(db, "id", [3, 1])
+>>> list(rows(db, f"SELECT 1 WHERE 1 NOT IN (SELECT id FROM device WHERE {sql})", params))
+[(1,)]
+>>> db.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from .connect import Database
+
+#: Rows fetched from the driver at a time (what a streamed report holds of a query at once).
+FETCH = 2000
+
+
+def ts(db: Database, when: datetime) -> object:
+    """``when`` as the timestamp columns store it: naive UTC (SQLite: ISO text, as peewee writes it)."""
+    naive = when.astimezone(UTC).replace(tzinfo=None)
+    return naive.isoformat(" ") if db.kind == "sqlite" else naive
+
+
+def utc(value: Any) -> datetime:
+    """A timestamp column's value as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def in_list(db: Database, column: str, values: Sequence[object]) -> tuple[str, list[object]]:
+    """``column IN (...)`` for SQLite, ``column = ANY(%s)`` (one array parameter) for PostgreSQL."""
+    if db.kind == "postgresql":
+        return f"{column} = ANY({db.peewee.param})", [list(values)]
+    return f"{column} IN ({', '.join([db.peewee.param] * len(values))})", list(values)
+
+
+def rows(db: Database, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql`` as tuples, fetched ``FETCH`` at a time. ``?`` marks a parameter on both
+    databases (it becomes ``%s`` for PostgreSQL; the queries here hold no literal ``?``)."""
+    cursor = db.peewee.execute_sql(sql.replace("?", db.peewee.param), list(params))
+    while batch := cursor.fetchmany(FETCH):
+        yield from batch
+
+
+def explain(db: Database, sql: str, params: Sequence[object] = ()) -> list[str]:
+    """The database's plan of ``sql``: SQLite's EXPLAIN QUERY PLAN details, PostgreSQL's EXPLAIN lines."""
+    if db.kind == "sqlite":
+        return [str(r[3]) for r in rows(db, "EXPLAIN QUERY PLAN " + sql, params)]
+    return [str(r[0]) for r in rows(db, "EXPLAIN " + sql, params)]
+
+
+__all__ = ["FETCH", "explain", "in_list", "rows", "ts", "utc"]
