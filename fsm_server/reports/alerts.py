@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
 
-from ..db.connect import translated
-from ..db.models import AlertValue, Reading
-from .scope import DeviceInfo, Scope, chunks, device_sort_key, devices_in_scope
+from ..db import sql
+from ..db.connect import Database, translated
+from .scope import DeviceInfo, Scope, bound_database, chunks, device_sort_key, devices_in_scope
 
 
 class AlertEpisode(msgspec.Struct, kw_only=True):
@@ -35,64 +35,88 @@ class Alerts(msgspec.Struct, kw_only=True, tag="alerts", tag_field="kind"):
     recent: list[AlertEpisode]  # closed within the period
 
 
-
 #: How far before the period alerts are read, so an episode that began earlier gets its real start.
 ALERT_LOOKBACK = timedelta(days=90)
 
 
-def alert_readings(device_ids: Iterable[int], *, since: datetime, until: datetime
-                   ) -> dict[int, list[tuple[datetime, dict[str, tuple[str, str, str]]]]]:
-    """Per device, its readings in time order, each with {code: (severity, description, source)}."""
-    by_reading: dict[int, dict[str, tuple[str, str, str]]] = defaultdict(dict)
-    readings: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
-    for part in chunks(device_ids):
-        q = (Reading.select(Reading.id, Reading.device, Reading.observed_at, Reading.conditions,
-                            Reading.reachability)
-             .where(Reading.device.in_(part), Reading.observed_at >= since, Reading.observed_at < until)
-             .order_by(Reading.observed_at, Reading.id))
-        ids = []
-        for r in q:
-            if r.reachability == "unreachable":
-                continue  # says nothing about the device's conditions
-            readings[r.device_id].append((r.id, r.observed_at))
-            ids.append(r.id)
-            for c in r.conditions or []:
-                by_reading[r.id][c] = ("condition", c.replace("_", " "), "condition")
-        for ids_part in chunks(ids):
-            for a in AlertValue.select().where(AlertValue.reading.in_(ids_part)):
-                by_reading[a.reading_id][a.code] = (a.severity, a.description or a.code.replace("_", " "),
-                                                    "alert")
-    return {dev: [(at, by_reading.get(rid, {})) for rid, at in rows] for dev, rows in readings.items()}
+#: Every reading of a chunk of devices in a time range with its alerts, device by device: one range
+#: seek of the reading (device, time) index per device, its alerts by the reading's id (a reading
+#: without alerts comes once with NULLs). Each device's rows are put in time order in Python.
+READINGS_SQL = """
+SELECT r.device_id, r.observed_at, r.id, r.reachability, r.conditions, a.id, a.code, a.severity,
+       a.description
+FROM reading r LEFT JOIN alert_value a ON a.reading_id = r.id
+WHERE {devices} AND r.observed_at >= ? AND r.observed_at < ?
+ORDER BY r.device_id
+"""
+
+CHUNK = 500
+
+#: {code: (severity, description, source)} of one reading
+Codes = dict[str, tuple[str, str, str]]
 
 
-def alerts(scope: Scope) -> Alerts:
+def readings_query(db: Database, device_ids: Sequence[int], since: datetime,
+                   until: datetime) -> tuple[str, list[object]]:
+    where, params = sql.in_list(db, "r.device_id", device_ids)
+    return READINGS_SQL.format(devices=where), [*params, sql.ts(db, since), sql.ts(db, until)]
+
+
+def alert_readings(db: Database, device_ids: Iterable[int], *, since: datetime,
+                   until: datetime) -> Iterator[tuple[int, list[tuple[datetime, Codes]]]]:
+    """Per device (in id order), its reachable readings in time order, each with its codes."""
+    for part in chunks(sorted(device_ids), CHUNK):
+        q, params = readings_query(db, part, since, until)
+        for dev, group in itertools.groupby(sql.rows(db, q, params), key=lambda r: r[0]):
+            readings: dict[int, tuple[datetime, Codes]] = {}
+            for _, at, rid, reachability, conditions, _, code, severity, description in sorted(
+                    group, key=lambda r: (r[2], r[5] or 0)):
+                if reachability == "unreachable":
+                    continue  # says nothing about the device's conditions
+                if rid not in readings:
+                    codes: Codes = {}
+                    for c in msgspec.json.decode(conditions) if conditions else []:
+                        codes[c] = ("condition", c.replace("_", " "), "condition")
+                    readings[rid] = (sql.utc(at), codes)
+                if code is not None:
+                    readings[rid][1][code] = (severity, description or code.replace("_", " "), "alert")
+            yield dev, [readings[rid] for rid in sorted(readings, key=lambda i: (readings[i][0], i))]
+
+
+def alerts(scope: Scope, *, db: Database | None = None) -> Alerts:
     """Open alerts (in each device's newest reading) and alerts closed within the period."""
-    with translated("cannot build the alerts report"):
-        infos = devices_in_scope(scope.customer)
-        history = alert_readings(infos, since=scope.start - ALERT_LOOKBACK, until=scope.end)
+    db = db or bound_database()
     opened: list[AlertEpisode] = []
     closed: list[AlertEpisode] = []
-    for dev, rows in history.items():
-        running: dict[str, tuple[datetime, tuple[str, str, str]]] = {}
-        for at, codes in rows:
-            for code in list(running):
-                if code not in codes:
-                    began, (sev, desc, src) = running.pop(code)
-                    if at >= scope.start:
-                        closed.append(AlertEpisode(device=infos[dev], code=code, severity=sev,
-                                                   description=desc, source=src, start=began, end=at,
-                                                   duration_seconds=(at - began).total_seconds()))
-            for code, what in codes.items():
-                running.setdefault(code, (at, what))
-        for code, (began, (sev, desc, src)) in running.items():
-            opened.append(AlertEpisode(device=infos[dev], code=code, severity=sev, description=desc,
-                                       source=src, start=began, end=None,
-                                       duration_seconds=(scope.end - began).total_seconds()))
+    with translated("cannot build the alerts report"):
+        infos = devices_in_scope(scope.customer)
+        for dev, rows in alert_readings(db, infos, since=scope.start - ALERT_LOOKBACK, until=scope.end):
+            _episodes(infos[dev], rows, scope, opened, closed)
     opened.sort(key=lambda e: (e.start, device_sort_key(e.device), e.code))
     closed.sort(key=lambda e: (e.end or e.start), reverse=True)
     return Alerts(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
                   open=opened, recent=closed)
 
 
+def _episodes(info: DeviceInfo, rows: list[tuple[datetime, Codes]], scope: Scope, opened: list[AlertEpisode],
+              closed: list[AlertEpisode]) -> None:
+    """One device's episodes: each code from the first reading showing it to the first not showing it."""
+    running: dict[str, tuple[datetime, tuple[str, str, str]]] = {}
+    for at, codes in rows:
+        for code in list(running):
+            if code not in codes:
+                began, (sev, desc, src) = running.pop(code)
+                if at >= scope.start:
+                    closed.append(AlertEpisode(device=info, code=code, severity=sev, description=desc,
+                                               source=src, start=began, end=at,
+                                               duration_seconds=(at - began).total_seconds()))
+        for code, what in codes.items():
+            running.setdefault(code, (at, what))
+    for code, (began, (sev, desc, src)) in running.items():
+        opened.append(AlertEpisode(device=info, code=code, severity=sev, description=desc, source=src,
+                                   start=began, end=None,
+                                   duration_seconds=(scope.end - began).total_seconds()))
 
-__all__ = ["ALERT_LOOKBACK", "AlertEpisode", "Alerts", "alert_readings", "alerts"]
+
+__all__ = ["ALERT_LOOKBACK", "CHUNK", "READINGS_SQL", "AlertEpisode", "Alerts", "Codes", "alert_readings",
+           "alerts", "readings_query"]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import msgspec
 
 from ..config import ReportsSection
-from ..db.connect import translated
-from ..db.models import Reading, SupplyValue
+from ..db import sql
+from ..db.connect import Database, translated
 from .forecast import Forecast, Replacement, forecast
-from .scope import DeviceInfo, Scope, chunks, device_sort_key, devices_in_scope
+from .scope import MAX_CHARTS, DeviceInfo, Scope, bound_database, chunks, device_sort_key, devices_in_scope
 
 
 class SupplyRow(msgspec.Struct, kw_only=True):
@@ -40,51 +41,122 @@ class Supplies(msgspec.Struct, kw_only=True, tag="supplies", tag_field="kind"):
 
 
 
-def _supply_key(s: SupplyValue) -> tuple[str, str, str]:
-    where = str(s.index) if s.index is not None else s.description
-    return (s.kind, s.color or "", where)
+#: Every supply level of a chunk of devices from ``since`` on, device by device: one range seek of
+#: the reading (device, time) index per device, its supplies by the reading's id; each device's
+#: few rows are put in time order in Python. CROSS JOIN makes SQLite drive from reading.
+LEVELS_SQL = """
+SELECT r.device_id, r.observed_at, r.id, s.id, s."index", s.description, s.kind, s.color, s.percent, s.state
+FROM reading r CROSS JOIN supply_value s
+WHERE {devices} AND r.observed_at >= ? AND r.observed_at < ? AND s.reading_id = r.id
+ORDER BY r.device_id
+"""
+
+CHUNK = 500
 
 
-def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_history: bool = False) -> Supplies:
-    """Current levels, days-remaining forecasts and replacements of every supply in scope."""
+class Level(NamedTuple):
+    """One supply's level in one reading."""
+
+    observed_at: datetime
+    reading_id: int
+    id: int
+    index: int | None
+    description: str
+    kind: str
+    color: str | None
+    percent: float | None
+    state: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Which supply of its device this is: kind, colour and slot (else its description)."""
+        where = str(self.index) if self.index is not None else self.description
+        return (self.kind, self.color or "", where)
+
+
+def levels_query(db: Database, device_ids: Sequence[int], since: datetime,
+                 until: datetime) -> tuple[str, list[object]]:
+    where, params = sql.in_list(db, "r.device_id", device_ids)
+    return LEVELS_SQL.format(devices=where), [*params, sql.ts(db, since), sql.ts(db, until)]
+
+
+def supply_series(db: Database, device_ids: Sequence[int], since: datetime,
+                  until: datetime) -> Iterator[tuple[int, list[list[Level]]]]:
+    """Per device (in id order), the time-ordered levels of each of its supplies, ``CHUNK``
+    devices a query."""
+    for part in chunks(sorted(device_ids), CHUNK):
+        q, params = levels_query(db, part, since, until)
+        for dev, group in itertools.groupby(sql.rows(db, q, params), key=lambda r: r[0]):
+            levels = sorted(Level(sql.utc(r[1]), *r[2:]) for r in group)
+            by_key: dict[tuple[str, str, str], list[Level]] = {}
+            for level in levels:
+                by_key.setdefault(level.key, []).append(level)
+            yield dev, list(by_key.values())
+
+
+def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_history: bool = False,
+             db: Database | None = None) -> Supplies:
+    """Current levels, days-remaining forecasts and replacements of every supply in scope.
+
+    Holds one row per supply (the report is sorted by urgency across the fleet), never the
+    period's readings; the charts' history is read again for the first ``MAX_CHARTS`` devices.
+    """
     cfg = settings or ReportsSection()
+    db = db or bound_database()
     since = min(scope.start, scope.end - timedelta(days=cfg.forecast_window_days + 1))
+    rows = []
+    keys: dict[int, tuple[int, tuple[str, str, str]]] = {}  # id(row) -> (device, supply key)
+    replaced = early = 0
     with translated("cannot build the supplies report"):
         infos = devices_in_scope(scope.customer)
-        series: dict[tuple[int, tuple[str, str, str]], list[tuple[datetime, SupplyValue]]] = defaultdict(list)
-        for part in chunks(infos):
-            q = (SupplyValue.select(SupplyValue, Reading.device, Reading.observed_at)
-                 .join(Reading)
-                 .where(Reading.device.in_(part), Reading.observed_at >= since,
-                        Reading.observed_at < scope.end)
-                 .order_by(Reading.observed_at, SupplyValue.id))
-            for s in q:
-                series[(s.reading.device_id, _supply_key(s))].append((s.reading.observed_at, s))
-    rows = []
-    replaced = early = 0
-    for (device_id, _key), points in series.items():
-        at, newest = points[-1]
-        history = [(t, s.percent) for t, s in points if s.percent is not None]
-        f = forecast(history, now=scope.end, window_days=cfg.forecast_window_days,
-                     min_span_days=cfg.forecast_min_span_days, min_points=cfg.forecast_min_points,
-                     replacement_jump=cfg.replacement_jump_percent,
-                     early_percent=cfg.early_replacement_percent)
-        if newest.percent is None:
-            f.days_remaining = f.empty_at = f.rate_per_day = None
-            f.reason = f"the device reports no percent level (state {newest.state})"
-        in_period = [r for r in f.replacements if scope.start <= r.at < scope.end]
-        replaced += len(in_period)
-        early += sum(r.early for r in in_period)
-        low = newest.state in ("low", "empty") or (
-            newest.percent is not None and newest.percent <= cfg.low_supply_percent)
-        rows.append(SupplyRow(
-            device=infos[device_id], description=newest.description, supply_kind=newest.kind,
-            color=newest.color, percent=newest.percent, state=newest.state, observed_at=at, low=low,
-            forecast=f, history=history if with_history else []))
-    rows.sort(key=lambda r: (r.forecast.days_remaining is None, r.forecast.days_remaining or 0.0,
-                             r.percent if r.percent is not None else 101.0, device_sort_key(r.device)))
+        for dev, series in supply_series(db, list(infos), since, scope.end):
+            for points in series:
+                row = _supply_row(infos[dev], points, cfg, scope)
+                in_period = [r for r in row.forecast.replacements if scope.start <= r.at < scope.end]
+                replaced += len(in_period)
+                early += sum(r.early for r in in_period)
+                rows.append(row)
+                keys[id(row)] = (dev, points[-1].key)
+        rows.sort(key=lambda r: (r.forecast.days_remaining is None, r.forecast.days_remaining or 0.0,
+                                 r.percent if r.percent is not None else 101.0, device_sort_key(r.device)))
+        if with_history:
+            _add_history(db, rows, keys, since, scope.end)
     return Supplies(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
                     rows=rows, replacements_in_period=replaced, early_replacements_in_period=early)
+
+
+def _history(points: list[Level]) -> list[tuple[datetime, float]]:
+    return [(p.observed_at, p.percent) for p in points if p.percent is not None]
+
+
+def _supply_row(info: DeviceInfo, points: list[Level], cfg: ReportsSection, scope: Scope) -> SupplyRow:
+    newest = points[-1]
+    f = forecast(_history(points), now=scope.end, window_days=cfg.forecast_window_days,
+                 min_span_days=cfg.forecast_min_span_days, min_points=cfg.forecast_min_points,
+                 replacement_jump=cfg.replacement_jump_percent, early_percent=cfg.early_replacement_percent)
+    if newest.percent is None:
+        f.days_remaining = f.empty_at = f.rate_per_day = None
+        f.reason = f"the device reports no percent level (state {newest.state})"
+    low = newest.state in ("low", "empty") or (
+        newest.percent is not None and newest.percent <= cfg.low_supply_percent)
+    return SupplyRow(device=info, description=newest.description, supply_kind=newest.kind, color=newest.color,
+                     percent=newest.percent, state=newest.state, observed_at=newest.observed_at, low=low,
+                     forecast=f)
+
+
+def _add_history(db: Database, rows: list[SupplyRow], keys: dict[int, tuple[int, tuple[str, str, str]]],
+                 since: datetime, until: datetime) -> None:
+    """Fill ``history`` of the rows of the first ``MAX_CHARTS`` devices (in report order)."""
+    charted: list[int] = []
+    for row in rows:
+        if row.device.id not in charted and len(charted) < MAX_CHARTS:
+            charted.append(row.device.id)
+    wanted = {keys[id(r)]: r for r in rows if r.device.id in charted}
+    for dev, series in supply_series(db, charted, since, until):
+        for points in series:
+            row = wanted.get((dev, points[-1].key))
+            if row is not None:
+                row.history = _history(points)
 
 
 def supply_rank(row: SupplyRow) -> tuple[int, float]:
@@ -116,4 +188,5 @@ def supply_replacements(rows: list[SupplyRow], scope: Scope) -> list[tuple[Suppl
 
 
 
-__all__ = ["Supplies", "SupplyRow", "lowest_supplies", "supplies", "supply_rank", "supply_replacements"]
+__all__ = ["CHUNK", "LEVELS_SQL", "Level", "Supplies", "SupplyRow", "levels_query", "lowest_supplies",
+           "supplies", "supply_rank", "supply_replacements", "supply_series"]
