@@ -102,10 +102,18 @@ def m009_backup_runs(db: peewee.Database) -> None:
         db.create_tables([models.BackupRun], safe=True)
 
 
+def m010_report_indexes(db: peewee.Database) -> None:
+    """Indexes the reports seek by: counter values ingest flagged (a partial index, as small as the
+    anomalies), and a client's reports by creation time (health's report interval)."""
+    db.execute_sql("CREATE INDEX IF NOT EXISTS counter_value_flagged ON counter_value (observed_at) "
+                   "WHERE flag IS NOT NULL")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS envelope_client_created ON envelope (client_id, created_at)")
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
     m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests,
-    m009_backup_runs)
+    m009_backup_runs, m010_report_indexes)
 
 
 def applied(db: Database) -> list[str]:
@@ -146,4 +154,4 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
            "m007_device_identity_text", "m008_envelope_chunk_digests", "m009_backup_runs",
-           "migrate"]
+           "m010_report_indexes", "migrate"]

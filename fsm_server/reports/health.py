@@ -15,9 +15,10 @@ from .. import listings
 from ..backup.schedule import BackupStatus
 from ..backup.schedule import status as backup_status
 from ..config import ReportsSection
+from ..db import sql
 from ..db.connect import translated
-from ..db.models import Client, CounterValue, Device, Envelope, Reading
-from .scope import DeviceInfo, Scope, chunks, device_sort_key, devices_in_scope
+from ..db.models import Client, Device, Envelope
+from .scope import DeviceInfo, Scope, bound_database, chunks, device_sort_key, devices_in_scope
 
 
 class ClientHealth(msgspec.Struct, kw_only=True):
@@ -108,6 +109,8 @@ def expected_hours(created: list[datetime], default: float) -> float:
 
 def client_health(scope: Scope, settings: ReportsSection, infos: dict[int, DeviceInfo]) -> list[ClientHealth]:
     names = {d.client for d in infos.values()} if scope.customer is not None else None
+    db = bound_database()
+    counts = dict(sql.rows(db, ENVELOPE_COUNTS_SQL, [sql.ts(db, scope.start), sql.ts(db, scope.end)]))
     out = []
     for c in Client.select().order_by(Client.name):
         if names is not None and c.name not in names:
@@ -118,58 +121,77 @@ def client_health(scope: Scope, settings: ReportsSection, infos: dict[int, Devic
         last = (Envelope.select(Envelope.created_at, Envelope.ingested_at)
                 .where(Envelope.client == c.id, Envelope.created_at < scope.end)
                 .order_by(Envelope.created_at.desc()).first())
-        count = Envelope.select().where(Envelope.client == c.id, Envelope.ingested_at >= scope.start,
-                                        Envelope.ingested_at < scope.end).count()
         hours = expected_hours(sorted(e.created_at for e in recent), settings.expected_report_hours)
         reference = last.created_at if last else c.added_at
         silent = c.status == "active" and (
             scope.end - reference > timedelta(hours=hours + settings.silence_grace_hours))
         out.append(ClientHealth(client=c.name, status=c.status,
                                 last_report_at=last.created_at if last else None,
-                                last_ingested_at=last.ingested_at if last else None, reports_in_period=count,
-                                expected_hours=hours, silent=silent))
+                                last_ingested_at=last.ingested_at if last else None,
+                                reports_in_period=counts.get(c.id, 0), expected_hours=hours, silent=silent))
     return out
+
+
+#: Reports ingested in the period per client: a range of the envelope (ingested_at) index.
+ENVELOPE_COUNTS_SQL = """
+SELECT client_id, COUNT(*) FROM envelope WHERE ingested_at >= ? AND ingested_at < ? GROUP BY client_id
+"""
+
+#: Counter values ingest flagged in the period, newest first: a range of the partial index over
+#: flagged values only (migration m009), which stays small however many readings there are.
+ANOMALIES_SQL = """
+SELECT device_id, name, flag, previous, value, observed_at FROM counter_value
+WHERE flag IS NOT NULL AND observed_at >= ? AND observed_at < ?
+ORDER BY observed_at DESC
+"""
+
+#: The newest ``limit`` readings ingested in the period with their envelope: the envelope
+#: (ingested_at) index backwards, each envelope's readings by its id.
+LATENCY_SQL = """
+SELECT r.device_id, r.observed_at, e.ingested_at, e.kind
+FROM envelope e CROSS JOIN reading r
+WHERE e.ingested_at >= ? AND e.ingested_at < ? AND r.envelope_id = e.id
+ORDER BY e.ingested_at DESC
+LIMIT ?
+"""
 
 
 def silent_devices(scope: Scope, settings: ReportsSection, infos: dict[int, DeviceInfo],
                    clients: list[ClientHealth]) -> list[SilentDevice]:
     expected = {c.client: c.expected_hours for c in clients}
+    db = bound_database()
     out = []
-    for part in chunks(infos):
-        for d in Device.select(Device.id, Device.last_seen).where(Device.id.in_(part)):
-            info = infos[d.id]
+    for part in chunks(infos, 1000):
+        where, params = sql.in_list(db, "id", part)
+        for dev, last in sql.rows(db, f"SELECT id, last_seen FROM device WHERE {where}", params):
+            info, last_seen = infos[dev], sql.utc(last)
             hours = expected.get(info.client, settings.expected_report_hours)
-            quiet = scope.end - d.last_seen
+            quiet = scope.end - last_seen
             if quiet > timedelta(hours=hours + settings.silence_grace_hours):
-                out.append(SilentDevice(device=info, last_seen=d.last_seen, expected_hours=hours,
+                out.append(SilentDevice(device=info, last_seen=last_seen, expected_hours=hours,
                                         silent_hours=quiet.total_seconds() / 3600))
     return sorted(out, key=lambda s: s.last_seen)
 
 
 def anomalies(scope: Scope, infos: dict[int, DeviceInfo]) -> list[Anomaly]:
-    out = []
-    for part in chunks(infos):
-        q = (CounterValue.select().where(CounterValue.device.in_(part), CounterValue.flag.is_null(False),
-                                         CounterValue.observed_at >= scope.start,
-                                         CounterValue.observed_at < scope.end))
-        out += [Anomaly(device=infos[c.device_id], counter=c.name, flag=c.flag, previous=c.previous,
-                        value=c.value, observed_at=c.observed_at) for c in q]
-    return sorted(out, key=lambda a: a.observed_at, reverse=True)
+    db = bound_database()
+    return [Anomaly(device=infos[dev], counter=name, flag=flag, previous=previous, value=value,
+                    observed_at=sql.utc(at))
+            for dev, name, flag, previous, value, at in sql.rows(db, ANOMALIES_SQL, [
+                sql.ts(db, scope.start), sql.ts(db, scope.end)]) if dev in infos]
 
 
 def latency(scope: Scope, infos: dict[int, DeviceInfo], *, limit: int = 200_000) -> Latency:
     samples: list[float] = []
     kinds: dict[str, list[float]] = defaultdict(list)
-    q = (Reading.select(Reading.observed_at, Reading.device, Envelope.ingested_at, Envelope.kind)
-         .join(Envelope)
-         .where(Envelope.ingested_at >= scope.start, Envelope.ingested_at < scope.end)
-         .order_by(Envelope.ingested_at.desc()).limit(limit))
-    for r in q:
-        if r.device_id not in infos:
+    db = bound_database()
+    for dev, observed, ingested, kind in sql.rows(db, LATENCY_SQL, [sql.ts(db, scope.start),
+                                                                   sql.ts(db, scope.end), limit]):
+        if dev not in infos:
             continue
-        seconds = (r.envelope.ingested_at - r.observed_at).total_seconds()
+        seconds = (sql.utc(ingested) - sql.utc(observed)).total_seconds()
         samples.append(seconds)
-        kinds[r.envelope.kind].append(seconds)
+        kinds[kind].append(seconds)
     if not samples:
         return Latency()
     samples.sort()
@@ -213,6 +235,7 @@ def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
 
 
 
-__all__ = ["Anomaly", "ClientHealth", "GapRow", "Health", "IdentityCollision", "Latency", "SilentDevice",
+__all__ = ["ANOMALIES_SQL", "ENVELOPE_COUNTS_SQL", "LATENCY_SQL", "Anomaly", "ClientHealth", "GapRow",
+           "Health", "IdentityCollision", "Latency", "SilentDevice",
            "anomalies", "client_health", "collisions", "expected_hours", "health", "latency",
            "silent_devices"]
