@@ -37,6 +37,7 @@ from .keys import keys_group  # noqa: E402 - commands register after the group e
 main.add_command(keys_group)
 
 from .clients import clients_group  # noqa: E402
+from .db import db_group  # noqa: E402
 from .devices import devices_command  # noqa: E402
 from .gaps import gaps_command  # noqa: E402
 from .importcmd import import_command  # noqa: E402
@@ -44,7 +45,7 @@ from .ingest import ingest_command  # noqa: E402
 from .quarantine import quarantine_group  # noqa: E402
 from .receive import receive_command  # noqa: E402
 
-for _command in (clients_group, devices_command, gaps_command, import_command, ingest_command,
+for _command in (clients_group, db_group, devices_command, gaps_command, import_command, ingest_command,
                  quarantine_group, receive_command):
     main.add_command(_command)
 

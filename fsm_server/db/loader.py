@@ -25,6 +25,7 @@ from fsm_protocol.schema import Device as DeviceReading
 
 from ..errors import DataRefused
 from ..tenancy import report_customer
+from . import state
 from .connect import Database, DuplicateKey, translated
 from .models import (
     Envelope,
@@ -288,6 +289,16 @@ class Loader:
         self._executemany("alert_value", ("reading_id", "code", "severity", "group", "group_index",
                                           "location", "description", "index", "training", "time_ticks",
                                           "observed_at"), alert_rows)
+        pairs = list(zip(readings, idents, reading_ids, strict=True))
+        state.after_load(self.db, [
+            state.Newest(device_ids[ident], rid, d.observed_at, d.reachability, d.status.device,
+                         d.status.printer, d.status.conditions or None,
+                         [(a.code, a.severity) for a in d.alerts])
+            for d, (ident, _), rid in pairs], [
+            state.Level(device_ids[ident], rid, d.observed_at, state.supply_key(s.kind, s.color, s.index,
+                                                                                s.description),
+                        s.description, s.kind, s.color, s.percent, s.state)
+            for d, (ident, _), rid in pairs for s in d.supplies])
         return Loaded(envelope_id=int(envelope_id), devices=len(newest), values=values, flagged=flagged)
 
     def _counters(self, readings: list[DeviceReading], idents: list[tuple[str, bool]],

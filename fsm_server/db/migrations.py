@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
+from typing import Literal
 
 import peewee
 
@@ -110,10 +111,21 @@ def m010_report_indexes(db: peewee.Database) -> None:
     db.execute_sql("CREATE INDEX IF NOT EXISTS envelope_client_created ON envelope (client_id, created_at)")
 
 
+def m011_latest_state(db: peewee.Database) -> None:
+    """device_latest and supply_latest, the state kept at ingest (``db.state``), computed from the
+    readings already loaded."""
+    from .state import rebuild
+
+    db.create_tables([models.DeviceLatest, models.SupplyLatest], safe=True)
+    pg = isinstance(db, peewee.PostgresqlDatabase)
+    kind: Literal["sqlite", "postgresql"] = "postgresql" if pg else "sqlite"
+    rebuild(Database(db, kind, ""))
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
-    m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests,
-    m009_backup_runs, m010_report_indexes)
+    m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests, m009_backup_runs,
+    m010_report_indexes, m011_latest_state)
 
 
 def applied(db: Database) -> list[str]:
@@ -154,4 +166,4 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
            "m007_device_identity_text", "m008_envelope_chunk_digests", "m009_backup_runs",
-           "m010_report_indexes", "migrate"]
+           "m010_report_indexes", "m011_latest_state", "migrate"]

@@ -226,6 +226,49 @@ class AlertValue(_Model):
     observed_at = UtcDateTimeField()
 
 
+class DeviceLatest(_Model):
+    """Each device's newest reading as a dashboard shows it, kept at ingest (``db.state``)."""
+
+    device = peewee.ForeignKeyField(Device, primary_key=True, on_delete="CASCADE")
+    reading = peewee.BigIntegerField()  # reading.id (no foreign key: retention may thin readings)
+    observed_at = UtcDateTimeField()
+    reachability = peewee.CharField(max_length=16)
+    device_status = peewee.CharField(max_length=32, null=True)
+    printer_status = peewee.CharField(max_length=32, null=True)
+    conditions = JsonTextField(null=True)
+    alerts = JsonTextField(null=True)  # [[code, severity], ...] of the newest reading
+
+
+class SupplyLatest(_Model):
+    """Each supply's newest level and its forecast state, kept at ingest (``db.state``).
+
+    The fit is a least-squares line over (days since ``since``, percent) of every level since the
+    supply's last replacement, kept as sums so that each reading adds to it in constant time.
+    """
+
+    device = peewee.ForeignKeyField(Device, on_delete="CASCADE")
+    key = peewee.CharField(max_length=400)  # kind|color|slot (else description): which supply
+    reading = peewee.BigIntegerField()
+    observed_at = UtcDateTimeField()
+    description = peewee.TextField(default="")
+    kind = peewee.CharField(max_length=64)
+    color = peewee.CharField(max_length=32, null=True)
+    percent = peewee.FloatField(null=True)
+    state = peewee.CharField(max_length=16)
+    since = UtcDateTimeField(null=True)  # the first level of the fit (the last replacement)
+    last_at = UtcDateTimeField(null=True)  # the newest level with a percent
+    last_percent = peewee.FloatField(null=True)
+    replaced_at = UtcDateTimeField(null=True)
+    n = peewee.IntegerField(default=0)
+    sx = peewee.FloatField(default=0.0)
+    sy = peewee.FloatField(default=0.0)
+    sxx = peewee.FloatField(default=0.0)
+    sxy = peewee.FloatField(default=0.0)
+
+    class Meta:
+        primary_key = peewee.CompositeKey("device", "key")
+
+
 class PendingChunk(_Model):
     """A chunk of a report whose other chunks have not all arrived yet (kept across restarts)."""
 
@@ -264,7 +307,7 @@ class Quarantine(_Model):
 
 MODELS: tuple[type[_Model], ...] = (
     Client, ClientKey, Customer, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
-    CounterLatest, SupplyValue, AlertValue, PendingChunk, Quarantine,
+    CounterLatest, SupplyValue, AlertValue, PendingChunk, Quarantine, DeviceLatest, SupplyLatest,
 )
 
 
@@ -309,12 +352,14 @@ __all__ = [
     "Customer",
     "Device",
     "DeviceAddress",
+    "DeviceLatest",
     "Envelope",
     "JsonTextField",
     "PendingChunk",
     "Quarantine",
     "Reading",
     "Site",
+    "SupplyLatest",
     "SupplyValue",
     "UtcDateTimeField",
     "bind",
