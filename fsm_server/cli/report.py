@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -15,18 +18,26 @@ from .. import reports, wiring
 from ..context import ServerContext
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+@contextlib.contextmanager
+def atomic_text(path: Path) -> Iterator[TextIO]:
+    """A text file that becomes ``path`` when the block ends without an error (a temporary file in
+    the same directory and a rename), so a failed report never leaves half a file."""
     with writing_output(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
+                yield f
             os.replace(tmp, path)
-        except OSError:
+        except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    with atomic_text(path) as f:
+        f.write(text)
 
 
 @click.command("report")
@@ -52,17 +63,15 @@ def report_command(ctx: ServerContext, kind: str, customer: str | None, start: s
     if fmt is None:
         suffix = out.suffix.lower().lstrip(".") if out else ""
         fmt = {"htm": "html"}.get(suffix, suffix) if suffix in (*reports.FORMATS, "htm") else "html"
+    period = {"start": reports.parse_when(start) if start else None,
+              "end": reports.parse_when(end, end=True) if end else None}
     with wiring.open_db(ctx, only_reads=True):
-        data = reports.build(kind, customer=customer,
-                             start=reports.parse_when(start) if start else None,
-                             end=reports.parse_when(end, end=True) if end else None,
-                             settings=ctx.config.reports, with_history=fmt == "html")
-        text = reports.render(data, fmt)
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        write_atomically(out, text)
-        click.echo(f"{kind} report written to {out}", err=True)
+        if out is None:
+            reports.stream(kind, fmt, sys.stdout, customer=customer, settings=ctx.config.reports, **period)
+            return
+        with atomic_text(out) as f:
+            reports.stream(kind, fmt, f, customer=customer, settings=ctx.config.reports, **period)
+    click.echo(f"{kind} report written to {out}", err=True)
 
 
-__all__ = ["report_command", "write_atomically"]
+__all__ = ["atomic_text", "report_command", "write_atomically"]

@@ -14,7 +14,7 @@ docs/reports.md.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, TextIO
 
 import msgspec
 
@@ -23,13 +23,13 @@ from fsm_protocol.vocabulary import COUNTERS, is_counter_name
 from ..config import ReportsSection
 from ..errors import ReportError
 from .alerts import AlertEpisode, Alerts, alerts
-from .csv import render_csv
+from .csv import METERS_HEADER, meter_cells, render_csv, write_table
 from .forecast import Forecast, Replacement, forecast, replacements
 from .health import Health, health
 from .html import render_html
 from .inventory import Inventory, inventory
-from .meters import MeterRow, Meters, meters, previous_month
-from .scope import Scope
+from .meters import MeterRow, Meters, meter_rows, meters, previous_month
+from .scope import Scope, bound_database
 from .supplies import Supplies, lowest_supplies, supplies, supply_rank
 
 Kind = Literal["inventory", "meters", "supplies", "alerts", "health"]
@@ -101,6 +101,38 @@ def build(kind: str, *, customer: str | None = None, start: datetime | None = No
     return health(scope, cfg)
 
 
+def stream(kind: str, fmt: str, out: TextIO, *, customer: str | None = None, start: datetime | None = None,
+           end: datetime | None = None, now: datetime | None = None,
+           settings: ReportsSection | None = None) -> None:
+    """Build one report and write it to ``out`` as ``render`` would, as it is computed: the meters
+    CSV and JSON hold one chunk of devices at a time, whatever the fleet's size; the other reports
+    hold one row per item (supplies, episodes ...), never the period's readings."""
+    if fmt not in FORMATS:
+        render(Inventory(generated_at=datetime.now(UTC), customer=None, rows=[]), fmt)  # the error
+    if kind != "meters" or fmt == "html":
+        out.write(render(build(kind, customer=customer, start=start, end=end, now=now, settings=settings,
+                               with_history=fmt == "html"), fmt))
+        return
+    cfg = settings or ReportsSection()
+    check_settings(cfg)
+    scope = scope_for(kind, customer=customer, start=start, end=end, now=now, settings=cfg)
+    rows = meter_rows(bound_database(), scope, cfg)
+    if fmt == "csv":
+        write_table(out, METERS_HEADER, (meter_cells(r) for r in rows))
+        return
+    head = msgspec.json.format(msgspec.json.encode(Meters(
+        generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end, rows=[])),
+        indent=2).decode()
+    before, after = head.split('"rows": []', 1)
+    out.write(before + '"rows": [')
+    written = 0
+    for row in rows:
+        text = msgspec.json.format(msgspec.json.encode(row), indent=2).decode()
+        out.write(("," if written else "") + "\n    " + text.replace("\n", "\n    "))
+        written += 1
+    out.write(("\n  ]" if written else "]") + after + "\n")
+
+
 def render(report: AnyReport, fmt: str) -> str:
     """The report as ``html`` (self-contained page), ``csv`` or ``json`` text."""
     if fmt == "html":
@@ -142,6 +174,7 @@ __all__ = [
     "render",
     "replacements",
     "scope_for",
+    "stream",
     "supplies",
     "supply_rank",
 ]

@@ -15,12 +15,12 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 from .alerts import Alerts
 from .health import Health
 from .inventory import Inventory
-from .meters import Meters
+from .meters import MeterRow, Meters
 from .scope import DeviceInfo
 from .supplies import Supplies
 
@@ -52,11 +52,17 @@ def _device(d: DeviceInfo) -> list[Any]:
     return [d.customer, d.site, d.client, d.manufacturer or "", d.model or "", d.serial or "", d.ip]
 
 
+def write_table(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A header line and ``rows`` to ``out`` as they come (RFC 4180, cells ``spreadsheet_cell``)."""
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(header)
+    for row in rows:
+        w.writerow([spreadsheet_cell(c) for c in row])
+
+
 def _write(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")  # RFC 4180
-    w.writerow(header)
-    w.writerows([spreadsheet_cell(c) for c in row] for row in rows)
+    write_table(out, header, rows)
     return out.getvalue()
 
 
@@ -69,11 +75,17 @@ def inventory_csv(r: Inventory) -> str:
                    for x in r.rows))
 
 
+METERS_HEADER = (*DEVICE_COLUMNS, "meter", "counter", "start_at", "start", "end_at", "end", "usage", "flags")
+
+
+def meter_cells(x: MeterRow) -> list[Any]:
+    """One meters CSV line (``METERS_HEADER``)."""
+    return [*_device(x.device), x.meter, x.counter, _t(x.start_at), x.start_value, _t(x.end_at), x.end_value,
+            x.usage, " ".join(x.flags)]
+
+
 def meters_csv(r: Meters) -> str:
-    return _write((*DEVICE_COLUMNS, "meter", "counter", "start_at", "start", "end_at", "end", "usage",
-                   "flags"),
-                  ([*_device(x.device), x.meter, x.counter, _t(x.start_at), x.start_value, _t(x.end_at),
-                    x.end_value, x.usage, " ".join(x.flags)] for x in r.rows))
+    return _write(METERS_HEADER, (meter_cells(x) for x in r.rows))
 
 
 def supplies_csv(r: Supplies) -> str:
@@ -137,5 +149,6 @@ def render_csv(report: Inventory | Meters | Supplies | Alerts | Health) -> str:
     return writer(report)  # type: ignore[operator]
 
 
-__all__ = ["FORMULA_START", "alerts_csv", "health_csv", "inventory_csv", "meters_csv", "render_csv",
-           "spreadsheet_cell", "supplies_csv"]
+__all__ = ["FORMULA_START", "METERS_HEADER", "alerts_csv", "health_csv", "inventory_csv", "meter_cells",
+           "meters_csv", "render_csv",
+           "spreadsheet_cell", "supplies_csv", "write_table"]
