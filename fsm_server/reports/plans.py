@@ -1,0 +1,55 @@
+"""Every query a report runs over readings-sized tables, built as the reports build them, so that a
+test and ``bench/reports.py`` can ask each database for its plan (``db.sql.explain``).
+
+A report query must seek: no full scan of ``counter_value``, ``reading``, ``supply_value`` or
+``alert_value``, and no sort of the period's rows (SQLite's "USE TEMP B-TREE", PostgreSQL's Sort
+above one of those tables). ``forbidden`` says what a plan breaks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+
+from ..db import sql
+from ..db.connect import Database
+from .alerts import ALERT_LOOKBACK, readings_query
+from .health import ANOMALIES_SQL, LATENCY_SQL
+from .meters import anchors_query, reads_query
+from .scope import Scope
+from .supplies import levels_query
+
+#: Tables that grow with every reading.
+READINGS_TABLES = ("counter_value", "reading", "supply_value", "alert_value")
+
+
+def report_queries(db: Database, scope: Scope,
+                   device_ids: Sequence[int]) -> dict[str, tuple[str, list[object]]]:
+    """Name -> (SQL, parameters) of every report query, for a chunk of ``device_ids``."""
+    start, end = sql.ts(db, scope.start), sql.ts(db, scope.end)
+    return {
+        "meters.anchors": anchors_query(db, device_ids, scope.start),
+        "meters.reads": reads_query(db, device_ids, scope.start, scope.end),
+        "supplies.levels": levels_query(db, device_ids, scope.start - timedelta(days=31), scope.end),
+        "alerts.readings": readings_query(db, device_ids, scope.start - ALERT_LOOKBACK, scope.end),
+        "health.anomalies": (ANOMALIES_SQL, [start, end]),
+        "health.latency": (LATENCY_SQL, [start, end, 200_000]),
+    }
+
+
+def forbidden(db: Database, plan: list[str]) -> list[str]:
+    """The lines of ``plan`` that scan or sort a readings-sized table."""
+    tables = "|".join(READINGS_TABLES)
+    bad = []
+    if db.kind == "sqlite":
+        # "SCAN t" and "SCAN t USING [COVERING] INDEX i" both read the whole table or index
+        scans = re.compile(rf"^SCAN ({tables})\b")
+        bad += [line for line in plan if scans.match(line) or "TEMP B-TREE" in line]
+    else:
+        bad += [line for line in plan if re.search(rf"Seq Scan on ({tables})\b", line)]
+        bad += [line for line in plan if re.match(r"\s*(->\s*)?(Incremental )?Sort\b", line)]
+    return bad
+
+
+__all__ = ["READINGS_TABLES", "forbidden", "report_queries"]
