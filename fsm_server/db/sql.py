@@ -15,6 +15,7 @@ columns store, rows fetched in batches, times back as aware UTC datetimes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,8 +32,10 @@ def ts(db: Database, when: datetime) -> object:
     return naive.isoformat(" ") if db.kind == "sqlite" else naive
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def utc(value: Any) -> datetime:
-    """A timestamp column's value as an aware UTC datetime."""
+    """A timestamp column's value as an aware UTC datetime (cached: a reading's time comes back
+    once per counter or supply of it)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import msgspec
-from peewee import JOIN
 
-from ..db.connect import translated
-from ..db.models import CounterLatest, Device
-from .scope import DeviceInfo, Scope, chunks, device_sort_key, devices_in_scope
+from ..db import sql
+from ..db.connect import Database, translated
+from .scope import DeviceInfo, Scope, bound_database, chunks, sorted_devices
 
 
 class InventoryRow(msgspec.Struct, kw_only=True):
@@ -29,24 +28,29 @@ class Inventory(msgspec.Struct, kw_only=True, tag="inventory", tag_field="kind")
     rows: list[InventoryRow]
 
 
+#: The inventory's columns of a chunk of devices with their newest "total" counter.
+INVENTORY_SQL = """
+SELECT d.id, d.firmware, d.hostname, d.mac, d.pmd, d.first_seen, d.last_seen, t.value
+FROM device d LEFT JOIN counter_latest t ON t.device_id = d.id AND t.name = 'total'
+WHERE {devices}
+"""
 
-def inventory(scope: Scope) -> Inventory:
+
+def inventory(scope: Scope, *, db: Database | None = None) -> Inventory:
     """Devices per customer and site with identity, location, first/last seen, PMD used."""
+    db = db or bound_database()
+    rows = []
     with translated("cannot build the inventory report"):
-        infos = devices_in_scope(scope.customer)
-        rows = []
-        for part in chunks(infos):
-            q = (Device.select(Device, CounterLatest.value.alias("total"))
-                 .join(CounterLatest, JOIN.LEFT_OUTER,
-                       on=((CounterLatest.device == Device.id) & (CounterLatest.name == "total")))
-                 .where(Device.id.in_(part)))
-            for d in q.objects():
-                rows.append(InventoryRow(device=infos[d.id], firmware=d.firmware, hostname=d.hostname,
-                                         mac=d.mac, pmd=d.pmd, first_seen=d.first_seen, last_seen=d.last_seen,
-                                         total=d.total))
-    rows.sort(key=lambda r: device_sort_key(r.device))
+        infos = sorted_devices(scope.customer)
+        for part in chunks(infos, 1000):
+            where, params = sql.in_list(db, "d.id", [d.id for d in part])
+            found = {r[0]: r for r in sql.rows(db, INVENTORY_SQL.format(devices=where), params)}
+            for d in part:
+                _, firmware, hostname, mac, pmd, first_seen, last_seen, total = found[d.id]
+                rows.append(InventoryRow(device=d, firmware=firmware, hostname=hostname, mac=mac, pmd=pmd,
+                                         first_seen=sql.utc(first_seen), last_seen=sql.utc(last_seen),
+                                         total=total))
     return Inventory(generated_at=scope.now, customer=scope.customer, rows=rows)
 
 
-
-__all__ = ["Inventory", "InventoryRow", "inventory"]
+__all__ = ["INVENTORY_SQL", "Inventory", "InventoryRow", "inventory"]

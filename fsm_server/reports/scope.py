@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import msgspec
-from peewee import JOIN, PostgresqlDatabase
+from peewee import PostgresqlDatabase
 
 from fsm_protocol.display import device_name
 
 from ..db import sql
 from ..db.connect import Database
-from ..db.models import Client, Customer, Device, Site
+from ..db.models import Device
 
 T = TypeVar("T")
 #: Charts per report at most: a fleet of thousands gets its tables, not thousands of charts (the
@@ -59,20 +59,24 @@ class DeviceInfo(msgspec.Struct, kw_only=True):
         return f"{self.name or 'device'} {self.serial or self.ip}"
 
 
-def devices_in_scope(customer: str | None) -> dict[int, DeviceInfo]:
+#: The devices in scope with the names every report shows (a device's customer is its client's
+#: customer, fsm_server.tenancy); ``{where}`` is TRUE or the customer's name.
+DEVICES_SQL = """
+SELECT d.id, cu.name, s.name, cl.name, d.manufacturer, d.model, d.serial, d.ip, d.location
+FROM device d JOIN client cl ON cl.id = d.client_id JOIN customer cu ON cu.id = d.customer_id
+LEFT JOIN site s ON s.id = d.site_id
+WHERE {where}
+"""
+
+
+def devices_in_scope(customer: str | None, db: Database | None = None) -> dict[int, DeviceInfo]:
     """Every device (of ``customer`` when given), by id; a device's customer is its client's
     (``fsm_server.tenancy``)."""
-    q = (Device.select(Device.id, Device.manufacturer, Device.model, Device.serial, Device.ip,
-                       Device.location, Client.name.alias("client_name"), Site.name.alias("site_name"),
-                       Customer.name.alias("customer_name"))
-         .join(Client, on=(Device.client == Client.id))
-         .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
-         .switch(Device).join(Customer, on=(Device.customer == Customer.id)))
-    if customer is not None:
-        q = q.where(Customer.name == customer)
-    return {r.id: DeviceInfo(id=r.id, customer=r.customer_name or NO_CUSTOMER, site=r.site_name or "",
-                             client=r.client_name, manufacturer=r.manufacturer, model=r.model,
-                             serial=r.serial, ip=r.ip, location=r.location) for r in q.objects()}
+    db = db or bound_database()
+    q = DEVICES_SQL.format(where="1 = 1" if customer is None else "cu.name = ?")
+    return {r[0]: DeviceInfo(id=r[0], customer=r[1] or NO_CUSTOMER, site=r[2] or "", client=r[3],
+                             manufacturer=r[4], model=r[5], serial=r[6], ip=r[7], location=r[8])
+            for r in sql.rows(db, q, [] if customer is None else [customer])}
 
 
 def sorted_devices(customer: str | None) -> list[DeviceInfo]:
@@ -111,5 +115,5 @@ def device_sort_key(d: DeviceInfo) -> tuple[str, str, str, str]:
 
 
 
-__all__ = ["MAX_CHARTS", "NO_CUSTOMER", "DeviceInfo", "Scope", "bound_database", "chunks", "device_facts",
-           "device_sort_key", "devices_in_scope", "sorted_devices"]
+__all__ = ["DEVICES_SQL", "MAX_CHARTS", "NO_CUSTOMER", "DeviceInfo", "Scope", "bound_database", "chunks",
+           "device_facts", "device_sort_key", "devices_in_scope", "sorted_devices"]
