@@ -157,7 +157,8 @@ def meter_rows(db: Database, scope: Scope, settings: ReportsSection | None = Non
                 if cfg.only_mapped_meters and name not in cfg.meter_names:
                     continue
                 reads = _dedupe(anchors.get((dev, name)),
-                                sorted(_Read(sql.utc(r[2]), r[3], r[4], r[5]) for r in group))
+                                sorted((_Read(sql.utc(r[2]), r[3], r[4], r[5]) for r in group),
+                                       key=lambda r: (r.observed_at, r.id)))
                 row = _meter_row(by_id[dev], name, reads, cfg, policy, scope, removed_after,
                                  strong=strong[dev], first_seen=first_seen[dev])
                 found.setdefault(dev, []).append(row)
