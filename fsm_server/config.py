@@ -144,6 +144,15 @@ class BackupSection(_Section):
     passphrase_file: Path | None = None
 
 
+class RetentionSection(_Section):
+    """How long readings are kept whole ([retention], docs/operations.md "Retention")."""
+
+    # readings older than this are reduced to each device's last of each day (and of each counter)
+    raw_days: Annotated[int, _range(1, 36500)] = 400
+    keep_days: Annotated[int, _range(1, 36500)] = 3650  # readings older than this are removed
+    batch: Annotated[int, _range(1, 100_000)] = 500  # readings removed per transaction
+
+
 RuleKind = Literal["alert", "supply_level", "supply_days", "silent_client", "silent_device",
                    "sequence_gap", "counter_anomaly", "backup"]
 
@@ -195,6 +204,7 @@ class ServerConfig(_Section):
     mailboxes: list[MailboxSection] = msgspec.field(default_factory=list)
     receive: ReceiveSection = msgspec.field(default_factory=ReceiveSection)
     reports: ReportsSection = msgspec.field(default_factory=ReportsSection)
+    retention: RetentionSection = msgspec.field(default_factory=RetentionSection)
     rules: list[RuleSection] = msgspec.field(default_factory=list)
     notify: NotifySection = msgspec.field(default_factory=NotifySection)
     backup: BackupSection = msgspec.field(default_factory=BackupSection)
@@ -218,6 +228,7 @@ __all__ = [
     "NotifySection",
     "ReceiveSection",
     "ReportsSection",
+    "RetentionSection",
     "RuleKind",
     "RuleSection",
     "ServerConfig",

@@ -122,10 +122,15 @@ def m011_latest_state(db: peewee.Database) -> None:
     rebuild(Database(db, kind, ""))
 
 
+def m012_retention_mark(db: peewee.Database) -> None:
+    """retention_mark: how far downsampling got (``db.retention``)."""
+    db.create_tables([models.RetentionMark], safe=True)
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
     m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests, m009_backup_runs,
-    m010_report_indexes, m011_latest_state)
+    m010_report_indexes, m011_latest_state, m012_retention_mark)
 
 
 def applied(db: Database) -> list[str]:
@@ -166,4 +171,4 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
            "m007_device_identity_text", "m008_envelope_chunk_digests", "m009_backup_runs",
-           "m010_report_indexes", "m011_latest_state", "migrate"]
+           "m010_report_indexes", "m011_latest_state", "m012_retention_mark", "migrate"]

@@ -269,6 +269,13 @@ class SupplyLatest(_Model):
         primary_key = peewee.CompositeKey("device", "key")
 
 
+class RetentionMark(_Model):
+    """How far retention got: readings before ``at`` are downsampled (``db.retention``)."""
+
+    name = peewee.CharField(max_length=64, primary_key=True)
+    at = UtcDateTimeField()
+
+
 class PendingChunk(_Model):
     """A chunk of a report whose other chunks have not all arrived yet (kept across restarts)."""
 
@@ -308,6 +315,7 @@ class Quarantine(_Model):
 MODELS: tuple[type[_Model], ...] = (
     Client, ClientKey, Customer, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
     CounterLatest, SupplyValue, AlertValue, PendingChunk, Quarantine, DeviceLatest, SupplyLatest,
+    RetentionMark,
 )
 
 
@@ -358,6 +366,7 @@ __all__ = [
     "PendingChunk",
     "Quarantine",
     "Reading",
+    "RetentionMark",
     "Site",
     "SupplyLatest",
     "SupplyValue",
