@@ -67,12 +67,6 @@ class Level(NamedTuple):
     percent: float | None
     state: str
 
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """Which supply of its device this is: kind, colour and slot (else its description)."""
-        where = str(self.index) if self.index is not None else self.description
-        return (self.kind, self.color or "", where)
-
 
 def levels_query(db: Database, device_ids: Sequence[int], since: datetime,
                  until: datetime) -> tuple[str, list[object]]:
@@ -80,18 +74,33 @@ def levels_query(db: Database, device_ids: Sequence[int], since: datetime,
     return LEVELS_SQL.format(devices=where), [*params, sql.ts(db, since), sql.ts(db, until)]
 
 
+class Series(NamedTuple):
+    """One supply of one device: its newest level and its (time, percent) history, in time order."""
+
+    key: tuple[str, str, str]
+    newest: Level
+    history: list[tuple[datetime, float]]
+
+
 def supply_series(db: Database, device_ids: Sequence[int], since: datetime,
-                  until: datetime) -> Iterator[tuple[int, list[list[Level]]]]:
-    """Per device (in id order), the time-ordered levels of each of its supplies, ``CHUNK``
-    devices a query."""
+                  until: datetime) -> Iterator[tuple[int, list[Series]]]:
+    """Per device (in id order), each of its supplies' series, ``CHUNK`` devices a query."""
+    utc = sql.utc
     for part in chunks(sorted(device_ids), CHUNK):
         q, params = levels_query(db, part, since, until)
         for dev, group in itertools.groupby(sql.rows(db, q, params), key=lambda r: r[0]):
-            levels = sorted(Level(sql.utc(r[1]), *r[2:]) for r in group)
-            by_key: dict[tuple[str, str, str], list[Level]] = {}
-            for level in levels:
-                by_key.setdefault(level.key, []).append(level)
-            yield dev, list(by_key.values())
+            newest: dict[tuple[str, str, str], tuple[object, ...]] = {}
+            history: dict[tuple[str, str, str], list[tuple[datetime, float]]] = {}
+            # (time, reading, supply value): times of one database compare right as they come
+            for r in sorted(group, key=lambda r: (r[1], r[2], r[3])):
+                # which supply of the device: kind, colour and slot (else its description)
+                key = (r[6], r[7] or "", str(r[4]) if r[4] is not None else r[5])
+                newest[key] = r
+                points = history.setdefault(key, [])
+                if r[8] is not None:
+                    points.append((utc(r[1]), r[8]))
+            yield dev, [Series(key, Level(utc(r[1]), *r[2:]), history[key])  # type: ignore[arg-type]
+                        for key, r in newest.items()]
 
 
 def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_history: bool = False,
@@ -110,13 +119,13 @@ def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_histo
     with translated("cannot build the supplies report"):
         infos = devices_in_scope(scope.customer)
         for dev, series in supply_series(db, list(infos), since, scope.end):
-            for points in series:
-                row = _supply_row(infos[dev], points, cfg, scope)
+            for one in series:
+                row = _supply_row(infos[dev], one, cfg, scope)
                 in_period = [r for r in row.forecast.replacements if scope.start <= r.at < scope.end]
                 replaced += len(in_period)
                 early += sum(r.early for r in in_period)
                 rows.append(row)
-                keys[id(row)] = (dev, points[-1].key)
+                keys[id(row)] = (dev, one.key)
         rows.sort(key=lambda r: (r.forecast.days_remaining is None, r.forecast.days_remaining or 0.0,
                                  r.percent if r.percent is not None else 101.0, device_sort_key(r.device)))
         if with_history:
@@ -125,13 +134,9 @@ def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_histo
                     rows=rows, replacements_in_period=replaced, early_replacements_in_period=early)
 
 
-def _history(points: list[Level]) -> list[tuple[datetime, float]]:
-    return [(p.observed_at, p.percent) for p in points if p.percent is not None]
-
-
-def _supply_row(info: DeviceInfo, points: list[Level], cfg: ReportsSection, scope: Scope) -> SupplyRow:
-    newest = points[-1]
-    f = forecast(_history(points), now=scope.end, window_days=cfg.forecast_window_days,
+def _supply_row(info: DeviceInfo, series: Series, cfg: ReportsSection, scope: Scope) -> SupplyRow:
+    newest = series.newest
+    f = forecast(series.history, now=scope.end, window_days=cfg.forecast_window_days,
                  min_span_days=cfg.forecast_min_span_days, min_points=cfg.forecast_min_points,
                  replacement_jump=cfg.replacement_jump_percent, early_percent=cfg.early_replacement_percent)
     if newest.percent is None:
@@ -153,10 +158,10 @@ def _add_history(db: Database, rows: list[SupplyRow], keys: dict[int, tuple[int,
             charted.append(row.device.id)
     wanted = {keys[id(r)]: r for r in rows if r.device.id in charted}
     for dev, series in supply_series(db, charted, since, until):
-        for points in series:
-            row = wanted.get((dev, points[-1].key))
+        for one in series:
+            row = wanted.get((dev, one.key))
             if row is not None:
-                row.history = _history(points)
+                row.history = one.history
 
 
 def supply_rank(row: SupplyRow) -> tuple[int, float]:
@@ -188,5 +193,5 @@ def supply_replacements(rows: list[SupplyRow], scope: Scope) -> list[tuple[Suppl
 
 
 
-__all__ = ["CHUNK", "LEVELS_SQL", "Level", "Supplies", "SupplyRow", "levels_query", "lowest_supplies",
-           "supplies", "supply_rank", "supply_replacements", "supply_series"]
+__all__ = ["CHUNK", "LEVELS_SQL", "Level", "Series", "Supplies", "SupplyRow", "levels_query",
+           "lowest_supplies", "supplies", "supply_rank", "supply_replacements", "supply_series"]
