@@ -1,7 +1,11 @@
 """Fill a server database with N devices x D days of daily readings through the real loader.
 
-    .venv/bin/python bench/fill.py --devices 1000 --days 90 --url sqlite:///var/bench/fleet-1000.db
-    .venv/bin/python bench/fill.py --devices 10000 --days 90 --url postgresql://postgres@127.0.0.1/fsm_bench
+    .venv/bin/python bench/fill.py --devices 1000 --days 90 [--db sqlite|postgresql] [--refill]
+    .venv/bin/python bench/fill.py --devices 10000 --days 90 --url postgresql://USER@HOST/EMPTY_DB
+
+PostgreSQL is the server the tests use (fsm_devtools.fixtures.db: the project's private server,
+or the one FSM_TEST_PG_ADMIN_URL names; name a lasting server there to keep a 10,000-device fill
+across runs, since the private server's databases go when it stops).
 
 Devices are split among clients of ``--per-client`` devices (ten clients per customer, one site
 each); every client sends one periodic report a day holding all its devices, loaded with
@@ -15,6 +19,7 @@ same database. Prints readings/s and the database's size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import tempfile
@@ -125,21 +130,20 @@ def fill(db: Database, *, devices: int, days: int, per_client: int = 100, seed: 
 BENCH_DIR = Path(__file__).resolve().parent.parent / "var" / "bench"
 
 
-def bench_url(kind: str, devices: int, days: int) -> str:
+def bench_url(kind: str, devices: int, days: int, admin_url: str = "") -> str:
     """The database of a fleet size: a SQLite file under var/bench, or a PostgreSQL database of its
-    own on the server the test fixtures use (fsm_devtools.fixtures.db)."""
+    own on the server of ``admin_url`` (the one the tests use: fsm_devtools.fixtures.db)."""
     name = f"fleet_{devices}x{days}"
     if kind == "sqlite":
         BENCH_DIR.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{BENCH_DIR / (name + '.db')}"
-    from fsm_devtools.fixtures.db import ADMIN_URL
-
-    return ADMIN_URL.rpartition("/")[0] + f"/fsm_bench_{name}"
+    return admin_url.rpartition("/")[0] + f"/fsm_bench_{name}"
 
 
-def filled(kind: str, devices: int, days: int, *, refill: bool = False, per_client: int = 100) -> str:
+def filled(kind: str, devices: int, days: int, *, admin_url: str = "", refill: bool = False,
+           per_client: int = 100) -> str:
     """The URL of a database holding the fleet, filled now when it is not yet (or ``refill``)."""
-    url = bench_url(kind, devices, days)
+    url = bench_url(kind, devices, days, admin_url)
     if kind == "sqlite":
         path = Path(url.removeprefix("sqlite:///"))
         done = path.exists() and not refill
@@ -149,10 +153,8 @@ def filled(kind: str, devices: int, days: int, *, refill: bool = False, per_clie
     else:
         import psycopg
 
-        from fsm_devtools.fixtures.db import ADMIN_URL
-
         name = url.rpartition("/")[2]
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             done = row is not None
             if refill or not done:
@@ -184,7 +186,12 @@ def main() -> None:
         db.close()
         url = args.url
     else:
-        url = filled(args.db, args.devices, args.days, refill=args.refill, per_client=args.per_client)
+        from fsm_devtools.fixtures.db import postgres_admin_url
+
+        with contextlib.ExitStack() as stack:
+            admin = stack.enter_context(postgres_admin_url()) if args.db == "postgresql" else ""
+            url = filled(args.db, args.devices, args.days, admin_url=admin, refill=args.refill,
+                         per_client=args.per_client)
     if url.startswith("sqlite:///"):
         print(f"{url}: {Path(url.removeprefix('sqlite:///')).stat().st_size / 2**20:.0f} MB")
     else:

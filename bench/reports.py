@@ -13,12 +13,14 @@ the process's peak RSS, and from the first size to the last the growth of time a
 
 Periods: meters the last complete month of the fill (October), supplies and alerts the 30 days
 before the fill's end; health the 30 days before now, since ingest times are the fill's own.
-``--plans`` prints each report query's plan at this size (reports.plans).
+``--plans`` prints each report query's plan at this size (reports.plans). PostgreSQL is the
+server the tests use (bench/fill.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -156,14 +158,19 @@ def main() -> None:
         return
     from fill import filled
 
+    from fsm_devtools.fixtures.db import postgres_admin_url
     from fsm_server.db.connect import open_database
 
     sizes = [int(s) for s in args.sizes.split(",")]
     kinds = args.kinds.split(",")
     results: dict[tuple[str, int, str], tuple[dict[str, float], dict[str, float]]] = {}
+    stack = contextlib.ExitStack()
+    admin = ""
     for backend in [args.only] if args.only else ["sqlite", "postgresql"]:
+        if backend == "postgresql" and not admin:
+            admin = stack.enter_context(postgres_admin_url())
         for size in sizes:
-            url = filled(backend, size, args.days)
+            url = filled(backend, size, args.days, admin_url=admin)
             t = time.perf_counter()
             open_database(url, data_dir=Path("/tmp")).close()  # migrations (state built) before timing
             if backend == "postgresql":
@@ -184,6 +191,7 @@ def main() -> None:
                       f"{bound['cpu']:6.2f} s CPU "
                       f"({bound['rows']:.0f} rows) | x{ratio(report, bound, 'wall'):.2f} wall "
                       f"x{ratio(report, bound, 'cpu'):.2f} CPU", flush=True)
+    stack.close()
     print()
     print("| report | database | devices | wall / CPU | bound wall / CPU | ratio wall / CPU | peak RSS |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
