@@ -48,6 +48,22 @@ def in_list(db: Database, column: str, values: Sequence[object]) -> tuple[str, l
     return f"{column} IN ({', '.join([db.peewee.param] * len(values))})", list(values)
 
 
+def join_each(db: Database, table: str, alias: str, columns: str, condition: str, *,
+              left: bool = False) -> tuple[str, str]:
+    """(JOIN clause, WHERE term) joining, for each outer row, the rows of ``table`` that ``condition``
+    picks through an index. PostgreSQL gets a LATERAL subquery that OFFSET 0 keeps from being
+    flattened, so it runs as one index seek per outer row in the outer row's order (as a plain
+    join it may hash a whole readings table and sort the result when a chunk asks for a good
+    part of it); SQLite (no LATERAL) a CROSS JOIN, whose order it keeps, or a LEFT JOIN.
+    Parameters of ``condition`` come before those of the outer WHERE in both."""
+    if db.kind == "postgresql":
+        sub = f"LATERAL (SELECT {columns} FROM {table} {alias} WHERE {condition} OFFSET 0) {alias}"
+        return (f"LEFT JOIN {sub} ON TRUE" if left else f"CROSS JOIN {sub}"), "TRUE"
+    if left:
+        return f"LEFT JOIN {table} {alias} ON {condition}", "1 = 1"
+    return f"CROSS JOIN {table} {alias}", condition
+
+
 def rows(db: Database, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
     """The rows of ``sql`` as tuples, fetched ``FETCH`` at a time. ``?`` marks a parameter on both
     databases (it becomes ``%s`` for PostgreSQL; the queries here hold no literal ``?``)."""
@@ -63,4 +79,4 @@ def explain(db: Database, sql: str, params: Sequence[object] = ()) -> list[str]:
     return [str(r[0]) for r in rows(db, "EXPLAIN " + sql, params)]
 
 
-__all__ = ["FETCH", "explain", "in_list", "rows", "ts", "utc"]
+__all__ = ["FETCH", "explain", "in_list", "join_each", "rows", "ts", "utc"]

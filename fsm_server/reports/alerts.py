@@ -40,14 +40,14 @@ ALERT_LOOKBACK = timedelta(days=90)
 
 
 #: Every reading of a chunk of devices in a time range with its alerts, device by device: one range
-#: seek of the reading (device, time) index per device, its alerts by the reading's id (a reading
-#: without alerts comes once with NULLs). Each device's rows are put in time order in Python.
+#: seek of the reading (device, time) index per device, its alerts by the reading's id
+#: (``sql.join_each``; a reading without alerts comes once with NULLs). Each device's rows are
+#: put in time order in Python.
 READINGS_SQL = """
-SELECT r.device_id, r.observed_at, r.id, r.reachability, r.conditions, a.id, a.code, a.severity,
-       a.description
-FROM reading r LEFT JOIN alert_value a ON a.reading_id = r.id
-WHERE {devices} AND r.observed_at >= ? AND r.observed_at < ?
-ORDER BY r.device_id
+SELECT d.id, r.observed_at, r.id, r.reachability, r.conditions, a.id, a.code, a.severity, a.description
+FROM device d {join_readings} {join_alerts}
+WHERE {term_readings} AND {term_alerts} AND {devices}
+ORDER BY d.id
 """
 
 CHUNK = 500
@@ -58,8 +58,14 @@ Codes = dict[str, tuple[str, str, str]]
 
 def readings_query(db: Database, device_ids: Sequence[int], since: datetime,
                    until: datetime) -> tuple[str, list[object]]:
-    where, params = sql.in_list(db, "r.device_id", device_ids)
-    return READINGS_SQL.format(devices=where), [*params, sql.ts(db, since), sql.ts(db, until)]
+    where, params = sql.in_list(db, "d.id", device_ids)
+    join_r, term_r = sql.join_each(db, "reading", "r", "r.id, r.observed_at, r.reachability, r.conditions",
+                                   "r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ?")
+    join_a, term_a = sql.join_each(db, "alert_value", "a", "a.id, a.code, a.severity, a.description",
+                                   "a.reading_id = r.id", left=True)
+    query = READINGS_SQL.format(join_readings=join_r, join_alerts=join_a, term_readings=term_r,
+                                term_alerts=term_a, devices=where)
+    return query, [sql.ts(db, since), sql.ts(db, until), *params]
 
 
 def alert_readings(db: Database, device_ids: Iterable[int], *, since: datetime,

@@ -100,13 +100,12 @@ JOIN counter_value a ON a.id = x.id
 
 #: Every read in the period of each counter of a chunk of devices, grouped by (device, counter) in
 #: the order of counter_latest's key: one range seek of the (device, counter, time) index per
-#: counter, no sort of the period's rows (each counter's few reads are put in time order in Python).
-#: CROSS JOIN makes SQLite drive from counter_latest; PostgreSQL plans it as an inner join.
+#: counter (``sql.join_each``), no sort of the period's rows (each counter's few reads are put in
+#: time order in Python).
 READS_SQL = """
 SELECT cv.device_id, cv.name, cv.observed_at, cv.value, cv.flag, cv.id
-FROM counter_latest cl CROSS JOIN counter_value cv
-WHERE {devices} AND cv.device_id = cl.device_id AND cv.name = cl.name
-      AND cv.observed_at > ? AND cv.observed_at < ?
+FROM counter_latest cl {join}
+WHERE {term} AND {devices}
 ORDER BY cl.device_id, cl.name
 """
 
@@ -129,7 +128,11 @@ def anchors_query(db: Database, device_ids: Sequence[int], start: datetime) -> t
 def reads_query(db: Database, device_ids: Sequence[int], start: datetime,
                 end: datetime) -> tuple[str, list[object]]:
     where, params = sql.in_list(db, "cl.device_id", device_ids)
-    return READS_SQL.format(devices=where), [*params, sql.ts(db, start), sql.ts(db, end)]
+    join, term = sql.join_each(
+        db, "counter_value", "cv", "cv.device_id, cv.name, cv.observed_at, cv.value, cv.flag, cv.id",
+        "cv.device_id = cl.device_id AND cv.name = cl.name AND cv.observed_at > ? AND cv.observed_at < ?")
+    query = READS_SQL.format(join=join, term=term, devices=where)
+    return query, [sql.ts(db, start), sql.ts(db, end), *params]
 
 
 def meter_rows(db: Database, scope: Scope, settings: ReportsSection | None = None, *,

@@ -42,13 +42,13 @@ class Supplies(msgspec.Struct, kw_only=True, tag="supplies", tag_field="kind"):
 
 
 #: Every supply level of a chunk of devices from ``since`` on, device by device: one range seek of
-#: the reading (device, time) index per device, its supplies by the reading's id; each device's
-#: few rows are put in time order in Python. CROSS JOIN makes SQLite drive from reading.
+#: the reading (device, time) index per device, its supplies by the reading's id
+#: (``sql.join_each``); each device's few rows are put in time order in Python.
 LEVELS_SQL = """
-SELECT r.device_id, r.observed_at, r.id, s.id, s."index", s.description, s.kind, s.color, s.percent, s.state
-FROM reading r CROSS JOIN supply_value s
-WHERE {devices} AND r.observed_at >= ? AND r.observed_at < ? AND s.reading_id = r.id
-ORDER BY r.device_id
+SELECT d.id, r.observed_at, r.id, s.id, s."index", s.description, s.kind, s.color, s.percent, s.state
+FROM device d {join_readings} {join_supplies}
+WHERE {term_readings} AND {term_supplies} AND {devices}
+ORDER BY d.id
 """
 
 CHUNK = 500
@@ -70,8 +70,15 @@ class Level(NamedTuple):
 
 def levels_query(db: Database, device_ids: Sequence[int], since: datetime,
                  until: datetime) -> tuple[str, list[object]]:
-    where, params = sql.in_list(db, "r.device_id", device_ids)
-    return LEVELS_SQL.format(devices=where), [*params, sql.ts(db, since), sql.ts(db, until)]
+    where, params = sql.in_list(db, "d.id", device_ids)
+    join_r, term_r = sql.join_each(db, "reading", "r", "r.id, r.observed_at",
+                                   "r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ?")
+    join_s, term_s = sql.join_each(db, "supply_value", "s",
+                                   's.id, s."index", s.description, s.kind, s.color, s.percent, s.state',
+                                   "s.reading_id = r.id")
+    query = LEVELS_SQL.format(join_readings=join_r, join_supplies=join_s, term_readings=term_r,
+                              term_supplies=term_s, devices=where)
+    return query, [sql.ts(db, since), sql.ts(db, until), *params]
 
 
 class Series(NamedTuple):
