@@ -117,7 +117,8 @@ def server_cpu(pid: int | None) -> float:
 def measure(what: str, kind: str, url: str) -> dict[str, float]:
     out = subprocess.run([sys.executable, __file__, "--child", what, kind, url], check=True,
                          capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def ratio(report: dict[str, float], bound: dict[str, float], key: str) -> float:

@@ -36,9 +36,8 @@ def ts(db: Database, when: datetime) -> object:
 def utc(value: Any) -> datetime:
     """A timestamp column's value as an aware UTC datetime (cached: a reading's time comes back
     once per counter or supply of it)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    when: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def in_list(db: Database, column: str, values: Sequence[object]) -> tuple[str, list[object]]:

@@ -60,7 +60,7 @@ class Level(NamedTuple):
     observed_at: datetime
     reading_id: int
     id: int
-    index: int | None
+    slot: int | None  # the supply's index (prtMarkerSuppliesIndex) where there is one
     description: str
     kind: str
     color: str | None
@@ -166,9 +166,9 @@ def _add_history(db: Database, rows: list[SupplyRow], keys: dict[int, tuple[int,
     wanted = {keys[id(r)]: r for r in rows if r.device.id in charted}
     for dev, series in supply_series(db, charted, since, until):
         for one in series:
-            row = wanted.get((dev, one.key))
-            if row is not None:
-                row.history = one.history
+            found = wanted.get((dev, one.key))
+            if found is not None:
+                found.history = one.history
 
 
 def supply_rank(row: SupplyRow) -> tuple[int, float]:

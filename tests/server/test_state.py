@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import pytest
+from click.testing import CliRunner
 from reports_fleet import Feeder, reading
 
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_server import latest
+from fsm_server.cli import main
 from fsm_server.db import sql, state
 from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
@@ -78,3 +81,15 @@ def test_the_latest_state_gives_one_row_per_device_and_supply_with_a_forecast(fe
     # B's toner: the late day-4 level joined the fit in time order, the unreachable day 10 added none
     b_toner = supplies[("B2", "toner")]
     assert b_toner.points == 11 and b_toner.rate_per_day == pytest.approx(1.0)
+
+
+def test_db_rebuild_state_recomputes_what_ingest_keeps(
+    fed: Feeder, db: Database, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = snapshot(db)
+    db.peewee.execute_sql("DELETE FROM supply_latest")
+    db.peewee.execute_sql("UPDATE device_latest SET reachability = 'stale'")
+    monkeypatch.setenv("FSM_DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), "db", "rebuild-state"])
+    assert result.exit_code == 0, result.output
+    assert "state of 2 devices rebuilt" in result.stderr
+    assert snapshot(db) == kept
