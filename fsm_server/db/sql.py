@@ -28,8 +28,17 @@ FETCH = 2000
 
 def ts(db: Database, when: datetime) -> object:
     """``when`` as the timestamp columns store it: naive UTC (SQLite: ISO text, as peewee writes it)."""
-    naive = when.astimezone(UTC).replace(tzinfo=None)
-    return naive.isoformat(" ") if db.kind == "sqlite" else naive
+    return _iso(when) if db.kind == "sqlite" else _naive(when)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # a reading's time is written once per counter and supply
+def _naive(when: datetime) -> datetime:
+    return when.astimezone(UTC).replace(tzinfo=None)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _iso(when: datetime) -> str:
+    return _naive(when).isoformat(" ")
 
 
 @functools.lru_cache(maxsize=1 << 14)

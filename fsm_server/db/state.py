@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 import peewee
@@ -33,8 +33,7 @@ def supply_key(kind: str, color: str | None, index: int | None, description: str
     return f"{kind}|{color or ''}|{index if index is not None else description}"
 
 
-@dataclass(frozen=True)
-class Fit:
+class Fit(NamedTuple):
     """A supply's least-squares fit since its last replacement, as sums (x in days since ``since``)."""
 
     since: datetime | None = None
@@ -57,8 +56,8 @@ class Fit:
             return Fit(since=at, last_at=at, last_percent=percent, replaced_at=replaced, n=1, sx=0.0,
                        sy=percent, sxx=0.0, sxy=0.0)
         x = (at - self.since).total_seconds() / 86400
-        return replace(self, last_at=at, last_percent=percent, n=self.n + 1, sx=self.sx + x,
-                       sy=self.sy + percent, sxx=self.sxx + x * x, sxy=self.sxy + x * percent)
+        return Fit(self.since, at, percent, self.replaced_at, self.n + 1, self.sx + x, self.sy + percent,
+                   self.sxx + x * x, self.sxy + x * percent)
 
 
     def forecast(self, *, min_points: int = 3, min_span_days: float = 3.0) -> tuple[float, float] | None:
@@ -77,8 +76,7 @@ class Fit:
         return -slope, max(level, 0.0) / -slope
 
 
-@dataclass(frozen=True)
-class Level:
+class Level(NamedTuple):
     """One supply level of one reading, as ``after_load`` and ``rebuild`` fold them."""
 
     device_id: int
@@ -92,8 +90,7 @@ class Level:
     state: str
 
 
-@dataclass(frozen=True)
-class Newest:
+class Newest(NamedTuple):
     """One reading's device-level fields, as ``device_latest`` keeps them."""
 
     device_id: int
