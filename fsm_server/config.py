@@ -145,7 +145,8 @@ class BackupSection(_Section):
 
 
 class RetentionSection(_Section):
-    """How long readings are kept whole ([retention], docs/operations.md "Retention")."""
+    """How long readings are kept whole ([retention]; docs/operations.md, "Retention and the state
+    kept at ingest (server)")."""
 
     # readings older than this are reduced to each device's last of each day (and of each counter)
     raw_days: Annotated[int, _range(1, 36500)] = 400

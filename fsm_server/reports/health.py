@@ -138,7 +138,7 @@ SELECT client_id, COUNT(*) FROM envelope WHERE ingested_at >= ? AND ingested_at 
 """
 
 #: Counter values ingest flagged in the period, newest first: a range of the partial index over
-#: flagged values only (migration m009), which stays small however many readings there are.
+#: flagged values only (migration m010), which stays small however many readings there are.
 ANOMALIES_SQL = """
 SELECT device_id, name, flag, previous, value, observed_at FROM counter_value
 WHERE flag IS NOT NULL AND observed_at >= ? AND observed_at < ?
