@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from fsm_protocol import configfile
-from fsm_server.config import NotifySection, ReportsSection, RuleSection, ServerConfig
+from fsm_server.config import NotifySection, ReportsSection, RetentionSection, RuleSection, ServerConfig
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
@@ -23,6 +23,7 @@ def part() -> str:
 def test_the_example_loads_and_states_the_defaults() -> None:
     config = configfile.convert(tomllib.loads(part()), ServerConfig, source="config.example.toml")
     assert config.reports == ReportsSection() and config.notify == NotifySection()
+    assert config.retention == RetentionSection()
 
 
 def test_the_commented_rules_load_too() -> None:
