@@ -107,8 +107,7 @@ def stream(kind: str, fmt: str, out: TextIO, *, customer: str | None = None, sta
     """Build one report and write it to ``out`` as ``render`` would, as it is computed: the meters
     CSV and JSON hold one chunk of devices at a time, whatever the fleet's size; the other reports
     hold one row per item (supplies, episodes ...), never the period's readings."""
-    if fmt not in FORMATS:
-        render(Inventory(generated_at=datetime.now(UTC), customer=None, rows=[]), fmt)  # the error
+    check_format(fmt)
     if kind != "meters" or fmt == "html":
         out.write(render(build(kind, customer=customer, start=start, end=end, now=now, settings=settings,
                                with_history=fmt == "html"), fmt))
@@ -133,16 +132,21 @@ def stream(kind: str, fmt: str, out: TextIO, *, customer: str | None = None, sta
     out.write(("\n  ]" if written else "]") + after + "\n")
 
 
+def check_format(fmt: str) -> None:
+    """Refuse a format no renderer has."""
+    if fmt not in FORMATS:
+        raise ReportError(f"report format {fmt!r} is not one of {', '.join(FORMATS)}",
+                          hint="use html, csv or json")
+
+
 def render(report: AnyReport, fmt: str) -> str:
     """The report as ``html`` (self-contained page), ``csv`` or ``json`` text."""
     if fmt == "html":
         return render_html(report)
     if fmt == "csv":
         return render_csv(report)
-    if fmt == "json":
-        return msgspec.json.format(msgspec.json.encode(report), indent=2).decode() + "\n"
-    raise ReportError(f"report format {fmt!r} is not one of {', '.join(FORMATS)}",
-                      hint="use html, csv or json")
+    check_format(fmt)
+    return msgspec.json.format(msgspec.json.encode(report), indent=2).decode() + "\n"
 
 
 __all__ = [
@@ -163,6 +167,7 @@ __all__ = [
     "Supplies",
     "alerts",
     "build",
+    "check_format",
     "check_settings",
     "forecast",
     "health",
