@@ -15,6 +15,8 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         │   └── SeqConflict        reason "seq_conflict"
         ├── MailboxError           the IMAP server failed or refused
         ├── ReportError            a report cannot be built as asked (kind, format, period)
+        ├── TenancyError           unknown dealer or customer, a bad name
+        │   └── NotFound           no such object in the caller's scope (missing or another tenant's)
         └── NotifyError            a notification rule or mail template is wrong
 """
 
@@ -72,6 +74,16 @@ class ReportError(ServerError):
     reason = "report_error"
 
 
+class TenancyError(ServerError):
+    reason = "tenancy_error"
+
+
+class NotFound(TenancyError):
+    """An object that does not exist or belongs to another tenant: the two are not told apart."""
+
+    reason = "not_found"
+
+
 class NotifyError(ServerError):
     reason = "notify_error"
 
@@ -82,10 +94,12 @@ __all__ = [
     "Implausible",
     "IngestError",
     "MailboxError",
+    "NotFound",
     "NotifyError",
     "RegistryError",
     "ReportError",
     "RevokedClient",
     "ServerError",
+    "TenancyError",
     "UnknownClient",
 ]

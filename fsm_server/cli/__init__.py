@@ -37,13 +37,14 @@ from .keys import keys_group  # noqa: E402 - commands register after the group e
 main.add_command(keys_group)
 
 from .clients import clients_group  # noqa: E402
+from .customers import customers_group, dealers_group  # noqa: E402
 from .devices import devices_command  # noqa: E402
 from .gaps import gaps_command  # noqa: E402
 from .importcmd import import_command  # noqa: E402
 from .ingest import ingest_command  # noqa: E402
 from .quarantine import quarantine_group  # noqa: E402
 
-for _command in (clients_group, devices_command, gaps_command, import_command, ingest_command,
+for _command in (clients_group, customers_group, dealers_group, devices_command, gaps_command, import_command, ingest_command,
                  quarantine_group):
     main.add_command(_command)
 

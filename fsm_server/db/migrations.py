@@ -83,9 +83,19 @@ def m006_device_customer(db: peewee.Database) -> None:
     db.execute_sql('CREATE INDEX "client_customer_id" ON client (customer_id)')
 
 
+def m012_dealers(db: peewee.Database) -> None:
+    """Dealers own customers: the dealer table and customer.dealer_id (NULL: no dealer yet, only
+    administrators see the customer). The portal scopes every query by it (fsm_server.scoping).
+    And alert_ack, the portal's acknowledgements of alert episodes."""
+    db.create_tables([models.Dealer, models.AlertAck], safe=True)
+    if "dealer_id" not in {c.name for c in db.get_columns("customer")}:  # m001 makes today's tables
+        db.execute_sql("ALTER TABLE customer ADD COLUMN dealer_id INTEGER REFERENCES dealer (id)")
+        db.execute_sql('CREATE INDEX "customer_dealer_id" ON customer (dealer_id)')
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
-    m006_device_customer)
+    m006_device_customer, m012_dealers)
 
 
 def applied(db: Database) -> list[str]:
@@ -122,4 +132,4 @@ def migrate(db: Database) -> list[str]:
 
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
-           "migrate"]
+           "m012_dealers", "migrate"]

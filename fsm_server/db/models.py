@@ -48,8 +48,17 @@ class _Model(peewee.Model):
         legacy_table_names = False
 
 
+class Dealer(_Model):
+    """A dealer: the company that serves customers; its portal users see its customers only."""
+
+    name = peewee.CharField(max_length=200, unique=True)
+
+
 class Customer(_Model):
     name = peewee.CharField(max_length=200, unique=True)
+    # The dealer that serves it (fsm_server.customers); NULL: only administrators see it.
+    # Added by migration 12.
+    dealer = peewee.ForeignKeyField(Dealer, null=True, backref="customers")
 
 
 class Client(_Model):
@@ -217,6 +226,20 @@ class AlertValue(_Model):
     observed_at = UtcDateTimeField()
 
 
+class AlertAck(_Model):
+    """A dealer's acknowledgement of one alert episode (device, code, start); the portal only
+    records it, nothing is sent to the client or the device. Added by migration 12."""
+
+    device = peewee.ForeignKeyField(Device, on_delete="CASCADE")
+    code = peewee.CharField(max_length=64)
+    since = UtcDateTimeField()  # when the episode began
+    acked_by = peewee.CharField(max_length=200)
+    acked_at = UtcDateTimeField()
+
+    class Meta:
+        indexes = ((("device", "code", "since"), True),)
+
+
 class PendingChunk(_Model):
     """A chunk of a report whose other chunks have not all arrived yet (kept across restarts)."""
 
@@ -254,8 +277,8 @@ class Quarantine(_Model):
 
 
 MODELS: tuple[type[_Model], ...] = (
-    Client, ClientKey, Customer, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
-    CounterLatest, SupplyValue, AlertValue, PendingChunk, Quarantine,
+    Dealer, Customer, Client, ClientKey, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
+    CounterLatest, SupplyValue, AlertValue, AlertAck, PendingChunk, Quarantine,
 )
 
 
@@ -266,12 +289,14 @@ def bind(database: peewee.Database) -> None:
 
 __all__ = [
     "MODELS",
+    "AlertAck",
     "AlertValue",
     "Client",
     "ClientKey",
     "CounterLatest",
     "CounterValue",
     "Customer",
+    "Dealer",
     "Device",
     "DeviceAddress",
     "Envelope",
