@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -37,7 +38,7 @@ def redirect(target: str, cookie: str | None = None) -> RedirectResponse:
 
 
 def _throttled(request: Request, template: str, wait: float, **ctx: object) -> Response:
-    seconds = max(1, round(wait + 0.49))
+    seconds = max(1, math.ceil(wait))
     return render(request, template, status_code=429, headers={"Retry-After": str(seconds)},
                   error=f"Too many failed attempts. Try again in {seconds} seconds.", **ctx)
 
