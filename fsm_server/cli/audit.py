@@ -48,7 +48,8 @@ def list_command(ctx: ServerContext, limit: int, as_json: bool) -> None:
     table = Table("id", "time (UTC)", "who", "action", "about", "address", "detail")
     for e in rows:
         detail = "; ".join(f"{k}: {v}" for k, v in e.detail.items())
-        table.add_row(str(e.id), f"{e.at:%Y-%m-%d %H:%M:%S}", cell(e.actor), e.action, cell(e.target), e.address,
+        table.add_row(str(e.id), f"{e.at:%Y-%m-%d %H:%M:%S}", cell(e.actor), e.action, cell(e.target),
+                      e.address,
                       cell(detail))
     print_table(table)
 

@@ -18,7 +18,8 @@ from ..context import ServerContext
 from ..web.app import public_url
 
 _role = click.option("--role", type=click.Choice(ROLES), required=True,
-                     help="admin: everything; dealer: the customers of one dealer; customer: its own customers.")
+                     help="admin: everything; dealer: the customers of one dealer; "
+                          "customer: its own customers.")
 _customer = click.option("--customer", "customers", multiple=True,
                          help="A customer a customer user sees (repeat for several).")
 _dealer = click.option("--dealer", default=None, help="The dealer a dealer user works for.")

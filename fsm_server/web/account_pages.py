@@ -94,7 +94,8 @@ def revoke_session(request: Request) -> Response:
     target = request.path_params["session_id"]
     if not sessions.end_of_user(principal.user_id, target):
         return render(request, "message.html", status_code=404, title="Sessions", error="no such session")
-    audit.record("session.revoke", actor=principal.name, target=principal.name, address=client_address(request),
+    audit.record("session.revoke", actor=principal.name, target=principal.name,
+                 address=client_address(request),
                  detail={"session": target, "own": target == current.id},
                  dealer=users.audit_dealer(principal.role, principal.dealer, principal.customers))
     if target == current.id:
@@ -105,7 +106,8 @@ def revoke_session(request: Request) -> Response:
 def revoke_others(request: Request) -> Response:
     principal = principal_of(request)
     ended = sessions.end_all(principal.user_id, keep=request.state.session.id)
-    audit.record("session.revoke", actor=principal.name, target=principal.name, address=client_address(request),
+    audit.record("session.revoke", actor=principal.name, target=principal.name,
+                 address=client_address(request),
                  detail={"others": ended},
                  dealer=users.audit_dealer(principal.role, principal.dealer, principal.customers))
     return redirect("/account?done=revoked")

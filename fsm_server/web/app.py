@@ -25,7 +25,8 @@ from .render import STATIC, NavItem, client_address, render
 PAGES_MODULE = "fsm_server.web.pages"
 
 
-def audit_event(request: Request, action: str, *, target: str = "", detail: Mapping[str, object] | None = None,
+def audit_event(request: Request, action: str, *, target: str = "", detail: Mapping[str,
+                                                                                    object] | None = None,
                 dealer: str | None = None) -> audit.AuditRecord:
     """Append an audit entry with the request's user as actor and its address."""
     principal = getattr(request.state, "principal", None)
@@ -91,7 +92,8 @@ def create_app(ctx: ServerContext, *, db: Database | None = None, routes: Sequen
     settings = ctx.config.web
     app = Starlette(
         routes=all_routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(CrossSite), Middleware(Sessions, settings=settings),
+        middleware=[Middleware(SecurityHeaders), Middleware(CrossSite), Middleware(Sessions,
+                                                                                   settings=settings),
                     Middleware(CsrfToken)],
         exception_handlers={404: _not_found, 405: _not_found, NotFound: _not_found},
     )

@@ -58,7 +58,8 @@ def login_page(request: Request) -> Response:
     if result.wait_seconds > 0:
         return _throttled(request, "login.html", result.wait_seconds, next=next_path, name=name)
     if result.user_id is None:
-        return render(request, "login.html", status_code=401, error=users.LOGIN_FAILED, next=next_path, name=name)
+        return render(request, "login.html", status_code=401, error=users.LOGIN_FAILED, next=next_path,
+                      name=name)
     old = request.state.session
     if old is not None:
         sessions.end(old.id)
@@ -82,7 +83,8 @@ def totp_page(request: Request) -> Response:
     form = form_data(request)
     next_path = local_target(field(form, "next"))
     now = datetime.now(UTC)
-    outcome = users.login_second_factor(session.user_id, field(form, "code", 64), address=client_address(request),
+    outcome = users.login_second_factor(session.user_id, field(form, "code", 64),
+                                        address=client_address(request),
                                         settings=settings_of(request), now=now)
     if outcome is True:
         token = sessions.promote(session.id, now=now, settings=settings_of(request))
@@ -103,7 +105,8 @@ def logout(request: Request) -> Response:
         sessions.end(session.id)
         principal = request.state.principal
         if principal is not None:
-            audit.record("logout", actor=principal.name, target=principal.name, address=client_address(request),
+            audit.record("logout", actor=principal.name, target=principal.name,
+                         address=client_address(request),
                          dealer=users.audit_dealer(principal.role, principal.dealer, principal.customers))
     return redirect("/login", expired_cookie())
 
@@ -149,7 +152,8 @@ def reauth_page(request: Request) -> Response:
 def needs_reauth(request: Request) -> Response | None:
     """A redirect to the re-authentication page unless the session gave its password lately."""
     session = request.state.session
-    if session is not None and sessions.recently_authenticated(session, datetime.now(UTC), settings_of(request)):
+    if session is not None and sessions.recently_authenticated(session, datetime.now(UTC),
+                                                               settings_of(request)):
         return None
     back = request.url.path if request.method == "GET" else request.headers.get("x-return-to", "/account")
     return redirect("/reauth?next=" + quote(local_target(back, "/account"), safe=""))

@@ -130,7 +130,7 @@ class Sessions:
             try:
                 jar: SimpleCookie = SimpleCookie(cookie_header)
                 token = jar[COOKIE].value if COOKIE in jar else ""
-            except Exception:  # a malformed Cookie header is no session  # noqa: BLE001
+            except Exception:  # a malformed Cookie header is no session
                 token = ""
         if token and not path.startswith("/static/"):
             found = await run_in_threadpool(self._lookup, token)
@@ -238,5 +238,6 @@ class CsrfToken:
         await self.app(scope, replay, send)
 
 
-__all__ = ["COOKIE", "CSP", "CSRF_FIELD", "CSRF_HEADER", "SECURITY_HEADERS", "CrossSite", "CsrfToken", "SecurityHeaders", "Sessions",
+__all__ = ["COOKIE", "CSP", "CSRF_FIELD", "CSRF_HEADER", "SECURITY_HEADERS", "CrossSite", "CsrfToken",
+           "SecurityHeaders", "Sessions",
            "cross_site", "expired_cookie", "session_cookie"]

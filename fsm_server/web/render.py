@@ -16,8 +16,8 @@ import anyio.from_thread
 import msgspec
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from starlette.exceptions import HTTPException
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -126,5 +126,6 @@ def require(*roles: Role) -> Callable[[Endpoint], Endpoint]:
     return decorate
 
 
-__all__ = ["ACCOUNT_NAV", "STATIC", "TEMPLATES", "NavItem", "client_address", "csrf_of", "environment", "field",
+__all__ = ["ACCOUNT_NAV", "STATIC", "TEMPLATES", "NavItem", "client_address", "csrf_of", "environment",
+           "field",
            "form_data", "nav_for", "principal_of", "render", "require"]

@@ -36,7 +36,8 @@ class TlsFiles:
 
 
 def _san(host: str) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    names: list[x509.GeneralName] = [x509.DNSName("localhost"),
+                                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                                      x509.IPAddress(ipaddress.ip_address("::1"))]
     try:
         ip = ipaddress.ip_address(host)
@@ -67,7 +68,8 @@ def make_self_signed(directory: Path, host: str, *, now: datetime | None = None)
                           x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fsm portal (self-signed)")])
         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
-                .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=SELF_SIGNED_DAYS))
+                .not_valid_before(now - timedelta(minutes=5))
+                .not_valid_after(now + timedelta(days=SELF_SIGNED_DAYS))
                 .add_extension(x509.SubjectAlternativeName(_san(host)), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -157,8 +159,8 @@ def servers(ctx: ServerContext, *, host: str, port: int, files: TlsFiles,
     redirect = None
     if web.redirect_port is not None:
         redirect = uvicorn.Server(uvicorn.Config(redirect_app(port), host=host, port=web.redirect_port,
-                                                 proxy_headers=False, server_header=False, log_level="warning",
-                                                 lifespan="off"))
+                                                 proxy_headers=False, server_header=False,
+                                                 log_level="warning", lifespan="off"))
     return main, redirect
 
 

@@ -25,7 +25,8 @@ def _choices(request: Request) -> dict[str, object]:
             customers = [c.name for c in Customer.select(Customer.name).order_by(Customer.name) if c.name]
             dealers = [d.name for d in Dealer.select(Dealer.name).order_by(Dealer.name)]
             return {"customers": customers, "dealers": dealers, "roles": ROLES}
-    return {"customers": sorted(users.dealer_customers(principal.dealer)), "dealers": [], "roles": ("customer",)}
+    return {"customers": sorted(users.dealer_customers(principal.dealer)), "dealers": [],
+            "roles": ("customer",)}
 
 
 def _page(request: Request, *, status_code: int = 200, **ctx: object) -> Response:
@@ -63,7 +64,8 @@ def _act(request: Request, action: str) -> Response:
             return render(request, "user_link.html", title="Setup link", user=info, link=link, made="reset")
         users.set_enabled(name, action == "enable", by=principal, address=address)
     except AccountError as exc:
-        return _page(request, status_code=404 if exc.message.startswith("no user") else 400, error=exc.message,
+        return _page(request, status_code=404 if exc.message.startswith("no user") else 400,
+                     error=exc.message,
                      hint=exc.hint)
     return redirect("/users")
 

@@ -70,7 +70,8 @@ def login(client: Any, person: Person) -> None:
     if person.secret:
         assert r.headers["location"].startswith("/login/totp")
         page = client.get("/login/totp")
-        r = client.post("/login/totp", data={"code": person.code(), "csrf": csrf_of(page.text), "next": "/account"},
+        r = client.post("/login/totp", data={"code": person.code(), "csrf": csrf_of(page.text),
+                                             "next": "/account"},
                         follow_redirects=False)
         assert r.status_code == 303, r.text
     assert r.headers["location"] == "/account"

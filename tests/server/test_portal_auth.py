@@ -51,7 +51,8 @@ def admin(db: Database) -> Person:
 
 
 def set_cookie(response: object) -> str:
-    cookies = [v for k, v in response.headers.multi_items() if k == "set-cookie"]  # type: ignore[attr-defined]
+    cookies = [v for k,
+               v in response.headers.multi_items() if k == "set-cookie"]  # type: ignore[attr-defined]
     assert len(cookies) == 1, cookies
     return cookies[0]
 
@@ -75,7 +76,8 @@ def test_login_with_password_and_totp_sets_a_host_only_strict_cookie_and_a_new_t
     pending = set_cookie(r)
     assert client.get("/account", follow_redirects=False).headers["location"] == "/login/totp"
     page = client.get("/login/totp")
-    r = client.post("/login/totp", data={"code": admin.code(), "csrf": csrf_of(page.text)}, follow_redirects=False)
+    r = client.post("/login/totp", data={"code": admin.code(), "csrf": csrf_of(page.text)},
+                    follow_redirects=False)
     assert r.status_code == 303
     full = set_cookie(r)
     name, _, attrs = full.partition(";")
@@ -85,7 +87,7 @@ def test_login_with_password_and_totp_sets_a_host_only_strict_cookie_and_a_new_t
     assert len(token) >= 43  # 256 bits, base64url
     assert WebSession.select().count() == 1  # the pending session is gone
     assert "ada" in client.get("/account").text
-    assert [e.action for e in audit.entries(limit=3)][0] == "login"
+    assert audit.entries(limit=1)[0].action == "login"
 
 
 def test_a_wrong_or_reused_totp_code_is_refused(client: TestClient, admin: Person) -> None:
@@ -93,7 +95,8 @@ def test_a_wrong_or_reused_totp_code_is_refused(client: TestClient, admin: Perso
     token = csrf_of(client.get("/login/totp").text)
     assert client.post("/login/totp", data={"code": "000000", "csrf": token}).status_code == 401
     code = admin.code()
-    assert client.post("/login/totp", data={"code": code, "csrf": token}, follow_redirects=False).status_code == 303
+    assert client.post("/login/totp", data={"code": code, "csrf": token},
+                       follow_redirects=False).status_code == 303
     other = TestClient(client.app, base_url="https://testserver")
     other.post("/login", data={"name": "ada", "password": PASSWORD})
     r = other.post("/login/totp", data={"code": code, "csrf": csrf_of(other.get("/login/totp").text)})
@@ -122,7 +125,8 @@ def test_logout_ends_the_session_on_the_server(client: TestClient, admin: Person
 
 @pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
                                      {"Origin": "https://evil.example"}, {"Origin": "null"}])
-def test_a_cross_site_state_change_is_refused(client: TestClient, admin: Person, headers: dict[str, str]) -> None:
+def test_a_cross_site_state_change_is_refused(client: TestClient, admin: Person, headers: dict[str,
+                                                                                               str]) -> None:
     login(client, admin)
     token = csrf_of(client.get("/account").text)
     r = client.post("/account/sessions/revoke-others", data={"csrf": token}, headers=headers)
@@ -135,7 +139,8 @@ def test_a_state_change_without_the_sessions_csrf_token_is_refused(client: TestC
     login(client, admin)
     token = csrf_of(client.get("/account").text)
     assert client.post("/account/sessions/revoke-others", data={}).status_code == 403
-    assert client.post("/account/sessions/revoke-others", data={"csrf": token[:-1] + ("1" if token[-1] == "0" else "0")}
+    assert client.post("/account/sessions/revoke-others",
+                       data={"csrf": token[:-1] + ("1" if token[-1] == "0" else "0")}
                        ).status_code == 403
     r = client.post("/account/sessions/revoke-others", headers={"X-CSRF-Token": token,
                                                                 "Sec-Fetch-Site": "same-origin"},
@@ -289,12 +294,14 @@ def test_customers_see_no_users_page_and_dealers_only_their_customers_users(
     assert "acme-user" in page and "initech-user" not in page and "south-staff" not in page
     token = csrf_of(page)
     r = client.post("/users", data={"csrf": token, "name": "sneaky", "customer": "Initech"})
-    assert r.status_code == 400 and not users.list_users(None)[-1].name == "sneaky"
-    r = client.post("/users", data={"csrf": token, "name": "globex-user", "customer": "Globex", "role": "admin"})
+    assert r.status_code == 400 and users.list_users(None)[-1].name != "sneaky"
+    r = client.post("/users", data={"csrf": token, "name": "globex-user", "customer": "Globex",
+                                    "role": "admin"})
     assert r.status_code == 200 and "/setup/" in r.text
     assert users.get_user("globex-user", None).role == "customer", "a dealer adds customer users only"
     assert client.post("/users/initech-user/disable", data={"csrf": token}).status_code == 404
-    assert client.post("/users/acme-user/disable", data={"csrf": token}, follow_redirects=False).status_code == 303
+    assert client.post("/users/acme-user/disable", data={"csrf": token},
+                       follow_redirects=False).status_code == 303
     assert not users.get_user("acme-user", None).enabled
     assert client.get("/users/acme-user/role").status_code == 404, "only administrators change roles"
     mine = {e.target for e in audit.entries(dealer="North", only_dealer=True)}
@@ -307,10 +314,12 @@ def test_changing_a_role_needs_reauthentication_and_ends_the_users_sessions(
     theirs = TestClient(client.app, base_url="https://testserver")
     login(theirs, acme)
     login(client, admin)
-    assert client.get("/users/acme-user/role", follow_redirects=False).headers["location"].startswith("/reauth")
+    assert client.get("/users/acme-user/role",
+                      follow_redirects=False).headers["location"].startswith("/reauth")
     token = csrf_of(client.get("/account").text)
     client.post("/reauth", data={"csrf": token, "password": PASSWORD, "code": admin.code()})
-    r = client.post("/users/acme-user/role", data={"csrf": token, "role": "customer", "customer": ["ACME", "Globex"]},
+    r = client.post("/users/acme-user/role", data={"csrf": token, "role": "customer", "customer": ["ACME",
+                                                                                                   "Globex"]},
                     follow_redirects=False)
     assert r.status_code == 303
     assert users.get_user("acme-user", None).customers == ["ACME", "Globex"]

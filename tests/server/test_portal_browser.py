@@ -6,8 +6,8 @@ with a self-signed certificate. Screenshots of the login, my-account and users p
 from __future__ import annotations
 
 import http.client
-import re
 import http.server
+import re
 import shutil
 import socket
 import ssl
@@ -73,7 +73,8 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280,
+                                                                      "height": 900})  # type: ignore[attr-defined]
     pg = context.new_page()
     errors: list[str] = []
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -106,7 +107,8 @@ def shoot(page: object, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for width in (1280, 360):
         page.set_viewport_size({"width": width, "height": 900})  # type: ignore[attr-defined]
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)  # type: ignore[attr-defined]
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"),
+                        full_page=True)  # type: ignore[attr-defined]
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")  # type: ignore[attr-defined]
         assert overflow <= 0, f"{name} is wider than {width} px by {overflow} px"
     page.set_viewport_size({"width": 1280, "height": 900})  # type: ignore[attr-defined]
@@ -144,7 +146,7 @@ def test_log_in_with_password_and_totp_browse_account_and_users_then_log_out(
 class _Attacker(http.server.BaseHTTPRequestHandler):
     target = ""
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         body = (f'<!doctype html><form method="post" action="{self.target}">'
                 '<input name="name" value="ada"><input name="password" value="x">'
                 '<button id="go" type="submit">win a prize</button></form>').encode()
@@ -242,7 +244,8 @@ def test_plain_http_only_redirects_and_proxy_headers_are_not_trusted_by_default(
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     tls = http.client.HTTPSConnection("127.0.0.1", portal.port, context=context, timeout=10)
     tls.request("POST", "/login", body="name=someone&password=not+the+one",
-                headers={"content-type": "application/x-www-form-urlencoded", "x-forwarded-for": "198.51.100.7",
+                headers={"content-type": "application/x-www-form-urlencoded",
+                         "x-forwarded-for": "198.51.100.7",
                          "x-forwarded-proto": "http"})
     answer = tls.getresponse()
     assert answer.status == 401 and tls.sock.version() == "TLSv1.2"
