@@ -29,7 +29,7 @@ from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path("/tmp/fsm-portal-browser")
+ARTIFACTS = Path("/tmp/fsm-portal-accounts-browser")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-extensions"]
 
