@@ -11,15 +11,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from portal_kit import PASSWORD, Person, csrf_of, enrol, login, web_ctx
 from starlette.testclient import TestClient
 
 from fsm_server import audit, customers
+from fsm_server.accounts import models as account_models
 from fsm_server.accounts import users
-from fsm_server.accounts.models import AuditEntry, WebSession
+from fsm_server.accounts.models import AuditEntry, User, WebSession
 from fsm_server.cli import main
 from fsm_server.config import WebSection
+from fsm_server.db import models
 from fsm_server.db.connect import Database
 from fsm_server.errors import AccountError
 from fsm_server.web import create_app
@@ -48,6 +50,15 @@ def client(db: Database, tmp_path: Path) -> Iterator[TestClient]:
 @pytest.fixture
 def admin(db: Database) -> Person:
     return enrol("ada", "admin")
+
+
+def run_cli(db: Database, tmp_path: Path, *args: str) -> Result:
+    """`fsm-server ARGS` on the test's database; its models are bound back to ``db`` after (the
+    command opens, binds and closes a database of its own)."""
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), *args], env={"FSM_DATABASE_URL": db.url})
+    models.bind(db.peewee)
+    account_models.bind(db.peewee)
+    return result
 
 
 def set_cookie(response: object) -> str:
@@ -194,8 +205,7 @@ def test_disabling_a_user_ends_its_sessions(client: TestClient, admin: Person, d
     second = TestClient(client.app, base_url="https://testserver")
     login(second, admin)
     assert WebSession.select().count() == 2
-    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "users", "disable", "ada"],
-                                env={"FSM_DATABASE_URL": db.url})
+    result = run_cli(db, tmp_path, "users", "disable", "ada")
     assert result.exit_code == 0, result.output
     assert WebSession.select().count() == 0
     for c in (client, second):
@@ -333,13 +343,11 @@ def test_the_audit_chain_detects_a_changed_entry(client: TestClient, admin: Pers
     login(client, admin)
     for k in range(3):
         audit.record("quarantine.retry", actor="ada", target=f"quarantine {k}", detail={"n": k})
-    runner = CliRunner()
-    env = {"FSM_DATABASE_URL": db.url}
-    ok = runner.invoke(main, ["--data-dir", str(tmp_path), "audit", "verify"], env=env)
+    ok = run_cli(db, tmp_path, "audit", "verify")
     assert ok.exit_code == 0 and "audit log intact" in ok.output
     victim = AuditEntry.select().where(AuditEntry.target == "quarantine 1").get()
     AuditEntry.update(actor="mallory").where(AuditEntry.id == victim.id).execute()
-    bad = runner.invoke(main, ["--data-dir", str(tmp_path), "audit", "verify"], env=env)
+    bad = run_cli(db, tmp_path, "audit", "verify")
     assert bad.exit_code == 1 and f"broken at entry {victim.id}" in bad.output
     page = client.get("/audit?verify=1").text
     assert f"The chain is broken at entry {victim.id}" in page
@@ -364,3 +372,38 @@ def test_users_cli_prints_a_setup_link_and_lists(db: Database, tmp_path: Path, t
     assert r.exit_code == 0 and "nora" in r.output and "setup pending" in r.output
     r = runner.invoke(main, [*base, "users", "reset", "nora"], env=env)
     assert r.exit_code == 0 and "/setup/" in r.output
+
+
+def test_a_hash_made_with_old_parameters_is_rehashed_at_login(admin: Person, client: TestClient) -> None:
+    from argon2 import PasswordHasher
+
+    from fsm_server.accounts.passwords import needs_rehash
+
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    User.update(password_hash=weak).where(User.name_key == "ada").execute()
+    assert needs_rehash(weak)
+    login(client, admin)
+    stored = User.get(User.name_key == "ada").password_hash
+    assert stored != weak and not needs_rehash(stored) and stored.startswith("$argon2id$")
+
+
+def test_a_user_sees_and_ends_only_their_own_sessions(client: TestClient, admin: Person,
+                                                      tenants: None) -> None:
+    login(client, admin)
+    phone = TestClient(client.app, base_url="https://testserver", headers={"user-agent": "Phone/1.0"})
+    login(phone, admin)
+    acme = enrol("acme-user", "customer", customers=("ACME",))
+    theirs = TestClient(client.app, base_url="https://testserver")
+    login(theirs, acme)
+    page = client.get("/account").text
+    assert "Phone/1.0" in page and page.count("/revoke\"") == 2
+    others = WebSession.select().join(User).where(User.name_key == "acme-user").get()
+    token = csrf_of(page)
+    assert client.post(f"/account/sessions/{others.id}/revoke", data={"csrf": token}).status_code == 404
+    assert theirs.get("/account").status_code == 200, "another user's session is not mine to end"
+    mine = (WebSession.select().join(User).where(User.name_key == "ada")
+            .where(WebSession.user_agent == "Phone/1.0").get())
+    r = client.post(f"/account/sessions/{mine.id}/revoke", data={"csrf": token}, follow_redirects=False)
+    assert r.headers["location"] == "/account?done=revoked"
+    assert phone.get("/account", follow_redirects=False).status_code == 303
+    assert "session.revoke" in {e.action for e in audit.entries(limit=5)}
