@@ -5,7 +5,8 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
 
     FsmError
     └── ServerError
-        ├── DatabaseError          the database cannot be reached or migrated
+        ├── DatabaseError          the database cannot be reached or migrated (retry later)
+        │   └── DataRefused        the database refused one message's data (quarantine it)
         ├── RegistryError          unknown name, duplicate client, bad public key file
         ├── IngestError            a message cannot be loaded (reason code)
         │   ├── UnknownClient      reason "unknown_client"
@@ -20,7 +21,10 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         ├── NotifyError            a notification rule or mail template is wrong
         ├── AccountError           unknown user, bad role or scope, a password the policy refuses
         ├── AuditError             the audit log's hash chain is broken
-        └── WebError               the portal cannot start (TLS files, listen address)
+        ├── WebError               the portal cannot start (TLS files, listen address)
+        └── BackupError            a backup cannot be written, read, verified or restored
+            ├── BackupCorrupt      a backup file is damaged, incomplete or not an fsm backup
+            └── TargetNotEmpty     restore would overwrite a database that holds data
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ class ServerError(FsmError):
 
 class DatabaseError(ServerError):
     reason = "database_error"
+
+
+class DataRefused(DatabaseError):
+    """The database refused a value of one message (too long, out of range, a NUL byte, a broken
+    reference): the fault is in that message, not in the database, so it is not retried."""
+
+    reason = "data_refused"
 
 
 class RegistryError(ServerError):
@@ -104,10 +115,30 @@ class WebError(ServerError):
     exit_code = 3
 
 
+class BackupError(ServerError):
+    reason = "backup_error"
+
+
+class BackupCorrupt(BackupError):
+    """A backup file that is damaged, cut short, or no fsm backup at all."""
+
+    reason = "backup_corrupt"
+    default_hint = "take another backup file (an older one, or the off-site copy)"
+
+
+class TargetNotEmpty(BackupError):
+    reason = "target_not_empty"
+    default_hint = ("restore into an empty database, or add --force to replace what is there "
+                    "(back it up first: `fsm-server backup`)")
+
+
 __all__ = [
     "AccountError",
     "AuditError",
+    "BackupCorrupt",
+    "BackupError",
     "CustomerMismatch",
+    "DataRefused",
     "DatabaseError",
     "Implausible",
     "IngestError",
@@ -118,6 +149,7 @@ __all__ = [
     "ReportError",
     "RevokedClient",
     "ServerError",
+    "TargetNotEmpty",
     "TenancyError",
     "UnknownClient",
     "WebError",

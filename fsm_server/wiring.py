@@ -6,12 +6,14 @@ Commands and daemons call these so every entry point opens things the same way.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fsm_protocol.configfile import no_store
 from fsm_protocol.keys import SERVER_KEY_FILE, load_encryption_key
 
+from .backup.schedule import BackupPlan
 from .config import CONFIG_ENV
 from .context import ServerContext
 from .db.connect import Database, database_url_from_env, open_database, sqlite_path
@@ -43,14 +45,21 @@ def open_db(ctx: ServerContext, *, only_reads: bool = False) -> Database:
     return open_database(url, data_dir=ctx.data_dir)
 
 
+def backup_plan(ctx: ServerContext) -> BackupPlan:
+    """Where backups go ([backup] dir, default <data_dir>/backups) and the key they may carry."""
+    cfg = ctx.config.backup
+    return BackupPlan(directory=cfg.dir or ctx.data_dir / "backups", settings=cfg,
+                      key_file=encryption_key_path(ctx))
+
+
 def registry(ctx: ServerContext, db: Database) -> Registry:
     return Registry(db, rotation_grace=timedelta(days=ctx.config.ingest.rotation_grace_days))
 
 
-def pipeline(ctx: ServerContext, db: Database) -> Pipeline:
-    """A pipeline with the server's encryption key and the [ingest] limits."""
+def pipeline(ctx: ServerContext, db: Database, *, now: Callable[[], datetime] | None = None) -> Pipeline:
+    """A pipeline with the server's encryption key and the [ingest] limits (``now``: its clock)."""
     key = load_encryption_key(encryption_key_path(ctx))
-    return Pipeline(db, registry(ctx, db), key, limits=ctx.config.ingest)
+    return Pipeline(db, registry(ctx, db), key, limits=ctx.config.ingest, now=now)
 
 
-__all__ = ["encryption_key_path", "open_db", "pipeline", "registry"]
+__all__ = ["backup_plan", "encryption_key_path", "open_db", "pipeline", "registry"]
