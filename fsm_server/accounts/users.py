@@ -74,6 +74,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _after(started: datetime) -> datetime:
+    """When a failure is answered: the wait it earns counts from then, not from the start of the
+    (slow, argon2) check. ``started`` in the future (a test's clock) is kept."""
+    return max(started, _now())
+
+
 def actor_name(by: Principal | None) -> str:
     """How an action's author is written in the audit log: the user, or the shell's login."""
     if by is not None:
@@ -396,7 +402,7 @@ def login_password(name: str, password: str, *, address: str, settings: WebSecti
     else:
         ok = passwords.verify_password(user.password_hash, password) and user.enabled
     if not ok:
-        throttle.failed(key, address, now, settings)
+        throttle.failed(key, address, _after(now), settings)
         _audit_login("login.failed", user, name, address, now, {"step": "password"})
         return LoginResult()
     with translated("cannot update a user"):
@@ -423,7 +429,7 @@ def login_second_factor(user_id: int, code: str, *, address: str, settings: WebS
         kind = "recovery code" if second_factor.looks_like_recovery_code(code) else "totp"
         _audit_login("login", user, user.name, address, now, {"second_factor": kind})
     else:
-        throttle.failed(user.name_key, address, now, settings)
+        throttle.failed(user.name_key, address, _after(now), settings)
         _audit_login("login.failed", user, user.name, address, now, {"step": "second factor"})
     return ok
 
@@ -457,7 +463,7 @@ def reauthenticate(user_id: int, password: str, code: str, *, address: str, sett
           and passwords.verify_password(user.password_hash, password)
           and (user.totp_secret is None or check_second_factor(user, code, now=now)))
     if not ok and wait <= 0:
-        throttle.failed(user.name_key, address, now, settings)
+        throttle.failed(user.name_key, address, _after(now), settings)
     _audit_login("reauth" if ok else "reauth.failed", user, user.name, address, now)
     return ok
 

@@ -166,14 +166,14 @@ def test_the_11th_wrong_password_in_a_minute_waits_even_with_the_right_one(db: D
             assert c.post("/login", data={"name": "ada", "password": "wrong password!"}).status_code == 401
         started = time.monotonic()
         r = c.post("/login", data={"name": "ada", "password": PASSWORD})
-        assert r.status_code == 429 and r.headers["retry-after"] == "2"
-        assert "Try again in 2 seconds" in r.text
+        assert r.status_code == 429 and r.headers["retry-after"] in ("1", "2")
+        assert f"Try again in {r.headers['retry-after']} seconds" in r.text
         assert time.monotonic() - started < 1.0, "a throttled attempt is answered at once, nothing is checked"
         time.sleep(2.1)
         r = c.post("/login", data={"name": "ada", "password": "wrong again!!"})
         assert r.status_code == 401
         r = c.post("/login", data={"name": "ada", "password": PASSWORD})
-        assert r.status_code == 429 and r.headers["retry-after"] == "4", "the wait doubles"
+        assert r.status_code == 429 and r.headers["retry-after"] in ("3", "4"), "the wait doubles"
     assert "login.throttled" in {e.action for e in audit.entries(limit=20)}
 
 
