@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 import msgspec
+from peewee import JOIN
 
 from fsm_protocol.display import device_name
 
@@ -141,15 +142,15 @@ def _open_alerts(device_id: int, current: list[AlertNow], now: datetime) -> list
 
 
 def _supplies(device_id: int, settings: ReportsSection, now: datetime,
-              newest_reading: int | None) -> tuple[list[SupplyForecast], list[int]]:
+              newest_reading: int | None) -> list[SupplyForecast]:
     since = now - timedelta(days=max(settings.forecast_window_days, 1) + 1)
     series: dict[tuple[str, str, str], list[tuple[datetime, SupplyValue]]] = defaultdict(list)
-    q = (SupplyValue.select(SupplyValue, Reading.observed_at).join(Reading)
+    q = (SupplyValue.select(SupplyValue, Reading.observed_at.alias("at")).join(Reading)
          .where(Reading.device == device_id, Reading.observed_at >= since)
          .order_by(Reading.observed_at, SupplyValue.id))
-    for s in q:
+    for s in q.objects():
         where = str(s.index) if s.index is not None else s.description
-        series[(s.kind, s.color or "", where)].append((s.reading.observed_at, s))
+        series[(s.kind, s.color or "", where)].append((Reading.observed_at.python_value(s.at), s))
     out = []
     for points in series.values():
         _, newest = points[-1]
@@ -165,7 +166,7 @@ def _supplies(device_id: int, settings: ReportsSection, now: datetime,
             f.reason = f"the device reports no percent level (state {newest.state})"
         out.append(SupplyForecast(description=newest.description, kind=newest.kind, color=newest.color,
                                   percent=newest.percent, state=newest.state, forecast=f, provenance=None))
-    return out, [newest_reading] if newest_reading is not None else []
+    return out
 
 
 def device_view(scoped: Scoped, device_id: int, *, now: datetime,
@@ -178,7 +179,7 @@ def device_view(scoped: Scoped, device_id: int, *, now: datetime,
                                Client.name.alias("client_name"))
                  .join(Customer, on=(Device.customer == Customer.id))
                  .switch(Device).join(Client, on=(Device.client == Client.id))
-                 .switch(Device).join(Site, on=(Device.site == Site.id), join_type="LEFT OUTER")
+                 .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
                  .where(Device.id == d.id).objects().get())
         addresses = [Address(ip=a.ip, mac=a.mac, first_seen=a.first_seen, last_seen=a.last_seen)
                      for a in DeviceAddress.select().where(DeviceAddress.device == d.id)
@@ -195,7 +196,7 @@ def device_view(scoped: Scoped, device_id: int, *, now: datetime,
             known = counter_rows.get(c.name)
             if known is None or c.reading_id > known.reading_id:
                 counter_rows[c.name] = c
-        supplies, _ = _supplies(d.id, cfg, now, state.reading_id if state else None)
+        supplies = _supplies(d.id, cfg, now, state.reading_id if state else None)
         wanted = {c.reading_id for c in counter_rows.values()} | ({state.reading_id} if state else set())
         prov = _provenance_by_reading(sorted(wanted), d.pmd)
         alerts = _open_alerts(d.id, state.alerts if state else [], now)

@@ -22,7 +22,7 @@ from ..db.connect import translated
 from ..db.models import AlertValue, Client, CounterLatest, Customer, Device, Reading, Site, SupplyValue
 from ..reports.csv import spreadsheet_cell
 from ..scoping import Scoped
-from .latest import LatestState, SupplyNow, latest_join, latest_states
+from .latest import LatestState, SupplyNow, latest_states, newest_reading_of_outer_device
 
 PAGE_SIZE = 50
 #: What a status filter may ask for: the newest reading's hrDeviceStatus, "unreachable", "alerts".
@@ -88,8 +88,9 @@ def _like(text: str) -> str:
 
 
 def _ilike(field: peewee.Field, text: str) -> peewee.Expression:
-    return peewee.Expression(fn.LOWER(field), "LIKE", peewee.NodeList(
-        (peewee.Value(_like(text.lower())), peewee.SQL("ESCAPE '\\'"))))
+    # "ILIKE": PostgreSQL's case-insensitive LIKE; peewee writes SQLite's (case-insensitive) LIKE
+    return peewee.Expression(field, "ILIKE", peewee.NodeList(
+        (peewee.Value(_like(text)), peewee.SQL("ESCAPE '\\'"))))
 
 
 def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSelect:
@@ -111,7 +112,7 @@ def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSel
     if f.silent_hours is not None:
         q = q.where(Device.last_seen <= now - timedelta(hours=f.silent_hours))
     if f.status in STATUSES or f.supply_max is not None:
-        newest = latest_join(Device.select(Reading.id))
+        newest = newest_reading_of_outer_device()
         if f.status == "unreachable":
             newest = newest.where(Reading.reachability == "unreachable")
         elif f.status == "alerts":
@@ -123,7 +124,7 @@ def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSel
             newest = newest.where(fn.EXISTS(SupplyValue.select(SupplyValue.id).where(
                 (SupplyValue.reading == Reading.id)
                 & (SupplyValue.state.in_(("low", "empty")) | (SupplyValue.percent <= f.supply_max)))))
-        q = q.where(fn.EXISTS(newest.where(Reading.device == Device.id).limit(1)))
+        q = q.where(fn.EXISTS(newest))
     return q
 
 

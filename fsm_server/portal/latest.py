@@ -62,6 +62,11 @@ def latest_join(query: peewee.ModelSelect) -> peewee.ModelSelect:
     return query.join(Reading, on=((Reading.device == Device.id) & (Reading.observed_at == Device.last_seen)))
 
 
+def newest_reading_of_outer_device() -> peewee.ModelSelect:
+    """Readings that are the newest of the ``device`` row of the enclosing query (for EXISTS)."""
+    return Reading.select(Reading.id).where((Reading.device == Device.id) & (Reading.observed_at == Device.last_seen))
+
+
 def latest_states(device_ids: Collection[int]) -> dict[int, LatestState]:
     """Each device's newest reading with its supplies and alerts, by device id (three queries)."""
     if not device_ids:
@@ -91,4 +96,4 @@ def latest_states(device_ids: Collection[int]) -> dict[int, LatestState]:
     return out
 
 
-__all__ = ["AlertNow", "LatestState", "SupplyNow", "latest_join", "latest_states"]
+__all__ = ["AlertNow", "LatestState", "SupplyNow", "latest_join", "latest_states", "newest_reading_of_outer_device"]
