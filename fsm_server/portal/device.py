@@ -128,7 +128,8 @@ def _open_alerts(device_id: int, current: list[AlertNow], now: datetime) -> list
     """Each alert of the newest reading with the start of its unbroken run of readings."""
     if not current:
         return []
-    history = alert_readings([device_id], since=now - timedelta(days=HISTORY_DAYS), until=now + timedelta(days=1))
+    history = alert_readings([device_id], since=now - timedelta(days=HISTORY_DAYS),
+                             until=now + timedelta(days=1))
     rows = history.get(device_id, [])
     out = []
     for alert in current:

@@ -101,7 +101,8 @@ def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSel
          .switch(Device))
     text = f.q.strip()[:MAX_SEARCH]
     if text:
-        q = q.where(_ilike(Device.manufacturer, text) | _ilike(Device.model, text) | _ilike(Device.serial, text)
+        q = q.where(_ilike(Device.manufacturer, text) | _ilike(Device.model, text) | _ilike(Device.serial,
+                                                                                            text)
                     | _ilike(Device.ip, text) | _ilike(Device.hostname, text) | _ilike(Device.location, text))
     if f.customer:
         q = q.where(Customer.name == f.customer)
@@ -140,7 +141,8 @@ def _rows(devices: list[Device], now: datetime) -> list[DeviceListRow]:
     ids = [d.id for d in devices]
     states = latest_states(ids)
     totals = dict(CounterLatest.select(CounterLatest.device, CounterLatest.value)
-                  .where(CounterLatest.device.in_(ids), CounterLatest.name == "total").tuples()) if ids else {}
+                  .where(CounterLatest.device.in_(ids),
+                         CounterLatest.name == "total").tuples()) if ids else {}
     out = []
     for d in devices:
         state = states.get(d.id)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from reports_fleet import Feeder, reading
 
-from fsm_devtools.corpus import ClientKit, ServerKit, mails_for, make_client, seal
+from fsm_devtools.corpus import ServerKit, mails_for, make_client, seal
 from fsm_protocol.schema import Report
 from fsm_server.customers import add_customer, add_dealer
 from fsm_server.db.models import Device, Quarantine
@@ -98,10 +98,12 @@ def build_fleet(pipeline: Pipeline, registry: Registry, server: ServerKit, tmp_p
                         for s in dev.supplies:
                             s.description = HOSTILE
             feeder.send(at, devs)
-        fleet.devices[customer] = [d.id for d in Device.select(Device.id).join_from(Device, Device.customer.rel_model)
+        fleet.devices[customer] = [d.id for d in Device.select(Device.id).join_from(Device,
+                                                                                    Device.customer.rel_model)
                                    .where(Device.customer.rel_model.name == customer).order_by(Device.id)]
         # a report naming another customer: quarantined as customer_mismatch under this client
-        wrong = Report(client_id=kit.name, customer="Elsewhere", site="HQ", seq=feeder.seq + 1, kind="periodic",
+        wrong = Report(client_id=kit.name, customer="Elsewhere", site="HQ", seq=feeder.seq + 1,
+                       kind="periodic",
                        created_at=start + timedelta(days=DAYS), devices=[])  # type: ignore[arg-type]
         [mail] = mails_for(seal(wrong, kit, server))
         verdict = pipeline.process(mail, source="test")
@@ -116,4 +118,4 @@ def build_fleet(pipeline: Pipeline, registry: Registry, server: ServerKit, tmp_p
     return fleet
 
 
-__all__ = ["DEALERS", "DAYS", "HOSTILE", "Fleet", "Viewer", "build_fleet"]
+__all__ = ["DAYS", "DEALERS", "HOSTILE", "Fleet", "Viewer", "build_fleet"]

@@ -91,7 +91,8 @@ def test_another_tenants_objects_are_not_found_like_missing_ones(fleet: Fleet) -
 
 
 def test_a_shared_serial_stays_two_devices_each_seen_by_its_own_customer(fleet: Fleet) -> None:
-    acme = device_page(Scoped.of(Viewer("customer", customers=("ACME",))), DeviceFilter(q="SHARED"), now=now())
+    acme = device_page(Scoped.of(Viewer("customer", customers=("ACME",))), DeviceFilter(q="SHARED"),
+                       now=now())
     globex = device_page(Scoped.of(Viewer("customer", customers=("Globex",))), DeviceFilter(q="SHARED"),
                          now=now())
     assert acme.total == globex.total == 1
@@ -148,7 +149,8 @@ def test_device_page_has_provenance_forecast_and_open_alerts(fleet: Fleet) -> No
     black = next(s for s in view.supplies if s.color == "black")
     assert black.forecast.days_remaining is not None and black.forecast.days_remaining < 5
     [jam] = view.alerts
-    assert jam.alert.code == "jam" and jam.since == fleet.start + __import__("datetime").timedelta(days=8, hours=1)
+    assert jam.alert.code == "jam" and jam.since == fleet.start + __import__("datetime").timedelta(days=8,
+                                                                                                   hours=1)
     chart = counter_chart(acme, view.id, now=now())
     assert len(chart.x) == 10 and chart.series["total"] == sorted(chart.series["total"])  # type: ignore[type-var]
 

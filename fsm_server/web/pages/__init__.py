@@ -180,7 +180,8 @@ def client(request: Request) -> Response:
                             only=request.path_params["name"])
     except NotFound:
         raise _not_found() from None
-    return render(request, "p_clients.html", rows=rows, title=f"Client {rows[0].name}", now=_now(), single=True)
+    return render(request, "p_clients.html", rows=rows, title=f"Client {rows[0].name}", now=_now(),
+                  single=True)
 
 
 @require("admin", "dealer")
