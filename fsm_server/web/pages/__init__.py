@@ -205,7 +205,6 @@ def quarantine_entry(request: Request) -> Response:
 def quarantine_action(request: Request) -> Response:
     """Retry or dismiss one entry in scope, through the ingest core API; logged to the audit log."""
     from ... import wiring
-    from ...db.connect import Database
 
     scoped = _scoped(request)
     entry_id = _int(request.path_params["entry_id"]) or 0
@@ -214,8 +213,7 @@ def quarantine_action(request: Request) -> Response:
         raise _not_found()
     try:
         row = quarantine_data.quarantine_entry(scoped, entry_id)
-        ctx = request.app.state.ctx
-        db = Database.current() if hasattr(Database, "current") else wiring.open_db(ctx)
+        ctx, db = request.app.state.ctx, request.app.state.db
         if action == "retry":
             verdict = quarantine_data.retry(scoped, wiring.pipeline(ctx, db), entry_id)
             detail: dict[str, object] = {"outcome": verdict.outcome, "reason": verdict.reason}
