@@ -17,7 +17,10 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         ├── ReportError            a report cannot be built as asked (kind, format, period)
         ├── TenancyError           unknown dealer or customer, a bad name
         │   └── NotFound           no such object in the caller's scope (missing or another tenant's)
-        └── NotifyError            a notification rule or mail template is wrong
+        ├── NotifyError            a notification rule or mail template is wrong
+        ├── AccountError           unknown user, bad role or scope, a password the policy refuses
+        ├── AuditError             the audit log's hash chain is broken
+        └── WebError               the portal cannot start (TLS files, listen address)
 """
 
 from __future__ import annotations
@@ -88,7 +91,22 @@ class NotifyError(ServerError):
     reason = "notify_error"
 
 
+class AccountError(ServerError):
+    reason = "account_error"
+
+
+class AuditError(ServerError):
+    reason = "audit_error"
+
+
+class WebError(ServerError):
+    reason = "web_error"
+    exit_code = 3
+
+
 __all__ = [
+    "AccountError",
+    "AuditError",
     "CustomerMismatch",
     "DatabaseError",
     "Implausible",
@@ -102,4 +120,5 @@ __all__ = [
     "ServerError",
     "TenancyError",
     "UnknownClient",
+    "WebError",
 ]

@@ -83,6 +83,14 @@ def m006_device_customer(db: peewee.Database) -> None:
     db.execute_sql('CREATE INDEX "client_customer_id" ON client (customer_id)')
 
 
+def m011_portal_accounts(db: peewee.Database) -> None:
+    """The portal's users, sessions, setup links, recovery codes, login throttle and audit log
+    (fsm_server.accounts.models)."""
+    from ..accounts.models import create_tables
+
+    create_tables(db)
+
+
 def m012_dealers(db: peewee.Database) -> None:
     """Dealers own customers: the dealer table and customer.dealer_id (NULL: no dealer yet, only
     administrators see the customer). The portal scopes every query by it (fsm_server.scoping).
@@ -95,7 +103,7 @@ def m012_dealers(db: peewee.Database) -> None:
 
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
-    m006_device_customer, m012_dealers)
+    m006_device_customer, m011_portal_accounts, m012_dealers)
 
 
 def applied(db: Database) -> list[str]:
@@ -109,8 +117,11 @@ def applied(db: Database) -> list[str]:
 
 def migrate(db: Database) -> list[str]:
     """Apply every pending migration; returns the names applied now. Binds the models to ``db``."""
+    from ..accounts import models as account_models
+
     pw = db.peewee
     models.bind(pw)
+    account_models.bind(pw)
     done_now: list[str] = []
     with translated(f"cannot migrate the {db.kind} database"), pw.bind_ctx([Migration]):
         if db.kind == "postgresql":
@@ -132,4 +143,4 @@ def migrate(db: Database) -> list[str]:
 
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
-           "m012_dealers", "migrate"]
+           "m011_portal_accounts", "m012_dealers", "migrate"]
