@@ -5,6 +5,17 @@ worker sends in parallel and is woken the moment an envelope is queued, so an al
 within seconds. ``--once`` runs what is due (a missed report included), one poll round,
 and drains the outbox, then returns its counts (cron, tests, the demo use it).
 
+Time: sleeps are on the monotonic clock; calendar due times are computed from the wall
+clock at each wake-up, and the scheduler wakes at least once a minute (and for every status
+poll, which runs on elapsed time) to look again. So a step of the wall clock (NTP, a VM
+resumed) is noticed within a minute: forward, a job due in between runs once; back, nothing
+already run runs again, and status polls go on at their interval. Each step is logged once.
+
+A full data disk: the step that could not store is dropped whole (a reading that could not be
+stored counts as never taken; the next read takes it again), the problem is logged once and
+written where `fsm-client status` shows it (``health``), and the daemon tries a small write every
+second and goes on the moment one succeeds.
+
 Stop: the first SIGTERM/SIGINT takes no new work and lets the current step finish within
 ``shutdown_timeout`` (then cancels it: every step commits to the store in transactions, so
 a cancelled one leaves nothing half-done); a second signal cancels at once. The previous
@@ -19,6 +30,7 @@ import fcntl
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +42,8 @@ from fsm_protocol.schema import Device, utcnow
 
 from . import alerts
 from .config import ClientConfig
-from .errors import AlreadyRunning
+from .errors import AlreadyRunning, StoreFull
+from .health import HealthFile
 from .pmd.active import current_pool
 from .pmd.update import Updater
 from .report import Queued, Sealer, queue_report
@@ -38,6 +51,7 @@ from .scan import SourceFactory, is_range, parse_target, scan
 from .schedule import Rule, latest_due, next_due, parse_rule, zone
 from .sender import DrainResult, Sender, TransportFactory
 from .store import Store
+from .transports.filedrop import remove_stale_parts
 
 log = logging.getLogger("fsm_client.daemon")
 
@@ -47,6 +61,12 @@ PERSISTENT_JOBS = ("discovery", "scan", "report")
 OUTBOX_RECHECK_SECONDS = 10.0
 #: Pause after an unexpected error in a loop before it goes on.
 BUG_RETRY_SECONDS = 30.0
+#: The longest the scheduler sleeps before it reads the wall clock again (a step is seen within it).
+RECHECK_SECONDS = 60.0
+#: How often a daemon stopped by a full data disk tries a write again.
+DISK_RECHECK_SECONDS = 1.0
+#: Wall-clock time that passed differing from monotonic time by this much is a step of the clock.
+CLOCK_STEP_SECONDS = 2.0
 LOCK_FILE = "fsm-client.lock"
 
 
@@ -114,7 +134,8 @@ class Daemon:
     def __init__(self, config: ClientConfig, data_dir: Path, *, store: Store | None = None,
                  sealer: Sealer | None = None, open_transport: TransportFactory | None = None,
                  open_source: SourceFactory | None = None, pool: Any = None,
-                 clock: Callable[[], datetime] = utcnow, shutdown_timeout: float = 30.0) -> None:
+                 clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic,
+                 shutdown_timeout: float = 30.0) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.store = store or Store.in_data_dir(self.data_dir)
@@ -123,6 +144,7 @@ class Daemon:
         self.open_source = open_source
         self._pool = pool
         self.clock = clock
+        self.monotonic = monotonic
         self.shutdown_timeout = shutdown_timeout
         self.tz = zone(config.schedule.timezone)
         self.rules: dict[str, Rule] = {
@@ -136,10 +158,13 @@ class Daemon:
         self._stopping = False
         self._stop_event = asyncio.Event()
         self._outbox_event = asyncio.Event()
-        self._next_poll: datetime | None = None
+        self._poll_at: float | None = None  # monotonic; None: poll at the next pass
+        self._clock_mark: tuple[datetime, float] | None = None  # (wall, monotonic) at the last wake-up
         self.deferred = False  # send_now left the sending to a running daemon
         self.pmd_updater = Updater(config, self.data_dir, clock=clock)
         self._pmd_warned = False
+        self.health = HealthFile(self.data_dir)
+        self._full_since: datetime | None = None  # the data disk has been full since then
 
     # -- what to read --
 
@@ -167,12 +192,13 @@ class Daemon:
             names = by_spec.get(spec)
             creds = [c for c in self.config.credentials if c.name in names] if names else None
             async with gate:
+                # readings are dated by the daemon's clock, as its reports are
                 [device] = await scan([spec], config=self.config, pool=self.pool, credentials=creds,
-                                      open_source=self.open_source, status_only=poll)
+                                      open_source=self.open_source, status_only=poll, now=self.clock())
                 if poll and device.reachability != "unreachable" and \
                         alerts.would_change(self.store, self.policy, device):
                     [device] = await scan([spec], config=self.config, pool=self.pool, credentials=creds,
-                                          open_source=self.open_source)
+                                          open_source=self.open_source, now=self.clock())
                 return device
 
         tasks = [asyncio.create_task(one(s)) for s in specs]
@@ -193,8 +219,8 @@ class Daemon:
                 continue
             self.store.add_reading(device, kind="scan")
             n += 1
+            self.counts.readings += 1  # only what is stored counts as read
         self.counts.scans += 1
-        self.counts.readings += n
         self.store.set_meta_time("last_scan_at", self.clock())
         return n
 
@@ -207,7 +233,7 @@ class Daemon:
                 continue
             creds = [c for c in self.config.credentials if c.name in target.credentials] or None
             for device in await scan([target.range], config=self.config, pool=self.pool, credentials=creds,
-                                     open_source=self.open_source, exclude=target.exclude):
+                                     open_source=self.open_source, exclude=target.exclude, now=self.clock()):
                 if device.reachability != "unreachable":
                     with self.store.atomic():
                         self.store.add_reading(device, kind="scan")
@@ -283,12 +309,45 @@ class Daemon:
         return out
 
     def next_wakeup(self, now: datetime) -> datetime | None:
+        """The wall-clock time the next calendar job (or PMD check) is due; status polls are not
+        in it (they run on elapsed time, see ``sleep_seconds``)."""
         states = self.store.schedule_states()
         times = [next_due(self.rules[j], states[j][0], self.tz) for j in PERSISTENT_JOBS if j in states]
-        times.append(self._next_poll)
         times.append(self._pmd_due(now))
         real = [t for t in times if t is not None]
         return min(real) if real else None
+
+    def sleep_seconds(self) -> float:
+        """How long the scheduler may sleep: until the next due job or status poll, and never
+        longer than RECHECK_SECONDS, so a step of the wall clock is noticed."""
+        now = self.clock()
+        waits = [RECHECK_SECONDS]
+        wall = self.next_wakeup(now)
+        if wall is not None:
+            waits.append((wall - now).total_seconds())
+        if self._poll_at is not None:
+            waits.append(self._poll_at - self.monotonic())
+        return max(0.0, min(waits))
+
+    def note_clock_step(self) -> timedelta | None:
+        """Compare the wall clock with the monotonic clock since the last call; a step of the
+        wall clock is logged (once: the next call measures from here) and returned."""
+        wall, mono = self.clock(), self.monotonic()
+        mark, self._clock_mark = self._clock_mark, (wall, mono)
+        if mark is None:
+            return None
+        step = (wall - mark[0]).total_seconds() - (mono - mark[1])
+        if abs(step) < CLOCK_STEP_SECONDS:
+            return None
+        size = timedelta(seconds=round(abs(step)))
+        if step > 0:
+            log.warning("the wall clock jumped forward by %s (now %s): a job due in between runs once now",
+                        size, wall.astimezone(self.tz).isoformat(timespec="seconds"))
+        else:
+            log.warning("the wall clock stepped back by %s (now %s): jobs already run are not run again "
+                        "until their next due time; status polls go on (%s)", size,
+                        wall.astimezone(self.tz).isoformat(timespec="seconds"), self.rules["poll"])
+        return timedelta(seconds=step)
 
     async def scheduler_pass(self) -> None:
         """Run every job that is due now (each once), then the status poll if it is due."""
@@ -297,18 +356,25 @@ class Daemon:
                 return
             try:
                 await self.run_job(job, due)
+            except StoreFull:
+                raise  # nothing else can be stored either: the scheduler waits for room
             except FsmError as exc:
                 self.counts.job_failures += 1
                 log.error("job %s failed: %s%s", job, exc.message, f" (hint: {exc.hint})" if exc.hint else "")
         await self._pmd_update()
-        now = self.clock()
-        if self.rules["poll"].kind != "off" and (self._next_poll is None or self._next_poll <= now):
+        if self.rules["poll"].kind != "off" and (self._poll_at is None or self._poll_at <= self.monotonic()):
             try:
                 await self.poll()
+            except StoreFull:
+                raise
             except FsmError as exc:
                 self.counts.job_failures += 1
                 log.error("status poll failed: %s", exc.message)
-            self._next_poll = next_due(self.rules["poll"], self.clock(), self.tz)
+            # Counted on the monotonic clock from now, so a step of the wall clock neither
+            # stalls the polls (back) nor bunches them (forward).
+            now = self.clock()
+            after = next_due(self.rules["poll"], now, self.tz)
+            self._poll_at = self.monotonic() + ((after - now).total_seconds() if after else RECHECK_SECONDS)
 
     def _pmd_due(self, now: datetime) -> datetime | None:
         try:
@@ -332,8 +398,9 @@ class Daemon:
         elif result.outcome == "installed":
             log.info("PMD bundle version %s installed from %s", result.version, result.source)
 
-    async def _sleep_until(self, when: datetime | None, event: asyncio.Event) -> None:
-        timeout = None if when is None else max(0.0, (when - self.clock()).total_seconds())
+    async def _sleep(self, seconds: float, event: asyncio.Event) -> None:
+        """Sleep ``seconds`` of monotonic time (asyncio's clock), or until ``event`` or a stop."""
+        timeout = max(0.0, seconds)
         waiter = asyncio.ensure_future(event.wait())
         stopper = asyncio.ensure_future(self._stop_event.wait())
         try:
@@ -345,30 +412,72 @@ class Daemon:
     async def _scheduler(self) -> None:
         never = asyncio.Event()
         while not self._stopping:
+            self.note_clock_step()
             try:
                 await self.scheduler_pass()
+            except StoreFull as exc:
+                self.counts.job_failures += 1
+                self._disk_full(exc)
+                await self._wait_for_room()
+                continue
             except Exception:  # a bug in one pass must not end the schedules: log, wait, go on
                 self.counts.job_failures += 1
                 log.exception("a scheduler pass failed; trying again in %.0f s", BUG_RETRY_SECONDS)
-                await self._sleep_until(self.clock() + timedelta(seconds=BUG_RETRY_SECONDS), never)
+                await self._sleep(BUG_RETRY_SECONDS, never)
                 continue
+            if self._full_since is not None:
+                self._disk_has_room()
             if self._stopping:
                 break
-            await self._sleep_until(self.next_wakeup(self.clock()), never)
+            await self._sleep(self.sleep_seconds(), never)
+
+    def _disk_full(self, exc: StoreFull) -> None:
+        """Say once per episode that the disk is full, in the log and for `fsm-client status`."""
+        if self._full_since is not None:
+            log.debug("still full: %s", exc.message)
+            return
+        self._full_since = self.clock()
+        log.error("%s: what was read or queued meanwhile is not stored and counts as never taken (the "
+                  "next read takes it again); retrying every %.0f s (hint: %s)", exc.message,
+                  DISK_RECHECK_SECONDS, exc.hint)
+        if not self.health.record(exc.message, exc.hint, self._full_since):
+            log.error("could not record the full disk for `fsm-client status` in %s", self.health.path)
+
+    def _disk_has_room(self) -> None:
+        log.info("the data disk has room again (%d bytes free at %s), full since %s: going on",
+                 self.store.free_bytes(), str(self.data_dir),
+                 self._full_since.isoformat(timespec="seconds") if self._full_since else "?")
+        self._full_since = None
+        self.health.clear()
+
+    async def _wait_for_room(self) -> None:
+        """Return once a small write to the store succeeds again (or the daemon stops)."""
+        never = asyncio.Event()
+        while not self._stopping:
+            await self._sleep(DISK_RECHECK_SECONDS, never)
+            try:
+                self.store.probe_write()
+            except StoreFull:
+                continue
+            return
 
     async def _outbox_worker(self) -> None:
         while not self._stopping:
             self._outbox_event.clear()
-            retry = self.clock() + timedelta(seconds=self.config.outbox.retry_initial)
+            retry = self.config.outbox.retry_initial
             try:
                 result = await self.sender.drain(stop=lambda: self._stopping)
+            except StoreFull as exc:  # a sent chunk could not be marked: it goes again (same number)
+                self._disk_full(exc)
+                await self._sleep(DISK_RECHECK_SECONDS, asyncio.Event())
+                continue
             except FsmError as exc:  # e.g. a [smtp] ca_file that went missing: say what to fix
                 log.error("cannot send the outbox: %s (hint: %s)", exc.message, exc.hint)
-                await self._sleep_until(retry, asyncio.Event())
+                await self._sleep(retry, asyncio.Event())
                 continue
             except Exception:  # a bug must not end delivery: log it and try again later
-                log.exception("the outbox worker failed; retrying at %s", retry.isoformat())
-                await self._sleep_until(retry, asyncio.Event())
+                log.exception("the outbox worker failed; retrying in %.1f s", retry)
+                await self._sleep(retry, asyncio.Event())
                 continue
             self.counts.add_drain(result)
             if self._stopping:
@@ -378,7 +487,7 @@ class Daemon:
             idle = OUTBOX_RECHECK_SECONDS
             if self.store.outbox_depth():
                 idle = min(idle, self.sender.wait_seconds())
-            await self._sleep_until(self.clock() + timedelta(seconds=idle), self._outbox_event)
+            await self._sleep(idle, self._outbox_event)
 
     def _purge(self) -> None:
         o = self.config.outbox
@@ -412,13 +521,26 @@ class Daemon:
             return await self._run(once=once, install_signals=install_signals)
 
     async def _run(self, *, once: bool, install_signals: bool) -> Counts:
-        self._init_schedule(self.clock())
-        self._purge()
+        if not once:
+            self.health.reserve()  # while there is room: a full disk can still be reported later
+            problem = self.health.read()
+            if problem is not None:  # left by the last run: cleared by the first pass that stores
+                self._full_since = problem.since
+        try:
+            self._init_schedule(self.clock())
+            self._purge()
+        except StoreFull as exc:
+            if once:
+                raise
+            self._disk_full(exc)  # the scheduler waits for room
+        if self.config.transport.kind == "filedrop" and self.config.filedrop.directory is not None:
+            remove_stale_parts(self.config.filedrop.directory)  # a write killed with the last run
         log.info("fsm-client %s running: %d targets, report %s, scan %s, discovery %s, status poll %s (%s); "
                  "outbox depth %d", self.config.client.id, len(self.targets()), self.rules["report"],
                  self.rules["scan"], self.rules["discovery"], self.rules["poll"],
                  self.config.schedule.timezone, self.store.outbox_depth())
         if once:
+            self._poll_at = None  # one poll round each time, also for a Daemon run once again later
             await self.scheduler_pass()
             self.counts.add_drain(await self.sender.drain(force=True))
             log.info(summary_line(self.counts, self.store.outbox_depth()))
@@ -465,7 +587,9 @@ class Daemon:
 
 
 def client_status(config: ClientConfig, store: Store, *, now: datetime | None = None) -> dict[str, Any]:
-    """What `fsm-client status` shows: last scan, last send, outbox depth, next runs."""
+    """What `fsm-client status` shows: last scan, last send, outbox depth, next runs. ``last_error``
+    is the daemon's current problem (``problem``: a full data disk) if it has one, else the
+    outbox's last send error (``send_error``)."""
     now = now or utcnow()
     tz = zone(config.schedule.timezone)
     states = store.schedule_states()
@@ -479,13 +603,18 @@ def client_status(config: ClientConfig, store: Store, *, now: datetime | None = 
             at = next_due(rule, now, tz)
         next_runs[job] = at.astimezone(tz).isoformat() if at else None  # local: what operators read
     pending = [e for e in store.outbox() if e.sent_at is None]
+    problem = HealthFile(store.path.parent).read()  # e.g. a full disk, which the store cannot hold
+    send_error = pending[0].last_error if pending else None
     return {
         "client_id": config.client.id,
         "last_scan": _iso(store.meta_time("last_scan_at")),
         "last_send": _iso(store.meta_time("last_send_at")),
         "outbox_depth": len(pending),
         "oldest_unsent_seq": pending[0].seq if pending else None,
-        "last_error": pending[0].last_error if pending else None,
+        "last_error": problem.error if problem else send_error,
+        "send_error": send_error,
+        "problem": {"error": problem.error, "hint": problem.hint, "since": problem.since.isoformat()}
+                   if problem else None,
         "next_attempt": _iso(pending[0].next_attempt_at) if pending else None,
         "last_seq": store.last_seq(),
         "devices": len(store.devices()),
@@ -501,8 +630,10 @@ def _iso(when: datetime | None) -> str | None:
 
 
 __all__ = [
+    "CLOCK_STEP_SECONDS",
     "OUTBOX_RECHECK_SECONDS",
     "PERSISTENT_JOBS",
+    "RECHECK_SECONDS",
     "Counts",
     "Daemon",
     "RunLock",

@@ -14,7 +14,8 @@
         ├── PmdUpdateError         fetching or installing an update failed (worth retrying)
         │   └── UnknownPmd         no PMD of that id in the pool
         ├── StoreError             the local store cannot be opened or migrated
-        │   └── AlreadyRunning     another `fsm-client run` holds the data dir
+        │   ├── AlreadyRunning     another `fsm-client run` holds the data dir
+        │   └── StoreFull          the data disk is full: nothing more can be stored until there is room
         └── TransportError         the relay or drop folder refused an envelope
             └── TransientTransportError  worth retrying later (4xx, connection refused)
 """
@@ -91,6 +92,12 @@ class AlreadyRunning(StoreError):
     exit_code = 3
 
 
+class StoreFull(StoreError):
+    reason = "disk_full"
+    default_hint = ("free space on that disk (or move the data dir to a larger one); everything stored "
+                    "so far is kept, and fsm-client goes on by itself once writes succeed again")
+
+
 class TransportError(ClientError):
     reason = "transport_error"
 
@@ -113,6 +120,7 @@ __all__ = [
     "SnmpProtocolError",
     "SnmpTimeout",
     "StoreError",
+    "StoreFull",
     "TransientTransportError",
     "TransportError",
     "UnknownPmd",

@@ -110,9 +110,15 @@ class Sender:
                    backoff=Backoff(config.outbox.retry_initial, config.outbox.retry_max), clock=clock)
 
     def wait_seconds(self) -> float:
-        """Seconds until the outbox may be tried again (0: now, or nothing is waiting)."""
+        """Seconds until the outbox may be tried again (0: now, or nothing is waiting).
+
+        A retry time further off than the longest backoff was set before the wall clock
+        stepped back: it is due now, not after the step (an alert must not wait an hour)."""
         at = self.store.next_attempt_at()
-        return max(0.0, (at - self.clock()).total_seconds()) if at else 0.0
+        if at is None:
+            return 0.0
+        wait = max(0.0, (at - self.clock()).total_seconds())
+        return 0.0 if wait > self.backoff.cap else wait
 
     async def drain(self, *, stop: Callable[[], bool] = lambda: False, force: bool = False) -> DrainResult:
         """Send every pending chunk, oldest first, until the outbox is empty, a send fails, or

@@ -20,6 +20,9 @@ in ``migrations`` (the sqlite-utils pattern).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +37,7 @@ import msgspec
 from fsm_protocol.identity import device_identity
 from fsm_protocol.schema import Device
 
-from .errors import StoreError
+from .errors import StoreError, StoreFull
 
 STORE_FILE = "client.sqlite"
 
@@ -201,9 +204,10 @@ class Store:
     """The local store. Use ``atomic()`` for every multi-statement change; nested calls are
     savepoints. One Store is used from one thread at a time (the daemon's event loop)."""
 
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path, *, readonly: bool = False) -> None:
         self._db = db
         self.path = path
+        self.readonly = readonly
         self._depth = 0
         self._lock = threading.RLock()
 
@@ -218,6 +222,12 @@ class Store:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as exc:
+            why = _unwritable(path.parent)
+            if why:
+                raise StoreError(f"cannot open the local store {str(path)!r}: the data dir {why}",
+                                 hint="give it write access (remount it read-write) or choose a writable "
+                                      "--data-dir; `fsm-client status` and `outbox list` work read-only"
+                                 ) from exc
             raise StoreError(f"cannot open the local store {str(path)!r}: {exc}",
                              hint="check that the data dir exists and is writable by this user") from exc
         store = cls(db, path)
@@ -225,8 +235,33 @@ class Store:
         return store
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path) -> Store:
-        return cls.open(Path(data_dir) / STORE_FILE)
+    def open_readonly(cls, path: Path) -> Store:
+        """Open an existing store only to read it: nothing is created, migrated or written, so
+        read-only commands (`status`, `outbox list`) work on a read-only data dir."""
+        path = Path(path)
+        if not path.is_file():
+            raise StoreError(f"there is no local store at {str(path)!r}",
+                             hint="`fsm-client run` or `send` creates it; "
+                                  "check --data-dir and [client] data_dir")
+        try:
+            db = _connect_readonly(path)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot read the local store {str(path)!r}: {exc}",
+                             hint="check that this user may read the data dir and the files in it") from exc
+        store = cls(db, path, readonly=True)
+        missing = [name for name, _ in MIGRATIONS if name not in store._known_migrations()]
+        if missing:
+            store.close()
+            raise StoreError(f"the local store {str(path)!r} was made by an older fsm-client and is not "
+                             f"migrated yet ({', '.join(missing)})",
+                             hint="run `fsm-client run --once` once with write access to the data dir")
+        return store
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path, *, readonly: bool = False) -> Store:
+        """The store in ``data_dir``; ``readonly`` for commands that only read (see open_readonly)."""
+        path = Path(data_dir) / STORE_FILE
+        return cls.open_readonly(path) if readonly else cls.open(path)
 
     def close(self) -> None:
         self._db.close()
@@ -243,6 +278,9 @@ class Store:
     def atomic(self) -> Iterator[None]:
         """A transaction (BEGIN IMMEDIATE: the write lock is taken up front, so two processes
         never both read the same sequence number); nested calls become savepoints."""
+        if self.readonly:
+            raise StoreError(f"the local store {str(self.path)!r} was opened read-only",
+                             hint="this is a bug in fsm: a read-only command tried to write")
         with self._lock:
             depth = self._depth
             try:
@@ -256,20 +294,51 @@ class Store:
             self._depth += 1
             try:
                 yield
-            except BaseException:
+            except BaseException as exc:
                 self._depth -= 1
-                if depth == 0:
-                    self._db.execute("ROLLBACK")
-                else:
-                    self._db.execute(f"ROLLBACK TO sp{depth}")
-                    self._db.execute(f"RELEASE sp{depth}")
+                self._rollback(depth)
+                if isinstance(exc, sqlite3.Error) and self._full(exc):
+                    raise self.full_error() from exc
                 raise
             else:
                 self._depth -= 1
-                if depth == 0:
-                    self._db.execute("COMMIT")
-                else:
-                    self._db.execute(f"RELEASE sp{depth}")
+                try:
+                    self._db.execute("COMMIT" if depth == 0 else f"RELEASE sp{depth}")
+                except sqlite3.Error as exc:
+                    self._rollback(depth)
+                    if self._full(exc):
+                        raise self.full_error() from exc
+                    raise
+
+    def _rollback(self, depth: int) -> None:
+        # On a full disk SQLite may have rolled the transaction back already: nothing left to undo.
+        with contextlib.suppress(sqlite3.Error):
+            if depth == 0:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            else:
+                self._db.execute(f"ROLLBACK TO sp{depth}")
+                self._db.execute(f"RELEASE sp{depth}")
+
+    def _full(self, exc: sqlite3.Error) -> bool:
+        """SQLITE_FULL, or an I/O error while (next to) nothing is free on the data disk."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        return code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and self.free_bytes() < 64 * 1024)
+
+    def free_bytes(self) -> int:
+        """Bytes free for this user on the disk that holds the store."""
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return 0
+
+    def full_error(self) -> StoreFull:
+        where = str(self.path.parent)
+        return StoreFull(f"the data disk is full ({self.free_bytes()} bytes free at {where!r})")
+
+    def probe_write(self) -> None:
+        """One small write; raises StoreFull while the disk is still full."""
+        self.set_meta("last_write_probe", _ts(datetime.now(UTC)))
 
     @property
     def in_transaction(self) -> bool:
@@ -288,18 +357,29 @@ class Store:
         )
         return [r[0] for r in self._db.execute("SELECT name FROM migrations ORDER BY name")]
 
-    def migrate(self) -> list[str]:
-        """Apply every migration not yet recorded, each in its own transaction."""
-        done = set(self.applied_migrations())
-        applied = []
-        known = {name for name, _ in MIGRATIONS}
-        unknown = done - known
+    def _known_migrations(self) -> set[str]:
+        """The migrations recorded, without creating the table (a read-only store)."""
+        try:
+            done = {r[0] for r in self._db.execute("SELECT name FROM migrations")}
+        except sqlite3.OperationalError:  # no such table: nothing applied yet
+            return set()
+        self._refuse_newer(done)
+        return done
+
+    def _refuse_newer(self, done: set[str]) -> None:
+        unknown = done - {name for name, _ in MIGRATIONS}
         if unknown:
             raise StoreError(
                 f"the local store {str(self.path)!r} was migrated by a newer fsm-client "
                 f"({', '.join(sorted(unknown))})",
                 hint="run the fsm-client version that created it, or move the data dir aside",
             )
+
+    def migrate(self) -> list[str]:
+        """Apply every migration not yet recorded, each in its own transaction."""
+        done = set(self.applied_migrations())
+        applied = []
+        self._refuse_newer(done)
         for name, step in MIGRATIONS:
             if name in done:
                 continue
@@ -704,6 +784,41 @@ class Store:
 
     def set_meta_time(self, key: str, when: datetime) -> None:
         self.set_meta(key, _ts(when))
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection. A WAL database needs its -shm file, which a read-only directory
+    cannot get once the last writer closed and removed it; then every committed change is in
+    the main file (no -wal left, or an empty one) and it is read as immutable."""
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError as exc:
+        wal = path.with_name(path.name + "-wal")
+        if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or not _unwritable(path.parent):
+            raise
+        if wal.exists() and wal.stat().st_size > 0:
+            raise StoreError(f"cannot read the local store {str(path)!r} in a read-only data dir: its latest "
+                             f"changes are still in {wal.name}, which SQLite reads only with write access",
+                             hint="run `fsm-client status` once with write access to the data dir, or copy "
+                                  "the data dir to a writable place and point --data-dir there") from exc
+    db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return db
+
+
+def _unwritable(directory: Path) -> str | None:
+    """Why this user cannot write in ``directory`` (None: it can, or it does not exist)."""
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return f"{str(directory)!r} is on a read-only file system"
+    except OSError:
+        return None
+    if not os.access(directory, os.W_OK):
+        return f"{str(directory)!r} is not writable by this user"
+    return None
 
 
 class _NoScript:

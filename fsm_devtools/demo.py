@@ -4,25 +4,33 @@ simulated printers (snmpsim serving demo/snmp-walks) → ``fsm-client send`` (sc
 SMTP submission with STARTTLS + AUTH) → private Postfix → Dovecot → ``fsm-server ingest
 --once`` (IMAPS, verify, decrypt, load) → summary table and HTML reports.
 
-Every step runs the same command a user would type, printed before it runs. State lives
-under ``var/demo`` (keys, client store, server database, reports); a second run reuses the
-keys and the enrolment and sends the next report number.
+Every step runs the same command a user would type, printed before it runs. The first run
+gives the fleet a history first: the client runs on each of the last 90 days with its clock
+set to that day, against recordings aged to that day (``history``), and mails its daily
+reports; so meters, forecasts and charts have real figures. State lives under ``var/demo``
+(keys, client store, server database, reports); a second run reuses the keys, the enrolment
+and the history, and sends the next report number.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from fsm_client.config import load_config
+from fsm_client.store import Store
 from fsm_protocol.cli import cell
 
+from . import history
 from .peers.mailstack import MailStack
 from .peers.snmpsim import Snmpsim, free_udp_port, loopback_range
 
@@ -144,6 +152,36 @@ def summary(server_cfg: Path) -> None:
     console.print(table)
 
 
+def fill_history(sim: Snmpsim, stack: MailStack, client_cfg: Path, server_cfg: Path,
+                 addresses: dict[str, str]) -> None:
+    """Step 3 (first run only): the client on each of the last days and the server ingesting what
+    it mails; then the printers as they are today."""
+    events, today = history.Events(), datetime.now(UTC).date()
+    config = load_config(str(client_cfg))
+    printers = asyncio.run(history.read_walks(sim, config, STATE / "client", addresses,
+                                              events=events, today=today))
+    with Store.in_data_dir(STATE / "client") as store:
+        reported = store.last_seq() > 0
+    if not reported:
+        console.rule(f"3. history: the client on each of the last {events.days} days")
+        console.print(f"[bold cyan]$[/] fsm-client run --once   [dim]# on each day at {history.RUN_AT:%H:%M} "
+                      "UTC, the client's clock and the printers' recordings set to that day[/]")
+        later = history.INGEST_AFTER.seconds // 60
+        console.print(f"[bold cyan]$[/] fsm-server ingest --once   [dim]# {later} minutes later, "
+                      "the server's clock set to that day[/]")
+        with history.Dealer(server_cfg, stack) as dealer:
+            filled = history.fill(sim, printers, config, STATE / "client", dealer, events=events, today=today,
+                                  say=lambda line: console.print(line, highlight=False))
+        if filled.failures or filled.quarantined:
+            raise DemoError(f"of the history, {filled.failures} report(s) could not be mailed and "
+                            f"{filled.quarantined} were quarantined: `fsm-client status` and "
+                            "`fsm-server quarantine list` say why")
+        console.print(f"{filled.runs} runs from {filled.first:%Y-%m-%d} to {filled.last:%Y-%m-%d}: "
+                      f"{filled.readings} readings, {filled.reports} periodic and {filled.alerts} alert "
+                      f"reports, {filled.sent} mailed, {filled.loaded} loaded")
+    history.serve(sim, printers, 0)
+
+
 def main() -> int:
     started = time.monotonic()
     names = printers()
@@ -177,15 +215,17 @@ def main() -> int:
             run(*sv, "clients", "add", CLIENT_ID, "--key", STATE / "client" / "keys" / "client.pub",
                 "--customer", CUSTOMER)
 
-        console.rule("3. client: read every printer, seal a report, mail it")
-        run(*cl, "send")
-        run(*cl, "outbox", "list")
+        fill_history(sim, stack, ccfg, scfg, dict(zip(names, addresses, strict=True)))
 
-        console.rule("4. server: ingest the mailbox once (IMAPS, verify, decrypt, load)")
+        console.rule("4. client: read every printer today, seal a report, mail it")
+        run(*cl, "send")
+        run(*cl, "outbox", "list", "--limit", "5")
+
+        console.rule("5. server: ingest the mailbox once (IMAPS, verify, decrypt, load)")
         stack.wait_for_messages(1, user="dealer", timeout=30)
         run(*sv, "ingest", "--once")
 
-        console.rule("5. what the dealer sees")
+        console.rule("6. what the dealer sees")
         summary(scfg)
         for kind in ("inventory", "supplies", "meters", "alerts", "health"):
             run(*sv, "report", kind, "--out", STATE / "reports" / f"{kind}.html", quiet=True)

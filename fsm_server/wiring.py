@@ -6,7 +6,8 @@ Commands and daemons call these so every entry point opens things the same way.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fsm_protocol.configfile import no_store
@@ -47,10 +48,10 @@ def registry(ctx: ServerContext, db: Database) -> Registry:
     return Registry(db, rotation_grace=timedelta(days=ctx.config.ingest.rotation_grace_days))
 
 
-def pipeline(ctx: ServerContext, db: Database) -> Pipeline:
-    """A pipeline with the server's encryption key and the [ingest] limits."""
+def pipeline(ctx: ServerContext, db: Database, *, now: Callable[[], datetime] | None = None) -> Pipeline:
+    """A pipeline with the server's encryption key and the [ingest] limits (``now``: its clock)."""
     key = load_encryption_key(encryption_key_path(ctx))
-    return Pipeline(db, registry(ctx, db), key, limits=ctx.config.ingest)
+    return Pipeline(db, registry(ctx, db), key, limits=ctx.config.ingest, now=now)
 
 
 __all__ = ["encryption_key_path", "open_db", "pipeline", "registry"]

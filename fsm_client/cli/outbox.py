@@ -32,7 +32,7 @@ def _state(entry: object) -> str:
 @pass_obj
 def list_command(obj: ClientContext, limit: int, as_json: bool) -> None:
     """List reports in the outbox, oldest first: number, kind, state, attempts, last error."""
-    with Store.open(obj.existing_store()) as store:
+    with Store.open_readonly(obj.existing_store()) as store:  # works on a read-only data dir
         entries = store.outbox(limit=limit)
     if as_json:
         print_json([{
@@ -61,7 +61,7 @@ def show_command(obj: ClientContext, seq: int, redact: bool | None) -> None:
     o = obj.config.outbox
     ips = o.redact_ips if redact is None else redact
     locations = o.redact_locations if redact is None else redact
-    with Store.open(obj.existing_store()) as store:
+    with Store.open_readonly(obj.existing_store()) as store:  # works on a read-only data dir
         plaintext = store.plaintext(seq)
     print_json(redacted(plaintext, ips=ips, locations=locations))
 

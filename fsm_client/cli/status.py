@@ -17,7 +17,7 @@ from ..store import Store
 @pass_obj
 def status_command(obj: ClientContext, as_json: bool) -> None:
     """Show when the client last read and sent, what waits in the outbox, and what runs next."""
-    with Store.open(obj.existing_store()) as store:
+    with Store.open_readonly(obj.existing_store()) as store:  # works on a read-only data dir
         info = client_status(obj.config, store)
     if as_json:
         print_json(info)
@@ -27,12 +27,16 @@ def status_command(obj: ClientContext, as_json: bool) -> None:
     click.echo(f"devices       {info['devices']}")
     click.echo(f"last scan     {info['last_scan'] or 'never'}")
     click.echo(f"last send     {info['last_send'] or 'never'}")
+    problem = info["problem"]
+    if problem:
+        click.secho(f"problem       {display_text(problem['error'])} (since {problem['since']})", fg="red")
+        click.echo(f"              hint: {display_text(problem['hint'])}")
     depth = info["outbox_depth"]
     line = f"outbox        {depth} waiting"
     if depth:
         line += f" (oldest {info['oldest_unsent_seq']}"
-        if info["last_error"]:
-            line += f"; next try {info['next_attempt']}; last error: {display_text(info['last_error'])}"
+        if info["send_error"]:
+            line += f"; next try {info['next_attempt']}; last error: {display_text(info['send_error'])}"
         line += ")"
     click.echo(line)
     for alert in info["active_alerts"]:

@@ -5,6 +5,12 @@ Each mail becomes ``<client>-<seq>-<i>of<n>.eml`` (the same bytes SMTP would car
 same folder (``.fsm-<random>.part``, which never matches ``*.eml``), are fsynced, then renamed
 over the final name, and the folder is fsynced. A reader (or a crash at any moment) sees either
 no file or the whole file, never a part of one.
+
+A kill during a write leaves its temporary file behind. The writer holds an flock on it until it
+is renamed, so one that nobody holds is stale: such files are removed when the daemon starts and
+before each write (``remove_stale_parts``). A write in progress in another process on this machine
+is left alone; where the folder's file system cannot lock, only temporary files older than an hour
+are removed.
 """
 
 from __future__ import annotations
@@ -12,9 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
+import logging
 import os
 import re
 import secrets
+import stat
+import time
 from collections.abc import Sequence
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -24,10 +34,16 @@ from fsm_client.errors import TransientTransportError, TransportError
 
 from .base import BaseTransport
 
+log = logging.getLogger("fsm_client.transports.filedrop")
+
 #: What final names look like; temporary names are built never to match it.
 FINAL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}-[0-9]+-[0-9]+of[0-9]+\.eml")
 TEMP_PREFIX = ".fsm-"
 TEMP_SUFFIX = ".part"
+#: Exactly the temporary names this transport makes; nothing else in the folder is ever removed.
+TEMP_NAME_RE = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{16}" + re.escape(TEMP_SUFFIX))
+#: Where locks do not work, a temporary file untouched this long is taken for stale.
+STALE_UNLOCKED_SECONDS = 3600.0
 _CLIENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CHUNK_RE = re.compile(r"([0-9]+)/([0-9]+)")
 # Headers end within the first few KB of a report mail; never parse more than this to name it.
@@ -75,25 +91,71 @@ class FileDropTransport(BaseTransport):
             raise TransportError(
                 f"file name {name!r} is not a report file name", hint="use file_name(message)"
             )
+        remove_stale_parts(self.directory)
         final = self.directory / name
         temp = self.directory / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
+                # Held until the rename: tells remove_stale_parts in other processes it is not stale.
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 view = memoryview(data)
                 while view:
                     written = os.write(fd, view)
                     view = view[written:]
                 os.fsync(fd)
+                os.replace(temp, final)
             finally:
                 os.close(fd)
-            os.replace(temp, final)
             _fsync_dir(self.directory)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 temp.unlink()
             raise _translate(exc, self.directory) from exc
         return str(final)
+
+
+def remove_stale_parts(directory: Path | str) -> list[str]:
+    """Remove the temporary files of our naming in ``directory`` that no writer holds (left by a
+    write that was killed); returns their names. A folder that cannot be read is left to the
+    write to report."""
+    directory = Path(directory)
+    try:
+        names = [e.name for e in os.scandir(directory) if TEMP_NAME_RE.fullmatch(e.name)]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = directory / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # gone meanwhile (renamed into place), or a link: not ours to touch
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or not _stale(fd, info.st_mtime):
+                continue
+            os.unlink(path)
+            removed.append(name)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    if removed:
+        log.warning("removed %d stale temporary file(s) from the drop folder %r, left by an interrupted "
+                    "write: %s", len(removed), str(directory), ", ".join(removed))
+    return removed
+
+
+def _stale(fd: int, mtime: float) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # a write in progress holds it
+    except OSError:  # this file system cannot lock: judge by age
+        return time.time() - mtime > STALE_UNLOCKED_SECONDS
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -131,4 +193,5 @@ def _translate(exc: OSError, directory: Path) -> TransportError:
     )
 
 
-__all__ = ["FINAL_NAME_RE", "TEMP_PREFIX", "TEMP_SUFFIX", "FileDropTransport", "file_name"]
+__all__ = ["FINAL_NAME_RE", "TEMP_NAME_RE", "TEMP_PREFIX", "TEMP_SUFFIX", "FileDropTransport", "file_name",
+           "remove_stale_parts"]

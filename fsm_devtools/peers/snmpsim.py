@@ -115,6 +115,7 @@ class Snmpsim:
         self.communities: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self._tmp: Path | None = None
+        self._mtime = 0.0
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -134,6 +135,19 @@ class Snmpsim:
             if c == name or c.split("/")[0] == name:
                 return c
         raise KeyError(f"no recording {name!r}; have {self.communities}")
+
+    def replace(self, name: str, text: str) -> None:
+        """Serve ``text`` as recording ``name`` from the next request on (an agent whose values
+        changed: counters that rose, a jam). Lines may change length."""
+        path = self.data_dir / f"{self.community(name)}.snmprec"
+        new = path.with_name(path.name + ".new")
+        new.write_text(text)
+        new.chmod(0o644)
+        os.replace(new, path)
+        # snmpsim reopens a recording when its mtime (whole seconds) changes, and re-indexes it
+        # only when it is not older than its index: always move the mtime forward, past now.
+        self._mtime = max(self._mtime + 1, time.time() + 1)
+        os.utime(path, (self._mtime, self._mtime))
 
     def _copy_data(self) -> None:
         # snmpsim drops to nobody: the copy must be world-readable (mkdtemp makes 0700).

@@ -11,7 +11,7 @@ of 50 devices costs about ten statements, not hundreds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -92,9 +92,11 @@ def _latest(a: datetime, b: datetime) -> datetime:
 class Loader:
     """The write side of ingest, on one open database."""
 
-    def __init__(self, db: Database, *, policy: CounterPolicy | None = None) -> None:
+    def __init__(self, db: Database, *, policy: CounterPolicy | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
         self.db = db
         self.policy = policy or CounterPolicy()
+        self.now = now or (lambda: datetime.now(UTC))  # dates what is written (ingested, quarantined)
         self._sites: dict[tuple[int, str], int] = {}
 
     # -- reads used before the expensive work ----------------------------------------------------
@@ -145,7 +147,7 @@ class Loader:
                    source: str, message_id: str | None, client_name: str | None, seq: int | None,
                    received_at: datetime, drop_chunks_of: tuple[int, int] | None = None) -> tuple[int, bool]:
         """Keep a message with why; returns (quarantine id, whether these bytes were held already)."""
-        now = datetime.now(UTC)
+        now = self.now()
         with translated("cannot quarantine a message"), self.db.atomic():
             if drop_chunks_of is not None:
                 self.drop_chunks(*drop_chunks_of)
@@ -166,7 +168,7 @@ class Loader:
 
     def release(self, quarantine_id: int) -> None:
         with translated("cannot update the quarantine"):
-            Quarantine.update(status="released", released_at=datetime.now(UTC)).where(
+            Quarantine.update(status="released", released_at=self.now()).where(
                 Quarantine.id == quarantine_id).execute()
 
     def dismiss(self, quarantine_ids: Sequence[int]) -> list[int]:
@@ -174,7 +176,7 @@ class Loader:
         with translated("cannot update the quarantine"), self.db.atomic():
             held = [q.id for q in Quarantine.select(Quarantine.id).where(
                 Quarantine.id.in_(list(quarantine_ids)), Quarantine.status == "held")]
-            Quarantine.update(status="dismissed", released_at=datetime.now(UTC)).where(
+            Quarantine.update(status="dismissed", released_at=self.now()).where(
                 Quarantine.id.in_(held)).execute()
         return held
 
@@ -186,7 +188,7 @@ class Loader:
             return self._load(report, meta)
 
     def _load(self, report: Report, meta: EnvelopeMeta) -> Loaded:
-        now = datetime.now(UTC)
+        now = self.now()
         readings = report.devices
         idents = [device_identity(client=meta.client_name, manufacturer=d.manufacturer, serial=d.serial,
                                   mac=d.mac, ip=d.ip) for d in readings]

@@ -132,7 +132,8 @@ class Pipeline:
         self.encryption_key = encryption_key
         self.limits = limits or IngestSection()
         self.now = now or (lambda: datetime.now(UTC))
-        self.loader = Loader(db, policy=CounterPolicy(max_pages_per_day=self.limits.max_pages_per_day))
+        self.loader = Loader(db, policy=CounterPolicy(max_pages_per_day=self.limits.max_pages_per_day),
+                             now=self.now)
 
     # -- entry points ------------------------------------------------------------------------------
 

@@ -69,8 +69,8 @@ class Printers:
     """snmpsim serving copies of a real recording as printers whose error state a test sets.
 
     Each printer is a recording ``<name>.snmprec`` selected by the community ``<name>``;
-    changing its error state rewrites the file snmpsim serves and moves its mtime forward,
-    which makes snmpsim re-index it on the next request (a real agent whose state changes)."""
+    changing its error state replaces the recording snmpsim serves (``Snmpsim.replace``): a real
+    agent whose state changes."""
 
     def __init__(self, names: list[str], workdir: Path, *, first_ip: str = "127.0.0.20") -> None:
         from fsm_devtools.peers.snmpsim import Snmpsim, loopback_range
@@ -84,13 +84,9 @@ class Printers:
             recordings.append(path)
         self.ips = dict(zip(names, loopback_range(first_ip, len(names)), strict=True))
         self.sim = Snmpsim(recordings=recordings, endpoints=list(self.ips.values()))
-        self._mtime = 0.0
 
     def start(self) -> Printers:
-        import time
-
         self.sim.start()
-        self._mtime = time.time()
         return self
 
     def stop(self) -> None:
@@ -101,15 +97,11 @@ class Printers:
         return self.sim.port
 
     def set_state(self, name: str, state: str) -> None:
-        import os
-
         path = self.sim.data_dir / f"{name}.snmprec"
         wanted = f"{ERROR_STATE_OID}|4x|{ERROR_STATE[state]}"
         lines = [wanted if line.startswith(ERROR_STATE_OID + "|") else line
                  for line in path.read_text().splitlines()]
-        path.write_text("\n".join(lines) + "\n")
-        self._mtime += 2  # snmpsim compares whole seconds: always move forward
-        os.utime(path, (self._mtime, self._mtime))
+        self.sim.replace(name, "\n".join(lines) + "\n")
 
     def client_sections(self, *, timeout: float = 0.5) -> dict[str, Any]:
         """[snmp], [[credentials]] and [[targets]]: each printer is a target at its own address,

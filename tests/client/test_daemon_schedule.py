@@ -228,3 +228,45 @@ async def test_status_polls_raise_an_alert_for_a_jammed_printer_unless_alerts_ar
         assert [s.condition for s in on.store.alert_states(active_only=True)] == ["jam"]
     finally:
         printers.set_state("lobby", "ok")
+
+
+async def test_readings_are_dated_by_the_daemons_clock_in_reports_and_alerts(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    """A reading is observed when the daemon's clock says, as its reports are: a test clock or a
+    simulated day (the demo's history) gets readings of that moment, not of the machine's."""
+    clock = Clock(datetime(2026, 1, 5, 0, 30, tzinfo=BERLIN))
+    daemon = daemon_at(clock, keys, printers, tmp_path, status_poll="every 90s")
+    daemon._init_schedule(clock.now)
+    clock.now = datetime(2026, 1, 5, 6, 0, 7, tzinfo=BERLIN)
+    await daemon.scheduler_pass()
+    [periodic] = daemon.store.readings(seq=1)
+    assert periodic.device.observed_at == clock.now
+    printers.set_state("lobby", "jammed")
+    try:
+        clock.now += timedelta(minutes=3)
+        await daemon.poll()
+    finally:
+        printers.set_state("lobby", "ok")
+    assert kinds(daemon.store) == [(1, "periodic"), (2, "alert")]
+    [alert] = daemon.store.readings(seq=2)
+    assert "jammed" in alert.device.status.conditions
+    assert alert.device.observed_at == clock.now
+
+
+async def test_each_run_once_polls_even_when_the_same_daemon_ran_once_seconds_before(
+        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    clock = Clock(datetime(2026, 2, 2, 12, 0, tzinfo=BERLIN))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    config = make_config(keys, **printers.client_sections(),
+                         schedule={"report": "off", "discovery": "off", "status_poll": "every 90s"},
+                         transport={"kind": "filedrop"}, filedrop={"directory": str(drop)})
+    daemon = Daemon(config, tmp_path / "data", clock=clock)
+    await daemon.run(once=True, install_signals=False)  # status polls count elapsed time ...
+    printers.set_state("lobby", "jammed")
+    try:
+        clock.now += timedelta(minutes=5)  # ... but `run --once` always makes its one poll round
+        await daemon.run(once=True, install_signals=False)
+    finally:
+        printers.set_state("lobby", "ok")
+    assert daemon.counts.polls == 2 and kinds(daemon.store) == [(1, "alert")]

@@ -60,6 +60,26 @@ def test_an_unwritable_location_says_which_path(tmp_path: Path) -> None:
         Store.open(blocker / "sub" / "client.sqlite")
 
 
+def test_a_read_only_open_creates_nothing_writes_nothing_and_names_a_missing_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"no local store at .*client\.sqlite") as missing:
+        Store.in_data_dir(tmp_path / "typo", readonly=True)
+    assert "--data-dir" in (missing.value.hint or "") and not (tmp_path / "typo").exists()
+    with Store.in_data_dir(tmp_path / "data") as store:
+        store.add_reading(reading(), kind="scan")
+    with Store.in_data_dir(tmp_path / "data", readonly=True) as store:
+        assert [r.device.ip for r in store.readings()] == ["192.0.2.10"]
+        with pytest.raises(StoreError, match="read-only"):
+            store.set_meta("x", "y")
+
+
+def test_a_read_only_open_of_a_store_not_yet_migrated_says_to_run_once(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        store._db.execute("DELETE FROM migrations WHERE name = ?", (MIGRATIONS[-1][0],))
+    with pytest.raises(StoreError, match=f"not migrated yet \\({MIGRATIONS[-1][0]}\\)") as old:
+        Store.open_readonly(store_path)
+    assert "run --once" in (old.value.hint or "")
+
+
 def test_a_reading_round_trips_as_the_schema_device(fresh_store: Store) -> None:
     dev = reading(status=Status(printer="idle", conditions=["low_toner"]))
     rid = fresh_store.add_reading(dev, kind="scan")

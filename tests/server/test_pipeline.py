@@ -45,6 +45,18 @@ def test_a_sealed_report_is_loaded_with_every_value(pipeline: Pipeline, client_k
     assert CounterValue.select().where(CounterValue.name == "total").count() == 4
 
 
+def test_a_report_is_received_and_ingested_at_the_pipelines_clock(
+        db: Database, registry: Registry, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    """A pipeline given a clock (a test's, or the demo's simulated days) dates what it loads by it."""
+    created = datetime(2026, 3, 2, 6, 5, tzinfo=UTC)
+    moment = created + timedelta(minutes=4)
+    pipeline = Pipeline(db, registry, server_kit.encryption_key, now=lambda: moment)
+    verdict = pipeline.process(report_mail(client_kit, server_kit, 1, created_at=created), source="test")
+    assert verdict.outcome == "loaded", verdict
+    env = Envelope.get()
+    assert (env.received_at, env.ingested_at) == (moment, moment)
+
+
 def _loaded_rows() -> tuple[int, int, int]:
     return Envelope.select().count(), Reading.select().count(), CounterValue.select().count()
 
