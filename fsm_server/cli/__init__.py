@@ -55,4 +55,11 @@ from .report import report_command  # noqa: E402
 main.add_command(notify_command)
 main.add_command(report_command)
 
+from .audit import audit_group  # noqa: E402
+from .users import users_group  # noqa: E402
+from .web import web_command  # noqa: E402
+
+for _command in (audit_group, users_group, web_command):
+    main.add_command(_command)
+
 __all__ = ["main"]
