@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -55,14 +56,14 @@ def users(db: Database, fleet: Fleet, tmp_path: Path, server_kit: ServerKit) -> 
         "globex": ("customer", {"customers": ("Globex",)}, frozenset({"Globex"})),
     }
     out = {}
-    for name, (role, scope, sees) in plan.items():
-        person = enrol(f"{name}-user", role, **scope)  # type: ignore[arg-type]
-        client = TestClient(create_app(ctx, db=db, base_url="https://testserver"), base_url="https://testserver")
-        login(client, person)
-        out[name] = User(person, role, sees, client)
-    yield out
-    for u in out.values():
-        u.client.close()
+    with ExitStack() as stack:  # each client keeps one event loop and worker threads while open
+        for name, (role, scope, sees) in plan.items():
+            person = enrol(f"{name}-user", role, **scope)  # type: ignore[arg-type]
+            client = stack.enter_context(TestClient(create_app(ctx, db=db, base_url="https://testserver"),
+                                                    base_url="https://testserver"))
+            login(client, person)
+            out[name] = User(person, role, sees, client)
+        yield out
 
 
 def _body(text: str) -> str:
