@@ -32,11 +32,11 @@ from ..db.models import (
     SupplyValue,
 )
 from ..reports.forecast import Forecast, forecast
-from ..reports.queries import alert_readings
 from ..scoping import Scoped
-from .latest import AlertNow, latest_states
+from .alerts import AlertRow, open_alerts
+from .latest import latest_states
 
-#: How far back the chart and the open alerts' start look.
+#: How far back the chart looks.
 HISTORY_DAYS = 90
 #: Most points a chart series gets (a denser history keeps each bucket's last value).
 MAX_POINTS = 400
@@ -74,11 +74,6 @@ class SupplyForecast(msgspec.Struct, kw_only=True):
     provenance: Provenance | None
 
 
-class OpenAlert(msgspec.Struct, kw_only=True):
-    alert: AlertNow
-    since: datetime
-
-
 class Address(msgspec.Struct, kw_only=True):
     ip: str
     mac: str
@@ -106,7 +101,7 @@ class DeviceView(msgspec.Struct, kw_only=True):
     status: str
     printer_status: str | None
     addresses: list[Address]
-    alerts: list[OpenAlert]
+    alerts: list[AlertRow]  # open in the newest reading, with when each began and who acknowledged it
     supplies: list[SupplyForecast]
     counters: list[CounterNow]
     provenance: Provenance | None  # of the newest reading (status, alerts, supplies)
@@ -122,24 +117,6 @@ def _provenance_by_reading(reading_ids: list[int], pmd: str | None) -> dict[int,
     return {r.id: Provenance(client=r.client_name, seq=r.seq, kind=r.kind, observed_at=r.observed_at,
                              sealed_at=r.created_at, received_at=r.received_at, ingested_at=r.ingested_at,
                              message_id=r.message_id, pmd=pmd) for r in q.objects()}
-
-
-def _open_alerts(device_id: int, current: list[AlertNow], now: datetime) -> list[OpenAlert]:
-    """Each alert of the newest reading with the start of its unbroken run of readings."""
-    if not current:
-        return []
-    history = alert_readings([device_id], since=now - timedelta(days=HISTORY_DAYS),
-                             until=now + timedelta(days=1))
-    rows = history.get(device_id, [])
-    out = []
-    for alert in current:
-        since = rows[-1][0] if rows else now
-        for at, codes in reversed(rows):
-            if alert.code not in codes:
-                break
-            since = at
-        out.append(OpenAlert(alert=alert, since=since))
-    return out
 
 
 def _supplies(device_id: int, settings: ReportsSection, now: datetime,
@@ -200,7 +177,7 @@ def device_view(scoped: Scoped, device_id: int, *, now: datetime,
         supplies = _supplies(d.id, cfg, now, state.reading_id if state else None)
         wanted = {c.reading_id for c in counter_rows.values()} | ({state.reading_id} if state else set())
         prov = _provenance_by_reading(sorted(wanted), d.pmd)
-        alerts = _open_alerts(d.id, state.alerts if state else [], now)
+        alerts = open_alerts(scoped, now=now, device_id=d.id)[0] if state and state.alerts else []
     newest = prov.get(state.reading_id) if state else None
     for s in supplies:
         s.provenance = newest
@@ -254,5 +231,5 @@ def counter_chart(scoped: Scoped, device_id: int, *, now: datetime, days: int = 
     return CounterChart(device=d.id, start=start, end=now, x=x, series=series)
 
 
-__all__ = ["HISTORY_DAYS", "Address", "CounterChart", "CounterNow", "DeviceView", "OpenAlert", "Provenance",
+__all__ = ["HISTORY_DAYS", "Address", "CounterChart", "CounterNow", "DeviceView", "Provenance",
            "SupplyForecast", "counter_chart", "device_view"]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -149,8 +149,7 @@ def test_device_page_has_provenance_forecast_and_open_alerts(fleet: Fleet) -> No
     black = next(s for s in view.supplies if s.color == "black")
     assert black.forecast.days_remaining is not None and black.forecast.days_remaining < 5
     [jam] = view.alerts
-    assert jam.alert.code == "jam" and jam.since == fleet.start + __import__("datetime").timedelta(days=8,
-                                                                                                   hours=1)
+    assert jam.alert.code == "jam" and jam.since == fleet.start + timedelta(days=8, hours=1)
     chart = counter_chart(acme, view.id, now=now())
     assert len(chart.x) == 10 and chart.series["total"] == sorted(chart.series["total"])  # type: ignore[type-var]
 

@@ -125,13 +125,12 @@ def device(request: Request) -> Response:
     try:
         view = device_view(scoped, device_id or 0, now=_now(), settings=_settings(request))
         chart = counter_chart(scoped, view.id, now=_now())
-        open_alerts, _ = alerts_data.open_alerts(scoped, now=_now(), device_id=view.id)
     except NotFound:
         raise _not_found() from None
     step = max(1, len(chart.x) // 30)
     fallback = [(datetime.fromtimestamp(t, UTC), [chart.series[n][i] for n in chart.series])
                 for i, t in enumerate(chart.x) if i % step == 0 or i == len(chart.x) - 1]
-    return render(request, "p_device.html", v=view, chart=chart, fallback=fallback, open_alerts=open_alerts,
+    return render(request, "p_device.html", v=view, chart=chart, fallback=fallback,
                   title=view.name or "Device", now=_now())
 
 
