@@ -41,14 +41,14 @@ def wait_seconds(keys: Iterable[str], now: datetime) -> float:
     with translated("cannot read the login throttle"):
         rows = list(LoginThrottle.select().where(LoginThrottle.key.in_(list(keys))))
     waits = [(r.not_before - now).total_seconds() for r in rows if r.not_before is not None]
-    return max([0.0, *waits])
+    return float(max([0.0, *waits]))
 
 
 def _delay(failures: int, free: int, settings: WebSection) -> float | None:
     if failures < free:
         return None
     first = settings.throttle_first_delay_seconds
-    return min(settings.throttle_max_delay_seconds, first * 2 ** (failures - free))
+    return float(min(settings.throttle_max_delay_seconds, first * 2 ** (failures - free)))
 
 
 def failed(name_key: str, address: str, now: datetime, settings: WebSection) -> None:

@@ -93,15 +93,24 @@ def _customers_of(user_ids: Sequence[int]) -> dict[int, list[str]]:
     return found
 
 
+def _role(value: str) -> Role:
+    if value not in ROLES:  # a row written by hand: deny rather than guess
+        raise AccountError(f"a user has the unknown role {value!r}",
+                           hint="fix it with `fsm-server users set-role`")
+    return value
+
+
 def _info(user: User, customers: list[str]) -> UserInfo:
-    return UserInfo(id=user.id, name=user.name, role=user.role, dealer=user.dealer, customers=customers,
+    return UserInfo(id=user.id, name=user.name, role=_role(user.role), dealer=user.dealer,
+                    customers=customers,
                     enabled=user.enabled, password_set=user.password_hash is not None,
                     totp=user.totp_secret is not None, created_at=user.created_at, created_by=user.created_by)
 
 
 def principal(user: User) -> Principal:
     customers = tuple(_customers_of([user.id]).get(user.id, [])) if user.role == "customer" else ()
-    return Principal(user_id=user.id, name=user.name, role=user.role, dealer=user.dealer, customers=customers)
+    return Principal(user_id=user.id, name=user.name, role=_role(user.role), dealer=user.dealer,
+                     customers=customers)
 
 
 def dealer_customers(dealer: str | None) -> set[str]:
@@ -310,7 +319,7 @@ def setup_offer(token: str, now: datetime | None = None) -> SetupOffer:
             secret = link.totp_secret or second_factor.new_secret()
             if link.totp_secret is None:
                 SetupLink.update(totp_secret=secret).where(SetupLink.id == link.id).execute()
-    return SetupOffer(user=user.name, role=user.role, totp_secret=secret,
+    return SetupOffer(user=user.name, role=_role(user.role), totp_secret=secret,
                       otpauth_uri=second_factor.otpauth_uri(secret, user.name) if secret else None)
 
 
@@ -391,7 +400,7 @@ def login_password(name: str, password: str, *, address: str, settings: WebSecti
         _audit_login("login.failed", user, name, address, now, {"step": "password"})
         return LoginResult()
     with translated("cannot update a user"):
-        if passwords.needs_rehash(user.password_hash):
+        if passwords.needs_rehash(str(user.password_hash)):
             User.update(password_hash=passwords.hash_password(password)).where(User.id == user.id).execute()
         if user.totp_secret is None:
             throttle.succeeded(key)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -36,6 +38,30 @@ def audit_event(request: Request, action: str, *, target: str = "", detail: Mapp
 
 def _home(request: Request) -> Response:
     return RedirectResponse("/account", status_code=303)
+
+
+def _closing(endpoint: Callable[[Request], Response], db: Database) -> Callable[[Request], Response]:
+    """``endpoint``, closing its worker thread's database connection when done: the threads come and
+    go, and a connection left open in one that ends is never closed."""
+
+    @functools.wraps(endpoint)
+    def closing(request: Request) -> Response:
+        try:
+            return endpoint(request)
+        finally:
+            db.close()
+
+    return closing
+
+
+def _closing_routes(routes: Sequence[BaseRoute], db: Database) -> list[BaseRoute]:
+    out: list[BaseRoute] = []
+    for route in routes:
+        if isinstance(route, Route) and not inspect.iscoroutinefunction(route.endpoint):
+            route = Route(route.path, _closing(route.endpoint, db), methods=route.methods, name=route.name,
+                          include_in_schema=route.include_in_schema)
+        out.append(route)
+    return out
 
 
 def _healthz(request: Request) -> Response:
@@ -85,16 +111,16 @@ def create_app(ctx: ServerContext, *, db: Database | None = None, routes: Sequen
     all_routes: list[BaseRoute] = [
         *auth_pages.routes(), *account_pages.routes(), *user_pages.routes(), *routes, *page_routes,
         Route("/healthz", _healthz),
-        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     if not any(isinstance(r, Route) and r.path == "/" for r in all_routes):
         all_routes.append(Route("/", _home))
+    all_routes = [*_closing_routes(all_routes, db), Mount("/static", app=StaticFiles(directory=STATIC),
+                                                          name="static")]
     settings = ctx.config.web
     app = Starlette(
         routes=all_routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(CrossSite), Middleware(Sessions,
-                                                                                   settings=settings),
-                    Middleware(CsrfToken)],
+        middleware=[Middleware(SecurityHeaders), Middleware(CrossSite),
+                    Middleware(Sessions, settings=settings, close=db.close), Middleware(CsrfToken)],
         exception_handlers={404: _not_found, 405: _not_found, NotFound: _not_found},
     )
     app.state.ctx = ctx

@@ -106,16 +106,20 @@ class Sessions:
     """Finds the session of the request's cookie and puts ``principal`` (or None), ``session`` and
     ``csrf_token`` in the request state; keeps anonymous requests off non-public paths."""
 
-    def __init__(self, app: ASGIApp, settings: WebSection) -> None:
+    def __init__(self, app: ASGIApp, settings: WebSection, close: Callable[[], None]) -> None:
         self.app = app
         self.settings = settings
+        self.close = close  # the worker thread's database connection, after the lookup
 
     def _lookup(self, token: str) -> tuple[Any, Any] | None:
-        found = sessions.lookup(token, now=datetime.now(UTC), settings=self.settings)
-        if found is None:
-            return None
-        session, user = found
-        return session, users.principal(user) if session.mfa_passed else None
+        try:
+            found = sessions.lookup(token, now=datetime.now(UTC), settings=self.settings)
+            if found is None:
+                return None
+            session, user = found
+            return session, users.principal(user) if session.mfa_passed else None
+        finally:
+            self.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -70,7 +70,11 @@ def principal_of(request: Request) -> Principal:
 
 def form_data(request: Request) -> FormData:
     """The submitted form, from a sync endpoint (which runs in a worker thread)."""
-    return anyio.from_thread.run(request.form)
+    return anyio.from_thread.run(_read_form, request)
+
+
+async def _read_form(request: Request) -> FormData:
+    return await request.form()
 
 
 def field(form: FormData, name: str, limit: int = 1000) -> str:

@@ -19,7 +19,7 @@ import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..context import ServerContext
 from ..errors import WebError
@@ -72,7 +72,7 @@ def make_self_signed(directory: Path, host: str, *, now: datetime | None = None)
                 .not_valid_after(now + timedelta(days=SELF_SIGNED_DAYS))
                 .add_extension(x509.SubjectAlternativeName(_san(host)), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                 .sign(key, hashes.SHA256()))
         key_path.touch(mode=0o600, exist_ok=True)
         key_path.chmod(0o600)

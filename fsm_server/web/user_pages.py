@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -17,7 +19,7 @@ from .render import client_address, field, form_data, principal_of, render, requ
 PAGE = 100
 
 
-def _choices(request: Request) -> dict[str, object]:
+def _choices(request: Request) -> dict[str, Any]:
     """Customers (and, for administrators, dealers and roles) the add form offers."""
     principal = principal_of(request)
     with translated("cannot list customers"):
@@ -29,7 +31,7 @@ def _choices(request: Request) -> dict[str, object]:
             "roles": ("customer",)}
 
 
-def _page(request: Request, *, status_code: int = 200, **ctx: object) -> Response:
+def _page(request: Request, *, status_code: int = 200, **ctx: Any) -> Response:
     principal = principal_of(request)
     return render(request, "users.html", status_code=status_code, title="Users",
                   users=users.list_users(principal), **_choices(request), **ctx)
