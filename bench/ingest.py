@@ -3,7 +3,8 @@
     .venv/bin/python bench/ingest.py [--reports 2000] [--devices 50] [--only sqlite|postgresql]
 
 Sends N sealed reports of D devices each through Postfix into dealer@fsm.test (the project's
-private mail stack, port offset FSM_MAIL_PORT_OFFSET), then measures:
+private mail stack, port offset FSM_MAIL_PORT_OFFSET; PostgreSQL is the project's private server on
+the same offset, or FSM_TEST_PG_ADMIN_URL), then measures:
 
 * bound "imap fetch": the same mails fetched with the daemon's own Mailbox (BODY.PEEK[]), nothing else;
 * bound "open": parse MIME + verify + decrypt + inflate + decode every mail, in process, nothing else;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sqlite3
 import sys
 import tempfile
@@ -34,7 +36,7 @@ import psycopg
 from ingest_helpers import folder_count, mailbox_config
 
 from fsm_devtools.corpus import FROM_ADDR, TO_ADDR, mails_for, make_client, make_report, make_server, seal
-from fsm_devtools.fixtures.db import PrivatePostgres
+from fsm_devtools.fixtures.db import PrivatePostgres, postgres_admin_url
 from fsm_devtools.peers.mailstack import MailStack, offset_from_env
 from fsm_protocol import envelope, mime
 from fsm_server.daemon import IngestDaemon, default_mailbox_factory
@@ -219,39 +221,41 @@ def run_all(stack, args, tmp, server, client, reports, mails, values) -> None:  
         envelope.open_envelope(mime.parse_message(m).envelope, verify_key=client.signing_key.public,
                                encryption_key=server.encryption_key)
     t_open = time.perf_counter() - t
-    pg = PrivatePostgres()
-    for kind in ("sqlite", "postgresql"):
-        if args.only and kind != args.only:
-            continue
-        rows = driver_rows(reports, kind)
-        if kind == "sqlite":
-            t_driver = driver_insert("sqlite", f"sqlite:///{tmp / f'driver-{time.time()}.db'}", tmp, rows)
-            url = f"sqlite:///{tmp / 'fsm.db'}"
-        else:
-            pg.ensure()
-            t_driver = driver_insert("postgresql", pg.url, tmp, rows)
-            pg.reset()
-            url = pg.url
-        db = open_database(url, data_dir=tmp)
-        reg = Registry(db)
-        reg.add(client.name, client.pub_path)
-        pipeline = Pipeline(db, reg, server.encryption_key)
-        daemon = IngestDaemon(pipeline, [mailbox_config(stack)], batch=args.batch)
-        t = time.perf_counter()
-        result = asyncio.run(daemon.run(once=True))
-        t_real = time.perf_counter() - t
-        db.close()
-        assert result.tally.outcomes["loaded"] == n, result.tally.summary()
-        bounds = {"imap fetch": t_fetch, "open": t_open, "driver insert": t_driver}
-        slowest = max(bounds, key=bounds.__getitem__)
-        print(f"\n== {kind}")
-        for name, secs in bounds.items():
-            print(f"  bound {name:<14} {n / secs:9.1f} reports/s {values / secs:12.0f} values/s")
-        print(f"  fsm ingest           {n / t_real:9.1f} reports/s {values / t_real:12.0f} values/s"
-              f"   = {bounds[slowest] / t_real * 100:.0f} % of the slowest bound ({slowest})")
-        move_back(stack)
-        if kind == "postgresql":
-            pg.drop()
+    # The private PostgreSQL server is started (and stopped at the end) only when it is measured.
+    with contextlib.ExitStack() as exits:
+        for kind in ("sqlite", "postgresql"):
+            if args.only and kind != args.only:
+                continue
+            rows = driver_rows(reports, kind)
+            if kind == "sqlite":
+                t_driver = driver_insert("sqlite", f"sqlite:///{tmp / f'driver-{time.time()}.db'}", tmp, rows)
+                url = f"sqlite:///{tmp / 'fsm.db'}"
+            else:
+                pg = PrivatePostgres(exits.enter_context(postgres_admin_url()))
+                pg.ensure()
+                t_driver = driver_insert("postgresql", pg.url, tmp, rows)
+                pg.reset()
+                url = pg.url
+            db = open_database(url, data_dir=tmp)
+            reg = Registry(db)
+            reg.add(client.name, client.pub_path)
+            pipeline = Pipeline(db, reg, server.encryption_key)
+            daemon = IngestDaemon(pipeline, [mailbox_config(stack)], batch=args.batch)
+            t = time.perf_counter()
+            result = asyncio.run(daemon.run(once=True))
+            t_real = time.perf_counter() - t
+            db.close()
+            assert result.tally.outcomes["loaded"] == n, result.tally.summary()
+            bounds = {"imap fetch": t_fetch, "open": t_open, "driver insert": t_driver}
+            slowest = max(bounds, key=bounds.__getitem__)
+            print(f"\n== {kind}")
+            for name, secs in bounds.items():
+                print(f"  bound {name:<14} {n / secs:9.1f} reports/s {values / secs:12.0f} values/s")
+            print(f"  fsm ingest           {n / t_real:9.1f} reports/s {values / t_real:12.0f} values/s"
+                  f"   = {bounds[slowest] / t_real * 100:.0f} % of the slowest bound ({slowest})")
+            move_back(stack)
+            if kind == "postgresql":
+                pg.drop()
 
 
 if __name__ == "__main__":

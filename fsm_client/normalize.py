@@ -22,7 +22,16 @@ from __future__ import annotations
 import re
 
 from fsm_protocol import vocabulary
-from fsm_protocol.schema import Alert, Status, Supply, SupplyState
+from fsm_protocol.schema import (
+    INT32_RANGE,
+    SUPPLY_PERCENT_RANGE,
+    SUPPLY_VALUE_RANGE,
+    TICKS_RANGE,
+    Alert,
+    Status,
+    Supply,
+    SupplyState,
+)
 
 from .pmd.model import LevelRule
 
@@ -62,6 +71,17 @@ def _rule_for(rules: list[LevelRule], kind: str, max_: int | None, description: 
         if rule.when_description is not None and not re.search(rule.when_description, description):
             continue
         return rule
+    return None
+
+
+def in_range(value: int | None, limits: tuple[int, int], what: str,
+             warnings: list[str] | None = None) -> int | None:
+    """``value`` when it is within ``limits``, else None and a warning: a number no such field can
+    hold (a hostile or broken agent) must not make the server refuse the whole report."""
+    if value is None or limits[0] <= value <= limits[1]:
+        return value
+    if warnings is not None:
+        warnings.append(f"{what}: {value} is outside {limits[0]}..{limits[1]}; ignored")
     return None
 
 
@@ -105,6 +125,10 @@ def supply_state(
         if rule is not None and rule.clamp:
             level = max_
     pct = round(100.0 * level / max_, 1)
+    if pct > SUPPLY_PERCENT_RANGE[1]:
+        if warnings is not None:
+            warnings.append(f"{kind} supply {description!r}: level {level} of max {max_} is no reading")
+        return None, "invalid"
     if level == 0:
         return pct, "empty"
     return pct, _state_from_percent(pct, low_percent)
@@ -127,6 +151,14 @@ def supply(
     unit = vocabulary.SUPPLY_UNITS.get(unit_code) if unit_code is not None else None
     pct, state = supply_state(level, max_, kind=kind, description=description, unit=unit, rules=rules,
                               low_percent=low_percent, warnings=warnings)
+    # Raw values are kept as read, but not ones no supply can have: the server would refuse the
+    # whole report for them (implausible), so one broken or hostile agent would stop its site's.
+    what = f"supply {index}" if index is not None else f"{kind} supply"
+    index = in_range(index, INT32_RANGE, f"{what} index", warnings)
+    sane = (in_range(level, SUPPLY_VALUE_RANGE, f"{what} level", warnings),
+            in_range(max_, SUPPLY_VALUE_RANGE, f"{what} max", warnings))
+    if sane != (level, max_):
+        (level, max_), pct, state = sane, None, "invalid"
     return Supply(
         index=index, description=description, kind=kind, color=color_of(colorant, description),
         level=level, max=max_, unit=unit, percent=pct, state=state,
@@ -155,8 +187,12 @@ def condition_alerts(conditions: list[str]) -> list[Alert]:
 
 def alert(*, index: int | None, severity: int | None, training: int | None, group: int | None,
           group_index: int | None, location: int | None, code: int | None, description: str,
-          time_ticks: int | None) -> Alert:
+          time_ticks: int | None, warnings: list[str] | None = None) -> Alert:
     """One prtAlertTable row as a schema Alert (names from vocabulary, numbers kept where unknown)."""
+    what = f"alert {index}"
+    index, group_index, location = (in_range(v, INT32_RANGE, f"{what} {name}", warnings) for v, name in
+                                    ((index, "index"), (group_index, "group index"), (location, "location")))
+    time_ticks = in_range(time_ticks, TICKS_RANGE, f"{what} time", warnings)
     return Alert(
         code=vocabulary.alert_code_name(code) if code is not None else "unknown",
         severity=vocabulary.ALERT_SEVERITIES.get(severity, "other") if severity is not None else "other",
@@ -170,4 +206,4 @@ def alert(*, index: int | None, severity: int | None, training: int | None, grou
     )
 
 
-__all__ = ["alert", "color_of", "condition_alerts", "status", "supply", "supply_state"]
+__all__ = ["alert", "color_of", "condition_alerts", "in_range", "status", "supply", "supply_state"]

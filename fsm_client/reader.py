@@ -26,7 +26,16 @@ from typing import Any, Literal
 import msgspec
 
 from fsm_protocol import vocabulary
-from fsm_protocol.schema import Alert, Capabilities, Device, Status, Supply, utcnow
+from fsm_protocol.schema import (
+    SUPPLY_VALUE_RANGE,
+    TICKS_RANGE,
+    Alert,
+    Capabilities,
+    Device,
+    Status,
+    Supply,
+    utcnow,
+)
 
 from . import normalize
 from .errors import SnmpError, SnmpTimeout
@@ -403,9 +412,12 @@ class _Reader:
         out = list(supplies)
         for i, extra in enumerate(self.pmd.supplies.extra):
             level, origin = self.field(f"supplies.extra.{i}.level")
+            where = f"supplies.extra.{i}"
+            level = normalize.in_range(level, SUPPLY_VALUE_RANGE, f"{where}.level", self.a.warnings)
             if level is None:
                 continue
             max_, _ = self.field(f"supplies.extra.{i}.max")
+            max_ = normalize.in_range(max_, SUPPLY_VALUE_RANGE, f"{where}.max", self.a.warnings)
             same = [n for n, s in enumerate(out) if s.kind == extra.kind and s.color == extra.color]
             if same and out[same[0]].percent is not None:
                 continue
@@ -470,6 +482,7 @@ class _Reader:
                 group=_int(cols.get(4)), group_index=_int(cols.get(5)), location=_int(cols.get(6)),
                 code=_int(cols.get(7)),
                 description=(_text(cols.get(8)) or "")[:MAX_TEXT], time_ticks=_int(cols.get(9)),
+                warnings=self.a.warnings,
             ))
         return out
 
@@ -543,7 +556,7 @@ async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime 
         location=ident["location"], contact=ident["contact"],
         sys_object_id=oid_v.value if oid_v is not None and isinstance(oid_v.value, str) else None,
         sys_descr=descr[:MAX_TEXT] if descr else None,
-        uptime_ticks=_int(a.values.get(SYS_UPTIME)),
+        uptime_ticks=normalize.in_range(_int(a.values.get(SYS_UPTIME)), TICKS_RANGE, "sysUpTime", warnings),
         capabilities=Capabilities(**caps), counters=counters, supplies=supplies, status=status,
         alerts=alerts, sources=sources, warnings=warnings,
     )

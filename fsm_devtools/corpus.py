@@ -12,7 +12,7 @@ import functools
 import gzip
 import random
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -259,6 +259,15 @@ def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stran
                              created_at=now - timedelta(minutes=rng.randint(1, 10_000)))
         return "seq_conflict", mails_for(seal(report, client, server))[0]
 
+    # -- signed by the registered client, hostile inside (defects of issue 12) --------------------
+    for name, (expected, hostile) in hostile_cases().items():
+        def make(expected: str = expected,
+                 hostile: Callable[[Report], Report] = hostile) -> tuple[str, bytes]:
+            return expected, mails_for(seal(hostile(make_report(client.name, next_seq(), devices=2)),
+                                            client, server))[0]
+        make.__name__ = name
+        case(make)
+
     if big:
         @case
         def huge() -> tuple[str, bytes]:
@@ -346,6 +355,89 @@ def hostile_text_device(i: int, *, observed_at: datetime, model: str, location: 
     return msgspec.structs.replace(d, model=model, location=location, supplies=supplies, alerts=alerts)
 
 
+# -- hostile reports: authentic, signed by a registered client, and hostile inside ------------------
+
+
+def _first_device(report: Report, **changes: object) -> Report:
+    """``report`` with its first reading changed as given."""
+    first = msgspec.structs.replace(report.devices[0], **changes)
+    return msgspec.structs.replace(report, devices=[first, *report.devices[1:]])
+
+
+def _first_supply(report: Report, **changes: object) -> Report:
+    supplies = report.devices[0].supplies
+    return _first_device(report, supplies=[msgspec.structs.replace(supplies[0], **changes), *supplies[1:]])
+
+
+def _first_alert(report: Report, **changes: object) -> Report:
+    alerts = report.devices[0].alerts
+    return _first_device(report, alerts=[msgspec.structs.replace(alerts[0], **changes), *alerts[1:]])
+
+
+#: A 4-byte UTF-8 character that upper() and lower() leave alone: the most bytes per character.
+WIDE = "\U0001F5A8"  # printer emoji
+
+
+def hostile_cases() -> dict[str, tuple[str, Callable[[Report], Report]]]:
+    """Name -> (expected outcome, change to a valid report) for reports a registered client signs.
+
+    Text a printer sets is cleaned, not refused: control characters are stripped and over-long
+    text is cut, each with a warning on the reading ("loaded"). Text the client itself chooses
+    and numbers out of their range refuse the report.
+    """
+    return {
+        "nul_in_identity": ("loaded", lambda r: _first_device(
+            r, model="MP\x00C3004", serial="SN\x00" + r.devices[0].serial, manufacturer="Ri\x00coh")),
+        "controls_in_text": ("loaded", lambda r: _first_supply(_first_alert(_first_device(
+            r, location="Floor 2\x1b[2J\x07\r\nroom 5", hostname="mfp\x7f", contact="\x00",
+            firmware="1.0\x08", sys_descr="a\tb", status=msgspec.structs.replace(r.devices[0].status,
+                                                                                  console="Ready\x00")),
+            description="jam\x00"), description="Black\x00toner")),
+        "long_model": ("loaded", lambda r: _first_device(r, model="M" * 201)),
+        "long_serial": ("loaded", lambda r: _first_device(r, serial="S" * 301)),
+        "long_wide_text": ("loaded", lambda r: _first_device(
+            r, manufacturer=WIDE * 500, serial=WIDE * 500, model=WIDE * 500, firmware=WIDE * 500,
+            hostname=WIDE * 500, location=WIDE * 100_000, contact=WIDE * 600, sys_descr=WIDE * 600,
+            sys_object_id="1.3" * 400)),
+        "long_supply_and_alert_text": ("loaded", lambda r: _first_supply(_first_alert(
+            r, description="A" * 100_000), description="D" * 100_000)),
+        "long_customer": ("bad_schema", lambda r: msgspec.structs.replace(r, customer="C" * 201)),
+        "nul_in_customer": ("bad_schema", lambda r: msgspec.structs.replace(r, site="H\x00Q")),
+        "long_counter_name": ("bad_schema", lambda r: _first_device(r, counters={"x_" + "a" * 100: 1})),
+        "long_supply_kind": ("bad_schema", lambda r: _first_supply(r, kind="k" * 65)),
+        "supply_level_2_62": ("implausible", lambda r: _first_supply(r, level=2**62)),
+        "supply_level_2_64": ("implausible", lambda r: _first_supply(r, level=2**64 - 1)),
+        "supply_max_minus_7": ("implausible", lambda r: _first_supply(r, max=-7)),
+        "supply_percent_minus_1e308": ("implausible", lambda r: _first_supply(r, percent=-1e308)),
+        "supply_percent_1e308": ("implausible", lambda r: _first_supply(r, percent=1e308)),
+        "supply_index_2_40": ("implausible", lambda r: _first_supply(r, index=2**40)),
+        "alert_group_index_2_40": ("implausible", lambda r: _first_alert(r, group_index=2**40)),
+        "alert_time_ticks_2_63": ("implausible", lambda r: _first_alert(r, time_ticks=2**63)),
+        "uptime_2_64": ("implausible", lambda r: _first_device(r, uptime_ticks=2**64 - 1)),
+        "trays_negative": ("implausible", lambda r: _first_device(
+            r, capabilities=Capabilities(color=True, trays=-1))),
+        "observed_in_1999": ("implausible", lambda r: _first_device(
+            r, observed_at=datetime(1999, 1, 1, tzinfo=UTC))),
+        "resend_of_2_63": ("implausible", lambda r: msgspec.structs.replace(r, resend_of=2**63)),
+    }
+
+
+def poison_then_valid(client: ClientKit, server: ServerKit, *, first_seq: int,
+                      valid_after_each: int = 2) -> list[tuple[str, bytes]]:
+    """Every hostile report, each followed by ``valid_after_each`` valid ones, with the outcome
+    each must get; every valid one must load whatever came before it."""
+    out: list[tuple[str, bytes]] = []
+    seq = first_seq
+    for expected, hostile in hostile_cases().values():
+        out.append((expected, mails_for(seal(hostile(make_report(client.name, seq, devices=2)), client,
+                                             server))[0]))
+        seq += 1
+        for _ in range(valid_after_each):
+            out.append(("loaded", report_mail(client, server, seq, devices=2)))
+            seq += 1
+    return out
+
+
 __all__ = [
     "BIDI_TEXTS",
     "CONTROL_TEXTS",
@@ -353,10 +445,12 @@ __all__ = [
     "FROM_ADDR",
     "SIGNATURE_BYTES",
     "TO_ADDR",
+    "WIDE",
     "ClientKit",
     "ServerKit",
     "another_customers_serial",
     "bad_mails",
+    "hostile_cases",
     "hostile_text_device",
     "mails_for",
     "mails_for_raw",
@@ -364,6 +458,7 @@ __all__ = [
     "make_device",
     "make_report",
     "make_server",
+    "poison_then_valid",
     "report_mail",
     "seal",
     "seal_compressed",

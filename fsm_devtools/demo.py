@@ -233,7 +233,7 @@ def main() -> int:
     finally:
         sim.stop()
     console.print(f"[green]demo done in {time.monotonic() - started:.1f} s[/] "
-                  f"(mail stack left running: scripts/mailstack stop to stop it)")
+                  f"(mail stack left running: scripts/mailstack stop --offset {stack.port_offset} stops it)")
     return 0
 
 

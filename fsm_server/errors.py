@@ -5,7 +5,8 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
 
     FsmError
     └── ServerError
-        ├── DatabaseError          the database cannot be reached or migrated
+        ├── DatabaseError          the database cannot be reached or migrated (retry later)
+        │   └── DataRefused        the database refused one message's data (quarantine it)
         ├── RegistryError          unknown name, duplicate client, bad public key file
         ├── IngestError            a message cannot be loaded (reason code)
         │   ├── UnknownClient      reason "unknown_client"
@@ -34,6 +35,13 @@ class ServerError(FsmError):
 
 class DatabaseError(ServerError):
     reason = "database_error"
+
+
+class DataRefused(DatabaseError):
+    """The database refused a value of one message (too long, out of range, a NUL byte, a broken
+    reference): the fault is in that message, not in the database, so it is not retried."""
+
+    reason = "data_refused"
 
 
 class RegistryError(ServerError):
@@ -108,6 +116,7 @@ __all__ = [
     "AccountError",
     "AuditError",
     "CustomerMismatch",
+    "DataRefused",
     "DatabaseError",
     "Implausible",
     "IngestError",

@@ -7,20 +7,53 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fsm_devtools.peers import mailstack, postgres
+from fsm_devtools.peers.mailstack import MailStack, offset_from_env
+
 pytestmark = [pytest.mark.mail, pytest.mark.snmp]
 
 BIN = Path(sys.executable).parent
 
+# The demo gets a stack of its own beside this suite's (it leaves its stack running and reads the
+# dealer's mailbox), on this suite's offset + 10 unless FSM_DEMO_MAIL_OFFSET says otherwise: suites
+# run on offsets that are multiples of 100, and + 10 puts no port of the demo's stack on a port of
+# any suite's peers.
+DEMO_OFFSET = int(os.environ.get("FSM_DEMO_MAIL_OFFSET") or offset_from_env() + 10)
+
+
+@pytest.fixture
+def demo_stack_stopped_after() -> Iterator[None]:
+    """Stop the demo's mail stack at the end, unless it ran before the test."""
+    stack = MailStack(port_offset=DEMO_OFFSET)
+    was_running = stack.running
+    yield
+    if not was_running:
+        stack.stop()
+
+
+def suite_ports(offset: int) -> set[int]:
+    """Every TCP port the peers of a test suite on `offset` listen on."""
+    mail = {mailstack.SMTP_PORT, mailstack.SUBMISSION_PORT, mailstack.SMTPS_PORT, mailstack.IMAP_PORT,
+            mailstack.IMAPS_PORT}  # fmt: skip
+    # PostgreSQL: the session's server, and the one tests/peers/test_postgres.py runs on offset + 50.
+    return {p + offset for p in mail} | {postgres.PORT + offset, postgres.PORT + offset + 50}
+
+
+def test_the_demo_stack_of_a_suite_shares_no_port_with_any_suites_peers() -> None:
+    demo_ports = set(MailStack(port_offset=DEMO_OFFSET).ports)
+    for other in range(0, 5001, 100):
+        assert not demo_ports & suite_ports(other), f"demo on {DEMO_OFFSET} vs a suite on offset {other}"
+
 
 def run_demo(state: Path) -> str:
-    env = dict(os.environ, FSM_DEMO_STATE=str(state),
-               FSM_DEMO_MAIL_OFFSET=os.environ.get("FSM_DEMO_MAIL_OFFSET", "300"))
+    env = dict(os.environ, FSM_DEMO_STATE=str(state), FSM_DEMO_MAIL_OFFSET=str(DEMO_OFFSET))
     proc = subprocess.run([sys.executable, "-m", "fsm_devtools.demo"], env=env, capture_output=True,
                           text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -40,9 +73,13 @@ def when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_demo_scans_mails_ingests_and_shows_every_printer_twice_over(tmp_path: Path) -> None:
+def test_demo_scans_mails_ingests_and_shows_every_printer_twice_over(
+    tmp_path: Path, demo_stack_stopped_after: None
+) -> None:
     state = tmp_path / "demo"
     first = run_demo(state)
+    # The hint stops the demo's stack, not the one $FSM_MAIL_PORT_OFFSET names.
+    assert f"scripts/mailstack stop --offset {DEMO_OFFSET} stops it" in first
     # 90 daily reports and 3 alert reports (a service request, a jam raised and cleared), each
     # loaded on its day; then today's
     assert "90 periodic and 3 alert reports, 93 mailed, 93 loaded" in first

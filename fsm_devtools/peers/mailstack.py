@@ -15,14 +15,13 @@ Example::
     stack.stop()                             # stops only the PIDs this stack started
 
 Command line: ``python -m fsm_devtools.peers.mailstack start|stop|status [--offset N]``.
-See docs/operations.md "Mail stack" and /work/shared/recipes/mail-stack.md for the why.
+See docs/operations.md "Mail stack" for the ports, the state directory and the why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import imaplib
 import ipaddress
 import os
@@ -38,6 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fsm_protocol.errors import FsmError
+
+from . import procs
+from .procs import alive, cmdline, cwd, exe, port_open, read_pid, tail
 
 HOST = "127.0.0.1"
 DOMAIN = "fsm.test"
@@ -236,7 +238,7 @@ class MailStack:
             # that an immediate restart can bind them again.
             deadline = time.monotonic() + self.stop_timeout
             for port in self.ports:
-                while _port_open(port) and time.monotonic() < deadline:
+                while port_open(HOST, port) and time.monotonic() < deadline:
                     time.sleep(0.05)
         self._owns_processes = False
 
@@ -248,22 +250,9 @@ class MailStack:
         Several pytest processes on one offset then share one stack, and a stack started by hand
         (`scripts/mailstack start`) is never stopped by a test run.
         """
-        leases = self.state_dir / "leases"
         self.start()
-        with self._lock():
-            leases.mkdir(exist_ok=True)
-            (leases / str(os.getpid())).touch()
-            if self._owns_processes:
-                (self.state_dir / "started-by-lease").touch()
-        try:
+        with procs.lease(self.state_dir, self._lock, self._owns_processes, self.stop):
             yield self
-        finally:
-            with self._lock():
-                (leases / str(os.getpid())).unlink(missing_ok=True)
-                others = [p for p in leases.iterdir() if p.name.isdigit() and _alive(int(p.name))]
-                by_lease = (self.state_dir / "started-by-lease").exists()
-            if not others and by_lease:
-                self.stop()
 
     def wipe(self) -> None:
         """Stop the stack and delete its state directory (mail, queue, certificates)."""
@@ -411,12 +400,8 @@ class MailStack:
         # Two pytest processes with the same offset must not write configs or spawn masters together.
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o755)  # Postfix (uid postfix) walks it to reach Dovecot's sockets
-        with open(self.state_dir / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with procs.locked(self.state_dir / ".lock"):
+            yield
 
     def _prepare(self) -> set[str]:
         """Write state dir, certificates and configs; return the names of config files that changed."""
@@ -626,14 +611,13 @@ lmtp_tls_security_level = none
         with open(os.devnull, "rb") as devnull, open(log, "ab") as out:
             proc = subprocess.run(argv, stdin=devnull, stdout=out, stderr=out, check=False, timeout=60)
         if proc.returncode != 0:
-            tail = _tail(log)
             raise MailStackError(
-                f"{' '.join(argv)} exited with status {proc.returncode}: {tail}",
+                f"{' '.join(argv)} exited with status {proc.returncode}: {tail(log)}",
                 hint=f"read {log} and {self.log_dir}/{'dovecot' if 'dovecot' in argv[0] else 'postfix'}.log",
             )
 
     def _ensure_ports_free(self, *ports: int) -> None:
-        taken = [p for p in ports if _port_open(p)]
+        taken = [p for p in ports if port_open(HOST, p)]
         if taken:
             raise MailStackError(
                 f"port(s) {', '.join(map(str, taken))} on {HOST} are already in use by another process",
@@ -661,17 +645,17 @@ lmtp_tls_security_level = none
             time.sleep(0.02)
 
     def _postfix_pid(self) -> int | None:
-        pid = _read_pid(self.queue_dir / "pid" / "master.pid")
+        pid = read_pid(self.queue_dir / "pid" / "master.pid")
         # Postfix's master runs in its queue directory: that tells it apart from a reused PID.
-        if pid is not None and _alive(pid) and _exe(pid) == POSTFIX_MASTER and _cwd(pid) == self.queue_dir:
+        if pid is not None and alive(pid) and exe(pid) == POSTFIX_MASTER and cwd(pid) == self.queue_dir:
             return pid
         return None
 
     def _dovecot_pid(self) -> int | None:
-        pid = _read_pid(self.dovecot_base / "master.pid")
-        if pid is not None and _alive(pid) and _exe(pid) == DOVECOT:
+        pid = read_pid(self.dovecot_base / "master.pid")
+        if pid is not None and alive(pid) and exe(pid) == DOVECOT:
             conf = str(self.state_dir / "dovecot.conf")
-            if conf in _cmdline(pid):
+            if conf in cmdline(pid):
                 return pid
         return None
 
@@ -679,12 +663,12 @@ lmtp_tls_security_level = none
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
-        while _alive(pid):
+        while alive(pid):
             if time.monotonic() > deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 time.sleep(0.2)
-                if _alive(pid):
+                if alive(pid):
                     raise MailStackError(
                         f"{name} master (pid {pid}) did not stop within stop_timeout={self.stop_timeout} s",
                         hint=f"look at /proc/{pid}/status; kill it by its pid",
@@ -704,64 +688,12 @@ def _quote(folder: str) -> str:
     return f'"{folder}"'
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((HOST, port)) == 0
-
-
 def _read_greeting(port: int, context: ssl.SSLContext | None) -> bytes:
     with socket.create_connection((HOST, port), timeout=2) as raw:
         if context is None:
             return raw.recv(512)
         with context.wrap_socket(raw, server_hostname=HOST) as tls:
             return tls.recv(512)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie: PID 1 here reaps orphans only every 1-2 s, so kill -0 is not enough."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # The state letter follows the parenthesised command name, which may itself contain spaces.
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X", "x")
-
-
-def _exe(pid: int) -> str | None:
-    try:
-        return os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return None
-
-
-def _cwd(pid: int) -> Path | None:
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd"))
-    except OSError:
-        return None
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:]) or "(no output)"
-    except OSError:
-        return "(no output)"
 
 
 def _make_certificates(tls_dir: Path) -> None:

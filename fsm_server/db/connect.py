@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import peewee
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, DataRefused
 
 DB_FILE = "fsm.db"
 
@@ -44,6 +44,31 @@ PEEWEE_ERRORS: dict[type[Exception], str] = {
 }
 
 
+#: SQLSTATE classes of PostgreSQL errors caused by the values a statement carries: 22 data exception
+#: (too long, out of range, NUL, bad encoding), 23 integrity constraint, 54 program limit exceeded
+#: (an index row too large). Everything else (08 connection, 40 rollback, 53 resources, 57 operator
+#: intervention, XX internal, ...) is the database's own fault and worth retrying.
+_PG_DATA_CLASSES = ("22", "23", "54")
+#: SQLite result codes of the same kind: CONSTRAINT, MISMATCH, TOOBIG, RANGE.
+_SQLITE_DATA_CODES = frozenset({19, 20, 18, 25})
+
+
+def refuses_data(exc: BaseException) -> bool:
+    """Whether a database exception is about the values sent (the message's fault), not the database's."""
+    if isinstance(exc, peewee.DataError | OverflowError):
+        return True
+    orig = exc.__cause__ or exc.__context__
+    if orig is None and exc.args and isinstance(exc.args[0], BaseException):
+        orig = exc.args[0]  # peewee re-raises driver errors with the original as first argument
+    if orig is None:
+        return False
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in _PG_DATA_CLASSES
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _SQLITE_DATA_CODES
+
+
 class DuplicateKey(DatabaseError):
     """A unique constraint refused a row (used for idempotence; the loader turns it into a verdict)."""
 
@@ -52,17 +77,30 @@ class DuplicateKey(DatabaseError):
 
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
-    """Turn peewee/driver exceptions raised inside into DatabaseError (IntegrityError: DuplicateKey)."""
+    """Turn peewee/driver exceptions raised inside into DatabaseError: DuplicateKey for an
+    IntegrityError, DataRefused for a value the database refuses (see ``refuses_data``; the
+    sqlite3 module raises a bare OverflowError for an integer over 64 bits)."""
     try:
         yield
     except peewee.IntegrityError as exc:
         raise DuplicateKey(f"{what}: {exc}".strip(), hint="this row exists already") from exc
-    except (peewee.PeeweeException, OSError) as exc:
-        summary = next((v for k, v in PEEWEE_ERRORS.items() if isinstance(exc, k)), "the database failed")
-        raise DatabaseError(
-            f"{what}: {summary}: {str(exc).strip() or type(exc).__name__}",
-            hint="check [database] url in the config and that the database server is running",
+    except (peewee.PeeweeException, OverflowError) as exc:
+        if not refuses_data(exc):
+            raise _unavailable(what, exc) from exc
+        raise DataRefused(
+            f"{what}: the database refused a value: {str(exc).strip() or type(exc).__name__}",
+            hint="a value passed fsm's checks but not the database's: a bug in fsm; report it",
         ) from exc
+    except OSError as exc:
+        raise _unavailable(what, exc) from exc
+
+
+def _unavailable(what: str, exc: Exception) -> DatabaseError:
+    summary = next((v for k, v in PEEWEE_ERRORS.items() if isinstance(exc, k)), "the database failed")
+    return DatabaseError(
+        f"{what}: {summary}: {str(exc).strip() or type(exc).__name__}",
+        hint="check [database] url in the config and that the database server is running",
+    )
 
 
 @dataclass
@@ -159,6 +197,7 @@ __all__ = [
     "database_url_from_env",
     "open_database",
     "redact",
+    "refuses_data",
     "sqlite_path",
     "translated",
 ]

@@ -18,10 +18,12 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import peewee
 
+from fsm_protocol.errors import ChunkError
 from fsm_protocol.identity import device_identity
+from fsm_protocol.schema import MAX_SEQ, Report
 from fsm_protocol.schema import Device as DeviceReading
-from fsm_protocol.schema import Report
 
+from ..errors import DataRefused
 from ..tenancy import report_customer
 from .connect import Database, DuplicateKey, translated
 from .models import (
@@ -74,6 +76,7 @@ class EnvelopeMeta:
     received_at: datetime
     chunk_count: int = 1
     sealing: str | None = None  # the header's ephemeral key, hex
+    chunk_digests: list[str] | None = None  # sha256 (hex) of each chunk, in index order
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class LoadedEnvelope:
     sha256: str
     sealing: str | None
     created_at: datetime
+    chunk_digests: list[str] | None = None
 
 
 def _latest(a: datetime, b: datetime) -> datetime:
@@ -104,9 +108,10 @@ class Loader:
     def loaded(self, client_id: int, seq: int) -> LoadedEnvelope | None:
         """The envelope loaded as (client, seq), or None when there is none."""
         with translated("cannot look up an envelope"):
-            row = Envelope.select(Envelope.sha256, Envelope.sealing, Envelope.created_at).where(
+            row = Envelope.select(Envelope.sha256, Envelope.sealing, Envelope.created_at,
+                                  Envelope.chunk_digests).where(
                 Envelope.client == client_id, Envelope.seq == seq).first()
-            return LoadedEnvelope(row.sha256, row.sealing, row.created_at) if row else None
+            return LoadedEnvelope(row.sha256, row.sealing, row.created_at, row.chunk_digests) if row else None
 
     def last_seq(self, client_id: int) -> int:
         """The highest number loaded for the client (0 when none)."""
@@ -118,15 +123,30 @@ class Loader:
 
     def store_chunk(self, meta: EnvelopeMeta, *, seq: int, index: int, count: int,
                     data: bytes) -> list[bytes] | None:
-        """Keep one chunk; when it completes its set, return every chunk's bytes (still stored)."""
+        """Keep one chunk; when it completes its set, return every chunk's bytes (still stored).
+
+        ChunkError ("bad_chunk") when a different chunk is stored at this position already: an
+        identical copy is a harmless resend, a different one is altered or belongs to another set.
+        """
         with translated("cannot store a chunk"), self.db.atomic():
             if self.db.kind == "postgresql":
                 # Two loaders storing the last two chunks at once must not both see an incomplete set.
                 self.db.peewee.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)",
                                            (meta.client_id, seq % 2**31))
+            held = PendingChunk.select(PendingChunk.data, PendingChunk.chunk_count).where(
+                PendingChunk.client == meta.client_id, PendingChunk.seq == seq,
+                PendingChunk.chunk_index == index).first()
+            if held is not None and bytes(held.data) != data:
+                raise ChunkError(
+                    f"chunk {index}/{count} of {meta.client_name} #{seq} differs from the chunk "
+                    f"{index}/{held.chunk_count} stored already: one of them was altered in transit, "
+                    f"or two different sealings of #{seq} were sent",
+                    hint="the stored chunk is kept and the report loads when its other chunks arrive; "
+                         "this copy stays in quarantine")
             PendingChunk.insert(
                 client=meta.client_id, seq=seq, chunk_index=index, chunk_count=count, data=data,
-                message_id=meta.message_id, source=meta.source, received_at=meta.received_at,
+                message_id=storable(meta.message_id), source=storable(meta.source),
+                received_at=meta.received_at,
             ).on_conflict_ignore().execute()
             rows = list(PendingChunk.select(PendingChunk.chunk_index, PendingChunk.chunk_count)
                         .where(PendingChunk.client == meta.client_id, PendingChunk.seq == seq))
@@ -153,13 +173,15 @@ class Loader:
                 self.drop_chunks(*drop_chunks_of)
             existing = Quarantine.get_or_none(Quarantine.sha256 == sha256)
             if existing is not None:
+                detail, hint = storable(detail) or "", storable(hint) or ""
                 if existing.status == "held" and (existing.reason, existing.detail) != (reason, detail):
                     existing.reason, existing.detail, existing.hint = reason, detail, hint
                     existing.save()
                 return existing.id, True
             q = Quarantine.insert(
-                sha256=sha256, reason=reason, detail=detail, hint=hint, raw=raw, raw_size=raw_size,
-                source=source, message_id=message_id, client_name=client_name, seq=seq,
+                sha256=sha256, reason=reason, detail=storable(detail), hint=storable(hint), raw=raw,
+                raw_size=raw_size, source=storable(source), message_id=storable(message_id),
+                client_name=client_name, seq=seq if seq is None or 0 <= seq <= MAX_SEQ else None,
                 received_at=received_at, quarantined_at=now,
             ).on_conflict_ignore().execute()
             if not q:  # another loader kept the same bytes a moment ago
@@ -183,9 +205,20 @@ class Loader:
     # -- the report ---------------------------------------------------------------------------------
 
     def load(self, report: Report, meta: EnvelopeMeta) -> Loaded:
-        """Write ``report`` and everything in it; DuplicateKey when (client, seq) is loaded already."""
-        with translated(f"cannot load report {meta.client_name} #{report.seq}"), self.db.atomic():
-            return self._load(report, meta)
+        """Write ``report`` and everything in it; DuplicateKey when (client, seq) is loaded already,
+        DataRefused when the database refuses one of its values (nothing of it is written)."""
+        what = f"cannot load report {meta.client_name} #{report.seq}"
+        try:
+            with translated(what), self.db.atomic():
+                try:
+                    return self._load(report, meta)
+                except peewee.IntegrityError as exc:  # not the envelope's UNIQUE: that is DuplicateKey
+                    raise DataRefused(f"{what}: the database refused a row: {exc}",
+                                      hint="a report passed fsm's checks but not the database's: a bug in "
+                                           "fsm; report it") from exc
+        except BaseException:
+            self._sites.clear()  # the rollback took back any customer and site made for this report
+            raise
 
     def _load(self, report: Report, meta: EnvelopeMeta) -> Loaded:
         now = self.now()
@@ -204,8 +237,9 @@ class Loader:
         # transaction rolls back (on PostgreSQL a concurrent loader waits for ours to finish).
         try:
             envelope_id = Envelope.insert(
-                client=meta.client_id, seq=report.seq, kind=report.kind, message_id=meta.message_id,
-                sha256=meta.sha256, sealing=meta.sealing, chunk_count=meta.chunk_count, source=meta.source,
+                client=meta.client_id, seq=report.seq, kind=report.kind, message_id=storable(meta.message_id),
+                sha256=meta.sha256, sealing=meta.sealing, chunk_count=meta.chunk_count,
+                chunk_digests=meta.chunk_digests, source=storable(meta.source),
                 created_at=report.created_at, received_at=meta.received_at, ingested_at=now,
                 resend_of=report.resend_of, devices=len(newest), values=values,
             ).execute()
@@ -353,8 +387,22 @@ class Loader:
         return self._sites[key]
 
 
+def storable(text: str | None) -> str | None:
+    """``text`` as every database stores it: no NUL (PostgreSQL refuses it in text) and no lone
+    surrogate (a non-UTF-8 file name decoded with surrogateescape cannot be encoded back)."""
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _json(value: list[str]) -> str | None:
     return msgspec.json.encode(value).decode() if value else None
 
 
-__all__ = ["CounterPolicy", "EnvelopeMeta", "Loaded", "Loader"]
+__all__ = ["CounterPolicy", "EnvelopeMeta", "Loaded", "LoadedEnvelope", "Loader", "storable"]

@@ -83,6 +83,19 @@ def m006_device_customer(db: peewee.Database) -> None:
     db.execute_sql('CREATE INDEX "client_customer_id" ON client (customer_id)')
 
 
+def m007_device_identity_text(db: peewee.Database) -> None:
+    """device.identity as TEXT: the longest manufacturer and serial the schema allows, case-folded,
+    do not fit VARCHAR(300). SQLite does not enforce VARCHAR lengths: nothing to do there."""
+    if isinstance(db, peewee.PostgresqlDatabase):
+        db.execute_sql("ALTER TABLE device ALTER COLUMN identity TYPE text")
+
+
+def m008_envelope_chunk_digests(db: peewee.Database) -> None:
+    """envelope.chunk_digests: the sha256 of each chunk of a chunked report loaded."""
+    if "chunk_digests" not in {c.name for c in db.get_columns("envelope")}:  # m001 makes today's tables
+        db.execute_sql("ALTER TABLE envelope ADD COLUMN chunk_digests TEXT")
+
+
 def m011_portal_accounts(db: peewee.Database) -> None:
     """The portal's users, sessions, setup links, recovery codes, login throttle and audit log
     (fsm_server.accounts.models)."""
@@ -103,7 +116,8 @@ def m012_dealers(db: peewee.Database) -> None:
 
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
-    m006_device_customer, m011_portal_accounts, m012_dealers)
+    m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests, m011_portal_accounts,
+    m012_dealers)
 
 
 def applied(db: Database) -> list[str]:
@@ -143,4 +157,5 @@ def migrate(db: Database) -> list[str]:
 
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
-           "m011_portal_accounts", "m012_dealers", "migrate"]
+           "m007_device_identity_text", "m008_envelope_chunk_digests", "m011_portal_accounts", "m012_dealers",
+           "migrate"]

@@ -17,6 +17,11 @@ from typing import Any
 import msgspec
 import peewee
 
+from fsm_protocol.schema import LABEL_CHARS, NAME_CHARS, WORD_CHARS
+
+# Every column a report's text goes into holds what report schema v1 lets through (the *_CHARS
+# bounds of fsm_protocol.schema); text without a bound there is a TEXT column here.
+
 
 class UtcDateTimeField(peewee.DateTimeField):
     """Aware datetimes in, aware UTC datetimes out; stored as naive UTC."""
@@ -55,7 +60,7 @@ class Dealer(_Model):
 
 
 class Customer(_Model):
-    name = peewee.CharField(max_length=200, unique=True)
+    name = peewee.CharField(max_length=LABEL_CHARS, unique=True)
     # The dealer that serves it (fsm_server.customers); NULL: only administrators see it.
     # Added by migration 12.
     dealer = peewee.ForeignKeyField(Dealer, null=True, backref="customers")
@@ -88,7 +93,7 @@ class ClientKey(_Model):
 
 class Site(_Model):
     customer = peewee.ForeignKeyField(Customer, backref="sites")
-    name = peewee.CharField(max_length=200)
+    name = peewee.CharField(max_length=LABEL_CHARS)
 
     class Meta:
         indexes = ((("customer", "name"), True),)
@@ -113,6 +118,9 @@ class Envelope(_Model):
     devices = peewee.IntegerField(default=0)
     values = peewee.IntegerField(default=0)
     resend_of = peewee.BigIntegerField(null=True)
+    # sha256 (hex) of each chunk of a chunked report, in index order, so that a copy of a chunk
+    # that arrives after the load is told from a resend (JSON; NULL when whole; migration 7)
+    chunk_digests = JsonTextField(null=True)
 
     class Meta:
         indexes = ((("client", "seq"), True),)
@@ -122,19 +130,20 @@ class Device(_Model):
     """A printer of one customer: (customer, identity) is unique, so the same serial under two
     customers is two devices (fsm_server.tenancy)."""
 
-    identity = peewee.CharField(max_length=300)
+    # "sn:<manufacturer>:<serial>" after case folding, which can make text longer: TEXT (migration 7)
+    identity = peewee.TextField()
     customer = peewee.ForeignKeyField(Customer, backref="devices")
     client = peewee.ForeignKeyField(Client, backref="devices")
     site = peewee.ForeignKeyField(Site, null=True, backref="devices")
-    manufacturer = peewee.CharField(max_length=200, null=True)
-    model = peewee.CharField(max_length=200, null=True)
-    serial = peewee.CharField(max_length=200, null=True)
-    firmware = peewee.CharField(max_length=200, null=True)
-    hostname = peewee.CharField(max_length=200, null=True)
+    manufacturer = peewee.CharField(max_length=LABEL_CHARS, null=True)
+    model = peewee.CharField(max_length=LABEL_CHARS, null=True)
+    serial = peewee.CharField(max_length=LABEL_CHARS, null=True)
+    firmware = peewee.CharField(max_length=LABEL_CHARS, null=True)
+    hostname = peewee.CharField(max_length=LABEL_CHARS, null=True)
     location = peewee.TextField(null=True)
-    pmd = peewee.CharField(max_length=200, null=True)
-    ip = peewee.CharField(max_length=64)  # the latest reading's
-    mac = peewee.CharField(max_length=64, null=True)
+    pmd = peewee.CharField(max_length=LABEL_CHARS, null=True)
+    ip = peewee.CharField(max_length=NAME_CHARS)  # the latest reading's
+    mac = peewee.CharField(max_length=NAME_CHARS, null=True)
     first_seen = UtcDateTimeField()
     last_seen = UtcDateTimeField()
 
@@ -146,8 +155,8 @@ class DeviceAddress(_Model):
     """IP/MAC history: one row per (device, ip, mac) with when it was first and last seen."""
 
     device = peewee.ForeignKeyField(Device, backref="addresses", on_delete="CASCADE")
-    ip = peewee.CharField(max_length=64)
-    mac = peewee.CharField(max_length=64, default="")
+    ip = peewee.CharField(max_length=NAME_CHARS)
+    mac = peewee.CharField(max_length=NAME_CHARS, default="")
     first_seen = UtcDateTimeField()
     last_seen = UtcDateTimeField()
 
@@ -159,10 +168,10 @@ class Reading(_Model):
     envelope = peewee.ForeignKeyField(Envelope, backref="readings", on_delete="CASCADE")
     device = peewee.ForeignKeyField(Device, backref="readings")
     observed_at = UtcDateTimeField()
-    ip = peewee.CharField(max_length=64)
+    ip = peewee.CharField(max_length=NAME_CHARS)
     reachability = peewee.CharField(max_length=16)
-    device_status = peewee.CharField(max_length=32, null=True)
-    printer_status = peewee.CharField(max_length=32, null=True)
+    device_status = peewee.CharField(max_length=WORD_CHARS, null=True)
+    printer_status = peewee.CharField(max_length=WORD_CHARS, null=True)
     conditions = JsonTextField(null=True)
     console = peewee.TextField(null=True)
     uptime_ticks = peewee.BigIntegerField(null=True)
@@ -177,7 +186,7 @@ class CounterValue(_Model):
 
     reading = peewee.ForeignKeyField(Reading, backref="counters", on_delete="CASCADE")
     device = peewee.ForeignKeyField(Device)
-    name = peewee.CharField(max_length=64)
+    name = peewee.CharField(max_length=NAME_CHARS)
     value = peewee.BigIntegerField()
     observed_at = UtcDateTimeField()
     flag = peewee.CharField(max_length=16, null=True)  # reset | wrap | jump | device_swap
@@ -191,7 +200,7 @@ class CounterLatest(_Model):
     """The newest value of each counter of each device, what the next reading is checked against."""
 
     device = peewee.ForeignKeyField(Device, on_delete="CASCADE")
-    name = peewee.CharField(max_length=64)
+    name = peewee.CharField(max_length=NAME_CHARS)
     value = peewee.BigIntegerField()
     observed_at = UtcDateTimeField()
 
@@ -203,25 +212,25 @@ class SupplyValue(_Model):
     reading = peewee.ForeignKeyField(Reading, backref="supplies", on_delete="CASCADE")
     index = peewee.IntegerField(null=True)
     description = peewee.TextField(default="")
-    kind = peewee.CharField(max_length=64)
-    color = peewee.CharField(max_length=32, null=True)
+    kind = peewee.CharField(max_length=NAME_CHARS)
+    color = peewee.CharField(max_length=WORD_CHARS, null=True)
     level = peewee.BigIntegerField(null=True)
     max = peewee.BigIntegerField(null=True)
-    unit = peewee.CharField(max_length=64, null=True)
+    unit = peewee.CharField(max_length=NAME_CHARS, null=True)
     percent = peewee.FloatField(null=True)
     state = peewee.CharField(max_length=16)
 
 
 class AlertValue(_Model):
     reading = peewee.ForeignKeyField(Reading, backref="alerts", on_delete="CASCADE")
-    code = peewee.CharField(max_length=64)
-    severity = peewee.CharField(max_length=32)
-    group = peewee.CharField(max_length=64, null=True)
+    code = peewee.CharField(max_length=NAME_CHARS)
+    severity = peewee.CharField(max_length=WORD_CHARS)
+    group = peewee.CharField(max_length=NAME_CHARS, null=True)
     group_index = peewee.IntegerField(null=True)
     location = peewee.BigIntegerField(null=True)
     description = peewee.TextField(default="")
     index = peewee.BigIntegerField(null=True)
-    training = peewee.CharField(max_length=32, null=True)
+    training = peewee.CharField(max_length=WORD_CHARS, null=True)
     time_ticks = peewee.BigIntegerField(null=True)
     observed_at = UtcDateTimeField()
 

@@ -9,8 +9,14 @@ Steps, in order, each refusing before the next costs anything::
 Every outcome is a ``Verdict``: ``loaded``, ``duplicate`` (changes nothing), ``chunk_stored``
 (waiting for the rest of a chunked report; chunks live in the database, so any order across
 restarts works), or ``quarantined`` with the stable reason code of the error that stopped it.
-A database failure is NOT a verdict: it propagates, so the caller leaves the mail where it is
-and tries again later; nothing is lost and nothing is quarantined for the database's fault.
+
+No single message can stop the ones behind it: whatever it raises, including a value the database
+refuses (``DataRefused``), it is quarantined (``internal_error`` when no check of ours caught it
+first). Only a failure of the database itself (``DatabaseError``: connection lost, locked, disk
+full) is NOT a verdict: it propagates, so the caller leaves the mail where it is and tries again
+later; nothing is lost and nothing is quarantined for the database's fault. A message on which
+the database fails ``MAX_DATABASE_FAILURES`` times in a row while it can still record a quarantine
+is quarantined after all, so that even a fault we did not foresee stalls nothing for long.
 
 >>> v = Verdict(outcome="quarantined", reason="not_fsm_mail")
 >>> v.outcome, v.reason
@@ -30,17 +36,26 @@ from typing import Literal
 import msgspec
 
 from fsm_protocol import chunking, envelope, mime
-from fsm_protocol.errors import FsmError, TooLarge
+from fsm_protocol.errors import ChunkError, FsmError, TooLarge
 from fsm_protocol.header import MAGIC, Header
 from fsm_protocol.keys import EncryptionKey
-from fsm_protocol.schema import Report
+from fsm_protocol.schema import (
+    INT32_RANGE,
+    MAX_SEQ,
+    SUPPLY_PERCENT_RANGE,
+    SUPPLY_VALUE_RANGE,
+    TICKS_RANGE,
+    TRAYS_RANGE,
+    Device,
+    Report,
+)
 from fsm_protocol.vocabulary import is_counter_name
 
 from ..config import IngestSection
 from ..db.connect import Database, DuplicateKey
 from ..db.loader import CounterPolicy, EnvelopeMeta, LoadedEnvelope, Loader
 from ..db.models import Quarantine
-from ..errors import DatabaseError, Implausible, IngestError, SeqConflict
+from ..errors import DatabaseError, DataRefused, Implausible, IngestError, SeqConflict
 from ..registry import Registry
 
 log = logging.getLogger("fsm_server.ingest")
@@ -55,7 +70,10 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "bad_chunk", "implausible", "seq_conflict", "customer_mismatch", "internal_error",
 )
 
-_MAX_COUNTER = 2**63 - 1
+_MAX_COUNTER = MAX_SEQ
+#: Failures of the database on one message, in a row, before it is quarantined anyway.
+MAX_DATABASE_FAILURES = 5
+_BUG_HINT = "this is a bug in fsm; report it with `fsm-server quarantine show ID`"
 
 
 class Verdict(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -118,6 +136,31 @@ class _Message:
     chunk_set: tuple[int, int] | None = None  # (client pk, seq) whose pending chunks to drop on failure
 
 
+def _bound(d: Device, what: str, value: float | None, limits: tuple[float, float]) -> None:
+    if value is not None and not limits[0] <= value <= limits[1]:
+        raise Implausible(f"device {d.ip} reports {what} {value}, outside {limits[0]:g}..{limits[1]:g}",
+                          hint="the device answers nonsense, or the client is broken; check both (the "
+                               "report stays in quarantine, later ones load once the values are sane)")
+
+
+def check_numbers(d: Device) -> None:
+    """Every number of one reading within what it can be (Implausible otherwise): supplies as the
+    Printer-MIB allows them, sentinels -1/-2/-3 included; TimeTicks; Integer32 indexes."""
+    _bound(d, "uptime_ticks", d.uptime_ticks, TICKS_RANGE)
+    _bound(d, "trays", d.capabilities.trays, TRAYS_RANGE)
+    for s in d.supplies:
+        name = f"supply {(s.description or s.kind)!r}"
+        _bound(d, f"{name} index", s.index, INT32_RANGE)
+        _bound(d, f"{name} level", s.level, SUPPLY_VALUE_RANGE)
+        _bound(d, f"{name} max", s.max, SUPPLY_VALUE_RANGE)
+        _bound(d, f"{name} percent", s.percent, SUPPLY_PERCENT_RANGE)
+    for a in d.alerts:
+        name = f"alert {a.code}"
+        for attr in ("index", "group_index", "location"):
+            _bound(d, f"{name} {attr}", getattr(a, attr), INT32_RANGE)
+        _bound(d, f"{name} time_ticks", a.time_ticks, TICKS_RANGE)
+
+
 class Pipeline:
     """Check and load messages into one database.
 
@@ -134,6 +177,7 @@ class Pipeline:
         self.now = now or (lambda: datetime.now(UTC))
         self.loader = Loader(db, policy=CounterPolicy(max_pages_per_day=self.limits.max_pages_per_day),
                              now=self.now)
+        self._failures: dict[str, int] = {}  # sha256 of a message -> database failures in a row
 
     # -- entry points ------------------------------------------------------------------------------
 
@@ -144,15 +188,45 @@ class Pipeline:
         """
         msg = _Message(raw=raw, source=source, received_at=received_at or self.now())
         try:
-            return self._process(msg)
+            try:
+                verdict = self._process(msg)
+            except DataRefused as exc:  # this message's values, not the database: never retried
+                log.error("the database refused %s: %s", source or "a message", exc.message)
+                verdict = self._quarantine(msg, "internal_error", exc.message, _BUG_HINT)
+            except DatabaseError:
+                raise
+            except FsmError as exc:
+                verdict = self._quarantine(msg, exc.reason, exc.message, exc.hint)
+            except Exception as exc:  # a bug, but one mail must never stop the daemon
+                log.exception("unexpected error on %s", source or "a message")
+                verdict = self._quarantine(msg, "internal_error", f"{type(exc).__name__}: {exc}", _BUG_HINT)
+        except DatabaseError as exc:  # also while quarantining: the database failed, not the message
+            return self._database_failed(msg, exc)
+        if self._failures:
+            self._failures.pop(hashlib.sha256(raw).hexdigest(), None)
+        return verdict
+
+    def _database_failed(self, msg: _Message, exc: DatabaseError) -> Verdict:
+        """Re-raise a failure of the database, unless it failed on this very message too often."""
+        # a fresh connection for the next attempt: a broken one would fail forever
+        self.db.close()
+        key = hashlib.sha256(msg.raw).hexdigest()
+        if len(self._failures) > 1000:
+            self._failures.clear()
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        if failures < MAX_DATABASE_FAILURES:
+            raise exc
+        try:
+            verdict = self._quarantine(
+                msg, "internal_error",
+                f"the database failed {failures} times in a row on this message, last: {exc.message}",
+                "if the database is healthy, this message makes it fail: " + _BUG_HINT)
         except DatabaseError:
-            raise
-        except FsmError as exc:
-            return self._quarantine(msg, exc.reason, exc.message, exc.hint)
-        except Exception as exc:  # a bug, but one mail must never stop the daemon
-            log.exception("unexpected error on %s", source or "a message")
-            return self._quarantine(msg, "internal_error", f"{type(exc).__name__}: {exc}",
-                                    "this is a bug in fsm; report it with `fsm-server quarantine show ID`")
+            raise exc from None
+        self._failures.pop(key, None)
+        log.error("quarantined %s after %d database failures: %s", msg.source or "a message", failures,
+                  exc.message)
+        return verdict
 
     def quarantine_oversize(self, head: bytes, *, size: int, sha256: str, source: str = "",
                             received_at: datetime | None = None) -> Verdict:
@@ -199,6 +273,9 @@ class Pipeline:
             data, msg.message_id = mail.envelope, mail.message_id
         header = envelope.peek(data, max_bytes=limits.max_envelope_bytes)
         msg.client, msg.seq = header.client_id, header.seq
+        if not 1 <= header.seq <= MAX_SEQ:  # before any row holds it: columns are signed 64-bit
+            raise Implausible(f"report seq {header.seq} is outside 1..{MAX_SEQ}, the numbers a client counts",
+                              hint="the client's numbering is broken: see `fsm-client outbox renumber`")
         keys = self.registry.keys_for(header.client_id, now=self.now())
         meta = EnvelopeMeta(client_id=keys.id, client_name=keys.name, sha256="", message_id=msg.message_id,
                             source=msg.source, received_at=msg.received_at)
@@ -206,12 +283,21 @@ class Pipeline:
             msg.chunk = f"{header.chunk_index}/{header.chunk_count}"
             loaded = self.loader.loaded(keys.id, header.seq)
             if loaded is not None and loaded.sealing in (None, header.ephemeral_key.hex()):
-                return self._verdict("duplicate", msg)  # a chunk of the envelope loaded already
+                # a chunk of the envelope loaded already: a resend when it is the chunk loaded
+                digests = loaded.chunk_digests
+                if digests and len(digests) == header.chunk_count and \
+                        hashlib.sha256(data).hexdigest() != digests[header.chunk_index - 1]:
+                    raise ChunkError(
+                        f"chunk {msg.chunk} of {header.client_id} #{header.seq} differs from the chunk "
+                        f"loaded at that position: it was altered in transit",
+                        hint="the report is loaded from the genuine chunks; this copy stays in quarantine")
+                return self._verdict("duplicate", msg)
             parts = self.loader.store_chunk(meta, seq=header.seq, index=header.chunk_index,
                                             count=header.chunk_count, data=data)
             if parts is None:
                 return self._verdict("chunk_stored", msg)
             msg.chunk_set = (keys.id, header.seq)
+            meta.chunk_digests = [hashlib.sha256(p).hexdigest() for p in parts]
             data = chunking.join(parts, max_bytes=limits.max_envelope_bytes)
             msg.raw = data  # from here on, quarantine keeps the whole envelope (retry-able)
             header = envelope.peek(data, max_bytes=limits.max_envelope_bytes)
@@ -257,8 +343,10 @@ class Pipeline:
         now = self.now()
         ahead = timedelta(seconds=self.limits.future_tolerance_seconds)
         hint = "fix the client's clock (NTP), then `fsm-server quarantine retry ID`"
-        if report.seq < 1:
-            raise Implausible(f"report seq {report.seq} is not positive")
+        if not 1 <= report.seq <= MAX_SEQ:
+            raise Implausible(f"report seq {report.seq} is outside 1..{MAX_SEQ}")
+        if report.resend_of is not None and not 1 <= report.resend_of <= MAX_SEQ:
+            raise Implausible(f"report #{report.seq} resends #{report.resend_of}, outside 1..{MAX_SEQ}")
         if report.created_at > now + ahead:
             raise Implausible(
                 f"report #{report.seq} was created at {report.created_at.isoformat()}, "
@@ -270,10 +358,15 @@ class Pipeline:
             raise Implausible(f"report #{report.seq} has {len(report.devices)} readings, "
                               f"over the limit of {self.limits.max_devices}",
                               hint="raise [ingest] max_devices if a site really has that many")
+        oldest = report.created_at - timedelta(days=self.limits.max_age_days)
         for d in report.devices:
             if d.observed_at > now + ahead or d.observed_at > report.created_at + ahead:
                 raise Implausible(f"device {d.ip} was observed at {d.observed_at.isoformat()}, after the "
                                   f"report was created ({report.created_at.isoformat()})", hint=hint)
+            if d.observed_at < oldest:
+                raise Implausible(f"device {d.ip} was observed at {d.observed_at.isoformat()}, more than "
+                                  f"{self.limits.max_age_days} days before the report was created", hint=hint)
+            check_numbers(d)
             for name, value in d.counters.items():
                 if not is_counter_name(name):
                     raise Implausible(f"device {d.ip} reports counter {name!r}, which is no canonical name",
@@ -304,4 +397,5 @@ class Pipeline:
                        chunk=msg.chunk, quarantine_id=qid, repeat=repeat)
 
 
-__all__ = ["OUTCOMES", "QUARANTINE_REASONS", "Outcome", "Pipeline", "Tally", "Verdict"]
+__all__ = ["MAX_DATABASE_FAILURES", "OUTCOMES", "QUARANTINE_REASONS", "Outcome", "Pipeline", "Tally",
+           "Verdict", "check_numbers"]

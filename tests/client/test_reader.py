@@ -58,7 +58,6 @@ async def read(pool: PmdPool, text: str, descr: str = "Generic Printer 1") -> De
         (40, -2, None, "unknown"),
         (40, 0, None, "invalid"),
         (150, 100, 150.0, "ok"),  # above max: read as it is, with a warning (below)
-        (-7, 100, None, "invalid"),
     ],
 )
 async def test_printer_mib_sentinels_keep_their_meaning(
@@ -67,6 +66,33 @@ async def test_printer_mib_sentinels_keep_their_meaning(
     dev = await read(pool, supplies_rec([(1, "Black Toner", 3, max_, level)]))
     (s,) = dev.supplies
     assert (s.level, s.max, s.percent, s.state) == (level, max_, percent, state)
+
+
+@pytest.mark.parametrize("max_, level, tag, warning", [
+    (100, -7, 2, "supply 1 level: -7 is outside -3..4294967295; ignored"),
+    (-7, 50, 2, "supply 1 max: -7 is outside -3..4294967295; ignored"),
+    (100, 2**62, 70, "supply 1 level: 4611686018427387904 is outside -3..4294967295; ignored"),
+])
+async def test_a_supply_value_no_supply_can_have_is_dropped_as_invalid_with_a_warning(
+        pool: PmdPool, max_: int, level: int, tag: int, warning: str) -> None:
+    """The report stays one the server loads (it refuses such values as implausible)."""
+    rec = supplies_rec([(1, "Black Toner", 3, max_, 0)]).replace(f"{SUPPLY}.9.1.1|2|0",
+                                                                 f"{SUPPLY}.9.1.1|{tag}|{level}")
+    (s,) = (await read(pool, rec)).supplies
+    assert (s.percent, s.state) == (None, "invalid")
+    assert {s.level, s.max}.isdisjoint({-7, 2**62})
+    assert warning in (await read(pool, rec)).warnings
+
+
+async def test_alert_and_uptime_numbers_out_of_range_are_dropped_with_a_warning(pool: PmdPool) -> None:
+    a = "1.3.6.1.2.1.43.18.1.1"
+    rec = "\n".join([f"{a}.2.1.7|2|4", f"{a}.5.1.7|70|{2**40}", f"{a}.7.1.7|2|1104",
+                     f"{a}.9.1.7|70|{2**63}", f"1.3.6.1.2.1.1.3.0|70|{2**64 - 1}"])
+    dev = await read(pool, rec)
+    (alert,) = dev.alerts
+    assert (alert.group_index, alert.time_ticks, dev.uptime_ticks) == (None, None, None)
+    assert f"alert 7 group index: {2**40} is outside -2147483648..2147483647; ignored" in dev.warnings
+    assert f"sysUpTime: {2**64 - 1} is outside 0..4294967295; ignored" in dev.warnings
 
 
 async def test_level_above_max_is_read_as_is_with_a_warning_naming_the_supply(pool: PmdPool) -> None:

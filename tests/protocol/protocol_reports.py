@@ -87,6 +87,9 @@ def realistic_report(devices: int, *, seq: int = 1, client_id: str = "acme-hq") 
 # --- hypothesis strategies -------------------------------------------------------------------
 
 text = st.text(max_size=40)  # any unicode, including surrogate-free astral characters and NULs
+#: Text a client chooses (names, customer, site): no control characters, as the schema requires.
+names = st.text(st.characters(blacklist_categories=("Cs",),
+                              blacklist_characters=[chr(c) for c in range(32)] + ["\x7f"]), max_size=40)
 small_int = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 client_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", fullmatch=True)
 aware_datetimes = st.datetimes(
@@ -113,17 +116,17 @@ devices = st.builds(
     model=st.none() | text,
     serial=st.none() | text,
     location=st.none() | text,
-    counters=st.dictionaries(text, small_int, max_size=6),
+    counters=st.dictionaries(names, small_int, max_size=6),
     supplies=st.lists(supplies, max_size=4),
-    status=st.builds(Status, conditions=st.lists(text, max_size=3), console=st.none() | text),
-    alerts=st.lists(st.builds(Alert, code=text, description=text), max_size=2),
+    status=st.builds(Status, conditions=st.lists(names, max_size=3), console=st.none() | text),
+    alerts=st.lists(st.builds(Alert, code=names, description=text), max_size=2),
     warnings=st.lists(text, max_size=2),
 )
 reports = st.builds(
     Report,
     client_id=client_ids,
-    customer=text,
-    site=text,
+    customer=names,
+    site=names,
     seq=st.integers(0, 2**64 - 1),
     kind=st.sampled_from(REPORT_KINDS),
     created_at=aware_datetimes,

@@ -74,3 +74,27 @@ def test_a_huge_message_in_an_mbox_is_quarantined_without_being_held_in_memory(
     assert q.raw_size > 47 * 1024 * 1024
     assert len(q.raw) == pipeline.limits.quarantine_keep_bytes
     assert peak < 12 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB while reading a 48 MB message"
+
+
+def test_an_archive_with_poison_reports_and_odd_file_names_imports_every_valid_report(
+        tmp_path: Path, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    import os
+
+    from fsm_devtools.corpus import _plain_mail, poison_then_valid
+
+    corpus = poison_then_valid(client_kit, server_kit, first_seq=1, valid_after_each=1)
+    mbox = tmp_path / "reports.mbox"
+    mbox.write_bytes(_mbox_text([raw for _, raw in corpus]))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    # a file name that is not UTF-8 (decoded with surrogateescape) becomes the quarantine's source
+    with open(os.path.join(os.fsencode(drop), b"lunch-\xff\x01.eml"), "wb") as f:
+        f.write(_plain_mail("lunch?"))
+
+    tally = import_paths([mbox, drop], pipeline)
+
+    loaded = sum(1 for want, _ in corpus if want == "loaded")
+    assert tally.outcomes["loaded"] == loaded, tally.summary()
+    assert tally.outcomes["quarantined"] == len(corpus) - loaded + 1
+    assert "internal_error" not in tally.reasons
+    assert Envelope.select().count() == loaded

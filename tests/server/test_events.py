@@ -184,5 +184,6 @@ def test_a_mail_shows_what_a_printer_reports_defused(db: Database, feed: Feeder)
     events.evaluate()
     [(_, opened)] = mails()
     text = opened["Subject"] + opened.get_payload()
-    assert "invoice<U+202E>gnp.exe<U+001B>[2J" in text and "<U+202E>roolf dn2" in text
+    # ingest removed the escape (a C0 control); the override reaches the mail, made visible
+    assert "invoice<U+202E>gnp.exe[2J" in text and "<U+202E>roolf dn2" in text
     assert "\u202e" not in text and "\x1b" not in text

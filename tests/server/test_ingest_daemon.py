@@ -193,13 +193,14 @@ async def test_hostile_mail_through_the_mail_stack_is_sorted_and_the_daemon_keep
 
     outcomes = Counter(v.outcome for v in verdicts)
     expected_duplicates = sum(1 for want, _ in corpus if want == "duplicate")
-    assert outcomes["loaded"] == 0
+    expected_loaded = sum(1 for want, _ in corpus if want == "loaded")  # hostile text, cleaned
+    assert outcomes["loaded"] == expected_loaded
     assert outcomes["duplicate"] == expected_duplicates
-    assert outcomes["quarantined"] == len(corpus) - expected_duplicates
+    assert outcomes["quarantined"] == len(corpus) - expected_duplicates - expected_loaded
     assert "internal_error" not in result.tally.reasons
     assert folder_count(stack, "INBOX") == 0
     assert folder_count(stack, "FSM/Quarantine") == outcomes["quarantined"]
-    assert folder_count(stack, "FSM/Processed") == len(loaded) + expected_duplicates
+    assert folder_count(stack, "FSM/Processed") == len(loaded) + expected_duplicates + expected_loaded
 
 
 async def test_a_50_mb_mail_in_the_mailbox_is_quarantined_without_fetching_it_whole(
@@ -253,3 +254,33 @@ async def test_one_daemon_watches_two_mailboxes_and_reconnects_after_the_server_
     assert result.reconnects >= 1
     assert folder_count(stack, "INBOX") == 0 and folder_count(stack, "INBOX", "alerts") == 0
     assert folder_count(stack, "FSM/Processed", "alerts") == 2
+
+
+async def test_an_altered_copy_of_a_chunk_in_the_mailbox_is_quarantined_as_bad_chunk(
+        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
+        server_kit: ServerKit) -> None:
+    from fsm_protocol import chunking, mime
+
+    stack = empty_dealer_mailbox
+    env = seal(make_report(client_kit.name, 1, devices=30), client_kit, server_kit)
+    chunks = chunking.split(env, len(env) // 3 + 200)
+    from fsm_protocol.envelope import peek
+
+    altered = bytearray(chunks[0])
+    altered[peek(chunks[0]).size + 11] ^= 0x01
+    forged = mime.build_message(bytes(altered), from_addr="client@fsm.test", to_addr="dealer@fsm.test")
+    genuine = [mime.build_message(c, from_addr="client@fsm.test", to_addr="dealer@fsm.test") for c in chunks]
+    # the first two chunks, then the altered copy of the first and the last, in any order
+    await send_all(stack, genuine[:2])
+    stack.wait_for_messages(2)
+    await IngestDaemon(pipeline, [mailbox_config(stack)]).run(once=True)
+    await send_all(stack, [forged, genuine[2]])
+    stack.wait_for_messages(2)
+    verdicts = []
+    await IngestDaemon(pipeline, [mailbox_config(stack)], on_verdict=verdicts.append).run(once=True)
+
+    assert sorted((v.outcome, v.reason) for v in verdicts) == [("loaded", ""), ("quarantined", "bad_chunk")]
+    assert [e.seq for e in Envelope.select()] == [1]
+    assert Quarantine.get().reason == "bad_chunk"
+    assert folder_count(stack, "FSM/Quarantine") == 1
+    assert folder_count(stack, "FSM/Processed") == 3

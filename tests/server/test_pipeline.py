@@ -243,3 +243,33 @@ def test_gaps_list_missing_sequence_ranges(pipeline: Pipeline, client_kit: Clien
         assert pipeline.process(report_mail(client_kit, server_kit, seq, devices=1)).outcome == "loaded"
     gaps = queries.gaps()
     assert [(g.client, g.first, g.last) for g in gaps] == [("acme-hq", 3, 4), ("acme-hq", 6, 8)]
+
+
+def _altered(chunk: bytes) -> bytes:
+    """The chunk with one byte of its fragment changed (its header, hence its mail, look the same)."""
+    from fsm_protocol import envelope as envelope_mod
+
+    changed = bytearray(chunk)
+    changed[envelope_mod.peek(chunk).size + 7] ^= 0x20
+    return bytes(changed)
+
+
+def test_an_altered_copy_of_a_chunk_is_bad_chunk_and_the_report_loads_from_the_good_ones(
+        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    from fsm_protocol import chunking
+    from fsm_protocol.mime import build_message
+
+    env = seal(make_report(client_kit.name, 6, devices=30), client_kit, server_kit)
+    chunks = chunking.split(env, len(env) // 3 + 200)
+    mails = [build_message(c, from_addr="c@x.test", to_addr="d@x.test") for c in chunks]
+    forged = [build_message(_altered(c), from_addr="c@x.test", to_addr="d@x.test") for c in chunks]
+    assert pipeline.process(mails[0]).outcome == "chunk_stored"
+    assert pipeline.process(mails[0]).outcome == "chunk_stored"  # the same bytes again: harmless
+    before = pipeline.process(forged[0])  # a different copy of a stored chunk
+    assert (before.outcome, before.reason, before.chunk) == ("quarantined", "bad_chunk", "1/3"), before.detail
+    assert [pipeline.process(m).outcome for m in mails[1:]] == ["chunk_stored", "loaded"]
+    after = pipeline.process(forged[1])  # a different copy of a chunk of the loaded report
+    assert (after.outcome, after.reason) == ("quarantined", "bad_chunk"), after.detail
+    assert pipeline.process(mails[1]).outcome == "duplicate"  # the genuine one is still a resend
+    assert Envelope.get().seq == 6
+    assert Quarantine.select().where(Quarantine.reason == "bad_chunk").count() == 2

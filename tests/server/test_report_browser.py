@@ -40,7 +40,9 @@ class Chromium:
         """(rendered DOM, console lines of both runs)."""
         dom = self._run(page, "--dump-dom")
         shot = self._run(page, f"--screenshot={screenshot}")
-        console = [line for line in (dom.stderr + shot.stderr).splitlines() if ":CONSOLE" in line]
+        # Chromium's own pages (chrome://) log too, e.g. "Slow network is detected" on a loaded machine.
+        console = [line for line in (dom.stderr + shot.stderr).splitlines()
+                   if ":CONSOLE" in line and "source: chrome://" not in line]
         return dom.stdout, console
 
 

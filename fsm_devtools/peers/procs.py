@@ -1,0 +1,109 @@
+"""What the peer controllers know about a process from /proc and its files: is a recorded PID
+still ours, and what did a daemon log before it failed. Linux only, like the peers themselves."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+
+def read_pid(path: Path) -> int | None:
+    """The PID on the first line of a daemon's pid file, or None when there is none."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie: PID 1 here reaps orphans only every 1-2 s, so kill -0 is not enough."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state letter follows the parenthesised command name, which may itself contain spaces.
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X", "x")
+
+
+def exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def cwd(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def port_open(host: str, port: int) -> bool:
+    """Something accepts TCP connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    """The last lines of a log joined on one line, for an error message."""
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:]) or "(no output)"
+    except OSError:
+        return "(no output)"
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing): one controller at a time per state dir."""
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def lease(
+    state_dir: Path, lock: Callable[[], contextlib.AbstractContextManager[None]], started_here: bool,
+    stop: Callable[[], None],
+) -> Iterator[None]:
+    """Record this process as a user of the peer in `state_dir` until the block ends; then `stop()`
+    it only when a lease started it (`started_here` for this one) and no other live process holds one.
+
+    Several pytest processes on one offset then share one peer, and a peer started by hand is never
+    stopped by a test run (its `start` command removes the started-by-lease mark).
+    """
+    leases = state_dir / "leases"
+    mine = leases / str(os.getpid())
+    with lock():
+        leases.mkdir(exist_ok=True)
+        mine.touch()
+        if started_here:
+            (state_dir / "started-by-lease").touch()
+    try:
+        yield
+    finally:
+        with lock():
+            mine.unlink(missing_ok=True)
+            others = [p for p in leases.iterdir() if p.name.isdigit() and alive(int(p.name))]
+            by_lease = (state_dir / "started-by-lease").exists()
+        if not others and by_lease:
+            stop()
+
+
+__all__ = ["alive", "cmdline", "cwd", "exe", "lease", "locked", "port_open", "read_pid", "tail"]
