@@ -180,6 +180,11 @@ def _write_file(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write a private key file (0600 from creation, fsynced, renamed into place)."""
+    _write_file(path, data, 0o600)
+
+
 def _write_pair(
     directory: Path, private_name: str, public_name: str, private_pem: bytes, public_text: str, force: bool
 ) -> tuple[Path, Path]:
@@ -324,4 +329,5 @@ __all__ = [
     "load_server_public_key",
     "load_signing_key",
     "load_verify_key",
+    "write_private_file",
 ]

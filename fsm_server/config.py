@@ -105,8 +105,24 @@ class ReportsSection(_Section):
     recent_days: Annotated[int, _range(1, 36500)] = 30
 
 
+class BackupSection(_Section):
+    """Scheduled backups, run by `fsm-server ingest` (docs/operations.md, "Backup and restore")."""
+
+    enabled: bool = True  # false: only `fsm-server backup` by hand (cron) makes backups
+    dir: Path | None = None  # default: <data_dir>/backups (keep a copy off this disk as well)
+    hour: Annotated[int, _range(0, 23)] = 3  # local time of day the daily backup is taken
+    # rotation: the newest backup of each of the last N days, ISO weeks and months is kept
+    keep_daily: Annotated[int, _range(0, 3650)] = 7
+    keep_weekly: Annotated[int, _range(0, 520)] = 4
+    keep_monthly: Annotated[int, _range(0, 1200)] = 12
+    # a backup older than this (and no newer one) is "missed": health report, rules `when = "backup"`
+    max_age_hours: Annotated[float, _range(1.0, 87600.0)] = 26.0
+    with_keys: bool = False  # add the server key, encrypted under the passphrase in passphrase_file
+    passphrase_file: Path | None = None
+
+
 RuleKind = Literal["alert", "supply_level", "supply_days", "silent_client", "silent_device",
-                   "sequence_gap", "counter_anomaly"]
+                   "sequence_gap", "counter_anomaly", "backup"]
 
 
 class RuleSection(_Section):
@@ -184,6 +200,7 @@ class ServerConfig(_Section):
     rules: list[RuleSection] = msgspec.field(default_factory=list)
     notify: NotifySection = msgspec.field(default_factory=NotifySection)
     web: WebSection = msgspec.field(default_factory=WebSection)
+    backup: BackupSection = msgspec.field(default_factory=BackupSection)
 
 
 def load_config(path: str | Path | None) -> ServerConfig:
@@ -196,6 +213,7 @@ def load_config(path: str | Path | None) -> ServerConfig:
 __all__ = [
     "CONFIG_ENV",
     "CONFIG_SEARCH",
+    "BackupSection",
     "DatabaseSection",
     "IngestSection",
     "KeysSection",

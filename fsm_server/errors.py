@@ -21,7 +21,10 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         ├── NotifyError            a notification rule or mail template is wrong
         ├── AccountError           unknown user, bad role or scope, a password the policy refuses
         ├── AuditError             the audit log's hash chain is broken
-        └── WebError               the portal cannot start (TLS files, listen address)
+        ├── WebError               the portal cannot start (TLS files, listen address)
+        └── BackupError            a backup cannot be written, read, verified or restored
+            ├── BackupCorrupt      a backup file is damaged, incomplete or not an fsm backup
+            └── TargetNotEmpty     restore would overwrite a database that holds data
 """
 
 from __future__ import annotations
@@ -112,9 +115,28 @@ class WebError(ServerError):
     exit_code = 3
 
 
+class BackupError(ServerError):
+    reason = "backup_error"
+
+
+class BackupCorrupt(BackupError):
+    """A backup file that is damaged, cut short, or no fsm backup at all."""
+
+    reason = "backup_corrupt"
+    default_hint = "take another backup file (an older one, or the off-site copy)"
+
+
+class TargetNotEmpty(BackupError):
+    reason = "target_not_empty"
+    default_hint = ("restore into an empty database, or add --force to replace what is there "
+                    "(back it up first: `fsm-server backup`)")
+
+
 __all__ = [
     "AccountError",
     "AuditError",
+    "BackupCorrupt",
+    "BackupError",
     "CustomerMismatch",
     "DataRefused",
     "DatabaseError",
@@ -127,6 +149,7 @@ __all__ = [
     "ReportError",
     "RevokedClient",
     "ServerError",
+    "TargetNotEmpty",
     "TenancyError",
     "UnknownClient",
     "WebError",

@@ -13,6 +13,7 @@ from pathlib import Path
 from fsm_protocol.configfile import no_store
 from fsm_protocol.keys import SERVER_KEY_FILE, load_encryption_key
 
+from .backup.schedule import BackupPlan
 from .config import CONFIG_ENV
 from .context import ServerContext
 from .db.connect import Database, database_url_from_env, open_database, sqlite_path
@@ -44,6 +45,13 @@ def open_db(ctx: ServerContext, *, only_reads: bool = False) -> Database:
     return open_database(url, data_dir=ctx.data_dir)
 
 
+def backup_plan(ctx: ServerContext) -> BackupPlan:
+    """Where backups go ([backup] dir, default <data_dir>/backups) and the key they may carry."""
+    cfg = ctx.config.backup
+    return BackupPlan(directory=cfg.dir or ctx.data_dir / "backups", settings=cfg,
+                      key_file=encryption_key_path(ctx))
+
+
 def registry(ctx: ServerContext, db: Database) -> Registry:
     return Registry(db, rotation_grace=timedelta(days=ctx.config.ingest.rotation_grace_days))
 
@@ -54,4 +62,4 @@ def pipeline(ctx: ServerContext, db: Database, *, now: Callable[[], datetime] | 
     return Pipeline(db, registry(ctx, db), key, limits=ctx.config.ingest, now=now)
 
 
-__all__ = ["encryption_key_path", "open_db", "pipeline", "registry"]
+__all__ = ["backup_plan", "encryption_key_path", "open_db", "pipeline", "registry"]

@@ -49,9 +49,12 @@ for _command in (clients_group, customers_group, dealers_group, devices_command,
                  quarantine_group):
     main.add_command(_command)
 
+from .backup import backup_group, restore_command  # noqa: E402
 from .notify import notify_command  # noqa: E402
 from .report import report_command  # noqa: E402
 
+main.add_command(backup_group)
+main.add_command(restore_command)
 main.add_command(notify_command)
 main.add_command(report_command)
 

@@ -10,10 +10,27 @@ import click
 from fsm_protocol.cli import json_option, pass_obj, print_json
 
 from .. import wiring
+from ..backup.schedule import BackupService
 from ..context import ServerContext
-from ..daemon import IngestDaemon
+from ..daemon import DaemonResult, IngestDaemon
 from ..events import EventService, run_beside
 from .importcmd import render_tally
+
+
+async def run_ingest(daemon: IngestDaemon, events: EventService | None, backups: BackupService | None, *,
+                     once: bool) -> DaemonResult:
+    """The daemon, with notifications (evaluated as reports are committed, and on a timer) and the
+    backup schedule beside it when configured."""
+    stop = asyncio.Event()
+    scheduler = asyncio.create_task(backups.run(stop)) if backups is not None else None
+    try:
+        if events is not None:
+            return await run_beside(daemon, events, once=once, install_signals=True)  # type: ignore[no-any-return]
+        return await daemon.run(once=once, install_signals=True)
+    finally:
+        stop.set()
+        if scheduler is not None:
+            await scheduler
 
 
 @click.command("ingest")
@@ -30,16 +47,15 @@ def ingest_command(ctx: ServerContext, once: bool, verbose: bool, as_json: bool)
     with wiring.open_db(ctx) as db:
         daemon = IngestDaemon(wiring.pipeline(ctx, db), ctx.config.mailboxes, batch=cfg.batch,
                               poll_seconds=cfg.poll_seconds, shutdown_timeout=cfg.shutdown_timeout)
-        if ctx.config.rules and ctx.config.notify.enabled:
-            # notification rules are evaluated as reports are committed, and on a timer
-            events = EventService(db, ctx.config)
-            result = asyncio.run(run_beside(daemon, events, once=once, install_signals=True))
-        else:
-            result = asyncio.run(daemon.run(once=once, install_signals=True))
+        events = EventService(db, ctx.config) if ctx.config.rules and ctx.config.notify.enabled else None
+        # the daily backup runs beside the daemon (not with --once: cron runs `fsm-server backup`)
+        scheduled = ctx.config.backup.enabled and not once
+        backups = BackupService(db, wiring.backup_plan(ctx)) if scheduled else None
+        result = asyncio.run(run_ingest(daemon, events, backups, once=once))
     if as_json:
         print_json({**result.tally.to_dict(), "moved": result.moved, "reconnects": result.reconnects})
     elif once:
         render_tally(result.tally, as_json=False)
 
 
-__all__ = ["ingest_command"]
+__all__ = ["ingest_command", "run_ingest"]

@@ -57,7 +57,8 @@ def refuses_data(exc: BaseException) -> bool:
     """Whether a database exception is about the values sent (the message's fault), not the database's."""
     if isinstance(exc, peewee.DataError | OverflowError):
         return True
-    orig = exc.__cause__ or exc.__context__
+    # a raw driver error (backup and restore use cursors) carries its code itself
+    orig = exc if not isinstance(exc, peewee.PeeweeException) else exc.__cause__ or exc.__context__
     if orig is None and exc.args and isinstance(exc.args[0], BaseException):
         orig = exc.args[0]  # peewee re-raises driver errors with the original as first argument
     if orig is None:
@@ -75,6 +76,17 @@ class DuplicateKey(DatabaseError):
     reason = "duplicate_key"
 
 
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The DB-API drivers' own exception roots, met where fsm uses a raw cursor (backup, restore)."""
+    import sqlite3
+
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
 @contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
     """Turn peewee/driver exceptions raised inside into DatabaseError: DuplicateKey for an
@@ -84,7 +96,7 @@ def translated(what: str) -> Iterator[None]:
         yield
     except peewee.IntegrityError as exc:
         raise DuplicateKey(f"{what}: {exc}".strip(), hint="this row exists already") from exc
-    except (peewee.PeeweeException, OverflowError) as exc:
+    except (peewee.PeeweeException, OverflowError, *driver_errors()) as exc:
         if not refuses_data(exc):
             raise _unavailable(what, exc) from exc
         raise DataRefused(
@@ -195,6 +207,7 @@ __all__ = [
     "Database",
     "DuplicateKey",
     "database_url_from_env",
+    "driver_errors",
     "open_database",
     "redact",
     "refuses_data",

@@ -7,7 +7,7 @@ advisory lock for the whole run, SQLite's BEGIN IMMEDIATE serialises the writers
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 import peewee
@@ -96,6 +96,12 @@ def m008_envelope_chunk_digests(db: peewee.Database) -> None:
         db.execute_sql("ALTER TABLE envelope ADD COLUMN chunk_digests TEXT")
 
 
+def m009_backup_runs(db: peewee.Database) -> None:
+    """backup_run: every backup attempt and how it ended (fsm_server.backup)."""
+    with db.bind_ctx([models.BackupRun]):
+        db.create_tables([models.BackupRun], safe=True)
+
+
 def m011_portal_accounts(db: peewee.Database) -> None:
     """The portal's users, sessions, setup links, recovery codes, login throttle and audit log
     (fsm_server.accounts.models)."""
@@ -116,8 +122,8 @@ def m012_dealers(db: peewee.Database) -> None:
 
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
-    m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests, m011_portal_accounts,
-    m012_dealers)
+    m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests,
+    m009_backup_runs, m011_portal_accounts, m012_dealers)
 
 
 def applied(db: Database) -> list[str]:
@@ -129,8 +135,9 @@ def applied(db: Database) -> list[str]:
             return [m.name for m in Migration.select().order_by(Migration.applied_at, Migration.name)]
 
 
-def migrate(db: Database) -> list[str]:
-    """Apply every pending migration; returns the names applied now. Binds the models to ``db``."""
+def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
+    """Apply every pending migration (of ``only``, when given: a restore recreating the schema of
+    an older backup); returns the names applied now. Binds the models to ``db``."""
     from ..accounts import models as account_models
 
     pw = db.peewee
@@ -143,6 +150,8 @@ def migrate(db: Database) -> list[str]:
         try:
             pw.create_tables([Migration], safe=True)
             for step in MIGRATIONS:
+                if only is not None and step.__name__ not in only:
+                    continue
                 with pw.atomic():
                     if Migration.get_or_none(Migration.name == step.__name__) is not None:
                         continue
@@ -157,5 +166,6 @@ def migrate(db: Database) -> list[str]:
 
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
-           "m007_device_identity_text", "m008_envelope_chunk_digests", "m011_portal_accounts", "m012_dealers",
+           "m007_device_identity_text", "m008_envelope_chunk_digests", "m009_backup_runs",
+           "m011_portal_accounts", "m012_dealers",
            "migrate"]

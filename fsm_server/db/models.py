@@ -291,15 +291,41 @@ MODELS: tuple[type[_Model], ...] = (
 )
 
 
+class BackupRun(_Model):
+    """One backup attempt (fsm_server.backup): what `backup status`, the health report and the
+    `backup` rule show. Added by migration 13."""
+
+    started_at = UtcDateTimeField()
+    finished_at = UtcDateTimeField()
+    trigger = peewee.CharField(max_length=16)  # schedule | manual
+    status = peewee.CharField(max_length=16)  # ok | failed
+    path = peewee.TextField(default="")
+    size = peewee.BigIntegerField(default=0)
+    rows = peewee.BigIntegerField(default=0)
+    error = peewee.TextField(default="")
+    # with no successful backup after this moment the backups are "missed" ([backup] max_age_hours
+    # as it was when this one ran)
+    due_by = UtcDateTimeField()
+
+    class Meta:
+        indexes = ((("finished_at",), False),)
+
+
+#: Tables that migrations after m001 create (m001 makes ``MODELS`` only).
+LATER_MODELS: tuple[type[_Model], ...] = (BackupRun,)
+
+
 def bind(database: peewee.Database) -> None:
     """Point every model at ``database`` (one open database per process)."""
-    database.bind(MODELS, bind_refs=False, bind_backrefs=False)
+    database.bind(MODELS + LATER_MODELS, bind_refs=False, bind_backrefs=False)
 
 
 __all__ = [
+    "LATER_MODELS",
     "MODELS",
     "AlertAck",
     "AlertValue",
+    "BackupRun",
     "Client",
     "ClientKey",
     "CounterLatest",

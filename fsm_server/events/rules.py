@@ -14,6 +14,8 @@ returns every condition that holds *now*, each under a stable key (``device:12:j
     silent_device    the device missing from reports as long               device:ID:silent
     sequence_gap     reports of a client are missing (health's gaps)       client:NAME:gap:FIRST-LAST
     counter_anomaly  a counter was flagged within ``lookback_hours``       counter:ID
+    backup           the newest backup attempt failed                      backup:failed
+                     no backup succeeded by its due time ([backup])        backup:missed
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from ..reports.queries import DeviceInfo, Scope
 #: every kind is evaluated on the timer.
 ON_INGEST: frozenset[str] = frozenset({"alert", "supply_level", "sequence_gap", "counter_anomaly"})
 ALL_KINDS: frozenset[str] = frozenset({"alert", "supply_level", "supply_days", "silent_client",
-                                       "silent_device", "sequence_gap", "counter_anomaly"})
+                                       "silent_device", "sequence_gap", "counter_anomaly", "backup"})
 
 
 class Condition(msgspec.Struct, kw_only=True):
@@ -236,6 +238,28 @@ def _anomalies(rule: RuleSection, scoped: dict[int, DeviceInfo], now: datetime) 
     return out
 
 
+def _backups(rule: RuleSection, now: datetime) -> list[Condition]:
+    from ..backup.schedule import status
+
+    s = status(None, now=now)
+    out = []
+    if s.failed and s.last_attempt_at is not None:
+        out.append(Condition(
+            rule=rule.name, key="backup:failed", subject="the database backup failed", customer="",
+            observed_at=s.last_attempt_at,
+            detail=f"The backup at {s.last_attempt_at:%Y-%m-%d %H:%M} UTC failed: {s.last_error}. "
+                   f"Last good backup: {s.last_ok_at or 'none'}. See `fsm-server backup status`."))
+    if s.missed and s.due_by is not None:
+        out.append(Condition(
+            rule=rule.name, key="backup:missed", subject="no database backup since "
+                                                         f"{s.last_ok_at:%Y-%m-%d %H:%M} UTC",
+            customer="", observed_at=s.last_ok_at,
+            detail=f"The newest backup ({s.last_ok_path}) was taken {s.last_ok_at:%Y-%m-%d %H:%M} UTC; "
+                   f"the next was due by {s.due_by:%Y-%m-%d %H:%M} UTC. Is `fsm-server ingest` running "
+                   f"with [backup] enabled?"))
+    return out
+
+
 def active(rules: list[RuleSection], *, now: datetime | None = None, settings: ReportsSection | None = None,
            kinds: Iterable[str] = ALL_KINDS) -> list[Condition]:
     """Every condition of ``rules`` (of the given kinds) that holds now."""
@@ -260,6 +284,8 @@ def active(rules: list[RuleSection], *, now: datetime | None = None, settings: R
                 out += [c for c in _supply_days(rule, scope, cfg) if _in_scope(rule, c.customer)]
             elif rule.when == "counter_anomaly":
                 out += _anomalies(rule, scoped, now)
+            elif rule.when == "backup":
+                out += _backups(rule, now)
             else:
                 if clients is None:
                     clients = rq.client_health(scope, cfg, infos)

@@ -115,6 +115,11 @@ def health_csv(r: Health) -> str:
         for d in c.devices:
             rows.append(["identity_collision", c.identity, f"under {c.customers} customers", "",
                          f"{d.customer} / {d.site} / {d.client}", c.customers])
+    if r.backup is not None:
+        b = r.backup
+        state = "failed" if b.failed else "missed" if b.missed else "ok" if b.last_ok_at else "none"
+        rows.append(["backup", b.last_ok_path or "", state, _t(b.last_ok_at),
+                     b.last_error if b.failed else f"due by {_t(b.due_by)}", ""])
     lat = r.latency
     rows.append(["ingest_latency", "observed_at->ingested_at", f"p50 {_n(lat.p50)} s p90 {_n(lat.p90)} s "
                  f"p99 {_n(lat.p99)} s max {_n(lat.max)} s", "", "", lat.count])

@@ -20,6 +20,8 @@ from peewee import JOIN, fn
 from fsm_protocol.display import device_name
 
 from .. import queries as core
+from ..backup.schedule import BackupStatus
+from ..backup.schedule import status as backup_status
 from ..config import ReportsSection
 from ..db.connect import translated
 from ..db.models import (
@@ -208,6 +210,7 @@ class Health(msgspec.Struct, kw_only=True, tag="health", tag_field="kind"):
     anomalies: list[Anomaly]
     latency: Latency
     collisions: list[IdentityCollision] = msgspec.field(default_factory=list)
+    backup: BackupStatus | None = None  # the dealer's whole database: not in a customer's report
 
 
 # -- devices in scope ---------------------------------------------------------------------------
@@ -519,7 +522,8 @@ def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
         return Health(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
                       clients=clients, silent_devices=silent_devices(scope, cfg, infos, clients), gaps=gaps,
                       quarantine=core.quarantine_counts(), anomalies=anomalies(scope, infos),
-                      latency=latency(scope, infos), collisions=collisions(infos))
+                      latency=latency(scope, infos), collisions=collisions(infos),
+                      backup=None if scope.customer else backup_status(None, now=scope.now))
 
 
 __all__ = [
