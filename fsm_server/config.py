@@ -199,8 +199,8 @@ class ServerConfig(_Section):
     reports: ReportsSection = msgspec.field(default_factory=ReportsSection)
     rules: list[RuleSection] = msgspec.field(default_factory=list)
     notify: NotifySection = msgspec.field(default_factory=NotifySection)
-    backup: BackupSection = msgspec.field(default_factory=BackupSection)
     web: WebSection = msgspec.field(default_factory=WebSection)
+    backup: BackupSection = msgspec.field(default_factory=BackupSection)
 
 
 def load_config(path: str | Path | None) -> ServerConfig:

@@ -21,13 +21,15 @@ from __future__ import annotations
 import msgspec
 from peewee import JOIN, fn
 
+from fsm_protocol.schema import LABEL_CHARS
+
 from .db.connect import translated
 from .db.models import Client, Customer, Dealer, Device, Site
 from .errors import TenancyError
 from .tenancy import customer_id
 
-#: Longest dealer or customer name (the columns' size).
-MAX_NAME = 200
+#: Longest dealer or customer name (the columns' size, what a report may name).
+MAX_NAME = LABEL_CHARS
 
 
 class DealerInfo(msgspec.Struct, kw_only=True):

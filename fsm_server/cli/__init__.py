@@ -44,7 +44,8 @@ from .importcmd import import_command  # noqa: E402
 from .ingest import ingest_command  # noqa: E402
 from .quarantine import quarantine_group  # noqa: E402
 
-for _command in (clients_group, customers_group, dealers_group, devices_command, gaps_command, import_command, ingest_command,
+for _command in (clients_group, customers_group, dealers_group, devices_command, gaps_command,
+                 import_command, ingest_command,
                  quarantine_group):
     main.add_command(_command)
 

@@ -79,7 +79,8 @@ def customers_add(ctx: ServerContext, name: str, dealer: str | None, sites: tupl
 @click.option("--none", "no_dealer", is_flag=True, help="Serve it by no dealer (administrators only).")
 @json_option
 @pass_obj
-def customers_assign(ctx: ServerContext, name: str, dealer: str | None, no_dealer: bool, as_json: bool) -> None:
+def customers_assign(ctx: ServerContext, name: str, dealer: str | None, no_dealer: bool,
+                     as_json: bool) -> None:
     """Serve customer NAME by DEALER from now on; its devices and history go with it."""
     if (dealer is None) == (not no_dealer):
         raise click.UsageError("give a DEALER or --none")

@@ -167,4 +167,5 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
            "m007_device_identity_text", "m008_envelope_chunk_digests", "m009_backup_runs",
-           "m011_portal_accounts", "m012_dealers", "migrate"]
+           "m011_portal_accounts", "m012_dealers",
+           "migrate"]

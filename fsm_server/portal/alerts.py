@@ -96,11 +96,13 @@ def open_alerts(scoped: Scoped, *, now: datetime, device_id: int | None = None,
             ack = acks.get((d.id, alert.code, since))
             rows.append(AlertRow(device_id=d.id, device=device_name(d.manufacturer, d.model), serial=d.serial,
                                  customer=d.customer_name, alert=alert, since=since,
-                                 acked_by=ack.acked_by if ack else None, acked_at=ack.acked_at if ack else None))
+                                 acked_by=ack.acked_by if ack else None,
+                                 acked_at=ack.acked_at if ack else None))
     return rows, more
 
 
-def alert_history(scoped: Scoped, *, now: datetime, days: int = HISTORY_DAYS, limit: int = LIMIT) -> list[HistoryRow]:
+def alert_history(scoped: Scoped, *, now: datetime, days: int = HISTORY_DAYS,
+                  limit: int = LIMIT) -> list[HistoryRow]:
     """Alerts (prtAlertTable entries) seen in the last ``days``, per device and code, newest first."""
     with translated("cannot list the alert history"):
         last = fn.MAX(AlertValue.observed_at)
@@ -114,13 +116,15 @@ def alert_history(scoped: Scoped, *, now: datetime, days: int = HISTORY_DAYS, li
              .join(Reading, on=(Reading.device == Device.id))
              .join(AlertValue, on=(AlertValue.reading == Reading.id))
              .where(Reading.observed_at >= now - timedelta(days=days))
-             .group_by(Device.id, Device.manufacturer, Device.model, Device.serial, Customer.name, AlertValue.code)
+             .group_by(Device.id, Device.manufacturer, Device.model, Device.serial, Customer.name,
+                       AlertValue.code)
              .order_by(last.desc()).limit(limit))
         conv = AlertValue.observed_at
         return [HistoryRow(device_id=r.id, device=device_name(r.manufacturer, r.model), serial=r.serial,
                            customer=r.customer_name, code=r.code, severity=r.severity,
                            description=r.description or r.code.replace("_", " "),
-                           first_seen=conv.python_value(r.first_seen), last_seen=conv.python_value(r.last_seen),
+                           first_seen=conv.python_value(r.first_seen),
+                           last_seen=conv.python_value(r.last_seen),
                            readings=r.readings) for r in q.objects()]
 
 
@@ -129,7 +133,8 @@ def alerts_page(scoped: Scoped, *, now: datetime) -> AlertsPage:
     return AlertsPage(open=rows, history=alert_history(scoped, now=now), more_open=more)
 
 
-def acknowledge(scoped: Scoped, device_id: int, code: str, *, by: str, now: datetime | None = None) -> AlertRow:
+def acknowledge(scoped: Scoped, device_id: int, code: str, *, by: str,
+                now: datetime | None = None) -> AlertRow:
     """Record that ``by`` saw open alert ``code`` of device ``device_id`` (NotFound when the device is
     not in scope or has no such open alert). Acknowledging twice keeps the first."""
     scoped.device(device_id)
@@ -146,4 +151,5 @@ def acknowledge(scoped: Scoped, device_id: int, code: str, *, by: str, now: date
     return found
 
 
-__all__ = ["AlertRow", "AlertsPage", "HistoryRow", "acknowledge", "alert_history", "alerts_page", "open_alerts"]
+__all__ = ["AlertRow", "AlertsPage", "HistoryRow", "acknowledge", "alert_history", "alerts_page",
+           "open_alerts"]

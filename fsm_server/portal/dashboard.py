@@ -41,7 +41,8 @@ def dashboard(scoped: Scoped, *, now: datetime, settings: ReportsSection | None 
             | fn.EXISTS(AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id))).count()
         low = (latest_join(scoped.devices(SupplyValue.id))
                .join(SupplyValue, on=(SupplyValue.reading == Reading.id))
-               .where(SupplyValue.state.in_(("low", "empty")) | (SupplyValue.percent <= cfg.low_supply_percent))
+               .where(SupplyValue.state.in_(("low",
+                                             "empty")) | (SupplyValue.percent <= cfg.low_supply_percent))
                .count())
         quarantine = (scoped.quarantine(Quarantine.id).where(Quarantine.status == "held").count()
                       if scoped.sees_quarantine else None)

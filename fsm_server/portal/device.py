@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 import msgspec
+from peewee import JOIN
 
 from fsm_protocol.display import device_name
 
@@ -31,11 +32,11 @@ from ..db.models import (
     SupplyValue,
 )
 from ..reports.forecast import Forecast, forecast
-from ..reports.queries import alert_readings
 from ..scoping import Scoped
-from .latest import AlertNow, latest_states
+from .alerts import AlertRow, open_alerts
+from .latest import latest_states
 
-#: How far back the chart and the open alerts' start look.
+#: How far back the chart looks.
 HISTORY_DAYS = 90
 #: Most points a chart series gets (a denser history keeps each bucket's last value).
 MAX_POINTS = 400
@@ -73,11 +74,6 @@ class SupplyForecast(msgspec.Struct, kw_only=True):
     provenance: Provenance | None
 
 
-class OpenAlert(msgspec.Struct, kw_only=True):
-    alert: AlertNow
-    since: datetime
-
-
 class Address(msgspec.Struct, kw_only=True):
     ip: str
     mac: str
@@ -105,7 +101,7 @@ class DeviceView(msgspec.Struct, kw_only=True):
     status: str
     printer_status: str | None
     addresses: list[Address]
-    alerts: list[OpenAlert]
+    alerts: list[AlertRow]  # open in the newest reading, with when each began and who acknowledged it
     supplies: list[SupplyForecast]
     counters: list[CounterNow]
     provenance: Provenance | None  # of the newest reading (status, alerts, supplies)
@@ -123,33 +119,16 @@ def _provenance_by_reading(reading_ids: list[int], pmd: str | None) -> dict[int,
                              message_id=r.message_id, pmd=pmd) for r in q.objects()}
 
 
-def _open_alerts(device_id: int, current: list[AlertNow], now: datetime) -> list[OpenAlert]:
-    """Each alert of the newest reading with the start of its unbroken run of readings."""
-    if not current:
-        return []
-    history = alert_readings([device_id], since=now - timedelta(days=HISTORY_DAYS), until=now + timedelta(days=1))
-    rows = history.get(device_id, [])
-    out = []
-    for alert in current:
-        since = rows[-1][0] if rows else now
-        for at, codes in reversed(rows):
-            if alert.code not in codes:
-                break
-            since = at
-        out.append(OpenAlert(alert=alert, since=since))
-    return out
-
-
 def _supplies(device_id: int, settings: ReportsSection, now: datetime,
-              newest_reading: int | None) -> tuple[list[SupplyForecast], list[int]]:
+              newest_reading: int | None) -> list[SupplyForecast]:
     since = now - timedelta(days=max(settings.forecast_window_days, 1) + 1)
     series: dict[tuple[str, str, str], list[tuple[datetime, SupplyValue]]] = defaultdict(list)
-    q = (SupplyValue.select(SupplyValue, Reading.observed_at).join(Reading)
+    q = (SupplyValue.select(SupplyValue, Reading.observed_at.alias("at")).join(Reading)
          .where(Reading.device == device_id, Reading.observed_at >= since)
          .order_by(Reading.observed_at, SupplyValue.id))
-    for s in q:
+    for s in q.objects():
         where = str(s.index) if s.index is not None else s.description
-        series[(s.kind, s.color or "", where)].append((s.reading.observed_at, s))
+        series[(s.kind, s.color or "", where)].append((Reading.observed_at.python_value(s.at), s))
     out = []
     for points in series.values():
         _, newest = points[-1]
@@ -165,7 +144,7 @@ def _supplies(device_id: int, settings: ReportsSection, now: datetime,
             f.reason = f"the device reports no percent level (state {newest.state})"
         out.append(SupplyForecast(description=newest.description, kind=newest.kind, color=newest.color,
                                   percent=newest.percent, state=newest.state, forecast=f, provenance=None))
-    return out, [newest_reading] if newest_reading is not None else []
+    return out
 
 
 def device_view(scoped: Scoped, device_id: int, *, now: datetime,
@@ -178,7 +157,7 @@ def device_view(scoped: Scoped, device_id: int, *, now: datetime,
                                Client.name.alias("client_name"))
                  .join(Customer, on=(Device.customer == Customer.id))
                  .switch(Device).join(Client, on=(Device.client == Client.id))
-                 .switch(Device).join(Site, on=(Device.site == Site.id), join_type="LEFT OUTER")
+                 .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
                  .where(Device.id == d.id).objects().get())
         addresses = [Address(ip=a.ip, mac=a.mac, first_seen=a.first_seen, last_seen=a.last_seen)
                      for a in DeviceAddress.select().where(DeviceAddress.device == d.id)
@@ -195,10 +174,10 @@ def device_view(scoped: Scoped, device_id: int, *, now: datetime,
             known = counter_rows.get(c.name)
             if known is None or c.reading_id > known.reading_id:
                 counter_rows[c.name] = c
-        supplies, _ = _supplies(d.id, cfg, now, state.reading_id if state else None)
+        supplies = _supplies(d.id, cfg, now, state.reading_id if state else None)
         wanted = {c.reading_id for c in counter_rows.values()} | ({state.reading_id} if state else set())
         prov = _provenance_by_reading(sorted(wanted), d.pmd)
-        alerts = _open_alerts(d.id, state.alerts if state else [], now)
+        alerts = open_alerts(scoped, now=now, device_id=d.id)[0] if state and state.alerts else []
     newest = prov.get(state.reading_id) if state else None
     for s in supplies:
         s.provenance = newest
@@ -252,5 +231,5 @@ def counter_chart(scoped: Scoped, device_id: int, *, now: datetime, days: int = 
     return CounterChart(device=d.id, start=start, end=now, x=x, series=series)
 
 
-__all__ = ["HISTORY_DAYS", "Address", "CounterChart", "CounterNow", "DeviceView", "OpenAlert", "Provenance",
+__all__ = ["HISTORY_DAYS", "Address", "CounterChart", "CounterNow", "DeviceView", "Provenance",
            "SupplyForecast", "counter_chart", "device_view"]

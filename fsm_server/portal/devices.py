@@ -22,7 +22,7 @@ from ..db.connect import translated
 from ..db.models import AlertValue, Client, CounterLatest, Customer, Device, Reading, Site, SupplyValue
 from ..reports.csv import spreadsheet_cell
 from ..scoping import Scoped
-from .latest import LatestState, SupplyNow, latest_join, latest_states
+from .latest import LatestState, SupplyNow, latest_states, newest_reading_of_outer_device
 
 PAGE_SIZE = 50
 #: What a status filter may ask for: the newest reading's hrDeviceStatus, "unreachable", "alerts".
@@ -88,8 +88,9 @@ def _like(text: str) -> str:
 
 
 def _ilike(field: peewee.Field, text: str) -> peewee.Expression:
-    return peewee.Expression(fn.LOWER(field), "LIKE", peewee.NodeList(
-        (peewee.Value(_like(text.lower())), peewee.SQL("ESCAPE '\\'"))))
+    # "ILIKE": PostgreSQL's case-insensitive LIKE; peewee writes SQLite's (case-insensitive) LIKE
+    return peewee.Expression(field, "ILIKE", peewee.NodeList(
+        (peewee.Value(_like(text)), peewee.SQL("ESCAPE '\\'"))))
 
 
 def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSelect:
@@ -100,7 +101,8 @@ def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSel
          .switch(Device))
     text = f.q.strip()[:MAX_SEARCH]
     if text:
-        q = q.where(_ilike(Device.manufacturer, text) | _ilike(Device.model, text) | _ilike(Device.serial, text)
+        q = q.where(_ilike(Device.manufacturer, text) | _ilike(Device.model, text) | _ilike(Device.serial,
+                                                                                            text)
                     | _ilike(Device.ip, text) | _ilike(Device.hostname, text) | _ilike(Device.location, text))
     if f.customer:
         q = q.where(Customer.name == f.customer)
@@ -111,7 +113,7 @@ def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSel
     if f.silent_hours is not None:
         q = q.where(Device.last_seen <= now - timedelta(hours=f.silent_hours))
     if f.status in STATUSES or f.supply_max is not None:
-        newest = latest_join(Device.select(Reading.id))
+        newest = newest_reading_of_outer_device()
         if f.status == "unreachable":
             newest = newest.where(Reading.reachability == "unreachable")
         elif f.status == "alerts":
@@ -123,7 +125,7 @@ def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSel
             newest = newest.where(fn.EXISTS(SupplyValue.select(SupplyValue.id).where(
                 (SupplyValue.reading == Reading.id)
                 & (SupplyValue.state.in_(("low", "empty")) | (SupplyValue.percent <= f.supply_max)))))
-        q = q.where(fn.EXISTS(newest.where(Reading.device == Device.id).limit(1)))
+        q = q.where(fn.EXISTS(newest))
     return q
 
 
@@ -139,7 +141,8 @@ def _rows(devices: list[Device], now: datetime) -> list[DeviceListRow]:
     ids = [d.id for d in devices]
     states = latest_states(ids)
     totals = dict(CounterLatest.select(CounterLatest.device, CounterLatest.value)
-                  .where(CounterLatest.device.in_(ids), CounterLatest.name == "total").tuples()) if ids else {}
+                  .where(CounterLatest.device.in_(ids),
+                         CounterLatest.name == "total").tuples()) if ids else {}
     out = []
     for d in devices:
         state = states.get(d.id)

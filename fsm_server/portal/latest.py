@@ -62,6 +62,12 @@ def latest_join(query: peewee.ModelSelect) -> peewee.ModelSelect:
     return query.join(Reading, on=((Reading.device == Device.id) & (Reading.observed_at == Device.last_seen)))
 
 
+def newest_reading_of_outer_device() -> peewee.ModelSelect:
+    """Readings that are the newest of the ``device`` row of the enclosing query (for EXISTS)."""
+    return Reading.select(Reading.id).where(
+        (Reading.device == Device.id) & (Reading.observed_at == Device.last_seen))
+
+
 def latest_states(device_ids: Collection[int]) -> dict[int, LatestState]:
     """Each device's newest reading with its supplies and alerts, by device id (three queries)."""
     if not device_ids:
@@ -77,7 +83,8 @@ def latest_states(device_ids: Collection[int]) -> dict[int, LatestState]:
         out[r.device_id] = LatestState(
             device_id=r.device_id, reading_id=r.id, envelope_id=r.envelope_id, observed_at=r.observed_at,
             reachability=r.reachability, device_status=r.device_status, printer_status=r.printer_status,
-            alerts=[AlertNow(code=c, severity="condition", description=c.replace("_", " "), source="condition")
+            alerts=[AlertNow(code=c, severity="condition", description=c.replace("_", " "),
+                             source="condition")
                     for c in r.conditions or []])
     by_reading = {s.reading_id: s for s in out.values()}
     for s in SupplyValue.select().where(SupplyValue.reading.in_(list(by_reading))).order_by(SupplyValue.id):
@@ -91,4 +98,5 @@ def latest_states(device_ids: Collection[int]) -> dict[int, LatestState]:
     return out
 
 
-__all__ = ["AlertNow", "LatestState", "SupplyNow", "latest_join", "latest_states"]
+__all__ = ["AlertNow", "LatestState", "SupplyNow", "latest_join", "latest_states",
+           "newest_reading_of_outer_device"]
