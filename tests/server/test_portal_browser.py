@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 from portal_fleet import HOSTILE, Fleet, build_fleet
 from portal_kit import Person, enrol, web_ctx
 
@@ -22,6 +21,7 @@ from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 from fsm_server.web import create_app
+from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 
 playwright = pytest.importorskip("playwright.sync_api")
 
