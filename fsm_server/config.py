@@ -197,6 +197,32 @@ class NotifySection(_Section):
     templates_dir: Path | None = None  # override the mail templates (opened.txt.j2, cleared.txt.j2)
 
 
+class WebSection(_Section):
+    """The browser portal (`fsm-server web`, docs/portal.md)."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8443
+    cert_file: Path | None = None  # PEM certificate chain; required unless --self-signed
+    key_file: Path | None = None  # its PEM private key
+    redirect_port: Port | None = None  # a plain-HTTP listener that only redirects to HTTPS
+    # X-Forwarded-For/-Proto are believed only from these addresses (a reverse proxy); empty: none
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    public_url: str = ""  # how users reach the portal, for setup links; default https://host:port
+    # a session unused this long ends ...
+    idle_timeout_minutes: Annotated[int, _range(1, 24 * 60)] = 30
+    # ... and any session ends this long after its login
+    absolute_timeout_hours: Annotated[float, _range(0.1, 30 * 24.0)] = 12.0
+    # a password or second-factor change needs the password given again within this
+    reauth_minutes: Annotated[int, _range(1, 60)] = 5
+    setup_link_hours: Annotated[float, _range(0.1, 14 * 24.0)] = 24.0  # `users add|reset` links expire
+    # failed logins of one account (or address) within this window of each other count together
+    throttle_window_seconds: Annotated[int, _range(1, 86400)] = 60
+    throttle_free_failures: Annotated[int, _range(1, 1000)] = 10  # per account before delays start
+    throttle_free_failures_per_address: Annotated[int, _range(1, 100_000)] = 50
+    throttle_first_delay_seconds: Annotated[float, _range(0.05, 600.0)] = 1.0  # doubling after that ...
+    throttle_max_delay_seconds: Annotated[float, _range(1.0, 86400.0)] = 900.0  # ... up to this
+
+
 class ServerConfig(_Section):
     server: ServerSection = msgspec.field(default_factory=ServerSection)
     keys: KeysSection = msgspec.field(default_factory=KeysSection)
@@ -208,6 +234,7 @@ class ServerConfig(_Section):
     retention: RetentionSection = msgspec.field(default_factory=RetentionSection)
     rules: list[RuleSection] = msgspec.field(default_factory=list)
     notify: NotifySection = msgspec.field(default_factory=NotifySection)
+    web: WebSection = msgspec.field(default_factory=WebSection)
     backup: BackupSection = msgspec.field(default_factory=BackupSection)
 
 
@@ -234,5 +261,6 @@ __all__ = [
     "RuleSection",
     "ServerConfig",
     "ServerSection",
+    "WebSection",
     "load_config",
 ]

@@ -16,7 +16,12 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         │   └── SeqConflict        reason "seq_conflict"
         ├── MailboxError           the IMAP server failed or refused
         ├── ReportError            a report cannot be built as asked (kind, format, period)
+        ├── TenancyError           unknown dealer or customer, a bad name
+        │   └── NotFound           no such object in the caller's scope (missing or another tenant's)
         ├── NotifyError            a notification rule or mail template is wrong
+        ├── AccountError           unknown user, bad role or scope, a password the policy refuses
+        ├── AuditError             the audit log's hash chain is broken
+        ├── WebError               the portal cannot start (TLS files, listen address)
         └── BackupError            a backup cannot be written, read, verified or restored
             ├── BackupCorrupt      a backup file is damaged, incomplete or not an fsm backup
             └── TargetNotEmpty     restore would overwrite a database that holds data
@@ -83,8 +88,31 @@ class ReportError(ServerError):
     reason = "report_error"
 
 
+class TenancyError(ServerError):
+    reason = "tenancy_error"
+
+
+class NotFound(TenancyError):
+    """An object that does not exist or belongs to another tenant: the two are not told apart."""
+
+    reason = "not_found"
+
+
 class NotifyError(ServerError):
     reason = "notify_error"
+
+
+class AccountError(ServerError):
+    reason = "account_error"
+
+
+class AuditError(ServerError):
+    reason = "audit_error"
+
+
+class WebError(ServerError):
+    reason = "web_error"
+    exit_code = 3
 
 
 class BackupError(ServerError):
@@ -105,6 +133,8 @@ class TargetNotEmpty(BackupError):
 
 
 __all__ = [
+    "AccountError",
+    "AuditError",
     "BackupCorrupt",
     "BackupError",
     "CustomerMismatch",
@@ -113,11 +143,14 @@ __all__ = [
     "Implausible",
     "IngestError",
     "MailboxError",
+    "NotFound",
     "NotifyError",
     "RegistryError",
     "ReportError",
     "RevokedClient",
     "ServerError",
     "TargetNotEmpty",
+    "TenancyError",
     "UnknownClient",
+    "WebError",
 ]

@@ -7,6 +7,7 @@ returns msgspec Structs (so ``--json`` is just ``print_json``). They use the mod
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import msgspec
@@ -78,11 +79,14 @@ def devices(*, client: str | None = None) -> list[DeviceRow]:
                 for d in q.objects()]
 
 
-def gaps(*, client: str | None = None) -> list[Gap]:
-    """Missing sequence ranges per client: before the lowest seq received (from 1) and between."""
+def gaps(*, client: str | None = None, client_ids: Collection[int] | None = None) -> list[Gap]:
+    """Missing sequence ranges per client: before the lowest seq received (from 1) and between;
+    with ``client_ids``, of those clients only (the portal's scope)."""
     with translated("cannot compute sequence gaps"):
         prev = fn.LAG(Envelope.seq).over(partition_by=[Envelope.client], order_by=[Envelope.seq])
         inner = Envelope.select(Envelope.client, Envelope.seq, prev.alias("prev"))
+        if client_ids is not None:
+            inner = inner.where(Envelope.client.in_(sorted(client_ids)))
         q = (Client.select(Client.name, inner.c.seq, inner.c.prev)
              .join(inner, on=(inner.c.client_id == Client.id))
              .where((inner.c.prev.is_null() & (inner.c.seq > 1)) | (inner.c.seq - inner.c.prev > 1))
@@ -94,6 +98,8 @@ def gaps(*, client: str | None = None) -> list[Gap]:
                    .group_by(Client.name, PendingChunk.seq))
         if client is not None:
             partial = partial.where(Client.name == client)
+        if client_ids is not None:
+            partial = partial.where(Client.id.in_(sorted(client_ids)))
         incomplete = [Gap(client=r.name, first=r.seq, last=r.seq, kind="incomplete")
                       for r in partial.objects()]
     return sorted(out + incomplete, key=lambda g: (g.client, g.first))

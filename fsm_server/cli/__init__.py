@@ -37,6 +37,7 @@ from .keys import keys_group  # noqa: E402 - commands register after the group e
 main.add_command(keys_group)
 
 from .clients import clients_group  # noqa: E402
+from .customers import customers_group, dealers_group  # noqa: E402
 from .db import db_group  # noqa: E402
 from .devices import devices_command  # noqa: E402
 from .gaps import gaps_command  # noqa: E402
@@ -45,8 +46,8 @@ from .ingest import ingest_command  # noqa: E402
 from .quarantine import quarantine_group  # noqa: E402
 from .receive import receive_command  # noqa: E402
 
-for _command in (clients_group, db_group, devices_command, gaps_command, import_command, ingest_command,
-                 quarantine_group, receive_command):
+for _command in (clients_group, customers_group, db_group, dealers_group, devices_command, gaps_command,
+                 import_command, ingest_command, quarantine_group, receive_command):
     main.add_command(_command)
 
 from .backup import backup_group, restore_command  # noqa: E402
@@ -57,5 +58,12 @@ main.add_command(backup_group)
 main.add_command(restore_command)
 main.add_command(notify_command)
 main.add_command(report_command)
+
+from .audit import audit_group  # noqa: E402
+from .users import users_group  # noqa: E402
+from .web import web_command  # noqa: E402
+
+for _command in (audit_group, users_group, web_command):
+    main.add_command(_command)
 
 __all__ = ["main"]

@@ -127,10 +127,29 @@ def m012_retention_mark(db: peewee.Database) -> None:
     db.create_tables([models.RetentionMark], safe=True)
 
 
+def m013_portal_accounts(db: peewee.Database) -> None:
+    """The portal's users, sessions, setup links, recovery codes, login throttle and audit log
+    (fsm_server.accounts.models)."""
+    from ..accounts.models import create_tables
+
+    create_tables(db)
+
+
+def m014_dealers(db: peewee.Database) -> None:
+    """Dealers own customers: the dealer table and customer.dealer_id (NULL: no dealer yet, only
+    administrators see the customer). The portal scopes every query by it (fsm_server.scoping).
+    And alert_ack, the portal's acknowledgements of alert episodes."""
+    db.create_tables([models.Dealer, models.AlertAck], safe=True)
+    if "dealer_id" not in {c.name for c in db.get_columns("customer")}:  # m001 makes today's tables
+        db.execute_sql("ALTER TABLE customer ADD COLUMN dealer_id INTEGER REFERENCES dealer (id)")
+        db.execute_sql('CREATE INDEX "customer_dealer_id" ON customer (dealer_id)')
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
     m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests, m009_backup_runs,
-    m010_report_indexes, m011_latest_state, m012_retention_mark)
+    m010_report_indexes, m011_latest_state, m012_retention_mark,
+    m013_portal_accounts, m014_dealers)
 
 
 def applied(db: Database) -> list[str]:
@@ -145,8 +164,11 @@ def applied(db: Database) -> list[str]:
 def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     """Apply every pending migration (of ``only``, when given: a restore recreating the schema of
     an older backup); returns the names applied now. Binds the models to ``db``."""
+    from ..accounts import models as account_models
+
     pw = db.peewee
     models.bind(pw)
+    account_models.bind(pw)
     done_now: list[str] = []
     with translated(f"cannot migrate the {db.kind} database"), pw.bind_ctx([Migration]):
         if db.kind == "postgresql":
@@ -171,4 +193,5 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
 __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
            "m007_device_identity_text", "m008_envelope_chunk_digests", "m009_backup_runs",
-           "m010_report_indexes", "m011_latest_state", "m012_retention_mark", "migrate"]
+           "m010_report_indexes", "m011_latest_state", "m012_retention_mark",
+           "m013_portal_accounts", "m014_dealers", "migrate"]

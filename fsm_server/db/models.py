@@ -53,8 +53,17 @@ class _Model(peewee.Model):
         legacy_table_names = False
 
 
+class Dealer(_Model):
+    """A dealer: the company that serves customers; its portal users see its customers only."""
+
+    name = peewee.CharField(max_length=200, unique=True)
+
+
 class Customer(_Model):
     name = peewee.CharField(max_length=LABEL_CHARS, unique=True)
+    # The dealer that serves it (fsm_server.customers); NULL: only administrators see it.
+    # Added by migration 14.
+    dealer = peewee.ForeignKeyField(Dealer, null=True, backref="customers")
 
 
 class Client(_Model):
@@ -276,6 +285,20 @@ class RetentionMark(_Model):
     at = UtcDateTimeField()
 
 
+class AlertAck(_Model):
+    """A dealer's acknowledgement of one alert episode (device, code, start); the portal only
+    records it, nothing is sent to the client or the device. Added by migration 14."""
+
+    device = peewee.ForeignKeyField(Device, on_delete="CASCADE")
+    code = peewee.CharField(max_length=64)
+    since = UtcDateTimeField()  # when the episode began
+    acked_by = peewee.CharField(max_length=200)
+    acked_at = UtcDateTimeField()
+
+    class Meta:
+        indexes = ((("device", "code", "since"), True),)
+
+
 class PendingChunk(_Model):
     """A chunk of a report whose other chunks have not all arrived yet (kept across restarts)."""
 
@@ -316,6 +339,10 @@ MODELS: tuple[type[_Model], ...] = (
     Client, ClientKey, Customer, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
     CounterLatest, SupplyValue, AlertValue, PendingChunk, Quarantine, DeviceLatest, SupplyLatest,
     RetentionMark,
+
+
+    Dealer, Customer, Client, ClientKey, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
+    CounterLatest, SupplyValue, AlertValue, AlertAck, PendingChunk, Quarantine,
 )
 
 
@@ -351,6 +378,7 @@ def bind(database: peewee.Database) -> None:
 __all__ = [
     "LATER_MODELS",
     "MODELS",
+    "AlertAck",
     "AlertValue",
     "BackupRun",
     "Client",
@@ -358,6 +386,7 @@ __all__ = [
     "CounterLatest",
     "CounterValue",
     "Customer",
+    "Dealer",
     "Device",
     "DeviceAddress",
     "DeviceLatest",

@@ -1,0 +1,64 @@
+"""The quarantine page: held entries in scope with reason and hint; retry and dismiss go
+through the ingest core API (``Pipeline.retry``, ``Loader.dismiss``) for entries in scope only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from ..db.connect import Database, translated
+from ..db.loader import Loader
+from ..db.models import Quarantine
+from ..ingest.pipeline import Pipeline, Verdict
+from ..queries import QuarantineRow
+from ..scoping import Scoped
+
+LIMIT = 200
+
+
+class QuarantinePage(msgspec.Struct, kw_only=True):
+    rows: list[QuarantineRow]
+    held: int
+    status: str | None
+    at: datetime
+
+
+def _row(r: Quarantine) -> QuarantineRow:
+    return QuarantineRow(id=r.id, reason=r.reason, detail=r.detail, client=r.client_name, seq=r.seq,
+                         source=r.source, size=r.raw_size, received_at=r.received_at,
+                         quarantined_at=r.quarantined_at, status=r.status, hint=r.hint,
+                         message_id=r.message_id)
+
+
+def quarantine_page(scoped: Scoped, *, status: str | None = "held", now: datetime,
+                    limit: int = LIMIT) -> QuarantinePage:
+    fields = [f for f in Quarantine._meta.sorted_fields if f.name != "raw"]
+    with translated("cannot list the quarantine"):
+        q = scoped.quarantine(*fields)
+        if status is not None:
+            q = q.where(Quarantine.status == status)
+        rows = [_row(r) for r in q.order_by(Quarantine.quarantined_at.desc(),
+                                            Quarantine.id.desc()).limit(limit)]
+        held = scoped.quarantine(Quarantine.id).where(Quarantine.status == "held").count()
+    return QuarantinePage(rows=rows, held=held, status=status, at=now)
+
+
+def quarantine_entry(scoped: Scoped, entry_id: int) -> QuarantineRow:
+    """One entry in scope; NotFound otherwise."""
+    return _row(scoped.quarantine_entry(entry_id))
+
+
+def retry(scoped: Scoped, pipeline: Pipeline, entry_id: int) -> Verdict:
+    """Put entry ``entry_id`` (in scope, else NotFound) through the pipeline again."""
+    scoped.quarantine_entry(entry_id)
+    return pipeline.retry(entry_id)
+
+
+def dismiss(scoped: Scoped, db: Database, entry_id: int) -> bool:
+    """Set entry ``entry_id`` (in scope, else NotFound) aside; False when it was not held."""
+    scoped.quarantine_entry(entry_id)
+    return bool(Loader(db).dismiss([entry_id]))
+
+
+__all__ = ["QuarantinePage", "dismiss", "quarantine_entry", "quarantine_page", "retry"]

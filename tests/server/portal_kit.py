@@ -1,0 +1,80 @@
+"""Helpers of the portal tests: a config, enrolled users (through their real setup links), TOTP
+codes that have not been used yet, and logging in through the login pages."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyotp
+
+from fsm_server.accounts import users
+from fsm_server.accounts.models import User
+from fsm_server.config import ServerConfig, WebSection
+from fsm_server.context import ServerContext
+
+PASSWORD = "violet tractor umbrella harbour"
+BASE_URL = "https://portal.test"
+
+
+def web_ctx(tmp_path: Path, **web: Any) -> ServerContext:
+    return ServerContext(ServerConfig(web=WebSection(**web)), tmp_path)
+
+
+@dataclass
+class Person:
+    name: str
+    password: str
+    secret: str | None
+    recovery_codes: list[str] = field(default_factory=list)
+
+    def code(self) -> str:
+        """A TOTP code the server has not seen yet (waits for the next step when it must)."""
+        assert self.secret is not None
+        totp = pyotp.TOTP(self.secret)
+        while True:
+            last = User.get(User.name_key == self.name.casefold()).totp_last_step
+            now_step = int(time.time()) // 30
+            step = max(now_step - 1, last + 1)
+            if step <= now_step + 1:
+                return totp.generate_otp(step)
+            time.sleep(1)
+
+
+def enrol(name: str, role: str, *, customers: tuple[str, ...] = (), dealer: str | None = None,
+          password: str = PASSWORD, settings: WebSection | None = None) -> Person:
+    """Add ``name`` and complete its setup link as the user would."""
+    _, link = users.add_user(name, role, customers=customers, dealer=dealer, by=None,
+                             settings=settings or WebSection(), base_url=BASE_URL)
+    token = link.rsplit("/", 1)[1]
+    offer = users.setup_offer(token)
+    code = pyotp.TOTP(offer.totp_secret).now() if offer.totp_secret else ""
+    codes = users.complete_setup(token, password, password, code)
+    return Person(name, password, offer.totp_secret, codes)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'<meta name="csrf-token" content="([^"]*)"', html)
+    assert found, "the page has no csrf-token meta tag"
+    return found.group(1)
+
+
+def login(client: Any, person: Person) -> None:
+    """Log ``person`` in through /login (and /login/totp) with an httpx-like client."""
+    r = client.post("/login", data={"name": person.name, "password": person.password, "next": "/account"},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    if person.secret:
+        assert r.headers["location"].startswith("/login/totp")
+        page = client.get("/login/totp")
+        r = client.post("/login/totp", data={"code": person.code(), "csrf": csrf_of(page.text),
+                                             "next": "/account"},
+                        follow_redirects=False)
+        assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/account"
+
+
+__all__ = ["BASE_URL", "PASSWORD", "Person", "csrf_of", "enrol", "login", "web_ctx"]

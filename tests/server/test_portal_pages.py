@@ -1,0 +1,174 @@
+"""The fleet pages through the HTTP interface (the real app and database, both backends): the
+tenant-isolation matrix (two dealers with two customers each, every route, every role), hostile
+printer text shown as text, the CSV export, acknowledgements and quarantine actions in scope."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from portal_fleet import DEALERS, Fleet, build_fleet
+from portal_kit import Person, csrf_of, enrol, login, web_ctx
+from starlette.testclient import TestClient
+
+from fsm_devtools.corpus import ServerKit
+from fsm_server.config import KeysSection
+from fsm_server.db.connect import Database
+from fsm_server.db.models import Quarantine
+from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.registry import Registry
+from fsm_server.web import create_app
+
+PAGES = ("/", "/devices", "/devices.csv", "/alerts", "/clients", "/data")
+DEALER_PAGES = ("/customers", "/quarantine")
+MISSING = 987_654
+
+
+@dataclass
+class User:
+    person: Person
+    role: str
+    sees: frozenset[str]  # the customers it must see
+    client: TestClient
+
+
+@pytest.fixture
+def fleet(db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit,
+          tmp_path: Path) -> Fleet:
+    return build_fleet(pipeline, registry, server_kit, tmp_path)
+
+
+@pytest.fixture
+def users(db: Database, fleet: Fleet, tmp_path: Path, server_kit: ServerKit) -> Iterator[dict[str, User]]:
+    ctx = web_ctx(tmp_path)
+    ctx.config.keys = KeysSection(encryption_key=server_kit.key_path)  # retry runs the pipeline
+    everyone = frozenset(c for cs in DEALERS.values() for c in cs)
+    plan = {
+        "admin": ("admin", {}, everyone),
+        "north": ("dealer", {"dealer": "North"}, frozenset(DEALERS["North"])),
+        "south": ("dealer", {"dealer": "South"}, frozenset(DEALERS["South"])),
+        "acme": ("customer", {"customers": ("ACME",)}, frozenset({"ACME"})),
+        "globex": ("customer", {"customers": ("Globex",)}, frozenset({"Globex"})),
+    }
+    out = {}
+    with ExitStack() as stack:  # each client keeps one event loop and worker threads while open
+        for name, (role, scope, sees) in plan.items():
+            person = enrol(f"{name}-user", role, **scope)  # type: ignore[arg-type]
+            client = stack.enter_context(TestClient(create_app(ctx, db=db, base_url="https://testserver"),
+                                                    base_url="https://testserver"))
+            login(client, person)
+            out[name] = User(person, role, sees, client)
+        yield out
+
+
+def _body(text: str) -> str:
+    """A page without what differs per session or request (CSRF token, the user's name)."""
+    text = re.sub(r'content="[^"]*"(?= *>)', "", text)
+    return re.sub(r'name="csrf" value="[^"]*"', "", text)
+
+
+def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User]) -> None:
+    """Every route for every role: another tenant's device, chart, client or quarantine entry
+    answers 404 with the same page as one that does not exist; pages of other roles 404 too."""
+    failures = []
+    for name, user in users.items():
+        c = user.client
+        missing = {
+            "device": c.get(f"/devices/{MISSING}"), "chart": c.get(f"/devices/{MISSING}/counters.json"),
+            "client": c.get("/clients/no-such-client"), "quarantine": c.get(f"/quarantine/{MISSING}"),
+        }
+        for kind, r in missing.items():
+            if r.status_code != 404:
+                failures.append((name, kind, "missing", r.status_code))
+        for page in PAGES + DEALER_PAGES:
+            want = 404 if page in DEALER_PAGES and user.role == "customer" else 200
+            r = c.get(page)
+            if r.status_code != want:
+                failures.append((name, page, r.status_code))
+        for customer, device_ids in fleet.devices.items():
+            mine = customer in user.sees
+            urls = {"device": f"/devices/{device_ids[0]}", "chart": f"/devices/{device_ids[0]}/counters.json",
+                    "client": f"/clients/{quote(fleet.clients[customer])}",
+                    "quarantine": f"/quarantine/{fleet.quarantine[customer]}"}
+            for kind, url in urls.items():
+                want = 200 if mine and not (kind == "quarantine" and user.role == "customer") else 404
+                r = c.get(url)
+                if r.status_code != want:
+                    failures.append((name, url, r.status_code, want))
+                elif want == 404 and _body(r.text) != _body(missing[kind].text):
+                    failures.append((name, url, "404 differs from a missing object's"))
+            page = c.get("/devices").text
+            for device_id in device_ids:
+                if (f'href="/devices/{device_id}"' in page) != mine:
+                    failures.append((name, "devices list", device_id))
+            # state changes on another tenant's objects: 404, and nothing changes
+            csrf = csrf_of(c.get("/data").text)
+            for url in (f"/alerts/{device_ids[0]}/jam/ack",
+                        f"/quarantine/{fleet.quarantine[customer]}/dismiss"):
+                allowed = mine and user.role != "customer"
+                if allowed:
+                    continue  # tested below; here only the refusals
+                r = c.post(url, data={"csrf": csrf}, follow_redirects=False)
+                if r.status_code != 404:
+                    failures.append((name, "POST", url, r.status_code))
+            status = Quarantine.get_by_id(fleet.quarantine[customer]).status
+            if status != "held":
+                failures.append((name, "quarantine entry changed", customer, status))
+        r = c.get(f"/quarantine/{fleet.stranger_quarantine}")
+        if r.status_code != (200 if user.role == "admin" else 404):
+            failures.append((name, "stranger quarantine", r.status_code))
+    assert failures == []
+
+
+def test_hostile_text_is_shown_as_text(fleet: Fleet, users: dict[str, User]) -> None:
+    c = users["acme"].client
+    hostile_device = fleet.devices["ACME"][1]
+    for url in ("/devices", f"/devices/{hostile_device}", "/", "/alerts"):
+        html = c.get(url).text
+        assert "<script>alert" not in html and "<img src=x" not in html, url
+    page = c.get(f"/devices/{hostile_device}").text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<script" not in re.sub(r'<script src="/static/[^"]+" defer></script>', "", page)
+
+
+def test_devices_csv_is_scoped_and_defused(fleet: Fleet, users: dict[str, User]) -> None:
+    r = users["north"].client.get("/devices.csv?customer=ACME")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.strip().split("\r\n")
+    assert len(lines) == 3 and all(line.startswith("ACME,") for line in lines[1:])
+    assert users["north"].client.get("/devices.csv?customer=Globex").text.count("\r\n") == 1
+
+
+def test_htmx_requests_get_the_table_only(fleet: Fleet, users: dict[str, User]) -> None:
+    c = users["admin"].client
+    full = c.get("/devices?status=alerts")
+    part = c.get("/devices?status=alerts", headers={"HX-Request": "true"})
+    assert "<html" in full.text and "<html" not in part.text
+    assert len(re.findall(r'href="/devices/\d+"', part.text)) == 4 and "4 devices" in part.text
+
+
+def test_a_dealer_acknowledges_and_acts_on_its_quarantine(fleet: Fleet, users: dict[str, User]) -> None:
+    north = users["north"].client
+    device_id = fleet.devices["ACME"][0]
+    csrf = csrf_of(north.get("/alerts").text)
+    r = north.post(f"/alerts/{device_id}/jam/ack", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "acknowledged by north-user" in north.get(f"/devices/{device_id}").text
+    entry = fleet.quarantine["ACME"]
+    r = north.post(f"/quarantine/{entry}/dismiss", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and Quarantine.get_by_id(entry).status == "dismissed"
+    r = north.post(f"/quarantine/{entry}/retry", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    assert Quarantine.get_by_id(entry).status == "dismissed"  # still a customer_mismatch
+    audit = users["admin"].client.get("/audit").text
+    assert "quarantine.dismiss" in audit and "quarantine.retry" in audit and "alert.acknowledge" in audit
+    # a customer may not act at all, even on its own entry
+    acme = users["acme"].client
+    r = acme.post(f"/quarantine/{entry}/retry", data={"csrf": csrf_of(acme.get("/data").text)},
+                  follow_redirects=False)
+    assert r.status_code == 404

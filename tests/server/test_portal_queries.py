@@ -1,0 +1,82 @@
+"""Each portal page runs a bounded number of queries: the same for a dealer's 4 devices as for
+an administrator's 8: the count depends on the page, not on how many devices are in scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from portal_fleet import Fleet, Viewer, build_fleet
+
+from fsm_devtools.corpus import ServerKit
+from fsm_server.db.connect import Database
+from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.portal.alerts import alerts_page
+from fsm_server.portal.clients import client_views
+from fsm_server.portal.dashboard import dashboard
+from fsm_server.portal.device import counter_chart, device_view
+from fsm_server.portal.devices import DeviceFilter, device_page
+from fsm_server.portal.quarantine import quarantine_page
+from fsm_server.registry import Registry
+from fsm_server.scoping import Scoped
+
+#: Most queries one page may run.
+BOUND = 16
+
+
+@contextmanager
+def counting(db: Database) -> Iterator[list[str]]:
+    """Every SQL statement run on ``db`` inside the block."""
+    seen: list[str] = []
+    original = db.peewee.execute_sql
+
+    def execute_sql(sql: str, params: object = None, *args: object, **kwargs: object) -> object:
+        seen.append(sql)
+        return original(sql, params, *args, **kwargs)
+
+    db.peewee.execute_sql = execute_sql  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        db.peewee.execute_sql = original  # type: ignore[method-assign]
+
+
+def pages(fleet: Fleet, device_id: int) -> dict[str, Callable[[Scoped], object]]:
+    now = datetime.now(UTC)
+    return {
+        "dashboard": lambda s: dashboard(s, now=now),
+        "devices": lambda s: device_page(s, DeviceFilter(), now=now),
+        "devices filtered": lambda s: device_page(s, DeviceFilter(q="MP", status="alerts", supply_max=20),
+                                                  now=now),
+        "device": lambda s: device_view(s, device_id, now=now),
+        "chart": lambda s: counter_chart(s, device_id, now=now),
+        "alerts": lambda s: alerts_page(s, now=now),
+        "clients": lambda s: client_views(s, now=now),
+        "quarantine": lambda s: quarantine_page(s, now=now),
+    }
+
+
+def test_queries_per_page_are_bounded_and_do_not_grow_with_the_fleet(
+        db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path) -> None:
+    fleet = build_fleet(pipeline, registry, server_kit, tmp_path)
+    device_id = fleet.devices["ACME"][0]
+    counts: dict[str, list[int]] = {}
+    for viewer in (Viewer("dealer", dealer="North"), Viewer("admin")):
+        scoped = Scoped.of(viewer)
+        for name, page in pages(fleet, device_id).items():
+            with counting(db) as seen:
+                page(scoped)
+            counts.setdefault(name, []).append(len(seen))
+    for name, (dealer, admin) in counts.items():
+        print(name, dealer)
+        assert dealer == admin <= BOUND, (name, dealer, admin)
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+def test_counting_sees_the_queries(db: Database) -> None:
+    with counting(db) as seen:
+        device_page(Scoped.of(Viewer("admin")), DeviceFilter(), now=datetime.now(UTC))
+    assert len(seen) >= 2  # the count and the page
