@@ -14,7 +14,8 @@ from fsm_protocol.display import device_name
 from ..db.connect import translated
 from ..db.models import AlertAck, AlertValue, Customer, Device, Reading
 from ..errors import NotFound
-from ..reports.queries import alert_readings
+from ..reports.alerts import alert_readings
+from ..reports.scope import bound_database
 from ..scoping import Scoped
 from .latest import AlertNow, latest_join, latest_states
 
@@ -57,7 +58,8 @@ class AlertsPage(msgspec.Struct, kw_only=True):
 def _starts(device_ids: list[int], now: datetime) -> dict[tuple[int, str], datetime]:
     """When each code of each device's newest reading began (its unbroken run of readings)."""
     out: dict[tuple[int, str], datetime] = {}
-    for dev, rows in alert_readings(device_ids, since=now - LOOKBACK, until=now + timedelta(days=1)).items():
+    for dev, rows in alert_readings(bound_database(), device_ids, since=now - LOOKBACK,
+                                    until=now + timedelta(days=1)):
         if not rows:
             continue
         for code in rows[-1][1]:

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 import msgspec
 from peewee import JOIN, fn
 
-from .. import queries as core
+from .. import listings as core
 from ..config import ReportsSection
 from ..db.connect import translated
 from ..db.models import Client, Customer, Envelope
-from ..reports.queries import expected_hours
+from ..reports.health import expected_hours
 from ..scoping import Scoped
 
 #: How many of a client's newest reports its cadence and latency are taken from.

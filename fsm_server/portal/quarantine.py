@@ -11,7 +11,7 @@ from ..db.connect import Database, translated
 from ..db.loader import Loader
 from ..db.models import Quarantine
 from ..ingest.pipeline import Pipeline, Verdict
-from ..queries import QuarantineRow
+from ..listings import QuarantineRow
 from ..scoping import Scoped
 
 LIMIT = 200
