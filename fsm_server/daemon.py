@@ -67,7 +67,9 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def next(self) -> float:
-        delay = min(self.cap, self.base * 2 ** self.attempts)
+        # past 2**64 any delay is over any cap, and 2.0**1024 would overflow (a mailbox down
+        # for a day at a 60 s cap)
+        delay = min(self.cap, self.base * 2.0 ** min(self.attempts, 64))
         self.attempts += 1
         return delay * self.rng.uniform(0.5, 1.0)
 

@@ -258,7 +258,9 @@ class EventService:
                 Notification.update(sent_at=self.now(), answer=answer or "", attempts=n.attempts + 1).where(
                     Notification.id == n.id).execute()
             else:
-                wait = min(timedelta(seconds=self.notify.retry_seconds * 2 ** n.attempts), MAX_RETRY)
+                # capped before it becomes a timedelta, which cannot hold a minute times 2**41
+                seconds = self.notify.retry_seconds * 2.0 ** min(n.attempts, 64)
+                wait = timedelta(seconds=min(seconds, MAX_RETRY.total_seconds()))
                 Notification.update(attempts=n.attempts + 1, last_error=error,
                                     next_try_at=self.now() + wait).where(Notification.id == n.id).execute()
 
