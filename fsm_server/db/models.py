@@ -12,7 +12,7 @@ being the one its client is enrolled under (``fsm_server.tenancy``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import msgspec
 import peewee
@@ -23,8 +23,30 @@ from fsm_protocol.schema import LABEL_CHARS, NAME_CHARS, WORD_CHARS
 # bounds of fsm_protocol.schema); text without a bound there is a TEXT column here.
 
 
-class UtcDateTimeField(peewee.DateTimeField):
+_V = TypeVar("_V", datetime, datetime | None)
+
+if TYPE_CHECKING:
+    _DateTimeField = peewee.DateTimeField
+else:  # peewee's classes are generic in its stubs only
+
+    class _DateTimeField(peewee.DateTimeField, Generic[_V]):
+        pass
+
+
+class UtcDateTimeField(_DateTimeField[_V]):
     """Aware datetimes in, aware UTC datetimes out; stored as naive UTC."""
+
+    if TYPE_CHECKING:  # as peewee's stubs type their fields: a datetime, or None when null=True
+
+        @overload
+        def __new__(cls, *args: Any, null: Literal[True],
+                    **kwargs: Any) -> UtcDateTimeField[datetime | None]: ...
+
+        @overload
+        def __new__(cls, *args: Any, null: Literal[False] = ...,
+                    **kwargs: Any) -> UtcDateTimeField[datetime]: ...
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...
 
     def db_value(self, value: Any) -> Any:
         if isinstance(value, datetime) and value.tzinfo is not None:
