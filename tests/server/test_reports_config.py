@@ -29,7 +29,8 @@ def test_the_example_loads_and_states_the_defaults() -> None:
 def test_the_commented_rules_load_too() -> None:
     uncommented = re.sub(r"^# (\[\[rules\]\]|[a-z_]+ = )", r"\1", part(), flags=re.M)
     config = configfile.convert(tomllib.loads(uncommented), ServerConfig, source="config.example.toml")
-    assert [r.when for r in config.rules] == ["alert", "supply_days", "silent_client", "counter_anomaly", "backup"]
+    assert [r.when for r in config.rules] == ["alert", "supply_days", "silent_client", "counter_anomaly",
+                                              "backup"]
     assert config.reports.meter_names["total"] == "TOTAL_CLICKS"
 
 
