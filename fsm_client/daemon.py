@@ -558,7 +558,7 @@ class Daemon:
             log.info("%s: finishing the current step, then stopping", signal.Signals(signum).name)
             self.stop()
 
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.getsignal(sig)
@@ -576,9 +576,9 @@ class Daemon:
                 t.cancel()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    exc = await asyncio.gather(t, return_exceptions=True)
-                    if exc and isinstance(exc[0], Exception):
-                        log.error("%s task failed: %r", t.get_name(), exc[0])
+                    outcome = await asyncio.gather(t, return_exceptions=True)
+                    if outcome and isinstance(outcome[0], Exception):
+                        log.error("%s task failed: %r", t.get_name(), outcome[0])
             for sig, handler in previous.items():
                 loop.remove_signal_handler(sig)
                 signal.signal(sig, handler)

@@ -44,7 +44,9 @@ class Backoff:
     rng: Callable[[], float] = random.random
 
     def delay(self, attempts: int) -> float:
-        full = min(self.cap, self.initial * 2 ** max(0, attempts - 1))
+        # past 2**64 any delay is over any cap, and 2.0**1024 would overflow: weeks of a relay
+        # down wait the cap
+        full = min(self.cap, self.initial * 2.0 ** min(max(0, attempts - 1), 64))
         return full / 2 + self.rng() * full / 2
 
 

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -61,7 +61,16 @@ def _dt(text: str | None) -> datetime | None:
 
 # --- migrations -------------------------------------------------------------------------------
 
-def _m001_initial(db: sqlite3.Connection) -> None:
+class MigrationDb(Protocol):
+    """What a migration step runs its statements on: the store's connection inside the
+    migration's transaction (``Store.migrate`` passes one whose ``executescript`` keeps it open)."""
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor: ...
+
+    def executescript(self, script: str) -> None: ...
+
+
+def _m001_initial(db: MigrationDb) -> None:
     db.executescript("""
         CREATE TABLE devices (
             ip TEXT PRIMARY KEY,
@@ -124,18 +133,18 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     """)
 
 
-def _m002_discovered_devices(db: sqlite3.Connection) -> None:
+def _m002_discovered_devices(db: MigrationDb) -> None:
     # Devices found by a range sweep are read at later scans; ones that came from a single
     # configured target are not (removing the target from the config stops reading it).
     db.execute("ALTER TABLE devices ADD COLUMN discovered INTEGER NOT NULL DEFAULT 0")
 
 
-def _m003_devices_by_serial(db: sqlite3.Connection) -> None:
+def _m003_devices_by_serial(db: MigrationDb) -> None:
     # Every reading looks for the same serial at another address (Store.follow_move).
     db.execute("CREATE INDEX devices_serial ON devices (upper(trim(serial)))")
 
 
-MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
+MIGRATIONS: tuple[tuple[str, Callable[[MigrationDb], None]], ...] = (
     ("001_initial", _m001_initial),
     ("002_discovered_devices", _m002_discovered_devices),
     ("003_devices_by_serial", _m003_devices_by_serial),

@@ -60,7 +60,7 @@ def given_by(ctx: click.Context, param: str, option: str, env_var: str) -> str:
 
 def json_option(f: F) -> F:
     """Add `--json` to a listing command; the command gets ``as_json: bool``."""
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)  # type: ignore[return-value]
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
 
 
 #: `--dir D` of `keys init|show` on both programs; the command gets ``directory: Path | None``.

@@ -84,7 +84,7 @@ class _PublicKey:
         return f"{self.prefix} {base64.b64encode(self.raw).decode('ascii')}"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.raw == self.raw  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.raw == self.raw
 
     def __hash__(self) -> int:
         return hash((self.prefix, self.raw))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import signal
@@ -67,7 +68,9 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def next(self) -> float:
-        delay = min(self.cap, self.base * 2 ** self.attempts)
+        # past 2**64 any delay is over any cap, and 2.0**1024 would overflow (a mailbox down
+        # for a day at a 60 s cap)
+        delay = min(self.cap, self.base * 2.0 ** min(self.attempts, 64))
         self.attempts += 1
         return delay * self.rng.uniform(0.5, 1.0)
 
@@ -143,13 +146,13 @@ class IngestDaemon:
                  for cfg in self.mailboxes]
         try:
             stop_wait = asyncio.create_task(self._stopping.wait())
-            pending = set(tasks)
+            pending: set[asyncio.Task[Any]] = set(tasks)
             while pending:
                 done, pending = await asyncio.wait(pending | {stop_wait}, return_when=asyncio.FIRST_COMPLETED)
                 pending.discard(stop_wait)
                 for t in done:
-                    if t is not stop_wait and t.exception() is not None:
-                        raise t.exception()  # type: ignore[misc]
+                    if t is not stop_wait and (exc := t.exception()) is not None:
+                        raise exc
                 if stop_wait in done:
                     # finish the current message, then cancel whatever is still waiting
                     _, late = await asyncio.wait(pending, timeout=self.shutdown_timeout)
@@ -238,8 +241,8 @@ class IngestDaemon:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-            elif task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            elif (exc := task.exception()) is not None:
+                raise exc
 
     async def _drain(self, mailbox: MailboxLike, cfg: MailboxSection) -> bool:
         """Process up to one batch; True when the folder had no more than that (drained)."""
@@ -254,7 +257,7 @@ class IngestDaemon:
                 seen += 1
                 source = f"imap:{name}/{cfg.folder}:{uid}"
                 verdict = await loop.run_in_executor(
-                    self._worker, lambda r=raw, s=source: self.pipeline.process(r, source=s))
+                    self._worker, functools.partial(self.pipeline.process, raw, source=source))
                 self.result.tally.add(verdict)
                 log.debug("%s: %s %s #%s %s", source, verdict.outcome, verdict.client or "-", verdict.seq,
                           verdict.reason)

@@ -7,14 +7,25 @@ returns msgspec Structs (so ``--json`` is just ``print_json``). They use the mod
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 from peewee import JOIN, fn
 
 from .db.connect import translated
 from .db.models import Client, CounterLatest, Customer, Device, Envelope, PendingChunk, Quarantine, Site
+
+if TYPE_CHECKING:
+    # What a query selects beside a model's fields (aliased columns) peewee sets on each row;
+    # these declare it, for the rows that have it.
+
+    class _ListedDevice(Device):
+        client_name: str
+        site_name: str | None
+        total: int | None
+        customer_name: str
 
 
 class DeviceRow(msgspec.Struct, kw_only=True):
@@ -76,7 +87,7 @@ def devices(*, client: str | None = None) -> list[DeviceRow]:
         return [DeviceRow(id=d.id, client=d.client_name, site=d.site_name, manufacturer=d.manufacturer,
                           model=d.model, serial=d.serial, ip=d.ip, mac=d.mac, first_seen=d.first_seen,
                           last_seen=d.last_seen, total=d.total, customer=d.customer_name)
-                for d in q.objects()]
+                for d in cast("Iterable[_ListedDevice]", q.objects())]
 
 
 def gaps(*, client: str | None = None, client_ids: Collection[int] | None = None) -> list[Gap]:
@@ -93,15 +104,16 @@ def gaps(*, client: str | None = None, client_ids: Collection[int] | None = None
              .order_by(Client.name, inner.c.seq))
         if client is not None:
             q = q.where(Client.name == client)
-        out = [Gap(client=r.name, first=(r.prev or 0) + 1, last=r.seq - 1) for r in q.objects()]
+        rows = cast("Iterable[tuple[str, int, int | None]]", q.tuples())
+        out = [Gap(client=name, first=(prev or 0) + 1, last=seq - 1) for name, seq, prev in rows]
         partial = (PendingChunk.select(Client.name, PendingChunk.seq).join(Client)
                    .group_by(Client.name, PendingChunk.seq))
         if client is not None:
             partial = partial.where(Client.name == client)
         if client_ids is not None:
             partial = partial.where(Client.id.in_(sorted(client_ids)))
-        incomplete = [Gap(client=r.name, first=r.seq, last=r.seq, kind="incomplete")
-                      for r in partial.objects()]
+        incomplete = [Gap(client=name, first=seq, last=seq, kind="incomplete")
+                      for name, seq in cast("Iterable[tuple[str, int]]", partial.tuples())]
     return sorted(out + incomplete, key=lambda g: (g.client, g.first))
 
 
@@ -134,7 +146,7 @@ def quarantine_counts() -> dict[str, int]:
     with translated("cannot count the quarantine"):
         q = (Quarantine.select(Quarantine.reason, fn.COUNT(Quarantine.id).alias("n"))
              .where(Quarantine.status == "held").group_by(Quarantine.reason))
-        return {r.reason: r.n for r in q}
+        return dict(cast("Iterable[tuple[str, int]]", q.tuples()))
 
 
 def envelope_counts() -> dict[str, int]:
@@ -142,7 +154,7 @@ def envelope_counts() -> dict[str, int]:
     with translated("cannot count envelopes"):
         q = (Client.select(Client.name, fn.COUNT(Envelope.id).alias("n"))
              .join(Envelope, JOIN.LEFT_OUTER, on=(Envelope.client == Client.id)).group_by(Client.name))
-        return {r.name: r.n for r in q.objects()}
+        return dict(cast("Iterable[tuple[str, int]]", q.tuples()))
 
 
 def _qrow(r: Quarantine) -> QuarantineRow:

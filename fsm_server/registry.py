@@ -19,9 +19,11 @@ envelopes signed with the old key are still accepted for ``rotation_grace`` afte
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 from peewee import JOIN, fn
@@ -33,6 +35,12 @@ from .db.connect import Database, translated
 from .db.models import Client, ClientKey, Customer
 from .errors import RegistryError, RevokedClient, UnknownClient
 from .tenancy import customer_id
+
+if TYPE_CHECKING:
+
+    class _ListedClient(Client):  # a client with its customer's name (``list``)
+        customer_name: str | None
+
 
 DEFAULT_ROTATION_GRACE = timedelta(days=7)
 
@@ -123,7 +131,7 @@ class Registry:
         they were read for; its next readings make devices of ``customer``."""
         with translated(f"cannot set the customer of client {name!r}"), self.db.atomic():
             c = self._client(name)
-            c.customer = customer_id(customer)
+            c.customer_id = customer_id(customer)
             c.save()
         return self.get(name)
 
@@ -137,11 +145,12 @@ class Registry:
 
     def list(self) -> list[ClientInfo]:
         with translated("cannot list clients"):
-            counts = {k.client_id: k.n for k in ClientKey.select(
-                ClientKey.client, fn.COUNT(ClientKey.id).alias("n")).group_by(ClientKey.client)}
+            keys = ClientKey.select(ClientKey.client, fn.COUNT(ClientKey.id)).group_by(ClientKey.client)
+            counts = dict(cast("Iterable[tuple[int, int]]", keys.tuples()))
             q = (Client.select(Client, Customer.name.alias("customer_name"))
                  .join(Customer, JOIN.LEFT_OUTER, on=(Client.customer == Customer.id)).order_by(Client.name))
-            return [_info(c, counts.get(c.id, 0), c.customer_name) for c in q.objects()]
+            return [_info(c, counts.get(c.id, 0), c.customer_name)
+                    for c in cast("Iterable[_ListedClient]", q.objects())]
 
     def revoke(self, name: str, *, now: datetime | None = None) -> ClientInfo:
         """Refuse every further envelope from this client (they go to quarantine as revoked_client)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TypedDict
 
 import click
 import msgspec
@@ -22,6 +23,23 @@ from ..reader import device_json, identify
 from ..scan import default_pool, parse_target
 
 
+class _ListRow(TypedDict):
+    id: str
+    name: str
+    extends: str | None
+    priority: int
+    sys_object_id: list[str]
+    sys_descr: list[str]
+    file: str
+
+
+class _Candidate(TypedDict):
+    id: str
+    priority: int
+    sys_descr_matched: bool
+    oid_prefix_arcs: int
+
+
 @click.group("pmd")
 def pmd_group() -> None:
     """List, inspect, match and test PMD files (per-model read instructions)."""
@@ -33,9 +51,10 @@ def pmd_group() -> None:
 def list_command(ctx: ClientContext, as_json: bool) -> None:
     """List the PMDs of the pool with what they extend and match."""
     pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
-    rows = [{"id": p.id, "name": p.name, "extends": p.chain[1] if len(p.chain) > 1 else None,
-             "priority": p.match.priority, "sys_object_id": p.match.sys_object_id,
-             "sys_descr": p.match.sys_descr, "file": str(pool.files.get(p.id, ""))} for p in pool]
+    rows: list[_ListRow] = [{"id": p.id, "name": p.name, "extends": p.chain[1] if len(p.chain) > 1 else None,
+                             "priority": p.match.priority, "sys_object_id": p.match.sys_object_id,
+                             "sys_descr": p.match.sys_descr, "file": str(pool.files.get(p.id, ""))}
+                            for p in pool]
     if as_json:
         print_json(rows)
         return
@@ -114,15 +133,16 @@ def match_command(ctx: ClientContext, target: str, community: str | None, as_jso
     descr_s = descr if isinstance(descr, str) else None
     chosen = pool.match(oid_s, descr_s)
     cands = pool.candidates(oid_s, descr_s)
+    candidates: list[_Candidate] = [{"id": p.id, "priority": s[0], "sys_descr_matched": bool(s[1]),
+                                     "oid_prefix_arcs": s[2]} for s, p in cands]
     result = {"sys_object_id": sys_oid, "sys_descr": descr, "pmd": chosen.id, "chain": chosen.chain,
-              "candidates": [{"id": p.id, "priority": s[0], "sys_descr_matched": bool(s[1]),
-                              "oid_prefix_arcs": s[2]} for s, p in cands]}
+              "candidates": candidates}
     if as_json:
         print_json(result)
         return
     click.echo(f"sysObjectID {sys_oid}\nsysDescr    {descr}")
     click.echo(f"PMD         {chosen.id} ({' -> '.join(chosen.chain)})")
-    for c in result["candidates"]:
+    for c in candidates:
         click.echo(f"  candidate {c['id']}: priority {c['priority']}, "
                    f"sysDescr matched {c['sys_descr_matched']}, "
                    f"sysObjectID prefix arcs {c['oid_prefix_arcs']}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 
@@ -44,7 +44,7 @@ def local_dir(config: ClientConfig | None, data_dir: Path | None) -> Path | None
     return Path(data_dir) / "pmd" if data_dir is not None else None
 
 
-def _has_pmds(d: Path | None) -> bool:
+def _has_pmds(d: Path | None) -> TypeGuard[Path]:
     return d is not None and d.is_dir() and any(d.glob("*.toml"))
 
 
@@ -69,7 +69,6 @@ def active_pmd_dirs(config: ClientConfig | None, data_dir: Path | None) -> list[
     dirs = [shipped_dir(), *bundle_dirs(data_dir)]
     local = local_dir(config, data_dir)
     if _has_pmds(local):
-        assert local is not None
         dirs.append(local)
     return dirs
 
@@ -161,7 +160,6 @@ def _pool_for(sets: PmdSets, name: str | None, config: ClientConfig | None,
         dirs.append(sets.root / name)
     local = local_dir(config, data_dir)
     if _has_pmds(local):
-        assert local is not None
         dirs.append(local)
     try:
         return load_pool(dirs)

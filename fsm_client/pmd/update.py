@@ -198,7 +198,6 @@ def _checker(config: ClientConfig | None, data_dir: Path) -> Callable[[Path], No
         load_pool([shipped_dir(), staged])
         local = local_dir(config, data_dir)
         if _has_pmds(local):
-            assert local is not None
             load_pool([shipped_dir(), staged, local])
 
     return check

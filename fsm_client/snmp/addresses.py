@@ -157,7 +157,7 @@ def spans(spec: str, *, whole: bool = False, resolve: bool = True) -> list[tuple
         return [(first, last, True)]
     check_host(spec, spec, unicast=False)
     try:
-        return [(int(ipaddress.IPv4Address(spec)),) * 2 + (False,)]  # type: ignore[list-item]
+        return [(int(ipaddress.IPv4Address(spec)),) * 2 + (False,)]
     except ValueError:
         pass
     if not resolve:

@@ -323,9 +323,8 @@ async def sweep(
                                                oids=[SYS_OBJECT_ID, SYS_DESCR])
             answers = await sweeper.probe(left, template, v3=False, report=report)
             for ip, raw in answers.items():
-                f = _found_from_v12(ip, raw, cred, port)
-                if f is not None:
-                    found[ip] = f
+                if (answered := _found_from_v12(ip, raw, cred, port)) is not None:
+                    found[ip] = answered
     finally:
         transport.close()
         _log_misdirected(sweeper.proto.misdirected)

@@ -77,7 +77,7 @@ def _latest(ok: bool | None = None) -> BackupRun | None:
     q = BackupRun.select()
     if ok:
         q = q.where(BackupRun.status == "ok")
-    return q.order_by(BackupRun.finished_at.desc(), BackupRun.id.desc()).first()  # type: ignore[no-any-return]
+    return q.order_by(BackupRun.finished_at.desc(), BackupRun.id.desc()).get_or_none()
 
 
 def status(plan: BackupPlan | None, *, now: datetime | None = None) -> BackupStatus:

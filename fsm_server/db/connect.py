@@ -92,11 +92,12 @@ def translated(what: str) -> Iterator[None]:
     """Turn peewee/driver exceptions raised inside into DatabaseError: DuplicateKey for an
     IntegrityError, DataRefused for a value the database refuses (see ``refuses_data``; the
     sqlite3 module raises a bare OverflowError for an integer over 64 bits)."""
+    caught: tuple[type[Exception], ...] = (peewee.PeeweeException, OverflowError, *driver_errors())
     try:
         yield
     except peewee.IntegrityError as exc:
         raise DuplicateKey(f"{what}: {exc}".strip(), hint="this row exists already") from exc
-    except (peewee.PeeweeException, OverflowError, *driver_errors()) as exc:
+    except caught as exc:
         if not refuses_data(exc):
             raise _unavailable(what, exc) from exc
         raise DataRefused(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 import peewee
@@ -269,7 +270,7 @@ class Loader:
             f'last_seen = {greatest}(device_address.last_seen, excluded.last_seen)')
 
         # Readings, ids back in order.
-        reading_ids = [r[0] for r in self._insert_returning(
+        reading_ids: list[int] = [r[0] for r in self._insert_returning(
             "reading", ("envelope_id", "device_id", "observed_at", "ip", "reachability", "device_status",
                         "printer_status", "conditions", "console", "uptime_ticks", "warnings"),
             [(envelope_id, device_ids[ident], self._ts(d.observed_at), d.ip, d.reachability,
@@ -367,7 +368,7 @@ class Loader:
         naive = when.astimezone(UTC).replace(tzinfo=None)
         return naive.isoformat(" ") if self.db.kind == "sqlite" else naive
 
-    def _executemany(self, table: str, cols: tuple[str, ...], rows: list[tuple[object, ...]],
+    def _executemany(self, table: str, cols: tuple[str, ...], rows: Sequence[tuple[object, ...]],
                      conflict: str = "") -> None:
         if not rows:
             return
@@ -377,9 +378,10 @@ class Loader:
         with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
             self.db.peewee.cursor().executemany(sql, rows)
 
-    def _insert_returning(self, table: str, cols: tuple[str, ...], rows: list[tuple[object, ...]],
-                          returning: str, conflict: str = "") -> list[tuple[object, ...]]:
-        out: list[tuple[object, ...]] = []
+    def _insert_returning(self, table: str, cols: tuple[str, ...], rows: Sequence[tuple[object, ...]],
+                          returning: str, conflict: str = "") -> list[tuple[Any, ...]]:
+        """The ``returning`` columns of the rows inserted, as the driver gives them."""
+        out: list[tuple[Any, ...]] = []
         ph = "(" + ", ".join([self.db.peewee.param] * len(cols)) + ")"
         names = ", ".join(f'"{c}"' for c in cols)
         for part in range(0, len(rows), _BATCH):

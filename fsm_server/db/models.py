@@ -12,7 +12,7 @@ being the one its client is enrolled under (``fsm_server.tenancy``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import msgspec
 import peewee
@@ -23,8 +23,30 @@ from fsm_protocol.schema import LABEL_CHARS, NAME_CHARS, WORD_CHARS
 # bounds of fsm_protocol.schema); text without a bound there is a TEXT column here.
 
 
-class UtcDateTimeField(peewee.DateTimeField):
+_V = TypeVar("_V", datetime, datetime | None)
+
+if TYPE_CHECKING:
+    _DateTimeField = peewee.DateTimeField
+else:  # peewee's classes are generic in its stubs only
+
+    class _DateTimeField(peewee.DateTimeField, Generic[_V]):
+        pass
+
+
+class UtcDateTimeField(_DateTimeField[_V]):
     """Aware datetimes in, aware UTC datetimes out; stored as naive UTC."""
+
+    if TYPE_CHECKING:  # as peewee's stubs type their fields: a datetime, or None when null=True
+
+        @overload
+        def __new__(cls, *args: Any, null: Literal[True],
+                    **kwargs: Any) -> UtcDateTimeField[datetime | None]: ...
+
+        @overload
+        def __new__(cls, *args: Any, null: Literal[False] = ...,
+                    **kwargs: Any) -> UtcDateTimeField[datetime]: ...
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...
 
     def db_value(self, value: Any) -> Any:
         if isinstance(value, datetime) and value.tzinfo is not None:
@@ -49,6 +71,10 @@ class JsonTextField(peewee.TextField):
 
 
 class _Model(peewee.Model):
+    # peewee adds accessors that a model's body does not name: ``id``, the primary key when no
+    # other is declared, and ``<name>_id`` for each foreign key ``<name>``. Each model declares
+    # the ones it has as bare annotations, which peewee ignores, so that type checking knows them.
+
     class Meta:
         legacy_table_names = False
 
@@ -60,6 +86,8 @@ class Dealer(_Model):
 
 
 class Customer(_Model):
+    id: peewee.AutoField[int]
+
     name = peewee.CharField(max_length=LABEL_CHARS, unique=True)
     # The dealer that serves it (fsm_server.customers); NULL: only administrators see it.
     # Added by migration 14.
@@ -68,6 +96,10 @@ class Customer(_Model):
 
 class Client(_Model):
     """A registered fsm-client installation; ``name`` is the client id in its envelopes."""
+
+    id: peewee.AutoField[int]
+    customer_id: int | None
+    keys: peewee.ModelSelect[ClientKey]  # the backref of ClientKey.client
 
     name = peewee.CharField(max_length=64, unique=True)
     public_key = peewee.TextField()  # the one-line text of client.pub
@@ -84,6 +116,9 @@ class Client(_Model):
 class ClientKey(_Model):
     """Every key a client has had; the current one has ``retired_at`` NULL."""
 
+    id: peewee.AutoField[int]
+    client_id: int
+
     client = peewee.ForeignKeyField(Client, backref="keys", on_delete="CASCADE")
     public_key = peewee.TextField()
     fingerprint = peewee.CharField(max_length=128)
@@ -92,6 +127,9 @@ class ClientKey(_Model):
 
 
 class Site(_Model):
+    id: peewee.AutoField[int]
+    customer_id: int
+
     customer = peewee.ForeignKeyField(Customer, backref="sites")
     name = peewee.CharField(max_length=LABEL_CHARS)
 
@@ -101,6 +139,9 @@ class Site(_Model):
 
 class Envelope(_Model):
     """One report received and loaded; UNIQUE(client, seq) is what makes ingest idempotent."""
+
+    id: peewee.AutoField[int]
+    client_id: int
 
     client = peewee.ForeignKeyField(Client, backref="envelopes")
     seq = peewee.BigIntegerField()
@@ -130,6 +171,11 @@ class Device(_Model):
     """A printer of one customer: (customer, identity) is unique, so the same serial under two
     customers is two devices (fsm_server.tenancy)."""
 
+    id: peewee.AutoField[int]
+    customer_id: int
+    client_id: int
+    site_id: int | None
+
     # "sn:<manufacturer>:<serial>" after case folding, which can make text longer: TEXT (migration 7)
     identity = peewee.TextField()
     customer = peewee.ForeignKeyField(Customer, backref="devices")
@@ -154,6 +200,9 @@ class Device(_Model):
 class DeviceAddress(_Model):
     """IP/MAC history: one row per (device, ip, mac) with when it was first and last seen."""
 
+    id: peewee.AutoField[int]
+    device_id: int
+
     device = peewee.ForeignKeyField(Device, backref="addresses", on_delete="CASCADE")
     ip = peewee.CharField(max_length=NAME_CHARS)
     mac = peewee.CharField(max_length=NAME_CHARS, default="")
@@ -165,6 +214,10 @@ class DeviceAddress(_Model):
 
 
 class Reading(_Model):
+    id: peewee.AutoField[int]
+    envelope_id: int
+    device_id: int
+
     envelope = peewee.ForeignKeyField(Envelope, backref="readings", on_delete="CASCADE")
     device = peewee.ForeignKeyField(Device, backref="readings")
     observed_at = UtcDateTimeField()
@@ -184,6 +237,10 @@ class Reading(_Model):
 class CounterValue(_Model):
     """One page counter of one reading, with a flag when it went backwards or jumped."""
 
+    id: peewee.AutoField[int]
+    reading_id: int
+    device_id: int
+
     reading = peewee.ForeignKeyField(Reading, backref="counters", on_delete="CASCADE")
     device = peewee.ForeignKeyField(Device)
     name = peewee.CharField(max_length=NAME_CHARS)
@@ -199,6 +256,8 @@ class CounterValue(_Model):
 class CounterLatest(_Model):
     """The newest value of each counter of each device, what the next reading is checked against."""
 
+    device_id: int
+
     device = peewee.ForeignKeyField(Device, on_delete="CASCADE")
     name = peewee.CharField(max_length=NAME_CHARS)
     value = peewee.BigIntegerField()
@@ -209,8 +268,12 @@ class CounterLatest(_Model):
 
 
 class SupplyValue(_Model):
+    id: peewee.AutoField[int]
+    reading_id: int
+
     reading = peewee.ForeignKeyField(Reading, backref="supplies", on_delete="CASCADE")
-    index = peewee.IntegerField(null=True)
+    # a field may shadow a peewee.Model class method of its name; the stubs do not know that
+    index = peewee.IntegerField(null=True)  # type: ignore[assignment]
     description = peewee.TextField(default="")
     kind = peewee.CharField(max_length=NAME_CHARS)
     color = peewee.CharField(max_length=WORD_CHARS, null=True)
@@ -222,6 +285,9 @@ class SupplyValue(_Model):
 
 
 class AlertValue(_Model):
+    id: peewee.AutoField[int]
+    reading_id: int
+
     reading = peewee.ForeignKeyField(Reading, backref="alerts", on_delete="CASCADE")
     code = peewee.CharField(max_length=NAME_CHARS)
     severity = peewee.CharField(max_length=WORD_CHARS)
@@ -229,7 +295,7 @@ class AlertValue(_Model):
     group_index = peewee.IntegerField(null=True)
     location = peewee.BigIntegerField(null=True)
     description = peewee.TextField(default="")
-    index = peewee.BigIntegerField(null=True)
+    index = peewee.BigIntegerField(null=True)  # type: ignore[assignment]  # see SupplyValue.index
     training = peewee.CharField(max_length=WORD_CHARS, null=True)
     time_ticks = peewee.BigIntegerField(null=True)
     observed_at = UtcDateTimeField()
@@ -302,6 +368,9 @@ class AlertAck(_Model):
 class PendingChunk(_Model):
     """A chunk of a report whose other chunks have not all arrived yet (kept across restarts)."""
 
+    id: peewee.AutoField[int]
+    client_id: int
+
     client = peewee.ForeignKeyField(Client, on_delete="CASCADE")
     seq = peewee.BigIntegerField()
     chunk_index = peewee.IntegerField()
@@ -318,11 +387,14 @@ class PendingChunk(_Model):
 class Quarantine(_Model):
     """A message that could not be loaded, kept with why; the same bytes twice are one row."""
 
+    id: peewee.AutoField[int]
+
     sha256 = peewee.CharField(max_length=64, unique=True)
     reason = peewee.CharField(max_length=64)
     detail = peewee.TextField(default="")
     hint = peewee.TextField(default="")
-    raw = peewee.BlobField()  # the message as received (first ``raw_kept`` bytes of a huge one)
+    # the message as received (first ``raw_kept`` bytes of a huge one); shadows Model.raw
+    raw = peewee.BlobField()  # type: ignore[assignment]
     raw_size = peewee.BigIntegerField()
     source = peewee.TextField(default="")
     message_id = peewee.TextField(null=True)
@@ -349,6 +421,8 @@ MODELS: tuple[type[_Model], ...] = (
 class BackupRun(_Model):
     """One backup attempt (fsm_server.backup): what `backup status`, the health report and the
     `backup` rule show. Added by migration 13."""
+
+    id: peewee.AutoField[int]
 
     started_at = UtcDateTimeField()
     finished_at = UtcDateTimeField()

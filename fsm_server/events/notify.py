@@ -51,6 +51,8 @@ class _Model(peewee.Model):
 class EventState(_Model):
     """A rule's condition on one subject that is (or was just) active."""
 
+    id: peewee.AutoField[int]  # peewee's implicit primary key
+
     rule = peewee.CharField(max_length=200)
     key = peewee.CharField(max_length=300)
     status = peewee.CharField(max_length=16)  # pending | open | clearing
@@ -70,6 +72,8 @@ class EventState(_Model):
 
 class Notification(_Model):
     """A mail to send (or sent): the outbox of notifications."""
+
+    id: peewee.AutoField[int]  # peewee's implicit primary key
 
     rule = peewee.CharField(max_length=200)
     key = peewee.CharField(max_length=300)
@@ -161,9 +165,9 @@ def apply(conditions: Iterable[Condition], rules: list[RuleSection], notify: Not
             observed_at=st.observed_at, created_at=now, next_try_at=now).execute())
 
     states = {(s.rule, s.key): s for s in EventState.select()}
-    for (rule_name, _key), st in states.items():
+    for (rule_name, _key), removed in states.items():
         if rule_name not in by_name:  # the rule was removed from the config
-            st.delete_instance()
+            removed.delete_instance()
     for ident, c in now_active.items():
         rule = by_name[c.rule]
         st = states.get(ident)
@@ -188,6 +192,7 @@ def apply(conditions: Iterable[Condition], rules: list[RuleSection], notify: Not
             continue
         if st.status == "open":
             st.status, st.clearing_since = "clearing", now
+        assert st.clearing_since is not None  # set whenever the status is "clearing"
         if now - st.clearing_since >= timedelta(seconds=rule.delay_seconds):
             if rule.cleared:
                 queue(rule, "cleared", st)
@@ -258,7 +263,9 @@ class EventService:
                 Notification.update(sent_at=self.now(), answer=answer or "", attempts=n.attempts + 1).where(
                     Notification.id == n.id).execute()
             else:
-                wait = min(timedelta(seconds=self.notify.retry_seconds * 2 ** n.attempts), MAX_RETRY)
+                # capped before it becomes a timedelta, which cannot hold a minute times 2**41
+                seconds = self.notify.retry_seconds * 2.0 ** min(n.attempts, 64)
+                wait = timedelta(seconds=min(seconds, MAX_RETRY.total_seconds()))
                 Notification.update(attempts=n.attempts + 1, last_error=error,
                                     next_try_at=self.now() + wait).where(Notification.id == n.id).execute()
 

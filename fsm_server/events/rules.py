@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 from peewee import fn
@@ -34,6 +35,11 @@ from ..errors import NotifyError
 from ..reports.health import ClientHealth, client_health, silent_devices
 from ..reports.scope import DeviceInfo, Scope, chunks, devices_in_scope
 from ..reports.supplies import supplies
+
+if TYPE_CHECKING:
+
+    class _NewestReading(Reading):  # a device with the time of its newest reading, aliased "at"
+        at: datetime
 
 #: Rule kinds evaluated right after a report is loaded (cheap, and what a new report can change);
 #: every kind is evaluated on the timer.
@@ -102,7 +108,7 @@ def latest_readings(device_ids: Iterable[int]) -> dict[int, tuple[int, datetime]
         newest = (Reading.select(Reading.device, fn.MAX(Reading.observed_at).alias("at"))
                   .where(Reading.device.in_(part), Reading.reachability != "unreachable")
                   .group_by(Reading.device))
-        wanted = {(r.device_id, r.at) for r in newest}
+        wanted = {(r.device_id, r.at) for r in cast("Iterable[_NewestReading]", newest)}
         q = (Reading.select(Reading.id, Reading.device, Reading.observed_at)
              .where(Reading.device.in_(part), Reading.reachability != "unreachable",
                     Reading.observed_at.in_(sorted({at for _, at in wanted}))))
@@ -148,7 +154,7 @@ def _supply_levels(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict
         for s in q:
             if rule.supply_kinds and s.kind not in rule.supply_kinds:
                 continue
-            if s.percent >= (rule.below or 0):
+            if s.percent is None or s.percent >= (rule.below or 0):  # the query leaves no None
                 continue
             dev = by_reading[s.reading_id]
             d = infos[dev]

@@ -319,12 +319,12 @@ class Pipeline:
             raise self.seq_conflict(keys.id, report, loaded)
         self.check_plausible(report, header)
         try:
-            loaded = self.loader.load(report, meta)
+            stored = self.loader.load(report, meta)
         except DuplicateKey:
             return self._verdict("duplicate", msg)
         return Verdict(outcome="loaded", client=msg.client, seq=msg.seq, chunk=msg.chunk,
-                       envelope_id=loaded.envelope_id, devices=loaded.devices, values=loaded.values,
-                       flagged=len(loaded.flagged))
+                       envelope_id=stored.envelope_id, devices=stored.devices, values=stored.values,
+                       flagged=len(stored.flagged))
 
     def seq_conflict(self, client_pk: int, report: Report, loaded: LoadedEnvelope) -> SeqConflict:
         """A different report under a loaded number: the client counts again from an earlier point."""

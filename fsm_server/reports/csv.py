@@ -127,10 +127,10 @@ def health_csv(r: Health) -> str:
     for a in r.anomalies:
         rows.append(["counter_anomaly", a.device.serial or a.device.ip, f"{a.counter} {a.flag}",
                      _t(a.observed_at), f"{a.previous} -> {a.value}", ""])
-    for c in r.collisions:
-        for d in c.devices:
-            rows.append(["identity_collision", c.identity, f"under {c.customers} customers", "",
-                         f"{d.customer} / {d.site} / {d.client}", c.customers])
+    for col in r.collisions:
+        for d in col.devices:
+            rows.append(["identity_collision", col.identity, f"under {col.customers} customers", "",
+                         f"{d.customer} / {d.site} / {d.client}", col.customers])
     if r.backup is not None:
         b = r.backup
         state = "failed" if b.failed else "missed" if b.missed else "ok" if b.last_ok_at else "none"
@@ -144,9 +144,15 @@ def health_csv(r: Health) -> str:
 
 def render_csv(report: Inventory | Meters | Supplies | Alerts | Health) -> str:
     """The CSV text of any report."""
-    writer = {Inventory: inventory_csv, Meters: meters_csv, Supplies: supplies_csv, Alerts: alerts_csv,
-              Health: health_csv}[type(report)]
-    return writer(report)  # type: ignore[operator]
+    if isinstance(report, Inventory):
+        return inventory_csv(report)
+    if isinstance(report, Meters):
+        return meters_csv(report)
+    if isinstance(report, Supplies):
+        return supplies_csv(report)
+    if isinstance(report, Alerts):
+        return alerts_csv(report)
+    return health_csv(report)
 
 
 __all__ = ["FORMULA_START", "METERS_HEADER", "alerts_csv", "health_csv", "inventory_csv", "meter_cells",

@@ -101,6 +101,14 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
     assert low.delay(30) == 900 and round(high.delay(30)) == 1800  # days of outage: never above the cap
 
 
+def test_backoff_stays_at_the_cap_however_many_attempts_failed() -> None:
+    # 2**n past ~1024 overflows a float: weeks of a relay down must not turn into an error
+    low = Backoff(initial=30.0, cap=1800.0, rng=lambda: 0.0)
+    high = Backoff(initial=30.0, cap=1800.0, rng=lambda: 0.999999)
+    for n in (1023, 1024, 1100, 10**6):
+        assert low.delay(n) == 900 and round(high.delay(n)) == 1800
+
+
 def test_a_second_run_on_the_same_data_dir_is_refused_and_send_hands_over_to_the_running_one(
         keys: Keys, printers: Printers, tmp_path: Path) -> None:
     config = write_toml(tmp_path / "client.toml", sections(keys, printers))

@@ -162,7 +162,7 @@ def test_a_store_from_an_older_client_is_migrated_step_by_step(store_path: Path)
     store_path.parent.mkdir(parents=True)
     db = sqlite3.connect(store_path, isolation_level=None)
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    _m001_initial(_NoScript(db))  # type: ignore[arg-type]
+    _m001_initial(_NoScript(db))
     db.execute("INSERT INTO migrations VALUES ('001_initial', '2026-01-01')")
     db.execute("INSERT INTO devices (ip, first_seen, last_seen, last_reachability) VALUES"
                " ('192.0.2.7', '2026-01-01', '2026-01-01', 'ok')")

@@ -128,6 +128,29 @@ async def test_an_unreachable_relay_keeps_the_mail_for_a_later_try(
     await asyncio.to_thread(alerts_mailbox.wait_for_messages, 1, user="alerts")
 
 
+async def test_a_mail_that_failed_many_times_is_retried_within_the_longest_wait(
+        db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
+        server_kit: ServerKit) -> None:
+    # retry_seconds * 2**attempts outgrows what a timedelta holds after ~40 failures (a relay
+    # refusing for two days): the next try is still at most an hour away, and the failure recorded
+    t = datetime.now(UTC).replace(microsecond=0)
+    jam = [reading("A1", t, total=1, alerts=["jam"])]
+    Feeder(pipeline, client_kit, server_kit).send(t, jam, kind="alert")
+    closed_port = alerts_mailbox.smtp_port + 7  # nothing listens there
+    events = EventService(db, server_config(alerts_mailbox, {"name": "jams", "when": "alert"},
+                                            port=closed_port, retry_seconds=60))
+    try:
+        assert await events.run_once() == 0
+        Notification.update(attempts=100, next_try_at=datetime.now(UTC)).execute()
+        assert await events.run_once() == 0
+    finally:
+        await events.aclose()
+    n = Notification.get()
+    assert (n.sent_at, n.attempts) == (None, 101)
+    assert "connection refused" in n.last_error
+    assert datetime.now(UTC) < n.next_try_at <= datetime.now(UTC) + timedelta(hours=1)
+
+
 async def wait_until(check: Any, timeout: float, what: str) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
