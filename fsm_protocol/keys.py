@@ -1,9 +1,11 @@
 """Key files: generate, load (private files must be 0600), fingerprints and key ids.
 
 A client signs with an Ed25519 key (``client.key``, public half ``client.pub``); a server
-decrypts with an X25519 key (``server.key`` / ``server.pub``). Private files are unencrypted
-PKCS#8 PEM, created 0600 from their first byte and refused at load when group or others may
-touch them. A public file holds one line, the form operators paste and servers store::
+decrypts with an X25519 key (``server.key`` / ``server.pub``) and signs what it exports (billing
+manifests) with an Ed25519 key of its own (``server-sign.key`` / ``server-sign.pub``). Private
+files are unencrypted PKCS#8 PEM, created 0600 from their first byte and refused at load
+when group or others may touch them. A public file holds one line, the form operators paste and
+servers store::
 
     fsm-ed25519 <base64 of the 32-byte public key>      (client.pub)
     fsm-x25519 <base64 of the 32-byte public key>       (server.pub)
@@ -37,6 +39,8 @@ CLIENT_KEY_FILE = "client.key"
 CLIENT_PUB_FILE = "client.pub"
 SERVER_KEY_FILE = "server.key"
 SERVER_PUB_FILE = "server.pub"
+SERVER_SIGN_KEY_FILE = "server-sign.key"
+SERVER_SIGN_PUB_FILE = "server-sign.pub"
 SIGN_PREFIX = "fsm-ed25519"
 BOX_PREFIX = "fsm-x25519"
 FINGERPRINT_PREFIX = "SHA256:"
@@ -222,6 +226,14 @@ def generate_server_keys(directory: Path, *, force: bool = False) -> tuple[Path,
                        EncryptionKey(key).public.to_text(), force)
 
 
+def generate_server_signing_keys(directory: Path, *, force: bool = False) -> tuple[Path, Path]:
+    """Create ``server-sign.key`` (Ed25519, 0600) and ``server-sign.pub`` in ``directory``: the key
+    the server signs its exports with, so an ERP or an auditor can check them."""
+    key = crypto.ed25519_generate()
+    return _write_pair(directory, SERVER_SIGN_KEY_FILE, SERVER_SIGN_PUB_FILE, crypto.private_key_to_pem(key),
+                       SigningKey(key).public.to_text(), force)
+
+
 # --- loading ---------------------------------------------------------------------------------
 
 
@@ -250,12 +262,13 @@ def _read_private(path: Path, init_command: str) -> bytes:
         raise KeyFileError(f"cannot read private key {path}: {exc.strerror}") from exc
 
 
-def load_signing_key(path: Path) -> SigningKey:
-    """Load a client's Ed25519 key; refuses a file group or others may access."""
-    key = crypto.private_key_from_pem(_read_private(path, "fsm-client keys init"), where=str(path))
+def load_signing_key(path: Path, *, init_command: str = "fsm-client keys init") -> SigningKey:
+    """Load an Ed25519 key (a client's, or the server's signing key with ``init_command`` naming
+    what makes it); refuses a file group or others may access."""
+    key = crypto.private_key_from_pem(_read_private(path, init_command), where=str(path))
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{path} holds an X25519 (server) key, not a client signing key",
-                           hint="the client needs the client.key made by `fsm-client keys init`")
+        raise KeyFileError(f"{path} holds an X25519 (encryption) key, not an Ed25519 signing key",
+                           hint=f"give the signing key made by `{init_command}`")
     return SigningKey(key)
 
 
@@ -316,6 +329,8 @@ __all__ = [
     "KEY_ID_BYTES",
     "SERVER_KEY_FILE",
     "SERVER_PUB_FILE",
+    "SERVER_SIGN_KEY_FILE",
+    "SERVER_SIGN_PUB_FILE",
     "SIGN_PREFIX",
     "EncryptionKey",
     "ServerPublicKey",
@@ -325,6 +340,7 @@ __all__ = [
     "fingerprint_to_raw",
     "generate_client_keys",
     "generate_server_keys",
+    "generate_server_signing_keys",
     "load_encryption_key",
     "load_server_public_key",
     "load_signing_key",

@@ -21,6 +21,7 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         ├── NotifyError            a notification rule or mail template is wrong
         ├── AccountError           unknown user, bad role or scope, a password the policy refuses
         ├── AuditError             the audit log's hash chain is broken
+        ├── BillingError         a billing period, meter or export refused (state, flags, signature)
         ├── WebError               the portal cannot start (TLS files, listen address)
         └── BackupError            a backup cannot be written, read, verified or restored
             ├── BackupCorrupt      a backup file is damaged, incomplete or not an fsm backup
@@ -110,6 +111,13 @@ class AuditError(ServerError):
     reason = "audit_error"
 
 
+class BillingError(ServerError):
+    """A billing step refused: a period in the wrong state, a flagged meter not yet corrected or
+    excluded, an export whose signature or digest does not check."""
+
+    reason = "billing_error"
+
+
 class WebError(ServerError):
     reason = "web_error"
     exit_code = 3
@@ -137,6 +145,7 @@ __all__ = [
     "AuditError",
     "BackupCorrupt",
     "BackupError",
+    "BillingError",
     "CustomerMismatch",
     "DataRefused",
     "DatabaseError",

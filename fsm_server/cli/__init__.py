@@ -60,10 +60,11 @@ main.add_command(notify_command)
 main.add_command(report_command)
 
 from .audit import audit_group  # noqa: E402
+from .billing import billing_group  # noqa: E402
 from .users import users_group  # noqa: E402
 from .web import web_command  # noqa: E402
 
-for _command in (audit_group, users_group, web_command):
+for _command in (audit_group, billing_group, users_group, web_command):
     main.add_command(_command)
 
 __all__ = ["main"]

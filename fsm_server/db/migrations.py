@@ -145,11 +145,18 @@ def m014_dealers(db: peewee.Database) -> None:
         db.execute_sql('CREATE INDEX "customer_dealer_id" ON customer (dealer_id)')
 
 
+def m015_billing(db: peewee.Database) -> None:
+    """Billing plans, periods, their meters with provenance, and corrections (fsm_server.billing)."""
+    from ..billing.models import create_tables
+
+    create_tables(db)
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
     m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests, m009_backup_runs,
     m010_report_indexes, m011_latest_state, m012_retention_mark,
-    m013_portal_accounts, m014_dealers)
+    m013_portal_accounts, m014_dealers, m015_billing)
 
 
 def applied(db: Database) -> list[str]:
@@ -165,10 +172,12 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     """Apply every pending migration (of ``only``, when given: a restore recreating the schema of
     an older backup); returns the names applied now. Binds the models to ``db``."""
     from ..accounts import models as account_models
+    from ..billing import models as billing_models
 
     pw = db.peewee
     models.bind(pw)
     account_models.bind(pw)
+    billing_models.bind(pw)
     done_now: list[str] = []
     with translated(f"cannot migrate the {db.kind} database"), pw.bind_ctx([Migration]):
         if db.kind == "postgresql":
@@ -194,4 +203,4 @@ __all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_i
            "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
            "m007_device_identity_text", "m008_envelope_chunk_digests", "m009_backup_runs",
            "m010_report_indexes", "m011_latest_state", "m012_retention_mark",
-           "m013_portal_accounts", "m014_dealers", "migrate"]
+           "m013_portal_accounts", "m014_dealers", "m015_billing", "migrate"]

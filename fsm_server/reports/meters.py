@@ -55,6 +55,9 @@ class MeterRow(msgspec.Struct, kw_only=True):
     usage: int
     reads: int  # reads used, start and end included
     flags: list[str] = msgspec.field(default_factory=list)  # added, removed, reset, wrap, jump, device_swap
+    #: counter_value ids of the start and end reads: where each number came from (billing's provenance)
+    start_id: int = 0
+    end_id: int = 0
 
 
 class Meters(msgspec.Struct, kw_only=True, tag="meters", tag_field="kind"):
@@ -200,7 +203,7 @@ def _meter_row(info: DeviceInfo, name: str, reads: list[_Read], cfg: ReportsSect
     return MeterRow(device=info, counter=name, meter=cfg.meter_names.get(name, name),
                     start_at=reads[0].observed_at, start_value=reads[0].value,
                     end_at=reads[-1].observed_at, end_value=reads[-1].value, usage=usage,
-                    reads=len(reads), flags=flags)
+                    reads=len(reads), flags=flags, start_id=reads[0].id, end_id=reads[-1].id)
 
 
 def _dedupe(anchor: _Read | None, reads: Iterable[_Read]) -> list[_Read]:

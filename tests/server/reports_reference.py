@@ -73,6 +73,8 @@ def meters(scope: Scope, cfg: ReportsSection) -> Meters:
                 usage=usage,
                 reads=len(reads),
                 flags=flags,
+                start_id=reads[0].id,
+                end_id=reads[-1].id,
             )
         )
     rows.sort(key=lambda r: (device_sort_key(r.device), r.device.id, r.counter))

@@ -1,0 +1,117 @@
+"""A period's meters collected from the readings: the meters report's start/end reads
+(``reports.meters.meter_rows``, not a second copy of its SQL), the envelope each read came from,
+and the flags that stop approval until a dealer corrects or excludes the meter.
+
+Flags (``BLOCKING``): ``reset``, ``wrap``, ``swap`` (a weak-identity device replaced), ``jump``
+(more pages than ``[ingest] max_pages_per_day``), ``colour_over_total`` (a colour counter that
+counted more pages than the device's total) and ``missing_end`` (the device stopped reporting
+before the period ended: its end is its last read, not a read at the end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from ..config import ReportsSection
+from ..db import sql
+from ..db.connect import Database, translated
+from ..db.loader import CounterPolicy
+from ..reports.meters import MeterRow, meter_rows
+from ..reports.scope import Scope, chunks
+
+BLOCKING = ("reset", "wrap", "swap", "jump", "colour_over_total", "missing_end")
+#: The meters report's flag -> the billing flag (``added`` is not a doubt: the first read is the start).
+_FROM_REPORT = {
+    "reset": "reset",
+    "wrap": "wrap",
+    "device_swap": "swap",
+    "jump": "jump",
+    "removed": "missing_end",
+}
+COLOUR_COUNTERS = ("total_color",)
+
+#: The envelope (client, seq, sha256) of each counter value of a chunk.
+PROVENANCE_SQL = """
+SELECT cv.id, c.name, e.seq, e.sha256
+FROM counter_value cv JOIN reading r ON r.id = cv.reading_id JOIN envelope e ON e.id = r.envelope_id
+JOIN client c ON c.id = e.client_id
+WHERE {values}
+"""
+
+
+class Source:
+    """Where one number came from: the envelope that carried the read."""
+
+    __slots__ = ("client", "seq", "sha256")
+
+    def __init__(self, client: str, seq: int, sha256: str) -> None:
+        self.client, self.seq, self.sha256 = client, seq, sha256
+
+
+class Collected:
+    """One meter of a period as collected: the report's row, its billing flags, its two sources."""
+
+    __slots__ = ("end", "flags", "row", "start")
+
+    def __init__(self, row: MeterRow, flags: list[str], start: Source, end: Source) -> None:
+        self.row, self.flags, self.start, self.end = row, flags, start, end
+
+
+def billing_flags(rows: Sequence[MeterRow]) -> list[list[str]]:
+    """The billing flags of each of one device's rows."""
+    total = next((r.usage for r in rows if r.counter == "total"), None)
+    out = []
+    for r in rows:
+        flags = [_FROM_REPORT[f] for f in r.flags if f in _FROM_REPORT]
+        if total is not None and r.counter in COLOUR_COUNTERS and r.usage > total:
+            flags.append("colour_over_total")
+        out.append(flags)
+    return out
+
+
+def provenance(db: Database, value_ids: Iterable[int]) -> dict[int, Source]:
+    """The envelope of each counter value."""
+    found: dict[int, Source] = {}
+    for part in chunks(sorted(set(value_ids)), 1000):
+        where, params = sql.in_list(db, "cv.id", part)
+        for vid, client, seq, digest in sql.rows(db, PROVENANCE_SQL.format(values=where), params):
+            found[vid] = Source(client, seq, digest)
+    return found
+
+
+def collect(
+    db: Database,
+    customer: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    settings: ReportsSection | None = None,
+    policy: CounterPolicy | None = None,
+) -> list[Collected]:
+    """Every meter of ``customer``'s devices over [start, end), flagged, with provenance. A device
+    added or removed during the period starts or ends at its first or last read."""
+    scope = Scope(start=start, end=end, now=now, customer=customer)
+    rows = list(meter_rows(db, scope, settings, policy=policy))
+    with translated("cannot read where the billed meters came from"):
+        sources = provenance(db, [i for r in rows for i in (r.start_id, r.end_id)])
+    out: list[Collected] = []
+    by_device: dict[int, list[MeterRow]] = {}
+    for r in rows:
+        by_device.setdefault(r.device.id, []).append(r)
+    for device_rows in by_device.values():
+        for r, flags in zip(device_rows, billing_flags(device_rows), strict=True):
+            out.append(Collected(r, flags, sources[r.start_id], sources[r.end_id]))
+    return out
+
+
+__all__ = [
+    "BLOCKING",
+    "COLOUR_COUNTERS",
+    "PROVENANCE_SQL",
+    "Collected",
+    "Source",
+    "billing_flags",
+    "collect",
+    "provenance",
+]
