@@ -267,8 +267,9 @@ def load_signing_key(path: Path, *, init_command: str = "fsm-client keys init") 
     what makes it); refuses a file group or others may access."""
     key = crypto.private_key_from_pem(_read_private(path, init_command), where=str(path))
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{path} holds an X25519 (encryption) key, not an Ed25519 signing key",
-                           hint=f"give the signing key made by `{init_command}`")
+        whose = "a client" if init_command.startswith("fsm-client") else "the server's"
+        raise KeyFileError(f"{path} holds an X25519 (server) key, not {whose} signing key",
+                           hint=f"give the Ed25519 key made by `{init_command}`")
     return SigningKey(key)
 
 
