@@ -1,15 +1,17 @@
 """Every report at fleet size, beside a bound measured in the same run, on SQLite and PostgreSQL.
 
     .venv/bin/python bench/reports.py [--sizes 1000,10000] [--days 90] [--only sqlite|postgresql] [--plans]
+                                      [--kinds meters,...] [--format csv|html]
 
 For each size the fleet is filled once through the real loader (``bench/fill.py``; kept in
 var/bench and in databases fsm_bench_fleet_NxD for the next run). Each report then runs in a
-process of its own, written as CSV to /dev/null by ``reports.stream`` (what `fsm-server report`
-does), and so does its bound: the single hand-written SQL query that reads the same rows as
+process of its own, written as CSV (or ``--format``) to /dev/null by ``reports.stream`` (what
+`fsm-server report` does), and so does its bound: the single hand-written SQL query that reads the same rows as
 tuples (one query over every device, no chunks, no Python per row beyond the driver's). Printed
 per report: wall and CPU seconds (the process's, plus its PostgreSQL backend's), the ratios to the
 bound's (on a loaded machine wall time mostly measures waiting for a core; CPU is the fair one),
-the process's peak RSS, and from the first size to the last the growth of time and RSS.
+the process's peak RSS, and from the first size to the last the growth of CPU time (wall
+beside it) and RSS, the bound's growth in the same run beside it.
 
 Periods: meters the last complete month of the fill (October), supplies and alerts the 30 days
 before the fill's end; health the 30 days before now, since ingest times are the fill's own.
@@ -75,7 +77,7 @@ def period(kind: str, end: datetime) -> tuple[datetime, datetime, datetime]:
     return end - timedelta(days=30), end, end
 
 
-def child(what: str, kind: str, url: str) -> None:
+def child(what: str, kind: str, url: str, fmt: str = "csv") -> None:
     """Run one report (or its bound) and print {wall, cpu, rss_mb, base_mb, rows} as JSON."""
     from fill import END
 
@@ -93,7 +95,7 @@ def child(what: str, kind: str, url: str) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     if what == "report":
         with open(os.devnull, "w", encoding="utf-8") as out:
-            reports.stream(kind, "csv", out, start=start, end=end, now=now)
+            reports.stream(kind, fmt, out, start=start, end=end, now=now)
     else:
         query, nparams = BOUNDS[kind]
         since = start - ALERT_LOOKBACK if kind == "alerts" else start
@@ -114,8 +116,8 @@ def server_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(what: str, kind: str, url: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", what, kind, url], check=True,
+def measure(what: str, kind: str, url: str, fmt: str = "csv") -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", what, kind, url, fmt], check=True,
                          capture_output=True, text=True)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -152,7 +154,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("sqlite", "postgresql"))
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--plans", action="store_true")
-    ap.add_argument("--child", nargs=3, metavar=("WHAT", "KIND", "URL"), help=argparse.SUPPRESS)
+    ap.add_argument("--format", default="csv", choices=("csv", "html", "json"), help="what the reports write")
+    ap.add_argument("--child", nargs=4, metavar=("WHAT", "KIND", "URL", "FORMAT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
@@ -185,7 +188,7 @@ def main() -> None:
                 show_plans(url)
             for kind in kinds:
                 bound = measure("bound", kind, url)
-                report = measure("report", kind, url)
+                report = measure("report", kind, url, args.format)
                 results[(backend, size, kind)] = (report, bound)
                 print(f"  {kind:9} report {report['wall']:6.2f} s wall {report['cpu']:6.2f} s CPU "
                       f"{report['rss_mb']:4.0f} MB | bound {bound['wall']:6.2f} s wall "
@@ -207,7 +210,8 @@ def main() -> None:
                 lo, hi = results.get((backend, sizes[0], kind)), results.get((backend, sizes[-1], kind))
                 if lo and hi:
                     print(f"{backend} {kind}: {sizes[-1] // sizes[0]}x devices -> "
-                          f"{hi[0]['wall'] / max(lo[0]['wall'], 1e-3):.1f}x time, "
+                          f"{ratio(hi[0], lo[0], 'cpu'):.1f}x CPU ({ratio(hi[0], lo[0], 'wall'):.1f}x wall), "
+                          f"bound {ratio(hi[1], lo[1], 'cpu'):.1f}x CPU; "
                           f"RSS {lo[0]['rss_mb']:.0f} -> {hi[0]['rss_mb']:.0f} MB")
 
 

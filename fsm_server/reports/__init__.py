@@ -26,7 +26,7 @@ from .alerts import AlertEpisode, Alerts, alerts
 from .csv import METERS_HEADER, meter_cells, render_csv, write_table
 from .forecast import Forecast, Replacement, forecast, replacements
 from .health import Health, health
-from .html import render_html
+from .html import render_html, write_html, write_meters_html
 from .inventory import Inventory, inventory
 from .meters import MeterRow, Meters, meter_rows, meters, previous_month
 from .scope import Scope, bound_database
@@ -105,24 +105,32 @@ def stream(kind: str, fmt: str, out: TextIO, *, customer: str | None = None, sta
            end: datetime | None = None, now: datetime | None = None,
            settings: ReportsSection | None = None) -> None:
     """Build one report and write it to ``out`` as ``render`` would, as it is computed: the meters
-    CSV and JSON hold one chunk of devices at a time, whatever the fleet's size; the other reports
-    hold one row per item (supplies, episodes ...), never the period's readings."""
+    CSV, JSON and HTML hold one chunk of devices at a time, whatever the fleet's size (the HTML
+    table goes through a temporary file, see ``write_meters_html``); the other reports hold one
+    row per item (supplies, episodes ...), never the period's readings, and their pages are written
+    as the template produces them, never held whole."""
     check_format(fmt)
-    if kind != "meters" or fmt == "html":
-        out.write(render(build(kind, customer=customer, start=start, end=end, now=now, settings=settings,
-                               with_history=fmt == "html"), fmt))
+    if kind != "meters":
+        data = build(kind, customer=customer, start=start, end=end, now=now, settings=settings,
+                     with_history=fmt == "html")
+        if fmt == "html":
+            write_html(data, out)
+        else:
+            out.write(render(data, fmt))
         return
     cfg = settings or ReportsSection()
     check_settings(cfg)
     scope = scope_for(kind, customer=customer, start=start, end=end, now=now, settings=cfg)
-    rows = meter_rows(bound_database(), scope, cfg)
+    head = Meters(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end, rows=[])
+    rows = meter_rows(bound_database(), scope, cfg, history=head.history if fmt == "html" else None)
+    if fmt == "html":
+        write_meters_html(head, rows, out)
+        return
     if fmt == "csv":
         write_table(out, METERS_HEADER, (meter_cells(r) for r in rows))
         return
-    head = msgspec.json.format(msgspec.json.encode(Meters(
-        generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end, rows=[])),
-        indent=2).decode()
-    before, after = head.split('"rows": []', 1)
+    text = msgspec.json.format(msgspec.json.encode(head), indent=2).decode()
+    before, after = text.split('"rows": []', 1)
     out.write(before + '"rows": [')
     written = 0
     for row in rows:

@@ -12,11 +12,17 @@ characters shown as ``<U+XXXX>``, at most ``MAX_SHOWN`` characters), table cells
 
 from __future__ import annotations
 
+import io
+import itertools
 import re
+import shutil
 import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
@@ -28,7 +34,7 @@ from fsm_protocol.display import CELL_CHARS, display_text, shorten
 from .alerts import Alerts
 from .health import Health
 from .inventory import Inventory
-from .meters import Meters
+from .meters import MeterRow, Meters
 from .scope import MAX_CHARTS, DeviceInfo
 from .supplies import Supplies
 
@@ -163,44 +169,138 @@ def _label(d: DeviceInfo) -> str:
     return shorten(display_text(d.label), CHART_TITLE_CHARS)
 
 
-def counter_charts(report: Meters) -> list[tuple[str, Markup]]:
-    by_id = {r.device.id: r.device for r in report.rows}
-    out = []
-    for dev_id, points in list(report.history.items())[:MAX_CHARTS]:
-        if len(points) < 2 or dev_id not in by_id:
+class Charts:
+    """A page's charts, each drawn when the page gets to it (an SVG is tens of KB, a page holds up
+    to ``MAX_CHARTS``): the page being written holds one chart at a time."""
+
+    def __init__(self, drawings: list[tuple[str, Callable[[], Markup]]]) -> None:
+        self._drawings = drawings
+
+    def __bool__(self) -> bool:
+        return bool(self._drawings)
+
+    def __len__(self) -> int:
+        return len(self._drawings)
+
+    def __iter__(self) -> Iterator[tuple[str, Markup]]:
+        for label, draw in self._drawings:
+            yield label, draw()
+
+
+def meter_charts(history: dict[int, list[tuple[datetime, int]]], devices: dict[int, DeviceInfo]) -> Charts:
+    """The counter history of each device of ``history`` (the first ``MAX_CHARTS``) read twice or more."""
+    drawings = []
+    for dev_id, points in list(history.items())[:MAX_CHARTS]:
+        if len(points) < 2 or dev_id not in devices:
             continue
-        d = by_id[dev_id]
-        history = [(t, float(v)) for t, v in points]
-        chart = _chart(f"{d.label}: total pages", [("total", history, None)], y_title="pages")
-        out.append((_label(d), chart))
-    return out
+        d = devices[dev_id]
+
+        def draw(d: DeviceInfo = d, points: list[tuple[datetime, int]] = points) -> Markup:
+            history = [(t, float(v)) for t, v in points]
+            return _chart(f"{d.label}: total pages", [("total", history, None)], y_title="pages")
+
+        drawings.append((_label(d), draw))
+    return Charts(drawings)
 
 
-def supply_charts(report: Supplies) -> list[tuple[str, Markup]]:
+def counter_charts(report: Meters) -> list[tuple[str, Markup]]:
+    return list(meter_charts(report.history, {r.device.id: r.device for r in report.rows}))
+
+
+def _supply_charts(report: Supplies) -> Charts:
     by_device: dict[int, list[Any]] = {}
     for row in report.rows:
         if len(row.history) >= 2:
             by_device.setdefault(row.device.id, []).append(row)
-    out = []
+    drawings = []
     for rows in list(by_device.values())[:MAX_CHARTS]:
         d = rows[0].device
-        series = [(r.description or r.supply_kind, r.history, _COLORS.get(r.color or "")) for r in rows]
-        out.append((_label(d), _chart(f"{d.label}: supply levels", series, y_title="%", y_range=(0, 100))))
-    return out
+
+        def draw(d: DeviceInfo = d, rows: list[Any] = rows) -> Markup:
+            series = [(r.description or r.supply_kind, r.history, _COLORS.get(r.color or "")) for r in rows]
+            return _chart(f"{d.label}: supply levels", series, y_title="%", y_range=(0, 100))
+
+        drawings.append((_label(d), draw))
+    return Charts(drawings)
+
+
+def supply_charts(report: Supplies) -> list[tuple[str, Markup]]:
+    return list(_supply_charts(report))
+
+
+def _title(kind: str, customer: str | None, title: str | None) -> str:
+    return title or f"fsm {kind} report" + (f" - {customer}" if customer else "")
+
+
+def write_html(report: Inventory | Meters | Supplies | Alerts | Health, out: TextIO, *,
+               title: str | None = None) -> None:
+    """Write the page of a report to ``out`` as the template produces it (build meters/supplies
+    ``with_history=True`` to get charts)."""
+    if isinstance(report, Meters):
+        write_meters_html(report, report.rows, out, title=title)
+        return
+    kind = type(report).__name__.lower()
+    charts = _supply_charts(report) if isinstance(report, Supplies) else Charts([])
+    template = _env().get_template(f"{kind}.html.j2")
+    out.writelines(template.generate(r=report, kind=kind, charts=charts,
+                                     title=_title(kind, report.customer, title)))
+
+
+@dataclass
+class MetersSummary:
+    """The cards above the meters table, summed as its rows go by."""
+
+    devices: int = 0
+    total: int = 0  # pages of the "total" counters
+    flagged: int = 0  # rows with a flag
+
+
+#: Where the meters table goes in its page (text no template or reported value holds).
+_TABLE = "\x00fsm-meters-table\x00"
+#: A meters table this large is kept in memory; a larger one goes to a temporary file.
+TABLE_IN_MEMORY = 1 << 20
+
+
+def write_meters_html(head: Meters, rows: Iterable[MeterRow], out: TextIO, *,
+                      title: str | None = None) -> None:
+    """The meters page of ``rows`` (in report order, as ``meter_rows`` yields them) written device by
+    device: the cards above the table sum every row, so the table is written first to a temporary
+    file (in memory up to ``TABLE_IN_MEMORY``) and copied into the page after them. Charts are those
+    of ``head.history``, which ``meter_rows`` fills as the rows go by."""
+    env = _env()
+    device_rows = env.get_template("meters_device.html.j2")
+    summary = MetersSummary()
+    devices: dict[int, DeviceInfo] = {}
+    with tempfile.SpooledTemporaryFile(max_size=TABLE_IN_MEMORY, mode="w+", encoding="utf-8") as table:
+        for dev_id, group in itertools.groupby(rows, key=lambda r: r.device.id):
+            part = list(group)
+            summary.devices += 1
+            summary.total += sum(r.usage for r in part if r.counter == "total")
+            summary.flagged += sum(1 for r in part if r.flags)
+            if dev_id in head.history:
+                devices[dev_id] = part[0].device
+            table.write(device_rows.render(d=part[0].device, rows=part))
+        page = env.get_template("meters.html.j2").generate(
+            r=head, summary=summary, table=Markup(_TABLE), kind="meters",
+            charts=meter_charts(head.history, devices), title=_title("meters", head.customer, title))
+        for piece in page:
+            if _TABLE not in piece:
+                out.write(piece)
+                continue
+            before, after = piece.split(_TABLE, 1)
+            out.write(before)
+            table.seek(0)
+            shutil.copyfileobj(table, out)
+            out.write(after)
 
 
 def render_html(report: Inventory | Meters | Supplies | Alerts | Health, *, title: str | None = None) -> str:
     """The whole HTML page of a report (build meters/supplies ``with_history=True`` to get charts)."""
-    kind = type(report).__name__.lower()
-    charts: list[tuple[str, Markup]] = []
-    if isinstance(report, Meters):
-        charts = counter_charts(report)
-    elif isinstance(report, Supplies):
-        charts = supply_charts(report)
-    template = _env().get_template(f"{kind}.html.j2")
-    title = title or f"fsm {kind} report" + (f" - {report.customer}" if report.customer else "")
-    return template.render(r=report, kind=kind, charts=charts, title=title)
+    page = io.StringIO()
+    write_html(report, page, title=title)
+    return page.getvalue()
 
 
-__all__ = ["CHART_TITLE_CHARS", "MAX_CHARTS", "TEMPLATES", "cell", "counter_charts", "duration",
-           "render_html", "shown", "supply_charts", "time_axis"]
+__all__ = ["CHART_TITLE_CHARS", "MAX_CHARTS", "TABLE_IN_MEMORY", "TEMPLATES", "Charts", "MetersSummary",
+           "cell", "counter_charts", "duration", "meter_charts", "render_html", "shown", "supply_charts",
+           "time_axis", "write_html", "write_meters_html"]

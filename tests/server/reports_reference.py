@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from peewee import fn
 
@@ -217,37 +218,9 @@ def alerts(scope: Scope) -> Alerts:
 __all__ = ["alerts", "meters", "supplies"]
 
 
-#: The meters page's template before HTML was streamed: the table grouped by Jinja's groupby,
-#: every row of the report in one list.
-METERS_TEMPLATE = """{% extends "base.html.j2" %}
-{% block subtitle %}<div class="muted">billing period {{ r.start | dt }} to {{ r.end | dt }} (end exclusive)</div>{% endblock %}
-{% block body %}
-{% set total = r.rows | selectattr("counter", "equalto", "total") | map(attribute="usage") | sum %}
-<div class="cards">
-  <div class="card"><b>{{ r.rows | map(attribute="device.id") | unique | list | length }}</b>devices</div>
-  <div class="card"><b>{{ total | num }}</b>total pages in period</div>
-  <div class="card"><b>{{ r.rows | selectattr("flags") | list | length }}</b>flagged meters</div>
-</div>
-{% if not r.rows %}<p class="empty">No meter reads in this period.</p>{% else %}
-<table>
-<thead><tr><th>Device</th><th>Meter</th><th>Start</th><th class="n">Start meter</th><th>End</th><th class="n">End meter</th><th class="n">Usage</th><th>Flags</th></tr></thead>
-<tbody>
-{% for dev_id, rows in r.rows | groupby(attribute="device.id") %}
-{% set d = rows[0].device %}
-<tr class="group"><td colspan="8">{{ (d.customer or "(no customer)") | cell }} / {{ (d.site or "(no site)") | cell }}: {{ d.name | cell }} <span class="muted">serial {{ (d.serial or "?") | cell(32) }}, {{ d.ip | cell }}</span></td></tr>
-{% for x in rows %}
-<tr><td></td><td>{{ x.meter | cell }}{% if x.meter != x.counter %} <span class="muted">({{ x.counter | cell }})</span>{% endif %}</td>
-<td>{{ x.start_at | dt }}</td><td class="n">{{ x.start_value | num }}</td><td>{{ x.end_at | dt }}</td><td class="n">{{ x.end_value | num }}</td>
-<td class="n"><b>{{ x.usage | num }}</b></td>
-<td>{% for f in x.flags %}<span class="flag{% if f in ('reset', 'device_swap', 'jump') %} bad{% endif %}">{{ f }}</span>{% endfor %}</td></tr>
-{% endfor %}
-{% endfor %}
-</tbody>
-</table>
-{% endif %}
-{% endblock %}
-{% block charts_title %}Counter history{% endblock %}
-"""
+#: The meters page's template before HTML was streamed: the table grouped by Jinja's groupby (which
+#: sorts by device id), every row of the report in one list.
+METERS_TEMPLATE = Path(__file__).with_name("meters_before.html.j2")
 
 
 def meters_html(report: Meters) -> str:
@@ -257,7 +230,8 @@ def meters_html(report: Meters) -> str:
     from fsm_server.reports import html
 
     env = html._env()
-    env.loader = ChoiceLoader([DictLoader({"meters_before.html.j2": METERS_TEMPLATE}), env.loader])  # type: ignore[list-item]
+    before = DictLoader({"meters_before.html.j2": METERS_TEMPLATE.read_text()})
+    env.loader = ChoiceLoader([before, env.loader])  # type: ignore[list-item]
     title = "fsm meters report" + (f" - {report.customer}" if report.customer else "")
     return env.get_template("meters_before.html.j2").render(r=report, kind="meters",
                                                             charts=html.counter_charts(report), title=title)
