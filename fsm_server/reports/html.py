@@ -12,6 +12,7 @@ characters shown as ``<U+XXXX>``, at most ``MAX_SHOWN`` characters), table cells
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import re
@@ -189,18 +190,18 @@ class Charts:
 
 def meter_charts(history: dict[int, list[tuple[datetime, int]]], devices: dict[int, DeviceInfo]) -> Charts:
     """The counter history of each device of ``history`` (the first ``MAX_CHARTS``) read twice or more."""
-    drawings = []
+    drawings: list[tuple[str, Callable[[], Markup]]] = []
     for dev_id, points in list(history.items())[:MAX_CHARTS]:
         if len(points) < 2 or dev_id not in devices:
             continue
         d = devices[dev_id]
-
-        def draw(d: DeviceInfo = d, points: list[tuple[datetime, int]] = points) -> Markup:
-            history = [(t, float(v)) for t, v in points]
-            return _chart(f"{d.label}: total pages", [("total", history, None)], y_title="pages")
-
-        drawings.append((_label(d), draw))
+        drawings.append((_label(d), functools.partial(_counter_chart, d, points)))
     return Charts(drawings)
+
+
+def _counter_chart(d: DeviceInfo, points: list[tuple[datetime, int]]) -> Markup:
+    history = [(t, float(v)) for t, v in points]
+    return _chart(f"{d.label}: total pages", [("total", history, None)], y_title="pages")
 
 
 def counter_charts(report: Meters) -> list[tuple[str, Markup]]:
@@ -212,16 +213,16 @@ def _supply_charts(report: Supplies) -> Charts:
     for row in report.rows:
         if len(row.history) >= 2:
             by_device.setdefault(row.device.id, []).append(row)
-    drawings = []
+    drawings: list[tuple[str, Callable[[], Markup]]] = []
     for rows in list(by_device.values())[:MAX_CHARTS]:
-        d = rows[0].device
-
-        def draw(d: DeviceInfo = d, rows: list[Any] = rows) -> Markup:
-            series = [(r.description or r.supply_kind, r.history, _COLORS.get(r.color or "")) for r in rows]
-            return _chart(f"{d.label}: supply levels", series, y_title="%", y_range=(0, 100))
-
-        drawings.append((_label(d), draw))
+        drawings.append((_label(rows[0].device), functools.partial(_supply_chart, rows)))
     return Charts(drawings)
+
+
+def _supply_chart(rows: list[Any]) -> Markup:
+    d = rows[0].device
+    series = [(r.description or r.supply_kind, r.history, _COLORS.get(r.color or "")) for r in rows]
+    return _chart(f"{d.label}: supply levels", series, y_title="%", y_range=(0, 100))
 
 
 def supply_charts(report: Supplies) -> list[tuple[str, Markup]]:
