@@ -6,12 +6,12 @@
 For each size the fleet is filled once through the real loader (``bench/fill.py``; kept in
 var/bench and in databases fsm_bench_fleet_NxD for the next run). Each report then runs in a
 process of its own, written as CSV (or ``--format``) to /dev/null by ``reports.stream`` (what
-`fsm-server report` does), and so does its bound: the single hand-written SQL query that reads
-the same rows as tuples (one query over every device, no chunks, no Python per row beyond the
+`fsm-server report` does), and so does its bound: the single hand-written SQL query that reads the
+same rows as tuples (one query over every device, no chunks, no Python per row beyond the
 driver's). Printed per report: wall and CPU seconds (the process's, plus its PostgreSQL
-backend's), the ratios to the bound's (on a loaded machine wall time mostly measures waiting for a core; CPU is the fair one),
-the process's peak RSS, and from the first size to the last the growth of CPU time (wall
-beside it) and RSS, the bound's growth in the same run beside it.
+backend's), the ratios to the bound's (on a loaded machine wall time mostly measures waiting for a
+core; CPU is the fair one), the process's peak RSS, and from the first size to the last the growth
+of CPU time (wall beside it) and RSS, the bound's growth in the same run beside it.
 
 Periods: meters the last complete month of the fill (October), supplies and alerts the 30 days
 before the fill's end; health the 30 days before now, since ingest times are the fill's own.
