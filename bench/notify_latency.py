@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO / "tests" / "client"))
 from client_fixtures import Keys, Printers, make_config  # noqa: E402
 
 from fsm_client.daemon import Daemon  # noqa: E402
+from fsm_common import configfile  # noqa: E402
 from fsm_devtools.peers.mailstack import MailStack  # noqa: E402
-from fsm_protocol import configfile  # noqa: E402
 from fsm_server.config import ServerConfig  # noqa: E402
 from fsm_server.daemon import IngestDaemon  # noqa: E402
 from fsm_server.db.connect import open_database  # noqa: E402

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from fsm_protocol import configfile
-from fsm_protocol.configfile import Secret
+from fsm_common import configfile
+from fsm_common.configfile import Secret
 from fsm_protocol.errors import ConfigError
 
 from .snmp.addresses import check_target

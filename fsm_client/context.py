@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsm_protocol.configfile import ConfigChoice, no_store
+from fsm_common.configfile import ConfigChoice, no_store
 
 from .config import CONFIG_ENV, ClientConfig, load_config
 from .store import STORE_FILE

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fsm_common.signals import capture_signals
 from fsm_protocol.errors import FsmError
 from fsm_protocol.schema import Device, utcnow
 
@@ -545,43 +546,35 @@ class Daemon:
             self.counts.add_drain(await self.sender.drain(force=True))
             log.info(summary_line(self.counts, self.store.outbox_depth()))
             return self.counts
-        loop = asyncio.get_running_loop()
         tasks = [asyncio.create_task(self._scheduler(), name="scheduler"),
                  asyncio.create_task(self._outbox_worker(), name="outbox")]
         forced = asyncio.Event()
 
-        def on_signal(signum: int) -> None:
+        def on_signal(sig: signal.Signals) -> None:
             if self._stopping:
-                log.warning("second %s: stopping now", signal.Signals(signum).name)
+                log.warning("second %s: stopping now", sig.name)
                 forced.set()
                 return
-            log.info("%s: finishing the current step, then stopping", signal.Signals(signum).name)
+            log.info("%s: finishing the current step, then stopping", sig.name)
             self.stop()
 
-        previous: dict[signal.Signals, Any] = {}
-        if install_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                previous[sig] = signal.getsignal(sig)
-                loop.add_signal_handler(sig, on_signal, sig)
-        try:
-            await self._stop_event.wait()
-            force_wait = asyncio.ensure_future(forced.wait())
-            finished = asyncio.ensure_future(asyncio.wait(tasks))
-            await asyncio.wait({force_wait, finished}, timeout=self.shutdown_timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
-            force_wait.cancel()
-            finished.cancel()
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    outcome = await asyncio.gather(t, return_exceptions=True)
-                    if outcome and isinstance(outcome[0], Exception):
-                        log.error("%s task failed: %r", t.get_name(), outcome[0])
-            for sig, handler in previous.items():
-                loop.remove_signal_handler(sig)
-                signal.signal(sig, handler)
+        with capture_signals(on_signal, enabled=install_signals):
+            try:
+                await self._stop_event.wait()
+                force_wait = asyncio.ensure_future(forced.wait())
+                finished = asyncio.ensure_future(asyncio.wait(tasks))
+                await asyncio.wait({force_wait, finished}, timeout=self.shutdown_timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                force_wait.cancel()
+                finished.cancel()
+            finally:
+                for t in tasks:
+                    t.cancel()
+                for t in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        outcome = await asyncio.gather(t, return_exceptions=True)
+                        if outcome and isinstance(outcome[0], Exception):
+                            log.error("%s task failed: %r", t.get_name(), outcome[0])
         log.info(summary_line(self.counts, self.store.outbox_depth()))
         return self.counts
 

@@ -11,13 +11,13 @@ with capped exponential backoff and jitter, for as long as the relay stays down.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from fsm_common.backoff import Backoff
 from fsm_protocol.errors import ConfigError
 from fsm_protocol.mime import build_message
 from fsm_protocol.schema import utcnow
@@ -32,22 +32,6 @@ log = logging.getLogger("fsm_client.sender")
 
 TransportFactory = Callable[[], AbstractAsyncContextManager[Transport]]
 NamedFactory = tuple[str, TransportFactory]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with jitter: attempt n waits between half and all of
-    ``min(cap, initial * 2**(n-1))`` seconds, so many clients behind one relay spread out."""
-
-    initial: float = 30.0
-    cap: float = 1800.0
-    rng: Callable[[], float] = random.random
-
-    def delay(self, attempts: int) -> float:
-        # past 2**64 any delay is over any cap, and 2.0**1024 would overflow: weeks of a relay
-        # down wait the cap
-        full = min(self.cap, self.initial * 2.0 ** min(max(0, attempts - 1), 64))
-        return full / 2 + self.rng() * full / 2
 
 
 @dataclass
@@ -129,7 +113,7 @@ class Sender:
             raise ConfigError("no transport to send reports by", hint="set [transport] kind")
         self.mail_from = mail_from
         self.rcpt_to = list(rcpt_to) or [mail_from]
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(initial=30.0, cap=1800.0)
         self.clock = clock
 
     @classmethod
@@ -213,5 +197,5 @@ class Sender:
                     seq, attempts, delay, error)
 
 
-__all__ = ["Backoff", "DrainResult", "NamedFactory", "Sender", "TransportFactory", "make_transport_factory",
+__all__ = ["DrainResult", "NamedFactory", "Sender", "TransportFactory", "make_transport_factory",
            "make_transports"]

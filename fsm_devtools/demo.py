@@ -28,7 +28,7 @@ from rich.table import Table
 
 from fsm_client.config import load_config
 from fsm_client.store import Store
-from fsm_protocol.cli import cell
+from fsm_common.cli import cell
 
 from . import history
 from .peers.mailstack import MailStack

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from fsm_protocol import configfile
-from fsm_protocol.configfile import Secret
+from fsm_common import configfile
+from fsm_common.configfile import Secret
 
 #: Where a config is looked for when neither --config nor $FSM_SERVER_CONFIG names one (in order).
 CONFIG_ENV = "FSM_SERVER_CONFIG"

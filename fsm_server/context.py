@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsm_protocol.configfile import ConfigChoice
+from fsm_common.configfile import ConfigChoice
 
 from .config import ServerConfig, load_config
 

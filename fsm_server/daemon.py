@@ -20,14 +20,15 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any, Protocol
+
+from fsm_common.backoff import Backoff
+from fsm_common.signals import capture_signals
 
 from .config import MailboxSection
 from .errors import DatabaseError, MailboxError
@@ -56,26 +57,6 @@ def default_mailbox_factory(cfg: MailboxSection, max_mail_bytes: int) -> Mailbox
     # a mail over the limit is fetched only up to limit + 1 bytes: quarantined as too_large
     # without this process ever holding a 50 MB attachment
     return Mailbox.from_config(cfg, max_message_bytes=max_mail_bytes)
-
-
-@dataclass
-class Backoff:
-    """Capped exponential backoff with full jitter: base·2ⁿ capped, times a random factor in [0.5, 1]."""
-
-    base: float = 1.0
-    cap: float = 60.0
-    attempts: int = 0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next(self) -> float:
-        # past 2**64 any delay is over any cap, and 2.0**1024 would overflow (a mailbox down
-        # for a day at a 60 s cap)
-        delay = min(self.cap, self.base * 2.0 ** min(self.attempts, 64))
-        self.attempts += 1
-        return delay * self.rng.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self.attempts = 0
 
 
 @dataclass
@@ -139,7 +120,10 @@ class IngestDaemon:
 
     async def run(self, *, once: bool = False, install_signals: bool = False) -> DaemonResult:
         start = time.monotonic()
-        restore = self._install_signals() if install_signals else None
+        with capture_signals(self._on_signal, enabled=install_signals):
+            return await self._run(once=once, start=start)
+
+    async def _run(self, *, once: bool, start: float) -> DaemonResult:
         log.info("ingest started: %s%s", ", ".join(mailbox_name(m) for m in self.mailboxes),
                  " (once)" if once else "")
         tasks = [asyncio.create_task(self._watch(cfg, once=once), name=mailbox_name(cfg))
@@ -169,32 +153,17 @@ class IngestDaemon:
             with contextlib.suppress(Exception):
                 await asyncio.get_running_loop().run_in_executor(self._worker, self.pipeline.db.close)
             self._worker.shutdown(wait=True)
-            if restore:
-                restore()
             self.result.seconds = time.monotonic() - start
             log.info("%s", self.result.summary())
         return self.result
 
-    def _install_signals(self) -> Callable[[], None]:
-        loop = asyncio.get_running_loop()
-        previous: dict[int, Any] = {}
-
-        def handle(signum: int, frame: FrameType | None) -> None:
-            if self.stopping and signum == signal.SIGINT:
-                self._force = True
-                loop.call_soon_threadsafe(self._cancel_all)
-                return
-            log.info("signal %s: finishing the current message, then stopping", signal.Signals(signum).name)
-            loop.call_soon_threadsafe(self._stopping.set)
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, handle)
-
-        def restore() -> None:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.stopping and sig == signal.SIGINT:
+            self._force = True
+            self._cancel_all()
+            return
+        log.info("signal %s: finishing the current message, then stopping", sig.name)
+        self._stopping.set()
 
     def _cancel_all(self) -> None:
         for t in asyncio.all_tasks():
@@ -279,5 +248,5 @@ class IngestDaemon:
         return seen < self.batch
 
 
-__all__ = ["Backoff", "DaemonResult", "IngestDaemon", "MailboxFactory", "MailboxLike",
+__all__ = ["DaemonResult", "IngestDaemon", "MailboxFactory", "MailboxLike",
            "default_mailbox_factory", "mailbox_name"]

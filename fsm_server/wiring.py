@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from fsm_protocol.configfile import no_store
+from fsm_common.configfile import no_store
 from fsm_protocol.keys import SERVER_KEY_FILE, load_encryption_key
 
 from .backup.schedule import BackupPlan

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 import fsm_client.errors
 import fsm_protocol.errors
 import fsm_server.errors
-from fsm_protocol.cli import FsmGroup
+from fsm_common.cli import FsmGroup
 from fsm_protocol.errors import ConfigError, FsmError
 
 

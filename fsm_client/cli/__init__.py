@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import click
 
-from fsm_protocol.cli import FsmGroup, choose_config, given_by
-from fsm_protocol.errors import FsmError
+from fsm_common.cli import FsmGroup, open_context
 
 from ..config import CONFIG_ENV, CONFIG_SEARCH
 from ..context import ClientContext
+from .discover import discover_command
+from .keys import keys_group
+from .outbox import outbox_group, resend_command
+from .pmd import pmd_group
+from .run import run_command, send_command
+from .scan import scan_command
+from .status import status_command
+from .ui import ui_group
+
+#: Every command of `fsm-client`, registered with the group (`--help` lists them by name).
+COMMANDS: tuple[click.Command, ...] = (scan_command, discover_command, pmd_group, run_command, send_command,
+                                       outbox_group, resend_command, status_command, keys_group,
+                                       ui_group)
 
 
-@click.group(cls=FsmGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FsmGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=CONFIG_ENV,
               help=f"Client config file (TOML) [default: ${CONFIG_ENV}, else the first of "
                    f"{', '.join(CONFIG_SEARCH)} that exists].")
@@ -21,37 +33,10 @@ from ..context import ClientContext
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
     """Read printers by SNMP and mail sealed reports to the dealer's server."""
-    try:
-        choice = choose_config(ctx, config_path, env_var=CONFIG_ENV, search=CONFIG_SEARCH)
-        data_dir_by = given_by(ctx, "data_dir", "--data-dir", "FSM_CLIENT_DATA_DIR")
-        ctx.obj = ClientContext.from_choice(choice, data_dir, data_dir_by)
-    except FsmError as exc:
-        click.secho(f"error: {exc.message}", fg="red", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        ctx.exit(exc.exit_code)
+    open_context(ctx, config_path, data_dir, config_env=CONFIG_ENV, search=CONFIG_SEARCH,
+                 data_dir_env="FSM_CLIENT_DATA_DIR", make=ClientContext.from_choice)
 
-
-from .discover import discover_command  # noqa: E402
-from .keys import keys_group  # noqa: E402
-from .outbox import outbox_group, resend_command  # noqa: E402
-from .pmd import pmd_group  # noqa: E402 - commands register after the group exists
-from .run import run_command, send_command  # noqa: E402
-from .scan import scan_command  # noqa: E402
-from .status import status_command  # noqa: E402
-from .ui import ui_group  # noqa: E402
-
-main.add_command(scan_command)
-main.add_command(discover_command)
-main.add_command(pmd_group)
-main.add_command(run_command)
-main.add_command(send_command)
-main.add_command(outbox_group)
-main.add_command(resend_command)
-main.add_command(status_command)
-main.add_command(keys_group)
-main.add_command(ui_group)
 
 from . import pmd_bundle  # noqa: E402, F401 - adds update, rollback, status, bundle, keygen to `pmd`
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]

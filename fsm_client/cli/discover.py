@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
-from fsm_protocol.configfile import Secret
+from fsm_common.cli import cell, json_option, pass_obj, print_json, print_table
+from fsm_common.configfile import Secret
 
 from ..config import Credential
 from ..context import ClientContext

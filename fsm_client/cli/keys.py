@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fsm_protocol.cli import json_option, key_dir_option, pass_obj, print_json
+from fsm_common.cli import json_option, key_dir_option, pass_obj, print_json
 from fsm_protocol.keys import CLIENT_KEY_FILE, generate_client_keys, load_server_public_key, load_signing_key
 
 from ..context import ClientContext

@@ -10,8 +10,8 @@ import click
 import msgspec
 from rich.table import Table
 
-from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
-from fsm_protocol.configfile import Secret
+from fsm_common.cli import cell, json_option, pass_obj, print_json, print_table
+from fsm_common.configfile import Secret
 
 from ..config import Credential
 from ..context import ClientContext

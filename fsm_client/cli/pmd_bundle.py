@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, writing_output
+from fsm_common.cli import json_option, pass_obj, print_json, writing_output
 from fsm_protocol.errors import KeyFileError
 
 from ..context import ClientContext

@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from fsm_protocol.cli import pass_obj
+from fsm_common.cli import pass_obj
 
 from ..context import ClientContext
 from ..daemon import Daemon

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_common.cli import json_option, pass_obj, print_json
 from fsm_protocol.display import display_text
 
 from ..context import ClientContext

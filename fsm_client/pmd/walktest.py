@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fsm_protocol.configfile import Secret
+from fsm_common.configfile import Secret
 from fsm_protocol.schema import Device
 
 from ..config import Credential

@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 import aiosmtplib
 
 from fsm_client.errors import TransientTransportError, TransportError
-from fsm_protocol.configfile import Secret
+from fsm_common.configfile import Secret
 from fsm_protocol.errors import ConfigError
 
 from .base import BaseTransport

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from fsm_protocol import configfile
+from fsm_common import configfile
 from fsm_protocol.schema import Device
 
 from ..config import ClientConfig

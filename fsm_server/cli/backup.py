@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from fsm_protocol.cli import json_option, pass_obj, print_json, print_table
+from fsm_common.cli import json_option, pass_obj, print_json, print_table
 
 from .. import wiring
 from ..backup import keywrap

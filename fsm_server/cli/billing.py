@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
+from fsm_common.cli import cell, json_option, pass_obj, print_json, print_table
 from fsm_protocol.keys import SERVER_SIGN_PUB_FILE, load_verify_key
 
 from .. import reports, wiring

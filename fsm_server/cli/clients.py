@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
+from fsm_common.cli import cell, json_option, pass_obj, print_json, print_table
 
 from .. import wiring
 from ..context import ServerContext

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from fsm_protocol.cli import pass_obj
+from fsm_common.cli import pass_obj
 
 from .. import wiring
 from ..context import ServerContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
+from fsm_common.cli import cell, json_option, pass_obj, print_json, print_table
 
 from .. import listings, wiring
 from ..context import ServerContext

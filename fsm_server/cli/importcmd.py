@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_common.cli import json_option, pass_obj, print_json
 
 from .. import wiring
 from ..context import ServerContext

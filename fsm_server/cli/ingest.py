@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_common.cli import json_option, pass_obj, print_json
 
 from .. import wiring
 from ..backup.schedule import BackupService

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from fsm_protocol.cli import json_option, key_dir_option, pass_obj, print_json
+from fsm_common.cli import json_option, key_dir_option, pass_obj, print_json
 from fsm_protocol.keys import (
     SERVER_KEY_FILE,
     SERVER_SIGN_KEY_FILE,

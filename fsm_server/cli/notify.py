@@ -13,7 +13,7 @@ import signal
 
 import click
 
-from fsm_protocol.cli import json_option, pass_obj, print_json
+from fsm_common.cli import json_option, pass_obj, print_json
 
 from .. import wiring
 from ..context import ServerContext

@@ -7,7 +7,7 @@ import sys
 import click
 from rich.table import Table
 
-from fsm_protocol.cli import cell, json_option, pass_obj, print_json, print_table
+from fsm_common.cli import cell, json_option, pass_obj, print_json, print_table
 from fsm_protocol.display import display_text
 
 from .. import listings, wiring

@@ -12,7 +12,7 @@ from typing import TextIO
 
 import click
 
-from fsm_protocol.cli import pass_obj, writing_output
+from fsm_common.cli import pass_obj, writing_output
 
 from .. import reports, wiring
 from ..context import ServerContext

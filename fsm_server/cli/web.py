@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from fsm_protocol.cli import pass_obj
+from fsm_common.cli import pass_obj
 
 from ..context import ServerContext
 from ..web import serve

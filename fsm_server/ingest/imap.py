@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import aioimaplib
 
-from fsm_protocol.configfile import Secret
+from fsm_common.configfile import Secret
 from fsm_protocol.errors import ConfigError
 from fsm_server.errors import MailboxError
 

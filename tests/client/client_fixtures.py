@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fsm_client.config import ClientConfig
-from fsm_protocol import configfile
+from fsm_common import configfile
 from fsm_protocol.chunking import join
 from fsm_protocol.envelope import open_envelope, peek
 from fsm_protocol.keys import (

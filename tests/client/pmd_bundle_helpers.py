@@ -17,7 +17,7 @@ from fsm_client.config import ClientConfig
 from fsm_client.pmd.active import shipped_dir
 from fsm_client.pmd.bundle import build_bundle
 from fsm_client.pmd.sets import CURRENT, SETS_DIR
-from fsm_protocol import configfile
+from fsm_common import configfile
 from fsm_protocol.keys import generate_client_keys, load_signing_key
 
 CREATED = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from fsm_client.config import ClientConfig
-from fsm_protocol import configfile
+from fsm_common import configfile
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 

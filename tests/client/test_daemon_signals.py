@@ -17,7 +17,7 @@ import pytest
 from client_fixtures import Keys, Printers, make_config, write_toml
 
 from fsm_client.daemon import Daemon
-from fsm_client.sender import Backoff
+from fsm_common.backoff import Backoff
 
 pytestmark = [pytest.mark.snmp]
 

@@ -21,11 +21,11 @@ from client_fixtures import Keys, Printers, make_config
 from fsm_client.daemon import Daemon
 from fsm_client.store import STORE_FILE
 from fsm_client.transports.https import HttpsTransport, spki_sha256
+from fsm_common.configfile import Secret
 from fsm_devtools.peers.connect_proxy import ConnectProxy
 from fsm_devtools.peers.https import TestCa
 from fsm_devtools.peers.mailstack import MailStack
 from fsm_devtools.peers.receiver import Receiver
-from fsm_protocol.configfile import Secret
 from fsm_protocol.errors import ConfigError
 from fsm_server.config import MailboxSection
 from fsm_server.daemon import IngestDaemon

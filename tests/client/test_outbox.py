@@ -173,7 +173,7 @@ def _cli(tmp_path: Path, *args: str, redact_by_config: bool = False) -> Any:
 
 
 def configfile_dump(config: object) -> dict[str, object]:
-    from fsm_protocol import configfile
+    from fsm_common import configfile
 
     dumped = configfile.dump(config)
     return {k: v for k, v in dumped.items() if v not in (None, [], {})}

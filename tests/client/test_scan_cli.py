@@ -16,7 +16,7 @@ from fsm_client.errors import SnmpProtocolError, SnmpTimeout
 from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.scan import Target, parse_target, scan
 from fsm_client.snmp.source import RecordingSource, SnmpSource, SnmpValue
-from fsm_protocol.configfile import Secret
+from fsm_common.configfile import Secret
 from fsm_protocol.errors import ConfigError
 
 WALKS = Path(__file__).resolve().parents[3] / "shared" / "snmp-walks"

@@ -19,7 +19,7 @@ from fsm_server.config import MailboxSection
 def mailbox_config(stack: MailStack, user_name: str = "dealer") -> MailboxSection:
     """A user's INBOX over IMAPS, the certificate verified against the stack's CA."""
     user = stack.users[user_name]
-    from fsm_protocol.configfile import Secret
+    from fsm_common.configfile import Secret
 
     return MailboxSection(name=user_name, host=stack.host, port=stack.imaps_port, security="tls",
                           user=user.address, password=Secret(user.password), ca_file=stack.ca_file)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 
-from fsm_server.daemon import Backoff
+from fsm_common.backoff import Backoff
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_and_resets() -> None:
-    b = Backoff(base=1.0, cap=8.0, rng=random.Random(1))
+    b = Backoff(initial=1.0, cap=8.0, rng=random.Random(1).random)
     delays = [b.next() for _ in range(8)]
     for n, d in enumerate(delays):
         ceiling = min(8.0, 2.0**n)

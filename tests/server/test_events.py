@@ -12,8 +12,8 @@ import msgspec
 import pytest
 from reports_fleet import Feeder, reading
 
+from fsm_common import configfile
 from fsm_devtools.corpus import ClientKit, ServerKit
-from fsm_protocol import configfile
 from fsm_server.config import ServerConfig
 from fsm_server.db.connect import Database
 from fsm_server.errors import NotifyError

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from reports_fleet import Feeder, reading
 
+from fsm_common import configfile
+from fsm_common.configfile import Secret
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_devtools.peers.mailstack import MailStack
-from fsm_protocol import configfile
-from fsm_protocol.configfile import Secret
 from fsm_protocol.schema import Device, Report
 from fsm_server.config import MailboxSection, ServerConfig
 from fsm_server.daemon import IngestDaemon

@@ -15,8 +15,8 @@ import aioimaplib
 import aiosmtplib
 import pytest
 
+from fsm_common.configfile import Secret
 from fsm_devtools.peers.mailstack import MailStack
-from fsm_protocol.configfile import Secret
 from fsm_protocol.errors import ConfigError
 from fsm_server.config import MailboxSection
 from fsm_server.errors import MailboxError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from fsm_protocol import configfile
+from fsm_common import configfile
 from fsm_server.config import NotifySection, ReportsSection, RetentionSection, RuleSection, ServerConfig
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"

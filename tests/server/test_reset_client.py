@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from fsm_client.config import ClientConfig
 from fsm_client.report import Sealer, queue_report, renumber
 from fsm_client.store import Store
+from fsm_common import configfile
 from fsm_devtools.corpus import ClientKit, ServerKit, make_device
-from fsm_protocol import configfile
 from fsm_protocol.chunking import join
 from fsm_protocol.keys import SERVER_PUB_FILE
 from fsm_server.db.models import Envelope, Quarantine, Reading

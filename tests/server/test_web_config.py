@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from fsm_protocol import configfile
+from fsm_common import configfile
 from fsm_protocol.errors import ConfigError
 from fsm_server.config import ServerConfig, WebSection
 

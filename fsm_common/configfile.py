@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from .errors import ConfigError
+from fsm_protocol.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fsm_protocol.display import CELL_CHARS, display_text, shorten
+from fsm_protocol.errors import FsmError, OutputError
+
 from .configfile import ConfigChoice, locate
-from .display import CELL_CHARS, display_text, shorten
-from .errors import FsmError, OutputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,10 +34,27 @@ class FsmGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FsmError as exc:
-            click.secho(f"error: {exc.message}", fg="red", err=True)
-            if exc.hint:
-                click.echo(f"hint: {exc.hint}", err=True)
-            ctx.exit(exc.exit_code)
+            fail(ctx, exc)
+
+
+def fail(ctx: click.Context, exc: FsmError) -> None:
+    """End the program with ``exc`` as `error:` and `hint:` lines on stderr and its exit code."""
+    click.secho(f"error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    ctx.exit(exc.exit_code)
+
+
+def open_context(ctx: click.Context, config_path: str | None, data_dir: str | None, *, config_env: str,
+                 search: Sequence[str], data_dir_env: str,
+                 make: Callable[[ConfigChoice, str | None, str], object]) -> None:
+    """What the group of each program does before any command: choose the config file, and put
+    the context ``make`` builds from it (and ``--data-dir``) into ``ctx.obj``."""
+    try:
+        choice = choose_config(ctx, config_path, env_var=config_env, search=search)
+        ctx.obj = make(choice, data_dir, given_by(ctx, "data_dir", "--data-dir", data_dir_env))
+    except FsmError as exc:
+        fail(ctx, exc)
 
 
 def choose_config(ctx: click.Context, config_path: str | None, *, env_var: str,
@@ -115,5 +133,5 @@ def pass_obj(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["PIPE_WIDTH", "FsmGroup", "cell", "choose_config", "given_by", "json_option", "key_dir_option",
-           "pass_obj", "print_json", "print_table", "writing_output"]
+__all__ = ["PIPE_WIDTH", "FsmGroup", "cell", "choose_config", "fail", "given_by", "json_option",
+           "key_dir_option", "open_context", "pass_obj", "print_json", "print_table", "writing_output"]
