@@ -22,22 +22,12 @@ from datetime import datetime
 
 from fsm_protocol.errors import ConfigError
 from fsm_protocol.schema import Device, utcnow
+from fsm_protocol.vocabulary import CONDITION_GROUPS
 
 from .config import AlertsSection, ClientConfig
 from .report import Queued, Sealer, queue_report
 from .store import Store
 
-#: Condition groups: the names a device may use for each (error-state bits and prtAlertCodes).
-GROUPS: dict[str, frozenset[str]] = {
-    "jam": frozenset({"jammed", "jam"}),
-    "no_toner": frozenset({"no_toner", "marker_toner_empty", "marker_ink_empty"}),
-    "service_requested": frozenset({"service_requested", "subunit_unrecoverable_failure"}),
-    "offline": frozenset({"offline"}),  # plus: the device did not answer `offline_after` polls
-    "door_open": frozenset({"door_open", "cover_open", "interlock_open"}),
-    "no_paper": frozenset({"no_paper", "input_media_supply_empty"}),
-    "output_full": frozenset({"output_full", "output_media_tray_full"}),
-    "supply_missing": frozenset({"marker_supply_missing", "marker_toner_cartridge_missing"}),
-}
 DEFAULT_CRITICAL = ("jam", "no_toner", "service_requested", "offline", "door_open")
 
 
@@ -51,8 +41,9 @@ class Policy:
     def from_config(cls, section: AlertsSection) -> Policy:
         for name in section.critical:
             if not name or not name.replace("_", "").isalnum():
+                groups = ", ".join(CONDITION_GROUPS)
                 raise ConfigError(f"[alerts] critical: {name!r} is not a condition name",
-                                  hint=f"use group names ({', '.join(GROUPS)}) or raw snake_case codes")
+                                  hint=f"use group names ({groups}) or raw snake_case codes")
         if section.offline_after < 1:
             raise ConfigError(f"[alerts] offline_after = {section.offline_after} must be at least 1",
                               hint="1 raises offline on the first unanswered poll")
@@ -70,7 +61,7 @@ def active_conditions(device: Device, policy: Policy, *, misses: int = 0) -> set
     if device.reachability == "unreachable":
         return {"offline"} if "offline" in policy.critical and misses >= policy.offline_after else set()
     names = _names(device)
-    return {c for c in policy.critical if names & GROUPS.get(c, frozenset({c}))}
+    return {c for c in policy.critical if names & CONDITION_GROUPS.get(c, frozenset({c}))}
 
 
 @dataclass
@@ -141,5 +132,12 @@ def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy,
     return change
 
 
-__all__ = ["DEFAULT_CRITICAL", "GROUPS", "Change", "Policy", "active_conditions", "diff", "evaluate",
-           "would_change"]
+__all__ = [
+    "DEFAULT_CRITICAL",
+    "Change",
+    "Policy",
+    "active_conditions",
+    "diff",
+    "evaluate",
+    "would_change",
+]

@@ -201,6 +201,20 @@ ALERT_CODES: dict[int, str] = _table(
 )
 
 
+#: Condition groups: one name for a problem, with every name a device may report it under (error-state
+#: bits and prtAlertCodes). The client's ``[alerts] critical`` and the server's rules use the same groups.
+CONDITION_GROUPS: dict[str, frozenset[str]] = {
+    "jam": frozenset({"jammed", "jam"}),
+    "no_toner": frozenset({"no_toner", "marker_toner_empty", "marker_ink_empty"}),
+    "service_requested": frozenset({"service_requested", "subunit_unrecoverable_failure"}),
+    "offline": frozenset({"offline"}),  # plus: the device did not answer `offline_after` polls
+    "door_open": frozenset({"door_open", "cover_open", "interlock_open"}),
+    "no_paper": frozenset({"no_paper", "input_media_supply_empty"}),
+    "output_full": frozenset({"output_full", "output_media_tray_full"}),
+    "supply_missing": frozenset({"marker_supply_missing", "marker_toner_cartridge_missing"}),
+}
+
+
 def alert_code_name(code: int) -> str:
     """The PrtAlertCodeTC name of ``code``, or ``code_<n>`` for a value the MIB lacks."""
     return ALERT_CODES.get(code, f"code_{code}")
@@ -214,6 +228,7 @@ __all__ = [
     "COLORANT_KINDS",
     "COLORS",
     "COLOR_WORDS",
+    "CONDITION_GROUPS",
     "COUNTERS",
     "DEVICE_STATUS",
     "ERROR_STATE_BITS",

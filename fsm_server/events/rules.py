@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, cast
 import msgspec
 from peewee import fn
 
+from fsm_protocol.vocabulary import CONDITION_GROUPS
+
 from .. import listings
 from ..config import ReportsSection, RuleSection, ServerConfig
 from ..db.connect import translated
@@ -84,11 +86,9 @@ def expand_codes(codes: Iterable[str]) -> frozenset[str]:
     """Codes plus the members of any condition group named (``jam`` -> jam, jammed), the same
     groups fsm-client's ``[alerts] critical`` uses, so one name covers the alert-table code and
     the error-state bit a device may report for the same problem."""
-    from fsm_client.alerts import GROUPS
-
     out: set[str] = set()
     for code in codes:
-        out |= {code, *GROUPS.get(code, ())}
+        out |= {code, *CONDITION_GROUPS.get(code, ())}
     return frozenset(out)
 
 
