@@ -34,7 +34,7 @@ from ingest_helpers import folder_count, mailbox_config
 from fsm_client.sender import Sender
 from fsm_client.store import Store
 from fsm_client.transports.https import HttpsTransport
-from fsm_client.transports.smtp import SmtpTransport
+from fsm_common.smtp import SmtpTransport
 from fsm_devtools.corpus import FROM_ADDR, TO_ADDR, make_client, make_report, make_server, seal
 from fsm_devtools.peers.https import TestCa
 from fsm_devtools.peers.mailstack import MailStack, offset_from_env

@@ -5,7 +5,8 @@
         ├── SnmpError              a device or the SNMP engine failed
         │   ├── SnmpTimeout        no answer within timeout x retries ("unreachable")
         │   ├── SnmpAuthError      SNMPv3 user, keys or protocols refused by the agent
-        │   └── SnmpProtocolError  the agent answered something unusable
+        │   ├── SnmpProtocolError  the agent answered something unusable
+        │   └── SnmpsimError       the private snmpsim (`pmd test`) could not be started
         ├── PmdError               a PMD file does not load (names file and key)
         │   └── PmdBundleError     a PMD bundle is refused (format, limits, paths, hashes, a PMD)
         │       ├── PmdBundleNotNewer        its version is not newer than the highest installed
@@ -16,12 +17,14 @@
         ├── StoreError             the local store cannot be opened or migrated
         │   ├── AlreadyRunning     another `fsm-client run` holds the data dir
         │   └── StoreFull          the data disk is full: nothing more can be stored until there is room
-        └── TransportError         the relay or drop folder refused an envelope
-            └── TransientTransportError  worth retrying later (4xx, connection refused)
+
+    TransportError and TransientTransportError (a relay or the drop folder refused an envelope;
+    worth retrying later) are the shared plumbing's (fsm_common.errors), re-exported here.
 """
 
 from __future__ import annotations
 
+from fsm_common.errors import TransientTransportError, TransportError
 from fsm_protocol.errors import FsmError
 
 
@@ -45,6 +48,13 @@ class SnmpAuthError(SnmpError):
 
 class SnmpProtocolError(SnmpError):
     reason = "snmp_protocol_error"
+
+
+class SnmpsimError(SnmpError):
+    """snmpsim could not be started (the message names the log and the timeout)."""
+
+    reason = "snmpsim_error"
+    default_hint = "run scripts/setup (or set FSM_SNMPSIM_VENV), or read the recording directly (--direct)"
 
 
 class PmdError(ClientError):
@@ -98,14 +108,6 @@ class StoreFull(StoreError):
                     "so far is kept, and fsm-client goes on by itself once writes succeed again")
 
 
-class TransportError(ClientError):
-    reason = "transport_error"
-
-
-class TransientTransportError(TransportError):
-    reason = "transport_transient"
-
-
 __all__ = [
     "AlreadyRunning",
     "ClientError",
@@ -119,6 +121,7 @@ __all__ = [
     "SnmpError",
     "SnmpProtocolError",
     "SnmpTimeout",
+    "SnmpsimError",
     "StoreError",
     "StoreFull",
     "TransientTransportError",

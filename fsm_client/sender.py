@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from fsm_common.backoff import Backoff
+from fsm_common.transport import EnvelopeTransport, Transport
 from fsm_protocol.errors import ConfigError
 from fsm_protocol.mime import build_message
 from fsm_protocol.schema import utcnow
@@ -25,7 +26,6 @@ from fsm_protocol.schema import utcnow
 from .config import ClientConfig
 from .errors import TransportError
 from .store import Store
-from .transports.base import EnvelopeTransport, Transport
 
 log = logging.getLogger("fsm_client.sender")
 
@@ -55,7 +55,7 @@ def make_transport_factory(config: ClientConfig, kind: str | None = None) -> Tra
                               hint='set [smtp] to = ["reports@dealer.example"]')
 
         def smtp_factory() -> AbstractAsyncContextManager[Transport]:
-            from .transports.smtp import SmtpTransport
+            from fsm_common.smtp import SmtpTransport
 
             return SmtpTransport(
                 smtp.host, smtp.port, security=smtp.security, username=smtp.username or None,

@@ -1,8 +1,9 @@
-"""How sealed reports leave the customer's network: SMTP to their relay, HTTPS to the dealer's server,
-or a drop folder."""
+"""How sealed reports leave the customer's network: SMTP to their relay (the sender both programs
+share, from fsm_common), HTTPS to the dealer's server, or a drop folder."""
 
-from .base import BaseTransport, EnvelopeTransport, Transport
+from fsm_common.smtp import SmtpTransport
+from fsm_common.transport import BaseTransport, EnvelopeTransport, Transport
+
 from .filedrop import FileDropTransport
-from .smtp import SmtpTransport
 
 __all__ = ["BaseTransport", "EnvelopeTransport", "FileDropTransport", "SmtpTransport", "Transport"]

@@ -30,9 +30,8 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
-from fsm_client.errors import TransientTransportError, TransportError
-
-from .base import BaseTransport
+from fsm_common.errors import TransientTransportError, TransportError
+from fsm_common.transport import BaseTransport
 
 log = logging.getLogger("fsm_client.transports.filedrop")
 

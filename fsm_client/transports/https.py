@@ -38,10 +38,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from fsm_client.errors import TransientTransportError, TransportError
+from fsm_common.transport import BaseTransport
 from fsm_protocol import envelope, mime
 from fsm_protocol.errors import ConfigError, FsmError
-
-from .base import BaseTransport
 
 #: The path envelopes are posted to, below the configured URL's origin.
 ENVELOPES_PATH = "/api/v1/envelopes"

@@ -28,6 +28,9 @@ from typing import Any
 import peewee
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
+from fsm_common.backoff import Backoff
+from fsm_common.errors import TransportError
+from fsm_common.smtp import SmtpTransport
 from fsm_protocol.display import display_text
 
 from ..config import NotifySection, RuleSection, ServerConfig
@@ -202,10 +205,8 @@ def apply(conditions: Iterable[Condition], rules: list[RuleSection], notify: Not
     return queued
 
 
-def smtp_transport(notify: NotifySection) -> Any:
-    """The SMTP relay notifications go through (the client's SmtpTransport: same TLS rules)."""
-    from fsm_client.transports.smtp import SmtpTransport
-
+def smtp_transport(notify: NotifySection) -> SmtpTransport:
+    """The SMTP relay notifications go through (the sender the client uses too: same TLS rules)."""
     password = notify.password if notify.username else None
     return SmtpTransport(notify.host, notify.port, security=notify.security, username=notify.username or None,
                          password=password, ca_file=notify.ca_file, timeout=notify.timeout)
@@ -263,9 +264,10 @@ class EventService:
                 Notification.update(sent_at=self.now(), answer=answer or "", attempts=n.attempts + 1).where(
                     Notification.id == n.id).execute()
             else:
-                # capped before it becomes a timedelta, which cannot hold a minute times 2**41
-                seconds = self.notify.retry_seconds * 2.0 ** min(n.attempts, 64)
-                wait = timedelta(seconds=min(seconds, MAX_RETRY.total_seconds()))
+                # no jitter: a few notification mails, retried at the documented times; capped before it
+                # becomes a timedelta, which cannot hold a minute times 2**41
+                backoff = Backoff(self.notify.retry_seconds, MAX_RETRY.total_seconds(), jitter=0.0)
+                wait = timedelta(seconds=backoff.delay(n.attempts + 1))
                 Notification.update(attempts=n.attempts + 1, last_error=error,
                                     next_try_at=self.now() + wait).where(Notification.id == n.id).execute()
 
@@ -276,8 +278,6 @@ class EventService:
 
     async def drain(self) -> int:
         """Send every due notification; returns how many were sent."""
-        from fsm_client.errors import TransportError
-
         sent = 0
         for n in await self._db(self.due):
             if not self.notify.enabled:

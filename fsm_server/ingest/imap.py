@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import aioimaplib
 
 from fsm_common.configfile import Secret
+from fsm_common.tls import tls_context
 from fsm_protocol.errors import ConfigError
 from fsm_server.errors import MailboxError
 
@@ -91,7 +92,8 @@ class Mailbox:
         # large (and quarantines its head) without this process holding a 50 MB attachment.
         self.max_message_bytes = max_message_bytes
         self.name = name or f"{user}@{host}:{port}"
-        self._tls = _tls_context(self.ca_file) if security != "none" else None
+        self._tls = (tls_context(self.ca_file, what="mailbox ca_file", knob="ca_file", peer="IMAP server")
+                     if security != "none" else None)
         self._imap: aioimaplib.IMAP4 | None = None
         self._lost: asyncio.Event | None = None
         self._lost_reason: str = ""
@@ -499,20 +501,6 @@ class _StartTlsIMAP4(aioimaplib.IMAP4):
         self.protocol.connection_made(tls)
         # Replay the greeting: the protocol moves to NONAUTH and asks for the (new, TLS) CAPABILITY.
         self.protocol.data_received(greeting)
-
-
-def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    if ca_file is None:
-        return ssl.create_default_context()
-    try:
-        return ssl.create_default_context(cafile=str(ca_file))
-    except FileNotFoundError:
-        raise ConfigError(f"mailbox ca_file {str(ca_file)!r} does not exist", hint="fix ca_file") from None
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            f"mailbox ca_file {str(ca_file)!r} holds no usable PEM certificate: {exc}",
-            hint="ca_file must be the PEM certificate of the CA that signed the IMAP server's certificate",
-        ) from None
 
 
 def _fetched(lines: Sequence[Any]) -> Iterator[tuple[int, bytes]]:

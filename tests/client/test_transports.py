@@ -25,8 +25,8 @@ import pytest
 from fsm_client.errors import TransientTransportError, TransportError
 from fsm_client.transports import FileDropTransport, SmtpTransport, Transport
 from fsm_client.transports.filedrop import FINAL_NAME_RE, TEMP_PREFIX, TEMP_SUFFIX
-from fsm_client.transports.smtp import translate_error
 from fsm_common.configfile import Secret
+from fsm_common.smtp import translate_error
 from fsm_devtools.peers.mailstack import MailStack
 from fsm_protocol.envelope import seal
 from fsm_protocol.errors import ConfigError

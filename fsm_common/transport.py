@@ -1,6 +1,6 @@
 """What every transport offers the outbox: send one mail, close, use as an async context manager.
 
-Failures are `fsm_client.errors.TransportError` (permanent: the same mail will be refused again,
+Failures are `fsm_common.errors.TransportError` (permanent: the same mail will be refused again,
 a person must act) or its subclass `TransientTransportError` (worth retrying later: relay down,
 4xx answer, drop folder not mounted). Each carries the relay's code and text in plain words.
 """

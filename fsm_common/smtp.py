@@ -1,4 +1,5 @@
-"""Send report mails to the customer's relay with aiosmtplib; the one place its errors are translated.
+"""Send mail through an SMTP relay with aiosmtplib (the client's reports, the server's notifications);
+the one place its errors are translated.
 
 Certificates are verified by default (system CAs, or `ca_file`). `security` is "tls" (implicit
 TLS, usually port 465), "starttls" (required, usually 587 or 25) or "none" (plain, only on a
@@ -19,11 +20,12 @@ from typing import Any, Literal, TypeVar
 
 import aiosmtplib
 
-from fsm_client.errors import TransientTransportError, TransportError
-from fsm_common.configfile import Secret
 from fsm_protocol.errors import ConfigError
 
-from .base import BaseTransport
+from .configfile import Secret
+from .errors import TransientTransportError, TransportError
+from .tls import tls_context
+from .transport import BaseTransport
 
 Security = Literal["tls", "starttls", "none"]
 _E = TypeVar("_E", bound=BaseException)
@@ -60,7 +62,8 @@ class SmtpTransport(BaseTransport):
         self._password = password
         self.ca_file = Path(ca_file) if ca_file else None
         self.timeout = timeout
-        self._tls_context = _tls_context(self.ca_file) if security != "none" else None
+        self._tls_context = None if security == "none" else tls_context(
+            self.ca_file, what="smtp ca_file", knob="[smtp] ca_file", peer="relay")
         self._smtp: aiosmtplib.SMTP | None = None
         self._lock = asyncio.Lock()
 
@@ -156,22 +159,6 @@ async def _closed(protocol: Any, timeout: float = 1.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while protocol.transport is not None and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.005)
-
-
-def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    if ca_file is None:
-        return ssl.create_default_context()
-    try:
-        return ssl.create_default_context(cafile=str(ca_file))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"smtp ca_file {str(ca_file)!r} does not exist", hint="fix [smtp] ca_file"
-        ) from None
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            f"smtp ca_file {str(ca_file)!r} holds no usable PEM certificate: {exc}",
-            hint="[smtp] ca_file must be the PEM certificate of the CA that signed the relay's certificate",
-        ) from None
 
 
 def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
