@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fsm_client.snmp.discovery import SweepProgress, expand_targets, sweep
+from fsm_client.snmp.snmpsim import free_udp_port
 from fsm_devtools.fixtures.snmp import community_credential
-from fsm_devtools.peers.snmpsim import free_udp_port
 
 GOAL_SECONDS = 10.0
 

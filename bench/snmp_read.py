@@ -48,9 +48,9 @@ from fsm_client.reader import identify, read_device, read_identified
 from fsm_client.scan import default_pool
 from fsm_client.snmp import ber
 from fsm_client.snmp.session import PysnmpSource
+from fsm_client.snmp.snmpsim import Snmpsim, loopback_range
 from fsm_client.snmp.source import SnmpValue
 from fsm_devtools.fixtures.snmp import community_credential, walks_dir
-from fsm_devtools.peers.snmpsim import Snmpsim, loopback_range
 
 SUPPLIES, MARKER, HR_DEVICE = "1.3.6.1.2.1.43.11.1.1", "1.3.6.1.2.1.43.10.2.1", "1.3.6.1.2.1.25.3.2.1"
 FIXED_GET = (

@@ -27,12 +27,12 @@ from rich.console import Console
 from rich.table import Table
 
 from fsm_client.config import load_config
+from fsm_client.snmp.snmpsim import Snmpsim, free_udp_port, loopback_range
 from fsm_client.store import Store
 from fsm_common.cli import cell
 
 from . import history
 from .peers.mailstack import MailStack
-from .peers.snmpsim import Snmpsim, free_udp_port, loopback_range
 
 ROOT = Path(__file__).resolve().parent.parent
 WALKS = ROOT / "demo" / "snmp-walks"

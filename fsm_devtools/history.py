@@ -29,6 +29,7 @@ from fsm_client.config import ClientConfig
 from fsm_client.daemon import Daemon
 from fsm_client.pmd.active import current_pool
 from fsm_client.scan import scan
+from fsm_client.snmp.snmpsim import Snmpsim
 from fsm_protocol.schema import Device
 from fsm_protocol.vocabulary import ERROR_STATE_BITS
 from fsm_server import wiring
@@ -37,7 +38,6 @@ from fsm_server.daemon import IngestDaemon
 from fsm_server.db.connect import Database
 
 from .peers.mailstack import MailStack
-from .peers.snmpsim import Snmpsim
 
 #: Printer-MIB prtMarkerSuppliesLevel / MaxCapacity, then .<hrDeviceIndex>.<prtMarkerSuppliesIndex>
 SUPPLY_LEVEL = "1.3.6.1.2.1.43.11.1.1.9."

@@ -17,8 +17,9 @@ from fsm_common.configfile import Secret
 from fsm_protocol.schema import Device
 
 from ..config import Credential
-from ..errors import PmdError
+from ..errors import PmdError, SnmpsimError
 from ..reader import read_device, read_with_pmd
+from ..snmp.snmpsim import DEFAULT_VENV, Snmpsim
 from ..snmp.source import RecordingSource, SnmpSource
 from .matcher import PmdPool
 
@@ -34,8 +35,6 @@ class WalkReading:
 
 def snmpsim_venv() -> Path | None:
     """The snmpsim installation to serve walks with (FSM_SNMPSIM_VENV, else /opt/fsm-snmpsim)."""
-    from fsm_devtools.peers.snmpsim import DEFAULT_VENV
-
     venv = Path(os.environ.get("FSM_SNMPSIM_VENV") or DEFAULT_VENV)
     return venv if (venv / "bin" / "snmpsim-command-responder").exists() else None
 
@@ -68,9 +67,7 @@ def read_walk(walk: Path | str, pool: PmdPool, *, pmd_id: str | None = None, ser
         device = asyncio.run(_read(load_recording(walk), pool, pmd_id, str(walk)))
         return WalkReading(device, "recording", "snmpsim is not installed (set FSM_SNMPSIM_VENV or run "
                                                 "scripts/setup): read the recording directly")
-    from fsm_devtools.peers.snmpsim import Snmpsim, SnmpsimError
-
-    from ..snmp.session import PysnmpSource
+    from ..snmp.session import PysnmpSource  # pysnmp loads slowly: only when serving
 
     # one small file is indexed in about a second; a recording snmpsim cannot parse fails at once
     sim = Snmpsim(recordings=[walk], venv=str(venv), ready_timeout=30.0)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .snmpsim import free_udp_port, log_tail, snmp_get, terminate
+from fsm_client.snmp.snmpsim import free_udp_port, log_tail, snmp_get, terminate
 
 SYS_LOCATION_OID = "1.3.6.1.2.1.1.6.0"
 

@@ -73,7 +73,7 @@ class Printers:
     agent whose state changes."""
 
     def __init__(self, names: list[str], workdir: Path, *, first_ip: str = "127.0.0.20") -> None:
-        from fsm_devtools.peers.snmpsim import Snmpsim, loopback_range
+        from fsm_client.snmp.snmpsim import Snmpsim, loopback_range
 
         workdir.mkdir(parents=True, exist_ok=True)
         self.names = names

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from fsm_client.cli import main
 from fsm_client.snmp import ber
 from fsm_client.snmp.discovery import Found, SweepProgress, expand_targets, sweep
+from fsm_client.snmp.snmpsim import Snmpsim
 from fsm_devtools.fixtures.snmp import SIM_DEVICES, community_credential
 from fsm_devtools.peers.hostile import HostileAgent
-from fsm_devtools.peers.snmpsim import Snmpsim
 from fsm_protocol.errors import ConfigError
 
 BROTHER = "brother-hl-5370dw"

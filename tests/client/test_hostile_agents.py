@@ -17,10 +17,10 @@ from fsm_client.reader import device_json
 from fsm_client.scan import default_pool, scan
 from fsm_client.snmp.discovery import sweep
 from fsm_client.snmp.session import MAX_VALUE_BYTES, PysnmpSource
+from fsm_client.snmp.snmpsim import Snmpsim, free_udp_port
 from fsm_client.snmp.source import SnmpValue
 from fsm_devtools.fixtures.snmp import community_credential
 from fsm_devtools.peers.hostile import HUGE, SUPPLY, HostileAgent
-from fsm_devtools.peers.snmpsim import Snmpsim, free_udp_port
 
 SYS_DESCR, SYS_OBJECT_ID, SERIAL = "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.43.5.1.1.17.1"
 PAGES = "1.3.6.1.2.1.43.10.2.1.4.1.1"

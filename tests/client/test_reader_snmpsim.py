@@ -17,9 +17,9 @@ from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 from fsm_client.reader import device_json
 from fsm_client.scan import scan
+from fsm_client.snmp.snmpsim import Snmpsim, free_udp_port
 from fsm_client.store import Store
 from fsm_devtools.fixtures.snmp import community_credential
-from fsm_devtools.peers.snmpsim import Snmpsim, free_udp_port
 
 pytestmark = pytest.mark.snmp
 

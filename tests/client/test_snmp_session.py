@@ -11,10 +11,10 @@ import pytest
 from fsm_client.config import Credential
 from fsm_client.errors import SnmpAuthError, SnmpProtocolError, SnmpTimeout
 from fsm_client.snmp.session import INDICATION_ERRORS, PysnmpSource, auth_data, to_value, translate_indication
+from fsm_client.snmp.snmpsim import Snmpsim, free_udp_port
 from fsm_client.snmp.source import RecordingSource, SnmpSource, SnmpValue, walk_many
 from fsm_common.configfile import Secret
 from fsm_devtools.fixtures.snmp import community_credential
-from fsm_devtools.peers.snmpsim import Snmpsim, free_udp_port
 
 HP = "hp-color-laserjet-m452nw"
 SYS_DESCR, SYS_OBJECT_ID, SYS_NAME = "1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.5.0"

@@ -16,9 +16,9 @@ from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 from fsm_client.reader import read_device
 from fsm_client.scan import scan
+from fsm_client.snmp.snmpsim import Snmpsim
 from fsm_client.snmp.source import RecordingSource
 from fsm_devtools.fixtures.snmp import community_credential
-from fsm_devtools.peers.snmpsim import Snmpsim
 
 pytestmark = pytest.mark.snmp
 

@@ -1,4 +1,5 @@
-"""Controller for a private snmpsim serving ``.snmprec`` recordings on loopback.
+"""A private snmpsim serving ``.snmprec`` recordings on loopback: what ``fsm-client pmd test``
+reads a walk through (a shipped feature), and the simulated devices of the tests and the demo.
 
 The community selects the recording: ``<data>/hp-m452/device.snmprec`` answers to the
 community ``hp-m452/device``. Every endpoint (one address per simulated device, all on one
@@ -22,14 +23,11 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from fsm_client.snmp import ber
+from ..errors import SnmpsimError
+from . import ber
 
 DEFAULT_VENV = "/opt/fsm-snmpsim"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
-
-
-class SnmpsimError(RuntimeError):
-    """snmpsim could not be started (the message names the log and the timeout)."""
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
