@@ -23,7 +23,7 @@ from fsm_protocol.schema import Device, utcnow
 
 from .config import ClientConfig, Credential
 from .errors import SnmpError, SnmpTimeout
-from .pmd.active import bundle_dirs
+from .pmd.dirs import bundle_dirs
 from .pmd.loader import default_dirs, load_pool
 from .pmd.matcher import PmdPool
 from .reader import identify, read_identified, unreachable

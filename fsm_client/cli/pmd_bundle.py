@@ -19,7 +19,8 @@ from fsm_common.cli import json_option, pass_obj, print_json, writing_output
 from fsm_protocol.errors import KeyFileError
 
 from ..context import ClientContext
-from ..pmd.active import shipped_dir, status
+from ..pmd.active import status
+from ..pmd.dirs import shipped_dir
 from ..pmd.sets import PmdSets, write_atomic
 from ..pmd.update import Updater, install_from
 from .pmd import pmd_group

@@ -20,57 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 import msgspec
 
 from ..config import ClientConfig
 from ..errors import PmdError
+from .dirs import active_pmd_dirs, has_pmds, local_dir, shipped_dir
 from .matcher import PmdPool
 from .sets import PmdSets, info_dict
-
-
-def shipped_dir() -> Path:
-    """The PMD pool shipped with this release (``pmd/`` beside the packages)."""
-    from .loader import default_dirs
-
-    return default_dirs()[0]
-
-
-def local_dir(config: ClientConfig | None, data_dir: Path | None) -> Path | None:
-    """The operator's override directory: ``pmd.local_dir``, else ``<data_dir>/pmd``."""
-    if config is not None and config.pmd.local_dir is not None:
-        return Path(config.pmd.local_dir)
-    return Path(data_dir) / "pmd" if data_dir is not None else None
-
-
-def _has_pmds(d: Path | None) -> TypeGuard[Path]:
-    return d is not None and d.is_dir() and any(d.glob("*.toml"))
-
-
-def bundle_dirs(data_dir: Path | None) -> list[Path]:
-    """The active bundle set's directory (resolved, so a loaded pool never mixes two sets'
-    files), or nothing when the shipped set is active."""
-    if data_dir is None:
-        return []
-    sets = PmdSets.in_data_dir(Path(data_dir))
-    name = sets.current_name()
-    if name is None:
-        return []
-    target = sets.root / name
-    if not target.is_dir():
-        raise PmdError(f"the active PMD set {str(target)!r} is missing",
-                       hint="run `fsm-client pmd rollback`, or install a bundle with `fsm-client pmd update`")
-    return [target]
-
-
-def active_pmd_dirs(config: ClientConfig | None, data_dir: Path | None) -> list[Path]:
-    """The pool's directories, lowest precedence first (the order ``load_pool`` takes)."""
-    dirs = [shipped_dir(), *bundle_dirs(data_dir)]
-    local = local_dir(config, data_dir)
-    if _has_pmds(local):
-        dirs.append(local)
-    return dirs
 
 
 def load_active_pool(config: ClientConfig | None, data_dir: Path | None) -> PmdPool:
@@ -159,7 +117,7 @@ def _pool_for(sets: PmdSets, name: str | None, config: ClientConfig | None,
             return None
         dirs.append(sets.root / name)
     local = local_dir(config, data_dir)
-    if _has_pmds(local):
+    if has_pmds(local):
         dirs.append(local)
     try:
         return load_pool(dirs)
@@ -221,7 +179,7 @@ def status(config: ClientConfig | None, data_dir: Path) -> dict[str, Any]:
         "highest_version": max(state.highest, cur.version if cur else 0),
         "last_change": msgspec.to_builtins(state.last_change) if state.last_change else None,
         "local_dir": str(local) if local else None,
-        "local_overrides": sorted(p.name for p in local.glob("*.toml")) if _has_pmds(local) else [],
+        "local_overrides": sorted(p.name for p in local.glob("*.toml")) if has_pmds(local) else [],
         "update": update_status(config, data_dir),
     }
     devices = _store_devices(Path(data_dir))
@@ -243,12 +201,8 @@ def status(config: ClientConfig | None, data_dir: Path) -> dict[str, Any]:
 __all__ = [
     "ActivePool",
     "KnownSystem",
-    "active_pmd_dirs",
-    "bundle_dirs",
     "changed_devices",
     "current_pool",
     "load_active_pool",
-    "local_dir",
-    "shipped_dir",
     "status",
 ]

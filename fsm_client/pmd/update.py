@@ -191,13 +191,13 @@ class UpdateResult:
 
 def _checker(config: ClientConfig | None, data_dir: Path) -> Callable[[Path], None]:
     """Load the staged set alone over the shipped one, and with the local overrides on top."""
-    from .active import _has_pmds, local_dir, shipped_dir
+    from .dirs import has_pmds, local_dir, shipped_dir
     from .loader import load_pool
 
     def check(staged: Path) -> None:
         load_pool([shipped_dir(), staged])
         local = local_dir(config, data_dir)
-        if _has_pmds(local):
+        if has_pmds(local):
             load_pool([shipped_dir(), staged, local])
 
     return check

@@ -48,8 +48,9 @@ from fsm_client.errors import (
     PmdError,
     PmdUpdateError,
 )
-from fsm_client.pmd.active import ActivePool, active_pmd_dirs, load_active_pool, shipped_dir, status
+from fsm_client.pmd.active import ActivePool, load_active_pool, status
 from fsm_client.pmd.bundle import LIMITS, Limits, build_from_dir, open_bundle
+from fsm_client.pmd.dirs import active_pmd_dirs, shipped_dir
 from fsm_client.pmd.loader import load_pool
 from fsm_client.pmd.sets import CURRENT, INSTALL_INFO, SETS_DIR, PmdSets
 from fsm_client.pmd.update import install_from
