@@ -33,7 +33,8 @@ import psycopg
 
 from fsm_devtools.corpus import mails_for, make_client, make_report, make_server, seal
 from fsm_server.backup import restore, take_backup
-from fsm_server.db.connect import Database, open_database
+from fsm_server.db import open_database
+from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 

@@ -40,7 +40,7 @@ from fsm_devtools.fixtures.db import PrivatePostgres, postgres_admin_url
 from fsm_devtools.peers.mailstack import MailStack, offset_from_env
 from fsm_protocol import envelope, mime
 from fsm_server.daemon import IngestDaemon, default_mailbox_factory
-from fsm_server.db.connect import open_database
+from fsm_server.db import open_database
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 

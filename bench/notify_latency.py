@@ -40,7 +40,7 @@ from fsm_common import configfile  # noqa: E402
 from fsm_devtools.peers.mailstack import MailStack  # noqa: E402
 from fsm_server.config import ServerConfig  # noqa: E402
 from fsm_server.daemon import IngestDaemon  # noqa: E402
-from fsm_server.db.connect import open_database  # noqa: E402
+from fsm_server.db import open_database  # noqa: E402
 from fsm_server.events import EventService  # noqa: E402
 from fsm_server.ingest.pipeline import Pipeline  # noqa: E402
 from fsm_server.registry import Registry  # noqa: E402

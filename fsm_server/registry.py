@@ -7,7 +7,7 @@ envelopes signed with the old key are still accepted for ``rotation_grace`` afte
 (mail sealed before the rotation may still be on its way), never after.
 
 >>> import tempfile, pathlib
->>> from fsm_server.db.connect import open_database
+>>> from fsm_server.db import open_database
 >>> from fsm_protocol import keys
 >>> d = pathlib.Path(tempfile.mkdtemp())
 >>> _, pub = keys.generate_client_keys(d / "k")

@@ -12,7 +12,7 @@
 * Reports (and a later portal) scope by the device's customer: ``device.customer_id``.
 
 >>> import tempfile, pathlib
->>> from fsm_server.db.connect import open_database
+>>> from fsm_server.db import open_database
 >>> from fsm_server.db.models import Client
 >>> from datetime import UTC, datetime
 >>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))

@@ -16,7 +16,8 @@ from fsm_protocol.keys import SERVER_KEY_FILE, load_encryption_key
 from .backup.schedule import BackupPlan
 from .config import CONFIG_ENV
 from .context import ServerContext
-from .db.connect import Database, database_url_from_env, open_database, sqlite_path
+from .db import open_database
+from .db.connect import Database, database_url_from_env, sqlite_path
 from .ingest.pipeline import Pipeline
 from .registry import Registry
 

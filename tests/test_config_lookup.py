@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 import fsm_client.cli
 import fsm_server.cli
 from fsm_client.store import Store
-from fsm_server.db.connect import open_database
+from fsm_server.db import open_database
 
 
 @pytest.fixture(autouse=True)

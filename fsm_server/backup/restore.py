@@ -24,8 +24,8 @@ import msgspec
 from fsm_protocol.errors import FsmError
 from fsm_protocol.keys import load_encryption_key, write_private_file
 
-from ..db import migrations
-from ..db.connect import Database, open_database, translated
+from ..db import migrations, open_database
+from ..db.connect import Database, translated
 from ..errors import BackupCorrupt, BackupError, TargetNotEmpty
 from . import tables as tbl
 from .archive import ArchiveReader, ColumnKind, Manifest, TableEntry

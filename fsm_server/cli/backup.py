@@ -15,7 +15,8 @@ from ..backup import keywrap
 from ..backup.restore import RestoreResult, read_key, restore, verify, write_key
 from ..backup.schedule import run_backup, status
 from ..context import ServerContext
-from ..db.connect import database_url_from_env, open_database, redact
+from ..db import open_database
+from ..db.connect import database_url_from_env, redact
 
 PASSPHRASE_ENV = "FSM_BACKUP_PASSPHRASE"
 

@@ -6,11 +6,14 @@ committed report survives a power cut, writers take the lock at BEGIN so two ing
 queue instead of failing half-way). ``postgresql://user@host:port/db`` gives PostgreSQL through
 psycopg 3, which peewee 4 drives natively.
 
->>> import tempfile, pathlib
->>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
->>> db.kind, db.peewee.pragma("journal_mode")
-('sqlite', 'wal')
->>> db.close()
+``open_database`` (in ``fsm_server.db``) opens one and migrates it::
+
+    >>> import tempfile, pathlib
+    >>> from fsm_server.db import open_database
+    >>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
+    >>> db.kind, db.peewee.pragma("journal_mode")
+    ('sqlite', 'wal')
+    >>> db.close()
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ class Database:
         self.close()
 
 
-def _sqlite(path: Path) -> peewee.SqliteDatabase:
+def sqlite_database(path: Path) -> peewee.SqliteDatabase:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -165,29 +168,6 @@ def sqlite_path(url: str, data_dir: Path) -> Path | None:
     return Path(raw) if raw else data_dir / DB_FILE
 
 
-def open_database(url: str, *, data_dir: Path, migrate: bool = True) -> Database:
-    """Open (and by default migrate) the database ``url`` names; '' means SQLite in ``data_dir``."""
-    scheme = urlsplit(url).scheme if url else "sqlite"
-    if scheme == "sqlite":
-        path = sqlite_path(url, data_dir) or data_dir / DB_FILE
-        db = Database(_sqlite(path), "sqlite", url or f"sqlite:///{path}")
-    elif scheme in ("postgresql", "postgres"):
-        conninfo = "postgresql" + url[len(scheme):]
-        db = Database(peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True), "postgresql", url)
-    else:
-        raise DatabaseError(
-            f"database url {url!r} has scheme {scheme!r}, which fsm does not support",
-            hint="use sqlite:///PATH, postgresql://USER@HOST:PORT/DB, or leave [database] url empty",
-        )
-    with translated(f"cannot open database {redact(db.url)!r}"):
-        db.peewee.connect(reuse_if_open=True)
-    if migrate:
-        from .migrations import migrate as run_migrations
-
-        run_migrations(db)
-    return db
-
-
 def redact(url: str) -> str:
     """The URL with any password replaced, for messages and logs."""
     parts = urlsplit(url)
@@ -209,9 +189,9 @@ __all__ = [
     "DuplicateKey",
     "database_url_from_env",
     "driver_errors",
-    "open_database",
     "redact",
     "refuses_data",
+    "sqlite_database",
     "sqlite_path",
     "translated",
 ]

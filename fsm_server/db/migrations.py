@@ -41,9 +41,8 @@ def m002_listing_indexes(db: peewee.Database) -> None:
 
 def m003_events(db: peewee.Database) -> None:
     """Notification state and outbox (fsm_server.events)."""
-    from ..events.notify import create_tables
-
-    create_tables(db)
+    with db.bind_ctx(models.EVENT_MODELS):
+        db.create_tables(models.EVENT_MODELS, safe=False)
 
 
 def m004_drop_redundant_indexes(db: peewee.Database) -> None:

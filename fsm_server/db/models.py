@@ -418,6 +418,56 @@ MODELS: tuple[type[_Model], ...] = (
 )
 
 
+class EventState(_Model):
+    """A rule's condition on one subject that is (or was just) active (fsm_server.events)."""
+
+    id: peewee.AutoField[int]  # peewee's implicit primary key
+
+    rule = peewee.CharField(max_length=200)
+    key = peewee.CharField(max_length=300)
+    status = peewee.CharField(max_length=16)  # pending | open | clearing
+    subject = peewee.TextField()
+    customer = peewee.TextField(default="")
+    detail = peewee.TextField(default="")
+    first_seen = UtcDateTimeField()
+    last_seen = UtcDateTimeField()
+    observed_at = UtcDateTimeField(null=True)
+    opened_at = UtcDateTimeField(null=True)  # when the "opened" mail was queued
+    clearing_since = UtcDateTimeField(null=True)
+
+    class Meta:
+        table_name = "event_state"
+        indexes = ((("rule", "key"), True),)
+
+
+class Notification(_Model):
+    """A mail to send (or sent): the outbox of notifications (fsm_server.events)."""
+
+    id: peewee.AutoField[int]  # peewee's implicit primary key
+
+    rule = peewee.CharField(max_length=200)
+    key = peewee.CharField(max_length=300)
+    event = peewee.CharField(max_length=16)  # opened | cleared
+    recipients = JsonTextField()
+    subject = peewee.TextField()
+    message = peewee.BlobField()
+    observed_at = UtcDateTimeField(null=True)
+    created_at = UtcDateTimeField()
+    next_try_at = UtcDateTimeField()
+    attempts = peewee.IntegerField(default=0)
+    sent_at = UtcDateTimeField(null=True)
+    answer = peewee.TextField(default="")
+    last_error = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "notification"
+        indexes = ((("sent_at", "next_try_at"), False),)
+
+
+#: The tables of the events service (migration m003_events).
+EVENT_MODELS: tuple[type[_Model], ...] = (EventState, Notification)
+
+
 class BackupRun(_Model):
     """One backup attempt (fsm_server.backup): what `backup status`, the health report and the
     `backup` rule show. Added by migration 13."""
@@ -441,7 +491,7 @@ class BackupRun(_Model):
 
 
 #: Tables that migrations after m001 create (m001 makes ``MODELS`` only).
-LATER_MODELS: tuple[type[_Model], ...] = (BackupRun,)
+LATER_MODELS: tuple[type[_Model], ...] = (*EVENT_MODELS, BackupRun)
 
 
 def bind(database: peewee.Database) -> None:
@@ -450,6 +500,7 @@ def bind(database: peewee.Database) -> None:
 
 
 __all__ = [
+    "EVENT_MODELS",
     "LATER_MODELS",
     "MODELS",
     "AlertAck",
@@ -465,7 +516,9 @@ __all__ = [
     "DeviceAddress",
     "DeviceLatest",
     "Envelope",
+    "EventState",
     "JsonTextField",
+    "Notification",
     "PendingChunk",
     "Quarantine",
     "Reading",

@@ -25,7 +25,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import peewee
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 
 from fsm_common.backoff import Backoff
@@ -35,7 +34,7 @@ from fsm_protocol.display import display_text
 
 from ..config import NotifySection, RuleSection, ServerConfig
 from ..db.connect import Database, translated
-from ..db.models import JsonTextField, UtcDateTimeField
+from ..db.models import EVENT_MODELS, EventState, Notification
 from ..errors import NotifyError
 from .rules import ALL_KINDS, ON_INGEST, Condition, active, check_rules
 
@@ -44,66 +43,6 @@ log = logging.getLogger("fsm_server.events")
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_RETRY = timedelta(hours=1)
 KEEP_SENT = timedelta(days=90)  # sent notifications older than this are deleted
-
-
-class _Model(peewee.Model):
-    class Meta:
-        legacy_table_names = False
-
-
-class EventState(_Model):
-    """A rule's condition on one subject that is (or was just) active."""
-
-    id: peewee.AutoField[int]  # peewee's implicit primary key
-
-    rule = peewee.CharField(max_length=200)
-    key = peewee.CharField(max_length=300)
-    status = peewee.CharField(max_length=16)  # pending | open | clearing
-    subject = peewee.TextField()
-    customer = peewee.TextField(default="")
-    detail = peewee.TextField(default="")
-    first_seen = UtcDateTimeField()
-    last_seen = UtcDateTimeField()
-    observed_at = UtcDateTimeField(null=True)
-    opened_at = UtcDateTimeField(null=True)  # when the "opened" mail was queued
-    clearing_since = UtcDateTimeField(null=True)
-
-    class Meta:
-        table_name = "event_state"
-        indexes = ((("rule", "key"), True),)
-
-
-class Notification(_Model):
-    """A mail to send (or sent): the outbox of notifications."""
-
-    id: peewee.AutoField[int]  # peewee's implicit primary key
-
-    rule = peewee.CharField(max_length=200)
-    key = peewee.CharField(max_length=300)
-    event = peewee.CharField(max_length=16)  # opened | cleared
-    recipients = JsonTextField()
-    subject = peewee.TextField()
-    message = peewee.BlobField()
-    observed_at = UtcDateTimeField(null=True)
-    created_at = UtcDateTimeField()
-    next_try_at = UtcDateTimeField()
-    attempts = peewee.IntegerField(default=0)
-    sent_at = UtcDateTimeField(null=True)
-    answer = peewee.TextField(default="")
-    last_error = peewee.TextField(default="")
-
-    class Meta:
-        table_name = "notification"
-        indexes = ((("sent_at", "next_try_at"), False),)
-
-
-MODELS: tuple[type[_Model], ...] = (EventState, Notification)
-
-
-def create_tables(db: peewee.Database) -> None:
-    """The tables of schema migration ``m003_events``."""
-    with db.bind_ctx(MODELS):
-        db.create_tables(MODELS, safe=False)
 
 
 def _shown(value: object) -> object:
@@ -238,7 +177,7 @@ class EventService:
         self._transport: Any = None
         self.sent = 0
         self.failed = 0
-        db.peewee.bind(MODELS, bind_refs=False, bind_backrefs=False)
+        db.peewee.bind(EVENT_MODELS, bind_refs=False, bind_backrefs=False)
 
     # -- evaluation (database work, in the worker thread) ------------------------------------------
 
@@ -387,5 +326,5 @@ async def run_beside(daemon: Any, events: EventService, *, once: bool = False, *
                 await events.aclose()
 
 
-__all__ = ["MODELS", "EventService", "EventState", "Notification", "apply", "build_mail", "create_tables",
+__all__ = ["EventService", "EventState", "Notification", "apply", "build_mail",
            "run_beside", "smtp_transport"]

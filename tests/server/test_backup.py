@@ -27,8 +27,8 @@ from fsm_server.backup.rotation import keep
 from fsm_server.backup.schedule import BackupPlan, BackupService, next_due, run_backup, status
 from fsm_server.cli import main
 from fsm_server.config import BackupSection, RuleSection, ServerConfig
-from fsm_server.db import migrations
-from fsm_server.db.connect import Database, open_database
+from fsm_server.db import migrations, open_database
+from fsm_server.db.connect import Database
 from fsm_server.db.models import BackupRun, Envelope, Reading
 from fsm_server.errors import BackupCorrupt, BackupError, TargetNotEmpty
 from fsm_server.events import EventService, Notification

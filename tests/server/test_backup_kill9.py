@@ -17,7 +17,7 @@ import pytest
 from fsm_devtools.corpus import ClientKit, ServerKit, report_mail
 from fsm_server.backup import ArchiveReader, list_backups
 from fsm_server.backup.archive import PARTIAL_SUFFIX
-from fsm_server.db.connect import open_database
+from fsm_server.db import open_database
 from fsm_server.errors import BackupCorrupt
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry

@@ -8,8 +8,8 @@ from pathlib import Path
 import peewee
 import pytest
 
-from fsm_server.db import migrations
-from fsm_server.db.connect import PEEWEE_ERRORS, Database, DuplicateKey, open_database, redact, translated
+from fsm_server.db import migrations, open_database
+from fsm_server.db.connect import PEEWEE_ERRORS, Database, DuplicateKey, redact, translated
 from fsm_server.errors import DatabaseError
 
 
