@@ -18,7 +18,7 @@ field falls back to its next source and a warning says what was dropped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -495,60 +495,25 @@ def _show(value: Any) -> str:
 async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime | None = None,
                         answers: Answers | None = None, status_only: bool = False) -> Device:
     """Read a device with a given PMD (``pmd test`` and ``read_device`` use this); with
-    ``status_only``, only POLL_IDENTITY, status and alerts (a status poll)."""
+    ``status_only``, only POLL_IDENTITY, status and alerts (a status poll).
+
+    The steps: fetch what the plan asks for, take each field from its first answering source
+    (``sources`` records which), read the tables, infer what the device did not say, and judge
+    how complete the reading is."""
     now = now or utcnow()
     a = answers or Answers()
     r = _Reader(source, pmd, _cached_plan(pmd, status_only), a)
     await r.fetch()
     sources: dict[str, str] = {}
-    ident: dict[str, Any] = {}
-    for name in pmd.identity.__struct_fields__:
-        value, origin = r.field(name)
-        ident[name] = value
-        if value is not None and origin:
-            sources[name] = origin
-    caps: dict[str, Any] = {}
-    for name in pmd.capabilities.__struct_fields__:
-        value, origin = r.field(f"capabilities.{name}")
-        caps[name] = value
-        if value is not None and origin:
-            sources[f"capabilities.{name}"] = origin
-    counters: dict[str, int] = {}
-    for name in pmd.counters:
-        value, origin = r.field(f"counters.{name}")
-        if value is not None:
-            counters[name] = value
-            if origin:
-                sources[f"counters.{name}"] = origin
-    supplies = [] if status_only else r.supplies()
-    if supplies:
-        sources["supplies"] = pmd.supplies.table.entry
-    if not status_only:
-        supplies = r.extra_supplies(supplies, sources)
-    status = r.status()
-    if status.printer or status.conditions:
-        sources["status"] = pmd.status.printer_entry
-    alerts = r.alerts()
-    if alerts:
-        sources["alerts"] = pmd.alerts.entry
-    elif status.conditions:
-        alerts = normalize.condition_alerts(status.conditions)
-    for cap in ("fax", "scan", "duplex"):  # a device that counts fax pages can fax
-        if caps[cap] is None and counters.get(cap, 0) > 0:
-            caps[cap] = True
-    if caps["color"] is None and supplies:
-        chromatic = {s.color for s in supplies if s.kind in vocabulary.COLORANT_KINDS and s.color}
-        if chromatic:
-            caps["color"] = bool(chromatic - {"black", "photo_black", "matte_black", "gray", "light_gray"})
+    ident = _fields(r, "", pmd.identity.__struct_fields__, sources)
+    caps = _fields(r, "capabilities.", pmd.capabilities.__struct_fields__, sources)
+    counters = {k: v for k, v in _fields(r, "counters.", pmd.counters, sources).items() if v is not None}
+    supplies = [] if status_only else _supplies(r, pmd, sources)
+    status, alerts = _status_and_alerts(r, pmd, sources)
+    _infer_capabilities(caps, counters, supplies)
+    warnings, reachability = _completeness(a, source)
     descr = _text(a.values.get(SYS_DESCR))
     oid_v = a.values.get(SYS_OBJECT_ID)
-    session_warnings = getattr(source, "warnings", None)
-    warnings = list(a.warnings)
-    if isinstance(session_warnings, list):
-        warnings.extend(w for w in session_warnings if isinstance(w, str) and w not in warnings)
-    # a session that lost the device mid-read may have returned what it had without raising
-    lost = getattr(source, "lost", False) is True
-    reachability: Literal["ok", "partial", "unreachable"] = "partial" if a.timed_out or lost else "ok"
     return Device(
         ip=ip, observed_at=now, reachability=reachability, pmd=pmd.id,
         manufacturer=ident["manufacturer"], model=ident["model"], serial=ident["serial"],
@@ -560,6 +525,63 @@ async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime 
         capabilities=Capabilities(**caps), counters=counters, supplies=supplies, status=status,
         alerts=alerts, sources=sources, warnings=warnings,
     )
+
+
+def _fields(r: _Reader, prefix: str, names: Iterable[str], sources: dict[str, str]) -> dict[str, Any]:
+    """Each field ``prefix + name`` from its first answering source, noting that source."""
+    out: dict[str, Any] = {}
+    for name in names:
+        value, origin = r.field(prefix + name)
+        out[name] = value
+        if value is not None and origin:
+            sources[prefix + name] = origin
+    return out
+
+
+def _supplies(r: _Reader, pmd: Pmd, sources: dict[str, str]) -> list[Supply]:
+    supplies = r.supplies()
+    if supplies:
+        sources["supplies"] = pmd.supplies.table.entry
+    return r.extra_supplies(supplies, sources)
+
+
+def _status_and_alerts(r: _Reader, pmd: Pmd, sources: dict[str, str]) -> tuple[Status, list[Alert]]:
+    """The status, and the alert table; a device without one gets alerts made from its conditions."""
+    status = r.status()
+    if status.printer or status.conditions:
+        sources["status"] = pmd.status.printer_entry
+    alerts = r.alerts()
+    if alerts:
+        sources["alerts"] = pmd.alerts.entry
+    elif status.conditions:
+        alerts = normalize.condition_alerts(status.conditions)
+    return status, alerts
+
+
+def _infer_capabilities(caps: dict[str, Any], counters: dict[str, int], supplies: list[Supply]) -> None:
+    """Fill what the device did not say from what it shows: a device that counts fax pages can fax,
+    one with a chromatic colorant prints colour."""
+    for cap in ("fax", "scan", "duplex"):
+        if caps[cap] is None and counters.get(cap, 0) > 0:
+            caps[cap] = True
+    if caps["color"] is None and supplies:
+        chromatic = {s.color for s in supplies if s.kind in vocabulary.COLORANT_KINDS and s.color}
+        if chromatic:
+            caps["color"] = bool(chromatic - {"black", "photo_black", "matte_black", "gray", "light_gray"})
+
+
+Reachability = Literal["ok", "partial", "unreachable"]
+
+
+def _completeness(a: Answers, source: SnmpSource) -> tuple[list[str], Reachability]:
+    """The reading's warnings (its own, then the session's) and whether the device answered it all."""
+    warnings = list(a.warnings)
+    session_warnings = getattr(source, "warnings", None)
+    if isinstance(session_warnings, list):
+        warnings.extend(w for w in session_warnings if isinstance(w, str) and w not in warnings)
+    # a session that lost the device mid-read may have returned what it had without raising
+    lost = getattr(source, "lost", False) is True
+    return warnings, "partial" if a.timed_out or lost else "ok"
 
 
 async def identify(source: SnmpSource) -> dict[str, SnmpValue]:

@@ -195,16 +195,31 @@ def _refused_hint(code: int, text: str, transport: SmtpTransport) -> str:
 
 def translate_error(exc: BaseException, transport: SmtpTransport) -> TransportError:
     """The TransportError (permanent) or TransientTransportError (retry later) for an aiosmtplib failure."""
-    relay = transport.relay
+    for translate in (_certificate, _refused, _unsupported, _timeout, _tls, _unreachable):
+        error = translate(exc, transport)
+        if error is not None:
+            return error
+    return TransportError(
+        f"sending through the relay {transport.relay} failed: {exc}", hint="check the [smtp] settings"
+    )
+
+
+def _certificate(exc: BaseException, transport: SmtpTransport) -> TransportError | None:
     verify = _in_chain(exc, ssl.SSLCertVerificationError)
-    if verify is not None:
-        reason = getattr(verify, "verify_message", None) or str(verify)
-        where = f"[smtp] ca_file = {str(transport.ca_file)!r}" if transport.ca_file else "the system's CAs"
-        return TransportError(
-            f"the certificate of the relay {relay} failed verification against {where}: {reason}",
-            hint="set `ca_file` in [smtp] to the PEM file of the CA that signed the relay's certificate "
-            "(verification stays on; never disable it)",
-        )
+    if verify is None:
+        return None
+    reason = getattr(verify, "verify_message", None) or str(verify)
+    where = f"[smtp] ca_file = {str(transport.ca_file)!r}" if transport.ca_file else "the system's CAs"
+    return TransportError(
+        f"the certificate of the relay {transport.relay} failed verification against {where}: {reason}",
+        hint="set `ca_file` in [smtp] to the PEM file of the CA that signed the relay's certificate "
+        "(verification stays on; never disable it)",
+    )
+
+
+def _refused(exc: BaseException, transport: SmtpTransport) -> TransportError | None:
+    """The relay answered with a refusal: of every recipient, or with one reply code."""
+    relay = transport.relay
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         parts = [f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients]
         first = exc.recipients[0] if exc.recipients else None
@@ -213,73 +228,88 @@ def translate_error(exc: BaseException, transport: SmtpTransport) -> TransportEr
             f"the relay {relay} refused every recipient: {'; '.join(parts)}",
             hint=_refused_hint(first.code, first.message, transport) if first else "check [smtp] to",
         )
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        code, text = exc.code, exc.message
-        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-            what = f"refused the login of {transport.username!r}"
-        elif isinstance(exc, aiosmtplib.SMTPSenderRefused):
-            what = f"refused the sender {exc.sender!r}"
-        elif isinstance(exc, aiosmtplib.SMTPRecipientRefused):
-            what = f"refused the recipient {exc.recipient!r}"
-        elif isinstance(exc, aiosmtplib.SMTPDataError):
-            what = "refused the mail's content"
-        elif isinstance(exc, aiosmtplib.SMTPConnectResponseError):
-            what = "refused the connection"
-        elif isinstance(exc, aiosmtplib.SMTPHeloError):
-            what = "refused our greeting (EHLO)"
-        else:
-            what = "answered"
-        cls = _by_code(code)
-        hint = (
-            "the relay asks to try again later; the envelope stays in the outbox and is retried"
-            if cls is TransientTransportError
-            else _refused_hint(code, text, transport)
-        )
-        return cls(f"the relay {relay} {what}: {code} {text}", hint=hint)
-    if isinstance(exc, aiosmtplib.SMTPNotSupported) or (
+    if not isinstance(exc, aiosmtplib.SMTPResponseException):
+        return None
+    code, text = exc.code, exc.message
+    cls = _by_code(code)
+    hint = (
+        "the relay asks to try again later; the envelope stays in the outbox and is retried"
+        if cls is TransientTransportError
+        else _refused_hint(code, text, transport)
+    )
+    return cls(f"the relay {relay} {_what_was_refused(exc, transport)}: {code} {text}", hint=hint)
+
+
+def _what_was_refused(exc: aiosmtplib.SMTPResponseException, transport: SmtpTransport) -> str:
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return f"refused the login of {transport.username!r}"
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        return f"refused the sender {exc.sender!r}"
+    if isinstance(exc, aiosmtplib.SMTPRecipientRefused):
+        return f"refused the recipient {exc.recipient!r}"
+    if isinstance(exc, aiosmtplib.SMTPDataError):
+        return "refused the mail's content"
+    if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
+        return "refused the connection"
+    if isinstance(exc, aiosmtplib.SMTPHeloError):
+        return "refused our greeting (EHLO)"
+    return "answered"
+
+
+def _unsupported(exc: BaseException, transport: SmtpTransport) -> TransportError | None:
+    if not (isinstance(exc, aiosmtplib.SMTPNotSupported) or (
         type(exc) is aiosmtplib.SMTPException and "not supported" in str(exc).lower()
-    ):
-        text = str(exc)
-        if "starttls" in text.lower():
-            hint = (
-                'the relay offers no STARTTLS: use security = "tls" (port 465) or "none" on a trusted relay'
-            )
-        elif "auth" in text.lower():
-            hint = (
-                "the relay offers no login on this connection: remove [smtp] username, or use "
-                'security = "starttls" or "tls" if it offers AUTH only over TLS'
-            )
-        else:
-            hint = "check [smtp] security and port"
-        return TransportError(f"the relay {relay} does not support what is configured: {text}", hint=hint)
-    if isinstance(exc, (aiosmtplib.SMTPTimeoutError, TimeoutError)):
-        hint = "the envelope stays in the outbox and is retried; raise [smtp] timeout if the relay is slow"
-        if transport.security != "tls":
-            hint += ', or set security = "tls" if it expects TLS at once (port 465)'
-        return TransientTransportError(
-            f"the relay {relay} did not answer within timeout={transport.timeout} s", hint=hint
+    )):
+        return None
+    text = str(exc)
+    if "starttls" in text.lower():
+        hint = 'the relay offers no STARTTLS: use security = "tls" (port 465) or "none" on a trusted relay'
+    elif "auth" in text.lower():
+        hint = (
+            "the relay offers no login on this connection: remove [smtp] username, or use "
+            'security = "starttls" or "tls" if it offers AUTH only over TLS'
         )
+    else:
+        hint = "check [smtp] security and port"
+    return TransportError(f"the relay {transport.relay} does not support what is configured: {text}",
+                          hint=hint)
+
+
+def _timeout(exc: BaseException, transport: SmtpTransport) -> TransportError | None:
+    if not isinstance(exc, (aiosmtplib.SMTPTimeoutError, TimeoutError)):
+        return None
+    hint = "the envelope stays in the outbox and is retried; raise [smtp] timeout if the relay is slow"
+    if transport.security != "tls":
+        hint += ', or set security = "tls" if it expects TLS at once (port 465)'
+    return TransientTransportError(
+        f"the relay {transport.relay} did not answer within timeout={transport.timeout} s", hint=hint
+    )
+
+
+def _tls(exc: BaseException, transport: SmtpTransport) -> TransportError | None:
     tls_error = _in_chain(exc, ssl.SSLError)
-    if tls_error is not None:
-        return TransportError(
-            f"TLS with the relay {relay} failed: {tls_error}",
-            hint='check [smtp] security ("tls" for port 465, "starttls" for 587/25) and port',
-        )
-    if isinstance(exc, (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError)):
-        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
-        if isinstance(cause, ConnectionRefusedError):
-            plain = "connection refused (nothing listens there)"
-        elif isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-            plain = f"the relay closed the connection ({exc})"
-        else:
-            plain = str(cause) or type(cause).__name__
-        return TransientTransportError(
-            f"cannot reach the relay {relay}: {plain}",
-            hint="check that the relay runs and [smtp] host and port; the envelope stays in the outbox "
-            "and is retried",
-        )
+    if tls_error is None:
+        return None
     return TransportError(
-        f"sending through the relay {relay} failed: {exc}", hint="check the [smtp] settings"
+        f"TLS with the relay {transport.relay} failed: {tls_error}",
+        hint='check [smtp] security ("tls" for port 465, "starttls" for 587/25) and port',
+    )
+
+
+def _unreachable(exc: BaseException, transport: SmtpTransport) -> TransportError | None:
+    if not isinstance(exc, (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, OSError)):
+        return None
+    cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    if isinstance(cause, ConnectionRefusedError):
+        plain = "connection refused (nothing listens there)"
+    elif isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        plain = f"the relay closed the connection ({exc})"
+    else:
+        plain = str(cause) or type(cause).__name__
+    return TransientTransportError(
+        f"cannot reach the relay {transport.relay}: {plain}",
+        hint="check that the relay runs and [smtp] host and port; the envelope stays in the outbox "
+        "and is retried",
     )
 
 
