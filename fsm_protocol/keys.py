@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from . import crypto
 from .errors import KeyFileError
+from .files import write_atomic
 
 CLIENT_KEY_FILE = "client.key"
 CLIENT_PUB_FILE = "client.pub"
@@ -167,26 +168,9 @@ class EncryptionKey:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to a new temporary file created with ``mode``, fsync, rename into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # O_EXCL + the mode at creation: the private bytes never sit in a file others can open.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
-    try:
-        os.fchmod(fd, mode)  # the umask may have removed bits we want, never added any
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_private_file(path: Path, data: bytes) -> None:
     """Write a private key file (0600 from creation, fsynced, renamed into place)."""
-    _write_file(path, data, 0o600)
+    write_atomic(path, data, 0o600, exact_mode=True)
 
 
 def _write_pair(
@@ -204,8 +188,8 @@ def _write_pair(
                 )
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_file(private, private_pem, 0o600)
-        _write_file(public, (public_text + "\n").encode("ascii"), 0o644)
+        write_atomic(private, private_pem, 0o600, exact_mode=True)
+        write_atomic(public, (public_text + "\n").encode("ascii"), 0o644, exact_mode=True)
     except OSError as exc:
         raise KeyFileError(f"cannot write keys to {directory}: {exc.strerror}",
                            hint="choose a writable directory with --dir") from exc

@@ -17,11 +17,12 @@ import click
 
 from fsm_common.cli import json_option, pass_obj, print_json, writing_output
 from fsm_protocol.errors import KeyFileError
+from fsm_protocol.files import write_atomic
 
 from ..context import ClientContext
 from ..pmd.active import status
 from ..pmd.dirs import shipped_dir
-from ..pmd.sets import PmdSets, write_atomic
+from ..pmd.sets import PmdSets
 from ..pmd.update import Updater, install_from
 from .pmd import pmd_group
 

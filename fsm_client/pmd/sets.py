@@ -38,6 +38,8 @@ from typing import Any
 
 import msgspec
 
+from fsm_protocol.files import fsync_dir, write_atomic, write_new
+
 from ..errors import PmdBundleError, PmdBundleNotNewer, PmdError, PmdUpdateError
 from .bundle import MANIFEST_NAME, SIGNATURE_NAME, Bundle
 
@@ -85,34 +87,6 @@ class InstalledSet:
     @property
     def version(self) -> int:
         return self.info.version
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_new(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Create ``path`` (it must not exist), write and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so a reader sees the old or the new content, durably."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        write_new(tmp, data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
 class PmdSets:
@@ -337,8 +311,5 @@ __all__ = [
     "InstalledSet",
     "PmdSets",
     "State",
-    "fsync_dir",
     "info_dict",
-    "write_atomic",
-    "write_new",
 ]

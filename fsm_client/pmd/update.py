@@ -36,11 +36,12 @@ from typing import Any
 import msgspec
 
 from fsm_protocol.errors import ConfigError, KeyFileError
+from fsm_protocol.files import write_atomic
 
 from ..config import ClientConfig
 from ..errors import PmdBundleError, PmdBundleNotNewer, PmdError, PmdUpdateError
 from .bundle import LIMITS, Bundle, Limits, open_bundle
-from .sets import InstalledSet, PmdSets, write_atomic
+from .sets import InstalledSet, PmdSets
 
 UPDATE_STATE = "update.json"
 #: After a failed download, the next try waits this long (the daily slot stays due).

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from fsm_common.errors import TransientTransportError, TransportError
 from fsm_common.transport import BaseTransport
+from fsm_protocol.files import fsync_dir
 
 log = logging.getLogger("fsm_client.transports.filedrop")
 
@@ -107,7 +108,7 @@ class FileDropTransport(BaseTransport):
                 os.replace(temp, final)
             finally:
                 os.close(fd)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 temp.unlink()
@@ -155,18 +156,6 @@ def _stale(fd: int, mtime: float) -> bool:
     except OSError:  # this file system cannot lock: judge by age
         return time.time() - mtime > STALE_UNLOCKED_SECONDS
     return True
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        # Some file systems (vfat on a stick, SMB) cannot fsync a directory; the rename stands.
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
 
 
 def _translate(exc: OSError, directory: Path) -> TransportError:

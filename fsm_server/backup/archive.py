@@ -25,6 +25,8 @@ from typing import IO, Literal
 
 import msgspec
 
+from fsm_protocol.files import fsync_dir
+
 from ..errors import BackupCorrupt, BackupError
 
 FORMAT = "fsm-backup"
@@ -102,14 +104,6 @@ def list_backups(directory: Path) -> list[Path]:
         return []
     found = [p for p in directory.iterdir() if NAME_RE.match(p.name) and p.is_file()]
     return sorted(found, key=lambda p: (taken_at(p) or datetime.min.replace(tzinfo=UTC), p.name))
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class HashingWriter:
@@ -278,5 +272,5 @@ class ArchiveReader:
 
 
 __all__ = ["FORMAT", "MANIFEST", "NAME_RE", "PARTIAL_SUFFIX", "VERSION", "ArchiveReader", "ArchiveWriter",
-           "ColumnKind", "KeyEntry", "Manifest", "TableEntry", "backup_name", "fsync_dir", "list_backups",
+           "ColumnKind", "KeyEntry", "Manifest", "TableEntry", "backup_name", "list_backups",
            "taken_at"]

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
+import io
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -13,6 +12,7 @@ from typing import TextIO
 import click
 
 from fsm_common.cli import pass_obj, writing_output
+from fsm_protocol.files import atomic_file
 
 from .. import reports, wiring
 from ..context import ServerContext
@@ -24,14 +24,11 @@ def atomic_text(path: Path) -> Iterator[TextIO]:
     the same directory and a rename), so a failed report never leaves half a file."""
     with writing_output(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                yield f
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path, 0o600) as raw:  # readable by its owner only, as before
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            yield text
+            text.flush()
+            text.detach()  # the binary file is closed, synced and renamed by atomic_file
 
 
 def write_atomically(path: Path, text: str) -> None:
