@@ -159,7 +159,7 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 @pytest.mark.parametrize(("rel", "text", "target"), [
-    ("fsm_server/events/notify.py", "from fsm_client.transports import smtp\n", "fsm_client.transports"),
+    ("fsm_server/events/mail.py", "from fsm_client.transports import smtp\n", "fsm_client.transports"),
     ("fsm_server/events/rules.py", "def groups():\n    from fsm_client.alerts import GROUPS\n",
      "fsm_client.alerts"),
     ("fsm_client/pmd/walktest.py", "import fsm_devtools.peers.snmpsim\n", "fsm_devtools.peers.snmpsim"),

@@ -10,8 +10,11 @@ See docs/reports.md, "Notifications".
 
 from __future__ import annotations
 
-from .notify import EventService, EventState, Notification, apply, build_mail, run_beside
+from ..db.models import EventState, Notification
+from .mail import build_mail
 from .rules import ALL_KINDS, ON_INGEST, Condition, active, check_rules
+from .service import EventService, run_beside
+from .states import apply
 
 __all__ = [
     "ALL_KINDS",
