@@ -27,11 +27,6 @@ def reading(*conditions: str, at: datetime = T0, alerts: list[Alert] | None = No
                   status=Status(printer="idle", conditions=list(conditions)))
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
-
-
 @pytest.fixture
 def fresh_store(tmp_path: Path):
     with Store.open(tmp_path / "client.sqlite") as store:

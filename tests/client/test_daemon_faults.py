@@ -34,11 +34,6 @@ LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
 def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
     p = Printers(["desk"], tmp_path_factory.mktemp("printers"), first_ip="127.0.0.50").start()
     try:

@@ -27,11 +27,6 @@ FILEDROP_TRIALS = 10
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
 def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
     p = Printers(["floor-1", "floor-2", "floor-3"], tmp_path_factory.mktemp("printers"),
                  first_ip="127.0.0.40").start()

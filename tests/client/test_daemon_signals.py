@@ -25,11 +25,6 @@ FSM_CLIENT = str(Path(sys.executable).parent / "fsm-client")
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
 def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
     p = Printers(["hall"], tmp_path_factory.mktemp("printers"), first_ip="127.0.0.35").start()
     try:

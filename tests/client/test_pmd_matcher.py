@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 
 WALKS = Path(__file__).resolve().parents[3] / "shared" / "snmp-walks"
-
-
-@pytest.fixture(scope="module")
-def pool() -> PmdPool:
-    return load_pool(default_dirs())
 
 
 @pytest.mark.parametrize(

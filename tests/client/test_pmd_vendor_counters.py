@@ -5,20 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 from fsm_client.reader import read_device
 from fsm_client.snmp.source import RecordingSource
 from fsm_protocol.schema import Device
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def pool() -> PmdPool:
-    return load_pool(default_dirs())
 
 
 async def read(pool: PmdPool, name: str) -> Device:

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from fsm_client.cli import main
-from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 from fsm_client.pmd.walktest import read_walk, snmpsim_venv
 from fsm_client.reader import device_json
@@ -24,11 +23,6 @@ needs_snmpsim = pytest.mark.skipif(
     snmpsim_venv() is None, reason="snmpsim is not installed (set FSM_SNMPSIM_VENV or run scripts/setup)")
 needs_walks = pytest.mark.skipif(
     not SHARP.is_dir(), reason="../shared/snmp-walks is not beside the repository")
-
-
-@pytest.fixture(scope="module")
-def pool() -> PmdPool:
-    return load_pool(default_dirs())
 
 
 def run(*args: str, data_dir: Path) -> tuple[int, str, str]:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 
 from fsm_client.errors import SnmpProtocolError, SnmpTimeout
-from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 from fsm_client.reader import read_device
 from fsm_client.snmp.source import RecordingSource, SnmpValue
@@ -16,11 +15,6 @@ from fsm_protocol.schema import Device
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SUPPLY = "1.3.6.1.2.1.43.11.1.1"
-
-
-@pytest.fixture(scope="module")
-def pool() -> PmdPool:
-    return load_pool(default_dirs())
 
 
 def supplies_rec(rows: list[tuple[int, str, int, int, int]], *, unit: int | None = None) -> str:

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from fsm_client.cli import main
 from fsm_client.config import ClientConfig, Credential, SnmpSection
 from fsm_client.pmd.expectations import compare
-from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 from fsm_client.reader import device_json
 from fsm_client.scan import scan
@@ -44,11 +43,6 @@ FAMILIES = {
     "toshiba-tec-b-sx5t": "toshiba-tec",
     "xerox-altalink-c8045": "xerox",
 }
-
-
-@pytest.fixture(scope="module")
-def pool() -> PmdPool:
-    return load_pool(default_dirs())
 
 
 def config(**snmp: object) -> ClientConfig:

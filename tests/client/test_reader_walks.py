@@ -10,7 +10,6 @@ import msgspec
 import pytest
 
 from fsm_client.pmd.expectations import compare
-from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 from fsm_client.reader import device_json, identify, read_device, read_identified
 from fsm_client.snmp.source import RecordingSource
@@ -20,11 +19,6 @@ WALKS = Path(__file__).resolve().parents[3] / "shared" / "snmp-walks"
 WALK_IDS = sorted(p.parent.name for p in WALKS.glob("*/expected.json")) if WALKS.is_dir() else []
 
 pytestmark = pytest.mark.skipif(not WALK_IDS, reason="../shared/snmp-walks is not beside the repository")
-
-
-@pytest.fixture(scope="module")
-def pool() -> PmdPool:
-    return load_pool(default_dirs())
 
 
 @pytest.mark.parametrize("walk", WALK_IDS)

@@ -12,7 +12,6 @@ import pytest
 
 from fsm_client.config import ClientConfig, SnmpSection
 from fsm_client.pmd import enterprises
-from fsm_client.pmd.loader import default_dirs, load_pool
 from fsm_client.pmd.matcher import PmdPool
 from fsm_client.reader import read_device
 from fsm_client.scan import scan
@@ -64,11 +63,6 @@ def recording(descr: str, sys_oid: str, models: dict[str, str]) -> str:
     lines = [f"{SYS_DESCR}|4|{descr}", f"{SYS_OBJECT_ID}|6|{sys_oid}"]
     lines += [f"{oid}|4|{model}" for oid, model in sorted(models.items())]
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture(scope="module")
-def pool() -> PmdPool:
-    return load_pool(default_dirs())
 
 
 @pytest.fixture(scope="module")
