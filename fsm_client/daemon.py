@@ -37,6 +37,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from fsm_common.signals import capture_signals
 from fsm_protocol.errors import FsmError
 from fsm_protocol.schema import Device, utcnow
@@ -579,7 +581,40 @@ class Daemon:
         return self.counts
 
 
-def client_status(config: ClientConfig, store: Store, *, now: datetime | None = None) -> dict[str, Any]:
+class StatusProblem(msgspec.Struct, frozen=True):
+    """The daemon's current problem (a full data disk), kept in a file the store cannot hold."""
+
+    error: str
+    hint: str
+    since: str
+
+
+class StatusAlert(msgspec.Struct, frozen=True):
+    ip: str
+    condition: str
+    since: str
+
+
+class ClientStatus(msgspec.Struct, frozen=True):
+    """What `fsm-client status` shows (``--json`` prints it as it is)."""
+
+    client_id: str
+    last_scan: str | None
+    last_send: str | None
+    outbox_depth: int
+    oldest_unsent_seq: int | None
+    last_error: str | None  # the daemon's problem if it has one, else the outbox's last send error
+    send_error: str | None
+    problem: StatusProblem | None
+    next_attempt: str | None
+    last_seq: int
+    devices: int
+    active_alerts: list[StatusAlert]
+    next_runs: dict[str, str | None]  # local time: what operators read
+    timezone: str
+
+
+def client_status(config: ClientConfig, store: Store, *, now: datetime | None = None) -> ClientStatus:
     """What `fsm-client status` shows: last scan, last send, outbox depth, next runs. ``last_error``
     is the daemon's current problem (``problem``: a full data disk) if it has one, else the
     outbox's last send error (``send_error``)."""
@@ -598,24 +633,23 @@ def client_status(config: ClientConfig, store: Store, *, now: datetime | None = 
     pending = [e for e in store.outbox() if e.sent_at is None]
     problem = HealthFile(store.path.parent).read()  # e.g. a full disk, which the store cannot hold
     send_error = pending[0].last_error if pending else None
-    return {
-        "client_id": config.client.id,
-        "last_scan": _iso(store.meta_time("last_scan_at")),
-        "last_send": _iso(store.meta_time("last_send_at")),
-        "outbox_depth": len(pending),
-        "oldest_unsent_seq": pending[0].seq if pending else None,
-        "last_error": problem.error if problem else send_error,
-        "send_error": send_error,
-        "problem": {"error": problem.error, "hint": problem.hint, "since": problem.since.isoformat()}
-                   if problem else None,
-        "next_attempt": _iso(pending[0].next_attempt_at) if pending else None,
-        "last_seq": store.last_seq(),
-        "devices": len(store.devices()),
-        "active_alerts": [{"ip": a.ip, "condition": a.condition, "since": a.since.isoformat()}
-                          for a in store.alert_states(active_only=True)],
-        "next_runs": next_runs,
-        "timezone": config.schedule.timezone,
-    }
+    return ClientStatus(
+        client_id=config.client.id,
+        last_scan=_iso(store.meta_time("last_scan_at")),
+        last_send=_iso(store.meta_time("last_send_at")),
+        outbox_depth=len(pending),
+        oldest_unsent_seq=pending[0].seq if pending else None,
+        last_error=problem.error if problem else send_error,
+        send_error=send_error,
+        problem=StatusProblem(problem.error, problem.hint, problem.since.isoformat()) if problem else None,
+        next_attempt=_iso(pending[0].next_attempt_at) if pending else None,
+        last_seq=store.last_seq(),
+        devices=len(store.devices()),
+        active_alerts=[StatusAlert(a.ip, a.condition, a.since.isoformat())
+                       for a in store.alert_states(active_only=True)],
+        next_runs=next_runs,
+        timezone=config.schedule.timezone,
+    )
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -627,9 +661,12 @@ __all__ = [
     "OUTBOX_RECHECK_SECONDS",
     "PERSISTENT_JOBS",
     "RECHECK_SECONDS",
+    "ClientStatus",
     "Counts",
     "Daemon",
     "RunLock",
+    "StatusAlert",
+    "StatusProblem",
     "client_status",
     "summary_line",
 ]

@@ -8,6 +8,7 @@ from rich.table import Table
 from fsm_common.cli import cell, json_option, pass_obj, print_json, print_table
 
 from ..context import ClientContext
+from ..outbox import outbox_rows
 from ..report import Sealer, rechunk, redacted, renumber
 from ..store import Store
 
@@ -17,15 +18,6 @@ def outbox_group() -> None:
     """What was sealed and sent, and what still waits to be sent."""
 
 
-def _state(entry: object) -> str:
-    from ..store import OutboxEntry
-
-    assert isinstance(entry, OutboxEntry)
-    if entry.sent_at is not None:
-        return "sent"
-    return "retrying" if entry.attempts else "pending"
-
-
 @outbox_group.command("list")
 @click.option("--limit", type=int, default=50, show_default=True, help="Show the newest N reports.")
 @json_option
@@ -33,21 +25,16 @@ def _state(entry: object) -> str:
 def list_command(obj: ClientContext, limit: int, as_json: bool) -> None:
     """List reports in the outbox, oldest first: number, kind, state, attempts, last error."""
     with Store.open_readonly(obj.existing_store()) as store:  # works on a read-only data dir
-        entries = store.outbox(limit=limit)
+        rows = outbox_rows(store, limit=limit)
     if as_json:
-        print_json([{
-            "seq": e.seq, "kind": e.kind, "state": _state(e), "created_at": e.created_at,
-            "sent_at": e.sent_at, "chunks": e.chunk_count, "chunks_sent": e.chunks_sent,
-            "attempts": e.attempts, "next_attempt_at": e.next_attempt_at, "last_error": e.last_error,
-            "retained": e.retained,
-        } for e in entries])
+        print_json(rows)
         return
     table = Table("seq", "kind", "state", "created", "sent", "chunks", "attempts", "last error")
-    for e in entries:
-        table.add_row(str(e.seq), e.kind, _state(e), e.created_at.isoformat(timespec="seconds"),
-                      e.sent_at.isoformat(timespec="seconds") if e.sent_at else "-",
-                      f"{e.chunks_sent}/{e.chunk_count}" + ("" if e.retained else " (purged)"),
-                      str(e.attempts), cell(e.last_error, 80))
+    for r in rows:
+        table.add_row(str(r.seq), r.kind, r.state, r.created_at.isoformat(timespec="seconds"),
+                      r.sent_at.isoformat(timespec="seconds") if r.sent_at else "-",
+                      f"{r.chunks_sent}/{r.chunks}" + ("" if r.retained else " (purged)"),
+                      str(r.attempts), cell(r.last_error, 80))
     print_table(table)
 
 

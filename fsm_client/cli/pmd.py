@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TypedDict
 
@@ -11,16 +10,14 @@ import msgspec
 from rich.table import Table
 
 from fsm_common.cli import cell, json_option, pass_obj, print_json, print_table
-from fsm_common.configfile import Secret
 
-from ..config import Credential
 from ..context import ClientContext
-from ..errors import PmdError, SnmpError
 from ..pmd.expectations import compare, load_expected
+from ..pmd.explain import match_target
 from ..pmd.loader import load_files
-from ..pmd.walktest import load_recording, read_walk
-from ..reader import device_json, identify
-from ..scan import default_pool, parse_target
+from ..pmd.walktest import read_walk
+from ..reader import device_json
+from ..scan import default_pool
 
 
 class _ListRow(TypedDict):
@@ -31,13 +28,6 @@ class _ListRow(TypedDict):
     sys_object_id: list[str]
     sys_descr: list[str]
     file: str
-
-
-class _Candidate(TypedDict):
-    id: str
-    priority: int
-    sys_descr_matched: bool
-    oid_prefix_arcs: int
 
 
 @click.group("pmd")
@@ -103,49 +93,15 @@ def show_command(ctx: ClientContext, pmd_id: str) -> None:
 @pass_obj
 def match_command(ctx: ClientContext, target: str, community: str | None, as_json: bool) -> None:
     """Show which PMD TARGET (a host[:port] or a .snmprec file) gets, and the other candidates."""
-    pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
-
-    async def system() -> dict[str, object]:
-        if target.endswith(".snmprec") or Path(target).is_file():
-            return dict(await identify(load_recording(target)))
-        from ..snmp.session import PysnmpSource
-
-        t = parse_target(target, default_port=ctx.config.snmp.port)
-        creds = ([Credential(name="--community", community=Secret(community))] if community
-                 else ctx.config.credentials)
-        last: Exception | None = None
-        for cred in creds:
-            async with PysnmpSource(t.host, cred, port=t.port, timeout=ctx.config.snmp.timeout,
-                                    retries=ctx.config.snmp.retries) as src:
-                try:
-                    return dict(await identify(src))
-                except SnmpError as exc:  # try the next credential, report the last
-                    last = exc
-        raise PmdError(f"{target} did not answer: {last}", hint="check the address and --community")
-
-    values = asyncio.run(system())
-    oid_v = values.get("1.3.6.1.2.1.1.2.0")
-    descr_v = values.get("1.3.6.1.2.1.1.1.0")
-    sys_oid = getattr(oid_v, "value", None)
-    raw_descr = getattr(descr_v, "value", None)
-    descr = raw_descr.decode("utf-8", "replace") if isinstance(raw_descr, bytes) else raw_descr
-    oid_s = sys_oid if isinstance(sys_oid, str) else None
-    descr_s = descr if isinstance(descr, str) else None
-    chosen = pool.match(oid_s, descr_s)
-    cands = pool.candidates(oid_s, descr_s)
-    candidates: list[_Candidate] = [{"id": p.id, "priority": s[0], "sys_descr_matched": bool(s[1]),
-                                     "oid_prefix_arcs": s[2]} for s, p in cands]
-    result = {"sys_object_id": sys_oid, "sys_descr": descr, "pmd": chosen.id, "chain": chosen.chain,
-              "candidates": candidates}
+    result = match_target(target, default_pool(ctx.data_dir, ctx.config.pmd.local_dir), ctx.config, community)
     if as_json:
         print_json(result)
         return
-    click.echo(f"sysObjectID {sys_oid}\nsysDescr    {descr}")
-    click.echo(f"PMD         {chosen.id} ({' -> '.join(chosen.chain)})")
-    for c in candidates:
-        click.echo(f"  candidate {c['id']}: priority {c['priority']}, "
-                   f"sysDescr matched {c['sys_descr_matched']}, "
-                   f"sysObjectID prefix arcs {c['oid_prefix_arcs']}")
+    click.echo(f"sysObjectID {result.sys_object_id}\nsysDescr    {result.sys_descr}")
+    click.echo(f"PMD         {result.pmd} ({' -> '.join(result.chain)})")
+    for c in result.candidates:
+        click.echo(f"  candidate {c.id}: priority {c.priority}, sysDescr matched {c.sys_descr_matched}, "
+                   f"sysObjectID prefix arcs {c.oid_prefix_arcs}")
 
 
 @pmd_group.command("test")

@@ -27,11 +27,6 @@ pytestmark = [pytest.mark.mail, pytest.mark.snmp]
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
 def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
     p = Printers(["office-1", "office-2"], tmp_path_factory.mktemp("printers")).start()
     try:
@@ -84,8 +79,8 @@ async def test_a_periodic_report_arrives_in_imap_and_opens_to_the_stored_reading
     # what `outbox show` prints is exactly what was sealed
     assert decode_report(daemon.store.plaintext(1)) == report
     status = client_status(config, daemon.store)
-    assert (status["outbox_depth"], status["last_seq"], status["devices"]) == (0, 1, 2)
-    assert status["last_send"] is not None
+    assert (status.outbox_depth, status.last_seq, status.devices) == (0, 1, 2)
+    assert status.last_send is not None
 
 
 async def test_a_jam_is_mailed_at_once_not_repeated_while_it_lasts_and_its_clearing_is_mailed(
@@ -286,8 +281,8 @@ def test_the_cli_sends_a_report_and_shows_status_and_the_outbox(
     [mail] = mails(empty_dealer_mailbox, 1)
     assert mail.seq == 1
     status = json.loads(runner.invoke(main, [*base, "status", "--json"]).output)
-    assert (status["outbox_depth"], status["last_seq"], status["devices"]) == (0, 1, 2)
-    assert status["last_scan"] and status["last_send"]
+    assert (status.outbox_depth, status.last_seq, status.devices) == (0, 1, 2)
+    assert status["last_scan"] and status.last_send
     listing = json.loads(runner.invoke(main, [*base, "outbox", "list", "--json"]).output)
     assert [(e["seq"], e["state"]) for e in listing] == [(1, "sent")]
     once = runner.invoke(main, [*base, "run", "--once"])

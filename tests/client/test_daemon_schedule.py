@@ -32,11 +32,6 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
-
-
-@pytest.fixture(scope="module")
 def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
     p = Printers(["lobby"], tmp_path_factory.mktemp("printers"), first_ip="127.0.0.30").start()
     try:
@@ -99,8 +94,8 @@ async def test_a_first_start_sends_no_backlog_and_says_when_the_next_report_is_d
     await daemon.scheduler_pass()
     assert kinds(daemon.store) == []
     status = client_status(daemon.config, daemon.store, now=clock.now)
-    assert status["next_runs"]["report"] == datetime(2026, 6, 30, 18, 0, tzinfo=BERLIN).isoformat()
-    assert status["next_runs"]["discovery"] is None
+    assert status.next_runs["report"] == datetime(2026, 6, 30, 18, 0, tzinfo=BERLIN).isoformat()
+    assert status.next_runs["discovery"] is None
 
 
 async def test_readings_of_extra_scans_ride_along_in_the_next_periodic_report(
