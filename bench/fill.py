@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fsm_devtools.corpus import make_client
 from fsm_protocol.schema import Alert, Capabilities, Device, Report, Status, Supply
-from fsm_server.db.connect import Database, open_database
+from fsm_server.db import open_database
+from fsm_server.db.connect import Database
 from fsm_server.db.loader import EnvelopeMeta, Loader
 from fsm_server.registry import Registry
 

@@ -40,7 +40,8 @@ from fsm_devtools.peers.https import TestCa
 from fsm_devtools.peers.mailstack import MailStack, offset_from_env
 from fsm_devtools.peers.receiver import Receiver
 from fsm_server.daemon import IngestDaemon
-from fsm_server.db.connect import Database, open_database
+from fsm_server.db import open_database
+from fsm_server.db.connect import Database
 from fsm_server.db.models import Envelope
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry

@@ -82,8 +82,7 @@ def child(what: str, kind: str, url: str, fmt: str = "csv") -> None:
     from fill import END
 
     from fsm_server import reports
-    from fsm_server.db import sql
-    from fsm_server.db.connect import open_database
+    from fsm_server.db import open_database, sql
     from fsm_server.reports.alerts import ALERT_LOOKBACK
 
     db = open_database(url, data_dir=Path("/tmp"))
@@ -130,8 +129,7 @@ def ratio(report: dict[str, float], bound: dict[str, float], key: str) -> float:
 def show_plans(url: str) -> None:
     from fill import END
 
-    from fsm_server.db import sql
-    from fsm_server.db.connect import open_database
+    from fsm_server.db import open_database, sql
     from fsm_server.reports import plans
     from fsm_server.reports.scope import Scope
 
@@ -163,7 +161,7 @@ def main() -> None:
     from fill import filled
 
     from fsm_devtools.fixtures.db import postgres_admin_url
-    from fsm_server.db.connect import open_database
+    from fsm_server.db import open_database
 
     sizes = [int(s) for s in args.sizes.split(",")]
     kinds = args.kinds.split(",")

@@ -5,7 +5,7 @@ readings go through here instead: parameters in the database's own style, times 
 columns store, rows fetched in batches, times back as aware UTC datetimes.
 
 >>> import tempfile, pathlib
->>> from fsm_server.db.connect import open_database
+>>> from fsm_server.db import open_database
 >>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
 >>> sql, params = in_list(db, "id", [3, 1])
 >>> list(rows(db, f"SELECT 1 WHERE 1 NOT IN (SELECT id FROM device WHERE {sql})", params))
