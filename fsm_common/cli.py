@@ -57,6 +57,27 @@ def open_context(ctx: click.Context, config_path: str | None, data_dir: str | No
         fail(ctx, exc)
 
 
+def program(help_text: str, *, commands: Sequence[click.Command], what: str, config_env: str,
+            search: Sequence[str], data_dir_env: str, data_dir_help: str,
+            make: Callable[[ConfigChoice, str | None, str], object]) -> click.Group:
+    """The top group of one program: ``--config`` and ``--data-dir`` (with their environment
+    variables), ``--version``, the context ``make`` builds in ``ctx.obj``, and ``commands``."""
+
+    @click.group(cls=FsmGroup, commands=commands, help=help_text,
+                 context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=config_env,
+                  help=f"{what} config file (TOML) [default: ${config_env}, else the first of "
+                       f"{', '.join(search)} that exists].")
+    @click.option("--data-dir", type=click.Path(file_okay=False), envvar=data_dir_env, help=data_dir_help)
+    @click.version_option(package_name="fsm")
+    @click.pass_context
+    def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
+        open_context(ctx, config_path, data_dir, config_env=config_env, search=search,
+                     data_dir_env=data_dir_env, make=make)
+
+    return main
+
+
 def choose_config(ctx: click.Context, config_path: str | None, *, env_var: str,
                   search: Sequence[str]) -> ConfigChoice:
     """The config file a program reads: ``--config``, else ``$env_var``, else the first of ``search``
@@ -133,5 +154,19 @@ def pass_obj(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["PIPE_WIDTH", "FsmGroup", "cell", "choose_config", "fail", "given_by", "json_option",
-           "key_dir_option", "open_context", "pass_obj", "print_json", "print_table", "writing_output"]
+__all__ = [
+    "PIPE_WIDTH",
+    "FsmGroup",
+    "cell",
+    "choose_config",
+    "fail",
+    "given_by",
+    "json_option",
+    "key_dir_option",
+    "open_context",
+    "pass_obj",
+    "print_json",
+    "print_table",
+    "program",
+    "writing_output",
+]

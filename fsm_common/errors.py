@@ -10,7 +10,11 @@ among its own errors (``fsm_client.errors``).
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fsm_protocol.errors import FsmError
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 class TransportError(FsmError):
@@ -21,4 +25,14 @@ class TransientTransportError(TransportError):
     reason = "transport_transient"
 
 
-__all__ = ["TransientTransportError", "TransportError"]
+def in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first exception of ``kind`` among ``exc`` and its causes (libraries wrap ssl errors)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+__all__ = ["TransientTransportError", "TransportError", "in_chain"]

@@ -16,19 +16,18 @@ import asyncio
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import aiosmtplib
 
 from fsm_protocol.errors import ConfigError
 
 from .configfile import Secret
-from .errors import TransientTransportError, TransportError
+from .errors import TransientTransportError, TransportError, in_chain
 from .tls import tls_context
 from .transport import BaseTransport
 
 Security = Literal["tls", "starttls", "none"]
-_E = TypeVar("_E", bound=BaseException)
 SECURITY_MODES: tuple[Security, ...] = ("tls", "starttls", "none")
 
 
@@ -161,16 +160,6 @@ async def _closed(protocol: Any, timeout: float = 1.0) -> None:
         await asyncio.sleep(0.005)
 
 
-def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
-    """The first exception of `kind` among exc and its causes (aiosmtplib wraps ssl errors)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def _refused_hint(code: int, text: str, transport: SmtpTransport) -> str:
     lowered = text.lower()
     if code == 530 and "starttls" in lowered:
@@ -205,7 +194,7 @@ def translate_error(exc: BaseException, transport: SmtpTransport) -> TransportEr
 
 
 def _certificate(exc: BaseException, transport: SmtpTransport) -> TransportError | None:
-    verify = _in_chain(exc, ssl.SSLCertVerificationError)
+    verify = in_chain(exc, ssl.SSLCertVerificationError)
     if verify is None:
         return None
     reason = getattr(verify, "verify_message", None) or str(verify)
@@ -287,7 +276,7 @@ def _timeout(exc: BaseException, transport: SmtpTransport) -> TransportError | N
 
 
 def _tls(exc: BaseException, transport: SmtpTransport) -> TransportError | None:
-    tls_error = _in_chain(exc, ssl.SSLError)
+    tls_error = in_chain(exc, ssl.SSLError)
     if tls_error is None:
         return None
     return TransportError(

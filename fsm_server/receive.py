@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import sys
 from pathlib import Path
 
 import uvicorn
 
+from fsm_common.serve import serve_announced
 from fsm_protocol.errors import ConfigError
 
 from . import wiring
@@ -56,21 +56,7 @@ def serve(ctx: ServerContext, *, host: str | None = None, port: int | None = Non
             proxy_headers=False, server_header=False, log_level="warning", lifespan="on",
             timeout_keep_alive=30, h11_max_incomplete_event_size=16 * 1024,
         )
-        asyncio.run(_run(uvicorn.Server(config)))
-
-
-async def _run(server: uvicorn.Server) -> None:
-    task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
-        await asyncio.sleep(0.02)
-    if server.started:
-        for listener in server.servers:
-            for sock in listener.sockets:
-                host, port = sock.getsockname()[:2]
-                shown = f"[{host}]" if ":" in host else host
-                print(f"listening on https://{shown}:{port}", flush=True)
-                sys.stdout.flush()
-    await task
+        asyncio.run(serve_announced(uvicorn.Server(config), "https"))
 
 
 __all__ = ["serve", "tls_files"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fsm_common.cli import FsmGroup, open_context
+from fsm_common.cli import program
 
 from ..config import CONFIG_ENV, CONFIG_SEARCH
 from ..context import ClientContext
@@ -23,18 +23,12 @@ COMMANDS: tuple[click.Command, ...] = (scan_command, discover_command, pmd_group
                                        ui_group)
 
 
-@click.group(cls=FsmGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=CONFIG_ENV,
-              help=f"Client config file (TOML) [default: ${CONFIG_ENV}, else the first of "
-                   f"{', '.join(CONFIG_SEARCH)} that exists].")
-@click.option("--data-dir", type=click.Path(file_okay=False), envvar="FSM_CLIENT_DATA_DIR",
-              help="Where the local store, keys and outbox live.")
-@click.version_option(package_name="fsm")
-@click.pass_context
-def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
-    """Read printers by SNMP and mail sealed reports to the dealer's server."""
-    open_context(ctx, config_path, data_dir, config_env=CONFIG_ENV, search=CONFIG_SEARCH,
-                 data_dir_env="FSM_CLIENT_DATA_DIR", make=ClientContext.from_choice)
+main = program(
+    "Read printers by SNMP and mail sealed reports to the dealer's server.",
+    commands=COMMANDS, what="Client", config_env=CONFIG_ENV, search=CONFIG_SEARCH,
+    data_dir_env="FSM_CLIENT_DATA_DIR", data_dir_help="Where the local store, keys and outbox live.",
+    make=ClientContext.from_choice,
+)
 
 
 from . import pmd_bundle  # noqa: E402, F401 - adds update, rollback, status, bundle, keygen to `pmd`

@@ -8,6 +8,7 @@ import sys
 import click
 
 from fsm_common.cli import pass_obj
+from fsm_common.serve import serve_announced
 
 from ..context import ClientContext
 
@@ -34,20 +35,7 @@ def ui_group(click_ctx: click.Context, host: str, port: int) -> None:
                             proxy_headers=False, lifespan="off")
     server = uvicorn.Server(config)
 
-    async def run() -> None:
-        task = asyncio.create_task(server.serve())
-        while not server.started and not task.done():
-            await asyncio.sleep(0.02)
-        if server.started:
-            for listener in server.servers:
-                for sock in listener.sockets:
-                    address, bound = sock.getsockname()[:2]
-                    shown = f"[{address}]" if ":" in address else address
-                    click.echo(f"listening on http://{shown}:{bound}")
-                    sys.stdout.flush()
-        await task
-
-    asyncio.run(run())
+    asyncio.run(serve_announced(server, "http"))
 
 
 @ui_group.command("set-password")

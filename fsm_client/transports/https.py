@@ -38,6 +38,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from fsm_client.errors import TransientTransportError, TransportError
+from fsm_common.errors import in_chain
+from fsm_common.tls import tls_context as shared_tls_context
 from fsm_common.transport import BaseTransport
 from fsm_protocol import envelope, mime
 from fsm_protocol.errors import ConfigError, FsmError
@@ -129,15 +131,8 @@ def _redact(proxy: str) -> str:
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """Verification against ``ca_file`` or the system's CAs; host names checked; TLS 1.2 at least."""
-    try:
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    except FileNotFoundError:
-        raise ConfigError(f"[transport] ca_file {str(ca_file)!r} does not exist",
-                          hint="fix [transport] ca_file") from None
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"[transport] ca_file {str(ca_file)!r} holds no usable PEM certificate: {exc}",
-                          hint="[transport] ca_file must be the PEM certificate of the CA that signed the "
-                               "server's certificate") from None
+    context = shared_tls_context(ca_file, what="[transport] ca_file", knob="[transport] ca_file",
+                                 peer="server")
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
@@ -262,7 +257,7 @@ class HttpsTransport(BaseTransport):
                              hint="check [transport] url; the report stays queued")
 
     def _translate(self, exc: httpx.HTTPError) -> TransportError:
-        verify = _in_chain(exc, ssl.SSLCertVerificationError)
+        verify = in_chain(exc, ssl.SSLCertVerificationError)
         where = f"[transport] ca_file = {str(self.ca_file)!r}" if self.ca_file else "the system's CAs"
         if verify is not None or "CERTIFICATE_VERIFY_FAILED" in str(exc):
             reason = getattr(verify, "verify_message", None) or str(exc)
@@ -296,16 +291,6 @@ async def _read_capped(response: httpx.Response) -> bytes:
         if len(body) > _MAX_ANSWER:
             break  # a hostile or wrong server: what we have is enough to refuse it
     return bytes(body[:_MAX_ANSWER])
-
-
-def _in_chain(exc: BaseException,
-              kind: type[ssl.SSLCertVerificationError]) -> ssl.SSLCertVerificationError | None:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 __all__ = ["ENVELOPES_PATH", "HttpsTransport", "PinMismatch", "check_url", "normalise_pin", "proxy_for",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fsm_common.cli import FsmGroup, open_context
+from fsm_common.cli import program
 
 from ..config import CONFIG_ENV, CONFIG_SEARCH
 from ..context import ServerContext
@@ -33,18 +33,12 @@ COMMANDS: tuple[click.Command, ...] = (
     notify_command, report_command, audit_group, billing_group, users_group, web_command)
 
 
-@click.group(cls=FsmGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=CONFIG_ENV,
-              help=f"Server config file (TOML) [default: ${CONFIG_ENV}, else the first of "
-                   f"{', '.join(CONFIG_SEARCH)} that exists].")
-@click.option("--data-dir", type=click.Path(file_okay=False), envvar="FSM_SERVER_DATA_DIR",
-              help="Where the database, keys and quarantine live.")
-@click.version_option(package_name="fsm")
-@click.pass_context
-def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
-    """Ingest sealed fleet reports from IMAP and serve meter reads, supplies and alerts."""
-    open_context(ctx, config_path, data_dir, config_env=CONFIG_ENV, search=CONFIG_SEARCH,
-                 data_dir_env="FSM_SERVER_DATA_DIR", make=ServerContext.from_choice)
+main = program(
+    "Ingest sealed fleet reports from IMAP and serve meter reads, supplies and alerts.",
+    commands=COMMANDS, what="Server", config_env=CONFIG_ENV, search=CONFIG_SEARCH,
+    data_dir_env="FSM_SERVER_DATA_DIR", data_dir_help="Where the database, keys and quarantine live.",
+    make=ServerContext.from_choice,
+)
 
 
 __all__ = ["COMMANDS", "main"]
