@@ -15,7 +15,7 @@ Example::
     stack.stop()                             # stops only the PIDs this stack started
 
 Command line: ``python -m fsm_devtools.peers.mailstack start|stop|status [--offset N]``.
-See docs/operations.md "Mail stack" for the ports, the state directory and the why.
+See docs/development.md "Mail stack" for the ports, the state directory and the why.
 """
 
 from __future__ import annotations

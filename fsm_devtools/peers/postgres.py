@@ -15,7 +15,7 @@ Example::
     server.stop()                             # stops only the postmaster of this state dir
 
 Command line: ``python -m fsm_devtools.peers.postgres start|stop|status|wipe [--offset N]``.
-The offset is ``$FSM_PG_PORT_OFFSET``, else ``$FSM_MAIL_PORT_OFFSET``, else 0 (docs/operations.md
+The offset is ``$FSM_PG_PORT_OFFSET``, else ``$FSM_MAIL_PORT_OFFSET``, else 0 (docs/development.md
 "PostgreSQL for tests").
 """
 
