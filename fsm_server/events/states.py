@@ -43,9 +43,9 @@ def apply(conditions: Iterable[Condition], rules: list[RuleSection], notify: Not
             observed_at=st.observed_at, created_at=now, next_try_at=now).execute())
 
     states = {(s.rule, s.key): s for s in EventState.select()}
-    for (rule_name, _key), st in states.items():
+    for (rule_name, _key), removed in states.items():
         if rule_name not in by_name:  # the rule was removed from the config
-            st.delete_instance()
+            removed.delete_instance()
     for ident, c in now_active.items():
         rule = by_name[c.rule]
         st = states.get(ident)
@@ -70,6 +70,7 @@ def apply(conditions: Iterable[Condition], rules: list[RuleSection], notify: Not
             continue
         if st.status == "open":
             st.status, st.clearing_since = "clearing", now
+        assert st.clearing_since is not None  # set whenever the status is "clearing"
         if now - st.clearing_since >= timedelta(seconds=rule.delay_seconds):
             if rule.cleared:
                 queue(rule, "cleared", st)
