@@ -31,7 +31,8 @@ from pathlib import Path
 
 import psycopg
 
-from fsm_server.db.connect import Database, open_database
+from fsm_server.db import open_database
+from fsm_server.db.connect import Database
 from fsm_server.db.models import Device
 from fsm_server.portal.dashboard import dashboard
 from fsm_server.portal.device import counter_chart, device_view

@@ -6,7 +6,7 @@ inserting or deleting an entry anywhere before the newest breaks the chain at th
 count or the newest hash with a copy kept elsewhere to see that.)
 
 >>> import tempfile, pathlib
->>> from fsm_server.db.connect import open_database
+>>> from fsm_server.db import open_database
 >>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
 >>> record("login", actor="alice", address="192.0.2.1").action
 'login'

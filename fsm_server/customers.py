@@ -6,7 +6,7 @@ administrators only. Customers are also made by ingest (the first report of a cl
 without one names it), so ``add_customer`` of an existing name only sets what was given.
 
 >>> import tempfile, pathlib
->>> from fsm_server.db.connect import open_database
+>>> from fsm_server.db import open_database
 >>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
 >>> add_dealer("Northside Office Supplies").name
 'Northside Office Supplies'

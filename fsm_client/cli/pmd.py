@@ -97,7 +97,7 @@ def match_command(ctx: ClientContext, target: str, community: str | None, as_jso
     if as_json:
         print_json(result)
         return
-    click.echo(f"sysObjectID {result.sys_object_id}\nsysDescr    {result.sys_descr}")
+    click.echo(f"sysObjectID {result.sys_object_id!s}\nsysDescr    {result.sys_descr}")
     click.echo(f"PMD         {result.pmd} ({' -> '.join(result.chain)})")
     for c in result.candidates:
         click.echo(f"  candidate {c.id}: priority {c.priority}, sysDescr matched {c.sys_descr_matched}, "

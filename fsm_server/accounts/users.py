@@ -11,7 +11,7 @@ customer users for those customers only; a customer user manages nobody. A user 
 viewer's reach is "no user", as one that does not exist.
 
 >>> import tempfile, pathlib
->>> from fsm_server.db.connect import open_database
+>>> from fsm_server.db import open_database
 >>> from fsm_server.config import WebSection
 >>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
 >>> info, link = add_user("alice", "admin", by=None, settings=WebSection(), base_url="https://p.example")
