@@ -208,9 +208,7 @@ class ClientConfig(_Section):
 
 def load_config(path: str | Path | None) -> ClientConfig:
     """Load the client config; with no path, every default."""
-    if path is None:
-        return ClientConfig()
-    return configfile.load(path, ClientConfig)
+    return configfile.load_or_defaults(path, ClientConfig)
 
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsm_common.configfile import ConfigChoice, no_store
+from fsm_common.configfile import ConfigChoice, choose_data_dir, no_store
 
 from .config import CONFIG_ENV, ClientConfig, load_config
 from .store import STORE_FILE
@@ -31,11 +31,9 @@ class ClientContext:
     def from_choice(cls, choice: ConfigChoice, data_dir: str | None,
                     data_dir_by: str = "--data-dir") -> ClientContext:
         config = load_config(choice.path)
-        if data_dir:
-            return cls(config, Path(data_dir), choice, data_dir_by)
-        if config.client.data_dir:
-            return cls(config, config.client.data_dir, choice, f"[client] data_dir of {choice.path}")
-        return cls(config, DEFAULT_DATA_DIR, choice)
+        where, chosen_by = choose_data_dir(data_dir, data_dir_by, config.client.data_dir, section="[client]",
+                                           choice=choice, default=DEFAULT_DATA_DIR)
+        return cls(config, where, choice, chosen_by)
 
     def existing_store(self) -> Path:
         """The store of a command that only reads: one that is not there is an error, never created."""

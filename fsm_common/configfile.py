@@ -116,6 +116,23 @@ def convert(data: dict[str, Any], type_: type[T], *, source: str) -> T:
         ) from exc
 
 
+def load_or_defaults(path: str | os.PathLike[str] | None, type_: type[T]) -> T:
+    """The config at ``path``; with no path, every default of ``type_``."""
+    return type_() if path is None else load(path, type_)
+
+
+def choose_data_dir(given: str | None, given_by: str, configured: Path | None, *, section: str,
+                    choice: ConfigChoice, default: Path) -> tuple[Path, str]:
+    """A program's data directory and what chose it (for messages): ``--data-dir`` (or its
+    environment variable, ``given_by``), else ``data_dir`` in ``section`` of the config, else
+    ``default``."""
+    if given:
+        return Path(given), given_by
+    if configured:
+        return configured, f"{section} data_dir of {choice.path}"
+    return default, f"the default, ./{default}"
+
+
 def load(path: str | os.PathLike[str], type_: type[T]) -> T:
     """Read ``path`` as TOML into ``type_`` (a Struct with ``forbid_unknown_fields``)."""
     p = Path(path)
@@ -194,4 +211,5 @@ def dump(obj: Any) -> dict[str, Any]:
     return msgspec.to_builtins(obj, enc_hook=_enc_hook)  # type: ignore[no-any-return]
 
 
-__all__ = ["ConfigChoice", "Secret", "convert", "dump", "explain", "load", "locate", "no_store"]
+__all__ = ["ConfigChoice", "Secret", "choose_data_dir", "convert", "dump", "explain", "load",
+           "load_or_defaults", "locate", "no_store"]

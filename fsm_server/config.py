@@ -240,9 +240,7 @@ class ServerConfig(_Section):
 
 def load_config(path: str | Path | None) -> ServerConfig:
     """Load the server config; with no path, every default."""
-    if path is None:
-        return ServerConfig()
-    return configfile.load(path, ServerConfig)
+    return configfile.load_or_defaults(path, ServerConfig)
 
 
 __all__ = [

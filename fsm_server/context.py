@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsm_common.configfile import ConfigChoice
+from fsm_common.configfile import ConfigChoice, choose_data_dir
 
 from .config import ServerConfig, load_config
 
@@ -30,11 +30,9 @@ class ServerContext:
     def from_choice(cls, choice: ConfigChoice, data_dir: str | None,
                     data_dir_by: str = "--data-dir") -> ServerContext:
         config = load_config(choice.path)
-        if data_dir:
-            return cls(config, Path(data_dir), choice, data_dir_by)
-        if config.server.data_dir:
-            return cls(config, config.server.data_dir, choice, f"[server] data_dir of {choice.path}")
-        return cls(config, DEFAULT_DATA_DIR, choice)
+        where, chosen_by = choose_data_dir(data_dir, data_dir_by, config.server.data_dir, section="[server]",
+                                           choice=choice, default=DEFAULT_DATA_DIR)
+        return cls(config, where, choice, chosen_by)
 
 
 __all__ = ["DEFAULT_DATA_DIR", "ServerContext"]
