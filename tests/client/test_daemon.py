@@ -281,8 +281,8 @@ def test_the_cli_sends_a_report_and_shows_status_and_the_outbox(
     [mail] = mails(empty_dealer_mailbox, 1)
     assert mail.seq == 1
     status = json.loads(runner.invoke(main, [*base, "status", "--json"]).output)
-    assert (status.outbox_depth, status.last_seq, status.devices) == (0, 1, 2)
-    assert status["last_scan"] and status.last_send
+    assert (status["outbox_depth"], status["last_seq"], status["devices"]) == (0, 1, 2)
+    assert status["last_scan"] and status["last_send"]
     listing = json.loads(runner.invoke(main, [*base, "outbox", "list", "--json"]).output)
     assert [(e["seq"], e["state"]) for e in listing] == [(1, "sent")]
     once = runner.invoke(main, [*base, "run", "--once"])

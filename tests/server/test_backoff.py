@@ -20,6 +20,6 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_and_resets() -> None:
 
 def test_backoff_stays_at_the_cap_through_thousands_of_failed_reconnects() -> None:
     # a mailbox unreachable for a day at the 60 s cap: past ~1024 attempts 2**n overflows a float
-    b = Backoff(base=1.0, cap=60.0, rng=random.Random(1))
+    b = Backoff(initial=1.0, cap=60.0, rng=random.Random(1).random)
     delays = [b.next() for _ in range(3000)]
     assert all(30.0 <= d <= 60.0 for d in delays[6:])
