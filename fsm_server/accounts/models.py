@@ -14,12 +14,17 @@ from ..db.models import Customer, UtcDateTimeField
 
 
 class _Model(peewee.Model):
+    # Each model declares the accessors peewee adds (``id``, ``<fk>_id``) as bare annotations, as
+    # fsm_server.db.models does, so that type checking knows them.
+
     class Meta:
         legacy_table_names = False
 
 
 class User(_Model):
     """A person who logs in to the portal."""
+
+    id: peewee.AutoField[int]
 
     name = peewee.CharField(max_length=64)
     name_key = peewee.CharField(max_length=64, unique=True)  # the name case-folded: one account per name
@@ -40,6 +45,10 @@ class User(_Model):
 class UserCustomer(_Model):
     """The customers whose devices a customer user sees."""
 
+    id: peewee.AutoField[int]
+    user_id: int
+    customer_id: int
+
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="customer_links")
     customer = peewee.ForeignKeyField(Customer, on_delete="CASCADE")
 
@@ -50,6 +59,9 @@ class UserCustomer(_Model):
 
 class SetupLink(_Model):
     """A one-time link to set a password (and enrol TOTP): `users add` and `users reset` make one."""
+
+    id: peewee.AutoField[int]
+    user_id: int
 
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="setup_links")
     token_hash = peewee.CharField(max_length=64, unique=True)
@@ -65,6 +77,9 @@ class SetupLink(_Model):
 class RecoveryCode(_Model):
     """A one-time code that stands in for a TOTP code."""
 
+    id: peewee.AutoField[int]
+    user_id: int
+
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="recovery_codes")
     code_hash = peewee.CharField(max_length=64)
     used_at = UtcDateTimeField(null=True)
@@ -76,6 +91,9 @@ class RecoveryCode(_Model):
 
 class WebSession(_Model):
     """A login: the hash of its cookie token, its times and whether the second factor passed."""
+
+    id: peewee.AutoField[int]
+    user_id: int
 
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="sessions")
     token_hash = peewee.CharField(max_length=64, unique=True)
@@ -106,6 +124,8 @@ class LoginThrottle(_Model):
 class AuditEntry(_Model):
     """One entry of the audit log; ``entry_hash`` = SHA-256 over the previous entry's hash and
     this entry's fields (fsm_server.audit)."""
+
+    id: peewee.AutoField[int]
 
     at = UtcDateTimeField()
     actor = peewee.CharField(max_length=64)  # a user name, "cli:<login>" or "-" (nobody logged in)

@@ -82,11 +82,14 @@ class _Model(peewee.Model):
 class Dealer(_Model):
     """A dealer: the company that serves customers; its portal users see its customers only."""
 
+    id: peewee.AutoField[int]
+
     name = peewee.CharField(max_length=200, unique=True)
 
 
 class Customer(_Model):
     id: peewee.AutoField[int]
+    dealer_id: int | None
 
     name = peewee.CharField(max_length=LABEL_CHARS, unique=True)
     # The dealer that serves it (fsm_server.customers); NULL: only administrators see it.
@@ -354,6 +357,9 @@ class RetentionMark(_Model):
 class AlertAck(_Model):
     """A dealer's acknowledgement of one alert episode (device, code, start); the portal only
     records it, nothing is sent to the client or the device. Added by migration 14."""
+
+    id: peewee.AutoField[int]
+    device_id: int
 
     device = peewee.ForeignKeyField(Device, on_delete="CASCADE")
     code = peewee.CharField(max_length=64)
