@@ -396,22 +396,22 @@ def login_password(name: str, password: str, *, address: str, settings: WebSecti
         return LoginResult(wait_seconds=wait)
     with translated("cannot read users"):
         user = User.get_or_none(User.name_key == key)
+    passed: User | None = None  # the user, once the password is right
     if user is None or user.password_hash is None:
         passwords.burn_time(password)
-        ok = False
-    else:
-        ok = passwords.verify_password(user.password_hash, password) and user.enabled
-    if not ok:
+    elif passwords.verify_password(user.password_hash, password) and user.enabled:
+        passed = user
+    if passed is None:
         throttle.failed(key, address, _after(now), settings)
         _audit_login("login.failed", user, name, address, now, {"step": "password"})
         return LoginResult()
     with translated("cannot update a user"):
-        if passwords.needs_rehash(str(user.password_hash)):
-            User.update(password_hash=passwords.hash_password(password)).where(User.id == user.id).execute()
-        if user.totp_secret is None:
+        if passwords.needs_rehash(str(passed.password_hash)):
+            User.update(password_hash=passwords.hash_password(password)).where(User.id == passed.id).execute()
+        if passed.totp_secret is None:
             throttle.succeeded(key)
-            _audit_login("login", user, name, address, now)
-    return LoginResult(user_id=user.id, needs_totp=user.totp_secret is not None)
+            _audit_login("login", passed, name, address, now)
+    return LoginResult(user_id=passed.id, needs_totp=passed.totp_secret is not None)
 
 
 def login_second_factor(user_id: int, code: str, *, address: str, settings: WebSection,
