@@ -18,6 +18,9 @@ without one names it), so ``add_customer`` of an existing name only sets what wa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
+
 import msgspec
 from peewee import JOIN, fn
 
@@ -27,6 +30,11 @@ from .db.connect import translated
 from .db.models import Client, Customer, Dealer, Device, Site
 from .errors import TenancyError
 from .tenancy import customer_id
+
+if TYPE_CHECKING:
+
+    class _ListedCustomer(Customer):  # a customer with its dealer's name (``list_customers``)
+        dealer_name: str | None
 
 #: Longest dealer or customer name (the columns' size, what a report may name).
 MAX_NAME = LABEL_CHARS
@@ -73,10 +81,11 @@ def add_dealer(name: str) -> DealerInfo:
 def list_dealers() -> list[DealerInfo]:
     """Every dealer with how many customers it serves."""
     with translated("cannot list dealers"):
-        q = (Dealer.select(Dealer.name, fn.COUNT(Customer.id).alias("n"))
+        q = (Dealer.select(Dealer.name, fn.COUNT(Customer.id))
              .join(Customer, JOIN.LEFT_OUTER, on=(Customer.dealer == Dealer.id))
              .group_by(Dealer.name).order_by(Dealer.name))
-        return [DealerInfo(name=r.name, customers=r.n) for r in q.objects()]
+        return [DealerInfo(name=name, customers=n)
+                for name, n in cast("Iterable[tuple[str, int]]", q.tuples())]
 
 
 def add_customer(name: str, *, dealer: str | None = None, sites: tuple[str, ...] = ()) -> CustomerInfo:
@@ -124,15 +133,15 @@ def list_customers(*, dealer: str | None = None, names: tuple[str, ...] | None =
             q = q.where(Customer.name.in_(list(names)))
         if ids is not None:
             q = q.where(Customer.id.in_(list(ids)))
-        rows = list(q.objects())
+        rows = list(cast("Iterable[_ListedCustomer]", q.objects()))
         wanted = [r.id for r in rows]
         sites: dict[int, list[str]] = {}
         for s in Site.select(Site.customer, Site.name).where(Site.customer.in_(wanted)).order_by(Site.name):
             sites.setdefault(s.customer_id, []).append(s.name)
-        clients = dict(Client.select(Client.customer, fn.COUNT(Client.id)).where(Client.customer.in_(wanted))
-                       .group_by(Client.customer).tuples())
-        devices = dict(Device.select(Device.customer, fn.COUNT(Device.id)).where(Device.customer.in_(wanted))
-                       .group_by(Device.customer).tuples())
+        clients = dict(cast("Iterable[tuple[int, int]]", Client.select(Client.customer, fn.COUNT(Client.id))
+                            .where(Client.customer.in_(wanted)).group_by(Client.customer).tuples()))
+        devices = dict(cast("Iterable[tuple[int, int]]", Device.select(Device.customer, fn.COUNT(Device.id))
+                            .where(Device.customer.in_(wanted)).group_by(Device.customer).tuples()))
     return [CustomerInfo(name=r.name, dealer=r.dealer_name, sites=sites.get(r.id, []),
                          clients=clients.get(r.id, 0), devices=devices.get(r.id, 0)) for r in rows]
 

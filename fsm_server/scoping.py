@@ -18,16 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import peewee
 
+from .accounts.principal import ROLES, Role
 from .db.connect import translated
 from .db.models import Client, Customer, Dealer, Device, Quarantine
 from .errors import NotFound
 
-Role = Literal["admin", "dealer", "customer"]
-ROLES: tuple[str, ...] = ("admin", "dealer", "customer")
 Q = TypeVar("Q", bound=peewee.Select)
 
 
@@ -83,18 +82,18 @@ class Scoped:
             return query
         return query.where(customer_field.in_(sorted(self.customer_ids)))
 
-    def customers(self) -> peewee.ModelSelect:
+    def customers(self) -> peewee.ModelSelect[Customer]:
         return self.restrict(Customer.select(), Customer.id)
 
-    def devices(self, *fields: peewee.Field) -> peewee.ModelSelect:
+    def devices(self, *fields: peewee.ColumnBase) -> peewee.ModelSelect[Device]:
         """Devices in scope (``fields`` selected; the whole row when none)."""
         return self.restrict(Device.select(*fields), Device.customer)
 
-    def clients(self, *fields: peewee.Field) -> peewee.ModelSelect:
+    def clients(self, *fields: peewee.ColumnBase) -> peewee.ModelSelect[Client]:
         """Clients in scope: those enrolled under a visible customer (unbound ones: admins only)."""
         return self.restrict(Client.select(*fields), Client.customer)
 
-    def quarantine(self, *fields: peewee.Field) -> peewee.ModelSelect:
+    def quarantine(self, *fields: peewee.ColumnBase) -> peewee.ModelSelect[Quarantine]:
         """Quarantine entries in scope: those naming a client of a visible customer."""
         q = Quarantine.select(*fields)
         if not self.sees_quarantine:
@@ -107,14 +106,14 @@ class Scoped:
     def device(self, device_id: int) -> Device:
         """Device ``device_id`` if in scope; NotFound otherwise (another tenant's or none)."""
         with translated(f"cannot read device {device_id}"):
-            found = self.devices().where(Device.id == device_id).first()
+            found = self.devices().where(Device.id == device_id).get_or_none()
         if found is None:
             raise NotFound(f"no device {device_id}", hint="see the devices list")
         return found
 
     def client(self, name: str) -> Client:
         with translated("cannot read a client"):
-            found = self.clients().where(Client.name == name).first()
+            found = self.clients().where(Client.name == name).get_or_none()
         if found is None:
             raise NotFound(f"no client {name!r}", hint="see the clients list")
         return found
@@ -122,13 +121,13 @@ class Scoped:
     def quarantine_entry(self, entry_id: int) -> Quarantine:
         fields = [f for f in Quarantine._meta.sorted_fields if f.name != "raw"]
         with translated(f"cannot read quarantine entry {entry_id}"):
-            found = self.quarantine(*fields).where(Quarantine.id == entry_id).first()
+            found = self.quarantine(*fields).where(Quarantine.id == entry_id).get_or_none()
         if found is None:
             raise NotFound(f"no quarantine entry {entry_id}", hint="see the quarantine list")
         return found
 
     def customer_named(self, name: str) -> Customer:
-        found = self.customers().where(Customer.name == name).first()
+        found = self.customers().where(Customer.name == name).get_or_none()
         if found is None:
             raise NotFound(f"no customer {name!r}", hint="see the customers list")
         return found
