@@ -4,7 +4,9 @@ saw an alert; nothing is sent anywhere."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 from peewee import fn
@@ -18,6 +20,19 @@ from ..reports.alerts import alert_readings
 from ..reports.scope import bound_database
 from ..scoping import Scoped
 from .latest import AlertNow, latest_join, latest_states
+
+if TYPE_CHECKING:
+    # What the queries select beside a device's fields (aliased columns) peewee sets on each row.
+
+    class _AlertedDevice(Device):  # a device with open alerts (``open_alerts``)
+        customer_name: str
+
+    # a device and code of ``alert_history``; first_seen and last_seen, the code's, are in Device's fields
+    class _AlertHistoryRow(_AlertedDevice):
+        code: str
+        severity: str
+        description: str
+        readings: int
 
 #: Most devices with open alerts one page lists, and most history rows.
 LIMIT = 100
@@ -83,7 +98,8 @@ def open_alerts(scoped: Scoped, *, now: datetime, device_id: int | None = None,
             AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id)))
         if device_id is not None:
             q = q.where(Device.id == device_id)
-        devices = list(q.order_by(Device.last_seen.desc(), Device.id).limit(limit + 1).objects())
+        q = q.order_by(Device.last_seen.desc(), Device.id).limit(limit + 1)
+        devices = list(cast("Iterable[_AlertedDevice]", q.objects()))
         more = len(devices) > limit
         devices = devices[:limit]
         ids = [d.id for d in devices]
@@ -127,7 +143,7 @@ def alert_history(scoped: Scoped, *, now: datetime, days: int = HISTORY_DAYS,
                            description=r.description or r.code.replace("_", " "),
                            first_seen=conv.python_value(r.first_seen),
                            last_seen=conv.python_value(r.last_seen),
-                           readings=r.readings) for r in q.objects()]
+                           readings=r.readings) for r in cast("Iterable[_AlertHistoryRow]", q.objects())]
 
 
 def alerts_page(scoped: Scoped, *, now: datetime) -> AlertsPage:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 from peewee import JOIN, fn
@@ -16,6 +18,11 @@ from ..db.connect import translated
 from ..db.models import Client, Customer, Envelope
 from ..reports.health import expected_hours
 from ..scoping import Scoped
+
+if TYPE_CHECKING:
+
+    class _ListedClient(Client):  # a client with its customer's name
+        customer_name: str | None
 
 #: How many of a client's newest reports its cadence and latency are taken from.
 RECENT_REPORTS = 11
@@ -61,18 +68,21 @@ def client_views(scoped: Scoped, *, now: datetime, settings: ReportsSection | No
              .join(Customer, JOIN.LEFT_OUTER, on=(Client.customer == Customer.id)).order_by(Client.name))
         if only is not None:
             q = q.where(Client.name == only)
-        clients = list(q.objects())
+        clients = list(cast("Iterable[_ListedClient]", q.objects()))
         ids = [c.id for c in clients]
-        totals = {r.client_id: (r.n, r.last_seq) for r in Envelope.select(
-            Envelope.client, fn.COUNT(Envelope.id).alias("n"), fn.MAX(Envelope.seq).alias("last_seq"))
-            .where(Envelope.client.in_(ids)).group_by(Envelope.client)}
+        counted = (Envelope.select(Envelope.client, fn.COUNT(Envelope.id), fn.MAX(Envelope.seq))
+                   .where(Envelope.client.in_(ids)).group_by(Envelope.client).tuples())
+        totals = {client: (n, last_seq)
+                  for client, n, last_seq in cast("Iterable[tuple[int, int, int]]", counted)}
         rank = fn.ROW_NUMBER().over(partition_by=[Envelope.client], order_by=[Envelope.created_at.desc()])
         inner = (Envelope.select(Envelope.client, Envelope.kind, Envelope.created_at, Envelope.ingested_at,
                                  rank.alias("rank")).where(Envelope.client.in_(ids)))
         recent: dict[int, list[tuple[str, datetime, datetime]]] = defaultdict(list)
-        for r in (Envelope.select(inner.c.client_id, inner.c.kind, inner.c.created_at, inner.c.ingested_at)
-                  .from_(inner).where(inner.c.rank <= RECENT_REPORTS).tuples()):
-            recent[r[0]].append((r[1], _aware(r[2]), _aware(r[3])))
+        newest = (Envelope.select(inner.c.client_id, inner.c.kind, inner.c.created_at, inner.c.ingested_at)
+                  .from_(inner).where(inner.c.rank <= RECENT_REPORTS).tuples())
+        for client, kind, created, ingested in cast(
+                "Iterable[tuple[int, str, datetime | str, datetime | str]]", newest):
+            recent[client].append((kind, _aware(created), _aware(ingested)))
         gaps = core.gaps(client_ids=ids)
     by_client: dict[str, list[GapView]] = defaultdict(list)
     for g in gaps:

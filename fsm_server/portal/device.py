@@ -10,7 +10,9 @@ behind a value is not stored (readings keep canonical names), so the page names 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 from peewee import JOIN
@@ -35,6 +37,31 @@ from ..reports.forecast import Forecast, forecast
 from ..scoping import Scoped
 from .alerts import AlertRow, open_alerts
 from .latest import latest_states
+
+if TYPE_CHECKING:
+    # What the queries select beside a model's fields (other tables' columns, aliased columns)
+    # peewee sets on each row; these declare it, for the rows that have it.
+
+    class _ProvenanceRow(Reading):  # a reading with its envelope's fields and its client's name
+        client_name: str
+        seq: int
+        kind: str
+        created_at: datetime
+        received_at: datetime
+        ingested_at: datetime
+        message_id: str | None
+
+    class _DatedSupply(SupplyValue):  # a supply value with its reading's observed_at
+        at: datetime
+
+    class _LatestCounter(CounterLatest):  # a counter's newest value with the reading and flag it has
+        reading_id: int
+        flag: str | None
+
+    class _DeviceNames(Device):  # the names of a device's customer, site and client
+        customer_name: str
+        site_name: str | None
+        client_name: str
 
 #: How far back the chart looks.
 HISTORY_DAYS = 90
@@ -116,7 +143,8 @@ def _provenance_by_reading(reading_ids: list[int], pmd: str | None) -> dict[int,
          .where(Reading.id.in_(reading_ids)))
     return {r.id: Provenance(client=r.client_name, seq=r.seq, kind=r.kind, observed_at=r.observed_at,
                              sealed_at=r.created_at, received_at=r.received_at, ingested_at=r.ingested_at,
-                             message_id=r.message_id, pmd=pmd) for r in q.objects()}
+                             message_id=r.message_id, pmd=pmd)
+            for r in cast("Iterable[_ProvenanceRow]", q.objects())}
 
 
 def _supplies(device_id: int, settings: ReportsSection, now: datetime,
@@ -126,7 +154,7 @@ def _supplies(device_id: int, settings: ReportsSection, now: datetime,
     q = (SupplyValue.select(SupplyValue, Reading.observed_at.alias("at")).join(Reading)
          .where(Reading.device == device_id, Reading.observed_at >= since)
          .order_by(Reading.observed_at, SupplyValue.id))
-    for s in q.objects():
+    for s in cast("Iterable[_DatedSupply]", q.objects()):
         where = str(s.index) if s.index is not None else s.description
         series[(s.kind, s.color or "", where)].append((Reading.observed_at.python_value(s.at), s))
     out = []
@@ -153,12 +181,13 @@ def device_view(scoped: Scoped, device_id: int, *, now: datetime,
     cfg = settings or ReportsSection()
     d = scoped.device(device_id)
     with translated(f"cannot read device {device_id}"):
-        names = (Device.select(Customer.name.alias("customer_name"), Site.name.alias("site_name"),
-                               Client.name.alias("client_name"))
-                 .join(Customer, on=(Device.customer == Customer.id))
-                 .switch(Device).join(Client, on=(Device.client == Client.id))
-                 .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
-                 .where(Device.id == d.id).objects().get())
+        names_q = (Device.select(Customer.name.alias("customer_name"), Site.name.alias("site_name"),
+                                 Client.name.alias("client_name"))
+                   .join(Customer, on=(Device.customer == Customer.id))
+                   .switch(Device).join(Client, on=(Device.client == Client.id))
+                   .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
+                   .where(Device.id == d.id))
+        names = cast("_DeviceNames", names_q.objects().get())
         addresses = [Address(ip=a.ip, mac=a.mac, first_seen=a.first_seen, last_seen=a.last_seen)
                      for a in DeviceAddress.select().where(DeviceAddress.device == d.id)
                      .order_by(DeviceAddress.last_seen.desc()).limit(100)]
@@ -169,8 +198,8 @@ def device_view(scoped: Scoped, device_id: int, *, now: datetime,
                                               & (CounterValue.name == CounterLatest.name)
                                               & (CounterValue.observed_at == CounterLatest.observed_at)))
                       .where(CounterLatest.device == d.id).order_by(CounterLatest.name))
-        counter_rows = {}
-        for c in counters_q.objects():
+        counter_rows: dict[str, _LatestCounter] = {}
+        for c in cast("Iterable[_LatestCounter]", counters_q.objects()):
             known = counter_rows.get(c.name)
             if known is None or c.reading_id > known.reading_id:
                 counter_rows[c.name] = c
@@ -215,7 +244,7 @@ def counter_chart(scoped: Scoped, device_id: int, *, now: datetime, days: int = 
              .where(CounterValue.device == d.id, CounterValue.observed_at >= start,
                     CounterValue.observed_at <= now)
              .order_by(CounterValue.observed_at, CounterValue.id).tuples())
-        rows = list(q)
+        rows = list(cast("Iterable[tuple[str, int, datetime]]", q))
     span = max((now - start).total_seconds(), 1.0)
     bucket = span / max_points
     points: dict[int, dict[str, int]] = defaultdict(dict)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 import peewee
@@ -23,6 +24,13 @@ from ..db.models import AlertValue, Client, CounterLatest, Customer, Device, Rea
 from ..reports.csv import spreadsheet_cell
 from ..scoping import Scoped
 from .latest import LatestState, SupplyNow, latest_states, newest_reading_of_outer_device
+
+if TYPE_CHECKING:
+
+    class _ListedDevice(Device):  # a device with the names ``_selected`` adds (aliased columns)
+        customer_name: str
+        site_name: str | None
+        client_name: str
 
 PAGE_SIZE = 50
 #: What a status filter may ask for: the newest reading's hrDeviceStatus, "unreachable", "alerts".
@@ -93,7 +101,7 @@ def _ilike(field: peewee.Field, text: str) -> peewee.Expression:
         (peewee.Value(_like(text)), peewee.SQL("ESCAPE '\\'"))))
 
 
-def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSelect:
+def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSelect[Device]:
     q = (scoped.devices()
          .join(Customer, on=(Device.customer == Customer.id))
          .switch(Device).join(Client, on=(Device.client == Client.id))
@@ -137,12 +145,14 @@ def _status(state: LatestState | None) -> str:
     return state.device_status or "unknown"
 
 
-def _rows(devices: list[Device], now: datetime) -> list[DeviceListRow]:
+def _rows(devices: Sequence[_ListedDevice], now: datetime) -> list[DeviceListRow]:
     ids = [d.id for d in devices]
     states = latest_states(ids)
-    totals = dict(CounterLatest.select(CounterLatest.device, CounterLatest.value)
-                  .where(CounterLatest.device.in_(ids),
-                         CounterLatest.name == "total").tuples()) if ids else {}
+    totals: dict[int, int] = {}
+    if ids:
+        q = (CounterLatest.select(CounterLatest.device, CounterLatest.value)
+             .where(CounterLatest.device.in_(ids), CounterLatest.name == "total").tuples())
+        totals = dict(cast("Iterable[tuple[int, int]]", q))
     out = []
     for d in devices:
         state = states.get(d.id)
@@ -154,13 +164,13 @@ def _rows(devices: list[Device], now: datetime) -> list[DeviceListRow]:
     return out
 
 
-def _ordered(q: peewee.ModelSelect, f: DeviceFilter) -> peewee.ModelSelect:
+def _ordered(q: peewee.ModelSelect[Device], f: DeviceFilter) -> peewee.ModelSelect[Device]:
     fields = SORTS.get(f.sort, SORTS["name"])
     order = [fld.desc(nulls="LAST") if f.desc else fld.asc(nulls="LAST") for fld in fields]
     return q.order_by(*order, Device.id)
 
 
-def _selected(q: peewee.ModelSelect) -> peewee.ModelSelect:
+def _selected(q: peewee.ModelSelect[Device]) -> peewee.ModelSelect[Device]:
     return q.select(Device.id, Device.manufacturer, Device.model, Device.serial, Device.ip, Device.location,
                     Device.last_seen, Customer.name.alias("customer_name"), Site.name.alias("site_name"),
                     Client.name.alias("client_name"))
@@ -173,7 +183,8 @@ def device_page(scoped: Scoped, f: DeviceFilter, *, now: datetime, page_size: in
         total = q.count()
         pages = max(1, -(-total // page_size))
         page = min(max(1, f.page), pages)
-        devices = list(_selected(_ordered(q, f)).paginate(page, page_size).objects())
+        shown = _selected(_ordered(q, f)).paginate(page, page_size)
+        devices = list(cast("Iterable[_ListedDevice]", shown.objects()))
         rows = _rows(devices, now)
     return DevicePage(rows=rows, total=total, page=page, pages=pages, filter=f)
 
@@ -193,7 +204,7 @@ def devices_csv(scoped: Scoped, f: DeviceFilter, *, now: datetime, batch: int = 
     with translated("cannot export devices"):
         q = _selected(_ordered(_filtered(scoped, f, now), f))
         while True:
-            devices = list(q.paginate(page, batch).objects())
+            devices = list(cast("Iterable[_ListedDevice]", q.paginate(page, batch).objects()))
             if not devices:
                 return
             out.seek(0)

@@ -8,8 +8,9 @@ per-device state once ingest keeps one. Today the newest reading is the one whos
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
+from typing import cast
 
 import msgspec
 import peewee
@@ -57,12 +58,12 @@ class LatestState(msgspec.Struct, kw_only=True):
         return min(self.supplies, key=rank) if self.supplies else None
 
 
-def latest_join(query: peewee.ModelSelect) -> peewee.ModelSelect:
+def latest_join(query: peewee.ModelSelect[Device]) -> peewee.ModelSelect[Device]:
     """``query`` (over Device) joined to each device's newest reading."""
     return query.join(Reading, on=((Reading.device == Device.id) & (Reading.observed_at == Device.last_seen)))
 
 
-def newest_reading_of_outer_device() -> peewee.ModelSelect:
+def newest_reading_of_outer_device() -> peewee.ModelSelect[Reading]:
     """Readings that are the newest of the ``device`` row of the enclosing query (for EXISTS)."""
     return Reading.select(Reading.id).where(
         (Reading.device == Device.id) & (Reading.observed_at == Device.last_seen))
@@ -76,7 +77,7 @@ def latest_states(device_ids: Collection[int]) -> dict[int, LatestState]:
                                   Reading.reachability, Reading.device_status, Reading.printer_status,
                                   Reading.conditions)).where(Device.id.in_(list(device_ids)))
     out: dict[int, LatestState] = {}
-    for r in q.objects(Reading):
+    for r in cast("Iterable[Reading]", q.objects(Reading)):  # rows made as Reading
         known = out.get(r.device_id)
         if known is not None and known.reading_id > r.id:
             continue  # two readings at one instant (a resend): the later loaded wins

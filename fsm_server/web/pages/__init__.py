@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ...accounts import ROLES
 from ...config import ReportsSection
 from ...customers import list_customers
 from ...errors import NotFound
@@ -29,7 +31,7 @@ from ...portal.devices import SORTS, STATUSES, DeviceFilter, device_page, device
 from ...scoping import Scoped
 from .. import NavItem, audit_event, principal_of, render, require
 
-ALL = ("admin", "dealer", "customer")
+ALL = ROLES
 NAV = [
     NavItem("Dashboard", "/", roles=ALL),
     NavItem("Customers", "/customers", roles=("admin", "dealer")),
@@ -103,7 +105,7 @@ def devices(request: Request) -> Response:
     scoped = _scoped(request)
     f = _filter(request)
     page = device_page(scoped, f, now=_now())
-    ctx = {"page": page, "f": f, "now": _now(), "statuses": STATUSES, "sorts": list(SORTS)}
+    ctx: dict[str, Any] = {"page": page, "f": f, "now": _now(), "statuses": STATUSES, "sorts": list(SORTS)}
     if request.headers.get("HX-Request") == "true":
         return render(request, "p_devices_table.html", **ctx)
     customers_, sites = filter_choices(scoped)
