@@ -414,13 +414,9 @@ class Quarantine(_Model):
 
 
 MODELS: tuple[type[_Model], ...] = (
-    Client, ClientKey, Customer, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
-    CounterLatest, SupplyValue, AlertValue, PendingChunk, Quarantine, DeviceLatest, SupplyLatest,
-    RetentionMark,
-
-
     Dealer, Customer, Client, ClientKey, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
-    CounterLatest, SupplyValue, AlertValue, AlertAck, PendingChunk, Quarantine,
+    CounterLatest, SupplyValue, AlertValue, AlertAck, PendingChunk, Quarantine, DeviceLatest, SupplyLatest,
+    RetentionMark,
 )
 
 
