@@ -52,8 +52,9 @@ async def peer_smtp(stack: MailStack, message: bytes, n: int) -> list[float]:
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
-        async with aiosmtplib.SMTP(hostname=stack.host, port=stack.smtp_port, start_tls=True,
-                                   tls_context=context) as smtp:
+        async with aiosmtplib.SMTP(
+            hostname=stack.host, port=stack.smtp_port, start_tls=True, tls_context=context
+        ) as smtp:
             await smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], message)
         out.append(time.perf_counter() - t0)
     return out
@@ -65,10 +66,17 @@ async def bench(stack: MailStack, alerts: int, work: Path) -> None:
     printers = Printers(names, work / "printers", first_ip="127.0.0.60").start()
     try:
         config = make_config(
-            keys, **printers.client_sections(),
+            keys,
+            **printers.client_sections(),
             schedule={"status_poll": "every 1s", "report": "off", "discovery": "off"},
-            smtp={"host": stack.host, "port": stack.smtp_port, "security": "starttls",
-                  "ca_file": str(stack.ca_file), "from": "client@fsm.test", "to": ["dealer@fsm.test"]},
+            smtp={
+                "host": stack.host,
+                "port": stack.smtp_port,
+                "security": "starttls",
+                "ca_file": str(stack.ca_file),
+                "from": "client@fsm.test",
+                "to": ["dealer@fsm.test"],
+            },
         )
         daemon = Daemon(config, work / "data")
         task = asyncio.create_task(daemon.run(install_signals=False))
@@ -106,8 +114,9 @@ async def bench(stack: MailStack, alerts: int, work: Path) -> None:
             if changed:
                 total.append(entry.sent_at.timestamp() - max(changed))
             sample = daemon.store.chunks(entry.seq)[0]
-        message = build_message(sample, from_addr="client@fsm.test", to_addr="dealer@fsm.test",
-                                now=datetime.now(UTC))
+        message = build_message(
+            sample, from_addr="client@fsm.test", to_addr="dealer@fsm.test", now=datetime.now(UTC)
+        )
         peer = await peer_smtp(stack, message, len(own))
         print(f"alerts sent: {len(own)} (defaults; status poll every 1 s instead of 90 s)")
         print(f"observed-at -> SMTP accepted   {stats(own)}")
@@ -115,9 +124,11 @@ async def bench(stack: MailStack, alerts: int, work: Path) -> None:
         print(f"  of which sealed -> SMTP accepted {stats(sending)}")
         print(f"condition set -> SMTP accepted {stats(total)}   (adds the poll delay, <= 90 s by default)")
         print(f"peer: bare aiosmtplib, one mail per connection  {stats(peer)}")
-        print(f"ratio, sealed -> accepted vs bare SMTP (median): "
-              f"{statistics.median(sending) / statistics.median(peer):.1f}x "
-              "(the client also builds the MIME mail and commits 'sent' to its store with fsync)")
+        print(
+            f"ratio, sealed -> accepted vs bare SMTP (median): "
+            f"{statistics.median(sending) / statistics.median(peer):.1f}x "
+            "(the client also builds the MIME mail and commits 'sent' to its store with fsync)"
+        )
         print("goal: seconds; limit: 10 minutes")
     finally:
         printers.stop()

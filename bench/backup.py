@@ -84,16 +84,29 @@ def main() -> None:
         if args.only != "postgresql":
             src = open_database(f"sqlite:///{work / 'src.db'}", data_dir=work)
             _, t_fill = timed(fill, src, work, args.devices, args.days)
-            print(f"sqlite: filled {args.devices} devices x {args.days} days through the pipeline "
-                  f"in {t_fill:.0f} s")
+            print(
+                f"sqlite: filled {args.devices} devices x {args.days} days through the pipeline "
+                f"in {t_fill:.0f} s"
+            )
             res, t_b = timed(take_backup, src, work / "b-sqlite")
             dst = open_database(f"sqlite:///{work / 'dst.db'}", data_dir=work, migrate=False)
             _, t_r = timed(restore, res.path, dst)
             dst.close()
             t_nb = run(["sqlite3", str(work / "src.db"), f".backup {work / 'copy.db'}"])
             t_nr = timed(shutil.copyfile, work / "copy.db", work / "copy2.db")[1]
-            rows.append(("sqlite", res.manifest.total_rows, res.size, t_b, t_r,
-                         (work / "copy.db").stat().st_size, t_nb, t_nr, "sqlite3 .backup / file copy"))
+            rows.append(
+                (
+                    "sqlite",
+                    res.manifest.total_rows,
+                    res.size,
+                    t_b,
+                    t_r,
+                    (work / "copy.db").stat().st_size,
+                    t_nb,
+                    t_nr,
+                    "sqlite3 .backup / file copy",
+                )
+            )
             if args.only is None:
                 url = pg_database(args.pg_admin, "fsm_bench_across")
                 pg = open_database(url, data_dir=work, migrate=False)
@@ -115,19 +128,34 @@ def main() -> None:
             t_nb = run(["pg_dump", "-Fc", "-f", str(dump), url])
             native_url = pg_database(args.pg_admin, "fsm_bench_native")
             t_nr = run(["pg_restore", "-d", native_url, str(dump)])
-            rows.append(("postgresql", res.manifest.total_rows, res.size, t_b, t_r, dump.stat().st_size,
-                         t_nb, t_nr, "pg_dump -Fc / pg_restore"))
+            rows.append(
+                (
+                    "postgresql",
+                    res.manifest.total_rows,
+                    res.size,
+                    t_b,
+                    t_r,
+                    dump.stat().st_size,
+                    t_nb,
+                    t_nr,
+                    "pg_dump -Fc / pg_restore",
+                )
+            )
             src.close()
             for name in ("fsm_bench_src", "fsm_bench_dst", "fsm_bench_native", "fsm_bench_across"):
                 with psycopg.connect(args.pg_admin, autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{'db':<11}{'rows':>10}{'fsm MB':>8}{'backup s':>10}{'restore s':>10}{'tool MB':>9}"
-          f"{'tool bk s':>10}{'tool rs s':>10}{'x backup':>9}{'x restore':>10}  tool")
+    print(
+        f"\n{'db':<11}{'rows':>10}{'fsm MB':>8}{'backup s':>10}{'restore s':>10}{'tool MB':>9}"
+        f"{'tool bk s':>10}{'tool rs s':>10}{'x backup':>9}{'x restore':>10}  tool"
+    )
     for db, n, size, tb, tr, nsize, nb, nr, tool in rows:
-        print(f"{db:<11}{n:>10}{size / 1e6:>8.1f}{tb:>10.2f}{tr:>10.2f}{nsize / 1e6:>9.1f}{nb:>10.2f}"
-              f"{nr:>10.2f}{tb / nb:>9.1f}{tr / max(nr, 1e-3):>10.1f}  {tool}")
+        print(
+            f"{db:<11}{n:>10}{size / 1e6:>8.1f}{tb:>10.2f}{tr:>10.2f}{nsize / 1e6:>9.1f}{nb:>10.2f}"
+            f"{nr:>10.2f}{tb / nb:>9.1f}{tr / max(nr, 1e-3):>10.1f}  {tool}"
+        )
 
 
 if __name__ == "__main__":

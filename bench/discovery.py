@@ -27,12 +27,20 @@ from fsm_devtools.fixtures.snmp import community_credential
 GOAL_SECONDS = 10.0
 
 
-async def fsm_sweep(cidr: str, port: int, timeout: float, retries: int,
-                    rate: float) -> tuple[float, float, int]:
+async def fsm_sweep(
+    cidr: str, port: int, timeout: float, retries: int, rate: float
+) -> tuple[float, float, int]:
     ticks: list[SweepProgress] = []
     c0, t0 = time.process_time(), time.perf_counter()
-    found = await sweep([cidr], credentials=[community_credential("public")], port=port, timeout=timeout,
-                        retries=retries, rate=rate, progress=ticks.append)
+    found = await sweep(
+        [cidr],
+        credentials=[community_credential("public")],
+        port=port,
+        timeout=timeout,
+        retries=retries,
+        rate=rate,
+        progress=ticks.append,
+    )
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert not found, found
     assert ticks and ticks[-1].done == ticks[-1].total
@@ -89,10 +97,14 @@ def main() -> int:
     print(f"silent addresses: {n} ({a.cidr}), UDP port {port}, timeout {a.timeout:g} s, retries {a.retries}")
     print(f"{'':34} {'addresses/s':>12} {'CPU/address':>12} {'time for all':>13}")
     print(f"{'fsm sweep (raw UDP, one socket)':34} {fsm_rate:12.0f} {cpu / n * 1e6:9.1f} us {wall:11.2f} s")
-    print(f"{'pysnmp get_cmd per address':34} {p_rate:12.0f} {p_cpu / len(sample) * 1e6:9.1f} us "
-          f"{p_full:11.2f} s  (sample of {len(sample)}: {p_wall:.2f} s; all estimated)")
-    print(f"ratio: fsm {fsm_rate / p_rate:.0f}x the addresses/s of pysnmp, "
-          f"{(p_cpu / len(sample)) / (cpu / n):.0f}x less CPU per address")
+    print(
+        f"{'pysnmp get_cmd per address':34} {p_rate:12.0f} {p_cpu / len(sample) * 1e6:9.1f} us "
+        f"{p_full:11.2f} s  (sample of {len(sample)}: {p_wall:.2f} s; all estimated)"
+    )
+    print(
+        f"ratio: fsm {fsm_rate / p_rate:.0f}x the addresses/s of pysnmp, "
+        f"{(p_cpu / len(sample)) / (cpu / n):.0f}x less CPU per address"
+    )
     ok = wall <= GOAL_SECONDS
     print(f"goal ({a.cidr} in <= {GOAL_SECONDS:g} s): {'MET' if ok else 'NOT MET'} ({wall:.2f} s)")
     return 0 if ok else 1

@@ -126,17 +126,27 @@ def measure(label: str, target: int, samples: int, sample_time: float) -> dict[s
     keys = {"verify_key": signing.public, "encryption_key": server}
     assert open_payload(envelope, **keys).payload == plain
 
-    rates = best_rate({
-        "seal": lambda: seal(report, signing_key=signing, server_key=server.public),
-        "raw_seal": lambda: raw.seal(encode(report)),
-        "raw_seal_bare": lambda: raw.seal(plain),
-        "open": lambda: open_payload(envelope, **keys),
-        "raw_open": lambda: raw.open(raw_sealed, ephemeral_public, nonce),
-        "validate": lambda: open_envelope(envelope, **keys),
-        "raw_validate": lambda: decode(raw.open(raw_sealed, ephemeral_public, nonce)),
-    }, len(plain), samples, sample_time)
-    return {"size": label, "report_bytes": len(plain), "devices": len(report.devices),
-            "envelope_bytes": len(envelope), **rates}
+    rates = best_rate(
+        {
+            "seal": lambda: seal(report, signing_key=signing, server_key=server.public),
+            "raw_seal": lambda: raw.seal(encode(report)),
+            "raw_seal_bare": lambda: raw.seal(plain),
+            "open": lambda: open_payload(envelope, **keys),
+            "raw_open": lambda: raw.open(raw_sealed, ephemeral_public, nonce),
+            "validate": lambda: open_envelope(envelope, **keys),
+            "raw_validate": lambda: decode(raw.open(raw_sealed, ephemeral_public, nonce)),
+        },
+        len(plain),
+        samples,
+        sample_time,
+    )
+    return {
+        "size": label,
+        "report_bytes": len(plain),
+        "devices": len(report.devices),
+        "envelope_bytes": len(envelope),
+        **rates,
+    }
 
 
 OPS = {
@@ -155,8 +165,10 @@ def render(rows: list[dict[str, object]]) -> str:
         return f"{ratio * 100:.0f} %{'' if ratio >= GOAL else ' (under goal)'}"
 
     lines = [f"throughput in MB/s of report JSON; ratio = fsm / peer; goal >= {GOAL:.0%}", ""]
-    head = (f"{'report':>8} {'devices':>7} {'sealed':>9}  {'op':<16} {'fsm':>8} "
-            f"{'peer':<33} {'peer MB/s':>9} {'ratio':>18}")
+    head = (
+        f"{'report':>8} {'devices':>7} {'sealed':>9}  {'op':<16} {'fsm':>8} "
+        f"{'peer':<33} {'peer MB/s':>9} {'ratio':>18}"
+    )
     lines += [head, "-" * len(head)]
     for r in rows:
         for op, (name, peer) in OPS.items():

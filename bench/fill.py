@@ -70,30 +70,67 @@ class FleetDevice:
             if self.levels[i] < rng.uniform(0.0, 6.0):
                 self.levels[i] = 100.0  # replaced
             pct = float(max(0, round(self.levels[i])))
-            supplies.append(Supply(index=i + 1, description=f"{c.title()} Toner", kind="toner", color=c,
-                                   level=int(pct), max=100, unit="percent", percent=pct,
-                                   state="low" if pct <= 10 else "ok"))
+            supplies.append(
+                Supply(
+                    index=i + 1,
+                    description=f"{c.title()} Toner",
+                    kind="toner",
+                    color=c,
+                    level=int(pct),
+                    max=100,
+                    unit="percent",
+                    percent=pct,
+                    state="low" if pct <= 10 else "ok",
+                )
+            )
         alerts = []
         conditions: list[str] = []
         if min(self.levels) <= 10:
-            alerts.append(Alert(code="marker_supply_low", severity="warning", group="marker_supplies",
-                                description="Toner low"))
+            alerts.append(
+                Alert(
+                    code="marker_supply_low",
+                    severity="warning",
+                    group="marker_supplies",
+                    description="Toner low",
+                )
+            )
         if rng.random() < 0.01:
             alerts.append(Alert(code="jam", severity="critical", group="media_path", description="Paper jam"))
             conditions.append("jammed")
         return Device(
-            ip=self.ip, observed_at=at, pmd="ricoh", manufacturer="Ricoh", model="MP C3004",
-            serial=self.serial, firmware="1.0", mac=f"00:26:73:{self.n // 65536 % 256:02x}:"
-            f"{self.n // 256 % 256:02x}:{self.n % 256:02x}", hostname=f"mfp-{self.n}",
-            location=f"floor {self.n % 7}", capabilities=Capabilities(color=True),
-            counters={"total": self.total, "total_black": self.black, "total_color": self.total - self.black,
-                      "copy_total": self.total // 3},
-            supplies=supplies, status=Status(device="running", printer="idle", conditions=conditions),
-            alerts=alerts)
+            ip=self.ip,
+            observed_at=at,
+            pmd="ricoh",
+            manufacturer="Ricoh",
+            model="MP C3004",
+            serial=self.serial,
+            firmware="1.0",
+            mac=f"00:26:73:{self.n // 65536 % 256:02x}:{self.n // 256 % 256:02x}:{self.n % 256:02x}",
+            hostname=f"mfp-{self.n}",
+            location=f"floor {self.n % 7}",
+            capabilities=Capabilities(color=True),
+            counters={
+                "total": self.total,
+                "total_black": self.black,
+                "total_color": self.total - self.black,
+                "copy_total": self.total // 3,
+            },
+            supplies=supplies,
+            status=Status(device="running", printer="idle", conditions=conditions),
+            alerts=alerts,
+        )
 
 
-def fill(db: Database, *, devices: int, days: int, per_client: int = 100, seed: int = 1,
-         end: datetime = END, progress: bool = True) -> int:
+def fill(
+    db: Database,
+    *,
+    devices: int,
+    days: int,
+    per_client: int = 100,
+    seed: int = 1,
+    end: datetime = END,
+    progress: bool = True,
+) -> int:
     """Load ``days`` daily reports of every client; returns the readings loaded."""
     rng = random.Random(seed)
     pub = make_client(Path(tempfile.mkdtemp(prefix="fsm-bench-fill-")), "bench").pub_path
@@ -104,7 +141,7 @@ def fill(db: Database, *, devices: int, days: int, per_client: int = 100, seed: 
     for c in range(0, devices, per_client):
         name = f"client-{c // per_client:04d}"
         info = registry.add(name, pub, customer=f"Customer {c // per_client // 10:03d}")
-        clients.append((info, fleet[c:c + per_client]))
+        clients.append((info, fleet[c : c + per_client]))
     client_ids = {name: cid for cid, name in db.peewee.execute_sql("SELECT id, name FROM client").fetchall()}
     loaded = 0
     started = time.perf_counter()
@@ -113,12 +150,23 @@ def fill(db: Database, *, devices: int, days: int, per_client: int = 100, seed: 
         for i, (info, members) in enumerate(clients):
             at = day + timedelta(hours=8, minutes=i % 60, seconds=i // 60)
             readings = [m.reading(at, rng) for m in members if rng.random() > 0.003]  # a few days missed
-            report = Report(client_id=info.name, customer=f"Customer {i // 10:03d}", site=f"Site {i:04d}",
-                            seq=d + 1, kind="periodic", created_at=at + timedelta(minutes=1),
-                            devices=readings)
-            meta = EnvelopeMeta(client_id=client_ids[info.name], client_name=info.name,
-                                sha256=f"{i:032x}{d:032x}", message_id=None, source="bench/fill.py",
-                                received_at=at + timedelta(minutes=2))
+            report = Report(
+                client_id=info.name,
+                customer=f"Customer {i // 10:03d}",
+                site=f"Site {i:04d}",
+                seq=d + 1,
+                kind="periodic",
+                created_at=at + timedelta(minutes=1),
+                devices=readings,
+            )
+            meta = EnvelopeMeta(
+                client_id=client_ids[info.name],
+                client_name=info.name,
+                sha256=f"{i:032x}{d:032x}",
+                message_id=None,
+                source="bench/fill.py",
+                received_at=at + timedelta(minutes=2),
+            )
             loader.load(report, meta)
             loaded += len(readings)
         if progress and (d % 10 == 9 or d == days - 1):
@@ -141,8 +189,9 @@ def bench_url(kind: str, devices: int, days: int, admin_url: str = "") -> str:
     return admin_url.rpartition("/")[0] + f"/fsm_bench_{name}"
 
 
-def filled(kind: str, devices: int, days: int, *, admin_url: str = "", refill: bool = False,
-           per_client: int = 100) -> str:
+def filled(
+    kind: str, devices: int, days: int, *, admin_url: str = "", refill: bool = False, per_client: int = 100
+) -> str:
     """The URL of a database holding the fleet, filled now when it is not yet (or ``refill``)."""
     url = bench_url(kind, devices, days, admin_url)
     if kind == "sqlite":
@@ -176,8 +225,12 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--per-client", type=int, default=100, help="devices per client (and per report)")
-    ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
-                    help="var/bench/fleet_NxD.db, or a database fsm_bench_fleet_NxD on the test server")
+    ap.add_argument(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="var/bench/fleet_NxD.db, or a database fsm_bench_fleet_NxD on the test server",
+    )
     ap.add_argument("--url", help="fill this empty database instead")
     ap.add_argument("--refill", action="store_true", help="drop and fill again a database filled before")
     args = ap.parse_args()
@@ -191,8 +244,14 @@ def main() -> None:
 
         with contextlib.ExitStack() as stack:
             admin = stack.enter_context(postgres_admin_url()) if args.db == "postgresql" else ""
-            url = filled(args.db, args.devices, args.days, admin_url=admin, refill=args.refill,
-                         per_client=args.per_client)
+            url = filled(
+                args.db,
+                args.devices,
+                args.days,
+                admin_url=admin,
+                refill=args.refill,
+                per_client=args.per_client,
+            )
     if url.startswith("sqlite:///"):
         print(f"{url}: {Path(url.removeprefix('sqlite:///')).stat().st_size / 2**20:.0f} MB")
     else:

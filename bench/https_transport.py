@@ -71,11 +71,15 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="fsm-bench-https-"))
     server = make_server(tmp / "server")
     client = make_client(tmp / "client", "acme-hq")
-    envelopes = [seal(make_report(client.name, seq, devices=args.devices), client, server)
-                 for seq in range(1, args.reports + 1)]
+    envelopes = [
+        seal(make_report(client.name, seq, devices=args.devices), client, server)
+        for seq in range(1, args.reports + 1)
+    ]
     n = len(envelopes)
-    print(f"{n} reports x {args.devices} devices; envelope {sum(map(len, envelopes)) / n / 1024:.1f} KB "
-          f"on average")
+    print(
+        f"{n} reports x {args.devices} devices; envelope {sum(map(len, envelopes)) / n / 1024:.1f} KB "
+        f"on average"
+    )
 
     # the bound: the pipeline alone
     _, db = fresh_db(tmp, "pipeline", client.pub_path)
@@ -90,12 +94,20 @@ def main() -> None:
     ca = TestCa.create(tmp / "ca")
     url, db = fresh_db(tmp, "https", client.pub_path)
     db.close()
-    limits = {"address_rate": 10_000.0, "address_burst": 100_000, "client_rate": 10_000.0,
-              "client_burst": 100_000}
+    limits = {
+        "address_rate": 10_000.0,
+        "address_burst": 100_000,
+        "client_rate": 10_000.0,
+        "client_burst": 100_000,
+    }
     with Receiver(tmp / "receiver", ca, server.key_path, url, receive=limits) as receiver:
         store = client_store(tmp / "client-https.db", envelopes)
-        sender = Sender(store, [("https", lambda: HttpsTransport(receiver.url, ca_file=ca.ca_file))],
-                        mail_from=FROM_ADDR, rcpt_to=[TO_ADDR])
+        sender = Sender(
+            store,
+            [("https", lambda: HttpsTransport(receiver.url, ca_file=ca.ca_file))],
+            mail_from=FROM_ADDR,
+            rcpt_to=[TO_ADDR],
+        )
         t = time.perf_counter()
         result = asyncio.run(sender.drain(force=True))
         t_https = time.perf_counter() - t
@@ -113,9 +125,12 @@ def main() -> None:
             url, db = fresh_db(tmp, "mail", client.pub_path)
             pipeline = Pipeline(db, Registry(db), server.encryption_key)
             store = client_store(tmp / "client-mail.db", envelopes)
-            sender = Sender(store, [("smtp", lambda: SmtpTransport(stack.host, stack.smtp_port,
-                                                                    security="none"))],
-                            mail_from=FROM_ADDR, rcpt_to=[TO_ADDR])
+            sender = Sender(
+                store,
+                [("smtp", lambda: SmtpTransport(stack.host, stack.smtp_port, security="none"))],
+                mail_from=FROM_ADDR,
+                rcpt_to=[TO_ADDR],
+            )
             t = time.perf_counter()
             result = asyncio.run(sender.drain(force=True))
             assert result.sent_envelopes == n, result

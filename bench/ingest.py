@@ -82,35 +82,87 @@ def driver_rows(reports: list, kind: str) -> list[dict[str, list[tuple]]]:  # ty
     for r in reports:
         ts = r.created_at.astimezone(UTC).replace(tzinfo=None)
         t = ts.isoformat(" ") if kind == "sqlite" else ts
-        rows: dict[str, list[tuple]] = {k: [] for k in (  # type: ignore[type-arg]
-            "device", "device_address", "reading", "counter_value", "counter_latest", "supply_value",
-            "alert_value")}
+        rows: dict[str, list[tuple]] = {
+            k: []
+            for k in (  # type: ignore[type-arg]
+                "device",
+                "device_address",
+                "reading",
+                "counter_value",
+                "counter_latest",
+                "supply_value",
+                "alert_value",
+            )
+        }
         for i, d in enumerate(r.devices):
-            rows["device"].append((f"sn:ricoh:{d.serial}", 1, None, d.manufacturer, d.model, d.serial,
-                                   d.firmware, d.hostname, d.location, d.pmd, d.ip, d.mac, t, t))
+            rows["device"].append(
+                (
+                    f"sn:ricoh:{d.serial}",
+                    1,
+                    None,
+                    d.manufacturer,
+                    d.model,
+                    d.serial,
+                    d.firmware,
+                    d.hostname,
+                    d.location,
+                    d.pmd,
+                    d.ip,
+                    d.mac,
+                    t,
+                    t,
+                )
+            )
             rows["device_address"].append((i, d.ip, d.mac, t, t))
-            rows["reading"].append((i, t, d.ip, d.reachability, d.status.device, d.status.printer,
-                                    '["low_toner"]', None, None, None))
+            rows["reading"].append(
+                (
+                    i,
+                    t,
+                    d.ip,
+                    d.reachability,
+                    d.status.device,
+                    d.status.printer,
+                    '["low_toner"]',
+                    None,
+                    None,
+                    None,
+                )
+            )
             for name, v in d.counters.items():
                 rows["counter_value"].append((i, name, v, t, None, None))
                 rows["counter_latest"].append((i, name, v, t))
             for s in d.supplies:
-                rows["supply_value"].append((i, s.index, s.description, s.kind, s.color, s.level, s.max,
-                                             s.unit, s.percent, s.state))
+                rows["supply_value"].append(
+                    (i, s.index, s.description, s.kind, s.color, s.level, s.max, s.unit, s.percent, s.state)
+                )
             for a in d.alerts:
-                rows["alert_value"].append((i, a.code, a.severity, a.group, a.group_index, a.location,
-                                            a.description, a.index, a.training, a.time_ticks, t))
+                rows["alert_value"].append(
+                    (
+                        i,
+                        a.code,
+                        a.severity,
+                        a.group,
+                        a.group_index,
+                        a.location,
+                        a.description,
+                        a.index,
+                        a.training,
+                        a.time_ticks,
+                        t,
+                    )
+                )
         out.append(rows)
     return out
 
 
-def driver_insert(kind: str, url: str, tmp: Path,
-                  per_report: list[dict[str, list[tuple]]]) -> float:  # type: ignore[type-arg]
+def driver_insert(kind: str, url: str, tmp: Path, per_report: list[dict[str, list[tuple]]]) -> float:  # type: ignore[type-arg]
     """The same rows into the same (fsm-migrated) tables with the bare driver, one transaction per report."""
     schema = open_database(url, data_dir=tmp)  # the real schema: same constraints and indexes
-    schema.peewee.execute_sql("INSERT INTO client (id, name, public_key, fingerprint, status, added_at, "
-                              "note) "
-                              "VALUES (1, 'bench', 'k', 'f', 'active', '2026-01-01 00:00:00', '')")
+    schema.peewee.execute_sql(
+        "INSERT INTO client (id, name, public_key, fingerprint, status, added_at, "
+        "note) "
+        "VALUES (1, 'bench', 'k', 'f', 'active', '2026-01-01 00:00:00', '')"
+    )
     schema.close()
     if kind == "sqlite":
         conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
@@ -135,44 +187,77 @@ def driver_insert(kind: str, url: str, tmp: Path,
         cur.execute("BEGIN")
         cur.execute(q("SELECT sha256 FROM envelope WHERE client_id = 1 AND seq = ?"), (seq,))
         cur.fetchall()
-        cur.execute(q("INSERT INTO envelope (client_id, seq, kind, sha256, chunk_count, source, created_at, "
-                      "received_at, ingested_at, devices, \"values\") VALUES (1, ?, 'periodic', ?, 1, '', "
-                      "?, ?, ?, ?, ?) RETURNING id"), (seq, "0" * 64, now, now, now, 50, 950))
+        cur.execute(
+            q(
+                "INSERT INTO envelope (client_id, seq, kind, sha256, chunk_count, source, created_at, "
+                "received_at, ingested_at, devices, \"values\") VALUES (1, ?, 'periodic', ?, 1, '', "
+                "?, ?, ?, ?, ?) RETURNING id"
+            ),
+            (seq, "0" * 64, now, now, now, 50, 950),
+        )
         env_id = cur.fetchone()[0]
         dev = rows["device"]
-        cur.execute("INSERT INTO device (identity, client_id, site_id, manufacturer, model, serial, "
-                    "firmware, hostname, location, pmd, ip, mac, first_seen, last_seen) VALUES "
-                    f"{values(len(dev), 14)} "
-                    "ON CONFLICT (identity) DO UPDATE SET last_seen = excluded.last_seen RETURNING id",
-                    [v for r in dev for v in r])
+        cur.execute(
+            "INSERT INTO device (identity, client_id, site_id, manufacturer, model, serial, "
+            "firmware, hostname, location, pmd, ip, mac, first_seen, last_seen) VALUES "
+            f"{values(len(dev), 14)} "
+            "ON CONFLICT (identity) DO UPDATE SET last_seen = excluded.last_seen RETURNING id",
+            [v for r in dev for v in r],
+        )
         ids = [r[0] for r in cur.fetchall()]
-        cur.executemany(q("INSERT INTO device_address (device_id, ip, mac, first_seen, last_seen) VALUES "
-                          "(?, ?, ?, ?, ?) ON CONFLICT (device_id, ip, mac) DO UPDATE SET last_seen = "
-                          "excluded.last_seen"), [(ids[r[0]], *r[1:]) for r in rows["device_address"]])
+        cur.executemany(
+            q(
+                "INSERT INTO device_address (device_id, ip, mac, first_seen, last_seen) VALUES "
+                "(?, ?, ?, ?, ?) ON CONFLICT (device_id, ip, mac) DO UPDATE SET last_seen = "
+                "excluded.last_seen"
+            ),
+            [(ids[r[0]], *r[1:]) for r in rows["device_address"]],
+        )
         rd = rows["reading"]
-        cur.execute("INSERT INTO reading (envelope_id, device_id, observed_at, ip, reachability, "
-                    "device_status, "
-                    "printer_status, conditions, console, uptime_ticks, warnings) VALUES "
-                    f"{values(len(rd), 11)} RETURNING id",
-                    [v for r in rd for v in (env_id, ids[r[0]], *r[1:])])
+        cur.execute(
+            "INSERT INTO reading (envelope_id, device_id, observed_at, ip, reachability, "
+            "device_status, "
+            "printer_status, conditions, console, uptime_ticks, warnings) VALUES "
+            f"{values(len(rd), 11)} RETURNING id",
+            [v for r in rd for v in (env_id, ids[r[0]], *r[1:])],
+        )
         rids = [r[0] for r in cur.fetchall()]
-        cur.execute("SELECT device_id, name, value, observed_at FROM counter_latest WHERE device_id IN "
-                    f"({', '.join([ph] * len(ids))})", ids)
+        cur.execute(
+            "SELECT device_id, name, value, observed_at FROM counter_latest WHERE device_id IN "
+            f"({', '.join([ph] * len(ids))})",
+            ids,
+        )
         cur.fetchall()
-        cur.executemany(q("INSERT INTO counter_value (reading_id, device_id, name, value, observed_at, flag, "
-                          "previous) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                        [(rids[r[0]], ids[r[0]], *r[1:]) for r in rows["counter_value"]])
-        cur.executemany(q("INSERT INTO counter_latest (device_id, name, value, observed_at) VALUES "
-                          "(?, ?, ?, ?) ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, "
-                          "observed_at = excluded.observed_at"),
-                        [(ids[r[0]], *r[1:]) for r in rows["counter_latest"]])
-        cur.executemany(q('INSERT INTO supply_value (reading_id, "index", description, kind, color, level, '
-                          'max, unit, percent, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-                        [(rids[r[0]], *r[1:]) for r in rows["supply_value"]])
-        cur.executemany(q('INSERT INTO alert_value (reading_id, code, severity, "group", group_index, '
-                          'location, description, "index", training, time_ticks, observed_at) VALUES '
-                          '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-                        [(rids[r[0]], *r[1:]) for r in rows["alert_value"]])
+        cur.executemany(
+            q(
+                "INSERT INTO counter_value (reading_id, device_id, name, value, observed_at, flag, "
+                "previous) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            [(rids[r[0]], ids[r[0]], *r[1:]) for r in rows["counter_value"]],
+        )
+        cur.executemany(
+            q(
+                "INSERT INTO counter_latest (device_id, name, value, observed_at) VALUES "
+                "(?, ?, ?, ?) ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, "
+                "observed_at = excluded.observed_at"
+            ),
+            [(ids[r[0]], *r[1:]) for r in rows["counter_latest"]],
+        )
+        cur.executemany(
+            q(
+                'INSERT INTO supply_value (reading_id, "index", description, kind, color, level, '
+                "max, unit, percent, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            [(rids[r[0]], *r[1:]) for r in rows["supply_value"]],
+        )
+        cur.executemany(
+            q(
+                'INSERT INTO alert_value (reading_id, code, severity, "group", group_index, '
+                'location, description, "index", training, time_ticks, observed_at) VALUES '
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            [(rids[r[0]], *r[1:]) for r in rows["alert_value"]],
+        )
         cur.execute("COMMIT")
     elapsed = time.perf_counter() - t
     conn.close()
@@ -192,8 +277,10 @@ def main() -> None:
     reports = [make_report(client.name, seq, devices=args.devices) for seq in range(1, args.reports + 1)]
     mails = [mails_for(seal(r, client, server))[0] for r in reports]
     values = sum(len(d.counters) + len(d.supplies) + len(d.alerts) for r in reports for d in r.devices)
-    print(f"{args.reports} reports x {args.devices} devices = {values} values; "
-          f"mail {sum(map(len, mails)) / len(mails) / 1024:.1f} KB on average")
+    print(
+        f"{args.reports} reports x {args.devices} devices = {values} values; "
+        f"mail {sum(map(len, mails)) / len(mails) / 1024:.1f} KB on average"
+    )
 
     stack = MailStack(port_offset=offset_from_env())
     stack.start()
@@ -218,8 +305,11 @@ def run_all(stack, args, tmp, server, client, reports, mails, values) -> None:  
     assert fetched == n, (fetched, n)
     t = time.perf_counter()
     for m in mails:
-        envelope.open_envelope(mime.parse_message(m).envelope, verify_key=client.signing_key.public,
-                               encryption_key=server.encryption_key)
+        envelope.open_envelope(
+            mime.parse_message(m).envelope,
+            verify_key=client.signing_key.public,
+            encryption_key=server.encryption_key,
+        )
     t_open = time.perf_counter() - t
     # The private PostgreSQL server is started (and stopped at the end) only when it is measured.
     with contextlib.ExitStack() as exits:
@@ -251,8 +341,10 @@ def run_all(stack, args, tmp, server, client, reports, mails, values) -> None:  
             print(f"\n== {kind}")
             for name, secs in bounds.items():
                 print(f"  bound {name:<14} {n / secs:9.1f} reports/s {values / secs:12.0f} values/s")
-            print(f"  fsm ingest           {n / t_real:9.1f} reports/s {values / t_real:12.0f} values/s"
-                  f"   = {bounds[slowest] / t_real * 100:.0f} % of the slowest bound ({slowest})")
+            print(
+                f"  fsm ingest           {n / t_real:9.1f} reports/s {values / t_real:12.0f} values/s"
+                f"   = {bounds[slowest] / t_real * 100:.0f} % of the slowest bound ({slowest})"
+            )
             move_back(stack)
             if kind == "postgresql":
                 pg.drop()

@@ -53,13 +53,21 @@ def main() -> int:
             else:
                 stack = peers.enter_context(MailStack(port_offset=args.offset).lease())
                 stack.empty_mailbox("dealer")
-                transport = {"smtp": {"host": stack.host, "port": stack.smtp_port, "security": "starttls",
-                                      "ca_file": str(stack.ca_file), "from": "client@fsm.test",
-                                      "to": ["dealer@fsm.test"]}}
+                transport = {
+                    "smtp": {
+                        "host": stack.host,
+                        "port": stack.smtp_port,
+                        "security": "starttls",
+                        "ca_file": str(stack.ca_file),
+                        "from": "client@fsm.test",
+                        "to": ["dealer@fsm.test"],
+                    }
+                }
             config = write_toml(work / "client.toml", client_sections(keys, printers, transport))
             t0 = time.monotonic()
-            outcome = run_trials(config, work / "data", printers, trials=args.trials,
-                                 rng=random.Random(args.seed))
+            outcome = run_trials(
+                config, work / "data", printers, trials=args.trials, rng=random.Random(args.seed)
+            )
             with Store.in_data_dir(work / "data") as store:
                 last = store.last_seq()
             if stack is not None:
@@ -70,12 +78,18 @@ def main() -> int:
                 delivered = [parse_message(f.read_bytes()).envelope for f in sorted(drop.glob("*.eml"))]
             outcome = check(outcome, work / "data", keys, delivered)
             elapsed = time.monotonic() - t0
-    print(f"transport: {'file drop' if args.filedrop else 'SMTP (Postfix + Dovecot)'}; "
-          f"{outcome.trials} trials, {outcome.kills} kill -9, {elapsed:.0f} s")
-    print(f"readings stored: {outcome.readings}; envelopes numbered 1..{outcome.last_seq}; "
-          f"distinct numbers delivered: {outcome.envelopes_seen}; duplicate deliveries: {outcome.duplicates}")
-    print(f"readings in no envelope: {outcome.unreported}; numbers missing: {outcome.missing or 'none'}; "
-          f"envelopes not matching the store: {outcome.mismatched or 'none'}")
+    print(
+        f"transport: {'file drop' if args.filedrop else 'SMTP (Postfix + Dovecot)'}; "
+        f"{outcome.trials} trials, {outcome.kills} kill -9, {elapsed:.0f} s"
+    )
+    print(
+        f"readings stored: {outcome.readings}; envelopes numbered 1..{outcome.last_seq}; "
+        f"distinct numbers delivered: {outcome.envelopes_seen}; duplicate deliveries: {outcome.duplicates}"
+    )
+    print(
+        f"readings in no envelope: {outcome.unreported}; numbers missing: {outcome.missing or 'none'}; "
+        f"envelopes not matching the store: {outcome.mismatched or 'none'}"
+    )
     for line in outcome.exited_early:
         print("early exit:", line)
     print("OK" if outcome.ok else "FAILED")

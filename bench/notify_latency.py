@@ -78,8 +78,9 @@ async def peer(stack: MailStack, trials: int) -> list[float]:
     for i in range(trials):
         msg = f"From: fsm@fsm.test\r\nTo: client@fsm.test\r\nSubject: peer {i}\r\n\r\nhello\r\n".encode()
         t0 = time.time()
-        async with aiosmtplib.SMTP(hostname=stack.host, port=stack.smtp_port, start_tls=True,
-                                   tls_context=ctx) as smtp:
+        async with aiosmtplib.SMTP(
+            hostname=stack.host, port=stack.smtp_port, start_tls=True, tls_context=ctx
+        ) as smtp:
             await smtp.sendmail("fsm@fsm.test", ["client@fsm.test"], msg)
         out.append(await wait_count(stack, "client", i + 1) - t0)
     return out
@@ -92,26 +93,60 @@ async def bench(stack: MailStack, trials: int, work: Path) -> None:
     db = open_database("", data_dir=work / "server")
     Registry(db).add("acme-hq", keys.client_pub)
     pipeline = Pipeline(db, Registry(db), keys.encryption_key)
-    server = configfile.convert({
-        "rules": [{"name": "jams", "when": "alert", "codes": ["jammed"]}],
-        "notify": {"host": stack.host, "port": stack.smtp_port, "ca_file": str(stack.ca_file),
-                   "from_addr": "fsm@fsm.test", "to": ["alerts@fsm.test"]},
-        "mailboxes": [{"host": stack.host, "port": stack.imaps_port, "user": "dealer@fsm.test",
-                       "password": "dealer-pass", "ca_file": str(stack.ca_file)}],
-    }, ServerConfig, source="bench")
+    server = configfile.convert(
+        {
+            "rules": [{"name": "jams", "when": "alert", "codes": ["jammed"]}],
+            "notify": {
+                "host": stack.host,
+                "port": stack.smtp_port,
+                "ca_file": str(stack.ca_file),
+                "from_addr": "fsm@fsm.test",
+                "to": ["alerts@fsm.test"],
+            },
+            "mailboxes": [
+                {
+                    "host": stack.host,
+                    "port": stack.imaps_port,
+                    "user": "dealer@fsm.test",
+                    "password": "dealer-pass",
+                    "ca_file": str(stack.ca_file),
+                }
+            ],
+        },
+        ServerConfig,
+        source="bench",
+    )
     printers = Printers(["p0"], work / "printers", first_ip="127.0.0.95").start()
-    client = Daemon(make_config(
-        keys, **printers.client_sections(),
-        schedule={"status_poll": "every 1s", "report": "off", "discovery": "off"},
-        smtp={"host": stack.host, "port": stack.smtp_port, "security": "starttls",
-              "ca_file": str(stack.ca_file), "from": "client@fsm.test", "to": ["dealer@fsm.test"]}),
-        work / "client")
+    client = Daemon(
+        make_config(
+            keys,
+            **printers.client_sections(),
+            schedule={"status_poll": "every 1s", "report": "off", "discovery": "off"},
+            smtp={
+                "host": stack.host,
+                "port": stack.smtp_port,
+                "security": "starttls",
+                "ca_file": str(stack.ca_file),
+                "from": "client@fsm.test",
+                "to": ["dealer@fsm.test"],
+            },
+        ),
+        work / "client",
+    )
     events = EventService(db, server)
-    ingest = IngestDaemon(pipeline, server.mailboxes, batch=server.ingest.batch,
-                          poll_seconds=server.ingest.poll_seconds, on_verdict=events.notice)
+    ingest = IngestDaemon(
+        pipeline,
+        server.mailboxes,
+        batch=server.ingest.batch,
+        poll_seconds=server.ingest.poll_seconds,
+        on_verdict=events.notice,
+    )
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(client.run(install_signals=False)), asyncio.create_task(ingest.run()),
-             asyncio.create_task(events.run(stop))]
+    tasks = [
+        asyncio.create_task(client.run(install_signals=False)),
+        asyncio.create_task(ingest.run()),
+        asyncio.create_task(events.run(stop)),
+    ]
     total: list[float] = []
     try:
         while client.counts.polls < 1:
@@ -149,8 +184,10 @@ async def bench(stack: MailStack, trials: int, work: Path) -> None:
     print(f"  of which observed-at -> alert report accepted by Postfix (client)  {stats(own)}")
     print(f"peer: one bare SMTP mail -> visible in Dovecot (the path has two)  {stats(bare)}")
     ratio = statistics.median(total) / (2 * statistics.median(bare))
-    print(f"ratio path / (2 x peer) (medians): {ratio:.1f}x; Dovecot's IDLE push alone adds ~0.5 s; "
-          "goal: an alert mail within seconds")
+    print(
+        f"ratio path / (2 x peer) (medians): {ratio:.1f}x; Dovecot's IDLE push alone adds ~0.5 s; "
+        "goal: an alert mail within seconds"
+    )
 
 
 def main() -> None:

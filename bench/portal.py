@@ -86,14 +86,14 @@ def fill(url: str, devices: int, t0: datetime) -> None:
         "(VALUES ('total', 1), ('total_black', 2)) AS n(name, div)",
         "INSERT INTO counter_latest (device_id, name, value, observed_at) "
         "SELECT device_id, name, MAX(value), MAX(observed_at) FROM counter_value GROUP BY device_id, name",
-        "INSERT INTO supply_value (reading_id, \"index\", description, kind, color, percent, state) "
+        'INSERT INTO supply_value (reading_id, "index", description, kind, color, percent, state) '
         "SELECT r.id, s.i, s.color || ' toner', 'toner', s.color, p.pct, "
         "CASE WHEN p.pct <= 10 THEN 'low' ELSE 'ok' END "
         "FROM reading r JOIN envelope e ON e.id = r.envelope_id, "
         "(VALUES (1, 'black'), (2, 'cyan')) AS s(i, color), "
         "LATERAL (SELECT (100 - ((e.seq * 1.1 + r.device_id % 37 + s.i * 13)::numeric % 100))::float "
         "AS pct) p",
-        "INSERT INTO alert_value (reading_id, code, severity, \"group\", description, observed_at) "
+        'INSERT INTO alert_value (reading_id, code, severity, "group", description, observed_at) '
         "SELECT r.id, 'jam', 'critical', 'general', 'paper jam', r.observed_at FROM reading r "
         "JOIN device d ON d.id = r.device_id AND r.observed_at = d.last_seen WHERE d.id % 100 = 7",
         "INSERT INTO device_address (device_id, ip, mac, first_seen, last_seen) "
@@ -123,12 +123,14 @@ def measure(db: Database, now: datetime, *, rounds: int, sessions: int) -> dict[
     out = {}
     for name, page in pages(now, ids).items():
         page(scoped, 0)  # warm the caches once
+
         def one(i: int, page: Callable[[Scoped, int], object] = page) -> float:
             start = time.perf_counter()
             page(Scoped.of(Viewer()), i)
             elapsed = time.perf_counter() - start
             db.peewee.close()  # each call is a request on a connection of its own thread
             return elapsed
+
         with ThreadPoolExecutor(sessions) as pool:
             times = sorted(pool.map(one, range(rounds * sessions)))
         out[name] = (statistics.median(times) * 1000, times[int(len(times) * 0.95) - 1] * 1000)
@@ -167,8 +169,10 @@ def main() -> int:
     for page in small:
         ratio = large[page][1] / small[page][1]
         worst = max(worst, ratio)
-        print(f"{page:<20} {small[page][0]:>8.1f}ms {small[page][1]:>8.1f}ms {large[page][0]:>8.1f}ms "
-              f"{large[page][1]:>8.1f}ms  {ratio:5.2f}{'  OVER 2x' if ratio > 2 else ''}")
+        print(
+            f"{page:<20} {small[page][0]:>8.1f}ms {small[page][1]:>8.1f}ms {large[page][0]:>8.1f}ms "
+            f"{large[page][1]:>8.1f}ms  {ratio:5.2f}{'  OVER 2x' if ratio > 2 else ''}"
+        )
     print(f"worst p95 ratio {worst:.2f} (goal <= 2)")
     return 0 if worst <= 2 else 1
 

@@ -40,27 +40,42 @@ KINDS = ("inventory", "meters", "supplies", "alerts", "health")
 
 #: The single query per report that reads the rows the report reads (``?``: period start, end).
 BOUNDS = {
-    "inventory": ("SELECT d.id, d.identity, d.manufacturer, d.model, d.serial, d.ip, d.location, "
-                  "d.firmware, d.hostname, d.mac, d.pmd, d.first_seen, d.last_seen, cu.name, cl.name, "
-                  "s.name, t.value FROM device d JOIN client cl ON cl.id = d.client_id "
-                  "JOIN customer cu ON cu.id = d.customer_id LEFT JOIN site s ON s.id = d.site_id "
-                  "LEFT JOIN counter_latest t ON t.device_id = d.id AND t.name = 'total'", 0),
-    "meters": ("SELECT cv.device_id, cv.name, cv.observed_at, cv.value, cv.flag, cv.id "
-               "FROM device d CROSS JOIN counter_latest cl CROSS JOIN counter_value cv "
-               "WHERE cl.device_id = d.id AND cv.device_id = cl.device_id AND cv.name = cl.name "
-               "AND cv.observed_at > ? AND cv.observed_at < ?", 2),
-    "supplies": ('SELECT r.device_id, r.observed_at, r.id, s.id, s."index", s.description, s.kind, s.color, '
-                 "s.percent, s.state FROM device d CROSS JOIN reading r CROSS JOIN supply_value s "
-                 "WHERE r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ? "
-                 "AND s.reading_id = r.id", 2),
-    "alerts": ("SELECT r.device_id, r.observed_at, r.id, r.reachability, r.conditions, a.id, a.code, "
-               "a.severity, a.description FROM device d CROSS JOIN reading r "
-               "LEFT JOIN alert_value a ON a.reading_id = r.id "
-               "WHERE r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ?", 2),
-    "health": ("SELECT r.device_id, r.observed_at, e.ingested_at, e.kind "
-               "FROM envelope e CROSS JOIN reading r "
-               "WHERE e.ingested_at >= ? AND e.ingested_at < ? AND r.envelope_id = e.id "
-               "ORDER BY e.ingested_at DESC LIMIT 200000", 2),
+    "inventory": (
+        "SELECT d.id, d.identity, d.manufacturer, d.model, d.serial, d.ip, d.location, "
+        "d.firmware, d.hostname, d.mac, d.pmd, d.first_seen, d.last_seen, cu.name, cl.name, "
+        "s.name, t.value FROM device d JOIN client cl ON cl.id = d.client_id "
+        "JOIN customer cu ON cu.id = d.customer_id LEFT JOIN site s ON s.id = d.site_id "
+        "LEFT JOIN counter_latest t ON t.device_id = d.id AND t.name = 'total'",
+        0,
+    ),
+    "meters": (
+        "SELECT cv.device_id, cv.name, cv.observed_at, cv.value, cv.flag, cv.id "
+        "FROM device d CROSS JOIN counter_latest cl CROSS JOIN counter_value cv "
+        "WHERE cl.device_id = d.id AND cv.device_id = cl.device_id AND cv.name = cl.name "
+        "AND cv.observed_at > ? AND cv.observed_at < ?",
+        2,
+    ),
+    "supplies": (
+        'SELECT r.device_id, r.observed_at, r.id, s.id, s."index", s.description, s.kind, s.color, '
+        "s.percent, s.state FROM device d CROSS JOIN reading r CROSS JOIN supply_value s "
+        "WHERE r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ? "
+        "AND s.reading_id = r.id",
+        2,
+    ),
+    "alerts": (
+        "SELECT r.device_id, r.observed_at, r.id, r.reachability, r.conditions, a.id, a.code, "
+        "a.severity, a.description FROM device d CROSS JOIN reading r "
+        "LEFT JOIN alert_value a ON a.reading_id = r.id "
+        "WHERE r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ?",
+        2,
+    ),
+    "health": (
+        "SELECT r.device_id, r.observed_at, e.ingested_at, e.kind "
+        "FROM envelope e CROSS JOIN reading r "
+        "WHERE e.ingested_at >= ? AND e.ingested_at < ? AND r.envelope_id = e.id "
+        "ORDER BY e.ingested_at DESC LIMIT 200000",
+        2,
+    ),
 }
 
 
@@ -116,8 +131,12 @@ def server_cpu(pid: int | None) -> float:
 
 
 def measure(what: str, kind: str, url: str, fmt: str = "csv") -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", what, kind, url, fmt], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", what, kind, url, fmt],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -180,37 +199,46 @@ def main() -> None:
 
                 with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute("ANALYZE")  # what autovacuum does after a fill this size
-            print(f"{backend} {size} devices x {args.days} days: ready in {time.perf_counter() - t:.0f} s",
-                  flush=True)
+            print(
+                f"{backend} {size} devices x {args.days} days: ready in {time.perf_counter() - t:.0f} s",
+                flush=True,
+            )
             if args.plans:
                 show_plans(url)
             for kind in kinds:
                 bound = measure("bound", kind, url)
                 report = measure("report", kind, url, args.format)
                 results[(backend, size, kind)] = (report, bound)
-                print(f"  {kind:9} report {report['wall']:6.2f} s wall {report['cpu']:6.2f} s CPU "
-                      f"{report['rss_mb']:4.0f} MB | bound {bound['wall']:6.2f} s wall "
-                      f"{bound['cpu']:6.2f} s CPU "
-                      f"({bound['rows']:.0f} rows) | x{ratio(report, bound, 'wall'):.2f} wall "
-                      f"x{ratio(report, bound, 'cpu'):.2f} CPU", flush=True)
+                print(
+                    f"  {kind:9} report {report['wall']:6.2f} s wall {report['cpu']:6.2f} s CPU "
+                    f"{report['rss_mb']:4.0f} MB | bound {bound['wall']:6.2f} s wall "
+                    f"{bound['cpu']:6.2f} s CPU "
+                    f"({bound['rows']:.0f} rows) | x{ratio(report, bound, 'wall'):.2f} wall "
+                    f"x{ratio(report, bound, 'cpu'):.2f} CPU",
+                    flush=True,
+                )
     stack.close()
     print()
     print("| report | database | devices | wall / CPU | bound wall / CPU | ratio wall / CPU | peak RSS |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for (backend, size, kind), (report, bound) in results.items():
-        print(f"| {kind} | {backend} | {size:,} | {report['wall']:.2f} s / {report['cpu']:.2f} s | "
-              f"{bound['wall']:.2f} s / {bound['cpu']:.2f} s | {ratio(report, bound, 'wall'):.2f} / "
-              f"{ratio(report, bound, 'cpu'):.2f} | {report['rss_mb']:.0f} MB |")
+        print(
+            f"| {kind} | {backend} | {size:,} | {report['wall']:.2f} s / {report['cpu']:.2f} s | "
+            f"{bound['wall']:.2f} s / {bound['cpu']:.2f} s | {ratio(report, bound, 'wall'):.2f} / "
+            f"{ratio(report, bound, 'cpu'):.2f} | {report['rss_mb']:.0f} MB |"
+        )
     if len(sizes) > 1:
         print()
         for backend in {b for b, _, _ in results}:
             for kind in kinds:
                 lo, hi = results.get((backend, sizes[0], kind)), results.get((backend, sizes[-1], kind))
                 if lo and hi:
-                    print(f"{backend} {kind}: {sizes[-1] // sizes[0]}x devices -> "
-                          f"{ratio(hi[0], lo[0], 'cpu'):.1f}x CPU ({ratio(hi[0], lo[0], 'wall'):.1f}x wall), "
-                          f"bound {ratio(hi[1], lo[1], 'cpu'):.1f}x CPU; "
-                          f"RSS {lo[0]['rss_mb']:.0f} -> {hi[0]['rss_mb']:.0f} MB")
+                    print(
+                        f"{backend} {kind}: {sizes[-1] // sizes[0]}x devices -> "
+                        f"{ratio(hi[0], lo[0], 'cpu'):.1f}x CPU ({ratio(hi[0], lo[0], 'wall'):.1f}x wall), "
+                        f"bound {ratio(hi[1], lo[1], 'cpu'):.1f}x CPU; "
+                        f"RSS {lo[0]['rss_mb']:.0f} -> {hi[0]['rss_mb']:.0f} MB"
+                    )
 
 
 if __name__ == "__main__":

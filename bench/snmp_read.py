@@ -55,10 +55,20 @@ from fsm_devtools.fixtures.snmp import community_credential, walks_dir
 SUPPLIES, MARKER, HR_DEVICE = "1.3.6.1.2.1.43.11.1.1", "1.3.6.1.2.1.43.10.2.1", "1.3.6.1.2.1.25.3.2.1"
 FIXED_GET = (
     [f"1.3.6.1.2.1.1.{i}.0" for i in range(1, 8)]
-    + ["1.3.6.1.2.1.43.5.1.1.17.1", "1.3.6.1.2.1.43.5.1.1.16.1", "1.3.6.1.2.1.25.3.2.1.3.1",
-       "1.3.6.1.2.1.25.3.5.1.1.1", "1.3.6.1.2.1.25.3.5.1.2.1", "1.3.6.1.2.1.25.3.2.1.5.1",
-       "1.3.6.1.2.1.43.10.2.1.4.1.1", "1.3.6.1.2.1.43.10.2.1.5.1.1", "1.3.6.1.2.1.2.2.1.6.1",
-       "1.3.6.1.2.1.2.2.1.6.2", "1.3.6.1.2.1.2.2.1.3.1", "1.3.6.1.2.1.2.2.1.3.2"]
+    + [
+        "1.3.6.1.2.1.43.5.1.1.17.1",
+        "1.3.6.1.2.1.43.5.1.1.16.1",
+        "1.3.6.1.2.1.25.3.2.1.3.1",
+        "1.3.6.1.2.1.25.3.5.1.1.1",
+        "1.3.6.1.2.1.25.3.5.1.2.1",
+        "1.3.6.1.2.1.25.3.2.1.5.1",
+        "1.3.6.1.2.1.43.10.2.1.4.1.1",
+        "1.3.6.1.2.1.43.10.2.1.5.1.1",
+        "1.3.6.1.2.1.2.2.1.6.1",
+        "1.3.6.1.2.1.2.2.1.6.2",
+        "1.3.6.1.2.1.2.2.1.3.1",
+        "1.3.6.1.2.1.2.2.1.3.2",
+    ]
     + [f"1.3.6.1.2.1.43.11.1.1.9.1.{i}" for i in range(1, 6)]
     + [f"1.3.6.1.2.1.43.11.1.1.8.1.{i}" for i in range(1, 6)]
     + ["1.3.6.1.2.1.43.8.2.1.9.1.1"]
@@ -128,8 +138,9 @@ class Device:
     walked: list[str] = field(default_factory=list)
 
 
-async def fsm_reader(sim: Snmpsim, devices: list[Device], concurrency: int, timeout: float, *,
-                     status_only: bool = False) -> Result:
+async def fsm_reader(
+    sim: Snmpsim, devices: list[Device], concurrency: int, timeout: float, *, status_only: bool = False
+) -> Result:
     pool = default_pool()
     gate = asyncio.Semaphore(concurrency)
     requests = failures = 0
@@ -150,14 +161,17 @@ async def fsm_reader(sim: Snmpsim, devices: list[Device], concurrency: int, time
     a0, c0, t0 = agent_cpu(sim.proc.pid), time.process_time(), time.perf_counter()
     await asyncio.gather(*(one(d) for d in devices))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    label = "fsm status poll (status, alerts, serial)" if status_only else \
-        "fsm reader (read_device, full PMD read)"
-    return Result(label, len(devices), wall, cpu,
-                  agent_cpu(sim.proc.pid) - a0, requests, failures)
+    label = (
+        "fsm status poll (status, alerts, serial)"
+        if status_only
+        else "fsm reader (read_device, full PMD read)"
+    )
+    return Result(label, len(devices), wall, cpu, agent_cpu(sim.proc.pid) - a0, requests, failures)
 
 
-async def fsm_fixed(sim: Snmpsim, devices: list[Device], concurrency: int, timeout: float, *,
-                    together: bool = False) -> Result:
+async def fsm_fixed(
+    sim: Snmpsim, devices: list[Device], concurrency: int, timeout: float, *, together: bool = False
+) -> Result:
     gate = asyncio.Semaphore(concurrency)
     requests = failures = 0
 
@@ -178,13 +192,17 @@ async def fsm_fixed(sim: Snmpsim, devices: list[Device], concurrency: int, timeo
     a0, c0, t0 = agent_cpu(sim.proc.pid), time.process_time(), time.perf_counter()
     await asyncio.gather(*(one(d) for d in devices))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    label = "fsm session, fixed set, walk_many (3 tables per GETBULK)" if together else \
-        "fsm session, fixed set (30-OID GET + 3 GETBULK walks)"
+    label = (
+        "fsm session, fixed set, walk_many (3 tables per GETBULK)"
+        if together
+        else "fsm session, fixed set (30-OID GET + 3 GETBULK walks)"
+    )
     return Result(label, len(devices), wall, cpu, agent_cpu(sim.proc.pid) - a0, requests, failures)
 
 
-def netsnmp(sim: Snmpsim, devices: list[Device], parallel: int, label: str, *, fixed: bool,
-            timeout: float) -> Result:
+def netsnmp(
+    sim: Snmpsim, devices: list[Device], parallel: int, label: str, *, fixed: bool, timeout: float
+) -> Result:
     def one(d: Device) -> int:
         comm = d.credential.community.reveal()
         base = ["-v2c", "-c", comm, "-On", "-t", str(timeout), "-r", "1", f"{d.ip}:{sim.port}"]
@@ -192,11 +210,19 @@ def netsnmp(sim: Snmpsim, devices: list[Device], parallel: int, label: str, *, f
         walks = FIXED_WALKS if fixed else d.walked
         bad = 0
         if gets:
-            bad += subprocess.run(["snmpget", *base, *gets], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL).returncode != 0
+            bad += (
+                subprocess.run(
+                    ["snmpget", *base, *gets], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                ).returncode
+                != 0
+            )
         for w in walks:
-            bad += subprocess.run(["snmpbulkwalk", *base, w], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL).returncode != 0
+            bad += (
+                subprocess.run(
+                    ["snmpbulkwalk", *base, w], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                ).returncode
+                != 0
+            )
         return bad
 
     assert sim.proc is not None
@@ -204,15 +230,18 @@ def netsnmp(sim: Snmpsim, devices: list[Device], parallel: int, label: str, *, f
     with ThreadPoolExecutor(parallel) as ex:
         failures = sum(ex.map(one, devices))
     wall, cpu = time.perf_counter() - t0, children_cpu() - c0
-    procs = sum((1 if (FIXED_GET if fixed else d.got) else 0) + len(FIXED_WALKS if fixed else d.walked)
-                for d in devices)
+    procs = sum(
+        (1 if (FIXED_GET if fixed else d.got) else 0) + len(FIXED_WALKS if fixed else d.walked)
+        for d in devices
+    )
     r = Result(label, len(devices), wall, cpu, agent_cpu(sim.proc.pid) - a0, failures=failures)
     r.notes.append(f"{procs / len(devices):.1f} processes per device")
     return r
 
 
-async def snmpsim_ceiling(sim: Snmpsim, devices: list[Device], seconds: float = 3.0,
-                          in_flight: int = 64) -> float:
+async def snmpsim_ceiling(
+    sim: Snmpsim, devices: list[Device], seconds: float = 3.0, in_flight: int = 64
+) -> float:
     """GET requests of 30 varbinds per second snmpsim answers, with a raw client."""
     loop = asyncio.get_running_loop()
     answered = 0
@@ -229,8 +258,15 @@ async def snmpsim_ceiling(sim: Snmpsim, devices: list[Device], seconds: float = 
                 fut.set_result(None)
 
     transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0))
-    templates = [(d.ip, ber.RequestTemplate.get(version=1, community=d.credential.community.reveal().encode(),
-                                                oids=FIXED_GET)) for d in devices]
+    templates = [
+        (
+            d.ip,
+            ber.RequestTemplate.get(
+                version=1, community=d.credential.community.reveal().encode(), oids=FIXED_GET
+            ),
+        )
+        for d in devices
+    ]
     rid = ber.MIN_REQUEST_ID
     deadline = loop.time() + seconds
 
@@ -267,26 +303,57 @@ def main() -> int:
 
     names = sorted(p.parent.name for p in a.walks.glob("*/device.snmprec"))
     endpoints = loopback_range("127.0.0.2", a.devices)
-    print(f"snmpsim: {len(names)} walks served on {endpoints[0]}..{endpoints[-1]}; "
-          f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    print(
+        f"snmpsim: {len(names)} walks served on {endpoints[0]}..{endpoints[-1]}; "
+        f"{os.cpu_count()} CPUs; python {sys.version.split()[0]}"
+    )
     with Snmpsim(a.walks, endpoints=endpoints, ready_timeout=120) as sim:
         chosen = [names[i % len(names)] for i in range(len(endpoints))]
-        devices = [Device(ip, name, community_credential(sim.community(name)))
-                   for ip, name in zip(endpoints, chosen, strict=True)]
+        devices = [
+            Device(ip, name, community_credential(sim.community(name)))
+            for ip, name in zip(endpoints, chosen, strict=True)
+        ]
         # warm-up: snmpsim indexes each recording on first use; not part of any figure
         for name in names:
-            subprocess.run(["snmpget", "-v2c", "-c", sim.community(name), "-t", "10",
-                            f"{endpoints[0]}:{sim.port}", "1.3.6.1.2.1.1.2.0"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    "snmpget",
+                    "-v2c",
+                    "-c",
+                    sim.community(name),
+                    "-t",
+                    "10",
+                    f"{endpoints[0]}:{sim.port}",
+                    "1.3.6.1.2.1.1.2.0",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         results: list[Result] = []
         results.append(asyncio.run(fsm_reader(sim, devices, a.concurrency, a.timeout)))
         results.append(asyncio.run(fsm_fixed(sim, devices, a.concurrency, a.timeout)))
         together = asyncio.run(fsm_fixed(sim, devices, a.concurrency, a.timeout, together=True))
         x = a.netsnmp_parallel
-        results.append(netsnmp(sim, devices, x, f"Net-SNMP snmpget+snmpbulkwalk, same work as reader, x{x}",
-                               fixed=False, timeout=a.timeout))
-        results.append(netsnmp(sim, devices, x, f"Net-SNMP snmpget+snmpbulkwalk, fixed set, x{x}",
-                               fixed=True, timeout=a.timeout))
+        results.append(
+            netsnmp(
+                sim,
+                devices,
+                x,
+                f"Net-SNMP snmpget+snmpbulkwalk, same work as reader, x{x}",
+                fixed=False,
+                timeout=a.timeout,
+            )
+        )
+        results.append(
+            netsnmp(
+                sim,
+                devices,
+                x,
+                f"Net-SNMP snmpget+snmpbulkwalk, fixed set, x{x}",
+                fixed=True,
+                timeout=a.timeout,
+            )
+        )
         poll = asyncio.run(fsm_reader(sim, devices, a.concurrency, a.timeout, status_only=True))
         ceiling = asyncio.run(snmpsim_ceiling(sim, devices))
 
@@ -296,25 +363,33 @@ def main() -> int:
     print()
     print(f"{'':64} {'dev/s':>8} {'poller CPU':>11} {'agent CPU':>10} {'failed':>6}")
     for r in results:
-        print(f"{r.label:64} {r.rate:8.1f} {r.cpu / r.devices * 1000:8.2f} ms "
-              f"{r.agent_cpu / r.devices * 1000:7.2f} ms {r.failures:6d}  {' '.join(r.notes)}")
+        print(
+            f"{r.label:64} {r.rate:8.1f} {r.cpu / r.devices * 1000:8.2f} ms "
+            f"{r.agent_cpu / r.devices * 1000:7.2f} ms {r.failures:6d}  {' '.join(r.notes)}"
+        )
     per_dev_reader = reader.requests / reader.devices
     per_dev_fixed = fixed.requests / fixed.devices
     print(f"{'snmpsim ceiling (raw 30-varbind GETs, 64 in flight)':64} {ceiling:8.1f} req/s")
-    print(f"  = about {ceiling / per_dev_reader:.1f} dev/s for the reader "
-          f"({per_dev_reader:.1f} requests/device), "
-          f"{ceiling / per_dev_fixed:.1f} dev/s for the fixed set ({per_dev_fixed:.1f} requests/device); "
-          "walk requests cost the agent more or less than a 30-OID GET, so this is an estimate")
+    print(
+        f"  = about {ceiling / per_dev_reader:.1f} dev/s for the reader "
+        f"({per_dev_reader:.1f} requests/device), "
+        f"{ceiling / per_dev_fixed:.1f} dev/s for the fixed set ({per_dev_fixed:.1f} requests/device); "
+        "walk requests cost the agent more or less than a 30-OID GET, so this is an estimate"
+    )
     print()
-    print(f"ratios (same run): reader vs Net-SNMP same work: {reader.rate / ns_reader.rate:.2f}x devices/s, "
-          f"{ns_reader.cpu / max(reader.cpu, 1e-9):.2f}x less poller CPU; "
-          f"fixed set vs Net-SNMP: {fixed.rate / ns_fixed.rate:.2f}x devices/s, "
-          f"{ns_fixed.cpu / max(fixed.cpu, 1e-9):.2f}x less poller CPU; "
-          f"fixed set with walk_many vs Net-SNMP: {together.rate / ns_fixed.rate:.2f}x devices/s")
+    print(
+        f"ratios (same run): reader vs Net-SNMP same work: {reader.rate / ns_reader.rate:.2f}x devices/s, "
+        f"{ns_reader.cpu / max(reader.cpu, 1e-9):.2f}x less poller CPU; "
+        f"fixed set vs Net-SNMP: {fixed.rate / ns_fixed.rate:.2f}x devices/s, "
+        f"{ns_fixed.cpu / max(fixed.cpu, 1e-9):.2f}x less poller CPU; "
+        f"fixed set with walk_many vs Net-SNMP: {together.rate / ns_fixed.rate:.2f}x devices/s"
+    )
     print(f"reader at {reader.rate / (ceiling / per_dev_reader) * 100:.0f} % of snmpsim's ceiling")
-    print(f"status poll vs full read (same run): {poll.rate / reader.rate:.2f}x devices/s, "
-          f"{reader.cpu / max(poll.cpu, 1e-9):.2f}x less poller CPU, "
-          f"{poll.requests / poll.devices:.1f} vs {per_dev_reader:.1f} requests/device")
+    print(
+        f"status poll vs full read (same run): {poll.rate / reader.rate:.2f}x devices/s, "
+        f"{reader.cpu / max(poll.cpu, 1e-9):.2f}x less poller CPU, "
+        f"{poll.requests / poll.devices:.1f} vs {per_dev_reader:.1f} requests/device"
+    )
     ok = reader.rate > ns_reader.rate and reader.failures == 0
     print("goal (fsm reader ahead of Net-SNMP, no failed device):", "MET" if ok else "NOT MET")
     return 0 if ok else 1

@@ -32,9 +32,23 @@ def main() -> int:
         path, selector, env = PARTS[name]
         print(f"== {name}: {env}", flush=True)
         status |= subprocess.call(
-            [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", path, "-k", selector,
-             "--durations=5", f"--basetemp={tempfile.mkdtemp(prefix=f'fsm-stress-{name}-')}"],
-            cwd=ROOT, env={**os.environ, **env})
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-s",
+                "-p",
+                "no:cacheprovider",
+                path,
+                "-k",
+                selector,
+                "--durations=5",
+                f"--basetemp={tempfile.mkdtemp(prefix=f'fsm-stress-{name}-')}",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+        )
     return status
 
 

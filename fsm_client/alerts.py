@@ -42,13 +42,20 @@ class Policy:
         for name in section.critical:
             if not name or not name.replace("_", "").isalnum():
                 groups = ", ".join(CONDITION_GROUPS)
-                raise ConfigError(f"[alerts] critical: {name!r} is not a condition name",
-                                  hint=f"use group names ({groups}) or raw snake_case codes")
+                raise ConfigError(
+                    f"[alerts] critical: {name!r} is not a condition name",
+                    hint=f"use group names ({groups}) or raw snake_case codes",
+                )
         if section.offline_after < 1:
-            raise ConfigError(f"[alerts] offline_after = {section.offline_after} must be at least 1",
-                              hint="1 raises offline on the first unanswered poll")
-        return cls(critical=tuple(section.critical), offline_after=section.offline_after,
-                    report_cleared=section.report_cleared)
+            raise ConfigError(
+                f"[alerts] offline_after = {section.offline_after} must be at least 1",
+                hint="1 raises offline on the first unanswered poll",
+            )
+        return cls(
+            critical=tuple(section.critical),
+            offline_after=section.offline_after,
+            report_cleared=section.report_cleared,
+        )
 
 
 def _names(device: Device) -> set[str]:
@@ -102,8 +109,15 @@ def _before(store: Store, device: Device) -> tuple[list[str], int]:
     return previous, misses
 
 
-def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy, device: Device, *,
-             now: datetime | None = None) -> Change:
+def evaluate(
+    store: Store,
+    sealer: Sealer,
+    config: ClientConfig,
+    policy: Policy,
+    device: Device,
+    *,
+    now: datetime | None = None,
+) -> Change:
     """Apply one poll reading: store it and seal an ``alert`` report when a critical condition
     is raised (or cleared, if reported); otherwise only note that the device was seen.
     Conditions are dated by the reading's ``observed_at``; the report by ``now``."""
@@ -122,8 +136,9 @@ def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy,
                 for c in change.cleared:
                     store.set_alert_state(device.ip, c, active=False, at=at, seq=seq)
 
-            change.queued = queue_report(store, sealer, config, kind="alert", now=now or utcnow(),
-                                         reading_ids=[rid], also=record)
+            change.queued = queue_report(
+                store, sealer, config, kind="alert", now=now or utcnow(), reading_ids=[rid], also=record
+            )
         else:
             store.note_seen(device)
             for c in change.cleared:  # cleared but not reported
@@ -132,12 +147,4 @@ def evaluate(store: Store, sealer: Sealer, config: ClientConfig, policy: Policy,
     return change
 
 
-__all__ = [
-    "DEFAULT_CRITICAL",
-    "Change",
-    "Policy",
-    "active_conditions",
-    "diff",
-    "evaluate",
-    "would_change",
-]
+__all__ = ["DEFAULT_CRITICAL", "Change", "Policy", "active_conditions", "diff", "evaluate", "would_change"]

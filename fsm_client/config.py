@@ -169,8 +169,10 @@ class OutboxSection(_Section):
 
     def __post_init__(self) -> None:
         if self.retry_max < self.retry_initial:
-            raise ValueError(f"retry_max ({self.retry_max}) is below retry_initial ({self.retry_initial}); "
-                             "the backoff starts at retry_initial and is capped at retry_max")
+            raise ValueError(
+                f"retry_max ({self.retry_max}) is below retry_initial ({self.retry_initial}); "
+                "the backoff starts at retry_initial and is capped at retry_max"
+            )
 
 
 class PmdUpdateSection(_Section):
@@ -193,9 +195,7 @@ class ClientConfig(_Section):
     client: ClientSection = msgspec.field(default_factory=ClientSection)
     keys: KeysSection = msgspec.field(default_factory=KeysSection)
     snmp: SnmpSection = msgspec.field(default_factory=SnmpSection)
-    credentials: list[Credential] = msgspec.field(
-        default_factory=lambda: [Credential(name="public")]
-    )
+    credentials: list[Credential] = msgspec.field(default_factory=lambda: [Credential(name="public")])
     targets: list[Target] = []
     schedule: ScheduleSection = msgspec.field(default_factory=ScheduleSection)
     alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)

@@ -28,20 +28,32 @@ class ClientContext:
         return cls.from_choice(choice, data_dir)
 
     @classmethod
-    def from_choice(cls, choice: ConfigChoice, data_dir: str | None,
-                    data_dir_by: str = "--data-dir") -> ClientContext:
+    def from_choice(
+        cls, choice: ConfigChoice, data_dir: str | None, data_dir_by: str = "--data-dir"
+    ) -> ClientContext:
         config = load_config(choice.path)
-        where, chosen_by = choose_data_dir(data_dir, data_dir_by, config.client.data_dir, section="[client]",
-                                           choice=choice, default=DEFAULT_DATA_DIR)
+        where, chosen_by = choose_data_dir(
+            data_dir,
+            data_dir_by,
+            config.client.data_dir,
+            section="[client]",
+            choice=choice,
+            default=DEFAULT_DATA_DIR,
+        )
         return cls(config, where, choice, chosen_by)
 
     def existing_store(self) -> Path:
         """The store of a command that only reads: one that is not there is an error, never created."""
         path = self.data_dir / STORE_FILE
         if not path.is_file():
-            raise no_store("client store", path, choice=self.config_choice,
-                           chosen_by=f"data dir: {self.data_dir_from}",
-                           env_var=CONFIG_ENV, creates="`fsm-client run` (or scan, send)")
+            raise no_store(
+                "client store",
+                path,
+                choice=self.config_choice,
+                chosen_by=f"data dir: {self.data_dir_from}",
+                env_var=CONFIG_ENV,
+                creates="`fsm-client run` (or scan, send)",
+            )
         return path
 
 

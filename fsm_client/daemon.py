@@ -125,20 +125,31 @@ class Counts:
 
 
 def summary_line(counts: Counts, depth: int) -> str:
-    return (f"fsm-client stopped: {counts.scans} scans ({counts.readings} readings), "
-            f"{counts.polls} poll rounds, "
-            f"{counts.reports} reports and {counts.alerts} alerts queued, {counts.sent} envelopes sent, "
-            f"{counts.send_failures} send failures, {counts.job_failures} failed jobs; outbox depth {depth}")
+    return (
+        f"fsm-client stopped: {counts.scans} scans ({counts.readings} readings), "
+        f"{counts.polls} poll rounds, "
+        f"{counts.reports} reports and {counts.alerts} alerts queued, {counts.sent} envelopes sent, "
+        f"{counts.send_failures} send failures, {counts.job_failures} failed jobs; outbox depth {depth}"
+    )
 
 
 class Daemon:
     """The client's scheduler, poller and outbox worker around one store."""
 
-    def __init__(self, config: ClientConfig, data_dir: Path, *, store: Store | None = None,
-                 sealer: Sealer | None = None, open_transport: TransportFactory | None = None,
-                 open_source: SourceFactory | None = None, pool: Any = None,
-                 clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic,
-                 shutdown_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        data_dir: Path,
+        *,
+        store: Store | None = None,
+        sealer: Sealer | None = None,
+        open_transport: TransportFactory | None = None,
+        open_source: SourceFactory | None = None,
+        pool: Any = None,
+        clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
         self.store = store or Store.in_data_dir(self.data_dir)
@@ -196,12 +207,28 @@ class Daemon:
             creds = [c for c in self.config.credentials if c.name in names] if names else None
             async with gate:
                 # readings are dated by the daemon's clock, as its reports are
-                [device] = await scan([spec], config=self.config, pool=self.pool, credentials=creds,
-                                      open_source=self.open_source, status_only=poll, now=self.clock())
-                if poll and device.reachability != "unreachable" and \
-                        alerts.would_change(self.store, self.policy, device):
-                    [device] = await scan([spec], config=self.config, pool=self.pool, credentials=creds,
-                                          open_source=self.open_source, now=self.clock())
+                [device] = await scan(
+                    [spec],
+                    config=self.config,
+                    pool=self.pool,
+                    credentials=creds,
+                    open_source=self.open_source,
+                    status_only=poll,
+                    now=self.clock(),
+                )
+                if (
+                    poll
+                    and device.reachability != "unreachable"
+                    and alerts.would_change(self.store, self.policy, device)
+                ):
+                    [device] = await scan(
+                        [spec],
+                        config=self.config,
+                        pool=self.pool,
+                        credentials=creds,
+                        open_source=self.open_source,
+                        now=self.clock(),
+                    )
                 return device
 
         tasks = [asyncio.create_task(one(s)) for s in specs]
@@ -235,8 +262,15 @@ class Daemon:
             if not is_range(target.range):
                 continue
             creds = [c for c in self.config.credentials if c.name in target.credentials] or None
-            for device in await scan([target.range], config=self.config, pool=self.pool, credentials=creds,
-                                     open_source=self.open_source, exclude=target.exclude, now=self.clock()):
+            for device in await scan(
+                [target.range],
+                config=self.config,
+                pool=self.pool,
+                credentials=creds,
+                open_source=self.open_source,
+                exclude=target.exclude,
+                now=self.clock(),
+            ):
                 if device.reachability != "unreachable":
                     with self.store.atomic():
                         self.store.add_reading(device, kind="scan")
@@ -251,8 +285,13 @@ class Daemon:
         self.counts.reports += 1
         self.counts.queued.append(queued.seq)
         self._outbox_event.set()
-        log.info("report %d (%s) queued: %d readings in %d chunk(s)", queued.seq, kind, queued.devices,
-                 queued.chunks)
+        log.info(
+            "report %d (%s) queued: %d readings in %d chunk(s)",
+            queued.seq,
+            kind,
+            queued.devices,
+            queued.chunks,
+        )
         return queued
 
     async def run_job(self, job: str, due: datetime | None) -> None:
@@ -280,15 +319,21 @@ class Daemon:
         if not self.config.alerts.enabled:
             return 0
         async for device in self._read(self.targets(), poll=True):
-            change = alerts.evaluate(self.store, self.sealer, self.config, self.policy, device,
-                                     now=self.clock())
+            change = alerts.evaluate(
+                self.store, self.sealer, self.config, self.policy, device, now=self.clock()
+            )
             if change.queued is not None:
                 raised += 1
                 self.counts.alerts += 1
                 self.counts.queued.append(change.queued.seq)
                 self._outbox_event.set()
-                log.warning("alert report %d queued for %s: raised %s, cleared %s", change.queued.seq,
-                            device.ip, sorted(change.raised) or "-", sorted(change.cleared) or "-")
+                log.warning(
+                    "alert report %d queued for %s: raised %s, cleared %s",
+                    change.queued.seq,
+                    device.ip,
+                    sorted(change.raised) or "-",
+                    sorted(change.cleared) or "-",
+                )
         self.counts.polls += 1
         return raised
 
@@ -344,12 +389,19 @@ class Daemon:
             return None
         size = timedelta(seconds=round(abs(step)))
         if step > 0:
-            log.warning("the wall clock jumped forward by %s (now %s): a job due in between runs once now",
-                        size, wall.astimezone(self.tz).isoformat(timespec="seconds"))
+            log.warning(
+                "the wall clock jumped forward by %s (now %s): a job due in between runs once now",
+                size,
+                wall.astimezone(self.tz).isoformat(timespec="seconds"),
+            )
         else:
-            log.warning("the wall clock stepped back by %s (now %s): jobs already run are not run again "
-                        "until their next due time; status polls go on (%s)", size,
-                        wall.astimezone(self.tz).isoformat(timespec="seconds"), self.rules["poll"])
+            log.warning(
+                "the wall clock stepped back by %s (now %s): jobs already run are not run again "
+                "until their next due time; status polls go on (%s)",
+                size,
+                wall.astimezone(self.tz).isoformat(timespec="seconds"),
+                self.rules["poll"],
+            )
         return timedelta(seconds=step)
 
     async def scheduler_pass(self) -> None:
@@ -440,16 +492,23 @@ class Daemon:
             log.debug("still full: %s", exc.message)
             return
         self._full_since = self.clock()
-        log.error("%s: what was read or queued meanwhile is not stored and counts as never taken (the "
-                  "next read takes it again); retrying every %.0f s (hint: %s)", exc.message,
-                  DISK_RECHECK_SECONDS, exc.hint)
+        log.error(
+            "%s: what was read or queued meanwhile is not stored and counts as never taken (the "
+            "next read takes it again); retrying every %.0f s (hint: %s)",
+            exc.message,
+            DISK_RECHECK_SECONDS,
+            exc.hint,
+        )
         if not self.health.record(exc.message, exc.hint, self._full_since):
             log.error("could not record the full disk for `fsm-client status` in %s", self.health.path)
 
     def _disk_has_room(self) -> None:
-        log.info("the data disk has room again (%d bytes free at %s), full since %s: going on",
-                 self.store.free_bytes(), str(self.data_dir),
-                 self._full_since.isoformat(timespec="seconds") if self._full_since else "?")
+        log.info(
+            "the data disk has room again (%d bytes free at %s), full since %s: going on",
+            self.store.free_bytes(),
+            str(self.data_dir),
+            self._full_since.isoformat(timespec="seconds") if self._full_since else "?",
+        )
         self._full_since = None
         self.health.clear()
 
@@ -494,8 +553,9 @@ class Daemon:
 
     def _purge(self) -> None:
         o = self.config.outbox
-        self.store.purge(now=self.clock(), envelope_days=o.retention_days,
-                         plaintext_days=o.plaintext_retention_days)
+        self.store.purge(
+            now=self.clock(), envelope_days=o.retention_days, plaintext_days=o.plaintext_retention_days
+        )
 
     # -- entry points --
 
@@ -538,18 +598,28 @@ class Daemon:
             self._disk_full(exc)  # the scheduler waits for room
         if self.config.transport.kind == "filedrop" and self.config.filedrop.directory is not None:
             remove_stale_parts(self.config.filedrop.directory)  # a write killed with the last run
-        log.info("fsm-client %s running: %d targets, report %s, scan %s, discovery %s, status poll %s (%s); "
-                 "outbox depth %d", self.config.client.id, len(self.targets()), self.rules["report"],
-                 self.rules["scan"], self.rules["discovery"], self.rules["poll"],
-                 self.config.schedule.timezone, self.store.outbox_depth())
+        log.info(
+            "fsm-client %s running: %d targets, report %s, scan %s, discovery %s, status poll %s (%s); "
+            "outbox depth %d",
+            self.config.client.id,
+            len(self.targets()),
+            self.rules["report"],
+            self.rules["scan"],
+            self.rules["discovery"],
+            self.rules["poll"],
+            self.config.schedule.timezone,
+            self.store.outbox_depth(),
+        )
         if once:
             self._poll_at = None  # one poll round each time, also for a Daemon run once again later
             await self.scheduler_pass()
             self.counts.add_drain(await self.sender.drain(force=True))
             log.info(summary_line(self.counts, self.store.outbox_depth()))
             return self.counts
-        tasks = [asyncio.create_task(self._scheduler(), name="scheduler"),
-                 asyncio.create_task(self._outbox_worker(), name="outbox")]
+        tasks = [
+            asyncio.create_task(self._scheduler(), name="scheduler"),
+            asyncio.create_task(self._outbox_worker(), name="outbox"),
+        ]
         forced = asyncio.Event()
 
         def on_signal(sig: signal.Signals) -> None:
@@ -565,8 +635,9 @@ class Daemon:
                 await self._stop_event.wait()
                 force_wait = asyncio.ensure_future(forced.wait())
                 finished = asyncio.ensure_future(asyncio.wait(tasks))
-                await asyncio.wait({force_wait, finished}, timeout=self.shutdown_timeout,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {force_wait, finished}, timeout=self.shutdown_timeout, return_when=asyncio.FIRST_COMPLETED
+                )
                 force_wait.cancel()
                 finished.cancel()
             finally:
@@ -645,8 +716,9 @@ def client_status(config: ClientConfig, store: Store, *, now: datetime | None = 
         next_attempt=_iso(pending[0].next_attempt_at) if pending else None,
         last_seq=store.last_seq(),
         devices=len(store.devices()),
-        active_alerts=[StatusAlert(a.ip, a.condition, a.since.isoformat())
-                       for a in store.alert_states(active_only=True)],
+        active_alerts=[
+            StatusAlert(a.ip, a.condition, a.since.isoformat()) for a in store.alert_states(active_only=True)
+        ],
         next_runs=next_runs,
         timezone=config.schedule.timezone,
     )

@@ -1,25 +1,25 @@
 """Errors of the client, under fsm_protocol's FsmError.
 
-    FsmError
-    └── ClientError
-        ├── SnmpError              a device or the SNMP engine failed
-        │   ├── SnmpTimeout        no answer within timeout x retries ("unreachable")
-        │   ├── SnmpAuthError      SNMPv3 user, keys or protocols refused by the agent
-        │   ├── SnmpProtocolError  the agent answered something unusable
-        │   └── SnmpsimError       the private snmpsim (`pmd test`) could not be started
-        ├── PmdError               a PMD file does not load (names file and key)
-        │   └── PmdBundleError     a PMD bundle is refused (format, limits, paths, hashes, a PMD)
-        │       ├── PmdBundleNotNewer        its version is not newer than the highest installed
-        │       ├── PmdBundleSignatureError  the publisher's signature does not verify
-        │       └── PmdBundleUnknownKey      signed by a key that is not pinned in [pmd.update]
-        ├── PmdUpdateError         fetching or installing an update failed (worth retrying)
-        │   └── UnknownPmd         no PMD of that id in the pool
-        ├── StoreError             the local store cannot be opened or migrated
-        │   ├── AlreadyRunning     another `fsm-client run` holds the data dir
-        │   └── StoreFull          the data disk is full: nothing more can be stored until there is room
+FsmError
+└── ClientError
+    ├── SnmpError              a device or the SNMP engine failed
+    │   ├── SnmpTimeout        no answer within timeout x retries ("unreachable")
+    │   ├── SnmpAuthError      SNMPv3 user, keys or protocols refused by the agent
+    │   ├── SnmpProtocolError  the agent answered something unusable
+    │   └── SnmpsimError       the private snmpsim (`pmd test`) could not be started
+    ├── PmdError               a PMD file does not load (names file and key)
+    │   └── PmdBundleError     a PMD bundle is refused (format, limits, paths, hashes, a PMD)
+    │       ├── PmdBundleNotNewer        its version is not newer than the highest installed
+    │       ├── PmdBundleSignatureError  the publisher's signature does not verify
+    │       └── PmdBundleUnknownKey      signed by a key that is not pinned in [pmd.update]
+    ├── PmdUpdateError         fetching or installing an update failed (worth retrying)
+    │   └── UnknownPmd         no PMD of that id in the pool
+    ├── StoreError             the local store cannot be opened or migrated
+    │   ├── AlreadyRunning     another `fsm-client run` holds the data dir
+    │   └── StoreFull          the data disk is full: nothing more can be stored until there is room
 
-    TransportError and TransientTransportError (a relay or the drop folder refused an envelope;
-    worth retrying later) are the shared plumbing's (fsm_common.errors), re-exported here.
+TransportError and TransientTransportError (a relay or the drop folder refused an envelope;
+worth retrying later) are the shared plumbing's (fsm_common.errors), re-exported here.
 """
 
 from __future__ import annotations
@@ -104,8 +104,10 @@ class AlreadyRunning(StoreError):
 
 class StoreFull(StoreError):
     reason = "disk_full"
-    default_hint = ("free space on that disk (or move the data dir to a larger one); everything stored "
-                    "so far is kept, and fsm-client goes on by itself once writes succeed again")
+    default_hint = (
+        "free space on that disk (or move the data dir to a larger one); everything stored "
+        "so far is kept, and fsm-client goes on by itself once writes succeed again"
+    )
 
 
 __all__ = [

@@ -78,8 +78,9 @@ class HealthFile:
     def _write(self, record: _Record) -> None:
         data = msgspec.json.encode(record)
         while len(data) >= RESERVED_BYTES:  # cut the texts, never the JSON
-            record = _Record(record.error[:len(record.error) // 2], record.hint[:len(record.hint) // 2],
-                             record.since)
+            record = _Record(
+                record.error[: len(record.error) // 2], record.hint[: len(record.hint) // 2], record.since
+            )
             data = msgspec.json.encode(record)
         # Same size every time, written over the old bytes: no new blocks are needed.
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)

@@ -59,8 +59,9 @@ def color_of(colorant: str | None, description: str | None) -> str | None:
     return None
 
 
-def _rule_for(rules: list[LevelRule], kind: str, max_: int | None, description: str,
-              unit: str | None) -> LevelRule | None:
+def _rule_for(
+    rules: list[LevelRule], kind: str, max_: int | None, description: str, unit: str | None
+) -> LevelRule | None:
     for rule in rules:
         if rule.when_max and max_ not in rule.when_max:
             continue
@@ -74,8 +75,9 @@ def _rule_for(rules: list[LevelRule], kind: str, max_: int | None, description: 
     return None
 
 
-def in_range(value: int | None, limits: tuple[int, int], what: str,
-             warnings: list[str] | None = None) -> int | None:
+def in_range(
+    value: int | None, limits: tuple[int, int], what: str, warnings: list[str] | None = None
+) -> int | None:
     """``value`` when it is within ``limits``, else None and a warning: a number no such field can
     hold (a hostile or broken agent) must not make the server refuse the whole report."""
     if value is None or limits[0] <= value <= limits[1]:
@@ -86,8 +88,14 @@ def in_range(value: int | None, limits: tuple[int, int], what: str,
 
 
 def supply_state(
-    level: int | None, max_: int | None, *, kind: str = "other", description: str = "",
-    unit: str | None = None, rules: list[LevelRule] | tuple[LevelRule, ...] = (), low_percent: float = 10.0,
+    level: int | None,
+    max_: int | None,
+    *,
+    kind: str = "other",
+    description: str = "",
+    unit: str | None = None,
+    rules: list[LevelRule] | tuple[LevelRule, ...] = (),
+    low_percent: float = 10.0,
     warnings: list[str] | None = None,
 ) -> tuple[float | None, SupplyState]:
     """(percent, state) of one supply from its raw level and max capacity; a level above max
@@ -120,8 +128,10 @@ def supply_state(
     if level > max_:
         if warnings is not None:
             what = f"supply {description!r}" if description else f"{kind} supply"
-            warnings.append(f"{what}: level {level} above max {max_}"
-                            + ("; read as full" if rule is not None and rule.clamp else ""))
+            warnings.append(
+                f"{what}: level {level} above max {max_}"
+                + ("; read as full" if rule is not None and rule.clamp else "")
+            )
         if rule is not None and rule.clamp:
             level = max_
     pct = round(100.0 * level / max_, 1)
@@ -141,37 +151,72 @@ def _state_from_percent(pct: float, low_percent: float) -> SupplyState:
 
 
 def supply(
-    *, index: int | None, description: str, kind_code: int | None, unit_code: int | None,
-    level: int | None, max_: int | None, colorant: str | None,
-    rules: list[LevelRule] | tuple[LevelRule, ...] = (), low_percent: float = 10.0,
+    *,
+    index: int | None,
+    description: str,
+    kind_code: int | None,
+    unit_code: int | None,
+    level: int | None,
+    max_: int | None,
+    colorant: str | None,
+    rules: list[LevelRule] | tuple[LevelRule, ...] = (),
+    low_percent: float = 10.0,
     warnings: list[str] | None = None,
 ) -> Supply:
     """One Printer-MIB prtMarkerSuppliesEntry as a schema Supply."""
     kind = vocabulary.SUPPLY_KINDS.get(kind_code, "other") if kind_code is not None else "other"
     unit = vocabulary.SUPPLY_UNITS.get(unit_code) if unit_code is not None else None
-    pct, state = supply_state(level, max_, kind=kind, description=description, unit=unit, rules=rules,
-                              low_percent=low_percent, warnings=warnings)
+    pct, state = supply_state(
+        level,
+        max_,
+        kind=kind,
+        description=description,
+        unit=unit,
+        rules=rules,
+        low_percent=low_percent,
+        warnings=warnings,
+    )
     # Raw values are kept as read, but not ones no supply can have: the server would refuse the
     # whole report for them (implausible), so one broken or hostile agent would stop its site's.
     what = f"supply {index}" if index is not None else f"{kind} supply"
     index = in_range(index, INT32_RANGE, f"{what} index", warnings)
-    sane = (in_range(level, SUPPLY_VALUE_RANGE, f"{what} level", warnings),
-            in_range(max_, SUPPLY_VALUE_RANGE, f"{what} max", warnings))
+    sane = (
+        in_range(level, SUPPLY_VALUE_RANGE, f"{what} level", warnings),
+        in_range(max_, SUPPLY_VALUE_RANGE, f"{what} max", warnings),
+    )
     if sane != (level, max_):
         (level, max_), pct, state = sane, None, "invalid"
     return Supply(
-        index=index, description=description, kind=kind, color=color_of(colorant, description),
-        level=level, max=max_, unit=unit, percent=pct, state=state,
+        index=index,
+        description=description,
+        kind=kind,
+        color=color_of(colorant, description),
+        level=level,
+        max=max_,
+        unit=unit,
+        percent=pct,
+        state=state,
     )
 
 
 #: Conditions that stop the device, as opposed to ones that warn ahead.
-_CRITICAL = {"no_paper", "no_toner", "door_open", "jammed", "offline", "service_requested",
-             "input_tray_missing", "output_tray_missing", "marker_supply_missing", "output_full"}
+_CRITICAL = {
+    "no_paper",
+    "no_toner",
+    "door_open",
+    "jammed",
+    "offline",
+    "service_requested",
+    "input_tray_missing",
+    "output_tray_missing",
+    "marker_supply_missing",
+    "output_full",
+}
 
 
-def status(*, device_status: int | None, printer_status: int | None, error_state: bytes | None,
-           console: str | None) -> Status:
+def status(
+    *, device_status: int | None, printer_status: int | None, error_state: bytes | None, console: str | None
+) -> Status:
     return Status(
         device=vocabulary.DEVICE_STATUS.get(device_status) if device_status is not None else None,
         printer=vocabulary.PRINTER_STATUS.get(printer_status) if printer_status is not None else None,
@@ -185,13 +230,25 @@ def condition_alerts(conditions: list[str]) -> list[Alert]:
     return [Alert(code=c, severity="critical" if c in _CRITICAL else "warning") for c in conditions]
 
 
-def alert(*, index: int | None, severity: int | None, training: int | None, group: int | None,
-          group_index: int | None, location: int | None, code: int | None, description: str,
-          time_ticks: int | None, warnings: list[str] | None = None) -> Alert:
+def alert(
+    *,
+    index: int | None,
+    severity: int | None,
+    training: int | None,
+    group: int | None,
+    group_index: int | None,
+    location: int | None,
+    code: int | None,
+    description: str,
+    time_ticks: int | None,
+    warnings: list[str] | None = None,
+) -> Alert:
     """One prtAlertTable row as a schema Alert (names from vocabulary, numbers kept where unknown)."""
     what = f"alert {index}"
-    index, group_index, location = (in_range(v, INT32_RANGE, f"{what} {name}", warnings) for v, name in
-                                    ((index, "index"), (group_index, "group index"), (location, "location")))
+    index, group_index, location = (
+        in_range(v, INT32_RANGE, f"{what} {name}", warnings)
+        for v, name in ((index, "index"), (group_index, "group index"), (location, "location"))
+    )
     time_ticks = in_range(time_ticks, TICKS_RANGE, f"{what} time", warnings)
     return Alert(
         code=vocabulary.alert_code_name(code) if code is not None else "unknown",

@@ -37,10 +37,22 @@ def state_of(entry: OutboxEntry) -> OutboxState:
 
 def outbox_rows(store: Store, *, limit: int) -> list[OutboxRow]:
     """The newest ``limit`` reports of the outbox, oldest first."""
-    return [OutboxRow(seq=e.seq, kind=e.kind, state=state_of(e), created_at=e.created_at, sent_at=e.sent_at,
-                      chunks=e.chunk_count, chunks_sent=e.chunks_sent, attempts=e.attempts,
-                      next_attempt_at=e.next_attempt_at, last_error=e.last_error, retained=e.retained)
-            for e in store.outbox(limit=limit)]
+    return [
+        OutboxRow(
+            seq=e.seq,
+            kind=e.kind,
+            state=state_of(e),
+            created_at=e.created_at,
+            sent_at=e.sent_at,
+            chunks=e.chunk_count,
+            chunks_sent=e.chunks_sent,
+            attempts=e.attempts,
+            next_attempt_at=e.next_attempt_at,
+            last_error=e.last_error,
+            retained=e.retained,
+        )
+        for e in store.outbox(limit=limit)
+    ]
 
 
 __all__ = ["OutboxRow", "OutboxState", "outbox_rows", "state_of"]

@@ -68,9 +68,19 @@ POLL_IDENTITY = ("manufacturer", "serial")
 
 Kind = Literal["text", "int", "bool", "mac", "serial"]
 _FIELD_KINDS: dict[str, Kind] = {
-    "manufacturer": "text", "model": "text", "serial": "serial", "firmware": "text", "mac": "mac",
-    "hostname": "text", "location": "text", "contact": "text",
-    "color": "bool", "duplex": "bool", "trays": "int", "fax": "bool", "scan": "bool",
+    "manufacturer": "text",
+    "model": "text",
+    "serial": "serial",
+    "firmware": "text",
+    "mac": "mac",
+    "hostname": "text",
+    "location": "text",
+    "contact": "text",
+    "color": "bool",
+    "duplex": "bool",
+    "trays": "int",
+    "fax": "bool",
+    "scan": "bool",
 }
 _BUILTIN_TABLES: dict[str, tuple[str, ...]] = {
     "ethernet_mac": (IF_TYPE, IF_PHYS_ADDRESS),
@@ -144,8 +154,10 @@ def plan_for(pmd: Pmd, *, status_only: bool = False) -> Plan:
 
 def _supply_columns(pmd: Pmd) -> list[str]:
     t = pmd.supplies.table
-    return [f"{t.entry}.{c}" for c in dict.fromkeys((t.colorant_index, t.kind, t.description, t.unit, t.max,
-                                                     t.level))]
+    return [
+        f"{t.entry}.{c}"
+        for c in dict.fromkeys((t.colorant_index, t.kind, t.description, t.unit, t.max, t.level))
+    ]
 
 
 _plans: dict[tuple[int, bool], tuple[Pmd, Plan]] = {}
@@ -204,13 +216,13 @@ class _Reader:
             if self.a.timed_out:
                 return
             try:
-                self.a.values.update(await self.source.get(wanted[i:i + GET_BATCH]))
+                self.a.values.update(await self.source.get(wanted[i : i + GET_BATCH]))
             except SnmpTimeout as exc:
                 self.a.timed_out = True
                 self.a.warnings.append(f"device stopped answering during the read: {exc.message}")
                 return
             except SnmpError as exc:  # the agent answered something unusable: keep the rest
-                self.a.warnings.append(f"GET of {len(wanted[i:i + GET_BATCH])} OIDs failed: {exc.message}")
+                self.a.warnings.append(f"GET of {len(wanted[i : i + GET_BATCH])} OIDs failed: {exc.message}")
         walk_many = getattr(self.source, "walk_many", None)
         if callable(walk_many):  # one GETBULK advances many short tables at once (PysnmpSource)
             await self._walk_together(walk_many)
@@ -245,8 +257,9 @@ class _Reader:
             return
         for oid, rows in tables.items():
             if len(rows) >= limits[oid]:
-                self.a.warnings.append(f"table {oid} has more than {limits[oid]} rows; read the first "
-                                       f"{limits[oid]}")
+                self.a.warnings.append(
+                    f"table {oid} has more than {limits[oid]} rows; read the first {limits[oid]}"
+                )
             self.a.tables[oid] = rows
 
     def _limit(self, oid: str) -> int:
@@ -304,8 +317,11 @@ class _Reader:
             return None, None
         if name == "enterprise_maker":
             oid_v = self.a.values.get(SYS_OBJECT_ID)
-            maker = enterprises.maker_of(oid_v.value if oid_v is not None and oid_v.tag == "oid"
-                                         and isinstance(oid_v.value, str) else None)
+            maker = enterprises.maker_of(
+                oid_v.value
+                if oid_v is not None and oid_v.tag == "oid" and isinstance(oid_v.value, str)
+                else None
+            )
             return maker, (SYS_OBJECT_ID if maker else None)
         if name == "input_count":
             rows = self.a.tables.get(PRT_INPUT_TYPE, [])
@@ -375,11 +391,18 @@ class _Reader:
 
     def supplies(self) -> list[Supply]:
         t = self.pmd.supplies.table
-        rows = {key: v for col in _supply_columns(self.pmd) for key, v in
-                _rows(self.a.tables.get(col, []), t.entry).items()}
-        colorants = {k: _text(v) for k, v in
-                     _rows(self.a.tables.get(f"{t.colorant_entry}.{t.colorant_value}", []),
-                           f"{t.colorant_entry}.{t.colorant_value}").items()}
+        rows = {
+            key: v
+            for col in _supply_columns(self.pmd)
+            for key, v in _rows(self.a.tables.get(col, []), t.entry).items()
+        }
+        colorants = {
+            k: _text(v)
+            for k, v in _rows(
+                self.a.tables.get(f"{t.colorant_entry}.{t.colorant_value}", []),
+                f"{t.colorant_entry}.{t.colorant_value}",
+            ).items()
+        }
         by_index: dict[tuple[int, ...], dict[int, SnmpValue]] = {}
         for key, v in rows.items():
             if len(key) < 2:
@@ -400,11 +423,20 @@ class _Reader:
                 desc_raw = desc_raw[:MAX_TEXT]
             description = transforms.to_text(describe(desc_raw)) or ""
             colorant = colorants.get((idx[0], cidx)) if cidx and len(idx) > 1 else None
-            out.append(normalize.supply(
-                index=idx[-1], description=description, kind_code=kind, unit_code=unit, level=level,
-                max_=max_, colorant=colorant, rules=self.pmd.supplies.rules,
-                low_percent=self.pmd.supplies.low_percent, warnings=self.a.warnings,
-            ))
+            out.append(
+                normalize.supply(
+                    index=idx[-1],
+                    description=description,
+                    kind_code=kind,
+                    unit_code=unit,
+                    level=level,
+                    max_=max_,
+                    colorant=colorant,
+                    rules=self.pmd.supplies.rules,
+                    low_percent=self.pmd.supplies.low_percent,
+                    warnings=self.a.warnings,
+                )
+            )
         return out
 
     def extra_supplies(self, supplies: list[Supply], sources: dict[str, str]) -> list[Supply]:
@@ -421,18 +453,35 @@ class _Reader:
             same = [n for n, s in enumerate(out) if s.kind == extra.kind and s.color == extra.color]
             if same and out[same[0]].percent is not None:
                 continue
-            pct, state = normalize.supply_state(level, max_, kind=extra.kind, description=extra.description,
-                                                unit=extra.unit, rules=self.pmd.supplies.rules,
-                                                low_percent=self.pmd.supplies.low_percent,
-                                                warnings=self.a.warnings)
+            pct, state = normalize.supply_state(
+                level,
+                max_,
+                kind=extra.kind,
+                description=extra.description,
+                unit=extra.unit,
+                rules=self.pmd.supplies.rules,
+                low_percent=self.pmd.supplies.low_percent,
+                warnings=self.a.warnings,
+            )
             if same:
                 n = same[0]
-                out[n] = msgspec.structs.replace(out[n], level=level, max=max_, unit=extra.unit, percent=pct,
-                                                 state=state)
+                out[n] = msgspec.structs.replace(
+                    out[n], level=level, max=max_, unit=extra.unit, percent=pct, state=state
+                )
                 key = f"supplies.{out[n].index}" if out[n].index is not None else f"supplies.extra.{i}"
             else:
-                out.append(Supply(description=extra.description, kind=extra.kind, color=extra.color,
-                                  level=level, max=max_, unit=extra.unit, percent=pct, state=state))
+                out.append(
+                    Supply(
+                        description=extra.description,
+                        kind=extra.kind,
+                        color=extra.color,
+                        level=level,
+                        max=max_,
+                        unit=extra.unit,
+                        percent=pct,
+                        state=state,
+                    )
+                )
                 key = f"supplies.extra.{i}"
             if origin:
                 sources[key] = origin
@@ -461,8 +510,12 @@ class _Reader:
         device_status = _int(_rows(self.a.tables.get(s.device_status, []), s.device_status).get(dev_idx))
         console_rows = self.a.tables.get(s.console, [])
         console = " / ".join(t for _, v in console_rows[:4] if (t := _text(v)))
-        return normalize.status(device_status=device_status, printer_status=printer_status,
-                                error_state=error_state, console=console[:MAX_TEXT] if console else None)
+        return normalize.status(
+            device_status=device_status,
+            printer_status=printer_status,
+            error_state=error_state,
+            console=console[:MAX_TEXT] if console else None,
+        )
 
     def alerts(self) -> list[Alert]:
         if not self.pmd.alerts.enabled:
@@ -477,13 +530,20 @@ class _Reader:
         for idx, cols in sorted(by_index.items()):
             if 7 not in cols:  # prtAlertCode is what makes a row an alert
                 continue
-            out.append(normalize.alert(
-                index=idx[-1], severity=_int(cols.get(2)), training=_int(cols.get(3)),
-                group=_int(cols.get(4)), group_index=_int(cols.get(5)), location=_int(cols.get(6)),
-                code=_int(cols.get(7)),
-                description=(_text(cols.get(8)) or "")[:MAX_TEXT], time_ticks=_int(cols.get(9)),
-                warnings=self.a.warnings,
-            ))
+            out.append(
+                normalize.alert(
+                    index=idx[-1],
+                    severity=_int(cols.get(2)),
+                    training=_int(cols.get(3)),
+                    group=_int(cols.get(4)),
+                    group_index=_int(cols.get(5)),
+                    location=_int(cols.get(6)),
+                    code=_int(cols.get(7)),
+                    description=(_text(cols.get(8)) or "")[:MAX_TEXT],
+                    time_ticks=_int(cols.get(9)),
+                    warnings=self.a.warnings,
+                )
+            )
         return out
 
 
@@ -492,8 +552,15 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime | None = None,
-                        answers: Answers | None = None, status_only: bool = False) -> Device:
+async def read_with_pmd(
+    source: SnmpSource,
+    pmd: Pmd,
+    *,
+    ip: str,
+    now: datetime | None = None,
+    answers: Answers | None = None,
+    status_only: bool = False,
+) -> Device:
     """Read a device with a given PMD (``pmd test`` and ``read_device`` use this); with
     ``status_only``, only POLL_IDENTITY, status and alerts (a status poll).
 
@@ -515,15 +582,28 @@ async def read_with_pmd(source: SnmpSource, pmd: Pmd, *, ip: str, now: datetime 
     descr = _text(a.values.get(SYS_DESCR))
     oid_v = a.values.get(SYS_OBJECT_ID)
     return Device(
-        ip=ip, observed_at=now, reachability=reachability, pmd=pmd.id,
-        manufacturer=ident["manufacturer"], model=ident["model"], serial=ident["serial"],
-        firmware=ident["firmware"], mac=ident["mac"], hostname=ident["hostname"],
-        location=ident["location"], contact=ident["contact"],
+        ip=ip,
+        observed_at=now,
+        reachability=reachability,
+        pmd=pmd.id,
+        manufacturer=ident["manufacturer"],
+        model=ident["model"],
+        serial=ident["serial"],
+        firmware=ident["firmware"],
+        mac=ident["mac"],
+        hostname=ident["hostname"],
+        location=ident["location"],
+        contact=ident["contact"],
         sys_object_id=oid_v.value if oid_v is not None and isinstance(oid_v.value, str) else None,
         sys_descr=descr[:MAX_TEXT] if descr else None,
         uptime_ticks=normalize.in_range(_int(a.values.get(SYS_UPTIME)), TICKS_RANGE, "sysUpTime", warnings),
-        capabilities=Capabilities(**caps), counters=counters, supplies=supplies, status=status,
-        alerts=alerts, sources=sources, warnings=warnings,
+        capabilities=Capabilities(**caps),
+        counters=counters,
+        supplies=supplies,
+        status=status,
+        alerts=alerts,
+        sources=sources,
+        warnings=warnings,
     )
 
 
@@ -589,14 +669,22 @@ async def identify(source: SnmpSource) -> dict[str, SnmpValue]:
     return await source.get([SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME])
 
 
-async def read_identified(source: SnmpSource, pool: PmdPool, system: dict[str, SnmpValue], *, ip: str,
-                          now: datetime | None = None, status_only: bool = False) -> Device:
+async def read_identified(
+    source: SnmpSource,
+    pool: PmdPool,
+    system: dict[str, SnmpValue],
+    *,
+    ip: str,
+    now: datetime | None = None,
+    status_only: bool = False,
+) -> Device:
     """Read a device whose system group (from ``identify``) is already known."""
     oid_v = system.get(SYS_OBJECT_ID)
     sys_oid = oid_v.value if oid_v is not None and isinstance(oid_v.value, str) else None
     pmd = pool.match(sys_oid, _text(system.get(SYS_DESCR)))
-    return await read_with_pmd(source, pmd, ip=ip, now=now, answers=Answers(values=dict(system)),
-                               status_only=status_only)
+    return await read_with_pmd(
+        source, pmd, ip=ip, now=now, answers=Answers(values=dict(system)), status_only=status_only
+    )
 
 
 async def read_device(source: SnmpSource, pool: PmdPool, *, ip: str, now: datetime | None = None) -> Device:
@@ -622,8 +710,17 @@ def device_json(device: Device) -> dict[str, Any]:
     for key, empty in (("counters", {}), ("supplies", []), ("alerts", []), ("sources", {}), ("warnings", [])):
         data.setdefault(key, empty)
     data["supplies"] = [
-        {"index": s.index, "description": s.description, "kind": s.kind, "color": s.color, "level": s.level,
-         "max": s.max, "unit": s.unit, "percent": s.percent, "state": s.state}
+        {
+            "index": s.index,
+            "description": s.description,
+            "kind": s.kind,
+            "color": s.color,
+            "level": s.level,
+            "max": s.max,
+            "unit": s.unit,
+            "percent": s.percent,
+            "state": s.state,
+        }
         for s in device.supplies
     ]
     data.setdefault("status", {})

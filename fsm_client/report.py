@@ -53,9 +53,11 @@ class Sealer:
                 hint="run `fsm-client keys init` (or set [keys] signing_key)",
             )
         if config.outbox.chunk_bytes < MIN_CHUNK_BYTES:
-            raise ConfigError(f"[outbox] chunk_bytes = {config.outbox.chunk_bytes} is too small for a chunk",
-                              hint=f"use at least {MIN_CHUNK_BYTES}; the relay's message size limit, "
-                                   "minus a third for base64, is the right value")
+            raise ConfigError(
+                f"[outbox] chunk_bytes = {config.outbox.chunk_bytes} is too small for a chunk",
+                hint=f"use at least {MIN_CHUNK_BYTES}; the relay's message size limit, "
+                "minus a third for base64, is the right value",
+            )
         return cls(
             signing_key=load_signing_key(key_path),
             server_key=load_server_public_key(Path(config.keys.server_public_key)),
@@ -78,9 +80,16 @@ class Queued:
     reading_ids: tuple[int, ...]
 
 
-def build_report(config: ClientConfig, *, kind: ReportKind, seq: int, readings: Sequence[StoredReading],
-                 now: datetime, period_start: datetime | None = None,
-                 period_end: datetime | None = None) -> Report:
+def build_report(
+    config: ClientConfig,
+    *,
+    kind: ReportKind,
+    seq: int,
+    readings: Sequence[StoredReading],
+    now: datetime,
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+) -> Report:
     """The Report that carries ``readings`` (oldest first) under number ``seq``."""
     return Report(
         client_id=config.client.id,
@@ -95,9 +104,16 @@ def build_report(config: ClientConfig, *, kind: ReportKind, seq: int, readings: 
     )
 
 
-def queue_report(store: Store, sealer: Sealer, config: ClientConfig, *, kind: ReportKind,
-                 now: datetime | None = None, reading_ids: Sequence[int] | None = None,
-                 also: Callable[[int], None] | None = None) -> Queued:
+def queue_report(
+    store: Store,
+    sealer: Sealer,
+    config: ClientConfig,
+    *,
+    kind: ReportKind,
+    now: datetime | None = None,
+    reading_ids: Sequence[int] | None = None,
+    also: Callable[[int], None] | None = None,
+) -> Queued:
     """Seal a report into the outbox.
 
     ``periodic``/``inventory`` reports carry every full-read ("scan") reading not yet in an
@@ -115,8 +131,15 @@ def queue_report(store: Store, sealer: Sealer, config: ClientConfig, *, kind: Re
         if kind == "periodic":
             period_start, period_end = store.meta_time("last_period_end"), now
         seq = store.next_seq()
-        report = build_report(config, kind=kind, seq=seq, readings=readings, now=now,
-                              period_start=period_start, period_end=period_end)
+        report = build_report(
+            config,
+            kind=kind,
+            seq=seq,
+            readings=readings,
+            now=now,
+            period_start=period_start,
+            period_end=period_end,
+        )
         chunks = sealer.seal(report, now=now)  # sets report.sealed_at
         store.add_envelope(seq, kind=kind, created_at=now, plaintext=encode_report(report), chunks=chunks)
         ids = tuple(r.id for r in readings)
@@ -135,8 +158,10 @@ def rechunk(store: Store, seq: int, chunk_bytes: int) -> int:
         raise ConfigError(f"chunk size {chunk_bytes} is too small", hint=f"use at least {MIN_CHUNK_BYTES}")
     chunks = store.chunks(seq)
     if not chunks:
-        raise StoreError(f"the sealed envelope of report {seq} is not kept (sent and past retention?)",
-                         hint="`fsm-client outbox list` shows which reports are retained")
+        raise StoreError(
+            f"the sealed envelope of report {seq} is not kept (sent and past retention?)",
+            hint="`fsm-client outbox list` shows which reports are retained",
+        )
     new = split(join(chunks), chunk_bytes)
     store.replace_chunks(seq, new)
     return len(new)

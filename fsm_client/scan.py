@@ -48,8 +48,9 @@ def expand(specs: Sequence[str], *, default_port: int = 161) -> list[Target]:
 
 
 @asynccontextmanager
-async def _pysnmp_source(host: str, port: int, credential: Credential, *, timeout: float,
-                         retries: int) -> AsyncIterator[SnmpSource]:
+async def _pysnmp_source(
+    host: str, port: int, credential: Credential, *, timeout: float, retries: int
+) -> AsyncIterator[SnmpSource]:
     from .snmp.session import PysnmpSource  # imported late: the reading core works without pysnmp
 
     source = PysnmpSource(host, credential, port=port, timeout=timeout, retries=retries)
@@ -81,17 +82,24 @@ async def resolve(host: str, port: int) -> str:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise SnmpError(f"cannot resolve host name {host!r}: {exc}",
-                        hint="check the name, or give the printer's address") from exc
+        raise SnmpError(
+            f"cannot resolve host name {host!r}: {exc}", hint="check the name, or give the printer's address"
+        ) from exc
     infos.sort(key=lambda i: i[0] != socket.AF_INET)
     address = str(infos[0][4][0])
     check_unicast(address, f"{host} ({address})")
     return address
 
 
-async def read_target(target: Target, *, credentials: Sequence[Credential], pool: PmdPool,
-                      open_source: SourceFactory, now: datetime | None = None,
-                      status_only: bool = False) -> Device:
+async def read_target(
+    target: Target,
+    *,
+    credentials: Sequence[Credential],
+    pool: PmdPool,
+    open_source: SourceFactory,
+    now: datetime | None = None,
+    status_only: bool = False,
+) -> Device:
     """Resolve the target, try each credential in order, and read the device with the first
     that answers (only what a status poll needs with ``status_only``). The Device's ``ip`` is
     the address that was read."""
@@ -115,14 +123,21 @@ async def read_target(target: Target, *, credentials: Sequence[Credential], pool
             if len(credentials) > 1:
                 device.warnings.insert(0, f"read with credential {cred.name!r}")
             return device
-    return unreachable(address, "no answer: " + "; ".join(failures) if failures else "no credentials",
-                       now=now)
+    return unreachable(
+        address, "no answer: " + "; ".join(failures) if failures else "no credentials", now=now
+    )
 
 
 async def scan(
-    targets: Sequence[str], *, config: ClientConfig, pool: PmdPool,
-    credentials: Sequence[Credential] | None = None, open_source: SourceFactory | None = None,
-    now: datetime | None = None, exclude: Sequence[str] = (), status_only: bool = False,
+    targets: Sequence[str],
+    *,
+    config: ClientConfig,
+    pool: PmdPool,
+    credentials: Sequence[Credential] | None = None,
+    open_source: SourceFactory | None = None,
+    now: datetime | None = None,
+    exclude: Sequence[str] = (),
+    status_only: bool = False,
 ) -> list[Device]:
     """Read every target: one Device per host target (in the order given, "unreachable"
     when it never answers), then one per address of the range targets that answered the
@@ -130,10 +145,12 @@ async def scan(
     (the same forms as targets) are neither probed nor read. ``status_only``: see read_target."""
     creds = list(credentials) if credentials else list(config.credentials)
     if not creds:
-        raise ConfigError("no SNMP credentials to try",
-                          hint="add a [[credentials]] entry to the config or pass --community")
+        raise ConfigError(
+            "no SNMP credentials to try", hint="add a [[credentials]] entry to the config or pass --community"
+        )
     snmp = config.snmp
     if open_source is None:
+
         def open_source(host: str, port: int, cred: Credential) -> AbstractAsyncContextManager[SnmpSource]:
             return _pysnmp_source(host, port, cred, timeout=snmp.timeout, retries=snmp.retries)
 
@@ -145,8 +162,15 @@ async def scan(
     ranges = [spec for spec in targets if is_range(spec)]
     if ranges:
         seen = {t for t, _ in work}
-        for found in await sweep(ranges, credentials=creds, port=snmp.port, timeout=snmp.timeout,
-                                 retries=snmp.retries, rate=snmp.discovery_rate, exclude=exclude):
+        for found in await sweep(
+            ranges,
+            credentials=creds,
+            port=snmp.port,
+            timeout=snmp.timeout,
+            retries=snmp.retries,
+            rate=snmp.discovery_rate,
+            exclude=exclude,
+        ):
             target = Target(found.ip, found.port)
             if target not in seen:
                 seen.add(target)
@@ -158,8 +182,9 @@ async def scan(
         async with gate:
             assert open_source is not None
             try:
-                return await read_target(t, credentials=cs, pool=pool, open_source=open_source, now=now,
-                                         status_only=status_only)
+                return await read_target(
+                    t, credentials=cs, pool=pool, open_source=open_source, now=now, status_only=status_only
+                )
             except FsmError as exc:  # one device's failure never stops the scan of the others
                 return unreachable(t.host, f"{type(exc).__name__}: {exc.message}", now=now)
 

@@ -71,7 +71,7 @@ def _bad(text: str, why: str) -> ConfigError:
     return ConfigError(
         f"schedule rule {text!r}: {why}",
         hint="use one of: 'every 3h', 'every 90s', 'daily 06:00', 'weekly mon 06:00', "
-             "'monthly 31 06:00', 'quarterly 18:00', 'off'",
+        "'monthly 31 06:00', 'quarterly 18:00', 'off'",
     )
 
 
@@ -119,8 +119,9 @@ def zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"unknown time zone {name!r}",
-                          hint="use an IANA name such as 'UTC' or 'Europe/Berlin'") from exc
+        raise ConfigError(
+            f"unknown time zone {name!r}", hint="use an IANA name such as 'UTC' or 'Europe/Berlin'"
+        ) from exc
 
 
 def _tz(tz: tzinfo | str) -> tzinfo:

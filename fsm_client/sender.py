@@ -51,16 +51,22 @@ def make_transport_factory(config: ClientConfig, kind: str | None = None) -> Tra
     if kind == "smtp":
         smtp = config.smtp
         if not smtp.to:
-            raise ConfigError("[smtp] to is empty: there is nobody to send reports to",
-                              hint='set [smtp] to = ["reports@dealer.example"]')
+            raise ConfigError(
+                "[smtp] to is empty: there is nobody to send reports to",
+                hint='set [smtp] to = ["reports@dealer.example"]',
+            )
 
         def smtp_factory() -> AbstractAsyncContextManager[Transport]:
             from fsm_common.smtp import SmtpTransport
 
             return SmtpTransport(
-                smtp.host, smtp.port, security=smtp.security, username=smtp.username or None,
+                smtp.host,
+                smtp.port,
+                security=smtp.security,
+                username=smtp.username or None,
                 password=smtp.password if smtp.password.reveal() else None,
-                ca_file=str(smtp.ca_file) if smtp.ca_file else None, timeout=smtp.timeout,
+                ca_file=str(smtp.ca_file) if smtp.ca_file else None,
+                timeout=smtp.timeout,
             )
 
         return smtp_factory
@@ -73,14 +79,17 @@ def make_transport_factory(config: ClientConfig, kind: str | None = None) -> Tra
         proxy = proxy_for(section.url, section.proxy.reveal() or None)
 
         def https_factory() -> AbstractAsyncContextManager[Transport]:
-            return HttpsTransport(section.url, ca_file=section.ca_file, pins=pins, proxy=proxy,
-                                  timeout=section.timeout)
+            return HttpsTransport(
+                section.url, ca_file=section.ca_file, pins=pins, proxy=proxy, timeout=section.timeout
+            )
 
         return https_factory
     directory = config.filedrop.directory
     if directory is None:
-        raise ConfigError("[transport] kind = \"filedrop\" needs [filedrop] directory",
-                          hint="set [filedrop] directory to the folder the envelopes go to")
+        raise ConfigError(
+            '[transport] kind = "filedrop" needs [filedrop] directory',
+            hint="set [filedrop] directory to the folder the envelopes go to",
+        )
 
     def filedrop_factory() -> AbstractAsyncContextManager[Transport]:
         from .transports.filedrop import FileDropTransport
@@ -103,12 +112,20 @@ class Sender:
     same drain (the next drain tries it first again). The answer recorded names the transport.
     """
 
-    def __init__(self, store: Store, open_transport: TransportFactory | Sequence[NamedFactory], *,
-                 mail_from: str, rcpt_to: Sequence[str], backoff: Backoff | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        open_transport: TransportFactory | Sequence[NamedFactory],
+        *,
+        mail_from: str,
+        rcpt_to: Sequence[str],
+        backoff: Backoff | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.store = store
         self.transports: list[NamedFactory] = (
-            [("transport", open_transport)] if callable(open_transport) else list(open_transport))
+            [("transport", open_transport)] if callable(open_transport) else list(open_transport)
+        )
         if not self.transports:
             raise ConfigError("no transport to send reports by", hint="set [transport] kind")
         self.mail_from = mail_from
@@ -117,12 +134,22 @@ class Sender:
         self.clock = clock
 
     @classmethod
-    def from_config(cls, store: Store, config: ClientConfig, *,
-                    open_transport: TransportFactory | None = None,
-                    clock: Callable[[], datetime] = utcnow) -> Sender:
-        return cls(store, open_transport or make_transports(config),
-                   mail_from=config.smtp.from_addr, rcpt_to=config.smtp.to,
-                   backoff=Backoff(config.outbox.retry_initial, config.outbox.retry_max), clock=clock)
+    def from_config(
+        cls,
+        store: Store,
+        config: ClientConfig,
+        *,
+        open_transport: TransportFactory | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Sender:
+        return cls(
+            store,
+            open_transport or make_transports(config),
+            mail_from=config.smtp.from_addr,
+            rcpt_to=config.smtp.to,
+            backoff=Backoff(config.outbox.retry_initial, config.outbox.retry_max),
+            clock=clock,
+        )
 
     def wait_seconds(self) -> float:
         """Seconds until the outbox may be tried again (0: now, or nothing is waiting).
@@ -179,8 +206,9 @@ class Sender:
     async def _send_one(self, transport: Transport, data: bytes) -> str:
         if isinstance(transport, EnvelopeTransport):
             return await transport.send_envelope(data)
-        message = build_message(data, from_addr=self.mail_from, to_addr=", ".join(self.rcpt_to),
-                                now=self.clock())
+        message = build_message(
+            data, from_addr=self.mail_from, to_addr=", ".join(self.rcpt_to), now=self.clock()
+        )
         return str(await transport.send(message, mail_from=self.mail_from, rcpt_to=self.rcpt_to))
 
     def _failed(self, result: DrainResult, error: str) -> None:
@@ -193,9 +221,16 @@ class Sender:
         self.store.record_failure(seq, error=error, next_attempt_at=self.clock() + timedelta(seconds=delay))
         result.failures += 1
         result.last_error = error
-        log.warning("sending report %d failed (attempt %d), retrying in %.0f s: %s",
-                    seq, attempts, delay, error)
+        log.warning(
+            "sending report %d failed (attempt %d), retrying in %.0f s: %s", seq, attempts, delay, error
+        )
 
 
-__all__ = ["DrainResult", "NamedFactory", "Sender", "TransportFactory", "make_transport_factory",
-           "make_transports"]
+__all__ = [
+    "DrainResult",
+    "NamedFactory",
+    "Sender",
+    "TransportFactory",
+    "make_transport_factory",
+    "make_transports",
+]

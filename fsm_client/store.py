@@ -50,8 +50,10 @@ _encoder = msgspec.json.Encoder()
 def _ts(when: datetime) -> str:
     """Timestamps are stored as UTC ISO 8601 text, which sorts in time order."""
     if when.tzinfo is None:
-        raise StoreError(f"timestamp {when.isoformat()!r} has no time zone",
-                         hint="this is a bug in fsm: every time handed to the store must be aware")
+        raise StoreError(
+            f"timestamp {when.isoformat()!r} has no time zone",
+            hint="this is a bug in fsm: every time handed to the store must be aware",
+        )
     return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
@@ -60,6 +62,7 @@ def _dt(text: str | None) -> datetime | None:
 
 
 # --- migrations -------------------------------------------------------------------------------
+
 
 class MigrationDb(Protocol):
     """What a migration step runs its statements on: the store's connection inside the
@@ -153,6 +156,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[MigrationDb], None]], ...] = (
 
 # --- rows -------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class StoredReading:
     id: int
@@ -209,6 +213,7 @@ class AlertStateRow:
 
 # --- the store --------------------------------------------------------------------------------
 
+
 class Store:
     """The local store. Use ``atomic()`` for every multi-statement change; nested calls are
     savepoints. One Store is used from one thread at a time (the daemon's event loop)."""
@@ -233,12 +238,15 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             why = _unwritable(path.parent)
             if why:
-                raise StoreError(f"cannot open the local store {str(path)!r}: the data dir {why}",
-                                 hint="give it write access (remount it read-write) or choose a writable "
-                                      "--data-dir; `fsm-client status` and `outbox list` work read-only"
-                                 ) from exc
-            raise StoreError(f"cannot open the local store {str(path)!r}: {exc}",
-                             hint="check that the data dir exists and is writable by this user") from exc
+                raise StoreError(
+                    f"cannot open the local store {str(path)!r}: the data dir {why}",
+                    hint="give it write access (remount it read-write) or choose a writable "
+                    "--data-dir; `fsm-client status` and `outbox list` work read-only",
+                ) from exc
+            raise StoreError(
+                f"cannot open the local store {str(path)!r}: {exc}",
+                hint="check that the data dir exists and is writable by this user",
+            ) from exc
         store = cls(db, path)
         store.migrate()
         return store
@@ -249,21 +257,26 @@ class Store:
         read-only commands (`status`, `outbox list`) work on a read-only data dir."""
         path = Path(path)
         if not path.is_file():
-            raise StoreError(f"there is no local store at {str(path)!r}",
-                             hint="`fsm-client run` or `send` creates it; "
-                                  "check --data-dir and [client] data_dir")
+            raise StoreError(
+                f"there is no local store at {str(path)!r}",
+                hint="`fsm-client run` or `send` creates it; check --data-dir and [client] data_dir",
+            )
         try:
             db = _connect_readonly(path)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot read the local store {str(path)!r}: {exc}",
-                             hint="check that this user may read the data dir and the files in it") from exc
+            raise StoreError(
+                f"cannot read the local store {str(path)!r}: {exc}",
+                hint="check that this user may read the data dir and the files in it",
+            ) from exc
         store = cls(db, path, readonly=True)
         missing = [name for name, _ in MIGRATIONS if name not in store._known_migrations()]
         if missing:
             store.close()
-            raise StoreError(f"the local store {str(path)!r} was made by an older fsm-client and is not "
-                             f"migrated yet ({', '.join(missing)})",
-                             hint="run `fsm-client run --once` once with write access to the data dir")
+            raise StoreError(
+                f"the local store {str(path)!r} was made by an older fsm-client and is not "
+                f"migrated yet ({', '.join(missing)})",
+                hint="run `fsm-client run --once` once with write access to the data dir",
+            )
         return store
 
     @classmethod
@@ -288,8 +301,10 @@ class Store:
         """A transaction (BEGIN IMMEDIATE: the write lock is taken up front, so two processes
         never both read the same sequence number); nested calls become savepoints."""
         if self.readonly:
-            raise StoreError(f"the local store {str(self.path)!r} was opened read-only",
-                             hint="this is a bug in fsm: a read-only command tried to write")
+            raise StoreError(
+                f"the local store {str(self.path)!r} was opened read-only",
+                hint="this is a bug in fsm: a read-only command tried to write",
+            )
         with self._lock:
             depth = self._depth
             try:
@@ -298,8 +313,10 @@ class Store:
                 else:
                     self._db.execute(f"SAVEPOINT sp{depth}")
             except sqlite3.OperationalError as exc:
-                raise StoreError(f"the local store {str(self.path)!r} is busy: {exc}",
-                                 hint="another fsm-client process holds it; stop it or wait") from exc
+                raise StoreError(
+                    f"the local store {str(self.path)!r} is busy: {exc}",
+                    hint="another fsm-client process holds it; stop it or wait",
+                ) from exc
             self._depth += 1
             try:
                 yield
@@ -355,8 +372,10 @@ class Store:
 
     def _require_transaction(self, what: str) -> None:
         if not self.in_transaction:
-            raise StoreError(f"{what} must run inside Store.atomic()",
-                             hint="this is a bug in fsm: the caller forgot the transaction")
+            raise StoreError(
+                f"{what} must run inside Store.atomic()",
+                hint="this is a bug in fsm: the caller forgot the transaction",
+            )
 
     # -- migrations --
 
@@ -395,8 +414,9 @@ class Store:
             with self.atomic():
                 # executescript would COMMIT our transaction: run the statements one by one
                 step(_NoScript(self._db))
-                self._db.execute("INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
-                                 (name, _ts(datetime.now(UTC))))
+                self._db.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, _ts(datetime.now(UTC)))
+                )
             applied.append(name)
         return applied
 
@@ -408,8 +428,14 @@ class Store:
             cur = self._db.execute(
                 "INSERT INTO readings (ip, serial, kind, observed_at, reachability, device)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (device.ip, device.serial, kind, _ts(device.observed_at), device.reachability,
-                 _encoder.encode(device)),
+                (
+                    device.ip,
+                    device.serial,
+                    kind,
+                    _ts(device.observed_at),
+                    device.reachability,
+                    _encoder.encode(device),
+                ),
             )
             self.note_seen(device)
             return int(cur.lastrowid or 0)
@@ -431,8 +457,19 @@ class Store:
                  last_seen = CASE WHEN ? THEN excluded.last_seen ELSE last_seen END,
                  last_reachability = excluded.last_reachability,
                  misses = CASE WHEN ? THEN 0 ELSE misses + 1 END""",
-            (device.ip, device.serial, device.manufacturer, device.model, device.pmd, at, at,
-             device.reachability, 0 if reachable else 1, reachable, reachable),
+            (
+                device.ip,
+                device.serial,
+                device.manufacturer,
+                device.model,
+                device.pmd,
+                at,
+                at,
+                device.reachability,
+                0 if reachable else 1,
+                reachable,
+                reachable,
+            ),
         )
         if reachable:
             self.follow_move(device)
@@ -446,16 +483,25 @@ class Store:
         self._require_transaction("follow_move")
         if device.reachability == "unreachable":
             return []
-        key, strong = device_identity(client="", manufacturer=device.manufacturer, serial=device.serial,
-                                      mac=None, ip=device.ip)
+        key, strong = device_identity(
+            client="", manufacturer=device.manufacturer, serial=device.serial, mac=None, ip=device.ip
+        )
         if not strong:
             return []
         sn = (device.serial or "").strip().upper()
-        rows = self._db.execute("SELECT ip, manufacturer, serial FROM devices"
-                                " WHERE ip != ? AND upper(trim(serial)) = ? AND misses > 0", (device.ip, sn))
-        moved = [ip for ip, manufacturer, serial in rows
-                 if device_identity(client="", manufacturer=manufacturer or device.manufacturer,
-                                    serial=serial, mac=None, ip=ip)[0] == key]
+        rows = self._db.execute(
+            "SELECT ip, manufacturer, serial FROM devices"
+            " WHERE ip != ? AND upper(trim(serial)) = ? AND misses > 0",
+            (device.ip, sn),
+        )
+        moved = [
+            ip
+            for ip, manufacturer, serial in rows
+            if device_identity(
+                client="", manufacturer=manufacturer or device.manufacturer, serial=serial, mac=None, ip=ip
+            )[0]
+            == key
+        ]
         for old in moved:
             # a condition already active at the new address keeps its own row
             self._db.execute("UPDATE OR IGNORE alert_state SET ip = ? WHERE ip = ?", (device.ip, old))
@@ -467,7 +513,8 @@ class Store:
                 "UPDATE devices SET"
                 " first_seen = min(first_seen, (SELECT first_seen FROM devices WHERE ip = ?)),"
                 " discovered = max(discovered, (SELECT discovered FROM devices WHERE ip = ?)) WHERE ip = ?",
-                (old, old, device.ip))
+                (old, old, device.ip),
+            )
             self._db.execute("DELETE FROM devices WHERE ip = ?", (old,))
         return moved
 
@@ -482,20 +529,27 @@ class Store:
             "SELECT ip, serial, manufacturer, model, first_seen, last_seen, last_reachability, misses"
             " FROM devices" + (" WHERE discovered = 1" if discovered else "") + " ORDER BY ip"
         )
-        return [KnownDevice(r[0], r[1], r[2], r[3], _dt(r[4]), _dt(r[5]), r[6], r[7])  # type: ignore[arg-type]
-                for r in rows]
+        return [
+            KnownDevice(r[0], r[1], r[2], r[3], _dt(r[4]), _dt(r[5]), r[6], r[7])  # type: ignore[arg-type]
+            for r in rows
+        ]
 
     def device(self, ip: str) -> KnownDevice | None:
         r = self._db.execute(
             "SELECT ip, serial, manufacturer, model, first_seen, last_seen, last_reachability, misses"
-            " FROM devices WHERE ip = ?", (ip,)).fetchone()
+            " FROM devices WHERE ip = ?",
+            (ip,),
+        ).fetchone()
         return KnownDevice(r[0], r[1], r[2], r[3], _dt(r[4]), _dt(r[5]), r[6], r[7]) if r else None  # type: ignore[arg-type]
 
-    def unreported_readings(self, *, kinds: Sequence[ReadingKind] = ("scan", "poll"),
-                            limit: int | None = None) -> list[StoredReading]:
+    def unreported_readings(
+        self, *, kinds: Sequence[ReadingKind] = ("scan", "poll"), limit: int | None = None
+    ) -> list[StoredReading]:
         marks = ",".join("?" * len(kinds))
-        sql = (f"SELECT id, kind, device, reported_seq FROM readings"
-               f" WHERE reported_seq IS NULL AND kind IN ({marks}) ORDER BY id")
+        sql = (
+            f"SELECT id, kind, device, reported_seq FROM readings"
+            f" WHERE reported_seq IS NULL AND kind IN ({marks}) ORDER BY id"
+        )
         params: list[object] = list(kinds)
         if limit is not None:
             sql += " LIMIT ?"
@@ -509,30 +563,42 @@ class Store:
         else:
             rows = self._db.execute(
                 "SELECT id, kind, device, reported_seq FROM readings WHERE reported_seq = ? ORDER BY id",
-                (seq,))
+                (seq,),
+            )
         return [self._reading(r) for r in rows]
 
     def readings_by_id(self, ids: Sequence[int]) -> list[StoredReading]:
         """The readings with these ids, oldest first."""
         marks = ",".join("?" * len(ids))
-        return [self._reading(r) for r in self._db.execute(
-            f"SELECT id, kind, device, reported_seq FROM readings WHERE id IN ({marks}) ORDER BY id",
-            list(ids))]
+        return [
+            self._reading(r)
+            for r in self._db.execute(
+                f"SELECT id, kind, device, reported_seq FROM readings WHERE id IN ({marks}) ORDER BY id",
+                list(ids),
+            )
+        ]
 
     @staticmethod
     def _reading(r: tuple[int, str, bytes, int | None]) -> StoredReading:
-        return StoredReading(id=r[0], kind=r[1], device=_device_decoder.decode(r[2]),  # type: ignore[arg-type]
-                             reported_seq=r[3])
+        return StoredReading(
+            id=r[0],
+            kind=r[1],  # type: ignore[arg-type]
+            device=_device_decoder.decode(r[2]),
+            reported_seq=r[3],
+        )
 
     def mark_reported(self, reading_ids: Sequence[int], seq: int) -> None:
         """Record that envelope ``seq`` carries these readings (inside the enqueue transaction)."""
         self._require_transaction("mark_reported")
         for rid in reading_ids:
             cur = self._db.execute(
-                "UPDATE readings SET reported_seq = ? WHERE id = ? AND reported_seq IS NULL", (seq, rid))
+                "UPDATE readings SET reported_seq = ? WHERE id = ? AND reported_seq IS NULL", (seq, rid)
+            )
             if cur.rowcount != 1:
-                raise StoreError(f"reading {rid} is unknown or already in an envelope",
-                                 hint="this is a bug in fsm: a reading must go into exactly one envelope")
+                raise StoreError(
+                    f"reading {rid} is unknown or already in an envelope",
+                    hint="this is a bug in fsm: a reading must go into exactly one envelope",
+                )
 
     # -- alert state --
 
@@ -547,11 +613,14 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY ip, condition"
-        return [AlertStateRow(r[0], r[1], bool(r[2]), _dt(r[3]), _dt(r[4]), r[5], r[6])  # type: ignore[arg-type]
-                for r in self._db.execute(sql, params)]
+        return [
+            AlertStateRow(r[0], r[1], bool(r[2]), _dt(r[3]), _dt(r[4]), r[5], r[6])  # type: ignore[arg-type]
+            for r in self._db.execute(sql, params)
+        ]
 
-    def set_alert_state(self, ip: str, condition: str, *, active: bool, at: datetime,
-                        seq: int | None = None) -> None:
+    def set_alert_state(
+        self, ip: str, condition: str, *, active: bool, at: datetime, seq: int | None = None
+    ) -> None:
         """Record a condition raised (``active``) or cleared, with the envelope that says so."""
         self._require_transaction("set_alert_state")
         if active:
@@ -572,8 +641,9 @@ class Store:
     def touch_alerts(self, ip: str, conditions: Sequence[str], at: datetime) -> None:
         """Note that still-active conditions were seen again (no report is sent for that)."""
         for c in conditions:
-            self._db.execute("UPDATE alert_state SET last_seen = ? WHERE ip = ? AND condition = ?",
-                             (_ts(at), ip, c))
+            self._db.execute(
+                "UPDATE alert_state SET last_seen = ? WHERE ip = ? AND condition = ?", (_ts(at), ip, c)
+            )
 
     # -- sequence numbers and the outbox --
 
@@ -597,18 +667,26 @@ class Store:
         self._require_transaction("renumber")
         row = self._db.execute("SELECT kind, created_at FROM outbox WHERE seq = ?", (old,)).fetchone()
         if row is None:
-            raise StoreError(f"there is no report {old} in the outbox",
-                             hint="`fsm-client outbox list` shows the numbers that exist")
-        self.add_envelope(new, kind=row[0], created_at=_dt(row[1]), plaintext=plaintext,  # type: ignore[arg-type]
-                          chunks=chunks)
+            raise StoreError(
+                f"there is no report {old} in the outbox",
+                hint="`fsm-client outbox list` shows the numbers that exist",
+            )
+        self.add_envelope(
+            new,
+            kind=row[0],
+            created_at=_dt(row[1]),  # type: ignore[arg-type]
+            plaintext=plaintext,
+            chunks=chunks,
+        )
         self._db.execute("UPDATE readings SET reported_seq = ? WHERE reported_seq = ?", (new, old))
         self._db.execute("UPDATE alert_state SET raised_seq = ? WHERE raised_seq = ?", (new, old))
         self._db.execute("UPDATE alert_state SET cleared_seq = ? WHERE cleared_seq = ?", (new, old))
         self._db.execute("DELETE FROM outbox_chunks WHERE seq = ?", (old,))
         self._db.execute("DELETE FROM outbox WHERE seq = ?", (old,))
 
-    def add_envelope(self, seq: int, *, kind: str, created_at: datetime, plaintext: bytes,
-                     chunks: Sequence[bytes]) -> None:
+    def add_envelope(
+        self, seq: int, *, kind: str, created_at: datetime, plaintext: bytes, chunks: Sequence[bytes]
+    ) -> None:
         """Store a sealed envelope (as its chunks) under ``seq``, ready to send."""
         self._require_transaction("add_envelope")
         if not chunks:
@@ -649,7 +727,8 @@ class Store:
             if left == 0:
                 self._db.execute(
                     "UPDATE outbox SET sent_at = ?, last_error = NULL, next_attempt_at = NULL WHERE seq = ?",
-                    (_ts(at), seq))
+                    (_ts(at), seq),
+                )
                 self.set_meta("last_send_at", _ts(at))
                 return True
             return False
@@ -671,18 +750,26 @@ class Store:
     def next_attempt_at(self) -> datetime | None:
         """When the first unsent envelope may be tried again (None: now)."""
         row = self._db.execute(
-            "SELECT next_attempt_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1").fetchone()
+            "SELECT next_attempt_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1"
+        ).fetchone()
         return _dt(row[0]) if row else None
 
     def requeue(self, first: int, last: int | None = None) -> list[int]:
         """Mark retained envelopes ``first``..``last`` to be sent again under their own numbers."""
         if first < 1 or (last is not None and last < first):
-            raise StoreError(f"bad range {first}..{last if last is not None else ''}",
-                             hint="give --from N with N >= 1 and --to M with M >= N")
+            raise StoreError(
+                f"bad range {first}..{last if last is not None else ''}",
+                hint="give --from N with N >= 1 and --to M with M >= N",
+            )
         hi = last if last is not None else self.last_seq()
         with self.atomic():
-            have = [r[0] for r in self._db.execute(
-                "SELECT DISTINCT seq FROM outbox_chunks WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, hi))]
+            have = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT DISTINCT seq FROM outbox_chunks WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                    (first, hi),
+                )
+            ]
             missing = sorted(set(range(first, hi + 1)) - set(have))
             if missing:
                 raise StoreError(
@@ -691,7 +778,9 @@ class Store:
                 )
             self._db.execute(
                 "UPDATE outbox SET sent_at = NULL, attempts = 0, next_attempt_at = NULL, last_error = NULL"
-                " WHERE seq BETWEEN ? AND ?", (first, hi))
+                " WHERE seq BETWEEN ? AND ?",
+                (first, hi),
+            )
             self._db.execute("UPDATE outbox_chunks SET sent_at = NULL WHERE seq BETWEEN ? AND ?", (first, hi))
         return have
 
@@ -701,18 +790,27 @@ class Store:
         with self.atomic():
             row = self._db.execute(
                 "SELECT sent_at, (SELECT count(*) FROM outbox_chunks c WHERE c.seq = o.seq AND c.sent_at"
-                " IS NOT NULL) FROM outbox o WHERE seq = ?", (seq,)).fetchone()
+                " IS NOT NULL) FROM outbox o WHERE seq = ?",
+                (seq,),
+            ).fetchone()
             if row is None:
-                raise StoreError(f"there is no report {seq} in the outbox",
-                                 hint="`fsm-client outbox list` shows the numbers that exist")
+                raise StoreError(
+                    f"there is no report {seq} in the outbox",
+                    hint="`fsm-client outbox list` shows the numbers that exist",
+                )
             if row[0] is not None or row[1]:
-                raise StoreError(f"report {seq} was already sent (in part or whole) as it is split now",
-                                 hint="only a report that has not left yet can be split again")
+                raise StoreError(
+                    f"report {seq} was already sent (in part or whole) as it is split now",
+                    hint="only a report that has not left yet can be split again",
+                )
             self._db.execute("DELETE FROM outbox_chunks WHERE seq = ?", (seq,))
-            self._db.executemany("INSERT INTO outbox_chunks (seq, chunk_index, data) VALUES (?, ?, ?)",
-                                 [(seq, i, bytes(c)) for i, c in enumerate(chunks)])
-            self._db.execute("UPDATE outbox SET chunk_count = ?, next_attempt_at = NULL WHERE seq = ?",
-                             (len(chunks), seq))
+            self._db.executemany(
+                "INSERT INTO outbox_chunks (seq, chunk_index, data) VALUES (?, ?, ?)",
+                [(seq, i, bytes(c)) for i, c in enumerate(chunks)],
+            )
+            self._db.execute(
+                "UPDATE outbox SET chunk_count = ?, next_attempt_at = NULL WHERE seq = ?", (len(chunks), seq)
+            )
 
     def outbox(self, *, limit: int | None = None) -> list[OutboxEntry]:
         sql = """SELECT o.seq, o.kind, o.created_at, o.chunk_count, o.sent_at, o.attempts, o.next_attempt_at,
@@ -724,28 +822,53 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params = (limit,)
-        return [OutboxEntry(r[0], r[1], _dt(r[2]), r[3], _dt(r[4]), r[5], _dt(r[6]), r[7], r[8],  # type: ignore[arg-type]
-                            r[9] > 0) for r in self._db.execute(sql, params)][::-1]
+        return [
+            OutboxEntry(
+                r[0],
+                r[1],
+                _dt(r[2]),  # type: ignore[arg-type]
+                r[3],
+                _dt(r[4]),
+                r[5],
+                _dt(r[6]),
+                r[7],
+                r[8],
+                r[9] > 0,
+            )
+            for r in self._db.execute(sql, params)
+        ][::-1]
 
     def answers(self) -> dict[int, str]:
         """Per envelope, the answer its last accepted chunk got (a relay's words, a receipt, a file)."""
-        return {r[0]: r[1] for r in self._db.execute(
-            "SELECT seq, answer FROM outbox_chunks WHERE answer IS NOT NULL ORDER BY seq, chunk_index")}
+        return {
+            r[0]: r[1]
+            for r in self._db.execute(
+                "SELECT seq, answer FROM outbox_chunks WHERE answer IS NOT NULL ORDER BY seq, chunk_index"
+            )
+        }
 
     def plaintext(self, seq: int) -> bytes:
         row = self._db.execute("SELECT plaintext FROM outbox WHERE seq = ?", (seq,)).fetchone()
         if row is None:
-            raise StoreError(f"there is no report {seq} in the outbox",
-                             hint="`fsm-client outbox list` shows the numbers that exist")
+            raise StoreError(
+                f"there is no report {seq} in the outbox",
+                hint="`fsm-client outbox list` shows the numbers that exist",
+            )
         if row[0] is None:
-            raise StoreError(f"the plaintext of report {seq} is past its retention and was deleted",
-                             hint="raise [outbox] plaintext_retention_days to keep them longer")
+            raise StoreError(
+                f"the plaintext of report {seq} is past its retention and was deleted",
+                hint="raise [outbox] plaintext_retention_days to keep them longer",
+            )
         return bytes(row[0])
 
     def chunks(self, seq: int) -> list[bytes]:
         """The sealed chunks of envelope ``seq`` as stored (empty once purged)."""
-        return [bytes(r[0]) for r in self._db.execute(
-            "SELECT data FROM outbox_chunks WHERE seq = ? ORDER BY chunk_index", (seq,))]
+        return [
+            bytes(r[0])
+            for r in self._db.execute(
+                "SELECT data FROM outbox_chunks WHERE seq = ? ORDER BY chunk_index", (seq,)
+            )
+        ]
 
     def purge(self, *, now: datetime, envelope_days: float, plaintext_days: float) -> tuple[int, int]:
         """Drop sealed chunks of envelopes sent more than ``envelope_days`` ago and plaintexts
@@ -755,25 +878,33 @@ class Store:
         with self.atomic():
             n_env = self._db.execute(
                 "DELETE FROM outbox_chunks WHERE seq IN"
-                " (SELECT seq FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?)", (env_cut,)).rowcount
+                " (SELECT seq FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?)",
+                (env_cut,),
+            ).rowcount
             n_txt = self._db.execute(
                 "UPDATE outbox SET plaintext = NULL WHERE plaintext IS NOT NULL AND sent_at IS NOT NULL"
-                " AND sent_at < ?", (txt_cut,)).rowcount
+                " AND sent_at < ?",
+                (txt_cut,),
+            ).rowcount
             self._db.execute(
                 "DELETE FROM readings WHERE reported_seq IN"
-                " (SELECT seq FROM outbox WHERE plaintext IS NULL AND sent_at IS NOT NULL)")
+                " (SELECT seq FROM outbox WHERE plaintext IS NULL AND sent_at IS NOT NULL)"
+            )
         return n_env, n_txt
 
     # -- schedule state and small facts --
 
     def schedule_state(self, job: str) -> tuple[datetime, datetime | None] | None:
         row = self._db.execute(
-            "SELECT last_due, last_run FROM schedule_state WHERE job = ?", (job,)).fetchone()
+            "SELECT last_due, last_run FROM schedule_state WHERE job = ?", (job,)
+        ).fetchone()
         return (_dt(row[0]), _dt(row[1])) if row else None  # type: ignore[return-value]
 
     def schedule_states(self) -> dict[str, tuple[datetime, datetime | None]]:
-        return {r[0]: (_dt(r[1]), _dt(r[2]))  # type: ignore[misc]
-                for r in self._db.execute("SELECT job, last_due, last_run FROM schedule_state")}
+        return {
+            r[0]: (_dt(r[1]), _dt(r[2]))  # type: ignore[misc]
+            for r in self._db.execute("SELECT job, last_due, last_run FROM schedule_state")
+        }
 
     def set_schedule_state(self, job: str, *, last_due: datetime, last_run: datetime | None) -> None:
         with self.atomic():
@@ -786,8 +917,11 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.atomic():
-            self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?)"
-                             " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -814,10 +948,12 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
         if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN or not _unwritable(path.parent):
             raise
         if wal.exists() and wal.stat().st_size > 0:
-            raise StoreError(f"cannot read the local store {str(path)!r} in a read-only data dir: its latest "
-                             f"changes are still in {wal.name}, which SQLite reads only with write access",
-                             hint="run `fsm-client status` once with write access to the data dir, or copy "
-                                  "the data dir to a writable place and point --data-dir there") from exc
+            raise StoreError(
+                f"cannot read the local store {str(path)!r} in a read-only data dir: its latest "
+                f"changes are still in {wal.name}, which SQLite reads only with write access",
+                hint="run `fsm-client status` once with write access to the data dir, or copy "
+                "the data dir to a writable place and point --data-dir there",
+            ) from exc
     db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
     db.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return db

@@ -45,9 +45,16 @@ def fail(ctx: click.Context, exc: FsmError) -> None:
     ctx.exit(exc.exit_code)
 
 
-def open_context(ctx: click.Context, config_path: str | None, data_dir: str | None, *, config_env: str,
-                 search: Sequence[str], data_dir_env: str,
-                 make: Callable[[ConfigChoice, str | None, str], object]) -> None:
+def open_context(
+    ctx: click.Context,
+    config_path: str | None,
+    data_dir: str | None,
+    *,
+    config_env: str,
+    search: Sequence[str],
+    data_dir_env: str,
+    make: Callable[[ConfigChoice, str | None, str], object],
+) -> None:
     """What the group of each program does before any command: choose the config file, and put
     the context ``make`` builds from it (and ``--data-dir``) into ``ctx.obj``."""
     try:
@@ -57,38 +64,67 @@ def open_context(ctx: click.Context, config_path: str | None, data_dir: str | No
         fail(ctx, exc)
 
 
-def program(help_text: str, *, commands: Sequence[click.Command], what: str, config_env: str,
-            search: Sequence[str], data_dir_env: str, data_dir_help: str,
-            make: Callable[[ConfigChoice, str | None, str], object]) -> click.Group:
+def program(
+    help_text: str,
+    *,
+    commands: Sequence[click.Command],
+    what: str,
+    config_env: str,
+    search: Sequence[str],
+    data_dir_env: str,
+    data_dir_help: str,
+    make: Callable[[ConfigChoice, str | None, str], object],
+) -> click.Group:
     """The top group of one program: ``--config`` and ``--data-dir`` (with their environment
     variables), ``--version``, the context ``make`` builds in ``ctx.obj``, and ``commands``."""
 
-    @click.group(cls=FsmGroup, commands=commands, help=help_text,
-                 context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=config_env,
-                  help=f"{what} config file (TOML) [default: ${config_env}, else the first of "
-                       f"{', '.join(search)} that exists].")
+    @click.group(
+        cls=FsmGroup,
+        commands=commands,
+        help=help_text,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        envvar=config_env,
+        help=f"{what} config file (TOML) [default: ${config_env}, else the first of "
+        f"{', '.join(search)} that exists].",
+    )
     @click.option("--data-dir", type=click.Path(file_okay=False), envvar=data_dir_env, help=data_dir_help)
     @click.version_option(package_name="fsm")
     @click.pass_context
     def main(ctx: click.Context, config_path: str | None, data_dir: str | None) -> None:
-        open_context(ctx, config_path, data_dir, config_env=config_env, search=search,
-                     data_dir_env=data_dir_env, make=make)
+        open_context(
+            ctx,
+            config_path,
+            data_dir,
+            config_env=config_env,
+            search=search,
+            data_dir_env=data_dir_env,
+            make=make,
+        )
 
     return main
 
 
-def choose_config(ctx: click.Context, config_path: str | None, *, env_var: str,
-                  search: Sequence[str]) -> ConfigChoice:
+def choose_config(
+    ctx: click.Context, config_path: str | None, *, env_var: str, search: Sequence[str]
+) -> ConfigChoice:
     """The config file a program reads: ``--config``, else ``$env_var``, else the first of ``search``
     that exists. One found that way is named on stderr (stdout may be JSON), so the user knows
     where the data comes from."""
     by_env = ctx.get_parameter_source("config_path") is ParameterSource.ENVIRONMENT
-    choice = locate(config_path, given_by=f"${env_var}" if by_env else "--config", env_var=env_var,
-                    search=search)
+    choice = locate(
+        config_path, given_by=f"${env_var}" if by_env else "--config", env_var=env_var, search=search
+    )
     if choice.found:
-        click.echo(f"using config {choice.path} (no --config or ${env_var}; the first of "
-                   f"{', '.join(search)} that exists)", err=True)
+        click.echo(
+            f"using config {choice.path} (no --config or ${env_var}; the first of "
+            f"{', '.join(search)} that exists)",
+            err=True,
+        )
     return choice
 
 
@@ -104,7 +140,9 @@ def json_option(f: F) -> F:
 
 #: `--dir D` of `keys init|show` on both programs; the command gets ``directory: Path | None``.
 key_dir_option = click.option(
-    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
     help="Key directory [default: <data-dir>/keys].",
 )
 
@@ -115,8 +153,10 @@ def writing_output(path: Path, option: str = "--out") -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}",
-                          hint=f"choose another {option}: a file name in a directory you can write") from exc
+        raise OutputError(
+            f"cannot write {str(path)!r}: {exc.strerror or exc}",
+            hint=f"choose another {option}: a file name in a directory you can write",
+        ) from exc
 
 
 #: Width of a table written to a file or a pipe: every character, however narrow the terminal

@@ -91,8 +91,11 @@ def explain(exc: msgspec.ValidationError, data: Any) -> str:
     field = re.fullmatch(r"Object (missing required|contains unknown) field `([^`]+)`", what)
     if field:
         full = f"{key}.{field[2]}" if key else field[2]
-        return f"{full}: missing (this setting is required)" if field[1] == "missing required" \
+        return (
+            f"{full}: missing (this setting is required)"
+            if field[1] == "missing required"
             else f"{full}: not a setting (misspelt, or in the wrong [section]?)"
+        )
     found, value = _value_at(data, path)
     # only numbers are quoted back: a string may be a password in the wrong place
     if found and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -121,8 +124,15 @@ def load_or_defaults(path: str | os.PathLike[str] | None, type_: type[T]) -> T:
     return type_() if path is None else load(path, type_)
 
 
-def choose_data_dir(given: str | None, given_by: str, configured: Path | None, *, section: str,
-                    choice: ConfigChoice, default: Path) -> tuple[Path, str]:
+def choose_data_dir(
+    given: str | None,
+    given_by: str,
+    configured: Path | None,
+    *,
+    section: str,
+    choice: ConfigChoice,
+    default: Path,
+) -> tuple[Path, str]:
     """A program's data directory and what chose it (for messages): ``--data-dir`` (or its
     environment variable, ``given_by``), else ``data_dir`` in ``section`` of the config, else
     ``default``."""
@@ -180,8 +190,9 @@ class ConfigChoice:
         return f"config {str(self.path)!r} from {self.how}"
 
 
-def no_store(what: str, path: Path, *, choice: ConfigChoice, chosen_by: str, env_var: str,
-             creates: str) -> ConfigError:
+def no_store(
+    what: str, path: Path, *, choice: ConfigChoice, chosen_by: str, env_var: str, creates: str
+) -> ConfigError:
     """The error of a command that only reads and finds no ``what`` at ``path``: it never creates an
     empty one, and says what chose ``path`` (``chosen_by``), where it looked for a config, and how to
     point at the right one."""
@@ -189,12 +200,13 @@ def no_store(what: str, path: Path, *, choice: ConfigChoice, chosen_by: str, env
         f"no {what} at {str(path)!r}, and a command that only reads does not create one "
         f"({chosen_by}; {choice.describe()})",
         hint=f"name the right config with --config FILE or ${env_var}, or the data with --data-dir DIR; "
-             f"{creates} creates the {what}",
+        f"{creates} creates the {what}",
     )
 
 
-def locate(given: str | os.PathLike[str] | None, *, given_by: str, env_var: str,
-           search: Sequence[str]) -> ConfigChoice:
+def locate(
+    given: str | os.PathLike[str] | None, *, given_by: str, env_var: str, search: Sequence[str]
+) -> ConfigChoice:
     """The config file to read: ``given`` (by ``--config`` or ``$env_var``, as ``given_by`` says),
     else the first of ``search`` that exists, else none (every default)."""
     if given is not None:
@@ -211,5 +223,15 @@ def dump(obj: Any) -> dict[str, Any]:
     return msgspec.to_builtins(obj, enc_hook=_enc_hook)  # type: ignore[no-any-return]
 
 
-__all__ = ["ConfigChoice", "Secret", "choose_data_dir", "convert", "dump", "explain", "load",
-           "load_or_defaults", "locate", "no_store"]
+__all__ = [
+    "ConfigChoice",
+    "Secret",
+    "choose_data_dir",
+    "convert",
+    "dump",
+    "explain",
+    "load",
+    "load_or_defaults",
+    "locate",
+    "no_store",
+]

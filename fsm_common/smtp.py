@@ -61,8 +61,11 @@ class SmtpTransport(BaseTransport):
         self._password = password
         self.ca_file = Path(ca_file) if ca_file else None
         self.timeout = timeout
-        self._tls_context = None if security == "none" else tls_context(
-            self.ca_file, what="smtp ca_file", knob="[smtp] ca_file", peer="relay")
+        self._tls_context = (
+            None
+            if security == "none"
+            else tls_context(self.ca_file, what="smtp ca_file", knob="[smtp] ca_file", peer="relay")
+        )
         self._smtp: aiosmtplib.SMTP | None = None
         self._lock = asyncio.Lock()
 
@@ -246,9 +249,10 @@ def _what_was_refused(exc: aiosmtplib.SMTPResponseException, transport: SmtpTran
 
 
 def _unsupported(exc: BaseException, transport: SmtpTransport) -> TransportError | None:
-    if not (isinstance(exc, aiosmtplib.SMTPNotSupported) or (
-        type(exc) is aiosmtplib.SMTPException and "not supported" in str(exc).lower()
-    )):
+    if not (
+        isinstance(exc, aiosmtplib.SMTPNotSupported)
+        or (type(exc) is aiosmtplib.SMTPException and "not supported" in str(exc).lower())
+    ):
         return None
     text = str(exc)
     if "starttls" in text.lower():
@@ -260,8 +264,9 @@ def _unsupported(exc: BaseException, transport: SmtpTransport) -> TransportError
         )
     else:
         hint = "check [smtp] security and port"
-    return TransportError(f"the relay {transport.relay} does not support what is configured: {text}",
-                          hint=hint)
+    return TransportError(
+        f"the relay {transport.relay} does not support what is configured: {text}", hint=hint
+    )
 
 
 def _timeout(exc: BaseException, transport: SmtpTransport) -> TransportError | None:

@@ -27,10 +27,28 @@ from fsm_protocol.schema import Alert, Capabilities, Device, Report, Status, Sup
 FROM_ADDR = "client@fsm.test"
 TO_ADDR = "dealer@fsm.test"
 
-_COUNTERS = ("total", "total_black", "total_color", "print_black", "print_color", "copy_black",
-             "copy_color", "fax", "scan", "duplex", "sheets", "a4")
-_SUPPLIES = (("toner", "black"), ("toner", "cyan"), ("toner", "magenta"), ("toner", "yellow"),
-             ("opc", None), ("waste_toner", None))
+_COUNTERS = (
+    "total",
+    "total_black",
+    "total_color",
+    "print_black",
+    "print_color",
+    "copy_black",
+    "copy_color",
+    "fax",
+    "scan",
+    "duplex",
+    "sheets",
+    "a4",
+)
+_SUPPLIES = (
+    ("toner", "black"),
+    ("toner", "cyan"),
+    ("toner", "magenta"),
+    ("toner", "yellow"),
+    ("opc", None),
+    ("waste_toner", None),
+)
 
 
 @dataclass
@@ -64,34 +82,85 @@ def make_client(directory: Path, name: str) -> ClientKit:
     return ClientKit(name=name, signing_key=keys.load_signing_key(key_path), pub_path=pub_path)
 
 
-def make_device(i: int, *, observed_at: datetime, serial: str | None = None, ip: str | None = None,
-                mac: str | None = None, total: int = 10_000, alerts: int = 1) -> Device:
+def make_device(
+    i: int,
+    *,
+    observed_at: datetime,
+    serial: str | None = None,
+    ip: str | None = None,
+    mac: str | None = None,
+    total: int = 10_000,
+    alerts: int = 1,
+) -> Device:
     """A colour MFP reading with 12 counters, 6 supplies and ``alerts`` alerts."""
     counters = {name: total // (k + 1) for k, name in enumerate(_COUNTERS)}
-    supplies = [Supply(index=k + 1, description=f"{color or kind} {kind}", kind=kind, color=color,
-                       level=40 + k, max=100, unit="percent", percent=float(40 + k), state="ok")
-                for k, (kind, color) in enumerate(_SUPPLIES)]
+    supplies = [
+        Supply(
+            index=k + 1,
+            description=f"{color or kind} {kind}",
+            kind=kind,
+            color=color,
+            level=40 + k,
+            max=100,
+            unit="percent",
+            percent=float(40 + k),
+            state="ok",
+        )
+        for k, (kind, color) in enumerate(_SUPPLIES)
+    ]
     return Device(
-        ip=ip or f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}", observed_at=observed_at,
-        manufacturer="Ricoh", model="MP C3004", serial=serial or f"SN{i:08d}", firmware="1.02",
+        ip=ip or f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}",
+        observed_at=observed_at,
+        manufacturer="Ricoh",
+        model="MP C3004",
+        serial=serial or f"SN{i:08d}",
+        firmware="1.02",
         mac=mac or f"00:26:73:{i // 65536 % 256:02x}:{i // 256 % 256:02x}:{i % 256:02x}",
-        hostname=f"mfp-{i}", pmd="ricoh", capabilities=Capabilities(color=True, duplex=True, trays=4),
-        counters=counters, supplies=supplies,
+        hostname=f"mfp-{i}",
+        pmd="ricoh",
+        capabilities=Capabilities(color=True, duplex=True, trays=4),
+        counters=counters,
+        supplies=supplies,
         status=Status(device="running", printer="idle", conditions=["low_toner"] if alerts else []),
-        alerts=[Alert(code="marker_toner_almost_empty", severity="warning", group="marker_supplies",
-                      group_index=1, description="Toner low", index=k + 1) for k in range(alerts)],
+        alerts=[
+            Alert(
+                code="marker_toner_almost_empty",
+                severity="warning",
+                group="marker_supplies",
+                group_index=1,
+                description="Toner low",
+                index=k + 1,
+            )
+            for k in range(alerts)
+        ],
     )
 
 
-def make_report(client: str, seq: int, *, devices: int = 3, created_at: datetime | None = None,
-                total: int | None = None, first_device: int = 0, kind: str = "periodic") -> Report:
+def make_report(
+    client: str,
+    seq: int,
+    *,
+    devices: int = 3,
+    created_at: datetime | None = None,
+    total: int | None = None,
+    first_device: int = 0,
+    kind: str = "periodic",
+) -> Report:
     """Report ``seq`` of ``client`` with ``devices`` readings; counters grow with ``seq``."""
     created = created_at or datetime.now(UTC).replace(microsecond=0)
     base = total if total is not None else 10_000 + seq * 100
-    return Report(client_id=client, customer="ACME", site="HQ", seq=seq, kind=kind,  # type: ignore[arg-type]
-                  created_at=created,
-                  devices=[make_device(first_device + i, observed_at=created - timedelta(seconds=5),
-                                       total=base + i) for i in range(devices)])
+    return Report(
+        client_id=client,
+        customer="ACME",
+        site="HQ",
+        seq=seq,
+        kind=kind,  # type: ignore[arg-type]
+        created_at=created,
+        devices=[
+            make_device(first_device + i, observed_at=created - timedelta(seconds=5), total=base + i)
+            for i in range(devices)
+        ],
+    )
 
 
 def seal(report: Report, client: ClientKit, server: ServerKit) -> bytes:
@@ -117,9 +186,19 @@ def _plain_mail(subject: str, body: str = "hello", attachments: list[tuple[str, 
     return msg.as_bytes()
 
 
-def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stranger: ClientKit,
-              other_server: ServerKit, loaded_mails: list[bytes], count: int, seed: int = 1,
-              first_seq: int = 100_000, big: bool = True) -> Iterator[tuple[str, bytes]]:
+def bad_mails(
+    client: ClientKit,
+    server: ServerKit,
+    *,
+    revoked: ClientKit,
+    stranger: ClientKit,
+    other_server: ServerKit,
+    loaded_mails: list[bytes],
+    count: int,
+    seed: int = 1,
+    first_seq: int = 100_000,
+    big: bool = True,
+) -> Iterator[tuple[str, bytes]]:
     """``count`` bad or replayed mails with the outcome each must get.
 
     ``client`` is registered and active, ``revoked`` registered then revoked, ``stranger`` never
@@ -170,13 +249,15 @@ def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stran
         env = good_env()
         mail = mails_for(env)[0]
         h = envelope.peek(env)
-        return "malformed_mime", mail.replace(f"X-Fsm-Seq: {h.seq}".encode(),
-                                                f"X-Fsm-Seq: {h.seq + 1}".encode())
+        return "malformed_mime", mail.replace(
+            f"X-Fsm-Seq: {h.seq}".encode(), f"X-Fsm-Seq: {h.seq + 1}".encode()
+        )
 
     @case
     def two_attachments() -> tuple[str, bytes]:
-        return "malformed_mime", _plain_mail("two", attachments=[("a.fsm", good_env()),
-                                                                  ("b.fsm", good_env())])
+        return "malformed_mime", _plain_mail(
+            "two", attachments=[("a.fsm", good_env()), ("b.fsm", good_env())]
+        )
 
     @case
     def unknown_client() -> tuple[str, bytes]:
@@ -233,8 +314,9 @@ def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stran
     def zip_bomb() -> tuple[str, bytes]:
         # 80 MB of zeros in ~80 KB, declared honestly (refused by size) or as small (refused inflating)
         declared = rng.choice((_BOMB_BYTES, 1000))
-        return "too_large|bad_schema|malformed", mails_for(seal_compressed(_bomb(), declared, client, server,
-                                                                           next_seq()))[0]
+        return "too_large|bad_schema|malformed", mails_for(
+            seal_compressed(_bomb(), declared, client, server, next_seq())
+        )[0]
 
     @case
     def gzip_attachment() -> tuple[str, bytes]:
@@ -248,31 +330,39 @@ def bad_mails(client: ClientKit, server: ServerKit, *, revoked: ClientKit, stran
     def replay_resealed_header() -> tuple[str, bytes]:
         # a replayed envelope in a fresh mail (different Message-ID, same bytes)
         env = mime.parse_message(rng.choice(loaded_mails)).envelope
-        return "duplicate", mime.build_message(env, from_addr=FROM_ADDR, to_addr=TO_ADDR,
-                                               message_id=f"<replay.{rng.random()}@x>")
+        return "duplicate", mime.build_message(
+            env, from_addr=FROM_ADDR, to_addr=TO_ADDR, message_id=f"<replay.{rng.random()}@x>"
+        )
 
     @case
     def renumbered() -> tuple[str, bytes]:
         # a client that counts again from an earlier number: a new report under a loaded one
         loaded_seq = envelope.peek(mime.parse_message(rng.choice(loaded_mails)).envelope).seq
-        report = make_report(client.name, loaded_seq, devices=1,
-                             created_at=now - timedelta(minutes=rng.randint(1, 10_000)))
+        report = make_report(
+            client.name, loaded_seq, devices=1, created_at=now - timedelta(minutes=rng.randint(1, 10_000))
+        )
         return "seq_conflict", mails_for(seal(report, client, server))[0]
 
     # -- signed by the registered client, hostile inside (defects of issue 12) --------------------
     for name, (expected, hostile) in hostile_cases().items():
-        def make(expected: str = expected,
-                 hostile: Callable[[Report], Report] = hostile) -> tuple[str, bytes]:
-            return expected, mails_for(seal(hostile(make_report(client.name, next_seq(), devices=2)),
-                                            client, server))[0]
+
+        def make(
+            expected: str = expected, hostile: Callable[[Report], Report] = hostile
+        ) -> tuple[str, bytes]:
+            return expected, mails_for(
+                seal(hostile(make_report(client.name, next_seq(), devices=2)), client, server)
+            )[0]
+
         make.__name__ = name
         case(make)
 
     if big:
+
         @case
         def huge() -> tuple[str, bytes]:
-            return "too_large", _plain_mail("big", attachments=[
-                ("big.fsm", b"\x89FSM" + bytes(50 * 1024 * 1024))])
+            return "too_large", _plain_mail(
+                "big", attachments=[("big.fsm", b"\x89FSM" + bytes(50 * 1024 * 1024))]
+            )
 
     for _ in range(count):
         yield rng.choice(makers)()
@@ -291,13 +381,21 @@ def seal_plain(plain: bytes, client: ClientKit, server: ServerKit, seq: int) -> 
     return seal_compressed(zlib.compress(plain), len(plain), client, server, seq)
 
 
-def seal_compressed(compressed: bytes, report_len: int, client: ClientKit, server: ServerKit,
-                    seq: int) -> bytes:
+def seal_compressed(
+    compressed: bytes, report_len: int, client: ClientKit, server: ServerKit, seq: int
+) -> bytes:
     import os
 
-    return envelope._seal_payload(compressed, report_len=report_len, client_id=client.name, seq=seq,
-                                  kind="periodic", signing_key=client.signing_key, server_key=server.public,
-                                  rng=os.urandom)
+    return envelope._seal_payload(
+        compressed,
+        report_len=report_len,
+        client_id=client.name,
+        seq=seq,
+        kind="periodic",
+        signing_key=client.signing_key,
+        server_key=server.public,
+        rng=os.urandom,
+    )
 
 
 def mails_for_raw(env: bytes, client_id: str) -> bytes:
@@ -310,9 +408,17 @@ def mails_for_raw(env: bytes, client_id: str) -> bytes:
     return msg.as_bytes()
 
 
-def another_customers_serial(victim: Device, attacker: ClientKit, server: ServerKit, seq: int, *,
-                             customer: str, site: str = "", created_at: datetime | None = None,
-                             total: int = 5) -> bytes:
+def another_customers_serial(
+    victim: Device,
+    attacker: ClientKit,
+    server: ServerKit,
+    seq: int,
+    *,
+    customer: str,
+    site: str = "",
+    created_at: datetime | None = None,
+    total: int = 5,
+) -> bytes:
     """A mail of ``attacker``'s (registered, validly signed) reading a printer with ``victim``'s
     manufacturer and serial: another customer's printer, claimed under ``customer``.
 
@@ -323,8 +429,15 @@ def another_customers_serial(victim: Device, attacker: ClientKit, server: Server
     at = created_at or datetime.now(UTC).replace(microsecond=0)
     forged = make_device(7, observed_at=at - timedelta(seconds=5), serial=victim.serial, total=total)
     forged.manufacturer, forged.model = victim.manufacturer, victim.model
-    report = Report(client_id=attacker.name, customer=customer, site=site, seq=seq, kind="periodic",
-                    created_at=at, devices=[forged])
+    report = Report(
+        client_id=attacker.name,
+        customer=customer,
+        site=site,
+        seq=seq,
+        kind="periodic",
+        created_at=at,
+        devices=[forged],
+    )
     return mails_for(seal(report, attacker, server))[0]
 
 
@@ -346,8 +459,15 @@ BIDI_TEXTS: tuple[str, ...] = ("invoice\u202egnp.exe", "\u2066\u202eesrever\u206
 CONTROL_TEXTS: tuple[str, ...] = ("nul\x00byte", "\x1b[31mred\x1b[0m", "bell\x07 and del\x7f")
 
 
-def hostile_text_device(i: int, *, observed_at: datetime, model: str, location: str,
-                        supply: str = "black toner", alert: str = "Toner low") -> Device:
+def hostile_text_device(
+    i: int,
+    *,
+    observed_at: datetime,
+    model: str,
+    location: str,
+    supply: str = "black toner",
+    alert: str = "Toner low",
+) -> Device:
     """``make_device(i)`` whose model, location, first supply and first alert are hostile text."""
     d = make_device(i, observed_at=observed_at)
     supplies = [msgspec.structs.replace(d.supplies[0], description=supply), *d.supplies[1:]]
@@ -375,7 +495,7 @@ def _first_alert(report: Report, **changes: object) -> Report:
 
 
 #: A 4-byte UTF-8 character that upper() and lower() leave alone: the most bytes per character.
-WIDE = "\U0001F5A8"  # printer emoji
+WIDE = "\U0001f5a8"  # printer emoji
 
 
 def hostile_cases() -> dict[str, tuple[str, Callable[[Report], Report]]]:
@@ -386,21 +506,51 @@ def hostile_cases() -> dict[str, tuple[str, Callable[[Report], Report]]]:
     and numbers out of their range refuse the report.
     """
     return {
-        "nul_in_identity": ("loaded", lambda r: _first_device(
-            r, model="MP\x00C3004", serial="SN\x00" + r.devices[0].serial, manufacturer="Ri\x00coh")),
-        "controls_in_text": ("loaded", lambda r: _first_supply(_first_alert(_first_device(
-            r, location="Floor 2\x1b[2J\x07\r\nroom 5", hostname="mfp\x7f", contact="\x00",
-            firmware="1.0\x08", sys_descr="a\tb", status=msgspec.structs.replace(r.devices[0].status,
-                                                                                  console="Ready\x00")),
-            description="jam\x00"), description="Black\x00toner")),
+        "nul_in_identity": (
+            "loaded",
+            lambda r: _first_device(
+                r, model="MP\x00C3004", serial="SN\x00" + r.devices[0].serial, manufacturer="Ri\x00coh"
+            ),
+        ),
+        "controls_in_text": (
+            "loaded",
+            lambda r: _first_supply(
+                _first_alert(
+                    _first_device(
+                        r,
+                        location="Floor 2\x1b[2J\x07\r\nroom 5",
+                        hostname="mfp\x7f",
+                        contact="\x00",
+                        firmware="1.0\x08",
+                        sys_descr="a\tb",
+                        status=msgspec.structs.replace(r.devices[0].status, console="Ready\x00"),
+                    ),
+                    description="jam\x00",
+                ),
+                description="Black\x00toner",
+            ),
+        ),
         "long_model": ("loaded", lambda r: _first_device(r, model="M" * 201)),
         "long_serial": ("loaded", lambda r: _first_device(r, serial="S" * 301)),
-        "long_wide_text": ("loaded", lambda r: _first_device(
-            r, manufacturer=WIDE * 500, serial=WIDE * 500, model=WIDE * 500, firmware=WIDE * 500,
-            hostname=WIDE * 500, location=WIDE * 100_000, contact=WIDE * 600, sys_descr=WIDE * 600,
-            sys_object_id="1.3" * 400)),
-        "long_supply_and_alert_text": ("loaded", lambda r: _first_supply(_first_alert(
-            r, description="A" * 100_000), description="D" * 100_000)),
+        "long_wide_text": (
+            "loaded",
+            lambda r: _first_device(
+                r,
+                manufacturer=WIDE * 500,
+                serial=WIDE * 500,
+                model=WIDE * 500,
+                firmware=WIDE * 500,
+                hostname=WIDE * 500,
+                location=WIDE * 100_000,
+                contact=WIDE * 600,
+                sys_descr=WIDE * 600,
+                sys_object_id="1.3" * 400,
+            ),
+        ),
+        "long_supply_and_alert_text": (
+            "loaded",
+            lambda r: _first_supply(_first_alert(r, description="A" * 100_000), description="D" * 100_000),
+        ),
         "long_customer": ("bad_schema", lambda r: msgspec.structs.replace(r, customer="C" * 201)),
         "nul_in_customer": ("bad_schema", lambda r: msgspec.structs.replace(r, site="H\x00Q")),
         "long_counter_name": ("bad_schema", lambda r: _first_device(r, counters={"x_" + "a" * 100: 1})),
@@ -414,23 +564,29 @@ def hostile_cases() -> dict[str, tuple[str, Callable[[Report], Report]]]:
         "alert_group_index_2_40": ("implausible", lambda r: _first_alert(r, group_index=2**40)),
         "alert_time_ticks_2_63": ("implausible", lambda r: _first_alert(r, time_ticks=2**63)),
         "uptime_2_64": ("implausible", lambda r: _first_device(r, uptime_ticks=2**64 - 1)),
-        "trays_negative": ("implausible", lambda r: _first_device(
-            r, capabilities=Capabilities(color=True, trays=-1))),
-        "observed_in_1999": ("implausible", lambda r: _first_device(
-            r, observed_at=datetime(1999, 1, 1, tzinfo=UTC))),
+        "trays_negative": (
+            "implausible",
+            lambda r: _first_device(r, capabilities=Capabilities(color=True, trays=-1)),
+        ),
+        "observed_in_1999": (
+            "implausible",
+            lambda r: _first_device(r, observed_at=datetime(1999, 1, 1, tzinfo=UTC)),
+        ),
         "resend_of_2_63": ("implausible", lambda r: msgspec.structs.replace(r, resend_of=2**63)),
     }
 
 
-def poison_then_valid(client: ClientKit, server: ServerKit, *, first_seq: int,
-                      valid_after_each: int = 2) -> list[tuple[str, bytes]]:
+def poison_then_valid(
+    client: ClientKit, server: ServerKit, *, first_seq: int, valid_after_each: int = 2
+) -> list[tuple[str, bytes]]:
     """Every hostile report, each followed by ``valid_after_each`` valid ones, with the outcome
     each must get; every valid one must load whatever came before it."""
     out: list[tuple[str, bytes]] = []
     seq = first_seq
     for expected, hostile in hostile_cases().values():
-        out.append((expected, mails_for(seal(hostile(make_report(client.name, seq, devices=2)), client,
-                                             server))[0]))
+        out.append(
+            (expected, mails_for(seal(hostile(make_report(client.name, seq, devices=2)), client, server))[0])
+        )
         seq += 1
         for _ in range(valid_after_each):
             out.append(("loaded", report_mail(client, server, seq, devices=2)))

@@ -152,33 +152,51 @@ def summary(server_cfg: Path) -> None:
     console.print(table)
 
 
-def fill_history(sim: Snmpsim, stack: MailStack, client_cfg: Path, server_cfg: Path,
-                 addresses: dict[str, str]) -> None:
+def fill_history(
+    sim: Snmpsim, stack: MailStack, client_cfg: Path, server_cfg: Path, addresses: dict[str, str]
+) -> None:
     """Step 3 (first run only): the client on each of the last days and the server ingesting what
     it mails; then the printers as they are today."""
     events, today = history.Events(), datetime.now(UTC).date()
     config = load_config(str(client_cfg))
-    printers = asyncio.run(history.read_walks(sim, config, STATE / "client", addresses,
-                                              events=events, today=today))
+    printers = asyncio.run(
+        history.read_walks(sim, config, STATE / "client", addresses, events=events, today=today)
+    )
     with Store.in_data_dir(STATE / "client") as store:
         reported = store.last_seq() > 0
     if not reported:
         console.rule(f"3. history: the client on each of the last {events.days} days")
-        console.print(f"[bold cyan]$[/] fsm-client run --once   [dim]# on each day at {history.RUN_AT:%H:%M} "
-                      "UTC, the client's clock and the printers' recordings set to that day[/]")
+        console.print(
+            f"[bold cyan]$[/] fsm-client run --once   [dim]# on each day at {history.RUN_AT:%H:%M} "
+            "UTC, the client's clock and the printers' recordings set to that day[/]"
+        )
         later = history.INGEST_AFTER.seconds // 60
-        console.print(f"[bold cyan]$[/] fsm-server ingest --once   [dim]# {later} minutes later, "
-                      "the server's clock set to that day[/]")
+        console.print(
+            f"[bold cyan]$[/] fsm-server ingest --once   [dim]# {later} minutes later, "
+            "the server's clock set to that day[/]"
+        )
         with history.Dealer(server_cfg, stack) as dealer:
-            filled = history.fill(sim, printers, config, STATE / "client", dealer, events=events, today=today,
-                                  say=lambda line: console.print(line, highlight=False))
+            filled = history.fill(
+                sim,
+                printers,
+                config,
+                STATE / "client",
+                dealer,
+                events=events,
+                today=today,
+                say=lambda line: console.print(line, highlight=False),
+            )
         if filled.failures or filled.quarantined:
-            raise DemoError(f"of the history, {filled.failures} report(s) could not be mailed and "
-                            f"{filled.quarantined} were quarantined: `fsm-client status` and "
-                            "`fsm-server quarantine list` say why")
-        console.print(f"{filled.runs} runs from {filled.first:%Y-%m-%d} to {filled.last:%Y-%m-%d}: "
-                      f"{filled.readings} readings, {filled.reports} periodic and {filled.alerts} alert "
-                      f"reports, {filled.sent} mailed, {filled.loaded} loaded")
+            raise DemoError(
+                f"of the history, {filled.failures} report(s) could not be mailed and "
+                f"{filled.quarantined} were quarantined: `fsm-client status` and "
+                "`fsm-server quarantine list` say why"
+            )
+        console.print(
+            f"{filled.runs} runs from {filled.first:%Y-%m-%d} to {filled.last:%Y-%m-%d}: "
+            f"{filled.readings} readings, {filled.reports} periodic and {filled.alerts} alert "
+            f"reports, {filled.sent} mailed, {filled.loaded} loaded"
+        )
     history.serve(sim, printers, 0)
 
 
@@ -210,10 +228,19 @@ def main() -> int:
         if not (STATE / "client" / "keys" / "client.key").exists():
             run(*cl, "keys", "init")
         # `clients list` only reads: on a first run there is no database for it to read yet
-        if not (STATE / "server" / "fsm.db").exists() or \
-                CLIENT_ID not in run(*sv, "clients", "list", "--json", quiet=True):
-            run(*sv, "clients", "add", CLIENT_ID, "--key", STATE / "client" / "keys" / "client.pub",
-                "--customer", CUSTOMER)
+        if not (STATE / "server" / "fsm.db").exists() or CLIENT_ID not in run(
+            *sv, "clients", "list", "--json", quiet=True
+        ):
+            run(
+                *sv,
+                "clients",
+                "add",
+                CLIENT_ID,
+                "--key",
+                STATE / "client" / "keys" / "client.pub",
+                "--customer",
+                CUSTOMER,
+            )
 
         fill_history(sim, stack, ccfg, scfg, dict(zip(names, addresses, strict=True)))
 
@@ -232,8 +259,10 @@ def main() -> int:
         console.print(f"HTML reports: {STATE / 'reports'}/{{inventory,supplies,meters,alerts,health}}.html")
     finally:
         sim.stop()
-    console.print(f"[green]demo done in {time.monotonic() - started:.1f} s[/] "
-                  f"(mail stack left running: scripts/mailstack stop --offset {stack.port_offset} stops it)")
+    console.print(
+        f"[green]demo done in {time.monotonic() - started:.1f} s[/] "
+        f"(mail stack left running: scripts/mailstack stop --offset {stack.port_offset} stops it)"
+    )
     return 0
 
 

@@ -178,29 +178,51 @@ def aging(name: str, walk: str, reading: Device, *, events: Events, today: date)
     reference = reading.counters.get("total") or max(counters.values(), default=0)
     supplies = []
     for s in reading.supplies:
-        rows = [oid for oid, _, _ in lines
-                if oid.startswith(SUPPLY_LEVEL) and oid.split(".")[-1] == str(s.index)]
+        rows = [
+            oid for oid, _, _ in lines if oid.startswith(SUPPLY_LEVEL) and oid.split(".")[-1] == str(s.index)
+        ]
         if not rows or s.level is None or not s.max or s.max <= 0 or not 0 <= s.level <= s.max:
             continue
         level_oid = rows[0]
-        if by_oid.get(SUPPLY_MAX + level_oid[len(SUPPLY_LEVEL):]) != str(s.max):
+        if by_oid.get(SUPPLY_MAX + level_oid[len(SUPPLY_LEVEL) :]) != str(s.max):
             continue
         today_pct = 100 * s.level / s.max
         colorant = s.kind in ("toner", "ink") or (s.kind == "other" and s.color is not None)
         if name == events.swap_printer and s.index == events.swap_supply:
-            supplies.append(Supply(level_oid, s.max, today_pct, events.swap_points,
-                                   swap_days_ago=events.swap_days_ago,
-                                   swap_old_percent=events.swap_old_percent))
+            supplies.append(
+                Supply(
+                    level_oid,
+                    s.max,
+                    today_pct,
+                    events.swap_points,
+                    swap_days_ago=events.swap_days_ago,
+                    swap_old_percent=events.swap_old_percent,
+                )
+            )
             continue
         points = min(COLORANT_POINTS if colorant else OTHER_POINTS, max(0.0, 99.0 - today_pct))
         supplies.append(Supply(level_oid, s.max, today_pct, points))
     error_state = next((oid for oid, tag, _ in lines if oid.startswith(ERROR_STATE) and tag == "4x"), None)
-    return Aging(name=name, lines=lines, counters=counters, reference=reference, supplies=supplies,
-                 pages=_daily_pages(name, reference, events.days, today), error_state=error_state)
+    return Aging(
+        name=name,
+        lines=lines,
+        counters=counters,
+        reference=reference,
+        supplies=supplies,
+        pages=_daily_pages(name, reference, events.days, today),
+        error_state=error_state,
+    )
 
 
-async def read_walks(sim: Snmpsim, config: ClientConfig, data_dir: Path, addresses: dict[str, str],
-                     *, events: Events, today: date) -> dict[str, Aging]:
+async def read_walks(
+    sim: Snmpsim,
+    config: ClientConfig,
+    data_dir: Path,
+    addresses: dict[str, str],
+    *,
+    events: Events,
+    today: date,
+) -> dict[str, Aging]:
     """Read every printer once as its walk stands (the client's own reading says which OIDs are
     which counters), and make its ``Aging``. Call before anything is replaced."""
     pool = current_pool(config, data_dir)
@@ -258,8 +280,9 @@ class Dealer:
         self.stack.wait_for_messages(mails, user="dealer", timeout=30)
         self.clock.now = at
         pipeline = wiring.pipeline(self.ctx, self._db, now=self.clock)
-        result = await IngestDaemon(pipeline, self.ctx.config.mailboxes, batch=self.ctx.config.ingest.batch
-                                    ).run(once=True)
+        result = await IngestDaemon(
+            pipeline, self.ctx.config.mailboxes, batch=self.ctx.config.ingest.batch
+        ).run(once=True)
         self.loaded += result.tally.outcomes["loaded"]
         self.quarantined += result.tally.outcomes["quarantined"]
 
@@ -278,8 +301,17 @@ class Filled:
     quarantined: int
 
 
-def fill(sim: Snmpsim, printers: dict[str, Aging], config: ClientConfig, data_dir: Path, dealer: Dealer, *,
-         events: Events, today: date, say: Callable[[str], None] = print) -> Filled:
+def fill(
+    sim: Snmpsim,
+    printers: dict[str, Aging],
+    config: ClientConfig,
+    data_dir: Path,
+    dealer: Dealer,
+    *,
+    events: Events,
+    today: date,
+    say: Callable[[str], None] = print,
+) -> Filled:
     """Run the client on each of the ``events.days`` days before ``today`` (at ``RUN_AT`` UTC, and
     at the jam's two status polls) against that day's recordings; the dealer ingests after each run."""
     start = datetime.combine(today - timedelta(days=events.days), INSTALLED_AT, UTC)
@@ -312,9 +344,11 @@ def fill(sim: Snmpsim, printers: dict[str, Aging], config: ClientConfig, data_di
                 await run_at(datetime.combine(day, events.jam_until, UTC))
             if k % 7 == 1:  # a line a week, the last on the eve of today
                 now = _tally(daemon, dealer)
-                say(f"{week_start:%Y-%m-%d} .. {day:%Y-%m-%d}: {now[0] - before[0]} readings, "
+                say(
+                    f"{week_start:%Y-%m-%d} .. {day:%Y-%m-%d}: {now[0] - before[0]} readings, "
                     f"{now[1] - before[1]} periodic and {now[2] - before[2]} alert reports, "
-                    f"{now[3] - before[3]} mailed, {now[4] - before[4]} loaded")
+                    f"{now[3] - before[3]} mailed, {now[4] - before[4]} loaded"
+                )
                 week_start, before = datetime.combine(day + timedelta(days=1), RUN_AT, UTC), now
 
     try:
@@ -322,9 +356,18 @@ def fill(sim: Snmpsim, printers: dict[str, Aging], config: ClientConfig, data_di
     finally:
         daemon.store.close()
     c = daemon.counts
-    return Filled(first=start, last=clock.now, runs=runs, readings=c.readings, reports=c.reports,
-                  alerts=c.alerts, sent=c.sent, failures=c.send_failures, loaded=dealer.loaded,
-                  quarantined=dealer.quarantined)
+    return Filled(
+        first=start,
+        last=clock.now,
+        runs=runs,
+        readings=c.readings,
+        reports=c.reports,
+        alerts=c.alerts,
+        sent=c.sent,
+        failures=c.send_failures,
+        loaded=dealer.loaded,
+        quarantined=dealer.quarantined,
+    )
 
 
 def _tally(daemon: Daemon, dealer: Dealer) -> tuple[int, int, int, int, int]:

@@ -5,11 +5,7 @@ identity rule and the error tree. Everything public is re-exported here (``heade
 ``crypto`` are internals apart from ``Header``); docs/wire-format.md specifies the bytes.
 """
 
-from .chunking import (
-    DEFAULT_CHUNK_BYTES,
-    join,
-    split,
-)
+from .chunking import DEFAULT_CHUNK_BYTES, join, split
 from .envelope import (
     COMPRESSION_LEVEL,
     DEFAULT_MAX_ENVELOPE_BYTES,

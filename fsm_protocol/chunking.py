@@ -98,8 +98,9 @@ def join(chunks: Iterable[bytes], *, max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES
     body_len = sum(len(f) for f in fragments.values())
     if body_len < TAG_BYTES + SIGNATURE_BYTES:
         raise ChunkError(f"joined chunks hold {body_len} bytes, too few for an envelope")
-    head = pack(dataclasses.replace(first, chunk_index=1, chunk_count=1,
-                                    payload_len=body_len - SIGNATURE_BYTES))
+    head = pack(
+        dataclasses.replace(first, chunk_index=1, chunk_count=1, payload_len=body_len - SIGNATURE_BYTES)
+    )
     envelope = b"".join([head, *(fragments[i] for i in range(1, first.chunk_count + 1))])
     peek(envelope, max_bytes=max_bytes)
     return envelope

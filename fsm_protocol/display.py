@@ -92,5 +92,13 @@ def device_name(manufacturer: str | None, model: str | None) -> str:
     return mdl if _starts_with_maker(mdl, maker) else f"{maker} {mdl}"
 
 
-__all__ = ["CELL_CHARS", "ELLIPSIS", "MAKER_NAMES", "MAX_SHOWN", "device_name", "display_text", "maker_names",
-           "shorten"]
+__all__ = [
+    "CELL_CHARS",
+    "ELLIPSIS",
+    "MAKER_NAMES",
+    "MAX_SHOWN",
+    "device_name",
+    "display_text",
+    "maker_names",
+    "shorten",
+]

@@ -79,8 +79,10 @@ def seal(
     report.sealed_at = now if now is not None else utcnow()
     plain = encode_report(report)
     if len(plain) > _MAX_U32:
-        raise TooLarge(f"report is {len(plain)} bytes; an envelope holds at most {_MAX_U32}",
-                       hint="send fewer devices per report")
+        raise TooLarge(
+            f"report is {len(plain)} bytes; an envelope holds at most {_MAX_U32}",
+            hint="send fewer devices per report",
+        )
     return _seal_payload(
         zlib.compress(plain, COMPRESSION_LEVEL),
         report_len=len(plain),
@@ -165,8 +167,13 @@ def open_envelope(
     max_report_bytes: int = DEFAULT_MAX_REPORT_BYTES,
 ) -> Report:
     """Open an envelope and validate the report in it: `open_payload`, then `validate`."""
-    opened = open_payload(data, verify_key=verify_key, encryption_key=encryption_key,
-                          max_envelope_bytes=max_envelope_bytes, max_report_bytes=max_report_bytes)
+    opened = open_payload(
+        data,
+        verify_key=verify_key,
+        encryption_key=encryption_key,
+        max_envelope_bytes=max_envelope_bytes,
+        max_report_bytes=max_report_bytes,
+    )
     return validate(opened, max_report_bytes=max_report_bytes)
 
 
@@ -244,8 +251,9 @@ def _inflate(compressed: bytes, expected: int) -> bytes:
     try:
         plain = inflater.decompress(compressed, expected + 1)
     except zlib.error as exc:
-        raise MalformedEnvelope(f"the sealed payload is not a valid zlib stream: {exc}",
-                                hint="the sending client is broken") from exc
+        raise MalformedEnvelope(
+            f"the sealed payload is not a valid zlib stream: {exc}", hint="the sending client is broken"
+        ) from exc
     if len(plain) > expected:
         raise TooLarge(
             f"payload inflates to more than the {expected} bytes its header declares; refused at the limit",

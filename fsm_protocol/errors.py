@@ -107,9 +107,7 @@ class UnknownKey(EnvelopeError):
 
 class BadSignature(EnvelopeError):
     reason = "bad_signature"
-    default_hint = (
-        "the envelope was altered, or the client signs with a key other than the one registered"
-    )
+    default_hint = "the envelope was altered, or the client signs with a key other than the one registered"
 
 
 class DecryptionFailed(EnvelopeError):

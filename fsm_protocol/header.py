@@ -77,22 +77,25 @@ def pack(header: Header) -> bytes:
     cid = header.client_id.encode("ascii")
     if not CLIENT_ID_RE.fullmatch(header.client_id):
         raise ValueError(f"client id {header.client_id!r} is not allowed in a header")
-    return _FIXED.pack(
-        MAGIC,
-        header.version,
-        header.flags,
-        KIND_CODES[header.kind],
-        len(cid),
-        header.seq,
-        header.chunk_index,
-        header.chunk_count,
-        header.payload_len,
-        header.report_len,
-        bytes.fromhex(header.server_key_id),
-        header.ephemeral_key,
-        header.nonce,
-        fingerprint_to_raw(header.signer_fingerprint),
-    ) + cid
+    return (
+        _FIXED.pack(
+            MAGIC,
+            header.version,
+            header.flags,
+            KIND_CODES[header.kind],
+            len(cid),
+            header.seq,
+            header.chunk_index,
+            header.chunk_count,
+            header.payload_len,
+            header.report_len,
+            bytes.fromhex(header.server_key_id),
+            header.ephemeral_key,
+            header.nonce,
+            fingerprint_to_raw(header.signer_fingerprint),
+        )
+        + cid
+    )
 
 
 def parse(data: Buffer) -> Header:
@@ -111,8 +114,22 @@ def parse(data: Buffer) -> Header:
         raise UnsupportedVersion(f"envelope version {view[4]} is not supported (this side reads {VERSION})")
     if len(view) < FIXED_BYTES:
         raise MalformedEnvelope(f"envelope is {len(view)} bytes, shorter than its {FIXED_BYTES}-byte header")
-    (_, version, flags, kind_code, cid_len, seq, index, count, payload_len, report_len,
-     key_id, ephemeral, nonce, signer) = _FIXED.unpack_from(view)
+    (
+        _,
+        version,
+        flags,
+        kind_code,
+        cid_len,
+        seq,
+        index,
+        count,
+        payload_len,
+        report_len,
+        key_id,
+        ephemeral,
+        nonce,
+        signer,
+    ) = _FIXED.unpack_from(view)
     if flags != 0:
         raise MalformedEnvelope(f"header flags are {flags:#04x}; version 1 defines none")
     kind = _KIND_NAMES.get(kind_code)

@@ -19,8 +19,9 @@ PLACEHOLDER_SERIALS = frozenset({"0", "UNKNOWN", "N/A", "NONE"})
 PLACEHOLDER_MACS = frozenset({"00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"})
 
 
-def device_identity(*, client: str, manufacturer: str | None, serial: str | None, mac: str | None,
-                    ip: str) -> tuple[str, bool]:
+def device_identity(
+    *, client: str, manufacturer: str | None, serial: str | None, mac: str | None, ip: str
+) -> tuple[str, bool]:
     """The identity key of a reading's device and whether it is strong (serial-based)."""
     sn = (serial or "").strip().upper()
     if sn and sn not in PLACEHOLDER_SERIALS:

@@ -191,31 +191,50 @@ def _write_pair(
         write_atomic(private, private_pem, 0o600, exact_mode=True)
         write_atomic(public, (public_text + "\n").encode("ascii"), 0o644, exact_mode=True)
     except OSError as exc:
-        raise KeyFileError(f"cannot write keys to {directory}: {exc.strerror}",
-                           hint="choose a writable directory with --dir") from exc
+        raise KeyFileError(
+            f"cannot write keys to {directory}: {exc.strerror}", hint="choose a writable directory with --dir"
+        ) from exc
     return private, public
 
 
 def generate_client_keys(directory: Path, *, force: bool = False) -> tuple[Path, Path]:
     """Create ``client.key`` (Ed25519, 0600) and ``client.pub`` in ``directory``."""
     key = crypto.ed25519_generate()
-    return _write_pair(directory, CLIENT_KEY_FILE, CLIENT_PUB_FILE, crypto.private_key_to_pem(key),
-                       SigningKey(key).public.to_text(), force)
+    return _write_pair(
+        directory,
+        CLIENT_KEY_FILE,
+        CLIENT_PUB_FILE,
+        crypto.private_key_to_pem(key),
+        SigningKey(key).public.to_text(),
+        force,
+    )
 
 
 def generate_server_keys(directory: Path, *, force: bool = False) -> tuple[Path, Path]:
     """Create ``server.key`` (X25519, 0600) and ``server.pub`` in ``directory``."""
     key = crypto.x25519_generate()
-    return _write_pair(directory, SERVER_KEY_FILE, SERVER_PUB_FILE, crypto.private_key_to_pem(key),
-                       EncryptionKey(key).public.to_text(), force)
+    return _write_pair(
+        directory,
+        SERVER_KEY_FILE,
+        SERVER_PUB_FILE,
+        crypto.private_key_to_pem(key),
+        EncryptionKey(key).public.to_text(),
+        force,
+    )
 
 
 def generate_server_signing_keys(directory: Path, *, force: bool = False) -> tuple[Path, Path]:
     """Create ``server-sign.key`` (Ed25519, 0600) and ``server-sign.pub`` in ``directory``: the key
     the server signs its exports with, so an ERP or an auditor can check them."""
     key = crypto.ed25519_generate()
-    return _write_pair(directory, SERVER_SIGN_KEY_FILE, SERVER_SIGN_PUB_FILE, crypto.private_key_to_pem(key),
-                       SigningKey(key).public.to_text(), force)
+    return _write_pair(
+        directory,
+        SERVER_SIGN_KEY_FILE,
+        SERVER_SIGN_PUB_FILE,
+        crypto.private_key_to_pem(key),
+        SigningKey(key).public.to_text(),
+        force,
+    )
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -240,8 +259,10 @@ def _read_private(path: Path, init_command: str) -> bytes:
             hint=f"create one with `{init_command}`, or set the key path in the config",
         ) from exc
     except PermissionError as exc:
-        raise KeyFileError(f"cannot read private key {path}: permission denied",
-                           hint="run as the user that owns the key file") from exc
+        raise KeyFileError(
+            f"cannot read private key {path}: permission denied",
+            hint="run as the user that owns the key file",
+        ) from exc
     except OSError as exc:
         raise KeyFileError(f"cannot read private key {path}: {exc.strerror}") from exc
 
@@ -252,8 +273,10 @@ def load_signing_key(path: Path, *, init_command: str = "fsm-client keys init") 
     key = crypto.private_key_from_pem(_read_private(path, init_command), where=str(path))
     if not isinstance(key, Ed25519PrivateKey):
         whose = "a client" if init_command.startswith("fsm-client") else "the server's"
-        raise KeyFileError(f"{path} holds an X25519 (server) key, not {whose} signing key",
-                           hint=f"give the Ed25519 key made by `{init_command}`")
+        raise KeyFileError(
+            f"{path} holds an X25519 (server) key, not {whose} signing key",
+            hint=f"give the Ed25519 key made by `{init_command}`",
+        )
     return SigningKey(key)
 
 
@@ -261,8 +284,10 @@ def load_encryption_key(path: Path) -> EncryptionKey:
     """Load a server's X25519 key; refuses a file group or others may access."""
     key = crypto.private_key_from_pem(_read_private(path, "fsm-server keys init"), where=str(path))
     if not isinstance(key, X25519PrivateKey):
-        raise KeyFileError(f"{path} holds an Ed25519 (client) key, not a server encryption key",
-                           hint="the server needs the server.key made by `fsm-server keys init`")
+        raise KeyFileError(
+            f"{path} holds an Ed25519 (client) key, not a server encryption key",
+            hint="the server needs the server.key made by `fsm-server keys init`",
+        )
     return EncryptionKey(key)
 
 
@@ -274,8 +299,10 @@ def _public_text(path_or_text: Path | str, prefix: str) -> tuple[str, str]:
     try:
         return path.read_text("ascii"), str(path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read public key {path}: {exc}",
-                           hint=f"give the .pub file or its one line, `{prefix} <base64>`") from exc
+        raise KeyFileError(
+            f"cannot read public key {path}: {exc}",
+            hint=f"give the .pub file or its one line, `{prefix} <base64>`",
+        ) from exc
 
 
 def _parse_public(path_or_text: Path | str, prefix: str) -> bytes:
@@ -285,8 +312,10 @@ def _parse_public(path_or_text: Path | str, prefix: str) -> bytes:
     fields = lines[0].split() if len(lines) == 1 else []
     if len(fields) < 2 or fields[0] != prefix:
         found = fields[0] if fields else (lines[0][:20] if lines else "nothing")
-        raise KeyFileError(f"{where} is not an {prefix} public key (found {found!r})",
-                           hint=f"a public key is one line: `{prefix} <base64>`")
+        raise KeyFileError(
+            f"{where} is not an {prefix} public key (found {found!r})",
+            hint=f"a public key is one line: `{prefix} <base64>`",
+        )
     try:
         raw = base64.b64decode(fields[1], validate=True)
     except binascii.Error as exc:

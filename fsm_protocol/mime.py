@@ -115,8 +115,10 @@ def _decode_part(part: Message) -> bytes:
         try:
             return binascii.a2b_base64("".join(text.split()).encode("ascii"), strict_mode=True)
         except (binascii.Error, UnicodeEncodeError) as exc:
-            raise MimeError(f"the attachment's base64 is damaged: {exc}",
-                            hint="a relay or archive mangled the mail; ask the client to resend") from exc
+            raise MimeError(
+                f"the attachment's base64 is damaged: {exc}",
+                hint="a relay or archive mangled the mail; ask the client to resend",
+            ) from exc
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         raise MimeError("the attachment has no body")
@@ -144,16 +146,19 @@ def parse_message(raw: bytes, *, max_bytes: int = DEFAULT_MAX_MAIL_BYTES) -> Fsm
     inconsistent), and peek's errors for a damaged envelope.
     """
     if len(raw) > max_bytes:
-        raise TooLarge(f"mail is {len(raw)} bytes, over the limit of {max_bytes}",
-                       hint="raise max_mail_bytes only if the clients' chunk size is larger")
+        raise TooLarge(
+            f"mail is {len(raw)} bytes, over the limit of {max_bytes}",
+            hint="raise max_mail_bytes only if the clients' chunk size is larger",
+        )
     try:
         msg = BytesParser(policy=email.policy.default).parsebytes(raw)
         stated = {name: str(msg[name]).strip() for name in FSM_HEADERS if msg[name] is not None}
         message_id = str(msg["Message-ID"]).strip() if msg["Message-ID"] is not None else None
         envelopes = _envelopes(msg)
     except (email.errors.MessageError, ValueError, TypeError, LookupError) as exc:
-        raise MimeError(f"the mail cannot be parsed: {exc}",
-                        hint="it is kept in quarantine for a person to read") from exc
+        raise MimeError(
+            f"the mail cannot be parsed: {exc}", hint="it is kept in quarantine for a person to read"
+        ) from exc
     if not envelopes:
         if not stated:
             raise NotFsmMail("the mail has no fsm envelope attachment and no X-Fsm headers")

@@ -56,8 +56,14 @@ _Oid = Annotated[str, msgspec.Meta(max_length=TEXT_CHARS, pattern=_NO_CONTROLS)]
 
 #: Printer-set text of a Device: field -> longest it is kept.
 DEVICE_TEXT: dict[str, int] = {
-    "manufacturer": LABEL_CHARS, "model": LABEL_CHARS, "serial": LABEL_CHARS, "firmware": LABEL_CHARS,
-    "hostname": LABEL_CHARS, "location": TEXT_CHARS, "contact": TEXT_CHARS, "sys_object_id": TEXT_CHARS,
+    "manufacturer": LABEL_CHARS,
+    "model": LABEL_CHARS,
+    "serial": LABEL_CHARS,
+    "firmware": LABEL_CHARS,
+    "hostname": LABEL_CHARS,
+    "location": TEXT_CHARS,
+    "contact": TEXT_CHARS,
+    "sys_object_id": TEXT_CHARS,
     "sys_descr": TEXT_CHARS,
 }
 
@@ -209,8 +215,13 @@ def decode_report(data: bytes | bytearray | memoryview, *, max_bytes: int = MAX_
         raise SchemaError(f"report is not valid JSON: {exc}") from exc
     if report.version != SCHEMA_VERSION:
         raise UnsupportedVersion(f"report schema version {report.version} is not supported (want 1)")
-    stamps = (report.created_at, report.sealed_at, report.period_start, report.period_end,
-              *(d.observed_at for d in report.devices))
+    stamps = (
+        report.created_at,
+        report.sealed_at,
+        report.period_start,
+        report.period_end,
+        *(d.observed_at for d in report.devices),
+    )
     for when in stamps:
         if when is not None and when.tzinfo is None:
             raise SchemaError(f"timestamp {when.isoformat()!r} has no time zone; v1 requires UTC offsets")

@@ -76,8 +76,17 @@ SUPPLY_KIND_NAMES: frozenset[str] = frozenset(SUPPLY_KINDS.values()) | frozenset
 
 #: Kinds whose level is consumed colorant: they drive the colour and "low toner" logic.
 COLORANT_KINDS: frozenset[str] = frozenset(
-    {"toner", "toner_cartridge", "ink", "ink_cartridge", "ink_ribbon", "solid_wax", "ribbon_wax",
-     "matte_toner", "matte_ink"}
+    {
+        "toner",
+        "toner_cartridge",
+        "ink",
+        "ink_cartridge",
+        "ink_ribbon",
+        "solid_wax",
+        "ribbon_wax",
+        "matte_toner",
+        "matte_ink",
+    }
 )
 #: Kinds that fill up instead of emptying (level is free space left).
 WASTE_KINDS: frozenset[str] = frozenset(
@@ -94,35 +103,101 @@ SUPPLY_UNITS: dict[int, str] = _table(
 #: Colour names a supply may carry. Printer-MIB colorant values are free text; these are
 #: what we normalise them to.
 COLORS: tuple[str, ...] = (
-    "black", "cyan", "magenta", "yellow", "light_cyan", "light_magenta", "photo_black",
-    "matte_black", "gray", "light_gray", "red", "green", "blue", "orange", "violet", "white",
-    "clear", "gold", "silver", "pink", "tri_color",
+    "black",
+    "cyan",
+    "magenta",
+    "yellow",
+    "light_cyan",
+    "light_magenta",
+    "photo_black",
+    "matte_black",
+    "gray",
+    "light_gray",
+    "red",
+    "green",
+    "blue",
+    "orange",
+    "violet",
+    "white",
+    "clear",
+    "gold",
+    "silver",
+    "pink",
+    "tri_color",
 )
 
 #: Free-text colour words (lower case, as devices write them) to COLORS names. Longest
 #: phrase wins, so "light cyan" is not read as "cyan".
 COLOR_WORDS: dict[str, str] = {
-    "black": "black", "schwarz": "black", "noir": "black", "nero": "black", "negro": "black", "bk": "black",
-    "k": "black", "mono": "black",
-    "cyan": "cyan", "c": "cyan", "magenta": "magenta", "m": "magenta", "yellow": "yellow", "gelb": "yellow",
-    "jaune": "yellow", "giallo": "yellow", "amarillo": "yellow", "y": "yellow",
-    "light cyan": "light_cyan", "photo cyan": "light_cyan", "lc": "light_cyan",
-    "light magenta": "light_magenta", "photo magenta": "light_magenta",
-    "vivid light magenta": "light_magenta", "lm": "light_magenta",
-    "photo black": "photo_black", "pk": "photo_black", "matte black": "matte_black", "mk": "matte_black",
-    "gray": "gray", "grey": "gray", "light gray": "light_gray", "light grey": "light_gray",
-    "light black": "gray", "light light black": "light_gray",
-    "red": "red", "green": "green", "blue": "blue", "orange": "orange", "violet": "violet",
-    "white": "white", "clear": "clear", "gold": "gold", "silver": "silver", "pink": "pink",
-    "tri-color": "tri_color", "tricolor": "tri_color", "tri-colour": "tri_color", "color": "tri_color",
+    "black": "black",
+    "schwarz": "black",
+    "noir": "black",
+    "nero": "black",
+    "negro": "black",
+    "bk": "black",
+    "k": "black",
+    "mono": "black",
+    "cyan": "cyan",
+    "c": "cyan",
+    "magenta": "magenta",
+    "m": "magenta",
+    "yellow": "yellow",
+    "gelb": "yellow",
+    "jaune": "yellow",
+    "giallo": "yellow",
+    "amarillo": "yellow",
+    "y": "yellow",
+    "light cyan": "light_cyan",
+    "photo cyan": "light_cyan",
+    "lc": "light_cyan",
+    "light magenta": "light_magenta",
+    "photo magenta": "light_magenta",
+    "vivid light magenta": "light_magenta",
+    "lm": "light_magenta",
+    "photo black": "photo_black",
+    "pk": "photo_black",
+    "matte black": "matte_black",
+    "mk": "matte_black",
+    "gray": "gray",
+    "grey": "gray",
+    "light gray": "light_gray",
+    "light grey": "light_gray",
+    "light black": "gray",
+    "light light black": "light_gray",
+    "red": "red",
+    "green": "green",
+    "blue": "blue",
+    "orange": "orange",
+    "violet": "violet",
+    "white": "white",
+    "clear": "clear",
+    "gold": "gold",
+    "silver": "silver",
+    "pink": "pink",
+    "tri-color": "tri_color",
+    "tricolor": "tri_color",
+    "tri-colour": "tri_color",
+    "color": "tri_color",
     "colour": "tri_color",
 }
 
 #: hrPrinterDetectedErrorState bits (RFC 2790, extended by RFC 3805), bit 0 first.
 ERROR_STATE_BITS: tuple[str, ...] = (
-    "low_paper", "no_paper", "low_toner", "no_toner", "door_open", "jammed", "offline",
-    "service_requested", "input_tray_missing", "output_tray_missing", "marker_supply_missing",
-    "output_near_full", "output_full", "input_tray_empty", "overdue_prevent_maint",
+    "low_paper",
+    "no_paper",
+    "low_toner",
+    "no_toner",
+    "door_open",
+    "jammed",
+    "offline",
+    "service_requested",
+    "input_tray_missing",
+    "output_tray_missing",
+    "marker_supply_missing",
+    "output_near_full",
+    "output_full",
+    "input_tray_empty",
+    "overdue_prevent_maint",
 )
 
 
@@ -148,9 +223,7 @@ DEVICE_STATUS: dict[int, str] = _table("unknown(1) running(2) warning(3) testing
 PRINTER_STATUS: dict[int, str] = _table("other(1) unknown(2) idle(3) printing(4) warmup(5)")
 
 #: prtAlertSeverityLevel (PrtAlertSeverityLevelTC).
-ALERT_SEVERITIES: dict[int, str] = _table(
-    "other(1) critical(3) warning(4) warningBinaryChangeEvent(5)"
-)
+ALERT_SEVERITIES: dict[int, str] = _table("other(1) critical(3) warning(4) warningBinaryChangeEvent(5)")
 #: prtAlertTrainingLevel (PrtAlertTrainingLevelTC).
 ALERT_TRAINING: dict[int, str] = _table(
     "other(1) unknown(2) untrained(3) trained(4) fieldService(5) management(6) noInterventionRequired(7)"

@@ -53,10 +53,26 @@ class Verdict(msgspec.Struct, kw_only=True):
     newest_hash: str = GENESIS
 
 
-def _hash(prev: str, at: datetime, actor: str, action: str, target: str, detail: str,
-          dealer: str | None, address: str) -> str:
-    fields = [prev, at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), actor, action, target, detail,
-              dealer, address]
+def _hash(
+    prev: str,
+    at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    detail: str,
+    dealer: str | None,
+    address: str,
+) -> str:
+    fields = [
+        prev,
+        at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        actor,
+        action,
+        target,
+        detail,
+        dealer,
+        address,
+    ]
     return hashlib.sha256(msgspec.json.encode(fields)).hexdigest()
 
 
@@ -65,13 +81,29 @@ def _to_record(e: AuditEntry) -> AuditRecord:
         detail = msgspec.json.decode(e.detail) if e.detail else {}
     except msgspec.DecodeError:
         detail = {"unreadable": e.detail}
-    return AuditRecord(id=e.id, at=e.at, actor=e.actor, action=e.action, target=e.target,
-                       detail=detail if isinstance(detail, dict) else {"value": detail}, dealer=e.dealer,
-                       address=e.address, entry_hash=e.entry_hash)
+    return AuditRecord(
+        id=e.id,
+        at=e.at,
+        actor=e.actor,
+        action=e.action,
+        target=e.target,
+        detail=detail if isinstance(detail, dict) else {"value": detail},
+        dealer=e.dealer,
+        address=e.address,
+        entry_hash=e.entry_hash,
+    )
 
 
-def record(action: str, *, actor: str, target: str = "", detail: Mapping[str, object] | None = None,
-           dealer: str | None = None, address: str = "", now: datetime | None = None) -> AuditRecord:
+def record(
+    action: str,
+    *,
+    actor: str,
+    target: str = "",
+    detail: Mapping[str, object] | None = None,
+    dealer: str | None = None,
+    address: str = "",
+    now: datetime | None = None,
+) -> AuditRecord:
     """Append one entry (its own transaction, or part of the caller's)."""
     at = now or datetime.now(UTC)
     detail_text = msgspec.json.encode(dict(detail or {})).decode()
@@ -83,14 +115,22 @@ def record(action: str, *, actor: str, target: str = "", detail: Mapping[str, ob
         last = AuditEntry.select(AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).first()
         prev = last.entry_hash if last else GENESIS
         entry = AuditEntry.create(
-            at=at, actor=actor[:64], action=action[:64], target=target, detail=detail_text, dealer=dealer,
-            address=address[:64], prev_hash=prev,
-            entry_hash=_hash(prev, at, actor[:64], action[:64], target, detail_text, dealer, address[:64]))
+            at=at,
+            actor=actor[:64],
+            action=action[:64],
+            target=target,
+            detail=detail_text,
+            dealer=dealer,
+            address=address[:64],
+            prev_hash=prev,
+            entry_hash=_hash(prev, at, actor[:64], action[:64], target, detail_text, dealer, address[:64]),
+        )
     return _to_record(entry)
 
 
-def entries(*, dealer: str | None = None, only_dealer: bool = False, limit: int = 100,
-            before: int | None = None) -> list[AuditRecord]:
+def entries(
+    *, dealer: str | None = None, only_dealer: bool = False, limit: int = 100, before: int | None = None
+) -> list[AuditRecord]:
     """The newest entries first; ``only_dealer``: only those whose ``dealer`` is ``dealer``."""
     with translated("cannot read the audit log"):
         q = AuditEntry.select().order_by(AuditEntry.id.desc()).limit(max(1, min(limit, 1000)))
@@ -108,19 +148,30 @@ def verify(*, batch: int = 5000) -> Verdict:
     last_id = 0
     with translated("cannot read the audit log"):
         while True:
-            rows = list(AuditEntry.select().where(AuditEntry.id > last_id).order_by(AuditEntry.id)
-                        .limit(batch))
+            rows = list(
+                AuditEntry.select().where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
+            )
             if not rows:
                 return Verdict(ok=True, entries=count, newest_hash=prev)
             for e in rows:
                 if e.prev_hash != prev:
-                    return Verdict(ok=False, entries=count, first_bad=e.id, newest_hash=prev,
-                                   problem="its previous-entry hash does not match the entry before it "
-                                           "(an entry before it was removed or inserted)")
+                    return Verdict(
+                        ok=False,
+                        entries=count,
+                        first_bad=e.id,
+                        newest_hash=prev,
+                        problem="its previous-entry hash does not match the entry before it "
+                        "(an entry before it was removed or inserted)",
+                    )
                 expected = _hash(prev, e.at, e.actor, e.action, e.target, e.detail, e.dealer, e.address)
                 if e.entry_hash != expected:
-                    return Verdict(ok=False, entries=count, first_bad=e.id, newest_hash=prev,
-                                   problem="its fields do not match its hash (the entry was changed)")
+                    return Verdict(
+                        ok=False,
+                        entries=count,
+                        first_bad=e.id,
+                        newest_hash=prev,
+                        problem="its fields do not match its hash (the entry was changed)",
+                    )
                 prev = e.entry_hash
                 count += 1
                 last_id = e.id

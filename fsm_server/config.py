@@ -154,8 +154,16 @@ class RetentionSection(_Section):
     batch: Annotated[int, _range(1, 100_000)] = 500  # readings removed per transaction
 
 
-RuleKind = Literal["alert", "supply_level", "supply_days", "silent_client", "silent_device",
-                   "sequence_gap", "counter_anomaly", "backup"]
+RuleKind = Literal[
+    "alert",
+    "supply_level",
+    "supply_days",
+    "silent_client",
+    "silent_device",
+    "sequence_gap",
+    "counter_anomaly",
+    "backup",
+]
 
 
 class RuleSection(_Section):

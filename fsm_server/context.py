@@ -27,11 +27,18 @@ class ServerContext:
         return cls.from_choice(choice, data_dir)
 
     @classmethod
-    def from_choice(cls, choice: ConfigChoice, data_dir: str | None,
-                    data_dir_by: str = "--data-dir") -> ServerContext:
+    def from_choice(
+        cls, choice: ConfigChoice, data_dir: str | None, data_dir_by: str = "--data-dir"
+    ) -> ServerContext:
         config = load_config(choice.path)
-        where, chosen_by = choose_data_dir(data_dir, data_dir_by, config.server.data_dir, section="[server]",
-                                           choice=choice, default=DEFAULT_DATA_DIR)
+        where, chosen_by = choose_data_dir(
+            data_dir,
+            data_dir_by,
+            config.server.data_dir,
+            section="[server]",
+            choice=choice,
+            default=DEFAULT_DATA_DIR,
+        )
         return cls(config, where, choice, chosen_by)
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     class _ListedCustomer(Customer):  # a customer with its dealer's name (``list_customers``)
         dealer_name: str | None
 
+
 #: Longest dealer or customer name (the columns' size, what a report may name).
 MAX_NAME = LABEL_CHARS
 
@@ -56,8 +57,10 @@ class CustomerInfo(msgspec.Struct, kw_only=True):
 def _check_name(what: str, name: str) -> str:
     text = name.strip()
     if not text or len(text) > MAX_NAME or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise TenancyError(f"{what} name {name!r} must be 1 to {MAX_NAME} printable characters",
-                           hint=f"give the {what}'s name as people know it, e.g. \"ACME Ltd\"")
+        raise TenancyError(
+            f"{what} name {name!r} must be 1 to {MAX_NAME} printable characters",
+            hint=f'give the {what}\'s name as people know it, e.g. "ACME Ltd"',
+        )
     return text
 
 
@@ -65,8 +68,10 @@ def _dealer(name: str) -> Dealer:
     found = Dealer.get_or_none(Dealer.name == name)
     if found is None:
         known = ", ".join(d.name for d in Dealer.select(Dealer.name).order_by(Dealer.name).limit(10))
-        raise TenancyError(f"no dealer {name!r}", hint=f"add it with `fsm-server dealers add {name!r}`"
-                           + (f" (known: {known})" if known else ""))
+        raise TenancyError(
+            f"no dealer {name!r}",
+            hint=f"add it with `fsm-server dealers add {name!r}`" + (f" (known: {known})" if known else ""),
+        )
     return found
 
 
@@ -81,11 +86,15 @@ def add_dealer(name: str) -> DealerInfo:
 def list_dealers() -> list[DealerInfo]:
     """Every dealer with how many customers it serves."""
     with translated("cannot list dealers"):
-        q = (Dealer.select(Dealer.name, fn.COUNT(Customer.id))
-             .join(Customer, JOIN.LEFT_OUTER, on=(Customer.dealer == Dealer.id))
-             .group_by(Dealer.name).order_by(Dealer.name))
-        return [DealerInfo(name=name, customers=n)
-                for name, n in cast("Iterable[tuple[str, int]]", q.tuples())]
+        q = (
+            Dealer.select(Dealer.name, fn.COUNT(Customer.id))
+            .join(Customer, JOIN.LEFT_OUTER, on=(Customer.dealer == Dealer.id))
+            .group_by(Dealer.name)
+            .order_by(Dealer.name)
+        )
+        return [
+            DealerInfo(name=name, customers=n) for name, n in cast("Iterable[tuple[str, int]]", q.tuples())
+        ]
 
 
 def add_customer(name: str, *, dealer: str | None = None, sites: tuple[str, ...] = ()) -> CustomerInfo:
@@ -109,7 +118,8 @@ def assign_dealer(customer: str, dealer: str | None) -> CustomerInfo:
         if found is None:
             raise TenancyError(f"no customer {customer!r}", hint="see `fsm-server customers list`")
         Customer.update(dealer=None if dealer is None else _dealer(dealer).id).where(
-            Customer.id == found.id).execute()
+            Customer.id == found.id
+        ).execute()
     return get_customer(customer)
 
 
@@ -120,13 +130,17 @@ def get_customer(name: str) -> CustomerInfo:
     return found[0]
 
 
-def list_customers(*, dealer: str | None = None, names: tuple[str, ...] | None = None,
-                   ids: frozenset[int] | None = None) -> list[CustomerInfo]:
+def list_customers(
+    *, dealer: str | None = None, names: tuple[str, ...] | None = None, ids: frozenset[int] | None = None
+) -> list[CustomerInfo]:
     """Customers (of ``dealer``, of ``names``, of ``ids`` when given) with their sites and how
     many clients and devices each has; four queries whatever their number."""
     with translated("cannot list customers"):
-        q = (Customer.select(Customer.id, Customer.name, Dealer.name.alias("dealer_name"))
-             .join(Dealer, JOIN.LEFT_OUTER, on=(Customer.dealer == Dealer.id)).order_by(Customer.name))
+        q = (
+            Customer.select(Customer.id, Customer.name, Dealer.name.alias("dealer_name"))
+            .join(Dealer, JOIN.LEFT_OUTER, on=(Customer.dealer == Dealer.id))
+            .order_by(Customer.name)
+        )
         if dealer is not None:
             q = q.where(Dealer.name == dealer)
         if names is not None:
@@ -138,13 +152,44 @@ def list_customers(*, dealer: str | None = None, names: tuple[str, ...] | None =
         sites: dict[int, list[str]] = {}
         for s in Site.select(Site.customer, Site.name).where(Site.customer.in_(wanted)).order_by(Site.name):
             sites.setdefault(s.customer_id, []).append(s.name)
-        clients = dict(cast("Iterable[tuple[int, int]]", Client.select(Client.customer, fn.COUNT(Client.id))
-                            .where(Client.customer.in_(wanted)).group_by(Client.customer).tuples()))
-        devices = dict(cast("Iterable[tuple[int, int]]", Device.select(Device.customer, fn.COUNT(Device.id))
-                            .where(Device.customer.in_(wanted)).group_by(Device.customer).tuples()))
-    return [CustomerInfo(name=r.name, dealer=r.dealer_name, sites=sites.get(r.id, []),
-                         clients=clients.get(r.id, 0), devices=devices.get(r.id, 0)) for r in rows]
+        clients = dict(
+            cast(
+                "Iterable[tuple[int, int]]",
+                Client.select(Client.customer, fn.COUNT(Client.id))
+                .where(Client.customer.in_(wanted))
+                .group_by(Client.customer)
+                .tuples(),
+            )
+        )
+        devices = dict(
+            cast(
+                "Iterable[tuple[int, int]]",
+                Device.select(Device.customer, fn.COUNT(Device.id))
+                .where(Device.customer.in_(wanted))
+                .group_by(Device.customer)
+                .tuples(),
+            )
+        )
+    return [
+        CustomerInfo(
+            name=r.name,
+            dealer=r.dealer_name,
+            sites=sites.get(r.id, []),
+            clients=clients.get(r.id, 0),
+            devices=devices.get(r.id, 0),
+        )
+        for r in rows
+    ]
 
 
-__all__ = ["MAX_NAME", "CustomerInfo", "DealerInfo", "add_customer", "add_dealer", "assign_dealer",
-           "get_customer", "list_customers", "list_dealers"]
+__all__ = [
+    "MAX_NAME",
+    "CustomerInfo",
+    "DealerInfo",
+    "add_customer",
+    "add_dealer",
+    "assign_dealer",
+    "get_customer",
+    "list_customers",
+    "list_dealers",
+]

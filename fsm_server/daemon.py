@@ -84,15 +84,25 @@ class IngestDaemon:
     >>> # result = asyncio.run(IngestDaemon(pipeline, config.mailboxes).run(once=True))
     """
 
-    def __init__(self, pipeline: Pipeline, mailboxes: list[MailboxSection], *, batch: int = 50,
-                 poll_seconds: float = 300.0, shutdown_timeout: float = 10.0,
-                 mailbox_factory: MailboxFactory = default_mailbox_factory,
-                 backoff_cap: float = 60.0, on_verdict: Callable[[Verdict], None] | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        mailboxes: list[MailboxSection],
+        *,
+        batch: int = 50,
+        poll_seconds: float = 300.0,
+        shutdown_timeout: float = 10.0,
+        mailbox_factory: MailboxFactory = default_mailbox_factory,
+        backoff_cap: float = 60.0,
+        on_verdict: Callable[[Verdict], None] | None = None,
+    ) -> None:
         if not mailboxes:
             from fsm_protocol.errors import ConfigError
 
-            raise ConfigError("no [[mailboxes]] configured",
-                              hint="add a [[mailboxes]] section (host, user, password) to the server config")
+            raise ConfigError(
+                "no [[mailboxes]] configured",
+                hint="add a [[mailboxes]] section (host, user, password) to the server config",
+            )
         self.pipeline = pipeline
         self.mailboxes = mailboxes
         self.batch = batch
@@ -124,10 +134,14 @@ class IngestDaemon:
             return await self._run(once=once, start=start)
 
     async def _run(self, *, once: bool, start: float) -> DaemonResult:
-        log.info("ingest started: %s%s", ", ".join(mailbox_name(m) for m in self.mailboxes),
-                 " (once)" if once else "")
-        tasks = [asyncio.create_task(self._watch(cfg, once=once), name=mailbox_name(cfg))
-                 for cfg in self.mailboxes]
+        log.info(
+            "ingest started: %s%s",
+            ", ".join(mailbox_name(m) for m in self.mailboxes),
+            " (once)" if once else "",
+        )
+        tasks = [
+            asyncio.create_task(self._watch(cfg, once=once), name=mailbox_name(cfg)) for cfg in self.mailboxes
+        ]
         try:
             stop_wait = asyncio.create_task(self._stopping.wait())
             pending: set[asyncio.Task[Any]] = set(tasks)
@@ -226,10 +240,17 @@ class IngestDaemon:
                 seen += 1
                 source = f"imap:{name}/{cfg.folder}:{uid}"
                 verdict = await loop.run_in_executor(
-                    self._worker, functools.partial(self.pipeline.process, raw, source=source))
+                    self._worker, functools.partial(self.pipeline.process, raw, source=source)
+                )
                 self.result.tally.add(verdict)
-                log.debug("%s: %s %s #%s %s", source, verdict.outcome, verdict.client or "-", verdict.seq,
-                          verdict.reason)
+                log.debug(
+                    "%s: %s %s #%s %s",
+                    source,
+                    verdict.outcome,
+                    verdict.client or "-",
+                    verdict.seq,
+                    verdict.reason,
+                )
                 if self.on_verdict is not None:
                     self.on_verdict(verdict)
                 (to_quarantine if verdict.outcome == "quarantined" else to_processed).append(uid)
@@ -248,5 +269,11 @@ class IngestDaemon:
         return seen < self.batch
 
 
-__all__ = ["DaemonResult", "IngestDaemon", "MailboxFactory", "MailboxLike",
-           "default_mailbox_factory", "mailbox_name"]
+__all__ = [
+    "DaemonResult",
+    "IngestDaemon",
+    "MailboxFactory",
+    "MailboxLike",
+    "default_mailbox_factory",
+    "mailbox_name",
+]

@@ -136,8 +136,10 @@ class BackupCorrupt(BackupError):
 
 class TargetNotEmpty(BackupError):
     reason = "target_not_empty"
-    default_hint = ("restore into an empty database, or add --force to replace what is there "
-                    "(back it up first: `fsm-server backup`)")
+    default_hint = (
+        "restore into an empty database, or add --force to replace what is there "
+        "(back it up first: `fsm-server backup`)"
+    )
 
 
 __all__ = [

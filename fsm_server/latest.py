@@ -76,11 +76,18 @@ def devices(*, customer: str | None = None) -> list[DeviceState]:
             found = {r[0]: r for r in sql.rows(db, _DEVICES_SQL.format(devices=where), params)}
             for d in part:
                 _, at, reach, dev_status, printer, conditions, alerts, total = found[d.id]
-                out.append(DeviceState(
-                    device=d, observed_at=None if at is None else sql.utc(at), reachability=reach,
-                    device_status=dev_status, printer_status=printer,
-                    conditions=msgspec.json.decode(conditions) if conditions else [],
-                    alerts=[tuple(a) for a in msgspec.json.decode(alerts)] if alerts else [], total=total))
+                out.append(
+                    DeviceState(
+                        device=d,
+                        observed_at=None if at is None else sql.utc(at),
+                        reachability=reach,
+                        device_status=dev_status,
+                        printer_status=printer,
+                        conditions=msgspec.json.decode(conditions) if conditions else [],
+                        alerts=[tuple(a) for a in msgspec.json.decode(alerts)] if alerts else [],
+                        total=total,
+                    )
+                )
     return out
 
 
@@ -95,14 +102,33 @@ def supplies(*, customer: str | None = None, device_id: int | None = None) -> li
             where, params = sql.in_list(db, "device_id", list(by_id))
             found: dict[int, list[SupplyState]] = {}
             for r in sql.rows(db, _SUPPLIES_SQL.format(devices=where), params):
-                fit = Fit(since=_at(r[9]), last_at=_at(r[10]), last_percent=r[11], replaced_at=_at(r[8]),
-                          n=r[12], sx=r[13], sy=r[14], sxx=r[15], sxy=r[16])
+                fit = Fit(
+                    since=_at(r[9]),
+                    last_at=_at(r[10]),
+                    last_percent=r[11],
+                    replaced_at=_at(r[8]),
+                    n=r[12],
+                    sx=r[13],
+                    sy=r[14],
+                    sxx=r[15],
+                    sxy=r[16],
+                )
                 f = fit.forecast()
-                found.setdefault(r[0], []).append(SupplyState(
-                    device=by_id[r[0]], description=r[2], supply_kind=r[3], color=r[4], percent=r[5],
-                    state=r[6], observed_at=sql.utc(r[7]), replaced_at=fit.replaced_at,
-                    rate_per_day=None if f is None else f[0],
-                    days_remaining=None if f is None or r[5] is None else f[1], points=fit.n))
+                found.setdefault(r[0], []).append(
+                    SupplyState(
+                        device=by_id[r[0]],
+                        description=r[2],
+                        supply_kind=r[3],
+                        color=r[4],
+                        percent=r[5],
+                        state=r[6],
+                        observed_at=sql.utc(r[7]),
+                        replaced_at=fit.replaced_at,
+                        rate_per_day=None if f is None else f[0],
+                        days_remaining=None if f is None or r[5] is None else f[1],
+                        points=fit.n,
+                    )
+                )
             for d in part:
                 out += found.get(d.id, [])
     return out

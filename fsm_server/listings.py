@@ -74,20 +74,46 @@ class QuarantineRow(msgspec.Struct, kw_only=True):
 def devices(*, client: str | None = None) -> list[DeviceRow]:
     """Every device, newest first; with ``client``, that client's only."""
     with translated("cannot list devices"):
-        q = (Device.select(Device, Client.name.alias("client_name"), Site.name.alias("site_name"),
-                           CounterLatest.value.alias("total"), Customer.name.alias("customer_name"))
-             .join(Client, on=(Device.client == Client.id))
-             .switch(Device).join(Customer, on=(Device.customer == Customer.id))
-             .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
-             .switch(Device).join(CounterLatest, JOIN.LEFT_OUTER,
-                                  on=((CounterLatest.device == Device.id) & (CounterLatest.name == "total")))
-             .order_by(Device.last_seen.desc(), Device.id))
+        q = (
+            Device.select(
+                Device,
+                Client.name.alias("client_name"),
+                Site.name.alias("site_name"),
+                CounterLatest.value.alias("total"),
+                Customer.name.alias("customer_name"),
+            )
+            .join(Client, on=(Device.client == Client.id))
+            .switch(Device)
+            .join(Customer, on=(Device.customer == Customer.id))
+            .switch(Device)
+            .join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
+            .switch(Device)
+            .join(
+                CounterLatest,
+                JOIN.LEFT_OUTER,
+                on=((CounterLatest.device == Device.id) & (CounterLatest.name == "total")),
+            )
+            .order_by(Device.last_seen.desc(), Device.id)
+        )
         if client is not None:
             q = q.where(Client.name == client)
-        return [DeviceRow(id=d.id, client=d.client_name, site=d.site_name, manufacturer=d.manufacturer,
-                          model=d.model, serial=d.serial, ip=d.ip, mac=d.mac, first_seen=d.first_seen,
-                          last_seen=d.last_seen, total=d.total, customer=d.customer_name)
-                for d in cast("Iterable[_ListedDevice]", q.objects())]
+        return [
+            DeviceRow(
+                id=d.id,
+                client=d.client_name,
+                site=d.site_name,
+                manufacturer=d.manufacturer,
+                model=d.model,
+                serial=d.serial,
+                ip=d.ip,
+                mac=d.mac,
+                first_seen=d.first_seen,
+                last_seen=d.last_seen,
+                total=d.total,
+                customer=d.customer_name,
+            )
+            for d in cast("Iterable[_ListedDevice]", q.objects())
+        ]
 
 
 def gaps(*, client: str | None = None, client_ids: Collection[int] | None = None) -> list[Gap]:
@@ -98,27 +124,35 @@ def gaps(*, client: str | None = None, client_ids: Collection[int] | None = None
         inner = Envelope.select(Envelope.client, Envelope.seq, prev.alias("prev"))
         if client_ids is not None:
             inner = inner.where(Envelope.client.in_(sorted(client_ids)))
-        q = (Client.select(Client.name, inner.c.seq, inner.c.prev)
-             .join(inner, on=(inner.c.client_id == Client.id))
-             .where((inner.c.prev.is_null() & (inner.c.seq > 1)) | (inner.c.seq - inner.c.prev > 1))
-             .order_by(Client.name, inner.c.seq))
+        q = (
+            Client.select(Client.name, inner.c.seq, inner.c.prev)
+            .join(inner, on=(inner.c.client_id == Client.id))
+            .where((inner.c.prev.is_null() & (inner.c.seq > 1)) | (inner.c.seq - inner.c.prev > 1))
+            .order_by(Client.name, inner.c.seq)
+        )
         if client is not None:
             q = q.where(Client.name == client)
         rows = cast("Iterable[tuple[str, int, int | None]]", q.tuples())
         out = [Gap(client=name, first=(prev or 0) + 1, last=seq - 1) for name, seq, prev in rows]
-        partial = (PendingChunk.select(Client.name, PendingChunk.seq).join(Client)
-                   .group_by(Client.name, PendingChunk.seq))
+        partial = (
+            PendingChunk.select(Client.name, PendingChunk.seq)
+            .join(Client)
+            .group_by(Client.name, PendingChunk.seq)
+        )
         if client is not None:
             partial = partial.where(Client.name == client)
         if client_ids is not None:
             partial = partial.where(Client.id.in_(sorted(client_ids)))
-        incomplete = [Gap(client=name, first=seq, last=seq, kind="incomplete")
-                      for name, seq in cast("Iterable[tuple[str, int]]", partial.tuples())]
+        incomplete = [
+            Gap(client=name, first=seq, last=seq, kind="incomplete")
+            for name, seq in cast("Iterable[tuple[str, int]]", partial.tuples())
+        ]
     return sorted(out + incomplete, key=lambda g: (g.client, g.first))
 
 
-def quarantine(*, status: str | None = "held", reason: str | None = None,
-               limit: int = 1000) -> list[QuarantineRow]:
+def quarantine(
+    *, status: str | None = "held", reason: str | None = None, limit: int = 1000
+) -> list[QuarantineRow]:
     """Quarantined messages, newest first."""
     with translated("cannot list the quarantine"):
         q = Quarantine.select(*[f for f in Quarantine._meta.sorted_fields if f.name != "raw"])
@@ -144,24 +178,40 @@ def quarantine_entry(entry_id: int) -> tuple[QuarantineRow, bytes]:
 def quarantine_counts() -> dict[str, int]:
     """Held messages by reason."""
     with translated("cannot count the quarantine"):
-        q = (Quarantine.select(Quarantine.reason, fn.COUNT(Quarantine.id).alias("n"))
-             .where(Quarantine.status == "held").group_by(Quarantine.reason))
+        q = (
+            Quarantine.select(Quarantine.reason, fn.COUNT(Quarantine.id).alias("n"))
+            .where(Quarantine.status == "held")
+            .group_by(Quarantine.reason)
+        )
         return dict(cast("Iterable[tuple[str, int]]", q.tuples()))
 
 
 def envelope_counts() -> dict[str, int]:
     """Reports loaded per client."""
     with translated("cannot count envelopes"):
-        q = (Client.select(Client.name, fn.COUNT(Envelope.id).alias("n"))
-             .join(Envelope, JOIN.LEFT_OUTER, on=(Envelope.client == Client.id)).group_by(Client.name))
+        q = (
+            Client.select(Client.name, fn.COUNT(Envelope.id).alias("n"))
+            .join(Envelope, JOIN.LEFT_OUTER, on=(Envelope.client == Client.id))
+            .group_by(Client.name)
+        )
         return dict(cast("Iterable[tuple[str, int]]", q.tuples()))
 
 
 def _qrow(r: Quarantine) -> QuarantineRow:
-    return QuarantineRow(id=r.id, reason=r.reason, detail=r.detail, client=r.client_name, seq=r.seq,
-                         source=r.source, size=r.raw_size, received_at=r.received_at,
-                         quarantined_at=r.quarantined_at, status=r.status, hint=r.hint,
-                         message_id=r.message_id)
+    return QuarantineRow(
+        id=r.id,
+        reason=r.reason,
+        detail=r.detail,
+        client=r.client_name,
+        seq=r.seq,
+        source=r.source,
+        size=r.raw_size,
+        received_at=r.received_at,
+        quarantined_at=r.quarantined_at,
+        status=r.status,
+        hint=r.hint,
+        message_id=r.message_id,
+    )
 
 
 __all__ = [

@@ -76,9 +76,17 @@ class ClientKeys:
 
 
 def _info(c: Client, nkeys: int, customer: str | None) -> ClientInfo:
-    return ClientInfo(name=c.name, fingerprint=c.fingerprint, status=c.status, added_at=c.added_at,
-                      revoked_at=c.revoked_at, keys=nkeys, public_key=c.public_key, note=c.note,
-                      customer=customer)
+    return ClientInfo(
+        name=c.name,
+        fingerprint=c.fingerprint,
+        status=c.status,
+        added_at=c.added_at,
+        revoked_at=c.revoked_at,
+        keys=nkeys,
+        public_key=c.public_key,
+        note=c.note,
+        customer=customer,
+    )
 
 
 class Registry:
@@ -103,8 +111,15 @@ class Registry:
 
     # -- administration ------------------------------------------------------------------------
 
-    def add(self, name: str, key: Path | str, *, note: str = "", customer: str | None = None,
-            now: datetime | None = None) -> ClientInfo:
+    def add(
+        self,
+        name: str,
+        key: Path | str,
+        *,
+        note: str = "",
+        customer: str | None = None,
+        now: datetime | None = None,
+    ) -> ClientInfo:
         """Register a client by name with its public key (the .pub file or its one line), under
         ``customer`` (None: the customer its first loaded report names)."""
         if not CLIENT_ID_RE.fullmatch(name):
@@ -117,12 +132,19 @@ class Registry:
         self._cache.clear()
         with translated(f"cannot add client {name!r}"), self.db.atomic():
             if Client.get_or_none(Client.name == name) is not None:
-                raise RegistryError(f"client {name!r} is registered already",
-                                    hint=f"use `fsm-server clients rotate {name} --key FILE`"
-                                         " to change its key")
-            c = Client.create(name=name, public_key=vk.to_text(), fingerprint=vk.fingerprint,
-                              status="active", added_at=now, note=note,
-                              customer=None if customer is None else customer_id(customer))
+                raise RegistryError(
+                    f"client {name!r} is registered already",
+                    hint=f"use `fsm-server clients rotate {name} --key FILE` to change its key",
+                )
+            c = Client.create(
+                name=name,
+                public_key=vk.to_text(),
+                fingerprint=vk.fingerprint,
+                status="active",
+                added_at=now,
+                note=note,
+                customer=None if customer is None else customer_id(customer),
+            )
             ClientKey.create(client=c, public_key=vk.to_text(), fingerprint=vk.fingerprint, added_at=now)
         return _info(c, 1, customer)
 
@@ -147,10 +169,15 @@ class Registry:
         with translated("cannot list clients"):
             keys = ClientKey.select(ClientKey.client, fn.COUNT(ClientKey.id)).group_by(ClientKey.client)
             counts = dict(cast("Iterable[tuple[int, int]]", keys.tuples()))
-            q = (Client.select(Client, Customer.name.alias("customer_name"))
-                 .join(Customer, JOIN.LEFT_OUTER, on=(Client.customer == Customer.id)).order_by(Client.name))
-            return [_info(c, counts.get(c.id, 0), c.customer_name)
-                    for c in cast("Iterable[_ListedClient]", q.objects())]
+            q = (
+                Client.select(Client, Customer.name.alias("customer_name"))
+                .join(Customer, JOIN.LEFT_OUTER, on=(Client.customer == Customer.id))
+                .order_by(Client.name)
+            )
+            return [
+                _info(c, counts.get(c.id, 0), c.customer_name)
+                for c in cast("Iterable[_ListedClient]", q.objects())
+            ]
 
     def revoke(self, name: str, *, now: datetime | None = None) -> ClientInfo:
         """Refuse every further envelope from this client (they go to quarantine as revoked_client)."""
@@ -171,10 +198,13 @@ class Registry:
         with translated(f"cannot rotate the key of client {name!r}"), self.db.atomic():
             c = self._client(name)
             if c.fingerprint == vk.fingerprint:
-                raise RegistryError(f"client {name!r} already has key {vk.fingerprint}",
-                                    hint="give the new client.pub made by `fsm-client keys init --force`")
-            ClientKey.update(retired_at=now).where(ClientKey.client == c,
-                                                   ClientKey.retired_at.is_null()).execute()
+                raise RegistryError(
+                    f"client {name!r} already has key {vk.fingerprint}",
+                    hint="give the new client.pub made by `fsm-client keys init --force`",
+                )
+            ClientKey.update(retired_at=now).where(
+                ClientKey.client == c, ClientKey.retired_at.is_null()
+            ).execute()
             ClientKey.create(client=c, public_key=vk.to_text(), fingerprint=vk.fingerprint, added_at=now)
             c.public_key, c.fingerprint = vk.to_text(), vk.fingerprint
             c.save()

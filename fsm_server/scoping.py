@@ -59,8 +59,11 @@ class Scoped:
             if role == "admin":
                 return cls("admin", None)
             if role == "dealer" and viewer.dealer:
-                ids = (Customer.select(Customer.id).join(Dealer, on=(Customer.dealer == Dealer.id))
-                       .where(Dealer.name == viewer.dealer))
+                ids = (
+                    Customer.select(Customer.id)
+                    .join(Dealer, on=(Customer.dealer == Dealer.id))
+                    .where(Dealer.name == viewer.dealer)
+                )
                 return cls("dealer", frozenset(c.id for c in ids))
             if role == "customer" and viewer.customers:
                 ids = Customer.select(Customer.id).where(Customer.name.in_(list(viewer.customers)))

@@ -50,7 +50,8 @@ def report_customer(client_id: int, claimed: str) -> int:
                 f"customer {claimed!r}, which other clients report for; a client joins an existing "
                 f"customer only when the dealer says so",
                 hint=f"if it reads {claimed!r}'s printers: `fsm-server clients set-customer {client.name} "
-                     f"{claimed!r}`, then `fsm-server quarantine retry ID`")
+                f"{claimed!r}`, then `fsm-server quarantine retry ID`",
+            )
         Client.update(customer=claimed_id).where(Client.id == client_id).execute()
         return claimed_id
     if client.customer_id == claimed_id:
@@ -60,8 +61,9 @@ def report_customer(client_id: int, claimed: str) -> int:
         f"client {client.name!r} is enrolled under customer {bound!r}, but its report names customer "
         f"{claimed!r}; a client's reports only ever reach its own customer's devices",
         hint=f"if the client really moved to {claimed!r}: `fsm-server clients set-customer {client.name} "
-             f"{claimed!r}`, then `fsm-server quarantine retry ID`; otherwise set `[client] customer = "
-             f"{bound!r}` in the client's config and `quarantine dismiss ID`")
+        f"{claimed!r}`, then `fsm-server quarantine retry ID`; otherwise set `[client] customer = "
+        f"{bound!r}` in the client's config and `quarantine dismiss ID`",
+    )
 
 
 __all__ = ["customer_id", "report_customer"]

@@ -41,16 +41,23 @@ def open_db(ctx: ServerContext, *, only_reads: bool = False) -> Database:
             chosen_by = f"database: [database] url of {ctx.config_choice.path}"
         else:
             chosen_by = f"data dir: {ctx.data_dir_from}"
-        raise no_store("database", path, choice=ctx.config_choice, chosen_by=chosen_by,
-                       env_var=CONFIG_ENV, creates="`fsm-server ingest` (or import, clients add)")
+        raise no_store(
+            "database",
+            path,
+            choice=ctx.config_choice,
+            chosen_by=chosen_by,
+            env_var=CONFIG_ENV,
+            creates="`fsm-server ingest` (or import, clients add)",
+        )
     return open_database(url, data_dir=ctx.data_dir)
 
 
 def backup_plan(ctx: ServerContext) -> BackupPlan:
     """Where backups go ([backup] dir, default <data_dir>/backups) and the key they may carry."""
     cfg = ctx.config.backup
-    return BackupPlan(directory=cfg.dir or ctx.data_dir / "backups", settings=cfg,
-                      key_file=encryption_key_path(ctx))
+    return BackupPlan(
+        directory=cfg.dir or ctx.data_dir / "backups", settings=cfg, key_file=encryption_key_path(ctx)
+    )
 
 
 def registry(ctx: ServerContext, db: Database) -> Registry:

@@ -30,22 +30,30 @@ def numeric_settings(info: mi.Type, key: str) -> Iterator[tuple[str, mi.IntType 
             yield from numeric_settings(member, key)
 
 
-SETTINGS = [(program.__name__, key, info)
-            for program in (ClientConfig, ServerConfig)
-            for key, info in numeric_settings(mi.type_info(program), "")]
+SETTINGS = [
+    (program.__name__, key, info)
+    for program in (ClientConfig, ServerConfig)
+    for key, info in numeric_settings(mi.type_info(program), "")
+]
 
 
 def test_the_walk_finds_the_settings_the_issue_names() -> None:
     keys = {(program, key) for program, key, _ in SETTINGS}
-    assert {("ServerConfig", "ingest.batch"), ("ServerConfig", "rules[].below"),
-            ("ClientConfig", "snmp.concurrency"), ("ClientConfig", "snmp.timeout"),
-            ("ClientConfig", "outbox.retry_max"), ("ServerConfig", "notify.timeout")} <= keys
+    assert {
+        ("ServerConfig", "ingest.batch"),
+        ("ServerConfig", "rules[].below"),
+        ("ClientConfig", "snmp.concurrency"),
+        ("ClientConfig", "snmp.timeout"),
+        ("ClientConfig", "outbox.retry_max"),
+        ("ServerConfig", "notify.timeout"),
+    } <= keys
     assert len(SETTINGS) > 40
 
 
 @pytest.mark.parametrize(("program", "key", "info"), SETTINGS, ids=[f"{p}:{k}" for p, k, _ in SETTINGS])
-def test_every_numeric_setting_has_a_lower_and_an_upper_bound(program: str, key: str,
-                                                              info: mi.IntType | mi.FloatType) -> None:
+def test_every_numeric_setting_has_a_lower_and_an_upper_bound(
+    program: str, key: str, info: mi.IntType | mi.FloatType
+) -> None:
     assert info.ge is not None or info.gt is not None, f"{program} {key} has no lower bound"
     assert info.le is not None or info.lt is not None, f"{program} {key} has no upper bound"
 

@@ -19,8 +19,13 @@ from fsm_server.db import open_database
 @pytest.fixture(autouse=True)
 def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in an empty directory with none of the variables that point at a config or data."""
-    for name in ("FSM_CLIENT_CONFIG", "FSM_CLIENT_DATA_DIR", "FSM_SERVER_CONFIG", "FSM_SERVER_DATA_DIR",
-                 "FSM_DATABASE_URL"):
+    for name in (
+        "FSM_CLIENT_CONFIG",
+        "FSM_CLIENT_DATA_DIR",
+        "FSM_SERVER_CONFIG",
+        "FSM_SERVER_DATA_DIR",
+        "FSM_DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -35,8 +40,9 @@ def server(*args: str) -> Result:
 
 
 @pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["outbox", "list"]])
-def test_a_client_read_without_config_creates_nothing_and_says_where_it_looked(empty_cwd: Path,
-                                                                               command: list[str]) -> None:
+def test_a_client_read_without_config_creates_nothing_and_says_where_it_looked(
+    empty_cwd: Path, command: list[str]
+) -> None:
     result = client(*command)
     assert result.exit_code == 3, result.output
     assert result.stdout == ""
@@ -48,10 +54,20 @@ def test_a_client_read_without_config_creates_nothing_and_says_where_it_looked(e
     assert list(empty_cwd.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", [["devices"], ["devices", "--json"], ["gaps"], ["quarantine", "list"],
-                                     ["clients", "list"], ["report", "inventory"]])
-def test_a_server_read_without_config_creates_nothing_and_says_where_it_looked(empty_cwd: Path,
-                                                                               command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["devices"],
+        ["devices", "--json"],
+        ["gaps"],
+        ["quarantine", "list"],
+        ["clients", "list"],
+        ["report", "inventory"],
+    ],
+)
+def test_a_server_read_without_config_creates_nothing_and_says_where_it_looked(
+    empty_cwd: Path, command: list[str]
+) -> None:
     result = server(*command)
     assert result.exit_code == 3, result.output
     assert result.stdout == ""

@@ -54,8 +54,14 @@ def test_the_demo_stack_of_a_suite_shares_no_port_with_any_suites_peers() -> Non
 
 def run_demo(state: Path) -> str:
     env = dict(os.environ, FSM_DEMO_STATE=str(state), FSM_DEMO_MAIL_OFFSET=str(DEMO_OFFSET))
-    proc = subprocess.run([sys.executable, "-m", "fsm_devtools.demo"], env=env, capture_output=True,
-                          text=True, timeout=900, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fsm_devtools.demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -104,8 +110,11 @@ def test_demo_scans_mails_ingests_and_shows_every_printer_twice_over(
     forecast = [r for r in supplies["rows"] if r["forecast"]["empty_at"]]
     assert len(forecast) >= 20
     assert all(when(r["forecast"]["empty_at"]) > when(supplies["generated_at"]) for r in forecast)
-    [black] = [r for r in supplies["rows"]
-               if r["device"]["serial"] == "6509415X00" and r["description"] == "Black Toner"]
+    [black] = [
+        r
+        for r in supplies["rows"]
+        if r["device"]["serial"] == "6509415X00" and r["description"] == "Black Toner"
+    ]
     [swap] = black["forecast"]["replacements"]
     assert swap["early"] and 29 <= swap["before"] <= 32 and swap["after"] == 100
     assert supplies["early_replacements_in_period"] == 1 and supplies["replacements_in_period"] == 1

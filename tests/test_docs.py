@@ -49,8 +49,11 @@ def mentioned(path: str, text: str) -> bool:
     """The docs name the command: ``fsm-server devices`` written out (global options may stand
     between), or its words at the start of a code span (```pmd update```, as tables write them)."""
     program, *words = path.split()
-    pattern = (rf"(?:{re.escape(program)}(?:\s+--?[\w-]+(?:[ =][^\s`]+)?)*\s+|`)"
-               + r"\s+".join(map(re.escape, words)) + r"(?![\w-])")
+    pattern = (
+        rf"(?:{re.escape(program)}(?:\s+--?[\w-]+(?:[ =][^\s`]+)?)*\s+|`)"
+        + r"\s+".join(map(re.escape, words))
+        + r"(?![\w-])"
+    )
     return re.search(pattern, text) is not None
 
 

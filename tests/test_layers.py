@@ -79,9 +79,11 @@ def import_graph(root: Path) -> list[Arrow]:
 
 
 def forbidden(arrows: list[Arrow]) -> list[Arrow]:
-    return [a for a in arrows
-            if (src := a.source.split(".")[0]) != (dst := a.target.split(".")[0])
-            and dst not in ALLOWED[src]]
+    return [
+        a
+        for a in arrows
+        if (src := a.source.split(".")[0]) != (dst := a.target.split(".")[0]) and dst not in ALLOWED[src]
+    ]
 
 
 def cycles(arrows: list[Arrow]) -> list[list[str]]:
@@ -158,39 +160,57 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize(("rel", "text", "target"), [
-    ("fsm_server/events/mail.py", "from fsm_client.transports import smtp\n", "fsm_client.transports"),
-    ("fsm_server/events/rules.py", "def groups():\n    from fsm_client.alerts import GROUPS\n",
-     "fsm_client.alerts"),
-    ("fsm_client/pmd/walktest.py", "import fsm_devtools.peers.snmpsim\n", "fsm_devtools.peers.snmpsim"),
-    ("fsm_common/smtp.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import fsm_client\n",
-     "fsm_client"),
-    ("fsm_protocol/keys.py", "from fsm_common import files\n", "fsm_common"),
-], ids=["server-to-client", "function-level", "client-to-devtools", "type-checking", "protocol-to-common"])
+@pytest.mark.parametrize(
+    ("rel", "text", "target"),
+    [
+        ("fsm_server/events/mail.py", "from fsm_client.transports import smtp\n", "fsm_client.transports"),
+        (
+            "fsm_server/events/rules.py",
+            "def groups():\n    from fsm_client.alerts import GROUPS\n",
+            "fsm_client.alerts",
+        ),
+        ("fsm_client/pmd/walktest.py", "import fsm_devtools.peers.snmpsim\n", "fsm_devtools.peers.snmpsim"),
+        (
+            "fsm_common/smtp.py",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import fsm_client\n",
+            "fsm_client",
+        ),
+        ("fsm_protocol/keys.py", "from fsm_common import files\n", "fsm_common"),
+    ],
+    ids=["server-to-client", "function-level", "client-to-devtools", "type-checking", "protocol-to-common"],
+)
 def test_a_forbidden_import_is_found(tmp_path: Path, rel: str, text: str, target: str) -> None:
     bad = forbidden(import_graph(_tree(tmp_path, {rel: text})))
     assert [a.target for a in bad] == [target]
 
 
 def test_allowed_imports_and_relative_ones_pass(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {
-        "fsm_common/signals.py": "from fsm_protocol.errors import FsmError\n",
-        "fsm_protocol/errors.py": "class FsmError(Exception): ...\n",
-        "fsm_client/pmd/update.py": "from ..errors import ClientError\nfrom . import sets\n",
-        "fsm_client/pmd/sets.py": "",
-        "fsm_client/errors.py": "",
-        "fsm_devtools/demo.py": "from fsm_server import cli\nfrom fsm_client import cli as c\n",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "fsm_common/signals.py": "from fsm_protocol.errors import FsmError\n",
+            "fsm_protocol/errors.py": "class FsmError(Exception): ...\n",
+            "fsm_client/pmd/update.py": "from ..errors import ClientError\nfrom . import sets\n",
+            "fsm_client/pmd/sets.py": "",
+            "fsm_client/errors.py": "",
+            "fsm_devtools/demo.py": "from fsm_server import cli\nfrom fsm_client import cli as c\n",
+        },
+    )
     arrows = import_graph(root)
     assert not forbidden(arrows)
-    assert {a.target for a in arrows if a.source == "fsm_client.pmd.update"} == {"fsm_client.errors",
-                                                                                 "fsm_client.pmd.sets"}
+    assert {a.target for a in arrows if a.source == "fsm_client.pmd.update"} == {
+        "fsm_client.errors",
+        "fsm_client.pmd.sets",
+    }
 
 
 def test_an_import_cycle_is_found_also_through_a_function_level_import(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {
-        "fsm_client/pmd/active.py": "from .update import check\n",
-        "fsm_client/pmd/update.py": "def check():\n    from .active import _has_pmds\n",
-        "fsm_client/pmd/sets.py": "from . import update\n",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "fsm_client/pmd/active.py": "from .update import check\n",
+            "fsm_client/pmd/update.py": "def check():\n    from .active import _has_pmds\n",
+            "fsm_client/pmd/sets.py": "from . import update\n",
+        },
+    )
     assert cycles(import_graph(root)) == [["fsm_client.pmd.active", "fsm_client.pmd.update"]]

@@ -18,15 +18,28 @@ from .status import status_command
 from .ui import ui_group
 
 #: Every command of `fsm-client`, registered with the group (`--help` lists them by name).
-COMMANDS: tuple[click.Command, ...] = (scan_command, discover_command, pmd_group, run_command, send_command,
-                                       outbox_group, resend_command, status_command, keys_group,
-                                       ui_group)
+COMMANDS: tuple[click.Command, ...] = (
+    scan_command,
+    discover_command,
+    pmd_group,
+    run_command,
+    send_command,
+    outbox_group,
+    resend_command,
+    status_command,
+    keys_group,
+    ui_group,
+)
 
 
 main = program(
     "Read printers by SNMP and mail sealed reports to the dealer's server.",
-    commands=COMMANDS, what="Client", config_env=CONFIG_ENV, search=CONFIG_SEARCH,
-    data_dir_env="FSM_CLIENT_DATA_DIR", data_dir_help="Where the local store, keys and outbox live.",
+    commands=COMMANDS,
+    what="Client",
+    config_env=CONFIG_ENV,
+    search=CONFIG_SEARCH,
+    data_dir_env="FSM_CLIENT_DATA_DIR",
+    data_dir_help="Where the local store, keys and outbox live.",
     make=ClientContext.from_choice,
 )
 

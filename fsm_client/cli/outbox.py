@@ -31,17 +31,26 @@ def list_command(obj: ClientContext, limit: int, as_json: bool) -> None:
         return
     table = Table("seq", "kind", "state", "created", "sent", "chunks", "attempts", "last error")
     for r in rows:
-        table.add_row(str(r.seq), r.kind, r.state, r.created_at.isoformat(timespec="seconds"),
-                      r.sent_at.isoformat(timespec="seconds") if r.sent_at else "-",
-                      f"{r.chunks_sent}/{r.chunks}" + ("" if r.retained else " (purged)"),
-                      str(r.attempts), cell(r.last_error, 80))
+        table.add_row(
+            str(r.seq),
+            r.kind,
+            r.state,
+            r.created_at.isoformat(timespec="seconds"),
+            r.sent_at.isoformat(timespec="seconds") if r.sent_at else "-",
+            f"{r.chunks_sent}/{r.chunks}" + ("" if r.retained else " (purged)"),
+            str(r.attempts),
+            cell(r.last_error, 80),
+        )
     print_table(table)
 
 
 @outbox_group.command("show")
 @click.argument("seq", type=int)
-@click.option("--redact/--no-redact", default=None,
-              help="Hide device IPs and locations (default: [outbox] redact_ips / redact_locations).")
+@click.option(
+    "--redact/--no-redact",
+    default=None,
+    help="Hide device IPs and locations (default: [outbox] redact_ips / redact_locations).",
+)
 @pass_obj
 def show_command(obj: ClientContext, seq: int, redact: bool | None) -> None:
     """Print the exact plaintext of report SEQ as it was sealed: what left the network."""
@@ -55,8 +64,7 @@ def show_command(obj: ClientContext, seq: int, redact: bool | None) -> None:
 
 @outbox_group.command("rechunk")
 @click.argument("seq", type=int)
-@click.option("--chunk-bytes", type=int, default=None,
-              help="Largest chunk (default: [outbox] chunk_bytes).")
+@click.option("--chunk-bytes", type=int, default=None, help="Largest chunk (default: [outbox] chunk_bytes).")
 @pass_obj
 def rechunk_command(obj: ClientContext, seq: int, chunk_bytes: int | None) -> None:
     """Split unsent report SEQ again into smaller mails, e.g. after the relay refused it as too large.
@@ -70,8 +78,12 @@ def rechunk_command(obj: ClientContext, seq: int, chunk_bytes: int | None) -> No
 
 
 @outbox_group.command("renumber")
-@click.option("--after", type=int, required=True,
-              help="The highest number the server has loaded (its seq_conflict quarantine names it).")
+@click.option(
+    "--after",
+    type=int,
+    required=True,
+    help="The highest number the server has loaded (its seq_conflict quarantine names it).",
+)
 @json_option
 @pass_obj
 def renumber_command(obj: ClientContext, after: int, as_json: bool) -> None:
@@ -84,15 +96,22 @@ def renumber_command(obj: ClientContext, after: int, as_json: bool) -> None:
     with Store.in_data_dir(obj.data_dir) as store:
         done = renumber(store, Sealer.from_config(obj.config, obj.data_dir), after=after)
     if as_json:
-        print_json({"moved": [{"from": a, "to": b} for a, b in done.moved], "purged": list(done.purged),
-                    "next_seq": done.next_seq})
+        print_json(
+            {
+                "moved": [{"from": a, "to": b} for a, b in done.moved],
+                "purged": list(done.purged),
+                "next_seq": done.next_seq,
+            }
+        )
         return
     if done.moved:
         pairs = ", ".join(f"{a}->{b}" for a, b in done.moved)
         click.echo(f"sealed {len(done.moved)} report(s) again under new numbers: {pairs}")
     if done.purged:
-        click.echo(f"could not seal {len(done.purged)} report(s) again, their plaintext is past retention: "
-                   + ", ".join(map(str, done.purged)))
+        click.echo(
+            f"could not seal {len(done.purged)} report(s) again, their plaintext is past retention: "
+            + ", ".join(map(str, done.purged))
+        )
     click.echo(f"the next report is number {done.next_seq}")
 
 
@@ -108,8 +127,9 @@ def resend_command(obj: ClientContext, first: int, last: int | None) -> None:
     """
     with Store.in_data_dir(obj.data_dir) as store:
         seqs = store.requeue(first, last)
-    click.echo(f"queued {len(seqs)} report(s) for resending: {seqs[0]}..{seqs[-1]}" if seqs
-               else "nothing to resend")
+    click.echo(
+        f"queued {len(seqs)} report(s) for resending: {seqs[0]}..{seqs[-1]}" if seqs else "nothing to resend"
+    )
 
 
 __all__ = ["outbox_group", "resend_command"]

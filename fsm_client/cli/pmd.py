@@ -41,17 +41,31 @@ def pmd_group() -> None:
 def list_command(ctx: ClientContext, as_json: bool) -> None:
     """List the PMDs of the pool with what they extend and match."""
     pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
-    rows: list[_ListRow] = [{"id": p.id, "name": p.name, "extends": p.chain[1] if len(p.chain) > 1 else None,
-                             "priority": p.match.priority, "sys_object_id": p.match.sys_object_id,
-                             "sys_descr": p.match.sys_descr, "file": str(pool.files.get(p.id, ""))}
-                            for p in pool]
+    rows: list[_ListRow] = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "extends": p.chain[1] if len(p.chain) > 1 else None,
+            "priority": p.match.priority,
+            "sys_object_id": p.match.sys_object_id,
+            "sys_descr": p.match.sys_descr,
+            "file": str(pool.files.get(p.id, "")),
+        }
+        for p in pool
+    ]
     if as_json:
         print_json(rows)
         return
     table = Table("id", "extends", "priority", "sysObjectID", "sysDescr", "name")
     for r in rows:
-        table.add_row(r["id"], r["extends"] or "", str(r["priority"]), " ".join(r["sys_object_id"]),
-                      " ".join(r["sys_descr"]), r["name"])
+        table.add_row(
+            r["id"],
+            r["extends"] or "",
+            str(r["priority"]),
+            " ".join(r["sys_object_id"]),
+            " ".join(r["sys_descr"]),
+            r["name"],
+        )
     print_table(table)
 
 
@@ -74,8 +88,10 @@ def check_command(ctx: ClientContext, paths: tuple[str, ...], as_json: bool) -> 
     if as_json:
         print_json({"pmds": len(pool), "checked": [str(f) for f in mine]})
     else:
-        click.echo(f"{len(pool)} PMDs load without error" + (f", {len(mine)} of them from {', '.join(paths)}"
-                                                            if paths else ""))
+        click.echo(
+            f"{len(pool)} PMDs load without error"
+            + (f", {len(mine)} of them from {', '.join(paths)}" if paths else "")
+        )
 
 
 @pmd_group.command("show")
@@ -100,28 +116,41 @@ def match_command(ctx: ClientContext, target: str, community: str | None, as_jso
     click.echo(f"sysObjectID {result.sys_object_id!s}\nsysDescr    {result.sys_descr}")
     click.echo(f"PMD         {result.pmd} ({' -> '.join(result.chain)})")
     for c in result.candidates:
-        click.echo(f"  candidate {c.id}: priority {c.priority}, sysDescr matched {c.sys_descr_matched}, "
-                   f"sysObjectID prefix arcs {c.oid_prefix_arcs}")
+        click.echo(
+            f"  candidate {c.id}: priority {c.priority}, sysDescr matched {c.sys_descr_matched}, "
+            f"sysObjectID prefix arcs {c.oid_prefix_arcs}"
+        )
 
 
 @pmd_group.command("test")
 @click.argument("walk", type=click.Path(exists=True, dir_okay=False))
-@click.option("--expected", type=click.Path(exists=True, dir_okay=False),
-              help="expected.json to diff against (exit 1 when a value differs).")
+@click.option(
+    "--expected",
+    type=click.Path(exists=True, dir_okay=False),
+    help="expected.json to diff against (exit 1 when a value differs).",
+)
 @click.option("--pmd", "pmd_id", help="Read with this PMD instead of the one the matcher picks.")
-@click.option("--direct", is_flag=True,
-              help="Read the recording from the file instead of serving it with snmpsim.")
+@click.option(
+    "--direct", is_flag=True, help="Read the recording from the file instead of serving it with snmpsim."
+)
 @json_option
 @pass_obj
-def test_command(ctx: ClientContext, walk: str, expected: str | None, pmd_id: str | None, direct: bool,
-                 as_json: bool) -> None:
+def test_command(
+    ctx: ClientContext, walk: str, expected: str | None, pmd_id: str | None, direct: bool, as_json: bool
+) -> None:
     """Read the recording WALK (.snmprec) with the pool and print the reading or the diff.
 
     The walk is served by a private snmpsim on a loopback port and read over SNMP, as a
     scan reads a device (--direct, or no snmpsim installed: read from the file)."""
     pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
-    result = read_walk(walk, pool, pmd_id=pmd_id, serve=not direct, timeout=ctx.config.snmp.timeout,
-                       retries=ctx.config.snmp.retries)
+    result = read_walk(
+        walk,
+        pool,
+        pmd_id=pmd_id,
+        serve=not direct,
+        timeout=ctx.config.snmp.timeout,
+        retries=ctx.config.snmp.retries,
+    )
     if result.note:
         click.echo(f"note: {result.note}", err=True)
     reading = device_json(result.device)
@@ -131,16 +160,24 @@ def test_command(ctx: ClientContext, walk: str, expected: str | None, pmd_id: st
     checks = compare(load_expected(Path(expected)), reading)
     bad = [c for c in checks if not c.ok]
     if as_json:
-        print_json({"pmd": reading["pmd"], "read_via": result.via,
-                    "checks": [msgspec.to_builtins(c.__dict__) for c in checks],
-                    "passed": len(checks) - len(bad), "total": len(checks)})
+        print_json(
+            {
+                "pmd": reading["pmd"],
+                "read_via": result.via,
+                "checks": [msgspec.to_builtins(c.__dict__) for c in checks],
+                "passed": len(checks) - len(bad),
+                "total": len(checks),
+            }
+        )
     else:
         table = Table("field", "ok", "expected", "got")
         for c in checks:
             table.add_row(c.field, "yes" if c.ok else "NO", cell(repr(c.expected), 80), cell(repr(c.got), 80))
         print_table(table)
-        click.echo(f"{reading['pmd']} (read via {result.via}): {len(checks) - len(bad)}/{len(checks)} "
-                   "values as expected")
+        click.echo(
+            f"{reading['pmd']} (read via {result.via}): {len(checks) - len(bad)}/{len(checks)} "
+            "values as expected"
+        )
     if bad:
         raise click.exceptions.Exit(1)
 

@@ -75,8 +75,13 @@ def rollback_command(ctx: ClientContext, as_json: bool) -> None:
     old, new = PmdSets.in_data_dir(ctx.data_dir).rollback(now=_now())
     to = f"version {new.version}" if new else "the PMD set shipped with this release"
     if as_json:
-        print_json({"from": old.version, "to": new.version if new else None,
-                    "to_set": new.name if new else "shipped"})
+        print_json(
+            {
+                "from": old.version,
+                "to": new.version if new else None,
+                "to_set": new.name if new else "shipped",
+            }
+        )
     else:
         click.echo(f"rolled back from PMD bundle version {old.version} to {to}")
 
@@ -99,21 +104,27 @@ def status_command(ctx: ClientContext, as_json: bool) -> None:
     if a["set"] == "shipped":
         click.echo(f"active:     the PMD set shipped with this release ({a['path']})")
     else:
-        click.echo(f"active:     bundle version {a['version']} ({a['files']} files), "
-                   f"created {a['created_at']}")
+        click.echo(
+            f"active:     bundle version {a['version']} ({a['files']} files), created {a['created_at']}"
+        )
         click.echo(f"            installed {a['installed_at']} from {a['source']}")
         click.echo(f"            signed by {a['signer']}")
     p = st["previous"]
-    click.echo(f"previous:   {('version ' + str(p['version'])) if p else 'the shipped set'}"
-               if a["set"] != "shipped" else "previous:   -")
+    click.echo(
+        f"previous:   {('version ' + str(p['version'])) if p else 'the shipped set'}"
+        if a["set"] != "shipped"
+        else "previous:   -"
+    )
     click.echo(f"highest:    {st['highest_version'] or '-'} (a bundle must be newer to install)")
     ch = st["last_change"]
     if ch:
         click.echo(f"last:       {ch['action']} at {ch['at']}")
     click.echo(f"overrides:  {', '.join(st['local_overrides']) or 'none'} (in {_fmt(st['local_dir'])})")
     u = st["update"]
-    click.echo(f"update:     {_fmt(u['source'])}; next check {_fmt(u['next_check'])}; "
-               f"last {_fmt(u['last_outcome'])} at {_fmt(u['last_attempt'])}")
+    click.echo(
+        f"update:     {_fmt(u['source'])}; next check {_fmt(u['next_check'])}; "
+        f"last {_fmt(u['last_outcome'])} at {_fmt(u['last_attempt'])}"
+    )
     if u["last_message"]:
         click.echo(f"            {u['last_message']}")
     changed = st["devices_changed"]
@@ -129,17 +140,36 @@ def status_command(ctx: ClientContext, as_json: bool) -> None:
 
 
 @click.command("bundle")
-@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The publisher's Ed25519 private key (0600; keep it outside the repository).")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the bundle (.zip).")
-@click.option("--version", "version", type=click.IntRange(min=1),
-              help="Bundle version, an integer above every earlier one (default: UTC YYYYMMDDHHMMSS).")
-@click.option("--source", "source_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="The PMD directory to publish (default: this release's pmd/).")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The publisher's Ed25519 private key (0600; keep it outside the repository).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the bundle (.zip).",
+)
+@click.option(
+    "--version",
+    "version",
+    type=click.IntRange(min=1),
+    help="Bundle version, an integer above every earlier one (default: UTC YYYYMMDDHHMMSS).",
+)
+@click.option(
+    "--source",
+    "source_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The PMD directory to publish (default: this release's pmd/).",
+)
 @json_option
-def bundle_command(key_path: Path, out_path: Path, version: int | None, source_dir: Path | None,
-                   as_json: bool) -> None:
+def bundle_command(
+    key_path: Path, out_path: Path, version: int | None, source_dir: Path | None, as_json: bool
+) -> None:
     """Build and sign a PMD bundle (publisher tool). Every PMD is loaded first: a PMD that
     fails to load is not published."""
     from fsm_protocol.keys import load_signing_key
@@ -147,22 +177,35 @@ def bundle_command(key_path: Path, out_path: Path, version: int | None, source_d
     from ..pmd.bundle import build_from_dir
 
     key = load_signing_key(key_path)
-    data, manifest = build_from_dir(source_dir or shipped_dir(), signing_key=key, version=version,
-                                    now=_now())
+    data, manifest = build_from_dir(source_dir or shipped_dir(), signing_key=key, version=version, now=_now())
     out_path = out_path.resolve()
     with writing_output(out_path):
         write_atomic(out_path, data)
     if as_json:
-        print_json({"out": str(out_path), "version": manifest.version, "files": len(manifest.files),
-                    "bytes": len(data), "signer": key.fingerprint})
+        print_json(
+            {
+                "out": str(out_path),
+                "version": manifest.version,
+                "files": len(manifest.files),
+                "bytes": len(data),
+                "signer": key.fingerprint,
+            }
+        )
     else:
-        click.echo(f"wrote {out_path}: PMD bundle version {manifest.version}, {len(manifest.files)} PMDs, "
-                   f"{len(data)} bytes, signed by {key.fingerprint}")
+        click.echo(
+            f"wrote {out_path}: PMD bundle version {manifest.version}, {len(manifest.files)} PMDs, "
+            f"{len(data)} bytes, signed by {key.fingerprint}"
+        )
 
 
 @click.command("keygen")
-@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Where to write publisher.key (0600) and publisher.pub; not inside the repository.")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write publisher.key (0600) and publisher.pub; not inside the repository.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing publisher key.")
 def keygen_command(directory: Path, force: bool) -> None:
     """Create a publisher key pair for signing PMD bundles. Clients pin publisher.pub
@@ -171,8 +214,10 @@ def keygen_command(directory: Path, force: bool) -> None:
 
     key, pub = directory / PUBLISHER_KEY_FILE, directory / PUBLISHER_PUB_FILE
     if not force and (key.exists() or pub.exists()):
-        raise KeyFileError(f"{key if key.exists() else pub} already exists; refusing to overwrite a key",
-                           hint="use --force (clients must then pin the new publisher.pub) or another --dir")
+        raise KeyFileError(
+            f"{key if key.exists() else pub} already exists; refusing to overwrite a key",
+            hint="use --force (clients must then pin the new publisher.pub) or another --dir",
+        )
     tmp = directory / f".keygen-{secrets.token_hex(4)}"
     try:
         made_key, made_pub = generate_client_keys(tmp)  # an Ed25519 pair, written 0600 from the start

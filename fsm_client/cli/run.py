@@ -15,15 +15,25 @@ from ..errors import TransportError
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 @click.command("run")
-@click.option("--once", is_flag=True, help="Run what is due (missed reports too), one status poll, "
-              "drain the outbox, then exit.")
-@click.option("--shutdown-timeout", type=float, default=30.0, show_default=True,
-              help="Seconds the current step may take to finish after SIGTERM/SIGINT.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run what is due (missed reports too), one status poll, drain the outbox, then exit.",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds the current step may take to finish after SIGTERM/SIGINT.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 @pass_obj
 def run_command(obj: ClientContext, once: bool, shutdown_timeout: float, verbose: bool) -> None:

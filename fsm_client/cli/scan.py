@@ -33,8 +33,16 @@ def render_table(devices: list[Device]) -> Table:
     table = Table("ip", "state", "manufacturer", "model", "serial", "total", "toner / ink", "status")
     for d in devices:
         status = ", ".join(d.status.conditions) or (d.status.printer or d.status.device or "")
-        table.add_row(cell(d.ip), d.reachability, cell(d.manufacturer), cell(d.model), cell(d.serial),
-                      str(d.counters.get("total", "")), cell(_supplies_text(d), 80), cell(status, 80))
+        table.add_row(
+            cell(d.ip),
+            d.reachability,
+            cell(d.manufacturer),
+            cell(d.model),
+            cell(d.serial),
+            str(d.counters.get("total", "")),
+            cell(_supplies_text(d), 80),
+            cell(status, 80),
+        )
     return table
 
 
@@ -43,13 +51,26 @@ def render_table(devices: list[Device]) -> Table:
 @click.option("--community", "-c", help="SNMP v2c community to use instead of the configured credentials.")
 @click.option("--timeout", type=float, help="Seconds to wait for each answer (default: config snmp.timeout).")
 @click.option("--retries", type=int, help="Retries per request (default: config snmp.retries).")
-@click.option("--exclude", "-x", multiple=True, metavar="RANGE",
-              help="Addresses never probed nor read (CIDR, a.b.c.d-e, address); repeatable.")
+@click.option(
+    "--exclude",
+    "-x",
+    multiple=True,
+    metavar="RANGE",
+    help="Addresses never probed nor read (CIDR, a.b.c.d-e, address); repeatable.",
+)
 @click.option("--no-store", is_flag=True, help="Do not write the readings to the local store.")
 @json_option
 @pass_obj
-def scan_command(ctx: ClientContext, targets: tuple[str, ...], community: str | None, timeout: float | None,
-                 retries: int | None, exclude: tuple[str, ...], no_store: bool, as_json: bool) -> None:
+def scan_command(
+    ctx: ClientContext,
+    targets: tuple[str, ...],
+    community: str | None,
+    timeout: float | None,
+    retries: int | None,
+    exclude: tuple[str, ...],
+    no_store: bool,
+    as_json: bool,
+) -> None:
     """Read TARGET... (host, host:port, CIDR or a.b.c.d-e) by SNMP and print the readings.
 
     Each reading is kept in the local store (to go out with the next report) unless
@@ -60,11 +81,13 @@ def scan_command(ctx: ClientContext, targets: tuple[str, ...], community: str | 
         config = msgspec.structs.replace(config, snmp=msgspec.structs.replace(config.snmp, timeout=timeout))
     if retries is not None:
         config = msgspec.structs.replace(config, snmp=msgspec.structs.replace(config.snmp, retries=retries))
-    credentials = ([Credential(name="--community", version="2c", community=Secret(community))]
-                   if community else None)
+    credentials = (
+        [Credential(name="--community", version="2c", community=Secret(community))] if community else None
+    )
     pool = default_pool(ctx.data_dir, ctx.config.pmd.local_dir)
-    devices = asyncio.run(scan(list(targets), config=config, pool=pool, credentials=credentials,
-                                exclude=list(exclude)))
+    devices = asyncio.run(
+        scan(list(targets), config=config, pool=pool, credentials=credentials, exclude=list(exclude))
+    )
     if not no_store:
         with Store.in_data_dir(ctx.data_dir) as store, store.atomic():
             for device in devices:

@@ -40,8 +40,9 @@ def status_command(obj: ClientContext, as_json: bool) -> None:
         line += ")"
     click.echo(line)
     for alert in info.active_alerts:
-        click.echo(f"alert         {display_text(alert.ip)} {display_text(alert.condition)} "
-                   f"since {alert.since}")
+        click.echo(
+            f"alert         {display_text(alert.ip)} {display_text(alert.condition)} since {alert.since}"
+        )
     click.echo(f"next runs     ({info.timezone})")
     for job, at in info.next_runs.items():
         click.echo(f"  {job:<11} {at or 'off'}")

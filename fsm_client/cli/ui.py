@@ -14,10 +14,19 @@ from ..context import ClientContext
 
 
 @click.group("ui", invoke_without_command=True)
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Loopback address to listen on (127.0.0.1 or ::1); any other is refused.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
-              help="Port to listen on; 0 picks a free one.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Loopback address to listen on (127.0.0.1 or ::1); any other is refused.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to listen on; 0 picks a free one.",
+)
 @click.pass_context
 def ui_group(click_ctx: click.Context, host: str, port: int) -> None:
     """Serve the local page: status, devices, outbox, what left the network, configuration."""
@@ -31,8 +40,15 @@ def ui_group(click_ctx: click.Context, host: str, port: int) -> None:
     ctx: ClientContext = click_ctx.obj
     bind = check_host(host)
     app = create_app(ctx)
-    config = uvicorn.Config(app, host=bind, port=port, log_level="warning", server_header=False,
-                            proxy_headers=False, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        host=bind,
+        port=port,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+        lifespan="off",
+    )
     server = uvicorn.Server(config)
 
     asyncio.run(serve_announced(server, "http"))

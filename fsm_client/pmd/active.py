@@ -106,8 +106,7 @@ def current_pool(config: ClientConfig | None, data_dir: Path | None) -> PmdPool:
 # --- status --------------------------------------------------------------------------------------
 
 
-def _pool_for(sets: PmdSets, name: str | None, config: ClientConfig | None,
-              data_dir: Path) -> PmdPool | None:
+def _pool_for(sets: PmdSets, name: str | None, config: ClientConfig | None, data_dir: Path) -> PmdPool | None:
     """The effective pool as it is with set ``name`` active (None: shipped); None if gone."""
     from .loader import load_pool
 
@@ -171,8 +170,11 @@ def status(config: ClientConfig | None, data_dir: Path) -> dict[str, Any]:
     cur = sets.current()
     state = sets.state()
     local = local_dir(config, data_dir)
-    previous = sets.get(cur.info.previous) if cur and cur.info.previous and \
-        (sets.root / cur.info.previous).is_dir() else None
+    previous = (
+        sets.get(cur.info.previous)
+        if cur and cur.info.previous and (sets.root / cur.info.previous).is_dir()
+        else None
+    )
     result: dict[str, Any] = {
         "active": info_dict(cur) or {"set": "shipped", "path": str(shipped_dir())},
         "previous": info_dict(previous) if cur else None,
@@ -198,11 +200,4 @@ def status(config: ClientConfig | None, data_dir: Path) -> dict[str, Any]:
     return result
 
 
-__all__ = [
-    "ActivePool",
-    "KnownSystem",
-    "changed_devices",
-    "current_pool",
-    "load_active_pool",
-    "status",
-]
+__all__ = ["ActivePool", "KnownSystem", "changed_devices", "current_pool", "load_active_pool", "status"]

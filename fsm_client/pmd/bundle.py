@@ -40,12 +40,7 @@ import msgspec
 
 from fsm_protocol.errors import BadSignature
 
-from ..errors import (
-    PmdBundleError,
-    PmdBundleSignatureError,
-    PmdBundleUnknownKey,
-    PmdError,
-)
+from ..errors import PmdBundleError, PmdBundleSignatureError, PmdBundleUnknownKey, PmdError
 
 if TYPE_CHECKING:
     from fsm_protocol.keys import SigningKey, VerifyKey
@@ -112,8 +107,9 @@ class Bundle:
 
 
 def _reject(message: str, hint: str = "") -> PmdBundleError:
-    return PmdBundleError(message, hint=hint or "get the bundle again from its publisher; "
-                          "the active PMD set was left unchanged")
+    return PmdBundleError(
+        message, hint=hint or "get the bundle again from its publisher; the active PMD set was left unchanged"
+    )
 
 
 # --- checks on the central directory ------------------------------------------------------------
@@ -149,15 +145,20 @@ def check_entries(infos: Sequence[zipfile.ZipInfo], limits: Limits = LIMITS) -> 
         if info.flag_bits & 0x1:
             raise _reject(f"bundle entry {shown} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise _reject(f"bundle entry {shown} uses compression method {info.compress_type}; "
-                          "only stored and deflate are accepted")
+            raise _reject(
+                f"bundle entry {shown} uses compression method {info.compress_type}; "
+                "only stored and deflate are accepted"
+            )
         cap = limits.max_manifest_bytes if name in (MANIFEST_NAME, SIGNATURE_NAME) else limits.max_file_bytes
         if info.file_size > cap:
-            raise _reject(f"bundle entry {shown} is {info.file_size} bytes uncompressed, "
-                          f"over the limit of {cap}")
+            raise _reject(
+                f"bundle entry {shown} is {info.file_size} bytes uncompressed, over the limit of {cap}"
+            )
         if info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise _reject(f"bundle entry {shown} expands {info.file_size} bytes from {info.compress_size} "
-                          f"(over {limits.max_ratio}:1): refusing a likely zip bomb")
+            raise _reject(
+                f"bundle entry {shown} expands {info.file_size} bytes from {info.compress_size} "
+                f"(over {limits.max_ratio}:1): refusing a likely zip bomb"
+            )
         total += info.file_size
         if total > limits.max_total_bytes:
             raise _reject(f"the bundle's entries add up to over {limits.max_total_bytes} bytes")
@@ -177,8 +178,16 @@ def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
 
 
 #: What zipfile and zlib raise on a damaged or hostile archive; translated here only.
-ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError,
-                                           NotImplementedError, RuntimeError, ValueError, OSError)
+ZIP_ERRORS: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+)
 
 
 # --- signatures ----------------------------------------------------------------------------------
@@ -187,16 +196,23 @@ ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zipfile.LargeZipF
 def sign_manifest(manifest_bytes: bytes, signing_key: SigningKey) -> bytes:
     """The manifest.sig for ``manifest_bytes``."""
     sig = signing_key.sign(SIGNATURE_CONTEXT + manifest_bytes)
-    return msgspec.json.encode(Signature("ed25519", signing_key.public.fingerprint,
-                                         base64.b64encode(sig).decode("ascii"))) + b"\n"
+    return (
+        msgspec.json.encode(
+            Signature("ed25519", signing_key.public.fingerprint, base64.b64encode(sig).decode("ascii"))
+        )
+        + b"\n"
+    )
 
 
-def verify_manifest(manifest_bytes: bytes, signature_bytes: bytes,
-                    publisher_keys: Sequence[VerifyKey]) -> str:
+def verify_manifest(
+    manifest_bytes: bytes, signature_bytes: bytes, publisher_keys: Sequence[VerifyKey]
+) -> str:
     """The fingerprint of the pinned key whose signature ``signature_bytes`` is, else an error."""
     if not publisher_keys:
-        raise PmdBundleUnknownKey("no publisher key is pinned, so no bundle can be trusted",
-                                  hint="add the publisher's public key to [pmd.update] publisher_keys")
+        raise PmdBundleUnknownKey(
+            "no publisher key is pinned, so no bundle can be trusted",
+            hint="add the publisher's public key to [pmd.update] publisher_keys",
+        )
     try:
         sig = msgspec.json.decode(signature_bytes, type=Signature)
         raw = base64.b64decode(sig.signature, validate=True)
@@ -210,12 +226,14 @@ def verify_manifest(manifest_bytes: bytes, signature_bytes: bytes,
         raise PmdBundleUnknownKey(
             f"the bundle is signed by publisher key {sig.key!r}, which is not pinned "
             f"(pinned: {', '.join(sorted(by_fp))})",
-            hint="if you trust this publisher, add its public key to [pmd.update] publisher_keys")
+            hint="if you trust this publisher, add its public key to [pmd.update] publisher_keys",
+        )
     try:
         key.verify(raw, SIGNATURE_CONTEXT + manifest_bytes)
     except BadSignature:
         raise PmdBundleSignatureError(
-            f"the bundle's signature does not verify with publisher key {sig.key!r}") from None
+            f"the bundle's signature does not verify with publisher key {sig.key!r}"
+        ) from None
     return key.fingerprint
 
 
@@ -240,22 +258,26 @@ def open_bundle(data: bytes, *, publisher_keys: Sequence[VerifyKey], limits: Lim
             if set(listed) != present:
                 missing = sorted(set(listed) - present)
                 extra = sorted(present - set(listed))
-                raise _reject(f"the bundle's files do not match its manifest (missing {missing}, "
-                              f"not listed {extra})")
+                raise _reject(
+                    f"the bundle's files do not match its manifest (missing {missing}, not listed {extra})"
+                )
             files: dict[str, bytes] = {}
             for path, entry in sorted(listed.items()):
                 content = _read_entry(zf, by_name[path], limits.max_file_bytes)
                 digest = hashlib.sha256(content).hexdigest()
                 if len(content) != entry.size or not hmac.compare_digest(digest, entry.sha256):
-                    raise _reject(f"{path} does not match its sha256 in the signed manifest: "
-                                  "the bundle was altered after signing")
+                    raise _reject(
+                        f"{path} does not match its sha256 in the signed manifest: "
+                        "the bundle was altered after signing"
+                    )
                 files[path.removeprefix(POOL_PREFIX)] = content
     except PmdError:
         raise
     except ZIP_ERRORS as exc:
-        raise _reject(f"the bundle is not a complete, readable ZIP archive ({exc})",
-                      hint="the file may be truncated: download it again; the active PMD set "
-                           "was left unchanged") from exc
+        raise _reject(
+            f"the bundle is not a complete, readable ZIP archive ({exc})",
+            hint="the file may be truncated: download it again; the active PMD set was left unchanged",
+        ) from exc
     return Bundle(manifest, manifest_bytes, signature_bytes, signer, files)
 
 
@@ -265,8 +287,10 @@ def _decode_manifest(data: bytes) -> Manifest:
     except msgspec.DecodeError as exc:
         raise _reject(f"manifest.json is not a valid manifest: {exc}") from exc
     if manifest.format != FORMAT_VERSION:
-        raise _reject(f"manifest.json has format {manifest.format}; this client reads format "
-                      f"{FORMAT_VERSION}", hint="upgrade fsm-client")
+        raise _reject(
+            f"manifest.json has format {manifest.format}; this client reads format {FORMAT_VERSION}",
+            hint="upgrade fsm-client",
+        )
     if manifest.version < 1:
         raise _reject(f"manifest.json has version {manifest.version}; versions start at 1")
     if manifest.created_at.tzinfo is None:
@@ -286,19 +310,25 @@ def _decode_manifest(data: bytes) -> Manifest:
 # --- building (the publisher's side) ---------------------------------------------------------------
 
 
-def build_bundle(files: Mapping[str, bytes], *, version: int, signing_key: SigningKey,
-                 created_at: datetime) -> bytes:
+def build_bundle(
+    files: Mapping[str, bytes], *, version: int, signing_key: SigningKey, created_at: datetime
+) -> bytes:
     """A signed bundle of ``files`` ({"<id>.toml": content}); nothing is validated here."""
-    entries = [FileEntry(POOL_PREFIX + name, hashlib.sha256(content).hexdigest(), len(content))
-               for name, content in sorted(files.items())]
-    manifest = Manifest(format=FORMAT_VERSION, version=version,
-                        created_at=created_at.astimezone(UTC), files=entries)
+    entries = [
+        FileEntry(POOL_PREFIX + name, hashlib.sha256(content).hexdigest(), len(content))
+        for name, content in sorted(files.items())
+    ]
+    manifest = Manifest(
+        format=FORMAT_VERSION, version=version, created_at=created_at.astimezone(UTC), files=entries
+    )
     manifest_bytes = msgspec.json.format(msgspec.json.encode(manifest), indent=2) + b"\n"
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in ((MANIFEST_NAME, manifest_bytes),
-                           (SIGNATURE_NAME, sign_manifest(manifest_bytes, signing_key)),
-                           *((POOL_PREFIX + n, files[n]) for n in sorted(files))):
+        for name, data in (
+            (MANIFEST_NAME, manifest_bytes),
+            (SIGNATURE_NAME, sign_manifest(manifest_bytes, signing_key)),
+            *((POOL_PREFIX + n, files[n]) for n in sorted(files)),
+        ):
             info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = (stat.S_IFREG | 0o644) << 16
@@ -311,8 +341,9 @@ def default_version(now: datetime) -> int:
     return int(now.astimezone(UTC).strftime("%Y%m%d%H%M%S"))
 
 
-def build_from_dir(pmd_dir: Path, *, signing_key: SigningKey, version: int | None = None,
-                   now: datetime | None = None) -> tuple[bytes, Manifest]:
+def build_from_dir(
+    pmd_dir: Path, *, signing_key: SigningKey, version: int | None = None, now: datetime | None = None
+) -> tuple[bytes, Manifest]:
     """Validate every PMD of ``pmd_dir`` with the real loader, then build and sign a bundle.
 
     A PMD that fails to load raises PmdError naming the file and key: nothing is published.
@@ -332,8 +363,10 @@ def build_from_dir(pmd_dir: Path, *, signing_key: SigningKey, version: int | Non
         raise PmdError(f"bundle version {chosen} is not a positive integer", hint="pass --version N >= 1")
     data = build_bundle(files, version=chosen, signing_key=signing_key, created_at=now)
     if len(data) > LIMITS.max_bundle_bytes:
-        raise PmdError(f"the bundle would be {len(data)} bytes, over the {LIMITS.max_bundle_bytes} "
-                       "clients accept", hint="split the pool or drop unused PMDs")
+        raise PmdError(
+            f"the bundle would be {len(data)} bytes, over the {LIMITS.max_bundle_bytes} clients accept",
+            hint="split the pool or drop unused PMDs",
+        )
     return data, msgspec.json.decode(_manifest_of(data), type=Manifest)
 
 

@@ -41,8 +41,10 @@ def bundle_dirs(data_dir: Path | None) -> list[Path]:
         return []
     target = sets.root / name
     if not target.is_dir():
-        raise PmdError(f"the active PMD set {str(target)!r} is missing",
-                       hint="run `fsm-client pmd rollback`, or install a bundle with `fsm-client pmd update`")
+        raise PmdError(
+            f"the active PMD set {str(target)!r} is missing",
+            hint="run `fsm-client pmd rollback`, or install a bundle with `fsm-client pmd update`",
+        )
     return [target]
 
 

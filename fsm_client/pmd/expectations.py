@@ -19,9 +19,17 @@ from ..errors import PmdError
 
 #: expected.json counter keys (GLPI style) to canonical names.
 COUNTER_KEYS = {
-    "TOTAL": "total", "BLACK": "total_black", "COLOR": "total_color", "PRINTTOTAL": "print_total",
-    "PRINTBLACK": "print_black", "PRINTCOLOR": "print_color", "COPYTOTAL": "copy_total",
-    "COPYBLACK": "copy_black", "COPYCOLOR": "copy_color", "SCANNED": "scan", "FAXTOTAL": "fax",
+    "TOTAL": "total",
+    "BLACK": "total_black",
+    "COLOR": "total_color",
+    "PRINTTOTAL": "print_total",
+    "PRINTBLACK": "print_black",
+    "PRINTCOLOR": "print_color",
+    "COPYTOTAL": "copy_total",
+    "COPYBLACK": "copy_black",
+    "COPYCOLOR": "copy_color",
+    "SCANNED": "scan",
+    "FAXTOTAL": "fax",
     "RECTOVERSO": "duplex",
 }
 
@@ -51,8 +59,10 @@ def load_expected(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise PmdError(f"cannot read expectations {str(path)!r}: {exc}",
-                       hint="pass the expected.json that sits beside the walk") from exc
+        raise PmdError(
+            f"cannot read expectations {str(path)!r}: {exc}",
+            hint="pass the expected.json that sits beside the walk",
+        ) from exc
     if not isinstance(data, dict):
         raise PmdError(f"{path}: expectations must be a JSON object", hint="pass an expected.json file")
     return data
@@ -62,14 +72,26 @@ def compare(expected: dict[str, Any], reading: dict[str, Any]) -> list[Check]:
     """One Check per expected value."""
     out: list[Check] = []
     want_v, got_v = _vendor(expected.get("vendor")), _vendor(reading.get("manufacturer"))
-    out.append(Check("vendor", bool(want_v and got_v) and (want_v in got_v or got_v in want_v),
-                     expected.get("vendor"), reading.get("manufacturer")))
+    out.append(
+        Check(
+            "vendor",
+            bool(want_v and got_v) and (want_v in got_v or got_v in want_v),
+            expected.get("vendor"),
+            reading.get("manufacturer"),
+        )
+    )
     if expected.get("coverage") != "full":
         return out
     if expected.get("serial"):
         got = (reading.get("serial") or "").strip()
-        out.append(Check("serial", got.lower() == str(expected["serial"]).strip().lower(),
-                         expected["serial"], reading.get("serial")))
+        out.append(
+            Check(
+                "serial",
+                got.lower() == str(expected["serial"]).strip().lower(),
+                expected["serial"],
+                reading.get("serial"),
+            )
+        )
     macs = sorted({i["mac"].lower() for i in expected.get("interfaces") or [] if i.get("mac")})
     if macs:
         got = (reading.get("mac") or "").lower()
@@ -89,8 +111,9 @@ def compare(expected: dict[str, Any], reading: dict[str, Any]) -> list[Check]:
             ok = got is not None and abs(float(got) - want) <= 1
             out.append(Check(f"supply {c['index']}", ok, want, got))
         elif level in (-2, -3):
-            out.append(Check(f"supply {c['index']}", s is not None and got is None, None,
-                             got if s else "missing"))
+            out.append(
+                Check(f"supply {c['index']}", s is not None and got is None, None, got if s else "missing")
+            )
     return out
 
 

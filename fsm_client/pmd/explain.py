@@ -47,8 +47,9 @@ async def system_of(target: str, config: ClientConfig, community: str | None = N
     creds = [Credential(name="--community", community=Secret(community))] if community else config.credentials
     last: Exception | None = None
     for cred in creds:
-        async with PysnmpSource(t.host, cred, port=t.port, timeout=config.snmp.timeout,
-                                retries=config.snmp.retries) as src:
+        async with PysnmpSource(
+            t.host, cred, port=t.port, timeout=config.snmp.timeout, retries=config.snmp.retries
+        ) as src:
             try:
                 return dict(await identify(src))
             except SnmpError as exc:  # try the next credential, report the last
@@ -66,12 +67,17 @@ def explain_match(pool: PmdPool, system: dict[str, SnmpValue]) -> MatchResult:
     descr_s = descr if isinstance(descr, str) else None
     chosen = pool.match(oid_s, descr_s)
     return MatchResult(
-        sys_object_id=sys_oid, sys_descr=descr, pmd=chosen.id, chain=list(chosen.chain),
-        candidates=[Candidate(p.id, s[0], bool(s[1]), s[2]) for s, p in pool.candidates(oid_s, descr_s)])
+        sys_object_id=sys_oid,
+        sys_descr=descr,
+        pmd=chosen.id,
+        chain=list(chosen.chain),
+        candidates=[Candidate(p.id, s[0], bool(s[1]), s[2]) for s, p in pool.candidates(oid_s, descr_s)],
+    )
 
 
-def match_target(target: str, pool: PmdPool, config: ClientConfig,
-                 community: str | None = None) -> MatchResult:
+def match_target(
+    target: str, pool: PmdPool, config: ClientConfig, community: str | None = None
+) -> MatchResult:
     """``explain_match`` for ``target`` (see ``system_of``)."""
     return explain_match(pool, asyncio.run(system_of(target, config, community)))
 

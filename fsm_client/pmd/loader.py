@@ -48,8 +48,9 @@ def _read(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise PmdError(f"{path}: not valid TOML: {exc}", hint="fix the syntax at that line") from exc
     except OSError as exc:
-        raise PmdError(f"cannot read PMD file {str(path)!r}: {exc.strerror}",
-                       hint="check the file's permissions") from exc
+        raise PmdError(
+            f"cannot read PMD file {str(path)!r}: {exc.strerror}", hint="check the file's permissions"
+        ) from exc
 
 
 def _at(raw: Any, key: str) -> Any:
@@ -93,11 +94,23 @@ def _check_transforms(path: Path, key: str, entries: list[Any]) -> None:
 def _check_sources(path: Path, key: str, sources: list[Source]) -> None:
     for i, s in enumerate(sources):
         k = f"{key}[{i}]"
-        given = [n for n, v in (("oid", s.oid), ("oids", s.oids or None), ("value", s.value),
-                                ("builtin", s.builtin), ("lookup", s.lookup)) if v is not None]
+        given = [
+            n
+            for n, v in (
+                ("oid", s.oid),
+                ("oids", s.oids or None),
+                ("value", s.value),
+                ("builtin", s.builtin),
+                ("lookup", s.lookup),
+            )
+            if v is not None
+        ]
         if len(given) != 1:
-            raise _fail(path, k, "a source needs exactly one of oid, oids, value, builtin, lookup; "
-                        f"got {given or 'none'}")
+            raise _fail(
+                path,
+                k,
+                f"a source needs exactly one of oid, oids, value, builtin, lookup; got {given or 'none'}",
+            )
         if s.lookup is not None:
             _check_oid(path, f"{k}.lookup.key_column", s.lookup.key_column)
             _check_oid(path, f"{k}.lookup.value_column", s.lookup.value_column)
@@ -123,9 +136,12 @@ def _check(path: Path, pmd: Pmd) -> None:
             _check_sources(path, f"{section}.{field}", getattr(obj, field))
     for name, sources in pmd.counters.items():
         if not vocabulary.is_counter_name(name):
-            raise _fail(path, f"counters.{name}",
-                        f"{name!r} is not a canonical counter name; use one of "
-                        f"{', '.join(vocabulary.COUNTERS)} or a vendor extra named x_<name>")
+            raise _fail(
+                path,
+                f"counters.{name}",
+                f"{name!r} is not a canonical counter name; use one of "
+                f"{', '.join(vocabulary.COUNTERS)} or a vendor extra named x_<name>",
+            )
         _check_sources(path, f"counters.{name}", sources)
     table = pmd.supplies.table
     _check_oid(path, "supplies.table.entry", table.entry)
@@ -134,12 +150,18 @@ def _check(path: Path, pmd: Pmd) -> None:
     for i, rule in enumerate(pmd.supplies.rules):
         for kind in rule.when_kind:
             if kind not in vocabulary.SUPPLY_KIND_NAMES:
-                raise _fail(path, f"supplies.rules[{i}].when_kind",
-                            f"{kind!r} is not a supply kind; see vocabulary.SUPPLY_KINDS")
+                raise _fail(
+                    path,
+                    f"supplies.rules[{i}].when_kind",
+                    f"{kind!r} is not a supply kind; see vocabulary.SUPPLY_KINDS",
+                )
         for unit in rule.when_unit:
             if unit not in vocabulary.SUPPLY_UNITS.values():
-                raise _fail(path, f"supplies.rules[{i}].when_unit",
-                            f"{unit!r} is not a supply unit; see vocabulary.SUPPLY_UNITS")
+                raise _fail(
+                    path,
+                    f"supplies.rules[{i}].when_unit",
+                    f"{unit!r} is not a supply unit; see vocabulary.SUPPLY_UNITS",
+                )
         for level in rule.levels:
             if not re.fullmatch(r"-?\d+", level):
                 raise _fail(path, f"supplies.rules[{i}].levels", f"key {level!r} is not an integer level")
@@ -166,7 +188,9 @@ def _check(path: Path, pmd: Pmd) -> None:
 #: Paths whose lists are fallbacks to concatenate (child first) instead of replace.
 def _concatenates(path: tuple[str, ...]) -> bool:
     return (len(path) == 2 and path[0] in ("identity", "capabilities", "counters")) or path in (
-        ("supplies", "rules"), ("supplies", "extra"))
+        ("supplies", "rules"),
+        ("supplies", "extra"),
+    )
 
 
 def _merge(parent: dict[str, Any], child: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -200,8 +224,10 @@ def load_files(paths: Sequence[Path]) -> PmdPool:
     for path in paths:
         pmd_id = path.stem
         if not _ID.match(pmd_id):
-            raise PmdError(f"{path}: PMD id {pmd_id!r} (the file name) must be lower-case letters, "
-                           "digits, - or _", hint="rename the file")
+            raise PmdError(
+                f"{path}: PMD id {pmd_id!r} (the file name) must be lower-case letters, digits, - or _",
+                hint="rename the file",
+            )
         raw = _read(path)
         if "chain" in raw:
             raise _fail(path, "chain", "is set by the loader, not by files")
@@ -211,8 +237,10 @@ def load_files(paths: Sequence[Path]) -> PmdPool:
         _check(path, pmd)
         raws[pmd_id] = (path, raw, pmd)
     if raws and BASE_ID not in raws:
-        raise PmdError(f"the PMD pool has no {BASE_ID}.toml, which every PMD extends",
-                       hint="restore pmd/printer-mib.toml from the release")
+        raise PmdError(
+            f"the PMD pool has no {BASE_ID}.toml, which every PMD extends",
+            hint="restore pmd/printer-mib.toml from the release",
+        )
 
     resolved: dict[str, tuple[dict[str, Any], list[str]]] = {}
 
@@ -239,7 +267,7 @@ def load_files(paths: Sequence[Path]) -> PmdPool:
         merged, chain = resolve(pmd_id, ())
         pmd = _convert(path, merged)
         pool[pmd_id] = msgspec.structs.replace(
-            pmd, id=pmd_id, name=own.name or pmd_id, extends=own.extends, match=own.match, chain=chain,
+            pmd, id=pmd_id, name=own.name or pmd_id, extends=own.extends, match=own.match, chain=chain
         )
     return PmdPool(pool, files={k: v[0] for k, v in raws.items()})
 
@@ -254,8 +282,10 @@ def load_pool(dirs: Sequence[Path]) -> PmdPool:
         for p in sorted(d.glob("*.toml")):
             files[p.stem] = p
     if not files:
-        raise PmdError(f"no PMD files (*.toml) in {', '.join(map(str, dirs))}",
-                       hint="point to the pmd/ directory of the release")
+        raise PmdError(
+            f"no PMD files (*.toml) in {', '.join(map(str, dirs))}",
+            hint="point to the pmd/ directory of the release",
+        )
     return load_files(list(files.values()))
 
 

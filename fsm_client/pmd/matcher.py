@@ -53,13 +53,15 @@ class PmdPool:
         try:
             return self.pmds[pmd_id]
         except KeyError:
-            raise UnknownPmd(f"no PMD {pmd_id!r} in the pool",
-                           hint="`fsm-client pmd list` shows the ids there are") from None
+            raise UnknownPmd(
+                f"no PMD {pmd_id!r} in the pool", hint="`fsm-client pmd list` shows the ids there are"
+            ) from None
 
     def score(self, pmd: Pmd, sys_object_id: str | None, sys_descr: str | None) -> Score | None:
         """(priority, sysDescr matched, OID prefix length) when ``pmd`` matches, else None."""
-        oid_len = max((_oid_prefix_len(p, sys_object_id) for p in pmd.match.sys_object_id if sys_object_id),
-                      default=-1)
+        oid_len = max(
+            (_oid_prefix_len(p, sys_object_id) for p in pmd.match.sys_object_id if sys_object_id), default=-1
+        )
         descr = bool(sys_descr) and any(_rx(p).search(sys_descr or "") for p in pmd.match.sys_descr)
         if oid_len < 0 and not descr:
             return None

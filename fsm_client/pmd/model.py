@@ -108,7 +108,8 @@ class SupplyTable(_Strict):
     colorant_entry: str = "1.3.6.1.2.1.43.12.1.1"  # prtMarkerColorantTable
     colorant_value: int = 4
     description_transforms: list[str | dict[str, Any]] = msgspec.field(
-        default_factory=lambda: ["hex_text", "printable"])
+        default_factory=lambda: ["hex_text", "printable"]
+    )
 
 
 class ExtraSupply(_Strict):

@@ -108,20 +108,24 @@ class PmdSets:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise PmdError(f"cannot read {self.root / CURRENT}: {exc.strerror}",
-                           hint="check the data dir's permissions") from exc
+            raise PmdError(
+                f"cannot read {self.root / CURRENT}: {exc.strerror}", hint="check the data dir's permissions"
+            ) from exc
 
     def get(self, name: str) -> InstalledSet:
         path = self.root / name
         try:
             info = msgspec.json.decode((path / INSTALL_INFO).read_bytes(), type=InstallInfo)
         except FileNotFoundError:
-            raise PmdError(f"the PMD set {str(path)!r} is missing or incomplete",
-                           hint="run `fsm-client pmd rollback` or install a bundle with "
-                                "`fsm-client pmd update`") from None
+            raise PmdError(
+                f"the PMD set {str(path)!r} is missing or incomplete",
+                hint="run `fsm-client pmd rollback` or install a bundle with `fsm-client pmd update`",
+            ) from None
         except (OSError, msgspec.DecodeError) as exc:
-            raise PmdError(f"cannot read {path / INSTALL_INFO}: {exc}",
-                           hint="run `fsm-client pmd rollback` or `fsm-client pmd update`") from exc
+            raise PmdError(
+                f"cannot read {path / INSTALL_INFO}: {exc}",
+                hint="run `fsm-client pmd rollback` or `fsm-client pmd update`",
+            ) from exc
         return InstalledSet(name, path, info)
 
     def current(self) -> InstalledSet | None:
@@ -134,9 +138,11 @@ class PmdSets:
         except FileNotFoundError:
             return State()
         except (OSError, msgspec.DecodeError) as exc:
-            raise PmdError(f"cannot read {self.root / STATE_FILE}: {exc}",
-                           hint="restore it from backup, or delete it (the downgrade guard then "
-                                "starts from the active set's version)") from exc
+            raise PmdError(
+                f"cannot read {self.root / STATE_FILE}: {exc}",
+                hint="restore it from backup, or delete it (the downgrade guard then "
+                "starts from the active set's version)",
+            ) from exc
 
     def highest(self) -> int:
         """The highest version ever installed here (the downgrade guard)."""
@@ -161,8 +167,10 @@ class PmdSets:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise PmdUpdateError(f"cannot create {self.root}: {exc.strerror}",
-                                 hint="check that the data dir is writable by this user") from exc
+            raise PmdUpdateError(
+                f"cannot create {self.root}: {exc.strerror}",
+                hint="check that the data dir is writable by this user",
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -191,8 +199,9 @@ class PmdSets:
     def _write_state(self, state: State) -> None:
         write_atomic(self.root / STATE_FILE, msgspec.json.encode(state))
 
-    def install(self, bundle: Bundle, *, source: str, now: datetime,
-                check: Callable[[Path], None] | None = None) -> InstalledSet:
+    def install(
+        self, bundle: Bundle, *, source: str, now: datetime, check: Callable[[Path], None] | None = None
+    ) -> InstalledSet:
         """Install ``bundle`` (already verified) and make it the active set.
 
         ``check(staging_dir)`` loads the staged set the way scans will (raising PmdError);
@@ -210,7 +219,8 @@ class PmdSets:
                     f"bundle version {bundle.version} is not newer than {highest}, the highest "
                     f"installed here (active: {active}); refusing a downgrade or replay",
                     hint="the active PMD set was left unchanged; wait for a newer bundle from the "
-                         "publisher (`fsm-client pmd status` shows what is active)")
+                    "publisher (`fsm-client pmd status` shows what is active)",
+                )
             self._clean_leftovers()
             token = secrets.token_hex(4)
             staging = self.root / f"{_STAGING_PREFIX}{token}"
@@ -220,9 +230,15 @@ class PmdSets:
                     write_new(staging / name, content)
                 write_new(staging / MANIFEST_NAME, bundle.manifest_bytes)
                 write_new(staging / SIGNATURE_NAME, bundle.signature_bytes)
-                info = InstallInfo(version=bundle.version, created_at=bundle.manifest.created_at,
-                                   installed_at=now, source=source, signer=bundle.signer,
-                                   files=len(bundle.files), previous=cur.name if cur else None)
+                info = InstallInfo(
+                    version=bundle.version,
+                    created_at=bundle.manifest.created_at,
+                    installed_at=now,
+                    source=source,
+                    signer=bundle.signer,
+                    files=len(bundle.files),
+                    previous=cur.name if cur else None,
+                )
                 write_new(staging / INSTALL_INFO, msgspec.json.encode(info))
                 fsync_dir(staging)
                 if check is not None:
@@ -233,23 +249,29 @@ class PmdSets:
                         raise PmdBundleError(
                             f"bundle version {bundle.version} has a PMD that does not load: {problem}",
                             hint="the active PMD set was left unchanged; tell the publisher, or fix "
-                                 "the local override the message names") from exc
+                            "the local override the message names",
+                        ) from exc
                 final = self.root / f"v{bundle.version:020d}-{token}"
                 os.rename(staging, final)
                 fsync_dir(self.root)
             except OSError as exc:
                 shutil.rmtree(staging, ignore_errors=True)
-                raise PmdUpdateError(f"cannot write the new PMD set under {self.root}: {exc}",
-                                     hint="check free space and permissions; the active set is unchanged"
-                                     ) from exc
+                raise PmdUpdateError(
+                    f"cannot write the new PMD set under {self.root}: {exc}",
+                    hint="check free space and permissions; the active set is unchanged",
+                ) from exc
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             self._swap(final.name)
-            self._write_state(State(highest=bundle.version,
-                                    last_change=Change(action="install", at=now,
-                                                       from_set=cur.name if cur else None,
-                                                       to_set=final.name)))
+            self._write_state(
+                State(
+                    highest=bundle.version,
+                    last_change=Change(
+                        action="install", at=now, from_set=cur.name if cur else None, to_set=final.name
+                    ),
+                )
+            )
             self._prune()
             return self.get(final.name)
 
@@ -259,23 +281,29 @@ class PmdSets:
         with self._locked():
             cur = self.current()
             if cur is None:
-                raise PmdError("no PMD bundle is installed: the shipped PMD set is active, there is "
-                               "nothing to roll back", hint="`fsm-client pmd status` shows the active set")
+                raise PmdError(
+                    "no PMD bundle is installed: the shipped PMD set is active, there is "
+                    "nothing to roll back",
+                    hint="`fsm-client pmd status` shows the active set",
+                )
             target = None
             if cur.info.previous is not None:
                 if not (self.root / cur.info.previous / INSTALL_INFO).is_file():
-                    raise PmdError(f"the set that bundle version {cur.version} replaced "
-                                   f"({cur.info.previous}) is no longer kept, so it cannot be restored",
-                                   hint=f"only the last {KEEP_SETS} sets are kept; install a newer bundle "
-                                        "with `fsm-client pmd update`")
+                    raise PmdError(
+                        f"the set that bundle version {cur.version} replaced "
+                        f"({cur.info.previous}) is no longer kept, so it cannot be restored",
+                        hint=f"only the last {KEEP_SETS} sets are kept; install a newer bundle "
+                        "with `fsm-client pmd update`",
+                    )
                 target = self.get(cur.info.previous)
             state = self.state()
             # Raise the guard before the swap: the set rolled away from is never reinstalled.
             state.highest = max(state.highest, cur.version)
             self._write_state(state)
             self._swap(target.name if target else None)
-            state.last_change = Change(action="rollback", at=now, from_set=cur.name,
-                                       to_set=target.name if target else None)
+            state.last_change = Change(
+                action="rollback", at=now, from_set=cur.name, to_set=target.name if target else None
+            )
             self._write_state(state)
             return cur, target
 

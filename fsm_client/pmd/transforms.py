@@ -40,9 +40,9 @@ class TransformSpec:
 REGISTRY: dict[str, TransformSpec] = {}
 
 
-def _register(name: str, arg: str, doc: str, example: tuple[Any, Value, Value]) -> Callable[
-    [Callable[[Any], Step]], Callable[[Any], Step]
-]:
+def _register(
+    name: str, arg: str, doc: str, example: tuple[Any, Value, Value]
+) -> Callable[[Callable[[Any], Step]], Callable[[Any], Step]]:
     def deco(make: Callable[[Any], Step]) -> Callable[[Any], Step]:
         REGISTRY[name] = TransformSpec(name, arg, doc, make, example)
         return make
@@ -52,15 +52,20 @@ def _register(name: str, arg: str, doc: str, example: tuple[Any, Value, Value]) 
 
 # -- text -------------------------------------------------------------------------------
 
+
 def _utf16_without_bom(data: bytes) -> str | None:
     """UTF-16 text sent without a byte-order mark: even length and a NUL in every other byte
     (Latin script), so the NULs tell the byte order."""
     if len(data) < 4 or len(data) % 2:
         return None
     even, odd = data[0::2], data[1::2]
-    codec = ("utf-16-be" if even.count(0) >= len(even) * 0.8 and odd.count(0) <= len(odd) * 0.2
-             else "utf-16-le" if odd.count(0) >= len(odd) * 0.8 and even.count(0) <= len(even) * 0.2
-             else None)
+    codec = (
+        "utf-16-be"
+        if even.count(0) >= len(even) * 0.8 and odd.count(0) <= len(odd) * 0.2
+        else "utf-16-le"
+        if odd.count(0) >= len(odd) * 0.8 and even.count(0) <= len(even) * 0.2
+        else None
+    )
     if codec is None:
         return None
     try:
@@ -139,15 +144,23 @@ def to_int(value: Value) -> int | None:
     return int(text) if re.fullmatch(r"-?\d{1,20}", text) else None
 
 
-@_register("text", "none", "decode bytes to text (UTF-16 with or without BOM, UTF-8, Shift-JIS, Latin-1), "
-           "end at the first NUL, trim",
-           (None, b"  HP LaserJet\x00 ", "HP LaserJet"))
+@_register(
+    "text",
+    "none",
+    "decode bytes to text (UTF-16 with or without BOM, UTF-8, Shift-JIS, Latin-1), "
+    "end at the first NUL, trim",
+    (None, b"  HP LaserJet\x00 ", "HP LaserJet"),
+)
 def _text(_: Any) -> Step:
     return to_text
 
 
-@_register("printable", "none", "keep printable characters only, collapse runs of blanks, trim",
-           (None, "Brother\tHL\x01-5370", "Brother HL-5370"))
+@_register(
+    "printable",
+    "none",
+    "keep printable characters only, collapse runs of blanks, trim",
+    (None, "Brother\tHL\x01-5370", "Brother HL-5370"),
+)
 def _printable(_: Any) -> Step:
     def step(v: Value) -> Value:
         t = to_text(v)
@@ -160,8 +173,12 @@ def _printable(_: Any) -> Step:
     return step
 
 
-@_register("utf16", "none", "decode bytes as UTF-16 (big-endian unless a BOM says otherwise)",
-           (None, b"\x00H\x00P", "HP"))
+@_register(
+    "utf16",
+    "none",
+    "decode bytes as UTF-16 (big-endian unless a BOM says otherwise)",
+    (None, b"\x00H\x00P", "HP"),
+)
 def _utf16(_: Any) -> Step:
     def step(v: Value) -> Value:
         if not isinstance(v, bytes) or len(v) % 2:
@@ -173,9 +190,12 @@ def _utf16(_: Any) -> Step:
     return step
 
 
-@_register("hex_string", "none",
-           "decode text written as hex digits ('48 50 20 4C', '4850204C' or '48:50') into text",
-           (None, "48 50 20 4C 4A", "HP LJ"))
+@_register(
+    "hex_string",
+    "none",
+    "decode text written as hex digits ('48 50 20 4C', '4850204C' or '48:50') into text",
+    (None, "48 50 20 4C 4A", "HP LJ"),
+)
 def _hex_string(_: Any) -> Step:
     def step(v: Value) -> Value:
         t = to_text(v)
@@ -205,10 +225,13 @@ def unhex(text: str) -> str:
     return text
 
 
-@_register("hex_text", "none",
-           "text some agents send as separated hex pairs ('42 6C 61 63 6B') decoded, when it decodes to "
-           "readable text; anything else unchanged (safe on plain descriptions)",
-           (None, "42 6C 61 63 6B 20 54 6F 6E 65 72", "Black Toner"))
+@_register(
+    "hex_text",
+    "none",
+    "text some agents send as separated hex pairs ('42 6C 61 63 6B') decoded, when it decodes to "
+    "readable text; anything else unchanged (safe on plain descriptions)",
+    (None, "42 6C 61 63 6B 20 54 6F 6E 65 72", "Black Toner"),
+)
 def _hex_text(_: Any) -> Step:
     def step(v: Value) -> Value:
         t = to_text(v)
@@ -217,9 +240,12 @@ def _hex_text(_: Any) -> Step:
     return step
 
 
-@_register("skip_bytes", "int: how many leading bytes to drop",
-           "drop a fixed binary prefix (HP PML strings start with a 2-byte symbol-set header)",
-           (2, b"\x01\x15VNCRC48198", b"VNCRC48198"))
+@_register(
+    "skip_bytes",
+    "int: how many leading bytes to drop",
+    "drop a fixed binary prefix (HP PML strings start with a 2-byte symbol-set header)",
+    (2, b"\x01\x15VNCRC48198", b"VNCRC48198"),
+)
 def _skip_bytes(n: Any) -> Step:
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"skip_bytes wants a non-negative integer, got {n!r}")
@@ -232,9 +258,12 @@ def _skip_bytes(n: Any) -> Step:
     return step
 
 
-@_register("regex", "str: a regular expression with at most one group",
-           "search the text; the value is group 1 (or the whole match); no match means no value",
-           (r"SN:([^,]+)", "X,SN:ABC123,FN:1", "ABC123"))
+@_register(
+    "regex",
+    "str: a regular expression with at most one group",
+    "search the text; the value is group 1 (or the whole match); no match means no value",
+    (r"SN:([^,]+)", "X,SN:ABC123,FN:1", "ABC123"),
+)
 def _regex(pattern: Any) -> Step:
     if not isinstance(pattern, str):
         raise ValueError(f"regex wants a string, got {pattern!r}")
@@ -258,9 +287,12 @@ def _regex(pattern: Any) -> Step:
     return step
 
 
-@_register("ieee1284", "str: the key (MDL, MFG, CMD, DES, SN, ...)",
-           "take one key from an IEEE 1284 device ID ('MFG:HP;MDL:LaserJet M130nw;...')",
-           ("MDL", "MFG:HP;CMD:PJL;MDL:HP LaserJet MFP M130nw;CLS:PRINTER;", "HP LaserJet MFP M130nw"))
+@_register(
+    "ieee1284",
+    "str: the key (MDL, MFG, CMD, DES, SN, ...)",
+    "take one key from an IEEE 1284 device ID ('MFG:HP;MDL:LaserJet M130nw;...')",
+    ("MDL", "MFG:HP;CMD:PJL;MDL:HP LaserJet MFP M130nw;CLS:PRINTER;", "HP LaserJet MFP M130nw"),
+)
 def _ieee1284(key: Any) -> Step:
     if not isinstance(key, str) or not key:
         raise ValueError(f"ieee1284 wants a key name such as 'MDL', got {key!r}")
@@ -281,9 +313,12 @@ def _ieee1284(key: Any) -> Step:
     return step
 
 
-@_register("map", "table: raw value (as text) -> new value",
-           "replace a value by the table's entry; a value not in the table means no value",
-           ({"1": "ok", "2": "low"}, 2, "low"))
+@_register(
+    "map",
+    "table: raw value (as text) -> new value",
+    "replace a value by the table's entry; a value not in the table means no value",
+    ({"1": "ok", "2": "low"}, 2, "low"),
+)
 def _map(table: Any) -> Step:
     if not isinstance(table, dict) or not table:
         raise ValueError(f"map wants a non-empty table, got {table!r}")
@@ -298,8 +333,12 @@ def _map(table: Any) -> Step:
     return step
 
 
-@_register("replace", "table: old text -> new text", "replace substrings, in table order",
-           ({"Hewlett-Packard": "HP"}, "Hewlett-Packard LaserJet", "HP LaserJet"))
+@_register(
+    "replace",
+    "table: old text -> new text",
+    "replace substrings, in table order",
+    ({"Hewlett-Packard": "HP"}, "Hewlett-Packard LaserJet", "HP LaserJet"),
+)
 def _replace(table: Any) -> Step:
     if not isinstance(table, dict) or not all(isinstance(x, str) for x in table.values()):
         raise ValueError(f"replace wants a table of strings, got {table!r}")
@@ -315,8 +354,12 @@ def _replace(table: Any) -> Step:
     return step
 
 
-@_register("prefix", "str", "put a fixed text before the value (e.g. a brand before a bare model)",
-           ("Canon ", "LBP6670", "Canon LBP6670"))
+@_register(
+    "prefix",
+    "str",
+    "put a fixed text before the value (e.g. a brand before a bare model)",
+    ("Canon ", "LBP6670", "Canon LBP6670"),
+)
 def _prefix(text: Any) -> Step:
     if not isinstance(text, str):
         raise ValueError(f"prefix wants a string, got {text!r}")
@@ -332,13 +375,18 @@ def _prefix(text: Any) -> Step:
 
 @_register("upper", "none", "upper-case the text", (None, "aa2m", "AA2M"))
 def _upper(_: Any) -> Step:
-    return lambda v: (t.upper() if (t := to_text(v)) else None)
+    return lambda v: t.upper() if (t := to_text(v)) else None
 
 
 # -- numbers ----------------------------------------------------------------------------
 
-@_register("int", "none", "parse an integer from text ('12,345' included); anything else is no value",
-           (None, b"12,345", 12345))
+
+@_register(
+    "int",
+    "none",
+    "parse an integer from text ('12,345' included); anything else is no value",
+    (None, b"12,345", 12345),
+)
 def _int(_: Any) -> Step:
     return to_int
 
@@ -367,8 +415,12 @@ def _offset(delta: Any) -> Step:
     return step
 
 
-@_register("sum", "none", "add up the values of a source with several `oids` (all must be present)",
-           (None, [3, 4, 5], 12))
+@_register(
+    "sum",
+    "none",
+    "add up the values of a source with several `oids` (all must be present)",
+    (None, [3, 4, 5], 12),
+)
 def _sum(_: Any) -> Step:
     def step(v: Value) -> Value:
         items = v if isinstance(v, list) else [v]
@@ -380,8 +432,9 @@ def _sum(_: Any) -> Step:
     return step
 
 
-@_register("difference", "none", "first value minus the others, for a source with several `oids`",
-           (None, [10, 3], 7))
+@_register(
+    "difference", "none", "first value minus the others, for a source with several `oids`", (None, [10, 3], 7)
+)
 def _difference(_: Any) -> Step:
     def step(v: Value) -> Value:
         nums = [to_int(x) for x in (v if isinstance(v, list) else [v])]
@@ -394,31 +447,48 @@ def _difference(_: Any) -> Step:
     return step
 
 
-@_register("non_negative", "none", "drop negative numbers (agents send -1/-2 for 'not supported')",
-           (None, -2, None))
+@_register(
+    "non_negative", "none", "drop negative numbers (agents send -1/-2 for 'not supported')", (None, -2, None)
+)
 def _non_negative(_: Any) -> Step:
-    return lambda v: (n if (n := to_int(v)) is not None and n >= 0 else None)
+    return lambda v: n if (n := to_int(v)) is not None and n >= 0 else None
 
 
-@_register("positive", "none", "drop zero and negative numbers (a counter of 0 that means 'not counted')",
-           (None, 0, None))
+@_register(
+    "positive",
+    "none",
+    "drop zero and negative numbers (a counter of 0 that means 'not counted')",
+    (None, 0, None),
+)
 def _positive(_: Any) -> Step:
-    return lambda v: (n if (n := to_int(v)) is not None and n > 0 else None)
+    return lambda v: n if (n := to_int(v)) is not None and n > 0 else None
 
 
 _RECORD_KEYS = {"size", "key", "key_offset", "value_offset", "value_length"}
 
 
-@_register("record", "table: size, key, value_offset, value_length (key_offset 0)",
-           "pick one fixed-size record from a binary block by its key byte; the value is a big-endian "
-           "unsigned integer (Brother's counter and maintenance blocks: 7-byte records key, 01, 04, value)",
-           ({"size": 7, "key": 0x01, "value_offset": 3, "value_length": 4},
-            bytes.fromhex("00010400001e78" "0101040000147e" "ff"), 0x147E))
+@_register(
+    "record",
+    "table: size, key, value_offset, value_length (key_offset 0)",
+    "pick one fixed-size record from a binary block by its key byte; the value is a big-endian "
+    "unsigned integer (Brother's counter and maintenance blocks: 7-byte records key, 01, 04, value)",
+    (
+        {"size": 7, "key": 0x01, "value_offset": 3, "value_length": 4},
+        bytes.fromhex("00010400001e780101040000147eff"),
+        0x147E,
+    ),
+)
 def _record(spec: Any) -> Step:
-    if not isinstance(spec, dict) or not {"size", "key", "value_offset", "value_length"} <= set(spec) \
-            or set(spec) - _RECORD_KEYS or not all(isinstance(v, int) and v >= 0 for v in spec.values()):
-        raise ValueError(f"record wants {{size, key, value_offset, value_length[, key_offset]}} as "
-                         f"non-negative integers, got {spec!r}")
+    if (
+        not isinstance(spec, dict)
+        or not {"size", "key", "value_offset", "value_length"} <= set(spec)
+        or set(spec) - _RECORD_KEYS
+        or not all(isinstance(v, int) and v >= 0 for v in spec.values())
+    ):
+        raise ValueError(
+            f"record wants {{size, key, value_offset, value_length[, key_offset]}} as "
+            f"non-negative integers, got {spec!r}"
+        )
     size, key, k_off = spec["size"], spec["key"], spec.get("key_offset", 0)
     v_off, v_len = spec["value_offset"], spec["value_length"]
     if not (0 < v_len <= 8 and v_off + v_len <= size and k_off < size):
@@ -428,9 +498,9 @@ def _record(spec: Any) -> Step:
         if not isinstance(v, bytes):
             return None
         for start in range(0, len(v) - size + 1, size):
-            rec = v[start:start + size]
+            rec = v[start : start + size]
             if rec[k_off] == key:
-                return int.from_bytes(rec[v_off:v_off + v_len], "big")
+                return int.from_bytes(rec[v_off : v_off + v_len], "big")
         return None
 
     return step
@@ -438,8 +508,10 @@ def _record(spec: Any) -> Step:
 
 # -- identity ---------------------------------------------------------------------------
 
-_MAC_TEXT = re.compile(r"^([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?"
-                       r"([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})$")
+_MAC_TEXT = re.compile(
+    r"^([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?"
+    r"([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})[:\-. ]?([0-9A-Fa-f]{2})$"
+)
 
 
 def format_mac(value: Value) -> str | None:
@@ -458,8 +530,12 @@ def format_mac(value: Value) -> str | None:
     return ":".join(f"{b:02x}" for b in raw)
 
 
-@_register("mac", "none", "format a MAC as aa:bb:cc:dd:ee:ff (from 6 bytes or text); zero is no value",
-           (None, b"\x14\xcb\x19\x95\x2e\xa0", "14:cb:19:95:2e:a0"))
+@_register(
+    "mac",
+    "none",
+    "format a MAC as aa:bb:cc:dd:ee:ff (from 6 bytes or text); zero is no value",
+    (None, b"\x14\xcb\x19\x95\x2e\xa0", "14:cb:19:95:2e:a0"),
+)
 def _mac(_: Any) -> Step:
     return format_mac
 
@@ -493,14 +569,18 @@ def normalize_serial(value: Value) -> str | None:
     return t
 
 
-@_register("serial", "none",
-           "trim a serial number and drop placeholders ('XXXXXXXX', 'unknown', 'N/A', '0', '000', ...)",
-           (None, b"XXXXXXXXXX", None))
+@_register(
+    "serial",
+    "none",
+    "trim a serial number and drop placeholders ('XXXXXXXX', 'unknown', 'N/A', '0', '000', ...)",
+    (None, b"XXXXXXXXXX", None),
+)
 def _serial(_: Any) -> Step:
     return normalize_serial
 
 
 # -- building ---------------------------------------------------------------------------
+
 
 def parse_entry(entry: Any) -> tuple[str, Any]:
     """``"name"`` or ``{name = arg}`` to (name, arg); ValueError for anything else."""

@@ -63,17 +63,20 @@ def publisher_keys(config: ClientConfig) -> list[Any]:
         try:
             keys.append(load_verify_key(entry))
         except KeyFileError as exc:
-            raise ConfigError(f"pmd.update.publisher_keys[{i}]: {exc.message}",
-                              hint="give the publisher's .pub file or its one line "
-                                   "`fsm-ed25519 <base64>`") from exc
+            raise ConfigError(
+                f"pmd.update.publisher_keys[{i}]: {exc.message}",
+                hint="give the publisher's .pub file or its one line `fsm-ed25519 <base64>`",
+            ) from exc
     return keys
 
 
 def configured_source(config: ClientConfig) -> str | None:
     u = config.pmd.update
     if u.url and u.directory:
-        raise ConfigError("[pmd.update] sets both url and directory",
-                          hint="keep one: url for HTTPS downloads, directory for a synced folder")
+        raise ConfigError(
+            "[pmd.update] sets both url and directory",
+            hint="keep one: url for HTTPS downloads, directory for a synced folder",
+        )
     return u.url or (str(u.directory) if u.directory else None)
 
 
@@ -83,72 +86,95 @@ def configured_source(config: ClientConfig) -> str | None:
 class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follow a redirect only to another https:// URL (never downgrade to plain HTTP)."""
 
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
         if urllib.parse.urlsplit(newurl).scheme != "https":
-            raise PmdUpdateError(f"{req.full_url} redirects to {newurl!r}, which is not https://",
-                                 hint="bundles are fetched over HTTPS only; fix [pmd.update] url "
-                                      "or the server's redirect")
+            raise PmdUpdateError(
+                f"{req.full_url} redirects to {newurl!r}, which is not https://",
+                hint="bundles are fetched over HTTPS only; fix [pmd.update] url or the server's redirect",
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def fetch_url(url: str, *, ca_file: Path | None = None, timeout: float = 60.0,
-              max_bytes: int = LIMITS.max_bundle_bytes) -> bytes:
+def fetch_url(
+    url: str, *, ca_file: Path | None = None, timeout: float = 60.0, max_bytes: int = LIMITS.max_bundle_bytes
+) -> bytes:
     """Download ``url`` over verified HTTPS, refusing more than ``max_bytes`` and short bodies."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "https":
-        raise ConfigError(f"PMD update URL {url!r} is not https://",
-                          hint="bundles are fetched over HTTPS only; for a local copy give the file "
-                               "path, or set [pmd.update] directory")
+        raise ConfigError(
+            f"PMD update URL {url!r} is not https://",
+            hint="bundles are fetched over HTTPS only; for a local copy give the file "
+            "path, or set [pmd.update] directory",
+        )
     try:
         context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot read [pmd.update] ca_file {str(ca_file)!r}: {exc}",
-                          hint="point ca_file at a PEM file of CA certificates") from exc
+        raise ConfigError(
+            f"cannot read [pmd.update] ca_file {str(ca_file)!r}: {exc}",
+            hint="point ca_file at a PEM file of CA certificates",
+        ) from exc
     host = parts.hostname or url
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _HttpsOnlyRedirects)
-    request = urllib.request.Request(url, headers={"User-Agent": "fsm-client-pmd-update",
-                                                   "Accept-Encoding": "identity"})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": "fsm-client-pmd-update", "Accept-Encoding": "identity"}
+    )
     try:
         with opener.open(request, timeout=timeout) as response:
             declared = response.headers.get("Content-Length")
             expected = int(declared) if declared and declared.isdigit() else None
             if expected is not None and expected > max_bytes:
-                raise PmdBundleError(f"{url} offers {expected} bytes, over the {max_bytes} a bundle may have",
-                                     hint="check the URL; the active PMD set was left unchanged")
+                raise PmdBundleError(
+                    f"{url} offers {expected} bytes, over the {max_bytes} a bundle may have",
+                    hint="check the URL; the active PMD set was left unchanged",
+                )
             body = bytearray()
             while chunk := response.read(_CHUNK):
                 body += chunk
                 if len(body) > max_bytes:
-                    raise PmdBundleError(f"{url} sent more than {max_bytes} bytes; stopped reading",
-                                         hint="check the URL; the active PMD set was left unchanged")
+                    raise PmdBundleError(
+                        f"{url} sent more than {max_bytes} bytes; stopped reading",
+                        hint="check the URL; the active PMD set was left unchanged",
+                    )
     except http.client.IncompleteRead as exc:
-        raise PmdUpdateError(f"the download of {url} was truncated after {len(exc.partial)} bytes"
-                             f"{f' of {exc.expected + len(exc.partial)}' if exc.expected else ''}",
-                             hint="the server closed the connection early; the next check retries") from exc
+        raise PmdUpdateError(
+            f"the download of {url} was truncated after {len(exc.partial)} bytes"
+            f"{f' of {exc.expected + len(exc.partial)}' if exc.expected else ''}",
+            hint="the server closed the connection early; the next check retries",
+        ) from exc
     except urllib.error.HTTPError as exc:
-        raise PmdUpdateError(f"{url} answered HTTP {exc.code} {exc.reason}",
-                             hint="check [pmd.update] url") from exc
+        raise PmdUpdateError(
+            f"{url} answered HTTP {exc.code} {exc.reason}", hint="check [pmd.update] url"
+        ) from exc
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, ssl.SSLCertVerificationError):
             raise PmdUpdateError(
                 f"the TLS certificate of {host} is not trusted: {reason.verify_message}",
                 hint="if the server uses a private CA, set [pmd.update] ca_file to that CA's PEM file; "
-                     "verification is never turned off") from exc
-        raise PmdUpdateError(f"cannot fetch {url}: {reason}",
-                             hint="check the URL and that this host may reach it") from exc
+                "verification is never turned off",
+            ) from exc
+        raise PmdUpdateError(
+            f"cannot fetch {url}: {reason}", hint="check the URL and that this host may reach it"
+        ) from exc
     except ssl.SSLCertVerificationError as exc:
-        raise PmdUpdateError(f"the TLS certificate of {host} is not trusted: {exc.verify_message}",
-                             hint="set [pmd.update] ca_file to the CA that signed it") from exc
+        raise PmdUpdateError(
+            f"the TLS certificate of {host} is not trusted: {exc.verify_message}",
+            hint="set [pmd.update] ca_file to the CA that signed it",
+        ) from exc
     except TimeoutError as exc:
-        raise PmdUpdateError(f"fetching {url} timed out after {timeout:g}s",
-                             hint="raise [pmd.update] timeout or check the network") from exc
+        raise PmdUpdateError(
+            f"fetching {url} timed out after {timeout:g}s",
+            hint="raise [pmd.update] timeout or check the network",
+        ) from exc
     except (OSError, http.client.HTTPException) as exc:
         raise PmdUpdateError(f"cannot fetch {url}: {exc}", hint="check the URL and the network") from exc
     if expected is not None and len(body) != expected:
-        raise PmdUpdateError(f"the download of {url} was truncated: {len(body)} of {expected} bytes",
-                             hint="the next check retries")
+        raise PmdUpdateError(
+            f"the download of {url} was truncated: {len(body)} of {expected} bytes",
+            hint="the next check retries",
+        )
     return bytes(body)
 
 
@@ -157,15 +183,18 @@ def read_file(path: Path, *, max_bytes: int = LIMITS.max_bundle_bytes) -> bytes:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise PmdBundleError(f"{path} is {size} bytes, over the {max_bytes} a bundle may have",
-                                 hint="check the file; the active PMD set was left unchanged")
+            raise PmdBundleError(
+                f"{path} is {size} bytes, over the {max_bytes} a bundle may have",
+                hint="check the file; the active PMD set was left unchanged",
+            )
         with path.open("rb") as f:
             return f.read(max_bytes + 1)
     except FileNotFoundError as exc:
         raise PmdUpdateError(f"bundle file {str(path)!r} does not exist", hint="check the path") from exc
     except OSError as exc:
-        raise PmdUpdateError(f"cannot read bundle {str(path)!r}: {exc.strerror}",
-                             hint="check the file's permissions") from exc
+        raise PmdUpdateError(
+            f"cannot read bundle {str(path)!r}: {exc.strerror}", hint="check the file's permissions"
+        ) from exc
 
 
 # --- installing ------------------------------------------------------------------------------------
@@ -185,9 +214,15 @@ class UpdateResult:
     transient: bool = False  # a failed download worth retrying before the next daily slot
 
     def to_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "at": self.at.isoformat(), "source": self.source,
-                "version": self.version, "active": self.active, "message": self.message,
-                "reason": self.reason}
+        return {
+            "outcome": self.outcome,
+            "at": self.at.isoformat(),
+            "source": self.source,
+            "version": self.version,
+            "active": self.active,
+            "message": self.message,
+            "reason": self.reason,
+        }
 
 
 def _checker(config: ClientConfig | None, data_dir: Path) -> Callable[[Path], None]:
@@ -204,24 +239,29 @@ def _checker(config: ClientConfig | None, data_dir: Path) -> Callable[[Path], No
     return check
 
 
-def install_bundle(bundle: Bundle, *, source: str, config: ClientConfig | None, data_dir: Path,
-                   now: datetime) -> InstalledSet:
-    return PmdSets.in_data_dir(data_dir).install(bundle, source=source, now=now,
-                                                 check=_checker(config, data_dir))
+def install_bundle(
+    bundle: Bundle, *, source: str, config: ClientConfig | None, data_dir: Path, now: datetime
+) -> InstalledSet:
+    return PmdSets.in_data_dir(data_dir).install(
+        bundle, source=source, now=now, check=_checker(config, data_dir)
+    )
 
 
 def _newest_in_directory(directory: Path, keys: list[Any], limits: Limits) -> tuple[Bundle, str, list[str]]:
     """The verified bundle with the highest version among ``directory/*.zip``, and what was refused."""
     if not directory.is_dir():
-        raise PmdUpdateError(f"PMD bundle directory {str(directory)!r} does not exist",
-                             hint="check [pmd.update] directory, or that the sync ran")
+        raise PmdUpdateError(
+            f"PMD bundle directory {str(directory)!r} does not exist",
+            hint="check [pmd.update] directory, or that the sync ran",
+        )
     paths = sorted(directory.glob("*.zip"), reverse=True)[:MAX_DIRECTORY_BUNDLES]
     best: tuple[Bundle, str] | None = None
     refused: list[str] = []
     for path in paths:
         try:
-            b = open_bundle(read_file(path, max_bytes=limits.max_bundle_bytes), publisher_keys=keys,
-                            limits=limits)
+            b = open_bundle(
+                read_file(path, max_bytes=limits.max_bundle_bytes), publisher_keys=keys, limits=limits
+            )
         except PmdError as exc:
             refused.append(f"{path.name}: {exc.message}")
             continue
@@ -229,14 +269,17 @@ def _newest_in_directory(directory: Path, keys: list[Any], limits: Limits) -> tu
             best = (b, str(path))
     if best is None:
         if refused:
-            raise PmdBundleError(f"no acceptable bundle in {directory}: {'; '.join(refused)}",
-                                 hint="the active PMD set was left unchanged")
+            raise PmdBundleError(
+                f"no acceptable bundle in {directory}: {'; '.join(refused)}",
+                hint="the active PMD set was left unchanged",
+            )
         raise PmdUpdateError(f"no bundle (*.zip) in {directory}", hint="check that the sync ran")
     return best[0], best[1], refused
 
 
-def install_from(source: str, *, config: ClientConfig, data_dir: Path, now: datetime | None = None,
-                 limits: Limits = LIMITS) -> UpdateResult:
+def install_from(
+    source: str, *, config: ClientConfig, data_dir: Path, now: datetime | None = None, limits: Limits = LIMITS
+) -> UpdateResult:
     """Install the bundle at ``source`` (https URL, file, or directory of bundles).
 
     Raises the error that refused it; a bundle that is not newer raises PmdBundleNotNewer.
@@ -245,15 +288,20 @@ def install_from(source: str, *, config: ClientConfig, data_dir: Path, now: date
     keys = publisher_keys(config)
     refused: list[str] = []
     if source.startswith(("https://", "http://")):
-        data = fetch_url(source, ca_file=config.pmd.update.ca_file, timeout=config.pmd.update.timeout,
-                         max_bytes=limits.max_bundle_bytes)
+        data = fetch_url(
+            source,
+            ca_file=config.pmd.update.ca_file,
+            timeout=config.pmd.update.timeout,
+            max_bytes=limits.max_bundle_bytes,
+        )
         bundle, origin = open_bundle(data, publisher_keys=keys, limits=limits), source
     elif Path(source).is_dir():
         bundle, origin, refused = _newest_in_directory(Path(source), keys, limits)
     else:
         origin = str(Path(source).resolve())
-        bundle = open_bundle(read_file(Path(source), max_bytes=limits.max_bundle_bytes),
-                             publisher_keys=keys, limits=limits)
+        bundle = open_bundle(
+            read_file(Path(source), max_bytes=limits.max_bundle_bytes), publisher_keys=keys, limits=limits
+        )
     installed = install_bundle(bundle, source=origin, config=config, data_dir=data_dir, now=now)
     message = f"installed PMD bundle version {installed.version} ({installed.info.files} files) from {origin}"
     if refused:
@@ -299,8 +347,13 @@ class Updater:
     UpdateResult(outcome='up_to_date', ...)
     """
 
-    def __init__(self, config: ClientConfig, data_dir: Path, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        data_dir: Path,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         from ..schedule import parse_rule
 
         self.config = config
@@ -358,8 +411,11 @@ class Updater:
         try:
             _save_state(self.data_dir, state)
         except OSError as exc:  # the schedule's memory only: the next call checks again
-            return dataclasses.replace(result, message=f"{result.message} (cannot record the check in "
-                                                       f"{_state_path(self.data_dir)}: {exc.strerror})")
+            return dataclasses.replace(
+                result,
+                message=f"{result.message} (cannot record the check in "
+                f"{_state_path(self.data_dir)}: {exc.strerror})",
+            )
         return result
 
     def update_now(self, now: datetime | None = None) -> UpdateResult:
@@ -376,16 +432,17 @@ class Updater:
             return install_from(source, config=self.config, data_dir=self.data_dir, now=now)
         except PmdBundleNotNewer as exc:
             cur = sets.current()
-            return UpdateResult("up_to_date", now, source, active=cur.version if cur else None,
-                                message=exc.message)
+            return UpdateResult(
+                "up_to_date", now, source, active=cur.version if cur else None, message=exc.message
+            )
         except PmdUpdateError as exc:
-            return UpdateResult("failed", now, source, message=exc.message, reason=exc.reason,
-                                transient=True)
+            return UpdateResult("failed", now, source, message=exc.message, reason=exc.reason, transient=True)
         except PmdError as exc:
             return UpdateResult("failed", now, source, message=exc.message, reason=exc.reason)
         except ConfigError as exc:
-            return UpdateResult("failed", now, source, message=f"{exc.message} ({exc.hint})",
-                                reason=exc.reason)
+            return UpdateResult(
+                "failed", now, source, message=f"{exc.message} ({exc.hint})", reason=exc.reason
+            )
 
 
 def update_status(config: ClientConfig | None, data_dir: Path) -> dict[str, Any]:
@@ -399,8 +456,11 @@ def update_status(config: ClientConfig | None, data_dir: Path) -> dict[str, Any]
             next_at = Updater(config, Path(data_dir)).next_due() if source else None
         except ConfigError as exc:
             source = f"invalid: {exc.message}"
-    return {"source": source, "next_check": next_at.isoformat() if next_at else None,
-            **msgspec.to_builtins(state)}
+    return {
+        "source": source,
+        "next_check": next_at.isoformat() if next_at else None,
+        **msgspec.to_builtins(state),
+    }
 
 
 __all__ = [

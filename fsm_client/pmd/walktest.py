@@ -44,9 +44,10 @@ def load_recording(walk: Path | str) -> RecordingSource:
     try:
         return RecordingSource.from_file(walk)
     except (OSError, ValueError) as exc:  # ValueError: a line that is not OID|TAG|VALUE
-        raise PmdError(f"cannot read the recording {str(walk)!r}: {exc}",
-                       hint="a .snmprec file has one OID|TAG|VALUE line per value "
-                            "(snmpsim-record-commands writes it)") from exc
+        raise PmdError(
+            f"cannot read the recording {str(walk)!r}: {exc}",
+            hint="a .snmprec file has one OID|TAG|VALUE line per value (snmpsim-record-commands writes it)",
+        ) from exc
 
 
 async def _read(source: SnmpSource, pool: PmdPool, pmd_id: str | None, ip: str) -> Device:
@@ -55,8 +56,15 @@ async def _read(source: SnmpSource, pool: PmdPool, pmd_id: str | None, ip: str) 
     return await read_with_pmd(source, pool.get(pmd_id), ip=ip)
 
 
-def read_walk(walk: Path | str, pool: PmdPool, *, pmd_id: str | None = None, serve: bool = True,
-              timeout: float = 2.0, retries: int = 1) -> WalkReading:
+def read_walk(
+    walk: Path | str,
+    pool: PmdPool,
+    *,
+    pmd_id: str | None = None,
+    serve: bool = True,
+    timeout: float = 2.0,
+    retries: int = 1,
+) -> WalkReading:
     """Read the ``.snmprec`` recording ``walk``: served by a private snmpsim on a loopback port
     when ``serve`` and snmpsim is installed, else from the file."""
     walk = Path(walk)
@@ -65,8 +73,12 @@ def read_walk(walk: Path | str, pool: PmdPool, *, pmd_id: str | None = None, ser
     venv = snmpsim_venv()
     if venv is None:
         device = asyncio.run(_read(load_recording(walk), pool, pmd_id, str(walk)))
-        return WalkReading(device, "recording", "snmpsim is not installed (set FSM_SNMPSIM_VENV or run "
-                                                "scripts/setup): read the recording directly")
+        return WalkReading(
+            device,
+            "recording",
+            "snmpsim is not installed (set FSM_SNMPSIM_VENV or run "
+            "scripts/setup): read the recording directly",
+        )
     from ..snmp.session import PysnmpSource  # pysnmp loads slowly: only when serving
 
     # one small file is indexed in about a second; a recording snmpsim cannot parse fails at once
@@ -75,14 +87,17 @@ def read_walk(walk: Path | str, pool: PmdPool, *, pmd_id: str | None = None, ser
         sim.start()
     except SnmpsimError as exc:
         last = [line for line in str(exc).splitlines() if line.strip()][-1:] or [str(exc)]
-        raise PmdError(f"snmpsim could not serve {str(walk)!r}: {last[0].strip()[:300]}",
-                       hint="check the recording's format (OID|TAG|VALUE lines), or pass --direct") from exc
+        raise PmdError(
+            f"snmpsim could not serve {str(walk)!r}: {last[0].strip()[:300]}",
+            hint="check the recording's format (OID|TAG|VALUE lines), or pass --direct",
+        ) from exc
     try:
         cred = Credential(name="snmpsim", community=Secret(sim.community(walk.stem)))
 
         async def served() -> Device:
-            async with PysnmpSource("127.0.0.1", cred, port=sim.port, timeout=timeout,
-                                    retries=retries) as src:
+            async with PysnmpSource(
+                "127.0.0.1", cred, port=sim.port, timeout=timeout, retries=retries
+            ) as src:
                 return await _read(src, pool, pmd_id, str(walk))
 
         return WalkReading(asyncio.run(served()), "snmpsim")

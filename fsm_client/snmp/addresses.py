@@ -70,8 +70,9 @@ def check_unicast(address: str, spec: str) -> None:
     """ConfigError unless ``address`` (an IP address) may be sent SNMP; ``spec`` is quoted."""
     reason = not_unicast(ipaddress.ip_address(address))
     if reason is not None:
-        raise ConfigError(f"target {spec!r} is {reason}, not a device: fsm-client sends unicast only",
-                          hint=UNICAST_HINT)
+        raise ConfigError(
+            f"target {spec!r} is {reason}, not a device: fsm-client sends unicast only", hint=UNICAST_HINT
+        )
 
 
 def check_host(host: str, spec: str, *, unicast: bool = True) -> None:
@@ -81,8 +82,10 @@ def check_host(host: str, spec: str, *, unicast: bool = True) -> None:
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
-            raise ConfigError(f"target {spec!r}: {host!r} is not an IPv4 address",
-                              hint="write four numbers 0-255 separated by dots, e.g. 10.0.0.5") from None
+            raise ConfigError(
+                f"target {spec!r}: {host!r} is not an IPv4 address",
+                hint="write four numbers 0-255 separated by dots, e.g. 10.0.0.5",
+            ) from None
     elif ":" not in host:
         return  # a host name: resolved when it is read
     if unicast:
@@ -94,8 +97,10 @@ def parse_target(spec: str, *, default_port: int = 161) -> Target:
     (see the module docstring)."""
     m = _HOST_PORT.match(spec.strip())
     if not m:
-        raise ConfigError(f"target {spec!r} is not a host, host:port or [IPv6]:port",
-                          hint="write e.g. 10.0.0.5, printer.example.com:1161 or [2001:db8::5]:161")
+        raise ConfigError(
+            f"target {spec!r} is not a host, host:port or [IPv6]:port",
+            hint="write e.g. 10.0.0.5, printer.example.com:1161 or [2001:db8::5]:161",
+        )
     port = int(m.group("port")) if m.group("port") else default_port
     if not 0 < port < 65536:
         raise ConfigError(f"target {spec!r} has port {port}, outside 1-65535", hint="fix the port")
@@ -104,8 +109,9 @@ def parse_target(spec: str, *, default_port: int = 161) -> Target:
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            raise ConfigError(f"target {spec!r}: {host!r} is not an IPv6 address",
-                              hint="write e.g. [2001:db8::5]:161") from None
+            raise ConfigError(
+                f"target {spec!r}: {host!r} is not an IPv6 address", hint="write e.g. [2001:db8::5]:161"
+            ) from None
     check_host(host, spec)
     return Target(host, port)
 
@@ -119,8 +125,10 @@ def _ip(text: str, spec: str) -> int:
     try:
         return int(ipaddress.IPv4Address(text))
     except ValueError:
-        raise ConfigError(f"target {spec!r}: {text!r} is not an IPv4 address",
-                          hint="write a.b.c.d, a.b.c.d/nn, a.b.c.d-e or a.b.c.d-a.b.c.e") from None
+        raise ConfigError(
+            f"target {spec!r}: {text!r} is not an IPv4 address",
+            hint="write a.b.c.d, a.b.c.d/nn, a.b.c.d-e or a.b.c.d-a.b.c.e",
+        ) from None
 
 
 def spans(spec: str, *, whole: bool = False, resolve: bool = True) -> list[tuple[int, int, bool]]:
@@ -134,8 +142,9 @@ def spans(spec: str, *, whole: bool = False, resolve: bool = True) -> list[tuple
         try:
             net = ipaddress.IPv4Network(spec, strict=False)
         except ValueError:
-            raise ConfigError(f"target {spec!r} is not an IPv4 CIDR block",
-                              hint="write e.g. 10.0.0.0/24") from None
+            raise ConfigError(
+                f"target {spec!r} is not an IPv4 CIDR block", hint="write e.g. 10.0.0.0/24"
+            ) from None
         first, last = int(net.network_address), int(net.broadcast_address)
         if net.prefixlen < 31 and not whole:  # network and broadcast addresses are never probed
             first, last = first + 1, last - 1
@@ -148,8 +157,9 @@ def spans(spec: str, *, whole: bool = False, resolve: bool = True) -> list[tuple
             last = _ip(end, spec)
         else:
             if int(end) > 255:
-                raise ConfigError(f"target {spec!r}: {end} is not an octet",
-                                  hint="write a.b.c.d-e with e <= 255")
+                raise ConfigError(
+                    f"target {spec!r}: {end} is not an octet", hint="write a.b.c.d-e with e <= 255"
+                )
             last = (first & 0xFFFFFF00) | int(end)
         if last < first:
             raise ConfigError(f"target {spec!r} ends before it starts", hint="write the lower address first")
@@ -165,8 +175,10 @@ def spans(spec: str, *, whole: bool = False, resolve: bool = True) -> list[tuple
     try:
         infos = socket.getaddrinfo(spec, None, socket.AF_INET, socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError):
-        raise ConfigError(f"target {spec!r} is not an address or range, and no host of that name resolves",
-                          hint="check the spelling, or give the IP address") from None
+        raise ConfigError(
+            f"target {spec!r} is not an address or range, and no host of that name resolves",
+            hint="check the spelling, or give the IP address",
+        ) from None
     n = int(ipaddress.IPv4Address(infos[0][4][0]))
     return [(n, n, False)]
 
@@ -185,8 +197,11 @@ def check_span(spec: str, first: int, last: int, skip_edges: bool) -> None:
         return
     if first == last:
         check_unicast(socket.inet_ntoa(first.to_bytes(4, "big")), spec)
-    raise ConfigError(f"target {spec!r} holds only network, broadcast, multicast or reserved addresses: "
-                      "fsm-client sends unicast only", hint=UNICAST_HINT)
+    raise ConfigError(
+        f"target {spec!r} holds only network, broadcast, multicast or reserved addresses: "
+        "fsm-client sends unicast only",
+        hint=UNICAST_HINT,
+    )
 
 
 def check_target(spec: str, *, exclude: bool = False) -> None:

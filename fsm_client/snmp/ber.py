@@ -124,20 +124,31 @@ def encode_value(value: SnmpValue | bytes | None) -> bytes:
 
 
 def encode_varbinds(varbinds: Sequence[tuple[str, SnmpValue | bytes | None]]) -> bytes:
-    return tlv(0x30, b"".join(tlv(0x30, tlv(0x06, encode_oid_content(o)) + encode_value(v))
-                              for o, v in varbinds))
+    return tlv(
+        0x30, b"".join(tlv(0x30, tlv(0x06, encode_oid_content(o)) + encode_value(v)) for o, v in varbinds)
+    )
 
 
 def encode_message(
-    *, version: int, community: bytes, pdu_type: int, request_id: int,
+    *,
+    version: int,
+    community: bytes,
+    pdu_type: int,
+    request_id: int,
     varbinds: Sequence[tuple[str, SnmpValue | bytes | None]],
-    error_status: int = 0, error_index: int = 0,
+    error_status: int = 0,
+    error_index: int = 0,
 ) -> bytes:
     """A whole v1 (version 0) or v2c (version 1) message.
 
     For GETBULK, ``error_status``/``error_index`` carry non-repeaters/max-repetitions."""
-    pdu = tlv(pdu_type, encode_int(request_id) + encode_int(error_status) + encode_int(error_index)
-              + encode_varbinds(varbinds))
+    pdu = tlv(
+        pdu_type,
+        encode_int(request_id)
+        + encode_int(error_status)
+        + encode_int(error_index)
+        + encode_varbinds(varbinds),
+    )
     return tlv(0x30, encode_int(version) + tlv(0x04, community) + pdu)
 
 
@@ -154,14 +165,20 @@ class RequestTemplate:
         at = encoded.find(marker)
         if at < 0 or encoded.find(marker, at + 1) >= 0:
             raise BerError("request id not found exactly once in the template")
-        return cls(encoded[: at + 2], encoded[at + 6:])
+        return cls(encoded[: at + 2], encoded[at + 6 :])
 
     @classmethod
     def get(cls, *, version: int, community: bytes, oids: Sequence[str]) -> RequestTemplate:
         """A v1/v2c GET of ``oids``."""
-        return cls._with_marker(encode_message(
-            version=version, community=community, pdu_type=GET, request_id=MIN_REQUEST_ID,
-            varbinds=[(o, None) for o in oids]))
+        return cls._with_marker(
+            encode_message(
+                version=version,
+                community=community,
+                pdu_type=GET,
+                request_id=MIN_REQUEST_ID,
+                varbinds=[(o, None) for o in oids],
+            )
+        )
 
     @classmethod
     def v3_discovery(cls) -> RequestTemplate:
@@ -169,10 +186,18 @@ class RequestTemplate:
 
         Every SNMPv3 agent answers it with a Report carrying its engine id, which tells a
         sweep where a v3 read is worth trying; the id patched is msgID."""
-        header = tlv(0x30, b"\x02\x04" + MIN_REQUEST_ID.to_bytes(4, "big") + encode_int(65507)
-                     + tlv(0x04, b"\x04") + encode_int(3))
-        usm = tlv(0x30, tlv(0x04, b"") + encode_int(0) + encode_int(0) + tlv(0x04, b"")
-                  + tlv(0x04, b"") + tlv(0x04, b""))
+        header = tlv(
+            0x30,
+            b"\x02\x04"
+            + MIN_REQUEST_ID.to_bytes(4, "big")
+            + encode_int(65507)
+            + tlv(0x04, b"\x04")
+            + encode_int(3),
+        )
+        usm = tlv(
+            0x30,
+            tlv(0x04, b"") + encode_int(0) + encode_int(0) + tlv(0x04, b"") + tlv(0x04, b"") + tlv(0x04, b""),
+        )
         pdu = tlv(GET, encode_int(0x01000001) + encode_int(0) + encode_int(0) + tlv(0x30, b""))
         scoped = tlv(0x30, tlv(0x04, b"") + tlv(0x04, b"") + pdu)
         return cls._with_marker(tlv(0x30, encode_int(3) + header + tlv(0x04, usm) + scoped))
@@ -203,7 +228,7 @@ def read_tlv(data: bytes | memoryview, pos: int, end: int) -> tuple[int, int, in
             raise BerError(f"unsupported length form {first:#x} at byte {pos - 1}")
         if pos + n > end:
             raise BerError(f"truncated length at byte {pos}")
-        length = int.from_bytes(bytes(data[pos:pos + n]), "big")
+        length = int.from_bytes(bytes(data[pos : pos + n]), "big")
         pos += n
     if pos + length > end:
         raise BerError(f"value of {length} bytes at byte {pos} runs past the end ({end})")

@@ -91,8 +91,10 @@ def expand_targets(specs: Iterable[str], exclude: Iterable[str] = ()) -> Iterato
         check_span(spec, first, last, skip_edges)
     total = sum(b - a + 1 for _, (a, b, _) in found)
     if total > MAX_ADDRESSES:
-        raise ConfigError(f"targets {specs!r} cover {total} addresses, more than {MAX_ADDRESSES}",
-                          hint="sweep the subnets printers live in, e.g. several /24s")
+        raise ConfigError(
+            f"targets {specs!r} cover {total} addresses, more than {MAX_ADDRESSES}",
+            hint="sweep the subnets printers live in, e.g. several /24s",
+        )
     seen: set[int] = set()
     for _, (first, last, skip_edges) in found:
         for n in range(first, last + 1):
@@ -144,8 +146,15 @@ class _Prober(asyncio.DatagramProtocol):
 
 
 class _Sweeper:
-    def __init__(self, *, port: int, timeout: float, retries: int, rate: float,
-                 progress: Callable[[SweepProgress], None] | None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int,
+        timeout: float,
+        retries: int,
+        rate: float,
+        progress: Callable[[SweepProgress], None] | None,
+    ) -> None:
         self.port, self.timeout, self.attempts = port, timeout, 1 + max(0, retries)
         self.rate = float(rate) if rate and rate > 0 else 1e9
         # At most this many sends between two looks at the event loop (answers, progress).
@@ -161,8 +170,14 @@ class _Sweeper:
             if rid not in self.proto.pending:
                 return rid
 
-    async def probe(self, addresses: Sequence[str], template: ber.RequestTemplate, *, v3: bool,
-                    report: Callable[[int, int], None]) -> dict[str, bytes]:
+    async def probe(
+        self,
+        addresses: Sequence[str],
+        template: ber.RequestTemplate,
+        *,
+        v3: bool,
+        report: Callable[[int, int], None],
+    ) -> dict[str, bytes]:
         """Send ``template`` to every address (with retries); the raw answers by address."""
         proto = self.proto
         transport = proto.transport
@@ -233,12 +248,19 @@ def _found_from_v12(ip: str, raw: bytes, cred: Credential, port: int) -> Found |
     sys_object_id = str(oid_v.value) if oid_v is not None and oid_v.tag == "oid" else ""
     raw_descr = descr_v.as_bytes() if descr_v is not None else None
     descr = (raw_descr or b"")[:MAX_DESCR].decode("utf-8", "replace")
-    return Found(ip=ip, credential=cred.name, sys_object_id=sys_object_id, sys_descr=descr,
-                 version=cred.version, port=port)
+    return Found(
+        ip=ip,
+        credential=cred.name,
+        sys_object_id=sys_object_id,
+        sys_descr=descr,
+        version=cred.version,
+        port=port,
+    )
 
 
-async def _read_v3(ips: Sequence[str], cred: Credential, *, port: int, timeout: float, retries: int,
-                   concurrency: int = 32) -> list[Found]:
+async def _read_v3(
+    ips: Sequence[str], cred: Credential, *, port: int, timeout: float, retries: int, concurrency: int = 32
+) -> list[Found]:
     from .session import PysnmpSource  # pysnmp only for the few addresses that speak v3
 
     gate = asyncio.Semaphore(concurrency)
@@ -253,21 +275,31 @@ async def _read_v3(ips: Sequence[str], cred: Credential, *, port: int, timeout: 
             return None
         oid_v, descr_v = got.get(SYS_OBJECT_ID), got.get(SYS_DESCR)
         raw_descr = descr_v.as_bytes() if descr_v is not None else None
-        return Found(ip=ip, credential=cred.name,
-                     sys_object_id=str(oid_v.value) if oid_v is not None and oid_v.tag == "oid" else "",
-                     sys_descr=(raw_descr or b"")[:MAX_DESCR].decode("utf-8", "replace"),
-                     version="3", port=port)
+        return Found(
+            ip=ip,
+            credential=cred.name,
+            sys_object_id=str(oid_v.value) if oid_v is not None and oid_v.tag == "oid" else "",
+            sys_descr=(raw_descr or b"")[:MAX_DESCR].decode("utf-8", "replace"),
+            version="3",
+            port=port,
+        )
 
     return [f for f in await asyncio.gather(*(one(ip) for ip in ips)) if f is not None]
 
 
 def _log_misdirected(senders: Counter[str]) -> None:
     for sender, n in senders.most_common(MAX_SENDERS_LOGGED):
-        log.warning("discovery: %s sent %d answer(s) that matched no probe sent to it "
-                    "(wrong request id or port); dropped", sender, n)
+        log.warning(
+            "discovery: %s sent %d answer(s) that matched no probe sent to it "
+            "(wrong request id or port); dropped",
+            sender,
+            n,
+        )
     if len(senders) > MAX_SENDERS_LOGGED:
-        log.warning("discovery: %d more senders sent answers that matched no probe; dropped",
-                    len(senders) - MAX_SENDERS_LOGGED)
+        log.warning(
+            "discovery: %d more senders sent answers that matched no probe; dropped",
+            len(senders) - MAX_SENDERS_LOGGED,
+        )
 
 
 async def sweep(
@@ -285,8 +317,10 @@ async def sweep(
     ``credentials`` (tried in order), in address order. ``rate`` caps probes per second
     (retries included); 0 means as fast as the machine sends."""
     if not credentials:
-        raise ConfigError("no SNMP credentials to sweep with",
-                          hint="add a [[credentials]] entry to the config or pass --community")
+        raise ConfigError(
+            "no SNMP credentials to sweep with",
+            hint="add a [[credentials]] entry to the config or pass --community",
+        )
     addresses = list(expand_targets(targets, exclude))
     sweeper = _Sweeper(port=port, timeout=timeout, retries=retries, rate=rate, progress=progress)
     loop = asyncio.get_running_loop()
@@ -310,17 +344,20 @@ async def sweep(
 
             if cred.version == "3":
                 if v3_answered is None:  # one engine-discovery probe serves every v3 credential
-                    answers = await sweeper.probe(left, ber.RequestTemplate.v3_discovery(), v3=True,
-                                                  report=report)
+                    answers = await sweeper.probe(
+                        left, ber.RequestTemplate.v3_discovery(), v3=True, report=report
+                    )
                     v3_answered = list(answers)
                 candidates = [ip for ip in v3_answered if ip not in found]
                 for f in await _read_v3(candidates, cred, port=port, timeout=timeout, retries=retries):
                     found[f.ip] = f
                 report(len(left), len(left))
                 continue
-            template = ber.RequestTemplate.get(version=0 if cred.version == "1" else 1,
-                                               community=cred.community.reveal().encode(),
-                                               oids=[SYS_OBJECT_ID, SYS_DESCR])
+            template = ber.RequestTemplate.get(
+                version=0 if cred.version == "1" else 1,
+                community=cred.community.reveal().encode(),
+                oids=[SYS_OBJECT_ID, SYS_DESCR],
+            )
             answers = await sweeper.probe(left, template, v3=False, report=report)
             for ip, raw in answers.items():
                 if (answered := _found_from_v12(ip, raw, cred, port)) is not None:

@@ -120,37 +120,73 @@ PRIV_PROTOCOLS: dict[str, Any] = {
 # none is missing): the device is silent, the credential is refused, or the answer is junk.
 INDICATION_ERRORS: dict[type[errind.ErrorIndication], type[SnmpError]] = {
     errind.RequestTimedOut: SnmpTimeout,
-    **{cls: SnmpAuthError for cls in (
-        errind.UnknownUserName, errind.WrongDigest, errind.AuthenticationFailure, errind.AuthenticationError,
-        errind.DecryptionError, errind.EncryptionError, errind.NoEncryption, errind.NoAuthentication,
-        errind.UnsupportedSecurityLevel, errind.UnknownSecurityName, errind.UnsupportedAuthProtocol,
-        errind.UnsupportedPrivProtocol, errind.UnsupportedSecurityModel, errind.NotInTimeWindow,
-        errind.UnknownEngineID, errind.EngineIDMismatch, errind.UnknownCommunityName,
-        errind.ReportPduReceived, errind.NoSuchView, errind.NoAccessEntry, errind.NoGroupName,
-        errind.NoSuchContext, errind.NotInView,
-    )},
-    **{cls: SnmpProtocolError for cls in (
-        errind.SerializationError, errind.DeserializationError, errind.ParseError,
-        errind.UnsupportedMsgProcessingModel, errind.UnknownPDUHandler, errind.UnsupportedPDUtype,
-        errind.EmptyResponse, errind.NonReportable, errind.DataMismatch, errind.TooBig,
-        errind.LoopTerminated, errind.InvalidMsg, errind.AccessAllowed, errind.OtherError,
-        errind.OidNotIncreasing,
-    )},
+    **{
+        cls: SnmpAuthError
+        for cls in (
+            errind.UnknownUserName,
+            errind.WrongDigest,
+            errind.AuthenticationFailure,
+            errind.AuthenticationError,
+            errind.DecryptionError,
+            errind.EncryptionError,
+            errind.NoEncryption,
+            errind.NoAuthentication,
+            errind.UnsupportedSecurityLevel,
+            errind.UnknownSecurityName,
+            errind.UnsupportedAuthProtocol,
+            errind.UnsupportedPrivProtocol,
+            errind.UnsupportedSecurityModel,
+            errind.NotInTimeWindow,
+            errind.UnknownEngineID,
+            errind.EngineIDMismatch,
+            errind.UnknownCommunityName,
+            errind.ReportPduReceived,
+            errind.NoSuchView,
+            errind.NoAccessEntry,
+            errind.NoGroupName,
+            errind.NoSuchContext,
+            errind.NotInView,
+        )
+    },
+    **{
+        cls: SnmpProtocolError
+        for cls in (
+            errind.SerializationError,
+            errind.DeserializationError,
+            errind.ParseError,
+            errind.UnsupportedMsgProcessingModel,
+            errind.UnknownPDUHandler,
+            errind.UnsupportedPDUtype,
+            errind.EmptyResponse,
+            errind.NonReportable,
+            errind.DataMismatch,
+            errind.TooBig,
+            errind.LoopTerminated,
+            errind.InvalidMsg,
+            errind.AccessAllowed,
+            errind.OtherError,
+            errind.OidNotIncreasing,
+        )
+    },
 }
 
 
-def translate_indication(indication: errind.ErrorIndication, *, who: str,
-                         credential: Credential) -> SnmpError:
+def translate_indication(
+    indication: errind.ErrorIndication, *, who: str, credential: Credential
+) -> SnmpError:
     """The ``SnmpError`` for a pysnmp error indication about device ``who``."""
-    kind = next((INDICATION_ERRORS[c] for c in type(indication).__mro__ if c in INDICATION_ERRORS),
-                SnmpProtocolError)
+    kind = next(
+        (INDICATION_ERRORS[c] for c in type(indication).__mro__ if c in INDICATION_ERRORS), SnmpProtocolError
+    )
     if kind is SnmpTimeout:
         return SnmpTimeout(f"no answer from {who}")
     if kind is SnmpAuthError:
         what = f"SNMPv3 user {credential.user!r}" if credential.version == "3" else "the community"
         return SnmpAuthError(f"{who} refused {what} of credential {credential.name!r}: {indication}")
-    return SnmpProtocolError(f"{who}: {indication}",
-                             hint="the agent's answer could not be used; report the device model with a walk")
+    return SnmpProtocolError(
+        f"{who}: {indication}",
+        hint="the agent's answer could not be used; report the device model with a walk",
+    )
 
 
 # error-status values (RFC 3416)
@@ -171,8 +207,9 @@ _TAGS: dict[Any, Tag] = {
 _ABSENT = {rfc1905.NoSuchObject.tagSet, rfc1905.NoSuchInstance.tagSet, rfc1905.EndOfMibView.tagSet}
 _END_OF_MIB = rfc1905.EndOfMibView.tagSet
 
-_ENGINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SnmpEngine]] = \
+_ENGINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SnmpEngine]] = (
     weakref.WeakKeyDictionary()
+)
 _VARBINDS: dict[str, ObjectType] = {}
 _VARBIND_CACHE_MAX = 50_000
 
@@ -183,8 +220,15 @@ def engine_key(credential: Credential) -> str:
     with the same user and different keys would overwrite each other's in flight."""
     if credential.version != "3":
         return "community"
-    material = "\0".join((credential.user, credential.auth_protocol, credential.auth_key.reveal(),
-                          credential.priv_protocol, credential.priv_key.reveal()))
+    material = "\0".join(
+        (
+            credential.user,
+            credential.auth_protocol,
+            credential.auth_key.reveal(),
+            credential.priv_protocol,
+            credential.priv_key.reveal(),
+        )
+    )
     return "usm:" + hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -334,13 +378,16 @@ def auth_data(credential: Credential) -> CommunityData | UsmUserData:
     auth = credential.auth_protocol
     priv = credential.priv_protocol
     if priv and not auth:
-        raise SnmpAuthError(f"credential {credential.name!r} sets priv_protocol {priv!r} "
-                            "without auth_protocol",
-                            hint="SNMPv3 privacy needs authentication: set auth_protocol and auth_key")
+        raise SnmpAuthError(
+            f"credential {credential.name!r} sets priv_protocol {priv!r} without auth_protocol",
+            hint="SNMPv3 privacy needs authentication: set auth_protocol and auth_key",
+        )
     for what, proto, key in (("auth", auth, credential.auth_key), ("priv", priv, credential.priv_key)):
         if proto and len(key.reveal()) < 8:
-            raise SnmpAuthError(f"credential {credential.name!r}: {what}_key is shorter than 8 characters",
-                                hint=f"SNMPv3 requires {what}_key of at least 8 characters")
+            raise SnmpAuthError(
+                f"credential {credential.name!r}: {what}_key is shorter than 8 characters",
+                hint=f"SNMPv3 requires {what}_key of at least 8 characters",
+            )
     try:
         return UsmUserData(
             credential.user,
@@ -420,8 +467,9 @@ class PysnmpSource:
         self._engine = engine
         self._auth = auth_data(credential)
         self._engine_key = engine_key(credential)
-        self._context = ContextData(contextName=credential.context.encode()) if credential.context \
-            else ContextData()
+        self._context = (
+            ContextData(contextName=credential.context.encode()) if credential.context else ContextData()
+        )
         self._target: UdpTransportTarget | None = None
         self._v1 = credential.version == "1"
 
@@ -450,7 +498,7 @@ class PysnmpSource:
         out: dict[str, SnmpValue] = {}
         for i in range(0, len(wanted), self.get_batch):
             try:
-                await self._get_batch(wanted[i:i + self.get_batch], out)
+                await self._get_batch(wanted[i : i + self.get_batch], out)
             except _Timeout:
                 self._timed_out(f"GET of {len(wanted)} OIDs", got_some=bool(out))
                 break
@@ -464,7 +512,7 @@ class PysnmpSource:
         return column.rows
 
     async def walk_many(
-        self, roots: Mapping[str, int] | Sequence[str], *, max_rows: int = 10_000,
+        self, roots: Mapping[str, int] | Sequence[str], *, max_rows: int = 10_000
     ) -> dict[str, list[tuple[str, SnmpValue]]]:
         """Walk several subtrees together: ``{root: rows}`` as ``walk`` gives them.
 
@@ -515,8 +563,10 @@ class PysnmpSource:
                 else:
                     for c in batch:
                         c.done = True
-                        self.warnings.append(f"{self._who()}: walk of {c.root} stopped by error-status "
-                                             f"{_status_name(status)} at {c.cursor}")
+                        self.warnings.append(
+                            f"{self._who()}: walk of {c.root} stopped by error-status "
+                            f"{_status_name(status)} at {c.cursor}"
+                        )
             elif not vbs:
                 for c in batch:
                     c.done = True
@@ -540,8 +590,10 @@ class PysnmpSource:
             c.done = True
             return
         if key <= c.last:  # checked before the subtree: a jump back out of it is a loop, not the end
-            self.warnings.append(f"{self._who()}: walk of {c.root} stopped: the agent answered "
-                                 f"{name} after {_dotted(c.last)} (OIDs not increasing: a looping table)")
+            self.warnings.append(
+                f"{self._who()}: walk of {c.root} stopped: the agent answered "
+                f"{name} after {_dotted(c.last)} (OIDs not increasing: a looping table)"
+            )
             c.done = True
             return
         if key[: len(c.prefix)] != c.prefix:
@@ -559,26 +611,34 @@ class PysnmpSource:
 
     def _check_lost(self) -> None:
         if self.lost:
-            raise SnmpTimeout(f"{self._who()} stopped answering earlier in this read",
-                              hint=f"the device went silent mid-read; raise snmp timeout "
-                                   f"(now {self.timeout}s) or retries (now {self.retries}) if it is slow")
+            raise SnmpTimeout(
+                f"{self._who()} stopped answering earlier in this read",
+                hint=f"the device went silent mid-read; raise snmp timeout "
+                f"(now {self.timeout}s) or retries (now {self.retries}) if it is slow",
+            )
 
     def _timed_out(self, what: str, *, got_some: bool) -> None:
         attempts = f"{self.timeout:g}s x {self.retries + 1} attempts"
         if not self.answered:
             if self.misdirected:
-                raise SnmpTimeout(f"no usable answer from {self._who()} ({attempts}): it sent "
-                                  f"{self.misdirected} answer(s) that matched no request sent to it",
-                                  hint="the agent answers with wrong request ids (a firmware fault, or "
-                                       "something on the network answering for it); dropped")
+                raise SnmpTimeout(
+                    f"no usable answer from {self._who()} ({attempts}): it sent "
+                    f"{self.misdirected} answer(s) that matched no request sent to it",
+                    hint="the agent answers with wrong request ids (a firmware fault, or "
+                    "something on the network answering for it); dropped",
+                )
             if self.undecodable:
-                raise SnmpTimeout(f"no usable answer from {self._who()} ({attempts}): it sent "
-                                  f"{self.undecodable} undecodable datagram(s)",
-                                  hint="the device answers broken SNMP; check its firmware or SNMP agent")
+                raise SnmpTimeout(
+                    f"no usable answer from {self._who()} ({attempts}): it sent "
+                    f"{self.undecodable} undecodable datagram(s)",
+                    hint="the device answers broken SNMP; check its firmware or SNMP agent",
+                )
             raise SnmpTimeout(f"no answer from {self._who()} ({attempts})")
         self.lost = True
-        self.warnings.append(f"unreachable mid-read: {self._who()} stopped answering during the {what} "
-                             f"({attempts}); kept what was read before")
+        self.warnings.append(
+            f"unreachable mid-read: {self._who()} stopped answering during the {what} "
+            f"({attempts}); kept what was read before"
+        )
         if not got_some:
             raise SnmpTimeout(f"{self._who()} stopped answering during the {what} ({attempts})")
 
@@ -586,14 +646,16 @@ class PysnmpSource:
         if self._target is None:
             try:
                 self._target = await UdpTransportTarget.create(
-                    (self.host, self.port), timeout=self.timeout, retries=self.retries)
+                    (self.host, self.port), timeout=self.timeout, retries=self.retries
+                )
             except PySnmpError as exc:
-                raise SnmpError(f"cannot resolve {self.host!r}: {exc}",
-                                hint="check the host name, or give an IP address") from None
+                raise SnmpError(
+                    f"cannot resolve {self.host!r}: {exc}", hint="check the host name, or give an IP address"
+                ) from None
         return self._target
 
     async def _request(
-        self, kind: Literal["get", "next", "bulk"], oids: Sequence[str], *, max_repetitions: int = 0,
+        self, kind: Literal["get", "next", "bulk"], oids: Sequence[str], *, max_repetitions: int = 0
     ) -> tuple[int, int, list[tuple[str, Any]]]:
         """One PDU; (error-status, error-index, [(oid, pysnmp value)]). Raises _Timeout."""
         engine = self._engine or shared_engine(self._engine_key)
@@ -607,16 +669,18 @@ class PysnmpSource:
             elif kind == "next":
                 coro = next_cmd(engine, self._auth, target, self._context, *varbinds, lookupMib=False)
             else:
-                coro = bulk_cmd(engine, self._auth, target, self._context, 0, max_repetitions, *varbinds,
-                                lookupMib=False)
+                coro = bulk_cmd(
+                    engine, self._auth, target, self._context, 0, max_repetitions, *varbinds, lookupMib=False
+                )
             indication, status, index, answer = await asyncio.wait_for(coro, guard)
         except TimeoutError:
             self._note_garbage(engine)
             raise _Timeout() from None
         except (PySnmpError, PyAsn1Error) as exc:
-            raise SnmpProtocolError(f"{self._who()}: SNMP engine error: {exc}",
-                                    hint="the agent's answer could not be processed; "
-                                         "report the device model with a walk") from None
+            raise SnmpProtocolError(
+                f"{self._who()}: SNMP engine error: {exc}",
+                hint="the agent's answer could not be processed; report the device model with a walk",
+            ) from None
         if indication:
             error = translate_indication(indication, who=self._who(), credential=self.credential)
             if isinstance(error, SnmpTimeout):
@@ -639,8 +703,10 @@ class PysnmpSource:
             stray = dispatcher.misdirected.pop(sender[0], 0)
             if stray:
                 self.misdirected += stray
-                self.warnings.append(f"{self._who()} sent {stray} answer(s) that matched no request "
-                                     "sent to it (wrong request id); dropped")
+                self.warnings.append(
+                    f"{self._who()} sent {stray} answer(s) that matched no request "
+                    "sent to it (wrong request id); dropped"
+                )
 
     async def _get_batch(self, oids: list[str], out: dict[str, SnmpValue]) -> None:
         """GET ``oids`` into ``out``, splitting on tooBig/genErr, dropping v1 noSuchName OIDs."""
@@ -668,8 +734,9 @@ class PysnmpSource:
                 await self._get_batch(oids[half:], out)
                 return
             if status != _NO_SUCH_NAME:
-                self.warnings.append(f"{self._who()}: GET {oids[0]} refused with {_status_name(status)}; "
-                                     "value skipped")
+                self.warnings.append(
+                    f"{self._who()}: GET {oids[0]} refused with {_status_name(status)}; value skipped"
+                )
             return
 
     def _convert(self, name: str, value: Any) -> SnmpValue | None:
@@ -679,8 +746,9 @@ class PysnmpSource:
             self.warnings.append(f"{self._who()}: {name}: {exc.message}; dropped")
             return None
         if sv is not None and isinstance(sv.value, bytes) and len(sv.value) > self.max_value_bytes:
-            self.warnings.append(f"{self._who()}: {name} is {len(sv.value)} bytes; "
-                                 f"truncated to {self.max_value_bytes}")
+            self.warnings.append(
+                f"{self._who()}: {name} is {len(sv.value)} bytes; truncated to {self.max_value_bytes}"
+            )
             sv = SnmpValue(sv.tag, sv.value[: self.max_value_bytes])
         return sv
 

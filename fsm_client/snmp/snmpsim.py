@@ -46,8 +46,9 @@ def loopback_range(first: str, count: int) -> list[str]:
     return out
 
 
-def snmp_get(host: str, port: int, community: str, oid: str, *, timeout: float = 0.5,
-             version: int = 1) -> ber.Message | None:
+def snmp_get(
+    host: str, port: int, community: str, oid: str, *, timeout: float = 0.5, version: int = 1
+) -> ber.Message | None:
     """One raw GET; the decoded answer, or None on silence or garbage."""
     rid = ber.MIN_REQUEST_ID + int.from_bytes(os.urandom(3), "big")
     packet = ber.RequestTemplate.get(version=version, community=community.encode(), oids=[oid]).render(rid)
@@ -187,8 +188,13 @@ class Snmpsim:
             if os.geteuid() == 0:  # snmpsim refuses to run as root otherwise
                 args += ["--process-user=nobody", "--process-group=nogroup"]
             with open(self.log_path, "wb") as log:
-                self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+                self.proc = subprocess.Popen(
+                    args,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -206,7 +212,8 @@ class Snmpsim:
             if time.monotonic() > deadline:
                 raise SnmpsimError(
                     f"snmpsim did not answer a GET on {sorted(pending)}:{self.port} within "
-                    f"ready_timeout={self.ready_timeout}s; log: {self._log_tail()}")
+                    f"ready_timeout={self.ready_timeout}s; log: {self._log_tail()}"
+                )
             for host in list(pending):
                 if snmp_get(host, self.port, community, SYS_OBJECT_ID, timeout=0.3) is not None:
                     pending.discard(host)

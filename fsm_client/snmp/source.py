@@ -137,7 +137,7 @@ class RecordingSource:
         return out
 
     async def walk_many(
-        self, roots: Mapping[str, int] | Sequence[str], *, max_rows: int = 10_000,
+        self, roots: Mapping[str, int] | Sequence[str], *, max_rows: int = 10_000
     ) -> dict[str, list[tuple[str, SnmpValue]]]:
         limits = dict(roots) if isinstance(roots, Mapping) else dict.fromkeys(roots, max_rows)
         return {root: await self.walk(root, max_rows=limit) for root, limit in limits.items()}
@@ -154,7 +154,7 @@ class RecordingSource:
 
 
 async def walk_many(
-    source: SnmpSource, roots: Mapping[str, int] | Sequence[str], *, max_rows: int = 10_000,
+    source: SnmpSource, roots: Mapping[str, int] | Sequence[str], *, max_rows: int = 10_000
 ) -> dict[str, list[tuple[str, SnmpValue]]]:
     """``{root: rows}`` for several subtrees: the source's own ``walk_many`` where it has one
     (``PysnmpSource`` walks up to 16 tables per GETBULK), else one ``walk`` after another.

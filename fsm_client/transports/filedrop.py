@@ -143,8 +143,12 @@ def remove_stale_parts(directory: Path | str) -> list[str]:
         finally:
             os.close(fd)
     if removed:
-        log.warning("removed %d stale temporary file(s) from the drop folder %r, left by an interrupted "
-                    "write: %s", len(removed), str(directory), ", ".join(removed))
+        log.warning(
+            "removed %d stale temporary file(s) from the drop folder %r, left by an interrupted write: %s",
+            len(removed),
+            str(directory),
+            ", ".join(removed),
+        )
     return removed
 
 
@@ -181,5 +185,12 @@ def _translate(exc: OSError, directory: Path) -> TransportError:
     )
 
 
-__all__ = ["FINAL_NAME_RE", "TEMP_NAME_RE", "TEMP_PREFIX", "TEMP_SUFFIX", "FileDropTransport", "file_name",
-           "remove_stale_parts"]
+__all__ = [
+    "FINAL_NAME_RE",
+    "TEMP_NAME_RE",
+    "TEMP_PREFIX",
+    "TEMP_SUFFIX",
+    "FileDropTransport",
+    "file_name",
+    "remove_stale_parts",
+]

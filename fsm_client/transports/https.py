@@ -64,8 +64,9 @@ class PinMismatch(TransportError):
 def spki_sha256(certificate_der: bytes) -> str:
     """Base64 SHA-256 of a certificate's SubjectPublicKeyInfo (what HPKP and curl's --pinnedpubkey use)."""
     cert = x509.load_der_x509_certificate(certificate_der)
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
 
 
@@ -77,10 +78,12 @@ def normalise_pin(pin: str) -> str:
     except ValueError:
         raw = b""
     if len(raw) != 32:
-        raise ConfigError(f"[transport] pin_sha256 entry {pin!r} is not a SHA-256 (base64 or 64 hex digits)",
-                          hint="a pin is the base64 SHA-256 of the server key's SubjectPublicKeyInfo: "
-                               "`openssl x509 -in server.pem -pubkey -noout | "
-                               "openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`")
+        raise ConfigError(
+            f"[transport] pin_sha256 entry {pin!r} is not a SHA-256 (base64 or 64 hex digits)",
+            hint="a pin is the base64 SHA-256 of the server key's SubjectPublicKeyInfo: "
+            "`openssl x509 -in server.pem -pubkey -noout | "
+            "openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`",
+        )
     return base64.b64encode(raw).decode("ascii")
 
 
@@ -90,7 +93,8 @@ def check_url(url: str, what: str = "[transport] url") -> str:
     if parts.scheme.lower() != "https":
         raise ConfigError(
             f"{what} {url!r} is not an https:// URL: reports are never posted in plaintext",
-            hint="use the server's https:// address (fsm-server receive serves HTTPS only)")
+            hint="use the server's https:// address (fsm-server receive serves HTTPS only)",
+        )
     if not parts.hostname:
         raise ConfigError(f"{what} {url!r} names no host", hint="use https://HOST[:PORT]")
     return url
@@ -117,8 +121,10 @@ def _check_proxy(proxy: str, what: str) -> str:
         proxy = "http://" + proxy  # "proxy:3128", as many tools accept
     parts = urlsplit(proxy)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} {_redact(proxy)!r} is not an http:// or https:// proxy address",
-                          hint="use http://[USER:PASSWORD@]HOST:PORT of the proxy (it is asked to CONNECT)")
+        raise ConfigError(
+            f"{what} {_redact(proxy)!r} is not an http:// or https:// proxy address",
+            hint="use http://[USER:PASSWORD@]HOST:PORT of the proxy (it is asked to CONNECT)",
+        )
     return proxy
 
 
@@ -131,8 +137,9 @@ def _redact(proxy: str) -> str:
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """Verification against ``ca_file`` or the system's CAs; host names checked; TLS 1.2 at least."""
-    context = shared_tls_context(ca_file, what="[transport] ca_file", knob="[transport] ca_file",
-                                 peer="server")
+    context = shared_tls_context(
+        ca_file, what="[transport] ca_file", knob="[transport] ca_file", peer="server"
+    )
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
@@ -140,9 +147,16 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
 class HttpsTransport(BaseTransport):
     """The dealer's server reached by HTTPS (see the module docstring)."""
 
-    def __init__(self, url: str, *, ca_file: Path | str | None = None, pins: Sequence[str] = (),
-                 proxy: str | None = None, timeout: float = 30.0,
-                 environ: Mapping[str, str] = os.environ) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ca_file: Path | str | None = None,
+        pins: Sequence[str] = (),
+        proxy: str | None = None,
+        timeout: float = 30.0,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
         self.url = check_url(url)
         parts = urlsplit(url)
         self.endpoint = f"https://{parts.netloc}{parts.path.rstrip('/')}{ENVELOPES_PATH}"
@@ -152,8 +166,12 @@ class HttpsTransport(BaseTransport):
         self.proxy = proxy_for(url, proxy, environ)
         self.timeout = timeout
         self._client = httpx.AsyncClient(
-            verify=tls_context(self.ca_file), proxy=self.proxy, trust_env=False, follow_redirects=False,
-            timeout=httpx.Timeout(timeout), http2=False,
+            verify=tls_context(self.ca_file),
+            proxy=self.proxy,
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeout),
+            http2=False,
             headers={"User-Agent": "fsm-client", "Content-Type": "application/octet-stream"},
         )
 
@@ -176,11 +194,13 @@ class HttpsTransport(BaseTransport):
         try:
             header = envelope.peek(data, max_bytes=len(data))
         except FsmError as exc:
-            raise TransportError(f"the outbox entry is no envelope: {exc.message}",
-                                 hint="this is a bug in fsm; report it") from exc
+            raise TransportError(
+                f"the outbox entry is no envelope: {exc.message}", hint="this is a bug in fsm; report it"
+            ) from exc
         try:
-            async with self._client.stream("POST", self.endpoint, content=data,
-                                           extensions={"trace": self._trace}) as response:
+            async with self._client.stream(
+                "POST", self.endpoint, content=data, extensions={"trace": self._trace}
+            ) as response:
                 self._check_pin(response)
                 answer = await _read_capped(response)
         except TransportError:
@@ -211,15 +231,18 @@ class HttpsTransport(BaseTransport):
     def _check_ssl_object(self, ssl_object: ssl.SSLObject | None) -> None:
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:
-            raise PinMismatch(f"the server {self.server} showed no certificate to check the pin against",
-                              hint="this should not happen over TLS; report it")
+            raise PinMismatch(
+                f"the server {self.server} showed no certificate to check the pin against",
+                hint="this should not happen over TLS; report it",
+            )
         got = spki_sha256(der)
         if got not in self.pins:
             raise PinMismatch(
                 f"the public key of the server {self.server} (SPKI SHA-256 {got}) is not one of "
                 f"[transport] pin_sha256; nothing was sent",
                 hint="if the server's key was replaced on purpose, add its pin to [transport] pin_sha256; "
-                     "otherwise something between this site and the server answers in its name")
+                "otherwise something between this site and the server answers in its name",
+            )
 
     def _receipt(self, response: httpx.Response, answer: bytes, client: str, seq: int) -> str:
         code = response.status_code
@@ -230,31 +253,40 @@ class HttpsTransport(BaseTransport):
             except msgspec.DecodeError as exc:
                 raise TransientTransportError(
                     f"the server {self.server} answered 202 without a valid receipt ({exc}); the report "
-                    f"stays queued", hint="check [transport] url names an fsm server") from None
+                    f"stays queued",
+                    hint="check [transport] url names an fsm server",
+                ) from None
             if receipt.status not in _STATUSES or receipt.seq != seq or receipt.client not in (client, None):
                 raise TransientTransportError(
                     f"the server {self.server} answered a receipt for another envelope "
                     f"({receipt.client!r} #{receipt.seq}, {receipt.status!r}) to #{seq} of {client!r}; "
-                    f"the report stays queued", hint="check [transport] url names an fsm server")
+                    f"the report stays queued",
+                    hint="check [transport] url names an fsm server",
+                )
             return f"202 {receipt.status} {client} #{seq}"
         hint = "the report stays queued and is retried"
         if code in (408, 429) or code >= 500:
             after = response.headers.get("Retry-After", "")
             more = f" (retry after {after[:10]} s)" if after.isdigit() else ""
-            raise TransientTransportError(f"the server {self.server} answered {code}: {text}{more}",
-                                          hint=hint)
+            raise TransientTransportError(
+                f"the server {self.server} answered {code}: {text}{more}", hint=hint
+            )
         if code == 413:
             raise TransportError(
                 f"the server {self.server} refused the envelope as too large: {text}",
                 hint="lower [outbox] chunk_bytes below the server's [receive] max_body_bytes, "
-                     "or ask the dealer to raise it")
+                "or ask the dealer to raise it",
+            )
         if 300 <= code < 400:
             where = response.headers.get("Location", "")[:200]
-            raise TransportError(f"the server {self.server} redirects to {where!r}; redirects are "
-                                 "not followed",
-                                 hint="set [transport] url to the address the server really answers on")
-        raise TransportError(f"the server {self.server} refused the envelope: {code} {text}",
-                             hint="check [transport] url; the report stays queued")
+            raise TransportError(
+                f"the server {self.server} redirects to {where!r}; redirects are not followed",
+                hint="set [transport] url to the address the server really answers on",
+            )
+        raise TransportError(
+            f"the server {self.server} refused the envelope: {code} {text}",
+            hint="check [transport] url; the report stays queued",
+        )
 
     def _translate(self, exc: httpx.HTTPError) -> TransportError:
         verify = in_chain(exc, ssl.SSLCertVerificationError)
@@ -264,24 +296,29 @@ class HttpsTransport(BaseTransport):
             return TransportError(
                 f"the certificate of the server {self.server} failed verification against {where}: {reason}",
                 hint="set [transport] ca_file to the PEM file of the CA that signed the server's certificate "
-                     "(verification stays on; never disable it)")
+                "(verification stays on; never disable it)",
+            )
         if isinstance(exc, httpx.ProxyError):
             return TransientTransportError(
                 f"the proxy {_redact(self.proxy or '')} refused or failed the tunnel to {self.server}: {exc}",
                 hint="check [transport] proxy (or $HTTPS_PROXY), its login, and that it lets this host "
-                     "CONNECT to the server's port")
+                "CONNECT to the server's port",
+            )
         if isinstance(exc, httpx.TimeoutException):
             return TransientTransportError(
                 f"the server {self.server} did not answer within timeout={self.timeout} s",
-                hint="the report stays queued and is retried; raise [transport] timeout if the link is slow")
+                hint="the report stays queued and is retried; raise [transport] timeout if the link is slow",
+            )
         if isinstance(exc, httpx.ConnectError):
             via = f" through the proxy {_redact(self.proxy)}" if self.proxy else ""
             return TransientTransportError(
                 f"cannot reach the server {self.server}{via}: {exc or type(exc).__name__}",
-                hint="check that the server runs and [transport] url; the report stays queued and is retried")
+                hint="check that the server runs and [transport] url; the report stays queued and is retried",
+            )
         return TransientTransportError(
             f"posting to the server {self.server} failed: {exc or type(exc).__name__}",
-            hint="the report stays queued and is retried")
+            hint="the report stays queued and is retried",
+        )
 
 
 async def _read_capped(response: httpx.Response) -> bytes:
@@ -293,5 +330,13 @@ async def _read_capped(response: httpx.Response) -> bytes:
     return bytes(body[:_MAX_ANSWER])
 
 
-__all__ = ["ENVELOPES_PATH", "HttpsTransport", "PinMismatch", "check_url", "normalise_pin", "proxy_for",
-           "spki_sha256", "tls_context"]
+__all__ = [
+    "ENVELOPES_PATH",
+    "HttpsTransport",
+    "PinMismatch",
+    "check_url",
+    "normalise_pin",
+    "proxy_for",
+    "spki_sha256",
+    "tls_context",
+]

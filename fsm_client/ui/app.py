@@ -35,7 +35,7 @@ PUBLIC = ("/login", "/static/", "/favicon.ico")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
+    "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -93,8 +93,9 @@ class Guard(BaseHTTPMiddleware):
         if not is_loopback(peer):
             return PlainTextResponse("the local page answers this machine only\n", status_code=403)
         if not host_is_loopback(request.headers.get("host", "")):
-            return PlainTextResponse("the local page answers only as localhost or a loopback address\n",
-                                     status_code=403)
+            return PlainTextResponse(
+                "the local page answers only as localhost or a loopback address\n", status_code=403
+            )
         if request.method not in SAFE_METHODS and not _same_origin(request):
             return PlainTextResponse("refused: a request from another origin\n", status_code=403)
         state: UiState = request.app.state.ui
@@ -108,8 +109,9 @@ class Guard(BaseHTTPMiddleware):
             form = await request.form()
             token = form.get("csrf")
             if not same_token(token if isinstance(token, str) else None, session.csrf):
-                return PlainTextResponse("refused: the form's CSRF token does not match the session\n",
-                                         status_code=403)
+                return PlainTextResponse(
+                    "refused: the form's CSRF token does not match the session\n", status_code=403
+                )
         return await call_next(request)
 
 
@@ -137,8 +139,9 @@ class UiState:
 
 def create_app(ctx: ClientContext, *, actions: Actions | None = None) -> Starlette:
     """The local page for ``ctx`` (a password must be set: ConfigError otherwise)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     env.filters["display"] = display_text
     state = UiState(ctx, Sessions(), actions or daemon_actions(ctx), env, password_hash(ctx.data_dir))
     app = Starlette(
@@ -169,8 +172,12 @@ def render(request: Request, template: str, *, status_code: int = 200, **context
     state = _state(request)
     session = getattr(request.state, "session", None)
     html = state.templates.get_template(template).render(
-        request_path=request.url.path, csrf=session.csrf if session else "",
-        client_id=state.ctx.config.client.id, message=context.pop("message", None), **context)
+        request_path=request.url.path,
+        csrf=session.csrf if session else "",
+        client_id=state.ctx.config.client.id,
+        message=context.pop("message", None),
+        **context,
+    )
     return HTMLResponse(html, status_code=status_code)
 
 
@@ -205,9 +212,12 @@ async def logout(request: Request) -> Response:
 
 def _no_store(request: Request, title: str) -> HTMLResponse:
     where = _state(request).ctx.data_dir / STORE_FILE
-    return render(request, "empty.html", title=title,
-                  text=f"There is no client store at {where} yet: `fsm-client run` (or scan, send) "
-                       "creates it.")
+    return render(
+        request,
+        "empty.html",
+        title=title,
+        text=f"There is no client store at {where} yet: `fsm-client run` (or scan, send) creates it.",
+    )
 
 
 async def status_page(request: Request, message: str | None = None) -> Response:
@@ -259,14 +269,27 @@ async def sent_page(request: Request) -> Response:
     current = reports[index] if index is not None else None
     previous = reports[index - 1] if index else None
     lines = views.diff(previous, current) if current is not None else []
-    return render(request, "sent.html", title="What left the network", found=found, query=query,
-                  current=current, previous=previous, diff=lines)
+    return render(
+        request,
+        "sent.html",
+        title="What left the network",
+        found=found,
+        query=query,
+        current=current,
+        previous=previous,
+        diff=lines,
+    )
 
 
 async def config_page(request: Request) -> Response:
     ctx = _state(request).ctx
-    return render(request, "config.html", title="Configuration", text=views.config_view(ctx.config),
-                  source=str(ctx.config_choice.path or "none: every default"))
+    return render(
+        request,
+        "config.html",
+        title="Configuration",
+        text=views.config_view(ctx.config),
+        source=str(ctx.config_choice.path or "none: every default"),
+    )
 
 
 async def action(request: Request) -> Response:

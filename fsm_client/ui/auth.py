@@ -47,7 +47,8 @@ def check_host(host: str) -> str:
     if address is None or not address.is_loopback:
         raise ConfigError(
             f"--host {host!r} is not a loopback address: the local page answers this machine only",
-            hint="use --host 127.0.0.1 or --host ::1 (reach it from elsewhere through an SSH tunnel)")
+            hint="use --host 127.0.0.1 or --host ::1 (reach it from elsewhere through an SSH tunnel)",
+        )
     return str(address)
 
 
@@ -62,7 +63,7 @@ def host_is_loopback(host_header: str) -> bool:
     """Whether a Host header names this machine: localhost or a loopback address, any port."""
     host = host_header.strip().lower()
     if host.startswith("["):
-        host = host[1:host.find("]")] if "]" in host else host
+        host = host[1 : host.find("]")] if "]" in host else host
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
     return host == "localhost" or is_loopback(host)
@@ -71,8 +72,10 @@ def host_is_loopback(host_header: str) -> bool:
 def set_password(data_dir: Path, password: str) -> Path:
     """Store the argon2id hash of ``password`` (at least MIN_PASSWORD characters)."""
     if len(password) < MIN_PASSWORD:
-        raise ConfigError(f"the password has {len(password)} characters, fewer than {MIN_PASSWORD}",
-                          hint=f"choose a password of at least {MIN_PASSWORD} characters")
+        raise ConfigError(
+            f"the password has {len(password)} characters, fewer than {MIN_PASSWORD}",
+            hint=f"choose a password of at least {MIN_PASSWORD} characters",
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / PASSWORD_FILE
     temp = path.with_suffix(".tmp")
@@ -88,8 +91,10 @@ def password_hash(data_dir: Path) -> str:
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        raise ConfigError(f"no password is set for the local page ({str(path)!r} does not exist)",
-                          hint="run `fsm-client ui set-password` first") from None
+        raise ConfigError(
+            f"no password is set for the local page ({str(path)!r} does not exist)",
+            hint="run `fsm-client ui set-password` first",
+        ) from None
 
 
 def verify_password(stored: str, password: str) -> bool:
@@ -140,5 +145,16 @@ def same_token(given: str | None, expected: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-__all__ = ["COOKIE", "PASSWORD_FILE", "Session", "Sessions", "check_host", "host_is_loopback",
-           "is_loopback", "password_hash", "same_token", "set_password", "verify_password"]
+__all__ = [
+    "COOKIE",
+    "PASSWORD_FILE",
+    "Session",
+    "Sessions",
+    "check_host",
+    "host_is_loopback",
+    "is_loopback",
+    "password_hash",
+    "same_token",
+    "set_password",
+    "verify_password",
+]

@@ -45,15 +45,23 @@ def status(config: ClientConfig, store: Store, data_dir: Path) -> dict[str, Any]
     result["daemon_pid"] = daemon_pid(data_dir)
     try:
         pmd = pmd_status(config, data_dir)["active"]
-        result["pmd_set"] = f"{pmd.get('set', 'shipped')}" + (f" version {pmd['version']}"
-                                                               if pmd.get("version") else "")
+        result["pmd_set"] = f"{pmd.get('set', 'shipped')}" + (
+            f" version {pmd['version']}" if pmd.get("version") else ""
+        )
     except Exception as exc:  # a broken PMD state must not take the page down; show why
         result["pmd_set"] = f"unknown ({type(exc).__name__}: {exc})"
     sent = [e for e in store.outbox() if e.sent_at is not None]
     answers = store.answers()
-    result["last_sent"] = ({"seq": sent[-1].seq, "at": sent[-1].sent_at, "answer": answers.get(sent[-1].seq),
-                            "transport": transport_of(answers.get(sent[-1].seq), config)}
-                           if sent else None)
+    result["last_sent"] = (
+        {
+            "seq": sent[-1].seq,
+            "at": sent[-1].sent_at,
+            "answer": answers.get(sent[-1].seq),
+            "transport": transport_of(answers.get(sent[-1].seq), config),
+        }
+        if sent
+        else None
+    )
     return result
 
 
@@ -81,8 +89,10 @@ def devices(store: Store) -> list[DeviceRow]:
     for reading in store.readings():
         if reading.kind == "scan":
             last[reading.device.ip] = reading.device
-    return [DeviceRow(d.ip, last.get(d.ip), d.first_seen, d.last_seen, d.last_reachability)
-            for d in store.devices()]
+    return [
+        DeviceRow(d.ip, last.get(d.ip), d.first_seen, d.last_seen, d.last_reachability)
+        for d in store.devices()
+    ]
 
 
 @dataclass
@@ -108,8 +118,9 @@ def sent_reports(store: Store) -> list[SentReport]:
             text: str | None = pretty(store.plaintext(entry.seq))
         except StoreError:
             text = None
-        out.append(SentReport(entry.seq, entry.kind, entry.created_at, entry.sent_at,
-                              answers.get(entry.seq), text))
+        out.append(
+            SentReport(entry.seq, entry.kind, entry.created_at, entry.sent_at, answers.get(entry.seq), text)
+        )
     return out
 
 
@@ -125,13 +136,25 @@ def diff(previous: SentReport | None, current: SentReport) -> list[tuple[str, st
     if current.text is None:
         return []
     before = previous.text.splitlines() if previous is not None and previous.text is not None else []
-    lines = difflib.unified_diff(before, current.text.splitlines(),
-                                 f"report {previous.seq}" if previous else "nothing", f"report {current.seq}",
-                                 lineterm="", n=2)
+    lines = difflib.unified_diff(
+        before,
+        current.text.splitlines(),
+        f"report {previous.seq}" if previous else "nothing",
+        f"report {current.seq}",
+        lineterm="",
+        n=2,
+    )
     out = []
     for line in lines:
-        kind = ("hunk" if line.startswith("@@") else "add" if line.startswith("+")
-                else "del" if line.startswith("-") else "ctx")
+        kind = (
+            "hunk"
+            if line.startswith("@@")
+            else "add"
+            if line.startswith("+")
+            else "del"
+            if line.startswith("-")
+            else "ctx"
+        )
         out.append((kind, line))
     return out
 
@@ -168,5 +191,17 @@ def _is_tables(value: object) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-__all__ = ["MAX_SENT_LISTED", "DeviceRow", "SentReport", "config_view", "daemon_pid", "devices", "diff",
-           "pretty", "search", "sent_reports", "status", "transport_of"]
+__all__ = [
+    "MAX_SENT_LISTED",
+    "DeviceRow",
+    "SentReport",
+    "config_view",
+    "daemon_pid",
+    "devices",
+    "diff",
+    "pretty",
+    "search",
+    "sent_reports",
+    "status",
+    "transport_of",
+]

@@ -63,8 +63,10 @@ class ConnectProxy:
                 token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
                 if headers.get("proxy-authorization") != f"Basic {token}":
                     self.refused.append(target)
-                    writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                                 b"Proxy-Authenticate: Basic realm=\"fsm\"\r\nContent-Length: 0\r\n\r\n")
+                    writer.write(
+                        b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                        b'Proxy-Authenticate: Basic realm="fsm"\r\nContent-Length: 0\r\n\r\n'
+                    )
                     return
             host, _, port = target.rpartition(":")
             try:

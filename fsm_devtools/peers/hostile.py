@@ -116,8 +116,9 @@ class _Protocol(asyncio.DatagramProtocol):
 class HostileAgent:
     """Runs on its own event loop in a thread, so sync and async tests can both use it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0,
-                 mib: Mapping[str, SnmpValue] | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, mib: Mapping[str, SnmpValue] | None = None
+    ) -> None:
         self.host, self.port = host, port
         base = dict(mib or default_mib())
         self.mibs = {"default": base, "wrong-types": _wrong_types(base), "huge": _huge(base)}
@@ -138,10 +139,12 @@ class HostileAgent:
         self._thread.start()
 
         async def bind() -> asyncio.BaseTransport:
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self),
-                                                               local_addr=(self.host, self.port))
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(self.host, self.port)
+            )
             self.other_transport, _ = await loop.create_datagram_endpoint(
-                asyncio.DatagramProtocol, local_addr=(self.host, 0))
+                asyncio.DatagramProtocol, local_addr=(self.host, 0)
+            )
             return transport
 
         self._transport = asyncio.run_coroutine_threadsafe(bind(), loop).result(timeout=10)
@@ -186,9 +189,22 @@ class HostileAgent:
             if self.requests[community] > int(m.group(1)):
                 return []
             mode = "public"
-        if mode not in ("public", "other-port", "garbage-first", "malformed", "truncated", "wrong-id",
-                        "shifted-id", "walk-malformed", "wrong-types", "huge", "loop", "endless", "stray",
-                        "gen-err"):
+        if mode not in (
+            "public",
+            "other-port",
+            "garbage-first",
+            "malformed",
+            "truncated",
+            "wrong-id",
+            "shifted-id",
+            "walk-malformed",
+            "wrong-types",
+            "huge",
+            "loop",
+            "endless",
+            "stray",
+            "gen-err",
+        ):
             return []  # unknown community: real agents stay silent
         good = self._respond(req, mode)
         if mode == "garbage-first":
@@ -251,12 +267,25 @@ class HostileAgent:
             status, index = 5, 0
             varbinds = list(req.varbinds)
         rid = req.request_id if request_id is None else request_id
-        packet = ber.encode_message(version=req.version, community=req.community, pdu_type=ber.RESPONSE,
-                                    request_id=rid, error_status=status, error_index=index, varbinds=varbinds)
+        packet = ber.encode_message(
+            version=req.version,
+            community=req.community,
+            pdu_type=ber.RESPONSE,
+            request_id=rid,
+            error_status=status,
+            error_index=index,
+            varbinds=varbinds,
+        )
         if len(packet) > MAX_ANSWER:
-            packet = ber.encode_message(version=req.version, community=req.community, pdu_type=ber.RESPONSE,
-                                        request_id=rid, error_status=1, error_index=0,
-                                        varbinds=[(o, None) for o, _ in req.varbinds])
+            packet = ber.encode_message(
+                version=req.version,
+                community=req.community,
+                pdu_type=ber.RESPONSE,
+                request_id=rid,
+                error_status=1,
+                error_index=0,
+                varbinds=[(o, None) for o, _ in req.varbinds],
+            )
         return packet
 
     def _next(self, mib_name: str, mode: str, oid: str, v1: bool) -> tuple[str, SnmpValue | bytes]:

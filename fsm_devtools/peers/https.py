@@ -49,22 +49,41 @@ class TestCa:
     __test__ = False  # not a pytest test class
 
     @classmethod
-    def create(cls, directory: Path, *, name: str = "fsm test CA",
-               server_names: Sequence[str] = ("localhost", "127.0.0.1")) -> TestCa:
+    def create(
+        cls,
+        directory: Path,
+        *,
+        name: str = "fsm test CA",
+        server_names: Sequence[str] = ("localhost", "127.0.0.1"),
+    ) -> TestCa:
         """A new CA and a server certificate for ``server_names`` (host names or IP addresses)."""
         directory.mkdir(parents=True, exist_ok=True)
         now = dt.datetime.now(dt.UTC)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         ca_cert = (
-            x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-            .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
@@ -72,22 +91,30 @@ class TestCa:
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, server_names[0])]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in server_names]),
-                           critical=False)
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(
+                x509.SubjectAlternativeName([_general_name(n) for n in server_names]), critical=False
+            )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                           critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            )
             .sign(ca_key, hashes.SHA256())
         )
         ca_file, cert_file = directory / "ca.pem", directory / "server.pem"
         key_file = directory / "server.key"
         ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         key_file.chmod(0o600)
         return cls(ca_file, cert_file, key_file)
 
@@ -110,8 +137,13 @@ class Redirect:
 class HttpsServer:
     """``ThreadingHTTPServer`` over TLS on 127.0.0.1; ``requests`` lists the paths asked for."""
 
-    def __init__(self, ca: TestCa, routes: dict[str, bytes | Truncated | Redirect] | None = None, *,
-                 ready_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        ca: TestCa,
+        routes: dict[str, bytes | Truncated | Redirect] | None = None,
+        *,
+        ready_timeout: float = 10.0,
+    ) -> None:
         self.ca = ca
         self.routes: dict[str, bytes | Truncated | Redirect] = dict(routes or {})
         self.requests: list[str] = []
@@ -178,15 +210,19 @@ class HttpsServer:
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as raw, \
-                        client.wrap_socket(raw, server_hostname="127.0.0.1"):
+                with (
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as raw,
+                    client.wrap_socket(raw, server_hostname="127.0.0.1"),
+                ):
                     return
             except OSError as exc:
                 last = exc
                 time.sleep(0.02)
         self.stop()
-        raise HttpsServerError(f"the HTTPS server on 127.0.0.1 did not complete a TLS handshake within "
-                               f"ready_timeout={self.ready_timeout}s: {last}")
+        raise HttpsServerError(
+            f"the HTTPS server on 127.0.0.1 did not complete a TLS handshake within "
+            f"ready_timeout={self.ready_timeout}s: {last}"
+        )
 
     def stop(self) -> None:
         if self._server is not None:

@@ -99,8 +99,9 @@ def offset_from_env() -> int:
     try:
         return int(raw)
     except ValueError:
-        raise PostgresError(f"{name}={raw!r} is not an integer", hint=f"set {name} to e.g. 0, 100 or 200") \
-            from None
+        raise PostgresError(
+            f"{name}={raw!r} is not an integer", hint=f"set {name} to e.g. 0, 100 or 200"
+        ) from None
 
 
 def find_bindir() -> Path:
@@ -327,8 +328,11 @@ class PostgresServer:
                     if adopted_pid is not None
                     else f"PostgreSQL does not answer on {HOST}:{self.port}: {procs.tail(self.log_path)}"
                 )
-                raise PostgresError(where, hint=f"stop it (python -m fsm_devtools.peers.postgres stop "
-                                                f"--offset {self.port_offset}) or use another offset")
+                raise PostgresError(
+                    where,
+                    hint=f"stop it (python -m fsm_devtools.peers.postgres stop "
+                    f"--offset {self.port_offset}) or use another offset",
+                )
             time.sleep(0.05)
 
     def _pid(self, bindir: Path) -> int | None:
@@ -378,10 +382,15 @@ def main(argv: list[str] | None = None) -> int:
         description="Private PostgreSQL on 127.0.0.1 for fsm's tests and benchmarks.",
     )
     parser.add_argument("command", choices=["start", "stop", "status", "wipe"])
-    parser.add_argument("--offset", type=int, default=None,
-                        help=f"port offset (default ${OFFSET_ENV}, else ${MAIL_OFFSET_ENV}, else 0)")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help=f"state directory (<= {MAX_STATE_DIR_CHARS} characters)")
+    parser.add_argument(
+        "--offset",
+        type=int,
+        default=None,
+        help=f"port offset (default ${OFFSET_ENV}, else ${MAIL_OFFSET_ENV}, else 0)",
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=None, help=f"state directory (<= {MAX_STATE_DIR_CHARS} characters)"
+    )
     args = parser.parse_args(argv)
     try:
         offset = args.offset if args.offset is not None else offset_from_env()

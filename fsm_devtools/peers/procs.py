@@ -79,7 +79,9 @@ def locked(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def lease(
-    state_dir: Path, lock: Callable[[], contextlib.AbstractContextManager[None]], started_here: bool,
+    state_dir: Path,
+    lock: Callable[[], contextlib.AbstractContextManager[None]],
+    started_here: bool,
     stop: Callable[[], None],
 ) -> Iterator[None]:
     """Record this process as a user of the peer in `state_dir` until the block ends; then `stop()`

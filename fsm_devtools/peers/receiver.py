@@ -32,8 +32,16 @@ class Receiver:
     ``receive`` overrides [receive] settings (rate limits, body cap ...).
     """
 
-    def __init__(self, directory: Path, ca: TestCa, encryption_key: Path, database_url: str, *,
-                 receive: Mapping[str, object] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        ca: TestCa,
+        encryption_key: Path,
+        database_url: str,
+        *,
+        receive: Mapping[str, object] | None = None,
+        port: int | None = None,
+    ) -> None:
         self.directory = directory
         self.ca = ca
         self.database_url = database_url
@@ -42,8 +50,12 @@ class Receiver:
         self.log = directory / "receive.log"
         self.config = directory / "receive.toml"
         directory.mkdir(parents=True, exist_ok=True)
-        lines = [f'[keys]\nencryption_key = "{encryption_key}"\n', "[receive]",
-                 f'cert_file = "{ca.cert_file}"', f'key_file = "{ca.key_file}"']
+        lines = [
+            f'[keys]\nencryption_key = "{encryption_key}"\n',
+            "[receive]",
+            f'cert_file = "{ca.cert_file}"',
+            f'key_file = "{ca.key_file}"',
+        ]
         for key, value in (receive or {}).items():
             lines.append(f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"')
         self.config.write_text("\n".join(lines) + "\n")
@@ -53,10 +65,23 @@ class Receiver:
         env = {**os.environ, "FSM_DATABASE_URL": self.database_url}
         with self.log.open("ab") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from fsm_server.cli import main; main()",
-                 "--config", str(self.config), "--data-dir", str(self.directory),
-                 "receive", "--port", str(self.port)],
-                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+                [
+                    sys.executable,
+                    "-c",
+                    "from fsm_server.cli import main; main()",
+                    "--config",
+                    str(self.config),
+                    "--data-dir",
+                    str(self.directory),
+                    "receive",
+                    "--port",
+                    str(self.port),
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
         line = b""
@@ -69,8 +94,9 @@ class Receiver:
             if self.process.poll() is not None:
                 break
         self.stop()
-        raise RuntimeError(f"fsm-server receive did not start (said {line!r}): "
-                           f"{self.log.read_text()[-2000:]}")
+        raise RuntimeError(
+            f"fsm-server receive did not start (said {line!r}): {self.log.read_text()[-2000:]}"
+        )
 
     @property
     def pid(self) -> int:

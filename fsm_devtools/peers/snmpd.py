@@ -62,11 +62,15 @@ class Snmpd:
         self._tmp: Path | None = None
 
     def config_text(self) -> str:
-        lines = [f"rocommunity {self.community} {self.host}", f"sysLocation {self.location}",
-                 "sysContact fsm tests", "sysName fsm-snmpd"]
+        lines = [
+            f"rocommunity {self.community} {self.host}",
+            f"sysLocation {self.location}",
+            "sysContact fsm tests",
+            "sysName fsm-snmpd",
+        ]
         for u in self.users:
-            auth = f" {u.auth_protocol} \"{u.auth_key}\"" if u.auth_protocol else ""
-            priv = f" {u.priv_protocol} \"{u.priv_key}\"" if u.priv_protocol and u.auth_protocol else ""
+            auth = f' {u.auth_protocol} "{u.auth_key}"' if u.auth_protocol else ""
+            priv = f' {u.priv_protocol} "{u.priv_key}"' if u.priv_protocol and u.auth_protocol else ""
             lines.append(f"createUser {u.name}{auth}{priv}")
             lines.append(f"rouser {u.name} {u.level}")
         return "\n".join(lines) + "\n" + self.extra_conf
@@ -86,10 +90,26 @@ class Snmpd:
             conf.chmod(0o600)
             # persistent state (engine boots, localised users) stays in our temp dir
             env = dict(os.environ, SNMP_PERSISTENT_DIR=str(self._tmp / "persist"), MIBS="")
-            args = [self.binary, "-f", "-Lf", str(self.log_path), "-C", "-c", str(conf),
-                    "-p", str(self._tmp / "snmpd.pid"), f"udp:{self.host}:{self.port}"]
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+            args = [
+                self.binary,
+                "-f",
+                "-Lf",
+                str(self.log_path),
+                "-C",
+                "-c",
+                str(conf),
+                "-p",
+                str(self._tmp / "snmpd.pid"),
+                f"udp:{self.host}:{self.port}",
+            ]
+            self.proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -105,8 +125,10 @@ class Snmpd:
             if snmp_get(self.host, self.port, self.community, SYS_LOCATION_OID, timeout=0.2) is not None:
                 return
             if time.monotonic() > deadline:
-                raise SnmpdError(f"snmpd did not answer a GET on {self.host}:{self.port} within "
-                                 f"ready_timeout={self.ready_timeout}s; log: {self._log_tail()}")
+                raise SnmpdError(
+                    f"snmpd did not answer a GET on {self.host}:{self.port} within "
+                    f"ready_timeout={self.ready_timeout}s; log: {self._log_tail()}"
+                )
 
     def _log_tail(self) -> str:
         return log_tail(self.log_path)

@@ -142,8 +142,15 @@ class AuditEntry(_Model):
         indexes = ((("dealer", "id"), False),)
 
 
-MODELS: tuple[type[_Model], ...] = (User, UserCustomer, SetupLink, RecoveryCode, WebSession,
-                                    LoginThrottle, AuditEntry)
+MODELS: tuple[type[_Model], ...] = (
+    User,
+    UserCustomer,
+    SetupLink,
+    RecoveryCode,
+    WebSession,
+    LoginThrottle,
+    AuditEntry,
+)
 
 
 def create_tables(db: peewee.Database) -> None:
@@ -156,5 +163,15 @@ def bind(db: peewee.Database) -> None:
     db.bind(MODELS, bind_refs=False, bind_backrefs=False)
 
 
-__all__ = ["MODELS", "AuditEntry", "LoginThrottle", "RecoveryCode", "SetupLink", "User", "UserCustomer",
-           "WebSession", "bind", "create_tables"]
+__all__ = [
+    "MODELS",
+    "AuditEntry",
+    "LoginThrottle",
+    "RecoveryCode",
+    "SetupLink",
+    "User",
+    "UserCustomer",
+    "WebSession",
+    "bind",
+    "create_tables",
+]

@@ -48,14 +48,20 @@ def check_policy(password: str, *, user_name: str = "") -> None:
     """AccountError saying why ``password`` is refused; None when it is acceptable."""
     text = _normal(password)
     if len(text) < MIN_LENGTH:
-        raise AccountError(f"the password has {len(text)} characters; it needs at least {MIN_LENGTH}",
-                           hint="a few unrelated words make a long password that is easy to remember")
+        raise AccountError(
+            f"the password has {len(text)} characters; it needs at least {MIN_LENGTH}",
+            hint="a few unrelated words make a long password that is easy to remember",
+        )
     if len(text) > MAX_LENGTH:
-        raise AccountError(f"the password has {len(text)} characters; at most {MAX_LENGTH} are accepted",
-                           hint="choose a shorter one")
+        raise AccountError(
+            f"the password has {len(text)} characters; at most {MAX_LENGTH} are accepted",
+            hint="choose a shorter one",
+        )
     if text.lower() in common_passwords():
-        raise AccountError("this password is in the list of common passwords, which attackers try first",
-                           hint="choose another one, e.g. a few unrelated words")
+        raise AccountError(
+            "this password is in the list of common passwords, which attackers try first",
+            hint="choose another one, e.g. a few unrelated words",
+        )
     if user_name and user_name.casefold() in text.casefold():
         raise AccountError("the password contains the user name", hint="choose one without it")
 
@@ -68,7 +74,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str, password: str) -> bool:
     try:
         with _slots:
-            return _hasher.verify(password_hash, _normal(password)[:MAX_LENGTH * 4])
+            return _hasher.verify(password_hash, _normal(password)[: MAX_LENGTH * 4])
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -88,5 +94,14 @@ def burn_time(password: str) -> None:
     verify_password(_dummy_hash(), password)
 
 
-__all__ = ["COMMON_PASSWORDS", "MAX_LENGTH", "MIN_LENGTH", "burn_time", "check_policy", "common_passwords",
-           "hash_password", "needs_rehash", "verify_password"]
+__all__ = [
+    "COMMON_PASSWORDS",
+    "MAX_LENGTH",
+    "MIN_LENGTH",
+    "burn_time",
+    "check_policy",
+    "common_passwords",
+    "hash_password",
+    "needs_rehash",
+    "verify_password",
+]

@@ -57,7 +57,7 @@ def new_recovery_codes(n: int = RECOVERY_CODES) -> list[str]:
     codes = []
     for _ in range(n):
         raw = "".join(secrets.choice(_ALPHABET) for _ in range(16))
-        codes.append("-".join(raw[i:i + 4] for i in range(0, 16, 4)))
+        codes.append("-".join(raw[i : i + 4] for i in range(0, 16, 4)))
     return codes
 
 
@@ -65,5 +65,13 @@ def looks_like_recovery_code(text: str) -> bool:
     return len("".join(ch for ch in text if ch.isalnum())) == 16
 
 
-__all__ = ["ISSUER", "RECOVERY_CODES", "accepted_step", "code_hash", "looks_like_recovery_code",
-           "new_recovery_codes", "new_secret", "otpauth_uri"]
+__all__ = [
+    "ISSUER",
+    "RECOVERY_CODES",
+    "accepted_step",
+    "code_hash",
+    "looks_like_recovery_code",
+    "new_recovery_codes",
+    "new_secret",
+    "otpauth_uri",
+]

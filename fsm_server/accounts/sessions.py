@@ -43,16 +43,27 @@ def csrf_token(token: str) -> str:
     return hmac.new(token.encode(), b"fsm csrf", hashlib.sha256).hexdigest()
 
 
-def create(user_id: int, *, mfa_passed: bool, address: str, user_agent: str, now: datetime,
-           settings: WebSection) -> str:
+def create(
+    user_id: int, *, mfa_passed: bool, address: str, user_agent: str, now: datetime, settings: WebSection
+) -> str:
     """A new session of ``user_id``; returns the token for the cookie (shown nowhere else)."""
     token = secrets.token_urlsafe(32)
-    lifetime = (timedelta(hours=settings.absolute_timeout_hours) if mfa_passed
-                else min(PENDING_LIFETIME, timedelta(hours=settings.absolute_timeout_hours)))
+    lifetime = (
+        timedelta(hours=settings.absolute_timeout_hours)
+        if mfa_passed
+        else min(PENDING_LIFETIME, timedelta(hours=settings.absolute_timeout_hours))
+    )
     with translated("cannot create a session"):
-        WebSession.create(user=user_id, token_hash=token_hash(token), created_at=now, last_seen=now,
-                          expires_at=now + lifetime, mfa_passed=mfa_passed, address=address[:64],
-                          user_agent=user_agent[:200])
+        WebSession.create(
+            user=user_id,
+            token_hash=token_hash(token),
+            created_at=now,
+            last_seen=now,
+            expires_at=now + lifetime,
+            mfa_passed=mfa_passed,
+            address=address[:64],
+            user_agent=user_agent[:200],
+        )
     return token
 
 
@@ -61,8 +72,12 @@ def lookup(token: str, *, now: datetime, settings: WebSection) -> tuple[WebSessi
     if not token or len(token) > 100:
         return None
     with translated("cannot read a session"):
-        row = (WebSession.select(WebSession, User).join(User)
-               .where(WebSession.token_hash == token_hash(token)).first())
+        row = (
+            WebSession.select(WebSession, User)
+            .join(User)
+            .where(WebSession.token_hash == token_hash(token))
+            .first()
+        )
         if row is None:
             return None
         idle = timedelta(minutes=settings.idle_timeout_minutes)
@@ -80,8 +95,14 @@ def promote(session_id: int, *, now: datetime, settings: WebSection) -> str:
     with translated("cannot update a session"), WebSession._meta.database.atomic():
         old = WebSession.get_by_id(session_id)
         WebSession.delete().where(WebSession.id == session_id).execute()
-        return create(old.user_id, mfa_passed=True, address=old.address, user_agent=old.user_agent, now=now,
-                      settings=settings)
+        return create(
+            old.user_id,
+            mfa_passed=True,
+            address=old.address,
+            user_agent=old.user_agent,
+            now=now,
+            settings=settings,
+        )
 
 
 def mark_reauth(session_id: int, now: datetime) -> None:
@@ -102,8 +123,9 @@ def end(session_id: int) -> None:
 def end_of_user(user_id: int, session_id: int) -> bool:
     """End ``session_id`` if it is one of ``user_id``'s (a user revokes only their own)."""
     with translated("cannot end a session"):
-        return bool(WebSession.delete().where((WebSession.id == session_id)
-                                              & (WebSession.user == user_id)).execute())
+        return bool(
+            WebSession.delete().where((WebSession.id == session_id) & (WebSession.user == user_id)).execute()
+        )
 
 
 def end_all(user_id: int, *, keep: int | None = None) -> int:
@@ -119,14 +141,42 @@ def of_user(user_id: int, *, current: int | None, now: datetime, settings: WebSe
     """The live sessions of ``user_id``, newest first."""
     idle = timedelta(minutes=settings.idle_timeout_minutes)
     with translated("cannot list sessions"):
-        rows = (WebSession.select()
-                .where((WebSession.user == user_id) & WebSession.mfa_passed
-                       & (WebSession.expires_at > now) & (WebSession.last_seen > now - idle))
-                .order_by(WebSession.created_at.desc()))
-        return [SessionInfo(id=s.id, created_at=s.created_at, last_seen=s.last_seen,
-                            expires_at=s.expires_at, address=s.address, user_agent=s.user_agent,
-                            current=s.id == current) for s in rows]
+        rows = (
+            WebSession.select()
+            .where(
+                (WebSession.user == user_id)
+                & WebSession.mfa_passed
+                & (WebSession.expires_at > now)
+                & (WebSession.last_seen > now - idle)
+            )
+            .order_by(WebSession.created_at.desc())
+        )
+        return [
+            SessionInfo(
+                id=s.id,
+                created_at=s.created_at,
+                last_seen=s.last_seen,
+                expires_at=s.expires_at,
+                address=s.address,
+                user_agent=s.user_agent,
+                current=s.id == current,
+            )
+            for s in rows
+        ]
 
 
-__all__ = ["PENDING_LIFETIME", "SessionInfo", "create", "csrf_token", "end", "end_all", "end_of_user",
-           "lookup", "mark_reauth", "of_user", "promote", "recently_authenticated", "token_hash"]
+__all__ = [
+    "PENDING_LIFETIME",
+    "SessionInfo",
+    "create",
+    "csrf_token",
+    "end",
+    "end_all",
+    "end_of_user",
+    "lookup",
+    "mark_reauth",
+    "of_user",
+    "promote",
+    "recently_authenticated",
+    "token_hash",
+]

@@ -54,8 +54,10 @@ def _delay(failures: int, free: int, settings: WebSection) -> float | None:
 def failed(name_key: str, address: str, now: datetime, settings: WebSection) -> None:
     """Count a failed attempt against the account name and the address."""
     window = timedelta(seconds=settings.throttle_window_seconds)
-    keys = ((user_key(name_key), settings.throttle_free_failures),
-            (address_key(address), settings.throttle_free_failures_per_address))
+    keys = (
+        (user_key(name_key), settings.throttle_free_failures),
+        (address_key(address), settings.throttle_free_failures_per_address),
+    )
     db = LoginThrottle._meta.database
     with translated("cannot write the login throttle"), db.atomic():
         for key, free in keys:
@@ -65,11 +67,18 @@ def failed(name_key: str, address: str, now: datetime, settings: WebSection) -> 
             # earlier (wait_seconds), so they never reach here
             delay = _delay(failures, free, settings)
             not_before = None if delay is None else now + timedelta(seconds=delay)
-            (LoginThrottle.insert(key=key, failures=failures, last_failure=now, not_before=not_before)
-             .on_conflict(conflict_target=[LoginThrottle.key],
-                          update={LoginThrottle.failures: failures, LoginThrottle.last_failure: now,
-                                  LoginThrottle.not_before: not_before})
-             .execute())
+            (
+                LoginThrottle.insert(key=key, failures=failures, last_failure=now, not_before=not_before)
+                .on_conflict(
+                    conflict_target=[LoginThrottle.key],
+                    update={
+                        LoginThrottle.failures: failures,
+                        LoginThrottle.last_failure: now,
+                        LoginThrottle.not_before: not_before,
+                    },
+                )
+                .execute()
+            )
 
 
 def succeeded(name_key: str) -> None:

@@ -132,11 +132,13 @@ class ArchiveWriter:
             self._file = open(self.partial, "xb")  # noqa: SIM115 - closed in commit/abort
             os.fchmod(self._file.fileno(), 0o600)  # a database copy is as private as the database
         except OSError as exc:
-            raise BackupError(f"cannot create {str(self.partial)!r}: {exc.strerror or exc}",
-                              hint="choose a backup directory this user can write ([backup] dir or --to)"
-                              ) from exc
-        self.zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_DEFLATED,
-                                   compresslevel=compresslevel, allowZip64=True)
+            raise BackupError(
+                f"cannot create {str(self.partial)!r}: {exc.strerror or exc}",
+                hint="choose a backup directory this user can write ([backup] dir or --to)",
+            ) from exc
+        self.zip = zipfile.ZipFile(
+            self._file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel, allowZip64=True
+        )
         self.committed = False
         self.sha256 = ""
         self.size = 0
@@ -197,11 +199,13 @@ class ArchiveReader:
         try:
             self.zip = zipfile.ZipFile(path, "r")
         except FileNotFoundError as exc:
-            raise BackupError(f"no backup file {str(path)!r}",
-                              hint="name a file `fsm-server backup status` lists") from exc
+            raise BackupError(
+                f"no backup file {str(path)!r}", hint="name a file `fsm-server backup status` lists"
+            ) from exc
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise BackupCorrupt(f"{str(path)!r} is not a complete fsm backup (not a readable ZIP archive: "
-                                f"{exc})") from exc
+            raise BackupCorrupt(
+                f"{str(path)!r} is not a complete fsm backup (not a readable ZIP archive: {exc})"
+            ) from exc
         self.manifest = self._manifest()
 
     def _manifest(self) -> Manifest:
@@ -216,9 +220,11 @@ class ArchiveReader:
         except (msgspec.ValidationError, msgspec.DecodeError, zipfile.BadZipFile, OSError) as exc:
             raise BackupCorrupt(f"{str(self.path)!r}: {MANIFEST} cannot be read: {exc}") from exc
         if m.format != FORMAT or m.version > VERSION:
-            raise BackupCorrupt(f"{str(self.path)!r} is {m.format!r} version {m.version}; this fsm reads "
-                                f"{FORMAT!r} up to version {VERSION}",
-                                hint="restore it with the fsm version that wrote it (or a newer one)")
+            raise BackupCorrupt(
+                f"{str(self.path)!r} is {m.format!r} version {m.version}; this fsm reads "
+                f"{FORMAT!r} up to version {VERSION}",
+                hint="restore it with the fsm version that wrote it (or a newer one)",
+            )
         return m
 
     def check(self) -> None:
@@ -231,17 +237,20 @@ class ArchiveReader:
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
             if digest.hexdigest() != want:
-                raise BackupCorrupt(f"{str(self.path)!r} does not match {side.name}: the file changed "
-                                    "after it was written")
+                raise BackupCorrupt(
+                    f"{str(self.path)!r} does not match {side.name}: the file changed after it was written"
+                )
         for t in self.manifest.tables:
             digest, rows = hashlib.sha256(), 0
             for line in self.lines(t):
                 digest.update(line)
                 rows += 1
             if digest.hexdigest() != t.sha256 or rows != t.rows:
-                raise BackupCorrupt(f"{str(self.path)!r}: table {t.name!r} holds {rows} rows with sha256 "
-                                    f"{digest.hexdigest()[:16]}..., the manifest says {t.rows} rows, "
-                                    f"{t.sha256[:16]}...")
+                raise BackupCorrupt(
+                    f"{str(self.path)!r}: table {t.name!r} holds {rows} rows with sha256 "
+                    f"{digest.hexdigest()[:16]}..., the manifest says {t.rows} rows, "
+                    f"{t.sha256[:16]}..."
+                )
         if self.manifest.keys is not None:
             k = self.manifest.keys
             if hashlib.sha256(self.read(k.member)).hexdigest() != k.sha256:
@@ -271,6 +280,19 @@ class ArchiveReader:
         self.close()
 
 
-__all__ = ["FORMAT", "MANIFEST", "NAME_RE", "PARTIAL_SUFFIX", "VERSION", "ArchiveReader", "ArchiveWriter",
-           "ColumnKind", "KeyEntry", "Manifest", "TableEntry", "backup_name", "list_backups",
-           "taken_at"]
+__all__ = [
+    "FORMAT",
+    "MANIFEST",
+    "NAME_RE",
+    "PARTIAL_SUFFIX",
+    "VERSION",
+    "ArchiveReader",
+    "ArchiveWriter",
+    "ColumnKind",
+    "KeyEntry",
+    "Manifest",
+    "TableEntry",
+    "backup_name",
+    "list_backups",
+    "taken_at",
+]

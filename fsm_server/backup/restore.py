@@ -47,8 +47,10 @@ class RestoreResult:
 def row_counts(db: Database) -> dict[str, int]:
     """Rows of every data table of ``db``."""
     with translated("cannot count the rows of the database"):
-        return {t: int(db.peewee.execute_sql(f"SELECT COUNT(*) FROM {tbl.quote(t)}").fetchone()[0])
-                for t in tbl.data_tables(db.peewee)}
+        return {
+            t: int(db.peewee.execute_sql(f"SELECT COUNT(*) FROM {tbl.quote(t)}").fetchone()[0])
+            for t in tbl.data_tables(db.peewee)
+        }
 
 
 def check_schema(manifest: Manifest) -> list[str]:
@@ -56,9 +58,10 @@ def check_schema(manifest: Manifest) -> list[str]:
     ours = [m.__name__ for m in migrations.MIGRATIONS]
     unknown = [s for s in manifest.schema if s not in ours]
     if unknown:
-        raise BackupError(f"the backup's schema has migrations this fsm does not know: {', '.join(unknown)}",
-                          hint=f"it was written by fsm {manifest.fsm_version}; restore it with that version "
-                               "or a newer one")
+        raise BackupError(
+            f"the backup's schema has migrations this fsm does not know: {', '.join(unknown)}",
+            hint=f"it was written by fsm {manifest.fsm_version}; restore it with that version or a newer one",
+        )
     return [s for s in ours if s not in manifest.schema]
 
 
@@ -66,9 +69,10 @@ def _decoder(entry: TableEntry, target: dict[str, ColumnKind]) -> Any:
     """A function turning one backup line into the row to insert."""
     missing = [c for c in entry.columns if c not in target]
     if missing:
-        raise BackupError(f"table {entry.name!r} of the backup has columns the restored schema lacks: "
-                          f"{', '.join(missing)}",
-                          hint="restore it with the fsm version that wrote it")
+        raise BackupError(
+            f"table {entry.name!r} of the backup has columns the restored schema lacks: {', '.join(missing)}",
+            hint="restore it with the fsm version that wrote it",
+        )
     steps: list[tuple[int, Any]] = []
     for i, (col, kind) in enumerate(zip(entry.columns, entry.kinds, strict=True)):
         if kind == "bytes":
@@ -80,8 +84,9 @@ def _decoder(entry: TableEntry, target: dict[str, ColumnKind]) -> Any:
     def row(line: bytes) -> list[Any]:
         values = decode(line)
         if len(values) != len(entry.columns):
-            raise BackupCorrupt(f"a row of table {entry.name!r} has {len(values)} values for "
-                                f"{len(entry.columns)} columns")
+            raise BackupCorrupt(
+                f"a row of table {entry.name!r} has {len(values)} values for {len(entry.columns)} columns"
+            )
         for i, fn in steps:
             if values[i] is not None:
                 values[i] = fn(values[i])
@@ -93,8 +98,10 @@ def _decoder(entry: TableEntry, target: dict[str, ColumnKind]) -> Any:
 def _load_table(db: Database, reader: ArchiveReader, entry: TableEntry) -> None:
     target = dict(tbl.columns(db.peewee, entry.name))
     if not target:
-        raise BackupError(f"the backup holds table {entry.name!r}, which the restored schema lacks",
-                          hint="restore it with the fsm version that wrote it")
+        raise BackupError(
+            f"the backup holds table {entry.name!r}, which the restored schema lacks",
+            hint="restore it with the fsm version that wrote it",
+        )
     row = _decoder(entry, target)
     cols = ", ".join(tbl.quote(c) for c in entry.columns)
     conn = db.peewee.connection()
@@ -128,30 +135,38 @@ def reset_sequences(db: Database) -> None:
         return
     cur = db.peewee.execute_sql(
         "SELECT table_name, column_name FROM information_schema.columns "
-        "WHERE table_schema = current_schema() AND (column_default LIKE 'nextval(%%' OR is_identity = 'YES')")
+        "WHERE table_schema = current_schema() AND (column_default LIKE 'nextval(%%' OR is_identity = 'YES')"
+    )
     for table, column in cur.fetchall():
         db.peewee.execute_sql(
             f"SELECT setval(pg_get_serial_sequence(%s, %s), "
             f"COALESCE((SELECT MAX({tbl.quote(column)}) FROM {tbl.quote(table)}), 0) + 1, false)",
-            (tbl.quote(table), column))
+            (tbl.quote(table), column),
+        )
 
 
 def _check(db: Database, manifest: Manifest) -> dict[str, int]:
     counts = row_counts(db)
     for t in manifest.tables:
         if counts.get(t.name) != t.rows:
-            raise BackupError(f"after the restore table {t.name!r} holds {counts.get(t.name)} rows, the "
-                              f"backup {t.rows}", hint="nothing was changed; report this as a bug")
+            raise BackupError(
+                f"after the restore table {t.name!r} holds {counts.get(t.name)} rows, the backup {t.rows}",
+                hint="nothing was changed; report this as a bug",
+            )
     if db.kind == "sqlite":
         bad = db.peewee.execute_sql("PRAGMA foreign_key_check").fetchall()
         if bad:
-            raise BackupError(f"after the restore {len(bad)} rows point at rows that are not there "
-                              f"(first: table {bad[0][0]!r}, row {bad[0][1]})",
-                              hint="nothing was changed; take another backup file")
+            raise BackupError(
+                f"after the restore {len(bad)} rows point at rows that are not there "
+                f"(first: table {bad[0][0]!r}, row {bad[0][1]})",
+                hint="nothing was changed; take another backup file",
+            )
         ok = db.peewee.execute_sql("PRAGMA integrity_check").fetchone()[0]
         if ok != "ok":
-            raise BackupError(f"SQLite's integrity check failed after the restore: {ok}",
-                              hint="nothing was changed; check the disk, then try again")
+            raise BackupError(
+                f"SQLite's integrity check failed after the restore: {ok}",
+                hint="nothing was changed; check the disk, then try again",
+            )
     return counts
 
 
@@ -166,8 +181,9 @@ def restore(path: Path, db: Database, *, force: bool = False) -> RestoreResult:
         holding = {t: n for t, n in before.items() if n}
         if holding and not force:
             shown = ", ".join(f"{t} ({n})" for t, n in sorted(holding.items(), key=lambda kv: -kv[1])[:4])
-            raise TargetNotEmpty(f"the target database holds data: {shown}"
-                                 f"{' ...' if len(holding) > 4 else ''}")
+            raise TargetNotEmpty(
+                f"the target database holds data: {shown}{' ...' if len(holding) > 4 else ''}"
+            )
         result = RestoreResult(manifest=manifest, target=db.kind, replaced=sum(holding.values()))
         with translated(f"cannot restore {str(path)!r}"), db.atomic():
             _drop_all(db)
@@ -177,8 +193,10 @@ def restore(path: Path, db: Database, *, force: bool = False) -> RestoreResult:
             reset_sequences(db)
             result.migrated = migrations.migrate(db)
             if result.migrated != lacking:
-                raise BackupError(f"the migrations after the restore were {result.migrated}, not {lacking}",
-                                  hint="nothing was changed; report this as a bug")
+                raise BackupError(
+                    f"the migrations after the restore were {result.migrated}, not {lacking}",
+                    hint="nothing was changed; report this as a bug",
+                )
             result.rows = _check(db, manifest)
     result.seconds = time.monotonic() - start
     return result
@@ -186,8 +204,10 @@ def restore(path: Path, db: Database, *, force: bool = False) -> RestoreResult:
 
 def verify(path: Path) -> RestoreResult:
     """Restore ``path`` into a scratch SQLite database and check it; the live database is not touched."""
-    with tempfile.TemporaryDirectory(prefix="fsm-verify-") as scratch, \
-            open_database("", data_dir=Path(scratch), migrate=False) as db:
+    with (
+        tempfile.TemporaryDirectory(prefix="fsm-verify-") as scratch,
+        open_database("", data_dir=Path(scratch), migrate=False) as db,
+    ):
         return restore(path, db)
 
 
@@ -196,8 +216,10 @@ def read_key(path: Path, passphrase: str) -> bytes:
     with ArchiveReader(path) as reader:
         entry = reader.manifest.keys
         if entry is None:
-            raise BackupError(f"{str(path)!r} holds no server key (it was taken without --with-keys)",
-                              hint="restore the key from where you keep it, or leave out --with-keys")
+            raise BackupError(
+                f"{str(path)!r} holds no server key (it was taken without --with-keys)",
+                hint="restore the key from where you keep it, or leave out --with-keys",
+            )
         return unwrap_key(entry, reader.read(entry.member), passphrase)
 
 
@@ -207,16 +229,20 @@ def write_key(data: bytes, dest: Path, *, force: bool = False) -> Path:
         if dest.read_bytes() == data:
             return dest
         if not force:
-            raise BackupError(f"{str(dest)!r} holds another server key; refusing to replace it",
-                              hint="add --force to replace it (reports sealed to it can then no longer be "
-                                   "opened: keep a copy)")
+            raise BackupError(
+                f"{str(dest)!r} holds another server key; refusing to replace it",
+                hint="add --force to replace it (reports sealed to it can then no longer be "
+                "opened: keep a copy)",
+            )
     try:
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_private_file(dest, data)
         load_encryption_key(dest)
     except (OSError, FsmError) as exc:
-        raise BackupError(f"cannot write the server key to {str(dest)!r}: {getattr(exc, 'message', exc)}",
-                          hint="check [keys] encryption_key and the permissions of its directory") from exc
+        raise BackupError(
+            f"cannot write the server key to {str(dest)!r}: {getattr(exc, 'message', exc)}",
+            hint="check [keys] encryption_key and the permissions of its directory",
+        ) from exc
     return dest
 
 
@@ -233,5 +259,15 @@ def opened(path: Path) -> Iterator[Manifest]:
         yield reader.manifest
 
 
-__all__ = ["RestoreResult", "check_schema", "opened", "read_key", "reset_sequences", "restore", "restore_key",
-           "row_counts", "verify", "write_key"]
+__all__ = [
+    "RestoreResult",
+    "check_schema",
+    "opened",
+    "read_key",
+    "reset_sequences",
+    "restore",
+    "restore_key",
+    "row_counts",
+    "verify",
+    "write_key",
+]

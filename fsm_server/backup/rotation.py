@@ -11,8 +11,9 @@ from pathlib import Path
 from .archive import list_backups, taken_at
 
 
-def keep(backups: list[tuple[Path, datetime]], *, daily: int, weekly: int, monthly: int,
-         tz: tzinfo | None = None) -> set[Path]:
+def keep(
+    backups: list[tuple[Path, datetime]], *, daily: int, weekly: int, monthly: int, tz: tzinfo | None = None
+) -> set[Path]:
     """The paths to keep of ``backups`` ((path, taken at), any order)."""
     newest_first = sorted(backups, key=lambda b: b[1], reverse=True)
     kept: set[Path] = {newest_first[0][0]} if newest_first else set()

@@ -63,14 +63,30 @@ class BackupStatus(msgspec.Struct, kw_only=True):
     newest_file: str | None = None
 
 
-def record(db: Database, *, started: datetime, trigger: str, status: str, max_age_hours: float,
-           result: BackupResult | None = None, error: str = "", now: datetime | None = None) -> None:
+def record(
+    db: Database,
+    *,
+    started: datetime,
+    trigger: str,
+    status: str,
+    max_age_hours: float,
+    result: BackupResult | None = None,
+    error: str = "",
+    now: datetime | None = None,
+) -> None:
     finished = now or datetime.now(UTC)
     with translated("cannot record the backup"), db.atomic():
-        BackupRun.create(started_at=started, finished_at=finished, trigger=trigger, status=status,
-                         path=str(result.path) if result else "", size=result.size if result else 0,
-                         rows=result.manifest.total_rows if result else 0, error=error[:2000],
-                         due_by=finished + timedelta(hours=max_age_hours))
+        BackupRun.create(
+            started_at=started,
+            finished_at=finished,
+            trigger=trigger,
+            status=status,
+            path=str(result.path) if result else "",
+            size=result.size if result else 0,
+            rows=result.manifest.total_rows if result else 0,
+            error=error[:2000],
+            due_by=finished + timedelta(hours=max_age_hours),
+        )
 
 
 def _latest(ok: bool | None = None) -> BackupRun | None:
@@ -86,10 +102,13 @@ def status(plan: BackupPlan | None, *, now: datetime | None = None) -> BackupSta
     with translated("cannot read the backup history"):
         last, last_ok = _latest(), _latest(ok=True)
     files = list_backups(plan.directory) if plan else []
-    s = BackupStatus(directory=str(plan.directory) if plan else "",
-                     scheduled=bool(plan and plan.settings.enabled),
-                     hour=plan.settings.hour if plan else 0, files=len(files),
-                     newest_file=str(files[-1]) if files else None)
+    s = BackupStatus(
+        directory=str(plan.directory) if plan else "",
+        scheduled=bool(plan and plan.settings.enabled),
+        hour=plan.settings.hour if plan else 0,
+        files=len(files),
+        newest_file=str(files[-1]) if files else None,
+    )
     if last is not None:
         s.last_attempt_at, s.last_status, s.last_error = last.finished_at, last.status, last.error
         s.failed = last.status != "ok"
@@ -113,9 +132,16 @@ def next_due(now: datetime, hour: int, last: BackupRun | None) -> datetime:
     return slot + timedelta(days=1)
 
 
-def run_backup(db: Database, plan: BackupPlan, *, trigger: str = "manual", to: Path | None = None,
-               with_keys: bool | None = None, passphrase: str | None = None,
-               now: Callable[[], datetime] | None = None) -> BackupResult:
+def run_backup(
+    db: Database,
+    plan: BackupPlan,
+    *,
+    trigger: str = "manual",
+    to: Path | None = None,
+    with_keys: bool | None = None,
+    passphrase: str | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> BackupResult:
     """Take one backup as ``plan`` says, record it, rotate the directory; a failure is recorded too
     (when the database still takes the record) and raised."""
     clock = now or (lambda: datetime.now(UTC))
@@ -126,24 +152,45 @@ def run_backup(db: Database, plan: BackupPlan, *, trigger: str = "manual", to: P
         keys = cfg.with_keys if with_keys is None else with_keys
         if keys and passphrase is None:
             if cfg.passphrase_file is None:
-                raise BackupError("a backup with the server key needs a passphrase",
-                                  hint="set [backup] passphrase_file (or give --passphrase-file)")
+                raise BackupError(
+                    "a backup with the server key needs a passphrase",
+                    hint="set [backup] passphrase_file (or give --passphrase-file)",
+                )
             passphrase = read_passphrase_file(cfg.passphrase_file)
-        result = take_backup(db, directory, key_file=plan.key_file if keys else None,
-                             passphrase=passphrase if keys else None, now=started)
+        result = take_backup(
+            db,
+            directory,
+            key_file=plan.key_file if keys else None,
+            passphrase=passphrase if keys else None,
+            now=started,
+        )
         if to is None:
             gone = rotate(directory, daily=cfg.keep_daily, weekly=cfg.keep_weekly, monthly=cfg.keep_monthly)
             if gone:
                 log.info("rotation removed %d old backups", len(gone))
     except FsmError as exc:
         try:
-            record(db, started=started, trigger=trigger, status="failed", max_age_hours=cfg.max_age_hours,
-                   error=f"{exc.message} ({exc.hint})" if exc.hint else exc.message, now=clock())
+            record(
+                db,
+                started=started,
+                trigger=trigger,
+                status="failed",
+                max_age_hours=cfg.max_age_hours,
+                error=f"{exc.message} ({exc.hint})" if exc.hint else exc.message,
+                now=clock(),
+            )
         except FsmError as again:
             log.error("the failed backup cannot be recorded either: %s", again.message)
         raise
-    record(db, started=started, trigger=trigger, status="ok", max_age_hours=cfg.max_age_hours, result=result,
-           now=clock())
+    record(
+        db,
+        started=started,
+        trigger=trigger,
+        status="ok",
+        max_age_hours=cfg.max_age_hours,
+        result=result,
+        now=clock(),
+    )
     return result
 
 
@@ -154,8 +201,14 @@ class BackupService:
     >>> # await asyncio.gather(daemon.run(), service.run(stop))
     """
 
-    def __init__(self, db: Database, plan: BackupPlan, *, now: Callable[[], datetime] | None = None,
-                 check_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        plan: BackupPlan,
+        *,
+        now: Callable[[], datetime] | None = None,
+        check_seconds: float = 60.0,
+    ) -> None:
         self.db = db
         self.plan = plan
         self.now = now or (lambda: datetime.now(UTC))

@@ -60,14 +60,18 @@ def directory_lock(directory: Path) -> Iterator[None]:
         directory.mkdir(parents=True, exist_ok=True)
         handle: IO[str] = open(directory / LOCK_FILE, "a")  # noqa: SIM115 - closed below
     except OSError as exc:
-        raise BackupError(f"cannot use the backup directory {str(directory)!r}: {exc.strerror or exc}",
-                          hint="set [backup] dir (or --to) to a directory this user can write") from exc
+        raise BackupError(
+            f"cannot use the backup directory {str(directory)!r}: {exc.strerror or exc}",
+            hint="set [backup] dir (or --to) to a directory this user can write",
+        ) from exc
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BackupError(f"another backup is being written to {str(directory)!r}",
-                              hint="wait for it to finish, then run `fsm-server backup status`") from None
+            raise BackupError(
+                f"another backup is being written to {str(directory)!r}",
+                hint="wait for it to finish, then run `fsm-server backup status`",
+            ) from None
         for stale in directory.glob(f".fsm-backup-*{PARTIAL_SUFFIX}"):
             stale.unlink(missing_ok=True)  # left by a backup that was killed
         yield
@@ -154,19 +158,28 @@ def write_tables(db: Database, writer: ArchiveWriter) -> tuple[list[str], list[T
                         buf.clear()
                 out.write(bytes(buf))
                 digest = out.sha.hexdigest()
-            entries.append(TableEntry(name=table, member=member, columns=names, kinds=kinds, rows=rows,
-                                      sha256=digest))
+            entries.append(
+                TableEntry(name=table, member=member, columns=names, kinds=kinds, rows=rows, sha256=digest)
+            )
     return schema, entries
 
 
-def take_backup(db: Database, directory: Path, *, now: datetime | None = None,
-                key_file: Path | None = None, passphrase: str | None = None,
-                compresslevel: int = 1) -> BackupResult:
+def take_backup(
+    db: Database,
+    directory: Path,
+    *,
+    now: datetime | None = None,
+    key_file: Path | None = None,
+    passphrase: str | None = None,
+    compresslevel: int = 1,
+) -> BackupResult:
     """Back up ``db`` into a new file in ``directory``; with ``key_file`` and ``passphrase`` the
     server key goes in too, encrypted (``keywrap``). Returns the file and its manifest."""
     if (key_file is None) != (passphrase is None):
-        raise BackupError("--with-keys needs both the key file and a passphrase",
-                          hint="give the passphrase with --passphrase-file or [backup] passphrase_file")
+        raise BackupError(
+            "--with-keys needs both the key file and a passphrase",
+            hint="give the passphrase with --passphrase-file or [backup] passphrase_file",
+        )
     start = time.monotonic()
     now = now or datetime.now(UTC)
     with directory_lock(directory):
@@ -176,15 +189,24 @@ def take_backup(db: Database, directory: Path, *, now: datetime | None = None,
             key_entry: KeyEntry | None = None
             if key_file is not None and passphrase is not None:
                 key_entry = wrap_key(writer, key_file, passphrase)
-            manifest = Manifest(format="fsm-backup", version=1, created_at=now, fsm_version=fsm_version(),
-                                source=db.kind, schema=schema, tables=entries, keys=key_entry,
-                                seconds=round(time.monotonic() - start, 3))
+            manifest = Manifest(
+                format="fsm-backup",
+                version=1,
+                created_at=now,
+                fsm_version=fsm_version(),
+                source=db.kind,
+                schema=schema,
+                tables=entries,
+                keys=key_entry,
+                seconds=round(time.monotonic() - start, 3),
+            )
             try:
                 path = writer.commit(manifest)
             except OSError as exc:
-                raise BackupError(f"cannot write the backup {str(final)!r}: {exc.strerror or exc}",
-                                  hint="check the free space and permissions of the backup directory"
-                                  ) from exc
+                raise BackupError(
+                    f"cannot write the backup {str(final)!r}: {exc.strerror or exc}",
+                    hint="check the free space and permissions of the backup directory",
+                ) from exc
     log.info("backup of %s: %s (%d rows, %d bytes)", redact(db.url), path, manifest.total_rows, writer.size)
     return BackupResult(path=path, manifest=manifest, size=writer.size, sha256=writer.sha256)
 

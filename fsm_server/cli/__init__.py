@@ -28,15 +28,36 @@ from .web import web_command
 
 #: Every command of `fsm-server`, registered with the group (`--help` lists them by name).
 COMMANDS: tuple[click.Command, ...] = (
-    keys_group, clients_group, customers_group, dealers_group, db_group, devices_command, gaps_command,
-    import_command, ingest_command, quarantine_group, receive_command, backup_group, restore_command,
-    notify_command, report_command, audit_group, billing_group, users_group, web_command)
+    keys_group,
+    clients_group,
+    customers_group,
+    dealers_group,
+    db_group,
+    devices_command,
+    gaps_command,
+    import_command,
+    ingest_command,
+    quarantine_group,
+    receive_command,
+    backup_group,
+    restore_command,
+    notify_command,
+    report_command,
+    audit_group,
+    billing_group,
+    users_group,
+    web_command,
+)
 
 
 main = program(
     "Ingest sealed fleet reports from IMAP and serve meter reads, supplies and alerts.",
-    commands=COMMANDS, what="Server", config_env=CONFIG_ENV, search=CONFIG_SEARCH,
-    data_dir_env="FSM_SERVER_DATA_DIR", data_dir_help="Where the database, keys and quarantine live.",
+    commands=COMMANDS,
+    what="Server",
+    config_env=CONFIG_ENV,
+    search=CONFIG_SEARCH,
+    data_dir_env="FSM_SERVER_DATA_DIR",
+    data_dir_help="Where the database, keys and quarantine live.",
     make=ServerContext.from_choice,
 )
 

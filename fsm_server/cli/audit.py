@@ -27,9 +27,11 @@ def verify_command(ctx: ServerContext, as_json: bool) -> None:
     if as_json:
         print_json(verdict)
     if not verdict.ok:
-        raise AuditError(f"the audit log is broken at entry {verdict.first_bad}: {verdict.problem} "
-                         f"({verdict.entries} entries before it are intact)",
-                         hint="restore the log from a backup, and find out who could write to the database")
+        raise AuditError(
+            f"the audit log is broken at entry {verdict.first_bad}: {verdict.problem} "
+            f"({verdict.entries} entries before it are intact)",
+            hint="restore the log from a backup, and find out who could write to the database",
+        )
     if not as_json:
         click.echo(f"audit log intact: {verdict.entries} entries, newest hash {verdict.newest_hash}")
 
@@ -48,9 +50,15 @@ def list_command(ctx: ServerContext, limit: int, as_json: bool) -> None:
     table = Table("id", "time (UTC)", "who", "action", "about", "address", "detail")
     for e in rows:
         detail = "; ".join(f"{k}: {v}" for k, v in e.detail.items())
-        table.add_row(str(e.id), f"{e.at:%Y-%m-%d %H:%M:%S}", cell(e.actor), e.action, cell(e.target),
-                      e.address,
-                      cell(detail))
+        table.add_row(
+            str(e.id),
+            f"{e.at:%Y-%m-%d %H:%M:%S}",
+            cell(e.actor),
+            e.action,
+            cell(e.target),
+            e.address,
+            cell(detail),
+        )
     print_table(table)
 
 

@@ -13,9 +13,13 @@ from .. import wiring
 from ..context import ServerContext
 from ..registry import ClientInfo
 
-_key_option = click.option("--key", "key", required=True,
-                           type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                           help="The client's client.pub (made by `fsm-client keys init`).")
+_key_option = click.option(
+    "--key",
+    "key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The client's client.pub (made by `fsm-client keys init`).",
+)
 
 
 @click.group("clients")
@@ -28,20 +32,26 @@ def _show(info: ClientInfo, as_json: bool) -> None:
         print_json(info)
     else:
         customer = "not yet bound" if info.customer is None else repr(info.customer)
-        click.echo(f"{info.name}: {info.status}, customer {customer}, key {info.fingerprint} "
-                   f"({info.keys} key(s) so far)")
+        click.echo(
+            f"{info.name}: {info.status}, customer {customer}, key {info.fingerprint} "
+            f"({info.keys} key(s) so far)"
+        )
 
 
 @clients_group.command("add")
 @click.argument("name")
 @_key_option
-@click.option("--customer", default=None,
-              help="The customer whose printers it reads (default: the one its first report names).")
+@click.option(
+    "--customer",
+    default=None,
+    help="The customer whose printers it reads (default: the one its first report names).",
+)
 @click.option("--note", default="", help="Free text: contact, location, ...")
 @json_option
 @pass_obj
-def add_command(ctx: ServerContext, name: str, key: Path, customer: str | None, note: str,
-                as_json: bool) -> None:
+def add_command(
+    ctx: ServerContext, name: str, key: Path, customer: str | None, note: str, as_json: bool
+) -> None:
     """Register client NAME (its [client] id) with its public key, under a customer.
 
     Its reports only ever reach devices of that customer; a report naming another one is
@@ -75,8 +85,15 @@ def list_command(ctx: ServerContext, as_json: bool) -> None:
     table = Table("name", "status", "customer", "fingerprint", "keys", "added", "note")
     for c in clients:
         customer = "-" if c.customer is None else cell(c.customer)
-        table.add_row(cell(c.name), c.status, customer, c.fingerprint, str(c.keys),
-                      f"{c.added_at:%Y-%m-%d %H:%M}", cell(c.note))
+        table.add_row(
+            cell(c.name),
+            c.status,
+            customer,
+            c.fingerprint,
+            str(c.keys),
+            f"{c.added_at:%Y-%m-%d %H:%M}",
+            cell(c.note),
+        )
     print_table(table)
 
 

@@ -56,8 +56,10 @@ def _show(info: customers.CustomerInfo, as_json: bool) -> None:
         print_json(info)
     else:
         dealer = "no dealer (administrators only)" if info.dealer is None else f"dealer {info.dealer!r}"
-        click.echo(f"customer {info.name!r}: {dealer}, {len(info.sites)} site(s), {info.clients} client(s), "
-                   f"{info.devices} device(s)")
+        click.echo(
+            f"customer {info.name!r}: {dealer}, {len(info.sites)} site(s), {info.clients} client(s), "
+            f"{info.devices} device(s)"
+        )
 
 
 @customers_group.command("add")
@@ -66,8 +68,9 @@ def _show(info: customers.CustomerInfo, as_json: bool) -> None:
 @click.option("--site", "sites", multiple=True, help="A site of the customer (repeatable).")
 @json_option
 @pass_obj
-def customers_add(ctx: ServerContext, name: str, dealer: str | None, sites: tuple[str, ...],
-                  as_json: bool) -> None:
+def customers_add(
+    ctx: ServerContext, name: str, dealer: str | None, sites: tuple[str, ...], as_json: bool
+) -> None:
     """Add customer NAME (an existing one gets the dealer and sites given)."""
     with wiring.open_db(ctx):
         _show(customers.add_customer(name, dealer=dealer, sites=sites), as_json)
@@ -79,8 +82,9 @@ def customers_add(ctx: ServerContext, name: str, dealer: str | None, sites: tupl
 @click.option("--none", "no_dealer", is_flag=True, help="Serve it by no dealer (administrators only).")
 @json_option
 @pass_obj
-def customers_assign(ctx: ServerContext, name: str, dealer: str | None, no_dealer: bool,
-                     as_json: bool) -> None:
+def customers_assign(
+    ctx: ServerContext, name: str, dealer: str | None, no_dealer: bool, as_json: bool
+) -> None:
     """Serve customer NAME by DEALER from now on; its devices and history go with it."""
     if (dealer is None) == (not no_dealer):
         raise click.UsageError("give a DEALER or --none")
@@ -101,8 +105,13 @@ def customers_list(ctx: ServerContext, dealer: str | None, as_json: bool) -> Non
         return
     table = Table("customer", "dealer", "sites", "clients", "devices")
     for r in rows:
-        table.add_row(cell(r.name) or '""', "-" if r.dealer is None else cell(r.dealer),
-                      cell(", ".join(r.sites)), str(r.clients), str(r.devices))
+        table.add_row(
+            cell(r.name) or '""',
+            "-" if r.dealer is None else cell(r.dealer),
+            cell(", ".join(r.sites)),
+            str(r.clients),
+            str(r.devices),
+        )
     print_table(table)
 
 

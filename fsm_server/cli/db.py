@@ -46,11 +46,18 @@ def retention_command(ctx: ServerContext, progress: bool) -> None:
     cfg = ctx.config.retention
     with wiring.open_db(ctx, only_reads=True) as db:
         result = retention.apply_retention(
-            db, raw_days=cfg.raw_days, keep_days=cfg.keep_days, batch=cfg.batch,
-            on_batch=(lambda n: click.echo(f"removed {n} readings", err=True)) if progress else None)
-    click.echo(f"{result.readings_removed} readings removed in {result.batches} transactions; readings "
-               f"before {result.downsampled_before:%Y-%m-%d} are one per device and day, none before "
-               f"{result.removed_before:%Y-%m-%d}", err=True)
+            db,
+            raw_days=cfg.raw_days,
+            keep_days=cfg.keep_days,
+            batch=cfg.batch,
+            on_batch=(lambda n: click.echo(f"removed {n} readings", err=True)) if progress else None,
+        )
+    click.echo(
+        f"{result.readings_removed} readings removed in {result.batches} transactions; readings "
+        f"before {result.downsampled_before:%Y-%m-%d} are one per device and day, none before "
+        f"{result.removed_before:%Y-%m-%d}",
+        err=True,
+    )
 
 
 __all__ = ["db_group", "rebuild_state_command", "retention_command"]

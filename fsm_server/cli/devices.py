@@ -22,12 +22,23 @@ def devices_command(ctx: ServerContext, client: str | None, as_json: bool) -> No
     if as_json:
         print_json(rows)
         return
-    table = Table("id", "customer", "client", "site", "manufacturer", "model", "serial", "ip", "total",
-                  "last seen")
+    table = Table(
+        "id", "customer", "client", "site", "manufacturer", "model", "serial", "ip", "total", "last seen"
+    )
     for d in rows:
         total = "" if d.total is None else str(d.total)
-        table.add_row(str(d.id), cell(d.customer), cell(d.client), cell(d.site), cell(d.manufacturer),
-                      cell(d.model), cell(d.serial), cell(d.ip), total, f"{d.last_seen:%Y-%m-%d %H:%M}")
+        table.add_row(
+            str(d.id),
+            cell(d.customer),
+            cell(d.client),
+            cell(d.site),
+            cell(d.manufacturer),
+            cell(d.model),
+            cell(d.serial),
+            cell(d.ip),
+            total,
+            f"{d.last_seen:%Y-%m-%d %H:%M}",
+        )
     print_table(table)
 
 

@@ -20,16 +20,26 @@ def gaps_command(ctx: ServerContext, client: str | None, as_json: bool) -> None:
     with wiring.open_db(ctx, only_reads=True):
         rows = listings.gaps(client=client)
     if as_json:
-        print_json([{"client": g.client, "first": g.first, "last": g.last, "count": g.count, "kind": g.kind}
-                    for g in rows])
+        print_json(
+            [
+                {"client": g.client, "first": g.first, "last": g.last, "count": g.count, "kind": g.kind}
+                for g in rows
+            ]
+        )
         return
     if not rows:
         click.echo("no gaps")
         return
     table = Table("client", "from", "to", "missing", "kind", "ask for")
     for g in rows:
-        table.add_row(cell(g.client), str(g.first), str(g.last), str(g.count), g.kind,
-                      f"fsm-client resend --from {g.first} --to {g.last}")
+        table.add_row(
+            cell(g.client),
+            str(g.first),
+            str(g.last),
+            str(g.count),
+            g.kind,
+            f"fsm-client resend --from {g.first} --to {g.last}",
+        )
     print_table(table)
 
 

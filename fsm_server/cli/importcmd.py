@@ -21,8 +21,10 @@ def render_tally(tally: Tally, as_json: bool) -> None:
         print_json(tally.to_dict())
         return
     o = tally.outcomes
-    click.echo(f"loaded {o['loaded']}, duplicate {o['duplicate']}, chunk stored {o['chunk_stored']}, "
-               f"quarantined {o['quarantined']}")
+    click.echo(
+        f"loaded {o['loaded']}, duplicate {o['duplicate']}, chunk stored {o['chunk_stored']}, "
+        f"quarantined {o['quarantined']}"
+    )
     for reason, n in sorted(tally.reasons.items()):
         click.echo(f"  quarantined {reason}: {n}")
 

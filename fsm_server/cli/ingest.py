@@ -17,8 +17,9 @@ from ..events import EventService, run_beside
 from .importcmd import render_tally
 
 
-async def run_ingest(daemon: IngestDaemon, events: EventService | None, backups: BackupService | None, *,
-                     once: bool) -> DaemonResult:
+async def run_ingest(
+    daemon: IngestDaemon, events: EventService | None, backups: BackupService | None, *, once: bool
+) -> DaemonResult:
     """The daemon, with notifications (evaluated as reports are committed, and on a timer) and the
     backup schedule beside it when configured."""
     stop = asyncio.Event()
@@ -40,13 +41,20 @@ async def run_ingest(daemon: IngestDaemon, events: EventService | None, backups:
 @pass_obj
 def ingest_command(ctx: ServerContext, once: bool, verbose: bool, as_json: bool) -> None:
     """Load reports from the [[mailboxes]] (IDLE, or --once), moving each mail when it is committed."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("fsm_server.daemon").setLevel(logging.DEBUG if verbose else logging.INFO)
     cfg = ctx.config.ingest
     with wiring.open_db(ctx) as db:
-        daemon = IngestDaemon(wiring.pipeline(ctx, db), ctx.config.mailboxes, batch=cfg.batch,
-                              poll_seconds=cfg.poll_seconds, shutdown_timeout=cfg.shutdown_timeout)
+        daemon = IngestDaemon(
+            wiring.pipeline(ctx, db),
+            ctx.config.mailboxes,
+            batch=cfg.batch,
+            poll_seconds=cfg.poll_seconds,
+            shutdown_timeout=cfg.shutdown_timeout,
+        )
         events = EventService(db, ctx.config) if ctx.config.rules and ctx.config.notify.enabled else None
         # the daily backup runs beside the daemon (not with --once: cron runs `fsm-server backup`)
         scheduled = ctx.config.backup.enabled and not once

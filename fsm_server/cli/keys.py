@@ -35,8 +35,10 @@ def keys_dir(ctx: ServerContext) -> Path:
 
 def server_signing_key(ctx: ServerContext, directory: Path | None = None) -> SigningKey:
     """The server's Ed25519 signing key (``server-sign.key``)."""
-    return load_signing_key((directory or keys_dir(ctx)) / SERVER_SIGN_KEY_FILE,
-                            init_command="fsm-server keys init --signing-only")
+    return load_signing_key(
+        (directory or keys_dir(ctx)) / SERVER_SIGN_KEY_FILE,
+        init_command="fsm-server keys init --signing-only",
+    )
 
 
 @click.group("keys")
@@ -46,10 +48,14 @@ def keys_group() -> None:
 
 @keys_group.command("init")
 @key_dir_option
-@click.option("--force", is_flag=True,
-              help="Replace existing keys (every client must then get the new server.pub).")
-@click.option("--signing-only", is_flag=True,
-              help="Create only the signing key (a server whose server.key came before billing exports).")
+@click.option(
+    "--force", is_flag=True, help="Replace existing keys (every client must then get the new server.pub)."
+)
+@click.option(
+    "--signing-only",
+    is_flag=True,
+    help="Create only the signing key (a server whose server.key came before billing exports).",
+)
 @pass_obj
 def init_command(ctx: ServerContext, directory: Path | None, force: bool, signing_only: bool) -> None:
     """Create server.key (X25519, mode 0600) and server.pub, and server-sign.key (Ed25519, mode
@@ -67,8 +73,10 @@ def init_command(ctx: ServerContext, directory: Path | None, force: bool, signin
     click.echo(f"wrote {sign_private} (private, mode 0600) and {sign_public}")
     click.echo(f"signing key: {signer.public.to_text()} ({signer.fingerprint})")
     if not signing_only:
-        click.echo(f"next: give {public} to every client ([keys] server_public_key in its config); "
-                   f"{sign_public} to whoever checks billing exports")
+        click.echo(
+            f"next: give {public} to every client ([keys] server_public_key in its config); "
+            f"{sign_public} to whoever checks billing exports"
+        )
 
 
 @keys_group.command("show")

@@ -34,8 +34,15 @@ def list_command(ctx: ServerContext, show_all: bool, reason: str | None, as_json
         return
     table = Table("id", "reason", "client", "seq", "size", "quarantined", "source")
     for r in rows:
-        table.add_row(str(r.id), r.reason, cell(r.client), "" if r.seq is None else str(r.seq), str(r.size),
-                      f"{r.quarantined_at:%Y-%m-%d %H:%M}", cell(r.source))
+        table.add_row(
+            str(r.id),
+            r.reason,
+            cell(r.client),
+            "" if r.seq is None else str(r.seq),
+            str(r.size),
+            f"{r.quarantined_at:%Y-%m-%d %H:%M}",
+            cell(r.source),
+        )
     print_table(table)
 
 
@@ -54,8 +61,20 @@ def show_command(ctx: ServerContext, entry_id: int, raw: bool, as_json: bool) ->
     if as_json:
         print_json(row)
         return
-    for key in ("id", "reason", "detail", "hint", "client", "seq", "source", "message_id", "size",
-                "received_at", "quarantined_at", "status"):
+    for key in (
+        "id",
+        "reason",
+        "detail",
+        "hint",
+        "client",
+        "seq",
+        "source",
+        "message_id",
+        "size",
+        "received_at",
+        "quarantined_at",
+        "status",
+    ):
         click.echo(f"{key + ':':<16}{display_text(getattr(row, key))}")
 
 

@@ -41,15 +41,32 @@ def write_atomically(path: Path, text: str) -> None:
 @click.argument("kind", type=click.Choice(reports.KINDS))
 @click.option("--customer", help="Only this customer's devices.")
 @click.option("--from", "start", metavar="DATE", help="Period start: YYYY-MM-DD (UTC) or ISO date-time.")
-@click.option("--to", "end", metavar="DATE",
-              help="Period end, inclusive for a date (--to 2026-10-31 ends at Nov 1 00:00 UTC).")
-@click.option("--format", "fmt", type=click.Choice(reports.FORMATS), default=None,
-              help="Output format (default: from --out's extension, else html).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write here instead of standard output.")
+@click.option(
+    "--to",
+    "end",
+    metavar="DATE",
+    help="Period end, inclusive for a date (--to 2026-10-31 ends at Nov 1 00:00 UTC).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(reports.FORMATS),
+    default=None,
+    help="Output format (default: from --out's extension, else html).",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of standard output."
+)
 @pass_obj
-def report_command(ctx: ServerContext, kind: str, customer: str | None, start: str | None, end: str | None,
-                   fmt: str | None, out: Path | None) -> None:
+def report_command(
+    ctx: ServerContext,
+    kind: str,
+    customer: str | None,
+    start: str | None,
+    end: str | None,
+    fmt: str | None,
+    out: Path | None,
+) -> None:
     """Build a report. Meters default to the last complete month, the others to the last 30 days.
 
     \b
@@ -60,8 +77,10 @@ def report_command(ctx: ServerContext, kind: str, customer: str | None, start: s
     if fmt is None:
         suffix = out.suffix.lower().lstrip(".") if out else ""
         fmt = {"htm": "html"}.get(suffix, suffix) if suffix in (*reports.FORMATS, "htm") else "html"
-    period = {"start": reports.parse_when(start) if start else None,
-              "end": reports.parse_when(end, end=True) if end else None}
+    period = {
+        "start": reports.parse_when(start) if start else None,
+        "end": reports.parse_when(end, end=True) if end else None,
+    }
     with wiring.open_db(ctx, only_reads=True):
         if out is None:
             reports.stream(kind, fmt, sys.stdout, customer=customer, settings=ctx.config.reports, **period)

@@ -17,11 +17,15 @@ from ..accounts.users import UserInfo
 from ..context import ServerContext
 from ..web.app import public_url
 
-_role = click.option("--role", type=click.Choice(ROLES), required=True,
-                     help="admin: everything; dealer: the customers of one dealer; "
-                          "customer: its own customers.")
-_customer = click.option("--customer", "customers", multiple=True,
-                         help="A customer a customer user sees (repeat for several).")
+_role = click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    required=True,
+    help="admin: everything; dealer: the customers of one dealer; customer: its own customers.",
+)
+_customer = click.option(
+    "--customer", "customers", multiple=True, help="A customer a customer user sees (repeat for several)."
+)
 _dealer = click.option("--dealer", default=None, help="The dealer a dealer user works for.")
 
 
@@ -34,8 +38,10 @@ def _show_link(info: UserInfo, link: str, as_json: bool, what: str) -> None:
     if as_json:
         print_json({"user": info, "setup_link": link})
         return
-    click.echo(f"{what} {info.name} ({info.role}). One-time setup link (give it to {info.name} over a "
-               f"channel you trust; it expires and works once):")
+    click.echo(
+        f"{what} {info.name} ({info.role}). One-time setup link (give it to {info.name} over a "
+        f"channel you trust; it expires and works once):"
+    )
     click.echo(link)
 
 
@@ -46,13 +52,21 @@ def _show_link(info: UserInfo, link: str, as_json: bool, what: str) -> None:
 @_dealer
 @json_option
 @pass_obj
-def add_command(ctx: ServerContext, name: str, role: str, customers: tuple[str, ...], dealer: str | None,
-                as_json: bool) -> None:
+def add_command(
+    ctx: ServerContext, name: str, role: str, customers: tuple[str, ...], dealer: str | None, as_json: bool
+) -> None:
     """Add user NAME and print its setup link: the user sets a password there (and, for admin and
     dealer, enrols an authenticator app) before the first login."""
     with wiring.open_db(ctx):
-        info, link = users.add_user(name, role, customers=customers, dealer=dealer, by=None,
-                                    settings=ctx.config.web, base_url=public_url(ctx))
+        info, link = users.add_user(
+            name,
+            role,
+            customers=customers,
+            dealer=dealer,
+            by=None,
+            settings=ctx.config.web,
+            base_url=public_url(ctx),
+        )
     _show_link(info, link, as_json, "added")
 
 
@@ -70,8 +84,15 @@ def list_command(ctx: ServerContext, as_json: bool) -> None:
     for u in rows:
         scope = u.dealer or ", ".join(u.customers) or "all"
         state = "disabled" if not u.enabled else ("active" if u.password_set else "setup pending")
-        table.add_row(cell(u.name), u.role, cell(scope), state, "yes" if u.totp else "no",
-                      f"{u.created_at:%Y-%m-%d %H:%M}", cell(u.created_by))
+        table.add_row(
+            cell(u.name),
+            u.role,
+            cell(scope),
+            state,
+            "yes" if u.totp else "no",
+            f"{u.created_at:%Y-%m-%d %H:%M}",
+            cell(u.created_by),
+        )
     print_table(table)
 
 
@@ -112,13 +133,21 @@ def reset_command(ctx: ServerContext, name: str, as_json: bool) -> None:
 @_customer
 @_dealer
 @pass_obj
-def set_role_command(ctx: ServerContext, name: str, role: str, customers: tuple[str, ...],
-                     dealer: str | None) -> None:
+def set_role_command(
+    ctx: ServerContext, name: str, role: str, customers: tuple[str, ...], dealer: str | None
+) -> None:
     """Give NAME another role or scope; its sessions end (a new admin or dealer without an
     authenticator gets a setup link)."""
     with wiring.open_db(ctx):
-        info, link = users.set_role(name, role, dealer=dealer, customers=customers, by=None,
-                                    settings=ctx.config.web, base_url=public_url(ctx))
+        info, link = users.set_role(
+            name,
+            role,
+            dealer=dealer,
+            customers=customers,
+            by=None,
+            settings=ctx.config.web,
+            base_url=public_url(ctx),
+        )
     scope = info.dealer or ", ".join(info.customers) or "all"
     click.echo(f"{info.name} is now {info.role} ({scope}); its sessions have ended")
     if link:

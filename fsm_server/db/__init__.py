@@ -25,7 +25,7 @@ def open_database(url: str, *, data_dir: Path, migrate: bool = True) -> Database
         path = sqlite_path(url, data_dir) or data_dir / DB_FILE
         db = Database(sqlite_database(path), "sqlite", url or f"sqlite:///{path}")
     elif scheme in ("postgresql", "postgres"):
-        conninfo = "postgresql" + url[len(scheme):]
+        conninfo = "postgresql" + url[len(scheme) :]
         db = Database(peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True), "postgresql", url)
     else:
         raise DatabaseError(

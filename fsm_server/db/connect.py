@@ -164,7 +164,7 @@ def sqlite_path(url: str, data_dir: Path) -> Path | None:
     """The file a SQLite ``url`` names ('' means ``<data_dir>/fsm.db``); None for another database."""
     if url and urlsplit(url).scheme != "sqlite":
         return None
-    raw = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+    raw = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
     return Path(raw) if raw else data_dir / DB_FILE
 
 

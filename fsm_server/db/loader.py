@@ -28,12 +28,7 @@ from ..errors import DataRefused
 from ..tenancy import report_customer
 from . import state
 from .connect import Database, DuplicateKey, translated
-from .models import (
-    Envelope,
-    PendingChunk,
-    Quarantine,
-    Site,
-)
+from .models import Envelope, PendingChunk, Quarantine, Site
 
 _BATCH = 500  # rows per INSERT (SQLite allows 32,766 bound values per statement)
 _WRAP_32 = 2**32
@@ -98,8 +93,9 @@ def _latest(a: datetime, b: datetime) -> datetime:
 class Loader:
     """The write side of ingest, on one open database."""
 
-    def __init__(self, db: Database, *, policy: CounterPolicy | None = None,
-                 now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, db: Database, *, policy: CounterPolicy | None = None, now: Callable[[], datetime] | None = None
+    ) -> None:
         self.db = db
         self.policy = policy or CounterPolicy()
         self.now = now or (lambda: datetime.now(UTC))  # dates what is written (ingested, quarantined)
@@ -110,9 +106,13 @@ class Loader:
     def loaded(self, client_id: int, seq: int) -> LoadedEnvelope | None:
         """The envelope loaded as (client, seq), or None when there is none."""
         with translated("cannot look up an envelope"):
-            row = Envelope.select(Envelope.sha256, Envelope.sealing, Envelope.created_at,
-                                  Envelope.chunk_digests).where(
-                Envelope.client == client_id, Envelope.seq == seq).first()
+            row = (
+                Envelope.select(
+                    Envelope.sha256, Envelope.sealing, Envelope.created_at, Envelope.chunk_digests
+                )
+                .where(Envelope.client == client_id, Envelope.seq == seq)
+                .first()
+            )
             return LoadedEnvelope(row.sha256, row.sealing, row.created_at, row.chunk_digests) if row else None
 
     def last_seq(self, client_id: int) -> int:
@@ -123,8 +123,9 @@ class Loader:
 
     # -- chunks ------------------------------------------------------------------------------------
 
-    def store_chunk(self, meta: EnvelopeMeta, *, seq: int, index: int, count: int,
-                    data: bytes) -> list[bytes] | None:
+    def store_chunk(
+        self, meta: EnvelopeMeta, *, seq: int, index: int, count: int, data: bytes
+    ) -> list[bytes] | None:
         """Keep one chunk; when it completes its set, return every chunk's bytes (still stored).
 
         ChunkError ("bad_chunk") when a different chunk is stored at this position already: an
@@ -133,31 +134,54 @@ class Loader:
         with translated("cannot store a chunk"), self.db.atomic():
             if self.db.kind == "postgresql":
                 # Two loaders storing the last two chunks at once must not both see an incomplete set.
-                self.db.peewee.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)",
-                                           (meta.client_id, seq % 2**31))
-            held = PendingChunk.select(PendingChunk.data, PendingChunk.chunk_count).where(
-                PendingChunk.client == meta.client_id, PendingChunk.seq == seq,
-                PendingChunk.chunk_index == index).first()
+                self.db.peewee.execute_sql(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", (meta.client_id, seq % 2**31)
+                )
+            held = (
+                PendingChunk.select(PendingChunk.data, PendingChunk.chunk_count)
+                .where(
+                    PendingChunk.client == meta.client_id,
+                    PendingChunk.seq == seq,
+                    PendingChunk.chunk_index == index,
+                )
+                .first()
+            )
             if held is not None and bytes(held.data) != data:
                 raise ChunkError(
                     f"chunk {index}/{count} of {meta.client_name} #{seq} differs from the chunk "
                     f"{index}/{held.chunk_count} stored already: one of them was altered in transit, "
                     f"or two different sealings of #{seq} were sent",
                     hint="the stored chunk is kept and the report loads when its other chunks arrive; "
-                         "this copy stays in quarantine")
+                    "this copy stays in quarantine",
+                )
             PendingChunk.insert(
-                client=meta.client_id, seq=seq, chunk_index=index, chunk_count=count, data=data,
-                message_id=storable(meta.message_id), source=storable(meta.source),
+                client=meta.client_id,
+                seq=seq,
+                chunk_index=index,
+                chunk_count=count,
+                data=data,
+                message_id=storable(meta.message_id),
+                source=storable(meta.source),
                 received_at=meta.received_at,
             ).on_conflict_ignore().execute()
-            rows = list(PendingChunk.select(PendingChunk.chunk_index, PendingChunk.chunk_count)
-                        .where(PendingChunk.client == meta.client_id, PendingChunk.seq == seq))
+            rows = list(
+                PendingChunk.select(PendingChunk.chunk_index, PendingChunk.chunk_count).where(
+                    PendingChunk.client == meta.client_id, PendingChunk.seq == seq
+                )
+            )
             have = {r.chunk_index for r in rows if r.chunk_count == count}
             if len(have) < count:
                 return None
-            return [bytes(r.data) for r in PendingChunk.select(PendingChunk.data).where(
-                PendingChunk.client == meta.client_id, PendingChunk.seq == seq,
-                PendingChunk.chunk_count == count).order_by(PendingChunk.chunk_index)]
+            return [
+                bytes(r.data)
+                for r in PendingChunk.select(PendingChunk.data)
+                .where(
+                    PendingChunk.client == meta.client_id,
+                    PendingChunk.seq == seq,
+                    PendingChunk.chunk_count == count,
+                )
+                .order_by(PendingChunk.chunk_index)
+            ]
 
     def drop_chunks(self, client_id: int, seq: int) -> None:
         with translated("cannot delete chunks"):
@@ -165,9 +189,22 @@ class Loader:
 
     # -- quarantine ----------------------------------------------------------------------------------
 
-    def quarantine(self, *, sha256: str, reason: str, detail: str, hint: str, raw: bytes, raw_size: int,
-                   source: str, message_id: str | None, client_name: str | None, seq: int | None,
-                   received_at: datetime, drop_chunks_of: tuple[int, int] | None = None) -> tuple[int, bool]:
+    def quarantine(
+        self,
+        *,
+        sha256: str,
+        reason: str,
+        detail: str,
+        hint: str,
+        raw: bytes,
+        raw_size: int,
+        source: str,
+        message_id: str | None,
+        client_name: str | None,
+        seq: int | None,
+        received_at: datetime,
+        drop_chunks_of: tuple[int, int] | None = None,
+    ) -> tuple[int, bool]:
         """Keep a message with why; returns (quarantine id, whether these bytes were held already)."""
         now = self.now()
         with translated("cannot quarantine a message"), self.db.atomic():
@@ -180,12 +217,24 @@ class Loader:
                     existing.reason, existing.detail, existing.hint = reason, detail, hint
                     existing.save()
                 return existing.id, True
-            q = Quarantine.insert(
-                sha256=sha256, reason=reason, detail=storable(detail), hint=storable(hint), raw=raw,
-                raw_size=raw_size, source=storable(source), message_id=storable(message_id),
-                client_name=client_name, seq=seq if seq is None or 0 <= seq <= MAX_SEQ else None,
-                received_at=received_at, quarantined_at=now,
-            ).on_conflict_ignore().execute()
+            q = (
+                Quarantine.insert(
+                    sha256=sha256,
+                    reason=reason,
+                    detail=storable(detail),
+                    hint=storable(hint),
+                    raw=raw,
+                    raw_size=raw_size,
+                    source=storable(source),
+                    message_id=storable(message_id),
+                    client_name=client_name,
+                    seq=seq if seq is None or 0 <= seq <= MAX_SEQ else None,
+                    received_at=received_at,
+                    quarantined_at=now,
+                )
+                .on_conflict_ignore()
+                .execute()
+            )
             if not q:  # another loader kept the same bytes a moment ago
                 return Quarantine.get(Quarantine.sha256 == sha256).id, True
             return int(q), False
@@ -193,15 +242,21 @@ class Loader:
     def release(self, quarantine_id: int) -> None:
         with translated("cannot update the quarantine"):
             Quarantine.update(status="released", released_at=self.now()).where(
-                Quarantine.id == quarantine_id).execute()
+                Quarantine.id == quarantine_id
+            ).execute()
 
     def dismiss(self, quarantine_ids: Sequence[int]) -> list[int]:
         """Set held entries aside (their bytes stay, `retry` still works); returns those dismissed."""
         with translated("cannot update the quarantine"), self.db.atomic():
-            held = [q.id for q in Quarantine.select(Quarantine.id).where(
-                Quarantine.id.in_(list(quarantine_ids)), Quarantine.status == "held")]
+            held = [
+                q.id
+                for q in Quarantine.select(Quarantine.id).where(
+                    Quarantine.id.in_(list(quarantine_ids)), Quarantine.status == "held"
+                )
+            ]
             Quarantine.update(status="dismissed", released_at=self.now()).where(
-                Quarantine.id.in_(held)).execute()
+                Quarantine.id.in_(held)
+            ).execute()
         return held
 
     # -- the report ---------------------------------------------------------------------------------
@@ -215,9 +270,10 @@ class Loader:
                 try:
                     return self._load(report, meta)
                 except peewee.IntegrityError as exc:  # not the envelope's UNIQUE: that is DuplicateKey
-                    raise DataRefused(f"{what}: the database refused a row: {exc}",
-                                      hint="a report passed fsm's checks but not the database's: a bug in "
-                                           "fsm; report it") from exc
+                    raise DataRefused(
+                        f"{what}: the database refused a row: {exc}",
+                        hint="a report passed fsm's checks but not the database's: a bug in fsm; report it",
+                    ) from exc
         except BaseException:
             self._sites.clear()  # the rollback took back any customer and site made for this report
             raise
@@ -225,8 +281,12 @@ class Loader:
     def _load(self, report: Report, meta: EnvelopeMeta) -> Loaded:
         now = self.now()
         readings = report.devices
-        idents = [device_identity(client=meta.client_name, manufacturer=d.manufacturer, serial=d.serial,
-                                  mac=d.mac, ip=d.ip) for d in readings]
+        idents = [
+            device_identity(
+                client=meta.client_name, manufacturer=d.manufacturer, serial=d.serial, mac=d.mac, ip=d.ip
+            )
+            for d in readings
+        ]
         newest: dict[str, DeviceReading] = {}
         first: dict[str, datetime] = {}
         for d, (ident, _) in zip(readings, idents, strict=True):
@@ -239,11 +299,21 @@ class Loader:
         # transaction rolls back (on PostgreSQL a concurrent loader waits for ours to finish).
         try:
             envelope_id = Envelope.insert(
-                client=meta.client_id, seq=report.seq, kind=report.kind, message_id=storable(meta.message_id),
-                sha256=meta.sha256, sealing=meta.sealing, chunk_count=meta.chunk_count,
-                chunk_digests=meta.chunk_digests, source=storable(meta.source),
-                created_at=report.created_at, received_at=meta.received_at, ingested_at=now,
-                resend_of=report.resend_of, devices=len(newest), values=values,
+                client=meta.client_id,
+                seq=report.seq,
+                kind=report.kind,
+                message_id=storable(meta.message_id),
+                sha256=meta.sha256,
+                sealing=meta.sealing,
+                chunk_count=meta.chunk_count,
+                chunk_digests=meta.chunk_digests,
+                source=storable(meta.source),
+                created_at=report.created_at,
+                received_at=meta.received_at,
+                ingested_at=now,
+                resend_of=report.resend_of,
+                devices=len(newest),
+                values=values,
             ).execute()
         except peewee.IntegrityError as exc:
             raise DuplicateKey(f"report {meta.client_name} #{report.seq} is loaded already") from exc
@@ -263,56 +333,159 @@ class Loader:
             addresses[key] = (min(lo, d.observed_at), max(hi, d.observed_at))
         least, greatest = ("MIN", "MAX") if self.db.kind == "sqlite" else ("LEAST", "GREATEST")
         self._executemany(
-            "device_address", ("device_id", "ip", "mac", "first_seen", "last_seen"),
+            "device_address",
+            ("device_id", "ip", "mac", "first_seen", "last_seen"),
             [(k[0], k[1], k[2], self._ts(v[0]), self._ts(v[1])) for k, v in addresses.items()],
-            'ON CONFLICT (device_id, ip, mac) DO UPDATE SET '
-            f'first_seen = {least}(device_address.first_seen, excluded.first_seen), '
-            f'last_seen = {greatest}(device_address.last_seen, excluded.last_seen)')
+            "ON CONFLICT (device_id, ip, mac) DO UPDATE SET "
+            f"first_seen = {least}(device_address.first_seen, excluded.first_seen), "
+            f"last_seen = {greatest}(device_address.last_seen, excluded.last_seen)",
+        )
 
         # Readings, ids back in order.
-        reading_ids: list[int] = [r[0] for r in self._insert_returning(
-            "reading", ("envelope_id", "device_id", "observed_at", "ip", "reachability", "device_status",
-                        "printer_status", "conditions", "console", "uptime_ticks", "warnings"),
-            [(envelope_id, device_ids[ident], self._ts(d.observed_at), d.ip, d.reachability,
-              d.status.device, d.status.printer, _json(d.status.conditions), d.status.console,
-              d.uptime_ticks, _json(d.warnings))
-             for d, (ident, _) in zip(readings, idents, strict=True)], "id")]
+        reading_ids: list[int] = [
+            r[0]
+            for r in self._insert_returning(
+                "reading",
+                (
+                    "envelope_id",
+                    "device_id",
+                    "observed_at",
+                    "ip",
+                    "reachability",
+                    "device_status",
+                    "printer_status",
+                    "conditions",
+                    "console",
+                    "uptime_ticks",
+                    "warnings",
+                ),
+                [
+                    (
+                        envelope_id,
+                        device_ids[ident],
+                        self._ts(d.observed_at),
+                        d.ip,
+                        d.reachability,
+                        d.status.device,
+                        d.status.printer,
+                        _json(d.status.conditions),
+                        d.status.console,
+                        d.uptime_ticks,
+                        _json(d.warnings),
+                    )
+                    for d, (ident, _) in zip(readings, idents, strict=True)
+                ],
+                "id",
+            )
+        ]
 
         _, flagged = self._counters(readings, idents, device_ids, reading_ids)
-        supply_rows = [(rid, s.index, s.description, s.kind, s.color, s.level, s.max, s.unit, s.percent,
-                        s.state)
-                       for d, rid in zip(readings, reading_ids, strict=True) for s in d.supplies]
-        self._executemany("supply_value", ("reading_id", "index", "description", "kind", "color", "level",
-                                           "max", "unit", "percent", "state"), supply_rows)
-        alert_rows = [(rid, a.code, a.severity, a.group, a.group_index, a.location, a.description, a.index,
-                       a.training, a.time_ticks, self._ts(d.observed_at))
-                      for d, rid in zip(readings, reading_ids, strict=True) for a in d.alerts]
-        self._executemany("alert_value", ("reading_id", "code", "severity", "group", "group_index",
-                                          "location", "description", "index", "training", "time_ticks",
-                                          "observed_at"), alert_rows)
+        supply_rows = [
+            (rid, s.index, s.description, s.kind, s.color, s.level, s.max, s.unit, s.percent, s.state)
+            for d, rid in zip(readings, reading_ids, strict=True)
+            for s in d.supplies
+        ]
+        self._executemany(
+            "supply_value",
+            (
+                "reading_id",
+                "index",
+                "description",
+                "kind",
+                "color",
+                "level",
+                "max",
+                "unit",
+                "percent",
+                "state",
+            ),
+            supply_rows,
+        )
+        alert_rows = [
+            (
+                rid,
+                a.code,
+                a.severity,
+                a.group,
+                a.group_index,
+                a.location,
+                a.description,
+                a.index,
+                a.training,
+                a.time_ticks,
+                self._ts(d.observed_at),
+            )
+            for d, rid in zip(readings, reading_ids, strict=True)
+            for a in d.alerts
+        ]
+        self._executemany(
+            "alert_value",
+            (
+                "reading_id",
+                "code",
+                "severity",
+                "group",
+                "group_index",
+                "location",
+                "description",
+                "index",
+                "training",
+                "time_ticks",
+                "observed_at",
+            ),
+            alert_rows,
+        )
         pairs = list(zip(readings, idents, reading_ids, strict=True))
-        state.after_load(self.db, [
-            state.Newest(device_ids[ident], rid, d.observed_at, d.reachability, d.status.device,
-                         d.status.printer, d.status.conditions or None,
-                         [(a.code, a.severity) for a in d.alerts])
-            for d, (ident, _), rid in pairs], [
-            state.Level(device_ids[ident], rid, d.observed_at, state.supply_key(s.kind, s.color, s.index,
-                                                                                s.description),
-                        s.description, s.kind, s.color, s.percent, s.state)
-            for d, (ident, _), rid in pairs for s in d.supplies])
+        state.after_load(
+            self.db,
+            [
+                state.Newest(
+                    device_ids[ident],
+                    rid,
+                    d.observed_at,
+                    d.reachability,
+                    d.status.device,
+                    d.status.printer,
+                    d.status.conditions or None,
+                    [(a.code, a.severity) for a in d.alerts],
+                )
+                for d, (ident, _), rid in pairs
+            ],
+            [
+                state.Level(
+                    device_ids[ident],
+                    rid,
+                    d.observed_at,
+                    state.supply_key(s.kind, s.color, s.index, s.description),
+                    s.description,
+                    s.kind,
+                    s.color,
+                    s.percent,
+                    s.state,
+                )
+                for d, (ident, _), rid in pairs
+                for s in d.supplies
+            ],
+        )
         return Loaded(envelope_id=int(envelope_id), devices=len(newest), values=values, flagged=flagged)
 
-    def _counters(self, readings: list[DeviceReading], idents: list[tuple[str, bool]],
-                  device_ids: dict[str, int],
-                  reading_ids: list[int]) -> tuple[int, list[tuple[str, str, str]]]:
+    def _counters(
+        self,
+        readings: list[DeviceReading],
+        idents: list[tuple[str, bool]],
+        device_ids: dict[str, int],
+        reading_ids: list[int],
+    ) -> tuple[int, list[tuple[str, str, str]]]:
         ids = sorted(set(device_ids.values()))
         latest: dict[tuple[int, str], tuple[int, datetime]] = {}
         ph = self.db.peewee.param
         for part in range(0, len(ids), _BATCH):
-            batch = ids[part:part + _BATCH]
+            batch = ids[part : part + _BATCH]
             cursor = self.db.peewee.execute_sql(
                 "SELECT device_id, name, value, observed_at FROM counter_latest "
-                f"WHERE device_id IN ({', '.join([ph] * len(batch))})", batch)
+                f"WHERE device_id IN ({', '.join([ph] * len(batch))})",
+                batch,
+            )
             for dev, name, value, observed in cursor.fetchall():
                 if isinstance(observed, str):
                     observed = datetime.fromisoformat(observed)
@@ -335,29 +508,77 @@ class Loader:
                 rows.append((reading_ids[i], dev, name, value, ts, flag, prev[0] if flag and prev else None))
                 if prev is None or d.observed_at > prev[1]:
                     latest[(dev, name)] = changed[(dev, name)] = (value, d.observed_at)
-        self._executemany("counter_value", ("reading_id", "device_id", "name", "value", "observed_at", "flag",
-                                            "previous"), rows)
         self._executemany(
-            "counter_latest", ("device_id", "name", "value", "observed_at"),
+            "counter_value",
+            ("reading_id", "device_id", "name", "value", "observed_at", "flag", "previous"),
+            rows,
+        )
+        self._executemany(
+            "counter_latest",
+            ("device_id", "name", "value", "observed_at"),
             [(k[0], k[1], v[0], self._ts(v[1])) for k, v in changed.items()],
             "ON CONFLICT (device_id, name) DO UPDATE SET value = excluded.value, "
-            "observed_at = excluded.observed_at WHERE excluded.observed_at > counter_latest.observed_at")
+            "observed_at = excluded.observed_at WHERE excluded.observed_at > counter_latest.observed_at",
+        )
         return len(rows), flagged
 
-    def _upsert_devices(self, newest: dict[str, DeviceReading], first: dict[str, datetime],
-                        customer_id: int, client_id: int, site_id: int | None) -> dict[str, int]:
+    def _upsert_devices(
+        self,
+        newest: dict[str, DeviceReading],
+        first: dict[str, datetime],
+        customer_id: int,
+        client_id: int,
+        site_id: int | None,
+    ) -> dict[str, int]:
         """The device ids of the identities, within the client's customer: another customer's
         device with the same identity is never matched (fsm_server.tenancy)."""
-        cols = ("identity", "customer_id", "client_id", "site_id", "manufacturer", "model", "serial",
-                "firmware", "hostname", "location", "pmd", "ip", "mac", "first_seen", "last_seen")
-        rows = [(ident, customer_id, client_id, site_id, d.manufacturer, d.model, d.serial, d.firmware,
-                 d.hostname, d.location, d.pmd, d.ip, d.mac, self._ts(first[ident]), self._ts(d.observed_at))
-                for ident, d in newest.items()]
+        cols = (
+            "identity",
+            "customer_id",
+            "client_id",
+            "site_id",
+            "manufacturer",
+            "model",
+            "serial",
+            "firmware",
+            "hostname",
+            "location",
+            "pmd",
+            "ip",
+            "mac",
+            "first_seen",
+            "last_seen",
+        )
+        rows = [
+            (
+                ident,
+                customer_id,
+                client_id,
+                site_id,
+                d.manufacturer,
+                d.model,
+                d.serial,
+                d.firmware,
+                d.hostname,
+                d.location,
+                d.pmd,
+                d.ip,
+                d.mac,
+                self._ts(first[ident]),
+                self._ts(d.observed_at),
+            )
+            for ident, d in newest.items()
+        ]
         newer = "excluded.last_seen >= device.last_seen"
-        sets = [f'"{c}" = CASE WHEN {newer} THEN excluded."{c}" ELSE device."{c}" END'
-                for c in cols[2:] if c != "first_seen"]
-        sets.append('first_seen = CASE WHEN excluded.first_seen < device.first_seen '
-                    'THEN excluded.first_seen ELSE device.first_seen END')
+        sets = [
+            f'"{c}" = CASE WHEN {newer} THEN excluded."{c}" ELSE device."{c}" END'
+            for c in cols[2:]
+            if c != "first_seen"
+        ]
+        sets.append(
+            "first_seen = CASE WHEN excluded.first_seen < device.first_seen "
+            "THEN excluded.first_seen ELSE device.first_seen END"
+        )
         conflict = "ON CONFLICT (customer_id, identity) DO UPDATE SET " + ", ".join(sets)
         returned = self._insert_returning("device", cols, rows, "id, identity", conflict)
         return {ident: pk for pk, ident in returned}
@@ -368,26 +589,37 @@ class Loader:
         naive = when.astimezone(UTC).replace(tzinfo=None)
         return naive.isoformat(" ") if self.db.kind == "sqlite" else naive
 
-    def _executemany(self, table: str, cols: tuple[str, ...], rows: Sequence[tuple[object, ...]],
-                     conflict: str = "") -> None:
+    def _executemany(
+        self, table: str, cols: tuple[str, ...], rows: Sequence[tuple[object, ...]], conflict: str = ""
+    ) -> None:
         if not rows:
             return
         ph = self.db.peewee.param
-        sql = (f'INSERT INTO "{table}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) '
-               f'VALUES ({", ".join([ph] * len(cols))}) {conflict}')
+        sql = (
+            f'INSERT INTO "{table}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) '
+            f"VALUES ({', '.join([ph] * len(cols))}) {conflict}"
+        )
         with peewee.__exception_wrapper__:  # type: ignore[attr-defined]
             self.db.peewee.cursor().executemany(sql, rows)
 
-    def _insert_returning(self, table: str, cols: tuple[str, ...], rows: Sequence[tuple[object, ...]],
-                          returning: str, conflict: str = "") -> list[tuple[Any, ...]]:
+    def _insert_returning(
+        self,
+        table: str,
+        cols: tuple[str, ...],
+        rows: Sequence[tuple[object, ...]],
+        returning: str,
+        conflict: str = "",
+    ) -> list[tuple[Any, ...]]:
         """The ``returning`` columns of the rows inserted, as the driver gives them."""
         out: list[tuple[Any, ...]] = []
         ph = "(" + ", ".join([self.db.peewee.param] * len(cols)) + ")"
         names = ", ".join(f'"{c}"' for c in cols)
         for part in range(0, len(rows), _BATCH):
-            batch = rows[part:part + _BATCH]
-            sql = (f'INSERT INTO "{table}" ({names}) VALUES {", ".join([ph] * len(batch))} {conflict} '
-                   f"RETURNING {returning}")
+            batch = rows[part : part + _BATCH]
+            sql = (
+                f'INSERT INTO "{table}" ({names}) VALUES {", ".join([ph] * len(batch))} {conflict} '
+                f"RETURNING {returning}"
+            )
             params = [v for row in batch for v in row]
             out.extend(self.db.peewee.execute_sql(sql, params).fetchall())
         return out

@@ -47,8 +47,13 @@ def m003_events(db: peewee.Database) -> None:
 
 def m004_drop_redundant_indexes(db: peewee.Database) -> None:
     """peewee indexes every foreign key; these are covered by a composite index that starts with it."""
-    for name in ("counter_value_device_id", "reading_device_id", "device_address_device_id",
-                 "envelope_client_id", "pending_chunk_client_id"):
+    for name in (
+        "counter_value_device_id",
+        "reading_device_id",
+        "device_address_device_id",
+        "envelope_client_id",
+        "pending_chunk_client_id",
+    ):
         db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
 
 
@@ -68,14 +73,21 @@ def m006_device_customer(db: peewee.Database) -> None:
         return
     db.execute_sql("ALTER TABLE client ADD COLUMN customer_id INTEGER REFERENCES customer (id)")
     db.execute_sql("ALTER TABLE device ADD COLUMN customer_id INTEGER REFERENCES customer (id)")
-    db.execute_sql("UPDATE device SET customer_id = (SELECT site.customer_id FROM site "
-                   "WHERE site.id = device.site_id) WHERE site_id IS NOT NULL")
-    db.execute_sql("INSERT INTO customer (name) SELECT '' WHERE EXISTS "
-                   "(SELECT 1 FROM device WHERE customer_id IS NULL) ON CONFLICT (name) DO NOTHING")
-    db.execute_sql("UPDATE device SET customer_id = (SELECT id FROM customer WHERE name = '') "
-                   "WHERE customer_id IS NULL")
-    db.execute_sql("UPDATE client SET customer_id = (SELECT d.customer_id FROM device d "
-                   "WHERE d.client_id = client.id ORDER BY d.last_seen DESC, d.id DESC LIMIT 1)")
+    db.execute_sql(
+        "UPDATE device SET customer_id = (SELECT site.customer_id FROM site "
+        "WHERE site.id = device.site_id) WHERE site_id IS NOT NULL"
+    )
+    db.execute_sql(
+        "INSERT INTO customer (name) SELECT '' WHERE EXISTS "
+        "(SELECT 1 FROM device WHERE customer_id IS NULL) ON CONFLICT (name) DO NOTHING"
+    )
+    db.execute_sql(
+        "UPDATE device SET customer_id = (SELECT id FROM customer WHERE name = '') WHERE customer_id IS NULL"
+    )
+    db.execute_sql(
+        "UPDATE client SET customer_id = (SELECT d.customer_id FROM device d "
+        "WHERE d.client_id = client.id ORDER BY d.last_seen DESC, d.id DESC LIMIT 1)"
+    )
     if isinstance(db, peewee.PostgresqlDatabase):  # SQLite cannot add NOT NULL to a column
         db.execute_sql("ALTER TABLE device ALTER COLUMN customer_id SET NOT NULL")
     db.execute_sql('DROP INDEX IF EXISTS "device_identity"')
@@ -105,8 +117,10 @@ def m009_backup_runs(db: peewee.Database) -> None:
 def m010_report_indexes(db: peewee.Database) -> None:
     """Indexes the reports seek by: counter values ingest flagged (a partial index, as small as the
     anomalies), and a client's reports by creation time (health's report interval)."""
-    db.execute_sql("CREATE INDEX IF NOT EXISTS counter_value_flagged ON counter_value (observed_at) "
-                   "WHERE flag IS NOT NULL")
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS counter_value_flagged ON counter_value (observed_at) "
+        "WHERE flag IS NOT NULL"
+    )
     db.execute_sql("CREATE INDEX IF NOT EXISTS envelope_client_created ON envelope (client_id, created_at)")
 
 
@@ -152,10 +166,22 @@ def m015_billing(db: peewee.Database) -> None:
 
 
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
-    m001_initial, m002_listing_indexes, m003_events, m004_drop_redundant_indexes, m005_envelope_sealing,
-    m006_device_customer, m007_device_identity_text, m008_envelope_chunk_digests, m009_backup_runs,
-    m010_report_indexes, m011_latest_state, m012_retention_mark,
-    m013_portal_accounts, m014_dealers, m015_billing)
+    m001_initial,
+    m002_listing_indexes,
+    m003_events,
+    m004_drop_redundant_indexes,
+    m005_envelope_sealing,
+    m006_device_customer,
+    m007_device_identity_text,
+    m008_envelope_chunk_digests,
+    m009_backup_runs,
+    m010_report_indexes,
+    m011_latest_state,
+    m012_retention_mark,
+    m013_portal_accounts,
+    m014_dealers,
+    m015_billing,
+)
 
 
 def applied(db: Database) -> list[str]:
@@ -198,8 +224,24 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     return done_now
 
 
-__all__ = ["MIGRATIONS", "Migration", "applied", "m001_initial", "m002_listing_indexes", "m003_events",
-           "m004_drop_redundant_indexes", "m005_envelope_sealing", "m006_device_customer",
-           "m007_device_identity_text", "m008_envelope_chunk_digests", "m009_backup_runs",
-           "m010_report_indexes", "m011_latest_state", "m012_retention_mark",
-           "m013_portal_accounts", "m014_dealers", "m015_billing", "migrate"]
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "applied",
+    "m001_initial",
+    "m002_listing_indexes",
+    "m003_events",
+    "m004_drop_redundant_indexes",
+    "m005_envelope_sealing",
+    "m006_device_customer",
+    "m007_device_identity_text",
+    "m008_envelope_chunk_digests",
+    "m009_backup_runs",
+    "m010_report_indexes",
+    "m011_latest_state",
+    "m012_retention_mark",
+    "m013_portal_accounts",
+    "m014_dealers",
+    "m015_billing",
+    "migrate",
+]

@@ -39,12 +39,14 @@ class UtcDateTimeField(_DateTimeField[_V]):
     if TYPE_CHECKING:  # as peewee's stubs type their fields: a datetime, or None when null=True
 
         @overload
-        def __new__(cls, *args: Any, null: Literal[True],
-                    **kwargs: Any) -> UtcDateTimeField[datetime | None]: ...
+        def __new__(
+            cls, *args: Any, null: Literal[True], **kwargs: Any
+        ) -> UtcDateTimeField[datetime | None]: ...
 
         @overload
-        def __new__(cls, *args: Any, null: Literal[False] = ...,
-                    **kwargs: Any) -> UtcDateTimeField[datetime]: ...
+        def __new__(
+            cls, *args: Any, null: Literal[False] = ..., **kwargs: Any
+        ) -> UtcDateTimeField[datetime]: ...
 
         def __new__(cls, *args: Any, **kwargs: Any) -> Any: ...
 
@@ -414,8 +416,24 @@ class Quarantine(_Model):
 
 
 MODELS: tuple[type[_Model], ...] = (
-    Dealer, Customer, Client, ClientKey, Site, Envelope, Device, DeviceAddress, Reading, CounterValue,
-    CounterLatest, SupplyValue, AlertValue, AlertAck, PendingChunk, Quarantine, DeviceLatest, SupplyLatest,
+    Dealer,
+    Customer,
+    Client,
+    ClientKey,
+    Site,
+    Envelope,
+    Device,
+    DeviceAddress,
+    Reading,
+    CounterValue,
+    CounterLatest,
+    SupplyValue,
+    AlertValue,
+    AlertAck,
+    PendingChunk,
+    Quarantine,
+    DeviceLatest,
+    SupplyLatest,
     RetentionMark,
 )
 

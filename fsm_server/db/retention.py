@@ -83,9 +83,15 @@ def to_remove(rows: list[tuple[int, datetime, str | None, str | None]]) -> set[i
     return {rid for _, rid in order} - keep
 
 
-def apply_retention(db: Database, *, raw_days: int = 400, keep_days: int = 3650, batch: int = 500,
-                    now: datetime | None = None,
-                    on_batch: Callable[[int], None] | None = None) -> RetentionResult:
+def apply_retention(
+    db: Database,
+    *,
+    raw_days: int = 400,
+    keep_days: int = 3650,
+    batch: int = 500,
+    now: datetime | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> RetentionResult:
     """Downsample readings older than ``raw_days`` and remove those older than ``keep_days``;
     ``on_batch`` is called with the readings removed after each committed transaction."""
     now = now or datetime.now(UTC)
@@ -102,8 +108,9 @@ def apply_retention(db: Database, *, raw_days: int = 400, keep_days: int = 3650,
             with translated("cannot remove old readings"), db.atomic():
                 for table in ("counter_value", "supply_value", "alert_value"):
                     db.peewee.execute_sql(f"DELETE FROM {table} WHERE {where}", params)
-                db.peewee.execute_sql(f"DELETE FROM reading WHERE {where.replace('reading_id', 'id')}",
-                                      params)
+                db.peewee.execute_sql(
+                    f"DELETE FROM reading WHERE {where.replace('reading_id', 'id')}", params
+                )
             removed += len(part)
             batches += 1
             if on_batch is not None:
@@ -115,14 +122,15 @@ def apply_retention(db: Database, *, raw_days: int = 400, keep_days: int = 3650,
     # One day back from the mark: a kill after the mark's day was written is redone.
     since = max(horizon, sql.utc(marks[0][0]) - timedelta(days=1)) if marks else horizon
     # 50 devices at a time: a first run over years of history holds their removals only
-    for part in [device_ids[i:i + 50] for i in range(0, len(device_ids), 50)]:
+    for part in [device_ids[i : i + 50] for i in range(0, len(device_ids), 50)]:
         with translated("cannot read old readings"):
             where, params = sql.in_list(db, "device_id", part)
             old = f"SELECT id FROM reading WHERE {where} AND observed_at < ?"
             pending += [r[0] for r in sql.rows(db, old, [*params, sql.ts(db, horizon)])]
             where, params = sql.in_list(db, "r.device_id", part)
-            rows = sql.rows(db, _WINDOW_SQL.format(devices=where),
-                            [*params, sql.ts(db, since), sql.ts(db, cutoff)])
+            rows = sql.rows(
+                db, _WINDOW_SQL.format(devices=where), [*params, sql.ts(db, since), sql.ts(db, cutoff)]
+            )
             for _dev, group in itertools.groupby(rows, key=lambda r: r[0]):
                 found = [(rid, sql.utc(at), name, flag) for _, rid, at, name, flag in group]
                 pending += sorted(to_remove(found))
@@ -132,10 +140,17 @@ def apply_retention(db: Database, *, raw_days: int = 400, keep_days: int = 3650,
     if since < cutoff:
         with translated("cannot write the retention mark"), db.atomic():
             db.peewee.execute_sql(f"DELETE FROM retention_mark WHERE name = {db.peewee.param}", [MARK])
-            db.peewee.execute_sql(f"INSERT INTO retention_mark (name, at) VALUES ({db.peewee.param}, "
-                                  f"{db.peewee.param})", [MARK, sql.ts(db, cutoff)])
-    return RetentionResult(downsampled_before=cutoff, removed_before=horizon, devices=len(device_ids),
-                           readings_removed=removed, batches=batches)
+            db.peewee.execute_sql(
+                f"INSERT INTO retention_mark (name, at) VALUES ({db.peewee.param}, {db.peewee.param})",
+                [MARK, sql.ts(db, cutoff)],
+            )
+    return RetentionResult(
+        downsampled_before=cutoff,
+        removed_before=horizon,
+        devices=len(device_ids),
+        readings_removed=removed,
+        batches=batches,
+    )
 
 
 __all__ = ["MARK", "RetentionResult", "apply_retention", "day_start", "to_remove"]

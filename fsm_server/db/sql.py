@@ -56,8 +56,9 @@ def in_list(db: Database, column: str, values: Sequence[object]) -> tuple[str, l
     return f"{column} IN ({', '.join([db.peewee.param] * len(values))})", list(values)
 
 
-def join_each(db: Database, table: str, alias: str, columns: str, condition: str, *,
-              left: bool = False) -> tuple[str, str]:
+def join_each(
+    db: Database, table: str, alias: str, columns: str, condition: str, *, left: bool = False
+) -> tuple[str, str]:
     """(JOIN clause, WHERE term) joining, for each outer row, the rows of ``table`` that ``condition``
     picks through an index. PostgreSQL gets a LATERAL subquery that OFFSET 0 keeps from being
     flattened, so it runs as one index seek per outer row in the outer row's order (as a plain

@@ -50,15 +50,33 @@ class Fit(NamedTuple):
         """The fit with one more level (levels come in time order; None adds nothing)."""
         if percent is None:
             return self
-        if self.since is None or (self.last_percent is not None
-                                  and percent - self.last_percent >= REPLACEMENT_JUMP):
+        if self.since is None or (
+            self.last_percent is not None and percent - self.last_percent >= REPLACEMENT_JUMP
+        ):
             replaced = self.replaced_at if self.since is None else at
-            return Fit(since=at, last_at=at, last_percent=percent, replaced_at=replaced, n=1, sx=0.0,
-                       sy=percent, sxx=0.0, sxy=0.0)
+            return Fit(
+                since=at,
+                last_at=at,
+                last_percent=percent,
+                replaced_at=replaced,
+                n=1,
+                sx=0.0,
+                sy=percent,
+                sxx=0.0,
+                sxy=0.0,
+            )
         x = (at - self.since).total_seconds() / 86400
-        return Fit(self.since, at, percent, self.replaced_at, self.n + 1, self.sx + x, self.sy + percent,
-                   self.sxx + x * x, self.sxy + x * percent)
-
+        return Fit(
+            self.since,
+            at,
+            percent,
+            self.replaced_at,
+            self.n + 1,
+            self.sx + x,
+            self.sy + percent,
+            self.sxx + x * x,
+            self.sxy + x * percent,
+        )
 
     def forecast(self, *, min_points: int = 3, min_span_days: float = 3.0) -> tuple[float, float] | None:
         """(percentage points used per day, days remaining from the newest level) by the fitted line,
@@ -103,10 +121,36 @@ class Newest(NamedTuple):
     alerts: list[tuple[str, str]]
 
 
-_SUPPLY_COLS = ("device_id", "key", "reading", "observed_at", "description", "kind", "color", "percent",
-                "state", "since", "last_at", "last_percent", "replaced_at", "n", "sx", "sy", "sxx", "sxy")
-_DEVICE_COLS = ("device_id", "reading", "observed_at", "reachability", "device_status", "printer_status",
-                "conditions", "alerts")
+_SUPPLY_COLS = (
+    "device_id",
+    "key",
+    "reading",
+    "observed_at",
+    "description",
+    "kind",
+    "color",
+    "percent",
+    "state",
+    "since",
+    "last_at",
+    "last_percent",
+    "replaced_at",
+    "n",
+    "sx",
+    "sy",
+    "sxx",
+    "sxy",
+)
+_DEVICE_COLS = (
+    "device_id",
+    "reading",
+    "observed_at",
+    "reachability",
+    "device_status",
+    "printer_status",
+    "conditions",
+    "alerts",
+)
 
 
 def after_load(db: Database, newest: Sequence[Newest], levels: Sequence[Level]) -> None:
@@ -116,24 +160,33 @@ def after_load(db: Database, newest: Sequence[Newest], levels: Sequence[Level]) 
     ids = sorted({n.device_id for n in newest})
     current = _read_state(db, ids)
     devices = _read_devices(db, ids)
-    late = {n.device_id for n in newest
-            if n.device_id in devices and (n.observed_at, n.reading_id) <= devices[n.device_id]}
-    late |= {lv.device_id for lv in levels if (lv.device_id, lv.key) in current
-             and lv.observed_at <= current[(lv.device_id, lv.key)][0]}
+    late = {
+        n.device_id
+        for n in newest
+        if n.device_id in devices and (n.observed_at, n.reading_id) <= devices[n.device_id]
+    }
+    late |= {
+        lv.device_id
+        for lv in levels
+        if (lv.device_id, lv.key) in current and lv.observed_at <= current[(lv.device_id, lv.key)][0]
+    }
     if late:
         rebuild(db, sorted(late))
     fits = {k: v[1] for k, v in current.items() if k[0] not in late}
     supply_rows: dict[tuple[int, str], tuple[object, ...]] = {}
-    for lv in sorted((lv for lv in levels if lv.device_id not in late),
-                     key=lambda lv: (lv.observed_at, lv.reading_id)):
+    for lv in sorted(
+        (lv for lv in levels if lv.device_id not in late), key=lambda lv: (lv.observed_at, lv.reading_id)
+    ):
         fit = fits.get((lv.device_id, lv.key), Fit()).add(lv.observed_at, lv.percent)
         fits[(lv.device_id, lv.key)] = fit
         supply_rows[(lv.device_id, lv.key)] = _supply_row(db, lv, fit)
     _write_supplies(db, list(supply_rows.values()))
     best: dict[int, Newest] = {}
     for n in newest:
-        if n.device_id not in late and (n.device_id not in best or (n.observed_at, n.reading_id) > (
-                best[n.device_id].observed_at, best[n.device_id].reading_id)):
+        if n.device_id not in late and (
+            n.device_id not in best
+            or (n.observed_at, n.reading_id) > (best[n.device_id].observed_at, best[n.device_id].reading_id)
+        ):
             best[n.device_id] = n
     _write_devices(db, [_device_row(db, n) for n in best.values()])
 
@@ -165,31 +218,54 @@ def rebuild(db: Database, device_ids: Iterable[int] | None = None) -> int:
         db.peewee.execute_sql("DELETE FROM device_latest")
     else:
         ids = sorted(set(device_ids))
-    for part in [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]:
+    for part in [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]:
         if device_ids is not None:
             for table in ("supply_latest", "device_latest"):
                 where, params = sql.in_list(db, "device_id", part)
                 db.peewee.execute_sql(f"DELETE FROM {table} WHERE {where}", params)
         where, params = sql.in_list(db, "r.device_id", part)
         supply_rows = []
-        for _dev, group in itertools.groupby(sql.rows(db, _LEVELS_SQL.format(devices=where), params),
-                                             key=lambda r: r[0]):
+        for _dev, group in itertools.groupby(
+            sql.rows(db, _LEVELS_SQL.format(devices=where), params), key=lambda r: r[0]
+        ):
             fits: dict[str, tuple[Level, Fit]] = {}
             for r in sorted(group, key=lambda r: (sql.utc(r[2]), r[1], r[3])):
-                lv = Level(r[0], r[1], sql.utc(r[2]), supply_key(r[6], r[7], r[4], r[5]), r[5], r[6], r[7],
-                           r[8], r[9])
+                lv = Level(
+                    r[0],
+                    r[1],
+                    sql.utc(r[2]),
+                    supply_key(r[6], r[7], r[4], r[5]),
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[8],
+                    r[9],
+                )
                 fit = fits[lv.key][1] if lv.key in fits else Fit()
                 fits[lv.key] = (lv, fit.add(lv.observed_at, lv.percent))
             supply_rows += [_supply_row(db, lv, fit) for lv, fit in fits.values()]
         _write_supplies(db, supply_rows)
         device_rows = []
-        for _dev, group in itertools.groupby(sql.rows(db, _NEWEST_SQL.format(devices=where), params),
-                                             key=lambda r: r[0]):
+        for _dev, group in itertools.groupby(
+            sql.rows(db, _NEWEST_SQL.format(devices=where), params), key=lambda r: r[0]
+        ):
             rows = list(group)
             d = rows[0]
-            device_rows.append(_device_row(db, Newest(
-                d[0], d[1], sql.utc(d[2]), d[3], d[4], d[5], msgspec.json.decode(d[6]) if d[6] else None,
-                [(r[7], r[8]) for r in rows if r[7] is not None])))
+            device_rows.append(
+                _device_row(
+                    db,
+                    Newest(
+                        d[0],
+                        d[1],
+                        sql.utc(d[2]),
+                        d[3],
+                        d[4],
+                        d[5],
+                        msgspec.json.decode(d[6]) if d[6] else None,
+                        [(r[7], r[8]) for r in rows if r[7] is not None],
+                    ),
+                )
+            )
         _write_devices(db, device_rows)
     return len(ids)
 
@@ -197,19 +273,37 @@ def rebuild(db: Database, device_ids: Iterable[int] | None = None) -> int:
 def _read_state(db: Database, ids: list[int]) -> dict[tuple[int, str], tuple[datetime, Fit]]:
     where, params = sql.in_list(db, "device_id", ids)
     out = {}
-    for r in sql.rows(db, "SELECT device_id, key, observed_at, since, last_at, last_percent, replaced_at, "
-                          f"n, sx, sy, sxx, sxy FROM supply_latest WHERE {where}", params):
-        out[(r[0], r[1])] = (sql.utc(r[2]), Fit(
-            since=None if r[3] is None else sql.utc(r[3]), last_at=None if r[4] is None else sql.utc(r[4]),
-            last_percent=r[5], replaced_at=None if r[6] is None else sql.utc(r[6]), n=r[7], sx=r[8], sy=r[9],
-            sxx=r[10], sxy=r[11]))
+    for r in sql.rows(
+        db,
+        "SELECT device_id, key, observed_at, since, last_at, last_percent, replaced_at, "
+        f"n, sx, sy, sxx, sxy FROM supply_latest WHERE {where}",
+        params,
+    ):
+        out[(r[0], r[1])] = (
+            sql.utc(r[2]),
+            Fit(
+                since=None if r[3] is None else sql.utc(r[3]),
+                last_at=None if r[4] is None else sql.utc(r[4]),
+                last_percent=r[5],
+                replaced_at=None if r[6] is None else sql.utc(r[6]),
+                n=r[7],
+                sx=r[8],
+                sy=r[9],
+                sxx=r[10],
+                sxy=r[11],
+            ),
+        )
     return out
 
 
 def _read_devices(db: Database, ids: list[int]) -> dict[int, tuple[datetime, int]]:
     where, params = sql.in_list(db, "device_id", ids)
-    return {dev: (sql.utc(at), rid) for dev, at, rid in sql.rows(
-        db, f"SELECT device_id, observed_at, reading FROM device_latest WHERE {where}", params)}
+    return {
+        dev: (sql.utc(at), rid)
+        for dev, at, rid in sql.rows(
+            db, f"SELECT device_id, observed_at, reading FROM device_latest WHERE {where}", params
+        )
+    }
 
 
 def _opt_ts(db: Database, when: datetime | None) -> object:
@@ -217,26 +311,53 @@ def _opt_ts(db: Database, when: datetime | None) -> object:
 
 
 def _supply_row(db: Database, lv: Level, fit: Fit) -> tuple[object, ...]:
-    return (lv.device_id, lv.key, lv.reading_id, sql.ts(db, lv.observed_at), lv.description, lv.kind,
-            lv.color, lv.percent, lv.state, _opt_ts(db, fit.since), _opt_ts(db, fit.last_at),
-            fit.last_percent, _opt_ts(db, fit.replaced_at), fit.n, fit.sx, fit.sy, fit.sxx, fit.sxy)
+    return (
+        lv.device_id,
+        lv.key,
+        lv.reading_id,
+        sql.ts(db, lv.observed_at),
+        lv.description,
+        lv.kind,
+        lv.color,
+        lv.percent,
+        lv.state,
+        _opt_ts(db, fit.since),
+        _opt_ts(db, fit.last_at),
+        fit.last_percent,
+        _opt_ts(db, fit.replaced_at),
+        fit.n,
+        fit.sx,
+        fit.sy,
+        fit.sxx,
+        fit.sxy,
+    )
 
 
 def _device_row(db: Database, n: Newest) -> tuple[object, ...]:
-    return (n.device_id, n.reading_id, sql.ts(db, n.observed_at), n.reachability, n.device_status,
-            n.printer_status, msgspec.json.encode(n.conditions).decode() if n.conditions else None,
-            msgspec.json.encode(n.alerts).decode() if n.alerts else None)
+    return (
+        n.device_id,
+        n.reading_id,
+        sql.ts(db, n.observed_at),
+        n.reachability,
+        n.device_status,
+        n.printer_status,
+        msgspec.json.encode(n.conditions).decode() if n.conditions else None,
+        msgspec.json.encode(n.alerts).decode() if n.alerts else None,
+    )
 
 
-def _upsert(db: Database, table: str, cols: tuple[str, ...], key: tuple[str, ...],
-            rows: list[tuple[object, ...]]) -> None:
+def _upsert(
+    db: Database, table: str, cols: tuple[str, ...], key: tuple[str, ...], rows: list[tuple[object, ...]]
+) -> None:
     if not rows:
         return
     ph = db.peewee.param
     sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in key)
     names = ", ".join(f'"{c}"' for c in cols)
-    statement = (f'INSERT INTO {table} ({names}) VALUES ({", ".join([ph] * len(cols))}) '
-                 f'ON CONFLICT ({", ".join(key)}) DO UPDATE SET {sets}')
+    statement = (
+        f"INSERT INTO {table} ({names}) VALUES ({', '.join([ph] * len(cols))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
+    )
     with peewee.__exception_wrapper__:  # type: ignore[attr-defined]  # driver errors as peewee's
         db.peewee.cursor().executemany(statement, rows)
 

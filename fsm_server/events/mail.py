@@ -29,25 +29,47 @@ def _shown(value: object) -> object:
 
 def templates(directory: Path | None) -> Environment:
     dirs = [str(directory), str(TEMPLATES)] if directory else [str(TEMPLATES)]
-    return Environment(loader=FileSystemLoader(dirs), autoescape=False, undefined=StrictUndefined,
-                       keep_trailing_newline=True, finalize=_shown)
+    return Environment(
+        loader=FileSystemLoader(dirs),
+        autoescape=False,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        finalize=_shown,
+    )
 
 
-def build_mail(notify: NotifySection, rule: RuleSection, event: str, state: EventState, *, now: datetime,
-               env: Environment | None = None) -> tuple[str, list[str], bytes]:
+def build_mail(
+    notify: NotifySection,
+    rule: RuleSection,
+    event: str,
+    state: EventState,
+    *,
+    now: datetime,
+    env: Environment | None = None,
+) -> tuple[str, list[str], bytes]:
     """(subject, recipients, RFC 5322 bytes) of one notification, from its Jinja2 template."""
     env = env or templates(notify.templates_dir)
     recipients = list(rule.to or notify.to)
-    context = {"event": event, "rule": rule, "subject": state.subject, "customer": state.customer,
-               "detail": state.detail, "since": state.first_seen, "observed_at": state.observed_at,
-               "now": now, "duration": now - state.first_seen, "key": state.key}
+    context = {
+        "event": event,
+        "rule": rule,
+        "subject": state.subject,
+        "customer": state.customer,
+        "detail": state.detail,
+        "since": state.first_seen,
+        "observed_at": state.observed_at,
+        "now": now,
+        "duration": now - state.first_seen,
+        "key": state.key,
+    }
     try:
         subject = env.get_template("subject.txt.j2").render(context).strip()
         body = env.get_template(f"{event}.txt.j2").render(context)
     except TemplateError as exc:
-        raise NotifyError(f"notification template failed: {exc}",
-                          hint="fix the templates in [notify] templates_dir (or remove it for the defaults)",
-                          ) from exc
+        raise NotifyError(
+            f"notification template failed: {exc}",
+            hint="fix the templates in [notify] templates_dir (or remove it for the defaults)",
+        ) from exc
     msg = EmailMessage()
     msg["From"] = notify.from_addr
     msg["To"] = ", ".join(recipients)
@@ -67,8 +89,15 @@ def build_mail(notify: NotifySection, rule: RuleSection, event: str, state: Even
 def smtp_transport(notify: NotifySection) -> SmtpTransport:
     """The SMTP relay notifications go through (the sender the client uses too: same TLS rules)."""
     password = notify.password if notify.username else None
-    return SmtpTransport(notify.host, notify.port, security=notify.security, username=notify.username or None,
-                         password=password, ca_file=notify.ca_file, timeout=notify.timeout)
+    return SmtpTransport(
+        notify.host,
+        notify.port,
+        security=notify.security,
+        username=notify.username or None,
+        password=password,
+        ca_file=notify.ca_file,
+        timeout=notify.timeout,
+    )
 
 
 __all__ = ["TEMPLATES", "build_mail", "smtp_transport", "templates"]

@@ -43,11 +43,22 @@ if TYPE_CHECKING:
     class _NewestReading(Reading):  # a device with the time of its newest reading, aliased "at"
         at: datetime
 
+
 #: Rule kinds evaluated right after a report is loaded (cheap, and what a new report can change);
 #: every kind is evaluated on the timer.
 ON_INGEST: frozenset[str] = frozenset({"alert", "supply_level", "sequence_gap", "counter_anomaly"})
-ALL_KINDS: frozenset[str] = frozenset({"alert", "supply_level", "supply_days", "silent_client",
-                                       "silent_device", "sequence_gap", "counter_anomaly", "backup"})
+ALL_KINDS: frozenset[str] = frozenset(
+    {
+        "alert",
+        "supply_level",
+        "supply_days",
+        "silent_client",
+        "silent_device",
+        "sequence_gap",
+        "counter_anomaly",
+        "backup",
+    }
+)
 
 
 class Condition(msgspec.Struct, kw_only=True):
@@ -68,15 +79,20 @@ def check_rules(config: ServerConfig) -> list[RuleSection]:
     for r in config.rules:
         where = f"[[rules]] {r.name!r}"
         if not r.name or r.name in names:
-            raise NotifyError(f"{where}: every rule needs a unique name",
-                              hint="give each [[rules]] its own name")
+            raise NotifyError(
+                f"{where}: every rule needs a unique name", hint="give each [[rules]] its own name"
+            )
         names.add(r.name)
         if r.when in ("supply_level", "supply_days") and r.below is None:
-            raise NotifyError(f"{where}: when = {r.when!r} needs `below`",
-                              hint="e.g. below = 10 (percent) or below = 7 (days)")
+            raise NotifyError(
+                f"{where}: when = {r.when!r} needs `below`",
+                hint="e.g. below = 10 (percent) or below = 7 (days)",
+            )
         if not (r.to or config.notify.to):
-            raise NotifyError(f"{where}: nobody would get its mails",
-                              hint="set `to` in the rule or a default `to` in [notify]")
+            raise NotifyError(
+                f"{where}: nobody would get its mails",
+                hint="set `to` in the rule or a default `to` in [notify]",
+            )
         if r.delay_seconds < 0:
             raise NotifyError(f"{where}: delay_seconds = {r.delay_seconds} is negative", hint="use 0 or more")
     return list(config.rules)
@@ -105,21 +121,26 @@ def latest_readings(device_ids: Iterable[int]) -> dict[int, tuple[int, datetime]
     """Per device, its newest answered reading: (reading id, observed_at)."""
     out: dict[int, tuple[int, datetime]] = {}
     for part in chunks(device_ids):
-        newest = (Reading.select(Reading.device, fn.MAX(Reading.observed_at).alias("at"))
-                  .where(Reading.device.in_(part), Reading.reachability != "unreachable")
-                  .group_by(Reading.device))
+        newest = (
+            Reading.select(Reading.device, fn.MAX(Reading.observed_at).alias("at"))
+            .where(Reading.device.in_(part), Reading.reachability != "unreachable")
+            .group_by(Reading.device)
+        )
         wanted = {(r.device_id, r.at) for r in cast("Iterable[_NewestReading]", newest)}
-        q = (Reading.select(Reading.id, Reading.device, Reading.observed_at)
-             .where(Reading.device.in_(part), Reading.reachability != "unreachable",
-                    Reading.observed_at.in_(sorted({at for _, at in wanted}))))
+        q = Reading.select(Reading.id, Reading.device, Reading.observed_at).where(
+            Reading.device.in_(part),
+            Reading.reachability != "unreachable",
+            Reading.observed_at.in_(sorted({at for _, at in wanted})),
+        )
         for r in q.order_by(Reading.id):
             if (r.device_id, r.observed_at) in wanted:
                 out[r.device_id] = (r.id, r.observed_at)  # the last loaded of equal times wins
     return out
 
 
-def _alerts(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict[int, tuple[int, datetime]]
-            ) -> list[Condition]:
+def _alerts(
+    rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict[int, tuple[int, datetime]]
+) -> list[Condition]:
     by_reading = {rid: dev for dev, (rid, _) in latest.items()}
     found: dict[int, dict[str, tuple[str, str]]] = {}
     for part in chunks(by_reading):
@@ -137,16 +158,24 @@ def _alerts(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict[int, t
                 continue
             if rule.severities and severity not in rule.severities:
                 continue
-            out.append(Condition(
-                rule=rule.name, key=f"device:{dev}:{code}", subject=f"{_name(d)}: {description}",
-                customer=d.customer, observed_at=latest[dev][1], device=d,
-                detail=f"{d.label} reports {code!r} ({severity}): {description}. "
-                       f"Location: {d.location or 'not set'}; client {d.client}."))
+            out.append(
+                Condition(
+                    rule=rule.name,
+                    key=f"device:{dev}:{code}",
+                    subject=f"{_name(d)}: {description}",
+                    customer=d.customer,
+                    observed_at=latest[dev][1],
+                    device=d,
+                    detail=f"{d.label} reports {code!r} ({severity}): {description}. "
+                    f"Location: {d.location or 'not set'}; client {d.client}.",
+                )
+            )
     return out
 
 
-def _supply_levels(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict[int, tuple[int, datetime]]
-                   ) -> list[Condition]:
+def _supply_levels(
+    rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict[int, tuple[int, datetime]]
+) -> list[Condition]:
     by_reading = {rid: dev for dev, (rid, _) in latest.items()}
     out = []
     for part in chunks(by_reading):
@@ -159,11 +188,17 @@ def _supply_levels(rule: RuleSection, infos: dict[int, DeviceInfo], latest: dict
             dev = by_reading[s.reading_id]
             d = infos[dev]
             what = s.description or f"{s.color or ''} {s.kind}".strip()
-            out.append(Condition(
-                rule=rule.name, key=f"device:{dev}:supply:{s.kind}:{s.color or ''}:{s.index}",
-                subject=f"{_name(d)}: {what} at {s.percent:.0f} %", customer=d.customer,
-                observed_at=latest[dev][1], device=d,
-                detail=f"{what} of {d.label} is at {s.percent:.0f} % (rule: below {rule.below:g} %)."))
+            out.append(
+                Condition(
+                    rule=rule.name,
+                    key=f"device:{dev}:supply:{s.kind}:{s.color or ''}:{s.index}",
+                    subject=f"{_name(d)}: {what} at {s.percent:.0f} %",
+                    customer=d.customer,
+                    observed_at=latest[dev][1],
+                    device=d,
+                    detail=f"{what} of {d.label} is at {s.percent:.0f} % (rule: below {rule.below:g} %).",
+                )
+            )
     return out
 
 
@@ -177,12 +212,20 @@ def _supply_days(rule: RuleSection, scope: Scope, settings: ReportsSection) -> l
             continue
         d = row.device
         what = row.description or row.supply_kind
-        out.append(Condition(
-            rule=rule.name, key=f"device:{d.id}:days:{row.supply_kind}:{row.color or ''}:{what}",
-            subject=f"{_name(d)}: {what} empty in {f.days_remaining:.1f} days", customer=d.customer,
-            observed_at=row.observed_at, device=d,
-            detail=f"{what} of {d.label} is at {row.percent:.0f} % and falls {f.rate_per_day:.2f} % a day: "
-                   f"empty around {f.empty_at:%Y-%m-%d} (rule: below {rule.below:g} days)."))
+        out.append(
+            Condition(
+                rule=rule.name,
+                key=f"device:{d.id}:days:{row.supply_kind}:{row.color or ''}:{what}",
+                subject=f"{_name(d)}: {what} empty in {f.days_remaining:.1f} days",
+                customer=d.customer,
+                observed_at=row.observed_at,
+                device=d,
+                detail=(
+                    f"{what} of {d.label} is at {row.percent:.0f} % and falls {f.rate_per_day:.2f} % a "
+                    f"day: empty around {f.empty_at:%Y-%m-%d} (rule: below {rule.below:g} days)."
+                ),
+            )
+        )
     return out
 
 
@@ -190,8 +233,13 @@ def _client_in_scope(rule: RuleSection, customers: set[str]) -> bool:
     return not rule.customers or bool(customers & set(rule.customers))
 
 
-def _client_rules(rule: RuleSection, scope: Scope, cfg: ReportsSection, infos: dict[int, DeviceInfo],
-                  clients: list[ClientHealth]) -> list[Condition]:
+def _client_rules(
+    rule: RuleSection,
+    scope: Scope,
+    cfg: ReportsSection,
+    infos: dict[int, DeviceInfo],
+    clients: list[ClientHealth],
+) -> list[Condition]:
     """silent_client, silent_device and sequence_gap conditions."""
     customers_of: dict[str, set[str]] = {}
     for d in infos.values():
@@ -200,32 +248,50 @@ def _client_rules(rule: RuleSection, scope: Scope, cfg: ReportsSection, infos: d
     if rule.when == "silent_client":
         for c in clients:
             if c.silent and _client_in_scope(rule, customers_of.get(c.client, set())):
-                out.append(Condition(
-                    rule=rule.name, key=f"client:{c.client}:silent", subject=f"client {c.client} is silent",
-                    customer=", ".join(sorted(customers_of.get(c.client, set()))),
-                    observed_at=c.last_report_at,
-                    detail=f"No report from client {c.client} since "
-                           f"{c.last_report_at or 'it was registered'}; "
-                           f"it reports about every {c.expected_hours:g} h "
-                           f"(grace {cfg.silence_grace_hours:g} h)."))
+                out.append(
+                    Condition(
+                        rule=rule.name,
+                        key=f"client:{c.client}:silent",
+                        subject=f"client {c.client} is silent",
+                        customer=", ".join(sorted(customers_of.get(c.client, set()))),
+                        observed_at=c.last_report_at,
+                        detail=f"No report from client {c.client} since "
+                        f"{c.last_report_at or 'it was registered'}; "
+                        f"it reports about every {c.expected_hours:g} h "
+                        f"(grace {cfg.silence_grace_hours:g} h).",
+                    )
+                )
     elif rule.when == "silent_device":
         scoped = {i: d for i, d in infos.items() if _in_scope(rule, d.customer)}
         for s in silent_devices(scope, cfg, scoped, clients):
             d = s.device
-            out.append(Condition(
-                rule=rule.name, key=f"device:{d.id}:silent", subject=f"{_name(d)} is silent",
-                customer=d.customer, observed_at=s.last_seen, device=d,
-                detail=f"{d.label} was last read {s.last_seen:%Y-%m-%d %H:%M} UTC, "
-                       f"{s.silent_hours:.1f} h ago (expected every {s.expected_hours:g} h)."))
+            out.append(
+                Condition(
+                    rule=rule.name,
+                    key=f"device:{d.id}:silent",
+                    subject=f"{_name(d)} is silent",
+                    customer=d.customer,
+                    observed_at=s.last_seen,
+                    device=d,
+                    detail=f"{d.label} was last read {s.last_seen:%Y-%m-%d %H:%M} UTC, "
+                    f"{s.silent_hours:.1f} h ago (expected every {s.expected_hours:g} h).",
+                )
+            )
     else:
         for g in listings.gaps():
             if _client_in_scope(rule, customers_of.get(g.client, set())):
-                out.append(Condition(
-                    rule=rule.name, key=f"client:{g.client}:gap:{g.first}-{g.last}",
-                    subject=f"client {g.client} is missing reports {g.first}-{g.last}",
-                    customer=", ".join(sorted(customers_of.get(g.client, set()))),
-                    detail=f"Reports {g.first} to {g.last} of client {g.client} have not arrived ({g.kind}). "
-                           f"Ask for them: fsm-client resend --from {g.first} --to {g.last}."))
+                out.append(
+                    Condition(
+                        rule=rule.name,
+                        key=f"client:{g.client}:gap:{g.first}-{g.last}",
+                        subject=f"client {g.client} is missing reports {g.first}-{g.last}",
+                        customer=", ".join(sorted(customers_of.get(g.client, set()))),
+                        detail=(
+                            f"Reports {g.first} to {g.last} of client {g.client} have not arrived "
+                            f"({g.kind}). Ask for them: fsm-client resend --from {g.first} --to {g.last}."
+                        ),
+                    )
+                )
     return out
 
 
@@ -233,15 +299,23 @@ def _anomalies(rule: RuleSection, scoped: dict[int, DeviceInfo], now: datetime) 
     since = now - timedelta(hours=rule.lookback_hours)
     out = []
     for part in chunks(scoped):
-        q = CounterValue.select().where(CounterValue.device.in_(part), CounterValue.flag.is_null(False),
-                                        CounterValue.observed_at >= since)
+        q = CounterValue.select().where(
+            CounterValue.device.in_(part), CounterValue.flag.is_null(False), CounterValue.observed_at >= since
+        )
         for c in q:
             d = scoped[c.device_id]
-            out.append(Condition(
-                rule=rule.name, key=f"counter:{c.id}", subject=f"{_name(d)}: counter {c.name} {c.flag}",
-                customer=d.customer, observed_at=c.observed_at, device=d,
-                detail=f"Counter {c.name} of {d.label} went from {c.previous} to {c.value} ({c.flag}) "
-                       f"at {c.observed_at:%Y-%m-%d %H:%M} UTC; check the meter read."))
+            out.append(
+                Condition(
+                    rule=rule.name,
+                    key=f"counter:{c.id}",
+                    subject=f"{_name(d)}: counter {c.name} {c.flag}",
+                    customer=d.customer,
+                    observed_at=c.observed_at,
+                    device=d,
+                    detail=f"Counter {c.name} of {d.label} went from {c.previous} to {c.value} ({c.flag}) "
+                    f"at {c.observed_at:%Y-%m-%d %H:%M} UTC; check the meter read.",
+                )
+            )
     return out
 
 
@@ -251,24 +325,40 @@ def _backups(rule: RuleSection, now: datetime) -> list[Condition]:
     s = status(None, now=now)
     out = []
     if s.failed and s.last_attempt_at is not None:
-        out.append(Condition(
-            rule=rule.name, key="backup:failed", subject="the database backup failed", customer="",
-            observed_at=s.last_attempt_at,
-            detail=f"The backup at {s.last_attempt_at:%Y-%m-%d %H:%M} UTC failed: {s.last_error}. "
-                   f"Last good backup: {s.last_ok_at or 'none'}. See `fsm-server backup status`."))
+        out.append(
+            Condition(
+                rule=rule.name,
+                key="backup:failed",
+                subject="the database backup failed",
+                customer="",
+                observed_at=s.last_attempt_at,
+                detail=f"The backup at {s.last_attempt_at:%Y-%m-%d %H:%M} UTC failed: {s.last_error}. "
+                f"Last good backup: {s.last_ok_at or 'none'}. See `fsm-server backup status`.",
+            )
+        )
     if s.missed and s.due_by is not None:
-        out.append(Condition(
-            rule=rule.name, key="backup:missed", subject="no database backup since "
-                                                         f"{s.last_ok_at:%Y-%m-%d %H:%M} UTC",
-            customer="", observed_at=s.last_ok_at,
-            detail=f"The newest backup ({s.last_ok_path}) was taken {s.last_ok_at:%Y-%m-%d %H:%M} UTC; "
-                   f"the next was due by {s.due_by:%Y-%m-%d %H:%M} UTC. Is `fsm-server ingest` running "
-                   f"with [backup] enabled?"))
+        out.append(
+            Condition(
+                rule=rule.name,
+                key="backup:missed",
+                subject=f"no database backup since {s.last_ok_at:%Y-%m-%d %H:%M} UTC",
+                customer="",
+                observed_at=s.last_ok_at,
+                detail=f"The newest backup ({s.last_ok_path}) was taken {s.last_ok_at:%Y-%m-%d %H:%M} UTC; "
+                f"the next was due by {s.due_by:%Y-%m-%d %H:%M} UTC. Is `fsm-server ingest` running "
+                f"with [backup] enabled?",
+            )
+        )
     return out
 
 
-def active(rules: list[RuleSection], *, now: datetime | None = None, settings: ReportsSection | None = None,
-           kinds: Iterable[str] = ALL_KINDS) -> list[Condition]:
+def active(
+    rules: list[RuleSection],
+    *,
+    now: datetime | None = None,
+    settings: ReportsSection | None = None,
+    kinds: Iterable[str] = ALL_KINDS,
+) -> list[Condition]:
     """Every condition of ``rules`` (of the given kinds) that holds now."""
     cfg = settings or ReportsSection()
     now = now or datetime.now(UTC)

@@ -39,8 +39,14 @@ class EventService:
     every rule (silence, forecasts, delays) and retries failed mails.
     """
 
-    def __init__(self, db: Database, config: ServerConfig, *, now: Callable[[], datetime] | None = None,
-                 open_transport: Callable[[NotifySection], Any] = smtp_transport) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: ServerConfig,
+        *,
+        now: Callable[[], datetime] | None = None,
+        open_transport: Callable[[NotifySection], Any] = smtp_transport,
+    ) -> None:
         self.db = db
         self.config = config
         self.rules = check_rules(config)
@@ -69,21 +75,25 @@ class EventService:
 
     def due(self) -> list[Notification]:
         with translated("cannot read the notification outbox"):
-            return list(Notification.select().where(Notification.sent_at.is_null(),
-                                                    Notification.next_try_at <= self.now())
-                        .order_by(Notification.id))
+            return list(
+                Notification.select()
+                .where(Notification.sent_at.is_null(), Notification.next_try_at <= self.now())
+                .order_by(Notification.id)
+            )
 
     def _mark(self, n: Notification, answer: str | None, error: str | None) -> None:
         with translated("cannot update the notification outbox"):
             if error is None:
                 Notification.update(sent_at=self.now(), answer=answer or "", attempts=n.attempts + 1).where(
-                    Notification.id == n.id).execute()
+                    Notification.id == n.id
+                ).execute()
             else:
                 # no jitter: a few notification mails, retried at the documented times
                 backoff = Backoff(self.notify.retry_seconds, MAX_RETRY.total_seconds(), jitter=0.0)
                 wait = timedelta(seconds=backoff.delay(n.attempts + 1))
-                Notification.update(attempts=n.attempts + 1, last_error=error,
-                                    next_try_at=self.now() + wait).where(Notification.id == n.id).execute()
+                Notification.update(
+                    attempts=n.attempts + 1, last_error=error, next_try_at=self.now() + wait
+                ).where(Notification.id == n.id).execute()
 
     # -- async side --------------------------------------------------------------------------------
 
@@ -99,8 +109,9 @@ class EventService:
             try:
                 if self._transport is None:
                     self._transport = self.open_transport(self.notify)
-                answer = await self._transport.send(bytes(n.message), mail_from=self.notify.from_addr,
-                                                    rcpt_to=list(n.recipients))
+                answer = await self._transport.send(
+                    bytes(n.message), mail_from=self.notify.from_addr, rcpt_to=list(n.recipients)
+                )
             except TransportError as exc:
                 self.failed += 1
                 log.warning("notification %d (%s) not sent: %s", n.id, n.subject, exc.message)
@@ -146,8 +157,11 @@ class EventService:
                     log.exception("evaluating the notification rules failed; trying again later")
                 waiter = asyncio.ensure_future(self._wake.wait())
                 stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=max(0.0, next_full - self._loop.time()),
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    {waiter, stopper},
+                    timeout=max(0.0, next_full - self._loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 for t in (waiter, stopper):
                     t.cancel()
         finally:

@@ -24,8 +24,14 @@ from .mail import build_mail, templates
 from .rules import ALL_KINDS, Condition
 
 
-def apply(conditions: Iterable[Condition], rules: list[RuleSection], notify: NotifySection, *,
-          now: datetime, kinds: Iterable[str] = ALL_KINDS) -> list[int]:
+def apply(
+    conditions: Iterable[Condition],
+    rules: list[RuleSection],
+    notify: NotifySection,
+    *,
+    now: datetime,
+    kinds: Iterable[str] = ALL_KINDS,
+) -> list[int]:
     """Move the stored states of rules of ``kinds`` to what ``conditions`` say; queue the mails.
 
     Runs in one transaction of the caller's; returns the ids of the notifications queued.
@@ -38,9 +44,19 @@ def apply(conditions: Iterable[Condition], rules: list[RuleSection], notify: Not
 
     def queue(rule: RuleSection, event: str, st: EventState) -> None:
         subject, recipients, message = build_mail(notify, rule, event, st, now=now, env=env)
-        queued.append(Notification.insert(
-            rule=rule.name, key=st.key, event=event, recipients=recipients, subject=subject, message=message,
-            observed_at=st.observed_at, created_at=now, next_try_at=now).execute())
+        queued.append(
+            Notification.insert(
+                rule=rule.name,
+                key=st.key,
+                event=event,
+                recipients=recipients,
+                subject=subject,
+                message=message,
+                observed_at=st.observed_at,
+                created_at=now,
+                next_try_at=now,
+            ).execute()
+        )
 
     states = {(s.rule, s.key): s for s in EventState.select()}
     for (rule_name, _key), removed in states.items():
@@ -54,7 +70,12 @@ def apply(conditions: Iterable[Condition], rules: list[RuleSection], notify: Not
         elif st.status == "clearing":
             st.status, st.clearing_since = "open", None  # back before the delay ran out: no mail
         st.subject, st.customer, st.detail, st.observed_at, st.last_seen = (
-            c.subject, c.customer, c.detail, c.observed_at, now)
+            c.subject,
+            c.customer,
+            c.detail,
+            c.observed_at,
+            now,
+        )
         if st.status == "pending" and now - st.first_seen >= timedelta(seconds=rule.delay_seconds):
             st.status, st.opened_at = "open", now
             st.save()

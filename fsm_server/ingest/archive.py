@@ -158,15 +158,21 @@ def iter_items(paths: Iterable[Path], *, limit: int, keep: int) -> Iterator[Item
     base = 0
     for path in paths:
         if not path.exists():
-            raise IngestError(f"{str(path)!r} does not exist",
-                              hint="give mbox files, Maildirs, .eml or .fsm files")
+            raise IngestError(
+                f"{str(path)!r} does not exist", hint="give mbox files, Maildirs, .eml or .fsm files"
+            )
         files = list(_files(path)) if path.is_dir() else [path]
         for file in files:
             if file.suffix.lower() not in (".eml", ".fsm") and _is_mbox(file):
                 with file.open("rb", buffering=_READ) as f:
                     for index, data, size, digest, end in _mbox_messages(f, limit, keep):
-                        yield Item(source=f"mbox:{file}#{index + 1}", raw=data, size=size, sha256=digest,
-                                   end_offset=base + end)
+                        yield Item(
+                            source=f"mbox:{file}#{index + 1}",
+                            raw=data,
+                            size=size,
+                            sha256=digest,
+                            end_offset=base + end,
+                        )
                 base += file.stat().st_size
             else:
                 data, size, digest = _read_file(file, limit, keep)
@@ -183,8 +189,9 @@ def import_paths(paths: Iterable[Path], pipeline: Pipeline, *, progress: Progres
     tally = Tally()
     for item in iter_items(paths, limit=limits.max_mail_bytes, keep=limits.quarantine_keep_bytes):
         if item.sha256 is not None:
-            verdict = pipeline.quarantine_oversize(item.raw, size=item.size, sha256=item.sha256,
-                                                   source=item.source)
+            verdict = pipeline.quarantine_oversize(
+                item.raw, size=item.size, sha256=item.sha256, source=item.source
+            )
         else:
             verdict = pipeline.process(item.raw, source=item.source)
         tally.add(verdict)

@@ -92,15 +92,17 @@ class EnvelopeEndpoint:
         loop = asyncio.get_running_loop()
         try:
             verdict: Verdict = await loop.run_in_executor(
-                self._worker, lambda: self.pipeline.process(body, source=f"https:{address}"))
+                self._worker, lambda: self.pipeline.process(body, source=f"https:{address}")
+            )
         except DatabaseError as exc:
             log.error("cannot store a post from %s: %s", address, exc.message)
             return self._refuse(503, "the server cannot store reports now", retry_after=30.0)
         self.counts[verdict.outcome] += 1
         if verdict.outcome == "quarantined":
             log.info("post from %s quarantined (%s): %s", address, verdict.reason, verdict.detail)
-        return JSONResponse({"client": verdict.client, "seq": verdict.seq, "status": verdict.outcome},
-                            status_code=202)
+        return JSONResponse(
+            {"client": verdict.client, "seq": verdict.seq, "status": verdict.outcome}, status_code=202
+        )
 
     async def _read_body(self, request: Request) -> bytes:
         cap = self.limits.max_body_bytes
@@ -122,8 +124,9 @@ class EnvelopeEndpoint:
         self.counts[str(status)] += 1
         headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after else None
         # the connection is closed: a client that is refused has no reason to keep it
-        return PlainTextResponse(text + "\n", status_code=status,
-                                 headers={**(headers or {}), "Connection": "close"})
+        return PlainTextResponse(
+            text + "\n", status_code=status, headers={**(headers or {}), "Connection": "close"}
+        )
 
     def close(self) -> None:
         """Close the worker thread's database connection and stop the thread."""

@@ -92,8 +92,11 @@ class Mailbox:
         # large (and quarantines its head) without this process holding a 50 MB attachment.
         self.max_message_bytes = max_message_bytes
         self.name = name or f"{user}@{host}:{port}"
-        self._tls = (tls_context(self.ca_file, what="mailbox ca_file", knob="ca_file", peer="IMAP server")
-                     if security != "none" else None)
+        self._tls = (
+            tls_context(self.ca_file, what="mailbox ca_file", knob="ca_file", peer="IMAP server")
+            if security != "none"
+            else None
+        )
         self._imap: aioimaplib.IMAP4 | None = None
         self._lost: asyncio.Event | None = None
         self._lost_reason: str = ""
@@ -144,11 +147,7 @@ class Mailbox:
         async with self._errors("connecting"):
             if self.security == "starttls":
                 imap: aioimaplib.IMAP4 = _StartTlsIMAP4(
-                    self.host,
-                    self.port,
-                    timeout=self.timeout,
-                    conn_lost_cb=on_lost,
-                    ssl_context=self._tls,
+                    self.host, self.port, timeout=self.timeout, conn_lost_cb=on_lost, ssl_context=self._tls
                 )
             else:
                 imap = aioimaplib.IMAP4(

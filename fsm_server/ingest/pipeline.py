@@ -65,9 +65,22 @@ OUTCOMES: tuple[str, ...] = ("loaded", "duplicate", "chunk_stored", "quarantined
 
 #: Every reason a message can be quarantined for (the codes of the errors that decide it).
 QUARANTINE_REASONS: tuple[str, ...] = (
-    "not_fsm_mail", "malformed_mime", "too_large", "malformed", "unknown_client", "revoked_client",
-    "unknown_key", "bad_signature", "decryption_failed", "bad_schema", "version_not_supported",
-    "bad_chunk", "implausible", "seq_conflict", "customer_mismatch", "internal_error",
+    "not_fsm_mail",
+    "malformed_mime",
+    "too_large",
+    "malformed",
+    "unknown_client",
+    "revoked_client",
+    "unknown_key",
+    "bad_signature",
+    "decryption_failed",
+    "bad_schema",
+    "version_not_supported",
+    "bad_chunk",
+    "implausible",
+    "seq_conflict",
+    "customer_mismatch",
+    "internal_error",
 )
 
 _MAX_COUNTER = MAX_SEQ
@@ -120,8 +133,12 @@ class Tally:
         return f"{self.total} messages: {parts}" + (f" ({why})" if why else "")
 
     def to_dict(self) -> dict[str, object]:
-        return {**{o: self.outcomes[o] for o in OUTCOMES}, "quarantined_by_reason": dict(self.reasons),
-                "devices": self.devices, "values": self.values}
+        return {
+            **{o: self.outcomes[o] for o in OUTCOMES},
+            "quarantined_by_reason": dict(self.reasons),
+            "devices": self.devices,
+            "values": self.values,
+        }
 
 
 @dataclass
@@ -138,9 +155,11 @@ class _Message:
 
 def _bound(d: Device, what: str, value: float | None, limits: tuple[float, float]) -> None:
     if value is not None and not limits[0] <= value <= limits[1]:
-        raise Implausible(f"device {d.ip} reports {what} {value}, outside {limits[0]:g}..{limits[1]:g}",
-                          hint="the device answers nonsense, or the client is broken; check both (the "
-                               "report stays in quarantine, later ones load once the values are sane)")
+        raise Implausible(
+            f"device {d.ip} reports {what} {value}, outside {limits[0]:g}..{limits[1]:g}",
+            hint="the device answers nonsense, or the client is broken; check both (the "
+            "report stays in quarantine, later ones load once the values are sane)",
+        )
 
 
 def check_numbers(d: Device) -> None:
@@ -168,15 +187,23 @@ class Pipeline:
     >>> # pipeline.process(raw_mail, source="imap:dealer@host/INBOX:42").outcome
     """
 
-    def __init__(self, db: Database, registry: Registry, encryption_key: EncryptionKey, *,
-                 limits: IngestSection | None = None, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry,
+        encryption_key: EncryptionKey,
+        *,
+        limits: IngestSection | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.db = db
         self.registry = registry
         self.encryption_key = encryption_key
         self.limits = limits or IngestSection()
         self.now = now or (lambda: datetime.now(UTC))
-        self.loader = Loader(db, policy=CounterPolicy(max_pages_per_day=self.limits.max_pages_per_day),
-                             now=self.now)
+        self.loader = Loader(
+            db, policy=CounterPolicy(max_pages_per_day=self.limits.max_pages_per_day), now=self.now
+        )
         self._failures: dict[str, int] = {}  # sha256 of a message -> database failures in a row
 
     # -- entry points ------------------------------------------------------------------------------
@@ -218,28 +245,41 @@ class Pipeline:
             raise exc
         try:
             verdict = self._quarantine(
-                msg, "internal_error",
+                msg,
+                "internal_error",
                 f"the database failed {failures} times in a row on this message, last: {exc.message}",
-                "if the database is healthy, this message makes it fail: " + _BUG_HINT)
+                "if the database is healthy, this message makes it fail: " + _BUG_HINT,
+            )
         except DatabaseError:
             raise exc from None
         self._failures.pop(key, None)
-        log.error("quarantined %s after %d database failures: %s", msg.source or "a message", failures,
-                  exc.message)
+        log.error(
+            "quarantined %s after %d database failures: %s", msg.source or "a message", failures, exc.message
+        )
         return verdict
 
-    def quarantine_oversize(self, head: bytes, *, size: int, sha256: str, source: str = "",
-                            received_at: datetime | None = None) -> Verdict:
+    def quarantine_oversize(
+        self, head: bytes, *, size: int, sha256: str, source: str = "", received_at: datetime | None = None
+    ) -> Verdict:
         """Quarantine a message too large to hold, from its first bytes, size and hash (streamed input)."""
         msg = _Message(raw=head, source=source, received_at=received_at or self.now())
         detail = f"mail is {size} bytes, over the limit of {self.limits.max_mail_bytes}"
         qid, repeat = self.loader.quarantine(
-            sha256=sha256, reason="too_large", detail=detail,
+            sha256=sha256,
+            reason="too_large",
+            detail=detail,
             hint="raise [ingest] max_mail_bytes only if clients send mails this large",
-            raw=head[: self.limits.quarantine_keep_bytes], raw_size=size, source=source, message_id=None,
-            client_name=None, seq=None, received_at=msg.received_at)
-        return Verdict(outcome="quarantined", reason="too_large", detail=detail, quarantine_id=qid,
-                       repeat=repeat)
+            raw=head[: self.limits.quarantine_keep_bytes],
+            raw_size=size,
+            source=source,
+            message_id=None,
+            client_name=None,
+            seq=None,
+            received_at=msg.received_at,
+        )
+        return Verdict(
+            outcome="quarantined", reason="too_large", detail=detail, quarantine_id=qid, repeat=repeat
+        )
 
     def retry(self, quarantine_id: int) -> Verdict:
         """Run a quarantined message through the pipeline again (e.g. after `clients add`)."""
@@ -267,33 +307,48 @@ class Pipeline:
         data = msg.raw
         if not data.startswith(MAGIC):
             if len(data) > limits.max_mail_bytes:
-                raise TooLarge(f"mail is {len(data)} bytes, over the limit of {limits.max_mail_bytes}",
-                               hint="raise [ingest] max_mail_bytes only if clients send mails this large")
+                raise TooLarge(
+                    f"mail is {len(data)} bytes, over the limit of {limits.max_mail_bytes}",
+                    hint="raise [ingest] max_mail_bytes only if clients send mails this large",
+                )
             mail = mime.parse_message(data, max_bytes=limits.max_mail_bytes)
             data, msg.message_id = mail.envelope, mail.message_id
         header = envelope.peek(data, max_bytes=limits.max_envelope_bytes)
         msg.client, msg.seq = header.client_id, header.seq
         if not 1 <= header.seq <= MAX_SEQ:  # before any row holds it: columns are signed 64-bit
-            raise Implausible(f"report seq {header.seq} is outside 1..{MAX_SEQ}, the numbers a client counts",
-                              hint="the client's numbering is broken: see `fsm-client outbox renumber`")
+            raise Implausible(
+                f"report seq {header.seq} is outside 1..{MAX_SEQ}, the numbers a client counts",
+                hint="the client's numbering is broken: see `fsm-client outbox renumber`",
+            )
         keys = self.registry.keys_for(header.client_id, now=self.now())
-        meta = EnvelopeMeta(client_id=keys.id, client_name=keys.name, sha256="", message_id=msg.message_id,
-                            source=msg.source, received_at=msg.received_at)
+        meta = EnvelopeMeta(
+            client_id=keys.id,
+            client_name=keys.name,
+            sha256="",
+            message_id=msg.message_id,
+            source=msg.source,
+            received_at=msg.received_at,
+        )
         if header.is_chunk:
             msg.chunk = f"{header.chunk_index}/{header.chunk_count}"
             loaded = self.loader.loaded(keys.id, header.seq)
             if loaded is not None and loaded.sealing in (None, header.ephemeral_key.hex()):
                 # a chunk of the envelope loaded already: a resend when it is the chunk loaded
                 digests = loaded.chunk_digests
-                if digests and len(digests) == header.chunk_count and \
-                        hashlib.sha256(data).hexdigest() != digests[header.chunk_index - 1]:
+                if (
+                    digests
+                    and len(digests) == header.chunk_count
+                    and hashlib.sha256(data).hexdigest() != digests[header.chunk_index - 1]
+                ):
                     raise ChunkError(
                         f"chunk {msg.chunk} of {header.client_id} #{header.seq} differs from the chunk "
                         f"loaded at that position: it was altered in transit",
-                        hint="the report is loaded from the genuine chunks; this copy stays in quarantine")
+                        hint="the report is loaded from the genuine chunks; this copy stays in quarantine",
+                    )
                 return self._verdict("duplicate", msg)
-            parts = self.loader.store_chunk(meta, seq=header.seq, index=header.chunk_index,
-                                            count=header.chunk_count, data=data)
+            parts = self.loader.store_chunk(
+                meta, seq=header.seq, index=header.chunk_index, count=header.chunk_count, data=data
+            )
             if parts is None:
                 return self._verdict("chunk_stored", msg)
             msg.chunk_set = (keys.id, header.seq)
@@ -308,8 +363,10 @@ class Pipeline:
             self._drop_chunks(msg)
             return self._verdict("duplicate", msg)
         report = envelope.open_envelope(
-            data, verify_key=keys.for_fingerprint(header.signer_fingerprint),
-            encryption_key=self.encryption_key, max_envelope_bytes=limits.max_envelope_bytes,
+            data,
+            verify_key=keys.for_fingerprint(header.signer_fingerprint),
+            encryption_key=self.encryption_key,
+            max_envelope_bytes=limits.max_envelope_bytes,
             max_report_bytes=limits.max_report_bytes,
         )
         if loaded is not None:
@@ -322,9 +379,16 @@ class Pipeline:
             stored = self.loader.load(report, meta)
         except DuplicateKey:
             return self._verdict("duplicate", msg)
-        return Verdict(outcome="loaded", client=msg.client, seq=msg.seq, chunk=msg.chunk,
-                       envelope_id=stored.envelope_id, devices=stored.devices, values=stored.values,
-                       flagged=len(stored.flagged))
+        return Verdict(
+            outcome="loaded",
+            client=msg.client,
+            seq=msg.seq,
+            chunk=msg.chunk,
+            envelope_id=stored.envelope_id,
+            devices=stored.devices,
+            values=stored.values,
+            flagged=len(stored.flagged),
+        )
 
     def seq_conflict(self, client_pk: int, report: Report, loaded: LoadedEnvelope) -> SeqConflict:
         """A different report under a loaded number: the client counts again from an earlier point."""
@@ -335,7 +399,7 @@ class Pipeline:
             f"the client numbers its reports again from an earlier point (its data directory was reset "
             f"or restored from a backup); the highest number loaded for it is {last}",
             hint=f"on the client run `fsm-client outbox renumber --after {last}`: it seals these reports "
-                 f"again under new numbers, which load; then `fsm-server quarantine dismiss` this entry",
+            f"again under new numbers, which load; then `fsm-server quarantine dismiss` this entry",
         )
 
     def check_plausible(self, report: Report, header: Header) -> None:
@@ -350,27 +414,42 @@ class Pipeline:
         if report.created_at > now + ahead:
             raise Implausible(
                 f"report #{report.seq} was created at {report.created_at.isoformat()}, "
-                f"{report.created_at - now} in the future (tolerance {ahead})", hint=hint)
+                f"{report.created_at - now} in the future (tolerance {ahead})",
+                hint=hint,
+            )
         if report.created_at < now - timedelta(days=self.limits.max_age_days):
-            raise Implausible(f"report #{report.seq} was created at {report.created_at.isoformat()}, "
-                              f"more than {self.limits.max_age_days} days ago", hint=hint)
+            raise Implausible(
+                f"report #{report.seq} was created at {report.created_at.isoformat()}, "
+                f"more than {self.limits.max_age_days} days ago",
+                hint=hint,
+            )
         if len(report.devices) > self.limits.max_devices:
-            raise Implausible(f"report #{report.seq} has {len(report.devices)} readings, "
-                              f"over the limit of {self.limits.max_devices}",
-                              hint="raise [ingest] max_devices if a site really has that many")
+            raise Implausible(
+                f"report #{report.seq} has {len(report.devices)} readings, "
+                f"over the limit of {self.limits.max_devices}",
+                hint="raise [ingest] max_devices if a site really has that many",
+            )
         oldest = report.created_at - timedelta(days=self.limits.max_age_days)
         for d in report.devices:
             if d.observed_at > now + ahead or d.observed_at > report.created_at + ahead:
-                raise Implausible(f"device {d.ip} was observed at {d.observed_at.isoformat()}, after the "
-                                  f"report was created ({report.created_at.isoformat()})", hint=hint)
+                raise Implausible(
+                    f"device {d.ip} was observed at {d.observed_at.isoformat()}, after the "
+                    f"report was created ({report.created_at.isoformat()})",
+                    hint=hint,
+                )
             if d.observed_at < oldest:
-                raise Implausible(f"device {d.ip} was observed at {d.observed_at.isoformat()}, more than "
-                                  f"{self.limits.max_age_days} days before the report was created", hint=hint)
+                raise Implausible(
+                    f"device {d.ip} was observed at {d.observed_at.isoformat()}, more than "
+                    f"{self.limits.max_age_days} days before the report was created",
+                    hint=hint,
+                )
             check_numbers(d)
             for name, value in d.counters.items():
                 if not is_counter_name(name):
-                    raise Implausible(f"device {d.ip} reports counter {name!r}, which is no canonical name",
-                                      hint="the client's PMD pool is broken; update it")
+                    raise Implausible(
+                        f"device {d.ip} reports counter {name!r}, which is no canonical name",
+                        hint="the client's PMD pool is broken; update it",
+                    )
                 if not 0 <= value <= _MAX_COUNTER:
                     raise Implausible(f"device {d.ip} counter {name} = {value} is out of range")
 
@@ -388,14 +467,39 @@ class Pipeline:
         raw = msg.raw
         kept = raw if len(raw) <= self.limits.max_mail_bytes else raw[: self.limits.quarantine_keep_bytes]
         qid, repeat = self.loader.quarantine(
-            sha256=hashlib.sha256(raw).hexdigest(), reason=reason, detail=detail, hint=hint, raw=kept,
-            raw_size=len(raw), source=msg.source, message_id=msg.message_id, client_name=msg.client,
-            seq=msg.seq, received_at=msg.received_at, drop_chunks_of=msg.chunk_set,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            reason=reason,
+            detail=detail,
+            hint=hint,
+            raw=kept,
+            raw_size=len(raw),
+            source=msg.source,
+            message_id=msg.message_id,
+            client_name=msg.client,
+            seq=msg.seq,
+            received_at=msg.received_at,
+            drop_chunks_of=msg.chunk_set,
         )
         log.info("quarantined %s (%s): %s", msg.source or "message", reason, detail)
-        return Verdict(outcome="quarantined", reason=reason, detail=detail, client=msg.client, seq=msg.seq,
-                       chunk=msg.chunk, quarantine_id=qid, repeat=repeat)
+        return Verdict(
+            outcome="quarantined",
+            reason=reason,
+            detail=detail,
+            client=msg.client,
+            seq=msg.seq,
+            chunk=msg.chunk,
+            quarantine_id=qid,
+            repeat=repeat,
+        )
 
 
-__all__ = ["MAX_DATABASE_FAILURES", "OUTCOMES", "QUARANTINE_REASONS", "Outcome", "Pipeline", "Tally",
-           "Verdict", "check_numbers"]
+__all__ = [
+    "MAX_DATABASE_FAILURES",
+    "OUTCOMES",
+    "QUARANTINE_REASONS",
+    "Outcome",
+    "Pipeline",
+    "Tally",
+    "Verdict",
+    "check_numbers",
+]

@@ -19,8 +19,9 @@ from collections.abc import Callable
 class Throttle:
     """Per-key token buckets (see the module docstring)."""
 
-    def __init__(self, *, rate: float, burst: int, max_keys: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, rate: float, burst: int, max_keys: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.burst = float(burst)
         self.max_keys = max_keys

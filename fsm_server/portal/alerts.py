@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         description: str
         readings: int
 
+
 #: Most devices with open alerts one page lists, and most history rows.
 LIMIT = 100
 HISTORY_DAYS = 30
@@ -73,8 +74,9 @@ class AlertsPage(msgspec.Struct, kw_only=True):
 def _starts(device_ids: list[int], now: datetime) -> dict[tuple[int, str], datetime]:
     """When each code of each device's newest reading began (its unbroken run of readings)."""
     out: dict[tuple[int, str], datetime] = {}
-    for dev, rows in alert_readings(bound_database(), device_ids, since=now - LOOKBACK,
-                                    until=now + timedelta(days=1)):
+    for dev, rows in alert_readings(
+        bound_database(), device_ids, since=now - LOOKBACK, until=now + timedelta(days=1)
+    ):
         if not rows:
             continue
         for code in rows[-1][1]:
@@ -87,15 +89,26 @@ def _starts(device_ids: list[int], now: datetime) -> dict[tuple[int, str], datet
     return out
 
 
-def open_alerts(scoped: Scoped, *, now: datetime, device_id: int | None = None,
-                limit: int = LIMIT) -> tuple[list[AlertRow], bool]:
+def open_alerts(
+    scoped: Scoped, *, now: datetime, device_id: int | None = None, limit: int = LIMIT
+) -> tuple[list[AlertRow], bool]:
     """Open alerts of the devices in scope (of ``device_id`` only when given), newest devices first."""
     with translated("cannot list alerts"):
-        q = latest_join(scoped.devices(Device.id, Device.manufacturer, Device.model, Device.serial,
-                                       Customer.name.alias("customer_name"))
-                        .join(Customer, on=(Device.customer == Customer.id)).switch(Device))
-        q = q.where(Reading.conditions.is_null(False) | fn.EXISTS(
-            AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id)))
+        q = latest_join(
+            scoped.devices(
+                Device.id,
+                Device.manufacturer,
+                Device.model,
+                Device.serial,
+                Customer.name.alias("customer_name"),
+            )
+            .join(Customer, on=(Device.customer == Customer.id))
+            .switch(Device)
+        )
+        q = q.where(
+            Reading.conditions.is_null(False)
+            | fn.EXISTS(AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id))
+        )
         if device_id is not None:
             q = q.where(Device.id == device_id)
         q = q.order_by(Device.last_seen.desc(), Device.id).limit(limit + 1)
@@ -112,38 +125,68 @@ def open_alerts(scoped: Scoped, *, now: datetime, device_id: int | None = None,
         for alert in state.alerts if state else []:
             since = starts.get((d.id, alert.code), state.observed_at if state else now)
             ack = acks.get((d.id, alert.code, since))
-            rows.append(AlertRow(device_id=d.id, device=device_name(d.manufacturer, d.model), serial=d.serial,
-                                 customer=d.customer_name, alert=alert, since=since,
-                                 acked_by=ack.acked_by if ack else None,
-                                 acked_at=ack.acked_at if ack else None))
+            rows.append(
+                AlertRow(
+                    device_id=d.id,
+                    device=device_name(d.manufacturer, d.model),
+                    serial=d.serial,
+                    customer=d.customer_name,
+                    alert=alert,
+                    since=since,
+                    acked_by=ack.acked_by if ack else None,
+                    acked_at=ack.acked_at if ack else None,
+                )
+            )
     return rows, more
 
 
-def alert_history(scoped: Scoped, *, now: datetime, days: int = HISTORY_DAYS,
-                  limit: int = LIMIT) -> list[HistoryRow]:
+def alert_history(
+    scoped: Scoped, *, now: datetime, days: int = HISTORY_DAYS, limit: int = LIMIT
+) -> list[HistoryRow]:
     """Alerts (prtAlertTable entries) seen in the last ``days``, per device and code, newest first."""
     with translated("cannot list the alert history"):
         last = fn.MAX(AlertValue.observed_at)
-        q = (scoped.devices(Device.id, Device.manufacturer, Device.model, Device.serial,
-                            Customer.name.alias("customer_name"), AlertValue.code,
-                            fn.MAX(AlertValue.severity).alias("severity"),
-                            fn.MAX(AlertValue.description).alias("description"),
-                            fn.MIN(AlertValue.observed_at).alias("first_seen"), last.alias("last_seen"),
-                            fn.COUNT(AlertValue.id).alias("readings"))
-             .join(Customer, on=(Device.customer == Customer.id)).switch(Device)
-             .join(Reading, on=(Reading.device == Device.id))
-             .join(AlertValue, on=(AlertValue.reading == Reading.id))
-             .where(Reading.observed_at >= now - timedelta(days=days))
-             .group_by(Device.id, Device.manufacturer, Device.model, Device.serial, Customer.name,
-                       AlertValue.code)
-             .order_by(last.desc()).limit(limit))
+        q = (
+            scoped.devices(
+                Device.id,
+                Device.manufacturer,
+                Device.model,
+                Device.serial,
+                Customer.name.alias("customer_name"),
+                AlertValue.code,
+                fn.MAX(AlertValue.severity).alias("severity"),
+                fn.MAX(AlertValue.description).alias("description"),
+                fn.MIN(AlertValue.observed_at).alias("first_seen"),
+                last.alias("last_seen"),
+                fn.COUNT(AlertValue.id).alias("readings"),
+            )
+            .join(Customer, on=(Device.customer == Customer.id))
+            .switch(Device)
+            .join(Reading, on=(Reading.device == Device.id))
+            .join(AlertValue, on=(AlertValue.reading == Reading.id))
+            .where(Reading.observed_at >= now - timedelta(days=days))
+            .group_by(
+                Device.id, Device.manufacturer, Device.model, Device.serial, Customer.name, AlertValue.code
+            )
+            .order_by(last.desc())
+            .limit(limit)
+        )
         conv = AlertValue.observed_at
-        return [HistoryRow(device_id=r.id, device=device_name(r.manufacturer, r.model), serial=r.serial,
-                           customer=r.customer_name, code=r.code, severity=r.severity,
-                           description=r.description or r.code.replace("_", " "),
-                           first_seen=conv.python_value(r.first_seen),
-                           last_seen=conv.python_value(r.last_seen),
-                           readings=r.readings) for r in cast("Iterable[_AlertHistoryRow]", q.objects())]
+        return [
+            HistoryRow(
+                device_id=r.id,
+                device=device_name(r.manufacturer, r.model),
+                serial=r.serial,
+                customer=r.customer_name,
+                code=r.code,
+                severity=r.severity,
+                description=r.description or r.code.replace("_", " "),
+                first_seen=conv.python_value(r.first_seen),
+                last_seen=conv.python_value(r.last_seen),
+                readings=r.readings,
+            )
+            for r in cast("Iterable[_AlertHistoryRow]", q.objects())
+        ]
 
 
 def alerts_page(scoped: Scoped, *, now: datetime) -> AlertsPage:
@@ -151,8 +194,9 @@ def alerts_page(scoped: Scoped, *, now: datetime) -> AlertsPage:
     return AlertsPage(open=rows, history=alert_history(scoped, now=now), more_open=more)
 
 
-def acknowledge(scoped: Scoped, device_id: int, code: str, *, by: str,
-                now: datetime | None = None) -> AlertRow:
+def acknowledge(
+    scoped: Scoped, device_id: int, code: str, *, by: str, now: datetime | None = None
+) -> AlertRow:
     """Record that ``by`` saw open alert ``code`` of device ``device_id`` (NotFound when the device is
     not in scope or has no such open alert). Acknowledging twice keeps the first."""
     scoped.device(device_id)
@@ -162,12 +206,20 @@ def acknowledge(scoped: Scoped, device_id: int, code: str, *, by: str,
         raise NotFound(f"no open alert {code!r} on device {device_id}", hint="see the alerts page")
     at = now or datetime.now(UTC)
     with translated("cannot record the acknowledgement"):
-        AlertAck.insert(device=device_id, code=code, since=found.since, acked_by=by, acked_at=at
-                        ).on_conflict_ignore().execute()
+        AlertAck.insert(
+            device=device_id, code=code, since=found.since, acked_by=by, acked_at=at
+        ).on_conflict_ignore().execute()
     if found.acked_by is None:
         found.acked_by, found.acked_at = by, at
     return found
 
 
-__all__ = ["AlertRow", "AlertsPage", "HistoryRow", "acknowledge", "alert_history", "alerts_page",
-           "open_alerts"]
+__all__ = [
+    "AlertRow",
+    "AlertsPage",
+    "HistoryRow",
+    "acknowledge",
+    "alert_history",
+    "alerts_page",
+    "open_alerts",
+]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     class _ListedClient(Client):  # a client with its customer's name
         customer_name: str | None
 
+
 #: How many of a client's newest reports its cadence and latency are taken from.
 RECENT_REPORTS = 11
 
@@ -56,38 +57,62 @@ def resend_line(first: int, last: int) -> str:
     return f"fsm-client resend --from {first} --to {last}"
 
 
-def client_views(scoped: Scoped, *, now: datetime, settings: ReportsSection | None = None,
-                 only: str | None = None) -> list[ClientView]:
+def client_views(
+    scoped: Scoped, *, now: datetime, settings: ReportsSection | None = None, only: str | None = None
+) -> list[ClientView]:
     """The clients in scope (``only``: that one, NotFound when not in scope); four queries."""
     cfg = settings or ReportsSection()
     if only is not None:
         scoped.client(only)
     with translated("cannot list clients"):
-        q = (scoped.clients(Client.id, Client.name, Client.status, Client.fingerprint, Client.added_at,
-                            Customer.name.alias("customer_name"))
-             .join(Customer, JOIN.LEFT_OUTER, on=(Client.customer == Customer.id)).order_by(Client.name))
+        q = (
+            scoped.clients(
+                Client.id,
+                Client.name,
+                Client.status,
+                Client.fingerprint,
+                Client.added_at,
+                Customer.name.alias("customer_name"),
+            )
+            .join(Customer, JOIN.LEFT_OUTER, on=(Client.customer == Customer.id))
+            .order_by(Client.name)
+        )
         if only is not None:
             q = q.where(Client.name == only)
         clients = list(cast("Iterable[_ListedClient]", q.objects()))
         ids = [c.id for c in clients]
-        counted = (Envelope.select(Envelope.client, fn.COUNT(Envelope.id), fn.MAX(Envelope.seq))
-                   .where(Envelope.client.in_(ids)).group_by(Envelope.client).tuples())
-        totals = {client: (n, last_seq)
-                  for client, n, last_seq in cast("Iterable[tuple[int, int, int]]", counted)}
+        counted = (
+            Envelope.select(Envelope.client, fn.COUNT(Envelope.id), fn.MAX(Envelope.seq))
+            .where(Envelope.client.in_(ids))
+            .group_by(Envelope.client)
+            .tuples()
+        )
+        totals = {
+            client: (n, last_seq) for client, n, last_seq in cast("Iterable[tuple[int, int, int]]", counted)
+        }
         rank = fn.ROW_NUMBER().over(partition_by=[Envelope.client], order_by=[Envelope.created_at.desc()])
-        inner = (Envelope.select(Envelope.client, Envelope.kind, Envelope.created_at, Envelope.ingested_at,
-                                 rank.alias("rank")).where(Envelope.client.in_(ids)))
+        inner = Envelope.select(
+            Envelope.client, Envelope.kind, Envelope.created_at, Envelope.ingested_at, rank.alias("rank")
+        ).where(Envelope.client.in_(ids))
         recent: dict[int, list[tuple[str, datetime, datetime]]] = defaultdict(list)
-        newest = (Envelope.select(inner.c.client_id, inner.c.kind, inner.c.created_at, inner.c.ingested_at)
-                  .from_(inner).where(inner.c.rank <= RECENT_REPORTS).tuples())
+        newest = (
+            Envelope.select(inner.c.client_id, inner.c.kind, inner.c.created_at, inner.c.ingested_at)
+            .from_(inner)
+            .where(inner.c.rank <= RECENT_REPORTS)
+            .tuples()
+        )
         for client, kind, created, ingested in cast(
-                "Iterable[tuple[int, str, datetime | str, datetime | str]]", newest):
+            "Iterable[tuple[int, str, datetime | str, datetime | str]]", newest
+        ):
             recent[client].append((kind, _aware(created), _aware(ingested)))
         gaps = core.gaps(client_ids=ids)
     by_client: dict[str, list[GapView]] = defaultdict(list)
     for g in gaps:
-        by_client[g.client].append(GapView(first=g.first, last=g.last, count=g.count, kind=g.kind,
-                                           resend=resend_line(g.first, g.last)))
+        by_client[g.client].append(
+            GapView(
+                first=g.first, last=g.last, count=g.count, kind=g.kind, resend=resend_line(g.first, g.last)
+            )
+        )
     out = []
     for c in clients:
         rows = sorted(recent.get(c.id, []), key=lambda r: r[1])
@@ -97,12 +122,25 @@ def client_views(scoped: Scoped, *, now: datetime, settings: ReportsSection | No
         reference = last[1] if last else c.added_at
         silent = c.status == "active" and now - reference > timedelta(hours=hours + cfg.silence_grace_hours)
         n, last_seq = totals.get(c.id, (0, None))
-        out.append(ClientView(
-            name=c.name, customer=c.customer_name, status=c.status, fingerprint=c.fingerprint,
-            added_at=c.added_at, last_seq=last_seq, last_report_at=last[1] if last else None,
-            last_ingested_at=last[2] if last else None, reports=n, expected_hours=hours, silent=silent,
-            latency_seconds=statistics.median((i - s).total_seconds() for _, s, i in rows) if rows else None,
-            gaps=by_client.get(c.name, [])))
+        out.append(
+            ClientView(
+                name=c.name,
+                customer=c.customer_name,
+                status=c.status,
+                fingerprint=c.fingerprint,
+                added_at=c.added_at,
+                last_seq=last_seq,
+                last_report_at=last[1] if last else None,
+                last_ingested_at=last[2] if last else None,
+                reports=n,
+                expected_hours=hours,
+                silent=silent,
+                latency_seconds=statistics.median((i - s).total_seconds() for _, s, i in rows)
+                if rows
+                else None,
+                gaps=by_client.get(c.name, []),
+            )
+        )
     return out
 
 

@@ -36,26 +36,45 @@ def dashboard(scoped: Scoped, *, now: datetime, settings: ReportsSection | None 
     with translated("cannot build the dashboard"):
         devices = scoped.devices(Device.id).count()
         silent_devices = scoped.devices(Device.id).where(Device.last_seen < silence).count()
-        with_alerts = latest_join(scoped.devices(Device.id)).where(
-            Reading.conditions.is_null(False)
-            | fn.EXISTS(AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id))).count()
-        low = (latest_join(scoped.devices(SupplyValue.id))
-               .join(SupplyValue, on=(SupplyValue.reading == Reading.id))
-               .where(SupplyValue.state.in_(("low",
-                                             "empty")) | (SupplyValue.percent <= cfg.low_supply_percent))
-               .count())
-        quarantine = (scoped.quarantine(Quarantine.id).where(Quarantine.status == "held").count()
-                      if scoped.sees_quarantine else None)
+        with_alerts = (
+            latest_join(scoped.devices(Device.id))
+            .where(
+                Reading.conditions.is_null(False)
+                | fn.EXISTS(AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id))
+            )
+            .count()
+        )
+        low = (
+            latest_join(scoped.devices(SupplyValue.id))
+            .join(SupplyValue, on=(SupplyValue.reading == Reading.id))
+            .where(SupplyValue.state.in_(("low", "empty")) | (SupplyValue.percent <= cfg.low_supply_percent))
+            .count()
+        )
+        quarantine = (
+            scoped.quarantine(Quarantine.id).where(Quarantine.status == "held").count()
+            if scoped.sees_quarantine
+            else None
+        )
     clients = client_views(scoped, now=now, settings=cfg)
-    lowest = device_page(scoped, DeviceFilter(supply_max=cfg.low_supply_percent, sort="last_seen", desc=True),
-                         now=now, page_size=8)
+    lowest = device_page(
+        scoped,
+        DeviceFilter(supply_max=cfg.low_supply_percent, sort="last_seen", desc=True),
+        now=now,
+        page_size=8,
+    )
     return Dashboard(
-        devices=devices, silent_devices=silent_devices, clients=len(clients),
+        devices=devices,
+        silent_devices=silent_devices,
+        clients=len(clients),
         silent_clients=[c for c in clients if c.silent],
         reporting_clients=sum(1 for c in clients if not c.silent and c.status == "active"),
-        devices_with_alerts=with_alerts, low_supplies=low, low_supply_devices=lowest,
-        gaps=sum(g.count for c in clients for g in c.gaps), quarantine=quarantine,
-        low_percent=cfg.low_supply_percent)
+        devices_with_alerts=with_alerts,
+        low_supplies=low,
+        low_supply_devices=lowest,
+        gaps=sum(g.count for c in clients for g in c.gaps),
+        quarantine=quarantine,
+        low_percent=cfg.low_supply_percent,
+    )
 
 
 __all__ = ["Dashboard", "dashboard"]

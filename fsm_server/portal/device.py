@@ -63,6 +63,7 @@ if TYPE_CHECKING:
         site_name: str | None
         client_name: str
 
+
 #: How far back the chart looks.
 HISTORY_DAYS = 90
 #: Most points a chart series gets (a denser history keeps each bucket's last value).
@@ -135,25 +136,49 @@ class DeviceView(msgspec.Struct, kw_only=True):
 
 
 def _provenance_by_reading(reading_ids: list[int], pmd: str | None) -> dict[int, Provenance]:
-    q = (Reading.select(Reading.id, Reading.observed_at, Envelope.seq, Envelope.kind, Envelope.created_at,
-                        Envelope.received_at, Envelope.ingested_at, Envelope.message_id,
-                        Client.name.alias("client_name"))
-         .join(Envelope, on=(Reading.envelope == Envelope.id))
-         .join(Client, on=(Envelope.client == Client.id))
-         .where(Reading.id.in_(reading_ids)))
-    return {r.id: Provenance(client=r.client_name, seq=r.seq, kind=r.kind, observed_at=r.observed_at,
-                             sealed_at=r.created_at, received_at=r.received_at, ingested_at=r.ingested_at,
-                             message_id=r.message_id, pmd=pmd)
-            for r in cast("Iterable[_ProvenanceRow]", q.objects())}
+    q = (
+        Reading.select(
+            Reading.id,
+            Reading.observed_at,
+            Envelope.seq,
+            Envelope.kind,
+            Envelope.created_at,
+            Envelope.received_at,
+            Envelope.ingested_at,
+            Envelope.message_id,
+            Client.name.alias("client_name"),
+        )
+        .join(Envelope, on=(Reading.envelope == Envelope.id))
+        .join(Client, on=(Envelope.client == Client.id))
+        .where(Reading.id.in_(reading_ids))
+    )
+    return {
+        r.id: Provenance(
+            client=r.client_name,
+            seq=r.seq,
+            kind=r.kind,
+            observed_at=r.observed_at,
+            sealed_at=r.created_at,
+            received_at=r.received_at,
+            ingested_at=r.ingested_at,
+            message_id=r.message_id,
+            pmd=pmd,
+        )
+        for r in cast("Iterable[_ProvenanceRow]", q.objects())
+    }
 
 
-def _supplies(device_id: int, settings: ReportsSection, now: datetime,
-              newest_reading: int | None) -> list[SupplyForecast]:
+def _supplies(
+    device_id: int, settings: ReportsSection, now: datetime, newest_reading: int | None
+) -> list[SupplyForecast]:
     since = now - timedelta(days=max(settings.forecast_window_days, 1) + 1)
     series: dict[tuple[str, str, str], list[tuple[datetime, SupplyValue]]] = defaultdict(list)
-    q = (SupplyValue.select(SupplyValue, Reading.observed_at.alias("at")).join(Reading)
-         .where(Reading.device == device_id, Reading.observed_at >= since)
-         .order_by(Reading.observed_at, SupplyValue.id))
+    q = (
+        SupplyValue.select(SupplyValue, Reading.observed_at.alias("at"))
+        .join(Reading)
+        .where(Reading.device == device_id, Reading.observed_at >= since)
+        .order_by(Reading.observed_at, SupplyValue.id)
+    )
     for s in cast("Iterable[_DatedSupply]", q.objects()):
         where = str(s.index) if s.index is not None else s.description
         series[(s.kind, s.color or "", where)].append((Reading.observed_at.python_value(s.at), s))
@@ -163,41 +188,80 @@ def _supplies(device_id: int, settings: ReportsSection, now: datetime,
         if newest_reading is not None and newest.reading_id != newest_reading:
             continue  # a supply the device no longer reports
         history = [(t, s.percent) for t, s in points if s.percent is not None]
-        f = forecast(history, now=now, window_days=settings.forecast_window_days,
-                     min_span_days=settings.forecast_min_span_days, min_points=settings.forecast_min_points,
-                     replacement_jump=settings.replacement_jump_percent,
-                     early_percent=settings.early_replacement_percent)
+        f = forecast(
+            history,
+            now=now,
+            window_days=settings.forecast_window_days,
+            min_span_days=settings.forecast_min_span_days,
+            min_points=settings.forecast_min_points,
+            replacement_jump=settings.replacement_jump_percent,
+            early_percent=settings.early_replacement_percent,
+        )
         if newest.percent is None:
             f.days_remaining = f.empty_at = f.rate_per_day = None
             f.reason = f"the device reports no percent level (state {newest.state})"
-        out.append(SupplyForecast(description=newest.description, kind=newest.kind, color=newest.color,
-                                  percent=newest.percent, state=newest.state, forecast=f, provenance=None))
+        out.append(
+            SupplyForecast(
+                description=newest.description,
+                kind=newest.kind,
+                color=newest.color,
+                percent=newest.percent,
+                state=newest.state,
+                forecast=f,
+                provenance=None,
+            )
+        )
     return out
 
 
-def device_view(scoped: Scoped, device_id: int, *, now: datetime,
-                settings: ReportsSection | None = None) -> DeviceView:
+def device_view(
+    scoped: Scoped, device_id: int, *, now: datetime, settings: ReportsSection | None = None
+) -> DeviceView:
     """Device ``device_id`` if in scope (NotFound otherwise), everything its page shows."""
     cfg = settings or ReportsSection()
     d = scoped.device(device_id)
     with translated(f"cannot read device {device_id}"):
-        names_q = (Device.select(Customer.name.alias("customer_name"), Site.name.alias("site_name"),
-                                 Client.name.alias("client_name"))
-                   .join(Customer, on=(Device.customer == Customer.id))
-                   .switch(Device).join(Client, on=(Device.client == Client.id))
-                   .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
-                   .where(Device.id == d.id))
+        names_q = (
+            Device.select(
+                Customer.name.alias("customer_name"),
+                Site.name.alias("site_name"),
+                Client.name.alias("client_name"),
+            )
+            .join(Customer, on=(Device.customer == Customer.id))
+            .switch(Device)
+            .join(Client, on=(Device.client == Client.id))
+            .switch(Device)
+            .join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
+            .where(Device.id == d.id)
+        )
         names = cast("_DeviceNames", names_q.objects().get())
-        addresses = [Address(ip=a.ip, mac=a.mac, first_seen=a.first_seen, last_seen=a.last_seen)
-                     for a in DeviceAddress.select().where(DeviceAddress.device == d.id)
-                     .order_by(DeviceAddress.last_seen.desc()).limit(100)]
+        addresses = [
+            Address(ip=a.ip, mac=a.mac, first_seen=a.first_seen, last_seen=a.last_seen)
+            for a in DeviceAddress.select()
+            .where(DeviceAddress.device == d.id)
+            .order_by(DeviceAddress.last_seen.desc())
+            .limit(100)
+        ]
         state = latest_states([d.id]).get(d.id)
-        counters_q = (CounterLatest.select(CounterLatest.name, CounterLatest.value, CounterLatest.observed_at,
-                                           CounterValue.reading.alias("reading_id"), CounterValue.flag)
-                      .join(CounterValue, on=((CounterValue.device == CounterLatest.device)
-                                              & (CounterValue.name == CounterLatest.name)
-                                              & (CounterValue.observed_at == CounterLatest.observed_at)))
-                      .where(CounterLatest.device == d.id).order_by(CounterLatest.name))
+        counters_q = (
+            CounterLatest.select(
+                CounterLatest.name,
+                CounterLatest.value,
+                CounterLatest.observed_at,
+                CounterValue.reading.alias("reading_id"),
+                CounterValue.flag,
+            )
+            .join(
+                CounterValue,
+                on=(
+                    (CounterValue.device == CounterLatest.device)
+                    & (CounterValue.name == CounterLatest.name)
+                    & (CounterValue.observed_at == CounterLatest.observed_at)
+                ),
+            )
+            .where(CounterLatest.device == d.id)
+            .order_by(CounterLatest.name)
+        )
         counter_rows: dict[str, _LatestCounter] = {}
         for c in cast("Iterable[_LatestCounter]", counters_q.objects()):
             known = counter_rows.get(c.name)
@@ -210,17 +274,46 @@ def device_view(scoped: Scoped, device_id: int, *, now: datetime,
     newest = prov.get(state.reading_id) if state else None
     for s in supplies:
         s.provenance = newest
-    counters = [CounterNow(name=c.name, value=c.value, observed_at=c.observed_at, flag=c.flag,
-                           provenance=prov.get(c.reading_id)) for c in counter_rows.values()]
-    status = "unknown" if state is None else (
-        state.reachability if state.reachability != "ok" else state.device_status or "unknown")
+    counters = [
+        CounterNow(
+            name=c.name,
+            value=c.value,
+            observed_at=c.observed_at,
+            flag=c.flag,
+            provenance=prov.get(c.reading_id),
+        )
+        for c in counter_rows.values()
+    ]
+    status = (
+        "unknown"
+        if state is None
+        else (state.reachability if state.reachability != "ok" else state.device_status or "unknown")
+    )
     return DeviceView(
-        id=d.id, name=device_name(d.manufacturer, d.model), manufacturer=d.manufacturer, model=d.model,
-        serial=d.serial, firmware=d.firmware, hostname=d.hostname, location=d.location, mac=d.mac, ip=d.ip,
-        pmd=d.pmd, customer=names.customer_name, site=names.site_name or "", client=names.client_name,
-        first_seen=d.first_seen, last_seen=d.last_seen, status=status,
-        printer_status=state.printer_status if state else None, addresses=addresses, alerts=alerts,
-        supplies=supplies, counters=counters, provenance=newest)
+        id=d.id,
+        name=device_name(d.manufacturer, d.model),
+        manufacturer=d.manufacturer,
+        model=d.model,
+        serial=d.serial,
+        firmware=d.firmware,
+        hostname=d.hostname,
+        location=d.location,
+        mac=d.mac,
+        ip=d.ip,
+        pmd=d.pmd,
+        customer=names.customer_name,
+        site=names.site_name or "",
+        client=names.client_name,
+        first_seen=d.first_seen,
+        last_seen=d.last_seen,
+        status=status,
+        printer_status=state.printer_status if state else None,
+        addresses=addresses,
+        alerts=alerts,
+        supplies=supplies,
+        counters=counters,
+        provenance=newest,
+    )
 
 
 class CounterChart(msgspec.Struct, kw_only=True):
@@ -233,17 +326,24 @@ class CounterChart(msgspec.Struct, kw_only=True):
     series: dict[str, list[int | None]]
 
 
-def counter_chart(scoped: Scoped, device_id: int, *, now: datetime, days: int = HISTORY_DAYS,
-                  max_points: int = MAX_POINTS) -> CounterChart:
+def counter_chart(
+    scoped: Scoped, device_id: int, *, now: datetime, days: int = HISTORY_DAYS, max_points: int = MAX_POINTS
+) -> CounterChart:
     """The device's counters over the last ``days`` (NotFound when not in scope); a history with
     more readings than ``max_points`` keeps each time bucket's last value."""
     d = scoped.device(device_id)
     start = now - timedelta(days=max(1, min(days, 3650)))
     with translated(f"cannot read device {device_id}'s counters"):
-        q = (CounterValue.select(CounterValue.name, CounterValue.value, CounterValue.observed_at)
-             .where(CounterValue.device == d.id, CounterValue.observed_at >= start,
-                    CounterValue.observed_at <= now)
-             .order_by(CounterValue.observed_at, CounterValue.id).tuples())
+        q = (
+            CounterValue.select(CounterValue.name, CounterValue.value, CounterValue.observed_at)
+            .where(
+                CounterValue.device == d.id,
+                CounterValue.observed_at >= start,
+                CounterValue.observed_at <= now,
+            )
+            .order_by(CounterValue.observed_at, CounterValue.id)
+            .tuples()
+        )
         rows = list(cast("Iterable[tuple[str, int, datetime]]", q))
     span = max((now - start).total_seconds(), 1.0)
     bucket = span / max_points
@@ -260,5 +360,14 @@ def counter_chart(scoped: Scoped, device_id: int, *, now: datetime, days: int = 
     return CounterChart(device=d.id, start=start, end=now, x=x, series=series)
 
 
-__all__ = ["HISTORY_DAYS", "Address", "CounterChart", "CounterNow", "DeviceView", "Provenance",
-           "SupplyForecast", "counter_chart", "device_view"]
+__all__ = [
+    "HISTORY_DAYS",
+    "Address",
+    "CounterChart",
+    "CounterNow",
+    "DeviceView",
+    "Provenance",
+    "SupplyForecast",
+    "counter_chart",
+    "device_view",
+]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         site_name: str | None
         client_name: str
 
+
 PAGE_SIZE = 50
 #: What a status filter may ask for: the newest reading's hrDeviceStatus, "unreachable", "alerts".
 STATUSES: tuple[str, ...] = ("running", "warning", "down", "testing", "unreachable", "alerts")
@@ -97,21 +98,31 @@ def _like(text: str) -> str:
 
 def _ilike(field: peewee.Field, text: str) -> peewee.Expression:
     # "ILIKE": PostgreSQL's case-insensitive LIKE; peewee writes SQLite's (case-insensitive) LIKE
-    return peewee.Expression(field, "ILIKE", peewee.NodeList(
-        (peewee.Value(_like(text)), peewee.SQL("ESCAPE '\\'"))))
+    return peewee.Expression(
+        field, "ILIKE", peewee.NodeList((peewee.Value(_like(text)), peewee.SQL("ESCAPE '\\'")))
+    )
 
 
 def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSelect[Device]:
-    q = (scoped.devices()
-         .join(Customer, on=(Device.customer == Customer.id))
-         .switch(Device).join(Client, on=(Device.client == Client.id))
-         .switch(Device).join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
-         .switch(Device))
+    q = (
+        scoped.devices()
+        .join(Customer, on=(Device.customer == Customer.id))
+        .switch(Device)
+        .join(Client, on=(Device.client == Client.id))
+        .switch(Device)
+        .join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
+        .switch(Device)
+    )
     text = f.q.strip()[:MAX_SEARCH]
     if text:
-        q = q.where(_ilike(Device.manufacturer, text) | _ilike(Device.model, text) | _ilike(Device.serial,
-                                                                                            text)
-                    | _ilike(Device.ip, text) | _ilike(Device.hostname, text) | _ilike(Device.location, text))
+        q = q.where(
+            _ilike(Device.manufacturer, text)
+            | _ilike(Device.model, text)
+            | _ilike(Device.serial, text)
+            | _ilike(Device.ip, text)
+            | _ilike(Device.hostname, text)
+            | _ilike(Device.location, text)
+        )
     if f.customer:
         q = q.where(Customer.name == f.customer)
     if f.site:
@@ -125,14 +136,21 @@ def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSel
         if f.status == "unreachable":
             newest = newest.where(Reading.reachability == "unreachable")
         elif f.status == "alerts":
-            newest = newest.where(Reading.conditions.is_null(False) | fn.EXISTS(
-                AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id)))
+            newest = newest.where(
+                Reading.conditions.is_null(False)
+                | fn.EXISTS(AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id))
+            )
         elif f.status:
             newest = newest.where(Reading.device_status == f.status)
         if f.supply_max is not None:
-            newest = newest.where(fn.EXISTS(SupplyValue.select(SupplyValue.id).where(
-                (SupplyValue.reading == Reading.id)
-                & (SupplyValue.state.in_(("low", "empty")) | (SupplyValue.percent <= f.supply_max)))))
+            newest = newest.where(
+                fn.EXISTS(
+                    SupplyValue.select(SupplyValue.id).where(
+                        (SupplyValue.reading == Reading.id)
+                        & (SupplyValue.state.in_(("low", "empty")) | (SupplyValue.percent <= f.supply_max))
+                    )
+                )
+            )
         q = q.where(fn.EXISTS(newest))
     return q
 
@@ -150,17 +168,34 @@ def _rows(devices: Sequence[_ListedDevice], now: datetime) -> list[DeviceListRow
     states = latest_states(ids)
     totals: dict[int, int] = {}
     if ids:
-        q = (CounterLatest.select(CounterLatest.device, CounterLatest.value)
-             .where(CounterLatest.device.in_(ids), CounterLatest.name == "total").tuples())
+        q = (
+            CounterLatest.select(CounterLatest.device, CounterLatest.value)
+            .where(CounterLatest.device.in_(ids), CounterLatest.name == "total")
+            .tuples()
+        )
         totals = dict(cast("Iterable[tuple[int, int]]", q))
     out = []
     for d in devices:
         state = states.get(d.id)
-        out.append(DeviceListRow(
-            id=d.id, name=device_name(d.manufacturer, d.model), manufacturer=d.manufacturer, model=d.model,
-            serial=d.serial, ip=d.ip, customer=d.customer_name, site=d.site_name or "", client=d.client_name,
-            location=d.location, last_seen=d.last_seen, total=totals.get(d.id), status=_status(state),
-            alerts=len(state.alerts) if state else 0, lowest=state.lowest if state else None))
+        out.append(
+            DeviceListRow(
+                id=d.id,
+                name=device_name(d.manufacturer, d.model),
+                manufacturer=d.manufacturer,
+                model=d.model,
+                serial=d.serial,
+                ip=d.ip,
+                customer=d.customer_name,
+                site=d.site_name or "",
+                client=d.client_name,
+                location=d.location,
+                last_seen=d.last_seen,
+                total=totals.get(d.id),
+                status=_status(state),
+                alerts=len(state.alerts) if state else 0,
+                lowest=state.lowest if state else None,
+            )
+        )
     return out
 
 
@@ -171,9 +206,18 @@ def _ordered(q: peewee.ModelSelect[Device], f: DeviceFilter) -> peewee.ModelSele
 
 
 def _selected(q: peewee.ModelSelect[Device]) -> peewee.ModelSelect[Device]:
-    return q.select(Device.id, Device.manufacturer, Device.model, Device.serial, Device.ip, Device.location,
-                    Device.last_seen, Customer.name.alias("customer_name"), Site.name.alias("site_name"),
-                    Client.name.alias("client_name"))
+    return q.select(
+        Device.id,
+        Device.manufacturer,
+        Device.model,
+        Device.serial,
+        Device.ip,
+        Device.location,
+        Device.last_seen,
+        Customer.name.alias("customer_name"),
+        Site.name.alias("site_name"),
+        Client.name.alias("client_name"),
+    )
 
 
 def device_page(scoped: Scoped, f: DeviceFilter, *, now: datetime, page_size: int = PAGE_SIZE) -> DevicePage:
@@ -189,8 +233,23 @@ def device_page(scoped: Scoped, f: DeviceFilter, *, now: datetime, page_size: in
     return DevicePage(rows=rows, total=total, page=page, pages=pages, filter=f)
 
 
-CSV_COLUMNS = ("customer", "site", "client", "manufacturer", "model", "serial", "ip", "location", "last_seen",
-               "status", "alerts", "total", "lowest_supply", "lowest_percent", "lowest_state")
+CSV_COLUMNS = (
+    "customer",
+    "site",
+    "client",
+    "manufacturer",
+    "model",
+    "serial",
+    "ip",
+    "location",
+    "last_seen",
+    "status",
+    "alerts",
+    "total",
+    "lowest_supply",
+    "lowest_percent",
+    "lowest_state",
+)
 
 
 def devices_csv(scoped: Scoped, f: DeviceFilter, *, now: datetime, batch: int = 500) -> Iterator[str]:
@@ -211,12 +270,28 @@ def devices_csv(scoped: Scoped, f: DeviceFilter, *, now: datetime, batch: int = 
             out.truncate()
             for r in _rows(devices, now):
                 low = r.lowest
-                w.writerow([spreadsheet_cell(c) for c in (
-                    r.customer, r.site, r.client, r.manufacturer or "", r.model or "", r.serial or "", r.ip,
-                    r.location or "", r.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ"), r.status, r.alerts,
-                    "" if r.total is None else r.total, low.description if low else "",
-                    "" if low is None or low.percent is None else f"{low.percent:.0f}",
-                    low.state if low else "")])
+                w.writerow(
+                    [
+                        spreadsheet_cell(c)
+                        for c in (
+                            r.customer,
+                            r.site,
+                            r.client,
+                            r.manufacturer or "",
+                            r.model or "",
+                            r.serial or "",
+                            r.ip,
+                            r.location or "",
+                            r.last_seen.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            r.status,
+                            r.alerts,
+                            "" if r.total is None else r.total,
+                            low.description if low else "",
+                            "" if low is None or low.percent is None else f"{low.percent:.0f}",
+                            low.state if low else "",
+                        )
+                    ]
+                )
             yield out.getvalue()
             page += 1
 
@@ -225,10 +300,22 @@ def filter_choices(scoped: Scoped) -> tuple[list[str], list[str]]:
     """The customers and sites the filters offer (those in scope)."""
     with translated("cannot list customers"):
         customers = [c.name for c in scoped.customers().select(Customer.name).order_by(Customer.name)]
-        sites = [s.name for s in scoped.restrict(Site.select(Site.name).distinct(), Site.customer)
-                 .order_by(Site.name)]
+        sites = [
+            s.name
+            for s in scoped.restrict(Site.select(Site.name).distinct(), Site.customer).order_by(Site.name)
+        ]
     return customers, sites
 
 
-__all__ = ["CSV_COLUMNS", "PAGE_SIZE", "SORTS", "STATUSES", "DeviceFilter", "DeviceListRow", "DevicePage",
-           "device_page", "devices_csv", "filter_choices"]
+__all__ = [
+    "CSV_COLUMNS",
+    "PAGE_SIZE",
+    "SORTS",
+    "STATUSES",
+    "DeviceFilter",
+    "DeviceListRow",
+    "DevicePage",
+    "device_page",
+    "devices_csv",
+    "filter_choices",
+]

@@ -48,6 +48,7 @@ class LatestState(msgspec.Struct, kw_only=True):
     @property
     def lowest(self) -> SupplyNow | None:
         """The most urgent supply: empty, then low, then by percent, unknown levels last."""
+
         def rank(s: SupplyNow) -> tuple[int, float]:
             pct = s.percent if s.percent is not None else 0.0
             if s.state == "empty":
@@ -55,6 +56,7 @@ class LatestState(msgspec.Struct, kw_only=True):
             if s.state == "low":
                 return (1, pct)
             return (2, pct) if s.percent is not None else (3, 0.0)
+
         return min(self.supplies, key=rank) if self.supplies else None
 
 
@@ -66,38 +68,73 @@ def latest_join(query: peewee.ModelSelect[Device]) -> peewee.ModelSelect[Device]
 def newest_reading_of_outer_device() -> peewee.ModelSelect[Reading]:
     """Readings that are the newest of the ``device`` row of the enclosing query (for EXISTS)."""
     return Reading.select(Reading.id).where(
-        (Reading.device == Device.id) & (Reading.observed_at == Device.last_seen))
+        (Reading.device == Device.id) & (Reading.observed_at == Device.last_seen)
+    )
 
 
 def latest_states(device_ids: Collection[int]) -> dict[int, LatestState]:
     """Each device's newest reading with its supplies and alerts, by device id (three queries)."""
     if not device_ids:
         return {}
-    q = latest_join(Device.select(Reading.id, Reading.device, Reading.envelope, Reading.observed_at,
-                                  Reading.reachability, Reading.device_status, Reading.printer_status,
-                                  Reading.conditions)).where(Device.id.in_(list(device_ids)))
+    q = latest_join(
+        Device.select(
+            Reading.id,
+            Reading.device,
+            Reading.envelope,
+            Reading.observed_at,
+            Reading.reachability,
+            Reading.device_status,
+            Reading.printer_status,
+            Reading.conditions,
+        )
+    ).where(Device.id.in_(list(device_ids)))
     out: dict[int, LatestState] = {}
     for r in cast("Iterable[Reading]", q.objects(Reading)):  # rows made as Reading
         known = out.get(r.device_id)
         if known is not None and known.reading_id > r.id:
             continue  # two readings at one instant (a resend): the later loaded wins
         out[r.device_id] = LatestState(
-            device_id=r.device_id, reading_id=r.id, envelope_id=r.envelope_id, observed_at=r.observed_at,
-            reachability=r.reachability, device_status=r.device_status, printer_status=r.printer_status,
-            alerts=[AlertNow(code=c, severity="condition", description=c.replace("_", " "),
-                             source="condition")
-                    for c in r.conditions or []])
+            device_id=r.device_id,
+            reading_id=r.id,
+            envelope_id=r.envelope_id,
+            observed_at=r.observed_at,
+            reachability=r.reachability,
+            device_status=r.device_status,
+            printer_status=r.printer_status,
+            alerts=[
+                AlertNow(code=c, severity="condition", description=c.replace("_", " "), source="condition")
+                for c in r.conditions or []
+            ],
+        )
     by_reading = {s.reading_id: s for s in out.values()}
     for s in SupplyValue.select().where(SupplyValue.reading.in_(list(by_reading))).order_by(SupplyValue.id):
-        by_reading[s.reading_id].supplies.append(SupplyNow(
-            description=s.description, kind=s.kind, color=s.color, percent=s.percent, state=s.state,
-            index=s.index))
+        by_reading[s.reading_id].supplies.append(
+            SupplyNow(
+                description=s.description,
+                kind=s.kind,
+                color=s.color,
+                percent=s.percent,
+                state=s.state,
+                index=s.index,
+            )
+        )
     for a in AlertValue.select().where(AlertValue.reading.in_(list(by_reading))).order_by(AlertValue.id):
-        by_reading[a.reading_id].alerts.append(AlertNow(
-            code=a.code, severity=a.severity, description=a.description or a.code.replace("_", " "),
-            source="alert"))
+        by_reading[a.reading_id].alerts.append(
+            AlertNow(
+                code=a.code,
+                severity=a.severity,
+                description=a.description or a.code.replace("_", " "),
+                source="alert",
+            )
+        )
     return out
 
 
-__all__ = ["AlertNow", "LatestState", "SupplyNow", "latest_join", "latest_states",
-           "newest_reading_of_outer_device"]
+__all__ = [
+    "AlertNow",
+    "LatestState",
+    "SupplyNow",
+    "latest_join",
+    "latest_states",
+    "newest_reading_of_outer_device",
+]

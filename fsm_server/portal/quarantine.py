@@ -25,21 +25,33 @@ class QuarantinePage(msgspec.Struct, kw_only=True):
 
 
 def _row(r: Quarantine) -> QuarantineRow:
-    return QuarantineRow(id=r.id, reason=r.reason, detail=r.detail, client=r.client_name, seq=r.seq,
-                         source=r.source, size=r.raw_size, received_at=r.received_at,
-                         quarantined_at=r.quarantined_at, status=r.status, hint=r.hint,
-                         message_id=r.message_id)
+    return QuarantineRow(
+        id=r.id,
+        reason=r.reason,
+        detail=r.detail,
+        client=r.client_name,
+        seq=r.seq,
+        source=r.source,
+        size=r.raw_size,
+        received_at=r.received_at,
+        quarantined_at=r.quarantined_at,
+        status=r.status,
+        hint=r.hint,
+        message_id=r.message_id,
+    )
 
 
-def quarantine_page(scoped: Scoped, *, status: str | None = "held", now: datetime,
-                    limit: int = LIMIT) -> QuarantinePage:
+def quarantine_page(
+    scoped: Scoped, *, status: str | None = "held", now: datetime, limit: int = LIMIT
+) -> QuarantinePage:
     fields = [f for f in Quarantine._meta.sorted_fields if f.name != "raw"]
     with translated("cannot list the quarantine"):
         q = scoped.quarantine(*fields)
         if status is not None:
             q = q.where(Quarantine.status == status)
-        rows = [_row(r) for r in q.order_by(Quarantine.quarantined_at.desc(),
-                                            Quarantine.id.desc()).limit(limit)]
+        rows = [
+            _row(r) for r in q.order_by(Quarantine.quarantined_at.desc(), Quarantine.id.desc()).limit(limit)
+        ]
         held = scoped.quarantine(Quarantine.id).where(Quarantine.status == "held").count()
     return QuarantinePage(rows=rows, held=held, status=status, at=now)
 

@@ -46,14 +46,22 @@ def parse_when(text: str, *, end: bool = False) -> datetime:
             return day + timedelta(days=1) if end else day
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise ReportError(f"date {text!r} is not YYYY-MM-DD or an ISO 8601 date-time",
-                          hint="e.g. --from 2026-10-01 --to 2026-10-31") from None
+        raise ReportError(
+            f"date {text!r} is not YYYY-MM-DD or an ISO 8601 date-time",
+            hint="e.g. --from 2026-10-01 --to 2026-10-31",
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def scope_for(kind: str, *, customer: str | None = None, start: datetime | None = None,
-              end: datetime | None = None, now: datetime | None = None,
-              settings: ReportsSection | None = None) -> Scope:
+def scope_for(
+    kind: str,
+    *,
+    customer: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    now: datetime | None = None,
+    settings: ReportsSection | None = None,
+) -> Scope:
     """The period a report covers: what was given, else the last complete month for meters and
     the last ``[reports] recent_days`` for the others."""
     cfg = settings or ReportsSection()
@@ -63,8 +71,10 @@ def scope_for(kind: str, *, customer: str | None = None, start: datetime | None 
     end = end or now
     start = start or end - timedelta(days=cfg.recent_days)
     if start >= end:
-        raise ReportError(f"the period starts at {start.isoformat()}, not before its end {end.isoformat()}",
-                          hint="give --from before --to")
+        raise ReportError(
+            f"the period starts at {start.isoformat()}, not before its end {end.isoformat()}",
+            hint="give --from before --to",
+        )
     return Scope(start=start, end=end, now=now, customer=customer)
 
 
@@ -72,21 +82,34 @@ def check_settings(settings: ReportsSection) -> None:
     """Refuse [reports] settings that would give wrong figures without a word (a typo in a name)."""
     for name in settings.meter_names:
         if not is_counter_name(name):
-            raise ReportError(f"[reports.meter_names] {name!r} is not a canonical counter name",
-                              hint=f"use one of {', '.join(sorted(COUNTERS))} (or x_<vendor extra>)")
+            raise ReportError(
+                f"[reports.meter_names] {name!r} is not a canonical counter name",
+                hint=f"use one of {', '.join(sorted(COUNTERS))} (or x_<vendor extra>)",
+            )
     if settings.forecast_min_points < 2 or settings.forecast_window_days <= 0:
-        raise ReportError(f"[reports] forecast_min_points = {settings.forecast_min_points} and "
-                          f"forecast_window_days = {settings.forecast_window_days} leave nothing to fit",
-                          hint="forecast_min_points must be at least 2 and forecast_window_days positive")
+        raise ReportError(
+            f"[reports] forecast_min_points = {settings.forecast_min_points} and "
+            f"forecast_window_days = {settings.forecast_window_days} leave nothing to fit",
+            hint="forecast_min_points must be at least 2 and forecast_window_days positive",
+        )
 
 
-def build(kind: str, *, customer: str | None = None, start: datetime | None = None,
-          end: datetime | None = None, now: datetime | None = None, settings: ReportsSection | None = None,
-          with_history: bool = False) -> AnyReport:
+def build(
+    kind: str,
+    *,
+    customer: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    now: datetime | None = None,
+    settings: ReportsSection | None = None,
+    with_history: bool = False,
+) -> AnyReport:
     """Build one report's data; ``with_history`` adds the series the HTML charts draw."""
     if kind not in KINDS:
-        raise ReportError(f"report kind {kind!r} is not one of {', '.join(KINDS)}",
-                          hint="use inventory, meters, supplies, alerts or health")
+        raise ReportError(
+            f"report kind {kind!r} is not one of {', '.join(KINDS)}",
+            hint="use inventory, meters, supplies, alerts or health",
+        )
     cfg = settings or ReportsSection()
     check_settings(cfg)
     scope = scope_for(kind, customer=customer, start=start, end=end, now=now, settings=cfg)
@@ -101,9 +124,17 @@ def build(kind: str, *, customer: str | None = None, start: datetime | None = No
     return health(scope, cfg)
 
 
-def stream(kind: str, fmt: str, out: TextIO, *, customer: str | None = None, start: datetime | None = None,
-           end: datetime | None = None, now: datetime | None = None,
-           settings: ReportsSection | None = None) -> None:
+def stream(
+    kind: str,
+    fmt: str,
+    out: TextIO,
+    *,
+    customer: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    now: datetime | None = None,
+    settings: ReportsSection | None = None,
+) -> None:
     """Build one report and write it to ``out`` as ``render`` would, as it is computed: the meters
     CSV, JSON and HTML hold one chunk of devices at a time, whatever the fleet's size (the HTML
     table goes through a temporary file, see ``write_meters_html``); the other reports hold one
@@ -111,8 +142,15 @@ def stream(kind: str, fmt: str, out: TextIO, *, customer: str | None = None, sta
     as the template produces them, never held whole."""
     check_format(fmt)
     if kind != "meters":
-        data = build(kind, customer=customer, start=start, end=end, now=now, settings=settings,
-                     with_history=fmt == "html")
+        data = build(
+            kind,
+            customer=customer,
+            start=start,
+            end=end,
+            now=now,
+            settings=settings,
+            with_history=fmt == "html",
+        )
         if fmt == "html":
             write_html(data, out)
         else:
@@ -143,8 +181,9 @@ def stream(kind: str, fmt: str, out: TextIO, *, customer: str | None = None, sta
 def check_format(fmt: str) -> None:
     """Refuse a format no renderer has."""
     if fmt not in FORMATS:
-        raise ReportError(f"report format {fmt!r} is not one of {', '.join(FORMATS)}",
-                          hint="use html, csv or json")
+        raise ReportError(
+            f"report format {fmt!r} is not one of {', '.join(FORMATS)}", hint="use html, csv or json"
+        )
 
 
 def render(report: AnyReport, fmt: str) -> str:

@@ -56,27 +56,37 @@ CHUNK = 500
 Codes = dict[str, tuple[str, str, str]]
 
 
-def readings_query(db: Database, device_ids: Sequence[int], since: datetime,
-                   until: datetime) -> tuple[str, list[object]]:
+def readings_query(
+    db: Database, device_ids: Sequence[int], since: datetime, until: datetime
+) -> tuple[str, list[object]]:
     where, params = sql.in_list(db, "d.id", device_ids)
-    join_r, term_r = sql.join_each(db, "reading", "r", "r.id, r.observed_at, r.reachability, r.conditions",
-                                   "r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ?")
-    join_a, term_a = sql.join_each(db, "alert_value", "a", "a.id, a.code, a.severity, a.description",
-                                   "a.reading_id = r.id", left=True)
-    query = READINGS_SQL.format(join_readings=join_r, join_alerts=join_a, term_readings=term_r,
-                                term_alerts=term_a, devices=where)
+    join_r, term_r = sql.join_each(
+        db,
+        "reading",
+        "r",
+        "r.id, r.observed_at, r.reachability, r.conditions",
+        "r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ?",
+    )
+    join_a, term_a = sql.join_each(
+        db, "alert_value", "a", "a.id, a.code, a.severity, a.description", "a.reading_id = r.id", left=True
+    )
+    query = READINGS_SQL.format(
+        join_readings=join_r, join_alerts=join_a, term_readings=term_r, term_alerts=term_a, devices=where
+    )
     return query, [sql.ts(db, since), sql.ts(db, until), *params]
 
 
-def alert_readings(db: Database, device_ids: Iterable[int], *, since: datetime,
-                   until: datetime) -> Iterator[tuple[int, list[tuple[datetime, Codes]]]]:
+def alert_readings(
+    db: Database, device_ids: Iterable[int], *, since: datetime, until: datetime
+) -> Iterator[tuple[int, list[tuple[datetime, Codes]]]]:
     """Per device (in id order), its reachable readings in time order, each with its codes."""
     for part in chunks(sorted(device_ids), CHUNK):
         q, params = readings_query(db, part, since, until)
         for dev, group in itertools.groupby(sql.rows(db, q, params), key=lambda r: r[0]):
             readings: dict[int, tuple[datetime, Codes]] = {}
             for _, at, rid, reachability, conditions, _, code, severity, description in sorted(
-                    group, key=lambda r: (r[2], r[5] or 0)):
+                group, key=lambda r: (r[2], r[5] or 0)
+            ):
                 if reachability == "unreachable":
                     continue  # says nothing about the device's conditions
                 if rid not in readings:
@@ -99,13 +109,24 @@ def alerts(scope: Scope, *, db: Database | None = None) -> Alerts:
         for dev, rows in alert_readings(db, infos, since=scope.start - ALERT_LOOKBACK, until=scope.end):
             _episodes(infos[dev], rows, scope, opened, closed)
     opened.sort(key=lambda e: (e.start, device_sort_key(e.device), e.code))
-    closed.sort(key=lambda e: (e.end or e.start), reverse=True)
-    return Alerts(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
-                  open=opened, recent=closed)
+    closed.sort(key=lambda e: e.end or e.start, reverse=True)
+    return Alerts(
+        generated_at=scope.now,
+        customer=scope.customer,
+        start=scope.start,
+        end=scope.end,
+        open=opened,
+        recent=closed,
+    )
 
 
-def _episodes(info: DeviceInfo, rows: list[tuple[datetime, Codes]], scope: Scope, opened: list[AlertEpisode],
-              closed: list[AlertEpisode]) -> None:
+def _episodes(
+    info: DeviceInfo,
+    rows: list[tuple[datetime, Codes]],
+    scope: Scope,
+    opened: list[AlertEpisode],
+    closed: list[AlertEpisode],
+) -> None:
     """One device's episodes: each code from the first reading showing it to the first not showing it."""
     running: dict[str, tuple[datetime, tuple[str, str, str]]] = {}
     for at, codes in rows:
@@ -113,16 +134,43 @@ def _episodes(info: DeviceInfo, rows: list[tuple[datetime, Codes]], scope: Scope
             if code not in codes:
                 began, (sev, desc, src) = running.pop(code)
                 if at >= scope.start:
-                    closed.append(AlertEpisode(device=info, code=code, severity=sev, description=desc,
-                                               source=src, start=began, end=at,
-                                               duration_seconds=(at - began).total_seconds()))
+                    closed.append(
+                        AlertEpisode(
+                            device=info,
+                            code=code,
+                            severity=sev,
+                            description=desc,
+                            source=src,
+                            start=began,
+                            end=at,
+                            duration_seconds=(at - began).total_seconds(),
+                        )
+                    )
         for code, what in codes.items():
             running.setdefault(code, (at, what))
     for code, (began, (sev, desc, src)) in running.items():
-        opened.append(AlertEpisode(device=info, code=code, severity=sev, description=desc, source=src,
-                                   start=began, end=None,
-                                   duration_seconds=(scope.end - began).total_seconds()))
+        opened.append(
+            AlertEpisode(
+                device=info,
+                code=code,
+                severity=sev,
+                description=desc,
+                source=src,
+                start=began,
+                end=None,
+                duration_seconds=(scope.end - began).total_seconds(),
+            )
+        )
 
 
-__all__ = ["ALERT_LOOKBACK", "CHUNK", "READINGS_SQL", "AlertEpisode", "Alerts", "Codes", "alert_readings",
-           "alerts", "readings_query"]
+__all__ = [
+    "ALERT_LOOKBACK",
+    "CHUNK",
+    "READINGS_SQL",
+    "AlertEpisode",
+    "Alerts",
+    "Codes",
+    "alert_readings",
+    "alerts",
+    "readings_query",
+]

@@ -67,12 +67,33 @@ def _write(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def inventory_csv(r: Inventory) -> str:
-    return _write((*DEVICE_COLUMNS, "location", "hostname", "mac", "firmware", "pmd", "first_seen",
-                   "last_seen", "total"),
-                  ([*_device(x.device), x.device.location or "", x.hostname or "", x.mac or "",
-                    x.firmware or "", x.pmd or "", _t(x.first_seen), _t(x.last_seen),
-                    "" if x.total is None else x.total]
-                   for x in r.rows))
+    return _write(
+        (
+            *DEVICE_COLUMNS,
+            "location",
+            "hostname",
+            "mac",
+            "firmware",
+            "pmd",
+            "first_seen",
+            "last_seen",
+            "total",
+        ),
+        (
+            [
+                *_device(x.device),
+                x.device.location or "",
+                x.hostname or "",
+                x.mac or "",
+                x.firmware or "",
+                x.pmd or "",
+                _t(x.first_seen),
+                _t(x.last_seen),
+                "" if x.total is None else x.total,
+            ]
+            for x in r.rows
+        ),
+    )
 
 
 METERS_HEADER = (*DEVICE_COLUMNS, "meter", "counter", "start_at", "start", "end_at", "end", "usage", "flags")
@@ -80,8 +101,17 @@ METERS_HEADER = (*DEVICE_COLUMNS, "meter", "counter", "start_at", "start", "end_
 
 def meter_cells(x: MeterRow) -> list[Any]:
     """One meters CSV line (``METERS_HEADER``)."""
-    return [*_device(x.device), x.meter, x.counter, _t(x.start_at), x.start_value, _t(x.end_at), x.end_value,
-            x.usage, " ".join(x.flags)]
+    return [
+        *_device(x.device),
+        x.meter,
+        x.counter,
+        _t(x.start_at),
+        x.start_value,
+        _t(x.end_at),
+        x.end_value,
+        x.usage,
+        " ".join(x.flags),
+    ]
 
 
 def meters_csv(r: Meters) -> str:
@@ -91,54 +121,151 @@ def meters_csv(r: Meters) -> str:
 def supplies_csv(r: Supplies) -> str:
     def row(x: Any) -> list[Any]:
         f = x.forecast
-        reps = " ".join(f"{_t(p.at)}:{p.before:g}->{p.after:g}{'(early)' if p.early else ''}"
-                        for p in f.replacements)
-        return [*_device(x.device), x.description, x.supply_kind, x.color or "", _n(x.percent), x.state,
-                _t(x.observed_at), "yes" if x.low else "", _n(f.days_remaining), _t(f.empty_at),
-                _n(f.rate_per_day, 2), f.reason or "", reps]
+        reps = " ".join(
+            f"{_t(p.at)}:{p.before:g}->{p.after:g}{'(early)' if p.early else ''}" for p in f.replacements
+        )
+        return [
+            *_device(x.device),
+            x.description,
+            x.supply_kind,
+            x.color or "",
+            _n(x.percent),
+            x.state,
+            _t(x.observed_at),
+            "yes" if x.low else "",
+            _n(f.days_remaining),
+            _t(f.empty_at),
+            _n(f.rate_per_day, 2),
+            f.reason or "",
+            reps,
+        ]
 
-    return _write((*DEVICE_COLUMNS, "supply", "supply_kind", "color", "percent", "state", "observed_at",
-                   "low", "days_remaining", "empty_at", "percent_per_day", "no_forecast_because",
-                   "replacements"),
-                  (row(x) for x in r.rows))
+    return _write(
+        (
+            *DEVICE_COLUMNS,
+            "supply",
+            "supply_kind",
+            "color",
+            "percent",
+            "state",
+            "observed_at",
+            "low",
+            "days_remaining",
+            "empty_at",
+            "percent_per_day",
+            "no_forecast_because",
+            "replacements",
+        ),
+        (row(x) for x in r.rows),
+    )
 
 
 def alerts_csv(r: Alerts) -> str:
-    return _write((*DEVICE_COLUMNS, "status", "code", "severity", "source", "description", "start", "end",
-                   "duration_seconds"),
-                  ([*_device(e.device), "open" if e.end is None else "closed", e.code, e.severity, e.source,
-                    e.description, _t(e.start), _t(e.end), int(e.duration_seconds)]
-                   for e in [*r.open, *r.recent]))
+    return _write(
+        (
+            *DEVICE_COLUMNS,
+            "status",
+            "code",
+            "severity",
+            "source",
+            "description",
+            "start",
+            "end",
+            "duration_seconds",
+        ),
+        (
+            [
+                *_device(e.device),
+                "open" if e.end is None else "closed",
+                e.code,
+                e.severity,
+                e.source,
+                e.description,
+                _t(e.start),
+                _t(e.end),
+                int(e.duration_seconds),
+            ]
+            for e in [*r.open, *r.recent]
+        ),
+    )
 
 
 def health_csv(r: Health) -> str:
     """Every finding as one row: (section, subject, detail...)."""
     rows: list[list[Any]] = []
     for c in r.clients:
-        rows.append(["client", c.client, "silent" if c.silent else "ok", _t(c.last_report_at),
-                     f"expected every {c.expected_hours:g} h", c.reports_in_period])
+        rows.append(
+            [
+                "client",
+                c.client,
+                "silent" if c.silent else "ok",
+                _t(c.last_report_at),
+                f"expected every {c.expected_hours:g} h",
+                c.reports_in_period,
+            ]
+        )
     for s in r.silent_devices:
-        rows.append(["silent_device", s.device.serial or s.device.ip, f"silent {s.silent_hours:.1f} h",
-                     _t(s.last_seen), s.device.client, ""])
+        rows.append(
+            [
+                "silent_device",
+                s.device.serial or s.device.ip,
+                f"silent {s.silent_hours:.1f} h",
+                _t(s.last_seen),
+                s.device.client,
+                "",
+            ]
+        )
     for g in r.gaps:
         rows.append(["sequence_gap", g.client, f"{g.first}-{g.last}", "", g.kind, g.count])
     for reason, n in sorted(r.quarantine.items()):
         rows.append(["quarantine", reason, "held", "", "", n])
     for a in r.anomalies:
-        rows.append(["counter_anomaly", a.device.serial or a.device.ip, f"{a.counter} {a.flag}",
-                     _t(a.observed_at), f"{a.previous} -> {a.value}", ""])
+        rows.append(
+            [
+                "counter_anomaly",
+                a.device.serial or a.device.ip,
+                f"{a.counter} {a.flag}",
+                _t(a.observed_at),
+                f"{a.previous} -> {a.value}",
+                "",
+            ]
+        )
     for col in r.collisions:
         for d in col.devices:
-            rows.append(["identity_collision", col.identity, f"under {col.customers} customers", "",
-                         f"{d.customer} / {d.site} / {d.client}", col.customers])
+            rows.append(
+                [
+                    "identity_collision",
+                    col.identity,
+                    f"under {col.customers} customers",
+                    "",
+                    f"{d.customer} / {d.site} / {d.client}",
+                    col.customers,
+                ]
+            )
     if r.backup is not None:
         b = r.backup
         state = "failed" if b.failed else "missed" if b.missed else "ok" if b.last_ok_at else "none"
-        rows.append(["backup", b.last_ok_path or "", state, _t(b.last_ok_at),
-                     b.last_error if b.failed else f"due by {_t(b.due_by)}", ""])
+        rows.append(
+            [
+                "backup",
+                b.last_ok_path or "",
+                state,
+                _t(b.last_ok_at),
+                b.last_error if b.failed else f"due by {_t(b.due_by)}",
+                "",
+            ]
+        )
     lat = r.latency
-    rows.append(["ingest_latency", "observed_at->ingested_at", f"p50 {_n(lat.p50)} s p90 {_n(lat.p90)} s "
-                 f"p99 {_n(lat.p99)} s max {_n(lat.max)} s", "", "", lat.count])
+    rows.append(
+        [
+            "ingest_latency",
+            "observed_at->ingested_at",
+            f"p50 {_n(lat.p50)} s p90 {_n(lat.p90)} s p99 {_n(lat.p99)} s max {_n(lat.max)} s",
+            "",
+            "",
+            lat.count,
+        ]
+    )
     return _write(("section", "subject", "state", "at", "detail", "count"), rows)
 
 
@@ -155,6 +282,16 @@ def render_csv(report: Inventory | Meters | Supplies | Alerts | Health) -> str:
     return health_csv(report)
 
 
-__all__ = ["FORMULA_START", "METERS_HEADER", "alerts_csv", "health_csv", "inventory_csv", "meter_cells",
-           "meters_csv", "render_csv",
-           "spreadsheet_cell", "supplies_csv", "write_table"]
+__all__ = [
+    "FORMULA_START",
+    "METERS_HEADER",
+    "alerts_csv",
+    "health_csv",
+    "inventory_csv",
+    "meter_cells",
+    "meters_csv",
+    "render_csv",
+    "spreadsheet_cell",
+    "supplies_csv",
+    "write_table",
+]

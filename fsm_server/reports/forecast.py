@@ -53,8 +53,9 @@ class Forecast(msgspec.Struct, kw_only=True):
     replacements: list[Replacement] = msgspec.field(default_factory=list)
 
 
-def replacements(history: Sequence[tuple[datetime, float]], *, jump: float = 15.0,
-                 early_percent: float = 10.0) -> list[Replacement]:
+def replacements(
+    history: Sequence[tuple[datetime, float]], *, jump: float = 15.0, early_percent: float = 10.0
+) -> list[Replacement]:
     """Every rise of at least ``jump`` points in a time-ordered history."""
     out = []
     for (_, before), (at, after) in itertools.pairwise(history):
@@ -63,9 +64,16 @@ def replacements(history: Sequence[tuple[datetime, float]], *, jump: float = 15.
     return out
 
 
-def forecast(history: Sequence[tuple[datetime, float]], *, now: datetime | None = None,
-             window_days: float = 30, min_span_days: float = 3.0, min_points: int = 3,
-             replacement_jump: float = 15.0, early_percent: float = 10.0) -> Forecast:
+def forecast(
+    history: Sequence[tuple[datetime, float]],
+    *,
+    now: datetime | None = None,
+    window_days: float = 30,
+    min_span_days: float = 3.0,
+    min_points: int = 3,
+    replacement_jump: float = 15.0,
+    early_percent: float = 10.0,
+) -> Forecast:
     """The forecast of one supply from ``(observed_at, percent)`` pairs in any order.
 
     ``now`` only bounds the window (readings after it are ignored); days remaining count from
@@ -84,8 +92,9 @@ def forecast(history: Sequence[tuple[datetime, float]], *, now: datetime | None 
     span = (newest - points[0][0]).total_seconds() / 86400
     result = Forecast(points=len(points), span_days=span, replacements=found)
     if len(points) < min_points:
-        result.reason = (f"{len(points)} reading(s) since the last replacement; "
-                         f"a forecast needs at least {min_points}")
+        result.reason = (
+            f"{len(points)} reading(s) since the last replacement; a forecast needs at least {min_points}"
+        )
         return result
     if span < min_span_days:
         result.reason = f"history spans {span:.1f} days; a forecast needs at least {min_span_days:g}"

@@ -115,20 +115,38 @@ def client_health(scope: Scope, settings: ReportsSection, infos: dict[int, Devic
     for c in Client.select().order_by(Client.name):
         if names is not None and c.name not in names:
             continue
-        recent = list(Envelope.select(Envelope.created_at).where(
-            Envelope.client == c.id, Envelope.kind.in_(("periodic", "inventory")),
-            Envelope.created_at < scope.end).order_by(Envelope.created_at.desc()).limit(11))
-        last = (Envelope.select(Envelope.created_at, Envelope.ingested_at)
-                .where(Envelope.client == c.id, Envelope.created_at < scope.end)
-                .order_by(Envelope.created_at.desc()).first())
+        recent = list(
+            Envelope.select(Envelope.created_at)
+            .where(
+                Envelope.client == c.id,
+                Envelope.kind.in_(("periodic", "inventory")),
+                Envelope.created_at < scope.end,
+            )
+            .order_by(Envelope.created_at.desc())
+            .limit(11)
+        )
+        last = (
+            Envelope.select(Envelope.created_at, Envelope.ingested_at)
+            .where(Envelope.client == c.id, Envelope.created_at < scope.end)
+            .order_by(Envelope.created_at.desc())
+            .first()
+        )
         hours = expected_hours(sorted(e.created_at for e in recent), settings.expected_report_hours)
         reference = last.created_at if last else c.added_at
         silent = c.status == "active" and (
-            scope.end - reference > timedelta(hours=hours + settings.silence_grace_hours))
-        out.append(ClientHealth(client=c.name, status=c.status,
-                                last_report_at=last.created_at if last else None,
-                                last_ingested_at=last.ingested_at if last else None,
-                                reports_in_period=counts.get(c.id, 0), expected_hours=hours, silent=silent))
+            scope.end - reference > timedelta(hours=hours + settings.silence_grace_hours)
+        )
+        out.append(
+            ClientHealth(
+                client=c.name,
+                status=c.status,
+                last_report_at=last.created_at if last else None,
+                last_ingested_at=last.ingested_at if last else None,
+                reports_in_period=counts.get(c.id, 0),
+                expected_hours=hours,
+                silent=silent,
+            )
+        )
     return out
 
 
@@ -156,8 +174,9 @@ LIMIT ?
 """
 
 
-def silent_devices(scope: Scope, settings: ReportsSection, infos: dict[int, DeviceInfo],
-                   clients: list[ClientHealth]) -> list[SilentDevice]:
+def silent_devices(
+    scope: Scope, settings: ReportsSection, infos: dict[int, DeviceInfo], clients: list[ClientHealth]
+) -> list[SilentDevice]:
     expected = {c.client: c.expected_hours for c in clients}
     db = bound_database()
     out = []
@@ -168,25 +187,42 @@ def silent_devices(scope: Scope, settings: ReportsSection, infos: dict[int, Devi
             hours = expected.get(info.client, settings.expected_report_hours)
             quiet = scope.end - last_seen
             if quiet > timedelta(hours=hours + settings.silence_grace_hours):
-                out.append(SilentDevice(device=info, last_seen=last_seen, expected_hours=hours,
-                                        silent_hours=quiet.total_seconds() / 3600))
+                out.append(
+                    SilentDevice(
+                        device=info,
+                        last_seen=last_seen,
+                        expected_hours=hours,
+                        silent_hours=quiet.total_seconds() / 3600,
+                    )
+                )
     return sorted(out, key=lambda s: s.last_seen)
 
 
 def anomalies(scope: Scope, infos: dict[int, DeviceInfo]) -> list[Anomaly]:
     db = bound_database()
-    return [Anomaly(device=infos[dev], counter=name, flag=flag, previous=previous, value=value,
-                    observed_at=sql.utc(at))
-            for dev, name, flag, previous, value, at in sql.rows(db, ANOMALIES_SQL, [
-                sql.ts(db, scope.start), sql.ts(db, scope.end)]) if dev in infos]
+    return [
+        Anomaly(
+            device=infos[dev],
+            counter=name,
+            flag=flag,
+            previous=previous,
+            value=value,
+            observed_at=sql.utc(at),
+        )
+        for dev, name, flag, previous, value, at in sql.rows(
+            db, ANOMALIES_SQL, [sql.ts(db, scope.start), sql.ts(db, scope.end)]
+        )
+        if dev in infos
+    ]
 
 
 def latency(scope: Scope, infos: dict[int, DeviceInfo], *, limit: int = 200_000) -> Latency:
     samples: list[float] = []
     kinds: dict[str, list[float]] = defaultdict(list)
     db = bound_database()
-    for dev, observed, ingested, kind in sql.rows(db, LATENCY_SQL, [sql.ts(db, scope.start),
-                                                                   sql.ts(db, scope.end), limit]):
+    for dev, observed, ingested, kind in sql.rows(
+        db, LATENCY_SQL, [sql.ts(db, scope.start), sql.ts(db, scope.end), limit]
+    ):
         if dev not in infos:
             continue
         seconds = (sql.utc(ingested) - sql.utc(observed)).total_seconds()
@@ -195,25 +231,41 @@ def latency(scope: Scope, infos: dict[int, DeviceInfo], *, limit: int = 200_000)
     if not samples:
         return Latency()
     samples.sort()
-    return Latency(count=len(samples), p50=_percentile(samples, 50), p90=_percentile(samples, 90),
-                   p99=_percentile(samples, 99), max=samples[-1],
-                   by_kind={k: statistics.median(v) for k, v in sorted(kinds.items())})
+    return Latency(
+        count=len(samples),
+        p50=_percentile(samples, 50),
+        p90=_percentile(samples, 90),
+        p99=_percentile(samples, 99),
+        max=samples[-1],
+        by_kind={k: statistics.median(v) for k, v in sorted(kinds.items())},
+    )
 
 
 def collisions(infos: dict[int, DeviceInfo]) -> list[IdentityCollision]:
     """Serial identities held under more than one customer, with the devices of them in scope.
     (Weak identities name their client, so they cannot collide across customers.)"""
-    shared = (Device.select(Device.identity).where(Device.identity.startswith("sn:"))
-              .group_by(Device.identity).having(fn.COUNT(Device.customer.distinct()) > 1))
+    shared = (
+        Device.select(Device.identity)
+        .where(Device.identity.startswith("sn:"))
+        .group_by(Device.identity)
+        .having(fn.COUNT(Device.customer.distinct()) > 1)
+    )
     held: dict[str, set[int]] = defaultdict(set)
     mine: dict[str, list[DeviceInfo]] = defaultdict(list)
     for d in Device.select(Device.id, Device.identity, Device.customer).where(Device.identity.in_(shared)):
         held[d.identity].add(d.customer_id)
         if d.id in infos:
             mine[d.identity].append(infos[d.id])
-    out = [IdentityCollision(identity=ident, manufacturer=devs[0].manufacturer, serial=devs[0].serial,
-                             customers=len(held[ident]), devices=sorted(devs, key=device_sort_key))
-           for ident, devs in mine.items()]
+    out = [
+        IdentityCollision(
+            identity=ident,
+            manufacturer=devs[0].manufacturer,
+            serial=devs[0].serial,
+            customers=len(held[ident]),
+            devices=sorted(devs, key=device_sort_key),
+        )
+        for ident, devs in mine.items()
+    ]
     return sorted(out, key=lambda c: c.identity)
 
 
@@ -225,17 +277,43 @@ def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
         infos = devices_in_scope(scope.customer)
         clients = client_health(scope, cfg, infos)
         names = {c.client for c in clients}
-        gaps = [GapRow(client=g.client, first=g.first, last=g.last, count=g.count, kind=g.kind)
-                for g in listings.gaps() if g.client in names]
-        return Health(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
-                      clients=clients, silent_devices=silent_devices(scope, cfg, infos, clients), gaps=gaps,
-                      quarantine=listings.quarantine_counts(), anomalies=anomalies(scope, infos),
-                      latency=latency(scope, infos), collisions=collisions(infos),
-                      backup=None if scope.customer else backup_status(None, now=scope.now))
+        gaps = [
+            GapRow(client=g.client, first=g.first, last=g.last, count=g.count, kind=g.kind)
+            for g in listings.gaps()
+            if g.client in names
+        ]
+        return Health(
+            generated_at=scope.now,
+            customer=scope.customer,
+            start=scope.start,
+            end=scope.end,
+            clients=clients,
+            silent_devices=silent_devices(scope, cfg, infos, clients),
+            gaps=gaps,
+            quarantine=listings.quarantine_counts(),
+            anomalies=anomalies(scope, infos),
+            latency=latency(scope, infos),
+            collisions=collisions(infos),
+            backup=None if scope.customer else backup_status(None, now=scope.now),
+        )
 
 
-
-__all__ = ["ANOMALIES_SQL", "ENVELOPE_COUNTS_SQL", "LATENCY_SQL", "Anomaly", "ClientHealth", "GapRow",
-           "Health", "IdentityCollision", "Latency", "SilentDevice",
-           "anomalies", "client_health", "collisions", "expected_hours", "health", "latency",
-           "silent_devices"]
+__all__ = [
+    "ANOMALIES_SQL",
+    "ENVELOPE_COUNTS_SQL",
+    "LATENCY_SQL",
+    "Anomaly",
+    "ClientHealth",
+    "GapRow",
+    "Health",
+    "IdentityCollision",
+    "Latency",
+    "SilentDevice",
+    "anomalies",
+    "client_health",
+    "collisions",
+    "expected_hours",
+    "health",
+    "latency",
+    "silent_devices",
+]

@@ -47,10 +47,19 @@ sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImpor
 TEMPLATES = Path(__file__).with_name("templates")
 
 _COLORS = {"black": "#222222", "cyan": "#00a0c8", "magenta": "#d0208a", "yellow": "#e0b800"}
-_STYLE = Style(background="white", plot_background="white", foreground="#333", foreground_strong="#111",
-               foreground_subtle="#bbb", font_family="Helvetica, Arial, sans-serif", label_font_size=11,
-               major_label_font_size=11, legend_font_size=11, title_font_size=13,
-               colors=("#2563eb", "#059669", "#d97706", "#dc2626", "#7c3aed", "#0891b2", "#4b5563"))
+_STYLE = Style(
+    background="white",
+    plot_background="white",
+    foreground="#333",
+    foreground_strong="#111",
+    foreground_subtle="#bbb",
+    font_family="Helvetica, Arial, sans-serif",
+    label_font_size=11,
+    major_label_font_size=11,
+    legend_font_size=11,
+    title_font_size=13,
+    colors=("#2563eb", "#059669", "#d97706", "#dc2626", "#7c3aed", "#0891b2", "#4b5563"),
+)
 
 
 #: Characters of a chart's title and of a legend entry at most (the full text is in the table).
@@ -82,8 +91,13 @@ def cell(value: object, limit: int = CELL_CHARS) -> Markup:
 
 
 def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["j2", "html"]),
-                      trim_blocks=True, lstrip_blocks=True, finalize=shown)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["j2", "html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=shown,
+    )
     env.filters["cell"] = cell
     env.filters["dt"] = lambda v: "" if v is None else v.strftime("%Y-%m-%d %H:%M")
     env.filters["day"] = lambda v: "" if v is None else v.strftime("%Y-%m-%d")
@@ -107,9 +121,31 @@ def duration(seconds: float | None) -> str:
 
 
 #: Steps between two labels of a time axis, the shortest that keeps at most ``_TICKS`` labels wins.
-_TICK_STEPS = (*(timedelta(seconds=s) for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
-                                              7200, 3 * 3600, 6 * 3600, 12 * 3600)),
-               *(timedelta(days=d) for d in (1, 2, 4, 7, 14, 28, 56, 91, 182, 364, 728, 3640)))
+_TICK_STEPS = (
+    *(
+        timedelta(seconds=s)
+        for s in (
+            1,
+            2,
+            5,
+            10,
+            15,
+            30,
+            60,
+            120,
+            300,
+            600,
+            900,
+            1800,
+            3600,
+            7200,
+            3 * 3600,
+            6 * 3600,
+            12 * 3600,
+        )
+    ),
+    *(timedelta(days=d) for d in (1, 2, 4, 7, 14, 28, 56, 91, 182, 364, 728, 3640)),
+)
 _TICKS = 7
 
 
@@ -141,8 +177,13 @@ def _legend_layout(names: list[str], width: int) -> tuple[int, int]:
     return columns, max(chars, 8)
 
 
-def _chart(title: str, series: list[tuple[str, list[tuple[datetime, float]], str | None]], *,
-           y_title: str = "", y_range: tuple[float, float] | None = None) -> Markup:
+def _chart(
+    title: str,
+    series: list[tuple[str, list[tuple[datetime, float]], str | None]],
+    *,
+    y_title: str = "",
+    y_range: tuple[float, float] | None = None,
+) -> Markup:
     """A time-line chart as an inline <svg> (no script); reported text in it is defused and shortened."""
     times = [t for _, points, _ in series for t, _ in points]
     ticks, fmt = time_axis(min(times), max(times)) if times else ([], "%Y-%m-%d")
@@ -153,12 +194,28 @@ def _chart(title: str, series: list[tuple[str, list[tuple[datetime, float]], str
     colors = tuple(c or _STYLE.colors[i % len(_STYLE.colors)] for i, (_, _, c) in enumerate(series))
     style = Style(**{**_STYLE.__dict__, "colors": colors}) if colors else _STYLE
     chart = DateTimeLine(
-        js=[], disable_xml_declaration=True, width=width, height=230 + 18 * rows, style=style,
-        title=shorten(display_text(title), CHART_TITLE_CHARS), x_title=None, y_title=y_title or None,
-        show_dots=False, stroke_style={"width": 2}, x_label_rotation=20, x_labels=ticks, truncate_label=-1,
-        truncate_legend=chars, legend_at_bottom=True, legend_at_bottom_columns=columns,
-        x_value_formatter=lambda d: d.strftime(fmt), range=y_range, include_x_axis=y_range is not None,
-        show_x_guides=False, dynamic_print_values=False, print_values=False,
+        js=[],
+        disable_xml_declaration=True,
+        width=width,
+        height=230 + 18 * rows,
+        style=style,
+        title=shorten(display_text(title), CHART_TITLE_CHARS),
+        x_title=None,
+        y_title=y_title or None,
+        show_dots=False,
+        stroke_style={"width": 2},
+        x_label_rotation=20,
+        x_labels=ticks,
+        truncate_label=-1,
+        truncate_legend=chars,
+        legend_at_bottom=True,
+        legend_at_bottom_columns=columns,
+        x_value_formatter=lambda d: d.strftime(fmt),
+        range=y_range,
+        include_x_axis=y_range is not None,
+        show_x_guides=False,
+        dynamic_print_values=False,
+        print_values=False,
     )
     for name, (_, points, _) in zip(names, series, strict=True):
         chart.add(name, [(t, v) for t, v in points])
@@ -233,8 +290,9 @@ def _title(kind: str, customer: str | None, title: str | None) -> str:
     return title or f"fsm {kind} report" + (f" - {customer}" if customer else "")
 
 
-def write_html(report: Inventory | Meters | Supplies | Alerts | Health, out: TextIO, *,
-               title: str | None = None) -> None:
+def write_html(
+    report: Inventory | Meters | Supplies | Alerts | Health, out: TextIO, *, title: str | None = None
+) -> None:
     """Write the page of a report to ``out`` as the template produces it (build meters/supplies
     ``with_history=True`` to get charts)."""
     if isinstance(report, Meters):
@@ -243,8 +301,9 @@ def write_html(report: Inventory | Meters | Supplies | Alerts | Health, out: Tex
     kind = type(report).__name__.lower()
     charts = _supply_charts(report) if isinstance(report, Supplies) else Charts([])
     template = _env().get_template(f"{kind}.html.j2")
-    out.writelines(template.generate(r=report, kind=kind, charts=charts,
-                                     title=_title(kind, report.customer, title)))
+    out.writelines(
+        template.generate(r=report, kind=kind, charts=charts, title=_title(kind, report.customer, title))
+    )
 
 
 @dataclass
@@ -262,8 +321,9 @@ _TABLE = "\x00fsm-meters-table\x00"
 TABLE_IN_MEMORY = 1 << 20
 
 
-def write_meters_html(head: Meters, rows: Iterable[MeterRow], out: TextIO, *,
-                      title: str | None = None) -> None:
+def write_meters_html(
+    head: Meters, rows: Iterable[MeterRow], out: TextIO, *, title: str | None = None
+) -> None:
     """The meters page of ``rows`` (in report order, as ``meter_rows`` yields them) written device by
     device: the cards above the table sum every row, so the table is written first to a temporary
     file (in memory up to ``TABLE_IN_MEMORY``) and copied into the page after them. Charts are those
@@ -282,8 +342,13 @@ def write_meters_html(head: Meters, rows: Iterable[MeterRow], out: TextIO, *,
                 devices[dev_id] = part[0].device
             table.write(device_rows.render(d=part[0].device, rows=part))
         page = env.get_template("meters.html.j2").generate(
-            r=head, summary=summary, table=Markup(_TABLE), kind="meters",
-            charts=meter_charts(head.history, devices), title=_title("meters", head.customer, title))
+            r=head,
+            summary=summary,
+            table=Markup(_TABLE),
+            kind="meters",
+            charts=meter_charts(head.history, devices),
+            title=_title("meters", head.customer, title),
+        )
         for piece in page:
             if _TABLE not in piece:
                 out.write(piece)
@@ -302,6 +367,21 @@ def render_html(report: Inventory | Meters | Supplies | Alerts | Health, *, titl
     return page.getvalue()
 
 
-__all__ = ["CHART_TITLE_CHARS", "MAX_CHARTS", "TABLE_IN_MEMORY", "TEMPLATES", "Charts", "MetersSummary",
-           "cell", "counter_charts", "duration", "meter_charts", "render_html", "shown", "supply_charts",
-           "time_axis", "write_html", "write_meters_html"]
+__all__ = [
+    "CHART_TITLE_CHARS",
+    "MAX_CHARTS",
+    "TABLE_IN_MEMORY",
+    "TEMPLATES",
+    "Charts",
+    "MetersSummary",
+    "cell",
+    "counter_charts",
+    "duration",
+    "meter_charts",
+    "render_html",
+    "shown",
+    "supply_charts",
+    "time_axis",
+    "write_html",
+    "write_meters_html",
+]

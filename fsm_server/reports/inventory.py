@@ -47,9 +47,18 @@ def inventory(scope: Scope, *, db: Database | None = None) -> Inventory:
             found = {r[0]: r for r in sql.rows(db, INVENTORY_SQL.format(devices=where), params)}
             for d in part:
                 _, firmware, hostname, mac, pmd, first_seen, last_seen, total = found[d.id]
-                rows.append(InventoryRow(device=d, firmware=firmware, hostname=hostname, mac=mac, pmd=pmd,
-                                         first_seen=sql.utc(first_seen), last_seen=sql.utc(last_seen),
-                                         total=total))
+                rows.append(
+                    InventoryRow(
+                        device=d,
+                        firmware=firmware,
+                        hostname=hostname,
+                        mac=mac,
+                        pmd=pmd,
+                        first_seen=sql.utc(first_seen),
+                        last_seen=sql.utc(last_seen),
+                        total=total,
+                    )
+                )
     return Inventory(generated_at=scope.now, customer=scope.customer, rows=rows)
 
 

@@ -31,15 +31,7 @@ from ..config import ReportsSection
 from ..db import sql
 from ..db.connect import Database, translated
 from ..db.loader import CounterPolicy
-from .scope import (
-    MAX_CHARTS,
-    DeviceInfo,
-    Scope,
-    bound_database,
-    chunks,
-    device_facts,
-    sorted_devices,
-)
+from .scope import MAX_CHARTS, DeviceInfo, Scope, bound_database, chunks, device_facts, sorted_devices
 
 _WRAP = 2**32
 
@@ -128,19 +120,29 @@ def anchors_query(db: Database, device_ids: Sequence[int], start: datetime) -> t
     return ANCHORS_SQL.format(devices=where), [sql.ts(db, start), *params]
 
 
-def reads_query(db: Database, device_ids: Sequence[int], start: datetime,
-                end: datetime) -> tuple[str, list[object]]:
+def reads_query(
+    db: Database, device_ids: Sequence[int], start: datetime, end: datetime
+) -> tuple[str, list[object]]:
     where, params = sql.in_list(db, "cl.device_id", device_ids)
     join, term = sql.join_each(
-        db, "counter_value", "cv", "cv.device_id, cv.name, cv.observed_at, cv.value, cv.flag, cv.id",
-        "cv.device_id = cl.device_id AND cv.name = cl.name AND cv.observed_at > ? AND cv.observed_at < ?")
+        db,
+        "counter_value",
+        "cv",
+        "cv.device_id, cv.name, cv.observed_at, cv.value, cv.flag, cv.id",
+        "cv.device_id = cl.device_id AND cv.name = cl.name AND cv.observed_at > ? AND cv.observed_at < ?",
+    )
     query = READS_SQL.format(join=join, term=term, devices=where)
     return query, [sql.ts(db, start), sql.ts(db, end), *params]
 
 
-def meter_rows(db: Database, scope: Scope, settings: ReportsSection | None = None, *,
-               policy: CounterPolicy | None = None,
-               history: dict[int, list[tuple[datetime, int]]] | None = None) -> Iterator[MeterRow]:
+def meter_rows(
+    db: Database,
+    scope: Scope,
+    settings: ReportsSection | None = None,
+    *,
+    policy: CounterPolicy | None = None,
+    history: dict[int, list[tuple[datetime, int]]] | None = None,
+) -> Iterator[MeterRow]:
     """The meters report's rows in report order, as they are computed: ``CHUNK`` devices at a time,
     each chunk two queries. With ``history``, the series of the first ``MAX_CHARTS`` devices are
     put there for the charts."""
@@ -154,38 +156,78 @@ def meter_rows(db: Database, scope: Scope, settings: ReportsSection | None = Non
         ids = [d.id for d in part]
         with translated("cannot build the meters report"):
             q, params = anchors_query(db, ids, scope.start)
-            anchors = {(dev, name): _Read(sql.utc(at), value, flag, rid)
-                       for dev, name, at, value, flag, rid in sql.rows(db, q, params)}
+            anchors = {
+                (dev, name): _Read(sql.utc(at), value, flag, rid)
+                for dev, name, at, value, flag, rid in sql.rows(db, q, params)
+            }
             q, params = reads_query(db, ids, scope.start, scope.end)
             found: dict[int, list[MeterRow]] = {}
             by_id = {d.id: d for d in part}
             for (dev, name), group in itertools.groupby(sql.rows(db, q, params), key=lambda r: (r[0], r[1])):
                 if cfg.only_mapped_meters and name not in cfg.meter_names:
                     continue
-                reads = _dedupe(anchors.get((dev, name)),
-                                sorted((_Read(sql.utc(r[2]), r[3], r[4], r[5]) for r in group),
-                                       key=lambda r: (r.observed_at, r.id)))
-                row = _meter_row(by_id[dev], name, reads, cfg, policy, scope, removed_after,
-                                 strong=strong[dev], first_seen=first_seen[dev])
+                reads = _dedupe(
+                    anchors.get((dev, name)),
+                    sorted(
+                        (_Read(sql.utc(r[2]), r[3], r[4], r[5]) for r in group),
+                        key=lambda r: (r.observed_at, r.id),
+                    ),
+                )
+                row = _meter_row(
+                    by_id[dev],
+                    name,
+                    reads,
+                    cfg,
+                    policy,
+                    scope,
+                    removed_after,
+                    strong=strong[dev],
+                    first_seen=first_seen[dev],
+                )
                 found.setdefault(dev, []).append(row)
-                if history is not None and (name == "total" or dev not in history) and (
-                        dev in history or len(history) < MAX_CHARTS):
+                if (
+                    history is not None
+                    and (name == "total" or dev not in history)
+                    and (dev in history or len(history) < MAX_CHARTS)
+                ):
                     history[dev] = [(r.observed_at, r.value) for r in reads]
         for d in part:
             yield from sorted(found.get(d.id, ()), key=lambda r: r.counter)
 
 
-def meters(scope: Scope, settings: ReportsSection | None = None, *, policy: CounterPolicy | None = None,
-           with_history: bool = False, db: Database | None = None) -> Meters:
+def meters(
+    scope: Scope,
+    settings: ReportsSection | None = None,
+    *,
+    policy: CounterPolicy | None = None,
+    with_history: bool = False,
+    db: Database | None = None,
+) -> Meters:
     """Start/end meters and usage of every counter of every device in scope over the period."""
     history: dict[int, list[tuple[datetime, int]]] | None = {} if with_history else None
     rows = list(meter_rows(db or bound_database(), scope, settings, policy=policy, history=history))
-    return Meters(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
-                  rows=rows, history=history or {})
+    return Meters(
+        generated_at=scope.now,
+        customer=scope.customer,
+        start=scope.start,
+        end=scope.end,
+        rows=rows,
+        history=history or {},
+    )
 
 
-def _meter_row(info: DeviceInfo, name: str, reads: list[_Read], cfg: ReportsSection, policy: CounterPolicy,
-               scope: Scope, removed_after: timedelta, *, strong: bool, first_seen: datetime) -> MeterRow:
+def _meter_row(
+    info: DeviceInfo,
+    name: str,
+    reads: list[_Read],
+    cfg: ReportsSection,
+    policy: CounterPolicy,
+    scope: Scope,
+    removed_after: timedelta,
+    *,
+    strong: bool,
+    first_seen: datetime,
+) -> MeterRow:
     flags: list[str] = []
     if reads[0].observed_at > scope.start and first_seen > scope.start:
         flags.append("added")
@@ -195,15 +237,26 @@ def _meter_row(info: DeviceInfo, name: str, reads: list[_Read], cfg: ReportsSect
     for prev, cur in itertools.pairwise(reads):
         flag = cur.flag
         if flag is None and cur.value < prev.value:
-            flag = policy.flag(prev.value, cur.value, cur.observed_at - prev.observed_at,
-                               strong_identity=strong)
+            flag = policy.flag(
+                prev.value, cur.value, cur.observed_at - prev.observed_at, strong_identity=strong
+            )
         usage += step(prev.value, cur.value, flag)
         if flag and flag not in flags:
             flags.append(flag)
-    return MeterRow(device=info, counter=name, meter=cfg.meter_names.get(name, name),
-                    start_at=reads[0].observed_at, start_value=reads[0].value,
-                    end_at=reads[-1].observed_at, end_value=reads[-1].value, usage=usage,
-                    reads=len(reads), flags=flags, start_id=reads[0].id, end_id=reads[-1].id)
+    return MeterRow(
+        device=info,
+        counter=name,
+        meter=cfg.meter_names.get(name, name),
+        start_at=reads[0].observed_at,
+        start_value=reads[0].value,
+        end_at=reads[-1].observed_at,
+        end_value=reads[-1].value,
+        usage=usage,
+        reads=len(reads),
+        flags=flags,
+        start_id=reads[0].id,
+        end_id=reads[-1].id,
+    )
 
 
 def _dedupe(anchor: _Read | None, reads: Iterable[_Read]) -> list[_Read]:
@@ -219,5 +272,16 @@ def _dedupe(anchor: _Read | None, reads: Iterable[_Read]) -> list[_Read]:
     return out
 
 
-__all__ = ["ANCHORS_SQL", "CHUNK", "READS_SQL", "MeterRow", "Meters", "anchors_query", "meter_rows", "meters",
-           "previous_month", "reads_query", "step"]
+__all__ = [
+    "ANCHORS_SQL",
+    "CHUNK",
+    "READS_SQL",
+    "MeterRow",
+    "Meters",
+    "anchors_query",
+    "meter_rows",
+    "meters",
+    "previous_month",
+    "reads_query",
+    "step",
+]

@@ -25,8 +25,9 @@ from .supplies import levels_query
 READINGS_TABLES = ("counter_value", "reading", "supply_value", "alert_value")
 
 
-def report_queries(db: Database, scope: Scope,
-                   device_ids: Sequence[int]) -> dict[str, tuple[str, list[object]]]:
+def report_queries(
+    db: Database, scope: Scope, device_ids: Sequence[int]
+) -> dict[str, tuple[str, list[object]]]:
     """Name -> (SQL, parameters) of every report query, for a chunk of ``device_ids``."""
     start, end = sql.ts(db, scope.start), sql.ts(db, scope.end)
     return {
@@ -49,15 +50,18 @@ def forbidden(db: Database, plan: list[str]) -> list[str]:
         bad += [line for line in plan if scans.match(line) or "TEMP B-TREE" in line]
     else:
         bad += [line for line in plan if re.search(rf"Seq Scan on ({tables})\b", line)]
-        bad += [line for i, line in enumerate(plan)
-                if re.match(r"\s*(->\s*)?(Incremental )?Sort\b", line) and _below(plan, i, tables)]
+        bad += [
+            line
+            for i, line in enumerate(plan)
+            if re.match(r"\s*(->\s*)?(Incremental )?Sort\b", line) and _below(plan, i, tables)
+        ]
     return bad
 
 
 def _below(plan: list[str], i: int, tables: str) -> bool:
     """Whether a node of the plan under line ``i`` (more indented) reads one of ``tables``."""
     depth = len(plan[i]) - len(plan[i].lstrip())
-    for line in plan[i + 1:]:
+    for line in plan[i + 1 :]:
         if line.strip() and len(line) - len(line.lstrip()) <= depth:
             return False
         if re.search(rf" on ({tables})\b", line):

@@ -74,9 +74,20 @@ def devices_in_scope(customer: str | None, db: Database | None = None) -> dict[i
     (``fsm_server.tenancy``)."""
     db = db or bound_database()
     q = DEVICES_SQL.format(where="1 = 1" if customer is None else "cu.name = ?")
-    return {r[0]: DeviceInfo(id=r[0], customer=r[1] or NO_CUSTOMER, site=r[2] or "", client=r[3],
-                             manufacturer=r[4], model=r[5], serial=r[6], ip=r[7], location=r[8])
-            for r in sql.rows(db, q, [] if customer is None else [customer])}
+    return {
+        r[0]: DeviceInfo(
+            id=r[0],
+            customer=r[1] or NO_CUSTOMER,
+            site=r[2] or "",
+            client=r[3],
+            manufacturer=r[4],
+            model=r[5],
+            serial=r[6],
+            ip=r[7],
+            location=r[8],
+        )
+        for r in sql.rows(db, q, [] if customer is None else [customer])
+    }
 
 
 def sorted_devices(customer: str | None) -> list[DeviceInfo]:
@@ -90,8 +101,9 @@ def device_facts(db: Database, device_ids: Sequence[int]) -> tuple[dict[int, boo
     first_seen: dict[int, datetime] = {}
     for part in chunks(device_ids, 1000):
         where, params = sql.in_list(db, "id", part)
-        for dev, identity, first in sql.rows(db, f"SELECT id, identity, first_seen FROM device WHERE {where}",
-                                             params):
+        for dev, identity, first in sql.rows(
+            db, f"SELECT id, identity, first_seen FROM device WHERE {where}", params
+        ):
             strong[dev] = identity.startswith("sn:")
             first_seen[dev] = sql.utc(first)
     return strong, first_seen
@@ -107,13 +119,23 @@ def chunks(items: Iterable[T], size: int = 500) -> Iterable[list[T]]:
     """``items`` in lists of ``size`` (IN lists stay under the databases' parameter limits)."""
     listed = list(items)
     for i in range(0, len(listed), size):
-        yield listed[i:i + size]
+        yield listed[i : i + size]
 
 
 def device_sort_key(d: DeviceInfo) -> tuple[str, str, str, str]:
     return (d.customer, d.site, d.manufacturer or "", d.serial or d.ip)
 
 
-
-__all__ = ["DEVICES_SQL", "MAX_CHARTS", "NO_CUSTOMER", "DeviceInfo", "Scope", "bound_database", "chunks",
-           "device_facts", "device_sort_key", "devices_in_scope", "sorted_devices"]
+__all__ = [
+    "DEVICES_SQL",
+    "MAX_CHARTS",
+    "NO_CUSTOMER",
+    "DeviceInfo",
+    "Scope",
+    "bound_database",
+    "chunks",
+    "device_facts",
+    "device_sort_key",
+    "devices_in_scope",
+    "sorted_devices",
+]

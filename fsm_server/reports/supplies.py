@@ -40,7 +40,6 @@ class Supplies(msgspec.Struct, kw_only=True, tag="supplies", tag_field="kind"):
     early_replacements_in_period: int = 0
 
 
-
 #: Every supply level of a chunk of devices from ``since`` on, device by device: one range seek of
 #: the reading (device, time) index per device, its supplies by the reading's id
 #: (``sql.join_each``); each device's few rows are put in time order in Python.
@@ -68,16 +67,27 @@ class Level(NamedTuple):
     state: str
 
 
-def levels_query(db: Database, device_ids: Sequence[int], since: datetime,
-                 until: datetime) -> tuple[str, list[object]]:
+def levels_query(
+    db: Database, device_ids: Sequence[int], since: datetime, until: datetime
+) -> tuple[str, list[object]]:
     where, params = sql.in_list(db, "d.id", device_ids)
-    join_r, term_r = sql.join_each(db, "reading", "r", "r.id, r.observed_at",
-                                   "r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ?")
-    join_s, term_s = sql.join_each(db, "supply_value", "s",
-                                   's.id, s."index", s.description, s.kind, s.color, s.percent, s.state',
-                                   "s.reading_id = r.id")
-    query = LEVELS_SQL.format(join_readings=join_r, join_supplies=join_s, term_readings=term_r,
-                              term_supplies=term_s, devices=where)
+    join_r, term_r = sql.join_each(
+        db,
+        "reading",
+        "r",
+        "r.id, r.observed_at",
+        "r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ?",
+    )
+    join_s, term_s = sql.join_each(
+        db,
+        "supply_value",
+        "s",
+        's.id, s."index", s.description, s.kind, s.color, s.percent, s.state',
+        "s.reading_id = r.id",
+    )
+    query = LEVELS_SQL.format(
+        join_readings=join_r, join_supplies=join_s, term_readings=term_r, term_supplies=term_s, devices=where
+    )
     return query, [sql.ts(db, since), sql.ts(db, until), *params]
 
 
@@ -89,8 +99,9 @@ class Series(NamedTuple):
     history: list[tuple[datetime, float]]
 
 
-def supply_series(db: Database, device_ids: Sequence[int], since: datetime,
-                  until: datetime) -> Iterator[tuple[int, list[Series]]]:
+def supply_series(
+    db: Database, device_ids: Sequence[int], since: datetime, until: datetime
+) -> Iterator[tuple[int, list[Series]]]:
     """Per device (in id order), each of its supplies' series, ``CHUNK`` devices a query."""
     utc = sql.utc
     for part in chunks(sorted(device_ids), CHUNK):
@@ -106,12 +117,22 @@ def supply_series(db: Database, device_ids: Sequence[int], since: datetime,
                 points = history.setdefault(key, [])
                 if r[8] is not None:
                     points.append((utc(r[1]), r[8]))
-            yield dev, [Series(key, Level(utc(r[1]), *r[2:]), history[key])  # type: ignore[arg-type]
-                        for key, r in newest.items()]
+            yield (
+                dev,
+                [
+                    Series(key, Level(utc(r[1]), *r[2:]), history[key])  # type: ignore[arg-type]
+                    for key, r in newest.items()
+                ],
+            )
 
 
-def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_history: bool = False,
-             db: Database | None = None) -> Supplies:
+def supplies(
+    scope: Scope,
+    settings: ReportsSection | None = None,
+    *,
+    with_history: bool = False,
+    db: Database | None = None,
+) -> Supplies:
     """Current levels, days-remaining forecasts and replacements of every supply in scope.
 
     Holds one row per supply (the report is sorted by urgency across the fleet), never the
@@ -133,31 +154,64 @@ def supplies(scope: Scope, settings: ReportsSection | None = None, *, with_histo
                 early += sum(r.early for r in in_period)
                 rows.append(row)
                 keys[id(row)] = (dev, one.key)
-        rows.sort(key=lambda r: (r.forecast.days_remaining is None, r.forecast.days_remaining or 0.0,
-                                 r.percent if r.percent is not None else 101.0, device_sort_key(r.device)))
+        rows.sort(
+            key=lambda r: (
+                r.forecast.days_remaining is None,
+                r.forecast.days_remaining or 0.0,
+                r.percent if r.percent is not None else 101.0,
+                device_sort_key(r.device),
+            )
+        )
         if with_history:
             _add_history(db, rows, keys, since, scope.end)
-    return Supplies(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end,
-                    rows=rows, replacements_in_period=replaced, early_replacements_in_period=early)
+    return Supplies(
+        generated_at=scope.now,
+        customer=scope.customer,
+        start=scope.start,
+        end=scope.end,
+        rows=rows,
+        replacements_in_period=replaced,
+        early_replacements_in_period=early,
+    )
 
 
 def _supply_row(info: DeviceInfo, series: Series, cfg: ReportsSection, scope: Scope) -> SupplyRow:
     newest = series.newest
-    f = forecast(series.history, now=scope.end, window_days=cfg.forecast_window_days,
-                 min_span_days=cfg.forecast_min_span_days, min_points=cfg.forecast_min_points,
-                 replacement_jump=cfg.replacement_jump_percent, early_percent=cfg.early_replacement_percent)
+    f = forecast(
+        series.history,
+        now=scope.end,
+        window_days=cfg.forecast_window_days,
+        min_span_days=cfg.forecast_min_span_days,
+        min_points=cfg.forecast_min_points,
+        replacement_jump=cfg.replacement_jump_percent,
+        early_percent=cfg.early_replacement_percent,
+    )
     if newest.percent is None:
         f.days_remaining = f.empty_at = f.rate_per_day = None
         f.reason = f"the device reports no percent level (state {newest.state})"
     low = newest.state in ("low", "empty") or (
-        newest.percent is not None and newest.percent <= cfg.low_supply_percent)
-    return SupplyRow(device=info, description=newest.description, supply_kind=newest.kind, color=newest.color,
-                     percent=newest.percent, state=newest.state, observed_at=newest.observed_at, low=low,
-                     forecast=f)
+        newest.percent is not None and newest.percent <= cfg.low_supply_percent
+    )
+    return SupplyRow(
+        device=info,
+        description=newest.description,
+        supply_kind=newest.kind,
+        color=newest.color,
+        percent=newest.percent,
+        state=newest.state,
+        observed_at=newest.observed_at,
+        low=low,
+        forecast=f,
+    )
 
 
-def _add_history(db: Database, rows: list[SupplyRow], keys: dict[int, tuple[int, tuple[str, str, str]]],
-                 since: datetime, until: datetime) -> None:
+def _add_history(
+    db: Database,
+    rows: list[SupplyRow],
+    keys: dict[int, tuple[int, tuple[str, str, str]]],
+    since: datetime,
+    until: datetime,
+) -> None:
     """Fill ``history`` of the rows of the first ``MAX_CHARTS`` devices (in report order)."""
     charted: list[int] = []
     for row in rows:
@@ -199,6 +253,17 @@ def supply_replacements(rows: list[SupplyRow], scope: Scope) -> list[tuple[Suppl
     return sorted(out, key=lambda x: x[1].at, reverse=True)
 
 
-
-__all__ = ["CHUNK", "LEVELS_SQL", "Level", "Series", "Supplies", "SupplyRow", "levels_query",
-           "lowest_supplies", "supplies", "supply_rank", "supply_replacements", "supply_series"]
+__all__ = [
+    "CHUNK",
+    "LEVELS_SQL",
+    "Level",
+    "Series",
+    "Supplies",
+    "SupplyRow",
+    "levels_query",
+    "lowest_supplies",
+    "supplies",
+    "supply_rank",
+    "supply_replacements",
+    "supply_series",
+]

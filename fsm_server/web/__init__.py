@@ -5,6 +5,17 @@ from ..accounts.principal import Principal, Role
 from .app import audit_event, create_app, public_url
 from .render import NavItem, client_address, field, form_data, principal_of, render, require
 
-__all__ = ["NavItem", "Principal", "Role", "audit_event", "client_address", "create_app", "field",
-           "form_data",
-           "principal_of", "public_url", "render", "require"]
+__all__ = [
+    "NavItem",
+    "Principal",
+    "Role",
+    "audit_event",
+    "client_address",
+    "create_app",
+    "field",
+    "form_data",
+    "principal_of",
+    "public_url",
+    "render",
+    "require",
+]

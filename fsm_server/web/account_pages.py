@@ -27,12 +27,18 @@ def account_page(request: Request) -> Response:
     principal = principal_of(request)
     session = request.state.session
     now = datetime.now(UTC)
-    return render(request, "account.html", title="My account", user=users.get_user(principal.name, None),
-                  sessions=sessions.of_user(principal.user_id, current=session.id, now=now,
-                                            settings=settings_of(request)),
-                  recovery_left=users.unused_recovery_codes(principal.user_id),
-                  reauth_fresh=sessions.recently_authenticated(session, now, settings_of(request)),
-                  done=request.query_params.get("done", ""))
+    return render(
+        request,
+        "account.html",
+        title="My account",
+        user=users.get_user(principal.name, None),
+        sessions=sessions.of_user(
+            principal.user_id, current=session.id, now=now, settings=settings_of(request)
+        ),
+        recovery_left=users.unused_recovery_codes(principal.user_id),
+        reauth_fresh=sessions.recently_authenticated(session, now, settings_of(request)),
+        done=request.query_params.get("done", ""),
+    )
 
 
 def password_page(request: Request) -> Response:
@@ -44,11 +50,22 @@ def password_page(request: Request) -> Response:
         return render(request, "account_password.html", title="Change password")
     form = form_data(request)
     try:
-        users.change_password(principal.user_id, field(form, "password", 1024), field(form, "confirm", 1024),
-                              keep_session=request.state.session.id, address=client_address(request))
+        users.change_password(
+            principal.user_id,
+            field(form, "password", 1024),
+            field(form, "confirm", 1024),
+            keep_session=request.state.session.id,
+            address=client_address(request),
+        )
     except AccountError as exc:
-        return render(request, "account_password.html", status_code=400, title="Change password",
-                      error=exc.message, hint=exc.hint)
+        return render(
+            request,
+            "account_password.html",
+            status_code=400,
+            title="Change password",
+            error=exc.message,
+            hint=exc.hint,
+        )
     return redirect("/account?done=password")
 
 
@@ -59,19 +76,39 @@ def totp_page(request: Request) -> Response:
         return stale
     if request.method == "GET":
         secret = second_factor.new_secret()
-        return render(request, "account_totp.html", title="Authenticator", secret=secret,
-                      uri=second_factor.otpauth_uri(secret, principal.name))
+        return render(
+            request,
+            "account_totp.html",
+            title="Authenticator",
+            secret=secret,
+            uri=second_factor.otpauth_uri(secret, principal.name),
+        )
     form = form_data(request)
     secret = field(form, "secret", 64)
     if not _SECRET.fullmatch(secret):
-        return render(request, "message.html", status_code=400, title="Authenticator",
-                      error="the form carried no valid secret", hint="open the page again")
+        return render(
+            request,
+            "message.html",
+            status_code=400,
+            title="Authenticator",
+            error="the form carried no valid secret",
+            hint="open the page again",
+        )
     try:
-        codes = users.replace_second_factor(principal.user_id, secret, field(form, "code", 64),
-                                            address=client_address(request))
+        codes = users.replace_second_factor(
+            principal.user_id, secret, field(form, "code", 64), address=client_address(request)
+        )
     except AccountError as exc:
-        return render(request, "account_totp.html", status_code=400, title="Authenticator", secret=secret,
-                      uri=second_factor.otpauth_uri(secret, principal.name), error=exc.message, hint=exc.hint)
+        return render(
+            request,
+            "account_totp.html",
+            status_code=400,
+            title="Authenticator",
+            secret=secret,
+            uri=second_factor.otpauth_uri(secret, principal.name),
+            error=exc.message,
+            hint=exc.hint,
+        )
     return render(request, "codes.html", title="New recovery codes", codes=codes)
 
 
@@ -83,8 +120,9 @@ def recovery_codes(request: Request) -> Response:
     try:
         codes = users.renew_recovery_codes(principal.user_id, address=client_address(request))
     except AccountError as exc:
-        return render(request, "message.html", status_code=400, title="Recovery codes", error=exc.message,
-                      hint=exc.hint)
+        return render(
+            request, "message.html", status_code=400, title="Recovery codes", error=exc.message, hint=exc.hint
+        )
     return render(request, "codes.html", title="New recovery codes", codes=codes)
 
 
@@ -94,10 +132,14 @@ def revoke_session(request: Request) -> Response:
     target = request.path_params["session_id"]
     if not sessions.end_of_user(principal.user_id, target):
         return render(request, "message.html", status_code=404, title="Sessions", error="no such session")
-    audit.record("session.revoke", actor=principal.name, target=principal.name,
-                 address=client_address(request),
-                 detail={"session": target, "own": target == current.id},
-                 dealer=users.audit_dealer(principal.role, principal.dealer, principal.customers))
+    audit.record(
+        "session.revoke",
+        actor=principal.name,
+        target=principal.name,
+        address=client_address(request),
+        detail={"session": target, "own": target == current.id},
+        dealer=users.audit_dealer(principal.role, principal.dealer, principal.customers),
+    )
     if target == current.id:
         return redirect("/login", expired_cookie())
     return redirect("/account?done=revoked")
@@ -106,10 +148,14 @@ def revoke_session(request: Request) -> Response:
 def revoke_others(request: Request) -> Response:
     principal = principal_of(request)
     ended = sessions.end_all(principal.user_id, keep=request.state.session.id)
-    audit.record("session.revoke", actor=principal.name, target=principal.name,
-                 address=client_address(request),
-                 detail={"others": ended},
-                 dealer=users.audit_dealer(principal.role, principal.dealer, principal.customers))
+    audit.record(
+        "session.revoke",
+        actor=principal.name,
+        target=principal.name,
+        address=client_address(request),
+        detail={"others": ended},
+        dealer=users.audit_dealer(principal.role, principal.dealer, principal.customers),
+    )
     return redirect("/account?done=revoked")
 
 

@@ -27,13 +27,24 @@ from .render import STATIC, NavItem, client_address, render
 PAGES_MODULE = "fsm_server.web.pages"
 
 
-def audit_event(request: Request, action: str, *, target: str = "", detail: Mapping[str,
-                                                                                    object] | None = None,
-                dealer: str | None = None) -> audit.AuditRecord:
+def audit_event(
+    request: Request,
+    action: str,
+    *,
+    target: str = "",
+    detail: Mapping[str, object] | None = None,
+    dealer: str | None = None,
+) -> audit.AuditRecord:
     """Append an audit entry with the request's user as actor and its address."""
     principal = getattr(request.state, "principal", None)
-    return audit.record(action, actor=principal.name if principal else "-", target=target, detail=detail,
-                        dealer=dealer, address=client_address(request))
+    return audit.record(
+        action,
+        actor=principal.name if principal else "-",
+        target=target,
+        detail=detail,
+        dealer=dealer,
+        address=client_address(request),
+    )
 
 
 def _home(request: Request) -> Response:
@@ -58,8 +69,13 @@ def _closing_routes(routes: Sequence[BaseRoute], db: Database) -> list[BaseRoute
     out: list[BaseRoute] = []
     for route in routes:
         if isinstance(route, Route) and not inspect.iscoroutinefunction(route.endpoint):
-            route = Route(route.path, _closing(route.endpoint, db), methods=route.methods, name=route.name,
-                          include_in_schema=route.include_in_schema)
+            route = Route(
+                route.path,
+                _closing(route.endpoint, db),
+                methods=route.methods,
+                name=route.name,
+                include_in_schema=route.include_in_schema,
+            )
         out.append(route)
     return out
 
@@ -71,10 +87,20 @@ def _healthz(request: Request) -> Response:
 def _not_found(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 404
     if status == 404:
-        return render(request, "message.html", status_code=404, title="Not found",
-                      error="There is no such page, or it is not yours to see.")
-    return render(request, "message.html", status_code=status, title="Error",
-                  error=exc.detail if isinstance(exc, HTTPException) else "error")
+        return render(
+            request,
+            "message.html",
+            status_code=404,
+            title="Not found",
+            error="There is no such page, or it is not yours to see.",
+        )
+    return render(
+        request,
+        "message.html",
+        status_code=status,
+        title="Error",
+        error=exc.detail if isinstance(exc, HTTPException) else "error",
+    )
 
 
 def _pages() -> tuple[list[BaseRoute], list[NavItem]]:
@@ -99,8 +125,13 @@ def public_url(ctx: ServerContext, host: str | None = None, port: int | None = N
     return f"https://{shown}:{port or web.port}"
 
 
-def create_app(ctx: ServerContext, *, db: Database | None = None, routes: Sequence[BaseRoute] = (),
-               base_url: str | None = None) -> Starlette:
+def create_app(
+    ctx: ServerContext,
+    *,
+    db: Database | None = None,
+    routes: Sequence[BaseRoute] = (),
+    base_url: str | None = None,
+) -> Starlette:
     """The portal of ``ctx``'s database (opened and migrated here unless ``db`` is given); ``routes``
     are added before the pages module's (tests)."""
     if db is None:
@@ -109,18 +140,28 @@ def create_app(ctx: ServerContext, *, db: Database | None = None, routes: Sequen
         db = wiring.open_db(ctx)
     page_routes, nav = _pages()
     all_routes: list[BaseRoute] = [
-        *auth_pages.routes(), *account_pages.routes(), *user_pages.routes(), *routes, *page_routes,
+        *auth_pages.routes(),
+        *account_pages.routes(),
+        *user_pages.routes(),
+        *routes,
+        *page_routes,
         Route("/healthz", _healthz),
     ]
     if not any(isinstance(r, Route) and r.path == "/" for r in all_routes):
         all_routes.append(Route("/", _home))
-    all_routes = [*_closing_routes(all_routes, db), Mount("/static", app=StaticFiles(directory=STATIC),
-                                                          name="static")]
+    all_routes = [
+        *_closing_routes(all_routes, db),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
     settings = ctx.config.web
     app = Starlette(
         routes=all_routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(CrossSite),
-                    Middleware(Sessions, settings=settings, close=db.close), Middleware(CsrfToken)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(CrossSite),
+            Middleware(Sessions, settings=settings, close=db.close),
+            Middleware(CsrfToken),
+        ],
         exception_handlers={404: _not_found, 405: _not_found, NotFound: _not_found},
     )
     app.state.ctx = ctx

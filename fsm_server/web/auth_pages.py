@@ -39,8 +39,14 @@ def redirect(target: str, cookie: str | None = None) -> RedirectResponse:
 
 def _throttled(request: Request, template: str, wait: float, **ctx: object) -> Response:
     seconds = max(1, math.ceil(wait))
-    return render(request, template, status_code=429, headers={"Retry-After": str(seconds)},
-                  error=f"Too many failed attempts. Try again in {seconds} seconds.", **ctx)
+    return render(
+        request,
+        template,
+        status_code=429,
+        headers={"Retry-After": str(seconds)},
+        error=f"Too many failed attempts. Try again in {seconds} seconds.",
+        **ctx,
+    )
 
 
 def login_page(request: Request) -> Response:
@@ -58,14 +64,20 @@ def login_page(request: Request) -> Response:
     if result.wait_seconds > 0:
         return _throttled(request, "login.html", result.wait_seconds, next=next_path, name=name)
     if result.user_id is None:
-        return render(request, "login.html", status_code=401, error=users.LOGIN_FAILED, next=next_path,
-                      name=name)
+        return render(
+            request, "login.html", status_code=401, error=users.LOGIN_FAILED, next=next_path, name=name
+        )
     old = request.state.session
     if old is not None:
         sessions.end(old.id)
-    token = sessions.create(result.user_id, mfa_passed=not result.needs_totp, address=address,
-                            user_agent=request.headers.get("user-agent", ""), now=now,
-                            settings=settings_of(request))
+    token = sessions.create(
+        result.user_id,
+        mfa_passed=not result.needs_totp,
+        address=address,
+        user_agent=request.headers.get("user-agent", ""),
+        now=now,
+        settings=settings_of(request),
+    )
     if result.needs_totp:
         return redirect("/login/totp?next=" + quote(next_path, safe=""), session_cookie(token))
     return redirect(next_path, session_cookie(token))
@@ -83,16 +95,25 @@ def totp_page(request: Request) -> Response:
     form = form_data(request)
     next_path = local_target(field(form, "next"))
     now = datetime.now(UTC)
-    outcome = users.login_second_factor(session.user_id, field(form, "code", 64),
-                                        address=client_address(request),
-                                        settings=settings_of(request), now=now)
+    outcome = users.login_second_factor(
+        session.user_id,
+        field(form, "code", 64),
+        address=client_address(request),
+        settings=settings_of(request),
+        now=now,
+    )
     if outcome is True:
         token = sessions.promote(session.id, now=now, settings=settings_of(request))
         return redirect(next_path, session_cookie(token))
     if isinstance(outcome, float):
         return _throttled(request, "login_totp.html", outcome, next=next_path)
-    return render(request, "login_totp.html", status_code=401, next=next_path,
-                  error="That code is wrong or was used already.")
+    return render(
+        request,
+        "login_totp.html",
+        status_code=401,
+        next=next_path,
+        error="That code is wrong or was used already.",
+    )
 
 
 def logout(request: Request) -> Response:
@@ -105,9 +126,13 @@ def logout(request: Request) -> Response:
         sessions.end(session.id)
         principal = request.state.principal
         if principal is not None:
-            audit.record("logout", actor=principal.name, target=principal.name,
-                         address=client_address(request),
-                         dealer=users.audit_dealer(principal.role, principal.dealer, principal.customers))
+            audit.record(
+                "logout",
+                actor=principal.name,
+                target=principal.name,
+                address=client_address(request),
+                dealer=users.audit_dealer(principal.role, principal.dealer, principal.customers),
+            )
     return redirect("/login", expired_cookie())
 
 
@@ -116,14 +141,20 @@ def setup_page(request: Request) -> Response:
     try:
         offer = users.setup_offer(token)
     except AccountError as exc:
-        return render(request, "message.html", status_code=404, title="Setup link", error=exc.message,
-                      hint=exc.hint)
+        return render(
+            request, "message.html", status_code=404, title="Setup link", error=exc.message, hint=exc.hint
+        )
     if request.method == "GET":
         return render(request, "setup.html", offer=offer)
     form = form_data(request)
     try:
-        codes = users.complete_setup(token, field(form, "password", 1024), field(form, "confirm", 1024),
-                                     field(form, "code", 64), address=client_address(request))
+        codes = users.complete_setup(
+            token,
+            field(form, "password", 1024),
+            field(form, "confirm", 1024),
+            field(form, "code", 64),
+            address=client_address(request),
+        )
     except AccountError as exc:
         return render(request, "setup.html", status_code=400, offer=offer, error=exc.message, hint=exc.hint)
     return render(request, "codes.html", title="Account ready", codes=codes, after_setup=True)
@@ -140,11 +171,23 @@ def reauth_page(request: Request) -> Response:
     form = form_data(request)
     next_path = local_target(field(form, "next"), "/account")
     now = datetime.now(UTC)
-    ok = users.reauthenticate(principal.user_id, field(form, "password", 1024), field(form, "code", 64),
-                              address=client_address(request), settings=settings_of(request), now=now)
+    ok = users.reauthenticate(
+        principal.user_id,
+        field(form, "password", 1024),
+        field(form, "code", 64),
+        address=client_address(request),
+        settings=settings_of(request),
+        now=now,
+    )
     if not ok:
-        return render(request, "reauth.html", status_code=401, next=next_path, totp=user.totp,
-                      error="The password or the code is wrong.")
+        return render(
+            request,
+            "reauth.html",
+            status_code=401,
+            next=next_path,
+            totp=user.totp,
+            error="The password or the code is wrong.",
+        )
     sessions.mark_reauth(session.id, now)
     return redirect(next_path)
 
@@ -152,8 +195,9 @@ def reauth_page(request: Request) -> Response:
 def needs_reauth(request: Request) -> Response | None:
     """A redirect to the re-authentication page unless the session gave its password lately."""
     session = request.state.session
-    if session is not None and sessions.recently_authenticated(session, datetime.now(UTC),
-                                                               settings_of(request)):
+    if session is not None and sessions.recently_authenticated(
+        session, datetime.now(UTC), settings_of(request)
+    ):
         return None
     back = request.url.path if request.method == "GET" else request.headers.get("x-return-to", "/account")
     return redirect("/reauth?next=" + quote(local_target(back, "/account"), safe=""))

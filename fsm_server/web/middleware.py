@@ -39,8 +39,10 @@ PUBLIC_PREFIXES = ("/static/", "/setup/")
 #: reachable with a session whose second factor is still to come
 PENDING_PATHS = frozenset({"/login/totp", "/logout"})
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-security-policy", CSP.encode()),
     (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
@@ -71,9 +73,17 @@ def _header(scope: Scope, name: bytes) -> str:
 
 async def _plain(send: Send, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = text.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()), *(extra or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -153,8 +163,13 @@ class Sessions:
                 if not pending and path not in ("/", ""):
                     query = scope.get("query_string", b"").decode("latin-1")
                     target += "?next=" + quote(path + (f"?{query}" if query else ""), safe="")
-                await send({"type": "http.response.start", "status": 303,
-                            "headers": [(b"location", target.encode()), (b"content-length", b"0")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 303,
+                        "headers": [(b"location", target.encode()), (b"content-length", b"0")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b""})
             else:
                 await _plain(send, 401, "log in first\n")
@@ -227,8 +242,12 @@ class CsrfToken:
             fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
             given = next((v for k, v in fields if k == CSRF_FIELD), "")
         if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-            await _plain(send, 403, "refused: the form is stale or not from this portal (CSRF token); "
-                                    "reload the page and try again\n")
+            await _plain(
+                send,
+                403,
+                "refused: the form is stale or not from this portal (CSRF token); "
+                "reload the page and try again\n",
+            )
             return
         replayed = False
 
@@ -242,6 +261,17 @@ class CsrfToken:
         await self.app(scope, replay, send)
 
 
-__all__ = ["COOKIE", "CSP", "CSRF_FIELD", "CSRF_HEADER", "SECURITY_HEADERS", "CrossSite", "CsrfToken",
-           "SecurityHeaders", "Sessions",
-           "cross_site", "expired_cookie", "session_cookie"]
+__all__ = [
+    "COOKIE",
+    "CSP",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "SECURITY_HEADERS",
+    "CrossSite",
+    "CsrfToken",
+    "SecurityHeaders",
+    "Sessions",
+    "cross_site",
+    "expired_cookie",
+    "session_cookie",
+]

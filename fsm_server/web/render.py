@@ -52,8 +52,13 @@ def environment() -> Environment:
     loaders = [FileSystemLoader(TEMPLATES)]
     if PAGES_TEMPLATES.is_dir():
         loaders.append(FileSystemLoader(PAGES_TEMPLATES))
-    env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True, finalize=shown)
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=shown,
+    )
     env.filters["cell"] = cell
     env.filters["dt"] = lambda v: "" if v is None else v.strftime("%Y-%m-%d %H:%M")
     env.filters["dur"] = duration
@@ -99,15 +104,30 @@ def nav_for(request: Request, principal: Principal | None) -> list[NavItem]:
     return [item for item in items if principal.role in item.roles]
 
 
-def render(request: Request, template: str, *, status_code: int = 200, headers: dict[str, str] | None = None,
-           **context: Any) -> HTMLResponse:
+def render(
+    request: Request,
+    template: str,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
     """``template`` rendered with the principal, its navigation and the session's CSRF token."""
     principal = getattr(request.state, "principal", None)
     token = csrf_of(request)
-    page = environment().get_template(template).render(
-        request=request, principal=principal, nav=nav_for(request, principal), csrf_token=token,
-        csrf_input=lambda: Markup('<input type="hidden" name="csrf" value="{}">').format(token),
-        path=request.url.path, **context)
+    page = (
+        environment()
+        .get_template(template)
+        .render(
+            request=request,
+            principal=principal,
+            nav=nav_for(request, principal),
+            csrf_token=token,
+            csrf_input=lambda: Markup('<input type="hidden" name="csrf" value="{}">').format(token),
+            path=request.url.path,
+            **context,
+        )
+    )
     return HTMLResponse(page, status_code=status_code, headers=headers)
 
 
@@ -130,6 +150,18 @@ def require(*roles: Role) -> Callable[[Endpoint], Endpoint]:
     return decorate
 
 
-__all__ = ["ACCOUNT_NAV", "STATIC", "TEMPLATES", "NavItem", "client_address", "csrf_of", "environment",
-           "field",
-           "form_data", "nav_for", "principal_of", "render", "require"]
+__all__ = [
+    "ACCOUNT_NAV",
+    "STATIC",
+    "TEMPLATES",
+    "NavItem",
+    "client_address",
+    "csrf_of",
+    "environment",
+    "field",
+    "form_data",
+    "nav_for",
+    "principal_of",
+    "render",
+    "require",
+]

@@ -36,9 +36,11 @@ class TlsFiles:
 
 
 def _san(host: str) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName("localhost"),
-                                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                     x509.IPAddress(ipaddress.ip_address("::1"))]
+    names: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
     try:
         ip = ipaddress.ip_address(host)
         if not ip.is_unspecified and str(ip) not in ("127.0.0.1", "::1"):
@@ -58,30 +60,45 @@ def make_self_signed(directory: Path, host: str, *, now: datetime | None = None)
         with contextlib.suppress(ValueError):
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             if cert.not_valid_after_utc - now > timedelta(days=7) and all(
-                    n in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-                    for n in _san(host)):
+                n in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                for n in _san(host)
+            ):
                 return TlsFiles(cert_path, key_path, self_signed=True)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host or "localhost"),
-                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fsm portal (self-signed)")])
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - timedelta(minutes=5))
-                .not_valid_after(now + timedelta(days=SELF_SIGNED_DAYS))
-                .add_extension(x509.SubjectAlternativeName(_san(host)), critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                .sign(key, hashes.SHA256()))
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, host or "localhost"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "fsm portal (self-signed)"),
+            ]
+        )
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=SELF_SIGNED_DAYS))
+            .add_extension(x509.SubjectAlternativeName(_san(host)), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(key, hashes.SHA256())
+        )
         key_path.touch(mode=0o600, exist_ok=True)
         key_path.chmod(0o600)
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     except OSError as exc:
-        raise WebError(f"cannot write a self-signed certificate in {str(directory)!r}: {exc.strerror or exc}",
-                       hint="choose a --data-dir this user can write") from exc
+        raise WebError(
+            f"cannot write a self-signed certificate in {str(directory)!r}: {exc.strerror or exc}",
+            hint="choose a --data-dir this user can write",
+        ) from exc
     return TlsFiles(cert_path, key_path, self_signed=True)
 
 
@@ -91,13 +108,17 @@ def tls_files(ctx: ServerContext, host: str, *, self_signed: bool) -> TlsFiles:
     if self_signed:
         return make_self_signed(ctx.data_dir / "web", host)
     if web.cert_file is None or web.key_file is None:
-        raise WebError("the portal is served over HTTPS only, and [web] cert_file and key_file are not set",
-                       hint="set them in the config to your certificate and key (PEM), or start with "
-                            "`fsm-server web --self-signed` to try it with a certificate browsers warn about")
+        raise WebError(
+            "the portal is served over HTTPS only, and [web] cert_file and key_file are not set",
+            hint="set them in the config to your certificate and key (PEM), or start with "
+            "`fsm-server web --self-signed` to try it with a certificate browsers warn about",
+        )
     for what, path in (("cert_file", web.cert_file), ("key_file", web.key_file)):
         if not path.is_file():
-            raise WebError(f"[web] {what} {str(path)!r} does not exist or is not a file",
-                           hint="give the PEM file's full path")
+            raise WebError(
+                f"[web] {what} {str(path)!r} does not exist or is not a file",
+                hint="give the PEM file's full path",
+            )
     return TlsFiles(web.cert_file, web.key_file)
 
 
@@ -109,8 +130,10 @@ def tls_context(files: TlsFiles) -> ssl.SSLContext:
     try:
         context.load_cert_chain(files.cert, files.key)
     except (ssl.SSLError, OSError) as exc:
-        raise WebError(f"cannot load the certificate {str(files.cert)!r} with key {str(files.key)!r}: {exc}",
-                       hint="both must be PEM, the key unencrypted and matching the certificate") from exc
+        raise WebError(
+            f"cannot load the certificate {str(files.cert)!r} with key {str(files.key)!r}: {exc}",
+            hint="both must be PEM, the key unencrypted and matching the certificate",
+        ) from exc
     return context
 
 
@@ -138,29 +161,57 @@ def redirect_app(https_port: int) -> Any:
         path = scope.get("raw_path", b"/").decode("latin-1") or "/"
         query = scope.get("query_string", b"").decode("latin-1")
         location = f"https://{bare}{port}{path}" + (f"?{query}" if query else "")
-        await send({"type": "http.response.start", "status": 308,
-                    "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0"),
-                                (b"strict-transport-security", b"max-age=31536000; includeSubDomains")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 308,
+                "headers": [
+                    (b"location", location.encode("latin-1")),
+                    (b"content-length", b"0"),
+                    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b""})
 
     return app
 
 
-def servers(ctx: ServerContext, *, host: str, port: int, files: TlsFiles,
-            app: Any = None) -> tuple[uvicorn.Server, uvicorn.Server | None]:
+def servers(
+    ctx: ServerContext, *, host: str, port: int, files: TlsFiles, app: Any = None
+) -> tuple[uvicorn.Server, uvicorn.Server | None]:
     """The HTTPS server and, with [web] redirect_port, the redirecting HTTP one."""
     web = ctx.config.web
     app = app or create_app(ctx, base_url=public_url(ctx, host, port))
     proxies = list(web.trusted_proxies)
-    main = uvicorn.Server(_TlsConfig(
-        app, tls=tls_context(files), host=host, port=port, proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None, server_header=False, log_level="info", lifespan="off",
-        ssl_certfile=str(files.cert), ssl_keyfile=str(files.key)))
+    main = uvicorn.Server(
+        _TlsConfig(
+            app,
+            tls=tls_context(files),
+            host=host,
+            port=port,
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or None,
+            server_header=False,
+            log_level="info",
+            lifespan="off",
+            ssl_certfile=str(files.cert),
+            ssl_keyfile=str(files.key),
+        )
+    )
     redirect = None
     if web.redirect_port is not None:
-        redirect = uvicorn.Server(uvicorn.Config(redirect_app(port), host=host, port=web.redirect_port,
-                                                 proxy_headers=False, server_header=False,
-                                                 log_level="warning", lifespan="off"))
+        redirect = uvicorn.Server(
+            uvicorn.Config(
+                redirect_app(port),
+                host=host,
+                port=web.redirect_port,
+                proxy_headers=False,
+                server_header=False,
+                log_level="warning",
+                lifespan="off",
+            )
+        )
     return main, redirect
 
 
@@ -197,5 +248,14 @@ def running_in_thread(main: uvicorn.Server, redirect: uvicorn.Server | None = No
         thread.join(timeout=15)
 
 
-__all__ = ["SELF_SIGNED_DAYS", "TlsFiles", "make_self_signed", "redirect_app", "running_in_thread", "serve",
-           "servers", "tls_context", "tls_files"]
+__all__ = [
+    "SELF_SIGNED_DAYS",
+    "TlsFiles",
+    "make_self_signed",
+    "redirect_app",
+    "running_in_thread",
+    "serve",
+    "servers",
+    "tls_context",
+    "tls_files",
+]

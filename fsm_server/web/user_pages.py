@@ -27,14 +27,24 @@ def _choices(request: Request) -> dict[str, Any]:
             customers = [c.name for c in Customer.select(Customer.name).order_by(Customer.name) if c.name]
             dealers = [d.name for d in Dealer.select(Dealer.name).order_by(Dealer.name)]
             return {"customers": customers, "dealers": dealers, "roles": ROLES}
-    return {"customers": sorted(users.dealer_customers(principal.dealer)), "dealers": [],
-            "roles": ("customer",)}
+    return {
+        "customers": sorted(users.dealer_customers(principal.dealer)),
+        "dealers": [],
+        "roles": ("customer",),
+    }
 
 
 def _page(request: Request, *, status_code: int = 200, **ctx: Any) -> Response:
     principal = principal_of(request)
-    return render(request, "users.html", status_code=status_code, title="Users",
-                  users=users.list_users(principal), **_choices(request), **ctx)
+    return render(
+        request,
+        "users.html",
+        status_code=status_code,
+        title="Users",
+        users=users.list_users(principal),
+        **_choices(request),
+        **ctx,
+    )
 
 
 @require("admin", "dealer")
@@ -46,10 +56,16 @@ def users_page(request: Request) -> Response:
     role = field(form, "role", 16) if principal.role == "admin" else "customer"
     customers = [c for c in form.getlist("customer") if isinstance(c, str)][:200]
     try:
-        info, link = users.add_user(field(form, "name", 64), role, customers=customers,
-                                    dealer=field(form, "dealer", 200) or None, by=principal,
-                                    settings=settings_of(request), base_url=request.app.state.base_url,
-                                    address=client_address(request))
+        info, link = users.add_user(
+            field(form, "name", 64),
+            role,
+            customers=customers,
+            dealer=field(form, "dealer", 200) or None,
+            by=principal,
+            settings=settings_of(request),
+            base_url=request.app.state.base_url,
+            address=client_address(request),
+        )
     except AccountError as exc:
         return _page(request, status_code=400, error=exc.message, hint=exc.hint)
     return render(request, "user_link.html", title="Setup link", user=info, link=link, made="added")
@@ -61,14 +77,22 @@ def _act(request: Request, action: str) -> Response:
     address = client_address(request)
     try:
         if action == "reset":
-            info, link = users.reset(name, by=principal, settings=settings_of(request),
-                                     base_url=request.app.state.base_url, address=address)
+            info, link = users.reset(
+                name,
+                by=principal,
+                settings=settings_of(request),
+                base_url=request.app.state.base_url,
+                address=address,
+            )
             return render(request, "user_link.html", title="Setup link", user=info, link=link, made="reset")
         users.set_enabled(name, action == "enable", by=principal, address=address)
     except AccountError as exc:
-        return _page(request, status_code=404 if exc.message.startswith("no user") else 400,
-                     error=exc.message,
-                     hint=exc.hint)
+        return _page(
+            request,
+            status_code=404 if exc.message.startswith("no user") else 400,
+            error=exc.message,
+            hint=exc.hint,
+        )
     return redirect("/users")
 
 
@@ -104,12 +128,27 @@ def role_page(request: Request) -> Response:
     form = form_data(request)
     customers = [c for c in form.getlist("customer") if isinstance(c, str)][:200]
     try:
-        info, link = users.set_role(name, field(form, "role", 16), dealer=field(form, "dealer", 200) or None,
-                                    customers=customers, by=principal, settings=settings_of(request),
-                                    base_url=request.app.state.base_url, address=client_address(request))
+        info, link = users.set_role(
+            name,
+            field(form, "role", 16),
+            dealer=field(form, "dealer", 200) or None,
+            customers=customers,
+            by=principal,
+            settings=settings_of(request),
+            base_url=request.app.state.base_url,
+            address=client_address(request),
+        )
     except AccountError as exc:
-        return render(request, "user_role.html", status_code=400, title=f"Role of {user.name}", user=user,
-                      error=exc.message, hint=exc.hint, **_choices(request))
+        return render(
+            request,
+            "user_role.html",
+            status_code=400,
+            title=f"Role of {user.name}",
+            user=user,
+            error=exc.message,
+            hint=exc.hint,
+            **_choices(request),
+        )
     if link:
         return render(request, "user_link.html", title="Setup link", user=info, link=link, made="role")
     return redirect("/users")
@@ -123,11 +162,18 @@ def audit_page(request: Request) -> Response:
         before = int(request.query_params.get("before", "")) if request.query_params.get("before") else None
     except ValueError:
         before = None
-    rows = audit.entries(dealer=principal.dealer, only_dealer=principal.role != "admin", limit=PAGE + 1,
-                         before=before)
+    rows = audit.entries(
+        dealer=principal.dealer, only_dealer=principal.role != "admin", limit=PAGE + 1, before=before
+    )
     verdict = audit.verify() if principal.role == "admin" and request.query_params.get("verify") else None
-    return render(request, "audit.html", title="Audit log", rows=rows[:PAGE],
-                  older=rows[PAGE - 1].id if len(rows) > PAGE else None, verdict=verdict)
+    return render(
+        request,
+        "audit.html",
+        title="Audit log",
+        rows=rows[:PAGE],
+        older=rows[PAGE - 1].id if len(rows) > PAGE else None,
+        verdict=verdict,
+    )
 
 
 def routes() -> list[Route]:

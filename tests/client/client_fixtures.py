@@ -99,8 +99,10 @@ class Printers:
     def set_state(self, name: str, state: str) -> None:
         path = self.sim.data_dir / f"{name}.snmprec"
         wanted = f"{ERROR_STATE_OID}|4x|{ERROR_STATE[state]}"
-        lines = [wanted if line.startswith(ERROR_STATE_OID + "|") else line
-                 for line in path.read_text().splitlines()]
+        lines = [
+            wanted if line.startswith(ERROR_STATE_OID + "|") else line
+            for line in path.read_text().splitlines()
+        ]
         self.sim.replace(name, "\n".join(lines) + "\n")
 
     def client_sections(self, *, timeout: float = 0.5) -> dict[str, Any]:
@@ -130,8 +132,11 @@ def write_toml(path: Path, sections: dict[str, Any]) -> Path:
         items = body if isinstance(body, list) else [body]
         for item in items:
             lines.append(f"[[{name}]]" if isinstance(body, list) else f"[{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in item.items()
-                      if v is not None and not isinstance(v, dict)]
+            lines += [
+                f"{k} = {_toml_value(v)}"
+                for k, v in item.items()
+                if v is not None and not isinstance(v, dict)
+            ]
             lines.append("")
     path.write_text("\n".join(lines))
     return path

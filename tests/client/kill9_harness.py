@@ -64,29 +64,47 @@ class Outcome:
         return not (self.missing or self.unreported or self.mismatched or self.exited_early or self.foreign)
 
 
-def run_trials(config: Path, data_dir: Path, printers: Printers, *, trials: int, rng: random.Random,
-               min_wait: float = 0.5, max_wait: float = 3.5) -> Outcome:
+def run_trials(
+    config: Path,
+    data_dir: Path,
+    printers: Printers,
+    *,
+    trials: int,
+    rng: random.Random,
+    min_wait: float = 0.5,
+    max_wait: float = 3.5,
+) -> Outcome:
     outcome = Outcome()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for i in range(trials):
         name = rng.choice(printers.names)
         printers.set_state(name, rng.choice(["ok", "ok", "jammed", "door_open"]))
         log = open(data_dir.parent / f"run-{i}.log", "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen([*FSM_CLIENT, "--config", str(config), "--data-dir", str(data_dir), "run"],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            [*FSM_CLIENT, "--config", str(config), "--data-dir", str(data_dir), "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         time.sleep(rng.uniform(min_wait, max_wait))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             outcome.kills += 1
         else:
-            outcome.exited_early.append(f"trial {i}: exit {proc.returncode}: "
-                                        + (data_dir.parent / f"run-{i}.log").read_text()[-500:])
+            outcome.exited_early.append(
+                f"trial {i}: exit {proc.returncode}: " + (data_dir.parent / f"run-{i}.log").read_text()[-500:]
+            )
         proc.wait()
         log.close()
         outcome.trials += 1
     flush = subprocess.run(
         [*FSM_CLIENT, "--config", str(config), "--data-dir", str(data_dir), "send", "--no-read"],
-        capture_output=True, text=True, env=env, timeout=120)
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     if flush.returncode != 0:
         outcome.exited_early.append(f"final send: {flush.stdout} {flush.stderr}")
     return outcome

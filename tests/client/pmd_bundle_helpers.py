@@ -35,10 +35,15 @@ class Publisher:
         self.key = load_signing_key(self.key_file)
         self.pub_text = self.key.public.to_text()
 
-    def bundle(self, version: int, files: dict[str, bytes] | None = None, *,
-               created_at: datetime = CREATED) -> bytes:
-        return build_bundle(shipped_files() if files is None else files, version=version,
-                            signing_key=self.key, created_at=created_at)
+    def bundle(
+        self, version: int, files: dict[str, bytes] | None = None, *, created_at: datetime = CREATED
+    ) -> bytes:
+        return build_bundle(
+            shipped_files() if files is None else files,
+            version=version,
+            signing_key=self.key,
+            created_at=created_at,
+        )
 
 
 def marked(version: int) -> dict[str, bytes]:
@@ -105,5 +110,15 @@ def snapshot(data_dir: Path) -> dict[str, Any]:
     return {"current": os.readlink(link) if link.is_symlink() else None, "files": files}
 
 
-__all__ = ["CREATED", "Publisher", "entries_of", "make_config", "marked", "shipped_files", "snapshot",
-           "symlink_entry", "with_name", "zip_of"]
+__all__ = [
+    "CREATED",
+    "Publisher",
+    "entries_of",
+    "make_config",
+    "marked",
+    "shipped_files",
+    "snapshot",
+    "symlink_entry",
+    "with_name",
+    "zip_of",
+]

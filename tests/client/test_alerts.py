@@ -19,12 +19,18 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 IP = "192.0.2.20"
 
 
-def reading(*conditions: str, at: datetime = T0, alerts: list[Alert] | None = None,
-            reachable: bool = True) -> Device:
+def reading(
+    *conditions: str, at: datetime = T0, alerts: list[Alert] | None = None, reachable: bool = True
+) -> Device:
     if not reachable:
         return Device(ip=IP, observed_at=at, reachability="unreachable")
-    return Device(ip=IP, observed_at=at, serial="SN9", alerts=alerts or [],
-                  status=Status(printer="idle", conditions=list(conditions)))
+    return Device(
+        ip=IP,
+        observed_at=at,
+        serial="SN9",
+        alerts=alerts or [],
+        status=Status(printer="idle", conditions=list(conditions)),
+    )
 
 
 @pytest.fixture
@@ -46,8 +52,10 @@ def sealer(config, tmp_path: Path) -> Sealer:
 @pytest.fixture
 def poll(fresh_store: Store, sealer: Sealer, config):
     """Apply one poll reading to the store, as the daemon does."""
+
     def apply(device: Device, policy: Policy = Policy()) -> Change:  # noqa: B008
         return evaluate(fresh_store, sealer, config, policy, device)
+
     return apply
 
 
@@ -64,7 +72,8 @@ def test_default_critical_conditions_map_device_names_to_groups() -> None:
 def test_a_raw_device_code_can_be_made_critical() -> None:
     policy = Policy(critical=("marker_waste_toner_receptacle_full",))
     assert active_conditions(reading(alerts=[Alert(code="marker_waste_toner_receptacle_full")]), policy) == {
-        "marker_waste_toner_receptacle_full"}
+        "marker_waste_toner_receptacle_full"
+    }
 
 
 def test_offline_needs_the_configured_number_of_unanswered_polls() -> None:
@@ -123,7 +132,8 @@ def test_a_cleared_alert_is_not_sent_when_report_cleared_is_off(fresh_store: Sto
 
 
 def test_an_unreachable_device_goes_offline_after_two_polls_and_keeps_its_jam(
-        fresh_store: Store, poll) -> None:
+    fresh_store: Store, poll
+) -> None:
     poll(reading("jammed"))
     first = poll(reading(reachable=False, at=T0 + timedelta(minutes=1)))
     assert not first
@@ -142,20 +152,30 @@ def test_a_device_that_moves_to_another_address_takes_its_alerts_along(fresh_sto
     assert poll(reading("jammed")).raised == {"jam"}
     fresh_store.mark_discovered(IP)
     assert not poll(reading(reachable=False, at=T0 + timedelta(minutes=1)))
-    still = poll(Device(ip=moved_ip, observed_at=T0 + timedelta(minutes=5), serial=" sn9",
-                        status=Status(printer="idle", conditions=["jammed"])))
+    still = poll(
+        Device(
+            ip=moved_ip,
+            observed_at=T0 + timedelta(minutes=5),
+            serial=" sn9",
+            status=Status(printer="idle", conditions=["jammed"]),
+        )
+    )
     assert not still and fresh_store.last_seq() == 1  # the same jam: nothing new to say
     [device] = fresh_store.devices(discovered=True)
     assert (device.ip, device.first_seen) == (moved_ip, T0)
     assert [s.condition for s in fresh_store.alert_states(moved_ip, active_only=True)] == ["jam"]
     assert fresh_store.alert_states(IP) == []
-    cleared = poll(Device(ip=moved_ip, observed_at=T0 + timedelta(minutes=6), serial="SN9",
-                          status=Status(printer="idle")))
+    cleared = poll(
+        Device(
+            ip=moved_ip, observed_at=T0 + timedelta(minutes=6), serial="SN9", status=Status(printer="idle")
+        )
+    )
     assert cleared.cleared == {"jam"}
 
 
 def test_a_placeholder_serial_another_maker_or_an_answering_twin_is_another_device(
-        fresh_store: Store, poll) -> None:
+    fresh_store: Store, poll
+) -> None:
     def answer(ip: str, serial: str, manufacturer: str) -> None:
         poll(Device(ip=ip, observed_at=T0, serial=serial, manufacturer=manufacturer))
 
@@ -168,7 +188,12 @@ def test_a_placeholder_serial_another_maker_or_an_answering_twin_is_another_devi
     answer("192.0.2.5", "X1", "Kyocera")  # the Kyocera at .4 answers too: two devices, one serial
     answer("192.0.2.4", "X1", "Kyocera")
     assert [d.ip for d in fresh_store.devices()] == [
-        "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"]
+        "192.0.2.1",
+        "192.0.2.2",
+        "192.0.2.3",
+        "192.0.2.4",
+        "192.0.2.5",
+    ]
 
 
 def test_two_conditions_at_once_make_one_alert_report(fresh_store: Store, poll) -> None:

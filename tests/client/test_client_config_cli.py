@@ -26,21 +26,25 @@ def assert_clean_error(result: Result, exit_code: int, *needles: str) -> None:
         assert needle in result.output, (needle, result.output)
 
 
-@pytest.mark.parametrize(("toml", "key"), [
-    ("[snmp]\nconcurrency = 0\n", "snmp.concurrency"),
-    ("[snmp]\ntimeout = 0.0\n", "snmp.timeout"),
-    ("[snmp]\nretries = -1\n", "snmp.retries"),
-    ("[snmp]\ndiscovery_rate = 0\n", "snmp.discovery_rate"),
-    ("[snmp]\nport = 70000\n", "snmp.port"),
-    ("[snmp]\ntimeout = nan\n", "snmp.timeout"),
-    ("[smtp]\ntimeout = inf\n", "smtp.timeout"),
-    ("[outbox]\nretry_initial = -30.0\n", "outbox.retry_initial"),
-    ("[outbox]\nchunk_bytes = 10\n", "outbox.chunk_bytes"),
-    ("[alerts]\noffline_after = 0\n", "alerts.offline_after"),
-    ("[pmd.update]\ntimeout = 0\n", "pmd.update.timeout"),
-])
-def test_an_out_of_bounds_number_is_refused_at_start_up_naming_the_key(tmp_path: Path, toml: str,
-                                                                       key: str) -> None:
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[snmp]\nconcurrency = 0\n", "snmp.concurrency"),
+        ("[snmp]\ntimeout = 0.0\n", "snmp.timeout"),
+        ("[snmp]\nretries = -1\n", "snmp.retries"),
+        ("[snmp]\ndiscovery_rate = 0\n", "snmp.discovery_rate"),
+        ("[snmp]\nport = 70000\n", "snmp.port"),
+        ("[snmp]\ntimeout = nan\n", "snmp.timeout"),
+        ("[smtp]\ntimeout = inf\n", "smtp.timeout"),
+        ("[outbox]\nretry_initial = -30.0\n", "outbox.retry_initial"),
+        ("[outbox]\nchunk_bytes = 10\n", "outbox.chunk_bytes"),
+        ("[alerts]\noffline_after = 0\n", "alerts.offline_after"),
+        ("[pmd.update]\ntimeout = 0\n", "pmd.update.timeout"),
+    ],
+)
+def test_an_out_of_bounds_number_is_refused_at_start_up_naming_the_key(
+    tmp_path: Path, toml: str, key: str
+) -> None:
     config = tmp_path / "client.toml"
     config.write_text(toml)
     result = invoke("--config", str(config), "--data-dir", str(tmp_path / "data"), "status")

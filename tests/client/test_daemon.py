@@ -43,15 +43,24 @@ def healthy_printers(printers: Printers) -> Printers:
 
 
 def smtp_section(stack: MailStack, port: int | None = None) -> dict[str, Any]:
-    return {"host": stack.host, "port": port or stack.smtp_port, "security": "starttls",
-            "ca_file": str(stack.ca_file), "from": "client@fsm.test", "to": ["dealer@fsm.test"],
-            "timeout": 10.0}
+    return {
+        "host": stack.host,
+        "port": port or stack.smtp_port,
+        "security": "starttls",
+        "ca_file": str(stack.ca_file),
+        "from": "client@fsm.test",
+        "to": ["dealer@fsm.test"],
+        "timeout": 10.0,
+    }
 
 
 def config_for(keys: Keys, printers: Printers, stack: MailStack, **extra: Any):
-    sections: dict[str, Any] = {**printers.client_sections(), "smtp": smtp_section(stack),
-                                "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
-                                "outbox": {"retry_initial": 0.2, "retry_max": 1.0}}
+    sections: dict[str, Any] = {
+        **printers.client_sections(),
+        "smtp": smtp_section(stack),
+        "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+        "outbox": {"retry_initial": 0.2, "retry_max": 1.0},
+    }
     for name, values in extra.items():
         sections[name] = {**sections.get(name, {}), **values}
     return make_config(keys, **sections)
@@ -63,7 +72,8 @@ def mails(stack: MailStack, count: int, timeout: float = 20.0) -> list[Any]:
 
 
 async def test_a_periodic_report_arrives_in_imap_and_opens_to_the_stored_readings(
-        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
     config = config_for(keys, healthy_printers, empty_dealer_mailbox)
     daemon = Daemon(config, tmp_path / "data")
     counts = await daemon.send_now()
@@ -71,7 +81,12 @@ async def test_a_periodic_report_arrives_in_imap_and_opens_to_the_stored_reading
     [mail] = mails(empty_dealer_mailbox, 1)
     report = keys.open([mail.envelope])
     assert (mail.client_id, mail.seq, report.kind, report.client_id, report.site) == (
-        "acme-hq", 1, "periodic", "acme-hq", "HQ")
+        "acme-hq",
+        1,
+        "periodic",
+        "acme-hq",
+        "HQ",
+    )
     stored = [r.device for r in daemon.store.readings(seq=1)]
     assert report.devices == stored
     assert sorted(d.ip for d in stored) == sorted(healthy_printers.ips.values())
@@ -84,9 +99,9 @@ async def test_a_periodic_report_arrives_in_imap_and_opens_to_the_stored_reading
 
 
 async def test_a_jam_is_mailed_at_once_not_repeated_while_it_lasts_and_its_clearing_is_mailed(
-        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
-    config = config_for(keys, healthy_printers, empty_dealer_mailbox,
-                        schedule={"status_poll": "every 1s"})
+    empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
+    config = config_for(keys, healthy_printers, empty_dealer_mailbox, schedule={"status_poll": "every 1s"})
     daemon = Daemon(config, tmp_path / "data")
     task = asyncio.create_task(daemon.run(install_signals=False))
     try:
@@ -132,7 +147,8 @@ class Watched:
 
 
 async def test_status_polls_read_only_status_and_a_change_reads_that_device_in_full(
-        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
     from fsm_client.scan import _pysnmp_source
 
     walked: list[tuple[str, str]] = []
@@ -193,12 +209,18 @@ class Relay:
 
 
 async def test_a_relay_down_for_the_whole_run_then_up_delivers_every_report_once_in_order(
-        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
     relay = Relay(empty_dealer_mailbox.smtp_port)
-    config = make_config(keys, **{**healthy_printers.client_sections(),
-                                  "smtp": smtp_section(empty_dealer_mailbox, relay.port),
-                                  "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
-                                  "outbox": {"retry_initial": 0.1, "retry_max": 0.5}})
+    config = make_config(
+        keys,
+        **{
+            **healthy_printers.client_sections(),
+            "smtp": smtp_section(empty_dealer_mailbox, relay.port),
+            "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+            "outbox": {"retry_initial": 0.1, "retry_max": 0.5},
+        },
+    )
     daemon = Daemon(config, tmp_path / "data")
     task = asyncio.create_task(daemon.run(install_signals=False))
     try:
@@ -241,7 +263,8 @@ async def _until(condition: Any, what: str, timeout: float = 20.0) -> None:
 
 
 async def test_a_report_larger_than_the_mail_size_goes_as_chunks_that_join_back(
-        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
     config = config_for(keys, healthy_printers, empty_dealer_mailbox, outbox={"chunk_bytes": 400})
     daemon = Daemon(config, tmp_path / "data")
     await daemon.send_now()
@@ -250,14 +273,16 @@ async def test_a_report_larger_than_the_mail_size_goes_as_chunks_that_join_back(
     got = mails(empty_dealer_mailbox, entry.chunk_count)
     assert {m.seq for m in got} == {1}
     assert sorted((m.chunk_index, m.chunk_count) for m in got) == [
-        (i, entry.chunk_count) for i in range(1, entry.chunk_count + 1)]
+        (i, entry.chunk_count) for i in range(1, entry.chunk_count + 1)
+    ]
     assert all(len(m.envelope) <= 400 for m in got)
     report = keys.open([m.envelope for m in reversed(got)])  # any order joins
     assert report.devices == [r.device for r in daemon.store.readings(seq=1)]
 
 
 def test_the_cli_sends_a_report_and_shows_status_and_the_outbox(
-        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
     import json
 
     from click.testing import CliRunner
@@ -294,7 +319,8 @@ def test_the_cli_sends_a_report_and_shows_status_and_the_outbox(
 
 
 def test_run_once_with_the_relay_down_fails_naming_the_relay_and_keeps_the_report(
-        healthy_printers: Printers, keys: Keys, tmp_path: Path, mail_stack: MailStack) -> None:
+    healthy_printers: Printers, keys: Keys, tmp_path: Path, mail_stack: MailStack
+) -> None:
     from click.testing import CliRunner
     from client_fixtures import write_toml
 
@@ -317,10 +343,17 @@ def test_run_once_with_the_relay_down_fails_naming_the_relay_and_keeps_the_repor
 
 
 async def test_a_relay_refusal_keeps_the_report_and_shows_the_relays_words(
-        empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack, healthy_printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
     smtp = {**smtp_section(empty_dealer_mailbox), "to": ["nobody@fsm.test"]}  # Postfix answers 550
-    config = make_config(keys, **{**healthy_printers.client_sections(), "smtp": smtp,
-                                  "schedule": {"report": "off", "discovery": "off", "status_poll": "off"}})
+    config = make_config(
+        keys,
+        **{
+            **healthy_printers.client_sections(),
+            "smtp": smtp,
+            "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+        },
+    )
     daemon = Daemon(config, tmp_path / "data")
     counts = await daemon.send_now()
     assert (counts.sent, counts.send_failures) == (0, 1)

@@ -59,27 +59,38 @@ def tmpfs(directory: Path, size: str = "2m") -> Iterator[Path]:
     """A size-limited tmpfs at ``directory``, unmounted afterwards."""
     _require_root()
     directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(directory)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(directory)], check=True
+    )
     try:
         yield directory
     finally:
         subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
-def config(keys: Keys, printers: Printers, drop: Path, path: Path, *, retry: float = 0.2,
-           **schedule: str) -> Path:
+def config(
+    keys: Keys, printers: Printers, drop: Path, path: Path, *, retry: float = 0.2, **schedule: str
+) -> Path:
     drop.mkdir(parents=True, exist_ok=True)
-    return write_toml(path, {
-        "client": {"id": "faults", "customer": "ACME", "site": "HQ"},
-        "keys": {"signing_key": str(keys.client_key), "server_public_key": str(keys.server_pub)},
-        **printers.client_sections(timeout=0.5),
-        "schedule": {"timezone": "Europe/Berlin", "report": "off", "scan": "off", "discovery": "off",
-                     "status_poll": "off", **schedule},
-        "outbox": {"retry_initial": retry, "retry_max": 5 * retry},
-        "transport": {"kind": "filedrop"},
-        "filedrop": {"directory": str(drop)},
-    })
+    return write_toml(
+        path,
+        {
+            "client": {"id": "faults", "customer": "ACME", "site": "HQ"},
+            "keys": {"signing_key": str(keys.client_key), "server_public_key": str(keys.server_pub)},
+            **printers.client_sections(timeout=0.5),
+            "schedule": {
+                "timezone": "Europe/Berlin",
+                "report": "off",
+                "scan": "off",
+                "discovery": "off",
+                "status_poll": "off",
+                **schedule,
+            },
+            "outbox": {"retry_initial": retry, "retry_max": 5 * retry},
+            "transport": {"kind": "filedrop"},
+            "filedrop": {"directory": str(drop)},
+        },
+    )
 
 
 class Client:
@@ -88,9 +99,13 @@ class Client:
     def __init__(self, config: Path, data_dir: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.config, self.data_dir, self.log = config, data_dir, log
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.argv("run"), stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+        self.proc = subprocess.Popen(
+            self.argv("run"),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        )
 
     def argv(self, *args: str) -> list[str]:
         return [FSM_CLIENT, "--config", str(self.config), "--data-dir", str(self.data_dir), *args]
@@ -99,8 +114,11 @@ class Client:
         return self.log.read_text(errors="replace")
 
     def wait_log(self, pattern: str, timeout: float = 20.0) -> str:
-        until(lambda: re.search(pattern, self.text()) is not None or self.proc.poll() is not None,
-              f"log line {pattern!r}", timeout)
+        until(
+            lambda: re.search(pattern, self.text()) is not None or self.proc.poll() is not None,
+            f"log line {pattern!r}",
+            timeout,
+        )
         assert self.proc.poll() is None, f"fsm-client run exited: {self.text()[-2000:]}"
         return self.text()
 
@@ -146,6 +164,7 @@ def dropped(drop: Path) -> list[str]:
 
 # -- wall-clock steps (libfaketime) ------------------------------------------------------------
 
+
 class FakeClock:
     """libfaketime for one subprocess: its wall clock is the real one plus an offset the test
     rewrites (``step``); CLOCK_MONOTONIC is left alone, as a real step of the clock leaves it."""
@@ -158,8 +177,12 @@ class FakeClock:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME_TIMESTAMP_FILE": str(self.spec_file),
-                "FAKETIME_CACHE_DURATION": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+        return {
+            "LD_PRELOAD": str(LIBFAKETIME),
+            "FAKETIME_TIMESTAMP_FILE": str(self.spec_file),
+            "FAKETIME_CACHE_DURATION": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
 
     def step(self, offset: str) -> None:
         self.spec_file.write_text(offset + "\n")
@@ -167,7 +190,8 @@ class FakeClock:
 
 
 def test_a_backward_clock_step_does_not_stall_status_polls_and_the_alert_leaves_at_once(
-        keys: Keys, healthy: Printers, tmp_path: Path) -> None:
+    keys: Keys, healthy: Printers, tmp_path: Path
+) -> None:
     drop = tmp_path / "drop"
     cfg = config(keys, healthy, drop, tmp_path / "client.toml", status_poll="every 1s")
     clock = FakeClock(tmp_path / "faketime")
@@ -186,7 +210,8 @@ def test_a_backward_clock_step_does_not_stall_status_polls_and_the_alert_leaves_
 
 
 def test_a_send_retry_set_before_the_clock_went_back_is_not_held_back_by_the_step(
-        keys: Keys, healthy: Printers, tmp_path: Path) -> None:
+    keys: Keys, healthy: Printers, tmp_path: Path
+) -> None:
     drop = tmp_path / "drop"
     cfg = config(keys, healthy, drop, tmp_path / "client.toml", retry=5.0, status_poll="every 1s")
     clock = FakeClock(tmp_path / "faketime")
@@ -203,7 +228,8 @@ def test_a_send_retry_set_before_the_clock_went_back_is_not_held_back_by_the_ste
 
 @pytest.mark.slow
 def test_a_forward_clock_jump_runs_the_missed_report_once_without_status_polls(
-        keys: Keys, healthy: Printers, tmp_path: Path) -> None:
+    keys: Keys, healthy: Printers, tmp_path: Path
+) -> None:
     drop = tmp_path / "drop"
     cfg = config(keys, healthy, drop, tmp_path / "client.toml", report="every 6h")
     clock = FakeClock(tmp_path / "faketime")
@@ -222,6 +248,7 @@ def test_a_forward_clock_jump_runs_the_missed_report_once_without_status_polls(
 
 # -- a full data disk --------------------------------------------------------------------------
 
+
 def fill(directory: Path) -> Path:
     """Write a file into ``directory`` until the file system is full; returns it."""
     filler = directory / "filler"
@@ -236,10 +263,18 @@ def fill(directory: Path) -> Path:
 
 
 def test_a_full_data_disk_is_named_shown_in_status_and_left_the_moment_space_returns(
-        keys: Keys, healthy: Printers, tmp_path: Path) -> None:
+    keys: Keys, healthy: Printers, tmp_path: Path
+) -> None:
     drop = tmp_path / "drop"
-    cfg = config(keys, healthy, drop, tmp_path / "client.toml", scan="every 1s", report="every 2s",
-                 status_poll="every 1s")
+    cfg = config(
+        keys,
+        healthy,
+        drop,
+        tmp_path / "client.toml",
+        scan="every 1s",
+        report="every 2s",
+        status_poll="every 1s",
+    )
     with tmpfs(tmp_path / "data") as data, running(cfg, data, tmp_path / "run.log") as client:
         until(lambda: bool(dropped(drop)), "a first report")
         filler = fill(data)
@@ -255,8 +290,9 @@ def test_a_full_data_disk_is_named_shown_in_status_and_left_the_moment_space_ret
         until(lambda: len(dropped(drop)) > reports, "a report once there is room again", timeout=40)
         took = time.monotonic() - freed
         time.sleep(1.0)
-        after = json.loads(subprocess.run(client.argv("status", "--json"), capture_output=True, text=True,
-                                          timeout=30).stdout)
+        after = json.loads(
+            subprocess.run(client.argv("status", "--json"), capture_output=True, text=True, timeout=30).stdout
+        )
         log = client.text()
         client.stop()
         with Store.in_data_dir(data) as store:
@@ -277,6 +313,7 @@ def test_a_full_data_disk_is_named_shown_in_status_and_left_the_moment_space_ret
 
 # -- leftovers of a killed file-drop write ----------------------------------------------------
 
+
 def stale_part(drop: Path) -> Path:
     """What a kill -9 during a file-drop write leaves: a temporary file of our naming, half written."""
     path = drop / f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
@@ -285,7 +322,8 @@ def stale_part(drop: Path) -> Path:
 
 
 def test_stale_file_drop_parts_are_removed_at_start_up_and_before_each_write(
-        keys: Keys, healthy: Printers, tmp_path: Path) -> None:
+    keys: Keys, healthy: Printers, tmp_path: Path
+) -> None:
     drop = tmp_path / "drop"
     cfg = config(keys, healthy, drop, tmp_path / "client.toml", report="every 2s")
     left = [stale_part(drop) for _ in range(3)]
@@ -315,8 +353,10 @@ def test_stale_file_drop_parts_are_removed_at_start_up_and_before_each_write(
 
 # -- a read-only data dir ----------------------------------------------------------------------
 
+
 def test_status_and_outbox_list_read_a_read_only_data_dir_and_run_says_why_it_cannot(
-        keys: Keys, healthy: Printers, tmp_path: Path) -> None:
+    keys: Keys, healthy: Printers, tmp_path: Path
+) -> None:
     drop = tmp_path / "drop"
     cfg = config(keys, healthy, drop, tmp_path / "client.toml")
     with tmpfs(tmp_path / "data", size="8m") as data:
@@ -328,8 +368,9 @@ def test_status_and_outbox_list_read_a_read_only_data_dir_and_run_says_why_it_ca
         assert status.returncode == 0, status.stdout + status.stderr
         info: dict[str, Any] = json.loads(status.stdout)
         assert (info["last_seq"], info["outbox_depth"], info["devices"]) == (1, 0, 1)
-        listing = subprocess.run([*base, "outbox", "list", "--json"], capture_output=True, text=True,
-                                 timeout=30)
+        listing = subprocess.run(
+            [*base, "outbox", "list", "--json"], capture_output=True, text=True, timeout=30
+        )
         assert listing.returncode == 0, listing.stdout + listing.stderr
         assert [(e["seq"], e["state"]) for e in json.loads(listing.stdout)] == [(1, "sent")]
         shown = subprocess.run([*base, "outbox", "show", "1"], capture_output=True, text=True, timeout=30)

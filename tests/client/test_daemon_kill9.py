@@ -28,8 +28,9 @@ FILEDROP_TRIALS = 10
 
 @pytest.fixture(scope="module")
 def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
-    p = Printers(["floor-1", "floor-2", "floor-3"], tmp_path_factory.mktemp("printers"),
-                 first_ip="127.0.0.40").start()
+    p = Printers(
+        ["floor-1", "floor-2", "floor-3"], tmp_path_factory.mktemp("printers"), first_ip="127.0.0.40"
+    ).start()
     try:
         yield p
     finally:
@@ -37,10 +38,19 @@ def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
 
 
 def test_kill_9_during_scans_and_sends_loses_no_reading_and_leaves_no_hole(
-        empty_dealer_mailbox: MailStack, printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack, printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
     stack = empty_dealer_mailbox
-    smtp = {"smtp": {"host": stack.host, "port": stack.smtp_port, "security": "starttls",
-                     "ca_file": str(stack.ca_file), "from": "client@fsm.test", "to": ["dealer@fsm.test"]}}
+    smtp = {
+        "smtp": {
+            "host": stack.host,
+            "port": stack.smtp_port,
+            "security": "starttls",
+            "ca_file": str(stack.ca_file),
+            "from": "client@fsm.test",
+            "to": ["dealer@fsm.test"],
+        }
+    }
     config = write_toml(tmp_path / "client.toml", client_sections(keys, printers, smtp))
     outcome = run_trials(config, tmp_path / "data", printers, trials=SMTP_TRIALS, rng=random.Random(5))
     assert not outcome.exited_early, outcome.exited_early
@@ -58,7 +68,8 @@ def test_kill_9_during_scans_and_sends_loses_no_reading_and_leaves_no_hole(
 
 
 def test_kill_9_with_the_file_drop_leaves_only_whole_envelope_files(
-        printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
     drop = tmp_path / "drop"
     drop.mkdir()
     transport = {"transport": {"kind": "filedrop"}, "filedrop": {"directory": str(drop)}}
@@ -71,4 +82,3 @@ def test_kill_9_with_the_file_drop_leaves_only_whole_envelope_files(
     outcome = check(outcome, tmp_path / "data", keys, envelopes)
     assert outcome.unreported == 0 and outcome.missing == [] and outcome.mismatched == []
     assert outcome.last_seq > 0
-

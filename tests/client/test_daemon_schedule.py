@@ -41,10 +41,18 @@ def printers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Printers]:
 
 
 def daemon_at(clock: Clock, keys: Keys, printers: Printers, data: Path, **schedule: Any) -> Daemon:
-    config = make_config(keys, **printers.client_sections(),
-                         schedule={"timezone": "Europe/Berlin", "report": "daily 06:00", "discovery": "off",
-                                   "status_poll": "off", **schedule},
-                         smtp={"to": ["dealer@fsm.test"]})
+    config = make_config(
+        keys,
+        **printers.client_sections(),
+        schedule={
+            "timezone": "Europe/Berlin",
+            "report": "daily 06:00",
+            "discovery": "off",
+            "status_poll": "off",
+            **schedule,
+        },
+        smtp={"to": ["dealer@fsm.test"]},
+    )
     return Daemon(config, data, clock=clock)
 
 
@@ -53,7 +61,8 @@ def kinds(store: Store) -> list[tuple[int, str]]:
 
 
 async def test_a_report_missed_while_the_machine_was_off_is_sealed_once_at_start_up(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     clock = Clock(datetime(2026, 6, 1, 6, 0, tzinfo=BERLIN))
     with Store.in_data_dir(tmp_path) as store:  # the last report went out on 1 June 06:00
         store.set_schedule_state("report", last_due=clock.now, last_run=clock.now)
@@ -72,7 +81,8 @@ async def test_a_report_missed_while_the_machine_was_off_is_sealed_once_at_start
 
 
 async def test_a_restart_after_the_missed_report_does_not_send_it_again(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     clock = Clock(datetime(2026, 6, 1, 6, 0, tzinfo=BERLIN))
     with Store.in_data_dir(tmp_path) as store:
         store.set_schedule_state("report", last_due=clock.now, last_run=clock.now)
@@ -87,7 +97,8 @@ async def test_a_restart_after_the_missed_report_does_not_send_it_again(
 
 
 async def test_a_first_start_sends_no_backlog_and_says_when_the_next_report_is_due(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     clock = Clock(datetime(2026, 3, 31, 20, 0, tzinfo=BERLIN))
     daemon = daemon_at(clock, keys, printers, tmp_path, report="quarterly 18:00")
     daemon._init_schedule(clock.now)
@@ -99,7 +110,8 @@ async def test_a_first_start_sends_no_backlog_and_says_when_the_next_report_is_d
 
 
 async def test_readings_of_extra_scans_ride_along_in_the_next_periodic_report(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     clock = Clock(datetime(2026, 1, 5, 0, 30, tzinfo=BERLIN))
     daemon = daemon_at(clock, keys, printers, tmp_path, scan="every 6h", report="daily 23:00")
     daemon._init_schedule(clock.now)
@@ -114,7 +126,8 @@ async def test_readings_of_extra_scans_ride_along_in_the_next_periodic_report(
 
 
 async def test_a_month_end_report_on_the_31st_runs_on_the_30th_of_april(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     clock = Clock(datetime(2026, 4, 1, 0, 0, tzinfo=BERLIN))
     daemon = daemon_at(clock, keys, printers, tmp_path, report="monthly 31 06:00")
     daemon._init_schedule(clock.now)
@@ -129,16 +142,26 @@ async def test_a_month_end_report_on_the_31st_runs_on_the_30th_of_april(
 
 
 async def test_discovery_on_its_own_schedule_finds_devices_that_later_scans_read(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     ip = printers.ips["lobby"]
     base = ip.rsplit(".", 1)[0]
     last = int(ip.rsplit(".", 1)[1])
     clock = Clock(datetime(2026, 2, 1, 0, 0, tzinfo=BERLIN))
     neighbourhood = {"range": f"{base}.{last - 1}-{last + 1}", "credentials": ["lobby"]}
-    schedule = {"timezone": "Europe/Berlin", "discovery": "weekly sun 03:00", "report": "off",
-                "scan": "daily 12:00", "status_poll": "off"}
-    config = make_config(keys, **{**printers.client_sections(), "targets": [neighbourhood]},
-                         schedule=schedule, smtp={"to": ["dealer@fsm.test"]})
+    schedule = {
+        "timezone": "Europe/Berlin",
+        "discovery": "weekly sun 03:00",
+        "report": "off",
+        "scan": "daily 12:00",
+        "status_poll": "off",
+    }
+    config = make_config(
+        keys,
+        **{**printers.client_sections(), "targets": [neighbourhood]},
+        schedule=schedule,
+        smtp={"to": ["dealer@fsm.test"]},
+    )
     daemon = Daemon(config, tmp_path, clock=clock)
     daemon._init_schedule(clock.now)
     assert daemon.targets() == []
@@ -152,17 +175,20 @@ async def test_discovery_on_its_own_schedule_finds_devices_that_later_scans_read
 
 
 async def test_the_daily_pmd_update_runs_from_the_daemon_loop_at_its_hour(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     from fsm_client.pmd.update import load_state
 
     bundles = tmp_path / "bundles"
     bundles.mkdir()  # a synced folder with no bundle in it yet
     clock = Clock(datetime(2026, 5, 4, 3, 0, tzinfo=BERLIN))
-    config = make_config(keys, **printers.client_sections(),
-                         schedule={"timezone": "Europe/Berlin", "report": "off", "discovery": "off",
-                                   "status_poll": "off"},
-                         pmd={"update": {"directory": str(bundles), "hour": 4}},
-                         smtp={"to": ["dealer@fsm.test"]})
+    config = make_config(
+        keys,
+        **printers.client_sections(),
+        schedule={"timezone": "Europe/Berlin", "report": "off", "discovery": "off", "status_poll": "off"},
+        pmd={"update": {"directory": str(bundles), "hour": 4}},
+        smtp={"to": ["dealer@fsm.test"]},
+    )
     daemon = Daemon(config, tmp_path / "data", clock=clock)
     await daemon.scheduler_pass()  # never checked before: checks at start-up
     first = load_state(tmp_path / "data")
@@ -177,7 +203,8 @@ async def test_the_daily_pmd_update_runs_from_the_daemon_loop_at_its_hour(
 
 
 async def test_a_report_in_the_spring_forward_gap_is_sealed_once_after_the_clock_jumps(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     clock = Clock(datetime(2026, 3, 28, 12, 0, tzinfo=BERLIN))
     daemon = daemon_at(clock, keys, printers, tmp_path, report="daily 02:30")
     daemon._init_schedule(clock.now)
@@ -195,7 +222,8 @@ async def test_a_report_in_the_spring_forward_gap_is_sealed_once_after_the_clock
 
 
 async def test_a_target_removed_from_the_config_is_no_longer_read(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     clock = Clock(datetime(2026, 2, 2, 12, 0, tzinfo=BERLIN))
     daemon = daemon_at(clock, keys, printers, tmp_path)
     await daemon.full_read()
@@ -207,13 +235,18 @@ async def test_a_target_removed_from_the_config_is_no_longer_read(
 
 
 async def test_status_polls_raise_an_alert_for_a_jammed_printer_unless_alerts_are_off(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     clock = Clock(datetime(2026, 2, 2, 12, 0, tzinfo=BERLIN))
     printers.set_state("lobby", "jammed")
     try:
-        off = make_config(keys, **printers.client_sections(), alerts={"enabled": False},
-                          schedule={"report": "off", "discovery": "off", "status_poll": "every 90s"},
-                          smtp={"to": ["dealer@fsm.test"]})
+        off = make_config(
+            keys,
+            **printers.client_sections(),
+            alerts={"enabled": False},
+            schedule={"report": "off", "discovery": "off", "status_poll": "every 90s"},
+            smtp={"to": ["dealer@fsm.test"]},
+        )
         quiet = Daemon(off, tmp_path / "off", clock=clock)
         await quiet.scheduler_pass()
         assert kinds(quiet.store) == [] and quiet.store.alert_states() == []
@@ -226,7 +259,8 @@ async def test_status_polls_raise_an_alert_for_a_jammed_printer_unless_alerts_ar
 
 
 async def test_readings_are_dated_by_the_daemons_clock_in_reports_and_alerts(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     """A reading is observed when the daemon's clock says, as its reports are: a test clock or a
     simulated day (the demo's history) gets readings of that moment, not of the machine's."""
     clock = Clock(datetime(2026, 1, 5, 0, 30, tzinfo=BERLIN))
@@ -249,13 +283,18 @@ async def test_readings_are_dated_by_the_daemons_clock_in_reports_and_alerts(
 
 
 async def test_each_run_once_polls_even_when_the_same_daemon_ran_once_seconds_before(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     clock = Clock(datetime(2026, 2, 2, 12, 0, tzinfo=BERLIN))
     drop = tmp_path / "drop"
     drop.mkdir()
-    config = make_config(keys, **printers.client_sections(),
-                         schedule={"report": "off", "discovery": "off", "status_poll": "every 90s"},
-                         transport={"kind": "filedrop"}, filedrop={"directory": str(drop)})
+    config = make_config(
+        keys,
+        **printers.client_sections(),
+        schedule={"report": "off", "discovery": "off", "status_poll": "every 90s"},
+        transport={"kind": "filedrop"},
+        filedrop={"directory": str(drop)},
+    )
     daemon = Daemon(config, tmp_path / "data", clock=clock)
     await daemon.run(once=True, install_signals=False)  # status polls count elapsed time ...
     printers.set_state("lobby", "jammed")

@@ -44,10 +44,14 @@ def sections(keys: Keys, printers: Printers) -> dict[str, object]:
 
 
 async def test_sigterm_stops_the_loop_and_restores_the_previous_handler(
-        keys: Keys, printers: Printers, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    config = make_config(keys, **printers.client_sections(),
-                         schedule={"report": "off", "discovery": "off", "status_poll": "every 1s"},
-                         smtp={"to": ["dealer@fsm.test"]})
+    keys: Keys, printers: Printers, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(
+        keys,
+        **printers.client_sections(),
+        schedule={"report": "off", "discovery": "off", "status_poll": "every 1s"},
+        smtp={"to": ["dealer@fsm.test"]},
+    )
     daemon = Daemon(config, tmp_path)
     caplog.set_level(logging.INFO, logger="fsm_client.daemon")
 
@@ -70,7 +74,8 @@ async def test_sigterm_stops_the_loop_and_restores_the_previous_handler(
 
 
 def test_fsm_client_run_exits_0_on_sigterm_with_one_summary_line(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     config = write_toml(tmp_path / "client.toml", sections(keys, printers))
     argv = [FSM_CLIENT, "--config", str(config), "--data-dir", str(tmp_path / "data"), "run"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -105,7 +110,8 @@ def test_backoff_stays_at_the_cap_however_many_attempts_failed() -> None:
 
 
 def test_a_second_run_on_the_same_data_dir_is_refused_and_send_hands_over_to_the_running_one(
-        keys: Keys, printers: Printers, tmp_path: Path) -> None:
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
     config = write_toml(tmp_path / "client.toml", sections(keys, printers))
     base = [FSM_CLIENT, "--config", str(config), "--data-dir", str(tmp_path / "data")]
     proc = subprocess.Popen([*base, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -127,12 +133,16 @@ def test_a_second_run_on_the_same_data_dir_is_refused_and_send_hands_over_to_the
 
 
 async def test_a_second_sigint_stops_at_once_instead_of_waiting_for_the_step(
-        keys: Keys, tmp_path: Path) -> None:
+    keys: Keys, tmp_path: Path
+) -> None:
     # one silent target (nothing listens there): a poll round takes the whole 4 s timeout
-    config = make_config(keys, snmp={"port": 9, "timeout": 4.0, "retries": 0},
-                         targets=[{"range": "127.0.0.98"}],
-                         schedule={"report": "off", "discovery": "off", "status_poll": "every 1s"},
-                         smtp={"to": ["dealer@fsm.test"]})
+    config = make_config(
+        keys,
+        snmp={"port": 9, "timeout": 4.0, "retries": 0},
+        targets=[{"range": "127.0.0.98"}],
+        schedule={"report": "off", "discovery": "off", "status_poll": "every 1s"},
+        smtp={"to": ["dealer@fsm.test"]},
+    )
     daemon = Daemon(config, tmp_path, shutdown_timeout=30)
     task = asyncio.create_task(daemon.run())
     await asyncio.sleep(1.0)  # the poll is now waiting for the silent device

@@ -63,16 +63,29 @@ def test_multicast_and_reserved_blocks_inside_a_range_are_skipped() -> None:
     assert got == ["223.255.255.254", "223.255.255.255", "223.255.255.253", "1.0.0.1"]
 
 
-@pytest.mark.parametrize("spec", ["224.0.0.1", "255.255.255.255", "239.1.2.3", "0.0.0.0", "224.0.0.0/30",
-                                  "240.0.0.0/30", "255.255.255.255/32", "0.0.0.0/8", "10.0.0.255-255",
-                                  "10.0.0.0-0"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "224.0.0.1",
+        "255.255.255.255",
+        "239.1.2.3",
+        "0.0.0.0",
+        "224.0.0.0/30",
+        "240.0.0.0/30",
+        "255.255.255.255/32",
+        "0.0.0.0/8",
+        "10.0.0.255-255",
+        "10.0.0.0-0",
+    ],
+)
 def test_a_single_multicast_or_broadcast_target_is_refused(spec: str) -> None:
     with pytest.raises(ConfigError, match="unicast only"):
         addrs(spec)
 
 
-@pytest.mark.parametrize("spec", ["10.0.0.300", "10.0.0.5-2", "10.0.0.1-300", "10.0.0.0/33",
-                                  "no such host.invalid", ""])
+@pytest.mark.parametrize(
+    "spec", ["10.0.0.300", "10.0.0.5-2", "10.0.0.1-300", "10.0.0.0/33", "no such host.invalid", ""]
+)
 def test_malformed_targets_are_refused_quoting_the_value(spec: str) -> None:
     with pytest.raises(ConfigError) as info:
         addrs(spec)
@@ -128,8 +141,15 @@ async def test_a_silent_slash_22_is_probed_once_plus_retries_per_address_and_fin
     port, counts, _ = counting_listener
     progress: list[SweepProgress] = []
     started = time.monotonic()
-    found = await sweep(["127.2.0.0/22"], credentials=[community_credential("public")], port=port,
-                        timeout=0.3, retries=1, rate=0, progress=progress.append)
+    found = await sweep(
+        ["127.2.0.0/22"],
+        credentials=[community_credential("public")],
+        port=port,
+        timeout=0.3,
+        retries=1,
+        rate=0,
+        progress=progress.append,
+    )
     elapsed = time.monotonic() - started
     assert found == []
     time.sleep(0.2)
@@ -143,8 +163,14 @@ async def test_the_rate_limit_spreads_probes(
     counting_listener: tuple[int, Counter[str], list[float]],
 ) -> None:
     port, counts, times = counting_listener
-    await sweep(["127.3.0.1-200"], credentials=[community_credential("public")], port=port, timeout=0.1,
-                retries=0, rate=500)
+    await sweep(
+        ["127.3.0.1-200"],
+        credentials=[community_credential("public")],
+        port=port,
+        timeout=0.1,
+        retries=0,
+        rate=500,
+    )
     time.sleep(0.1)
     assert sum(counts.values()) == 200
     assert times[-1] - times[0] >= 0.3  # 200 probes at 500/s take 0.4 s (a 10 ms burst allowed)
@@ -153,34 +179,67 @@ async def test_the_rate_limit_spreads_probes(
 async def test_sweep_finds_simulated_printers_with_the_first_credential_that_answers(
     snmpsim_walks: Snmpsim,
 ) -> None:
-    creds = [community_credential("wrong", name="wrong"),
-             community_credential(snmpsim_walks.community(BROTHER), "1", name="brother-v1"),
-             community_credential(snmpsim_walks.community("hp-color-laserjet-m452nw"), name="hp")]
-    found = await sweep(["127.0.0.0/27"], credentials=creds, port=snmpsim_walks.port, timeout=0.3,
-                        retries=1, rate=0)
+    creds = [
+        community_credential("wrong", name="wrong"),
+        community_credential(snmpsim_walks.community(BROTHER), "1", name="brother-v1"),
+        community_credential(snmpsim_walks.community("hp-color-laserjet-m452nw"), name="hp"),
+    ]
+    found = await sweep(
+        ["127.0.0.0/27"], credentials=creds, port=snmpsim_walks.port, timeout=0.3, retries=1, rate=0
+    )
     assert [f.ip for f in found] == ["127.0.0.1"] + [f"127.0.0.{i}" for i in range(2, 2 + SIM_DEVICES)]
     assert {(f.credential, f.version, f.sys_object_id) for f in found} == {("brother-v1", "1", BROTHER_OID)}
     assert found[0].sys_descr.startswith("Brother NC-6800h")
 
 
 async def test_credentials_are_tried_in_order_on_addresses_not_found_yet(
-    snmpsim_walks: Snmpsim, hostile_agent: HostileAgent,
+    snmpsim_walks: Snmpsim, hostile_agent: HostileAgent
 ) -> None:
     # the hostile agent on 127.0.0.20 answers "public" only; snmpsim answers recordings' names
     with HostileAgent(host="127.0.0.20", port=snmpsim_walks.port):
-        creds = [community_credential(snmpsim_walks.community(BROTHER), name="sim"),
-                 community_credential("public", name="public")]
-        found = await sweep(["127.0.0.1-24"], credentials=creds, port=snmpsim_walks.port, timeout=0.3,
-                            retries=0, rate=0, exclude=["127.0.0.3-11"])
-    assert [(f.ip, f.credential) for f in found] == [("127.0.0.1", "sim"), ("127.0.0.2", "sim"),
-                                                     ("127.0.0.20", "public")]
+        creds = [
+            community_credential(snmpsim_walks.community(BROTHER), name="sim"),
+            community_credential("public", name="public"),
+        ]
+        found = await sweep(
+            ["127.0.0.1-24"],
+            credentials=creds,
+            port=snmpsim_walks.port,
+            timeout=0.3,
+            retries=0,
+            rate=0,
+            exclude=["127.0.0.3-11"],
+        )
+    assert [(f.ip, f.credential) for f in found] == [
+        ("127.0.0.1", "sim"),
+        ("127.0.0.2", "sim"),
+        ("127.0.0.20", "public"),
+    ]
 
 
 def test_discover_command_prints_json(snmpsim_walks: Snmpsim, tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, [
-        "--data-dir", str(tmp_path), "discover", "127.0.0.1-4", "--exclude", "127.0.0.3",
-        "--community", "nope", "--community", snmpsim_walks.community(BROTHER),
-        "--port", str(snmpsim_walks.port), "--timeout", "0.3", "--retries", "0", "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--data-dir",
+            str(tmp_path),
+            "discover",
+            "127.0.0.1-4",
+            "--exclude",
+            "127.0.0.3",
+            "--community",
+            "nope",
+            "--community",
+            snmpsim_walks.community(BROTHER),
+            "--port",
+            str(snmpsim_walks.port),
+            "--timeout",
+            "0.3",
+            "--retries",
+            "0",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [r["ip"] for r in rows] == ["127.0.0.1", "127.0.0.2", "127.0.0.4"]

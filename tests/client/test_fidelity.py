@@ -44,8 +44,17 @@ def test_fidelity_on_the_shared_walks() -> None:
     venv = _snmpsim_venv()
     if venv is None:
         pytest.skip("snmpsim is not installed (set FSM_SNMPSIM_VENV or run scripts/setup)")
-    cmd = [sys.executable, str(SCORER), str(WALKS), "--client", str(_client()), "--snmpsim-venv", str(venv),
-           "--port", str(_free_udp_port())]
+    cmd = [
+        sys.executable,
+        str(SCORER),
+        str(WALKS),
+        "--client",
+        str(_client()),
+        "--snmpsim-venv",
+        str(venv),
+        "--port",
+        str(_free_udp_port()),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=540, cwd=REPO)
     summary = [line for line in r.stdout.splitlines() if line.startswith("fidelity ")]
     print("\n".join(summary))  # the figure, for the CI log (pytest -rP or -s)

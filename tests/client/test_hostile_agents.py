@@ -28,8 +28,7 @@ PAGES = "1.3.6.1.2.1.43.10.2.1.4.1.1"
 
 def source(agent: HostileAgent, community: str, version: str = "2c", **kw: object) -> PysnmpSource:
     opts: dict[str, object] = {"timeout": 0.3, "retries": 0, **kw}
-    return PysnmpSource(agent.host, community_credential(community, version), port=agent.port,
-                        **opts)  # type: ignore[arg-type]
+    return PysnmpSource(agent.host, community_credential(community, version), port=agent.port, **opts)  # type: ignore[arg-type]
 
 
 async def test_a_well_behaved_agent_reads_cleanly(hostile_agent: HostileAgent) -> None:
@@ -42,13 +41,15 @@ async def test_a_well_behaved_agent_reads_cleanly(hostile_agent: HostileAgent) -
 
 @pytest.mark.parametrize("version", ["1", "2c"])
 async def test_garbage_wrong_ids_and_truncated_copies_before_the_answer_are_ignored(
-    hostile_agent: HostileAgent, version: str,
+    hostile_agent: HostileAgent, version: str
 ) -> None:
     async with source(hostile_agent, "garbage-first", version) as src:
         got = await src.get([SYS_DESCR, SERIAL])
         rows = await src.walk(SUPPLY)
-    assert got == {SYS_DESCR: SnmpValue("octets", b"Hostile Printer 1.0"),
-                   SERIAL: SnmpValue("octets", b"HOSTILE123")}
+    assert got == {
+        SYS_DESCR: SnmpValue("octets", b"Hostile Printer 1.0"),
+        SERIAL: SnmpValue("octets", b"HOSTILE123"),
+    }
     assert len(rows) == 24
     # random bytes, a truncated copy and an overrunning length per answer; the wrong id is SNMP
     assert src.undecodable >= 3 * 2
@@ -57,7 +58,7 @@ async def test_garbage_wrong_ids_and_truncated_copies_before_the_answer_are_igno
 
 @pytest.mark.parametrize("mode", ["malformed", "truncated", "wrong-id"])
 async def test_an_agent_that_only_answers_garbage_is_unreachable(
-    hostile_agent: HostileAgent, mode: str,
+    hostile_agent: HostileAgent, mode: str
 ) -> None:
     src = source(hostile_agent, f"{mode}/only")
     with pytest.raises(SnmpTimeout) as info:
@@ -86,8 +87,9 @@ async def test_a_walk_that_turns_to_garbage_keeps_what_was_read_then_fails_fast(
 async def test_a_device_that_dies_mid_walk_keeps_the_rows_already_read(hostile_agent: HostileAgent) -> None:
     async with source(hostile_agent, "dies-after-2/walk", bulk_size=5) as src:
         rows = await src.walk(SUPPLY)
-    assert [oid for oid, _ in rows] == [f"{SUPPLY}.4.1.{i}" for i in range(1, 5)] + \
-        [f"{SUPPLY}.5.1.{i}" for i in range(1, 5)] + [f"{SUPPLY}.6.1.1", f"{SUPPLY}.6.1.2"]
+    assert [oid for oid, _ in rows] == [f"{SUPPLY}.4.1.{i}" for i in range(1, 5)] + [
+        f"{SUPPLY}.5.1.{i}" for i in range(1, 5)
+    ] + [f"{SUPPLY}.6.1.1", f"{SUPPLY}.6.1.2"]
     assert src.reachability == "partial"
     assert any("unreachable mid-read" in w and "walk of" in w for w in src.warnings)
 
@@ -145,13 +147,27 @@ async def test_gen_err_on_a_large_get_is_retried_in_smaller_batches(hostile_agen
 async def test_the_scan_finishes_with_warnings_whatever_the_agents_send(hostile_agent: HostileAgent) -> None:
     config = ClientConfig(snmp=SnmpSection(timeout=0.3, retries=0))
     pool = default_pool()
-    modes = ["public", "garbage-first", "malformed", "walk-malformed", "wrong-types", "huge", "loop",
-             "endless", "stray", "gen-err", "dies-after-1/scan"]
+    modes = [
+        "public",
+        "garbage-first",
+        "malformed",
+        "walk-malformed",
+        "wrong-types",
+        "huge",
+        "loop",
+        "endless",
+        "stray",
+        "gen-err",
+        "dies-after-1/scan",
+    ]
     target = f"{hostile_agent.host}:{hostile_agent.port}"
 
     async def one(mode: str):  # type: ignore[no-untyped-def]
-        return mode, (await scan([target], config=config, pool=pool,
-                                 credentials=[community_credential(mode, name=mode)]))[0]
+        return mode, (
+            await scan(
+                [target], config=config, pool=pool, credentials=[community_credential(mode, name=mode)]
+            )
+        )[0]
 
     devices = dict(await asyncio.wait_for(asyncio.gather(*(one(m) for m in modes)), 60))
     assert devices["public"].reachability == "ok" and devices["public"].serial == "HOSTILE123"
@@ -168,12 +184,16 @@ async def test_the_scan_finishes_with_warnings_whatever_the_agents_send(hostile_
 async def test_discovery_ignores_garbage_and_finds_the_credential_that_answers(
     hostile_agent: HostileAgent,
 ) -> None:
-    creds = [community_credential(c, name=c) for c in ("malformed/sweep", "wrong-id/sweep", "truncated/sweep",
-                                                        "garbage-first/sweep")]
-    found = await sweep([hostile_agent.host], credentials=creds, port=hostile_agent.port, timeout=0.3,
-                        retries=1, rate=0)
+    creds = [
+        community_credential(c, name=c)
+        for c in ("malformed/sweep", "wrong-id/sweep", "truncated/sweep", "garbage-first/sweep")
+    ]
+    found = await sweep(
+        [hostile_agent.host], credentials=creds, port=hostile_agent.port, timeout=0.3, retries=1, rate=0
+    )
     assert [(f.credential, f.sys_descr, f.sys_object_id) for f in found] == [
-        ("garbage-first/sweep", "Hostile Printer 1.0", "1.3.6.1.4.1.99999.1")]
+        ("garbage-first/sweep", "Hostile Printer 1.0", "1.3.6.1.4.1.99999.1")
+    ]
     assert hostile_agent.requests["malformed/sweep"] == 2  # the first probe and its retry
 
 
@@ -230,8 +250,13 @@ def shifted_agent() -> Iterator[HostileAgent]:
 async def test_an_agent_answering_with_a_shifted_id_is_unreachable_with_a_warning(
     shifted_agent: HostileAgent,
 ) -> None:
-    src = PysnmpSource(shifted_agent.host, community_credential("shifted-id/alone"), port=shifted_agent.port,
-                       timeout=0.3, retries=1)
+    src = PysnmpSource(
+        shifted_agent.host,
+        community_credential("shifted-id/alone"),
+        port=shifted_agent.port,
+        timeout=0.3,
+        retries=1,
+    )
     with pytest.raises(SnmpTimeout, match=r"2 answer\(s\) that matched no request sent to it"):
         await src.get([SYS_DESCR])
     assert src.reachability == "unreachable" and src.misdirected == 2
@@ -247,8 +272,13 @@ async def test_an_answer_from_another_port_than_the_one_asked_is_dropped(hostile
 async def test_request_ids_are_not_predictable_from_the_last_one(shifted_agent: HostileAgent) -> None:
     # Anyone who sees one request must not be able to tell the id of the next (to this
     # device or another): consecutive requests carry unrelated ids.
-    async with PysnmpSource(shifted_agent.host, community_credential("public/ids"), port=shifted_agent.port,
-                            timeout=0.3, retries=0) as src:
+    async with PysnmpSource(
+        shifted_agent.host,
+        community_credential("public/ids"),
+        port=shifted_agent.port,
+        timeout=0.3,
+        retries=0,
+    ) as src:
         for _ in range(20):
             await src.get([SYS_DESCR])
     ids = shifted_agent.request_ids["public/ids"]
@@ -257,7 +287,7 @@ async def test_request_ids_are_not_predictable_from_the_last_one(shifted_agent: 
 
 
 async def test_answers_with_a_shifted_id_never_land_on_another_device_in_any_order(
-    shifted_agent: HostileAgent, snmpsim_walks: Snmpsim,
+    shifted_agent: HostileAgent, snmpsim_walks: Snmpsim
 ) -> None:
     """The shifted answer carries the id of the request sent right after it; whichever
     device that went to (a silent address, a printer) must neither take the hostile values
@@ -268,8 +298,10 @@ async def test_answers_with_a_shifted_id_never_land_on_another_device_in_any_ord
     targets = {
         SHIFTED_HOST: (f"{SHIFTED_HOST}:{shifted_agent.port}", community_credential("shifted-id/order")),
         SILENT_HOST: (f"{SILENT_HOST}:{silent_port}", community_credential("public")),
-        **{ip: (f"{ip}:{snmpsim_walks.port}", community_credential(snmpsim_walks.community(walk)))
-           for ip, walk in PRINTERS.items()},
+        **{
+            ip: (f"{ip}:{snmpsim_walks.port}", community_credential(snmpsim_walks.community(walk)))
+            for ip, walk in PRINTERS.items()
+        },
     }
 
     async def read(ip: str):  # type: ignore[no-untyped-def]
@@ -280,8 +312,9 @@ async def test_answers_with_a_shifted_id_never_land_on_another_device_in_any_ord
     alone = {ip: await read(ip) for ip in PRINTERS}
     assert all(d.reachability == "ok" and d.serial for d in alone.values())
     for order in itertools.permutations(targets):
-        devices = dict(zip(order, await asyncio.wait_for(asyncio.gather(*(read(ip) for ip in order)), 30),
-                           strict=True))
+        devices = dict(
+            zip(order, await asyncio.wait_for(asyncio.gather(*(read(ip) for ip in order)), 30), strict=True)
+        )
         for ip, device in devices.items():
             assert device.ip == ip, order
             if ip != SHIFTED_HOST:
@@ -289,9 +322,13 @@ async def test_answers_with_a_shifted_id_never_land_on_another_device_in_any_ord
                 assert "HOSTILE123" not in text and "Hostile" not in text, (order, ip, text)
         for ip, baseline in alone.items():
             got = devices[ip]
-            assert (got.reachability, got.manufacturer, got.model, got.serial, got.counters) == \
-                (baseline.reachability, baseline.manufacturer, baseline.model, baseline.serial,
-                 baseline.counters), (order, ip, got.warnings)
+            assert (got.reachability, got.manufacturer, got.model, got.serial, got.counters) == (
+                baseline.reachability,
+                baseline.manufacturer,
+                baseline.model,
+                baseline.serial,
+                baseline.counters,
+            ), (order, ip, got.warnings)
         assert devices[SILENT_HOST].reachability == "unreachable", order
         hostile = devices[SHIFTED_HOST]
         assert hostile.reachability == "unreachable", order
@@ -299,15 +336,18 @@ async def test_answers_with_a_shifted_id_never_land_on_another_device_in_any_ord
 
 
 async def test_discovery_drops_answers_with_a_shifted_id_and_finds_the_printers(
-    snmpsim_walks: Snmpsim, caplog: pytest.LogCaptureFixture,
+    snmpsim_walks: Snmpsim, caplog: pytest.LogCaptureFixture
 ) -> None:
     # a sweep probes one port: snmpsim on 127.0.0.2-3, a shifted agent on .32 on the same port
     with HostileAgent(host="127.0.0.32", port=snmpsim_walks.port) as shifted:
-        creds = [community_credential(snmpsim_walks.community(PRINTERS["127.0.0.2"]), name="sim"),
-                 community_credential("shifted-id/sweep", name="shifted")]
+        creds = [
+            community_credential(snmpsim_walks.community(PRINTERS["127.0.0.2"]), name="sim"),
+            community_credential("shifted-id/sweep", name="shifted"),
+        ]
         for order in itertools.permutations(["127.0.0.2", "127.0.0.3", "127.0.0.32"]):
-            found = await sweep(list(order), credentials=creds, port=snmpsim_walks.port, timeout=0.3,
-                                retries=0, rate=0)
+            found = await sweep(
+                list(order), credentials=creds, port=snmpsim_walks.port, timeout=0.3, retries=0, rate=0
+            )
             assert sorted((f.ip, f.credential) for f in found) == [("127.0.0.2", "sim"), ("127.0.0.3", "sim")]
             assert all("Hostile" not in f.sys_descr for f in found)
         assert shifted.requests["shifted-id/sweep"] == 6

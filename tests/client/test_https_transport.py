@@ -70,18 +70,32 @@ def receiver(tmp_path: Path, ca: TestCa, keys: Keys, database_url: str, enrolled
 
 
 def https_config(keys: Keys, printers: Printers, url: str, ca: TestCa, **transport: Any) -> Any:
-    return make_config(keys, **{
-        **printers.client_sections(),
-        "transport": {"kind": "https", "url": url, "ca_file": str(ca.ca_file), "timeout": 10.0, **transport},
-        "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
-        "outbox": {"retry_initial": 0.1, "retry_max": 0.5}})
+    return make_config(
+        keys,
+        **{
+            **printers.client_sections(),
+            "transport": {
+                "kind": "https",
+                "url": url,
+                "ca_file": str(ca.ca_file),
+                "timeout": 10.0,
+                **transport,
+            },
+            "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+            "outbox": {"retry_initial": 0.1, "retry_max": 0.5},
+        },
+    )
 
 
 def answers(daemon: Daemon) -> list[str]:
     """The answer each sent chunk got (the receipt, or the relay's words), in numbering order."""
     with contextlib.closing(sqlite3.connect(daemon.data_dir / STORE_FILE)) as db:
-        return [row[0] for row in db.execute(
-            "SELECT answer FROM outbox_chunks WHERE sent_at IS NOT NULL ORDER BY seq, chunk_index")]
+        return [
+            row[0]
+            for row in db.execute(
+                "SELECT answer FROM outbox_chunks WHERE sent_at IS NOT NULL ORDER BY seq, chunk_index"
+            )
+        ]
 
 
 def loaded_seqs() -> list[int]:
@@ -90,7 +104,8 @@ def loaded_seqs() -> list[int]:
 
 
 async def test_a_report_goes_by_https_into_the_database(
-        receiver: Receiver, printers: Printers, keys: Keys, ca: TestCa, tmp_path: Path) -> None:
+    receiver: Receiver, printers: Printers, keys: Keys, ca: TestCa, tmp_path: Path
+) -> None:
     with receiver:
         daemon = Daemon(https_config(keys, printers, receiver.url, ca), tmp_path / "client")
         counts = await daemon.send_now()
@@ -104,8 +119,13 @@ async def test_a_report_goes_by_https_into_the_database(
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 async def test_through_a_connect_proxy_with_basic_auth(
-        receiver: Receiver, printers: Printers, keys: Keys, ca: TestCa, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver: Receiver,
+    printers: Printers,
+    keys: Keys,
+    ca: TestCa,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     with receiver, ConnectProxy(user="fsm", password="pr0xy") as proxy:
         # a wrong login: refused by the proxy, the report stays queued and says why
         bad = proxy.url.replace("pr0xy", "wrong")
@@ -136,21 +156,25 @@ async def test_through_a_connect_proxy_with_basic_auth(
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 async def test_a_pinned_key_that_does_not_match_is_refused_before_anything_is_sent(
-        receiver: Receiver, printers: Printers, keys: Keys, ca: TestCa, tmp_path: Path) -> None:
+    receiver: Receiver, printers: Printers, keys: Keys, ca: TestCa, tmp_path: Path
+) -> None:
     other = TestCa.create(tmp_path / "other-ca")
     wrong_pin = spki_sha256(_der(other.cert_file))
     right_pin = spki_sha256(_der(ca.cert_file))
     with receiver:
-        daemon = Daemon(https_config(keys, printers, receiver.url, ca, pin_sha256=[wrong_pin]),
-                        tmp_path / "client")
+        daemon = Daemon(
+            https_config(keys, printers, receiver.url, ca, pin_sha256=[wrong_pin]), tmp_path / "client"
+        )
         await daemon.send_now()
         [entry] = daemon.store.outbox()
         assert entry.sent_at is None
         assert "is not one of [transport] pin_sha256; nothing was sent" in (entry.last_error or "")
         assert Envelope.select().count() == 0 and Quarantine.select().count() == 0
         daemon.store.close()
-        daemon = Daemon(https_config(keys, printers, receiver.url, ca, pin_sha256=[wrong_pin, right_pin]),
-                        tmp_path / "client")
+        daemon = Daemon(
+            https_config(keys, printers, receiver.url, ca, pin_sha256=[wrong_pin, right_pin]),
+            tmp_path / "client",
+        )
         await daemon.send_now(read=False)
     assert loaded_seqs() == [1, 2]
 
@@ -172,7 +196,8 @@ def test_http_urls_are_refused_before_anything_runs(keys: Keys, printers: Printe
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 async def test_a_certificate_of_another_ca_is_refused_and_the_report_stays_queued(
-        receiver: Receiver, printers: Printers, keys: Keys, tmp_path: Path) -> None:
+    receiver: Receiver, printers: Printers, keys: Keys, tmp_path: Path
+) -> None:
     other = TestCa.create(tmp_path / "other-ca")
     with receiver:
         daemon = Daemon(https_config(keys, printers, receiver.url, other), tmp_path / "client")
@@ -191,7 +216,8 @@ async def _until(condition: Any, what: str, timeout: float = 30.0) -> None:
 
 
 async def test_a_server_down_for_the_whole_run_then_up_gets_every_report_once_in_order(
-        receiver: Receiver, printers: Printers, keys: Keys, ca: TestCa, tmp_path: Path) -> None:
+    receiver: Receiver, printers: Printers, keys: Keys, ca: TestCa, tmp_path: Path
+) -> None:
     daemon = Daemon(https_config(keys, printers, receiver.url, ca), tmp_path / "client")
     task = asyncio.create_task(daemon.run(install_signals=False))
     try:
@@ -214,24 +240,52 @@ async def test_a_server_down_for_the_whole_run_then_up_gets_every_report_once_in
 
 def _mailbox(stack: MailStack) -> MailboxSection:
     user = stack.users["dealer"]
-    return MailboxSection(name="dealer", host=stack.host, port=stack.imaps_port, security="tls",
-                          user=user.address, password=Secret(user.password), ca_file=stack.ca_file)
+    return MailboxSection(
+        name="dealer",
+        host=stack.host,
+        port=stack.imaps_port,
+        security="tls",
+        user=user.address,
+        password=Secret(user.password),
+        ca_file=stack.ca_file,
+    )
 
 
 @pytest.mark.mail
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 async def test_the_same_reports_by_https_and_by_mail_load_once(
-        receiver: Receiver, printers: Printers, keys: Keys, ca: TestCa, tmp_path: Path,
-        empty_dealer_mailbox: MailStack, enrolled: Database) -> None:
+    receiver: Receiver,
+    printers: Printers,
+    keys: Keys,
+    ca: TestCa,
+    tmp_path: Path,
+    empty_dealer_mailbox: MailStack,
+    enrolled: Database,
+) -> None:
     stack = empty_dealer_mailbox
-    smtp = {"host": stack.host, "port": stack.smtp_port, "security": "starttls",
-            "ca_file": str(stack.ca_file), "from": "client@fsm.test", "to": ["dealer@fsm.test"],
-            "timeout": 10.0}
-    both = make_config(keys, **{
-        **printers.client_sections(), "smtp": smtp,
-        "transport": {"kind": ["https", "smtp"], "url": receiver.url, "ca_file": str(ca.ca_file),
-                      "timeout": 5.0},
-        "schedule": {"report": "off", "discovery": "off", "status_poll": "off"}})
+    smtp = {
+        "host": stack.host,
+        "port": stack.smtp_port,
+        "security": "starttls",
+        "ca_file": str(stack.ca_file),
+        "from": "client@fsm.test",
+        "to": ["dealer@fsm.test"],
+        "timeout": 10.0,
+    }
+    both = make_config(
+        keys,
+        **{
+            **printers.client_sections(),
+            "smtp": smtp,
+            "transport": {
+                "kind": ["https", "smtp"],
+                "url": receiver.url,
+                "ca_file": str(ca.ca_file),
+                "timeout": 5.0,
+            },
+            "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+        },
+    )
     pipeline = Pipeline(enrolled, Registry(enrolled), keys.encryption_key)
 
     async def ingest_mail() -> dict[str, int]:
@@ -251,8 +305,14 @@ async def test_the_same_reports_by_https_and_by_mail_load_once(
     assert await ingest_mail() == {"loaded": 1}
     # every report again by mail, then by HTTPS: nothing loads twice
     daemon.store.requeue(1)
-    mail_only = make_config(keys, **{**printers.client_sections(), "smtp": smtp,
-                                     "schedule": {"report": "off", "discovery": "off", "status_poll": "off"}})
+    mail_only = make_config(
+        keys,
+        **{
+            **printers.client_sections(),
+            "smtp": smtp,
+            "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+        },
+    )
     daemon.store.close()
     daemon = Daemon(mail_only, data)
     assert (await daemon.sender.drain(force=True)).sent_envelopes == 4

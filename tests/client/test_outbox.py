@@ -65,7 +65,11 @@ def test_chunks_are_pending_in_sequence_then_chunk_order(fresh_store: Store) -> 
     enqueue(fresh_store, [b"2a"])
     pending = fresh_store.pending_chunks()
     assert [(c.seq, c.chunk_index, c.chunk_count, c.data) for c in pending] == [
-        (1, 0, 3, b"1a"), (1, 1, 3, b"1b"), (1, 2, 3, b"1c"), (2, 0, 1, b"2a")]
+        (1, 0, 3, b"1a"),
+        (1, 1, 3, b"1b"),
+        (1, 2, 3, b"1c"),
+        (2, 0, 1, b"2a"),
+    ]
     assert fresh_store.outbox_depth() == 2
 
 
@@ -139,6 +143,7 @@ def test_show_of_an_unknown_number_says_where_to_look(fresh_store: Store) -> Non
 
 # --- the CLI over real files -------------------------------------------------------------------
 
+
 def _cli_world(tmp_path: Path, *, redact: bool = False) -> tuple[Path, Path]:
     """A data dir with two sealed reports (the first sent) and a config pointing at real keys."""
     import json
@@ -152,8 +157,13 @@ def _cli_world(tmp_path: Path, *, redact: bool = False) -> tuple[Path, Path]:
     config = make_config(keys, outbox={"redact_ips": redact, "redact_locations": redact})
     data = tmp_path / "data"
     with Store.in_data_dir(data) as store:
-        printer = Device(ip="10.7.0.5", observed_at=T0, location="Floor 3, room 301",
-                         contact="it@acme.example", warnings=["10.7.0.5 answered slowly"])
+        printer = Device(
+            ip="10.7.0.5",
+            observed_at=T0,
+            location="Floor 3, room 301",
+            contact="it@acme.example",
+            warnings=["10.7.0.5 answered slowly"],
+        )
         store.add_reading(printer, kind="scan")
         sealer = Sealer.from_config(config, data)
         queue_report(store, sealer, config, kind="periodic", now=T0)
@@ -186,7 +196,9 @@ def test_outbox_list_json_shows_state_attempts_and_errors(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [(r["seq"], r["kind"], r["state"], r["chunks"]) for r in rows] == [
-        (1, "periodic", "sent", 1), (2, "periodic", "pending", 1)]
+        (1, "periodic", "sent", 1),
+        (2, "periodic", "pending", 1),
+    ]
 
 
 def test_outbox_show_prints_the_sealed_plaintext_and_redacts_on_request(tmp_path: Path) -> None:
@@ -207,8 +219,9 @@ def test_outbox_show_redacts_by_config_and_can_be_told_not_to(tmp_path: Path) ->
     device = hidden["devices"][0]
     assert (device["ip"], device["location"], device["contact"]) == ("<redacted>",) * 3
     assert device["warnings"] == ["<redacted> answered slowly"]
-    shown = json.loads(_cli(tmp_path / "again", "outbox", "show", "1", "--no-redact",
-                            redact_by_config=True).output)
+    shown = json.loads(
+        _cli(tmp_path / "again", "outbox", "show", "1", "--no-redact", redact_by_config=True).output
+    )
     assert shown["devices"][0]["ip"] == "10.7.0.5"
 
 
@@ -258,4 +271,3 @@ def test_rechunk_splits_an_unsent_report_again_under_its_number(tmp_path: Path) 
 def test_rechunk_refuses_a_chunk_size_that_cannot_carry_a_chunk(tmp_path: Path) -> None:
     result = _cli(tmp_path, "outbox", "rechunk", "2", "--chunk-bytes", "100")
     assert result.exit_code == 3 and "too small" in result.output
-

@@ -104,15 +104,19 @@ def write(tmp_path: Path, name: str, data: bytes) -> str:
 def active_marker(data_dir: Path) -> set[str]:
     """The ``# set N`` markers of the files the active pool reads (one value when unmixed)."""
     pool = load_active_pool(None, data_dir)
-    return {p.read_text().rsplit("# set ", 1)[-1].strip() for p in pool.files.values()
-            if "# set " in p.read_text()}
+    return {
+        p.read_text().rsplit("# set ", 1)[-1].strip()
+        for p in pool.files.values()
+        if "# set " in p.read_text()
+    }
 
 
 # --- a valid update ------------------------------------------------------------------------------
 
 
-def test_valid_bundle_is_installed_and_read_by_scans(tmp_path: Path, publisher: Publisher, config,
-                                                     data_dir: Path) -> None:
+def test_valid_bundle_is_installed_and_read_by_scans(
+    tmp_path: Path, publisher: Publisher, config, data_dir: Path
+) -> None:
     src = write(tmp_path, "b.zip", publisher.bundle(7, with_name(shipped_files(), "hp", "HP from bundle 7")))
     result = install_from(src, config=config, data_dir=data_dir, now=NOW)
 
@@ -149,19 +153,34 @@ def refused(data_dir: Path, src: str, config, error: type[Exception], match: str
 
 
 def test_tampered_file_is_refused(tmp_path: Path, publisher: Publisher, config, installed_v1: Path) -> None:
-    entries = [(n, d + b"\n# one more line\n" if n == "pmd/hp.toml" else d)
-               for n, d in entries_of(publisher.bundle(2, marked(2)))]
-    exc = refused(installed_v1, write(tmp_path, "t.zip", zip_of(entries)), config, PmdBundleError,
-                  r"pmd/hp.toml does not match its sha256 in the signed manifest")
+    entries = [
+        (n, d + b"\n# one more line\n" if n == "pmd/hp.toml" else d)
+        for n, d in entries_of(publisher.bundle(2, marked(2)))
+    ]
+    exc = refused(
+        installed_v1,
+        write(tmp_path, "t.zip", zip_of(entries)),
+        config,
+        PmdBundleError,
+        r"pmd/hp.toml does not match its sha256 in the signed manifest",
+    )
     assert "unchanged" in exc.hint  # type: ignore[attr-defined]
 
 
-def test_altered_manifest_fails_the_signature(tmp_path: Path, publisher: Publisher, config,
-                                              installed_v1: Path) -> None:
-    entries = [(n, d.replace(b'"version": 2', b'"version": 9') if n == "manifest.json" else d)
-               for n, d in entries_of(publisher.bundle(2, marked(2)))]
-    refused(installed_v1, write(tmp_path, "m.zip", zip_of(entries)), config, PmdBundleSignatureError,
-            r"signature does not verify with publisher key 'SHA256:")
+def test_altered_manifest_fails_the_signature(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
+    entries = [
+        (n, d.replace(b'"version": 2', b'"version": 9') if n == "manifest.json" else d)
+        for n, d in entries_of(publisher.bundle(2, marked(2)))
+    ]
+    refused(
+        installed_v1,
+        write(tmp_path, "m.zip", zip_of(entries)),
+        config,
+        PmdBundleSignatureError,
+        r"signature does not verify with publisher key 'SHA256:",
+    )
 
 
 def test_bad_signature_is_refused(tmp_path: Path, publisher: Publisher, config, installed_v1: Path) -> None:
@@ -172,36 +191,62 @@ def test_bad_signature_is_refused(tmp_path: Path, publisher: Publisher, config, 
         d["signature"] = base64.b64encode(bytes(raw)).decode()
         return json.dumps(d).encode()
 
-    entries = [(n, flip(d) if n == "manifest.sig" else d)
-               for n, d in entries_of(publisher.bundle(2, marked(2)))]
-    refused(installed_v1, write(tmp_path, "s.zip", zip_of(entries)), config, PmdBundleSignatureError,
-            r"signature does not verify")
+    entries = [
+        (n, flip(d) if n == "manifest.sig" else d) for n, d in entries_of(publisher.bundle(2, marked(2)))
+    ]
+    refused(
+        installed_v1,
+        write(tmp_path, "s.zip", zip_of(entries)),
+        config,
+        PmdBundleSignatureError,
+        r"signature does not verify",
+    )
 
 
 def test_bundle_of_an_unknown_publisher_key_is_refused(tmp_path: Path, config, installed_v1: Path) -> None:
     stranger = Publisher(tmp_path / "stranger")
-    exc = refused(installed_v1, write(tmp_path, "u.zip", stranger.bundle(2, marked(2))), config,
-                  PmdBundleUnknownKey,
-                  f"signed by publisher key '{re.escape(stranger.key.fingerprint)}', which is not pinned")
+    exc = refused(
+        installed_v1,
+        write(tmp_path, "u.zip", stranger.bundle(2, marked(2))),
+        config,
+        PmdBundleUnknownKey,
+        f"signed by publisher key '{re.escape(stranger.key.fingerprint)}', which is not pinned",
+    )
     assert "publisher_keys" in exc.hint  # type: ignore[attr-defined]
 
 
-def test_nothing_is_trusted_without_a_pinned_key(tmp_path: Path, publisher: Publisher,
-                                                 installed_v1: Path) -> None:
-    refused(installed_v1, write(tmp_path, "n.zip", publisher.bundle(2, marked(2))), make_config([]),
-            PmdBundleUnknownKey, "no publisher key is pinned")
+def test_nothing_is_trusted_without_a_pinned_key(
+    tmp_path: Path, publisher: Publisher, installed_v1: Path
+) -> None:
+    refused(
+        installed_v1,
+        write(tmp_path, "n.zip", publisher.bundle(2, marked(2))),
+        make_config([]),
+        PmdBundleUnknownKey,
+        "no publisher key is pinned",
+    )
 
 
 @pytest.mark.parametrize("version", [1, 0.5])
-def test_older_or_same_version_is_refused(tmp_path: Path, publisher: Publisher, config, installed_v1: Path,
-                                          version: float) -> None:
+def test_older_or_same_version_is_refused(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path, version: float
+) -> None:
     # 0.5 stands for "older": versions are integers, so reinstall 1 and try the older via v2 first
     if version == 0.5:
-        install_from(write(tmp_path, "v3.zip", publisher.bundle(3, marked(1))), config=config,
-                     data_dir=installed_v1, now=NOW)
+        install_from(
+            write(tmp_path, "v3.zip", publisher.bundle(3, marked(1))),
+            config=config,
+            data_dir=installed_v1,
+            now=NOW,
+        )
         version = 2
-    exc = refused(installed_v1, write(tmp_path, "old.zip", publisher.bundle(int(version), marked(9))), config,
-                  PmdBundleNotNewer, rf"bundle version {int(version)} is not newer than \d+")
+    exc = refused(
+        installed_v1,
+        write(tmp_path, "old.zip", publisher.bundle(int(version), marked(9))),
+        config,
+        PmdBundleNotNewer,
+        rf"bundle version {int(version)} is not newer than \d+",
+    )
     assert "downgrade" in str(exc)
 
 
@@ -220,43 +265,68 @@ HOSTILE_NAMES = {
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES.values(), ids=HOSTILE_NAMES.keys())
-def test_hostile_entry_names_are_refused_and_nothing_is_written(tmp_path: Path, publisher: Publisher, config,
-                                                                installed_v1: Path, name: str) -> None:
+def test_hostile_entry_names_are_refused_and_nothing_is_written(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path, name: str
+) -> None:
     entries = [*entries_of(publisher.bundle(2, marked(2))), (name, b"name = 'x'\n")]
-    exc = refused(installed_v1, write(tmp_path, "h.zip", zip_of(entries)), config, PmdBundleError,
-                  r"bundle entry .* (absolute|traversal|is not manifest.json)")
+    exc = refused(
+        installed_v1,
+        write(tmp_path, "h.zip", zip_of(entries)),
+        config,
+        PmdBundleError,
+        r"bundle entry .* (absolute|traversal|is not manifest.json)",
+    )
     assert repr(name) in str(exc)
     assert not list(tmp_path.rglob("evil*")) and not Path("/etc/evil.toml").exists()
 
 
 def test_symlink_entry_is_refused(tmp_path: Path, publisher: Publisher, config, installed_v1: Path) -> None:
     entries = [*entries_of(publisher.bundle(2, marked(2))), symlink_entry("pmd/link.toml", "/etc/passwd")]
-    refused(installed_v1, write(tmp_path, "l.zip", zip_of(entries)), config, PmdBundleError,
-            "'pmd/link.toml' is a symbolic link")
+    refused(
+        installed_v1,
+        write(tmp_path, "l.zip", zip_of(entries)),
+        config,
+        PmdBundleError,
+        "'pmd/link.toml' is a symbolic link",
+    )
 
 
-def test_directory_and_duplicate_entries_are_refused(tmp_path: Path, publisher: Publisher, config,
-                                                     installed_v1: Path) -> None:
+def test_directory_and_duplicate_entries_are_refused(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     base = entries_of(publisher.bundle(2, marked(2)))
-    refused(installed_v1, write(tmp_path, "d.zip", zip_of([*base, ("pmd/", b"")])), config, PmdBundleError,
-            "is a directory")
+    refused(
+        installed_v1,
+        write(tmp_path, "d.zip", zip_of([*base, ("pmd/", b"")])),
+        config,
+        PmdBundleError,
+        "is a directory",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate we make on purpose
         dup = zip_of([*base, ("pmd/hp.toml", b"name = 'second hp'\n")])
-    refused(installed_v1, write(tmp_path, "dup.zip", dup), config, PmdBundleError,
-            "names 'pmd/hp.toml' twice")
+    refused(
+        installed_v1, write(tmp_path, "dup.zip", dup), config, PmdBundleError, "names 'pmd/hp.toml' twice"
+    )
 
 
-def test_zip_bomb_is_refused_from_the_directory_before_inflating(tmp_path: Path, publisher: Publisher, config,
-                                                                  installed_v1: Path) -> None:
+def test_zip_bomb_is_refused_from_the_directory_before_inflating(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     # 400 KB of zeros deflates to ~400 bytes: a ratio of ~1000:1
     bomb = [*entries_of(publisher.bundle(2, marked(2))), ("pmd/bomb.toml", b"\0" * 400_000)]
-    refused(installed_v1, write(tmp_path, "bomb.zip", zip_of(bomb)), config, PmdBundleError,
-            r"'pmd/bomb.toml' expands 400000 bytes from \d+ .*zip bomb")
+    refused(
+        installed_v1,
+        write(tmp_path, "bomb.zip", zip_of(bomb)),
+        config,
+        PmdBundleError,
+        r"'pmd/bomb.toml' expands 400000 bytes from \d+ .*zip bomb",
+    )
 
 
 def test_declared_size_over_the_limit_is_refused_without_reading_the_data(
-        tmp_path: Path, publisher: Publisher, config, installed_v1: Path) -> None:
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     data = publisher.bundle(2, marked(2))
     # Rewrite one entry's uncompressed size in the central directory to 4 GiB - 1. Were the
     # data inflated first, this would fail with a CRC or size error, not with the limit.
@@ -264,14 +334,19 @@ def test_declared_size_over_the_limit_is_refused_without_reading_the_data(
         info = zf.getinfo("pmd/hp.toml")
     cd = data.find(b"PK\x01\x02")  # central directory headers; find hp.toml's
     while cd != -1:
-        name_len = int.from_bytes(data[cd + 28:cd + 30], "little")
-        if data[cd + 46:cd + 46 + name_len] == b"pmd/hp.toml":
+        name_len = int.from_bytes(data[cd + 28 : cd + 30], "little")
+        if data[cd + 46 : cd + 46 + name_len] == b"pmd/hp.toml":
             break
         cd = data.find(b"PK\x01\x02", cd + 4)
     assert cd != -1 and info.file_size < LIMITS.max_file_bytes
-    forged = data[:cd + 24] + (0xFFFFFFFE).to_bytes(4, "little") + data[cd + 28:]
-    refused(installed_v1, write(tmp_path, "big.zip", forged), config, PmdBundleError,
-            r"'pmd/hp.toml' is 4294967294 bytes uncompressed, over the limit")
+    forged = data[: cd + 24] + (0xFFFFFFFE).to_bytes(4, "little") + data[cd + 28 :]
+    refused(
+        installed_v1,
+        write(tmp_path, "big.zip", forged),
+        config,
+        PmdBundleError,
+        r"'pmd/hp.toml' is 4294967294 bytes uncompressed, over the limit",
+    )
 
 
 def test_entry_count_and_total_limits(publisher: Publisher) -> None:
@@ -284,29 +359,42 @@ def test_entry_count_and_total_limits(publisher: Publisher) -> None:
         open_bundle(data, publisher_keys=[publisher.key.public], limits=Limits(max_bundle_bytes=100))
 
 
-def test_truncated_bundle_file_is_refused(tmp_path: Path, publisher: Publisher, config,
-                                          installed_v1: Path) -> None:
+def test_truncated_bundle_file_is_refused(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     data = publisher.bundle(2, marked(2))
     for cut in (len(data) // 2, len(data) - 10, 100):
-        exc = refused(installed_v1, write(tmp_path, f"cut{cut}.zip", data[:cut]), config, PmdBundleError,
-                      "not a complete, readable ZIP archive")
+        exc = refused(
+            installed_v1,
+            write(tmp_path, f"cut{cut}.zip", data[:cut]),
+            config,
+            PmdBundleError,
+            "not a complete, readable ZIP archive",
+        )
         assert "truncated" in exc.hint  # type: ignore[attr-defined]
 
 
-def test_bundle_with_a_pmd_that_does_not_load_is_refused(tmp_path: Path, publisher: Publisher, config,
-                                                         installed_v1: Path) -> None:
+def test_bundle_with_a_pmd_that_does_not_load_is_refused(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     files = marked(2)
     files["hp.toml"] += b"\n[identity]\nserial = [{ oidd = '1.3.6.1.2.1.43.5.1.1.17.1' }]\n"
-    refused(installed_v1, write(tmp_path, "bad.zip", publisher.bundle(2, files)), config, PmdBundleError,
-            r"bundle version 2 has a PMD that does not load: .*hp\.toml")
+    refused(
+        installed_v1,
+        write(tmp_path, "bad.zip", publisher.bundle(2, files)),
+        config,
+        PmdBundleError,
+        r"bundle version 2 has a PMD that does not load: .*hp\.toml",
+    )
     assert not [p for p in (installed_v1 / SETS_DIR).iterdir() if p.name.startswith(".staging")]
 
 
 # --- local overrides -----------------------------------------------------------------------------
 
 
-def test_local_override_wins_over_the_bundle_and_survives_updates(tmp_path: Path, publisher: Publisher,
-                                                                  data_dir: Path) -> None:
+def test_local_override_wins_over_the_bundle_and_survives_updates(
+    tmp_path: Path, publisher: Publisher, data_dir: Path
+) -> None:
     local = tmp_path / "my-pmds"
     local.mkdir()
     hp = with_name({"hp.toml": shipped_files()["hp.toml"]}, "hp", "operator's HP")["hp.toml"]
@@ -315,8 +403,12 @@ def test_local_override_wins_over_the_bundle_and_survives_updates(tmp_path: Path
     config = msgspec.structs.replace(config, pmd=msgspec.structs.replace(config.pmd, local_dir=local))
     for version in (1, 2):
         files = with_name(marked(version), "hp", f"bundle {version} HP")
-        install_from(write(tmp_path, f"v{version}.zip", publisher.bundle(version, files)), config=config,
-                     data_dir=data_dir, now=NOW)
+        install_from(
+            write(tmp_path, f"v{version}.zip", publisher.bundle(version, files)),
+            config=config,
+            data_dir=data_dir,
+            now=NOW,
+        )
         pool = load_active_pool(config, data_dir)
         assert pool.get("hp").name == "operator's HP"
         assert pool.files["hp"] == local / "hp.toml"
@@ -325,8 +417,9 @@ def test_local_override_wins_over_the_bundle_and_survives_updates(tmp_path: Path
     assert active_pmd_dirs(config, data_dir)[-1] == local
 
 
-def test_a_bundle_that_breaks_a_local_override_is_refused(tmp_path: Path, publisher: Publisher,
-                                                          data_dir: Path) -> None:
+def test_a_bundle_that_breaks_a_local_override_is_refused(
+    tmp_path: Path, publisher: Publisher, data_dir: Path
+) -> None:
     local = data_dir / "pmd"  # the default local_dir
     local.mkdir(parents=True)
     (local / "ricoh.toml").write_text('extends = "kyocera"\n[match]\nsys_descr = ["^MyRicoh"]\n')
@@ -336,19 +429,25 @@ def test_a_bundle_that_breaks_a_local_override_is_refused(tmp_path: Path, publis
     files["kyocera.toml"] = b'extends = "ricoh"\n' + files["kyocera.toml"]
     load_pool([shipped_dir(), write_pool(tmp_path / "alone", files)])
     with pytest.raises(PmdBundleError, match=r"does not load: .*inheritance cycle"):
-        install_from(write(tmp_path, "b.zip", publisher.bundle(5, files)), config=config, data_dir=data_dir,
-                     now=NOW)
+        install_from(
+            write(tmp_path, "b.zip", publisher.bundle(5, files)), config=config, data_dir=data_dir, now=NOW
+        )
     assert PmdSets.in_data_dir(data_dir).current() is None
 
 
 # --- rollback ------------------------------------------------------------------------------------
 
 
-def test_rollback_restores_the_previous_set(tmp_path: Path, publisher: Publisher, config,
-                                            installed_v1: Path) -> None:
+def test_rollback_restores_the_previous_set(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     sets = PmdSets.in_data_dir(installed_v1)
-    install_from(write(tmp_path, "v2.zip", publisher.bundle(2, marked(2))), config=config,
-                 data_dir=installed_v1, now=NOW)
+    install_from(
+        write(tmp_path, "v2.zip", publisher.bundle(2, marked(2))),
+        config=config,
+        data_dir=installed_v1,
+        now=NOW,
+    )
     assert active_marker(installed_v1) == {"2"}
 
     old, new = sets.rollback(now=NOW + timedelta(minutes=5))
@@ -356,12 +455,20 @@ def test_rollback_restores_the_previous_set(tmp_path: Path, publisher: Publisher
     assert active_marker(installed_v1) == {"1"}
     # the version rolled away from is not reinstalled (e.g. by the daily check) ...
     with pytest.raises(PmdBundleNotNewer, match="not newer than 2"):
-        install_from(write(tmp_path, "v2b.zip", publisher.bundle(2, marked(2))), config=config,
-                     data_dir=installed_v1, now=NOW)
+        install_from(
+            write(tmp_path, "v2b.zip", publisher.bundle(2, marked(2))),
+            config=config,
+            data_dir=installed_v1,
+            now=NOW,
+        )
     assert active_marker(installed_v1) == {"1"}
     # ... a newer one is, and it records the restored set as its previous
-    install_from(write(tmp_path, "v3.zip", publisher.bundle(3, marked(3))), config=config,
-                 data_dir=installed_v1, now=NOW)
+    install_from(
+        write(tmp_path, "v3.zip", publisher.bundle(3, marked(3))),
+        config=config,
+        data_dir=installed_v1,
+        now=NOW,
+    )
     current = sets.current()
     assert current is not None and current.version == 3 and current.info.previous is not None
     assert sets.get(current.info.previous).version == 1
@@ -378,7 +485,8 @@ def test_rollback_of_the_first_bundle_returns_to_the_shipped_set(installed_v1: P
 
 
 def test_a_deleted_active_set_is_reported_and_repaired_by_the_next_install(
-        tmp_path: Path, publisher: Publisher, config, installed_v1: Path) -> None:
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     current = PmdSets.in_data_dir(installed_v1).current()
     assert current is not None
     shutil.rmtree(current.path)
@@ -386,18 +494,31 @@ def test_a_deleted_active_set_is_reported_and_repaired_by_the_next_install(
         load_active_pool(config, installed_v1)
     assert "pmd update" in info.value.hint
     with pytest.raises(PmdBundleNotNewer):  # the downgrade guard still holds
-        install_from(write(tmp_path, "v1.zip", publisher.bundle(1, marked(1))), config=config,
-                     data_dir=installed_v1, now=NOW)
-    install_from(write(tmp_path, "v2.zip", publisher.bundle(2, marked(2))), config=config,
-                 data_dir=installed_v1, now=NOW)
+        install_from(
+            write(tmp_path, "v1.zip", publisher.bundle(1, marked(1))),
+            config=config,
+            data_dir=installed_v1,
+            now=NOW,
+        )
+    install_from(
+        write(tmp_path, "v2.zip", publisher.bundle(2, marked(2))),
+        config=config,
+        data_dir=installed_v1,
+        now=NOW,
+    )
     assert active_marker(installed_v1) == {"2"}
 
 
-def test_old_sets_are_pruned_keeping_the_rollback_chain(tmp_path: Path, publisher: Publisher, config,
-                                                        installed_v1: Path) -> None:
+def test_old_sets_are_pruned_keeping_the_rollback_chain(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     for v in range(2, 7):
-        install_from(write(tmp_path, f"v{v}.zip", publisher.bundle(v, marked(v))), config=config,
-                     data_dir=installed_v1, now=NOW)
+        install_from(
+            write(tmp_path, f"v{v}.zip", publisher.bundle(v, marked(v))),
+            config=config,
+            data_dir=installed_v1,
+            now=NOW,
+        )
     sets = PmdSets.in_data_dir(installed_v1)
     assert [s.version for s in sets.installed()] == [6, 5, 4]
     sets.rollback(now=NOW)
@@ -454,16 +575,29 @@ def assert_complete_single_set(data_dir: Path) -> int:
     return current.version
 
 
-def test_kill_9_at_random_moments_never_leaves_a_mixed_set(tmp_path: Path, publisher: Publisher,
-                                                           installed_v1: Path) -> None:
+def test_kill_9_at_random_moments_never_leaves_a_mixed_set(
+    tmp_path: Path, publisher: Publisher, installed_v1: Path
+) -> None:
     rng = random.Random(20261123)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def installer(first_version: int) -> subprocess.Popen[str]:
         """A real process installing ever newer bundles, once it printed "ready"."""
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(installed_v1), str(publisher.key_file), str(publisher.pub_file),
-             str(REPO / "pmd"), str(first_version)], stdout=subprocess.PIPE, text=True, env=env)
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(installed_v1),
+                str(publisher.key_file),
+                str(publisher.pub_file),
+                str(REPO / "pmd"),
+                str(first_version),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         return child
 
@@ -498,15 +632,21 @@ def test_kill_9_at_random_moments_never_leaves_a_mixed_set(tmp_path: Path, publi
         active = assert_complete_single_set(installed_v1)
         versions_seen.add(active)
         version = max(version, active, *finished) + 2  # the next run starts above anything seen
-    print(f"kill -9 trials: {trials}, one install takes {first * 1000:.0f} ms first, {period * 1000:.0f} ms "
-          f"then; kills inside an install: {interrupted_installs}, distinct active versions: "
-          f"{len(versions_seen)}")
+    print(
+        f"kill -9 trials: {trials}, one install takes {first * 1000:.0f} ms first, {period * 1000:.0f} ms "
+        f"then; kills inside an install: {interrupted_installs}, distinct active versions: "
+        f"{len(versions_seen)}"
+    )
     assert len(versions_seen) >= 3, "the kills all landed at the same point"
     assert interrupted_installs >= 1, "no kill landed inside an install (raise the trial count)"
     # and an install after the last kill cleans the leftovers and works
     config = make_config([publisher.pub_text])
-    install_from(write(tmp_path, "after.zip", publisher.bundle(version, marked(version))), config=config,
-                 data_dir=installed_v1, now=NOW)
+    install_from(
+        write(tmp_path, "after.zip", publisher.bundle(version, marked(version))),
+        config=config,
+        data_dir=installed_v1,
+        now=NOW,
+    )
     assert assert_complete_single_set(installed_v1) == version
     assert not leftovers(installed_v1)
 
@@ -514,13 +654,18 @@ def test_kill_9_at_random_moments_never_leaves_a_mixed_set(tmp_path: Path, publi
 # --- the daemon picks the new set up without a restart --------------------------------------------
 
 
-def test_active_pool_reloads_only_when_the_active_set_changes(tmp_path: Path, publisher: Publisher, config,
-                                                              installed_v1: Path) -> None:
+def test_active_pool_reloads_only_when_the_active_set_changes(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     pool = ActivePool(config, installed_v1)
     first = pool.get()
     assert pool.get() is first and pool.reloads == 1  # nothing changed: no reload
-    install_from(write(tmp_path, "v2.zip", publisher.bundle(2, with_name(marked(2), "hp", "HP v2"))),
-                 config=config, data_dir=installed_v1, now=NOW)
+    install_from(
+        write(tmp_path, "v2.zip", publisher.bundle(2, with_name(marked(2), "hp", "HP v2"))),
+        config=config,
+        data_dir=installed_v1,
+        now=NOW,
+    )
     second = pool.get()
     assert second is not first and second.get("hp").name == "HP v2" and pool.reloads == 2
     PmdSets.in_data_dir(installed_v1).rollback(now=NOW)
@@ -534,7 +679,8 @@ def test_active_pool_reloads_only_when_the_active_set_changes(tmp_path: Path, pu
 
 
 async def test_the_daemon_reads_with_a_new_set_at_its_next_scan_without_restart(
-        tmp_path: Path, publisher: Publisher, data_dir: Path) -> None:
+    tmp_path: Path, publisher: Publisher, data_dir: Path
+) -> None:
     from client_fixtures import Keys
     from client_fixtures import make_config as client_config
 
@@ -542,8 +688,12 @@ async def test_the_daemon_reads_with_a_new_set_at_its_next_scan_without_restart(
     from fsm_client.snmp.source import RecordingSource
 
     keys = Keys(tmp_path / "keys")
-    config = client_config(keys, pmd={"update": {"publisher_keys": [publisher.pub_text]}},
-                           transport={"kind": "filedrop"}, filedrop={"directory": str(tmp_path / "drop")})
+    config = client_config(
+        keys,
+        pmd={"update": {"publisher_keys": [publisher.pub_text]}},
+        transport={"kind": "filedrop"},
+        filedrop={"directory": str(tmp_path / "drop")},
+    )
     walk = REPO / "demo" / "snmp-walks" / "hp-color-laserjet-m452nw" / "device.snmprec"
 
     @contextlib.asynccontextmanager
@@ -553,7 +703,8 @@ async def test_the_daemon_reads_with_a_new_set_at_its_next_scan_without_restart(
     def with_marker(version: int) -> dict[str, bytes]:
         files = marked(version)  # a constant vendor counter shows which set read the device
         files["hp.toml"] = files["hp.toml"].replace(
-            b"\n[counters]\n", f"\n[counters]\nx_bundle_set = [{{ value = {version} }}]\n".encode(), 1)
+            b"\n[counters]\n", f"\n[counters]\nx_bundle_set = [{{ value = {version} }}]\n".encode(), 1
+        )
         return files
 
     async def read() -> Device:
@@ -564,11 +715,19 @@ async def test_the_daemon_reads_with_a_new_set_at_its_next_scan_without_restart(
     try:
         first = await read()
         assert first.pmd == "hp" and "x_bundle_set" not in first.counters
-        install_from(write(tmp_path, "v2.zip", publisher.bundle(2, with_marker(2))), config=config,
-                     data_dir=data_dir, now=NOW)
+        install_from(
+            write(tmp_path, "v2.zip", publisher.bundle(2, with_marker(2))),
+            config=config,
+            data_dir=data_dir,
+            now=NOW,
+        )
         assert (await read()).counters["x_bundle_set"] == 2
-        install_from(write(tmp_path, "v3.zip", publisher.bundle(3, with_marker(3))), config=config,
-                     data_dir=data_dir, now=NOW)
+        install_from(
+            write(tmp_path, "v3.zip", publisher.bundle(3, with_marker(3))),
+            config=config,
+            data_dir=data_dir,
+            now=NOW,
+        )
         assert (await read()).counters["x_bundle_set"] == 3
         PmdSets.in_data_dir(data_dir).rollback(now=NOW)
         assert (await read()).counters["x_bundle_set"] == 2
@@ -585,19 +744,27 @@ def test_status_without_a_store_says_so(installed_v1: Path, config) -> None:  # 
     assert st["active"]["source"].endswith("v1.zip") and st["active"]["installed_at"]
 
 
-def test_status_names_devices_whose_pmd_changed(tmp_path: Path, publisher: Publisher, config,
-                                                installed_v1: Path) -> None:
+def test_status_names_devices_whose_pmd_changed(
+    tmp_path: Path, publisher: Publisher, config, installed_v1: Path
+) -> None:
     with Store.in_data_dir(installed_v1) as store:
         for ip, oid, descr, model in (
-                ("10.0.0.5", HP_OID, HP_DESCR, "LaserJet"),
-                ("10.0.0.6", "1.3.6.1.4.1.1347.41", "KYOCERA Document Solutions", "ECOSYS")):
-            store.add_reading(Device(ip=ip, observed_at=NOW, sys_object_id=oid, sys_descr=descr, model=model),
-                              kind="scan")
-    install_from(write(tmp_path, "v2.zip", publisher.bundle(2, with_name(marked(1), "hp", "HP v2"))),
-                 config=config, data_dir=installed_v1, now=NOW)
+            ("10.0.0.5", HP_OID, HP_DESCR, "LaserJet"),
+            ("10.0.0.6", "1.3.6.1.4.1.1347.41", "KYOCERA Document Solutions", "ECOSYS"),
+        ):
+            store.add_reading(
+                Device(ip=ip, observed_at=NOW, sys_object_id=oid, sys_descr=descr, model=model), kind="scan"
+            )
+    install_from(
+        write(tmp_path, "v2.zip", publisher.bundle(2, with_name(marked(1), "hp", "HP v2"))),
+        config=config,
+        data_dir=installed_v1,
+        now=NOW,
+    )
     st = status(config, installed_v1)
-    assert st["devices_changed"] == [{"ip": "10.0.0.5", "model": "LaserJet", "before": "hp", "after": "hp",
-                                      "why": "its PMD changed"}]
+    assert st["devices_changed"] == [
+        {"ip": "10.0.0.5", "model": "LaserJet", "before": "hp", "after": "hp", "why": "its PMD changed"}
+    ]
     assert st["previous"]["version"] == 1 and st["last_change"]["action"] == "install"
 
 
@@ -608,8 +775,9 @@ def test_publisher_refuses_to_sign_a_pool_with_a_broken_pmd(tmp_path: Path, publ
     src = write_pool(tmp_path / "pool", shipped_files())
     (src / "zebra.toml").write_text("[counters]\ntotl = [{ oid = '1.3.6.1.2.1.43.10.2.1.4.1.1' }]\n")
     out = tmp_path / "out.zip"
-    result = CliRunner().invoke(main, ["pmd", "bundle", "--key", str(publisher.key_file), "--out", str(out),
-                                       "--source", str(src)])
+    result = CliRunner().invoke(
+        main, ["pmd", "bundle", "--key", str(publisher.key_file), "--out", str(out), "--source", str(src)]
+    )
     assert result.exit_code != 0 and "zebra.toml" in result.output
     assert not out.exists()
     with pytest.raises(PmdError, match=r"zebra\.toml"):
@@ -618,8 +786,9 @@ def test_publisher_refuses_to_sign_a_pool_with_a_broken_pmd(tmp_path: Path, publ
 
 def test_publisher_key_must_be_private(tmp_path: Path, publisher: Publisher) -> None:
     publisher.key_file.chmod(0o644)
-    result = CliRunner().invoke(main, ["pmd", "bundle", "--key", str(publisher.key_file),
-                                       "--out", str(tmp_path / "o.zip")])
+    result = CliRunner().invoke(
+        main, ["pmd", "bundle", "--key", str(publisher.key_file), "--out", str(tmp_path / "o.zip")]
+    )
     assert result.exit_code == 1 and f"chmod 600 {publisher.key_file}" in result.output
 
 
@@ -634,8 +803,20 @@ def test_cli_keygen_bundle_update_status_rollback(tmp_path: Path) -> None:
     assert runner.invoke(main, ["pmd", "keygen", "--dir", str(keydir)]).exit_code == 1  # no overwrite
 
     out = tmp_path / "bundle.zip"
-    r = runner.invoke(main, ["pmd", "bundle", "--key", str(keydir / "publisher.key"), "--out", str(out),
-                             "--version", "42", "--json"])
+    r = runner.invoke(
+        main,
+        [
+            "pmd",
+            "bundle",
+            "--key",
+            str(keydir / "publisher.key"),
+            "--out",
+            str(out),
+            "--version",
+            "42",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["version"] == 42 and out.is_file()
 
@@ -659,13 +840,17 @@ def test_cli_keygen_bundle_update_status_rollback(tmp_path: Path) -> None:
         assert runner.invoke(main, ["pmd", sub, "--help"]).output.count("Usage:") == 1
 
 
-def test_scripts_pmd_bundle_publishes_a_bundle_clients_accept(tmp_path: Path, publisher: Publisher, config,
-                                                              data_dir: Path) -> None:
+def test_scripts_pmd_bundle_publishes_a_bundle_clients_accept(
+    tmp_path: Path, publisher: Publisher, config, data_dir: Path
+) -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "pmd-bundle"
     out = tmp_path / "pmd-bundle.zip"
     done = subprocess.run(
         [str(script), "--key", str(publisher.key_file), "--out", str(out), "--version", "12"],
-        capture_output=True, text=True, timeout=60)
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert f"PMD bundle version 12, {len(shipped_files())} PMDs" in done.stdout
     assert install_from(str(out), config=config, data_dir=data_dir, now=NOW).version == 12
@@ -685,15 +870,18 @@ def fuzz_publisher(tmp_path_factory: pytest.TempPathFactory) -> Publisher:
     return Publisher(tmp_path_factory.mktemp("fuzz-publisher"))
 
 
-@hypothesis.settings(max_examples=300, deadline=None,
-                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.settings(
+    max_examples=300, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
 @hypothesis.given(data=hypothesis.strategies.data())
-def test_damaged_bundles_raise_only_bundle_errors(fuzz_publisher: Publisher,
-                                                  data: hypothesis.strategies.DataObject) -> None:
+def test_damaged_bundles_raise_only_bundle_errors(
+    fuzz_publisher: Publisher, data: hypothesis.strategies.DataObject
+) -> None:
     """Flipped, dropped or inserted bytes anywhere (headers, directory, deflate streams, the
     manifest) give PmdBundleError and never a zipfile/zlib/msgspec exception."""
-    good = fuzz_publisher.bundle(2, {"printer-mib.toml": shipped_files()["printer-mib.toml"],
-                                     "hp.toml": shipped_files()["hp.toml"]})
+    good = fuzz_publisher.bundle(
+        2, {"printer-mib.toml": shipped_files()["printer-mib.toml"], "hp.toml": shipped_files()["hp.toml"]}
+    )
     st = hypothesis.strategies
     damaged = bytearray(good)
     for _ in range(data.draw(st.integers(1, 4))):

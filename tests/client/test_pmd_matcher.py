@@ -20,7 +20,7 @@ WALKS = Path(__file__).resolve().parents[3] / "shared" / "snmp-walks"
         ("1.3.6.1.4.1.1347.41", "HP ETHERNET MULTI-ENVIRONMENT,ROM J.sp.00,JETDIRECT EX", "hp"),
         ("1.3.6.1.4.1.1347.41", "KYOCERA Document Solutions Printing System", "kyocera"),
         ("1.3.6.1.4.1.1347.41", "UTAX_TA 2506ci", "utax"),
-    ("1.3.6.1.4.1.1347.41", "Olivetti d-COPIA 4023MF", "olivetti"),
+        ("1.3.6.1.4.1.1347.41", "Olivetti d-COPIA 4023MF", "olivetti"),
         ("1.3.6.1.4.1.367.1.1", "RICOH MP 3053 1.09 / RICOH Network Printer C model", "ricoh"),
         ("1.3.6.1.4.1.367.1.1", "LANIER MP C3501/LD635C 2.01 / LANIER Network Printer", "lanier"),
         ("1.3.6.1.4.1.367.1.1", "SAVIN C2525 / SAVIN Network Printer", "savin"),

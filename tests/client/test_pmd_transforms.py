@@ -106,14 +106,14 @@ def test_text_decodes_utf8_then_utf16_bom_then_latin1() -> None:
 @pytest.mark.parametrize(
     "raw, want",
     [
-        ("Black Toner".encode("utf-16-be"), "Black Toner"),           # UTF-16 without a BOM
+        ("Black Toner".encode("utf-16-be"), "Black Toner"),  # UTF-16 without a BOM
         ("Cyan Toner".encode("utf-16-le"), "Cyan Toner"),
         ("Tóner negro".encode("utf-16-le") + b"\x00\x00", "Tóner negro"),
-        ("トナー(ブラック)".encode("shift_jis"), "トナー(ブラック)"),    # Japanese models
+        ("トナー(ブラック)".encode("shift_jis"), "トナー(ブラック)"),  # Japanese models
         ("黒トナー".encode(), "黒トナー"),
         ("Cartouche d'encre noire é".encode("latin-1"), "Cartouche d'encre noire é"),
-        ("Toner “Black” ™".encode("cp1252"), "Toner “Black” ™"),           # Windows-1252
-        (b"Black Toner\x00\x00\xde\xad\xbe\xef", "Black Toner"),      # C string in a fixed buffer
+        ("Toner “Black” ™".encode("cp1252"), "Toner “Black” ™"),  # Windows-1252
+        (b"Black Toner\x00\x00\xde\xad\xbe\xef", "Black Toner"),  # C string in a fixed buffer
         (b"\x00Magenta\x00", "Magenta"),
         (b"  Yellow  ", "Yellow"),
     ],
@@ -127,10 +127,10 @@ def test_text_decodes_what_supply_descriptions_come_as(raw: bytes, want: str) ->
     [
         ("42 6C 61 63 6B 20 54 6F 6E 65 72", "Black Toner"),
         ("42:6C:61:63:6B", "Black"),
-        ("426C61636B20546F6E6572", "426C61636B20546F6E6572"),   # unseparated: could be a serial
+        ("426C61636B20546F6E6572", "426C61636B20546F6E6572"),  # unseparated: could be a serial
         ("Black Toner", "Black Toner"),
-        ("CAFE", "CAFE"),                  # too short to be hex text
-        ("DEADBEEF", "DEADBEEF"),          # hex, but not text once decoded
+        ("CAFE", "CAFE"),  # too short to be hex text
+        ("DEADBEEF", "DEADBEEF"),  # hex, but not text once decoded
         ("12 34 56 78", "12 34 56 78"),
     ],
 )

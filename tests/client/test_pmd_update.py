@@ -73,11 +73,13 @@ def active_version(data_dir: Path) -> int | None:
     return current.version if current else None
 
 
-def test_daily_update_from_https_follows_the_clock(server: HttpsServer, test_ca: TestCa, publisher: Publisher,
-                                                   data_dir: Path) -> None:
+def test_daily_update_from_https_follows_the_clock(
+    server: HttpsServer, test_ca: TestCa, publisher: Publisher, data_dir: Path
+) -> None:
     server.routes["/pmd/bundle.zip"] = publisher.bundle(1, marked(1))
-    config = make_config([publisher.pub_text], url=server.url("/pmd/bundle.zip"),
-                         ca_file=str(test_ca.ca_file), hour=4)
+    config = make_config(
+        [publisher.pub_text], url=server.url("/pmd/bundle.zip"), ca_file=str(test_ca.ca_file), hour=4
+    )
     clock = Clock(DAY1)
     updater = Updater(config, data_dir, clock=clock)
 
@@ -110,16 +112,20 @@ def test_daily_update_from_https_follows_the_clock(server: HttpsServer, test_ca:
     assert updater.update_if_due().outcome == "up_to_date"
     assert updater.update_if_due().outcome == "not_due"
     assert len(server.requests) == 4
-    assert {m.read_text().rsplit("# set ", 1)[-1].strip()
-            for m in load_active_pool(config, data_dir).files.values()} == {"2"}
+    assert {
+        m.read_text().rsplit("# set ", 1)[-1].strip()
+        for m in load_active_pool(config, data_dir).files.values()
+    } == {"2"}
 
 
-def test_daily_hour_is_read_in_the_schedule_time_zone(server: HttpsServer, test_ca: TestCa,
-                                                      publisher: Publisher, data_dir: Path) -> None:
+def test_daily_hour_is_read_in_the_schedule_time_zone(
+    server: HttpsServer, test_ca: TestCa, publisher: Publisher, data_dir: Path
+) -> None:
     server.routes["/b.zip"] = publisher.bundle(1, marked(1))
     config = make_config([publisher.pub_text], url=server.url("/b.zip"), ca_file=str(test_ca.ca_file), hour=4)
-    config = msgspec.structs.replace(config, schedule=msgspec.structs.replace(config.schedule,
-                                                                              timezone="Europe/Berlin"))
+    config = msgspec.structs.replace(
+        config, schedule=msgspec.structs.replace(config.schedule, timezone="Europe/Berlin")
+    )
     clock = Clock(DAY1)
     updater = Updater(config, data_dir, clock=clock)
     updater.update_if_due(clock.set(2, 0))  # first check
@@ -128,7 +134,8 @@ def test_daily_hour_is_read_in_the_schedule_time_zone(server: HttpsServer, test_
 
 
 def test_untrusted_certificate_is_refused_with_a_hint_naming_ca_file(
-        server: HttpsServer, publisher: Publisher, data_dir: Path) -> None:
+    server: HttpsServer, publisher: Publisher, data_dir: Path
+) -> None:
     server.routes["/b.zip"] = publisher.bundle(1, marked(1))
     config = make_config([publisher.pub_text])  # no ca_file: the system CAs do not know the test CA
     with pytest.raises(PmdUpdateError, match=r"TLS certificate of 127\.0\.0\.1 is not trusted") as info:
@@ -139,27 +146,36 @@ def test_untrusted_certificate_is_refused_with_a_hint_naming_ca_file(
 
 def test_certificate_for_another_name_is_refused(tmp_path: Path) -> None:
     other = TestCa.create(tmp_path / "ca", server_names=["pmd.example.org"])  # a trusted CA, wrong name
-    with HttpsServer(other, {"/b.zip": b"x"}) as server, \
-            pytest.raises(PmdUpdateError, match=r"not trusted: .*mismatch") as info:
+    with (
+        HttpsServer(other, {"/b.zip": b"x"}) as server,
+        pytest.raises(PmdUpdateError, match=r"not trusted: .*mismatch") as info,
+    ):
         fetch_url(server.url("/b.zip"), ca_file=other.ca_file)
     assert server.requests == []
     assert "ca_file" in info.value.hint
 
 
-def test_plain_http_is_refused_also_behind_a_redirect(server: HttpsServer, test_ca: TestCa,
-                                                      publisher: Publisher) -> None:
+def test_plain_http_is_refused_also_behind_a_redirect(
+    server: HttpsServer, test_ca: TestCa, publisher: Publisher
+) -> None:
     with pytest.raises(ConfigError, match="is not https://"):
         fetch_url("http://127.0.0.1:9/b.zip")
     data = publisher.bundle(1, marked(1))
-    server.routes.update({"/b.zip": data, "/moved": Redirect(server.url("/b.zip")),
-                          "/downgrade": Redirect(server.url("/b.zip").replace("https:", "http:"))})
+    server.routes.update(
+        {
+            "/b.zip": data,
+            "/moved": Redirect(server.url("/b.zip")),
+            "/downgrade": Redirect(server.url("/b.zip").replace("https:", "http:")),
+        }
+    )
     assert fetch_url(server.url("/moved"), ca_file=test_ca.ca_file) == data  # https -> https is followed
     with pytest.raises(PmdUpdateError, match=r"redirects to 'http://.*not https://"):
         fetch_url(server.url("/downgrade"), ca_file=test_ca.ca_file)
 
 
 def test_truncated_download_is_refused_and_retried_within_the_hour(
-        server: HttpsServer, test_ca: TestCa, publisher: Publisher, data_dir: Path) -> None:
+    server: HttpsServer, test_ca: TestCa, publisher: Publisher, data_dir: Path
+) -> None:
     good = publisher.bundle(1, marked(1))
     server.routes["/b.zip"] = good
     config = make_config([publisher.pub_text], url=server.url("/b.zip"), ca_file=str(test_ca.ca_file))
@@ -184,23 +200,27 @@ def test_truncated_download_is_refused_and_retried_within_the_hour(
     assert result.outcome == "installed" and active_version(data_dir) == 2
 
 
-def test_oversized_download_is_refused_while_downloading(server: HttpsServer, test_ca: TestCa,
-                                                         publisher: Publisher, data_dir: Path) -> None:
+def test_oversized_download_is_refused_while_downloading(
+    server: HttpsServer, test_ca: TestCa, publisher: Publisher, data_dir: Path
+) -> None:
     data = publisher.bundle(1, marked(1))
     server.routes["/b.zip"] = data
     with pytest.raises(PmdBundleError, match=rf"offers {len(data)} bytes, over the 1000"):
         fetch_url(server.url("/b.zip"), ca_file=test_ca.ca_file, max_bytes=1000)
     config = make_config([publisher.pub_text], ca_file=str(test_ca.ca_file))
     with pytest.raises(PmdBundleError, match="over the 2000"):
-        install_from(server.url("/b.zip"), config=config, data_dir=data_dir,
-                     limits=Limits(max_bundle_bytes=2000))
+        install_from(
+            server.url("/b.zip"), config=config, data_dir=data_dir, limits=Limits(max_bundle_bytes=2000)
+        )
     assert active_version(data_dir) is None
 
 
 def test_a_tampered_bundle_from_the_server_is_refused_and_handled_for_the_day(
-        server: HttpsServer, test_ca: TestCa, publisher: Publisher, data_dir: Path) -> None:
-    entries = [(n, d + b"#" if n == "pmd/hp.toml" else d)
-               for n, d in entries_of(publisher.bundle(1, marked(1)))]
+    server: HttpsServer, test_ca: TestCa, publisher: Publisher, data_dir: Path
+) -> None:
+    entries = [
+        (n, d + b"#" if n == "pmd/hp.toml" else d) for n, d in entries_of(publisher.bundle(1, marked(1)))
+    ]
     server.routes["/b.zip"] = zip_of(entries)
     config = make_config([publisher.pub_text], url=server.url("/b.zip"), ca_file=str(test_ca.ca_file))
     clock = Clock(DAY1)
@@ -213,8 +233,9 @@ def test_a_tampered_bundle_from_the_server_is_refused_and_handled_for_the_day(
     assert updater.update_if_due(clock.set(4, 0, day=1)).outcome == "failed"
 
 
-def test_directory_source_installs_the_newest_valid_bundle(tmp_path: Path, publisher: Publisher,
-                                                           data_dir: Path) -> None:
+def test_directory_source_installs_the_newest_valid_bundle(
+    tmp_path: Path, publisher: Publisher, data_dir: Path
+) -> None:
     synced = tmp_path / "synced"
     synced.mkdir()
     (synced / "pmd-0001.zip").write_bytes(publisher.bundle(1, marked(1)))
@@ -236,11 +257,14 @@ def test_url_and_directory_together_are_a_config_error(publisher: Publisher, dat
 
 
 def test_cli_update_from_url_and_status_show_the_schedule(
-        tmp_path: Path, server: HttpsServer, test_ca: TestCa, publisher: Publisher) -> None:
+    tmp_path: Path, server: HttpsServer, test_ca: TestCa, publisher: Publisher
+) -> None:
     server.routes["/b.zip"] = publisher.bundle(5, marked(5))
     config_file = tmp_path / "client.toml"
-    config_file.write_text(f'[pmd.update]\nurl = "{server.url("/b.zip")}"\nca_file = "{test_ca.ca_file}"\n'
-                           f'publisher_keys = ["{publisher.pub_file}"]\nhour = 3\n')
+    config_file.write_text(
+        f'[pmd.update]\nurl = "{server.url("/b.zip")}"\nca_file = "{test_ca.ca_file}"\n'
+        f'publisher_keys = ["{publisher.pub_file}"]\nhour = 3\n'
+    )
     base = ["--config", str(config_file), "--data-dir", str(tmp_path / "data"), "pmd"]
     runner = CliRunner()
     r = runner.invoke(main, [*base, "update", server.url("/b.zip")])
@@ -252,8 +276,11 @@ def test_cli_update_from_url_and_status_show_the_schedule(
     assert st["update"]["source"] == server.url("/b.zip") and st["update"]["next_check"]
 
     bad = tmp_path / "bad.toml"
-    bad.write_text(f'[pmd.update]\nurl = "{server.url("/b.zip")}"\n'
-                   f'publisher_keys = ["{publisher.pub_file}"]\n')
-    r = runner.invoke(main, ["--config", str(bad), "--data-dir", str(tmp_path / "d2"), "pmd", "update",
-                             server.url("/b.zip")])
+    bad.write_text(
+        f'[pmd.update]\nurl = "{server.url("/b.zip")}"\npublisher_keys = ["{publisher.pub_file}"]\n'
+    )
+    r = runner.invoke(
+        main,
+        ["--config", str(bad), "--data-dir", str(tmp_path / "d2"), "pmd", "update", server.url("/b.zip")],
+    )
     assert r.exit_code == 1 and "not trusted" in r.output and "hint:" in r.output and "ca_file" in r.output

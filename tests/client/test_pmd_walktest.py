@@ -20,9 +20,11 @@ WALKS = Path(__file__).resolve().parents[3] / "shared" / "snmp-walks"
 SHARP = WALKS / "sharp-mx-3570n"
 
 needs_snmpsim = pytest.mark.skipif(
-    snmpsim_venv() is None, reason="snmpsim is not installed (set FSM_SNMPSIM_VENV or run scripts/setup)")
+    snmpsim_venv() is None, reason="snmpsim is not installed (set FSM_SNMPSIM_VENV or run scripts/setup)"
+)
 needs_walks = pytest.mark.skipif(
-    not SHARP.is_dir(), reason="../shared/snmp-walks is not beside the repository")
+    not SHARP.is_dir(), reason="../shared/snmp-walks is not beside the repository"
+)
 
 
 def run(*args: str, data_dir: Path) -> tuple[int, str, str]:
@@ -50,16 +52,25 @@ def test_without_snmpsim_the_recording_is_read_directly_and_says_so(
 
 
 def test_cli_direct_prints_the_reading(tmp_path: Path) -> None:
-    code, out, _ = run("pmd", "test", "--direct", str(FIXTURES / "kyocera-taskalfa-counters.snmprec"),
-                       data_dir=tmp_path)
+    code, out, _ = run(
+        "pmd", "test", "--direct", str(FIXTURES / "kyocera-taskalfa-counters.snmprec"), data_dir=tmp_path
+    )
     reading = json.loads(out)
     assert code == 0 and reading["pmd"] == "kyocera" and reading["counters"]["total_color"] == 10000
 
 
 @needs_walks
 def test_cli_direct_diffs_against_expectations(tmp_path: Path) -> None:
-    code, out, _ = run("pmd", "test", "--direct", str(SHARP / "device.snmprec"), "--expected",
-                       str(SHARP / "expected.json"), "--json", data_dir=tmp_path)
+    code, out, _ = run(
+        "pmd",
+        "test",
+        "--direct",
+        str(SHARP / "device.snmprec"),
+        "--expected",
+        str(SHARP / "expected.json"),
+        "--json",
+        data_dir=tmp_path,
+    )
     result = json.loads(out)
     assert code == 0 and result["read_via"] == "recording" and result["passed"] == result["total"]
 
@@ -80,8 +91,15 @@ def test_served_walk_reads_the_same_as_the_recording(pool: PmdPool, fixture: str
 @needs_snmpsim
 @needs_walks
 def test_cli_serves_the_walk_and_diffs_against_expectations(tmp_path: Path) -> None:
-    code, out, _ = run("pmd", "test", str(SHARP / "device.snmprec"), "--expected",
-                       str(SHARP / "expected.json"), "--json", data_dir=tmp_path)
+    code, out, _ = run(
+        "pmd",
+        "test",
+        str(SHARP / "device.snmprec"),
+        "--expected",
+        str(SHARP / "expected.json"),
+        "--json",
+        data_dir=tmp_path,
+    )
     result = json.loads(out)
     assert code == 0 and result["read_via"] == "snmpsim"
     assert result["pmd"] == "sharp" and result["passed"] == result["total"] == 25
@@ -95,8 +113,9 @@ def test_cli_served_walk_exits_1_on_a_difference(tmp_path: Path) -> None:
     expected["counters"]["TOTAL"] += 1
     exp = tmp_path / "expected.json"
     exp.write_text(json.dumps(expected))
-    code, out, _ = run("pmd", "test", str(SHARP / "device.snmprec"), "--expected", str(exp),
-                       data_dir=tmp_path)
+    code, out, _ = run(
+        "pmd", "test", str(SHARP / "device.snmprec"), "--expected", str(exp), data_dir=tmp_path
+    )
     assert code == 1 and "read via snmpsim" in out and "24/25" in out
 
 
@@ -109,7 +128,6 @@ def test_a_recording_snmpsim_cannot_parse_fails_naming_the_line(tmp_path: Path) 
     assert code == 3
     assert "error: snmpsim could not serve" in err and "broken record" in err
     assert "hint: check the recording's format" in err
-
 
 
 def test_a_broken_recording_read_directly_fails_naming_the_file(tmp_path: Path) -> None:

@@ -62,16 +62,21 @@ async def test_printer_mib_sentinels_keep_their_meaning(
     assert (s.level, s.max, s.percent, s.state) == (level, max_, percent, state)
 
 
-@pytest.mark.parametrize("max_, level, tag, warning", [
-    (100, -7, 2, "supply 1 level: -7 is outside -3..4294967295; ignored"),
-    (-7, 50, 2, "supply 1 max: -7 is outside -3..4294967295; ignored"),
-    (100, 2**62, 70, "supply 1 level: 4611686018427387904 is outside -3..4294967295; ignored"),
-])
+@pytest.mark.parametrize(
+    "max_, level, tag, warning",
+    [
+        (100, -7, 2, "supply 1 level: -7 is outside -3..4294967295; ignored"),
+        (-7, 50, 2, "supply 1 max: -7 is outside -3..4294967295; ignored"),
+        (100, 2**62, 70, "supply 1 level: 4611686018427387904 is outside -3..4294967295; ignored"),
+    ],
+)
 async def test_a_supply_value_no_supply_can_have_is_dropped_as_invalid_with_a_warning(
-        pool: PmdPool, max_: int, level: int, tag: int, warning: str) -> None:
+    pool: PmdPool, max_: int, level: int, tag: int, warning: str
+) -> None:
     """The report stays one the server loads (it refuses such values as implausible)."""
-    rec = supplies_rec([(1, "Black Toner", 3, max_, 0)]).replace(f"{SUPPLY}.9.1.1|2|0",
-                                                                 f"{SUPPLY}.9.1.1|{tag}|{level}")
+    rec = supplies_rec([(1, "Black Toner", 3, max_, 0)]).replace(
+        f"{SUPPLY}.9.1.1|2|0", f"{SUPPLY}.9.1.1|{tag}|{level}"
+    )
     (s,) = (await read(pool, rec)).supplies
     assert (s.percent, s.state) == (None, "invalid")
     assert {s.level, s.max}.isdisjoint({-7, 2**62})
@@ -80,8 +85,15 @@ async def test_a_supply_value_no_supply_can_have_is_dropped_as_invalid_with_a_wa
 
 async def test_alert_and_uptime_numbers_out_of_range_are_dropped_with_a_warning(pool: PmdPool) -> None:
     a = "1.3.6.1.2.1.43.18.1.1"
-    rec = "\n".join([f"{a}.2.1.7|2|4", f"{a}.5.1.7|70|{2**40}", f"{a}.7.1.7|2|1104",
-                     f"{a}.9.1.7|70|{2**63}", f"1.3.6.1.2.1.1.3.0|70|{2**64 - 1}"])
+    rec = "\n".join(
+        [
+            f"{a}.2.1.7|2|4",
+            f"{a}.5.1.7|70|{2**40}",
+            f"{a}.7.1.7|2|1104",
+            f"{a}.9.1.7|70|{2**63}",
+            f"1.3.6.1.2.1.1.3.0|70|{2**64 - 1}",
+        ]
+    )
     dev = await read(pool, rec)
     (alert,) = dev.alerts
     assert (alert.group_index, alert.time_ticks, dev.uptime_ticks) == (None, None, None)
@@ -167,8 +179,17 @@ async def test_colour_comes_from_the_colorant_table_before_the_description(pool:
 async def test_colorant_value_beats_a_colour_word_in_the_description(pool: PmdPool) -> None:
     # a cartridge named after the wrong colour (a relabelled or third-party part): the
     # colorant table the supply points at is what the device marks with
-    rec = supplies_rec([(1, "Black Toner (compatible)", 3, 100, 60)]) + "\n" + "\n".join(
-        [f"{SUPPLY}.3.1.1|2|2", "1.3.6.1.2.1.43.12.1.1.4.1.1|4|black", "1.3.6.1.2.1.43.12.1.1.4.1.2|4|cyan"])
+    rec = (
+        supplies_rec([(1, "Black Toner (compatible)", 3, 100, 60)])
+        + "\n"
+        + "\n".join(
+            [
+                f"{SUPPLY}.3.1.1|2|2",
+                "1.3.6.1.2.1.43.12.1.1.4.1.1|4|black",
+                "1.3.6.1.2.1.43.12.1.1.4.1.2|4|cyan",
+            ]
+        )
+    )
     dev = await read(pool, rec)
     assert dev.supplies[0].color == "cyan"
 
@@ -182,18 +203,26 @@ async def test_colorant_value_beats_a_colour_word_in_the_description(pool: PmdPo
         ("4", "43 79 61 6E 20 54 6F 6E 65 72"),
     ],
 )
-async def test_supply_descriptions_are_decoded_whatever_the_agent_sends(pool: PmdPool, tag: str,
-                                                                        value: str) -> None:
-    rec = "\n".join([f"{SUPPLY}.5.1.1|2|3", f"{SUPPLY}.6.1.1|{tag}|{value}", f"{SUPPLY}.8.1.1|2|100",
-                     f"{SUPPLY}.9.1.1|2|40"])
+async def test_supply_descriptions_are_decoded_whatever_the_agent_sends(
+    pool: PmdPool, tag: str, value: str
+) -> None:
+    rec = "\n".join(
+        [
+            f"{SUPPLY}.5.1.1|2|3",
+            f"{SUPPLY}.6.1.1|{tag}|{value}",
+            f"{SUPPLY}.8.1.1|2|100",
+            f"{SUPPLY}.9.1.1|2|40",
+        ]
+    )
     dev = await read(pool, rec)
     assert (dev.supplies[0].description, dev.supplies[0].color) == ("Cyan Toner", "cyan")
 
 
 async def test_japanese_supply_names_in_shift_jis(pool: PmdPool) -> None:
     name = "トナー(ブラック)".encode("shift_jis").hex()
-    rec = "\n".join([f"{SUPPLY}.5.1.1|2|3", f"{SUPPLY}.6.1.1|4x|{name}", f"{SUPPLY}.8.1.1|2|100",
-                     f"{SUPPLY}.9.1.1|2|40"])
+    rec = "\n".join(
+        [f"{SUPPLY}.5.1.1|2|3", f"{SUPPLY}.6.1.1|4x|{name}", f"{SUPPLY}.8.1.1|2|100", f"{SUPPLY}.9.1.1|2|40"]
+    )
     dev = await read(pool, rec)
     assert dev.supplies[0].description == "トナー(ブラック)"
 
@@ -214,8 +243,10 @@ async def test_japanese_supply_names_in_shift_jis(pool: PmdPool) -> None:
 async def test_mac_is_the_first_ethernet_interface_with_an_address(
     pool: PmdPool, interfaces: list[tuple[int, int, str]], mac: str
 ) -> None:
-    rec = "\n".join([f"1.3.6.1.2.1.2.2.1.3.{i}|2|{t}" for i, t, _ in interfaces]
-                    + [f"1.3.6.1.2.1.2.2.1.6.{i}|4x|{a}" for i, _, a in interfaces])
+    rec = "\n".join(
+        [f"1.3.6.1.2.1.2.2.1.3.{i}|2|{t}" for i, t, _ in interfaces]
+        + [f"1.3.6.1.2.1.2.2.1.6.{i}|4x|{a}" for i, _, a in interfaces]
+    )
     dev = await read(pool, rec)
     assert dev.mac == mac
 
@@ -431,25 +462,41 @@ async def test_a_vendor_supply_without_a_table_row_is_added(pool: PmdPool) -> No
 async def test_epson_serial_oid_answering_a_name_falls_back_to_the_printer_mib(
     pool: PmdPool, vendor_value: str, serial: str
 ) -> None:
-    rec = "\n".join([
-        "1.3.6.1.2.1.1.1.0|4|EPSON Built-in 10Base-T/100Base-TX Print Server",
-        "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.1248.1.2.1.1",
-        "1.3.6.1.2.1.43.5.1.1.17.1|4|X4PYPRTMIB",
-        f"1.3.6.1.4.1.1248.1.2.2.1.1.1.5.1|4|{vendor_value}",
-    ])
+    rec = "\n".join(
+        [
+            "1.3.6.1.2.1.1.1.0|4|EPSON Built-in 10Base-T/100Base-TX Print Server",
+            "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.1248.1.2.1.1",
+            "1.3.6.1.2.1.43.5.1.1.17.1|4|X4PYPRTMIB",
+            f"1.3.6.1.4.1.1248.1.2.2.1.1.1.5.1|4|{vendor_value}",
+        ]
+    )
     dev = await read_device(RecordingSource.from_text(rec), pool, ip="192.0.2.7", now=NOW)
     assert (dev.pmd, dev.serial) == ("epson", serial)
 
 
-@pytest.mark.parametrize(("descr", "sys_oid", "serial_oid", "expected"), [
-    ("HP Color Laser MFP 178nw; V4.00.02.24 JUN-08-2020", "1.3.6.1.4.1.236.11.5.1",
-     "1.3.6.1.4.1.236.11.5.1.1.1.4.0", ("hp", "HP", "VNC3R12345")),
-    ("Dell Color Laser 3110cn; Net 11.40,ESS 200707111148,IOT 03.00.05", "1.3.6.1.4.1.253.8.62.1.10.2.3.1",
-     "1.3.6.1.4.1.253.8.53.3.2.1.3.1", ("dell", "Dell", "DLX1234567")),
-], ids=["hp-on-a-samsung-engine", "dell-on-a-xerox-engine"])
+@pytest.mark.parametrize(
+    ("descr", "sys_oid", "serial_oid", "expected"),
+    [
+        (
+            "HP Color Laser MFP 178nw; V4.00.02.24 JUN-08-2020",
+            "1.3.6.1.4.1.236.11.5.1",
+            "1.3.6.1.4.1.236.11.5.1.1.1.4.0",
+            ("hp", "HP", "VNC3R12345"),
+        ),
+        (
+            "Dell Color Laser 3110cn; Net 11.40,ESS 200707111148,IOT 03.00.05",
+            "1.3.6.1.4.1.253.8.62.1.10.2.3.1",
+            "1.3.6.1.4.1.253.8.53.3.2.1.3.1",
+            ("dell", "Dell", "DLX1234567"),
+        ),
+    ],
+    ids=["hp-on-a-samsung-engine", "dell-on-a-xerox-engine"],
+)
 async def test_a_rebadged_engine_reads_the_engine_makers_serial(
-        pool: PmdPool, descr: str, sys_oid: str, serial_oid: str, expected: tuple[str, str, str]) -> None:
-    rec = "\n".join([f"1.3.6.1.2.1.1.1.0|4|{descr}", f"1.3.6.1.2.1.1.2.0|6|{sys_oid}",
-                     f"{serial_oid}|4|{expected[2]}"])
+    pool: PmdPool, descr: str, sys_oid: str, serial_oid: str, expected: tuple[str, str, str]
+) -> None:
+    rec = "\n".join(
+        [f"1.3.6.1.2.1.1.1.0|4|{descr}", f"1.3.6.1.2.1.1.2.0|6|{sys_oid}", f"{serial_oid}|4|{expected[2]}"]
+    )
     dev = await read_device(RecordingSource.from_text(rec), pool, ip="192.0.2.7", now=NOW)
     assert (dev.pmd, dev.manufacturer, dev.serial) == expected

@@ -67,9 +67,7 @@ async def test_family_reads_as_expected_through_snmpsim(
 
 
 async def test_snmpv1_reads_the_same_values_as_v2c(
-    snmpsim_walks: Snmpsim,
-    walk_credential: Callable[..., Credential],
-    pool: PmdPool,
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], pool: PmdPool
 ) -> None:
     target = [f"127.0.0.1:{snmpsim_walks.port}"]
     [v1] = await scan(
@@ -81,9 +79,7 @@ async def test_snmpv1_reads_the_same_values_as_v2c(
 
 
 async def test_many_devices_are_read_concurrently_each_once(
-    snmpsim_walks: Snmpsim,
-    walk_credential: Callable[..., Credential],
-    pool: PmdPool,
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], pool: PmdPool
 ) -> None:
     hosts = [f"{ip}:{snmpsim_walks.port}" for ip in snmpsim_walks.endpoints]
     devices = await scan(
@@ -99,9 +95,7 @@ async def test_many_devices_are_read_concurrently_each_once(
 
 
 async def test_wrong_community_then_right_one(
-    snmpsim_walks: Snmpsim,
-    walk_credential: Callable[..., Credential],
-    pool: PmdPool,
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], pool: PmdPool
 ) -> None:
     creds = [community_credential("no-such-recording", name="wrong"), walk_credential("canon-lbp6670")]
     [dev] = await scan(
@@ -126,8 +120,7 @@ async def test_a_silent_address_is_unreachable_not_missing(pool: PmdPool) -> Non
 
 
 def test_scan_command_prints_json_and_stores_unless_told_not_to(
-    snmpsim_walks: Snmpsim,
-    tmp_path: Path,
+    snmpsim_walks: Snmpsim, tmp_path: Path
 ) -> None:
     args = [
         "--data-dir",
@@ -190,7 +183,6 @@ async def test_a_range_is_swept_and_only_answering_addresses_are_read(
     )
     assert sorted(d.ip for d in devices) == sorted(snmpsim_walks.endpoints[1:])
     assert {(d.reachability, d.pmd, d.serial) for d in devices} == {("ok", "brother", "B9J154306")}
-
 
 
 async def test_excluded_addresses_are_neither_swept_nor_read(

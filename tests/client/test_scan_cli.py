@@ -254,8 +254,12 @@ async def test_scan_refuses_a_target_that_is_not_a_unicast_address_before_sendin
         yield _Silent()
 
     with pytest.raises(ConfigError) as info:
-        await scan(["192.0.2.1", spec], config=ClientConfig(), pool=load_pool(default_dirs()),
-                   open_source=open_source)
+        await scan(
+            ["192.0.2.1", spec],
+            config=ClientConfig(),
+            pool=load_pool(default_dirs()),
+            open_source=open_source,
+        )
     assert repr(spec.split(":")[0].strip("[]")) in info.value.message or repr(spec) in info.value.message
     assert info.value.hint and opened == []
 
@@ -267,11 +271,14 @@ def test_scan_command_says_error_and_hint_for_a_target_that_is_not_unicast(spec:
     assert err.startswith("error: target ") and f"{spec!r}" in err and "\nhint: " in err, err
 
 
-@pytest.mark.parametrize("key, spec", [
-    *(("range", s) for s in ("255.255.255.255", "999.1.1.1", "224.0.0.0/24", "10.1", "10.0.0.0/33")),
-    # excluding a broadcast address is harmless; an exclusion that is no address is a typo
-    *(("exclude", s) for s in ("999.1.1.1", "10.1", "10.0.0.0/33")),
-])
+@pytest.mark.parametrize(
+    "key, spec",
+    [
+        *(("range", s) for s in ("255.255.255.255", "999.1.1.1", "224.0.0.0/24", "10.1", "10.0.0.0/33")),
+        # excluding a broadcast address is harmless; an exclusion that is no address is a typo
+        *(("exclude", s) for s in ("999.1.1.1", "10.1", "10.0.0.0/33")),
+    ],
+)
 def test_a_config_target_that_is_not_unicast_is_refused_at_load(spec: str, key: str, tmp_path: Path) -> None:
     value = f'"{spec}"' if key == "range" else f'["{spec}"]'
     extra = "" if key == "range" else 'range = "10.0.0.0/24"\n'
@@ -282,8 +289,18 @@ def test_a_config_target_that_is_not_unicast_is_refused_at_load(spec: str, key: 
     assert "targets[0]" in info.value.message and spec in info.value.message
 
 
-@pytest.mark.parametrize("spec", ["10.0.0.5", "printer.example.com:1161", "10.0.0.0/24", "10.0.0.10-50",
-                                  "[2001:db8::5]:161", "10.0.0.255", "10.0.0.0/31"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "10.0.0.5",
+        "printer.example.com:1161",
+        "10.0.0.0/24",
+        "10.0.0.10-50",
+        "[2001:db8::5]:161",
+        "10.0.0.255",
+        "10.0.0.0/31",
+    ],
+)
 def test_unicast_targets_load(spec: str, tmp_path: Path) -> None:
     path = tmp_path / "client.toml"
     path.write_text(f'[[targets]]\nrange = "{spec}"\nexclude = ["10.0.0.7"]\n')
@@ -298,10 +315,16 @@ def test_pmd_test_shows_what_a_hostile_agent_answers_defused(tmp_path: Path) -> 
     serial_oid = "1.3.6.1.2.1.43.5.1.1.17.1|"
     lines = (SHARP / "device.snmprec").read_text().splitlines()
     walk = tmp_path / "device.snmprec"
-    walk.write_text("\n".join(f"{serial_oid}4x|{hostile.encode().hex()}" if line.startswith(serial_oid)
-                              else line for line in lines) + "\n")
-    code, out, err = run("pmd", "test", str(walk), "--expected", str(SHARP / "expected.json"),
-                         data_dir=tmp_path)
+    walk.write_text(
+        "\n".join(
+            f"{serial_oid}4x|{hostile.encode().hex()}" if line.startswith(serial_oid) else line
+            for line in lines
+        )
+        + "\n"
+    )
+    code, out, err = run(
+        "pmd", "test", str(walk), "--expected", str(SHARP / "expected.json"), data_dir=tmp_path
+    )
     assert code == 1, err  # the serial differs from the expected one
     assert "'[/bold]" in out and "gnp.exe" in out, out  # printed as it is, not read as rich markup
     assert "\u202e" not in out and "\x1b" not in out

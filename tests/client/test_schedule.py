@@ -26,17 +26,36 @@ def dues(rule_text: str, start: datetime, n: int, tz: ZoneInfo) -> list[datetime
     return out
 
 
-@pytest.mark.parametrize("text", ["every 3h", "every 6h", "every 12h", "every 90s", "every 2m", "daily 06:00",
-                                  "weekly mon 06:00", "monthly 31 23:59", "quarterly 18:00", "off"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "every 3h",
+        "every 6h",
+        "every 12h",
+        "every 90s",
+        "every 2m",
+        "daily 06:00",
+        "weekly mon 06:00",
+        "monthly 31 23:59",
+        "quarterly 18:00",
+        "off",
+    ],
+)
 def test_every_documented_rule_parses(text: str) -> None:
     assert str(parse_rule(text)) == text
 
 
-@pytest.mark.parametrize("text, why", [
-    ("every 5h", "does not divide the day"), ("daily 25:00", "not a time of day"),
-    ("weekly someday 06:00", "not a weekday"), ("monthly 32 06:00", "not a day of the month"),
-    ("hourly", "not a rule"), ("every 0s", "positive"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("every 5h", "does not divide the day"),
+        ("daily 25:00", "not a time of day"),
+        ("weekly someday 06:00", "not a weekday"),
+        ("monthly 32 06:00", "not a day of the month"),
+        ("hourly", "not a rule"),
+        ("every 0s", "positive"),
+    ],
+)
 def test_a_bad_rule_is_refused_quoting_it(text: str, why: str) -> None:
     with pytest.raises(ConfigError, match=why) as err:
         parse_rule(text)
@@ -51,7 +70,12 @@ def test_an_unknown_time_zone_is_a_config_error() -> None:
 def test_monthly_on_the_31st_runs_on_the_last_day_of_short_months() -> None:
     got = dues("monthly 31 06:00", local(BERLIN, 2026, 1, 1), 5, BERLIN)
     assert [d.date().isoformat() for d in got] == [
-        "2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30", "2026-05-31"]
+        "2026-01-31",
+        "2026-02-28",
+        "2026-03-31",
+        "2026-04-30",
+        "2026-05-31",
+    ]
     assert all((d.hour, d.minute) == (6, 0) for d in got)
 
 
@@ -63,7 +87,12 @@ def test_monthly_on_the_29th_in_a_leap_february() -> None:
 def test_quarter_end_is_the_last_day_of_each_quarter() -> None:
     got = dues("quarterly 18:00", local(BERLIN, 2026, 1, 1), 5, BERLIN)
     assert [d.date().isoformat() for d in got] == [
-        "2026-03-31", "2026-06-30", "2026-09-30", "2026-12-31", "2027-03-31"]
+        "2026-03-31",
+        "2026-06-30",
+        "2026-09-30",
+        "2026-12-31",
+        "2027-03-31",
+    ]
 
 
 def test_due_times_are_strictly_after_the_given_moment() -> None:
@@ -146,5 +175,6 @@ def test_a_machine_off_for_years_is_cheap_and_runs_once() -> None:
 def test_nothing_is_due_before_the_first_due_time() -> None:
     rule = parse_rule("quarterly 18:00")
     assert latest_due(rule, local(BERLIN, 2026, 4, 1), local(BERLIN, 2026, 6, 30, 17, 59), BERLIN) is None
-    assert latest_due(rule, local(BERLIN, 2026, 4, 1), local(BERLIN, 2026, 6, 30, 18, 0), BERLIN) == \
-        local(BERLIN, 2026, 6, 30, 18, 0)
+    assert latest_due(rule, local(BERLIN, 2026, 4, 1), local(BERLIN, 2026, 6, 30, 18, 0), BERLIN) == local(
+        BERLIN, 2026, 6, 30, 18, 0
+    )

@@ -36,7 +36,9 @@ def test_pysnmp_source_is_an_snmp_source(snmpsim_walks: Snmpsim) -> None:
 
 @pytest.mark.parametrize("version", ["1", "2c"])
 async def test_get_returns_typed_values_like_the_recording(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], hp_recording: RecordingSource,
+    snmpsim_walks: Snmpsim,
+    walk_credential: Callable[..., Credential],
+    hp_recording: RecordingSource,
     version: str,
 ) -> None:
     oids = [SYS_DESCR, SYS_OBJECT_ID, SYS_NAME, "1.3.6.1.2.1.2.2.1.10.2", "1.3.6.1.2.1.25.3.2.1.3.1"]
@@ -49,7 +51,7 @@ async def test_get_returns_typed_values_like_the_recording(
 
 @pytest.mark.parametrize("version", ["1", "2c"])
 async def test_missing_oids_are_absent_not_errors(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], version: str,
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], version: str
 ) -> None:
     # SNMPv1 answers noSuchName for the whole PDU: the source drops that OID and asks again.
     async with source(snmpsim_walks, walk_credential(HP, version)) as src:
@@ -59,7 +61,7 @@ async def test_missing_oids_are_absent_not_errors(
 
 
 async def test_large_gets_are_split_into_batches(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], hp_recording: RecordingSource,
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], hp_recording: RecordingSource
 ) -> None:
     rows = await hp_recording.walk("1.3.6.1.2.1")
     oids = [oid for oid, _ in rows][:95]
@@ -70,7 +72,9 @@ async def test_large_gets_are_split_into_batches(
 
 @pytest.mark.parametrize("version", ["1", "2c"])
 async def test_walk_reads_the_supplies_table_in_order(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], hp_recording: RecordingSource,
+    snmpsim_walks: Snmpsim,
+    walk_credential: Callable[..., Credential],
+    hp_recording: RecordingSource,
     version: str,
 ) -> None:
     async with source(snmpsim_walks, walk_credential(HP, version), bulk_size=5) as src:
@@ -80,7 +84,7 @@ async def test_walk_reads_the_supplies_table_in_order(
 
 
 async def test_walk_stops_at_max_rows(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], hp_recording: RecordingSource,
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], hp_recording: RecordingSource
 ) -> None:
     async with source(snmpsim_walks, walk_credential(HP)) as src:
         rows = await src.walk(SUPPLIES, max_rows=7)
@@ -88,7 +92,7 @@ async def test_walk_stops_at_max_rows(
 
 
 async def test_walk_of_an_absent_subtree_is_empty(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential],
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential]
 ) -> None:
     async with source(snmpsim_walks, walk_credential(HP)) as src:
         assert await src.walk("1.3.6.1.4.1.99999") == []
@@ -105,14 +109,15 @@ async def test_wrong_community_is_unreachable(snmpsim_walks: Snmpsim) -> None:
 
 
 async def test_silent_port_raises_timeout_for_walks_too() -> None:
-    src = PysnmpSource("127.0.0.1", community_credential("public"), port=free_udp_port(),
-                       timeout=0.2, retries=0)
+    src = PysnmpSource(
+        "127.0.0.1", community_credential("public"), port=free_udp_port(), timeout=0.2, retries=0
+    )
     with pytest.raises(SnmpTimeout):
         await src.walk(SUPPLIES)
 
 
 async def test_devices_are_read_concurrently_on_one_engine(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential],
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential]
 ) -> None:
     async def read(host: str) -> dict[str, SnmpValue]:
         async with PysnmpSource(host, walk_credential(HP), port=snmpsim_walks.port) as src:
@@ -167,11 +172,17 @@ def test_every_pysnmp_error_indication_is_mapped_to_an_snmp_error() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize(("indication", "error"), [
-    ("requestTimedOut", SnmpTimeout), ("wrongDigest", SnmpAuthError), ("unknownUserName", SnmpAuthError),
-    ("notInTimeWindow", SnmpAuthError), ("parseError", SnmpProtocolError),
-    ("oidNotIncreasing", SnmpProtocolError),
-])
+@pytest.mark.parametrize(
+    ("indication", "error"),
+    [
+        ("requestTimedOut", SnmpTimeout),
+        ("wrongDigest", SnmpAuthError),
+        ("unknownUserName", SnmpAuthError),
+        ("notInTimeWindow", SnmpAuthError),
+        ("parseError", SnmpProtocolError),
+        ("oidNotIncreasing", SnmpProtocolError),
+    ],
+)
 def test_indications_become_errors_naming_device_and_credential(indication: str, error: type) -> None:
     from pysnmp.proto import errind
 
@@ -183,16 +194,28 @@ def test_indications_become_errors_naming_device_and_credential(indication: str,
 
 
 READER_TABLES = [
-    "1.3.6.1.2.1.2.2.1.3", "1.3.6.1.2.1.2.2.1.6", "1.3.6.1.2.1.43.13.4.1.9", "1.3.6.1.2.1.43.8.2.1.2",
-    SUPPLIES, "1.3.6.1.2.1.43.12.1.1.4", "1.3.6.1.2.1.25.3.5.1", "1.3.6.1.2.1.25.3.2.1.5",
-    "1.3.6.1.2.1.43.16.5.1.2", "1.3.6.1.2.1.43.18.1.1", "1.3.6.1.4.1.99999", "1.3.6.1.9",
+    "1.3.6.1.2.1.2.2.1.3",
+    "1.3.6.1.2.1.2.2.1.6",
+    "1.3.6.1.2.1.43.13.4.1.9",
+    "1.3.6.1.2.1.43.8.2.1.2",
+    SUPPLIES,
+    "1.3.6.1.2.1.43.12.1.1.4",
+    "1.3.6.1.2.1.25.3.5.1",
+    "1.3.6.1.2.1.25.3.2.1.5",
+    "1.3.6.1.2.1.43.16.5.1.2",
+    "1.3.6.1.2.1.43.18.1.1",
+    "1.3.6.1.4.1.99999",
+    "1.3.6.1.9",
 ]
 
 
 @pytest.mark.parametrize("version", ["1", "2c"])
 @pytest.mark.parametrize("walk", ["hp-color-laserjet-m452nw", "sharp-mx-3570n", "ricoh-aficio-mp-c3002"])
 async def test_walk_many_reads_each_table_as_walk_does(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], snmp_walks_dir: Path, version: str,
+    snmpsim_walks: Snmpsim,
+    walk_credential: Callable[..., Credential],
+    snmp_walks_dir: Path,
+    version: str,
     walk: str,
 ) -> None:
     recording = RecordingSource.from_file(snmp_walks_dir / walk / "device.snmprec")
@@ -203,7 +226,7 @@ async def test_walk_many_reads_each_table_as_walk_does(
 
 
 async def test_walk_many_takes_one_round_trip_for_many_short_tables(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential],
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential]
 ) -> None:
     requests = 0
 
@@ -220,7 +243,7 @@ async def test_walk_many_takes_one_round_trip_for_many_short_tables(
 
 
 async def test_walk_many_honours_each_tables_row_limit(
-    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], hp_recording: RecordingSource,
+    snmpsim_walks: Snmpsim, walk_credential: Callable[..., Credential], hp_recording: RecordingSource
 ) -> None:
     async with source(snmpsim_walks, walk_credential(HP)) as src:
         got = await src.walk_many({SUPPLIES: 5, "1.3.6.1.2.1.2.2.1": 40})
@@ -237,5 +260,7 @@ async def test_walk_many_helper_falls_back_to_walk_for_plain_sources(hp_recordin
             return await hp_recording.walk(oid, max_rows=max_rows)
 
     got = await walk_many(WalkOnly(), {SUPPLIES: 3, "1.3.6.1.2.1.1": 100})  # type: ignore[arg-type]
-    assert got == {SUPPLIES: (await hp_recording.walk(SUPPLIES))[:3],
-                   "1.3.6.1.2.1.1": await hp_recording.walk("1.3.6.1.2.1.1")}
+    assert got == {
+        SUPPLIES: (await hp_recording.walk(SUPPLIES))[:3],
+        "1.3.6.1.2.1.1": await hp_recording.walk("1.3.6.1.2.1.1"),
+    }

@@ -32,8 +32,10 @@ async def test_v3_reads_with_every_auth_and_privacy_protocol(snmpd: Snmpd, user:
 async def test_v3_authpriv_sha256_aes_reads_the_same_values_as_v2c(snmpd: Snmpd) -> None:
     cred = v3_credential(SNMPD_USERS[0])
     assert (cred.auth_protocol, cred.priv_protocol) == ("SHA-256", "AES")
-    async with PysnmpSource(snmpd.host, cred, port=snmpd.port) as v3, \
-            PysnmpSource(snmpd.host, community_credential("public"), port=snmpd.port) as v2:
+    async with (
+        PysnmpSource(snmpd.host, cred, port=snmpd.port) as v3,
+        PysnmpSource(snmpd.host, community_credential("public"), port=snmpd.port) as v2,
+    ):
         v3_rows = await v3.walk(SYSTEM)
         v2_rows = await v2.walk(SYSTEM)
     uptime = "1.3.6.1.2.1.1.3.0"  # ticks between the two walks
@@ -74,15 +76,17 @@ async def test_same_user_with_other_keys_on_two_agents_reads_both_at_once(snmpd:
             async with PysnmpSource(host, cred, port=port, timeout=2, retries=0) as src:
                 return await src.get([SYS_LOCATION])
 
-        results = await asyncio.gather(*(read(a.host, a.port, c) for _ in range(10)
-                                         for a, c in ((snmpd, cred_a), (other, cred_b))))
+        results = await asyncio.gather(
+            *(read(a.host, a.port, c) for _ in range(10) for a, c in ((snmpd, cred_a), (other, cred_b)))
+        )
     assert all(r == {SYS_LOCATION: SnmpValue("octets", b"Lab")} for r in results)
 
 
 async def test_sweep_finds_a_v3_only_agent_with_the_v3_credential(snmpd: Snmpd) -> None:
     creds = [community_credential("not-this-one", name="v2c-guess"), v3_credential(SNMPD_USERS[0], name="v3")]
-    found = await sweep([f"{snmpd.host}-3"], credentials=creds, port=snmpd.port, timeout=0.5, retries=0,
-                        rate=0)
+    found = await sweep(
+        [f"{snmpd.host}-3"], credentials=creds, port=snmpd.port, timeout=0.5, retries=0, rate=0
+    )
     assert [(f.ip, f.credential, f.version) for f in found] == [(snmpd.host, "v3", "3")]
     assert found[0].sys_object_id.startswith("1.3.6.1.4.1.8072.")  # Net-SNMP's enterprise
     assert found[0].sys_descr.startswith("Linux")

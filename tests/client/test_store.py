@@ -90,8 +90,9 @@ def test_a_reading_round_trips_as_the_schema_device(fresh_store: Store) -> None:
 def test_devices_seen_track_first_and_last_seen_and_misses(fresh_store: Store) -> None:
     fresh_store.add_reading(reading(at=T0), kind="scan")
     fresh_store.add_reading(reading(at=T0 + timedelta(hours=1)), kind="poll")
-    fresh_store.add_reading(Device(ip="192.0.2.10", observed_at=T0 + timedelta(hours=2),
-                                   reachability="unreachable"), kind="poll")
+    fresh_store.add_reading(
+        Device(ip="192.0.2.10", observed_at=T0 + timedelta(hours=2), reachability="unreachable"), kind="poll"
+    )
     [dev] = fresh_store.devices()
     assert dev.serial == "SN1"  # an unreachable read does not erase what is known
     assert (dev.first_seen, dev.last_seen) == (T0, T0 + timedelta(hours=1))
@@ -164,8 +165,10 @@ def test_a_store_from_an_older_client_is_migrated_step_by_step(store_path: Path)
     db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     _m001_initial(_NoScript(db))
     db.execute("INSERT INTO migrations VALUES ('001_initial', '2026-01-01')")
-    db.execute("INSERT INTO devices (ip, first_seen, last_seen, last_reachability) VALUES"
-               " ('192.0.2.7', '2026-01-01', '2026-01-01', 'ok')")
+    db.execute(
+        "INSERT INTO devices (ip, first_seen, last_seen, last_reachability) VALUES"
+        " ('192.0.2.7', '2026-01-01', '2026-01-01', 'ok')"
+    )
     db.close()
     with Store.open(store_path) as store:
         assert store.applied_migrations() == [name for name, _ in MIGRATIONS]

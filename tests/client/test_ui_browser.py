@@ -35,8 +35,13 @@ SMTP_SECRET = "s3cret-smtp-password"
 
 
 def fsm_client(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from fsm_client.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-c", "from fsm_client.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +52,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
     printers = Printers(["office-1", "office-2"], tmp / "printers").start()
     drop = tmp / "drop"
     drop.mkdir()
-    config_path = write_toml(tmp / "client.toml", {
-        "client": {"id": "acme-hq", "customer": "ACME", "site": "HQ"},
-        "keys": {"signing_key": str(keys.client_key), "server_public_key": str(keys.server_pub)},
-        **printers.client_sections(),
-        "transport": {"kind": "filedrop"}, "filedrop": {"directory": str(drop)},
-        "smtp": {"password": SMTP_SECRET, "username": "fsm"},
-        "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
-    })
+    config_path = write_toml(
+        tmp / "client.toml",
+        {
+            "client": {"id": "acme-hq", "customer": "ACME", "site": "HQ"},
+            "keys": {"signing_key": str(keys.client_key), "server_public_key": str(keys.server_pub)},
+            **printers.client_sections(),
+            "transport": {"kind": "filedrop"},
+            "filedrop": {"directory": str(drop)},
+            "smtp": {"password": SMTP_SECRET, "username": "fsm"},
+            "schedule": {"report": "off", "discovery": "off", "status_poll": "off"},
+        },
+    )
     data = tmp / "data"
     config = load_config(config_path)
 
@@ -69,8 +78,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(two_reports).result()
     printers.set_state("office-1", "ok")
-    done = fsm_client("--config", str(config_path), "--data-dir", str(data), "ui", "set-password", "--stdin",
-                      input=PASSWORD + "\n")
+    done = fsm_client(
+        "--config",
+        str(config_path),
+        "--data-dir",
+        str(data),
+        "ui",
+        "set-password",
+        "--stdin",
+        input=PASSWORD + "\n",
+    )
     assert done.returncode == 0, done.stderr
     try:
         yield config_path, data, printers
@@ -83,9 +100,22 @@ def page_url(world: tuple[Path, Path, Printers]) -> Iterator[str]:
     config_path, data, _ = world
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", "from fsm_client.cli import main; main()", "--config", str(config_path),
-         "--data-dir", str(data), "ui", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "from fsm_client.cli import main; main()",
+            "--config",
+            str(config_path),
+            "--data-dir",
+            str(data),
+            "ui",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     assert process.stdout is not None
     deadline = time.monotonic() + 30
     line = b""
@@ -154,8 +184,9 @@ def test_login_refuses_a_wrong_password_and_lets_the_right_one_in(page: Any) -> 
     assert page.inner_text("#daemon") == "not running"
 
 
-def test_devices_show_identity_last_reading_supplies_and_the_pmd(page: Any,
-                                                                 world: tuple[Path, Path, Printers]) -> None:
+def test_devices_show_identity_last_reading_supplies_and_the_pmd(
+    page: Any, world: tuple[Path, Path, Printers]
+) -> None:
     log_in(page)
     page.click("nav >> text=Devices")
     _, _, printers = world
@@ -206,8 +237,9 @@ def test_scan_now_reads_the_printers_on_this_machine(page: Any) -> None:
     assert page.inner_text(".message") == "scan done: 2 readings stored"
 
 
-def test_requests_from_another_origin_or_host_or_without_the_token_are_refused(page: Any,
-                                                                               page_url: str) -> None:
+def test_requests_from_another_origin_or_host_or_without_the_token_are_refused(
+    page: Any, page_url: str
+) -> None:
     log_in(page)
     token = page.get_attribute("input[name=csrf]", "value")
     post = page.request.post

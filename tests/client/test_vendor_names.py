@@ -31,23 +31,51 @@ KYOCERA_DESCR = "KYOCERA Document Solutions Printing System"
 #: name -> (sysDescr, sysObjectID, {model OID: model}, expected manufacturer)
 CASES: dict[str, tuple[str, str, dict[str, str], str | None]] = {
     # rebadged engines whose agent answers as the engine maker
-    "utax-as-kyocera": (KYOCERA_DESCR, "1.3.6.1.4.1.1347.41",
-                        {KYOCERA_MODEL: "UTAX 2506ci", HR_DEVICE_DESCR: "UTAX 2506ci"}, "UTAX"),
+    "utax-as-kyocera": (
+        KYOCERA_DESCR,
+        "1.3.6.1.4.1.1347.41",
+        {KYOCERA_MODEL: "UTAX 2506ci", HR_DEVICE_DESCR: "UTAX 2506ci"},
+        "UTAX",
+    ),
     "ta-as-kyocera": (KYOCERA_DESCR, "1.3.6.1.4.1.1347.41", {KYOCERA_MODEL: "TA 2506ci"}, "Triumph-Adler"),
-    "copystar-as-kyocera": (KYOCERA_DESCR, "1.3.6.1.4.1.1347.41", {HR_DEVICE_DESCR: "Copystar CS 3253ci"},
-                            "Copystar"),
-    "develop-as-konica": ("KONICA MINOLTA ineo+ 258", "1.3.6.1.4.1.18334.1.2.1.2.1.50.2.2",
-                          {KM_MODEL: "ineo+ 258"}, "Develop"),
-    "savin-as-ricoh": ("RICOH Network Printer C model", "1.3.6.1.4.1.367.1.1", {RICOH_MODEL: "SAVIN C3503"},
-                       "Savin"),
-    "lanier-as-ricoh": ("RICOH Network Printer C model", "1.3.6.1.4.1.367.1.1",
-                        {HR_DEVICE_DESCR: "LANIER MP C3501"}, "Lanier"),
+    "copystar-as-kyocera": (
+        KYOCERA_DESCR,
+        "1.3.6.1.4.1.1347.41",
+        {HR_DEVICE_DESCR: "Copystar CS 3253ci"},
+        "Copystar",
+    ),
+    "develop-as-konica": (
+        "KONICA MINOLTA ineo+ 258",
+        "1.3.6.1.4.1.18334.1.2.1.2.1.50.2.2",
+        {KM_MODEL: "ineo+ 258"},
+        "Develop",
+    ),
+    "savin-as-ricoh": (
+        "RICOH Network Printer C model",
+        "1.3.6.1.4.1.367.1.1",
+        {RICOH_MODEL: "SAVIN C3503"},
+        "Savin",
+    ),
+    "lanier-as-ricoh": (
+        "RICOH Network Printer C model",
+        "1.3.6.1.4.1.367.1.1",
+        {HR_DEVICE_DESCR: "LANIER MP C3501"},
+        "Lanier",
+    ),
     # the engine makers' own models keep their maker ("TASKalfa" is not "TA ...")
     "kyocera": (KYOCERA_DESCR, "1.3.6.1.4.1.1347.41", {KYOCERA_MODEL: "TASKalfa 2553ci"}, "Kyocera"),
-    "konica": ("KONICA MINOLTA bizhub C250i", "1.3.6.1.4.1.18334.1.2.1.2.1.50.2.2",
-               {KM_MODEL: "KONICA MINOLTA bizhub C250i"}, "Konica Minolta"),
-    "ricoh": ("RICOH MP C3003 1.10 / RICOH Network Printer C model", "1.3.6.1.4.1.367.1.1",
-              {RICOH_MODEL: "MP C3003"}, "Ricoh"),
+    "konica": (
+        "KONICA MINOLTA bizhub C250i",
+        "1.3.6.1.4.1.18334.1.2.1.2.1.50.2.2",
+        {KM_MODEL: "KONICA MINOLTA bizhub C250i"},
+        "Konica Minolta",
+    ),
+    "ricoh": (
+        "RICOH MP C3003 1.10 / RICOH Network Printer C model",
+        "1.3.6.1.4.1.367.1.1",
+        {RICOH_MODEL: "MP C3003"},
+        "Ricoh",
+    ),
     # label printers whose sysDescr begins with the model number
     "intermec-pm43": ("PM43 203dpi", "1.3.6.1.4.1.1963.1.1", {}, "Honeywell (Intermec)"),
     "hp-outside-jetdirect": ("T1200 PS", "1.3.6.1.4.1.11.1.1", {}, "HP"),
@@ -84,15 +112,19 @@ def badges(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpsim]:
 @pytest.mark.parametrize("name", CASES)
 async def test_the_badge_names_the_maker(badges: Snmpsim, pool: PmdPool, name: str) -> None:
     config = ClientConfig(snmp=SnmpSection(timeout=1.0, retries=1))
-    [device] = await scan([f"127.0.0.1:{badges.port}"], config=config, pool=pool,
-                          credentials=[community_credential(badges.community(name))])
+    [device] = await scan(
+        [f"127.0.0.1:{badges.port}"],
+        config=config,
+        pool=pool,
+        credentials=[community_credential(badges.community(name))],
+    )
     assert device.reachability == "ok", device.warnings
     assert device.manufacturer == CASES[name][3], (device.pmd, device.model)
 
 
 @pytest.mark.parametrize("number, maker", sorted(enterprises.MAKERS.items()))
 async def test_every_registered_enterprise_names_its_maker_through_the_base_pmd(
-    pool: PmdPool, number: int, maker: str,
+    pool: PmdPool, number: int, maker: str
 ) -> None:
     rec = recording("1234 model", f"1.3.6.1.4.1.{number}.99.1", {})
     device = await read_device(RecordingSource.from_text(rec), pool, ip="192.0.2.1")

@@ -88,8 +88,10 @@ def realistic_report(devices: int, *, seq: int = 1, client_id: str = "acme-hq") 
 
 text = st.text(max_size=40)  # any unicode, including surrogate-free astral characters and NULs
 #: Text a client chooses (names, customer, site): no control characters, as the schema requires.
-names = st.text(st.characters(blacklist_categories=("Cs",),
-                              blacklist_characters=[chr(c) for c in range(32)] + ["\x7f"]), max_size=40)
+names = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters=[chr(c) for c in range(32)] + ["\x7f"]),
+    max_size=40,
+)
 small_int = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 client_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", fullmatch=True)
 aware_datetimes = st.datetimes(

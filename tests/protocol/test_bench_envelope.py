@@ -13,8 +13,13 @@ OPS = ("seal", "raw_seal", "raw_seal_bare", "open", "raw_open", "validate", "raw
 
 
 def test_the_envelope_benchmark_runs_and_reports_every_operation_at_every_size() -> None:
-    run = subprocess.run([sys.executable, str(BENCH), "--quick", "--json"], capture_output=True,
-                         text=True, timeout=300, check=True)
+    run = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     rows = json.loads(run.stdout)
     assert [r["size"] for r in rows] == ["5 KB", "100 KB", "5 MB"]
     for row in rows:

@@ -7,8 +7,19 @@ import pytest
 from fsm_devtools.corpus import BIDI_TEXTS, CONTROL_TEXTS
 from fsm_protocol.display import MAX_SHOWN, device_name, display_text, shorten
 
-HIDDEN = {chr(c) for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200E, 0x200F,
-                           *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+HIDDEN = {
+    chr(c)
+    for c in [
+        *range(0x00, 0x20),
+        0x7F,
+        *range(0x80, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+}
 
 
 @pytest.mark.parametrize("text", [*BIDI_TEXTS, *CONTROL_TEXTS])
@@ -35,19 +46,23 @@ def test_long_text_is_shortened_with_an_ellipsis_and_never_unbounded() -> None:
     assert len(display_text("x" * 100_000)) == MAX_SHOWN
 
 
-@pytest.mark.parametrize("maker, model, name", [
-    ("HP", "HP Color LaserJet M452nw", "HP Color LaserJet M452nw"),
-    ("Konica Minolta", "KONICA MINOLTA bizhub C250i", "KONICA MINOLTA bizhub C250i"),
-    ("Konica Minolta", "KONICA-MINOLTA bizhub 25e", "KONICA-MINOLTA bizhub 25e"),
-    ("HP", "Hewlett-Packard LaserJet 4250", "Hewlett-Packard LaserJet 4250"),
-    ("Kyocera", "Kyocera Mita FS-1028MFP", "Kyocera Mita FS-1028MFP"),
-    ("Toshiba TEC", "TOSHIBA e-STUDIO2505AC", "TOSHIBA e-STUDIO2505AC"),
-    ("Ricoh", "MP C3004", "Ricoh MP C3004"),
-    ("OKI", "OKIPAGE 14i", "OKI OKIPAGE 14i"),  # a model line that starts with the maker's letters
-    ("HP", "", "HP"),
-    (None, "bizhub C250i", "bizhub C250i"),
-    (None, None, ""),
-])
-def test_the_display_name_does_not_repeat_a_maker_the_model_starts_with(maker: str | None, model: str | None,
-                                                                        name: str) -> None:
+@pytest.mark.parametrize(
+    "maker, model, name",
+    [
+        ("HP", "HP Color LaserJet M452nw", "HP Color LaserJet M452nw"),
+        ("Konica Minolta", "KONICA MINOLTA bizhub C250i", "KONICA MINOLTA bizhub C250i"),
+        ("Konica Minolta", "KONICA-MINOLTA bizhub 25e", "KONICA-MINOLTA bizhub 25e"),
+        ("HP", "Hewlett-Packard LaserJet 4250", "Hewlett-Packard LaserJet 4250"),
+        ("Kyocera", "Kyocera Mita FS-1028MFP", "Kyocera Mita FS-1028MFP"),
+        ("Toshiba TEC", "TOSHIBA e-STUDIO2505AC", "TOSHIBA e-STUDIO2505AC"),
+        ("Ricoh", "MP C3004", "Ricoh MP C3004"),
+        ("OKI", "OKIPAGE 14i", "OKI OKIPAGE 14i"),  # a model line that starts with the maker's letters
+        ("HP", "", "HP"),
+        (None, "bizhub C250i", "bizhub C250i"),
+        (None, None, ""),
+    ],
+)
+def test_the_display_name_does_not_repeat_a_maker_the_model_starts_with(
+    maker: str | None, model: str | None, name: str
+) -> None:
     assert device_name(maker, model) == name

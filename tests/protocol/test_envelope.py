@@ -63,8 +63,16 @@ def test_open_payload_gives_the_sealed_json_and_validate_the_report(
     assert opened.payload == encode_report(report)
     assert validate(opened) == report
     with pytest.raises(SchemaError, match="seq 9"):
-        validate(Opened(parse(seal(realistic_report(0, seq=10), signing_key=signing_key,
-                                   server_key=encryption_key.public)), opened.payload))
+        validate(
+            Opened(
+                parse(
+                    seal(
+                        realistic_report(0, seq=10), signing_key=signing_key, server_key=encryption_key.public
+                    )
+                ),
+                opened.payload,
+            )
+        )
     with pytest.raises(TooLarge):
         validate(opened, max_report_bytes=len(opened.payload) - 1)
 

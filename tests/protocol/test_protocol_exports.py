@@ -7,8 +7,18 @@ import pkgutil
 
 import fsm_protocol
 
-MODULES = ["chunking", "crypto", "display", "envelope", "errors", "header", "identity", "keys", "mime",
-           "schema"]
+MODULES = [
+    "chunking",
+    "crypto",
+    "display",
+    "envelope",
+    "errors",
+    "header",
+    "identity",
+    "keys",
+    "mime",
+    "schema",
+]
 
 
 def test_all_is_sorted_and_every_name_exists() -> None:

@@ -32,9 +32,12 @@ def test_supply_alert_console_and_warning_text_is_cleaned() -> None:
     report = realistic_report(3)
     d = report.devices[0]
     d = msgspec.structs.replace(
-        d, supplies=[msgspec.structs.replace(d.supplies[0], description="B\x00" * TEXT_CHARS)],
+        d,
+        supplies=[msgspec.structs.replace(d.supplies[0], description="B\x00" * TEXT_CHARS)],
         alerts=[msgspec.structs.replace(d.alerts[0], description="jam\x1b")],
-        status=msgspec.structs.replace(d.status, console="Ready\n"), warnings=["odd\x00"])
+        status=msgspec.structs.replace(d.status, console="Ready\n"),
+        warnings=["odd\x00"],
+    )
     got = decode_report(encode_report(msgspec.structs.replace(report, devices=[d]))).devices[0]
     assert got.supplies[0].description == "B" * TEXT_CHARS
     assert (got.alerts[0].description, got.status.console) == ("jam", "Ready ")
@@ -43,13 +46,17 @@ def test_supply_alert_console_and_warning_text_is_cleaned() -> None:
     assert "supply 1 description: 512 control characters removed" in got.warnings
 
 
-@pytest.mark.parametrize("change, where", [
-    ({"customer": "C" * (LABEL_CHARS + 1)}, "$.customer"),
-    ({"site": "H\x00Q"}, "$.site"),
-    ({"client_id": "acme\nhq"}, "$.client_id"),
-])
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        ({"customer": "C" * (LABEL_CHARS + 1)}, "$.customer"),
+        ({"site": "H\x00Q"}, "$.site"),
+        ({"client_id": "acme\nhq"}, "$.client_id"),
+    ],
+)
 def test_client_chosen_text_over_its_length_or_with_a_control_character_is_refused(
-        change: dict[str, str], where: str) -> None:
+    change: dict[str, str], where: str
+) -> None:
     report = msgspec.structs.replace(realistic_report(1), **change)
     with pytest.raises(SchemaError, match=rf"at `\{where}`"):
         decode_report(encode_report(report))

@@ -21,12 +21,20 @@ def mailbox_config(stack: MailStack, user_name: str = "dealer") -> MailboxSectio
     user = stack.users[user_name]
     from fsm_common.configfile import Secret
 
-    return MailboxSection(name=user_name, host=stack.host, port=stack.imaps_port, security="tls",
-                          user=user.address, password=Secret(user.password), ca_file=stack.ca_file)
+    return MailboxSection(
+        name=user_name,
+        host=stack.host,
+        port=stack.imaps_port,
+        security="tls",
+        user=user.address,
+        password=Secret(user.password),
+        ca_file=stack.ca_file,
+    )
 
 
-async def send_all(stack: MailStack, mails: Iterable[bytes], *, rate: float | None = None,
-                   to: str = TO_ADDR) -> int:
+async def send_all(
+    stack: MailStack, mails: Iterable[bytes], *, rate: float | None = None, to: str = TO_ADDR
+) -> int:
     """Submit mails to Postfix over one SMTP connection (at most ``rate`` per second)."""
     n = 0
     async with aiosmtplib.SMTP(hostname=stack.host, port=stack.smtp_port, start_tls=False) as smtp:
@@ -68,12 +76,27 @@ ca_file = "{mb.ca_file}"
     return path
 
 
-def start_daemon(config: Path, data_dir: Path, database_url: str, *args: str,
-                 log: Path | None = None) -> subprocess.Popen[bytes]:
+def start_daemon(
+    config: Path, data_dir: Path, database_url: str, *args: str, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     """`fsm-server ingest` as a separate process (the one kill -9 hits)."""
     env = {**os.environ, "FSM_DATABASE_URL": database_url}
     with (log or Path(os.devnull)).open("ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-c", "from fsm_server.cli import main; main()", "--config", str(config),
-             "--data-dir", str(data_dir), "ingest", "--json", *args],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+            [
+                sys.executable,
+                "-c",
+                "from fsm_server.cli import main; main()",
+                "--config",
+                str(config),
+                "--data-dir",
+                str(data_dir),
+                "ingest",
+                "--json",
+                *args,
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )

@@ -53,9 +53,13 @@ class Fleet:
         return DEALERS[dealer]
 
     def viewers(self) -> dict[str, Viewer]:
-        return {"admin": Viewer("admin"), "north": Viewer("dealer", dealer="North"),
-                "south": Viewer("dealer", dealer="South"), "acme": Viewer("customer", customers=("ACME",)),
-                "globex": Viewer("customer", customers=("Globex",))}
+        return {
+            "admin": Viewer("admin"),
+            "north": Viewer("dealer", dealer="North"),
+            "south": Viewer("dealer", dealer="South"),
+            "acme": Viewer("customer", customers=("ACME",)),
+            "globex": Viewer("customer", customers=("Globex",)),
+        }
 
     def visible(self, viewer: Viewer) -> set[str]:
         """The customers ``viewer`` must see."""
@@ -78,40 +82,67 @@ def build_fleet(pipeline: Pipeline, registry: Registry, server: ServerKit, tmp_p
         registry.add(kit.name, kit.pub_path, customer=customer)
         fleet.clients[customer] = kit.name
         feeder = Feeder(pipeline, kit, server, customer=customer, site="HQ")
-        serials = ("SHARED-1" if customer in ("ACME", "Globex") else f"{customer[:3].upper()}-1",
-                   f"{customer[:3].upper()}-2")
+        serials = (
+            "SHARED-1" if customer in ("ACME", "Globex") else f"{customer[:3].upper()}-1",
+            f"{customer[:3].upper()}-2",
+        )
         for day in range(DAYS):
             at = start + timedelta(days=day, hours=1)
             devs = []
             for k, serial in enumerate(serials):
                 hostile = customer == "ACME" and k == 1
-                devs.append(reading(
-                    serial, at, ip=f"10.{n}.0.{10 + k}", total=1000 * (n + 1) + 150 * day + k,
-                    supplies=[("toner", "black", max(5.0, 90.0 - 9 * day - 20 * k)),
-                              ("toner", "cyan", 70.0)],
-                    alerts=("jam",) if day >= DAYS - 2 and k == 0 else (),
-                    model=HOSTILE if hostile else "MP C3004",
-                    location=HOSTILE if hostile else "2nd floor"))
+                devs.append(
+                    reading(
+                        serial,
+                        at,
+                        ip=f"10.{n}.0.{10 + k}",
+                        total=1000 * (n + 1) + 150 * day + k,
+                        supplies=[
+                            ("toner", "black", max(5.0, 90.0 - 9 * day - 20 * k)),
+                            ("toner", "cyan", 70.0),
+                        ],
+                        alerts=("jam",) if day >= DAYS - 2 and k == 0 else (),
+                        model=HOSTILE if hostile else "MP C3004",
+                        location=HOSTILE if hostile else "2nd floor",
+                    )
+                )
             if customer == "ACME":
                 for dev in devs:
                     if dev.serial == "ACM-2":
                         for s in dev.supplies:
                             s.description = HOSTILE
             feeder.send(at, devs)
-        fleet.devices[customer] = [d.id for d in Device.select(Device.id).join_from(Device,
-                                                                                    Device.customer.rel_model)
-                                   .where(Device.customer.rel_model.name == customer).order_by(Device.id)]
+        fleet.devices[customer] = [
+            d.id
+            for d in Device.select(Device.id)
+            .join_from(Device, Device.customer.rel_model)
+            .where(Device.customer.rel_model.name == customer)
+            .order_by(Device.id)
+        ]
         # a report naming another customer: quarantined as customer_mismatch under this client
-        wrong = Report(client_id=kit.name, customer="Elsewhere", site="HQ", seq=feeder.seq + 1,
-                       kind="periodic",
-                       created_at=start + timedelta(days=DAYS), devices=[])  # type: ignore[arg-type]
+        wrong = Report(
+            client_id=kit.name,
+            customer="Elsewhere",
+            site="HQ",
+            seq=feeder.seq + 1,
+            kind="periodic",
+            created_at=start + timedelta(days=DAYS),
+            devices=[],
+        )  # type: ignore[arg-type]
         [mail] = mails_for(seal(wrong, kit, server))
         verdict = pipeline.process(mail, source="test")
         assert verdict.outcome == "quarantined", verdict
         fleet.quarantine[customer] = Quarantine.get(Quarantine.client_name == kit.name).id
     stranger = make_client(tmp_path / "stranger", "stranger-1")
-    report = Report(client_id=stranger.name, customer="ACME", site="HQ", seq=1, kind="periodic",
-                    created_at=start, devices=[])  # type: ignore[arg-type]
+    report = Report(
+        client_id=stranger.name,
+        customer="ACME",
+        site="HQ",
+        seq=1,
+        kind="periodic",
+        created_at=start,
+        devices=[],
+    )  # type: ignore[arg-type]
     [mail] = mails_for(seal(report, stranger, server))
     assert pipeline.process(mail, source="test").outcome == "quarantined"
     fleet.stranger_quarantine = Quarantine.get(Quarantine.client_name == stranger.name).id

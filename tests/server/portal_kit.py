@@ -44,11 +44,25 @@ class Person:
             time.sleep(1)
 
 
-def enrol(name: str, role: str, *, customers: tuple[str, ...] = (), dealer: str | None = None,
-          password: str = PASSWORD, settings: WebSection | None = None) -> Person:
+def enrol(
+    name: str,
+    role: str,
+    *,
+    customers: tuple[str, ...] = (),
+    dealer: str | None = None,
+    password: str = PASSWORD,
+    settings: WebSection | None = None,
+) -> Person:
     """Add ``name`` and complete its setup link as the user would."""
-    _, link = users.add_user(name, role, customers=customers, dealer=dealer, by=None,
-                             settings=settings or WebSection(), base_url=BASE_URL)
+    _, link = users.add_user(
+        name,
+        role,
+        customers=customers,
+        dealer=dealer,
+        by=None,
+        settings=settings or WebSection(),
+        base_url=BASE_URL,
+    )
     token = link.rsplit("/", 1)[1]
     offer = users.setup_offer(token)
     code = pyotp.TOTP(offer.totp_secret).now() if offer.totp_secret else ""
@@ -64,15 +78,20 @@ def csrf_of(html: str) -> str:
 
 def login(client: Any, person: Person) -> None:
     """Log ``person`` in through /login (and /login/totp) with an httpx-like client."""
-    r = client.post("/login", data={"name": person.name, "password": person.password, "next": "/account"},
-                    follow_redirects=False)
+    r = client.post(
+        "/login",
+        data={"name": person.name, "password": person.password, "next": "/account"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     if person.secret:
         assert r.headers["location"].startswith("/login/totp")
         page = client.get("/login/totp")
-        r = client.post("/login/totp", data={"code": person.code(), "csrf": csrf_of(page.text),
-                                             "next": "/account"},
-                        follow_redirects=False)
+        r = client.post(
+            "/login/totp",
+            data={"code": person.code(), "csrf": csrf_of(page.text), "next": "/account"},
+            follow_redirects=False,
+        )
         assert r.status_code == 303, r.text
     assert r.headers["location"] == "/account"
 

@@ -15,26 +15,60 @@ from fsm_protocol.schema import Alert, Capabilities, Device, Report, Status, Sup
 from fsm_server.ingest.pipeline import Pipeline
 
 
-def reading(serial: str, at: datetime, *, ip: str = "10.0.0.10", total: int | None = None,
-            black: int | None = None,
-            supplies: Iterable[tuple[str, str | None, float | None]] = (), alerts: Iterable[str] = (),
-            conditions: Iterable[str] = (), manufacturer: str = "Ricoh", model: str = "MP C3004",
-            location: str | None = "2nd floor") -> Device:
+def reading(
+    serial: str,
+    at: datetime,
+    *,
+    ip: str = "10.0.0.10",
+    total: int | None = None,
+    black: int | None = None,
+    supplies: Iterable[tuple[str, str | None, float | None]] = (),
+    alerts: Iterable[str] = (),
+    conditions: Iterable[str] = (),
+    manufacturer: str = "Ricoh",
+    model: str = "MP C3004",
+    location: str | None = "2nd floor",
+) -> Device:
     """One device reading: ``supplies`` as (kind, color, percent); ``black`` defaults to half the total."""
     black = total // 2 if black is None and total is not None else black
     counters = {} if total is None else {"total": total, "total_black": black}
     return Device(
-        ip=ip, observed_at=at, manufacturer=manufacturer, model=model, serial=serial, firmware="1.0",
-        mac=None, hostname=f"mfp-{serial.lower()}", location=location, pmd="ricoh",
-        capabilities=Capabilities(color=True), counters=counters,
-        supplies=[Supply(index=i + 1, description=f"{color or kind} {kind}".strip(), kind=kind, color=color,
-                         level=None if pct is None else round(pct), max=None if pct is None else 100,
-                         unit="percent", percent=pct,
-                         state="unknown" if pct is None else ("low" if pct <= 10 else "ok"))
-                  for i, (kind, color, pct) in enumerate(supplies)],
+        ip=ip,
+        observed_at=at,
+        manufacturer=manufacturer,
+        model=model,
+        serial=serial,
+        firmware="1.0",
+        mac=None,
+        hostname=f"mfp-{serial.lower()}",
+        location=location,
+        pmd="ricoh",
+        capabilities=Capabilities(color=True),
+        counters=counters,
+        supplies=[
+            Supply(
+                index=i + 1,
+                description=f"{color or kind} {kind}".strip(),
+                kind=kind,
+                color=color,
+                level=None if pct is None else round(pct),
+                max=None if pct is None else 100,
+                unit="percent",
+                percent=pct,
+                state="unknown" if pct is None else ("low" if pct <= 10 else "ok"),
+            )
+            for i, (kind, color, pct) in enumerate(supplies)
+        ],
         status=Status(device="running", printer="idle", conditions=list(conditions)),
-        alerts=[Alert(code=code, severity="critical" if code in ("jam", "door_open") else "warning",
-                      group="general", description=code.replace("_", " ")) for code in alerts],
+        alerts=[
+            Alert(
+                code=code,
+                severity="critical" if code in ("jam", "door_open") else "warning",
+                group="general",
+                description=code.replace("_", " "),
+            )
+            for code in alerts
+        ],
     )
 
 
@@ -52,8 +86,15 @@ class Feeder:
 
     def send(self, at: datetime, devices: list[Device], *, kind: str = "periodic") -> None:
         self.seq += 1
-        report = Report(client_id=self.client.name, customer=self.customer, site=self.site, seq=self.seq,
-                        kind=kind, created_at=at, devices=devices)  # type: ignore[arg-type]
+        report = Report(
+            client_id=self.client.name,
+            customer=self.customer,
+            site=self.site,
+            seq=self.seq,
+            kind=kind,
+            created_at=at,
+            devices=devices,
+        )  # type: ignore[arg-type]
         [mail] = mails_for(seal(report, self.client, self.server))
         verdict = self.pipeline.process(mail, source="test")
         assert verdict.outcome == "loaded", verdict

@@ -233,5 +233,6 @@ def meters_html(report: Meters) -> str:
     before = DictLoader({"meters_before.html.j2": METERS_TEMPLATE.read_text()})
     env.loader = ChoiceLoader([before, env.loader])  # type: ignore[list-item]
     title = "fsm meters report" + (f" - {report.customer}" if report.customer else "")
-    return env.get_template("meters_before.html.j2").render(r=report, kind="meters",
-                                                            charts=html.counter_charts(report), title=title)
+    return env.get_template("meters_before.html.j2").render(
+        r=report, kind="meters", charts=html.counter_charts(report), title=title
+    )

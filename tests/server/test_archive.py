@@ -24,16 +24,22 @@ def _mbox_text(mails: list[bytes]) -> bytes:
 
 
 def test_an_mbox_maildir_eml_and_fsm_files_are_imported_and_importing_twice_changes_nothing(
-        tmp_path: Path, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    tmp_path: Path, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     mbox = tmp_path / "reports.mbox"
-    mbox.write_bytes(_mbox_text([report_mail(client_kit, server_kit, s) for s in range(1, 6)]
-                                + [b"From: x@y\r\nSubject: hi\r\n\r\nFrom the office\r\n"]))
+    mbox.write_bytes(
+        _mbox_text(
+            [report_mail(client_kit, server_kit, s) for s in range(1, 6)]
+            + [b"From: x@y\r\nSubject: hi\r\n\r\nFrom the office\r\n"]
+        )
+    )
     md = mailbox.Maildir(tmp_path / "Maildir", create=True)
     for s in range(6, 9):
         md.add(report_mail(client_kit, server_kit, s))
     (tmp_path / "drop").mkdir()
     (tmp_path / "drop" / "acme-hq-9-1of1.fsm").write_bytes(
-        seal(make_report(client_kit.name, 9), client_kit, server_kit))
+        seal(make_report(client_kit.name, 9), client_kit, server_kit)
+    )
     (tmp_path / "one.eml").write_bytes(report_mail(client_kit, server_kit, 10))
     paths = [mbox, tmp_path / "Maildir", tmp_path / "drop", tmp_path / "one.eml"]
 
@@ -51,7 +57,8 @@ def test_an_mbox_maildir_eml_and_fsm_files_are_imported_and_importing_twice_chan
 
 
 def test_a_huge_message_in_an_mbox_is_quarantined_without_being_held_in_memory(
-        tmp_path: Path, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    tmp_path: Path, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     pipeline.limits.max_mail_bytes = 2 * 1024 * 1024
     mbox = tmp_path / "big.mbox"
     with mbox.open("wb") as f:
@@ -77,7 +84,8 @@ def test_a_huge_message_in_an_mbox_is_quarantined_without_being_held_in_memory(
 
 
 def test_an_archive_with_poison_reports_and_odd_file_names_imports_every_valid_report(
-        tmp_path: Path, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    tmp_path: Path, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     import os
 
     from fsm_devtools.corpus import _plain_mail, poison_then_valid

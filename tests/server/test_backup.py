@@ -45,10 +45,25 @@ def fleet_mails(client: ClientKit, server: ServerKit, count: int, *, start_seq: 
     for n in range(count):
         seq = start_seq + n
         at = T0 + timedelta(hours=6 * seq)
-        devices = [reading(s, at, total=10_000 + 37 * seq + i, supplies=[("toner", "black", 90 - seq % 80)],
-                           alerts=["jam"] if (seq + i) % 9 == 0 else []) for i, s in enumerate(SERIALS)]
-        report = Report(client_id=client.name, customer="ACME", site="HQ", seq=seq, kind="periodic",
-                        created_at=at, devices=devices)
+        devices = [
+            reading(
+                s,
+                at,
+                total=10_000 + 37 * seq + i,
+                supplies=[("toner", "black", 90 - seq % 80)],
+                alerts=["jam"] if (seq + i) % 9 == 0 else [],
+            )
+            for i, s in enumerate(SERIALS)
+        ]
+        report = Report(
+            client_id=client.name,
+            customer="ACME",
+            site="HQ",
+            seq=seq,
+            kind="periodic",
+            created_at=at,
+            devices=devices,
+        )
         out += mails_for(seal(report, client, server))
     return out
 
@@ -90,8 +105,13 @@ def meters_csv(db: Database, now: datetime) -> str:
 
 
 def test_backup_while_ingest_loads_restores_every_report_and_the_same_numbers(
-        db: Database, database_url: str, second_url: str, client_kit: ClientKit, server_kit: ServerKit,
-        tmp_path: Path) -> None:
+    db: Database,
+    database_url: str,
+    second_url: str,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    tmp_path: Path,
+) -> None:
     mails = fleet_mails(client_kit, server_kit, 120)
     assert set(load(db, client_kit, server_kit, mails[:40])) == {"loaded"}
     loaded = [40]
@@ -143,8 +163,12 @@ def test_backup_while_ingest_loads_restores_every_report_and_the_same_numbers(
 
 
 def test_sqlite_backup_restored_into_postgresql_then_ingest_continues_loading_nothing_twice(
-        tmp_path: Path, private_postgres: PrivatePostgres, client_kit: ClientKit, server_kit: ServerKit,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    private_postgres: PrivatePostgres,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     old_mailbox = fleet_mails(client_kit, server_kit, 30)
     data = tmp_path / "server"
     with open_database("", data_dir=data) as sqlite_db:
@@ -161,8 +185,9 @@ def test_sqlite_backup_restored_into_postgresql_then_ingest_continues_loading_no
         assert "into postgresql" in out.output
         with open_database(pg_url, data_dir=data) as pg:
             after = row_counts(pg)
-            assert {t: n for t, n in after.items() if t != "backup_run"} == \
-                   {t: n for t, n in before.items() if t != "backup_run"}
+            assert {t: n for t, n in after.items() if t != "backup_run"} == {
+                t: n for t, n in before.items() if t != "backup_run"
+            }
             # re-importing the old mailbox loads nothing twice; new reports get new ids
             assert set(load(pg, client_kit, server_kit, old_mailbox)) == {"duplicate"}
             new = fleet_mails(client_kit, server_kit, 5, start_seq=31)
@@ -175,8 +200,9 @@ def test_sqlite_backup_restored_into_postgresql_then_ingest_continues_loading_no
         assert out.exit_code == 0, out.output
 
 
-def test_postgresql_backup_restores_into_sqlite(db: Database, tmp_path: Path, client_kit: ClientKit,
-                                               server_kit: ServerKit) -> None:
+def test_postgresql_backup_restores_into_sqlite(
+    db: Database, tmp_path: Path, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     load(db, client_kit, server_kit, fleet_mails(client_kit, server_kit, 6))
     result = take_backup(db, tmp_path / "b")
     assert result.manifest.source == db.kind
@@ -191,8 +217,9 @@ def _key_forms(key_path: Path) -> list[bytes]:
     return [pem, body, body[:24]]
 
 
-def test_the_server_key_is_never_in_a_backup_in_the_clear(db: Database, tmp_path: Path,
-                                                          server_kit: ServerKit) -> None:
+def test_the_server_key_is_never_in_a_backup_in_the_clear(
+    db: Database, tmp_path: Path, server_kit: ServerKit
+) -> None:
     plain = take_backup(db, tmp_path / "b")
     sealed = take_backup(db, tmp_path / "b", key_file=server_kit.key_path, passphrase="correct horse battery")
     for result in (plain, sealed):
@@ -209,8 +236,9 @@ def test_the_server_key_is_never_in_a_backup_in_the_clear(db: Database, tmp_path
         take_backup(db, tmp_path / "b", key_file=server_kit.key_path, passphrase="short")
 
 
-def test_restore_with_keys_asks_the_passphrase_and_writes_the_key(tmp_path: Path,
-                                                                  server_kit: ServerKit) -> None:
+def test_restore_with_keys_asks_the_passphrase_and_writes_the_key(
+    tmp_path: Path, server_kit: ServerKit
+) -> None:
     data = tmp_path / "server"
     runner = CliRunner()
     with open_database("", data_dir=data):
@@ -218,25 +246,30 @@ def test_restore_with_keys_asks_the_passphrase_and_writes_the_key(tmp_path: Path
     (data / "keys").mkdir()
     (data / "keys" / "server.key").write_bytes(server_kit.key_path.read_bytes())
     (data / "keys" / "server.key").chmod(0o600)
-    out = runner.invoke(main, ["--data-dir", str(data), "backup", "--with-keys"],
-                        input="correct horse battery\ncorrect horse battery\n")
+    out = runner.invoke(
+        main,
+        ["--data-dir", str(data), "backup", "--with-keys"],
+        input="correct horse battery\ncorrect horse battery\n",
+    )
     assert out.exit_code == 0, out.output
     [path] = list_backups(data / "backups")
     fresh = tmp_path / "fresh"
-    out = runner.invoke(main, ["--data-dir", str(fresh), "restore", "--with-keys", str(path)],
-                        input="not the passphrase\n")
+    out = runner.invoke(
+        main, ["--data-dir", str(fresh), "restore", "--with-keys", str(path)], input="not the passphrase\n"
+    )
     assert out.exit_code == 1 and "passphrase does not open" in out.output
     assert not (fresh / "keys").exists()
-    out = runner.invoke(main, ["--data-dir", str(fresh), "restore", "--with-keys", str(path)],
-                        input="correct horse battery\n")
+    out = runner.invoke(
+        main, ["--data-dir", str(fresh), "restore", "--with-keys", str(path)], input="correct horse battery\n"
+    )
     assert out.exit_code == 0, out.output
     key = fresh / "keys" / "server.key"
     assert key.read_bytes() == server_kit.key_path.read_bytes() and key.stat().st_mode & 0o077 == 0
 
 
-def test_a_damaged_backup_is_refused_before_the_target_changes(db: Database, tmp_path: Path,
-                                                               client_kit: ClientKit, server_kit: ServerKit
-                                                               ) -> None:
+def test_a_damaged_backup_is_refused_before_the_target_changes(
+    db: Database, tmp_path: Path, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     load(db, client_kit, server_kit, fleet_mails(client_kit, server_kit, 4))
     result = take_backup(db, tmp_path / "b")
     # a changed table member, written back as a valid ZIP: only the manifest's sha256 can tell
@@ -263,8 +296,9 @@ def test_a_damaged_backup_is_refused_before_the_target_changes(db: Database, tmp
     target.close()
 
 
-def test_a_target_holding_data_is_refused_unless_forced(db: Database, tmp_path: Path, client_kit: ClientKit,
-                                                        server_kit: ServerKit) -> None:
+def test_a_target_holding_data_is_refused_unless_forced(
+    db: Database, tmp_path: Path, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     load(db, client_kit, server_kit, fleet_mails(client_kit, server_kit, 3))
     result = take_backup(db, tmp_path / "b")
     load(db, client_kit, server_kit, fleet_mails(client_kit, server_kit, 2, start_seq=4))
@@ -276,7 +310,8 @@ def test_a_target_holding_data_is_refused_unless_forced(db: Database, tmp_path: 
 
 
 def test_a_backup_of_an_older_schema_is_migrated_after_its_rows_are_loaded(
-        database_url: str, tmp_path: Path, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    database_url: str, tmp_path: Path, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     before_m009 = [m.__name__ for m in migrations.MIGRATIONS if m.__name__ != "m009_backup_runs"]
     old = open_database(database_url, data_dir=tmp_path, migrate=False)
     migrations.migrate(old, only=before_m009)
@@ -332,11 +367,13 @@ def test_next_due_takes_a_missed_backup_at_once_and_retries_a_failed_one_after_a
     assert next_due(now, hour, yesterday) == now
 
 
-def test_the_schedule_backs_up_rotates_and_a_failure_opens_a_backup_event(db: Database,
-                                                                         tmp_path: Path) -> None:
+def test_the_schedule_backs_up_rotates_and_a_failure_opens_a_backup_event(
+    db: Database, tmp_path: Path
+) -> None:
     clock = [datetime(2025, 3, 10, 12, tzinfo=UTC)]
-    plan = BackupPlan(directory=tmp_path / "backups", settings=BackupSection(keep_daily=2, keep_weekly=0,
-                                                                             keep_monthly=0))
+    plan = BackupPlan(
+        directory=tmp_path / "backups", settings=BackupSection(keep_daily=2, keep_weekly=0, keep_monthly=0)
+    )
     service = BackupService(db, plan, now=lambda: clock[0])
     assert service.step() > clock[0]
     assert service.taken == 1 and len(list_backups(plan.directory)) == 1

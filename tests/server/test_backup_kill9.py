@@ -27,10 +27,21 @@ TRIALS = 20
 
 def _backup_process(data: Path, to: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", "from fsm_server.cli import main; main()", "--data-dir", str(data), "backup",
-         "--to", str(to)],
+        [
+            sys.executable,
+            "-c",
+            "from fsm_server.cli import main; main()",
+            "--data-dir",
+            str(data),
+            "backup",
+            "--to",
+            str(to),
+        ],
         env={k: v for k, v in os.environ.items() if k != "FSM_DATABASE_URL"},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _digest(path: Path) -> str:
@@ -39,15 +50,17 @@ def _digest(path: Path) -> str:
 
 @pytest.mark.slow
 def test_kill_9_during_backup_leaves_previous_backups_intact_and_no_half_file_named_complete(
-        tmp_path: Path, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    tmp_path: Path, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     data, to = tmp_path / "server", tmp_path / "backups"
     with open_database("", data_dir=data) as db:
         registry = Registry(db)
         registry.add(client_kit.name, client_kit.pub_path)
         pipeline = Pipeline(db, registry, server_kit.encryption_key)
         for seq in range(1, 41):
-            mail = report_mail(client_kit, server_kit, seq, devices=100,
-                               created_at=datetime(2025, 1, 1, tzinfo=UTC))
+            mail = report_mail(
+                client_kit, server_kit, seq, devices=100, created_at=datetime(2025, 1, 1, tzinfo=UTC)
+            )
             assert pipeline.process(mail, source="test").outcome == "loaded"
     start = time.monotonic()
     first = _backup_process(data, to)
@@ -81,8 +94,10 @@ def test_kill_9_during_backup_leaves_previous_backups_intact_and_no_half_file_na
             if stray.stat().st_size:
                 with pytest.raises(BackupCorrupt):
                     ArchiveReader(stray).close()
-    print(f"\n{TRIALS} kills over a {whole_run:.2f} s backup run: {partial_seen} left a partial file, "
-          f"{len(kept) - 1} completed before the kill")
+    print(
+        f"\n{TRIALS} kills over a {whole_run:.2f} s backup run: {partial_seen} left a partial file, "
+        f"{len(kept) - 1} completed before the kill"
+    )
     # the next backup clears what the killed ones left
     last = _backup_process(data, to)
     assert last.wait(120) == 0

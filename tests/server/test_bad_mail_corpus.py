@@ -26,8 +26,16 @@ def rss_bytes() -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
 
 
-def run_corpus(pipeline: Pipeline, registry: Registry, client: ClientKit, server: ServerKit, tmp: Path,
-               count: int, *, big: bool) -> tuple[Counter[str], list[str], list[int]]:
+def run_corpus(
+    pipeline: Pipeline,
+    registry: Registry,
+    client: ClientKit,
+    server: ServerKit,
+    tmp: Path,
+    count: int,
+    *,
+    big: bool,
+) -> tuple[Counter[str], list[str], list[int]]:
     revoked = make_client(tmp / "revoked", "old-site")
     registry.add(revoked.name, revoked.pub_path)
     registry.revoke(revoked.name)
@@ -39,8 +47,16 @@ def run_corpus(pipeline: Pipeline, registry: Registry, client: ClientKit, server
     outcomes: Counter[str] = Counter()
     wrong: list[str] = []
     rss: list[int] = []
-    mails = bad_mails(client, server, revoked=revoked, stranger=stranger, other_server=other_server,
-                      loaded_mails=loaded, count=count, big=big)
+    mails = bad_mails(
+        client,
+        server,
+        revoked=revoked,
+        stranger=stranger,
+        other_server=other_server,
+        loaded_mails=loaded,
+        count=count,
+        big=big,
+    )
     # no enumerate(): it caches its last result tuple, which would keep a 50 MB test mail alive
     for i in range(count):
         expected, raw = next(mails)
@@ -58,17 +74,36 @@ def run_corpus(pipeline: Pipeline, registry: Registry, client: ClientKit, server
 
 @pytest.mark.slow
 def test_every_bad_mail_is_quarantined_with_its_reason_or_counted_duplicate(
-        tmp_path: Path, pipeline: Pipeline, registry: Registry, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
-    outcomes, wrong, rss = run_corpus(pipeline, registry, client_kit, server_kit, tmp_path, CI_CORPUS,
-                                      big=os.environ.get("FSM_BAD_CORPUS_BIG") == "1")
-    print(f"\ncorpus of {CI_CORPUS}: {dict(outcomes)}\nRSS MB every 50 mails: {[r // 2**20 for r in rss]}"
-          f"\npeak RSS (VmHWM) {rss_bytes()[1] / 2**20:.0f} MB")
+    tmp_path: Path, pipeline: Pipeline, registry: Registry, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
+    outcomes, wrong, rss = run_corpus(
+        pipeline,
+        registry,
+        client_kit,
+        server_kit,
+        tmp_path,
+        CI_CORPUS,
+        big=os.environ.get("FSM_BAD_CORPUS_BIG") == "1",
+    )
+    print(
+        f"\ncorpus of {CI_CORPUS}: {dict(outcomes)}\nRSS MB every 50 mails: {[r // 2**20 for r in rss]}"
+        f"\npeak RSS (VmHWM) {rss_bytes()[1] / 2**20:.0f} MB"
+    )
     assert wrong == []
     assert sum(outcomes.values()) == CI_CORPUS
-    for reason in ("loaded", "not_fsm_mail", "malformed_mime", "unknown_client", "revoked_client",
-                   "bad_signature", "bad_schema", "version_not_supported", "implausible", "seq_conflict",
-                   "duplicate"):
+    for reason in (
+        "loaded",
+        "not_fsm_mail",
+        "malformed_mime",
+        "unknown_client",
+        "revoked_client",
+        "bad_signature",
+        "bad_schema",
+        "version_not_supported",
+        "implausible",
+        "seq_conflict",
+        "duplicate",
+    ):
         assert outcomes[reason] > 0, (reason, outcomes)
     assert outcomes["too_large"] + outcomes["decryption_failed"] + outcomes["unknown_key"] > 0
     assert "internal_error" not in outcomes

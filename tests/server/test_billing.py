@@ -43,8 +43,10 @@ def october(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) ->
     counts more pages than its total."""
     feed = Feeder(pipeline, client_kit, server_kit)
     for n in range(-3, 33):
-        devices = [reading("A1", day(n), ip="10.0.0.11", total=a_total(n)),
-                   reading("B2", day(n) + timedelta(minutes=1), ip="10.0.0.12", total=500 + 40 * n)]
+        devices = [
+            reading("A1", day(n), ip="10.0.0.11", total=a_total(n)),
+            reading("B2", day(n) + timedelta(minutes=1), ip="10.0.0.12", total=500 + 40 * n),
+        ]
         if n <= 19:
             devices.append(reading("C3", day(n) + timedelta(minutes=2), ip="10.0.0.13", total=9000 + 10 * n))
         e = reading("E5", day(n) + timedelta(minutes=3), ip="10.0.0.15", total=1000 + 10 * n)
@@ -57,13 +59,19 @@ def october(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) ->
 def test_periods_monthly_on_any_day_and_quarterly() -> None:
     monthly = Plan(anchor_day=31)
     assert period_containing(monthly, datetime(2027, 3, 5, tzinfo=UTC)) == (
-        datetime(2027, 2, 28, tzinfo=UTC), datetime(2027, 3, 31, tzinfo=UTC))
+        datetime(2027, 2, 28, tzinfo=UTC),
+        datetime(2027, 3, 31, tzinfo=UTC),
+    )
     assert last_complete_period(Plan(), NOW) == (OCT, NOV)
     quarterly = Plan(cadence="quarterly", anchor_day=10, anchor_month=2)
     assert period_containing(quarterly, datetime(2026, 11, 9, tzinfo=UTC)) == (
-        datetime(2026, 8, 10, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC))
+        datetime(2026, 8, 10, tzinfo=UTC),
+        datetime(2026, 11, 10, tzinfo=UTC),
+    )
     assert last_complete_period(quarterly, datetime(2026, 11, 10, tzinfo=UTC)) == (
-        datetime(2026, 8, 10, tzinfo=UTC), datetime(2026, 11, 10, tzinfo=UTC))
+        datetime(2026, 8, 10, tzinfo=UTC),
+        datetime(2026, 11, 10, tzinfo=UTC),
+    )
     with pytest.raises(BillingError, match="not a day of the month"):
         Plan(anchor_day=32)
 
@@ -74,7 +82,8 @@ def _meter(view: workflow.PeriodView, serial: str, counter: str = "total") -> wo
 
 
 def test_a_period_is_collected_flagged_corrected_approved_exported_and_verified(
-        db: Database, october: Feeder, tmp_path: Path) -> None:
+    db: Database, october: Feeder, tmp_path: Path
+) -> None:
     view = workflow.collect_period(db, "ACME", now=NOW, settings=SETTINGS)
     assert (view.start, view.end, view.state) == (OCT, NOV, "collected")
 
@@ -93,8 +102,9 @@ def test_a_period_is_collected_flagged_corrected_approved_exported_and_verified(
         workflow.approve(view.id, "dealer")
     with pytest.raises(BillingError, match="needs a note"):
         workflow.correct(a.id, "dealer", "  ")
-    fixed = workflow.correct(a.id, "dealer", "board replaced on the 14th; 3,060 pages per service report",
-                             usage=3060)
+    fixed = workflow.correct(
+        a.id, "dealer", "board replaced on the 14th; 3,060 pages per service report", usage=3060
+    )
     assert (fixed.usage, fixed.collected_usage, fixed.collected_start) == (3060, a.usage, a.start_value)
     stored = BillingMeter.get(BillingMeter.id == a.id)
     assert (stored.usage, stored.start_value) == (a.usage, a.start_value)  # the original stays
@@ -134,14 +144,18 @@ def test_a_period_is_collected_flagged_corrected_approved_exported_and_verified(
     with pytest.raises(BillingError, match="not the CSV the manifest was signed for"):
         export.verify(out, load_verify_key(public))
     out.write_text(text, newline="")
-    export.manifest_path(out).write_bytes(manifest.replace(b'"seq":34', b'"seq":35', 1)
-                                          if b'"seq":34' in manifest else manifest.replace(b"34", b"35", 1))
+    export.manifest_path(out).write_bytes(
+        manifest.replace(b'"seq":34', b'"seq":35', 1)
+        if b'"seq":34' in manifest
+        else manifest.replace(b"34", b"35", 1)
+    )
     with pytest.raises(BillingError, match="signature"):
         export.verify(out, load_verify_key(public))
 
 
 def test_cli_closes_a_period_and_verify_refuses_a_changed_digit(
-        db: Database, october: Feeder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db: Database, october: Feeder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fsm_server.cli import main
 
     data = tmp_path / "server"
@@ -167,5 +181,5 @@ def test_cli_closes_a_period_and_verify_refuses_a_changed_digit(
     assert "ok:" in cli("verify", str(out))
     text = out.read_text()
     i = next(i for i, ch in enumerate(text) if ch.isdigit() and text[i - 1] == ",")
-    out.write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1:], newline="")
+    out.write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1 :], newline="")
     assert "not the CSV" in cli("verify", str(out), code=1)

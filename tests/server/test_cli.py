@@ -33,8 +33,9 @@ def test_register_import_list_and_retry_from_the_command_line(run, tmp_path: Pat
     server_pub = load_server_public_key(tmp_path / "data" / "keys" / "server.pub")
     from fsm_devtools.corpus import ServerKit
 
-    server = ServerKit(key_path=tmp_path / "data" / "keys" / "server.key", encryption_key=server_key,
-                       public=server_pub)
+    server = ServerKit(
+        key_path=tmp_path / "data" / "keys" / "server.key", encryption_key=server_key, public=server_pub
+    )
     acme = make_client(tmp_path / "acme", "acme-hq")
     other = make_client(tmp_path / "other", "branch-2")
     run("clients", "add", "acme-hq", "--key", str(acme.pub_path), "--note", "ACME head office")
@@ -51,7 +52,8 @@ def test_register_import_list_and_retry_from_the_command_line(run, tmp_path: Pat
     assert summary["quarantined_by_reason"] == {"unknown_client": 1}
 
     assert json.loads(run("gaps", "--json")) == [
-        {"client": "acme-hq", "first": 3, "last": 3, "count": 1, "kind": "missing"}]
+        {"client": "acme-hq", "first": 3, "last": 3, "count": 1, "kind": "missing"}
+    ]
     devices = json.loads(run("devices", "--json"))
     assert len(devices) == 3 and {d["client"] for d in devices} == {"acme-hq"}
 
@@ -59,10 +61,13 @@ def test_register_import_list_and_retry_from_the_command_line(run, tmp_path: Pat
     assert [q["reason"] for q in held] == ["unknown_client"]
     assert "clients add" in run("quarantine", "show", str(held[0]["id"]))
     # a second client of ACME joins it on the dealer's word, never on its report's
-    assert "customer 'ACME'" in run("clients", "add", "branch-2", "--key", str(other.pub_path),
-                                    "--customer", "ACME")
+    assert "customer 'ACME'" in run(
+        "clients", "add", "branch-2", "--key", str(other.pub_path), "--customer", "ACME"
+    )
     assert {c["name"]: c["customer"] for c in json.loads(run("clients", "list", "--json"))} == {
-        "acme-hq": "ACME", "branch-2": "ACME"}
+        "acme-hq": "ACME",
+        "branch-2": "ACME",
+    }
     assert json.loads(run("quarantine", "retry", "--json", str(held[0]["id"])))[0]["outcome"] == "loaded"
     assert json.loads(run("quarantine", "list", "--json")) == []
 
@@ -73,7 +78,9 @@ def test_register_import_list_and_retry_from_the_command_line(run, tmp_path: Pat
     run("import", str(inbox))
     [spam] = json.loads(run("quarantine", "list", "--json"))
     assert json.loads(run("quarantine", "dismiss", "--json", str(spam["id"]), "999")) == {
-        "dismissed": [spam["id"]], "not_held": [999]}
+        "dismissed": [spam["id"]],
+        "not_held": [999],
+    }
     assert json.loads(run("quarantine", "list", "--json")) == []
     kept = [q for q in json.loads(run("quarantine", "list", "--all", "--json")) if q["id"] == spam["id"]]
     assert kept[0]["status"] == "dismissed" and kept[0]["reason"] == "not_fsm_mail"
@@ -86,7 +93,19 @@ def test_register_import_list_and_retry_from_the_command_line(run, tmp_path: Pat
 
 
 def test_every_server_command_has_help(run) -> None:  # type: ignore[no-untyped-def]
-    for cmd in (["clients"], ["clients", "add"], ["clients", "list"], ["clients", "revoke"],
-                ["clients", "rotate"], ["import"], ["ingest"], ["quarantine", "list"], ["quarantine", "show"],
-                ["quarantine", "retry"], ["quarantine", "dismiss"], ["gaps"], ["devices"]):
+    for cmd in (
+        ["clients"],
+        ["clients", "add"],
+        ["clients", "list"],
+        ["clients", "revoke"],
+        ["clients", "rotate"],
+        ["import"],
+        ["ingest"],
+        ["quarantine", "list"],
+        ["quarantine", "show"],
+        ["quarantine", "retry"],
+        ["quarantine", "dismiss"],
+        ["gaps"],
+        ["devices"],
+    ):
         assert "Usage:" in run(*cmd, "--help")

@@ -31,14 +31,18 @@ def test_dealers_own_customers_and_customers_move_between_dealers(run) -> None: 
     run("customers", "add", "Globex")
     listed = json.loads(run("customers", "list", "--json"))
     assert [(c["name"], c["dealer"], c["sites"]) for c in listed] == [
-        ("ACME", "North", ["Depot", "HQ"]), ("Globex", None, [])]
+        ("ACME", "North", ["Depot", "HQ"]),
+        ("Globex", None, []),
+    ]
     run("customers", "assign-dealer", "ACME", "South")
     south = json.loads(run("customers", "list", "--dealer", "South", "--json"))
     assert [c["name"] for c in south] == ["ACME"]
     run("customers", "assign-dealer", "ACME", "--none")
     assert json.loads(run("customers", "list", "--dealer", "South", "--json")) == []
-    assert json.loads(run("dealers", "list", "--json")) == [{"name": "North", "customers": 0},
-                                                            {"name": "South", "customers": 0}]
+    assert json.loads(run("dealers", "list", "--json")) == [
+        {"name": "North", "customers": 0},
+        {"name": "South", "customers": 0},
+    ]
 
 
 def test_unknown_dealer_or_customer_and_bad_names_are_clear_errors(run) -> None:  # type: ignore[no-untyped-def]

@@ -29,8 +29,11 @@ def test_migration_5_adds_the_sealing_column_to_a_database_made_before_it(db: Da
 
 
 def test_every_peewee_exception_class_is_translated() -> None:
-    classes = {c for _, c in inspect.getmembers(peewee, inspect.isclass)
-               if issubclass(c, peewee.PeeweeException) and c is not peewee.PeeweeException}
+    classes = {
+        c
+        for _, c in inspect.getmembers(peewee, inspect.isclass)
+        if issubclass(c, peewee.PeeweeException) and c is not peewee.PeeweeException
+    }
     assert classes <= set(PEEWEE_ERRORS), classes - set(PEEWEE_ERRORS)
     for cls in classes:
         expected = DuplicateKey if cls is peewee.IntegrityError else DatabaseError

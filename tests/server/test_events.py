@@ -32,9 +32,14 @@ class Clock:
 
 
 def config(*rules: dict[str, Any], **notify: Any) -> ServerConfig:
-    return configfile.convert({"rules": list(rules), "notify": {"to": ["alerts@fsm.test"],
-                                                                "from_addr": "fsm@dealer.test", **notify}},
-                              ServerConfig, source="test")
+    return configfile.convert(
+        {
+            "rules": list(rules),
+            "notify": {"to": ["alerts@fsm.test"], "from_addr": "fsm@dealer.test", **notify},
+        },
+        ServerConfig,
+        source="test",
+    )
 
 
 def service(db: Database, cfg: ServerConfig, clock: Clock) -> EventService:
@@ -72,7 +77,10 @@ def test_an_alert_opens_once_while_active_and_clears_once(db: Database, feed: Fe
     assert opened["Subject"].strip() == "[fsm] Ricoh MP C3004 A1 (ACME / HQ, 10.0.0.10): jammed"
     assert opened["To"] == "alerts@fsm.test" and opened["From"] == "fsm@dealer.test"
     assert (opened["X-Fsm-Rule"], opened["X-Fsm-Event"], opened["Auto-Submitted"]) == (
-        "jams", "opened", "auto-generated")
+        "jams",
+        "opened",
+        "auto-generated",
+    )
     assert opened["X-Fsm-Observed-At"] == (T0 + timedelta(minutes=1)).isoformat()
     assert "reports 'jammed'" in opened.get_payload() and "Location: 2nd floor" in opened.get_payload()
     assert cleared["Subject"].strip().startswith("[fsm] cleared: Ricoh MP C3004 A1")
@@ -81,9 +89,14 @@ def test_an_alert_opens_once_while_active_and_clears_once(db: Database, feed: Fe
 
 
 def test_rules_are_scoped_by_customer(db: Database, feed: Feeder) -> None:
-    events = service(db, config({"name": "globex-jams", "when": "alert", "customers": ["Globex"]},
-                                {"name": "acme-jams", "when": "alert", "customers": ["ACME"],
-                                 "to": ["acme-desk@fsm.test"]}), Clock(T0))
+    events = service(
+        db,
+        config(
+            {"name": "globex-jams", "when": "alert", "customers": ["Globex"]},
+            {"name": "acme-jams", "when": "alert", "customers": ["ACME"], "to": ["acme-desk@fsm.test"]},
+        ),
+        Clock(T0),
+    )
     feed.send(T0, [reading("A1", T0, total=1, alerts=["jam"])])
     events.evaluate()
     [(_, mail)] = mails()
@@ -92,8 +105,9 @@ def test_rules_are_scoped_by_customer(db: Database, feed: Feeder) -> None:
 
 def test_the_delay_filter_swallows_a_flap_and_reports_what_holds(db: Database, feed: Feeder) -> None:
     clock = Clock(T0)
-    events = service(db, config({"name": "doors", "when": "alert", "codes": ["door_open"],
-                                 "delay_seconds": 300}), clock)
+    events = service(
+        db, config({"name": "doors", "when": "alert", "codes": ["door_open"], "delay_seconds": 300}), clock
+    )
 
     def at(minutes: int, *, door: bool) -> None:
         clock.at = T0 + timedelta(minutes=minutes)
@@ -119,17 +133,25 @@ def test_the_delay_filter_swallows_a_flap_and_reports_what_holds(db: Database, f
 
 def test_supply_silence_gap_and_anomaly_rules(db: Database, feed: Feeder) -> None:
     clock = Clock(T0)
-    cfg = config({"name": "toner-low", "when": "supply_level", "below": 15, "supply_kinds": ["toner"]},
-                 {"name": "toner-soon", "when": "supply_days", "below": 5},
-                 {"name": "silent", "when": "silent_client"},
-                 {"name": "missing-device", "when": "silent_device"},
-                 {"name": "gaps", "when": "sequence_gap"},
-                 {"name": "meters", "when": "counter_anomaly", "cleared": False})
+    cfg = config(
+        {"name": "toner-low", "when": "supply_level", "below": 15, "supply_kinds": ["toner"]},
+        {"name": "toner-soon", "when": "supply_days", "below": 5},
+        {"name": "silent", "when": "silent_client"},
+        {"name": "missing-device", "when": "silent_device"},
+        {"name": "gaps", "when": "sequence_gap"},
+        {"name": "meters", "when": "counter_anomaly", "cleared": False},
+    )
     events = service(db, cfg, clock)
     for k in range(12):
         at = T0 - timedelta(days=6) + timedelta(hours=12 * k)
-        devices = [reading("A1", at, total=1000 + k if k < 11 else 5,
-                           supplies=[("toner", "black", 40 - 3 * k), ("waste_toner", None, 5.0)])]
+        devices = [
+            reading(
+                "A1",
+                at,
+                total=1000 + k if k < 11 else 5,
+                supplies=[("toner", "black", 40 - 3 * k), ("waste_toner", None, 5.0)],
+            )
+        ]
         if k < 4:
             devices.append(reading("B2", at, ip="10.0.0.12", total=10 + k))
         feed.send(at, devices)
@@ -150,8 +172,10 @@ def test_supply_silence_gap_and_anomaly_rules(db: Database, feed: Feeder) -> Non
     ]
     clock.at = T0 + timedelta(hours=31)  # no report for 31 h: the client is silent too, and A1
     events.evaluate()
-    assert {m["Subject"].strip() for _, m in mails()[len(got):]} == {
-        "[fsm] client acme-hq is silent", f"{a1} is silent"}
+    assert {m["Subject"].strip() for _, m in mails()[len(got) :]} == {
+        "[fsm] client acme-hq is silent",
+        f"{a1} is silent",
+    }
     clock.at = T0 + timedelta(hours=49)  # the anomaly is older than its 24 h lookback: no cleared mail
     events.evaluate()
     assert [m["X-Fsm-Rule"] for e, m in mails() if e == "cleared"] == []
@@ -166,9 +190,14 @@ def test_bad_rules_are_refused_naming_the_rule(db: Database) -> None:
 
 def test_a_group_name_matches_the_error_state_bit_and_the_alert_code(db: Database, feed: Feeder) -> None:
     events = service(db, config({"name": "jams", "when": "alert", "codes": ["jam"]}), Clock(T0))
-    feed.send(T0, [reading("A1", T0, total=1, conditions=["jammed"]),
-                   reading("B2", T0, ip="10.0.0.12", total=1, alerts=["jam"]),
-                   reading("C3", T0, ip="10.0.0.13", total=1, conditions=["low_toner"])])
+    feed.send(
+        T0,
+        [
+            reading("A1", T0, total=1, conditions=["jammed"]),
+            reading("B2", T0, ip="10.0.0.12", total=1, alerts=["jam"]),
+            reading("C3", T0, ip="10.0.0.13", total=1, conditions=["low_toner"]),
+        ],
+    )
     events.evaluate()
     assert sorted(m["X-Fsm-Key"].split(":", 2)[2] for _, m in mails()) == ["jam", "jammed"]
 
@@ -178,8 +207,9 @@ def test_a_mail_shows_what_a_printer_reports_defused(db: Database, feed: Feeder)
     clock = Clock(T0)
     events = service(db, config({"name": "any", "when": "alert"}), clock)
     d = reading("A1", T0, total=1, alerts=["jam"], location="\u202eroolf dn2")
-    d = msgspec.structs.replace(d, alerts=[msgspec.structs.replace(d.alerts[0],
-                                                                   description="invoice\u202egnp.exe\x1b[2J")])
+    d = msgspec.structs.replace(
+        d, alerts=[msgspec.structs.replace(d.alerts[0], description="invoice\u202egnp.exe\x1b[2J")]
+    )
     feed.send(T0, [d], kind="alert")
     events.evaluate()
     [(_, opened)] = mails()

@@ -34,12 +34,22 @@ pytestmark = pytest.mark.mail
 
 
 def server_config(stack: MailStack, *rules: dict[str, Any], **notify: Any) -> ServerConfig:
-    return configfile.convert({
-        "rules": list(rules),
-        "notify": {"host": stack.host, "port": stack.smtp_port, "security": "starttls",
-                   "ca_file": str(stack.ca_file), "from_addr": "fsm@fsm.test", "to": ["alerts@fsm.test"],
-                   **notify},
-    }, ServerConfig, source="test")
+    return configfile.convert(
+        {
+            "rules": list(rules),
+            "notify": {
+                "host": stack.host,
+                "port": stack.smtp_port,
+                "security": "starttls",
+                "ca_file": str(stack.ca_file),
+                "from_addr": "fsm@fsm.test",
+                "to": ["alerts@fsm.test"],
+                **notify,
+            },
+        },
+        ServerConfig,
+        source="test",
+    )
 
 
 def notify_toml(stack: MailStack, rule: str) -> str:
@@ -63,8 +73,15 @@ def mail_alert_report(stack: MailStack, client: ClientKit, server: ServerKit, de
 
     from fsm_devtools.corpus import mails_for, seal
 
-    report = Report(client_id=client.name, customer="ACME", site="HQ", seq=1, kind="alert",
-                    created_at=device.observed_at, devices=[device])
+    report = Report(
+        client_id=client.name,
+        customer="ACME",
+        site="HQ",
+        seq=1,
+        kind="alert",
+        created_at=device.observed_at,
+        devices=[device],
+    )
     [mail] = mails_for(seal(report, client, server))
     with smtplib.SMTP(stack.host, stack.smtp_port) as smtp:
         smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], mail)
@@ -84,8 +101,8 @@ def alerts_mailbox(mail_stack: MailStack) -> MailStack:
 
 
 async def test_a_notification_is_delivered_to_the_alerts_mailbox(
-        db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     t = datetime.now(UTC).replace(microsecond=0)
     jam = [reading("A1", t, total=1, alerts=["jam"])]
     Feeder(pipeline, client_kit, server_kit).send(t, jam, kind="alert")
@@ -103,14 +120,16 @@ async def test_a_notification_is_delivered_to_the_alerts_mailbox(
 
 
 async def test_an_unreachable_relay_keeps_the_mail_for_a_later_try(
-        db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     t = datetime.now(UTC).replace(microsecond=0)
     jam = [reading("A1", t, total=1, alerts=["jam"])]
     Feeder(pipeline, client_kit, server_kit).send(t, jam, kind="alert")
     closed_port = alerts_mailbox.smtp_port + 7  # nothing listens there
-    events = EventService(db, server_config(alerts_mailbox, {"name": "jams", "when": "alert"},
-                                            port=closed_port, retry_seconds=60))
+    events = EventService(
+        db,
+        server_config(alerts_mailbox, {"name": "jams", "when": "alert"}, port=closed_port, retry_seconds=60),
+    )
     try:
         assert await events.run_once() == 0
     finally:
@@ -129,16 +148,18 @@ async def test_an_unreachable_relay_keeps_the_mail_for_a_later_try(
 
 
 async def test_a_mail_that_failed_many_times_is_retried_within_the_longest_wait(
-        db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     # retry_seconds * 2**attempts outgrows what a timedelta holds after ~40 failures (a relay
     # refusing for two days): the next try is still at most an hour away, and the failure recorded
     t = datetime.now(UTC).replace(microsecond=0)
     jam = [reading("A1", t, total=1, alerts=["jam"])]
     Feeder(pipeline, client_kit, server_kit).send(t, jam, kind="alert")
     closed_port = alerts_mailbox.smtp_port + 7  # nothing listens there
-    events = EventService(db, server_config(alerts_mailbox, {"name": "jams", "when": "alert"},
-                                            port=closed_port, retry_seconds=60))
+    events = EventService(
+        db,
+        server_config(alerts_mailbox, {"name": "jams", "when": "alert"}, port=closed_port, retry_seconds=60),
+    )
     try:
         assert await events.run_once() == 0
         Notification.update(attempts=100, next_try_at=datetime.now(UTC)).execute()
@@ -160,27 +181,45 @@ async def wait_until(check: Any, timeout: float, what: str) -> None:
 
 
 async def test_a_jam_on_a_simulated_printer_reaches_the_dealer_as_a_notification_mail(
-        db: Database, alerts_mailbox: MailStack, tmp_path: Path) -> None:
+    db: Database, alerts_mailbox: MailStack, tmp_path: Path
+) -> None:
     stack = alerts_mailbox
     keys = Keys(tmp_path / "keys")
     Registry(db).add("acme-hq", keys.client_pub)
     pipeline = Pipeline(db, Registry(db), keys.encryption_key)
     printers = Printers(["front-desk"], tmp_path / "printers", first_ip="127.0.0.90").start()
     client_config = make_config(
-        keys, **printers.client_sections(),
+        keys,
+        **printers.client_sections(),
         schedule={"status_poll": "every 1s", "report": "off", "discovery": "off"},
-        smtp={"host": stack.host, "port": stack.smtp_port, "security": "starttls",
-              "ca_file": str(stack.ca_file), "from": "client@fsm.test", "to": ["dealer@fsm.test"]})
-    mailbox = MailboxSection(host=stack.host, port=stack.imaps_port, security="tls", user="dealer@fsm.test",
-                             password=Secret("dealer-pass"), ca_file=stack.ca_file)
+        smtp={
+            "host": stack.host,
+            "port": stack.smtp_port,
+            "security": "starttls",
+            "ca_file": str(stack.ca_file),
+            "from": "client@fsm.test",
+            "to": ["dealer@fsm.test"],
+        },
+    )
+    mailbox = MailboxSection(
+        host=stack.host,
+        port=stack.imaps_port,
+        security="tls",
+        user="dealer@fsm.test",
+        password=Secret("dealer-pass"),
+        ca_file=stack.ca_file,
+    )
     from fsm_client.daemon import Daemon
 
     client = Daemon(client_config, tmp_path / "client")
-    events = EventService(db, server_config(stack, {"name": "printer-jams", "when": "alert",
-                                                    "codes": ["jammed"]}))
+    events = EventService(
+        db, server_config(stack, {"name": "printer-jams", "when": "alert", "codes": ["jammed"]})
+    )
     ingest = IngestDaemon(pipeline, [mailbox])
-    tasks = [asyncio.create_task(client.run(install_signals=False)),
-             asyncio.create_task(run_beside(ingest, events))]
+    tasks = [
+        asyncio.create_task(client.run(install_signals=False)),
+        asyncio.create_task(run_beside(ingest, events)),
+    ]
     try:
         await wait_until(lambda: client.counts.polls >= 1, 20, "the client's first status poll")
         printers.set_state("front-desk", "jammed")
@@ -206,8 +245,14 @@ async def test_a_jam_on_a_simulated_printer_reaches_the_dealer_as_a_notification
 
 
 def test_notify_once_from_the_command_line_sends_what_is_due(
-        alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit,
-        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alerts_mailbox: MailStack,
+    pipeline: Pipeline,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import json
 
     from click.testing import CliRunner
@@ -228,16 +273,27 @@ def test_notify_once_from_the_command_line_sends_what_is_due(
 
 
 async def test_ingest_once_beside_the_events_sends_the_alert_mail_before_it_returns(
-        db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    db: Database, alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     t = datetime.now(UTC).replace(microsecond=0)
-    await asyncio.to_thread(mail_alert_report, alerts_mailbox, client_kit, server_kit,
-                            reading("A1", t, total=5, conditions=["door_open"]))
-    mailbox = MailboxSection(host=alerts_mailbox.host, port=alerts_mailbox.imaps_port, security="tls",
-                             user="dealer@fsm.test", password=Secret("dealer-pass"),
-                             ca_file=alerts_mailbox.ca_file)
-    events = EventService(db, server_config(alerts_mailbox, {"name": "doors", "when": "alert",
-                                                             "codes": ["door_open"]}))
+    await asyncio.to_thread(
+        mail_alert_report,
+        alerts_mailbox,
+        client_kit,
+        server_kit,
+        reading("A1", t, total=5, conditions=["door_open"]),
+    )
+    mailbox = MailboxSection(
+        host=alerts_mailbox.host,
+        port=alerts_mailbox.imaps_port,
+        security="tls",
+        user="dealer@fsm.test",
+        password=Secret("dealer-pass"),
+        ca_file=alerts_mailbox.ca_file,
+    )
+    events = EventService(
+        db, server_config(alerts_mailbox, {"name": "doors", "when": "alert", "codes": ["door_open"]})
+    )
     result = await run_beside(IngestDaemon(pipeline, [mailbox]), events, once=True)
     assert result.tally.outcomes["loaded"] == 1
     assert Notification.get().sent_at is not None  # sent before run_beside returned
@@ -246,8 +302,14 @@ async def test_ingest_once_beside_the_events_sends_the_alert_mail_before_it_retu
 
 
 def test_fsm_server_ingest_once_runs_the_rules_and_mails_the_alert(
-        alerts_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit,
-        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    alerts_mailbox: MailStack,
+    pipeline: Pipeline,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The command line wires the events beside the daemon when [[rules]] exist (cli/ingest.py)."""
     import json
 
@@ -262,8 +324,9 @@ def test_fsm_server_ingest_once_runs_the_rules_and_mails_the_alert(
     config = write_server_config(tmp_path / "server.toml", alerts_mailbox, server_kit)
     with config.open("a") as f:
         f.write(notify_toml(alerts_mailbox, 'name = "jams"\nwhen = "alert"\ncodes = ["jam"]'))
-    result = CliRunner().invoke(main, ["--config", str(config), "--data-dir", str(tmp_path / "data"),
-                                       "ingest", "--once", "--json"])
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "--data-dir", str(tmp_path / "data"), "ingest", "--once", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["loaded"] == 1
     [(_, raw)] = alerts_mailbox.wait_for_messages(1, user="alerts")

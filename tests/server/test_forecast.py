@@ -20,9 +20,15 @@ PROFILE = [0.01] * 7 + [0.06, 0.09, 0.1, 0.1, 0.08, 0.07, 0.09, 0.1, 0.09, 0.07,
 PROFILE = [p / sum(PROFILE) for p in PROFILE]
 
 
-def toner_history(now: datetime, *, per_day: float = 2.0, replaced_days_ago: float = 24.3,
-                  old_left: float = 23.0, seed: int = 1, volume_jitter: float = 0.0,
-                  ) -> tuple[list[tuple[datetime, float]], float, float]:
+def toner_history(
+    now: datetime,
+    *,
+    per_day: float = 2.0,
+    replaced_days_ago: float = 24.3,
+    old_left: float = 23.0,
+    seed: int = 1,
+    volume_jitter: float = 0.0,
+) -> tuple[list[tuple[datetime, float]], float, float]:
     """Readings every 6 h (a few minutes late, levels in whole percent like real devices) of a
     toner used ``per_day`` percent a day, replaced early ``replaced_days_ago`` with ``old_left``
     percent left in the old one. Returns (history, true level now, realised percent per day)."""
@@ -96,7 +102,8 @@ def test_no_forecast_without_enough_history_or_consumption() -> None:
 
 
 def test_the_supplies_report_forecasts_from_pipeline_loaded_history(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     history, level, _ = toner_history(now, replaced_days_ago=12.3)
     feed = Feeder(pipeline, client_kit, server_kit)
@@ -105,8 +112,9 @@ def test_the_supplies_report_forecasts_from_pipeline_loaded_history(
         if n >= len(history) - 2:
             supplies.append(("toner", "cyan", 70.0))  # a new colour toner: too little history
         feed.send(at, [reading("A1", at, total=1000 + n, supplies=supplies)])
-    r = reports.build("supplies", start=now - timedelta(days=30), end=now + timedelta(minutes=1),
-                      with_history=True)
+    r = reports.build(
+        "supplies", start=now - timedelta(days=30), end=now + timedelta(minutes=1), with_history=True
+    )
     rows = {(x.supply_kind, x.color): x for x in r.rows}
     black = rows[("toner", "black")]
     assert black.forecast.days_remaining == pytest.approx(days_until_empty(level, now, 2.0), abs=1.0)
@@ -114,8 +122,10 @@ def test_the_supplies_report_forecasts_from_pipeline_loaded_history(
     assert r.replacements_in_period == r.early_replacements_in_period == 1
     start = now - timedelta(days=30)
     assert [p for p in black.history if p[0] >= start] == [p for p in history if p[0] >= start]  # the chart
-    assert rows[("toner", "cyan")].forecast.reason == "2 reading(s) since the last replacement; " \
-                                                      "a forecast needs at least 3"
+    assert (
+        rows[("toner", "cyan")].forecast.reason == "2 reading(s) since the last replacement; "
+        "a forecast needs at least 3"
+    )
     waste = rows[("waste_toner", None)]
     assert waste.forecast.days_remaining is None and "no percent level" in (waste.forecast.reason or "")
     assert r.rows[0] is black  # soonest empty first

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.mail
 
 
 async def test_mailed_reports_are_loaded_and_moved_to_processed(
-        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     stack = empty_dealer_mailbox
     env = seal(make_report(client_kit.name, 3, devices=30), client_kit, server_kit)
     mails = [report_mail(client_kit, server_kit, seq) for seq in (1, 2)]
@@ -49,8 +49,8 @@ async def test_mailed_reports_are_loaded_and_moved_to_processed(
 
 
 async def test_the_daemon_picks_up_new_mail_and_stops_cleanly(
-        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     stack = empty_dealer_mailbox
     daemon = IngestDaemon(pipeline, [mailbox_config(stack)], poll_seconds=30)
     task = asyncio.create_task(daemon.run())
@@ -79,8 +79,14 @@ def _ingested(stack: MailStack) -> tuple[int, int]:
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_neither_loses_nor_double_loads(
-        empty_dealer_mailbox: MailStack, db, database_url: str, registry,  # type: ignore[no-untyped-def]
-        client_kit: ClientKit, server_kit: ServerKit, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack,
+    db,
+    database_url: str,
+    registry,  # type: ignore[no-untyped-def]
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    tmp_path: Path,
+) -> None:
     stack = empty_dealer_mailbox
     total, trials = 500, int(__import__("os").environ.get("FSM_KILL9_TRIALS", "20"))
     config = write_server_config(tmp_path / "server.toml", stack, server_kit, poll_seconds=1)
@@ -115,8 +121,10 @@ def test_kill_9_at_random_moments_neither_loses_nor_double_loads(
     summary = json.loads(out)
     # a kill between commit and move shows as a "duplicate" when the next daemon re-reads that mail
     windows = log.read_text().count(": duplicate ")
-    print(f"\n{trials} kills; {windows} mails were committed but not yet moved when a kill came; "
-          f"the final restart loaded {summary['loaded']}")
+    print(
+        f"\n{trials} kills; {windows} mails were committed but not yet moved when a kill came; "
+        f"the final restart loaded {summary['loaded']}"
+    )
     assert _ingested(stack) == (0, total)
     seqs = [e.seq for e in Envelope.select(Envelope.seq)]
     assert sorted(seqs) == list(range(1, total + 1))  # every report exactly once
@@ -126,18 +134,28 @@ def test_kill_9_at_random_moments_neither_loses_nor_double_loads(
 @pytest.mark.slow
 @pytest.mark.parametrize("db_backend", [pytest.param("postgresql", marks=pytest.mark.postgresql)])
 def test_two_daemons_on_one_mailbox_and_one_postgresql_database_load_each_report_once(
-        empty_dealer_mailbox: MailStack, db, database_url: str, registry,  # type: ignore[no-untyped-def]
-        client_kit: ClientKit, server_kit: ServerKit, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack,
+    db,
+    database_url: str,
+    registry,  # type: ignore[no-untyped-def]
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    tmp_path: Path,
+) -> None:
     stack = empty_dealer_mailbox
     total = 200
     config = write_server_config(tmp_path / "server.toml", stack, server_kit, poll_seconds=1)
-    daemons = [start_daemon(config, tmp_path / f"data{i}", database_url, log=tmp_path / f"d{i}.log")
-               for i in range(2)]
+    daemons = [
+        start_daemon(config, tmp_path / f"data{i}", database_url, log=tmp_path / f"d{i}.log")
+        for i in range(2)
+    ]
     mails = [report_mail(client_kit, server_kit, s, devices=2) for s in range(1, total + 1)]
     asyncio.run(send_all(stack, mails))
     deadline = time.monotonic() + 60
-    while (folder_count(stack, "INBOX"), Envelope.select().count()) != (0, total) \
-            and time.monotonic() < deadline:
+    while (folder_count(stack, "INBOX"), Envelope.select().count()) != (
+        0,
+        total,
+    ) and time.monotonic() < deadline:
         time.sleep(0.3)
     try:
         for i in range(2):
@@ -163,8 +181,13 @@ def test_two_daemons_on_one_mailbox_and_one_postgresql_database_load_each_report
 
 
 async def test_hostile_mail_through_the_mail_stack_is_sorted_and_the_daemon_keeps_going(
-        empty_dealer_mailbox: MailStack, pipeline: Pipeline, registry,  # type: ignore[no-untyped-def]
-        client_kit: ClientKit, server_kit: ServerKit, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack,
+    pipeline: Pipeline,
+    registry,  # type: ignore[no-untyped-def]
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    tmp_path: Path,
+) -> None:
     from collections import Counter
 
     from fsm_devtools.corpus import bad_mails, make_client, make_server
@@ -175,9 +198,18 @@ async def test_hostile_mail_through_the_mail_stack_is_sorted_and_the_daemon_keep
     registry.revoke(revoked.name)
     loaded = [report_mail(client_kit, server_kit, seq, devices=1) for seq in range(1, 6)]
     stranger = make_client(tmp_path / "s", "stranger")
-    corpus = list(bad_mails(client_kit, server_kit, revoked=revoked, stranger=stranger,
-                            other_server=make_server(tmp_path / "o"), loaded_mails=loaded, count=150,
-                            big=False))
+    corpus = list(
+        bad_mails(
+            client_kit,
+            server_kit,
+            revoked=revoked,
+            stranger=stranger,
+            other_server=make_server(tmp_path / "o"),
+            loaded_mails=loaded,
+            count=150,
+            big=False,
+        )
+    )
     # The reports first: Postfix may deliver one connection's mails in any order, and a replay or
     # a renumbered report (seq_conflict) is only that when it comes after the report it repeats.
     await send_all(stack, loaded)
@@ -204,8 +236,8 @@ async def test_hostile_mail_through_the_mail_stack_is_sorted_and_the_daemon_keep
 
 
 async def test_a_50_mb_mail_in_the_mailbox_is_quarantined_without_fetching_it_whole(
-        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     from fsm_devtools.corpus import _plain_mail
 
     stack = empty_dealer_mailbox
@@ -228,12 +260,13 @@ async def test_a_50_mb_mail_in_the_mailbox_is_quarantined_without_fetching_it_wh
 
 
 async def test_one_daemon_watches_two_mailboxes_and_reconnects_after_the_server_drops_it(
-        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     stack = empty_dealer_mailbox
     stack.empty_mailbox("alerts")
-    daemon = IngestDaemon(pipeline, [mailbox_config(stack), mailbox_config(stack, "alerts")], poll_seconds=2,
-                          backoff_cap=1.0)
+    daemon = IngestDaemon(
+        pipeline, [mailbox_config(stack), mailbox_config(stack, "alerts")], poll_seconds=2, backoff_cap=1.0
+    )
     task = asyncio.create_task(daemon.run())
 
     async def until(count: int) -> None:
@@ -257,8 +290,8 @@ async def test_one_daemon_watches_two_mailboxes_and_reconnects_after_the_server_
 
 
 async def test_an_altered_copy_of_a_chunk_in_the_mailbox_is_quarantined_as_bad_chunk(
-        empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    empty_dealer_mailbox: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     from fsm_protocol import chunking, mime
 
     stack = empty_dealer_mailbox

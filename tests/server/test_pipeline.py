@@ -33,8 +33,9 @@ from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 
 
-def test_a_sealed_report_is_loaded_with_every_value(pipeline: Pipeline, client_kit: ClientKit,
-                                                    server_kit: ServerKit) -> None:
+def test_a_sealed_report_is_loaded_with_every_value(
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     verdict = pipeline.process(report_mail(client_kit, server_kit, 1, devices=4), source="test")
     assert verdict.outcome == "loaded", verdict
     assert (verdict.client, verdict.seq, verdict.devices) == ("acme-hq", 1, 4)
@@ -46,7 +47,8 @@ def test_a_sealed_report_is_loaded_with_every_value(pipeline: Pipeline, client_k
 
 
 def test_a_report_is_received_and_ingested_at_the_pipelines_clock(
-        db: Database, registry: Registry, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    db: Database, registry: Registry, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     """A pipeline given a clock (a test's, or the demo's simulated days) dates what it loads by it."""
     created = datetime(2026, 3, 2, 6, 5, tzinfo=UTC)
     moment = created + timedelta(minutes=4)
@@ -62,7 +64,8 @@ def _loaded_rows() -> tuple[int, int, int]:
 
 
 def test_the_same_report_twice_is_a_duplicate_that_changes_nothing(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     created = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     mail = report_mail(client_kit, server_kit, 7, created_at=created)
     assert pipeline.process(mail).outcome == "loaded"
@@ -77,7 +80,8 @@ def test_the_same_report_twice_is_a_duplicate_that_changes_nothing(
 
 
 def test_a_different_report_under_a_loaded_number_is_a_seq_conflict(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     """A client whose data directory was reset counts from 1 again: its new reports must not vanish
     as duplicates; they are quarantined with the command that makes them load."""
     t = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
@@ -93,14 +97,16 @@ def test_a_different_report_under_a_loaded_number_is_a_seq_conflict(
 
 
 def test_chunks_under_a_loaded_number_are_duplicates_only_when_they_are_of_the_loaded_sealing(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     t = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
     env = seal(make_report(client_kit.name, 4, devices=30, created_at=t), client_kit, server_kit)
     loaded = mails_for(env, chunk_bytes=len(env) // 3 + 200)
     assert [pipeline.process(m).outcome for m in loaded][-1] == "loaded"
     assert pipeline.process(loaded[0]).outcome == "duplicate"  # a resent chunk
-    other = seal(make_report(client_kit.name, 4, devices=30, created_at=t + timedelta(hours=1)),
-                 client_kit, server_kit)
+    other = seal(
+        make_report(client_kit.name, 4, devices=30, created_at=t + timedelta(hours=1)), client_kit, server_kit
+    )
     verdicts = [pipeline.process(m) for m in mails_for(other, chunk_bytes=len(other) // 3 + 200)]
     assert [v.outcome for v in verdicts[:-1]] == ["chunk_stored"] * (len(verdicts) - 1)
     assert (verdicts[-1].outcome, verdicts[-1].reason) == ("quarantined", "seq_conflict")
@@ -108,21 +114,29 @@ def test_chunks_under_a_loaded_number_are_duplicates_only_when_they_are_of_the_l
 
 
 def test_the_database_itself_refuses_a_second_envelope_with_the_same_client_and_seq(
-        db: Database, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    db: Database, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     pipeline.process(report_mail(client_kit, server_kit, 3))
     env = Envelope.get()
     with pytest.raises(DuplicateKey), pipeline.loader.db.atomic():
         from fsm_server.db.connect import translated
 
         with translated("second insert"):
-            Envelope.insert(client=env.client_id, seq=3, kind="periodic", sha256="x" * 64,
-                            created_at=env.created_at, received_at=env.received_at,
-                            ingested_at=env.ingested_at).execute()
+            Envelope.insert(
+                client=env.client_id,
+                seq=3,
+                kind="periodic",
+                sha256="x" * 64,
+                created_at=env.created_at,
+                received_at=env.received_at,
+                ingested_at=env.ingested_at,
+            ).execute()
     assert Envelope.select().count() == 1
 
 
 def test_chunks_are_reassembled_in_any_order_across_restarts(
-        db: Database, registry: Registry, server_kit: ServerKit, client_kit: ClientKit) -> None:
+    db: Database, registry: Registry, server_kit: ServerKit, client_kit: ClientKit
+) -> None:
     env = seal(make_report(client_kit.name, 5, devices=40), client_kit, server_kit)
     mails = mails_for(env, chunk_bytes=len(env) // 4 + 200)
     assert len(mails) >= 4
@@ -148,7 +162,8 @@ def _quarantined(pipeline: Pipeline, raw: bytes) -> str:
 
 
 def test_mail_from_an_unknown_client_is_quarantined_then_loaded_by_retry_after_registering(
-        pipeline: Pipeline, registry: Registry, server_kit: ServerKit, stranger_kit: ClientKit) -> None:
+    pipeline: Pipeline, registry: Registry, server_kit: ServerKit, stranger_kit: ClientKit
+) -> None:
     verdict = pipeline.process(report_mail(stranger_kit, server_kit, 1))
     assert (verdict.outcome, verdict.reason) == ("quarantined", "unknown_client")
     registry.add(stranger_kit.name, stranger_kit.pub_path)
@@ -157,15 +172,16 @@ def test_mail_from_an_unknown_client_is_quarantined_then_loaded_by_retry_after_r
     assert Quarantine.get_by_id(verdict.quarantine_id).status == "released"
 
 
-def test_a_revoked_client_is_refused(pipeline: Pipeline, registry: Registry, client_kit: ClientKit,
-                                     server_kit: ServerKit) -> None:
+def test_a_revoked_client_is_refused(
+    pipeline: Pipeline, registry: Registry, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     registry.revoke(client_kit.name)
     assert _quarantined(pipeline, report_mail(client_kit, server_kit, 1)) == "revoked_client"
 
 
 def test_after_rotation_the_new_key_works_and_the_old_one_only_within_the_grace(
-        tmp_path, pipeline: Pipeline, registry: Registry, client_kit: ClientKit,
-        server_kit: ServerKit) -> None:
+    tmp_path, pipeline: Pipeline, registry: Registry, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     new = make_client(tmp_path / "new", client_kit.name)
     registry.rotate(client_kit.name, new.pub_path)
     assert pipeline.process(report_mail(new, server_kit, 1)).outcome == "loaded"
@@ -175,9 +191,9 @@ def test_after_rotation_the_new_key_works_and_the_old_one_only_within_the_grace(
     assert registry.get(client_kit.name).keys == 2
 
 
-def test_every_kind_of_damage_gets_its_reason(pipeline: Pipeline, client_kit: ClientKit,
-                                              server_kit: ServerKit,
-                                              stranger_kit: ClientKit, tmp_path) -> None:
+def test_every_kind_of_damage_gets_its_reason(
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, stranger_kit: ClientKit, tmp_path
+) -> None:
     good = seal(make_report(client_kit.name, 11), client_kit, server_kit)
     flipped = bytearray(good)
     flipped[-100] ^= 0x10
@@ -188,8 +204,10 @@ def test_every_kind_of_damage_gets_its_reason(pipeline: Pipeline, client_kit: Cl
     other_server = __import__("fsm_devtools.corpus", fromlist=["make_server"]).make_server(tmp_path / "o")
     wrong = seal(make_report(client_kit.name, 12), client_kit, other_server)
     assert _quarantined(pipeline, mails_for(wrong)[0]) in ("unknown_key", "decryption_failed")
-    assert _quarantined(pipeline, mails_for(seal_plain(b'{"x": 1}', client_kit, server_kit, 13))[0]) \
+    assert (
+        _quarantined(pipeline, mails_for(seal_plain(b'{"x": 1}', client_kit, server_kit, 13))[0])
         == "bad_schema"
+    )
     future = make_report(client_kit.name, 14, created_at=datetime.now(UTC) + timedelta(days=2))
     assert _quarantined(pipeline, mails_for(seal(future, client_kit, server_kit))[0]) == "implausible"
     v2 = bytearray(good)
@@ -207,7 +225,8 @@ def test_a_quarantined_message_seen_again_is_one_entry(pipeline: Pipeline) -> No
 
 
 def test_an_ip_change_keeps_the_device_and_a_swap_at_the_same_ip_makes_a_new_one(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     t = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 
     def send(seq: int, **device: object) -> None:
@@ -226,19 +245,22 @@ def test_an_ip_change_keeps_the_device_and_a_swap_at_the_same_ip_makes_a_new_one
 
 
 def test_a_counter_going_backwards_or_jumping_is_stored_and_flagged(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     t = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     for seq, total in ((1, 1_000_000), (2, 900), (3, 50_000_000)):
         r = make_report(client_kit.name, seq, devices=1, created_at=t + timedelta(hours=seq), total=total)
         assert pipeline.process(mails_for(seal(r, client_kit, server_kit))[0]).outcome == "loaded"
-    totals = list(CounterValue.select().where(CounterValue.name == "total")
-                  .order_by(CounterValue.observed_at))
+    totals = list(
+        CounterValue.select().where(CounterValue.name == "total").order_by(CounterValue.observed_at)
+    )
     assert [(c.value, c.flag) for c in totals] == [(1_000_000, None), (900, "reset"), (50_000_000, "jump")]
     assert totals[1].previous == 1_000_000
 
 
-def test_gaps_list_missing_sequence_ranges(pipeline: Pipeline, client_kit: ClientKit,
-                                           server_kit: ServerKit) -> None:
+def test_gaps_list_missing_sequence_ranges(
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     for seq in (1, 2, 5, 9):
         assert pipeline.process(report_mail(client_kit, server_kit, seq, devices=1)).outcome == "loaded"
     gaps = listings.gaps()
@@ -255,7 +277,8 @@ def _altered(chunk: bytes) -> bytes:
 
 
 def test_an_altered_copy_of_a_chunk_is_bad_chunk_and_the_report_loads_from_the_good_ones(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     from fsm_protocol import chunking
     from fsm_protocol.mime import build_message
 

@@ -30,8 +30,15 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path("/tmp/fsm-portal-accounts-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-extensions"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-extensions",
+]
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])  # the HTTP tests cover PostgreSQL
 
@@ -73,8 +80,7 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280,
-                                                                      "height": 900})  # type: ignore[attr-defined]
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     pg = context.new_page()
     errors: list[str] = []
     pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -107,15 +113,15 @@ def shoot(page: object, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for width in (1280, 360):
         page.set_viewport_size({"width": width, "height": 900})  # type: ignore[attr-defined]
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"),
-                        full_page=True)  # type: ignore[attr-defined]
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)  # type: ignore[attr-defined]
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")  # type: ignore[attr-defined]
         assert overflow <= 0, f"{name} is wider than {width} px by {overflow} px"
     page.set_viewport_size({"width": 1280, "height": 900})  # type: ignore[attr-defined]
 
 
 def test_log_in_with_password_and_totp_browse_account_and_users_then_log_out(
-        portal: Portal, page: object, tenants: None) -> None:
+    portal: Portal, page: object, tenants: None
+) -> None:
     admin = enrol("ada", "admin")
     enrol("acme-user", "customer", customers=("ACME",))
     page.goto(portal.url)  # type: ignore[attr-defined]
@@ -147,9 +153,11 @@ class _Attacker(http.server.BaseHTTPRequestHandler):
     target = ""
 
     def do_GET(self) -> None:
-        body = (f'<!doctype html><form method="post" action="{self.target}">'
-                '<input name="name" value="ada"><input name="password" value="x">'
-                '<button id="go" type="submit">win a prize</button></form>').encode()
+        body = (
+            f'<!doctype html><form method="post" action="{self.target}">'
+            '<input name="name" value="ada"><input name="password" value="x">'
+            '<button id="go" type="submit">win a prize</button></form>'
+        ).encode()
         self.send_response(200)
         self.send_header("content-type", "text/html")
         self.send_header("content-length", str(len(body)))
@@ -193,7 +201,8 @@ def _submit_login(page: object, portal: Portal, name: str, password: str) -> tup
 
 
 def test_the_11th_wrong_password_in_a_minute_is_delayed_and_unknown_users_look_the_same(
-        portal: Portal, page: object) -> None:
+    portal: Portal, page: object
+) -> None:
     enrol("ada", "admin")
     answers = [_submit_login(page, portal, "ada", f"wrong guess {k:02d}") for k in range(10)]
     assert answers == [(401, users.LOGIN_FAILED)] * 10
@@ -205,7 +214,8 @@ def test_the_11th_wrong_password_in_a_minute_is_delayed_and_unknown_users_look_t
 
 
 def test_a_disabled_user_loses_its_session_and_password_changes_need_reauthentication(
-        portal: Portal, page: object) -> None:
+    portal: Portal, page: object
+) -> None:
     dana = enrol("dana", "admin")
     log_in(page, portal, dana)
     page.click("a:has-text('Change password')")  # type: ignore[attr-defined]
@@ -243,10 +253,16 @@ def test_plain_http_only_redirects_and_proxy_headers_are_not_trusted_by_default(
     context.verify_mode = ssl.CERT_NONE
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     tls = http.client.HTTPSConnection("127.0.0.1", portal.port, context=context, timeout=10)
-    tls.request("POST", "/login", body="name=someone&password=not+the+one",
-                headers={"content-type": "application/x-www-form-urlencoded",
-                         "x-forwarded-for": "198.51.100.7",
-                         "x-forwarded-proto": "http"})
+    tls.request(
+        "POST",
+        "/login",
+        body="name=someone&password=not+the+one",
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "x-forwarded-for": "198.51.100.7",
+            "x-forwarded-proto": "http",
+        },
+    )
     answer = tls.getresponse()
     assert answer.status == 401 and tls.sock.version() == "TLSv1.2"
     assert answer.getheader("strict-transport-security")

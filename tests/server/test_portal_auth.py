@@ -62,8 +62,7 @@ def run_cli(db: Database, tmp_path: Path, *args: str) -> Result:
 
 
 def set_cookie(response: object) -> str:
-    cookies = [v for k,
-               v in response.headers.multi_items() if k == "set-cookie"]  # type: ignore[attr-defined]
+    cookies = [v for k, v in response.headers.multi_items() if k == "set-cookie"]  # type: ignore[attr-defined]
     assert len(cookies) == 1, cookies
     return cookies[0]
 
@@ -81,14 +80,16 @@ def test_every_response_carries_the_security_headers(client: TestClient) -> None
 
 
 def test_login_with_password_and_totp_sets_a_host_only_strict_cookie_and_a_new_token(
-        client: TestClient, admin: Person) -> None:
+    client: TestClient, admin: Person
+) -> None:
     r = client.post("/login", data={"name": "ada", "password": PASSWORD}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login/totp")
     pending = set_cookie(r)
     assert client.get("/account", follow_redirects=False).headers["location"] == "/login/totp"
     page = client.get("/login/totp")
-    r = client.post("/login/totp", data={"code": admin.code(), "csrf": csrf_of(page.text)},
-                    follow_redirects=False)
+    r = client.post(
+        "/login/totp", data={"code": admin.code(), "csrf": csrf_of(page.text)}, follow_redirects=False
+    )
     assert r.status_code == 303
     full = set_cookie(r)
     name, _, attrs = full.partition(";")
@@ -106,8 +107,10 @@ def test_a_wrong_or_reused_totp_code_is_refused(client: TestClient, admin: Perso
     token = csrf_of(client.get("/login/totp").text)
     assert client.post("/login/totp", data={"code": "000000", "csrf": token}).status_code == 401
     code = admin.code()
-    assert client.post("/login/totp", data={"code": code, "csrf": token},
-                       follow_redirects=False).status_code == 303
+    assert (
+        client.post("/login/totp", data={"code": code, "csrf": token}, follow_redirects=False).status_code
+        == 303
+    )
     other = TestClient(client.app, base_url="https://testserver")
     other.post("/login", data={"name": "ada", "password": PASSWORD})
     r = other.post("/login/totp", data={"code": code, "csrf": csrf_of(other.get("/login/totp").text)})
@@ -119,8 +122,11 @@ def test_a_recovery_code_logs_in_once(client: TestClient, admin: Person) -> None
     for expected in (303, 401):
         c = TestClient(client.app, base_url="https://testserver")
         c.post("/login", data={"name": "ada", "password": PASSWORD})
-        r = c.post("/login/totp", data={"code": recovery.upper(), "csrf": csrf_of(c.get("/login/totp").text)},
-                   follow_redirects=False)
+        r = c.post(
+            "/login/totp",
+            data={"code": recovery.upper(), "csrf": csrf_of(c.get("/login/totp").text)},
+            follow_redirects=False,
+        )
         assert r.status_code == expected
 
 
@@ -134,10 +140,18 @@ def test_logout_ends_the_session_on_the_server(client: TestClient, admin: Person
     assert replay.get("/account", follow_redirects=False).headers["location"].startswith("/login")
 
 
-@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
-                                     {"Origin": "https://evil.example"}, {"Origin": "null"}])
-def test_a_cross_site_state_change_is_refused(client: TestClient, admin: Person, headers: dict[str,
-                                                                                               str]) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+    ],
+)
+def test_a_cross_site_state_change_is_refused(
+    client: TestClient, admin: Person, headers: dict[str, str]
+) -> None:
     login(client, admin)
     token = csrf_of(client.get("/account").text)
     r = client.post("/account/sessions/revoke-others", data={"csrf": token}, headers=headers)
@@ -150,17 +164,23 @@ def test_a_state_change_without_the_sessions_csrf_token_is_refused(client: TestC
     login(client, admin)
     token = csrf_of(client.get("/account").text)
     assert client.post("/account/sessions/revoke-others", data={}).status_code == 403
-    assert client.post("/account/sessions/revoke-others",
-                       data={"csrf": token[:-1] + ("1" if token[-1] == "0" else "0")}
-                       ).status_code == 403
-    r = client.post("/account/sessions/revoke-others", headers={"X-CSRF-Token": token,
-                                                                "Sec-Fetch-Site": "same-origin"},
-                    follow_redirects=False)
+    assert (
+        client.post(
+            "/account/sessions/revoke-others", data={"csrf": token[:-1] + ("1" if token[-1] == "0" else "0")}
+        ).status_code
+        == 403
+    )
+    r = client.post(
+        "/account/sessions/revoke-others",
+        headers={"X-CSRF-Token": token, "Sec-Fetch-Site": "same-origin"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, "htmx's header carries the token as well as a form field"
 
 
-def test_the_11th_wrong_password_in_a_minute_waits_even_with_the_right_one(db: Database, tmp_path: Path,
-                                                                          admin: Person) -> None:
+def test_the_11th_wrong_password_in_a_minute_waits_even_with_the_right_one(
+    db: Database, tmp_path: Path, admin: Person
+) -> None:
     with client_for(db, tmp_path, throttle_first_delay_seconds=2.0) as c:
         for _ in range(10):
             assert c.post("/login", data={"name": "ada", "password": "wrong password!"}).status_code == 401
@@ -184,8 +204,9 @@ def test_failures_of_many_names_from_one_address_are_throttled_too(db: Database,
         assert c.post("/login", data={"name": "nobody-else", "password": "x" * 12}).status_code == 429
 
 
-def test_unknown_user_and_wrong_password_get_the_same_answer_in_comparable_time(client: TestClient,
-                                                                               admin: Person) -> None:
+def test_unknown_user_and_wrong_password_get_the_same_answer_in_comparable_time(
+    client: TestClient, admin: Person
+) -> None:
     def attempt(name: str) -> tuple[int, str, float]:
         started = time.perf_counter()
         r = client.post("/login", data={"name": name, "password": "not the password"})
@@ -199,8 +220,9 @@ def test_unknown_user_and_wrong_password_get_the_same_answer_in_comparable_time(
     assert 0.5 < ratio < 2.0, f"unknown user took {ratio:.2f} times as long as a wrong password"
 
 
-def test_disabling_a_user_ends_its_sessions(client: TestClient, admin: Person, db: Database,
-                                            tmp_path: Path) -> None:
+def test_disabling_a_user_ends_its_sessions(
+    client: TestClient, admin: Person, db: Database, tmp_path: Path
+) -> None:
     login(client, admin)
     second = TestClient(client.app, base_url="https://testserver")
     login(second, admin)
@@ -224,8 +246,9 @@ def test_idle_and_absolute_timeouts_end_a_session(client: TestClient, admin: Per
     assert client.get("/account", follow_redirects=False).status_code == 303
 
 
-def test_changing_the_password_needs_reauthentication_and_ends_other_sessions(client: TestClient,
-                                                                               admin: Person) -> None:
+def test_changing_the_password_needs_reauthentication_and_ends_other_sessions(
+    client: TestClient, admin: Person
+) -> None:
     login(client, admin)
     other = TestClient(client.app, base_url="https://testserver")
     login(other, admin)
@@ -233,22 +256,35 @@ def test_changing_the_password_needs_reauthentication_and_ends_other_sessions(cl
     assert r.status_code == 303 and r.headers["location"] == "/reauth?next=%2Faccount%2Fpassword"
     token = csrf_of(client.get("/account").text)
     new = "a completely different sentence"
-    r = client.post("/account/password", data={"csrf": token, "password": new, "confirm": new},
-                    follow_redirects=False)
+    r = client.post(
+        "/account/password", data={"csrf": token, "password": new, "confirm": new}, follow_redirects=False
+    )
     assert r.headers["location"].startswith("/reauth"), "a POST without re-authentication changes nothing"
-    r = client.post("/reauth", data={"csrf": token, "password": "wrong password!", "code": admin.code(),
-                                     "next": "/account/password"})
+    r = client.post(
+        "/reauth",
+        data={
+            "csrf": token,
+            "password": "wrong password!",
+            "code": admin.code(),
+            "next": "/account/password",
+        },
+    )
     assert r.status_code == 401
-    r = client.post("/reauth", data={"csrf": token, "password": PASSWORD, "code": admin.code(),
-                                     "next": "/account/password"}, follow_redirects=False)
+    r = client.post(
+        "/reauth",
+        data={"csrf": token, "password": PASSWORD, "code": admin.code(), "next": "/account/password"},
+        follow_redirects=False,
+    )
     assert r.headers["location"] == "/account/password"
     r = client.post("/account/password", data={"csrf": token, "password": "short", "confirm": "short"})
     assert r.status_code == 400 and "at least 12" in r.text
-    r = client.post("/account/password", data={"csrf": token, "password": "password1234",
-                                               "confirm": "password1234"})
+    r = client.post(
+        "/account/password", data={"csrf": token, "password": "password1234", "confirm": "password1234"}
+    )
     assert r.status_code == 400 and "common passwords" in r.text
-    r = client.post("/account/password", data={"csrf": token, "password": new, "confirm": new},
-                    follow_redirects=False)
+    r = client.post(
+        "/account/password", data={"csrf": token, "password": new, "confirm": new}, follow_redirects=False
+    )
     assert r.headers["location"] == "/account?done=password"
     assert other.get("/account", follow_redirects=False).status_code == 303, "the other session ended"
     assert client.get("/account").status_code == 200
@@ -261,8 +297,9 @@ def test_replacing_the_authenticator_needs_reauthentication(client: TestClient, 
 
 
 def test_setup_links_work_once_and_refuse_weak_passwords(client: TestClient, db: Database) -> None:
-    _, link = users.add_user("cy", "admin", by=None, settings=client.app.state.settings,
-                             base_url="https://testserver")
+    _, link = users.add_user(
+        "cy", "admin", by=None, settings=client.app.state.settings, base_url="https://testserver"
+    )
     path = link.removeprefix("https://testserver")
     page = client.get(path)
     assert page.status_code == 200 and "otpauth://totp/" in page.text
@@ -270,11 +307,18 @@ def test_setup_links_work_once_and_refuse_weak_passwords(client: TestClient, db:
     assert secret and secret in page.text
     import pyotp
 
-    r = client.post(path, data={"password": "correct horse battery", "confirm": "correct horse battery",
-                                "code": "000000"})
+    r = client.post(
+        path, data={"password": "correct horse battery", "confirm": "correct horse battery", "code": "000000"}
+    )
     assert r.status_code == 400 and "authenticator code" in r.text
-    r = client.post(path, data={"password": "correct horse battery", "confirm": "correct horse battery",
-                                "code": pyotp.TOTP(secret).now()})
+    r = client.post(
+        path,
+        data={
+            "password": "correct horse battery",
+            "confirm": "correct horse battery",
+            "code": pyotp.TOTP(secret).now(),
+        },
+    )
     assert r.status_code == 200 and r.text.count("<li><code>") == 10
     assert client.get(path).status_code == 404
 
@@ -290,7 +334,8 @@ def test_an_admin_without_a_second_factor_cannot_exist(db: Database) -> None:
 
 
 def test_customers_see_no_users_page_and_dealers_only_their_customers_users(
-        client: TestClient, tenants: None, db: Database) -> None:
+    client: TestClient, tenants: None, db: Database
+) -> None:
     dealer = enrol("nora", "dealer", dealer="North")
     enrol("south-staff", "dealer", dealer="South")
     acme = enrol("acme-user", "customer", customers=("ACME",))
@@ -305,13 +350,16 @@ def test_customers_see_no_users_page_and_dealers_only_their_customers_users(
     token = csrf_of(page)
     r = client.post("/users", data={"csrf": token, "name": "sneaky", "customer": "Initech"})
     assert r.status_code == 400 and users.list_users(None)[-1].name != "sneaky"
-    r = client.post("/users", data={"csrf": token, "name": "globex-user", "customer": "Globex",
-                                    "role": "admin"})
+    r = client.post(
+        "/users", data={"csrf": token, "name": "globex-user", "customer": "Globex", "role": "admin"}
+    )
     assert r.status_code == 200 and "/setup/" in r.text
     assert users.get_user("globex-user", None).role == "customer", "a dealer adds customer users only"
     assert client.post("/users/initech-user/disable", data={"csrf": token}).status_code == 404
-    assert client.post("/users/acme-user/disable", data={"csrf": token},
-                       follow_redirects=False).status_code == 303
+    assert (
+        client.post("/users/acme-user/disable", data={"csrf": token}, follow_redirects=False).status_code
+        == 303
+    )
     assert not users.get_user("acme-user", None).enabled
     assert client.get("/users/acme-user/role").status_code == 404, "only administrators change roles"
     mine = {e.target for e in audit.entries(dealer="North", only_dealer=True)}
@@ -319,18 +367,22 @@ def test_customers_see_no_users_page_and_dealers_only_their_customers_users(
 
 
 def test_changing_a_role_needs_reauthentication_and_ends_the_users_sessions(
-        client: TestClient, tenants: None, admin: Person) -> None:
+    client: TestClient, tenants: None, admin: Person
+) -> None:
     acme = enrol("acme-user", "customer", customers=("ACME",))
     theirs = TestClient(client.app, base_url="https://testserver")
     login(theirs, acme)
     login(client, admin)
-    assert client.get("/users/acme-user/role",
-                      follow_redirects=False).headers["location"].startswith("/reauth")
+    assert (
+        client.get("/users/acme-user/role", follow_redirects=False).headers["location"].startswith("/reauth")
+    )
     token = csrf_of(client.get("/account").text)
     client.post("/reauth", data={"csrf": token, "password": PASSWORD, "code": admin.code()})
-    r = client.post("/users/acme-user/role", data={"csrf": token, "role": "customer", "customer": ["ACME",
-                                                                                                   "Globex"]},
-                    follow_redirects=False)
+    r = client.post(
+        "/users/acme-user/role",
+        data={"csrf": token, "role": "customer", "customer": ["ACME", "Globex"]},
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     assert users.get_user("acme-user", None).customers == ["ACME", "Globex"]
     assert theirs.get("/account", follow_redirects=False).status_code == 303
@@ -338,8 +390,9 @@ def test_changing_a_role_needs_reauthentication_and_ends_the_users_sessions(
     assert r.status_code == 200 and "/setup/" in r.text, "a dealer needs an authenticator: a new setup link"
 
 
-def test_the_audit_chain_detects_a_changed_entry(client: TestClient, admin: Person, db: Database,
-                                                 tmp_path: Path) -> None:
+def test_the_audit_chain_detects_a_changed_entry(
+    client: TestClient, admin: Person, db: Database, tmp_path: Path
+) -> None:
     login(client, admin)
     for k in range(3):
         audit.record("quarantine.retry", actor="ada", target=f"quarantine {k}", detail={"n": k})
@@ -387,8 +440,9 @@ def test_a_hash_made_with_old_parameters_is_rehashed_at_login(admin: Person, cli
     assert stored != weak and not needs_rehash(stored) and stored.startswith("$argon2id$")
 
 
-def test_a_user_sees_and_ends_only_their_own_sessions(client: TestClient, admin: Person,
-                                                      tenants: None) -> None:
+def test_a_user_sees_and_ends_only_their_own_sessions(
+    client: TestClient, admin: Person, tenants: None
+) -> None:
     login(client, admin)
     phone = TestClient(client.app, base_url="https://testserver", headers={"user-agent": "Phone/1.0"})
     login(phone, admin)
@@ -396,13 +450,18 @@ def test_a_user_sees_and_ends_only_their_own_sessions(client: TestClient, admin:
     theirs = TestClient(client.app, base_url="https://testserver")
     login(theirs, acme)
     page = client.get("/account").text
-    assert "Phone/1.0" in page and page.count("/revoke\"") == 2
+    assert "Phone/1.0" in page and page.count('/revoke"') == 2
     others = WebSession.select().join(User).where(User.name_key == "acme-user").get()
     token = csrf_of(page)
     assert client.post(f"/account/sessions/{others.id}/revoke", data={"csrf": token}).status_code == 404
     assert theirs.get("/account").status_code == 200, "another user's session is not mine to end"
-    mine = (WebSession.select().join(User).where(User.name_key == "ada")
-            .where(WebSession.user_agent == "Phone/1.0").get())
+    mine = (
+        WebSession.select()
+        .join(User)
+        .where(User.name_key == "ada")
+        .where(WebSession.user_agent == "Phone/1.0")
+        .get()
+    )
     r = client.post(f"/account/sessions/{mine.id}/revoke", data={"csrf": token}, follow_redirects=False)
     assert r.headers["location"] == "/account?done=revoked"
     assert phone.get("/account", follow_redirects=False).status_code == 303

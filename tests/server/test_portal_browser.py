@@ -26,8 +26,14 @@ from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 #: where the last run keeps its screenshots
 ARTIFACTS = Path("/tmp/fsm-portal-pages-browser")
 WIDTHS = (1280, 360)
@@ -40,8 +46,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def portal(db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit,
-           tmp_path: Path) -> Iterator[tuple[str, Fleet, Person]]:
+def portal(
+    db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
+) -> Iterator[tuple[str, Fleet, Person]]:
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (scripts/setup installs it)")
     fleet = build_fleet(pipeline, registry, server_kit, tmp_path)
@@ -50,15 +57,17 @@ def portal(db: Database, pipeline: Pipeline, registry: Registry, server_kit: Ser
     ctx = web_ctx(tmp_path)
     base = f"https://127.0.0.1:{port}"
     app = create_app(ctx, db=db, base_url=base)
-    main, _ = servers(ctx, host="127.0.0.1", port=port, files=make_self_signed(tmp_path / "tls", "127.0.0.1"),
-                      app=app)
+    main, _ = servers(
+        ctx, host="127.0.0.1", port=port, files=make_self_signed(tmp_path / "tls", "127.0.0.1"), app=app
+    )
     with running_in_thread(main):
         yield base, fleet, dealer
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
-def test_dealer_browses_to_a_drawn_chart_and_hostile_text_stays_text(portal: tuple[str, Fleet,
-                                                                                   Person]) -> None:
+def test_dealer_browses_to_a_drawn_chart_and_hostile_text_stays_text(
+    portal: tuple[str, Fleet, Person],
+) -> None:
     base, fleet, dealer = portal
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     dialogs: list[str] = []

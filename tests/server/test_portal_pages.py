@@ -38,8 +38,9 @@ class User:
 
 
 @pytest.fixture
-def fleet(db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit,
-          tmp_path: Path) -> Fleet:
+def fleet(
+    db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
+) -> Fleet:
     return build_fleet(pipeline, registry, server_kit, tmp_path)
 
 
@@ -59,8 +60,11 @@ def users(db: Database, fleet: Fleet, tmp_path: Path, server_kit: ServerKit) -> 
     with ExitStack() as stack:  # each client keeps one event loop and worker threads while open
         for name, (role, scope, sees) in plan.items():
             person = enrol(f"{name}-user", role, **scope)  # type: ignore[arg-type]
-            client = stack.enter_context(TestClient(create_app(ctx, db=db, base_url="https://testserver"),
-                                                    base_url="https://testserver"))
+            client = stack.enter_context(
+                TestClient(
+                    create_app(ctx, db=db, base_url="https://testserver"), base_url="https://testserver"
+                )
+            )
             login(client, person)
             out[name] = User(person, role, sees, client)
         yield out
@@ -79,8 +83,10 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User]) -> None:
     for name, user in users.items():
         c = user.client
         missing = {
-            "device": c.get(f"/devices/{MISSING}"), "chart": c.get(f"/devices/{MISSING}/counters.json"),
-            "client": c.get("/clients/no-such-client"), "quarantine": c.get(f"/quarantine/{MISSING}"),
+            "device": c.get(f"/devices/{MISSING}"),
+            "chart": c.get(f"/devices/{MISSING}/counters.json"),
+            "client": c.get("/clients/no-such-client"),
+            "quarantine": c.get(f"/quarantine/{MISSING}"),
         }
         for kind, r in missing.items():
             if r.status_code != 404:
@@ -92,9 +98,12 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User]) -> None:
                 failures.append((name, page, r.status_code))
         for customer, device_ids in fleet.devices.items():
             mine = customer in user.sees
-            urls = {"device": f"/devices/{device_ids[0]}", "chart": f"/devices/{device_ids[0]}/counters.json",
-                    "client": f"/clients/{quote(fleet.clients[customer])}",
-                    "quarantine": f"/quarantine/{fleet.quarantine[customer]}"}
+            urls = {
+                "device": f"/devices/{device_ids[0]}",
+                "chart": f"/devices/{device_ids[0]}/counters.json",
+                "client": f"/clients/{quote(fleet.clients[customer])}",
+                "quarantine": f"/quarantine/{fleet.quarantine[customer]}",
+            }
             for kind, url in urls.items():
                 want = 200 if mine and not (kind == "quarantine" and user.role == "customer") else 404
                 r = c.get(url)
@@ -108,8 +117,10 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User]) -> None:
                     failures.append((name, "devices list", device_id))
             # state changes on another tenant's objects: 404, and nothing changes
             csrf = csrf_of(c.get("/data").text)
-            for url in (f"/alerts/{device_ids[0]}/jam/ack",
-                        f"/quarantine/{fleet.quarantine[customer]}/dismiss"):
+            for url in (
+                f"/alerts/{device_ids[0]}/jam/ack",
+                f"/quarantine/{fleet.quarantine[customer]}/dismiss",
+            ):
                 allowed = mine and user.role != "customer"
                 if allowed:
                     continue  # tested below; here only the refusals
@@ -169,6 +180,7 @@ def test_a_dealer_acknowledges_and_acts_on_its_quarantine(fleet: Fleet, users: d
     assert "quarantine.dismiss" in audit and "quarantine.retry" in audit and "alert.acknowledge" in audit
     # a customer may not act at all, even on its own entry
     acme = users["acme"].client
-    r = acme.post(f"/quarantine/{entry}/retry", data={"csrf": csrf_of(acme.get("/data").text)},
-                  follow_redirects=False)
+    r = acme.post(
+        f"/quarantine/{entry}/retry", data={"csrf": csrf_of(acme.get("/data").text)}, follow_redirects=False
+    )
     assert r.status_code == 404

@@ -49,8 +49,9 @@ def pages(fleet: Fleet, device_id: int) -> dict[str, Callable[[Scoped], object]]
     return {
         "dashboard": lambda s: dashboard(s, now=now),
         "devices": lambda s: device_page(s, DeviceFilter(), now=now),
-        "devices filtered": lambda s: device_page(s, DeviceFilter(q="MP", status="alerts", supply_max=20),
-                                                  now=now),
+        "devices filtered": lambda s: device_page(
+            s, DeviceFilter(q="MP", status="alerts", supply_max=20), now=now
+        ),
         "device": lambda s: device_view(s, device_id, now=now),
         "chart": lambda s: counter_chart(s, device_id, now=now),
         "alerts": lambda s: alerts_page(s, now=now),
@@ -60,7 +61,8 @@ def pages(fleet: Fleet, device_id: int) -> dict[str, Callable[[Scoped], object]]
 
 
 def test_queries_per_page_are_bounded_and_do_not_grow_with_the_fleet(
-        db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path) -> None:
+    db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
+) -> None:
     fleet = build_fleet(pipeline, registry, server_kit, tmp_path)
     device_id = fleet.devices["ACME"][0]
     counts: dict[str, list[int]] = {}

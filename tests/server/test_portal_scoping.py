@@ -64,8 +64,9 @@ def test_another_tenants_objects_are_not_found_like_missing_ones(fleet: Fleet) -
                         counter_chart(scoped, device_id, now=now())
                     with pytest.raises(NotFound) as missing:
                         device_view(scoped, 10_000_000 + device_id, now=now())
-                    assert str(other.value).replace(str(device_id), "N") == \
-                        str(missing.value).replace(str(10_000_000 + device_id), "N")
+                    assert str(other.value).replace(str(device_id), "N") == str(missing.value).replace(
+                        str(10_000_000 + device_id), "N"
+                    )
             if mine:
                 assert client_views(scoped, now=now(), only=fleet.clients[customer])
             else:
@@ -91,10 +92,12 @@ def test_another_tenants_objects_are_not_found_like_missing_ones(fleet: Fleet) -
 
 
 def test_a_shared_serial_stays_two_devices_each_seen_by_its_own_customer(fleet: Fleet) -> None:
-    acme = device_page(Scoped.of(Viewer("customer", customers=("ACME",))), DeviceFilter(q="SHARED"),
-                       now=now())
-    globex = device_page(Scoped.of(Viewer("customer", customers=("Globex",))), DeviceFilter(q="SHARED"),
-                         now=now())
+    acme = device_page(
+        Scoped.of(Viewer("customer", customers=("ACME",))), DeviceFilter(q="SHARED"), now=now()
+    )
+    globex = device_page(
+        Scoped.of(Viewer("customer", customers=("Globex",))), DeviceFilter(q="SHARED"), now=now()
+    )
     assert acme.total == globex.total == 1
     assert acme.rows[0].id != globex.rows[0].id
     assert acme.rows[0].ip.startswith("10.0.") and globex.rows[0].ip.startswith("10.2.")
@@ -111,8 +114,13 @@ def test_moving_a_customer_to_another_dealer_moves_what_the_dealers_see(fleet: F
 
 
 def test_unknown_roles_and_dealers_without_customers_see_nothing(fleet: Fleet) -> None:
-    for viewer in (Viewer("auditor"), Viewer("dealer", dealer=None), Viewer("dealer", dealer="Nobody"),
-                   Viewer("customer"), Viewer("customer", customers=("NoSuchCustomer",))):
+    for viewer in (
+        Viewer("auditor"),
+        Viewer("dealer", dealer=None),
+        Viewer("dealer", dealer="Nobody"),
+        Viewer("customer"),
+        Viewer("customer", customers=("NoSuchCustomer",)),
+    ):
         scoped = Scoped.of(viewer)
         assert device_page(scoped, DeviceFilter(), now=now()).total == 0
         assert client_views(scoped, now=now()) == []
@@ -126,8 +134,9 @@ def test_filters_sort_paging_and_csv(fleet: Fleet) -> None:
     alerting = device_page(north, DeviceFilter(status="alerts"), now=now())
     assert {r.alerts for r in alerting.rows} == {1} and alerting.total == 2
     low = device_page(north, DeviceFilter(supply_max=10), now=now())
-    assert low.total == 4 and all(r.lowest and r.lowest.percent is not None and r.lowest.percent <= 10
-                                  for r in low.rows)
+    assert low.total == 4 and all(
+        r.lowest and r.lowest.percent is not None and r.lowest.percent <= 10 for r in low.rows
+    )
     assert device_page(north, DeviceFilter(q="50%_"), now=now()).total == 0  # wildcards taken literally
     paged = [device_page(north, DeviceFilter(sort="serial", page=p), now=now(), page_size=3) for p in (1, 2)]
     assert paged[0].pages == 2 and len(paged[0].rows) == 3 and len(paged[1].rows) == 1

@@ -46,15 +46,17 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
     return TestCa.create(tmp_path_factory.mktemp("receive-ca"))
 
 
-def receiver_with(tmp_path: Path, ca: TestCa, server_kit: ServerKit, database_url: str,
-                  **receive: object) -> Receiver:
+def receiver_with(
+    tmp_path: Path, ca: TestCa, server_kit: ServerKit, database_url: str, **receive: object
+) -> Receiver:
     """A receiver with [receive] settings of the test's own (start it with ``with``)."""
     return Receiver(tmp_path / "receiver", ca, server_kit.key_path, database_url, receive=receive)
 
 
 @pytest.fixture
-def receiver(tmp_path: Path, ca: TestCa, server_kit: ServerKit, database_url: str,
-             pipeline: Pipeline) -> Iterator[Receiver]:
+def receiver(
+    tmp_path: Path, ca: TestCa, server_kit: ServerKit, database_url: str, pipeline: Pipeline
+) -> Iterator[Receiver]:
     """The endpoint on the database under test (acme-hq registered by the ``pipeline`` fixture)."""
     with Receiver(tmp_path / "receiver", ca, server_kit.key_path, database_url) as r:
         yield r
@@ -65,7 +67,8 @@ def client(ca: TestCa) -> httpx.Client:
 
 
 def test_a_posted_envelope_is_loaded_and_answered_with_its_receipt_only(
-        receiver: Receiver, ca: TestCa, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    receiver: Receiver, ca: TestCa, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     env = seal(make_report(client_kit.name, 1, devices=2), client_kit, server_kit)
     with client(ca) as http:
         first = http.post(receiver.url + ENDPOINT, content=env)
@@ -81,7 +84,8 @@ def test_a_posted_envelope_is_loaded_and_answered_with_its_receipt_only(
 
 
 def test_chunks_posted_in_any_order_load_one_report(
-        receiver: Receiver, ca: TestCa, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    receiver: Receiver, ca: TestCa, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     from fsm_protocol import chunking
 
     env = seal(make_report(client_kit.name, 7, devices=30), client_kit, server_kit)
@@ -100,18 +104,22 @@ def _raw_post_head(port: int, ca: TestCa, declared: int) -> tuple[bytes, float]:
     answer and the seconds it took."""
     context = ssl.create_default_context(cafile=str(ca.ca_file))
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
-            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-        tls.sendall(b"POST " + ENDPOINT.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                    b"Content-Type: application/octet-stream\r\n"
-                    b"Content-Length: " + str(declared).encode() + b"\r\n\r\n"
-                    + b"\x89FSM" + bytes(64 * 1024 - 4))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(
+            b"POST " + ENDPOINT.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/octet-stream\r\n"
+            b"Content-Length: " + str(declared).encode() + b"\r\n\r\n" + b"\x89FSM" + bytes(64 * 1024 - 4)
+        )
         answer = tls.recv(4096)
     return answer, time.monotonic() - started
 
 
 def test_a_1_gib_body_is_refused_at_the_cap_without_being_read(
-        tmp_path: Path, ca: TestCa, server_kit: ServerKit, database_url: str, pipeline: Pipeline) -> None:
+    tmp_path: Path, ca: TestCa, server_kit: ServerKit, database_url: str, pipeline: Pipeline
+) -> None:
     with receiver_with(tmp_path, ca, server_kit, database_url, max_body_bytes=1024 * 1024) as receiver:
         before = receiver.rss_kib()
         answer, took = _raw_post_head(receiver.port, ca, 1 << 30)
@@ -140,7 +148,8 @@ def test_a_1_gib_body_is_refused_at_the_cap_without_being_read(
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])  # the flood is refused before any database work
 def test_10000_garbage_posts_from_one_address_are_throttled_never_loaded(
-        receiver: Receiver, ca: TestCa, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    receiver: Receiver, ca: TestCa, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     rng = random.Random(18)
     codes: Counter[int] = Counter()
     statuses: Counter[str] = Counter()
@@ -158,8 +167,9 @@ def test_10000_garbage_posts_from_one_address_are_throttled_never_loaded(
 
     async def run(total: int) -> None:
         limits = httpx.Limits(max_connections=16)
-        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca.ca_file)),
-                                     limits=limits, timeout=60) as http:
+        async with httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(ca.ca_file)), limits=limits, timeout=60
+        ) as http:
             await asyncio.gather(*(flood(total // 16, http) for _ in range(16)))
 
     started = time.monotonic()
@@ -184,8 +194,13 @@ def test_10000_garbage_posts_from_one_address_are_throttled_never_loaded(
 
 
 def test_replayed_and_tampered_envelopes_get_the_verdicts_mail_gets(
-        receiver: Receiver, ca: TestCa, client_kit: ClientKit, server_kit: ServerKit,
-        pipeline: Pipeline, tmp_path: Path) -> None:
+    receiver: Receiver,
+    ca: TestCa,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    pipeline: Pipeline,
+    tmp_path: Path,
+) -> None:
     """Each envelope is posted, and (as a mail) run through a pipeline in this process, on one database."""
     stranger = make_client(tmp_path / "stranger", "stranger")
     other_server = make_server(tmp_path / "other-server")
@@ -213,9 +228,14 @@ def test_replayed_and_tampered_envelopes_get_the_verdicts_mail_gets(
         "replay": (loaded, "duplicate"),
         "ciphertext bit flipped": (flip(good(), -100), "bad_signature"),
         "header bit flipped": (flip(good(), 40), "bad_signature"),
-        "signed by another key": (seal(make_report(client_kit.name, next(seq)),
-                                       ClientKit(client_kit.name, stranger.signing_key, stranger.pub_path),
-                                       server_kit), "bad_signature"),
+        "signed by another key": (
+            seal(
+                make_report(client_kit.name, next(seq)),
+                ClientKit(client_kit.name, stranger.signing_key, stranger.pub_path),
+                server_kit,
+            ),
+            "bad_signature",
+        ),
         "unknown client": (good(stranger), "unknown_client"),
         "sealed to another server": (good(s=other_server), "unknown_key"),
         "truncated": (good()[:-50], "malformed"),
@@ -230,8 +250,12 @@ def test_replayed_and_tampered_envelopes_get_the_verdicts_mail_gets(
                 assert receipt["status"] == as_mail.outcome == "duplicate", name
                 continue
             assert receipt["status"] == "quarantined", (name, receipt)
-            row = Quarantine.select().where(Quarantine.source.startswith("https:")).order_by(
-                Quarantine.id.desc()).get()
+            row = (
+                Quarantine.select()
+                .where(Quarantine.source.startswith("https:"))
+                .order_by(Quarantine.id.desc())
+                .get()
+            )
             assert row.reason == as_mail.reason == expected, (name, row.reason, as_mail.reason)
             assert row.raw == body
             if body.startswith(b"\x89FSM") and len(body) > 60:
@@ -257,8 +281,22 @@ def test_receive_refuses_to_start_without_tls(tmp_path: Path, server_kit: Server
 
     config = tmp_path / "server.toml"
     config.write_text(f'[keys]\nencryption_key = "{server_kit.key_path}"\n')
-    done = subprocess.run([sys.executable, "-c", "from fsm_server.cli import main; main()", "--config",
-                           str(config), "--data-dir", str(tmp_path), "receive", "--port", "0"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from fsm_server.cli import main; main()",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(tmp_path),
+            "receive",
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 3, done
     assert "[receive] cert_file and key_file" in done.stderr and "HTTPS only" in done.stderr

@@ -30,10 +30,23 @@ class Chromium:
         self.workdir = workdir
 
     def _run(self, page: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-                f"--user-data-dir={self.workdir / 'profile'}", "--enable-logging=stderr", "--v=0",
-                "--window-size=1280,2000", *extra, page.resolve().as_uri()]
+        args = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-extensions",
+            f"--user-data-dir={self.workdir / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2000",
+            *extra,
+            page.resolve().as_uri(),
+        ]
         return subprocess.run(args, capture_output=True, text=True, timeout=90, check=True, cwd=self.workdir)
 
     def open(self, page: Path, screenshot: Path) -> tuple[str, list[str]]:
@@ -41,8 +54,11 @@ class Chromium:
         dom = self._run(page, "--dump-dom")
         shot = self._run(page, f"--screenshot={screenshot}")
         # Chromium's own pages (chrome://) log too, e.g. "Slow network is detected" on a loaded machine.
-        console = [line for line in (dom.stderr + shot.stderr).splitlines()
-                   if ":CONSOLE" in line and "source: chrome://" not in line]
+        console = [
+            line
+            for line in (dom.stderr + shot.stderr).splitlines()
+            if ":CONSOLE" in line and "source: chrome://" not in line
+        ]
         return dom.stdout, console
 
 
@@ -59,19 +75,39 @@ def fleet(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> d
     for k in range(63, -1, -1):
         at = now - timedelta(hours=8 * k)
         days = (63 - k) / 3
-        feed.send(at, [
-            reading("E1", at, ip="10.0.0.21", total=20_000 + int(400 * days),
-                    supplies=[("toner", "black", 90 - 2.5 * days), ("toner", "cyan", 70 - 1.2 * days),
-                              ("toner", "magenta", 55 - 0.9 * days), ("toner", "yellow", 80 - 3.1 * days)]),
-            reading("E2", at, ip="10.0.0.22", total=5_000 + int(120 * days), manufacturer="HP",
-                    model="Color LaserJet M452", alerts=["jam"] if k < 2 else [],
-                    supplies=[("toner", "black", 30 - 1.3 * days if days < 15 else 100 - 2 * (days - 15))]),
-        ])
+        feed.send(
+            at,
+            [
+                reading(
+                    "E1",
+                    at,
+                    ip="10.0.0.21",
+                    total=20_000 + int(400 * days),
+                    supplies=[
+                        ("toner", "black", 90 - 2.5 * days),
+                        ("toner", "cyan", 70 - 1.2 * days),
+                        ("toner", "magenta", 55 - 0.9 * days),
+                        ("toner", "yellow", 80 - 3.1 * days),
+                    ],
+                ),
+                reading(
+                    "E2",
+                    at,
+                    ip="10.0.0.22",
+                    total=5_000 + int(120 * days),
+                    manufacturer="HP",
+                    model="Color LaserJet M452",
+                    alerts=["jam"] if k < 2 else [],
+                    supplies=[("toner", "black", 30 - 1.3 * days if days < 15 else 100 - 2 * (days - 15))],
+                ),
+            ],
+        )
     return now
 
 
-def test_html_reports_render_with_charts_and_no_console_errors(db: object, fleet: datetime, browser: Chromium,
-                                                              tmp_path: Path) -> None:
+def test_html_reports_render_with_charts_and_no_console_errors(
+    db: object, fleet: datetime, browser: Chromium, tmp_path: Path
+) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     charts_expected = {"meters": 2, "supplies": 2, "inventory": 0, "alerts": 0, "health": 0}
     for kind, n_charts in charts_expected.items():
@@ -107,7 +143,8 @@ def test_a_report_prints_to_pdf(db: object, fleet: datetime, browser: Chromium, 
 
 def test_the_console_check_catches_a_broken_page(browser: Chromium, tmp_path: Path) -> None:
     page = tmp_path / "broken.html"
-    page.write_text('<!DOCTYPE html><html><body><img src="missing.png">'
-                    '<script>undefinedCall()</script></body></html>')
+    page.write_text(
+        '<!DOCTYPE html><html><body><img src="missing.png"><script>undefinedCall()</script></body></html>'
+    )
     _dom, console = browser.open(page, tmp_path / "broken.png")
     assert any("undefinedCall" in line for line in console), console

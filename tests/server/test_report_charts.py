@@ -21,38 +21,79 @@ from fsm_server import reports
 from fsm_server.ingest.pipeline import Pipeline
 
 #: a Xerox AltaLink C8045's supplies and an HP Color LaserJet M452nw's (descriptions as they report them)
-XEROX = ("Black Toner", "Cyan Toner", "Magenta Toner", "Yellow Toner", "Drum Cartridge (R1)",
-         "Drum Cartridge (R2)", "Drum Cartridge (R3)", "Drum Cartridge (R4)", "Fuser",
-         "Waste Toner Container", "Transfer Belt Cleaner", "Second Bias Transfer Roll")
-HP = ("Black Cartridge HP CF410A", "Cyan Cartridge HP CF411A",
-      "Magenta Cartridge HP CF413A This description is longer than 32", "Yellow Cartridge HP CF412A")
+XEROX = (
+    "Black Toner",
+    "Cyan Toner",
+    "Magenta Toner",
+    "Yellow Toner",
+    "Drum Cartridge (R1)",
+    "Drum Cartridge (R2)",
+    "Drum Cartridge (R3)",
+    "Drum Cartridge (R4)",
+    "Fuser",
+    "Waste Toner Container",
+    "Transfer Belt Cleaner",
+    "Second Bias Transfer Roll",
+)
+HP = (
+    "Black Cartridge HP CF410A",
+    "Cyan Cartridge HP CF411A",
+    "Magenta Cartridge HP CF413A This description is longer than 32",
+    "Yellow Cartridge HP CF412A",
+)
 COLORS = ("black", "cyan", "magenta", "yellow")
 
 
 def colour_printers(at: datetime, k: int) -> list:  # type: ignore[type-arg]
     """The Xerox and the HP, every supply ``k`` points lower than at first (k at most 50)."""
+
     def supplies(names: tuple[str, ...]) -> list[Supply]:
-        return [Supply(index=i + 1, description=n, kind="toner" if i < 4 else "other",
-                       color=COLORS[i] if i < 4 else None, level=95 - 3 * i - k, max=100, unit="percent",
-                       percent=float(95 - 3 * i - k), state="ok") for i, n in enumerate(names)]
+        return [
+            Supply(
+                index=i + 1,
+                description=n,
+                kind="toner" if i < 4 else "other",
+                color=COLORS[i] if i < 4 else None,
+                level=95 - 3 * i - k,
+                max=100,
+                unit="percent",
+                percent=float(95 - 3 * i - k),
+                state="ok",
+            )
+            for i, n in enumerate(names)
+        ]
+
     return [
-        msgspec.structs.replace(reading("XA1", at, ip="10.0.0.41", total=1000 + k, manufacturer="Xerox",
-                                        model="AltaLink C8045"), supplies=supplies(XEROX)),
-        msgspec.structs.replace(reading("CNB1", at, ip="10.0.0.42", total=2000 + k, manufacturer="HP",
-                                        model="HP Color LaserJet M452nw"), supplies=supplies(HP)),
+        msgspec.structs.replace(
+            reading("XA1", at, ip="10.0.0.41", total=1000 + k, manufacturer="Xerox", model="AltaLink C8045"),
+            supplies=supplies(XEROX),
+        ),
+        msgspec.structs.replace(
+            reading(
+                "CNB1",
+                at,
+                ip="10.0.0.42",
+                total=2000 + k,
+                manufacturer="HP",
+                model="HP Color LaserJet M452nw",
+            ),
+            supplies=supplies(HP),
+        ),
     ]
 
 
 def x_labels(svg: str) -> list[str]:
-    axis = svg[svg.index('class="axis x'):]
-    axis = axis[:axis.index('class="axis y') if 'class="axis y' in axis else len(axis)]
+    axis = svg[svg.index('class="axis x') :]
+    axis = axis[: axis.index('class="axis y') if 'class="axis y' in axis else len(axis)]
     return re.findall(r"<text[^>]*>([^<]*)</text>", axis)
 
 
-@pytest.mark.parametrize("every", [timedelta(seconds=15), timedelta(minutes=2), timedelta(hours=5),
-                                   timedelta(days=1)])
-def test_every_time_axis_label_is_a_different_moment(pipeline: Pipeline, client_kit: ClientKit,
-                                                     server_kit: ServerKit, every: timedelta) -> None:
+@pytest.mark.parametrize(
+    "every", [timedelta(seconds=15), timedelta(minutes=2), timedelta(hours=5), timedelta(days=1)]
+)
+def test_every_time_axis_label_is_a_different_moment(
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, every: timedelta
+) -> None:
     """Readings seconds apart (a first demo run), minutes, hours apart, daily over 90 days."""
     feed = Feeder(pipeline, client_kit, server_kit)
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
@@ -60,12 +101,14 @@ def test_every_time_axis_label_is_a_different_moment(pipeline: Pipeline, client_
     for k in range(n):
         at = end - every * (n - 1 - k)
         feed.send(at, colour_printers(at, k * 50 // n))
-    data = reports.build("supplies", start=end - timedelta(days=91), end=end + timedelta(hours=1),
-                         with_history=True)
+    data = reports.build(
+        "supplies", start=end - timedelta(days=91), end=end + timedelta(hours=1), with_history=True
+    )
     for kind in ("supplies", "meters"):
         if kind == "meters":
-            data = reports.build("meters", start=end - timedelta(days=91), end=end + timedelta(hours=1),
-                                 with_history=True)
+            data = reports.build(
+                "meters", start=end - timedelta(days=91), end=end + timedelta(hours=1), with_history=True
+            )
         charts = re.findall(r"<svg.*?</svg>", reports.render(data, "html"), re.S)
         assert len(charts) == 2, kind
         for svg in charts:
@@ -111,15 +154,17 @@ window.addEventListener("load", () => {
 
 
 def test_the_legends_of_colour_printers_do_not_overlap_in_a_browser(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, tmp_path: Path) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, tmp_path: Path
+) -> None:
     browser = Chromium(tmp_path)
     feed = Feeder(pipeline, client_kit, server_kit)
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     for k in range(30):
         at = end - timedelta(days=29 - k)
         feed.send(at, colour_printers(at, k))
-    data = reports.build("supplies", start=end - timedelta(days=31), end=end + timedelta(hours=1),
-                         with_history=True)
+    data = reports.build(
+        "supplies", start=end - timedelta(days=31), end=end + timedelta(hours=1), with_history=True
+    )
     page = reports.render(data, "html")
     measured = tmp_path / "measure.html"
     measured.write_text(page.replace("</body>", MEASURE))
@@ -142,17 +187,18 @@ window.addEventListener("load", () => {
 </script></body>"""
 
 
-def test_hostile_text_keeps_every_page_within_the_window(pipeline: Pipeline, client_kit: ClientKit,
-                                                         server_kit: ServerKit, db_backend: str,
-                                                         tmp_path: Path) -> None:
+def test_hostile_text_keeps_every_page_within_the_window(
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, db_backend: str, tmp_path: Path
+) -> None:
     """Long locations, serials and models without a space, bidi and control characters: every
     page still fits a 1280 px window (no row as wide as a 100 KB location)."""
     from test_reports_hostile_text import LONG, PERIOD, feed_hostile, shown_texts
 
     browser = Chromium(tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
-    feed_hostile(pipeline, client_kit, server_kit, (*shown_texts(db_backend), LONG, "M" * 60),
-                 customer="\u202eEMCA")
+    feed_hostile(
+        pipeline, client_kit, server_kit, (*shown_texts(db_backend), LONG, "M" * 60), customer="\u202eEMCA"
+    )
     for kind in reports.KINDS:
         page = tmp_path / f"{kind}.html"
         html = reports.render(reports.build(kind, with_history=True, **PERIOD), "html")  # type: ignore[arg-type]

@@ -16,10 +16,21 @@ from fsm_server.db.connect import Database
 from fsm_server.reports import plans
 from fsm_server.reports.scope import Scope
 
-SCOPE = Scope(start=datetime(2026, 10, 1, tzinfo=UTC), end=datetime(2026, 11, 1, tzinfo=UTC),
-              now=datetime(2026, 11, 2, tzinfo=UTC))
-QUERIES = sorted(["meters.anchors", "meters.reads", "supplies.levels", "alerts.readings", "health.anomalies",
-                  "health.latency"])
+SCOPE = Scope(
+    start=datetime(2026, 10, 1, tzinfo=UTC),
+    end=datetime(2026, 11, 1, tzinfo=UTC),
+    now=datetime(2026, 11, 2, tzinfo=UTC),
+)
+QUERIES = sorted(
+    [
+        "meters.anchors",
+        "meters.reads",
+        "supplies.levels",
+        "alerts.readings",
+        "health.anomalies",
+        "health.latency",
+    ]
+)
 
 
 @pytest.mark.parametrize("name", QUERIES)

@@ -47,12 +47,14 @@ def october(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) ->
     for n in range(-6, 34):
         devices = [reading("A1", day(n), ip="10.0.0.11", total=a_total(n))]
         if n >= 9:
-            devices.append(reading("B2", day(n) + timedelta(minutes=3), ip="10.0.0.12",
-                                   total=500 + 40 * (n - 9)))
+            devices.append(
+                reading("B2", day(n) + timedelta(minutes=3), ip="10.0.0.12", total=500 + 40 * (n - 9))
+            )
         if n <= 19:
             total = c_total(n) % 2**32
-            devices.append(reading("C3", day(n) + timedelta(minutes=5), ip="10.0.0.13", total=total,
-                                   black=total))
+            devices.append(
+                reading("C3", day(n) + timedelta(minutes=5), ip="10.0.0.13", total=total, black=total)
+            )
         if n == -5:
             devices.append(reading("D4", day(n), ip="10.0.0.14", total=777))
         feed.send(day(n) + timedelta(minutes=10), devices)
@@ -64,9 +66,12 @@ def rows_by(meters: reports.Meters, counter: str = "total") -> dict[str, reports
 
 
 def test_meters_give_start_end_and_usage_across_a_reset_an_addition_a_removal_and_a_wrap(
-        october: Feeder) -> None:
-    flags = {(c.value, c.flag) for c in CounterValue.select().where(CounterValue.flag.is_null(False),
-                                                                   CounterValue.name == "total")}
+    october: Feeder,
+) -> None:
+    flags = {
+        (c.value, c.flag)
+        for c in CounterValue.select().where(CounterValue.flag.is_null(False), CounterValue.name == "total")
+    }
     assert (60, "reset") in flags and (c_total(0) % 2**32, "wrap") in flags  # the pipeline flagged them
 
     m = reports.build("meters", start=OCT, end=NOV, now=datetime(2026, 11, 20, tzinfo=UTC), settings=SETTINGS)
@@ -97,9 +102,18 @@ def test_the_meters_csv_is_what_an_erp_imports(october: Feeder) -> None:
     m = reports.build("meters", start=OCT, end=NOV, settings=SETTINGS)
     table = list(csv.DictReader(io.StringIO(reports.render(m, "csv"))))
     a = next(r for r in table if r["serial"] == "A1" and r["meter"] == "TOTAL_CLICKS")
-    assert a == {**a, "customer": "ACME", "site": "HQ", "counter": "total", "start": str(a_total(-1)),
-                 "end": str(a_total(30)), "usage": "3060", "start_at": "2026-09-30T12:00:00Z",
-                 "end_at": "2026-10-31T12:00:00Z", "flags": "reset"}
+    assert a == {
+        **a,
+        "customer": "ACME",
+        "site": "HQ",
+        "counter": "total",
+        "start": str(a_total(-1)),
+        "end": str(a_total(30)),
+        "usage": "3060",
+        "start_at": "2026-09-30T12:00:00Z",
+        "end_at": "2026-10-31T12:00:00Z",
+        "flags": "reset",
+    }
     only = ReportsSection(meter_names={"total": "TOTAL_CLICKS"}, only_mapped_meters=True)
     mapped = reports.build("meters", start=OCT, end=NOV, settings=only)
     assert {r.meter for r in mapped.rows} == {"TOTAL_CLICKS"}
@@ -108,38 +122,58 @@ def test_the_meters_csv_is_what_an_erp_imports(october: Feeder) -> None:
 def test_meters_default_to_the_last_complete_month() -> None:
     assert reports.previous_month(datetime(2026, 11, 23, 9, tzinfo=UTC)) == (OCT, NOV)
     assert reports.previous_month(datetime(2026, 1, 5, tzinfo=UTC)) == (
-        datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+        datetime(2025, 12, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
 
 def test_inventory_lists_devices_per_customer_with_first_and_last_seen(
-        october: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit,
-        tmp_path: Path) -> None:
+    october: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
+) -> None:
     other = make_client(tmp_path / "globex", "globex-1")
     registry.add(other.name, other.pub_path)
     Feeder(pipeline, other, server_kit, customer="Globex", site="Plant").send(
-        day(5), [reading("G1", day(5), ip="10.9.0.1", total=5, manufacturer="HP", model="LaserJet M404")])
+        day(5), [reading("G1", day(5), ip="10.9.0.1", total=5, manufacturer="HP", model="LaserJet M404")]
+    )
     inv = reports.build("inventory")
     assert [(r.device.customer, r.device.serial) for r in inv.rows] == [
-        ("ACME", "A1"), ("ACME", "B2"), ("ACME", "C3"), ("ACME", "D4"), ("Globex", "G1")]
+        ("ACME", "A1"),
+        ("ACME", "B2"),
+        ("ACME", "C3"),
+        ("ACME", "D4"),
+        ("Globex", "G1"),
+    ]
     a = inv.rows[0]
     assert (a.first_seen, a.last_seen, a.pmd, a.device.location, a.total) == (
-        day(-6), day(33), "ricoh", "2nd floor", a_total(33))
+        day(-6),
+        day(33),
+        "ricoh",
+        "2nd floor",
+        a_total(33),
+    )
     only = reports.build("inventory", customer="Globex")
     assert [r.device.serial for r in only.rows] == ["G1"]
     data = msgspec.json.decode(reports.render(only, "json"))
     assert data["kind"] == "inventory" and data["rows"][0]["device"]["client"] == "globex-1"
 
 
-def test_alerts_show_open_and_closed_episodes_with_durations(pipeline: Pipeline, client_kit: ClientKit,
-                                                             server_kit: ServerKit) -> None:
+def test_alerts_show_open_and_closed_episodes_with_durations(
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     feed = Feeder(pipeline, client_kit, server_kit)
     t = datetime(2026, 11, 10, 8, tzinfo=UTC)
     feed.send(t, [reading("A1", t, total=1)])
-    feed.send(t + timedelta(hours=1), [reading("A1", t + timedelta(hours=1), total=2, alerts=["jam"],
-                                               conditions=["jammed"])], kind="alert")
+    feed.send(
+        t + timedelta(hours=1),
+        [reading("A1", t + timedelta(hours=1), total=2, alerts=["jam"], conditions=["jammed"])],
+        kind="alert",
+    )
     feed.send(t + timedelta(hours=3), [reading("A1", t + timedelta(hours=3), total=3)], kind="alert")
-    feed.send(t + timedelta(hours=5), [reading("A1", t + timedelta(hours=5), total=4, alerts=["door_open"])],
-              kind="alert")
+    feed.send(
+        t + timedelta(hours=5),
+        [reading("A1", t + timedelta(hours=5), total=4, alerts=["door_open"])],
+        kind="alert",
+    )
     r = reports.build("alerts", start=t, end=t + timedelta(hours=9), now=t + timedelta(hours=9))
     assert [(e.code, e.duration_seconds) for e in r.open] == [("door_open", 4 * 3600)]
     assert r.open[0].severity == "critical" and r.open[0].end is None
@@ -152,8 +186,9 @@ def test_alerts_show_open_and_closed_episodes_with_durations(pipeline: Pipeline,
     assert (first["code"], first["status"], first["duration_seconds"]) == ("door_open", "open", "14400")
 
 
-def test_health_finds_silence_gaps_quarantine_anomalies_and_latency(october: Feeder,
-                                                                    pipeline: Pipeline) -> None:
+def test_health_finds_silence_gaps_quarantine_anomalies_and_latency(
+    october: Feeder, pipeline: Pipeline
+) -> None:
     pipeline.process(b"not a report at all", source="test")
     # report 41 and 42 never arrive; 43 does
     october.seq += 2
@@ -176,12 +211,16 @@ def test_health_finds_silence_gaps_quarantine_anomalies_and_latency(october: Fee
 
 
 def test_ingest_latency_percentiles_run_from_observed_at_to_ingested_at(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     feed = Feeder(pipeline, client_kit, server_kit)
     now = datetime.now(UTC)
     for k in range(1, 11):  # observed 10, 20, ... 100 s before they are ingested
-        feed.send(now, [reading(f"L{k}", now - timedelta(seconds=10 * k), total=k)],
-                  kind="alert" if k == 1 else "periodic")
+        feed.send(
+            now,
+            [reading(f"L{k}", now - timedelta(seconds=10 * k), total=k)],
+            kind="alert" if k == 1 else "periodic",
+        )
     end = datetime.now(UTC) + timedelta(seconds=1)
     lat = reports.build("health", start=now - timedelta(hours=1), end=end).latency
     assert lat.count == 10
@@ -212,15 +251,28 @@ def test_bad_kind_format_or_period_is_a_report_error() -> None:
         reports.build("meters", settings=ReportsSection(meter_names={"totl": "TOTAL"}))
 
 
-def test_values_a_device_reports_are_escaped_in_html(pipeline: Pipeline, client_kit: ClientKit,
-                                                     server_kit: ServerKit) -> None:
+def test_values_a_device_reports_are_escaped_in_html(
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     evil = '<script>alert("x")</script>'
     feed = Feeder(pipeline, client_kit, server_kit)
     t = datetime(2026, 11, 1, tzinfo=UTC)
     for k in range(3):
         at = t + timedelta(days=k)
-        feed.send(at, [reading("X1", at, total=10 + k, model=evil, location=evil,
-                               supplies=[("toner", "black", 50.0 - k)], alerts=["jam"])])
+        feed.send(
+            at,
+            [
+                reading(
+                    "X1",
+                    at,
+                    total=10 + k,
+                    model=evil,
+                    location=evil,
+                    supplies=[("toner", "black", 50.0 - k)],
+                    alerts=["jam"],
+                )
+            ],
+        )
     for kind in ("inventory", "supplies", "meters", "alerts"):
         data = reports.build(kind, start=t, end=t + timedelta(days=5), with_history=True)
         page = reports.render(data, "html")

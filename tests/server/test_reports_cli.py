@@ -18,8 +18,13 @@ from fsm_server.ingest.pipeline import Pipeline
 
 
 @pytest.fixture
-def loaded(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, database_url: str,
-           monkeypatch: pytest.MonkeyPatch) -> None:
+def loaded(
+    pipeline: Pipeline,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("FSM_DATABASE_URL", database_url)
     feed = Feeder(pipeline, client_kit, server_kit)
     start = datetime(2026, 10, 1, 6, tzinfo=UTC)
@@ -41,12 +46,24 @@ def test_report_meters_as_csv_uses_the_erp_meter_names(loaded: None, tmp_path: P
     rows = {r["meter"]: r for r in csv.DictReader(io.StringIO(out))}
     assert set(rows) == {"BILL_TOTAL", "total_black"}
     assert (rows["BILL_TOTAL"]["start"], rows["BILL_TOTAL"]["end"], rows["BILL_TOTAL"]["usage"]) == (
-        "950", str(1000 + 50 * 30), str(50 * 31))
+        "950",
+        str(1000 + 50 * 30),
+        str(50 * 31),
+    )
 
 
 def test_report_writes_html_to_out_and_picks_the_format_from_the_name(loaded: None, tmp_path: Path) -> None:
-    run(tmp_path, "report", "supplies", "--from", "2026-10-01", "--to", "2026-11-02", "--out",
-        str(tmp_path / "s.html"))
+    run(
+        tmp_path,
+        "report",
+        "supplies",
+        "--from",
+        "2026-10-01",
+        "--to",
+        "2026-11-02",
+        "--out",
+        str(tmp_path / "s.html"),
+    )
     page = (tmp_path / "s.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
     run(tmp_path, "report", "inventory", "--customer", "ACME", "--out", str(tmp_path / "i.json"))

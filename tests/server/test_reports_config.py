@@ -30,7 +30,12 @@ def test_the_commented_rules_load_too() -> None:
     uncommented = re.sub(r"^# (\[\[rules\]\]|[a-z_]+ = )", r"\1", part(), flags=re.M)
     config = configfile.convert(tomllib.loads(uncommented), ServerConfig, source="config.example.toml")
     assert [r.when for r in config.rules] == [
-        "alert", "supply_days", "silent_client", "counter_anomaly", "backup"]
+        "alert",
+        "supply_days",
+        "silent_client",
+        "counter_anomaly",
+        "backup",
+    ]
     assert config.reports.meter_names["total"] == "TOTAL_CLICKS"
 
 

@@ -39,8 +39,14 @@ HIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202
 LONG = "L" * 100_000
 
 
-def feed_hostile(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, texts: tuple[str, ...],
-                 *, customer: str = "ACME") -> None:
+def feed_hostile(
+    pipeline: Pipeline,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    texts: tuple[str, ...],
+    *,
+    customer: str = "ACME",
+) -> None:
     """Three days of readings of one device per text, its model, serial, maker, location, supply and
     alert text set to it; the report's customer and site too when ``customer`` is."""
     feed = Feeder(pipeline, client_kit, server_kit, customer=customer, site=customer)
@@ -51,8 +57,14 @@ def feed_hostile(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKi
             # the identity columns hold 200 characters (long ones are ingest's business, not these tests')
             short = text[:100]
             d = hostile_text_device(i, observed_at=at, model=short, location=text, supply=text, alert=text)
-            devices.append(msgspec.structs.replace(d, serial=f"{short}{i}", manufacturer=short,
-                                                   counters={**d.counters, "total": 1000 + 10 * day}))
+            devices.append(
+                msgspec.structs.replace(
+                    d,
+                    serial=f"{short}{i}",
+                    manufacturer=short,
+                    counters={**d.counters, "total": 1000 + 10 * day},
+                )
+            )
         feed.send(at, devices)
 
 
@@ -69,8 +81,9 @@ def as_cells(texts: tuple[str, ...]) -> set[str]:
 
 
 @pytest.mark.parametrize("customer", ["ACME", FORMULA_TEXTS[0]])
-def test_no_csv_cell_is_a_formula_a_spreadsheet_would_run(pipeline: Pipeline, client_kit: ClientKit,
-                                                          server_kit: ServerKit, customer: str) -> None:
+def test_no_csv_cell_is_a_formula_a_spreadsheet_would_run(
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, customer: str
+) -> None:
     feed_hostile(pipeline, client_kit, server_kit, FORMULA_TEXTS, customer=customer)
     for kind in reports.KINDS:
         text = reports.render(reports.build(kind, **PERIOD), "csv")  # type: ignore[arg-type]
@@ -93,7 +106,8 @@ def test_no_csv_cell_is_a_formula_a_spreadsheet_would_run(pipeline: Pipeline, cl
 
 
 def test_pages_show_bidi_and_control_characters_defused_and_long_text_short(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, db_backend: str) -> None:
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, db_backend: str
+) -> None:
     texts = (*shown_texts(db_backend), LONG)
     feed_hostile(pipeline, client_kit, server_kit, texts, customer="\u202eEMCA")
     for kind in reports.KINDS:
@@ -108,31 +122,58 @@ def test_pages_show_bidi_and_control_characters_defused_and_long_text_short(
         assert len(page) < 200_000, (kind, len(page))
 
 
-def test_device_names_do_not_repeat_the_maker(pipeline: Pipeline, client_kit: ClientKit,
-                                              server_kit: ServerKit) -> None:
+def test_device_names_do_not_repeat_the_maker(
+    pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     feed = Feeder(pipeline, client_kit, server_kit)
     for day in range(3):
         at = T0 + timedelta(days=day)
-        feed.send(at, [
-            reading("CNB1", at, ip="10.0.0.31", total=100 + day, manufacturer="HP",
-                    model="HP Color LaserJet M452nw", supplies=[("toner", "black", 50.0 - day)],
-                    alerts=["jam"]),
-            reading("A7PU", at, ip="10.0.0.32", total=200 + day, manufacturer="Konica Minolta",
-                    model="KONICA MINOLTA bizhub C250i", supplies=[("toner", "cyan", 60.0 - day)]),
-            reading("E1", at, ip="10.0.0.33", total=300 + day),  # Ricoh MP C3004: the maker is added
-        ])
+        feed.send(
+            at,
+            [
+                reading(
+                    "CNB1",
+                    at,
+                    ip="10.0.0.31",
+                    total=100 + day,
+                    manufacturer="HP",
+                    model="HP Color LaserJet M452nw",
+                    supplies=[("toner", "black", 50.0 - day)],
+                    alerts=["jam"],
+                ),
+                reading(
+                    "A7PU",
+                    at,
+                    ip="10.0.0.32",
+                    total=200 + day,
+                    manufacturer="Konica Minolta",
+                    model="KONICA MINOLTA bizhub C250i",
+                    supplies=[("toner", "cyan", 60.0 - day)],
+                ),
+                reading("E1", at, ip="10.0.0.33", total=300 + day),  # Ricoh MP C3004: the maker is added
+            ],
+        )
     for kind in ("inventory", "meters", "supplies", "alerts"):
         page = reports.render(reports.build(kind, with_history=True, **PERIOD), "html")  # type: ignore[arg-type]
         assert "HP HP" not in page and "Minolta KONICA" not in page, kind
         assert "HP Color LaserJet M452nw" in page, kind
     inventory = reports.build("inventory", **PERIOD)
     assert sorted(r.device.name for r in inventory.rows) == [  # type: ignore[union-attr]
-        "HP Color LaserJet M452nw", "KONICA MINOLTA bizhub C250i", "Ricoh MP C3004"]
+        "HP Color LaserJet M452nw",
+        "KONICA MINOLTA bizhub C250i",
+        "Ricoh MP C3004",
+    ]
 
 
 def test_an_empty_or_low_supply_ranks_below_any_percentage(
-        pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit, database_url: str,
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline: Pipeline,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """A Brother reports its drum in percent and its toner only as a state (level -3, then empty):
     the demo's console table shows the toner as its lowest supply, not "Drum Unit 69 %"."""
     feed = Feeder(pipeline, client_kit, server_kit)
@@ -142,14 +183,39 @@ def test_an_empty_or_low_supply_ranks_below_any_percentage(
     for day, toner in enumerate(("some_remaining", "low", "empty")):
         at = datetime.now(UTC) - timedelta(hours=3 - day)
         d = reading("E78", at, total=5000 + day, manufacturer="Brother", model="HL-5370DW")
-        d = msgspec.structs.replace(d, supplies=[
-            Supply(index=2, description="Black Toner Cartridge", kind="toner", color="black", level=-3,
-                   max=-2, percent=None, state=toner),  # type: ignore[arg-type]
-            Supply(index=3, description="Drum Unit", kind="opc", level=17208, max=25000, percent=68.8,
-                   state="ok"),
-            Supply(index=4, description="Waste", kind="waste_toner", level=-3, max=-2, percent=None,
-                   state="some_remaining"),
-        ])
+        d = msgspec.structs.replace(
+            d,
+            supplies=[
+                Supply(
+                    index=2,
+                    description="Black Toner Cartridge",
+                    kind="toner",
+                    color="black",
+                    level=-3,
+                    max=-2,
+                    percent=None,
+                    state=toner,
+                ),  # type: ignore[arg-type]
+                Supply(
+                    index=3,
+                    description="Drum Unit",
+                    kind="opc",
+                    level=17208,
+                    max=25000,
+                    percent=68.8,
+                    state="ok",
+                ),
+                Supply(
+                    index=4,
+                    description="Waste",
+                    kind="waste_toner",
+                    level=-3,
+                    max=-2,
+                    percent=None,
+                    state="some_remaining",
+                ),
+            ],
+        )
         feed.send(at, [d])
         rows = reports.build("supplies").rows  # type: ignore[union-attr]
         if toner == "low":
@@ -163,10 +229,15 @@ def test_an_empty_or_low_supply_ranks_below_any_percentage(
     assert (lowest.description, lowest.state) == ("Black Toner Cartridge", "empty")
 
 
-def test_the_devices_command_shows_hostile_text_defused(pipeline: Pipeline, client_kit: ClientKit,
-                                                        server_kit: ServerKit, database_url: str,
-                                                        monkeypatch: pytest.MonkeyPatch, db_backend: str,
-                                                        tmp_path: Path) -> None:
+def test_the_devices_command_shows_hostile_text_defused(
+    pipeline: Pipeline,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    db_backend: str,
+    tmp_path: Path,
+) -> None:
     feed_hostile(pipeline, client_kit, server_kit, (*shown_texts(db_backend), "[/bold] not markup", LONG))
     monkeypatch.setenv("FSM_DATABASE_URL", database_url)
     config = tmp_path / "server.toml"

@@ -31,8 +31,12 @@ def streamed(kind: str, **period: object) -> str:
 
 def same(page: str) -> str:
     """The page without what pygal makes different each time (charts' random ids, today's date)."""
-    return re.sub(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-                  r"|pygal [0-9.]+ \(\w+\) [^>]* on \d{4}-\d\d-\d\d)", "~", page)
+    return re.sub(
+        r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+        r"|pygal [0-9.]+ \(\w+\) [^>]* on \d{4}-\d\d-\d\d)",
+        "~",
+        page,
+    )
 
 
 def before(page: str, report: reports.Meters) -> str:
@@ -73,8 +77,9 @@ def test_streamed_meters_html_is_the_page_of_before_on_a_messy_fleet(messy: obje
     report = reports.build("meters", start=start, end=end, now=now, settings=SETTINGS, with_history=True)
     assert device_blocks(page)[0] == before(page, report)  # type: ignore[arg-type]
     for kind in ("supplies", "alerts"):
-        assert streamed(kind, start=start, end=end, now=now) == same(reports.render(
-            reports.build(kind, start=start, end=end, now=now, with_history=True), "html"))
+        assert streamed(kind, start=start, end=end, now=now) == same(
+            reports.render(reports.build(kind, start=start, end=end, now=now, with_history=True), "html")
+        )
 
 
 def peak_writing(kind: str, fmt: str, out: Path) -> int:
@@ -88,8 +93,9 @@ def peak_writing(kind: str, fmt: str, out: Path) -> int:
         tracemalloc.stop()
 
 
-def test_the_meters_page_of_a_fleet_is_written_holding_a_chunk_not_the_page(db: Database,
-                                                                            tmp_path: Path) -> None:
+def test_the_meters_page_of_a_fleet_is_written_holding_a_chunk_not_the_page(
+    db: Database, tmp_path: Path
+) -> None:
     fill(db, devices=2500, days=2, progress=False)
     csv = peak_writing("meters", "csv", tmp_path / "meters.csv")
     html = peak_writing("meters", "html", tmp_path / "meters.html")

@@ -26,11 +26,17 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
 
 
 def _config(client_kit: ClientKit, server_kit: ServerKit) -> ClientConfig:
-    return configfile.convert({
-        "client": {"id": client_kit.name, "customer": "ACME", "site": "HQ"},
-        "keys": {"signing_key": str(client_kit.pub_path.with_suffix(".key")),
-                 "server_public_key": str(server_kit.key_path.parent / SERVER_PUB_FILE)},
-    }, ClientConfig, source="test")
+    return configfile.convert(
+        {
+            "client": {"id": client_kit.name, "customer": "ACME", "site": "HQ"},
+            "keys": {
+                "signing_key": str(client_kit.pub_path.with_suffix(".key")),
+                "server_public_key": str(server_kit.key_path.parent / SERVER_PUB_FILE),
+            },
+        },
+        ClientConfig,
+        source="test",
+    )
 
 
 def _life(store: Store, sealer: Sealer, config: ClientConfig, start: datetime, reports: int) -> None:
@@ -53,7 +59,8 @@ def _deliver(store: Store, pipeline: Pipeline) -> list[Verdict]:
 
 
 def test_a_reset_client_is_told_what_to_run_and_its_reports_load_after_renumber(
-        tmp_path: Path, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    tmp_path: Path, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     config = _config(client_kit, server_kit)
     sealer = Sealer.from_config(config, tmp_path)
     with Store.in_data_dir(tmp_path / "before") as store:
@@ -64,8 +71,10 @@ def test_a_reset_client_is_told_what_to_run_and_its_reports_load_after_renumber(
         _life(store, sealer, config, T0 + timedelta(days=1), 3)
         verdicts = _deliver(store, pipeline)
         assert [(v.outcome, v.reason, v.seq) for v in verdicts] == [
-            ("quarantined", "seq_conflict", 1), ("quarantined", "seq_conflict", 2),
-            ("quarantined", "seq_conflict", 3)]
+            ("quarantined", "seq_conflict", 1),
+            ("quarantined", "seq_conflict", 2),
+            ("quarantined", "seq_conflict", 3),
+        ]
         hint = Quarantine.get_by_id(verdicts[0].quarantine_id).hint
         assert "fsm-client outbox renumber --after 5" in hint
         assert Reading.select().count() == 5
@@ -86,7 +95,8 @@ def test_a_reset_client_is_told_what_to_run_and_its_reports_load_after_renumber(
 
 
 def test_renumber_on_the_command_line_moves_unsent_reports_and_names_purged_ones(
-        tmp_path: Path, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    tmp_path: Path, client_kit: ClientKit, server_kit: ServerKit
+) -> None:
     import json
 
     from fsm_client.cli import main
@@ -95,19 +105,36 @@ def test_renumber_on_the_command_line_moves_unsent_reports_and_names_purged_ones
     config_path = tmp_path / "client.toml"
     config_path.write_text(
         f'[client]\nid = "{client_kit.name}"\ncustomer = "ACME"\nsite = "HQ"\n[keys]\n'
-        f'signing_key = "{config.keys.signing_key}"\nserver_public_key = "{config.keys.server_public_key}"\n')
+        f'signing_key = "{config.keys.signing_key}"\nserver_public_key = "{config.keys.server_public_key}"\n'
+    )
     data = tmp_path / "data"
     with Store.in_data_dir(data) as store:
         _life(store, Sealer.from_config(config, data), config, T0, 3)
         with store.atomic():
             store._db.execute("UPDATE outbox SET plaintext = NULL WHERE seq = 1")  # past retention
-    run = CliRunner().invoke(main, ["--config", str(config_path), "--data-dir", str(data),
-                                    "outbox", "renumber", "--after", "40", "--json"])
+    run = CliRunner().invoke(
+        main,
+        [
+            "--config",
+            str(config_path),
+            "--data-dir",
+            str(data),
+            "outbox",
+            "renumber",
+            "--after",
+            "40",
+            "--json",
+        ],
+    )
     assert run.exit_code == 0, run.output
-    assert json.loads(run.output) == {"moved": [{"from": 2, "to": 41}, {"from": 3, "to": 42}],
-                                      "purged": [1], "next_seq": 43}
-    run = CliRunner().invoke(main, ["--config", str(config_path), "--data-dir", str(data),
-                                    "outbox", "renumber", "--after", "40"])
+    assert json.loads(run.output) == {
+        "moved": [{"from": 2, "to": 41}, {"from": 3, "to": 42}],
+        "purged": [1],
+        "next_seq": 43,
+    }
+    run = CliRunner().invoke(
+        main, ["--config", str(config_path), "--data-dir", str(data), "outbox", "renumber", "--after", "40"]
+    )
     assert run.exit_code == 0, run.output
     assert "could not seal 1 report(s) again" in run.output and "the next report is number 43" in run.output
     with Store.in_data_dir(data) as store:

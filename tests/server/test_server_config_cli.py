@@ -37,21 +37,25 @@ def assert_clean_error(result: Result, exit_code: int, *needles: str) -> None:
 MAILBOX = '[[mailboxes]]\nhost = "127.0.0.1"\nuser = "dealer@fsm.test"\n'
 
 
-@pytest.mark.parametrize(("toml", "key"), [
-    ("[ingest]\nbatch = 0\n", "ingest.batch"),
-    ("[ingest]\nbatch = -1\n", "ingest.batch"),
-    ("[ingest]\npoll_seconds = 0\n", "ingest.poll_seconds"),
-    ("[ingest]\nmax_mail_bytes = -5\n", "ingest.max_mail_bytes"),
-    ("[ingest]\nshutdown_timeout = -1.0\n", "ingest.shutdown_timeout"),
-    ("[notify]\ntimeout = 0.0\n", "notify.timeout"),
-    ("[notify]\nevaluate_seconds = 0.0\n", "notify.evaluate_seconds"),
-    ("[reports]\nlow_supply_percent = 150.0\n", "reports.low_supply_percent"),
-    ("[reports]\nforecast_min_points = 1\n", "reports.forecast_min_points"),
-    ('[[rules]]\nname = "r"\nwhen = "alert"\ndelay_seconds = -1\n', "rules[0].delay_seconds"),
-    (MAILBOX + "port = 0\n", "mailboxes[0].port"),
-])
-def test_an_out_of_bounds_number_is_refused_at_start_up_naming_the_key(tmp_path: Path, toml: str,
-                                                                       key: str) -> None:
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[ingest]\nbatch = 0\n", "ingest.batch"),
+        ("[ingest]\nbatch = -1\n", "ingest.batch"),
+        ("[ingest]\npoll_seconds = 0\n", "ingest.poll_seconds"),
+        ("[ingest]\nmax_mail_bytes = -5\n", "ingest.max_mail_bytes"),
+        ("[ingest]\nshutdown_timeout = -1.0\n", "ingest.shutdown_timeout"),
+        ("[notify]\ntimeout = 0.0\n", "notify.timeout"),
+        ("[notify]\nevaluate_seconds = 0.0\n", "notify.evaluate_seconds"),
+        ("[reports]\nlow_supply_percent = 150.0\n", "reports.low_supply_percent"),
+        ("[reports]\nforecast_min_points = 1\n", "reports.forecast_min_points"),
+        ('[[rules]]\nname = "r"\nwhen = "alert"\ndelay_seconds = -1\n', "rules[0].delay_seconds"),
+        (MAILBOX + "port = 0\n", "mailboxes[0].port"),
+    ],
+)
+def test_an_out_of_bounds_number_is_refused_at_start_up_naming_the_key(
+    tmp_path: Path, toml: str, key: str
+) -> None:
     config = tmp_path / "server.toml"
     config.write_text(toml)
     result = invoke("--config", str(config), "--data-dir", str(tmp_path / "data"), "ingest", "--once")
@@ -60,16 +64,29 @@ def test_an_out_of_bounds_number_is_refused_at_start_up_naming_the_key(tmp_path:
 
 
 def test_ingest_once_with_batch_zero_stops_at_once_instead_of_spinning(
-        empty_dealer_mailbox: MailStack, server_kit: ServerKit, tmp_path: Path) -> None:
+    empty_dealer_mailbox: MailStack, server_kit: ServerKit, tmp_path: Path
+) -> None:
     config = write_server_config(tmp_path / "server.toml", empty_dealer_mailbox, server_kit)
     config.write_text(config.read_text().replace("batch = 20", "batch = 0"))
     started = time.monotonic()
     try:
         done = subprocess.run(
-            [sys.executable, "-c", "from fsm_server.cli import main; main()", "--config", str(config),
-             "--data-dir", str(tmp_path / "data"), "ingest", "--once"],
+            [
+                sys.executable,
+                "-c",
+                "from fsm_server.cli import main; main()",
+                "--config",
+                str(config),
+                "--data-dir",
+                str(tmp_path / "data"),
+                "ingest",
+                "--once",
+            ],
             env={**os.environ, "FSM_DATABASE_URL": f"sqlite:///{tmp_path / 'fsm.db'}"},
-            capture_output=True, text=True, timeout=30)
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("`ingest --once` with [ingest] batch = 0 did not return within 30 s")
     assert done.returncode == 3, done.stderr
@@ -101,8 +118,9 @@ def migrated(db: Database, database_url: str, monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize("target", ["under-a-file", "a-directory"])
-def test_an_unwritable_report_out_path_is_an_error_not_a_traceback(migrated: Database, tmp_path: Path,
-                                                                   target: str) -> None:
+def test_an_unwritable_report_out_path_is_an_error_not_a_traceback(
+    migrated: Database, tmp_path: Path, target: str
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     out = blocker / "inventory.html" if target == "under-a-file" else tmp_path
@@ -115,7 +133,8 @@ def test_an_unwritable_report_out_path_is_an_error_not_a_traceback(migrated: Dat
 
 
 def test_a_data_dir_that_cannot_be_created_is_an_error_not_a_traceback(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FSM_DATABASE_URL", raising=False)
     blocker = tmp_path / "a-file"
     blocker.write_text("")

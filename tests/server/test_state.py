@@ -21,8 +21,10 @@ T0 = datetime(2026, 10, 1, 9, tzinfo=UTC)
 
 
 def snapshot(db: Database) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    return (list(sql.rows(db, "SELECT * FROM device_latest ORDER BY device_id")),
-            list(sql.rows(db, "SELECT * FROM supply_latest ORDER BY device_id, key")))
+    return (
+        list(sql.rows(db, "SELECT * FROM device_latest ORDER BY device_id")),
+        list(sql.rows(db, "SELECT * FROM supply_latest ORDER BY device_id, key")),
+    )
 
 
 def black(n: int) -> float:
@@ -38,10 +40,21 @@ def fed(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> Fee
     late = None
     for n in range(12):
         at = T0 + timedelta(days=n)
-        a = reading("A1", at, total=1000 + 50 * n, alerts=["jam"] if n == 5 else [],
-                    supplies=[("toner", "black", black(n)), ("drum", None, 80.0)])
-        b = reading("B2", at + timedelta(minutes=1), ip="10.0.0.12", total=10 + n,
-                    supplies=[("toner", "black", 60.0 - n)], conditions=["door_open"] if n == 11 else [])
+        a = reading(
+            "A1",
+            at,
+            total=1000 + 50 * n,
+            alerts=["jam"] if n == 5 else [],
+            supplies=[("toner", "black", black(n)), ("drum", None, 80.0)],
+        )
+        b = reading(
+            "B2",
+            at + timedelta(minutes=1),
+            ip="10.0.0.12",
+            total=10 + n,
+            supplies=[("toner", "black", 60.0 - n)],
+            conditions=["door_open"] if n == 11 else [],
+        )
         if n == 10:
             b = msgspec.structs.replace(b, reachability="unreachable", supplies=[], counters={})
         if n == 4:
@@ -84,7 +97,8 @@ def test_the_latest_state_gives_one_row_per_device_and_supply_with_a_forecast(fe
 
 
 def test_db_rebuild_state_recomputes_what_ingest_keeps(
-    fed: Feeder, db: Database, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fed: Feeder, db: Database, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kept = snapshot(db)
     db.peewee.execute_sql("DELETE FROM supply_latest")
     db.peewee.execute_sql("UPDATE device_latest SET reachability = 'stale'")

@@ -50,24 +50,37 @@ def victim(pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> 
 
 
 def device_of(customer: str, serial: str = "VICTIM1") -> Device:
-    return (Device.select(Device).join(Customer, on=(Device.customer == Customer.id))
-            .where(Customer.name == customer, Device.serial == serial).get())
+    return (
+        Device.select(Device)
+        .join(Customer, on=(Device.customer == Customer.id))
+        .where(Customer.name == customer, Device.serial == serial)
+        .get()
+    )
 
 
 def acme_meters(last_day: int = 2) -> reports.Meters:
     """ACME's meters from its day-0 read to an hour after its read of ``last_day``."""
-    data = reports.build("meters", customer="ACME", start=at(0) + timedelta(hours=1),
-                         end=at(last_day) + timedelta(hours=1))
+    data = reports.build(
+        "meters", customer="ACME", start=at(0) + timedelta(hours=1), end=at(last_day) + timedelta(hours=1)
+    )
     assert isinstance(data, reports.Meters)
     return data
 
 
 def test_another_customers_serial_makes_a_device_of_its_own_and_changes_nothing_of_the_victims(
-        victim: Feeder, attacker: ClientKit, pipeline: Pipeline, server_kit: ServerKit) -> None:
+    victim: Feeder, attacker: ClientKit, pipeline: Pipeline, server_kit: ServerKit
+) -> None:
     printer = reading("VICTIM1", at(0))
     for seq, hours in ((1, 30), (2, 40)):  # between the victim's reads: a reset, then a jump, if they mixed
-        mail = another_customers_serial(printer, attacker, server_kit, seq, customer="Globex", site="Plant",
-                                        created_at=at(0) + timedelta(hours=hours))
+        mail = another_customers_serial(
+            printer,
+            attacker,
+            server_kit,
+            seq,
+            customer="Globex",
+            site="Plant",
+            created_at=at(0) + timedelta(hours=hours),
+        )
         verdict = pipeline.process(mail, source="test")
         assert verdict.outcome == "loaded", verdict
 
@@ -75,7 +88,11 @@ def test_another_customers_serial_makes_a_device_of_its_own_and_changes_nothing_
     mine, theirs = device_of("ACME"), device_of("Globex")
     assert mine.identity == theirs.identity == "sn:ricoh:VICTIM1"
     assert (mine.client.name, mine.site.name, mine.ip, mine.last_seen) == (
-        "acme-hq", "HQ", "10.0.0.11", at(2))
+        "acme-hq",
+        "HQ",
+        "10.0.0.11",
+        at(2),
+    )
     assert (theirs.client.name, theirs.site.name) == ("globex-1", "Plant")
     # the victim's history is its own readings only; the attacker's went to the attacker's device
     clients = [r.envelope.client.name for r in Reading.select().where(Reading.device == mine)]
@@ -90,15 +107,16 @@ def test_another_customers_serial_makes_a_device_of_its_own_and_changes_nothing_
 
 
 def test_a_report_naming_another_customer_than_its_clients_is_quarantined_and_changes_nothing(
-        victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry,
-        server_kit: ServerKit) -> None:
+    victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry, server_kit: ServerKit
+) -> None:
     printer = reading("VICTIM1", at(0))
     first = another_customers_serial(printer, attacker, server_kit, 1, customer="Globex", created_at=at(3))
     assert pipeline.process(first).outcome == "loaded"  # its first report binds globex-1 to Globex
     assert registry.get(attacker.name).customer == "Globex"
     # now it claims to be ACME's, to reach ACME's printer from inside its customer
-    claim = another_customers_serial(printer, attacker, server_kit, 2, customer="ACME", site="HQ",
-                                     created_at=at(4))
+    claim = another_customers_serial(
+        printer, attacker, server_kit, 2, customer="ACME", site="HQ", created_at=at(4)
+    )
     verdict = pipeline.process(claim)
     assert (verdict.outcome, verdict.reason) == ("quarantined", "customer_mismatch")
     assert "'ACME'" in verdict.detail and "'Globex'" in verdict.detail
@@ -112,22 +130,24 @@ def test_a_report_naming_another_customer_than_its_clients_is_quarantined_and_ch
 
 
 def test_a_client_enrolled_under_a_customer_cannot_report_as_another_even_first(
-        victim: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit,
-        tmp_path: Path) -> None:
+    victim: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
+) -> None:
     kit = make_client(tmp_path / "initech", "initech-1")
     assert registry.add(kit.name, kit.pub_path, customer="Initech").customer == "Initech"
-    claim = another_customers_serial(reading("VICTIM1", at(0)), kit, server_kit, 1, customer="ACME",
-                                     site="HQ", created_at=at(3))
+    claim = another_customers_serial(
+        reading("VICTIM1", at(0)), kit, server_kit, 1, customer="ACME", site="HQ", created_at=at(3)
+    )
     assert pipeline.process(claim).reason == "customer_mismatch"
     assert Device.select().where(Device.serial == "VICTIM1").count() == 1
     assert device_of("ACME").client.name == "acme-hq"
 
 
 def test_an_unenrolled_clients_first_report_cannot_join_a_customer_that_has_clients(
-        victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry,
-        server_kit: ServerKit) -> None:
-    claim = another_customers_serial(reading("VICTIM1", at(0)), attacker, server_kit, 1, customer="ACME",
-                                     site="HQ", created_at=at(3))
+    victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry, server_kit: ServerKit
+) -> None:
+    claim = another_customers_serial(
+        reading("VICTIM1", at(0)), attacker, server_kit, 1, customer="ACME", site="HQ", created_at=at(3)
+    )
     verdict = pipeline.process(claim)
     assert (verdict.outcome, verdict.reason) == ("quarantined", "customer_mismatch")
     assert registry.get(attacker.name).customer is None
@@ -140,9 +160,11 @@ def test_an_unenrolled_clients_first_report_cannot_join_a_customer_that_has_clie
 
 
 def test_the_health_report_shows_the_same_identity_under_two_customers(
-        victim: Feeder, attacker: ClientKit, pipeline: Pipeline, server_kit: ServerKit) -> None:
-    mail = another_customers_serial(reading("VICTIM1", at(0)), attacker, server_kit, 1, customer="Globex",
-                                    created_at=at(3))
+    victim: Feeder, attacker: ClientKit, pipeline: Pipeline, server_kit: ServerKit
+) -> None:
+    mail = another_customers_serial(
+        reading("VICTIM1", at(0)), attacker, server_kit, 1, customer="Globex", created_at=at(3)
+    )
     assert pipeline.process(mail).outcome == "loaded"
     health = reports.build("health", start=at(0), end=at(5))
     assert isinstance(health, reports.Health)
@@ -161,15 +183,20 @@ def test_the_health_report_shows_the_same_identity_under_two_customers(
 
 
 def test_a_printer_moving_between_clients_and_sites_of_one_customer_stays_one_device(
-        victim: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit,
-        tmp_path: Path) -> None:
+    victim: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
+) -> None:
     branch = make_client(tmp_path / "branch", "acme-branch")
     registry.add(branch.name, branch.pub_path, customer="ACME")  # the dealer's word: it is ACME's
     Feeder(pipeline, branch, server_kit, customer="ACME", site="Branch").send(
-        at(3), [reading("VICTIM1", at(3), ip="10.7.0.5", total=1_300)])
+        at(3), [reading("VICTIM1", at(3), ip="10.7.0.5", total=1_300)]
+    )
     [moved] = Device.select().where(Device.serial == "VICTIM1")
     assert (moved.client.name, moved.site.name, moved.ip, moved.customer.name) == (
-        "acme-branch", "Branch", "10.7.0.5", "ACME")
+        "acme-branch",
+        "Branch",
+        "10.7.0.5",
+        "ACME",
+    )
     [row] = [r for r in acme_meters(3).rows if r.counter == "total"]
     assert (row.start_value, row.end_value, row.usage, row.reads) == (1_000, 1_300, 300, 4)
     assert reports.build("health", start=at(0), end=at(5)).collisions == []  # type: ignore[union-attr]
@@ -182,10 +209,16 @@ def drop_customer_column(db: Database, table: str) -> None:
     if db.kind == "postgresql":
         pw.execute_sql(f"ALTER TABLE {table} DROP COLUMN customer_id")
         return
-    [create] = pw.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
-                              (table,)).fetchone()
-    indexes = [r[0] for r in pw.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'index' "
-                                            "AND tbl_name = ? AND sql IS NOT NULL", (table,))]
+    [create] = pw.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).fetchone()
+    indexes = [
+        r[0]
+        for r in pw.execute_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            (table,),
+        )
+    ]
     old = create.replace(', FOREIGN KEY ("customer_id") REFERENCES "customer" ("id")', "")
     old = re.sub(r'"customer_id" INTEGER( NOT NULL)?, |, "customer_id" INTEGER( NOT NULL)?(?=\))', "", old)
     old = old.replace(f'"{table}"', f'"{table}_5"', 1)
@@ -203,8 +236,14 @@ def drop_customer_column(db: Database, table: str) -> None:
 
 
 def test_migration_6_scopes_the_devices_of_a_database_made_before_it(
-        db: Database, victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry,
-        server_kit: ServerKit, tmp_path: Path) -> None:
+    db: Database,
+    victim: Feeder,
+    attacker: ClientKit,
+    pipeline: Pipeline,
+    registry: Registry,
+    server_kit: ServerKit,
+    tmp_path: Path,
+) -> None:
     globex = Feeder(pipeline, attacker, server_kit, customer="Globex", site="Plant")
     globex.send(at(1), [reading("G1", at(1))])
     lone = make_client(tmp_path / "lone", "lone-1")
@@ -216,23 +255,35 @@ def test_migration_6_scopes_the_devices_of_a_database_made_before_it(
     pw.execute_sql('DROP INDEX "client_customer_id"')
     drop_customer_column(db, "device")
     drop_customer_column(db, "client")
-    for sql in ('CREATE UNIQUE INDEX "device_identity" ON device (identity)',
-                "DELETE FROM customer WHERE name = ''",  # schema 5 made no customer row for "no customer"
-                "DELETE FROM migrations WHERE name = 'm006_device_customer'"):
+    for sql in (
+        'CREATE UNIQUE INDEX "device_identity" ON device (identity)',
+        "DELETE FROM customer WHERE name = ''",  # schema 5 made no customer row for "no customer"
+        "DELETE FROM migrations WHERE name = 'm006_device_customer'",
+    ):
         pw.execute_sql(sql)
     assert "customer_id" not in {c.name for c in pw.get_columns("device")}
 
     assert migrations.migrate(db) == ["m006_device_customer"]
     owners = {d.serial: (d.customer.name, d.client.name) for d in Device.select()}
     assert owners == {"VICTIM1": ("ACME", "acme-hq"), "G1": ("Globex", "globex-1"), "N1": ("", "lone-1")}
-    assert {c.name: c.customer for c in registry.list()} == {"acme-hq": "ACME", "globex-1": "Globex",
-                                                             "lone-1": ""}
+    assert {c.name: c.customer for c in registry.list()} == {
+        "acme-hq": "ACME",
+        "globex-1": "Globex",
+        "lone-1": "",
+    }
     assert {i.name for i in pw.get_indexes("device")} >= {"device_customer_id_identity"}
     assert "device_identity" not in {i.name for i in pw.get_indexes("device")}
 
     # the upgraded database holds the rule: the attack makes a device of Globex's own
-    mail = another_customers_serial(reading("VICTIM1", at(0)), attacker, server_kit, 2, customer="Globex",
-                                    site="Plant", created_at=at(0) + timedelta(hours=30))
+    mail = another_customers_serial(
+        reading("VICTIM1", at(0)),
+        attacker,
+        server_kit,
+        2,
+        customer="Globex",
+        site="Plant",
+        created_at=at(0) + timedelta(hours=30),
+    )
     assert pipeline.process(mail).outcome == "loaded"
     assert (device_of("ACME").client.name, device_of("Globex").client.name) == ("acme-hq", "globex-1")
     [row] = [r for r in acme_meters().rows if r.counter == "total"]
@@ -241,14 +292,34 @@ def test_migration_6_scopes_the_devices_of_a_database_made_before_it(
 
 @pytest.mark.mail
 async def test_through_the_mail_stack_another_customers_serial_leaves_the_victims_printer_alone(
-        empty_dealer_mailbox: MailStack, victim: Feeder, attacker: ClientKit, pipeline: Pipeline,
-        server_kit: ServerKit) -> None:
+    empty_dealer_mailbox: MailStack,
+    victim: Feeder,
+    attacker: ClientKit,
+    pipeline: Pipeline,
+    server_kit: ServerKit,
+) -> None:
     stack = empty_dealer_mailbox
     printer = reading("VICTIM1", at(0))
-    mails = [another_customers_serial(printer, attacker, server_kit, 1, customer="Globex", site="Plant",
-                                      created_at=at(0) + timedelta(hours=30)),
-             another_customers_serial(printer, attacker, server_kit, 2, customer="ACME", site="HQ",
-                                      created_at=at(0) + timedelta(hours=40))]
+    mails = [
+        another_customers_serial(
+            printer,
+            attacker,
+            server_kit,
+            1,
+            customer="Globex",
+            site="Plant",
+            created_at=at(0) + timedelta(hours=30),
+        ),
+        another_customers_serial(
+            printer,
+            attacker,
+            server_kit,
+            2,
+            customer="ACME",
+            site="HQ",
+            created_at=at(0) + timedelta(hours=40),
+        ),
+    ]
     await send_all(stack, mails)
     stack.wait_for_messages(len(mails))
 

@@ -31,12 +31,20 @@ def test_the_example_loads_and_states_the_defaults() -> None:
 def test_every_setting_is_shown() -> None:
     text = part()
     for field in msgspec.structs.fields(WebSection):
-        assert re.search(rf"^#? ?{field.encode_name} = ", text,
-                         re.M), f"[web] {field.encode_name} is not shown"
+        assert re.search(rf"^#? ?{field.encode_name} = ", text, re.M), (
+            f"[web] {field.encode_name} is not shown"
+        )
 
 
-@pytest.mark.parametrize(("key", "value"), [("idle_timeout_minutes", 0), ("absolute_timeout_hours", 10_000.0),
-                                            ("throttle_free_failures", 0), ("port", 70000)])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("idle_timeout_minutes", 0),
+        ("absolute_timeout_hours", 10_000.0),
+        ("throttle_free_failures", 0),
+        ("port", 70000),
+    ],
+)
 def test_a_value_out_of_range_is_refused_naming_its_key(key: str, value: float) -> None:
     with pytest.raises(ConfigError, match=key):
         configfile.convert({"web": {key: value}}, ServerConfig, source="server.toml")

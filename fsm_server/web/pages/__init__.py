@@ -80,10 +80,17 @@ def _filter(request: Request) -> DeviceFilter:
     p = request.query_params
     sort = p.get("sort", "name")
     return DeviceFilter(
-        q=p.get("q", "")[:100], customer=p.get("customer", "")[:200], site=p.get("site", "")[:200],
-        model=p.get("model", "")[:100], status=p.get("status", "") if p.get("status") in STATUSES else "",
-        supply_max=_float(p.get("supply_max")), silent_hours=_float(p.get("silent_hours")),
-        sort=sort if sort in SORTS else "name", desc=p.get("desc") == "1", page=_int(p.get("page"), 1) or 1)
+        q=p.get("q", "")[:100],
+        customer=p.get("customer", "")[:200],
+        site=p.get("site", "")[:200],
+        model=p.get("model", "")[:100],
+        status=p.get("status", "") if p.get("status") in STATUSES else "",
+        supply_max=_float(p.get("supply_max")),
+        silent_hours=_float(p.get("silent_hours")),
+        sort=sort if sort in SORTS else "name",
+        desc=p.get("desc") == "1",
+        page=_int(p.get("page"), 1) or 1,
+    )
 
 
 @require(*ALL)
@@ -128,8 +135,11 @@ def devices_export(request: Request) -> Response:
             db.close()  # the last batch's query, which found nothing more
 
     stamp = _now().strftime("%Y%m%d-%H%M")
-    return StreamingResponse(batches(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="devices-{stamp}.csv"'})
+    return StreamingResponse(
+        batches(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="devices-{stamp}.csv"'},
+    )
 
 
 @require(*ALL)
@@ -142,10 +152,20 @@ def device(request: Request) -> Response:
     except NotFound:
         raise _not_found() from None
     step = max(1, len(chart.x) // 30)
-    fallback = [(datetime.fromtimestamp(t, UTC), [chart.series[n][i] for n in chart.series])
-                for i, t in enumerate(chart.x) if i % step == 0 or i == len(chart.x) - 1]
-    return render(request, "p_device.html", v=view, chart=chart, fallback=fallback,
-                  title=view.name or "Device", now=_now())
+    fallback = [
+        (datetime.fromtimestamp(t, UTC), [chart.series[n][i] for n in chart.series])
+        for i, t in enumerate(chart.x)
+        if i % step == 0 or i == len(chart.x) - 1
+    ]
+    return render(
+        request,
+        "p_device.html",
+        v=view,
+        chart=chart,
+        fallback=fallback,
+        title=view.name or "Device",
+        now=_now(),
+    )
 
 
 @require(*ALL)
@@ -175,8 +195,12 @@ def acknowledge(request: Request) -> Response:
         row = alerts_data.acknowledge(_scoped(request), device_id, code, by=who.name)
     except NotFound:
         raise _not_found() from None
-    audit_event(request, "alert.acknowledge", target=f"device {device_id} {code}",
-                detail={"since": row.since.isoformat()})
+    audit_event(
+        request,
+        "alert.acknowledge",
+        target=f"device {device_id} {code}",
+        detail={"since": row.since.isoformat()},
+    )
     return RedirectResponse(request.headers.get("HX-Current-URL") or "/alerts", status_code=303)
 
 
@@ -189,19 +213,22 @@ def clients(request: Request) -> Response:
 @require(*ALL)
 def client(request: Request) -> Response:
     try:
-        rows = client_views(_scoped(request), now=_now(), settings=_settings(request),
-                            only=request.path_params["name"])
+        rows = client_views(
+            _scoped(request), now=_now(), settings=_settings(request), only=request.path_params["name"]
+        )
     except NotFound:
         raise _not_found() from None
-    return render(request, "p_clients.html", rows=rows, title=f"Client {rows[0].name}", now=_now(),
-                  single=True)
+    return render(
+        request, "p_clients.html", rows=rows, title=f"Client {rows[0].name}", now=_now(), single=True
+    )
 
 
 @require("admin", "dealer")
 def quarantine(request: Request) -> Response:
     status = request.query_params.get("status", "held")
-    page = quarantine_data.quarantine_page(_scoped(request), status=None if status == "all" else "held",
-                                           now=_now())
+    page = quarantine_data.quarantine_page(
+        _scoped(request), status=None if status == "all" else "held", now=_now()
+    )
     return render(request, "p_quarantine.html", q=page, title="Quarantine")
 
 
@@ -234,8 +261,12 @@ def quarantine_action(request: Request) -> Response:
             detail = {"dismissed": quarantine_data.dismiss(scoped, db, entry_id)}
     except NotFound:
         raise _not_found() from None
-    audit_event(request, f"quarantine.{action}", target=f"quarantine {entry_id}",
-                detail={"reason": row.reason, "client": row.client, "seq": row.seq, **detail})
+    audit_event(
+        request,
+        f"quarantine.{action}",
+        target=f"quarantine {entry_id}",
+        detail={"reason": row.reason, "client": row.client, "seq": row.seq, **detail},
+    )
     return RedirectResponse(f"/quarantine/{entry_id}", status_code=303)
 
 
