@@ -51,6 +51,30 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def net_namespace(pid: int | str = "self") -> str | None:
+    """The network namespace a process runs in (e.g. "net:[4026531840]"), None when unknown."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def foreign(pid: int) -> bool:
+    """The process runs in another network namespace than this one: its loopback ports are not
+    ours to reach (a suite run under `unshare --net` that was killed leaves such daemons behind)."""
+    theirs = net_namespace(pid)
+    return theirs is not None and theirs != net_namespace()
+
+
+def foreign_users(state_dir: Path) -> list[int]:
+    """Live processes of another network namespace that hold a lease on the peer in `state_dir`."""
+    leases = state_dir / "leases"
+    if not leases.is_dir():
+        return []
+    pids = [int(p.name) for p in leases.iterdir() if p.name.isdigit()]
+    return [pid for pid in pids if alive(pid) and foreign(pid)]
+
+
 def port_open(host: str, port: int) -> bool:
     """Something accepts TCP connections on host:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -108,4 +132,17 @@ def lease(
             stop()
 
 
-__all__ = ["alive", "cmdline", "cwd", "exe", "lease", "locked", "port_open", "read_pid", "tail"]
+__all__ = [
+    "alive",
+    "cmdline",
+    "cwd",
+    "exe",
+    "foreign",
+    "foreign_users",
+    "lease",
+    "locked",
+    "net_namespace",
+    "port_open",
+    "read_pid",
+    "tail",
+]

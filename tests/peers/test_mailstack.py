@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -20,6 +23,7 @@ import aioimaplib
 import aiosmtplib
 import pytest
 
+from fsm_devtools.peers import procs
 from fsm_devtools.peers.mailstack import MailStack, MailStackError, offset_from_env
 
 pytestmark = pytest.mark.mail
@@ -292,3 +296,33 @@ def _running(pid: int | None) -> bool:
     if pid is None or not os.path.exists(f"/proc/{pid}/stat"):
         return False
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_stack_left_running_in_another_network_namespace_is_replaced() -> None:
+    """A suite killed while it ran under `unshare --net` leaves its daemons in a namespace nobody
+    can reach; the next start on that offset stops them and starts a stack it can use."""
+    offset = offset_from_env() + 70
+    starter = f"from fsm_devtools.peers.mailstack import MailStack; MailStack(port_offset={offset}).start()"
+    subprocess.run(
+        ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1"', sys.executable, starter],
+        check=True,
+        timeout=120,
+    )
+    stack = MailStack(port_offset=offset)
+    left = stack.status()
+    try:
+        assert left.postfix_pid is not None and procs.foreign(left.postfix_pid)
+        assert left.dovecot_pid is not None and procs.foreign(left.dovecot_pid)
+        assert not procs.port_open("127.0.0.1", stack.smtp_port)  # it listens in the other namespace
+        stack.start()
+        now = stack.status()
+        assert now.postfix_pid is not None and not procs.foreign(now.postfix_pid)
+        assert now.dovecot_pid is not None and not procs.foreign(now.dovecot_pid)
+        assert not procs.alive(left.postfix_pid) and not procs.alive(left.dovecot_pid)
+        with socket.create_connection(("127.0.0.1", stack.smtp_port), timeout=5) as s:
+            assert s.recv(100).startswith(b"220")
+    finally:
+        stack.stop()
+        for pid in (left.postfix_pid, left.dovecot_pid):
+            if pid is not None and procs.alive(pid):
+                os.kill(pid, signal.SIGKILL)
