@@ -347,15 +347,16 @@ def counter_chart(
         rows = list(cast("Iterable[tuple[str, int, datetime]]", q))
     span = max((now - start).total_seconds(), 1.0)
     bucket = span / max_points
+    # Times apart from the values: a counter may have any name a client reports.
     points: dict[int, dict[str, int]] = defaultdict(dict)
+    times: dict[int, int] = {}
     for name, value, at in rows:
-        t = int(at.timestamp())
         slot = int((at - start).total_seconds() // bucket)
         points[slot][name] = value
-        points[slot]["__t"] = t
-    names = sorted({n for _, n_values in points.items() for n in n_values if n != "__t"})
+        times[slot] = int(at.timestamp())
+    names = sorted({n for n_values in points.values() for n in n_values})
     slots = sorted(points)
-    x = [points[s]["__t"] for s in slots]
+    x = [times[s] for s in slots]
     series = {n: [points[s].get(n) for s in slots] for n in names}
     return CounterChart(device=d.id, start=start, end=now, x=x, series=series)
 

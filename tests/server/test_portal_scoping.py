@@ -11,6 +11,7 @@ from portal_fleet import HOSTILE, Fleet, Viewer, build_fleet
 
 from fsm_devtools.corpus import ServerKit
 from fsm_server.customers import assign_dealer, list_customers
+from fsm_server.db.models import CounterValue
 from fsm_server.errors import NotFound
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.portal import alerts, quarantine
@@ -161,6 +162,19 @@ def test_device_page_has_provenance_forecast_and_open_alerts(fleet: Fleet) -> No
     assert jam.alert.code == "jam" and jam.since == fleet.start + timedelta(days=8, hours=1)
     chart = counter_chart(acme, view.id, now=now())
     assert len(chart.x) == 10 and chart.series["total"] == sorted(chart.series["total"])  # type: ignore[type-var]
+
+
+def test_a_counter_may_be_named_like_anything_the_chart_keeps_internally(fleet: Fleet) -> None:
+    acme = Scoped.of(Viewer("customer", customers=("ACME",)))
+    device_id = fleet.devices["ACME"][0]
+    before = counter_chart(acme, device_id, now=now())
+    for c in CounterValue.select().where(CounterValue.device == device_id, CounterValue.name == "total"):
+        CounterValue.create(
+            reading=c.reading_id, device=device_id, name="__t", value=7, observed_at=c.observed_at
+        )
+    chart = counter_chart(acme, device_id, now=now())
+    assert chart.x == before.x  # the time axis is not the counter's values
+    assert chart.series["__t"] == [7] * len(chart.x) and chart.series["total"] == before.series["total"]
 
 
 def test_acknowledging_is_scoped_and_kept(fleet: Fleet) -> None:
