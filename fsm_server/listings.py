@@ -161,7 +161,7 @@ def quarantine(
         if reason is not None:
             q = q.where(Quarantine.reason == reason)
         q = q.order_by(Quarantine.quarantined_at.desc(), Quarantine.id.desc()).limit(limit)
-        return [_qrow(r) for r in q]
+        return [quarantine_row(r) for r in q]
 
 
 def quarantine_entry(entry_id: int) -> tuple[QuarantineRow, bytes]:
@@ -172,7 +172,7 @@ def quarantine_entry(entry_id: int) -> tuple[QuarantineRow, bytes]:
         r = Quarantine.get_or_none(Quarantine.id == entry_id)
     if r is None:
         raise IngestError(f"no quarantine entry {entry_id}", hint="see `fsm-server quarantine list`")
-    return _qrow(r), bytes(r.raw)
+    return quarantine_row(r), bytes(r.raw)
 
 
 def quarantine_counts() -> dict[str, int]:
@@ -197,7 +197,8 @@ def envelope_counts() -> dict[str, int]:
         return dict(cast("Iterable[tuple[str, int]]", q.tuples()))
 
 
-def _qrow(r: Quarantine) -> QuarantineRow:
+def quarantine_row(r: Quarantine) -> QuarantineRow:
+    """A quarantine entry as the listings show it (everything but its bytes)."""
     return QuarantineRow(
         id=r.id,
         reason=r.reason,
@@ -224,4 +225,5 @@ __all__ = [
     "quarantine",
     "quarantine_counts",
     "quarantine_entry",
+    "quarantine_row",
 ]

@@ -11,7 +11,7 @@ from ..db.connect import Database, translated
 from ..db.loader import Loader
 from ..db.models import Quarantine
 from ..ingest.pipeline import Pipeline, Verdict
-from ..listings import QuarantineRow
+from ..listings import QuarantineRow, quarantine_row
 from ..scoping import Scoped
 
 LIMIT = 200
@@ -24,23 +24,6 @@ class QuarantinePage(msgspec.Struct, kw_only=True):
     at: datetime
 
 
-def _row(r: Quarantine) -> QuarantineRow:
-    return QuarantineRow(
-        id=r.id,
-        reason=r.reason,
-        detail=r.detail,
-        client=r.client_name,
-        seq=r.seq,
-        source=r.source,
-        size=r.raw_size,
-        received_at=r.received_at,
-        quarantined_at=r.quarantined_at,
-        status=r.status,
-        hint=r.hint,
-        message_id=r.message_id,
-    )
-
-
 def quarantine_page(
     scoped: Scoped, *, status: str | None = "held", now: datetime, limit: int = LIMIT
 ) -> QuarantinePage:
@@ -50,7 +33,8 @@ def quarantine_page(
         if status is not None:
             q = q.where(Quarantine.status == status)
         rows = [
-            _row(r) for r in q.order_by(Quarantine.quarantined_at.desc(), Quarantine.id.desc()).limit(limit)
+            quarantine_row(r)
+            for r in q.order_by(Quarantine.quarantined_at.desc(), Quarantine.id.desc()).limit(limit)
         ]
         held = scoped.quarantine(Quarantine.id).where(Quarantine.status == "held").count()
     return QuarantinePage(rows=rows, held=held, status=status, at=now)
@@ -58,7 +42,7 @@ def quarantine_page(
 
 def quarantine_entry(scoped: Scoped, entry_id: int) -> QuarantineRow:
     """One entry in scope; NotFound otherwise."""
-    return _row(scoped.quarantine_entry(entry_id))
+    return quarantine_row(scoped.quarantine_entry(entry_id))
 
 
 def retry(scoped: Scoped, pipeline: Pipeline, entry_id: int) -> Verdict:
