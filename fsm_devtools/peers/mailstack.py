@@ -810,34 +810,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offset", type=int, default=None, help=f"port offset (default ${OFFSET_ENV} or 0)")
     parser.add_argument("--dir", type=Path, default=None, help="state directory (<= 60 characters)")
     args = parser.parse_args(argv)
-    try:
-        offset = args.offset if args.offset is not None else offset_from_env()
-        stack = MailStack(args.dir, port_offset=offset)
-        if args.command == "start":
-            began = time.monotonic()
-            stack.start()
-            # Started (or adopted) by hand: no test session's lease may stop it at its end.
-            (stack.state_dir / "started-by-lease").unlink(missing_ok=True)
-            print(stack.status().describe())
-            print(f"ca file     {stack.ca_file}")
-            print("users       " + ", ".join(f"{u.address} ({u.password})" for u in stack.users.values()))
-            print(f"ready in {time.monotonic() - began:.2f} s")
-        elif args.command == "stop":
-            stack.stop()
-            print(stack.status().describe())
-        elif args.command == "wipe":
-            stack.wipe()
-            print(f"wiped {stack.state_dir}")
-        else:
-            status = stack.status()
-            print(status.describe())
-            return 0 if status.running else 3
-    except FsmError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 1
-    return 0
+    offset = args.offset if args.offset is not None else offset_from_env()
+    return procs.control(
+        lambda: MailStack(args.dir, port_offset=offset),
+        args.command,
+        started=lambda stack: [
+            f"ca file     {stack.ca_file}",
+            "users       " + ", ".join(f"{u.address} ({u.password})" for u in stack.users.values()),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -404,32 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         "--dir", type=Path, default=None, help=f"state directory (<= {MAX_STATE_DIR_CHARS} characters)"
     )
     args = parser.parse_args(argv)
-    try:
-        offset = args.offset if args.offset is not None else offset_from_env()
-        server = PostgresServer(args.dir, port_offset=offset)
-        if args.command == "start":
-            began = time.monotonic()
-            server.start()
-            # Started (or adopted) by hand: no test session's lease may stop it at its end.
-            (server.state_dir / "started-by-lease").unlink(missing_ok=True)
-            print(server.status().describe())
-            print(f"ready in {time.monotonic() - began:.2f} s")
-        elif args.command == "stop":
-            server.stop()
-            print(server.status().describe())
-        elif args.command == "wipe":
-            server.wipe()
-            print(f"wiped {server.state_dir}")
-        else:
-            status = server.status()
-            print(status.describe())
-            return 0 if status.running else 3
-    except FsmError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return 1
-    return 0
+    offset = args.offset if args.offset is not None else offset_from_env()
+    return procs.control(lambda: PostgresServer(args.dir, port_offset=offset), args.command)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ import contextlib
 import fcntl
 import os
 import socket
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 
 def read_pid(path: Path) -> int | None:
@@ -88,6 +91,63 @@ def tail(path: Path, lines: int = 5) -> str:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:]) or "(no output)"
     except OSError:
         return "(no output)"
+
+
+class _Status(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+class Peer(Protocol):
+    """What a peer controller offers to be run by hand (mailstack, postgres)."""
+
+    state_dir: Path
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+    def wipe(self) -> None: ...
+
+    def status(self) -> _Status: ...
+
+
+P = TypeVar("P", bound=Peer)
+
+
+def control(make: Callable[[], P], command: str, *, started: Callable[[P], list[str]] | None = None) -> int:
+    """Run `start|stop|status|wipe` of the peer ``make`` builds, by hand, printing what it did; the
+    exit code (status: 3 when not running; an FsmError: its message and hint, 1). ``started`` adds
+    lines after a start."""
+    from fsm_protocol.errors import FsmError
+
+    try:
+        peer = make()
+        if command == "start":
+            began = time.monotonic()
+            peer.start()
+            # Started (or adopted) by hand: no test session's lease may stop it at its end.
+            (peer.state_dir / "started-by-lease").unlink(missing_ok=True)
+            print("\n".join([peer.status().describe(), *(started(peer) if started else [])]))
+            print(f"ready in {time.monotonic() - began:.2f} s")
+        elif command == "stop":
+            peer.stop()
+            print(peer.status().describe())
+        elif command == "wipe":
+            peer.wipe()
+            print(f"wiped {peer.state_dir}")
+        else:
+            status = peer.status()
+            print(status.describe())
+            return 0 if status.running else 3
+    except FsmError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    return 0
 
 
 @contextlib.contextmanager
