@@ -204,7 +204,13 @@ class MailStack:
         """
         self._check_binaries()
         with self._lock():
-            self._stop_foreign()
+            procs.stop_foreign(
+                self.state_dir,
+                {"postfix": self._postfix_pid(), "dovecot": self._dovecot_pid()},
+                self._terminate,
+                MailStackError,
+                OFFSET_ENV,
+            )
             changed = self._prepare()
             dovecot_pid = self._dovecot_pid()
             if dovecot_pid is None:
@@ -242,26 +248,6 @@ class MailStack:
                 while port_open(HOST, port) and time.monotonic() < deadline:
                     time.sleep(0.05)
         self._owns_processes = False
-
-    def _stop_foreign(self) -> None:
-        """Stop this state directory's daemons when they run in another network namespace (left by
-        a killed run under `unshare --net`): nothing here can reach them, and they hold the state."""
-        daemons = [
-            (n, p)
-            for n, p in (("postfix", self._postfix_pid()), ("dovecot", self._dovecot_pid()))
-            if p is not None and procs.foreign(p)
-        ]
-        if not daemons:
-            return
-        users = procs.foreign_users(self.state_dir)
-        if users:
-            raise MailStackError(
-                f"the mail stack in {self.state_dir} runs in another network namespace, used by "
-                f"process(es) {', '.join(map(str, users))}",
-                hint=f"use another offset ({OFFSET_ENV}) or wait until they end",
-            )
-        for name, pid in daemons:
-            self._terminate(name, pid)
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[MailStack]:

@@ -197,18 +197,14 @@ class PostgresServer:
         user = run_user()
         with self._lock():
             pid = self._pid(bindir)
-            if pid is not None and procs.foreign(pid):
-                # Left by a killed run under `unshare --net`: unreachable from here, yet it holds the
-                # data directory.
-                users = procs.foreign_users(self.state_dir)
-                if users:
-                    raise PostgresError(
-                        f"the PostgreSQL of {self.state_dir} runs in another network namespace, used by "
-                        f"process(es) {', '.join(map(str, users))}",
-                        hint=f"use another offset ({OFFSET_ENV}) or wait until they end",
-                    )
-                self._terminate(pid)
-                pid = None
+            procs.stop_foreign(
+                self.state_dir,
+                {"postgres": pid},
+                lambda _name, p: self._terminate(p),
+                PostgresError,
+                OFFSET_ENV,
+            )
+            pid = self._pid(bindir)
             if pid is None:
                 self._prepare(bindir, user)
                 self._ensure_port_free()

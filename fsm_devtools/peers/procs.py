@@ -78,6 +78,30 @@ def foreign_users(state_dir: Path) -> list[int]:
     return [pid for pid in pids if alive(pid) and foreign(pid)]
 
 
+def stop_foreign(
+    state_dir: Path,
+    daemons: dict[str, int | None],
+    terminate: Callable[[str, int], None],
+    error: Callable[..., Exception],
+    offset_env: str,
+) -> None:
+    """Stop the daemons (name: pid) of the peer in `state_dir` that run in another network
+    namespace (left by a killed run under `unshare --net`): nothing here can reach them, yet they
+    hold its state. Raises ``error`` instead while a live process there still holds a lease."""
+    left = {name: pid for name, pid in daemons.items() if pid is not None and foreign(pid)}
+    if not left:
+        return
+    users = foreign_users(state_dir)
+    if users:
+        raise error(
+            f"the {' and '.join(left)} of {state_dir} run(s) in another network namespace, used by "
+            f"process(es) {', '.join(map(str, users))}",
+            hint=f"use another offset ({offset_env}) or wait until they end",
+        )
+    for name, pid in left.items():
+        terminate(name, pid)
+
+
 def port_open(host: str, port: int) -> bool:
     """Something accepts TCP connections on host:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -193,8 +217,10 @@ def lease(
 
 
 __all__ = [
+    "Peer",
     "alive",
     "cmdline",
+    "control",
     "cwd",
     "exe",
     "foreign",
@@ -204,5 +230,6 @@ __all__ = [
     "net_namespace",
     "port_open",
     "read_pid",
+    "stop_foreign",
     "tail",
 ]
