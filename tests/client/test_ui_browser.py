@@ -267,3 +267,25 @@ def test_a_non_loopback_host_is_refused_at_start_up(world: tuple[Path, Path, Pri
         done = fsm_client("--config", str(config_path), "--data-dir", str(data), "ui", "--host", host)
         assert done.returncode == 3, (host, done)
         assert "is not a loopback address" in done.stderr
+
+
+#: where the last run keeps its screenshots of the local page, for a person to look at
+ARTIFACTS = Path("/tmp/fsm-client-ui-browser")
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_every_page_fits_the_window_and_is_kept_as_a_screenshot(page: Any, width: int) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page)
+    for path, name in [
+        ("/", "status"),
+        ("/devices", "devices"),
+        ("/outbox", "outbox"),
+        ("/sent", "sent"),
+        ("/config", "config"),
+    ]:
+        page.goto(path)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow} px wider than a {width} px window"
