@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from portal_kit import undo_clock_moves
 
 from fsm_devtools.corpus import ClientKit, ServerKit, make_client, make_server
 from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
+
+
+@pytest.fixture(autouse=True)
+def _clock_moves_undone() -> Iterator[None]:
+    """A test that moved the clock forward (portal_kit.skip_ahead) leaves it as it found it."""
+    yield
+    undo_clock_moves()
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,22 @@
 """Helpers of the portal tests: a config, enrolled users (through their real setup links), TOTP
-codes that have not been used yet, and logging in through the login pages."""
+codes that have not been used yet, and logging in through the login pages.
+
+The server accepts each 30-second TOTP step once, so a test that logs in more than three times
+would wait for the next step; it moves the process's clock forward instead (time-machine, with
+the clock still running), and ``tests/server/conftest.py`` puts it back after the test.
+"""
 
 from __future__ import annotations
 
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyotp
+import time_machine
 
 from fsm_server.accounts import users
 from fsm_server.accounts.models import User
@@ -18,6 +25,20 @@ from fsm_server.context import ServerContext
 
 PASSWORD = "violet tractor umbrella harbour"
 BASE_URL = "https://portal.test"
+
+_travels: list[time_machine.travel] = []  # clock moves of the running test, undone at its end
+
+
+def skip_ahead(seconds: float) -> None:
+    """Move the clock of this process ``seconds`` forward (it keeps running from there)."""
+    travel = time_machine.travel(datetime.fromtimestamp(time.time() + seconds, UTC), tick=True)
+    travel.start()
+    _travels.append(travel)
+
+
+def undo_clock_moves() -> None:
+    while _travels:
+        _travels.pop().stop()
 
 
 def web_ctx(tmp_path: Path, **web: Any) -> ServerContext:
@@ -32,16 +53,16 @@ class Person:
     recovery_codes: list[str] = field(default_factory=list)
 
     def code(self) -> str:
-        """A TOTP code the server has not seen yet (waits for the next step when it must)."""
+        """A TOTP code the server has not seen yet (moving the clock to the next step when it must)."""
         assert self.secret is not None
         totp = pyotp.TOTP(self.secret)
         while True:
             last = User.get(User.name_key == self.name.casefold()).totp_last_step
-            now_step = int(time.time()) // 30
-            step = max(now_step - 1, last + 1)
-            if step <= now_step + 1:
+            now = time.time()
+            step = max(int(now) // 30 - 1, last + 1)
+            if step <= int(now) // 30 + 1:
                 return totp.generate_otp(step)
-            time.sleep(1)
+            skip_ahead((step - 1) * 30 - now + 0.5)
 
 
 def enrol(
@@ -96,4 +117,14 @@ def login(client: Any, person: Person) -> None:
     assert r.headers["location"] == "/account"
 
 
-__all__ = ["BASE_URL", "PASSWORD", "Person", "csrf_of", "enrol", "login", "web_ctx"]
+__all__ = [
+    "BASE_URL",
+    "PASSWORD",
+    "Person",
+    "csrf_of",
+    "enrol",
+    "login",
+    "skip_ahead",
+    "undo_clock_moves",
+    "web_ctx",
+]
