@@ -179,10 +179,11 @@ def fill(
 BENCH_DIR = Path(__file__).resolve().parent.parent / "var" / "bench"
 
 
-def bench_url(kind: str, devices: int, days: int, admin_url: str = "") -> str:
+def bench_url(kind: str, devices: int, days: int, admin_url: str = "", per_client: int = 100) -> str:
     """The database of a fleet size: a SQLite file under var/bench, or a PostgreSQL database of its
-    own on the server of ``admin_url`` (the one the tests use: fsm_devtools.fixtures.db)."""
-    name = f"fleet_{devices}x{days}"
+    own on the server of ``admin_url`` (the one the tests use: fsm_devtools.fixtures.db); a fleet
+    of other than 100 devices a client is another database (``_pcN``)."""
+    name = f"fleet_{devices}x{days}" + (f"_pc{per_client}" if per_client != 100 else "")
     if kind == "sqlite":
         BENCH_DIR.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{BENCH_DIR / (name + '.db')}"
@@ -193,7 +194,7 @@ def filled(
     kind: str, devices: int, days: int, *, admin_url: str = "", refill: bool = False, per_client: int = 100
 ) -> str:
     """The URL of a database holding the fleet, filled now when it is not yet (or ``refill``)."""
-    url = bench_url(kind, devices, days, admin_url)
+    url = bench_url(kind, devices, days, admin_url, per_client)
     if kind == "sqlite":
         path = Path(url.removeprefix("sqlite:///"))
         done = path.exists() and not refill

@@ -11,7 +11,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from fsm_common.configfile import no_store
-from fsm_protocol.keys import SERVER_KEY_FILE, load_encryption_key
+from fsm_protocol.keys import (
+    SERVER_KEY_FILE,
+    SERVER_SIGN_KEY_FILE,
+    SigningKey,
+    load_encryption_key,
+    load_signing_key,
+)
 
 from .backup.schedule import BackupPlan
 from .config import CONFIG_ENV
@@ -24,6 +30,14 @@ from .registry import Registry
 
 def encryption_key_path(ctx: ServerContext) -> Path:
     return ctx.config.keys.encryption_key or ctx.data_dir / "keys" / SERVER_KEY_FILE
+
+
+def signing_key(ctx: ServerContext) -> SigningKey:
+    """The server's Ed25519 key that signs billing exports (``server-sign.key`` beside server.key)."""
+    return load_signing_key(
+        encryption_key_path(ctx).parent / SERVER_SIGN_KEY_FILE,
+        init_command="fsm-server keys init --signing-only",
+    )
 
 
 def open_db(ctx: ServerContext, *, only_reads: bool = False) -> Database:
@@ -70,4 +84,4 @@ def pipeline(ctx: ServerContext, db: Database, *, now: Callable[[], datetime] | 
     return Pipeline(db, registry(ctx, db), key, limits=ctx.config.ingest, now=now)
 
 
-__all__ = ["backup_plan", "encryption_key_path", "open_db", "pipeline", "registry"]
+__all__ = ["backup_plan", "encryption_key_path", "open_db", "pipeline", "registry", "signing_key"]

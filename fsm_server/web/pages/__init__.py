@@ -30,6 +30,7 @@ from ...portal.device import counter_chart, device_view
 from ...portal.devices import SORTS, STATUSES, DeviceFilter, device_page, devices_csv, filter_choices
 from ...scoping import Scoped
 from .. import NavItem, audit_event, principal_of, render, require
+from . import billing
 
 ALL = ROLES
 NAV = [
@@ -39,6 +40,7 @@ NAV = [
     NavItem("Alerts", "/alerts", roles=ALL),
     NavItem("Clients", "/clients", roles=ALL),
     NavItem("Quarantine", "/quarantine", roles=("admin", "dealer")),
+    NavItem("Billing", "/billing", roles=ALL),
     NavItem("Your data", "/data", roles=ALL),
 ]
 
@@ -291,6 +293,7 @@ def routes() -> list[Route]:
         Route("/quarantine/{entry_id:int}", quarantine_entry),
         Route("/quarantine/{entry_id:int}/{action:str}", quarantine_action, methods=["POST"]),
         Route("/data", data_page),
+        *billing.routes(),
     ]
 
 
