@@ -12,11 +12,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from billing_fleet import collect_periods
 from portal_fleet import DEALERS, Fleet, build_fleet
 from portal_kit import Person, csrf_of, enrol, login, web_ctx
 from starlette.testclient import TestClient
 
 from fsm_devtools.corpus import ServerKit
+from fsm_server.billing import workflow
+from fsm_server.billing.models import BillingCorrection, BillingMeter
 from fsm_server.config import KeysSection
 from fsm_server.db.connect import Database
 from fsm_server.db.models import Quarantine
@@ -24,7 +27,7 @@ from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 from fsm_server.web import create_app
 
-PAGES = ("/", "/devices", "/devices.csv", "/alerts", "/clients", "/data")
+PAGES = ("/", "/devices", "/devices.csv", "/alerts", "/clients", "/data", "/billing")
 DEALER_PAGES = ("/customers", "/quarantine")
 MISSING = 987_654
 
@@ -76,9 +79,20 @@ def _body(text: str) -> str:
     return re.sub(r'name="csrf" value="[^"]*"', "", text)
 
 
-def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User]) -> None:
-    """Every route for every role: another tenant's device, chart, client or quarantine entry
-    answers 404 with the same page as one that does not exist; pages of other roles 404 too."""
+def billing_steps(period_id: int) -> list[str]:
+    """Every billing route that changes something, on a period and on its first meter."""
+    meter = workflow.show(period_id).meters[0].id
+    return [
+        *(f"/billing/periods/{period_id}/{step}" for step in ("validate", "approve", "export")),
+        *(f"/billing/meters/{meter}/{step}" for step in ("correct", "exclude")),
+    ]
+
+
+def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Database) -> None:
+    """Every route for every role: another tenant's device, chart, client, quarantine entry or
+    billing period answers 404 with the same page as one that does not exist; pages of other
+    roles 404 too."""
+    periods = collect_periods(db, fleet)
     failures = []
     for name, user in users.items():
         c = user.client
@@ -87,6 +101,7 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User]) -> None:
             "chart": c.get(f"/devices/{MISSING}/counters.json"),
             "client": c.get("/clients/no-such-client"),
             "quarantine": c.get(f"/quarantine/{MISSING}"),
+            "period": c.get(f"/billing/periods/{MISSING}"),
         }
         for kind, r in missing.items():
             if r.status_code != 404:
@@ -103,6 +118,7 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User]) -> None:
                 "chart": f"/devices/{device_ids[0]}/counters.json",
                 "client": f"/clients/{quote(fleet.clients[customer])}",
                 "quarantine": f"/quarantine/{fleet.quarantine[customer]}",
+                "period": f"/billing/periods/{periods[customer]}",
             }
             for kind, url in urls.items():
                 want = 200 if mine and not (kind == "quarantine" and user.role == "customer") else 404
@@ -127,6 +143,14 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User]) -> None:
                 r = c.post(url, data={"csrf": csrf}, follow_redirects=False)
                 if r.status_code != 404:
                     failures.append((name, "POST", url, r.status_code))
+            if not mine:  # every billing step on another tenant's period or meter
+                for url in billing_steps(periods[customer]):
+                    r = c.post(url, data={"csrf": csrf, "note": "x", "usage": "1"}, follow_redirects=False)
+                    if r.status_code != 404:
+                        failures.append((name, "POST", url, r.status_code))
+                for url in (f"/billing/periods/{periods[customer]}/{s}" for s in ("approve", "export")):
+                    if (r := c.get(url, follow_redirects=False)).status_code != 404:
+                        failures.append((name, "GET", url, r.status_code))
             status = Quarantine.get_by_id(fleet.quarantine[customer]).status
             if status != "held":
                 failures.append((name, "quarantine entry changed", customer, status))
@@ -134,6 +158,11 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User]) -> None:
         if r.status_code != (200 if user.role == "admin" else 404):
             failures.append((name, "stranger quarantine", r.status_code))
     assert failures == []
+    assert {workflow.show(p).state for p in periods.values()} == {"collected"}
+    assert (
+        BillingCorrection.select().count() == 0
+        and not BillingMeter.select().where(BillingMeter.excluded).exists()
+    )
 
 
 def test_hostile_text_is_shown_as_text(fleet: Fleet, users: dict[str, User]) -> None:
