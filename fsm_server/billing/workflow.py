@@ -206,18 +206,19 @@ def validate(period_id: int, by: str, *, now: datetime | None = None) -> PeriodV
 def approve(period_id: int, by: str, *, now: datetime | None = None) -> PeriodView:
     """The dealer approves the period for export: refused while a flagged meter is neither
     corrected nor excluded."""
-    blocking = show(period_id).blocking
-    if blocking:
-        names = ", ".join(
-            f"meter {m.id} (device {m.device_id} {m.counter}: {' '.join(m.flags)})" for m in blocking[:5]
-        )
-        more = f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
-        raise BillingError(
-            f"period {period_id} has {len(blocking)} flagged meter(s) to settle: {names}{more}",
-            hint="correct each with `fsm-server billing correct METER --note ...` or exclude it "
-            "with `fsm-server billing exclude METER --note ...`",
-        )
     with _changing(period_id, ("collected", "validated"), "approved") as p:
+        blocking = list(sql.rows(bound_database(), BLOCKING_SQL, [period_id]))
+        if blocking:
+            names = ", ".join(
+                f"meter {mid} (device {device} {counter}: {' '.join(msgspec.json.decode(flags))})"
+                for mid, device, counter, flags in blocking[:5]
+            )
+            more = f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
+            raise BillingError(
+                f"period {period_id} has {len(blocking)} flagged meter(s) to settle: {names}{more}",
+                hint="correct each with `fsm-server billing correct METER --note ...` or exclude it "
+                "with `fsm-server billing exclude METER --note ...`",
+            )
         p.approved_by, p.approved_at = by, now or datetime.now(UTC)
     return show(period_id)
 
@@ -318,6 +319,13 @@ SELECT id, device_id, counter, start_at, end_at, start_value, end_value, usage, 
        start_client, start_seq, start_sha256, end_client, end_seq, end_sha256, excluded, exclude_note
 FROM billing_meter WHERE period_id = ? ORDER BY device_id, counter
 """
+#: A period's flagged meters neither corrected nor excluded (``MeterView.blocking``).
+BLOCKING_SQL = """
+SELECT m.id, m.device_id, m.counter, m.flags FROM billing_meter m
+WHERE m.period_id = ? AND m.flags <> '[]' AND NOT m.excluded
+AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id)
+ORDER BY m.device_id, m.counter
+"""
 CORRECTIONS_SQL = """
 SELECT c.meter_id, c.start_value, c.end_value, c.usage, c.corrected_at, c.corrected_by, c.note
 FROM billing_correction c JOIN billing_meter m ON m.id = c.meter_id
@@ -353,7 +361,13 @@ def _insert_meters(db: Database, period_id: int, found: list[Collected]) -> None
         for m in found
     ]
     with peewee.__exception_wrapper__:  # type: ignore[attr-defined]  # driver errors as peewee's
-        db.peewee.cursor().executemany(f"INSERT INTO billing_meter ({names}) VALUES ({marks})", rows)
+        cursor = db.peewee.cursor()
+        if db.kind == "postgresql":  # COPY: a third of executemany's time for 40,000 meters
+            with cursor.copy(f"COPY billing_meter ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO billing_meter ({names}) VALUES ({marks})", rows)
 
 
 def _meter_row_view(
@@ -409,7 +423,13 @@ def _period(period_id: int) -> BillingPeriod:
 
 
 def _meter(meter_id: int) -> BillingMeter:
-    m = BillingMeter.get_or_none(BillingMeter.id == meter_id)
+    """The meter with its period (one query: settling hundreds of meters reads each once)."""
+    m = (
+        BillingMeter.select(BillingMeter, BillingPeriod)
+        .join(BillingPeriod)
+        .where(BillingMeter.id == meter_id)
+        .get_or_none()
+    )
     if m is None:
         raise NotFound(f"no billed meter {meter_id}", hint="see `fsm-server billing show PERIOD`")
     return m
