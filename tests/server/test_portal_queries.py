@@ -9,12 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from billing_fleet import collect_periods
 from portal_fleet import Fleet, Viewer, build_fleet
 
 from fsm_devtools.corpus import ServerKit
 from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.portal.alerts import alerts_page
+from fsm_server.portal.billing import customer_periods, period_page
 from fsm_server.portal.clients import client_views
 from fsm_server.portal.dashboard import dashboard
 from fsm_server.portal.device import counter_chart, device_view
@@ -44,7 +46,7 @@ def counting(db: Database) -> Iterator[list[str]]:
         db.peewee.execute_sql = original  # type: ignore[method-assign]
 
 
-def pages(fleet: Fleet, device_id: int) -> dict[str, Callable[[Scoped], object]]:
+def pages(fleet: Fleet, device_id: int, period_id: int) -> dict[str, Callable[[Scoped], object]]:
     now = datetime.now(UTC)
     return {
         "dashboard": lambda s: dashboard(s, now=now),
@@ -57,6 +59,8 @@ def pages(fleet: Fleet, device_id: int) -> dict[str, Callable[[Scoped], object]]
         "alerts": lambda s: alerts_page(s, now=now),
         "clients": lambda s: client_views(s, now=now),
         "quarantine": lambda s: quarantine_page(s, now=now),
+        "billing": customer_periods,
+        "billing period": lambda s: period_page(s, period_id),
     }
 
 
@@ -65,10 +69,11 @@ def test_queries_per_page_are_bounded_and_do_not_grow_with_the_fleet(
 ) -> None:
     fleet = build_fleet(pipeline, registry, server_kit, tmp_path)
     device_id = fleet.devices["ACME"][0]
+    period_id = collect_periods(db, fleet)["ACME"]
     counts: dict[str, list[int]] = {}
     for viewer in (Viewer("dealer", dealer="North"), Viewer("admin")):
         scoped = Scoped.of(viewer)
-        for name, page in pages(fleet, device_id).items():
+        for name, page in pages(fleet, device_id, period_id).items():
             with counting(db) as seen:
                 page(scoped)
             counts.setdefault(name, []).append(len(seen))
