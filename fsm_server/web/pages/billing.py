@@ -32,6 +32,8 @@ from .. import audit_event, field, form_data, principal_of, render, require
 from ..auth_pages import settings_of
 
 DEVICES_PER_PAGE = 100
+#: what the period page confirms after a step (any other ?done= is not shown)
+DONE = frozenset({"validated", "corrected", "excluded", "approved"})
 MAX_PAGES = 10**12  # a meter count no printer reaches: what the correction form accepts
 
 
@@ -121,7 +123,7 @@ def _show(request: Request, period_id: int, *, status_code: int = 200, **extra: 
         to_settle=len(view.blocking),
         editable=view.state in ("collected", "validated"),
         max_note=MAX_NOTE,
-        done=request.query_params.get("done", "")[:20],
+        done=done if (done := request.query_params.get("done", "")) in DONE else "",
         **extra,
     )
 
