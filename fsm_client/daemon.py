@@ -47,8 +47,8 @@ from . import alerts
 from .config import ClientConfig
 from .errors import AlreadyRunning, StoreFull
 from .health import HealthFile
-from .pmd.active import current_pool
-from .pmd.update import Updater
+from .pmd.distribution.active import current_pool
+from .pmd.distribution.update import Updater
 from .report import Queued, Sealer, queue_report
 from .scan import SourceFactory, is_range, parse_target, scan
 from .schedule import Rule, latest_due, next_due, parse_rule, zone

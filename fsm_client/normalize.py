@@ -33,7 +33,7 @@ from fsm_protocol.schema import (
     SupplyState,
 )
 
-from .pmd.model import LevelRule
+from .pmd.authoring.model import LevelRule
 
 _WORDS = sorted((w for w in vocabulary.COLOR_WORDS if len(w) > 2), key=len, reverse=True)
 _DESCR_RX = re.compile(r"(?<![a-z])(" + "|".join(re.escape(w) for w in _WORDS) + r")(?![a-z])")

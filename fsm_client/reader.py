@@ -8,7 +8,7 @@ field falls back to its next source and a warning says what was dropped.
 
 >>> import asyncio
 >>> from fsm_client.snmp.source import RecordingSource
->>> from fsm_client.pmd.loader import default_dirs, load_pool
+>>> from fsm_client.pmd.authoring.loader import default_dirs, load_pool
 >>> src = RecordingSource.from_text("1.3.6.1.2.1.1.1.0|4|SHARP MX-3570N\\n"
 ...                                  "1.3.6.1.2.1.43.5.1.1.17.1|4|6509415X00\\n")
 >>> dev = asyncio.run(read_device(src, load_pool(default_dirs()), ip="192.0.2.1"))
@@ -39,9 +39,9 @@ from fsm_protocol.schema import (
 
 from . import normalize
 from .errors import SnmpError, SnmpTimeout
-from .pmd import enterprises, transforms
-from .pmd.matcher import PmdPool
-from .pmd.model import Lookup, Pmd, Source
+from .pmd.authoring import enterprises, transforms
+from .pmd.authoring.matcher import PmdPool
+from .pmd.authoring.model import Lookup, Pmd, Source
 from .snmp.source import SnmpSource, SnmpValue, oid_key
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"

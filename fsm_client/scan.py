@@ -23,9 +23,9 @@ from fsm_protocol.schema import Device, utcnow
 
 from .config import ClientConfig, Credential
 from .errors import SnmpError, SnmpTimeout
-from .pmd.dirs import bundle_dirs
-from .pmd.loader import default_dirs, load_pool
-from .pmd.matcher import PmdPool
+from .pmd.authoring.loader import default_dirs, load_pool
+from .pmd.authoring.matcher import PmdPool
+from .pmd.distribution.dirs import bundle_dirs
 from .reader import identify, read_identified, unreachable
 from .snmp.addresses import Target, check_unicast, is_range, parse_target
 from .snmp.source import SnmpSource

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from fsm_client.config import ClientConfig
 from fsm_client.daemon import Daemon
-from fsm_client.pmd.active import current_pool
+from fsm_client.pmd.distribution.active import current_pool
 from fsm_client.scan import scan
 from fsm_client.snmp.snmpsim import Snmpsim
 from fsm_protocol.schema import Device

@@ -12,10 +12,10 @@ from rich.table import Table
 from fsm_common.cli import cell, json_option, pass_obj, print_json, print_table
 
 from ..context import ClientContext
-from ..pmd.expectations import compare, load_expected
-from ..pmd.explain import match_target
-from ..pmd.loader import load_files
-from ..pmd.walktest import read_walk
+from ..pmd.authoring.expectations import compare, load_expected
+from ..pmd.authoring.explain import match_target
+from ..pmd.authoring.loader import load_files
+from ..pmd.authoring.walktest import read_walk
 from ..reader import device_json
 from ..scan import default_pool
 

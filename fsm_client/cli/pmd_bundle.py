@@ -20,10 +20,10 @@ from fsm_protocol.errors import KeyFileError
 from fsm_protocol.files import write_atomic
 
 from ..context import ClientContext
-from ..pmd.active import status
-from ..pmd.dirs import shipped_dir
-from ..pmd.sets import PmdSets
-from ..pmd.update import Updater, install_from
+from ..pmd.distribution.active import status
+from ..pmd.distribution.dirs import shipped_dir
+from ..pmd.distribution.sets import PmdSets
+from ..pmd.distribution.update import Updater, install_from
 from .pmd import pmd_group
 
 PUBLISHER_KEY_FILE = "publisher.key"
@@ -174,7 +174,7 @@ def bundle_command(
     fails to load is not published."""
     from fsm_protocol.keys import load_signing_key
 
-    from ..pmd.bundle import build_from_dir
+    from ..pmd.distribution.bundle import build_from_dir
 
     key = load_signing_key(key_path)
     data, manifest = build_from_dir(source_dir or shipped_dir(), signing_key=key, version=version, now=_now())

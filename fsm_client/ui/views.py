@@ -39,7 +39,7 @@ def daemon_pid(data_dir: Path) -> int | None:
 
 def status(config: ClientConfig, store: Store, data_dir: Path) -> dict[str, Any]:
     """The status page: `fsm-client status` plus the daemon, the PMD set and the last send."""
-    from ..pmd.active import status as pmd_status
+    from ..pmd.distribution.active import status as pmd_status
 
     result: dict[str, Any] = msgspec.to_builtins(client_status(config, store))
     result["daemon_pid"] = daemon_pid(data_dir)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from client_fixtures import Keys
 
-from fsm_client.pmd.loader import default_dirs, load_pool
-from fsm_client.pmd.matcher import PmdPool
+from fsm_client.pmd.authoring.loader import default_dirs, load_pool
+from fsm_client.pmd.authoring.matcher import PmdPool
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from fsm_client.config import ClientConfig
-from fsm_client.pmd.bundle import build_bundle
-from fsm_client.pmd.dirs import shipped_dir
-from fsm_client.pmd.sets import CURRENT, SETS_DIR
+from fsm_client.pmd.distribution.bundle import build_bundle
+from fsm_client.pmd.distribution.dirs import shipped_dir
+from fsm_client.pmd.distribution.sets import CURRENT, SETS_DIR
 from fsm_common import configfile
 from fsm_protocol.keys import generate_client_keys, load_signing_key
 

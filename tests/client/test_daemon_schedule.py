@@ -177,7 +177,7 @@ async def test_discovery_on_its_own_schedule_finds_devices_that_later_scans_read
 async def test_the_daily_pmd_update_runs_from_the_daemon_loop_at_its_hour(
     keys: Keys, printers: Printers, tmp_path: Path
 ) -> None:
-    from fsm_client.pmd.update import load_state
+    from fsm_client.pmd.distribution.update import load_state
 
     bundles = tmp_path / "bundles"
     bundles.mkdir()  # a synced folder with no bundle in it yet

@@ -48,12 +48,12 @@ from fsm_client.errors import (
     PmdError,
     PmdUpdateError,
 )
-from fsm_client.pmd.active import ActivePool, load_active_pool, status
-from fsm_client.pmd.bundle import LIMITS, Limits, build_from_dir, open_bundle
-from fsm_client.pmd.dirs import active_pmd_dirs, shipped_dir
-from fsm_client.pmd.loader import load_pool
-from fsm_client.pmd.sets import CURRENT, INSTALL_INFO, SETS_DIR, PmdSets
-from fsm_client.pmd.update import install_from
+from fsm_client.pmd.authoring.loader import load_pool
+from fsm_client.pmd.distribution.active import ActivePool, load_active_pool, status
+from fsm_client.pmd.distribution.bundle import LIMITS, Limits, build_from_dir, open_bundle
+from fsm_client.pmd.distribution.dirs import active_pmd_dirs, shipped_dir
+from fsm_client.pmd.distribution.sets import CURRENT, INSTALL_INFO, SETS_DIR, PmdSets
+from fsm_client.pmd.distribution.update import install_from
 from fsm_client.scan import default_pool
 from fsm_client.store import Store
 from fsm_protocol.schema import Device
@@ -536,8 +536,8 @@ import sys
 from datetime import datetime, UTC
 from pathlib import Path
 from fsm_protocol.keys import load_signing_key, load_verify_key
-from fsm_client.pmd.bundle import build_bundle, open_bundle
-from fsm_client.pmd.update import install_bundle
+from fsm_client.pmd.distribution.bundle import build_bundle, open_bundle
+from fsm_client.pmd.distribution.update import install_bundle
 
 data_dir, key, pub, shipped = Path(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
 version = int(sys.argv[5])

@@ -11,9 +11,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from fsm_client.pmd import model
-from fsm_client.pmd.loader import default_dirs, load_pool
-from fsm_client.pmd.transforms import REGISTRY
+from fsm_client.pmd.authoring import model
+from fsm_client.pmd.authoring.loader import default_dirs, load_pool
+from fsm_client.pmd.authoring.transforms import REGISTRY
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "pmd-format.md"
 TEXT = DOC.read_text(encoding="utf-8")

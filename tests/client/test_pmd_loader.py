@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fsm_client.errors import PmdError
-from fsm_client.pmd.loader import default_dirs, load_pool
+from fsm_client.pmd.authoring.loader import default_dirs, load_pool
 from fsm_protocol import vocabulary
 
 BASE = """

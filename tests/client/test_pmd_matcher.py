@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsm_client.pmd.matcher import PmdPool
+from fsm_client.pmd.authoring.matcher import PmdPool
 
 WALKS = Path(__file__).resolve().parents[3] / "shared" / "snmp-walks"
 

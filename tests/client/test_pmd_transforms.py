@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fsm_client.pmd import transforms as t
+from fsm_client.pmd.authoring import transforms as t
 
 
 @pytest.mark.parametrize("name", sorted(t.REGISTRY))

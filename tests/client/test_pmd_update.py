@@ -15,10 +15,10 @@ from pmd_bundle_helpers import Publisher, entries_of, make_config, marked, snaps
 
 from fsm_client.cli import main
 from fsm_client.errors import PmdBundleError, PmdUpdateError
-from fsm_client.pmd.active import load_active_pool
-from fsm_client.pmd.bundle import Limits
-from fsm_client.pmd.sets import PmdSets
-from fsm_client.pmd.update import RETRY_AFTER, Updater, fetch_url, install_from, load_state
+from fsm_client.pmd.distribution.active import load_active_pool
+from fsm_client.pmd.distribution.bundle import Limits
+from fsm_client.pmd.distribution.sets import PmdSets
+from fsm_client.pmd.distribution.update import RETRY_AFTER, Updater, fetch_url, install_from, load_state
 from fsm_devtools.peers.https import HttpsServer, Redirect, TestCa, Truncated
 from fsm_protocol.errors import ConfigError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fsm_client.pmd.matcher import PmdPool
+from fsm_client.pmd.authoring.matcher import PmdPool
 from fsm_client.reader import read_device
 from fsm_client.snmp.source import RecordingSource
 from fsm_protocol.schema import Device

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from fsm_client.cli import main
-from fsm_client.pmd.matcher import PmdPool
-from fsm_client.pmd.walktest import read_walk, snmpsim_venv
+from fsm_client.pmd.authoring.matcher import PmdPool
+from fsm_client.pmd.authoring.walktest import read_walk, snmpsim_venv
 from fsm_client.reader import device_json
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fsm_client.errors import SnmpProtocolError, SnmpTimeout
-from fsm_client.pmd.matcher import PmdPool
+from fsm_client.pmd.authoring.matcher import PmdPool
 from fsm_client.reader import read_device
 from fsm_client.snmp.source import RecordingSource, SnmpValue
 from fsm_protocol.schema import Device

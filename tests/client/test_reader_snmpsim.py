@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from fsm_client.cli import main
 from fsm_client.config import ClientConfig, Credential, SnmpSection
-from fsm_client.pmd.expectations import compare
-from fsm_client.pmd.matcher import PmdPool
+from fsm_client.pmd.authoring.expectations import compare
+from fsm_client.pmd.authoring.matcher import PmdPool
 from fsm_client.reader import device_json
 from fsm_client.scan import scan
 from fsm_client.snmp.snmpsim import Snmpsim, free_udp_port

@@ -9,8 +9,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from fsm_client.pmd.expectations import compare
-from fsm_client.pmd.matcher import PmdPool
+from fsm_client.pmd.authoring.expectations import compare
+from fsm_client.pmd.authoring.matcher import PmdPool
 from fsm_client.reader import device_json, identify, read_device, read_identified
 from fsm_client.snmp.source import RecordingSource
 from fsm_protocol.schema import Device

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from fsm_client.cli import main
 from fsm_client.config import ClientConfig, Credential, load_config
 from fsm_client.errors import SnmpProtocolError, SnmpTimeout
-from fsm_client.pmd.loader import default_dirs, load_pool
+from fsm_client.pmd.authoring.loader import default_dirs, load_pool
 from fsm_client.scan import Target, parse_target, scan
 from fsm_client.snmp.source import RecordingSource, SnmpSource, SnmpValue
 from fsm_common.configfile import Secret

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from fsm_client.config import ClientConfig, SnmpSection
-from fsm_client.pmd import enterprises
-from fsm_client.pmd.matcher import PmdPool
+from fsm_client.pmd.authoring import enterprises
+from fsm_client.pmd.authoring.matcher import PmdPool
 from fsm_client.reader import read_device
 from fsm_client.scan import scan
 from fsm_client.snmp.snmpsim import Snmpsim

@@ -17,7 +17,7 @@ Builtin = Literal[
     "color_colorants",  # true when prtMarkerColorantTable names a colour other than black
     "input_count",  # rows of prtInputTable (paper trays)
     "duplex_path",  # true when a prtMediaPathType row is long- or short-edge duplex
-    "enterprise_maker",  # the maker registered for sysObjectID's enterprise number (pmd/enterprises.py)
+    "enterprise_maker",  # the maker registered for sysObjectID's enterprise number (enterprises.py)
 ]
 
 

@@ -10,11 +10,11 @@ import msgspec
 
 from fsm_common.configfile import Secret
 
-from ..config import ClientConfig, Credential
-from ..errors import PmdError, SnmpError
-from ..reader import SYS_DESCR, SYS_OBJECT_ID, identify
-from ..snmp.addresses import parse_target
-from ..snmp.source import SnmpValue
+from ...config import ClientConfig, Credential
+from ...errors import PmdError, SnmpError
+from ...reader import SYS_DESCR, SYS_OBJECT_ID, identify
+from ...snmp.addresses import parse_target
+from ...snmp.source import SnmpValue
 from .matcher import PmdPool
 from .walktest import load_recording
 
@@ -41,7 +41,7 @@ async def system_of(target: str, config: ClientConfig, community: str | None = N
     ``community`` (else each configured credential in turn)."""
     if target.endswith(".snmprec") or Path(target).is_file():
         return dict(await identify(load_recording(target)))
-    from ..snmp.session import PysnmpSource  # pysnmp loads slowly: only when asking a device
+    from ...snmp.session import PysnmpSource  # pysnmp loads slowly: only when asking a device
 
     t = parse_target(target, default_port=config.snmp.port)
     creds = [Credential(name="--community", community=Secret(community))] if community else config.credentials

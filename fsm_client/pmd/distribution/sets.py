@@ -40,7 +40,7 @@ import msgspec
 
 from fsm_protocol.files import fsync_dir, write_atomic, write_new
 
-from ..errors import PmdBundleError, PmdBundleNotNewer, PmdError, PmdUpdateError
+from ...errors import PmdBundleError, PmdBundleNotNewer, PmdError, PmdUpdateError
 from .bundle import MANIFEST_NAME, SIGNATURE_NAME, Bundle
 
 SETS_DIR = "pmd-sets"

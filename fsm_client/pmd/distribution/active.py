@@ -24,15 +24,15 @@ from typing import Any
 
 import msgspec
 
-from ..config import ClientConfig
-from ..errors import PmdError
+from ...config import ClientConfig
+from ...errors import PmdError
+from ..authoring.matcher import PmdPool
 from .dirs import active_pmd_dirs, has_pmds, local_dir, shipped_dir
-from .matcher import PmdPool
 from .sets import PmdSets, info_dict
 
 
 def load_active_pool(config: ClientConfig | None, data_dir: Path | None) -> PmdPool:
-    from .loader import load_pool
+    from ..authoring.loader import load_pool
 
     return load_pool(active_pmd_dirs(config, data_dir))
 
@@ -108,7 +108,7 @@ def current_pool(config: ClientConfig | None, data_dir: Path | None) -> PmdPool:
 
 def _pool_for(sets: PmdSets, name: str | None, config: ClientConfig | None, data_dir: Path) -> PmdPool | None:
     """The effective pool as it is with set ``name`` active (None: shipped); None if gone."""
-    from .loader import load_pool
+    from ..authoring.loader import load_pool
 
     dirs = [shipped_dir()]
     if name is not None:
@@ -147,7 +147,7 @@ def changed_devices(before: PmdPool, after: PmdPool, devices: Sequence[KnownSyst
 def _store_devices(data_dir: Path) -> list[KnownSystem] | None:
     """(ip, model, sysObjectID, sysDescr) of the latest reading of each device; None: no store."""
     try:
-        from ..store import STORE_FILE, Store
+        from ...store import STORE_FILE, Store
     except ImportError:  # the store module is not part of this installation
         return None
     path = Path(data_dir) / STORE_FILE

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import UnknownPmd
+from ...errors import UnknownPmd
 from .model import Pmd
 
 BASE_ID = "printer-mib"

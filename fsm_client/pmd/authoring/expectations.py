@@ -15,7 +15,7 @@ from typing import Any
 
 from fsm_protocol.display import MAKER_NAMES
 
-from ..errors import PmdError
+from ...errors import PmdError
 
 #: expected.json counter keys (GLPI style) to canonical names.
 COUNTER_KEYS = {

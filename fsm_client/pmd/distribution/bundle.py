@@ -12,7 +12,7 @@ no ``..``, no link, no directory, no duplicate, only ``pmd/<id>.toml``) BEFORE a
 decompressed; then the signature is verified against the pinned publisher keys; then every
 file is read with a size bound and compared with the manifest's sha256 and size. Only a
 bundle that passes all of it comes back, as bytes in memory: installing it is
-``fsm_client.pmd.sets``' job, and nothing here writes outside the publisher's output file.
+``fsm_client.pmd.distribution.sets``' job, and nothing here writes outside the publisher's output file.
 
 The signature is over ``SIGNATURE_CONTEXT + manifest.json`` so that a signature made for a
 bundle can never be confused with one the same kind of key makes elsewhere.
@@ -40,7 +40,7 @@ import msgspec
 
 from fsm_protocol.errors import BadSignature
 
-from ..errors import PmdBundleError, PmdBundleSignatureError, PmdBundleUnknownKey, PmdError
+from ...errors import PmdBundleError, PmdBundleSignatureError, PmdBundleUnknownKey, PmdError
 
 if TYPE_CHECKING:
     from fsm_protocol.keys import SigningKey, VerifyKey
@@ -348,7 +348,7 @@ def build_from_dir(
 
     A PMD that fails to load raises PmdError naming the file and key: nothing is published.
     """
-    from .loader import load_pool  # lazily: the loader pulls in the transform registry
+    from ..authoring.loader import load_pool  # lazily: the loader pulls in the transform registry
 
     now = now or datetime.now(UTC)
     pmd_dir = Path(pmd_dir)

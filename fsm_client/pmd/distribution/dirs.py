@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeGuard
 
-from ..config import ClientConfig
-from ..errors import PmdError
+from ...config import ClientConfig
+from ...errors import PmdError
 from .sets import PmdSets
 
 
 def shipped_dir() -> Path:
     """The PMD pool shipped with this release (``pmd/`` beside the packages)."""
-    from .loader import default_dirs
+    from ..authoring.loader import default_dirs
 
     return default_dirs()[0]
 

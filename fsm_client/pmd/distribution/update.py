@@ -38,8 +38,8 @@ import msgspec
 from fsm_protocol.errors import ConfigError, KeyFileError
 from fsm_protocol.files import write_atomic
 
-from ..config import ClientConfig
-from ..errors import PmdBundleError, PmdBundleNotNewer, PmdError, PmdUpdateError
+from ...config import ClientConfig
+from ...errors import PmdBundleError, PmdBundleNotNewer, PmdError, PmdUpdateError
 from .bundle import LIMITS, Bundle, Limits, open_bundle
 from .sets import InstalledSet, PmdSets
 
@@ -227,8 +227,8 @@ class UpdateResult:
 
 def _checker(config: ClientConfig | None, data_dir: Path) -> Callable[[Path], None]:
     """Load the staged set alone over the shipped one, and with the local overrides on top."""
+    from ..authoring.loader import load_pool
     from .dirs import has_pmds, local_dir, shipped_dir
-    from .loader import load_pool
 
     def check(staged: Path) -> None:
         load_pool([shipped_dir(), staged])
@@ -354,7 +354,7 @@ class Updater:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        from ..schedule import parse_rule
+        from ...schedule import parse_rule
 
         self.config = config
         self.data_dir = Path(data_dir)
@@ -363,7 +363,7 @@ class Updater:
 
     def _slot(self, now: datetime, state: UpdateState) -> datetime | None:
         """The daily slot to handle now, or None when nothing is due."""
-        from ..schedule import latest_due
+        from ...schedule import latest_due
 
         tz = self.config.schedule.timezone
         if state.retry_after is not None and now < state.retry_after:
@@ -373,7 +373,7 @@ class Updater:
         return latest_due(self.rule, state.last_due, now, tz)
 
     def next_due(self, now: datetime | None = None) -> datetime | None:
-        from ..schedule import next_due
+        from ...schedule import next_due
 
         if configured_source(self.config) is None:
             return None

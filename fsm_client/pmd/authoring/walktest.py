@@ -16,11 +16,11 @@ from typing import Literal
 from fsm_common.configfile import Secret
 from fsm_protocol.schema import Device
 
-from ..config import Credential
-from ..errors import PmdError, SnmpsimError
-from ..reader import read_device, read_with_pmd
-from ..snmp.snmpsim import DEFAULT_VENV, Snmpsim
-from ..snmp.source import RecordingSource, SnmpSource
+from ...config import Credential
+from ...errors import PmdError, SnmpsimError
+from ...reader import read_device, read_with_pmd
+from ...snmp.snmpsim import DEFAULT_VENV, Snmpsim
+from ...snmp.source import RecordingSource, SnmpSource
 from .matcher import PmdPool
 
 ReadVia = Literal["snmpsim", "recording"]
@@ -79,7 +79,7 @@ def read_walk(
             "snmpsim is not installed (set FSM_SNMPSIM_VENV or run "
             "scripts/setup): read the recording directly",
         )
-    from ..snmp.session import PysnmpSource  # pysnmp loads slowly: only when serving
+    from ...snmp.session import PysnmpSource  # pysnmp loads slowly: only when serving
 
     # one small file is indexed in about a second; a recording snmpsim cannot parse fails at once
     sim = Snmpsim(recordings=[walk], venv=str(venv), ready_timeout=30.0)

@@ -22,7 +22,7 @@ import msgspec
 
 from fsm_protocol import vocabulary
 
-from ..errors import PmdError
+from ...errors import PmdError
 from . import transforms
 from .matcher import PmdPool
 from .model import Pmd, Source
@@ -291,7 +291,7 @@ def load_pool(dirs: Sequence[Path]) -> PmdPool:
 
 def default_dirs() -> list[Path]:
     """The PMD pool shipped with this release (``pmd/`` beside the packages)."""
-    return [Path(__file__).resolve().parents[2] / "pmd"]
+    return [Path(__file__).resolve().parents[3] / "pmd"]
 
 
 __all__ = ["BASE_ID", "MAX_PMD_BYTES", "default_dirs", "load_files", "load_pool"]
