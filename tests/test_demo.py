@@ -42,7 +42,7 @@ def suite_ports(offset: int) -> set[int]:
     """Every TCP port the peers of a test suite on `offset` listen on."""
     mail = {mailstack.SMTP_PORT, mailstack.SUBMISSION_PORT, mailstack.SMTPS_PORT, mailstack.IMAP_PORT,
             mailstack.IMAPS_PORT}  # fmt: skip
-    # PostgreSQL: the session's server, and the one tests/peers/test_postgres.py runs on offset + 50.
+    # PostgreSQL: the session's server, and the one tests/devtools/peers/test_postgres.py runs on offset + 50.
     return {p + offset for p in mail} | {postgres.PORT + offset, postgres.PORT + offset + 50}
 
 
