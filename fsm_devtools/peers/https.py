@@ -1,4 +1,5 @@
-"""A real HTTPS server on loopback (Python's ``http.server`` with TLS) and a throw-away test CA.
+"""A real HTTPS server on loopback (Python's ``http.server`` with TLS), serving the certificate
+of a test CA (``ca.TestCa``, re-exported here).
 
 Serves byte strings from ``routes`` (changeable while running); a ``Truncated`` route sends
 a Content-Length larger than its body and closes the connection, as a download that broke.
@@ -10,113 +11,18 @@ a Content-Length larger than its body and closes the connection, as a download t
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from .ca import TestCa
 
 
 class HttpsServerError(RuntimeError):
     """The server did not complete a TLS handshake within ``ready_timeout``."""
-
-
-def _general_name(name: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        return x509.DNSName(name)
-
-
-@dataclass(frozen=True)
-class TestCa:
-    """A CA certificate and a server certificate it signed, for 127.0.0.1 and localhost."""
-
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-
-    __test__ = False  # not a pytest test class
-
-    @classmethod
-    def create(
-        cls,
-        directory: Path,
-        *,
-        name: str = "fsm test CA",
-        server_names: Sequence[str] = ("localhost", "127.0.0.1"),
-    ) -> TestCa:
-        """A new CA and a server certificate for ``server_names`` (host names or IP addresses)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        now = dt.datetime.now(dt.UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, server_names[0])]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(
-                x509.SubjectAlternativeName([_general_name(n) for n in server_names]), critical=False
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        ca_file, cert_file = directory / "ca.pem", directory / "server.pem"
-        key_file = directory / "server.key"
-        ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        key_file.chmod(0o600)
-        return cls(ca_file, cert_file, key_file)
 
 
 @dataclass(frozen=True)

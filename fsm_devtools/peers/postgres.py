@@ -33,11 +33,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from fsm_protocol.errors import FsmError
 
 from . import procs
-from .mailstack import OFFSET_ENV as MAIL_OFFSET_ENV
+from .procs import MAIL_OFFSET_ENV
 
 HOST = "127.0.0.1"
 PORT = 15432
@@ -88,20 +89,9 @@ class PostgresStatus:
         )
 
 
-def default_state_dir(port_offset: int) -> Path:
-    return Path("/tmp/fsm-pg" if port_offset == 0 else f"/tmp/fsm-pg-{port_offset}")
-
-
 def offset_from_env() -> int:
     """``$FSM_PG_PORT_OFFSET``, else the mail stack's ``$FSM_MAIL_PORT_OFFSET``, else 0."""
-    name = OFFSET_ENV if os.environ.get(OFFSET_ENV) else MAIL_OFFSET_ENV
-    raw = os.environ.get(name) or "0"
-    try:
-        return int(raw)
-    except ValueError:
-        raise PostgresError(
-            f"{name}={raw!r} is not an integer", hint=f"set {name} to e.g. 0, 100 or 200"
-        ) from None
+    return procs.port_offset(OFFSET_ENV, MAIL_OFFSET_ENV, error=PostgresError)
 
 
 def find_bindir() -> Path:
@@ -132,8 +122,12 @@ def run_user() -> pwd.struct_passwd:
     raise PostgresError("neither the user postgres nor nobody exists", hint="create a system user postgres")
 
 
-class PostgresServer:
+class PostgresServer(procs.StateDirPeer):
     """Controller of one private PostgreSQL cluster (see the module docstring)."""
+
+    error = PostgresError
+    max_state_dir_chars = MAX_STATE_DIR_CHARS
+    base_state_dir = "/tmp/fsm-pg"
 
     def __init__(
         self,
@@ -144,22 +138,12 @@ class PostgresServer:
         stop_timeout: float = 30.0,
         settings: dict[str, str] | None = None,
     ) -> None:
-        if not 0 <= port_offset <= 50000:
-            raise PostgresError(f"port offset {port_offset} is out of range", hint="use 0..50000")
-        self.port_offset = port_offset
-        chosen = Path(state_dir) if state_dir is not None else default_state_dir(port_offset)
-        self.state_dir = chosen.absolute()
-        if len(str(self.state_dir)) > MAX_STATE_DIR_CHARS:
-            raise PostgresError(
-                f"state directory {str(self.state_dir)!r} is longer than {MAX_STATE_DIR_CHARS} characters",
-                hint="unix socket paths are limited to 107 bytes: pick a short one such as /tmp/fsm-pg",
-            )
+        super().__init__(
+            state_dir, port_offset=port_offset, start_timeout=start_timeout, stop_timeout=stop_timeout
+        )
         self.host = HOST
         self.port = PORT + port_offset
-        self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
         self.settings = {**SETTINGS, **(settings or {})}
-        self._owns_processes = False
 
     # ----------------------------------------------------------------- paths
     @property
@@ -182,13 +166,8 @@ class PostgresServer:
     def url(self, database: str) -> str:
         return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/{database}"
 
-    @property
-    def started_here(self) -> bool:
-        """True when this object started the postmaster (a lease then stops it at the end)."""
-        return self._owns_processes
-
     # ------------------------------------------------------------- lifecycle
-    def start(self) -> PostgresServer:
+    def start(self) -> Self:
         """Make the cluster (once), start it unless it runs, and wait until it takes connections.
 
         Idempotent: a server of this state directory that is already up is used as it is.
@@ -223,32 +202,9 @@ class PostgresServer:
                 self._terminate(pid)
         self._owns_processes = False
 
-    @contextlib.contextmanager
-    def lease(self) -> Iterator[PostgresServer]:
-        """Use the server for a while (a pytest session): start it if needed, and stop it at the end
-        only when a lease started it and no other live process holds a lease (see procs.lease)."""
-        self.start()
-        with procs.lease(self.state_dir, self._lock, self._owns_processes, self.stop):
-            yield self
-
-    def wipe(self) -> None:
-        """Stop the server and delete its state directory (every test database)."""
-        self.stop()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
-
     def status(self) -> PostgresStatus:
         pid = self._pid(find_bindir())
         return PostgresStatus(self.state_dir, pid, self.port, run_user().pw_name)
-
-    @property
-    def running(self) -> bool:
-        return self.status().running
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------- internals
     @contextlib.contextmanager
@@ -381,27 +337,14 @@ def _major(bindir: Path) -> str:
     return found.group(1)
 
 
+default_state_dir = PostgresServer.default_state_dir
+
+
 # -------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m fsm_devtools.peers.postgres",
-        description="Private PostgreSQL on 127.0.0.1 for fsm's tests and benchmarks.",
-    )
-    parser.add_argument("command", choices=["start", "stop", "status", "wipe"])
-    parser.add_argument(
-        "--offset",
-        type=int,
-        default=None,
-        help=f"port offset (default ${OFFSET_ENV}, else ${MAIL_OFFSET_ENV}, else 0)",
-    )
-    parser.add_argument(
-        "--dir", type=Path, default=None, help=f"state directory (<= {MAX_STATE_DIR_CHARS} characters)"
-    )
-    args = parser.parse_args(argv)
-    offset = args.offset if args.offset is not None else offset_from_env()
-    return procs.control(lambda: PostgresServer(args.dir, port_offset=offset), args.command)
+    about = "Private PostgreSQL on 127.0.0.1 for fsm's tests and benchmarks."
+    default = f"${OFFSET_ENV}, else ${MAIL_OFFSET_ENV}, else 0"
+    return procs.by_hand(argv, PostgresServer, offset_from_env, description=about, offset_help=default)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, Self, TypeVar
+
+#: The variable that sets an engineer's port offset for every peer (docs/development.md).
+MAIL_OFFSET_ENV = "FSM_MAIL_PORT_OFFSET"
 
 
 def read_pid(path: Path) -> int | None:
@@ -102,6 +106,19 @@ def stop_foreign(
         terminate(name, pid)
 
 
+def port_offset(*names: str, error: Callable[..., Exception]) -> int:
+    """The port offset in the first of the variables ``names`` that is set, else 0; ``error`` for
+    one that is not an integer."""
+    name = next((n for n in names if os.environ.get(n)), names[0])
+    raw = os.environ.get(name) or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise error(
+            f"{name}={raw!r} is not an integer", hint=f"set {name} to e.g. 0, 100, 200 or 300"
+        ) from None
+
+
 def port_open(host: str, port: int) -> bool:
     """Something accepts TCP connections on host:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -141,6 +158,93 @@ class Peer(Protocol):
 P = TypeVar("P", bound=Peer)
 
 
+class StateDirPeer:
+    """What a peer controller kept in one state directory shares (the mail stack, PostgreSQL):
+    the offset and state directory checks, ``lease``, ``wipe``, use as a context manager.
+    A subclass names its ``error`` class and state directory bound, and gives ``start``, ``stop``,
+    ``status`` and ``_lock``."""
+
+    #: the exception tree of the peer (an FsmError subclass; raised with a ``hint``)
+    error: ClassVar[Callable[..., Exception]]
+    #: unix socket paths inside the state directory are limited to 107 bytes
+    max_state_dir_chars: ClassVar[int]
+    #: the state directory of offset 0, e.g. /tmp/fsm-mail; offset N adds "-N"
+    base_state_dir: ClassVar[str]
+
+    def __init__(
+        self,
+        state_dir: Path | str | None = None,
+        *,
+        port_offset: int = 0,
+        start_timeout: float = 15.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        if not 0 <= port_offset <= 50000:
+            raise self.error(f"port offset {port_offset} is out of range", hint="use 0..50000")
+        self.port_offset = port_offset
+        chosen = Path(state_dir) if state_dir is not None else self.default_state_dir(port_offset)
+        self.state_dir = chosen.absolute()
+        bound = self.max_state_dir_chars
+        if len(str(self.state_dir)) > bound:
+            raise self.error(
+                f"state directory {str(self.state_dir)!r} is longer than {bound} characters",
+                hint="unix socket paths are limited to 107 bytes: pick a short one such as "
+                + self.base_state_dir,
+            )
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self._owns_processes = False
+
+    @classmethod
+    def default_state_dir(cls, port_offset: int) -> Path:
+        return Path(cls.base_state_dir if port_offset == 0 else f"{cls.base_state_dir}-{port_offset}")
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def status(self) -> _Status:
+        raise NotImplementedError
+
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held while writing the state directory or starting and stopping its daemons."""
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self.status().running
+
+    @property
+    def started_here(self) -> bool:
+        """True when this object started a daemon (a lease then stops the peer at the end)."""
+        return self._owns_processes
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Self]:
+        """Use the peer for a while (a pytest session): start it if needed, and stop it at the end
+        only when a lease started it and no other live process holds a lease (see ``lease``).
+
+        Several pytest processes on one offset then share one peer, and a peer started by hand
+        (``scripts/mailstack start``) is never stopped by a test run.
+        """
+        self.start()
+        with lease(self.state_dir, self._lock, self._owns_processes, self.stop):
+            yield self
+
+    def wipe(self) -> None:
+        """Stop the peer and delete its state directory (and so everything it kept)."""
+        self.stop()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def control(make: Callable[[], P], command: str, *, started: Callable[[P], list[str]] | None = None) -> int:
     """Run `start|stop|status|wipe` of the peer ``make`` builds, by hand, printing what it did; the
     exit code (status: 3 when not running; an FsmError: its message and hint, 1). ``started`` adds
@@ -172,6 +276,39 @@ def control(make: Callable[[], P], command: str, *, started: Callable[[P], list[
             print(f"hint: {exc.hint}", file=sys.stderr)
         return 1
     return 0
+
+
+S = TypeVar("S", bound=StateDirPeer)
+
+
+def by_hand(
+    argv: list[str] | None,
+    peer: type[S],
+    offset: Callable[[], int],
+    *,
+    description: str,
+    offset_help: str,
+    started: Callable[[S], list[str]] | None = None,
+) -> int:
+    """The command line of a peer class, ``python -m <its module> start|stop|status|wipe
+    [--offset N] [--dir DIR]``: ``peer(DIR or None, port_offset=N)``, N from ``offset()`` when
+    not given."""
+    import argparse
+
+    prog = f"python -m {peer.__module__.removesuffix('.stack')}"
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("command", choices=["start", "stop", "status", "wipe"])
+    parser.add_argument("--offset", type=int, default=None, help=f"port offset (default {offset_help})")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help=f"state directory (<= {peer.max_state_dir_chars} characters)"
+    )
+    args = parser.parse_args(argv)
+    # The offset is read inside control(): a bad variable is an error line, not a traceback.
+    return control(
+        lambda: peer(args.dir, port_offset=args.offset if args.offset is not None else offset()),
+        args.command,
+        started=started,
+    )
 
 
 @contextlib.contextmanager
@@ -217,8 +354,11 @@ def lease(
 
 
 __all__ = [
+    "MAIL_OFFSET_ENV",
     "Peer",
+    "StateDirPeer",
     "alive",
+    "by_hand",
     "cmdline",
     "control",
     "cwd",
@@ -228,6 +368,7 @@ __all__ = [
     "lease",
     "locked",
     "net_namespace",
+    "port_offset",
     "port_open",
     "read_pid",
     "stop_foreign",

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from .https import TestCa
+from .ca import TestCa
 
 
 def free_port() -> int:

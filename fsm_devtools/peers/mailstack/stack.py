@@ -5,7 +5,8 @@ STARTTLS required, AUTH through Dovecot's SASL socket) and on smtps (10465, impl
 AUTH), and delivers it by LMTP to a private Dovecot serving IMAP (10143, STARTTLS offered)
 and IMAPS (10993). Every file, socket and log lives under one short state directory; nothing
 from /etc/postfix or /etc/dovecot is read.
-A test CA signs the servers' certificate, so clients verify TLS exactly as in production.
+A test CA (``peers.ca``) signs the servers' certificate, so clients verify TLS exactly as in
+production. The config files are templates beside this module (``configs.py``).
 
 Example::
 
@@ -14,46 +15,43 @@ Example::
     with stack.imap("dealer") as imap: ...   # imaplib.IMAP4_SSL, CA verified, logged in
     stack.stop()                             # stops only the PIDs this stack started
 
-Command line: ``python -m fsm_devtools.peers.mailstack start|stop|status [--offset N]``.
+Command line (``__main__.py``): ``python -m fsm_devtools.peers.mailstack start|stop|status|wipe
+[--offset N]``.
 See docs/development.md "Mail stack" for the ports, the state directory and the why.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import imaplib
-import ipaddress
 import os
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from fsm_protocol.errors import FsmError
 
-from . import procs
-from .procs import alive, cmdline, cwd, exe, port_open, read_pid, tail
+from .. import procs
+from ..ca import TestCa
+from ..procs import MAIL_OFFSET_ENV, alive, cmdline, cwd, exe, port_open, read_pid, tail
+from .configs import DOMAIN, HOST, MAIL_GID, MAIL_UID, render
 
-HOST = "127.0.0.1"
-DOMAIN = "fsm.test"
 SMTP_PORT = 10025
 SUBMISSION_PORT = 10587
 SMTPS_PORT = 10465  # implicit TLS ("smtps"), for clients configured with security = "tls"
 IMAP_PORT = 10143
 IMAPS_PORT = 10993
 FOLDERS = ("FSM/Processed", "FSM/Quarantine")
-OFFSET_ENV = "FSM_MAIL_PORT_OFFSET"
+OFFSET_ENV = MAIL_OFFSET_ENV
 DOVECOT = "/usr/sbin/dovecot"
 POSTFIX = "/usr/sbin/postfix"
 POSTFIX_MASTER = "/usr/lib/postfix/sbin/master"
-MAIL_UID = MAIL_GID = 8  # Debian's system user `mail`: mail is stored as it, no account to create
 # Unix socket paths are limited to 107 bytes; the longest one is DIR/postfix/q/private/<service>.
 MAX_STATE_DIR_CHARS = 60
 
@@ -110,22 +108,17 @@ class MailStackStatus:
         )
 
 
-def default_state_dir(port_offset: int) -> Path:
-    return Path("/tmp/fsm-mail" if port_offset == 0 else f"/tmp/fsm-mail-{port_offset}")
-
-
 def offset_from_env() -> int:
-    raw = os.environ.get(OFFSET_ENV, "0") or "0"
-    try:
-        return int(raw)
-    except ValueError:
-        raise MailStackError(
-            f"{OFFSET_ENV}={raw!r} is not an integer", hint=f"set {OFFSET_ENV} to e.g. 0, 100, 200 or 300"
-        ) from None
+    """``$FSM_MAIL_PORT_OFFSET``, else 0."""
+    return procs.port_offset(OFFSET_ENV, error=MailStackError)
 
 
-class MailStack:
+class MailStack(procs.StateDirPeer):
     """Controller of one private Postfix + Dovecot instance (see the module docstring)."""
+
+    error = MailStackError
+    max_state_dir_chars = MAX_STATE_DIR_CHARS
+    base_state_dir = "/tmp/fsm-mail"
 
     def __init__(
         self,
@@ -135,17 +128,9 @@ class MailStack:
         start_timeout: float = 15.0,
         stop_timeout: float = 10.0,
     ) -> None:
-        if not 0 <= port_offset <= 50000:
-            raise MailStackError(f"port offset {port_offset} is out of range", hint="use 0..50000")
-        self.port_offset = port_offset
-        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir(port_offset)
-        if len(str(self.state_dir)) > MAX_STATE_DIR_CHARS:
-            raise MailStackError(
-                f"state directory {str(self.state_dir)!r} is longer than {MAX_STATE_DIR_CHARS} characters",
-                hint="unix socket paths are limited to 107 bytes: pick a short one such as /tmp/fsm-mail",
-            )
-        if not self.state_dir.is_absolute():
-            self.state_dir = self.state_dir.absolute()
+        super().__init__(
+            state_dir, port_offset=port_offset, start_timeout=start_timeout, stop_timeout=stop_timeout
+        )
         self.host = HOST
         self.domain = DOMAIN
         self.users = USERS
@@ -155,9 +140,6 @@ class MailStack:
         self.smtps_port = SMTPS_PORT + port_offset
         self.imap_port = IMAP_PORT + port_offset
         self.imaps_port = IMAPS_PORT + port_offset
-        self.start_timeout = start_timeout
-        self.stop_timeout = stop_timeout
-        self._owns_processes = False
 
     # ----------------------------------------------------------------- paths
     @property
@@ -197,7 +179,7 @@ class MailStack:
         return self.state_dir / "home" / user / "Maildir"
 
     # ------------------------------------------------------------- lifecycle
-    def start(self) -> MailStack:
+    def start(self) -> Self:
         """Write the config (once), start whatever is not running, and wait for both greetings.
 
         Idempotent: a stack that is already up is left as it is.
@@ -249,23 +231,6 @@ class MailStack:
                     time.sleep(0.05)
         self._owns_processes = False
 
-    @contextlib.contextmanager
-    def lease(self) -> Iterator[MailStack]:
-        """Use the stack for a while (a pytest session): start it if needed, and stop it at the end
-        only when a lease started it and no other live process holds a lease.
-
-        Several pytest processes on one offset then share one stack, and a stack started by hand
-        (`scripts/mailstack start`) is never stopped by a test run.
-        """
-        self.start()
-        with procs.lease(self.state_dir, self._lock, self._owns_processes, self.stop):
-            yield self
-
-    def wipe(self) -> None:
-        """Stop the stack and delete its state directory (mail, queue, certificates)."""
-        self.stop()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
-
     def status(self) -> MailStackStatus:
         return MailStackStatus(
             state_dir=self.state_dir,
@@ -279,23 +244,8 @@ class MailStack:
         )
 
     @property
-    def running(self) -> bool:
-        return self.status().running
-
-    @property
     def ports(self) -> tuple[int, ...]:
         return (self.smtp_port, self.submission_port, self.smtps_port, self.imap_port, self.imaps_port)
-
-    @property
-    def started_here(self) -> bool:
-        """True when this object started a daemon (a fixture then stops the stack at the end)."""
-        return self._owns_processes
-
-    def __enter__(self) -> MailStack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------- checking helpers
     def ssl_context(self) -> ssl.SSLContext:
@@ -423,17 +373,9 @@ class MailStack:
             (home / user).mkdir(exist_ok=True)
             os.chown(home / user, MAIL_UID, MAIL_GID)
             (home / user).chmod(0o700)
-        _make_certificates(self.tls_dir)
-        files = {
-            self.state_dir / "dovecot.conf": self._dovecot_conf(),
-            self.state_dir / "users": "".join(
-                f"{u.address}:{{PLAIN}}{u.password}:{MAIL_UID}:{MAIL_GID}::{home / u.name}::\n"
-                for u in self.users.values()
-            ),
-            self.postfix_dir / "main.cf": self._postfix_main_cf(),
-            self.postfix_dir / "master.cf": self._postfix_master_cf(),
-            self.postfix_dir / "vmailbox": "".join(f"{u.address} OK\n" for u in self.users.values()),
-        }
+        names = [f"mail.{DOMAIN}", "localhost", HOST]
+        ca = TestCa.once(self.tls_dir, name="fsm test mail CA", server_names=names, days=825)
+        files = self._config_files(ca, home)
         old = time.time() - 120
         changed: set[str] = set()
         for path, text in files.items():
@@ -445,172 +387,18 @@ class MailStack:
             os.utime(path, (old, old))
         return changed
 
-    def _dovecot_conf(self) -> str:
-        d = self.state_dir
-        mailboxes = "".join(f"  mailbox {folder} {{\n    auto = subscribe\n  }}\n" for folder in self.folders)
-        return f"""# Generated by fsm_devtools.peers.mailstack: a private Dovecot; includes nothing from /etc.
-instance_name = fsm-mail-{self.port_offset}
-base_dir = {self.dovecot_base}
-state_dir = {d}/dovecot-state
-log_path = {self.log_dir}/dovecot.log
-protocols = imap lmtp
-listen = {HOST}
-ssl = yes
-ssl_cert = <{self.tls_dir}/server.pem
-ssl_key = <{self.tls_dir}/server.key
-ssl_min_protocol = TLSv1.2
-# Plain IMAP login on {self.imap_port} is allowed so that "plain only if configured" can be tested.
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-# Tests try wrong passwords on purpose; the default 2 s penalty per attempt only slows them down.
-auth_failure_delay = 0
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {d}/users
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {d}/users
-}}
-first_valid_uid = {MAIL_UID}
-last_valid_uid = {MAIL_UID}
-first_valid_gid = {MAIL_GID}
-last_valid_gid = {MAIL_GID}
-mail_location = maildir:~/Maildir
-mail_max_userip_connections = 200
-imap_idle_notify_interval = 1 mins
-namespace inbox {{
-  inbox = yes
-  separator = /
-{mailboxes}}}
-service imap-login {{
-  inet_listener imap {{
-    address = {HOST}
-    port = {self.imap_port}
-  }}
-  inet_listener imaps {{
-    address = {HOST}
-    port = {self.imaps_port}
-    ssl = yes
-  }}
-}}
-service lmtp {{
-  unix_listener lmtp {{
-    mode = 0666
-  }}
-}}
-# Nor the growing penalty (2, 4 .. 15 s) every later login from the failing IP pays (all tests
-# come from 127.0.0.1): with its anvil socket closed, Dovecot disables the penalty.
-service anvil {{
-  unix_listener anvil-auth-penalty {{
-    mode = 0
-  }}
-}}
-service auth {{
-  unix_listener auth-postfix {{
-    mode = 0660
-    user = postfix
-    group = postfix
-  }}
-}}
-protocol lmtp {{
-  postmaster_address = postmaster@{DOMAIN}
-}}
-"""
-
-    def _postfix_main_cf(self) -> str:
-        d = self.state_dir
-        return f"""# Generated by fsm_devtools.peers.mailstack: a private Postfix delivering only to {DOMAIN}.
-compatibility_level = 3.6
-queue_directory = {self.queue_dir}
-data_directory = {self.postfix_dir}/data
-mail_owner = postfix
-setgid_group = postdrop
-# Logging without syslog: maillog_file must lie under maillog_file_prefixes, or every command fails.
-maillog_file_prefixes = {self.log_dir}
-maillog_file = {self.log_dir}/postfix.log
-myhostname = mail.{DOMAIN}
-mydomain = {DOMAIN}
-myorigin = {DOMAIN}
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-inet_interfaces = {HOST}
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_banner = $myhostname ESMTP fsm test relay
-biff = no
-append_dot_mydomain = no
-virtual_mailbox_domains = {DOMAIN}
-virtual_mailbox_maps = texthash:{self.postfix_dir}/vmailbox
-virtual_transport = lmtp:unix:{self.lmtp_socket}
-# Nothing ever leaves this machine.
-default_transport = error:the fsm test stack delivers only to {DOMAIN}
-relay_transport = error:the fsm test stack delivers only to {DOMAIN}
-local_transport = error:the fsm test stack delivers only to {DOMAIN}
-smtpd_relay_restrictions = reject_unauth_destination
-# Large reports and the 50 MB attachments of the server's bad-mail corpus must get through.
-message_size_limit = 104857600
-# Tests restart Dovecot: retry deferred LMTP deliveries within seconds, not minutes.
-queue_run_delay = 1s
-minimal_backoff_time = 1s
-maximal_backoff_time = 5s
-smtpd_tls_security_level = may
-smtpd_tls_cert_file = {self.tls_dir}/server.pem
-smtpd_tls_key_file = {self.tls_dir}/server.key
-smtpd_tls_auth_only = yes
-smtpd_sasl_type = dovecot
-smtpd_sasl_path = {self.auth_socket}
-smtpd_sasl_auth_enable = no
-smtp_tls_security_level = none
-lmtp_tls_security_level = none
-# state dir: {d}
-"""
-
-    def _postfix_master_cf(self) -> str:
-        services = [
-            f"{HOST}:{self.smtp_port} inet n - n - - smtpd",
-            f"{HOST}:{self.submission_port} inet n - n - - smtpd\n"
-            "  -o syslog_name=postfix/submission\n"
-            "  -o smtpd_tls_security_level=encrypt\n"
-            "  -o smtpd_sasl_auth_enable=yes\n"
-            "  -o smtpd_client_restrictions=permit_sasl_authenticated,reject\n"
-            "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject",
-            f"{HOST}:{self.smtps_port} inet n - n - - smtpd\n"
-            "  -o syslog_name=postfix/smtps\n"
-            "  -o smtpd_tls_wrappermode=yes\n"
-            "  -o smtpd_sasl_auth_enable=yes",
-            "pickup unix n - n 60 1 pickup",
-            "cleanup unix n - n - 0 cleanup",
-            "qmgr unix n - n 300 1 qmgr",
-            "tlsmgr unix - - n 1000? 1 tlsmgr",
-            "rewrite unix - - n - - trivial-rewrite",
-            "bounce unix - - n - 0 bounce",
-            "defer unix - - n - 0 bounce",
-            "trace unix - - n - 0 bounce",
-            "verify unix - - n - 1 verify",
-            "flush unix n - n 1000? 0 flush",
-            "proxymap unix - - n - - proxymap",
-            "proxywrite unix - - n - 1 proxymap",
-            "smtp unix - - n - - smtp",
-            "relay unix - - n - - smtp",
-            "showq unix n - n - - showq",
-            "error unix - - n - - error",
-            "retry unix - - n - - error",
-            "discard unix - - n - - discard",
-            "local unix - n n - - local",
-            "virtual unix - n n - - virtual",
-            "lmtp unix - - n - - lmtp",
-            "anvil unix - - n - 1 anvil",
-            "scache unix - - n - 1 scache",
-            "postlog unix-dgram n - n - 1 postlogd",
-        ]
-        return (
-            "# Generated by fsm_devtools.peers.mailstack (no chroot: paths are absolute).\n"
-            + "\n".join(services)
-            + "\n"
-        )
+    def _config_files(self, ca: TestCa, home: Path) -> dict[Path, str]:
+        """Every config file of the daemons (path: text), rendered from the templates."""
+        daemons = {
+            self.state_dir: ("dovecot.conf", "users"),
+            self.postfix_dir: ("main.cf", "master.cf", "vmailbox"),
+        }
+        users = list(self.users.values())
+        return {
+            where / name: render(name, stack=self, ca=ca, users=users, home=home)
+            for where, names in daemons.items()
+            for name in names
+        }
 
     def _spawn(self, argv: list[str], log_name: str) -> None:
         # Daemons must not inherit our stdout/stderr: Dovecot would hold a caller's pipe open forever.
@@ -684,8 +472,11 @@ lmtp_tls_security_level = none
             time.sleep(0.05)
 
 
+default_state_dir = MailStack.default_state_dir
+
+
 # ---------------------------------------------------------------- helpers
-def _ok(result: tuple[str, list[object]], what: str) -> None:
+def _ok(result: tuple[str, Sequence[object]], what: str) -> None:
     typ, data = result
     if typ != "OK":
         raise MailStackError(f"IMAP {what} failed: {typ} {data!r}", hint="read the stack's dovecot.log")
@@ -701,131 +492,3 @@ def _read_greeting(port: int, context: ssl.SSLContext | None) -> bytes:
             return raw.recv(512)
         with context.wrap_socket(raw, server_hostname=HOST) as tls:
             return tls.recv(512)
-
-
-def _make_certificates(tls_dir: Path) -> None:
-    """A test CA and a server certificate for 127.0.0.1 / localhost / mail.fsm.test (once per state dir)."""
-    if (tls_dir / "server.pem").exists() and (tls_dir / "ca.pem").exists():
-        return
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    tls_dir.chmod(0o755)
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fsm test mail CA")])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"mail.{DOMAIN}")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=825))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.DNSName(f"mail.{DOMAIN}"),
-                    x509.IPAddress(ipaddress.IPv4Address(HOST)),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def write(name: str, data: bytes, mode: int) -> None:
-        path = tls_dir / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        path.chmod(mode)
-
-    pem = serialization.Encoding.PEM
-    pkcs8 = serialization.PrivateFormat.PKCS8
-    write("server.key", key.private_bytes(pem, pkcs8, serialization.NoEncryption()), 0o600)
-    write("ca.key", ca_key.private_bytes(pem, pkcs8, serialization.NoEncryption()), 0o600)
-    write("server.pem", cert.public_bytes(pem) + ca.public_bytes(pem), 0o644)
-    write("ca.pem", ca.public_bytes(pem), 0o644)  # written last: its presence means "all done"
-
-
-# -------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="mailstack", description="Private Postfix + Dovecot on 127.0.0.1 for fsm's tests and demo."
-    )
-    parser.add_argument("command", choices=["start", "stop", "status", "wipe"])
-    parser.add_argument("--offset", type=int, default=None, help=f"port offset (default ${OFFSET_ENV} or 0)")
-    parser.add_argument("--dir", type=Path, default=None, help="state directory (<= 60 characters)")
-    args = parser.parse_args(argv)
-    offset = args.offset if args.offset is not None else offset_from_env()
-    return procs.control(
-        lambda: MailStack(args.dir, port_offset=offset),
-        args.command,
-        started=lambda stack: [
-            f"ca file     {stack.ca_file}",
-            "users       " + ", ".join(f"{u.address} ({u.password})" for u in stack.users.values()),
-        ],
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-__all__ = [
-    "DOMAIN",
-    "FOLDERS",
-    "HOST",
-    "IMAPS_PORT",
-    "IMAP_PORT",
-    "OFFSET_ENV",
-    "SMTPS_PORT",
-    "SMTP_PORT",
-    "SUBMISSION_PORT",
-    "USERS",
-    "MailStack",
-    "MailStackError",
-    "MailStackStatus",
-    "MailUser",
-    "default_state_dir",
-    "offset_from_env",
-]
