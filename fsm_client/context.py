@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from fsm_common.configfile import ConfigChoice, choose_data_dir, no_store
+from fsm_common.configfile import no_store
+from fsm_common.context import ProgramContext
 
-from .config import CONFIG_ENV, ClientConfig, load_config
+from .config import CONFIG_ENV, ClientConfig
 from .store import STORE_FILE
 
 #: The data directory when neither --data-dir nor [client] data_dir names one.
 DEFAULT_DATA_DIR = Path("var/client")
 
 
-@dataclass
-class ClientContext:
-    config: ClientConfig
-    data_dir: Path
-    config_choice: ConfigChoice = field(default_factory=lambda: ConfigChoice(None, "none given"))
-    data_dir_from: str = "the default, ./var/client"  # what chose data_dir, for messages
-
-    @classmethod
-    def load(cls, config_path: str | None, data_dir: str | None) -> ClientContext:
-        """The context of ``--config`` and ``--data-dir`` as given (None: the defaults)."""
-        choice = ConfigChoice(Path(config_path) if config_path else None, "--config")
-        return cls.from_choice(choice, data_dir)
-
-    @classmethod
-    def from_choice(
-        cls, choice: ConfigChoice, data_dir: str | None, data_dir_by: str = "--data-dir"
-    ) -> ClientContext:
-        config = load_config(choice.path)
-        where, chosen_by = choose_data_dir(
-            data_dir,
-            data_dir_by,
-            config.client.data_dir,
-            section="[client]",
-            choice=choice,
-            default=DEFAULT_DATA_DIR,
-        )
-        return cls(config, where, choice, chosen_by)
+class ClientContext(ProgramContext[ClientConfig]):
+    CONFIG = ClientConfig
+    SECTION = "client"
+    DEFAULT_DATA_DIR = DEFAULT_DATA_DIR
 
     def existing_store(self) -> Path:
         """The store of a command that only reads: one that is not there is an error, never created."""

@@ -1,6 +1,6 @@
 """Plumbing both programs run on, in one place: sending mail over SMTP with its TLS context, capped
 backoff with jitter, signal capture for the daemons, the command-line group with its error
-rendering, and config-file loading.
+rendering, config-file loading and the context every command gets (``context.ProgramContext``).
 
 It sits between the wire contract and the programs: ``fsm_protocol`` <- ``fsm_common`` <-
 ``fsm_client``, ``fsm_server`` (``tests/test_layers.py`` holds every module to that). It is not part
