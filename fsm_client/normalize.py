@@ -102,38 +102,18 @@ def supply_state(
     adds a line to ``warnings`` (when given) naming the supply."""
     rule = _rule_for(list(rules), kind, max_, description, unit)
     if rule is not None:
-        meaning = rule.levels.get(str(level)) if level is not None else None
-        if meaning is not None:
-            pct = meaning.percent
-            state = meaning.state or ("unknown" if pct is None else _state_from_percent(pct, low_percent))
-            return pct, state
+        mapped = _mapped_level(rule, level, low_percent)
+        if mapped is not None:
+            return mapped
         if rule.max is not None:
             max_ = rule.max
     if level is None:
         return None, "unknown"
-    if level == -3:
-        return None, "some_remaining"
-    if level == -2:
-        return None, "unknown"
-    if level == -1:
-        return None, "unlimited"
-    if level < -3:
-        return None, "invalid"
-    if max_ is None or max_ == -2:
-        return None, ("empty" if level == 0 else "unknown")
-    if max_ == -1:
-        return None, "unlimited"
-    if max_ <= 0:
-        return None, "invalid"
-    if level > max_:
-        if warnings is not None:
-            what = f"supply {description!r}" if description else f"{kind} supply"
-            warnings.append(
-                f"{what}: level {level} above max {max_}"
-                + ("; read as full" if rule is not None and rule.clamp else "")
-            )
-        if rule is not None and rule.clamp:
-            level = max_
+    sentinel = _sentinel_state(level, max_)
+    if sentinel is not None or max_ is None:  # (a missing max always has a sentinel state)
+        return None, sentinel or "unknown"
+    what = f"supply {description!r}" if description else f"{kind} supply"
+    level = _capped_level(level, max_, clamp=rule is not None and rule.clamp, what=what, warnings=warnings)
     pct = round(100.0 * level / max_, 1)
     if pct > SUPPLY_PERCENT_RANGE[1]:
         if warnings is not None:
@@ -142,6 +122,44 @@ def supply_state(
     if level == 0:
         return pct, "empty"
     return pct, _state_from_percent(pct, low_percent)
+
+
+def _mapped_level(
+    rule: LevelRule, level: int | None, low_percent: float
+) -> tuple[float | None, SupplyState] | None:
+    """(percent, state) a PMD's level rule gives this raw level, None when it names no meaning."""
+    meaning = rule.levels.get(str(level)) if level is not None else None
+    if meaning is None:
+        return None
+    pct = meaning.percent
+    return pct, meaning.state or ("unknown" if pct is None else _state_from_percent(pct, low_percent))
+
+
+# prtMarkerSuppliesLevel values that are no amount (RFC 3805); below -3 is none of them.
+_LEVEL_SENTINELS: dict[int, SupplyState] = {-3: "some_remaining", -2: "unknown", -1: "unlimited"}
+
+
+def _sentinel_state(level: int, max_: int | None) -> SupplyState | None:
+    """The state a level or max that is no amount (a Printer-MIB sentinel, a missing or
+    non-positive max) says alone; None when level and max are a reading to divide."""
+    if level < 0:
+        return _LEVEL_SENTINELS.get(level, "invalid")
+    if max_ is None or max_ == -2:
+        return "empty" if level == 0 else "unknown"
+    if max_ == -1:
+        return "unlimited"
+    if max_ <= 0:
+        return "invalid"
+    return None
+
+
+def _capped_level(level: int, max_: int, *, clamp: bool, what: str, warnings: list[str] | None) -> int:
+    """A level above max is noted in ``warnings``, and read as max when the rule says ``clamp``."""
+    if level <= max_:
+        return level
+    if warnings is not None:
+        warnings.append(f"{what}: level {level} above max {max_}" + ("; read as full" if clamp else ""))
+    return max_ if clamp else level
 
 
 def _state_from_percent(pct: float, low_percent: float) -> SupplyState:

@@ -205,167 +205,196 @@ def bad_mails(
     registered; ``other_server`` is a server key the pipeline does not hold; ``loaded_mails`` have
     been loaded already (replays of them must count as duplicates).
     """
-    rng = random.Random(seed)
-    seq = first_seq
-    now = datetime.now(UTC).replace(microsecond=0)
+    bad = _BadMails(
+        client, server, revoked, stranger, other_server, loaded_mails, random.Random(seed), first_seq
+    )
+    makers = [*bad.cases(), *bad.hostile_cases()]
+    if big:
+        makers.append(bad.huge)
+    for _ in range(count):
+        yield bad.rng.choice(makers)()
 
-    def next_seq() -> int:
-        nonlocal seq
-        seq += 1
-        return seq
 
-    def good_env(c: ClientKit = client, s: ServerKit = server, **kw: object) -> bytes:
-        return seal(make_report(c.name, next_seq(), devices=1, **kw), c, s)  # type: ignore[arg-type]
+class _BadMails:
+    """The cases of ``bad_mails``: each method makes one mail and names the outcome it must get."""
 
-    makers = []
+    def __init__(
+        self,
+        client: ClientKit,
+        server: ServerKit,
+        revoked: ClientKit,
+        stranger: ClientKit,
+        other_server: ServerKit,
+        loaded_mails: list[bytes],
+        rng: random.Random,
+        first_seq: int,
+    ) -> None:
+        self.client, self.server, self.revoked, self.stranger = client, server, revoked, stranger
+        self.other_server, self.loaded_mails, self.rng = other_server, loaded_mails, rng
+        self.seq = first_seq
+        self.now = datetime.now(UTC).replace(microsecond=0)
 
-    def case(f):  # type: ignore[no-untyped-def]
-        makers.append(f)
-        return f
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
 
-    @case
-    def not_fsm() -> tuple[str, bytes]:
-        return "not_fsm_mail", _plain_mail(f"lunch {rng.random()}", "see you at noon")
+    def good_env(self, c: ClientKit | None = None, s: ServerKit | None = None, **kw: object) -> bytes:
+        """A valid envelope of one device, from ``c`` (the client) to ``s`` (the server)."""
+        c = self.client if c is None else c
+        s = self.server if s is None else s
+        return seal(make_report(c.name, self.next_seq(), devices=1, **kw), c, s)  # type: ignore[arg-type]
 
-    @case
-    def random_bytes() -> tuple[str, bytes]:
-        junk = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 400)))
+    def cases(self) -> list[Callable[[], tuple[str, bytes]]]:
+        return [
+            self.not_fsm,
+            self.random_bytes,
+            self.truncated,
+            self.bad_base64,
+            self.edited_headers,
+            self.two_attachments,
+            self.unknown_client,
+            self.revoked_client,
+            self.wrong_signing_key,
+            self.bit_flip,
+            self.header_flip,
+            self.wrong_server_key,
+            self.future,
+            self.ancient,
+            self.bad_version,
+            self.bad_schema,
+            self.zip_bomb,
+            self.gzip_attachment,
+            self.replay,
+            self.replay_resealed_header,
+            self.renumbered,
+        ]
+
+    def not_fsm(self) -> tuple[str, bytes]:
+        return "not_fsm_mail", _plain_mail(f"lunch {self.rng.random()}", "see you at noon")
+
+    def random_bytes(self) -> tuple[str, bytes]:
+        junk = bytes(self.rng.getrandbits(8) for _ in range(self.rng.randint(0, 400)))
         return "not_fsm_mail", junk
 
-    @case
-    def truncated() -> tuple[str, bytes]:
-        mail = mails_for(good_env())[0]
-        cut = mail[: rng.randint(len(mail) // 2, len(mail) - 200)]
+    def truncated(self) -> tuple[str, bytes]:
+        mail = mails_for(self.good_env())[0]
+        cut = mail[: self.rng.randint(len(mail) // 2, len(mail) - 200)]
         return "malformed_mime|malformed|not_fsm_mail", cut
 
-    @case
-    def bad_base64() -> tuple[str, bytes]:
-        env = good_env()
+    def bad_base64(self) -> tuple[str, bytes]:
+        env = self.good_env()
         first = base64.b64encode(env)[:60]
         return "malformed_mime", mails_for(env)[0].replace(first, b"!!" + first[2:], 1)
 
-    @case
-    def edited_headers() -> tuple[str, bytes]:
-        env = good_env()
+    def edited_headers(self) -> tuple[str, bytes]:
+        env = self.good_env()
         mail = mails_for(env)[0]
         h = envelope.peek(env)
         return "malformed_mime", mail.replace(
             f"X-Fsm-Seq: {h.seq}".encode(), f"X-Fsm-Seq: {h.seq + 1}".encode()
         )
 
-    @case
-    def two_attachments() -> tuple[str, bytes]:
+    def two_attachments(self) -> tuple[str, bytes]:
         return "malformed_mime", _plain_mail(
-            "two", attachments=[("a.fsm", good_env()), ("b.fsm", good_env())]
+            "two", attachments=[("a.fsm", self.good_env()), ("b.fsm", self.good_env())]
         )
 
-    @case
-    def unknown_client() -> tuple[str, bytes]:
-        return "unknown_client", mails_for(good_env(stranger))[0]
+    def unknown_client(self) -> tuple[str, bytes]:
+        return "unknown_client", mails_for(self.good_env(self.stranger))[0]
 
-    @case
-    def revoked_client() -> tuple[str, bytes]:
-        return "revoked_client", mails_for(good_env(revoked))[0]
+    def revoked_client(self) -> tuple[str, bytes]:
+        return "revoked_client", mails_for(self.good_env(self.revoked))[0]
 
-    @case
-    def wrong_signing_key() -> tuple[str, bytes]:
+    def wrong_signing_key(self) -> tuple[str, bytes]:
         # the registered client's name, signed by someone else's key
-        forged = ClientKit(name=client.name, signing_key=stranger.signing_key, pub_path=stranger.pub_path)
-        return "bad_signature", mails_for(good_env(forged))[0]
+        forged = ClientKit(
+            name=self.client.name, signing_key=self.stranger.signing_key, pub_path=self.stranger.pub_path
+        )
+        return "bad_signature", mails_for(self.good_env(forged))[0]
 
-    @case
-    def bit_flip() -> tuple[str, bytes]:
-        env = bytearray(good_env())
+    def bit_flip(self) -> tuple[str, bytes]:
+        env = bytearray(self.good_env())
         h = envelope.peek(bytes(env))
-        pos = rng.randrange(h.size, len(env))  # anywhere after the header: ciphertext or signature
-        env[pos] ^= 1 << rng.randrange(8)
+        pos = self.rng.randrange(h.size, len(env))  # anywhere after the header: ciphertext or signature
+        env[pos] ^= 1 << self.rng.randrange(8)
         return "bad_signature", mails_for(bytes(env))[0]
 
-    @case
-    def header_flip() -> tuple[str, bytes]:
-        env = bytearray(good_env())
+    def header_flip(self) -> tuple[str, bytes]:
+        env = bytearray(self.good_env())
         # flip a bit of the ephemeral key or nonce (bytes 36..80): still parses, the signature covers it
-        env[rng.randrange(36, 80)] ^= 1
+        env[self.rng.randrange(36, 80)] ^= 1
         return "bad_signature", mails_for(bytes(env))[0]
 
-    @case
-    def wrong_server_key() -> tuple[str, bytes]:
-        return "unknown_key|decryption_failed", mails_for(good_env(s=other_server))[0]
+    def wrong_server_key(self) -> tuple[str, bytes]:
+        return "unknown_key|decryption_failed", mails_for(self.good_env(s=self.other_server))[0]
 
-    @case
-    def future() -> tuple[str, bytes]:
-        return "implausible", mails_for(good_env(created_at=now + timedelta(days=3)))[0]
+    def future(self) -> tuple[str, bytes]:
+        return "implausible", mails_for(self.good_env(created_at=self.now + timedelta(days=3)))[0]
 
-    @case
-    def ancient() -> tuple[str, bytes]:
-        return "implausible", mails_for(good_env(created_at=datetime(1999, 1, 1, tzinfo=UTC)))[0]
+    def ancient(self) -> tuple[str, bytes]:
+        return "implausible", mails_for(self.good_env(created_at=datetime(1999, 1, 1, tzinfo=UTC)))[0]
 
-    @case
-    def bad_version() -> tuple[str, bytes]:
-        env = bytearray(good_env())
+    def bad_version(self) -> tuple[str, bytes]:
+        env = bytearray(self.good_env())
         env[4] = 9  # the version byte after the magic
-        return "version_not_supported", mails_for_raw(bytes(env), client.name)
+        return "version_not_supported", mails_for_raw(bytes(env), self.client.name)
 
-    @case
-    def bad_schema() -> tuple[str, bytes]:
-        return "bad_schema", mails_for(seal_plain(b'{"hello": "world"}', client, server, next_seq()))[0]
-
-    @case
-    def zip_bomb() -> tuple[str, bytes]:
-        # 80 MB of zeros in ~80 KB, declared honestly (refused by size) or as small (refused inflating)
-        declared = rng.choice((_BOMB_BYTES, 1000))
-        return "too_large|bad_schema|malformed", mails_for(
-            seal_compressed(_bomb(), declared, client, server, next_seq())
+    def bad_schema(self) -> tuple[str, bytes]:
+        return "bad_schema", mails_for(
+            seal_plain(b'{"hello": "world"}', self.client, self.server, self.next_seq())
         )[0]
 
-    @case
-    def gzip_attachment() -> tuple[str, bytes]:
+    def zip_bomb(self) -> tuple[str, bytes]:
+        # 80 MB of zeros in ~80 KB, declared honestly (refused by size) or as small (refused inflating)
+        declared = self.rng.choice((_BOMB_BYTES, 1000))
+        return "too_large|bad_schema|malformed", mails_for(
+            seal_compressed(_bomb(), declared, self.client, self.server, self.next_seq())
+        )[0]
+
+    def gzip_attachment(self) -> tuple[str, bytes]:
         return "not_fsm_mail", _plain_mail("archive", attachments=[("log.gz", gzip.compress(b"x" * 100_000))])
 
-    @case
-    def replay() -> tuple[str, bytes]:
-        return "duplicate", rng.choice(loaded_mails)
+    def replay(self) -> tuple[str, bytes]:
+        return "duplicate", self.rng.choice(self.loaded_mails)
 
-    @case
-    def replay_resealed_header() -> tuple[str, bytes]:
+    def replay_resealed_header(self) -> tuple[str, bytes]:
         # a replayed envelope in a fresh mail (different Message-ID, same bytes)
-        env = mime.parse_message(rng.choice(loaded_mails)).envelope
+        env = mime.parse_message(self.rng.choice(self.loaded_mails)).envelope
         return "duplicate", mime.build_message(
-            env, from_addr=FROM_ADDR, to_addr=TO_ADDR, message_id=f"<replay.{rng.random()}@x>"
+            env, from_addr=FROM_ADDR, to_addr=TO_ADDR, message_id=f"<replay.{self.rng.random()}@x>"
         )
 
-    @case
-    def renumbered() -> tuple[str, bytes]:
-        # a client that counts again from an earlier number: a new report under a loaded one
-        loaded_seq = envelope.peek(mime.parse_message(rng.choice(loaded_mails)).envelope).seq
+    def renumbered(self) -> tuple[str, bytes]:
+        # a self.client that counts again from an earlier number: a new report under a loaded one
+        loaded_seq = envelope.peek(mime.parse_message(self.rng.choice(self.loaded_mails)).envelope).seq
         report = make_report(
-            client.name, loaded_seq, devices=1, created_at=now - timedelta(minutes=rng.randint(1, 10_000))
+            self.client.name,
+            loaded_seq,
+            devices=1,
+            created_at=self.now - timedelta(minutes=self.rng.randint(1, 10_000)),
         )
-        return "seq_conflict", mails_for(seal(report, client, server))[0]
+        return "seq_conflict", mails_for(seal(report, self.client, self.server))[0]
 
     # -- signed by the registered client, hostile inside (defects of issue 12) --------------------
-    for name, (expected, hostile) in hostile_cases().items():
+    def hostile_cases(self) -> list[Callable[[], tuple[str, bytes]]]:
+        """One maker per hostile report of ``hostile_cases()``, named after it."""
+        makers: list[Callable[[], tuple[str, bytes]]] = []
+        for name, (expected, hostile) in hostile_cases().items():
 
-        def make(
-            expected: str = expected, hostile: Callable[[Report], Report] = hostile
-        ) -> tuple[str, bytes]:
-            return expected, mails_for(
-                seal(hostile(make_report(client.name, next_seq(), devices=2)), client, server)
-            )[0]
+            def make(
+                expected: str = expected, hostile: Callable[[Report], Report] = hostile
+            ) -> tuple[str, bytes]:
+                report = hostile(make_report(self.client.name, self.next_seq(), devices=2))
+                return expected, mails_for(seal(report, self.client, self.server))[0]
 
-        make.__name__ = name
-        case(make)
+            make.__name__ = name
+            makers.append(make)
+        return makers
 
-    if big:
-
-        @case
-        def huge() -> tuple[str, bytes]:
-            return "too_large", _plain_mail(
-                "big", attachments=[("big.fsm", b"\x89FSM" + bytes(50 * 1024 * 1024))]
-            )
-
-    for _ in range(count):
-        yield rng.choice(makers)()
+    def huge(self) -> tuple[str, bytes]:
+        return "too_large", _plain_mail(
+            "big", attachments=[("big.fsm", b"\x89FSM" + bytes(50 * 1024 * 1024))]
+        )
 
 
 _BOMB_BYTES = 80 * 1024 * 1024

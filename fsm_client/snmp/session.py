@@ -537,36 +537,23 @@ class PysnmpSource:
         while pending:
             batch = pending[:width]
             n = len(batch)
-            want = 1
+            want = 1 if self._v1 else self._repetitions(batch, reps)
             try:
-                if self._v1:
-                    status, _, vbs = await self._request("next", [batch[0].cursor])
-                else:
-                    room = max(c.limit - len(c.rows) for c in batch)
-                    want = max(1, min(reps, MAX_BULK_VARBINDS // n, room))
-                    cursors = [c.cursor for c in batch]
-                    status, _, vbs = await self._request("bulk", cursors, max_repetitions=want)
+                status, vbs = await self._ask(batch, want)
             except _Timeout:
                 what = f"walk of {batch[0].root}" if len(columns) == 1 else f"walk of {len(columns)} tables"
                 read = sum(len(c.rows) for c in columns)
                 self._timed_out(f"{what} after {read} rows", got_some=read > 0)
                 return
-            if status:
-                if self._v1 and status == _NO_SUCH_NAME:
-                    batch[0].done = True  # v1's end of the MIB view
-                elif status in (_TOO_BIG, _GEN_ERR) and not self._v1 and (want > 1 or n > 1):
-                    if want > 1:
-                        reps = max(1, want // 2)
-                    else:
-                        width = max(1, n // 2)
-                    continue
+            if status in (_TOO_BIG, _GEN_ERR) and not self._v1 and (want > 1 or n > 1):
+                # The answer did not fit: ask for fewer repetitions first, then for fewer columns.
+                if want > 1:
+                    reps = max(1, want // 2)
                 else:
-                    for c in batch:
-                        c.done = True
-                        self.warnings.append(
-                            f"{self._who()}: walk of {c.root} stopped by error-status "
-                            f"{_status_name(status)} at {c.cursor}"
-                        )
+                    width = max(1, n // 2)
+                continue
+            if status:
+                self._stop_on_error(batch, status)
             elif not vbs:
                 for c in batch:
                     c.done = True
@@ -574,15 +561,48 @@ class PysnmpSource:
                 if not grown:  # grow after the first answer, unless the agent already made us shrink
                     grown = True
                     reps = self.bulk_size if reps == self.first_bulk else reps
-                # a GETBULK answer is row-major: repetition i holds one varbind per cursor
-                for j, c in enumerate(batch):
-                    for i in range(j, len(vbs), n):
-                        if c.done:
-                            break
-                        self._take(c, *vbs[i])
+                self._spread(batch, vbs)
                 if len(vbs) < n:  # the agent cut its answer below one row: ask for fewer columns
                     width = max(1, len(vbs))
             pending = [c for c in pending if not c.done]
+
+    @staticmethod
+    def _repetitions(batch: list[_Column], reps: int) -> int:
+        """GETBULK max-repetitions for ``batch``: ``reps``, within the varbind bound and what the
+        columns still have room for."""
+        room = max(c.limit - len(c.rows) for c in batch)
+        return max(1, min(reps, MAX_BULK_VARBINDS // len(batch), room))
+
+    async def _ask(self, batch: list[_Column], want: int) -> tuple[int, list[tuple[str, Any]]]:
+        """(error-status, varbinds) of one step of the walk: GETNEXT on v1 (one column), else
+        GETBULK of ``want`` repetitions over the batch's cursors."""
+        if self._v1:
+            status, _, vbs = await self._request("next", [batch[0].cursor])
+        else:
+            cursors = [c.cursor for c in batch]
+            status, _, vbs = await self._request("bulk", cursors, max_repetitions=want)
+        return status, vbs
+
+    def _stop_on_error(self, batch: list[_Column], status: int) -> None:
+        if self._v1 and status == _NO_SUCH_NAME:
+            batch[0].done = True  # v1's end of the MIB view
+            return
+        for c in batch:
+            c.done = True
+            self.warnings.append(
+                f"{self._who()}: walk of {c.root} stopped by error-status "
+                f"{_status_name(status)} at {c.cursor}"
+            )
+
+    def _spread(self, batch: list[_Column], vbs: list[tuple[str, Any]]) -> None:
+        """Hand each column its varbinds: a GETBULK answer is row-major (repetition i holds one
+        varbind per cursor)."""
+        n = len(batch)
+        for j, c in enumerate(batch):
+            for i in range(j, len(vbs), n):
+                if c.done:
+                    break
+                self._take(c, *vbs[i])
 
     def _take(self, c: _Column, name: str, value: Any) -> None:
         key = oid_key(name)

@@ -48,6 +48,8 @@ HUGE = 64_000  # "64 KB": the largest string that still fits one datagram with i
 MAX_ANSWER = 65_000  # bytes of varbinds an answer may carry before tooBig
 
 _V = SnmpValue
+_Varbinds = list[tuple[str, SnmpValue | bytes | None]]
+_Answer = tuple[int, int, _Varbinds]  # error-status, error-index, varbinds
 
 
 def default_mib() -> dict[str, SnmpValue]:
@@ -222,50 +224,13 @@ class HostileAgent:
 
     def _respond(self, req: ber.Message, mode: str, *, request_id: int | None = None) -> bytes:
         mib_name = mode if mode in self.mibs else "default"
-        status, index, varbinds = 0, 0, []
         v1 = req.version == 0
         if req.pdu_type == ber.GET:
-            if mode == "gen-err" and len(req.varbinds) > 4:
-                status, index = 5, 1
-                varbinds = [(o, None) for o, _ in req.varbinds]
-            else:
-                for i, (oid, _) in enumerate(req.varbinds, 1):
-                    value = self.mibs[mib_name].get(oid)
-                    if value is None and v1:
-                        status, index = 2, i
-                        break
-                    varbinds.append((oid, value if value is not None else ber.NO_SUCH_INSTANCE))
-                if status:
-                    varbinds = [(o, None) for o, _ in req.varbinds]
-                elif mode == "stray":
-                    varbinds.append(("1.3.6.1.2.1.1.4.0", _V("octets", b"not asked")))
+            status, index, varbinds = self._answer_get(req, mib_name, mode, v1)
         elif req.pdu_type in (ber.GETNEXT, ber.GETBULK):
-            if req.pdu_type == ber.GETNEXT:
-                non_rep, reps = len(req.varbinds), 0
-            else:
-                non_rep, reps = min(req.error_status, len(req.varbinds)), max(0, req.error_index)
-            cursors = [o for o, _ in req.varbinds]
-            for oid in cursors[:non_rep]:
-                varbinds.append(self._next(mib_name, mode, oid, v1))
-            repeaters = cursors[non_rep:]
-            size = 0
-            for _ in range(reps):
-                if not repeaters:
-                    break
-                row = [self._next(mib_name, mode, oid, v1) for oid in repeaters]
-                size += sum(len(ber.encode_value(v)) + len(o) for o, v in row)
-                if size > MAX_ANSWER and varbinds:
-                    break
-                varbinds.extend(row)
-                repeaters = [o for o, _ in row]
-            if v1:
-                missing = [i for i, (_, v) in enumerate(varbinds, 1) if v is ber.END_OF_MIB_VIEW]
-                if missing:
-                    status, index = 2, missing[0]
-                    varbinds = [(o, None) for o, _ in req.varbinds]
+            status, index, varbinds = self._answer_next(req, mib_name, mode, v1)
         else:
-            status, index = 5, 0
-            varbinds = list(req.varbinds)
+            status, index, varbinds = 5, 0, list(req.varbinds)
         rid = req.request_id if request_id is None else request_id
         packet = ber.encode_message(
             version=req.version,
@@ -287,6 +252,45 @@ class HostileAgent:
                 varbinds=[(o, None) for o, _ in req.varbinds],
             )
         return packet
+
+    def _answer_get(self, req: ber.Message, mib_name: str, mode: str, v1: bool) -> _Answer:
+        """(error-status, error-index, varbinds) of a GET."""
+        if mode == "gen-err" and len(req.varbinds) > 4:
+            return 5, 1, [(o, None) for o, _ in req.varbinds]
+        varbinds: _Varbinds = []
+        for i, (oid, _) in enumerate(req.varbinds, 1):
+            value = self.mibs[mib_name].get(oid)
+            if value is None and v1:
+                return 2, i, [(o, None) for o, _ in req.varbinds]
+            varbinds.append((oid, value if value is not None else ber.NO_SUCH_INSTANCE))
+        if mode == "stray":
+            varbinds.append(("1.3.6.1.2.1.1.4.0", _V("octets", b"not asked")))
+        return 0, 0, varbinds
+
+    def _answer_next(self, req: ber.Message, mib_name: str, mode: str, v1: bool) -> _Answer:
+        """(error-status, error-index, varbinds) of a GETNEXT or GETBULK, within MAX_ANSWER."""
+        if req.pdu_type == ber.GETNEXT:
+            non_rep, reps = len(req.varbinds), 0
+        else:
+            non_rep, reps = min(req.error_status, len(req.varbinds)), max(0, req.error_index)
+        cursors = [o for o, _ in req.varbinds]
+        varbinds: _Varbinds = [self._next(mib_name, mode, oid, v1) for oid in cursors[:non_rep]]
+        repeaters = cursors[non_rep:]
+        size = 0
+        for _ in range(reps):
+            if not repeaters:
+                break
+            row = [self._next(mib_name, mode, oid, v1) for oid in repeaters]
+            size += sum(len(ber.encode_value(v)) + len(o) for o, v in row)
+            if size > MAX_ANSWER and varbinds:
+                break
+            varbinds.extend(row)
+            repeaters = [o for o, _ in row]
+        if v1:
+            missing = [i for i, (_, v) in enumerate(varbinds, 1) if v is ber.END_OF_MIB_VIEW]
+            if missing:
+                return 2, missing[0], [(o, None) for o, _ in req.varbinds]
+        return 0, 0, varbinds
 
     def _next(self, mib_name: str, mode: str, oid: str, v1: bool) -> tuple[str, SnmpValue | bytes]:
         key = oid_key(oid)

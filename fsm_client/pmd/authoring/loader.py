@@ -25,7 +25,7 @@ from fsm_protocol import vocabulary
 from ...errors import PmdError
 from . import transforms
 from .matcher import PmdPool
-from .model import Pmd, Source
+from .model import ExtraSupply, LevelRule, Pmd, Source
 
 BASE_ID = "printer-mib"
 #: Largest PMD file we parse; a PMD is a few KB.
@@ -123,6 +123,26 @@ def _check_sources(path: Path, key: str, sources: list[Source]) -> None:
 
 def _check(path: Path, pmd: Pmd) -> None:
     """Everything msgspec's types cannot say: OIDs, regexes, transforms, vocabulary names."""
+    _check_match(path, pmd)
+    for section in ("identity", "capabilities"):
+        obj = getattr(pmd, section)
+        for field in obj.__struct_fields__:
+            _check_sources(path, f"{section}.{field}", getattr(obj, field))
+    _check_counters(path, pmd)
+    table = pmd.supplies.table
+    _check_oid(path, "supplies.table.entry", table.entry)
+    _check_oid(path, "supplies.table.colorant_entry", table.colorant_entry)
+    _check_transforms(path, "supplies.table.description_transforms", table.description_transforms)
+    for i, rule in enumerate(pmd.supplies.rules):
+        _check_level_rule(path, f"supplies.rules[{i}]", rule)
+    for i, extra in enumerate(pmd.supplies.extra):
+        _check_extra_supply(path, f"supplies.extra[{i}]", extra)
+    for field in ("device_status", "printer_entry", "console"):
+        _check_oid(path, f"status.{field}", getattr(pmd.status, field))
+    _check_oid(path, "alerts.entry", pmd.alerts.entry)
+
+
+def _check_match(path: Path, pmd: Pmd) -> None:
     for i, prefix in enumerate(pmd.match.sys_object_id):
         _check_oid(path, f"match.sys_object_id[{i}]", prefix)
     for i, pattern in enumerate(pmd.match.sys_descr):
@@ -130,10 +150,9 @@ def _check(path: Path, pmd: Pmd) -> None:
             re.compile(pattern)
         except re.error as exc:
             raise _fail(path, f"match.sys_descr[{i}]", f"bad regular expression {pattern!r}: {exc}") from exc
-    for section in ("identity", "capabilities"):
-        obj = getattr(pmd, section)
-        for field in obj.__struct_fields__:
-            _check_sources(path, f"{section}.{field}", getattr(obj, field))
+
+
+def _check_counters(path: Path, pmd: Pmd) -> None:
     for name, sources in pmd.counters.items():
         if not vocabulary.is_counter_name(name):
             raise _fail(
@@ -143,46 +162,38 @@ def _check(path: Path, pmd: Pmd) -> None:
                 f"{', '.join(vocabulary.COUNTERS)} or a vendor extra named x_<name>",
             )
         _check_sources(path, f"counters.{name}", sources)
-    table = pmd.supplies.table
-    _check_oid(path, "supplies.table.entry", table.entry)
-    _check_oid(path, "supplies.table.colorant_entry", table.colorant_entry)
-    _check_transforms(path, "supplies.table.description_transforms", table.description_transforms)
-    for i, rule in enumerate(pmd.supplies.rules):
-        for kind in rule.when_kind:
-            if kind not in vocabulary.SUPPLY_KIND_NAMES:
-                raise _fail(
-                    path,
-                    f"supplies.rules[{i}].when_kind",
-                    f"{kind!r} is not a supply kind; see vocabulary.SUPPLY_KINDS",
-                )
-        for unit in rule.when_unit:
-            if unit not in vocabulary.SUPPLY_UNITS.values():
-                raise _fail(
-                    path,
-                    f"supplies.rules[{i}].when_unit",
-                    f"{unit!r} is not a supply unit; see vocabulary.SUPPLY_UNITS",
-                )
-        for level in rule.levels:
-            if not re.fullmatch(r"-?\d+", level):
-                raise _fail(path, f"supplies.rules[{i}].levels", f"key {level!r} is not an integer level")
-        if rule.when_description is not None:
-            try:
-                re.compile(rule.when_description)
-            except re.error as exc:
-                raise _fail(path, f"supplies.rules[{i}].when_description", str(exc)) from exc
-    for i, extra in enumerate(pmd.supplies.extra):
-        k = f"supplies.extra[{i}]"
-        if extra.kind not in vocabulary.SUPPLY_KIND_NAMES:
-            raise _fail(path, f"{k}.kind", f"{extra.kind!r} is not a supply kind; see SUPPLY_KINDS")
-        if extra.color is not None and extra.color not in vocabulary.COLORS:
-            raise _fail(path, f"{k}.color", f"{extra.color!r} is not a colour; see vocabulary.COLORS")
-        if extra.unit is not None and extra.unit not in vocabulary.SUPPLY_UNITS.values():
-            raise _fail(path, f"{k}.unit", f"{extra.unit!r} is not a supply unit; see SUPPLY_UNITS")
-        _check_sources(path, f"{k}.level", extra.level)
-        _check_sources(path, f"{k}.max", extra.max)
-    for field in ("device_status", "printer_entry", "console"):
-        _check_oid(path, f"status.{field}", getattr(pmd.status, field))
-    _check_oid(path, "alerts.entry", pmd.alerts.entry)
+
+
+def _check_level_rule(path: Path, key: str, rule: LevelRule) -> None:
+    for kind in rule.when_kind:
+        if kind not in vocabulary.SUPPLY_KIND_NAMES:
+            raise _fail(
+                path, f"{key}.when_kind", f"{kind!r} is not a supply kind; see vocabulary.SUPPLY_KINDS"
+            )
+    for unit in rule.when_unit:
+        if unit not in vocabulary.SUPPLY_UNITS.values():
+            raise _fail(
+                path, f"{key}.when_unit", f"{unit!r} is not a supply unit; see vocabulary.SUPPLY_UNITS"
+            )
+    for level in rule.levels:
+        if not re.fullmatch(r"-?\d+", level):
+            raise _fail(path, f"{key}.levels", f"key {level!r} is not an integer level")
+    if rule.when_description is not None:
+        try:
+            re.compile(rule.when_description)
+        except re.error as exc:
+            raise _fail(path, f"{key}.when_description", str(exc)) from exc
+
+
+def _check_extra_supply(path: Path, key: str, extra: ExtraSupply) -> None:
+    if extra.kind not in vocabulary.SUPPLY_KIND_NAMES:
+        raise _fail(path, f"{key}.kind", f"{extra.kind!r} is not a supply kind; see SUPPLY_KINDS")
+    if extra.color is not None and extra.color not in vocabulary.COLORS:
+        raise _fail(path, f"{key}.color", f"{extra.color!r} is not a colour; see vocabulary.COLORS")
+    if extra.unit is not None and extra.unit not in vocabulary.SUPPLY_UNITS.values():
+        raise _fail(path, f"{key}.unit", f"{extra.unit!r} is not a supply unit; see SUPPLY_UNITS")
+    _check_sources(path, f"{key}.level", extra.level)
+    _check_sources(path, f"{key}.max", extra.max)
 
 
 #: Paths whose lists are fallbacks to concatenate (child first) instead of replace.

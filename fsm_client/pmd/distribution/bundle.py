@@ -127,44 +127,55 @@ def check_entries(infos: Sequence[zipfile.ZipInfo], limits: Limits = LIMITS) -> 
     seen: set[str] = set()
     total = 0
     for info in infos:
-        name = info.filename
-        shown = repr(name)
-        if name in seen:
-            raise _reject(f"the bundle names {shown} twice")
-        seen.add(name)
-        if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name) or "\0" in name:
-            raise _reject(f"bundle entry {shown} is an absolute or non-portable path")
-        if any(part in ("..", ".") for part in name.split("/")):
-            raise _reject(f"bundle entry {shown} contains '..' or '.' (path traversal)")
-        if _is_link(info):
-            raise _reject(f"bundle entry {shown} is a symbolic link")
-        if info.is_dir():
-            raise _reject(f"bundle entry {shown} is a directory; bundles hold files only")
-        if name not in (MANIFEST_NAME, SIGNATURE_NAME) and not _POOL_ENTRY.fullmatch(name):
-            raise _reject(f"bundle entry {shown} is not manifest.json, manifest.sig or pmd/<id>.toml")
-        if info.flag_bits & 0x1:
-            raise _reject(f"bundle entry {shown} is encrypted")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise _reject(
-                f"bundle entry {shown} uses compression method {info.compress_type}; "
-                "only stored and deflate are accepted"
-            )
-        cap = limits.max_manifest_bytes if name in (MANIFEST_NAME, SIGNATURE_NAME) else limits.max_file_bytes
-        if info.file_size > cap:
-            raise _reject(
-                f"bundle entry {shown} is {info.file_size} bytes uncompressed, over the limit of {cap}"
-            )
-        if info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise _reject(
-                f"bundle entry {shown} expands {info.file_size} bytes from {info.compress_size} "
-                f"(over {limits.max_ratio}:1): refusing a likely zip bomb"
-            )
+        if info.filename in seen:
+            raise _reject(f"the bundle names {info.filename!r} twice")
+        seen.add(info.filename)
+        _check_name(info)
+        _check_size(info, limits)
         total += info.file_size
         if total > limits.max_total_bytes:
             raise _reject(f"the bundle's entries add up to over {limits.max_total_bytes} bytes")
     for required in (MANIFEST_NAME, SIGNATURE_NAME):
         if required not in seen:
             raise _reject(f"the bundle has no {required}")
+
+
+def _check_name(info: zipfile.ZipInfo) -> None:
+    """An entry is a plain file at a portable relative path, one of the names a bundle holds."""
+    name = info.filename
+    shown = repr(name)
+    if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name) or "\0" in name:
+        raise _reject(f"bundle entry {shown} is an absolute or non-portable path")
+    if any(part in ("..", ".") for part in name.split("/")):
+        raise _reject(f"bundle entry {shown} contains '..' or '.' (path traversal)")
+    if _is_link(info):
+        raise _reject(f"bundle entry {shown} is a symbolic link")
+    if info.is_dir():
+        raise _reject(f"bundle entry {shown} is a directory; bundles hold files only")
+    if name not in (MANIFEST_NAME, SIGNATURE_NAME) and not _POOL_ENTRY.fullmatch(name):
+        raise _reject(f"bundle entry {shown} is not manifest.json, manifest.sig or pmd/<id>.toml")
+
+
+def _check_size(info: zipfile.ZipInfo, limits: Limits) -> None:
+    """An entry is stored or deflated, not encrypted, and within its size and ratio limits (as its
+    directory declares them; reading checks the real sizes)."""
+    shown = repr(info.filename)
+    if info.flag_bits & 0x1:
+        raise _reject(f"bundle entry {shown} is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise _reject(
+            f"bundle entry {shown} uses compression method {info.compress_type}; "
+            "only stored and deflate are accepted"
+        )
+    small = info.filename in (MANIFEST_NAME, SIGNATURE_NAME)
+    cap = limits.max_manifest_bytes if small else limits.max_file_bytes
+    if info.file_size > cap:
+        raise _reject(f"bundle entry {shown} is {info.file_size} bytes uncompressed, over the limit of {cap}")
+    if info.file_size > limits.max_ratio * max(info.compress_size, 1):
+        raise _reject(
+            f"bundle entry {shown} expands {info.file_size} bytes from {info.compress_size} "
+            f"(over {limits.max_ratio}:1): refusing a likely zip bomb"
+        )
 
 
 def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes:
