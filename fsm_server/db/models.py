@@ -344,6 +344,7 @@ class SupplyLatest(_Model):
     sy = peewee.FloatField(default=0.0)
     sxx = peewee.FloatField(default=0.0)
     sxy = peewee.FloatField(default=0.0)
+    empty_at = UtcDateTimeField(null=True)  # when the fit reaches zero (None: no forecast)
 
     class Meta:
         primary_key = peewee.CompositeKey("device", "key")
