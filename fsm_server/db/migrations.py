@@ -167,7 +167,8 @@ def m015_billing(db: peewee.Database) -> None:
 
 def m016_supply_orders(db: peewee.Database) -> None:
     """supply_latest.empty_at (when each supply's forecast reaches zero, what the supplies page
-    filters and sorts by) with its index, and the supply-order tables (fsm_server.orders)."""
+    filters and sorts by) with its index, an index on the level, and the supply-order tables
+    (fsm_server.orders)."""
     from ..orders.models import create_tables
     from .state import rebuild
 
@@ -177,6 +178,7 @@ def m016_supply_orders(db: peewee.Database) -> None:
         kind: Literal["sqlite", "postgresql"] = "postgresql" if pg else "sqlite"
         rebuild(Database(db, kind, ""))
     db.execute_sql("CREATE INDEX IF NOT EXISTS supply_latest_empty_at ON supply_latest (empty_at)")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS supply_latest_percent ON supply_latest (percent)")
     create_tables(db)
 
 

@@ -326,6 +326,8 @@ class SupplyLatest(_Model):
     supply's last replacement, kept as sums so that each reading adds to it in constant time.
     """
 
+    device_id: int
+
     device = peewee.ForeignKeyField(Device, on_delete="CASCADE")
     key = peewee.CharField(max_length=400)  # kind|color|slot (else description): which supply
     reading = peewee.BigIntegerField()
