@@ -10,6 +10,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 from portal_fleet import Fleet, Viewer, build_fleet
 from reports_fleet import Feeder, reading
@@ -231,3 +232,44 @@ def test_each_viewer_sees_only_its_customers_orders(
                 workflow.approve(scoped, ids[0], by=viewer.name)
             assert SupplyOrder.get_by_id(ids[0]).state == "proposed"
     assert Viewer  # the fleet's viewers are portal principals as scoping sees them
+
+
+def test_cli_sets_a_lead_time_scans_steps_and_exports(
+    db: Database, feed: Feeder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from fsm_server.cli import main
+
+    for day in range(4):  # empty in 13 days: nothing proposed under the defaults
+        at = START + timedelta(days=day)
+        feed.send(at, [toner(at, 80 - 5 * day)])
+    monkeypatch.setenv("FSM_DATABASE_URL", db.url)
+    run = CliRunner()
+
+    def cli(*args: str, code: int = 0) -> str:
+        r = run.invoke(main, ["--data-dir", str(tmp_path / "server"), "orders", *args])
+        assert r.exit_code == code, r.output
+        return r.output
+
+    assert "lead 5 days, margin 3 days (the [orders] defaults)" in cli("settings", "ACME")
+    assert "set by dana" in cli("settings", "ACME", "--lead-days", "12", "--by", "dana")
+    assert "1 order(s) proposed" in cli("scan")
+    [row] = msgspec.json.decode(cli("list", "--json"))
+    assert (row["part_number"], row["state"], row["lead_days"]) == ("CF287A", "proposed", 12)
+    order = str(row["id"])
+    assert "only when approved" in cli("ordered", order, code=1)
+    assert "error:" in cli("ignore", order, "--reason", " ", code=1)
+    cli("approve", order, "--by", "dana")
+    out = tmp_path / "approved.csv"
+    assert "1 order(s)" in cli("export", "--out", str(out))
+    assert out.read_text().splitlines()[1].startswith(f"{order},ACME,CF287A,")
+    cli("ordered", order, "--ref", "SO-9", "--by", "erp")
+    cli("delivered", order, "--by", "driver")
+    shown = cli("show", order)
+    assert "SO-9" in shown and "by driver" in shown and "CF287A" in shown
+    assert "no supply order" in cli("show", "987654", code=1)
+    [closed] = msgspec.json.decode(cli("list", "--state", "closed", "--json"))
+    assert (closed["id"], closed["state"]) == (row["id"], "delivered")
+    assert cli("list", "--state", "open", "--json").strip() == "[]"
+    assert "[orders] defaults" in cli("settings", "ACME", "--reset")
