@@ -273,3 +273,30 @@ def test_cli_sets_a_lead_time_scans_steps_and_exports(
     assert (closed["id"], closed["state"]) == (row["id"], "delivered")
     assert cli("list", "--state", "open", "--json").strip() == "[]"
     assert "[orders] defaults" in cli("settings", "ACME", "--reset")
+
+
+def test_migration_16_adds_the_empty_date_and_the_order_tables_to_a_database_made_before_it(
+    db: Database, feed: Feeder
+) -> None:
+    from fsm_server.db import migrations
+
+    for day in range(5):
+        at = START + timedelta(days=day)
+        feed.send(at, [toner(at, 90 - 5 * day)])
+    pw = db.peewee
+    before = sql_rows(db)
+    assert before and before[0][0] is not None  # 70 % falling 5 a day: a forecast
+    pw.execute_sql("DROP INDEX supply_latest_empty_at")
+    pw.execute_sql("ALTER TABLE supply_latest DROP COLUMN empty_at")
+    pw.execute_sql("DROP TABLE supply_order")
+    pw.execute_sql("DROP TABLE order_settings")
+    pw.execute_sql("DELETE FROM migrations WHERE name = 'm016_supply_orders'")
+    assert migrations.migrate(db) == ["m016_supply_orders"]
+    assert sql_rows(db) == before  # computed again from the readings
+    assert orders() == []  # the tables are there (and empty: orders are proposed from now on)
+
+
+def sql_rows(db: Database) -> list[tuple[object, ...]]:
+    from fsm_server.db import sql
+
+    return list(sql.rows(db, "SELECT empty_at, key FROM supply_latest ORDER BY device_id, key"))
