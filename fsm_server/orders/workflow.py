@@ -340,6 +340,36 @@ def lead_settings(scoped: Scoped, customer: str, defaults: OrdersSection) -> Lea
     )
 
 
+def all_lead_settings(scoped: Scoped, defaults: OrdersSection) -> list[LeadSettings]:
+    """Every customer in scope with its lead time and margin, by name (one query)."""
+    with translated("cannot read the order settings"):
+        q = (
+            scoped.customers()
+            .select(
+                Customer.name,
+                OrderSettings.lead_days,
+                OrderSettings.margin_days,
+                OrderSettings.updated_by,
+                OrderSettings.updated_at,
+            )
+            .join(OrderSettings, peewee.JOIN.LEFT_OUTER, on=(OrderSettings.customer == Customer.id))
+            .order_by(Customer.name)
+            .tuples()
+        )
+        rows = list(cast("Iterable[tuple[str, int | None, int | None, str | None, datetime | None]]", q))
+    return [
+        LeadSettings(
+            customer=name,
+            lead_days=defaults.lead_days if lead is None else lead,
+            margin_days=defaults.margin_days if margin is None else margin,
+            own=lead is not None,
+            updated_by=by,
+            updated_at=at,
+        )
+        for name, lead, margin, by, at in rows
+    ]
+
+
 def _days(what: str, value: int) -> int:
     if not 0 <= value <= 365:
         raise OrderError(f"{what} {value} is out of range", hint="give a number of days from 0 to 365")
@@ -453,6 +483,7 @@ __all__ = [
     "OrderFilter",
     "OrderPage",
     "OrderView",
+    "all_lead_settings",
     "approve",
     "approved_csv",
     "get_order",

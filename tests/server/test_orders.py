@@ -171,6 +171,13 @@ def test_a_customers_own_lead_time_and_the_scan_after_changing_it(db: Database, 
         workflow.set_lead(ADMIN, "ACME", lead_days=400, margin_days=1, by="dana")
     s = workflow.set_lead(ADMIN, "ACME", lead_days=10, margin_days=4, by="dana")
     assert (s.lead_days, s.margin_days, s.own) == (10, 4, True)
+    add_customer("Zenith")
+    listed = workflow.all_lead_settings(ADMIN, defaults)
+    assert [(x.customer, x.lead_days, x.margin_days, x.own, x.updated_by) for x in listed] == [
+        ("ACME", 10, 4, True, "dana"),
+        ("Zenith", 5, 3, False, None),
+    ]
+    assert workflow.all_lead_settings(Scoped("customer", frozenset()), defaults) == []
     assert proposals.scan(db, defaults, now=START + timedelta(days=3)) == (1, 0)
     [o] = orders()
     assert (o.lead_days, o.margin_days) == (10, 4)

@@ -144,7 +144,14 @@ def test_an_order_proposed_by_the_forecast_is_approved_then_closed_by_the_replac
             page.wait_for_url(f"{base}/orders")
             row = page.locator("table.orders tbody tr", has_text="CF287A")
             assert "approved" in row.inner_text()
-            shoot(page, {"supplies": f"{base}/supplies", "orders": page.url})
+            shoot(
+                page,
+                {
+                    "supplies": f"{base}/supplies",
+                    "orders": page.url,
+                    "lead-times": f"{base}/orders/lead-times",
+                },
+            )
             # the next report shows a new cartridge: ingest closes the order as delivered
             at = datetime.now(UTC).replace(microsecond=0)  # after the approval
             readings = printers(at, DAYS)

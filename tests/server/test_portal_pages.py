@@ -29,7 +29,7 @@ from fsm_server.registry import Registry
 from fsm_server.web import create_app
 
 PAGES = ("/", "/devices", "/devices.csv", "/alerts", "/clients", "/data", "/billing", "/supplies", "/orders")
-DEALER_PAGES = ("/customers", "/quarantine", "/orders.csv")
+DEALER_PAGES = ("/customers", "/quarantine", "/orders.csv", "/orders/lead-times")
 MISSING = 987_654
 
 
@@ -278,15 +278,15 @@ def test_a_dealer_steps_orders_sets_lead_times_and_filters_supplies(
     assert SupplyOrder.get_by_id(other).ignore_reason == "buys its own"
     # lead times: set for a customer in scope, refused out of range, 404 for another dealer's
     r = north.post(
-        "/orders/lead-time", data={"csrf": csrf, "customer": "ACME", "lead_days": "9", "margin_days": "2"}
+        "/orders/lead-times", data={"csrf": csrf, "customer": "ACME", "lead_days": "9", "margin_days": "2"}
     )
     assert r.status_code == 200 and 'value="9"' in r.text
     bad = north.post(
-        "/orders/lead-time", data={"csrf": csrf, "customer": "ACME", "lead_days": "999", "margin_days": "2"}
+        "/orders/lead-times", data={"csrf": csrf, "customer": "ACME", "lead_days": "999", "margin_days": "2"}
     )
     assert bad.status_code == 400
     r = north.post(
-        "/orders/lead-time", data={"csrf": csrf, "customer": "Globex", "lead_days": "1", "margin_days": "1"}
+        "/orders/lead-times", data={"csrf": csrf, "customer": "Globex", "lead_days": "1", "margin_days": "1"}
     )
     assert r.status_code == 404
     audit = users["admin"].client.get("/audit").text

@@ -101,9 +101,6 @@ def orders(request: Request) -> Response:
     f = _order_filter(request)
     page = workflow.order_page(scoped, f)
     customers, _ = filter_choices(scoped)
-    leads = []
-    if principal_of(request).role in ("admin", "dealer"):
-        leads = [workflow.lead_settings(scoped, c, _defaults(request)) for c in customers[:200]]
     return render(
         request,
         "p_orders.html",
@@ -111,10 +108,16 @@ def orders(request: Request) -> Response:
         f=f,
         customers=customers,
         states=workflow.STATE_FILTERS,
-        leads=leads,
         title="Orders",
         now=_now(),
     )
+
+
+@require("admin", "dealer")
+def lead_times(request: Request) -> Response:
+    """Each customer's lead time and margin, with a form per customer."""
+    rows = workflow.all_lead_settings(_scoped(request), _defaults(request))
+    return render(request, "p_lead_times.html", leads=rows, title="Lead times")
 
 
 @require(*ROLES)
@@ -170,7 +173,7 @@ def order_action(request: Request) -> Response:
 
 
 @require("admin", "dealer")
-def lead_time(request: Request) -> Response:
+def set_lead_time(request: Request) -> Response:
     """Set (or reset to the server's defaults) one customer's lead time and margin."""
     scoped = _scoped(request)
     form = form_data(request)
@@ -205,7 +208,7 @@ def lead_time(request: Request) -> Response:
         target=f"customer {customer}",
         detail={"lead_days": s.lead_days, "margin_days": s.margin_days, "own": s.own},
     )
-    return RedirectResponse("/orders#lead-times", status_code=303)
+    return RedirectResponse("/orders/lead-times", status_code=303)
 
 
 @require("admin", "dealer")
@@ -239,7 +242,8 @@ def routes() -> list[Route]:
         Route("/supplies", supplies),
         Route("/orders", orders),
         Route("/orders.csv", orders_export),
-        Route("/orders/lead-time", lead_time, methods=["POST"]),
+        Route("/orders/lead-times", lead_times),
+        Route("/orders/lead-times", set_lead_time, methods=["POST"]),
         Route("/orders/{order_id:int}", order),
         Route("/orders/{order_id:int}/{action:str}", order_action, methods=["POST"]),
     ]
