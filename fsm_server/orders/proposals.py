@@ -205,7 +205,9 @@ def _one_chunk(
         if reason is not None:
             proposed.append(_proposal(s, lead, reason, now))
     for i in range(0, len(proposed), 200):
-        SupplyOrder.insert_many(proposed[i : i + 200]).execute()
+        # a concurrent load that proposed the same supply first wins (the one-open-order index);
+        # an error here would refuse the whole report
+        SupplyOrder.insert_many(proposed[i : i + 200]).on_conflict_ignore().execute()
     return len(proposed), closed
 
 
