@@ -10,7 +10,9 @@ The clients and their reports are the same at both sizes; only the devices diffe
 Each "session" is a thread calling the page functions of ``fsm_server.portal`` as the portal's
 endpoints do (a dealer viewer seeing 4 of the 20 customers), on its own connection. Measured:
 dashboard, devices list (unfiltered, by status, by supply level, by search text), device page and
-its chart data. The goal: p95 at 10,000 devices at most 2x p95 at 100.
+its chart data, the supplies list (unfiltered, by level, by days left) and the orders list (the
+supply state and the orders are computed from the filled readings as ingest keeps them). The
+goal: p95 at 10,000 devices at most 2x p95 at 100.
 
     .venv/bin/python bench/portal.py [--rounds 10] [--sessions 20]
 """
@@ -31,12 +33,17 @@ from pathlib import Path
 
 import psycopg
 
+from fsm_server.config import OrdersSection
 from fsm_server.db import open_database
 from fsm_server.db.connect import Database
 from fsm_server.db.models import Device
+from fsm_server.db.state import rebuild
+from fsm_server.orders import proposals
+from fsm_server.orders.workflow import OrderFilter, order_page
 from fsm_server.portal.dashboard import dashboard
 from fsm_server.portal.device import counter_chart, device_view
 from fsm_server.portal.devices import DeviceFilter, device_page
+from fsm_server.portal.supplies import SupplyFilter, supply_page
 from fsm_server.scoping import Scoped
 
 ADMIN_URL = os.environ.get("FSM_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -114,6 +121,10 @@ def pages(now: datetime, device_ids: list[int]) -> dict[str, Callable[[Scoped, i
         "devices by search": lambda s, i: device_page(s, DeviceFilter(q=f"S{1 + i % 9}1"), now=now),
         "device page": lambda s, i: device_view(s, device_ids[i % len(device_ids)], now=now),
         "chart data": lambda s, i: counter_chart(s, device_ids[i % len(device_ids)], now=now),
+        "supplies": lambda s, i: supply_page(s, SupplyFilter(page=1 + i % 3), now=now),
+        "supplies by level": lambda s, i: supply_page(s, SupplyFilter(level_max=20, sort="level"), now=now),
+        "supplies by days": lambda s, i: supply_page(s, SupplyFilter(days_max=14, color="black"), now=now),
+        "orders": lambda s, i: order_page(s, OrderFilter(page=1 + i % 2)),
     }
 
 
@@ -157,6 +168,9 @@ def main() -> int:
             db = open_database(url, data_dir=Path(tempfile.mkdtemp()))
             started = time.perf_counter()
             fill(url, size, t0)
+            with db.atomic():  # the state ingest keeps, and the orders it proposes, as ingest would
+                rebuild(db)
+                proposals.scan(db, OrdersSection(), now=now)
             print(f"{size} devices: filled in {time.perf_counter() - started:.0f} s", file=sys.stderr)
             results[size] = measure(db, now, rounds=args.rounds, sessions=args.sessions)
             db.close()

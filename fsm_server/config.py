@@ -128,6 +128,16 @@ class ReportsSection(_Section):
     recent_days: Annotated[int, _range(1, 36500)] = 30
 
 
+class OrdersSection(_Section):
+    """Supply-order proposals (docs/orders.md): a supply is proposed for ordering when its forecast
+    says it runs out within lead_days + margin_days, or the device reports it low or empty.
+    These are the defaults of customers without their own (`fsm-server orders settings`)."""
+
+    enabled: bool = True  # false: ingest proposes nothing (replacements still close open orders)
+    lead_days: Annotated[int, _range(0, 365)] = 5  # days from ordering to the supply arriving
+    margin_days: Annotated[int, _range(0, 365)] = 3  # days of supply kept in hand beyond that
+
+
 class BackupSection(_Section):
     """Scheduled backups, run by `fsm-server ingest` (docs/operations.md, "Backup and restore")."""
 
@@ -239,6 +249,7 @@ class ServerConfig(_Section):
     mailboxes: list[MailboxSection] = msgspec.field(default_factory=list)
     receive: ReceiveSection = msgspec.field(default_factory=ReceiveSection)
     reports: ReportsSection = msgspec.field(default_factory=ReportsSection)
+    orders: OrdersSection = msgspec.field(default_factory=OrdersSection)
     retention: RetentionSection = msgspec.field(default_factory=RetentionSection)
     rules: list[RuleSection] = msgspec.field(default_factory=list)
     notify: NotifySection = msgspec.field(default_factory=NotifySection)
@@ -260,6 +271,7 @@ __all__ = [
     "KeysSection",
     "MailboxSection",
     "NotifySection",
+    "OrdersSection",
     "ReceiveSection",
     "ReportsSection",
     "RetentionSection",

@@ -22,6 +22,7 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         ├── AccountError           unknown user, bad role or scope, a password the policy refuses
         ├── AuditError             the audit log's hash chain is broken
         ├── BillingError         a billing period, meter or export refused (state, flags, signature)
+        ├── OrderError             a supply order's step refused (state, reason, settings)
         ├── WebError               the portal cannot start (TLS files, listen address)
         └── BackupError            a backup cannot be written, read, verified or restored
             ├── BackupCorrupt      a backup file is damaged, incomplete or not an fsm backup
@@ -118,6 +119,13 @@ class BillingError(ServerError):
     reason = "billing_error"
 
 
+class OrderError(ServerError):
+    """A supply-order step refused: an order not in a state the step starts from, a missing
+    reason, a lead time out of range."""
+
+    reason = "order_error"
+
+
 class WebError(ServerError):
     reason = "web_error"
     exit_code = 3
@@ -156,6 +164,7 @@ __all__ = [
     "MailboxError",
     "NotFound",
     "NotifyError",
+    "OrderError",
     "RegistryError",
     "ReportError",
     "RevokedClient",

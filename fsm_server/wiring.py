@@ -79,9 +79,10 @@ def registry(ctx: ServerContext, db: Database) -> Registry:
 
 
 def pipeline(ctx: ServerContext, db: Database, *, now: Callable[[], datetime] | None = None) -> Pipeline:
-    """A pipeline with the server's encryption key and the [ingest] limits (``now``: its clock)."""
+    """A pipeline with the server's encryption key, the [ingest] limits and the [orders] defaults
+    (``now``: its clock)."""
     key = load_encryption_key(encryption_key_path(ctx))
-    return Pipeline(db, registry(ctx, db), key, limits=ctx.config.ingest, now=now)
+    return Pipeline(db, registry(ctx, db), key, limits=ctx.config.ingest, now=now, orders=ctx.config.orders)
 
 
 __all__ = ["backup_plan", "encryption_key_path", "open_db", "pipeline", "registry", "signing_key"]

@@ -20,6 +20,7 @@ from .importcmd import import_command
 from .ingest import ingest_command
 from .keys import keys_group
 from .notify import notify_command
+from .orders import orders_group
 from .quarantine import quarantine_group
 from .receive import receive_command
 from .report import report_command
@@ -45,6 +46,7 @@ COMMANDS: tuple[click.Command, ...] = (
     report_command,
     audit_group,
     billing_group,
+    orders_group,
     users_group,
     web_command,
 )

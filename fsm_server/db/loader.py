@@ -24,7 +24,9 @@ from fsm_protocol.identity import device_identity
 from fsm_protocol.schema import MAX_SEQ, Report
 from fsm_protocol.schema import Device as DeviceReading
 
+from ..config import OrdersSection
 from ..errors import DataRefused
+from ..orders import proposals
 from ..tenancy import report_customer
 from . import state
 from .connect import Database, DuplicateKey, translated
@@ -94,10 +96,16 @@ class Loader:
     """The write side of ingest, on one open database."""
 
     def __init__(
-        self, db: Database, *, policy: CounterPolicy | None = None, now: Callable[[], datetime] | None = None
+        self,
+        db: Database,
+        *,
+        policy: CounterPolicy | None = None,
+        now: Callable[[], datetime] | None = None,
+        orders: OrdersSection | None = None,
     ) -> None:
         self.db = db
         self.policy = policy or CounterPolicy()
+        self.orders = orders or OrdersSection()  # the supply-order defaults ([orders])
         self.now = now or (lambda: datetime.now(UTC))  # dates what is written (ingested, quarantined)
         self._sites: dict[tuple[int, str], int] = {}
 
@@ -467,6 +475,8 @@ class Loader:
                 for s in d.supplies
             ],
         )
+        # order proposals follow the supply state just written (fsm_server.orders)
+        proposals.after_state(self.db, device_ids.values(), self.orders, now=now)
         return Loaded(envelope_id=int(envelope_id), devices=len(newest), values=values, flagged=flagged)
 
     def _counters(

@@ -165,6 +165,23 @@ def m015_billing(db: peewee.Database) -> None:
     create_tables(db)
 
 
+def m016_supply_orders(db: peewee.Database) -> None:
+    """supply_latest.empty_at (when each supply's forecast reaches zero, what the supplies page
+    filters and sorts by) with its index, an index on the level, and the supply-order tables
+    (fsm_server.orders)."""
+    from ..orders.models import create_tables
+    from .state import rebuild
+
+    if "empty_at" not in {c.name for c in db.get_columns("supply_latest")}:  # m011 makes today's table
+        pg = isinstance(db, peewee.PostgresqlDatabase)
+        db.execute_sql(f"ALTER TABLE supply_latest ADD COLUMN empty_at {'TIMESTAMP' if pg else 'DATETIME'}")
+        kind: Literal["sqlite", "postgresql"] = "postgresql" if pg else "sqlite"
+        rebuild(Database(db, kind, ""))
+    db.execute_sql("CREATE INDEX IF NOT EXISTS supply_latest_empty_at ON supply_latest (empty_at)")
+    db.execute_sql("CREATE INDEX IF NOT EXISTS supply_latest_percent ON supply_latest (percent)")
+    create_tables(db)
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -181,6 +198,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m013_portal_accounts,
     m014_dealers,
     m015_billing,
+    m016_supply_orders,
 )
 
 
@@ -198,11 +216,13 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     an older backup); returns the names applied now. Binds the models to ``db``."""
     from ..accounts import models as account_models
     from ..billing import models as billing_models
+    from ..orders import models as order_models
 
     pw = db.peewee
     models.bind(pw)
     account_models.bind(pw)
     billing_models.bind(pw)
+    order_models.bind(pw)
     done_now: list[str] = []
     with translated(f"cannot migrate the {db.kind} database"), pw.bind_ctx([Migration]):
         if db.kind == "postgresql":
@@ -243,5 +263,6 @@ __all__ = [
     "m013_portal_accounts",
     "m014_dealers",
     "m015_billing",
+    "m016_supply_orders",
     "migrate",
 ]

@@ -326,6 +326,8 @@ class SupplyLatest(_Model):
     supply's last replacement, kept as sums so that each reading adds to it in constant time.
     """
 
+    device_id: int
+
     device = peewee.ForeignKeyField(Device, on_delete="CASCADE")
     key = peewee.CharField(max_length=400)  # kind|color|slot (else description): which supply
     reading = peewee.BigIntegerField()
@@ -344,6 +346,7 @@ class SupplyLatest(_Model):
     sy = peewee.FloatField(default=0.0)
     sxx = peewee.FloatField(default=0.0)
     sxy = peewee.FloatField(default=0.0)
+    empty_at = UtcDateTimeField(null=True)  # when the fit reaches zero (None: no forecast)
 
     class Meta:
         primary_key = peewee.CompositeKey("device", "key")

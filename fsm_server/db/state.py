@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import msgspec
@@ -26,6 +26,8 @@ from .connect import Database
 #: A level rising this many points is a replacement: the default of [reports] replacement_jump_percent.
 REPLACEMENT_JUMP = 15.0
 CHUNK = 500
+#: A forecast further out than this is kept as this (a nearly flat line would overflow a date).
+MAX_FORECAST_DAYS = 36500.0
 
 
 def supply_key(kind: str, color: str | None, index: int | None, description: str) -> str:
@@ -140,6 +142,7 @@ _SUPPLY_COLS = (
     "sy",
     "sxx",
     "sxy",
+    "empty_at",
 )
 _DEVICE_COLS = (
     "device_id",
@@ -310,6 +313,15 @@ def _opt_ts(db: Database, when: datetime | None) -> object:
     return None if when is None else sql.ts(db, when)
 
 
+def empty_at(fit: Fit, percent: float | None) -> datetime | None:
+    """When the fitted line reaches zero (None: no forecast, or the newest level has no percent):
+    ``supply_latest.empty_at``, what the supplies page filters and sorts by."""
+    f = fit.forecast()
+    if f is None or percent is None or fit.last_at is None:
+        return None
+    return fit.last_at + timedelta(days=min(f[1], MAX_FORECAST_DAYS))
+
+
 def _supply_row(db: Database, lv: Level, fit: Fit) -> tuple[object, ...]:
     return (
         lv.device_id,
@@ -330,6 +342,7 @@ def _supply_row(db: Database, lv: Level, fit: Fit) -> tuple[object, ...]:
         fit.sy,
         fit.sxx,
         fit.sxy,
+        _opt_ts(db, empty_at(fit, lv.percent)),
     )
 
 
@@ -370,4 +383,15 @@ def _write_devices(db: Database, rows: list[tuple[object, ...]]) -> None:
     _upsert(db, "device_latest", _DEVICE_COLS, ("device_id",), rows)
 
 
-__all__ = ["CHUNK", "REPLACEMENT_JUMP", "Fit", "Level", "Newest", "after_load", "rebuild", "supply_key"]
+__all__ = [
+    "CHUNK",
+    "MAX_FORECAST_DAYS",
+    "REPLACEMENT_JUMP",
+    "Fit",
+    "Level",
+    "Newest",
+    "after_load",
+    "empty_at",
+    "rebuild",
+    "supply_key",
+]

@@ -51,7 +51,7 @@ from fsm_protocol.schema import (
 )
 from fsm_protocol.vocabulary import is_counter_name
 
-from ..config import IngestSection
+from ..config import IngestSection, OrdersSection
 from ..db.connect import Database, DuplicateKey
 from ..db.loader import CounterPolicy, EnvelopeMeta, LoadedEnvelope, Loader
 from ..db.models import Quarantine
@@ -195,6 +195,7 @@ class Pipeline:
         *,
         limits: IngestSection | None = None,
         now: Callable[[], datetime] | None = None,
+        orders: OrdersSection | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -202,7 +203,10 @@ class Pipeline:
         self.limits = limits or IngestSection()
         self.now = now or (lambda: datetime.now(UTC))
         self.loader = Loader(
-            db, policy=CounterPolicy(max_pages_per_day=self.limits.max_pages_per_day), now=self.now
+            db,
+            policy=CounterPolicy(max_pages_per_day=self.limits.max_pages_per_day),
+            now=self.now,
+            orders=orders,
         )
         self._failures: dict[str, int] = {}  # sha256 of a message -> database failures in a row
 

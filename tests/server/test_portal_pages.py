@@ -24,11 +24,12 @@ from fsm_server.config import KeysSection
 from fsm_server.db.connect import Database
 from fsm_server.db.models import Quarantine
 from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.orders.models import SupplyOrder
 from fsm_server.registry import Registry
 from fsm_server.web import create_app
 
-PAGES = ("/", "/devices", "/devices.csv", "/alerts", "/clients", "/data", "/billing")
-DEALER_PAGES = ("/customers", "/quarantine")
+PAGES = ("/", "/devices", "/devices.csv", "/alerts", "/clients", "/data", "/billing", "/supplies", "/orders")
+DEALER_PAGES = ("/customers", "/quarantine", "/orders.csv", "/orders/lead-times")
 MISSING = 987_654
 
 
@@ -102,6 +103,7 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
             "client": c.get("/clients/no-such-client"),
             "quarantine": c.get(f"/quarantine/{MISSING}"),
             "period": c.get(f"/billing/periods/{MISSING}"),
+            "order": c.get(f"/orders/{MISSING}"),
         }
         for kind, r in missing.items():
             if r.status_code != 404:
@@ -119,6 +121,7 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
                 "client": f"/clients/{quote(fleet.clients[customer])}",
                 "quarantine": f"/quarantine/{fleet.quarantine[customer]}",
                 "period": f"/billing/periods/{periods[customer]}",
+                "order": f"/orders/{first_order(customer)}",
             }
             for kind, url in urls.items():
                 want = 200 if mine and not (kind == "quarantine" and user.role == "customer") else 404
@@ -136,6 +139,8 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
             for url in (
                 f"/alerts/{device_ids[0]}/jam/ack",
                 f"/quarantine/{fleet.quarantine[customer]}/dismiss",
+                f"/orders/{first_order(customer)}/approve",
+                f"/orders/{first_order(customer)}/ignore",
             ):
                 allowed = mine and user.role != "customer"
                 if allowed:
@@ -154,6 +159,15 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
             status = Quarantine.get_by_id(fleet.quarantine[customer]).status
             if status != "held":
                 failures.append((name, "quarantine entry changed", customer, status))
+            if SupplyOrder.get_by_id(first_order(customer)).state != "proposed":
+                failures.append((name, "order changed", customer))
+            csv_text = c.get("/orders.csv").text if user.role != "customer" else ""
+            if user.role != "customer" and csv_text.count("\r\n") != 1:  # nothing approved yet
+                failures.append((name, "orders.csv", csv_text))
+            supplies = c.get("/supplies").text
+            for device_id in device_ids:
+                if (f'href="/devices/{device_id}"' in supplies) != mine:
+                    failures.append((name, "supplies list", device_id))
         r = c.get(f"/quarantine/{fleet.stranger_quarantine}")
         if r.status_code != (200 if user.role == "admin" else 404):
             failures.append((name, "stranger quarantine", r.status_code))
@@ -165,10 +179,30 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
     )
 
 
+def first_order(customer: str) -> int:
+    """The first supply order ingest proposed for ``customer`` (the fleet's black toners run low)."""
+    return int(
+        SupplyOrder.select(SupplyOrder.id)
+        .join_from(SupplyOrder, SupplyOrder.customer.rel_model)
+        .where(SupplyOrder.customer.rel_model.name == customer)
+        .order_by(SupplyOrder.id)
+        .scalar()
+    )
+
+
 def test_hostile_text_is_shown_as_text(fleet: Fleet, users: dict[str, User]) -> None:
     c = users["acme"].client
     hostile_device = fleet.devices["ACME"][1]
-    for url in ("/devices", f"/devices/{hostile_device}", "/", "/alerts"):
+    hostile_order = SupplyOrder.get(SupplyOrder.device == hostile_device).id
+    for url in (
+        "/devices",
+        f"/devices/{hostile_device}",
+        "/",
+        "/alerts",
+        "/supplies",
+        "/orders",
+        f"/orders/{hostile_order}",
+    ):
         html = c.get(url).text
         assert "<script>alert" not in html and "<img src=x" not in html, url
     page = c.get(f"/devices/{hostile_device}").text
@@ -213,3 +247,67 @@ def test_a_dealer_acknowledges_and_acts_on_its_quarantine(fleet: Fleet, users: d
         f"/quarantine/{entry}/retry", data={"csrf": csrf_of(acme.get("/data").text)}, follow_redirects=False
     )
     assert r.status_code == 404
+
+
+def test_a_dealer_steps_orders_sets_lead_times_and_filters_supplies(
+    fleet: Fleet, users: dict[str, User]
+) -> None:
+    north = users["north"].client
+    order_id = first_order("ACME")
+    csrf = csrf_of(north.get("/orders").text)
+    assert f'action="/orders/{order_id}/approve"' in north.get("/orders").text
+    r = north.post(
+        f"/orders/{order_id}/approve", data={"csrf": csrf, "back": "/orders"}, follow_redirects=False
+    )
+    assert (r.status_code, r.headers["location"]) == (303, "/orders")
+    again = north.post(f"/orders/{order_id}/approve", data={"csrf": csrf})
+    assert again.status_code == 409 and "it can be approved only when proposed" in again.text
+    lines = north.get("/orders.csv").text.strip().split("\r\n")
+    assert len(lines) == 2 and lines[1].startswith(f"{order_id},ACME,")
+    assert users["south"].client.get("/orders.csv").text.count("\r\n") == 1
+    r = north.post(f"/orders/{order_id}/ordered", data={"csrf": csrf, "ref": "SO-1"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/orders/{order_id}"  # no back: the order
+    page = north.get(f"/orders/{order_id}").text
+    assert "SO-1" in page and "approved" in page and "north-user" in page
+    no_csrf = north.post(f"/orders/{order_id}/delivered", data={})
+    assert no_csrf.status_code == 403
+    # an order of Initech is ignored with a reason; without one it is refused
+    other = first_order("Initech")
+    assert north.post(f"/orders/{other}/ignore", data={"csrf": csrf, "reason": " "}).status_code == 409
+    north.post(f"/orders/{other}/ignore", data={"csrf": csrf, "reason": "buys its own"})
+    assert SupplyOrder.get_by_id(other).ignore_reason == "buys its own"
+    # lead times: set for a customer in scope, refused out of range, 404 for another dealer's
+    r = north.post(
+        "/orders/lead-times", data={"csrf": csrf, "customer": "ACME", "lead_days": "9", "margin_days": "2"}
+    )
+    assert r.status_code == 200 and 'value="9"' in r.text
+    bad = north.post(
+        "/orders/lead-times", data={"csrf": csrf, "customer": "ACME", "lead_days": "999", "margin_days": "2"}
+    )
+    assert bad.status_code == 400
+    r = north.post(
+        "/orders/lead-times", data={"csrf": csrf, "customer": "Globex", "lead_days": "1", "margin_days": "1"}
+    )
+    assert r.status_code == 404
+    audit = users["admin"].client.get("/audit").text
+    assert "order.approve" in audit and "order.ignore" in audit and "order.lead_time" in audit
+    # customers read their orders and act on none
+    acme = users["acme"].client
+    assert "SO-1" in acme.get(f"/orders/{order_id}").text
+    assert 'action="/orders/' not in acme.get("/orders").text
+    r = acme.post(f"/orders/{order_id}/delivered", data={"csrf": csrf_of(acme.get("/data").text)})
+    assert r.status_code == 404
+    assert acme.get("/orders.csv").status_code == 404
+    # the supplies page (one fleet build for both: it is the slow part)
+    c = users["admin"].client
+    every = c.get("/supplies").text
+    assert "16 supplies" in every  # 8 printers, a black and a cyan toner each
+    black = c.get("/supplies?color=black&sort=level").text
+    assert "8 supplies" in black and "cyan" not in black.split("<tbody>")[1]
+    soon = c.get("/supplies?days_max=7", headers={"HX-Request": "true"}).text
+    assert "<html" not in soon and "supplies" in soon
+    assert "0 supplies" in c.get("/supplies?kind=opc").text
+    assert "16 supplies" in c.get("/supplies?kind=<script>&color=x&level_max=abc&page=-3").text  # ignored
+    low = c.get("/supplies?level_max=10").text
+    assert "0 supplies" not in low and "70 %" not in low
+    assert "4 supplies" in users["acme"].client.get("/supplies").text

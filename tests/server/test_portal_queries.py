@@ -15,6 +15,7 @@ from portal_fleet import Fleet, Viewer, build_fleet
 from fsm_devtools.corpus import ServerKit
 from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.orders.workflow import OrderFilter, order_page
 from fsm_server.portal.alerts import alerts_page
 from fsm_server.portal.billing import customer_periods, period_page
 from fsm_server.portal.clients import client_views
@@ -22,6 +23,7 @@ from fsm_server.portal.dashboard import dashboard
 from fsm_server.portal.device import counter_chart, device_view
 from fsm_server.portal.devices import DeviceFilter, device_page
 from fsm_server.portal.quarantine import quarantine_page
+from fsm_server.portal.supplies import SupplyFilter, supply_page
 from fsm_server.registry import Registry
 from fsm_server.scoping import Scoped
 
@@ -61,6 +63,11 @@ def pages(fleet: Fleet, device_id: int, period_id: int) -> dict[str, Callable[[S
         "quarantine": lambda s: quarantine_page(s, now=now),
         "billing": customer_periods,
         "billing period": lambda s: period_page(s, period_id),
+        "supplies": lambda s: supply_page(s, SupplyFilter(), now=now),
+        "supplies filtered": lambda s: supply_page(
+            s, SupplyFilter(kind="toner", color="black", level_max=50, days_max=30, sort="level"), now=now
+        ),
+        "orders": lambda s: order_page(s, OrderFilter(state="all")),
     }
 
 

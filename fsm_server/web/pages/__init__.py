@@ -30,7 +30,7 @@ from ...portal.device import counter_chart, device_view
 from ...portal.devices import SORTS, STATUSES, DeviceFilter, device_page, devices_csv, filter_choices
 from ...scoping import Scoped
 from .. import NavItem, audit_event, principal_of, render, require
-from . import billing
+from . import billing, orders
 
 ALL = ROLES
 NAV = [
@@ -38,6 +38,7 @@ NAV = [
     NavItem("Customers", "/customers", roles=("admin", "dealer")),
     NavItem("Devices", "/devices", roles=ALL),
     NavItem("Alerts", "/alerts", roles=ALL),
+    *orders.NAV,
     NavItem("Clients", "/clients", roles=ALL),
     NavItem("Quarantine", "/quarantine", roles=("admin", "dealer")),
     NavItem("Billing", "/billing", roles=ALL),
@@ -294,6 +295,7 @@ def routes() -> list[Route]:
         Route("/quarantine/{entry_id:int}/{action:str}", quarantine_action, methods=["POST"]),
         Route("/data", data_page),
         *billing.routes(),
+        *orders.routes(),
     ]
 
 
