@@ -239,6 +239,11 @@ class WebSection(_Section):
     throttle_free_failures_per_address: Annotated[int, _range(1, 100_000)] = 50
     throttle_first_delay_seconds: Annotated[float, _range(0.05, 600.0)] = 1.0  # doubling after that ...
     throttle_max_delay_seconds: Annotated[float, _range(1.0, 86400.0)] = 900.0  # ... up to this
+    # the read-only API (docs/api.md): requests a minute per token on average, up to a burst at once
+    api_requests_per_minute: Annotated[int, _range(1, 100_000)] = 120
+    api_burst: Annotated[int, _range(1, 10_000)] = 30
+    # requests with a missing, unknown or revoked token, per address (an IPv6 /64), a minute
+    api_failed_auth_per_minute: Annotated[int, _range(1, 10_000)] = 10
 
 
 class ServerConfig(_Section):

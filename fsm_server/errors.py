@@ -23,6 +23,7 @@ errors (BadSignature, TooLarge, ...) keep theirs when they pass through the pipe
         ├── AuditError             the audit log's hash chain is broken
         ├── BillingError         a billing period, meter or export refused (state, flags, signature)
         ├── OrderError             a supply order's step refused (state, reason, settings)
+        ├── ApiError               an API token refused (scope, name) or an API request's bad parameter
         ├── WebError               the portal cannot start (TLS files, listen address)
         └── BackupError            a backup cannot be written, read, verified or restored
             ├── BackupCorrupt      a backup file is damaged, incomplete or not an fsm backup
@@ -126,6 +127,12 @@ class OrderError(ServerError):
     reason = "order_error"
 
 
+class ApiError(ServerError):
+    """An API token that cannot be made or revoked as asked, or an API request's bad parameter."""
+
+    reason = "api_error"
+
+
 class WebError(ServerError):
     reason = "web_error"
     exit_code = 3
@@ -152,6 +159,7 @@ class TargetNotEmpty(BackupError):
 
 __all__ = [
     "AccountError",
+    "ApiError",
     "AuditError",
     "BackupCorrupt",
     "BackupError",

@@ -8,6 +8,7 @@ from fsm_common.cli import program
 
 from ..config import CONFIG_ENV, CONFIG_SEARCH
 from ..context import ServerContext
+from .api_tokens import api_tokens_group
 from .audit import audit_group
 from .backup import backup_group, restore_command
 from .billing import billing_group
@@ -45,6 +46,7 @@ COMMANDS: tuple[click.Command, ...] = (
     notify_command,
     report_command,
     audit_group,
+    api_tokens_group,
     billing_group,
     orders_group,
     users_group,

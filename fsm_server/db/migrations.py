@@ -182,6 +182,14 @@ def m016_supply_orders(db: peewee.Database) -> None:
     create_tables(db)
 
 
+def m017_api_tokens(db: peewee.Database) -> None:
+    """The read-only API's bearer tokens, stored hashed, scoped to a dealer or a customer
+    (fsm_server.api)."""
+    from ..api.models import create_tables
+
+    create_tables(db)
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -199,6 +207,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m014_dealers,
     m015_billing,
     m016_supply_orders,
+    m017_api_tokens,
 )
 
 
@@ -215,6 +224,7 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     """Apply every pending migration (of ``only``, when given: a restore recreating the schema of
     an older backup); returns the names applied now. Binds the models to ``db``."""
     from ..accounts import models as account_models
+    from ..api import models as api_models
     from ..billing import models as billing_models
     from ..orders import models as order_models
 
@@ -223,6 +233,7 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     account_models.bind(pw)
     billing_models.bind(pw)
     order_models.bind(pw)
+    api_models.bind(pw)
     done_now: list[str] = []
     with translated(f"cannot migrate the {db.kind} database"), pw.bind_ctx([Migration]):
         if db.kind == "postgresql":
@@ -264,5 +275,6 @@ __all__ = [
     "m014_dealers",
     "m015_billing",
     "m016_supply_orders",
+    "m017_api_tokens",
     "migrate",
 ]

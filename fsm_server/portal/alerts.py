@@ -90,9 +90,15 @@ def _starts(device_ids: list[int], now: datetime) -> dict[tuple[int, str], datet
 
 
 def open_alerts(
-    scoped: Scoped, *, now: datetime, device_id: int | None = None, limit: int = LIMIT
+    scoped: Scoped,
+    *,
+    now: datetime,
+    device_id: int | None = None,
+    limit: int = LIMIT,
+    after: int | None = None,
 ) -> tuple[list[AlertRow], bool]:
-    """Open alerts of the devices in scope (of ``device_id`` only when given), newest devices first."""
+    """Open alerts of the devices in scope (of ``device_id`` only when given), newest devices first;
+    with ``after``, of the devices whose id is greater, in id order (the API's pages)."""
     with translated("cannot list alerts"):
         q = latest_join(
             scoped.devices(
@@ -111,7 +117,11 @@ def open_alerts(
         )
         if device_id is not None:
             q = q.where(Device.id == device_id)
-        q = q.order_by(Device.last_seen.desc(), Device.id).limit(limit + 1)
+        if after is not None:
+            q = q.where(Device.id > after).order_by(Device.id)
+        else:
+            q = q.order_by(Device.last_seen.desc(), Device.id)
+        q = q.limit(limit + 1)
         devices = list(cast("Iterable[_AlertedDevice]", q.objects()))
         more = len(devices) > limit
         devices = devices[:limit]

@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import audit
+from ..api import pages as api_pages
+from ..api.routes import routes as api_routes
 from ..context import ServerContext
 from ..db.connect import Database
 from ..errors import NotFound
@@ -140,6 +142,8 @@ def create_app(
         db = wiring.open_db(ctx)
     page_routes, nav = _pages()
     all_routes: list[BaseRoute] = [
+        *api_routes(ctx.config.web),
+        *api_pages.routes(),
         *auth_pages.routes(),
         *account_pages.routes(),
         *user_pages.routes(),

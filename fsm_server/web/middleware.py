@@ -36,6 +36,8 @@ MAX_FORM_BYTES = 1 << 20
 #: reachable without a session
 PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/", "/setup/")
+#: the read-only API authenticates by bearer token (fsm_server.api): no session is looked up there
+API_PREFIX = "/api/"
 #: reachable with a session whose second factor is still to come
 PENDING_PATHS = frozenset({"/login/totp", "/logout"})
 
@@ -146,13 +148,13 @@ class Sessions:
                 token = jar[COOKIE].value if COOKIE in jar else ""
             except Exception:  # a malformed Cookie header is no session
                 token = ""
-        if token and not path.startswith("/static/"):
+        if token and not path.startswith(("/static/", API_PREFIX)):
             found = await run_in_threadpool(self._lookup, token)
             if found is not None:
                 state["session"], state["principal"] = found
                 state["csrf_token"] = sessions.csrf_token(token)
                 state["session_token"] = token
-        public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+        public = path in PUBLIC_PATHS or path.startswith((*PUBLIC_PREFIXES, API_PREFIX))
         if state["principal"] is None and not public:
             pending = state["session"] is not None
             if pending and path in PENDING_PATHS:
@@ -262,6 +264,7 @@ class CsrfToken:
 
 
 __all__ = [
+    "API_PREFIX",
     "COOKIE",
     "CSP",
     "CSRF_FIELD",
