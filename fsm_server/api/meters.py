@@ -4,8 +4,9 @@ and approved, each number with the sealed report it came from)."""
 
 from __future__ import annotations
 
+import calendar
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import MAXYEAR, UTC, datetime
 from typing import TYPE_CHECKING, cast
 
 from ..billing.models import BillingPeriod
@@ -13,7 +14,7 @@ from ..billing.periods import last_complete_period
 from ..billing.workflow import PeriodView, plan_of, show
 from ..db.connect import translated
 from ..db.models import Customer
-from ..errors import ApiError, NotFound
+from ..errors import NotFound
 from ..reports.meters import meter_rows
 from ..reports.scope import Scope
 from .endpoint import Call, Endpoint
@@ -36,26 +37,18 @@ if TYPE_CHECKING:
         customer_name: str
 
 
-#: Longest period ``/meters`` computes.
-MAX_DAYS = 400
-
-
 def _period(q: MetersQuery, customer: str, now: datetime) -> tuple[datetime, datetime]:
-    if q.start is None and q.end is None:
+    """[start, start + months) from the query; without ``start`` the customer's last complete
+    billing period. A period running past the calendar's end stops there."""
+    if q.start is None:
         return last_complete_period(plan_of(customer), now)
-    if q.start is None or q.end is None:
-        raise ApiError("give both start and end, or neither", hint="e.g. start=2026-10-01&end=2026-11-01")
     start = datetime(q.start.year, q.start.month, q.start.day, tzinfo=UTC)
-    end = datetime(q.end.year, q.end.month, q.end.day, tzinfo=UTC)
-    if end <= start:
-        raise ApiError(
-            f"end {q.end} is not after start {q.start}", hint="end is the day after the period's last"
-        )
-    if end - start > timedelta(days=MAX_DAYS):
-        raise ApiError(
-            f"a period of {(end - start).days} days is longer than {MAX_DAYS}", hint="ask for less"
-        )
-    return start, end
+    index = q.start.year * 12 + q.start.month - 1 + q.months
+    year, month = divmod(index, 12)
+    if year > MAXYEAR:
+        return start, datetime.max.replace(tzinfo=UTC)
+    last = calendar.monthrange(year, month + 1)[1]
+    return start, datetime(year, month + 1, min(q.start.day, last), tzinfo=UTC)
 
 
 def list_meters(call: Call) -> MeterList:
@@ -187,7 +180,8 @@ ENDPOINTS = [
         list_meters,
         query=MetersQuery,
         description='Computed from the readings as the meters report does (docs/reports.md, "Meters"). '
-        "Without `start` and `end`: the customer's last complete billing period. "
+        "From `start` for `months` calendar months; without `start`, the customer's last complete "
+        "billing period. "
         "Page with `after` (the previous page's `next_after`). Another tenant's customer: 404.",
     ),
     Endpoint(
@@ -211,4 +205,4 @@ ENDPOINTS = [
     ),
 ]
 
-__all__ = ["ENDPOINTS", "MAX_DAYS", "list_meters", "list_periods", "one_period"]
+__all__ = ["ENDPOINTS", "list_meters", "list_periods", "one_period"]

@@ -124,7 +124,14 @@ class DeviceDetail(DeviceSummary, kw_only=True):
 
 class SuppliesQuery(_Query):
     limit: Limit = DEFAULT_LIMIT
-    after: Annotated[str, Meta(max_length=600, description="the `next_after` of the previous page")] = ""
+    after: Annotated[
+        str,
+        Meta(
+            pattern=r"^([0-9]{1,18}:[\s\S]*)?$",
+            max_length=600,
+            description="the `next_after` of the previous page: `DEVICE_ID:SUPPLY_KEY`",
+        ),
+    ] = ""
     customer: Name | None = None
     device_id: Id | None = None
     kind: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
@@ -170,10 +177,11 @@ class AlertList(msgspec.Struct, kw_only=True):
 
 class MetersQuery(_Query):
     customer: Name
-    #: the period's first day and the day after its last (UTC); both or neither: without them,
-    #: the customer's last complete billing period
+    #: the period's first day (UTC); without it, the customer's last complete billing period
     start: date | None = None
-    end: date | None = None
+    months: Annotated[
+        int, Meta(ge=1, le=12, description="the period's length in calendar months from `start`")
+    ] = 1
     limit: Annotated[int, Meta(ge=1, le=1000, description="meters per page (1-1000)")] = 500
     after: Annotated[int, Meta(ge=0, le=10_000_000, description="meters to skip (`next_after`)")] = 0
 
