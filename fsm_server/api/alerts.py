@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from msgspec import UNSET
+
 from ..portal.alerts import open_alerts
 from .endpoint import Call, Endpoint
 from .schemas import AlertList, AlertsQuery, DeviceAlert
@@ -13,7 +15,7 @@ from .schemas import AlertList, AlertsQuery, DeviceAlert
 def list_alerts(call: Call) -> AlertList:
     q: AlertsQuery = call.query
     scoped = call.scoped
-    if q.customer is not None:  # narrowed to one customer of the scope (NotFound for another's)
+    if q.customer is not UNSET:  # narrowed to one customer of the scope (NotFound for another's)
         scoped = replace(scoped, customer_ids=frozenset({scoped.customer_named(q.customer).id}))
     rows, more = open_alerts(scoped, now=call.now, limit=q.limit, after=q.after)
     return AlertList(

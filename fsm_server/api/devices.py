@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import peewee
+from msgspec import UNSET
 
 from ..db.connect import translated
 from ..db.models import Client, CounterLatest, Customer, Device, DeviceLatest, Site
@@ -91,7 +92,7 @@ def list_devices(call: Call) -> DeviceList:
     scoped = call.scoped
     with translated("cannot list devices"):
         found = _listed(scoped).where(Device.id > q.after)
-        if q.customer is not None:
+        if q.customer is not UNSET:
             found = found.where(Device.customer == scoped.customer_named(q.customer).id)
         rows = cast("list[dict[str, Any]]", list(found.limit(q.limit + 1).dicts()))
     more = len(rows) > q.limit

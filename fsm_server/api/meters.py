@@ -9,6 +9,8 @@ import itertools
 from datetime import MAXYEAR, UTC, datetime
 from typing import TYPE_CHECKING, cast
 
+from msgspec import UNSET
+
 from ..billing.models import BillingPeriod
 from ..billing.periods import last_complete_period
 from ..billing.workflow import PeriodView, plan_of, show
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 def _period(q: MetersQuery, customer: str, now: datetime) -> tuple[datetime, datetime]:
     """[start, start + months) from the query; without ``start`` the customer's last complete
     billing period. A period running past the calendar's end stops there."""
-    if q.start is None:
+    if q.start is UNSET:
         return last_complete_period(plan_of(customer), now)
     start = datetime(q.start.year, q.start.month, q.start.day, tzinfo=UTC)
     index = q.start.year * 12 + q.start.month - 1 + q.months
@@ -105,9 +107,9 @@ def list_periods(call: Call) -> PeriodList:
             BillingPeriod.select(BillingPeriod, Customer.name.alias("customer_name")).join(Customer),
             BillingPeriod.customer,
         ).where(BillingPeriod.id > q.after)
-        if q.customer is not None:
+        if q.customer is not UNSET:
             found = found.where(BillingPeriod.customer == scoped.customer_named(q.customer).id)
-        if q.state is not None:
+        if q.state is not UNSET:
             found = found.where(BillingPeriod.state == q.state)
         rows = cast("list[_PeriodRow]", list(found.order_by(BillingPeriod.id).limit(q.limit + 1).objects()))
     more = len(rows) > q.limit

@@ -24,18 +24,6 @@ _REFUSALS = {
 }
 
 
-def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
-    """A parameter's schema without the ``null`` of an optional field: leaving it out is its null."""
-    options = schema.get("anyOf")
-    if not options:
-        return schema
-    kept = [o for o in options if o.get("type") != "null"]
-    rest = {k: v for k, v in schema.items() if k != "anyOf" and not (k == "default" and v is None)}
-    if len(kept) == 1:
-        return {**kept[0], **rest}
-    return {**rest, "anyOf": kept}
-
-
 def parameters(struct: type[msgspec.Struct] | None, where: str) -> list[dict[str, Any]]:
     """The OpenAPI parameters of a query or path Struct."""
     if struct is None:
@@ -49,7 +37,7 @@ def parameters(struct: type[msgspec.Struct] | None, where: str) -> list[dict[str
             "name": name,
             "in": where,
             "required": where == "path" or name in required,
-            "schema": _without_null(schema),
+            "schema": schema,
         }
         if "description" in schema:
             param["description"] = schema["description"]

@@ -3,6 +3,7 @@ Structs. The OpenAPI document is generated from these (``openapi``); the endpoin
 answers with them, so the document and the answers cannot drift apart.
 
 Query Structs forbid unknown fields: a misspelt parameter (``?limt=10``) is refused, not ignored.
+An optional parameter left out is ``UNSET`` (never None: no text of a query string means "null").
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ from datetime import date, datetime
 from typing import Annotated
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 #: Most items one page holds; the default is smaller.
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 
 Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT, description=f"items per page (1-{MAX_LIMIT})")]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+#: text without control characters (names hold none; PostgreSQL text cannot hold NUL)
+TEXT = r"^[^\x00-\x1f\x7f]+$"
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=TEXT)]
 Id = Annotated[int, Meta(ge=1, le=2**63 - 1)]
 Cursor = Annotated[
     int, Meta(ge=0, le=2**63 - 1, description="the `next_after` of the previous page (ids increase)")
@@ -45,7 +48,7 @@ class Problem(msgspec.Struct, kw_only=True):
 class DevicesQuery(_Query):
     limit: Limit = DEFAULT_LIMIT
     after: Cursor = 0
-    customer: Name | None = None
+    customer: Name | UnsetType = UNSET
 
 
 class DevicePath(_Query):
@@ -127,17 +130,17 @@ class SuppliesQuery(_Query):
     after: Annotated[
         str,
         Meta(
-            pattern=r"^([0-9]{1,18}:[\s\S]*)?$",
+            pattern=r"^([0-9]{1,18}:[^\x00]*)?$",
             max_length=600,
             description="the `next_after` of the previous page: `DEVICE_ID:SUPPLY_KEY`",
         ),
     ] = ""
-    customer: Name | None = None
-    device_id: Id | None = None
-    kind: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    color: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+    customer: Name | UnsetType = UNSET
+    device_id: Id | UnsetType = UNSET
+    kind: Annotated[str, Meta(min_length=1, max_length=64, pattern=TEXT)] | UnsetType = UNSET
+    color: Annotated[str, Meta(min_length=1, max_length=32, pattern=TEXT)] | UnsetType = UNSET
     #: supplies at or below this level, or reported low or empty
-    max_percent: Annotated[float, Meta(ge=0, le=100)] | None = None
+    max_percent: Annotated[float, Meta(ge=0, le=100)] | UnsetType = UNSET
 
 
 class DeviceSupply(Supply, kw_only=True):
@@ -156,7 +159,7 @@ class SupplyList(msgspec.Struct, kw_only=True):
 class AlertsQuery(_Query):
     limit: Annotated[int, Meta(ge=1, le=MAX_LIMIT, description="devices per page")] = DEFAULT_LIMIT
     after: Cursor = 0
-    customer: Name | None = None
+    customer: Name | UnsetType = UNSET
 
 
 class DeviceAlert(Alert, kw_only=True):
@@ -178,7 +181,7 @@ class AlertList(msgspec.Struct, kw_only=True):
 class MetersQuery(_Query):
     customer: Name
     #: the period's first day (UTC); without it, the customer's last complete billing period
-    start: date | None = None
+    start: date | UnsetType = UNSET
     months: Annotated[
         int, Meta(ge=1, le=12, description="the period's length in calendar months from `start`")
     ] = 1
@@ -212,8 +215,8 @@ class MeterList(msgspec.Struct, kw_only=True):
 class PeriodsQuery(_Query):
     limit: Limit = DEFAULT_LIMIT
     after: Cursor = 0
-    customer: Name | None = None
-    state: Annotated[str, Meta(pattern="^(collected|validated|approved|exported)$")] | None = None
+    customer: Name | UnsetType = UNSET
+    state: Annotated[str, Meta(pattern="^(collected|validated|approved|exported)$")] | UnsetType = UNSET
 
 
 class PeriodPath(_Query):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 import peewee
+from msgspec import UNSET
 
 from ..config import ReportsSection
 from ..db.connect import translated
@@ -93,15 +94,15 @@ def list_supplies(call: Call) -> SupplyList:
     cursor = decode_cursor(q.after)
     with translated("cannot list supplies"):
         found = _in_scope(scoped)
-        if q.customer is not None:
+        if q.customer is not UNSET:
             found = found.where(Device.customer == scoped.customer_named(q.customer).id)
-        if q.device_id is not None:
+        if q.device_id is not UNSET:
             found = found.where(SupplyLatest.device == scoped.device(q.device_id).id)
-        if q.kind is not None:
+        if q.kind is not UNSET:
             found = found.where(SupplyLatest.kind == q.kind)
-        if q.color is not None:
+        if q.color is not UNSET:
             found = found.where(SupplyLatest.color == q.color)
-        if q.max_percent is not None:
+        if q.max_percent is not UNSET:
             found = found.where(
                 SupplyLatest.state.in_(("low", "empty")) | (SupplyLatest.percent <= q.max_percent)
             )

@@ -25,7 +25,7 @@ from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 from fsm_server.web import create_app
 
-EXAMPLES = 50
+EXAMPLES = 25  # per endpoint and kind (valid, invalid): 50 requests per endpoint
 UNLIMITED = {"api_burst": 10_000, "api_requests_per_minute": 100_000, "api_failed_auth_per_minute": 10_000}
 
 
