@@ -53,7 +53,7 @@ def test_no_server_error_and_answers_conform(
     # the token was sent: valid requests were answered, not refused at the door; invalid ones refused
     for (label, mode), codes in answered.items():
         assert codes <= {200, 400, 401, 404}, (label, mode, codes)
-        assert (200 if mode == "positive" else 400) in codes, (label, mode, codes)
+        assert codes & ({200} if mode == "positive" else {400, 401}), (label, mode, codes)
 
 
 def run(cases: st.SearchStrategy[schemathesis.Case], seen: set[int]) -> None:
