@@ -1,4 +1,4 @@
-"""The API's table (migration ``m016_api_tokens``): tokens scoped to a dealer or a customer.
+"""The API's table (migration ``m017_api_tokens``): tokens scoped to a dealer or a customer.
 
 A token is stored as the SHA-256 of its text only (256 random bits: a fast hash is enough, as for
 session tokens), with the first characters kept apart so people can tell their tokens apart.

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import alerts, devices, meters, supplies
+from . import alerts, devices, meters, orders, supplies
 from .endpoint import Endpoint
 
-RESOURCES: tuple[ModuleType, ...] = (devices, supplies, alerts, meters)
+RESOURCES: tuple[ModuleType, ...] = (devices, supplies, alerts, meters, orders)
 
 
 def endpoints() -> list[Endpoint]:

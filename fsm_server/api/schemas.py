@@ -9,10 +9,12 @@ An optional parameter left out is ``UNSET`` (never None: no text of a query stri
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
+
+from ..orders.workflow import OrderView
 
 #: Most items one page holds; the default is smaller.
 MAX_LIMIT = 200
@@ -276,6 +278,33 @@ class PeriodDetail(Period, kw_only=True):
     meters: list[BilledMeter]
 
 
+# --- supply orders ----------------------------------------------------------------------------
+
+
+class OrdersQuery(_Query):
+    limit: Limit = DEFAULT_LIMIT
+    after: Annotated[int, Meta(ge=0, le=10_000_000, description="orders to skip (`next_after`)")] = 0
+    customer: Name | UnsetType = UNSET
+    #: one state, or every open (proposed, approved, ordered) or closed (delivered, ignored) one
+    state: Literal["all", "open", "closed", "proposed", "approved", "ordered", "delivered", "ignored"] = "all"
+
+
+class OrderPath(_Query):
+    order_id: Id
+
+
+class Order(OrderView, kw_only=True):
+    """A supply order (docs/orders.md): proposed from the forecast or the level, then approved,
+    ordered, delivered (by a person, or closed by a detected replacement), or ignored with a reason."""
+
+
+class OrderList(msgspec.Struct, kw_only=True):
+    """Orders newest proposed first."""
+
+    items: list[Order]
+    next_after: int | None
+
+
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
@@ -294,6 +323,10 @@ __all__ = [
     "Meter",
     "MeterList",
     "MetersQuery",
+    "Order",
+    "OrderList",
+    "OrderPath",
+    "OrdersQuery",
     "Period",
     "PeriodDetail",
     "PeriodList",

@@ -26,6 +26,7 @@ from fsm_server.billing.workflow import collect_period
 from fsm_server.cli import main
 from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.orders.models import SupplyOrder
 from fsm_server.registry import Registry
 from fsm_server.web import create_app
 
@@ -99,33 +100,25 @@ class Matrix:
             self.failures.append((token, url, params, r.status_code, status, r.text[:200]))
         return r
 
+    def listed(self, token: str, operation: str, url: str, key: str) -> set[int]:
+        return {item[key] for item in self.expect(token, operation, url, 200).json()["items"]}
+
     def lists(self, token: str, mine: set[str]) -> None:
         """Each list holds exactly the token's own objects."""
         own = {d for c in mine for d in self.fleet.devices[c]}
         found = {
-            "devices": {
-                d["id"] for d in self.expect(token, "listDevices", "/api/v1/devices", 200).json()["items"]
-            },
-            "supplies": {
-                s["device_id"]
-                for s in self.expect(token, "listSupplies", "/api/v1/supplies", 200).json()["items"]
-            },
-            "alerts": {
-                a["device_id"]
-                for a in self.expect(token, "listAlerts", "/api/v1/alerts", 200).json()["items"]
-            },
-            "periods": {
-                p["id"]
-                for p in self.expect(token, "listBillingPeriods", "/api/v1/billing/periods", 200).json()[
-                    "items"
-                ]
-            },
+            "devices": self.listed(token, "listDevices", "/api/v1/devices", "id"),
+            "supplies": self.listed(token, "listSupplies", "/api/v1/supplies", "device_id"),
+            "alerts": self.listed(token, "listAlerts", "/api/v1/alerts", "device_id"),
+            "periods": self.listed(token, "listBillingPeriods", "/api/v1/billing/periods", "id"),
+            "orders": self.listed(token, "listOrders", "/api/v1/orders", "device_id"),
         }
         want = {
             "devices": own,
             "supplies": own,
             "alerts": {self.fleet.devices[c][0] for c in mine},  # the first printer of each has a jam
             "periods": {self.periods[c] for c in mine},
+            "orders": own,  # the forecast proposed an order for each printer's black toner
         }
         if found != want:
             self.failures.append((token, "lists", found, want))
@@ -150,7 +143,12 @@ class Matrix:
             or any(m["usage"] <= 0 for m in r.json()["items"])
         ):
             self.failures.append((token, "meters of", customer, r.text[:300]))
-        for url in ("/api/v1/devices", "/api/v1/supplies", "/api/v1/alerts", "/api/v1/billing/periods"):
+        for order in SupplyOrder.select().where(SupplyOrder.device.in_(self.fleet.devices[customer])):
+            r = self.expect(token, "getOrder", f"/api/v1/orders/{order.id}", want)
+            if ours and r.json()["customer"] != customer:
+                self.failures.append((token, "order of", customer, r.text[:200]))
+        for url in ("devices", "supplies", "alerts", "billing/periods", "orders"):
+            url = f"/api/v1/{url}"
             r = self.expect(token, url, url, want, customer=customer)
             if ours and not r.json()["items"]:
                 self.failures.append((token, url, customer, "empty"))
@@ -174,6 +172,7 @@ def test_api_tenant_isolation_matrix(
         matrix.lists(token, mine)
         matrix.expect(token, "getDevice", f"/api/v1/devices/{MISSING}", 404)
         matrix.expect(token, "getBillingPeriod", f"/api/v1/billing/periods/{MISSING}", 404)
+        matrix.expect(token, "getOrder", f"/api/v1/orders/{MISSING}", 404)
         for customer in fleet.devices:
             matrix.objects(token, customer, customer in mine, start)
     assert matrix.failures == []
