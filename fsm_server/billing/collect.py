@@ -1,6 +1,7 @@
-"""A period's meters collected from the readings: the meters report's start/end reads
-(``reports.meters.meter_rows``, not a second copy of its SQL), the envelope each read came from,
-and the flags that stop approval until a dealer corrects or excludes the meter.
+"""A period's meters collected from the readings: the meters report's rows as the database computes
+them (``reports.meter_ends``: start/end reads, usage and flags, the period's reads staying in the
+database), the envelope each read came from, and the flags that stop approval until a dealer
+corrects or excludes the meter.
 
 Flags (``BLOCKING``): ``reset``, ``wrap``, ``swap`` (a weak-identity device replaced), ``jump``
 (more pages than ``[ingest] max_pages_per_day``), ``colour_over_total`` (a colour counter that
@@ -17,7 +18,8 @@ from ..config import ReportsSection
 from ..db import sql
 from ..db.connect import Database, translated
 from ..db.loader import CounterPolicy
-from ..reports.meters import MeterRow, meter_rows
+from ..reports.meter_ends import meter_ends
+from ..reports.meters import MeterRow
 from ..reports.scope import Scope, chunks
 
 BLOCKING = ("reset", "wrap", "swap", "jump", "colour_over_total", "missing_end")
@@ -92,7 +94,7 @@ def collect(
     """Every meter of ``customer``'s devices over [start, end), flagged, with provenance. A device
     added or removed during the period starts or ends at its first or last read."""
     scope = Scope(start=start, end=end, now=now, customer=customer)
-    rows = list(meter_rows(db, scope, settings, policy=policy))
+    rows = list(meter_ends(db, scope, settings, policy=policy))
     with translated("cannot read where the billed meters came from"):
         sources = provenance(db, [i for r in rows for i in (r.start_id, r.end_id)])
     out: list[Collected] = []

@@ -515,12 +515,15 @@ class Loader:
                     flag = self.policy.flag(prev[0], value, d.observed_at - prev[1], strong_identity=strong)
                 if flag:
                     flagged.append((ident, name, flag))
-                rows.append((reading_ids[i], dev, name, value, ts, flag, prev[0] if flag and prev else None))
+                late = prev is not None and d.observed_at < prev[1]
+                rows.append(
+                    (reading_ids[i], dev, name, value, ts, flag, prev[0] if flag and prev else None, late)
+                )
                 if prev is None or d.observed_at > prev[1]:
                     latest[(dev, name)] = changed[(dev, name)] = (value, d.observed_at)
         self._executemany(
             "counter_value",
-            ("reading_id", "device_id", "name", "value", "observed_at", "flag", "previous"),
+            ("reading_id", "device_id", "name", "value", "observed_at", "flag", "previous", "late"),
             rows,
         )
         self._executemany(

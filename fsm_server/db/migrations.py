@@ -190,6 +190,25 @@ def m017_api_tokens(db: peewee.Database) -> None:
     create_tables(db)
 
 
+def m018_counter_late(db: peewee.Database) -> None:
+    """counter_value.late: the read was loaded after a read of the same counter at a later moment
+    (set for existing rows from the order they were stored in), and an index of the reads whose
+    stored flag may not tell the step from the read before them (flagged or late), which billing
+    seeks instead of walking every read of a period (fsm_server.reports.meter_ends)."""
+    if "late" not in {c.name for c in db.get_columns("counter_value")}:  # m001 makes today's tables
+        db.execute_sql("ALTER TABLE counter_value ADD COLUMN late BOOLEAN NOT NULL DEFAULT FALSE")
+        db.execute_sql(
+            "UPDATE counter_value SET late = TRUE WHERE id IN (SELECT id FROM ("
+            "SELECT id, observed_at, MAX(observed_at) OVER (PARTITION BY device_id, name ORDER BY id "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM counter_value) x "
+            "WHERE x.before > x.observed_at)"
+        )
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS counter_value_doubt ON counter_value (device_id, name, observed_at) "
+        "WHERE flag IS NOT NULL OR late"
+    )
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -208,6 +227,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m015_billing,
     m016_supply_orders,
     m017_api_tokens,
+    m018_counter_late,
 )
 
 

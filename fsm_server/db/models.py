@@ -253,6 +253,9 @@ class CounterValue(_Model):
     observed_at = UtcDateTimeField()
     flag = peewee.CharField(max_length=16, null=True)  # reset | wrap | jump | device_swap
     previous = peewee.BigIntegerField(null=True)  # the value it was compared with, when flagged
+    #: loaded after a read of the same counter at a later moment (a report that came late): only
+    #: then may ``flag``/``previous`` not describe the step from the read before it in time
+    late = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])
 
     class Meta:
         indexes = ((("device", "name", "observed_at"), False),)
