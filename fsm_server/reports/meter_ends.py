@@ -71,12 +71,12 @@ CROSS JOIN LATERAL (
 WHERE {devices}
 """
 
-#: The flagged or late reads of a chunk's counters in a time range (the partial index
-#: ``counter_value_doubt``, one range seek per counter).
+#: The flagged or late reads of a chunk's devices in a time range: the partial index
+#: ``counter_value_doubt``, one seek per device (a handful of rows, usually none).
 DOUBTS_SQL = """
 SELECT cv.device_id, cv.name, cv.observed_at, cv.flag, cv.late, cv.previous
-FROM counter_latest cl {join}
-WHERE {term} AND {devices}
+FROM counter_value cv
+WHERE {devices} AND (cv.flag IS NOT NULL OR cv.late) AND cv.observed_at >= ? AND cv.observed_at < ?
 """
 
 #: Per counter of a chunk of devices: every read from the start read to the period end, one per
@@ -143,17 +143,8 @@ def ends_query(
 def doubts_query(
     db: Database, device_ids: Sequence[int], since: datetime, end: datetime
 ) -> tuple[str, list[object]]:
-    where, params = sql.in_list(db, "cl.device_id", device_ids)
-    join, term = sql.join_each(
-        db,
-        "counter_value",
-        "cv",
-        "cv.device_id, cv.name, cv.observed_at, cv.flag, cv.late, cv.previous",
-        "cv.device_id = cl.device_id AND cv.name = cl.name AND (cv.flag IS NOT NULL OR cv.late) "
-        "AND cv.observed_at >= ? AND cv.observed_at < ?",
-    )
-    query = DOUBTS_SQL.format(join=join, term=term, devices=where)
-    return query, [sql.ts(db, since), sql.ts(db, end), *params]
+    where, params = sql.in_list(db, "cv.device_id", device_ids)
+    return DOUBTS_SQL.format(devices=where), [*params, sql.ts(db, since), sql.ts(db, end)]
 
 
 def walk_query(
