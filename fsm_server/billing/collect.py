@@ -94,9 +94,11 @@ def collect(
     """Every meter of ``customer``'s devices over [start, end), flagged, with provenance. A device
     added or removed during the period starts or ends at its first or last read."""
     scope = Scope(start=start, end=end, now=now, customer=customer)
-    rows = list(meter_ends(db, scope, settings, policy=policy))
+    found: dict[int, tuple[str, int, str]] = {}
+    rows = list(meter_ends(db, scope, settings, policy=policy, sources=found))
+    sources = {vid: Source(*src) for vid, src in found.items()}
     with translated("cannot read where the billed meters came from"):
-        sources = provenance(db, [i for r in rows for i in (r.start_id, r.end_id)])
+        sources |= provenance(db, [i for r in rows for i in (r.start_id, r.end_id) if i not in sources])
     out: list[Collected] = []
     by_device: dict[int, list[MeterRow]] = {}
     for r in rows:

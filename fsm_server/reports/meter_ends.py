@@ -37,7 +37,7 @@ _KINDS = ("reset", "device_swap", "decrease", "wrap", "jump")
 #: on SQLite, subqueries giving the two ids; on PostgreSQL, LATERAL subqueries giving the rows
 #: (with the ids it hash-joins counter_value whole).
 ENDS_SQL = """
-SELECT x.device_id, x.name, s.observed_at, s.value, s.id, e.observed_at, e.value, e.id
+SELECT x.device_id, x.name, s.observed_at, s.value, s.id, e.observed_at, e.value, e.id{sources}
 FROM (SELECT cl.device_id AS device_id, cl.name AS name,
              COALESCE(
                  (SELECT c.id FROM counter_value c WHERE c.device_id = cl.device_id AND c.name = cl.name
@@ -51,25 +51,33 @@ FROM (SELECT cl.device_id AS device_id, cl.name AS name,
       FROM counter_latest cl WHERE {devices}) x
 JOIN counter_value s ON s.id = x.start_id
 JOIN counter_value e ON e.id = x.end_id
+{envelopes}
 """
 ENDS_SQL_PG = """
-SELECT cl.device_id, cl.name, s.observed_at, s.value, s.id, e.observed_at, e.value, e.id
+SELECT cl.device_id, cl.name, s.observed_at, s.value, s.id, e.observed_at, e.value, e.id{sources}
 FROM counter_latest cl
 CROSS JOIN LATERAL (
-    SELECT c.observed_at, c.value, c.id FROM counter_value c
+    SELECT c.observed_at, c.value, c.id, c.reading_id FROM counter_value c
     WHERE c.device_id = cl.device_id AND c.name = cl.name AND c.observed_at > %s AND c.observed_at < %s
     ORDER BY c.observed_at DESC, c.id LIMIT 1) e
 CROSS JOIN LATERAL (
-    (SELECT c.observed_at, c.value, c.id FROM counter_value c
+    (SELECT c.observed_at, c.value, c.id, c.reading_id FROM counter_value c
      WHERE c.device_id = cl.device_id AND c.name = cl.name AND c.observed_at <= %s
      ORDER BY c.observed_at DESC, c.id LIMIT 1)
     UNION ALL
-    (SELECT c.observed_at, c.value, c.id FROM counter_value c
+    (SELECT c.observed_at, c.value, c.id, c.reading_id FROM counter_value c
      WHERE c.device_id = cl.device_id AND c.name = cl.name AND c.observed_at > %s AND c.observed_at < %s
      ORDER BY c.observed_at, c.id LIMIT 1)
     LIMIT 1) s
+{envelopes}
 WHERE {devices}
 """
+#: With ``sources``: the envelope (client, seq, sha256) of the start and the end read.
+_SOURCES = ", sc.name, se.seq, se.sha256, ec.name, ee.seq, ee.sha256"
+_ENVELOPES = """JOIN reading sr ON sr.id = s.reading_id JOIN envelope se ON se.id = sr.envelope_id
+JOIN client sc ON sc.id = se.client_id
+JOIN reading er ON er.id = e.reading_id JOIN envelope ee ON ee.id = er.envelope_id
+JOIN client ec ON ec.id = ee.client_id"""
 
 #: The flagged or late reads of a chunk's devices in a time range: the partial index
 #: ``counter_value_doubt``, one seek per device (a handful of rows, usually none).
@@ -125,19 +133,21 @@ HAVING MAX(observed_at) > ?
 """
 
 _Key = tuple[int, str]
+Source = tuple[str, int, str]  # the (client, seq, sha256) of an envelope
 #: (start_at, start_value, start_id, end_at, end_value, end_id, added to end - start, first
 #: moment of each kind of flag in ``_KINDS`` order)
 _Ends = tuple[datetime, int, int, datetime, int, int, int, list[datetime | None]]
 
 
 def ends_query(
-    db: Database, device_ids: Sequence[int], start: datetime, end: datetime
+    db: Database, device_ids: Sequence[int], start: datetime, end: datetime, *, sources: bool = False
 ) -> tuple[str, list[object]]:
     where, params = sql.in_list(db, "cl.device_id", device_ids)
     s, e = sql.ts(db, start), sql.ts(db, end)
+    parts = {"sources": _SOURCES if sources else "", "envelopes": _ENVELOPES if sources else ""}
     if db.kind == "postgresql":
-        return ENDS_SQL_PG.format(devices=where), [s, e, s, s, e, *params]
-    return ENDS_SQL.format(devices=where), [s, s, e, s, e, *params]
+        return ENDS_SQL_PG.format(devices=where, **parts), [s, e, s, s, e, *params]
+    return ENDS_SQL.format(devices=where, **parts), [s, s, e, s, e, *params]
 
 
 def doubts_query(
@@ -166,13 +176,17 @@ def walk_query(
     return query, [s, s, *params, e, s]
 
 
-def _seek(db: Database, device_ids: list[int], scope: Scope) -> tuple[dict[_Key, _Ends], set[int]]:
+def _seek(
+    db: Database, device_ids: list[int], scope: Scope, sources: dict[int, Source] | None
+) -> tuple[dict[_Key, _Ends], set[int]]:
     """The counters of ``device_ids`` from their start, end and doubtful reads, and the devices
     with a counter that has a late read between its start and end (to walk)."""
     found: dict[_Key, _Ends] = {}
-    q, params = ends_query(db, device_ids, scope.start, scope.end)
-    for dev, name, s_at, s_value, s_id, e_at, e_value, e_id in sql.rows(db, q, params):
-        found[dev, name] = (sql.utc(s_at), s_value, s_id, sql.utc(e_at), e_value, e_id, 0, [None] * 5)
+    q, params = ends_query(db, device_ids, scope.start, scope.end, sources=sources is not None)
+    for r in sql.rows(db, q, params):
+        found[r[0], r[1]] = (sql.utc(r[2]), r[3], r[4], sql.utc(r[5]), r[6], r[7], 0, [None] * 5)
+        if sources is not None:
+            sources[r[4]], sources[r[7]] = (r[8], r[9], r[10]), (r[11], r[12], r[13])
     if not found:
         return found, set()
     since = min(v[0] for v in found.values())
@@ -255,10 +269,17 @@ def _row(
 
 
 def meter_ends(
-    db: Database, scope: Scope, settings: ReportsSection | None = None, *, policy: CounterPolicy | None = None
+    db: Database,
+    scope: Scope,
+    settings: ReportsSection | None = None,
+    *,
+    policy: CounterPolicy | None = None,
+    sources: dict[int, Source] | None = None,
 ) -> Iterable[MeterRow]:
     """``meters.meter_rows(db, scope, settings)`` with ``reads`` 0, in the same order, ``CHUNK``
-    devices at a time."""
+    devices at a time. With ``sources``, the envelope (client, seq, sha256) of the start and end
+    reads are put there by counter value id, as far as the same query finds them (not for the
+    counters walked)."""
     del policy  # the decreases it classifies depend on the values and the identity only
     cfg = settings or ReportsSection()
     removed_after = timedelta(hours=cfg.expected_report_hours + cfg.silence_grace_hours)
@@ -269,7 +290,7 @@ def meter_ends(
         by_id = {d.id: d for d in part}
         ids = list(by_id)
         with translated("cannot build the meters report"):
-            found, walk = _seek(db, ids, scope)
+            found, walk = _seek(db, ids, scope, sources)
             if walk:
                 walked = _walk(db, sorted(walk), scope)
                 found = {k: v for k, v in found.items() if k[0] not in walk} | walked

@@ -13,6 +13,7 @@ from reports_fleet import Feeder
 from test_reports import NOV, OCT, SETTINGS, october  # noqa: F401 - the fixture the report tests use
 from test_reports_streamed import PERIODS, messy  # noqa: F401 - the late, repeated, wrapping fleet
 
+from fsm_server.billing.collect import provenance
 from fsm_server.db import sql
 from fsm_server.reports.meter_ends import meter_ends
 from fsm_server.reports.meters import meter_rows
@@ -21,7 +22,12 @@ from fsm_server.reports.scope import Scope, bound_database
 
 def same_rows(scope: Scope) -> list[dict[str, object]]:
     db = bound_database()
-    summed = msgspec.to_builtins(list(meter_ends(db, scope, SETTINGS)))
+    sources: dict[int, tuple[str, int, str]] = {}
+    ends = list(meter_ends(db, scope, SETTINGS, sources=sources))
+    summed = msgspec.to_builtins(ends)
+    assert bool(sources) == bool(ends)
+    assert {i: (s.client, s.seq, s.sha256) for i, s in provenance(db, sources).items()} == sources
+    assert {i for r in ends for i in (r.start_id, r.end_id)} >= set(sources)
     rows = msgspec.to_builtins([msgspec.structs.replace(r, reads=0) for r in meter_rows(db, scope, SETTINGS)])
     assert summed == rows
     return summed  # type: ignore[no-any-return]
