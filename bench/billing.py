@@ -10,9 +10,10 @@ test PostgreSQL server, fsm_devtools.fixtures.db, for the next run). The period 
 fill ends on Nov 1).
 
 **Close** (one process, the core API as the portal and the CLI call it): collect the period
-(``workflow.collect_period``: start/end meters of every counter, flags, the envelope of each
-number, stored), exclude every flagged meter with a note (``workflow.exclude``, one call each as
-a dealer would), approve, and export (``export.build``: the CSV and its Ed25519-signed manifest),
+(``workflow.collect_period``: start/end meters of every counter, usage and flags from the start,
+end and flagged or late reads, ``reports.meter_ends``; the envelope of each number; stored),
+exclude every flagged meter with a note (``workflow.exclude``, one call each as a dealer would),
+approve, and export (``export.build``: the CSV and its Ed25519-signed manifest),
 then check the export with ``export.verify`` (not timed).
 
 **Bounds** (each in a process of its own, one query, rows read as tuples):
@@ -21,8 +22,8 @@ then check the export with ``export.verify`` (not timed).
   and the end read (newest before the end), each with its envelope (client, seq, sha256): the
   numbers the export carries, and nothing else.
 - ``period rows``: every read of the customer's counters from the start read to the end, each
-  with its envelope: what computing usage and flags needs (reads between start and end), the
-  bound bench/reports.py sets for the meters report plus provenance.
+  with its envelope: what the meters report reads (usage and flags from every step), the bound
+  bench/reports.py sets for it plus provenance.
 
 Printed per run: wall and CPU seconds (the process's plus its PostgreSQL backend's; on a loaded
 machine wall time mostly measures waiting for a core, so CPU is the fair one), each close step,

@@ -197,12 +197,13 @@ def m018_counter_late(db: peewee.Database) -> None:
     seeks instead of walking every read of a period (fsm_server.reports.meter_ends)."""
     if "late" not in {c.name for c in db.get_columns("counter_value")}:  # m001 makes today's tables
         db.execute_sql("ALTER TABLE counter_value ADD COLUMN late BOOLEAN NOT NULL DEFAULT FALSE")
-        db.execute_sql(
-            "UPDATE counter_value SET late = TRUE WHERE id IN (SELECT id FROM ("
-            "SELECT id, observed_at, MAX(observed_at) OVER (PARTITION BY device_id, name ORDER BY id "
-            "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM counter_value) x "
-            "WHERE x.before > x.observed_at)"
-        )
+    # also when m001 made the column: a restore of an older backup loads its rows before this runs
+    db.execute_sql(
+        "UPDATE counter_value SET late = TRUE WHERE id IN (SELECT id FROM ("
+        "SELECT id, observed_at, MAX(observed_at) OVER (PARTITION BY device_id, name ORDER BY id "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before FROM counter_value) x "
+        "WHERE x.before > x.observed_at)"
+    )
     db.execute_sql(
         "CREATE INDEX IF NOT EXISTS counter_value_doubt ON counter_value (device_id, name, observed_at) "
         "WHERE flag IS NOT NULL OR late"

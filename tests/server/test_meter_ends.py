@@ -14,7 +14,7 @@ from test_reports import NOV, OCT, SETTINGS, october  # noqa: F401 - the fixture
 from test_reports_streamed import PERIODS, messy  # noqa: F401 - the late, repeated, wrapping fleet
 
 from fsm_server.billing.collect import provenance
-from fsm_server.db import sql
+from fsm_server.db import migrations, sql
 from fsm_server.reports.meter_ends import meter_ends
 from fsm_server.reports.meters import meter_rows
 from fsm_server.reports.scope import Scope, bound_database
@@ -53,3 +53,15 @@ def test_database_sums_equal_the_meters_report_on_a_messy_fleet(messy: Feeder, p
 def test_database_sums_equal_the_meters_report_on_the_report_tests_fleet(october: Feeder) -> None:  # noqa: F811
     rows = same_rows(Scope(start=OCT, end=NOV, now=datetime(2026, 11, 20, tzinfo=UTC)))
     assert rows and any(r["flags"] for r in rows)
+
+
+def test_migration_16_marks_the_late_reads_of_a_database_made_before_it(messy: Feeder) -> None:  # noqa: F811
+    db = bound_database()
+    late_ids = "SELECT id FROM counter_value WHERE late ORDER BY id"
+    stored = list(sql.rows(db, late_ids))
+    assert stored  # E's reports of days 20-22 came after day 25's
+    db.peewee.execute_sql("DROP INDEX counter_value_doubt")
+    db.peewee.execute_sql("ALTER TABLE counter_value DROP COLUMN late")
+    db.peewee.execute_sql("DELETE FROM migrations WHERE name = 'm016_counter_late'")
+    assert migrations.migrate(db) == ["m016_counter_late"]
+    assert list(sql.rows(db, late_ids)) == stored
