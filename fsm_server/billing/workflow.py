@@ -278,7 +278,7 @@ def exclude(meter_id: int, by: str, note: str) -> MeterView:
         m = _meter(meter_id)
         _editable(m.period)
         m.excluded, m.excluded_by, m.exclude_note = True, by, note
-        m.save()
+        m.save(only=[BillingMeter.excluded, BillingMeter.excluded_by, BillingMeter.exclude_note])
         return _meter_view(
             m,
             list(
