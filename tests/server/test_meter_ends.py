@@ -62,6 +62,6 @@ def test_migration_16_marks_the_late_reads_of_a_database_made_before_it(messy: F
     assert stored  # E's reports of days 20-22 came after day 25's
     db.peewee.execute_sql("DROP INDEX counter_value_doubt")
     db.peewee.execute_sql("ALTER TABLE counter_value DROP COLUMN late")
-    db.peewee.execute_sql("DELETE FROM migrations WHERE name = 'm016_counter_late'")
-    assert migrations.migrate(db) == ["m016_counter_late"]
+    db.peewee.execute_sql("DELETE FROM migrations WHERE name = 'm018_counter_late'")
+    assert migrations.migrate(db) == ["m018_counter_late"]
     assert list(sql.rows(db, late_ids)) == stored
