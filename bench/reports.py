@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -106,6 +107,7 @@ def child(what: str, kind: str, url: str, fmt: str = "csv") -> None:
     backend = None if db.kind == "sqlite" else int(next(sql.rows(db, "SELECT pg_backend_pid()"))[0])
     rows = 0
     server = server_cpu(backend)
+    gc.freeze()  # as `fsm-server report` does before it starts (fsm_server/cli/report.py)
     wall, cpu = time.perf_counter(), time.process_time()
     if what == "report":
         with open(os.devnull, "w", encoding="utf-8") as out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import sys
 from collections.abc import Iterator
@@ -82,6 +83,10 @@ def report_command(
         "end": reports.parse_when(end, end=True) if end else None,
     }
     with wiring.open_db(ctx, only_reads=True):
+        # The report is the last thing this process does: what exists now (modules, config, the
+        # connection) lives until it exits. Frozen, the collector stops walking it again at each
+        # full collection the report's rows set off (20-30 ms each: most of a small report's time).
+        gc.freeze()
         if out is None:
             reports.stream(kind, fmt, sys.stdout, customer=customer, settings=ctx.config.reports, **period)
             return

@@ -73,6 +73,14 @@ def join_each(
     return f"CROSS JOIN {table} {alias}", condition
 
 
+def seconds_between(db: Database, later: str, earlier: str) -> str:
+    """SQL for the seconds from timestamp column ``earlier`` to ``later``, as a float (SQLite's
+    julianday arithmetic rounded to the millisecond, below which it is noise)."""
+    if db.kind == "postgresql":
+        return f"CAST(EXTRACT(EPOCH FROM {later} - {earlier}) AS DOUBLE PRECISION)"
+    return f"ROUND((julianday({later}) - julianday({earlier})) * 86400.0, 3)"
+
+
 def rows(db: Database, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
     """The rows of ``sql`` as tuples, fetched ``FETCH`` at a time. ``?`` marks a parameter on both
     databases (it becomes ``%s`` for PostgreSQL; the queries here hold no literal ``?``)."""
@@ -88,4 +96,4 @@ def explain(db: Database, sql: str, params: Sequence[object] = ()) -> list[str]:
     return [str(r[0]) for r in rows(db, "EXPLAIN " + sql, params)]
 
 
-__all__ = ["FETCH", "explain", "in_list", "join_each", "rows", "ts", "utc"]
+__all__ = ["FETCH", "explain", "in_list", "join_each", "rows", "seconds_between", "ts", "utc"]

@@ -16,13 +16,13 @@ from datetime import timedelta
 from ..db import sql
 from ..db.connect import Database
 from .alerts import ALERT_LOOKBACK, readings_query
-from .health import ANOMALIES_SQL, LATENCY_SQL
+from .health import ANOMALIES_SQL, CLIENTS_SQL, latency_query, recent_query
 from .meters import anchors_query, reads_query
 from .scope import Scope
 from .supplies import levels_query
 
-#: Tables that grow with every reading.
-READINGS_TABLES = ("counter_value", "reading", "supply_value", "alert_value")
+#: Tables that grow with every reading (and the one that grows with every report).
+READINGS_TABLES = ("counter_value", "reading", "supply_value", "alert_value", "envelope")
 
 
 def report_queries(
@@ -36,7 +36,9 @@ def report_queries(
         "supplies.levels": levels_query(db, device_ids, scope.start - timedelta(days=31), scope.end),
         "alerts.readings": readings_query(db, device_ids, scope.start - ALERT_LOOKBACK, scope.end),
         "health.anomalies": (ANOMALIES_SQL, [start, end]),
-        "health.latency": (LATENCY_SQL, [start, end, 200_000]),
+        "health.latency": latency_query(db, scope.start, scope.end, 200_000),
+        "health.clients": (CLIENTS_SQL, [end, end]),
+        "health.recent": recent_query(db, scope.end),
     }
 
 

@@ -29,6 +29,8 @@ QUERIES = sorted(
         "alerts.readings",
         "health.anomalies",
         "health.latency",
+        "health.clients",
+        "health.recent",
     ]
 )
 
