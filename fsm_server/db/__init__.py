@@ -17,6 +17,9 @@ from ..errors import DatabaseError
 from .connect import DB_FILE, Database, redact, sqlite_database, sqlite_path, translated
 from .migrations import migrate as run_migrations
 
+#: Session settings of every PostgreSQL connection (libpq ``options``) unless the URL names its own.
+PG_OPTIONS = "-c jit=off"
+
 
 def open_database(url: str, *, data_dir: Path, migrate: bool = True) -> Database:
     """Open (and by default migrate) the database ``url`` names; '' means SQLite in ``data_dir``."""
@@ -26,7 +29,10 @@ def open_database(url: str, *, data_dir: Path, migrate: bool = True) -> Database
         db = Database(sqlite_database(path), "sqlite", url or f"sqlite:///{path}")
     elif scheme in ("postgresql", "postgres"):
         conninfo = "postgresql" + url[len(scheme) :]
-        db = Database(peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True), "postgresql", url)
+        # No JIT: fsm's queries seek through indexes, and a plan over a large table is priced high
+        # enough to be compiled (40 ms a query, more than running it); a URL's own options win.
+        extra = {} if "options=" in url else {"options": PG_OPTIONS}
+        db = Database(peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True, **extra), "postgresql", url)
     else:
         raise DatabaseError(
             f"database url {url!r} has scheme {scheme!r}, which fsm does not support",
@@ -39,4 +45,4 @@ def open_database(url: str, *, data_dir: Path, migrate: bool = True) -> Database
     return db
 
 
-__all__ = ["open_database"]
+__all__ = ["PG_OPTIONS", "open_database"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 
@@ -82,21 +83,31 @@ def alert_readings(
     """Per device (in id order), its reachable readings in time order, each with its codes."""
     for part in chunks(sorted(device_ids), CHUNK):
         q, params = readings_query(db, part, since, until)
-        for dev, group in itertools.groupby(sql.rows(db, q, params), key=lambda r: r[0]):
+        for dev, group in itertools.groupby(sql.rows(db, q, params), key=_FIRST):
+            rows = list(group)
+            # (reading, alert): a reading's alerts in the order stored (a reading without alerts
+            # has one row, so no None is compared); rows come in this order already but for ties
+            rows.sort(key=_READING_ALERT)
             readings: dict[int, tuple[datetime, Codes]] = {}
-            for _, at, rid, reachability, conditions, _, code, severity, description in sorted(
-                group, key=lambda r: (r[2], r[5] or 0)
-            ):
+            for _, at, rid, reachability, conditions, _, code, severity, description in rows:
                 if reachability == "unreachable":
                     continue  # says nothing about the device's conditions
                 if rid not in readings:
                     codes: Codes = {}
-                    for c in msgspec.json.decode(conditions) if conditions else []:
-                        codes[c] = ("condition", c.replace("_", " "), "condition")
+                    if conditions:
+                        for c in msgspec.json.decode(conditions):
+                            codes[c] = ("condition", c.replace("_", " "), "condition")
                     readings[rid] = (sql.utc(at), codes)
                 if code is not None:
                     readings[rid][1][code] = (severity, description or code.replace("_", " "), "alert")
-            yield dev, [readings[rid] for rid in sorted(readings, key=lambda i: (readings[i][0], i))]
+            ordered = [(at, rid, codes) for rid, (at, codes) in readings.items()]
+            ordered.sort(key=_TIME_READING)
+            yield dev, [(at, codes) for at, _, codes in ordered]
+
+
+_FIRST = operator.itemgetter(0)
+_READING_ALERT = operator.itemgetter(2, 5)
+_TIME_READING = operator.itemgetter(0, 1)
 
 
 def alerts(scope: Scope, *, db: Database | None = None) -> Alerts:

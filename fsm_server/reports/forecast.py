@@ -80,7 +80,7 @@ def forecast(
     the newest reading used.
     """
     points = sorted(history)
-    if now is not None:
+    if now is not None and points and points[-1][0] > now:
         points = [p for p in points if p[0] <= now]
     found = replacements(points, jump=replacement_jump, early_percent=early_percent)
     if not points:
@@ -102,8 +102,12 @@ def forecast(
     xs = [(t - newest).total_seconds() / 86400 for t, _ in points]
     ys = [v for _, v in points]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+    sxx = sxy = 0.0  # one pass, each term added in the order sum() would (the same float result)
+    for x, y in zip(xs, ys, strict=True):
+        dx = x - mx
+        sxx += dx**2
+        sxy += dx * (y - my)
+    slope = sxy / sxx
     # The level now: the fitted line at the newest reading, moved by how far the last day's readings
     # sit above or below the line (consumption is not even over a week: the line alone runs above
     # the real level after busy days and below it after quiet ones).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -106,11 +107,14 @@ def supply_series(
     utc = sql.utc
     for part in chunks(sorted(device_ids), CHUNK):
         q, params = levels_query(db, part, since, until)
-        for dev, group in itertools.groupby(sql.rows(db, q, params), key=lambda r: r[0]):
+        for dev, group in itertools.groupby(sql.rows(db, q, params), key=_FIRST):
             newest: dict[tuple[str, str, str], tuple[object, ...]] = {}
             history: dict[tuple[str, str, str], list[tuple[datetime, float]]] = {}
-            # (time, reading, supply value): times of one database compare right as they come
-            for r in sorted(group, key=lambda r: (r[1], r[2], r[3])):
+            rows = list(group)
+            # (time, reading, supply value): times of one database compare right as they come;
+            # the rows come in time order already, so this only checks them but for ties
+            rows.sort(key=_TIME_READING_SUPPLY)
+            for r in rows:
                 # which supply of the device: kind, colour and slot (else its description)
                 key = (r[6], r[7] or "", str(r[4]) if r[4] is not None else r[5])
                 newest[key] = r
@@ -124,6 +128,10 @@ def supply_series(
                     for key, r in newest.items()
                 ],
             )
+
+
+_FIRST = operator.itemgetter(0)
+_TIME_READING_SUPPLY = operator.itemgetter(1, 2, 3)
 
 
 def supplies(
