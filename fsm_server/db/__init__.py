@@ -31,8 +31,11 @@ def open_database(url: str, *, data_dir: Path, migrate: bool = True) -> Database
         conninfo = "postgresql" + url[len(scheme) :]
         # No JIT: fsm's queries seek through indexes, and a plan over a large table is priced high
         # enough to be compiled (40 ms a query, more than running it); a URL's own options win.
-        extra = {} if "options=" in url else {"options": PG_OPTIONS}
-        db = Database(peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True, **extra), "postgresql", url)
+        if "options=" in url:
+            pw = peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True)
+        else:
+            pw = peewee.PostgresqlDatabase(conninfo, prefer_psycopg3=True, options=PG_OPTIONS)
+        db = Database(pw, "postgresql", url)
     else:
         raise DatabaseError(
             f"database url {url!r} has scheme {scheme!r}, which fsm does not support",
