@@ -210,6 +210,21 @@ def m018_counter_late(db: peewee.Database) -> None:
     )
 
 
+def m019_counter_reads_index(db: peewee.Database) -> None:
+    """counter_value's (device, name, observed_at) index also holds value and flag, so a meters
+    report reads each counter's period from the index alone (on a 10,000-device fleet the table
+    page of every read cost more than the rest of the report); the old index is its prefix."""
+    db.execute_sql(
+        f'CREATE INDEX IF NOT EXISTS "{COUNTER_READS_INDEX}" '
+        "ON counter_value (device_id, name, observed_at, value, flag)"
+    )
+    db.execute_sql('DROP INDEX IF EXISTS "counter_value_device_id_name_observed_at"')
+
+
+#: The name peewee gives models.CounterValue's index, which m019 builds on an older database.
+COUNTER_READS_INDEX = "counter_value_device_id_name_observed_at_value_flag"
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -229,6 +244,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m016_supply_orders,
     m017_api_tokens,
     m018_counter_late,
+    m019_counter_reads_index,
 )
 
 
@@ -277,6 +293,7 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
 
 
 __all__ = [
+    "COUNTER_READS_INDEX",
     "MIGRATIONS",
     "Migration",
     "applied",
@@ -297,5 +314,7 @@ __all__ = [
     "m015_billing",
     "m016_supply_orders",
     "m017_api_tokens",
+    "m018_counter_late",
+    "m019_counter_reads_index",
     "migrate",
 ]

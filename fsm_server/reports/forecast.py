@@ -25,6 +25,7 @@ How (docs/reports.md, "Supplies"):
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -85,10 +86,10 @@ def forecast(
     found = replacements(points, jump=replacement_jump, early_percent=early_percent)
     if not points:
         return Forecast(reason="no percent levels reported", replacements=found)
-    if found:
-        points = [p for p in points if p[0] >= found[-1].at]
+    if found:  # the points are in time order: cut them at the first one at or after a moment
+        points = points[bisect.bisect_left(points, (found[-1].at,)) :]
     newest = points[-1][0]
-    points = [p for p in points if p[0] >= newest - timedelta(days=window_days)]
+    points = points[bisect.bisect_left(points, (newest - timedelta(days=window_days),)) :]
     span = (newest - points[0][0]).total_seconds() / 86400
     result = Forecast(points=len(points), span_days=span, replacements=found)
     if len(points) < min_points:

@@ -21,6 +21,7 @@ Rules (docs/reports.md, "Meters"):
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -115,6 +116,9 @@ class _Read(NamedTuple):
     id: int
 
 
+_TIME_ID = operator.itemgetter(0, 3)
+
+
 def anchors_query(db: Database, device_ids: Sequence[int], start: datetime) -> tuple[str, list[object]]:
     where, params = sql.in_list(db, "cl.device_id", device_ids)
     return ANCHORS_SQL.format(devices=where), [sql.ts(db, start), *params]
@@ -149,6 +153,7 @@ def meter_rows(
     cfg = settings or ReportsSection()
     policy = policy or CounterPolicy()
     removed_after = timedelta(hours=cfg.expected_report_hours + cfg.silence_grace_hours)
+    utc = sql.utc
     with translated("cannot build the meters report"):
         infos = sorted_devices(scope.customer)
         strong, first_seen = device_facts(db, [d.id for d in infos])
@@ -166,13 +171,9 @@ def meter_rows(
             for (dev, name), group in itertools.groupby(sql.rows(db, q, params), key=lambda r: (r[0], r[1])):
                 if cfg.only_mapped_meters and name not in cfg.meter_names:
                     continue
-                reads = _dedupe(
-                    anchors.get((dev, name)),
-                    sorted(
-                        (_Read(sql.utc(r[2]), r[3], r[4], r[5]) for r in group),
-                        key=lambda r: (r.observed_at, r.id),
-                    ),
-                )
+                period = [_Read(utc(at), value, flag, rid) for _, _, at, value, flag, rid in group]
+                period.sort(key=_TIME_ID)  # in index order already but for ties
+                reads = _dedupe(anchors.get((dev, name)), period)
                 row = _meter_row(
                     by_id[dev],
                     name,

@@ -114,13 +114,18 @@ def supply_series(
             # (time, reading, supply value): times of one database compare right as they come;
             # the rows come in time order already, so this only checks them but for ties
             rows.sort(key=_TIME_READING_SUPPLY)
+            keys: dict[tuple[object, ...], tuple[str, str, str]] = {}
             for r in rows:
-                # which supply of the device: kind, colour and slot (else its description)
-                key = (r[6], r[7] or "", str(r[4]) if r[4] is not None else r[5])
+                # which supply of the device: kind, colour and slot (else its description), made
+                # once per supply of the device rather than once per level
+                raw = r[4:8]
+                key = keys.get(raw)
+                if key is None:
+                    key = keys[raw] = (r[6], r[7] or "", str(r[4]) if r[4] is not None else r[5])
+                    history[key] = history.get(key, [])
                 newest[key] = r
-                points = history.setdefault(key, [])
                 if r[8] is not None:
-                    points.append((utc(r[1]), r[8]))
+                    history[key].append((utc(r[1]), r[8]))
             yield (
                 dev,
                 [
