@@ -8,7 +8,7 @@ import msgspec
 
 from ..db import sql
 from ..db.connect import Database, translated
-from .scope import DeviceInfo, Scope, bound_database, chunks, sorted_devices
+from .scope import NO_CUSTOMER, DeviceInfo, Scope, bound_database, device_sort_key
 
 
 class InventoryRow(msgspec.Struct, kw_only=True):
@@ -28,11 +28,15 @@ class Inventory(msgspec.Struct, kw_only=True, tag="inventory", tag_field="kind")
     rows: list[InventoryRow]
 
 
-#: The inventory's columns of a chunk of devices with their newest "total" counter.
+#: Every device in scope with the names every report shows (``scope.DEVICES_SQL``), the
+#: inventory's columns and its newest "total" counter, in one pass over the device table.
 INVENTORY_SQL = """
-SELECT d.id, d.firmware, d.hostname, d.mac, d.pmd, d.first_seen, d.last_seen, t.value
-FROM device d LEFT JOIN counter_latest t ON t.device_id = d.id AND t.name = 'total'
-WHERE {devices}
+SELECT d.id, cu.name, s.name, cl.name, d.manufacturer, d.model, d.serial, d.ip, d.location,
+       d.firmware, d.hostname, d.mac, d.pmd, d.first_seen, d.last_seen, t.value
+FROM device d JOIN client cl ON cl.id = d.client_id JOIN customer cu ON cu.id = d.customer_id
+LEFT JOIN site s ON s.id = d.site_id
+LEFT JOIN counter_latest t ON t.device_id = d.id AND t.name = 'total'
+WHERE {where}
 """
 
 
@@ -40,25 +44,34 @@ def inventory(scope: Scope, *, db: Database | None = None) -> Inventory:
     """Devices per customer and site with identity, location, first/last seen, PMD used."""
     db = db or bound_database()
     rows = []
+    utc = sql.utc
+    q = INVENTORY_SQL.format(where="1 = 1" if scope.customer is None else "cu.name = ?")
     with translated("cannot build the inventory report"):
-        infos = sorted_devices(scope.customer)
-        for part in chunks(infos, 1000):
-            where, params = sql.in_list(db, "d.id", [d.id for d in part])
-            found = {r[0]: r for r in sql.rows(db, INVENTORY_SQL.format(devices=where), params)}
-            for d in part:
-                _, firmware, hostname, mac, pmd, first_seen, last_seen, total = found[d.id]
-                rows.append(
-                    InventoryRow(
-                        device=d,
-                        firmware=firmware,
-                        hostname=hostname,
-                        mac=mac,
-                        pmd=pmd,
-                        first_seen=sql.utc(first_seen),
-                        last_seen=sql.utc(last_seen),
-                        total=total,
-                    )
+        for r in sql.rows(db, q, [] if scope.customer is None else [scope.customer]):
+            info = DeviceInfo(
+                id=r[0],
+                customer=r[1] or NO_CUSTOMER,
+                site=r[2] or "",
+                client=r[3],
+                manufacturer=r[4],
+                model=r[5],
+                serial=r[6],
+                ip=r[7],
+                location=r[8],
+            )
+            rows.append(
+                InventoryRow(
+                    device=info,
+                    firmware=r[9],
+                    hostname=r[10],
+                    mac=r[11],
+                    pmd=r[12],
+                    first_seen=utc(r[13]),
+                    last_seen=utc(r[14]),
+                    total=r[15],
                 )
+            )
+    rows.sort(key=lambda x: (device_sort_key(x.device), x.device.id))  # report order, as sorted_devices
     return Inventory(generated_at=scope.now, customer=scope.customer, rows=rows)
 
 
