@@ -28,15 +28,15 @@ def test_migration_5_adds_the_sealing_column_to_a_database_made_before_it(db: Da
     assert "sealing" in {c.name for c in pw.get_columns("envelope")}
 
 
-def test_migration_16_replaces_the_counter_index_of_an_older_database_by_a_covering_one(db: Database) -> None:
+def test_migration_19_replaces_the_counter_index_of_an_older_database_by_a_covering_one(db: Database) -> None:
     pw = db.peewee
     pw.execute_sql(f'DROP INDEX "{migrations.COUNTER_READS_INDEX}"')
     pw.execute_sql(
         'CREATE INDEX "counter_value_device_id_name_observed_at" '
         "ON counter_value (device_id, name, observed_at)"
     )
-    pw.execute_sql("DELETE FROM migrations WHERE name = 'm016_counter_reads_index'")
-    assert migrations.migrate(db) == ["m016_counter_reads_index"]
+    pw.execute_sql("DELETE FROM migrations WHERE name = 'm019_counter_reads_index'")
+    assert migrations.migrate(db) == ["m019_counter_reads_index"]
     indexes = {i.name: i.columns for i in pw.get_indexes("counter_value")}
     assert indexes[migrations.COUNTER_READS_INDEX] == ["device_id", "name", "observed_at", "value", "flag"]
     assert "counter_value_device_id_name_observed_at" not in indexes
