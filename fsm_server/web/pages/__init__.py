@@ -31,6 +31,7 @@ from ...portal.devices import SORTS, STATUSES, DeviceFilter, device_page, device
 from ...scoping import Scoped
 from .. import NavItem, audit_event, principal_of, render, require
 from . import billing, orders
+from . import reports as report_pages
 
 ALL = ROLES
 NAV = [
@@ -42,6 +43,7 @@ NAV = [
     NavItem("Clients", "/clients", roles=ALL),
     NavItem("Quarantine", "/quarantine", roles=("admin", "dealer")),
     NavItem("Billing", "/billing", roles=ALL),
+    *report_pages.NAV,
     NavItem("Your data", "/data", roles=ALL),
 ]
 
@@ -296,6 +298,7 @@ def routes() -> list[Route]:
         Route("/data", data_page),
         *billing.routes(),
         *orders.routes(),
+        *report_pages.routes(),
     ]
 
 
