@@ -210,6 +210,13 @@ def m018_counter_late(db: peewee.Database) -> None:
     )
 
 
+def m019_report_schedules(db: peewee.Database) -> None:
+    """Scheduled reports and the log of their sends (fsm_server.schedules)."""
+    from ..schedules.models import create_tables
+
+    create_tables(db)
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -229,6 +236,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m016_supply_orders,
     m017_api_tokens,
     m018_counter_late,
+    m019_report_schedules,
 )
 
 
@@ -248,6 +256,7 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     from ..api import models as api_models
     from ..billing import models as billing_models
     from ..orders import models as order_models
+    from ..schedules import models as schedules_models
 
     pw = db.peewee
     models.bind(pw)
@@ -255,6 +264,7 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     billing_models.bind(pw)
     order_models.bind(pw)
     api_models.bind(pw)
+    schedules_models.bind(pw)
     done_now: list[str] = []
     with translated(f"cannot migrate the {db.kind} database"), pw.bind_ctx([Migration]):
         if db.kind == "postgresql":
@@ -297,5 +307,7 @@ __all__ = [
     "m015_billing",
     "m016_supply_orders",
     "m017_api_tokens",
+    "m018_counter_late",
+    "m019_report_schedules",
     "migrate",
 ]

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from portal_fleet import Fleet, build_fleet
-from portal_kit import web_ctx
+from portal_kit import csrf_of, web_ctx
 from portal_reports_kit import PDFTOPPM, User, logged_in, pdf_page
 
 from fsm_devtools.corpus import ServerKit
@@ -96,3 +97,42 @@ def test_the_pdf_opens_and_its_first_page_shows_the_report(users: dict[str, User
     width, height, ink = pdf_page(pdf, ARTIFACTS / "supplies-acme-page1")
     assert width > height  # A4 landscape, as the report's print CSS asks
     assert 0.005 < ink < 0.5, ink  # text and charts on white, not a blank or black page
+
+
+def test_dealers_schedule_reports_for_their_customers_only(users: dict[str, User]) -> None:
+    north, south, acme = users["north"].client, users["south"].client, users["acme"].client
+    form = {
+        "kind": "meters",
+        "customer": "ACME",
+        "format": "pdf",
+        "cadence": "monthly",
+        "day": "1",
+        "hour": "6",
+        "recipients": "billing@acme.example, boss@acme.example",
+    }
+    r = north.post("/reports/schedules", data={**form, "csrf": csrf_of(north.get("/reports").text)})
+    assert r.status_code == 200 and "monthly on day 1 at 06:00 UTC" in r.text  # followed to the page
+    assert "billing@acme.example, boss@acme.example" in r.text
+    [schedule_id] = [int(n) for n in re.findall(r'action="/reports/schedules/(\d+)/delete"', r.text)]
+    # ACME's user sees the schedule, may not change it; South sees nothing of it
+    page = acme.get("/reports").text
+    assert "monthly on day 1 at 06:00 UTC" in page and "/reports/schedules" not in page
+    csrf = csrf_of(page)
+    assert acme.post("/reports/schedules", data={**form, "csrf": csrf}).status_code == 404
+    assert "monthly on day 1" not in south.get("/reports").text
+    south_csrf = csrf_of(south.get("/reports").text)
+    r = south.post("/reports/schedules", data={**form, "csrf": south_csrf})
+    assert r.status_code == 404  # ACME is not South's customer
+    r = south.post(f"/reports/schedules/{schedule_id}/delete", data={"csrf": south_csrf})
+    assert r.status_code == 404
+    r = north.post(
+        "/reports/schedules",
+        data={**form, "recipients": "not an address", "csrf": csrf_of(north.get("/reports").text)},
+    )
+    assert r.status_code == 400 and "&#39;not&#39; is not an e-mail address" in r.text
+    r = north.post(
+        f"/reports/schedules/{schedule_id}/delete", data={"csrf": csrf_of(north.get("/reports").text)}
+    )
+    assert r.status_code == 200 and "No scheduled reports." in r.text
+    audit = users["admin"].client.get("/audit").text
+    assert "report.schedule" in audit and "report.unschedule" in audit

@@ -1,5 +1,6 @@
 """The reports page: run a report for a customer in scope and a period, download it as HTML, CSV
-or PDF (``fsm_server.portal.reports``)."""
+or PDF (``fsm_server.portal.reports``); scheduled reports and the log of their sends
+(``fsm_server.schedules``), managed by administrators and dealers, shown to customers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ... import reports
@@ -20,8 +21,9 @@ from ...accounts import ROLES
 from ...config import ReportsSection
 from ...errors import NotFound, ReportError
 from ...portal import reports as portal_reports
+from ...schedules import CADENCES, add_schedule, delete_schedule, schedules, sends
 from ...scoping import Scoped
-from .. import NavItem, audit_event, principal_of, render, require
+from .. import NavItem, audit_event, field, form_data, principal_of, render, require
 
 NAV = [NavItem("Reports", "/reports", roles=ROLES)]
 
@@ -40,6 +42,10 @@ def page_context(request: Request, scoped: Scoped) -> dict[str, Any]:
         "sees_all": scoped.sees_all,
         "asked": request.query_params,
         "title": "Reports",
+        "schedules": schedules(scoped),
+        "sends": sends(scoped),
+        "cadences": CADENCES,
+        "manages": scoped.role in ("admin", "dealer"),
     }
 
 
@@ -98,8 +104,61 @@ def download(request: Request) -> Response:
     )
 
 
+def _int(text: str, default: int = -1) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+@require("admin", "dealer")
+def schedule_add(request: Request) -> Response:
+    scoped = Scoped.of(principal_of(request))
+    form = form_data(request)
+    try:
+        row = add_schedule(
+            scoped,
+            customer=field(form, "customer", 200),
+            kind=field(form, "kind", 20),
+            fmt=field(form, "format", 10),
+            cadence=field(form, "cadence", 10),
+            day=_int(field(form, "day", 4)),
+            hour=_int(field(form, "hour", 4)),
+            recipients=[field(form, "recipients", 4000)],
+            by=principal_of(request).name,
+            now=datetime.now(UTC),
+        )
+    except NotFound:
+        raise HTTPException(404) from None
+    except ReportError as exc:
+        return show(request, status_code=400, error=exc.message, hint=exc.hint)
+    audit_event(
+        request,
+        "report.schedule",
+        target=f"schedule {row.id}: {row.kind} {row.customer or 'all customers'}",
+        detail={"format": row.fmt, "when": row.when, "recipients": row.recipients},
+    )
+    return RedirectResponse("/reports#schedules", status_code=303)
+
+
+@require("admin", "dealer")
+def schedule_delete(request: Request) -> Response:
+    scoped = Scoped.of(principal_of(request))
+    try:
+        row = delete_schedule(scoped, request.path_params["schedule_id"])
+    except NotFound:
+        raise HTTPException(404) from None
+    audit_event(request, "report.unschedule", target=f"schedule {row.id}: {row.kind} {row.customer or 'all'}")
+    return RedirectResponse("/reports#schedules", status_code=303)
+
+
 def routes() -> list[Route]:
-    return [Route("/reports", reports_page), Route("/reports/download", download)]
+    return [
+        Route("/reports", reports_page),
+        Route("/reports/download", download),
+        Route("/reports/schedules", schedule_add, methods=["POST"]),
+        Route("/reports/schedules/{schedule_id:int}/delete", schedule_delete, methods=["POST"]),
+    ]
 
 
 __all__ = ["NAV", "routes", "settings_of", "show"]
