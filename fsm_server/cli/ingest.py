@@ -14,6 +14,7 @@ from ..backup.schedule import BackupService
 from ..context import ServerContext
 from ..daemon import DaemonResult, IngestDaemon
 from ..events import EventService, run_beside
+from ..rulebook import check_config_names, stored_rules
 from ..schedules import ReportScheduler
 from .importcmd import render_tally
 
@@ -71,7 +72,9 @@ def ingest_command(ctx: ServerContext, once: bool, verbose: bool, as_json: bool)
             poll_seconds=cfg.poll_seconds,
             shutdown_timeout=cfg.shutdown_timeout,
         )
-        events = EventService(db, ctx.config) if ctx.config.rules and ctx.config.notify.enabled else None
+        # the config's [[rules]] and the portal's (read at every evaluation, so edits need no restart)
+        check_config_names(ctx.config)
+        events = EventService(db, ctx.config, extra_rules=stored_rules) if ctx.config.notify.enabled else None
         # the daily backup runs beside the daemon (not with --once: cron runs `fsm-server backup`)
         scheduled = ctx.config.backup.enabled and not once
         backups = BackupService(db, wiring.backup_plan(ctx)) if scheduled else None

@@ -217,6 +217,20 @@ def m019_report_schedules(db: peewee.Database) -> None:
     create_tables(db)
 
 
+def m020_portal_rules(db: peewee.Database) -> None:
+    """Notification rules edited in the portal and users' subscriptions (fsm_server.rulebook)."""
+    from ..rulebook.models import create_tables
+
+    create_tables(db)
+
+
+def m021_dealer_branding(db: peewee.Database) -> None:
+    """A logo and colours per dealer (fsm_server.branding)."""
+    from ..branding.models import create_tables
+
+    create_tables(db)
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -237,6 +251,8 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m017_api_tokens,
     m018_counter_late,
     m019_report_schedules,
+    m020_portal_rules,
+    m021_dealer_branding,
 )
 
 
@@ -256,6 +272,8 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     from ..api import models as api_models
     from ..billing import models as billing_models
     from ..orders import models as order_models
+    from ..branding import models as branding_models
+    from ..rulebook import models as rulebook_models
     from ..schedules import models as schedules_models
 
     pw = db.peewee
@@ -264,6 +282,8 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     billing_models.bind(pw)
     order_models.bind(pw)
     api_models.bind(pw)
+    branding_models.bind(pw)
+    rulebook_models.bind(pw)
     schedules_models.bind(pw)
     done_now: list[str] = []
     with translated(f"cannot migrate the {db.kind} database"), pw.bind_ctx([Migration]):
@@ -309,5 +329,7 @@ __all__ = [
     "m017_api_tokens",
     "m018_counter_late",
     "m019_report_schedules",
+    "m020_portal_rules",
+    "m021_dealer_branding",
     "migrate",
 ]

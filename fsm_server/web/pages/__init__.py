@@ -32,6 +32,7 @@ from ...scoping import Scoped
 from .. import NavItem, audit_event, principal_of, render, require
 from . import billing, orders
 from . import reports as report_pages
+from . import rules as rule_pages
 
 ALL = ROLES
 NAV = [
@@ -44,6 +45,7 @@ NAV = [
     NavItem("Quarantine", "/quarantine", roles=("admin", "dealer")),
     NavItem("Billing", "/billing", roles=ALL),
     *report_pages.NAV,
+    *rule_pages.NAV,
     NavItem("Your data", "/data", roles=ALL),
 ]
 
@@ -299,6 +301,7 @@ def routes() -> list[Route]:
         *billing.routes(),
         *orders.routes(),
         *report_pages.routes(),
+        *rule_pages.routes(),
     ]
 
 
