@@ -11,7 +11,9 @@ from .brand import (
     logo_data_uri,
     logo_of,
     logo_type,
+    report_brand,
     set_branding,
+    style_css,
 )
 from .models import DealerBranding
 
@@ -26,5 +28,7 @@ __all__ = [
     "logo_data_uri",
     "logo_of",
     "logo_type",
+    "report_brand",
     "set_branding",
+    "style_css",
 ]

@@ -22,6 +22,7 @@ import peewee
 from ..db.connect import translated
 from ..db.models import Customer, Dealer
 from ..errors import NotFound, TenancyError
+from ..reports.html import ReportBrand
 from ..scoping import Scoped, Viewer
 from .models import DealerBranding
 
@@ -48,6 +49,37 @@ class Brand(msgspec.Struct, frozen=True, kw_only=True):
         if self.logo_sha256 is None:
             return None
         return f"/branding/{self.dealer_id}/logo?v={self.logo_sha256[:16]}"
+
+    @property
+    def style_url(self) -> str:
+        """The brand's stylesheet (the portal's CSP allows no inline style)."""
+        version = f"{self.colour or ''}{self.accent or ''}{(self.logo_sha256 or '')[:8]}".replace("#", "")
+        return f"/branding/{self.dealer_id}/style.css?v={version or '0'}"
+
+
+def _ink(colour: str) -> str:
+    """Black or white, whichever reads better on ``colour`` (WCAG relative luminance)."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "#111111" if luminance > 0.179 else "#ffffff"
+
+
+def style_css(brand: Brand) -> str:
+    """The portal stylesheet of a brand: the bar's colour, the accent of links and buttons, each
+    with a text colour that reads on it, and the logo's size. Colours were checked when stored
+    (``#rrggbb``) and are checked again here, so nothing else reaches the CSS."""
+    lines = [".brand-logo img { display: block; max-height: 2.2rem; max-width: 10rem; }"]
+    accent = brand.accent if brand.accent and COLOUR.match(brand.accent) else None
+    bar = brand.colour if brand.colour and COLOUR.match(brand.colour) else accent
+    if accent:
+        lines.append(f":root {{ --accent: {accent}; --accent-ink: {_ink(accent)}; }}")
+    if bar:
+        ink = _ink(bar)
+        lines.append(f".top {{ background: {bar}; color: {ink}; }}")
+        lines.append(f".top a, .who button.link {{ color: {ink}; }}")
+        lines.append(f'.top nav a[aria-current="page"] {{ border-bottom-color: {ink}; }}')
+    return "\n".join(lines) + "\n"
 
 
 def logo_type(data: bytes) -> str:
@@ -159,6 +191,8 @@ def _brand_where(condition: object) -> Brand | None:
     if len(rows) != 1:
         return None
     r = rows[0]
+    if not (r["colour"] or r["accent"] or r["logo_sha256"]):
+        return None  # a dealer without branding: the portal's own look
     return Brand(
         dealer_id=r["id"],
         dealer=r["name"],
@@ -169,13 +203,14 @@ def _brand_where(condition: object) -> Brand | None:
     )
 
 
-def brand_for(scoped: Scoped, viewer: Viewer) -> Brand | None:
-    """The brand of ``viewer``'s pages (see the module docstring); one query at most."""
+def brand_for(viewer: Viewer) -> Brand | None:
+    """The brand of ``viewer``'s pages (see the module docstring); one query at most. The
+    customers are found by name as ``Scoped.of`` finds them."""
     with translated("cannot read the dealer's branding"):
-        if scoped.role == "dealer" and viewer.dealer:
+        if viewer.role == "dealer" and viewer.dealer:
             return _brand_where(Dealer.name == viewer.dealer)
-        if scoped.role == "customer" and scoped.customer_ids:
-            dealers = Customer.select(Customer.dealer).where(Customer.id.in_(sorted(scoped.customer_ids)))
+        if viewer.role == "customer" and viewer.customers:
+            dealers = Customer.select(Customer.dealer).where(Customer.name.in_(list(viewer.customers)))
             return _brand_where(Dealer.id.in_(dealers))
     return None
 
@@ -192,7 +227,7 @@ def brand_of_customer(customer: str | None) -> Brand | None:
 def logo_of(scoped: Scoped, viewer: Viewer, dealer_id: int) -> tuple[bytes, str]:
     """(bytes, media type) of a dealer's logo, for a viewer whose brand it is (administrators:
     any); NotFound otherwise."""
-    own = brand_for(scoped, viewer)
+    own = brand_for(viewer)
     if scoped.role != "admin" and (own is None or own.dealer_id != dealer_id):
         raise NotFound(f"no logo {dealer_id}", hint="")
     with translated("cannot read the logo"):
@@ -200,6 +235,14 @@ def logo_of(scoped: Scoped, viewer: Viewer, dealer_id: int) -> tuple[bytes, str]
     if row is None or row.logo is None or row.logo_type not in ("image/png", "image/jpeg"):
         raise NotFound(f"no logo {dealer_id}", hint="")
     return bytes(row.logo), str(row.logo_type)
+
+
+def report_brand(customer: str | None) -> ReportBrand | None:
+    """The look of ``customer``'s report pages and PDFs: its dealer's logo (inline) and colours."""
+    brand = brand_of_customer(customer)
+    if brand is None or not (brand.colour or brand.accent or brand.logo_sha256):
+        return None
+    return ReportBrand(name=brand.dealer, colour=brand.colour, accent=brand.accent, logo=logo_data_uri(brand))
 
 
 def logo_data_uri(brand: Brand | None) -> str | None:
@@ -223,5 +266,7 @@ __all__ = [
     "logo_data_uri",
     "logo_of",
     "logo_type",
+    "report_brand",
     "set_branding",
+    "style_css",
 ]

@@ -77,16 +77,18 @@ def report_command(
     if fmt is None:
         suffix = out.suffix.lower().lstrip(".") if out else ""
         fmt = {"htm": "html"}.get(suffix, suffix) if suffix in (*reports.FORMATS, "htm") else "html"
-    period = {
-        "start": reports.parse_when(start) if start else None,
-        "end": reports.parse_when(end, end=True) if end else None,
-    }
+    first = reports.parse_when(start) if start else None
+    last = reports.parse_when(end, end=True) if end else None
     with wiring.open_db(ctx, only_reads=True):
         if out is None:
-            reports.stream(kind, fmt, sys.stdout, customer=customer, settings=ctx.config.reports, **period)
+            reports.stream(
+                kind, fmt, sys.stdout, customer=customer, settings=ctx.config.reports, start=first, end=last
+            )
             return
         with atomic_text(out) as f:
-            reports.stream(kind, fmt, f, customer=customer, settings=ctx.config.reports, **period)
+            reports.stream(
+                kind, fmt, f, customer=customer, settings=ctx.config.reports, start=first, end=last
+            )
     click.echo(f"{kind} report written to {out}", err=True)
 
 

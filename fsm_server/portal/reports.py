@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 
 from .. import reports
+from ..branding import report_brand
 from ..config import ReportsSection
 from ..db.connect import translated
 from ..errors import ReportError
@@ -78,7 +79,9 @@ def ask(
 
 
 def produce(request: ReportAsk, directory: Path, *, settings: ReportsSection, now: datetime) -> Path:
-    """Write the report to a file in ``directory`` (HTML, CSV, or the HTML printed to PDF)."""
+    """Write the report to a file in ``directory`` (HTML, CSV, or the HTML printed to PDF); pages
+    of a customer carry its dealer's logo and colours (``fsm_server.branding``)."""
+    brand = report_brand(request.customer) if request.fmt != "csv" else None
     page = directory / ("report.html" if request.fmt != "csv" else "report.csv")
     with open(page, "w", encoding="utf-8", newline="") as out:
         reports.stream(
@@ -90,6 +93,7 @@ def produce(request: ReportAsk, directory: Path, *, settings: ReportsSection, no
             end=request.end,
             now=now,
             settings=settings,
+            brand=brand,
         )
     if request.fmt != "pdf":
         return page

@@ -78,4 +78,23 @@ def pdf_page(pdf: Path, png_stem: Path, page: int = 1) -> tuple[int, int, float]
     return width, height, dark / max(1, len(pixels))
 
 
-__all__ = ["EVERYONE", "PDFTOPPM", "PLAN", "User", "logged_in", "pdf_page"]
+def png(
+    width: int, height: int, rgb: tuple[int, int, int], stripe: tuple[int, int, int] = (255, 255, 255)
+) -> bytes:
+    """A real PNG (no image library): ``rgb`` with a ``stripe`` across its middle third."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(
+        b"\x00" + bytes(stripe if height // 3 <= y < 2 * height // 3 else rgb) * width for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )

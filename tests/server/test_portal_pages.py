@@ -30,7 +30,7 @@ from fsm_server.web import create_app
 
 PAGES = ("/", "/devices", "/devices.csv", "/alerts", "/clients", "/data", "/billing", "/supplies", "/orders")
 PAGES += ("/reports", "/rules")
-DEALER_PAGES = ("/customers", "/quarantine", "/orders.csv", "/orders/lead-times")
+DEALER_PAGES = ("/customers", "/quarantine", "/orders.csv", "/orders/lead-times", "/branding")
 MISSING = 987_654
 #: a scheduled report's form (fsm_server.web.pages.reports), less the customer
 SCHEDULE = {

@@ -1,7 +1,8 @@
 """Reports from the portal (the real app and database, both backends): a report for a customer in
 scope downloads as HTML, CSV and PDF; another tenant's customer answers 404; only administrators
 run a report over every customer. The PDF is printed by Debian's chromium and one page is
-rendered to PNG (poppler's pdftoppm) for a person to look at, kept in ARTIFACTS."""
+rendered to PNG (poppler's pdftoppm) for a person to look at, kept in ARTIFACTS; it carries the
+customer's dealer's logo and colours."""
 
 from __future__ import annotations
 
@@ -10,19 +11,23 @@ import io
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from portal_fleet import Fleet, build_fleet
 from portal_kit import csrf_of, web_ctx
-from portal_reports_kit import PDFTOPPM, User, logged_in, pdf_page
+from portal_reports_kit import PDFTOPPM, User, logged_in, pdf_page, png
 
 from fsm_devtools.corpus import ServerKit
+from fsm_server.branding import set_branding
 from fsm_server.db.connect import Database
+from fsm_server.db.models import Dealer
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
 
 ARTIFACTS = Path("/tmp/fsm-portal-reports")
+NOW = datetime.now(UTC)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -87,6 +92,8 @@ def test_the_pdf_opens_and_its_first_page_shows_the_report(users: dict[str, User
     if not Path(CHROMIUM).exists() or not Path(PDFTOPPM).exists():
         pytest.skip("chromium and poppler-utils are needed (scripts/setup --for test installs them)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    north = Dealer.get(Dealer.name == "North")
+    set_branding(north, colour="#0b6e4f", accent="#c2410c", logo=png(180, 48, (11, 110, 79)), by="t", now=NOW)
     r = users["north"].client.get(
         "/reports/download", params={"kind": "supplies", "customer": "ACME", "format": "pdf"}
     )

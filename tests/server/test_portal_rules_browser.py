@@ -2,8 +2,8 @@
 over HTTPS), mails for real: a dealer adds a jam rule for ACME, "Send a test" puts a test mail in
 alerts@fsm.test through Postfix, then an alert report mailed to the dealer's mailbox is ingested
 by the IMAP daemon and the rule's "opened" mail arrives, from the portal's rule and not from any
-config rule. Screenshots of the rules, rule, reports pages at 1280 and 360 px are kept in
-ARTIFACTS, and no page is wider than the window."""
+config rule. Screenshots of the rules, rule, reports and branding pages (North branded) at 1280
+and 360 px are kept in ARTIFACTS, and no page is wider than the window."""
 
 from __future__ import annotations
 
@@ -18,17 +18,20 @@ from pathlib import Path
 
 import pytest
 from portal_kit import Person, enrol
+from portal_reports_kit import png
 from reports_fleet import Feeder, reading
 
 from fsm_common import configfile
 from fsm_common.configfile import Secret
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_devtools.peers.mailstack import MailStack
+from fsm_server.branding import set_branding
 from fsm_server.config import MailboxSection, ServerConfig
 from fsm_server.context import ServerContext
 from fsm_server.customers import add_customer, add_dealer
 from fsm_server.daemon import IngestDaemon
 from fsm_server.db.connect import Database
+from fsm_server.db.models import Dealer
 from fsm_server.events import EventService, run_beside
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.rulebook import PortalRule, stored_rules
@@ -84,6 +87,11 @@ def portal(
     at = datetime.now(UTC).replace(microsecond=0)
     Feeder(pipeline, client_kit, server_kit).send(at, [reading("A1", at, total=10)])  # seq 1, no alert
     dealer = enrol("north-user", "dealer", dealer="North")
+    # North's look on its users' pages (the screenshots show it)
+    set_branding(
+        Dealer.get(Dealer.name == "North"), colour="#0b6e4f", accent="#c2410c",
+        logo=png(180, 48, (255, 255, 255), stripe=(194, 65, 12)), by="t", now=at,
+    )  # fmt: skip
     config = server_config(mail_stack)
     port = free_port()
     ctx = ServerContext(config, tmp_path)
@@ -137,7 +145,10 @@ def test_a_rule_made_in_the_portal_mails_a_test_and_then_a_real_alert(
             page.click("#send-test button")
             page.wait_for_selector("p.ok")
             assert "Test mail sent to alerts@fsm.test: 250" in page.inner_text("p.ok")
-            shots = {"rules": f"{base}/rules", "rule": rule_url, "reports": f"{base}/reports"}
+            shots = {
+                "rules": f"{base}/rules", "rule": rule_url, "reports": f"{base}/reports",
+                "branding": f"{base}/branding",
+            }  # fmt: skip
             for width in WIDTHS:
                 page.set_viewport_size({"width": width, "height": 900})
                 for name, url in shots.items():

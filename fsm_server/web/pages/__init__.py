@@ -31,6 +31,7 @@ from ...portal.devices import SORTS, STATUSES, DeviceFilter, device_page, device
 from ...scoping import Scoped
 from .. import NavItem, audit_event, principal_of, render, require
 from . import billing, orders
+from . import branding as branding_pages
 from . import reports as report_pages
 from . import rules as rule_pages
 
@@ -46,6 +47,7 @@ NAV = [
     NavItem("Billing", "/billing", roles=ALL),
     *report_pages.NAV,
     *rule_pages.NAV,
+    *branding_pages.NAV,
     NavItem("Your data", "/data", roles=ALL),
 ]
 
@@ -302,6 +304,7 @@ def routes() -> list[Route]:
         *orders.routes(),
         *report_pages.routes(),
         *rule_pages.routes(),
+        *branding_pages.routes(),
     ]
 
 
