@@ -271,8 +271,8 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     from ..accounts import models as account_models
     from ..api import models as api_models
     from ..billing import models as billing_models
-    from ..orders import models as order_models
     from ..branding import models as branding_models
+    from ..orders import models as order_models
     from ..rulebook import models as rulebook_models
     from ..schedules import models as schedules_models
 
