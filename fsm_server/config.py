@@ -126,6 +126,9 @@ class ReportsSection(_Section):
     silence_grace_hours: Hours = 6.0
     # alerts/health "recent" window when --from is not given
     recent_days: Annotated[int, _range(1, 36500)] = 30
+    # the Chromium that prints PDF reports (portal downloads, scheduled mails); empty: chromium on PATH
+    pdf_browser: str = ""
+    pdf_timeout_seconds: Annotated[float, _range(1.0, 3600.0)] = 120.0
 
 
 class OrdersSection(_Section):

@@ -14,24 +14,41 @@ from ..backup.schedule import BackupService
 from ..context import ServerContext
 from ..daemon import DaemonResult, IngestDaemon
 from ..events import EventService, run_beside
+from ..rulebook import check_config_names, stored_rules
+from ..schedules import ReportScheduler
 from .importcmd import render_tally
 
 
 async def run_ingest(
-    daemon: IngestDaemon, events: EventService | None, backups: BackupService | None, *, once: bool
+    daemon: IngestDaemon,
+    events: EventService | None,
+    backups: BackupService | None,
+    *,
+    once: bool,
+    reports: ReportScheduler | None = None,
 ) -> DaemonResult:
-    """The daemon, with notifications (evaluated as reports are committed, and on a timer) and the
-    backup schedule beside it when configured."""
+    """The daemon, with notifications (evaluated as reports are committed, and on a timer), the
+    backup schedule and the scheduled reports beside it when configured (``once``: the reports
+    due now are sent after the mailboxes are drained)."""
     stop = asyncio.Event()
     scheduler = asyncio.create_task(backups.run(stop)) if backups is not None else None
+    mailer = asyncio.create_task(reports.run(stop)) if reports is not None and not once else None
     try:
         if events is not None:
-            return await run_beside(daemon, events, once=once, install_signals=True)  # type: ignore[no-any-return]
-        return await daemon.run(once=once, install_signals=True)
+            result = await run_beside(daemon, events, once=once, install_signals=True)
+        else:
+            result = await daemon.run(once=once, install_signals=True)
+        if reports is not None and once:
+            try:
+                await reports.run_once()
+            finally:
+                await reports.aclose()
+        return result  # type: ignore[no-any-return]
     finally:
         stop.set()
-        if scheduler is not None:
-            await scheduler
+        for task in (scheduler, mailer):
+            if task is not None:
+                await task
 
 
 @click.command("ingest")
@@ -55,11 +72,14 @@ def ingest_command(ctx: ServerContext, once: bool, verbose: bool, as_json: bool)
             poll_seconds=cfg.poll_seconds,
             shutdown_timeout=cfg.shutdown_timeout,
         )
-        events = EventService(db, ctx.config) if ctx.config.rules and ctx.config.notify.enabled else None
+        # the config's [[rules]] and the portal's (read at every evaluation, so edits need no restart)
+        check_config_names(ctx.config)
+        events = EventService(db, ctx.config, extra_rules=stored_rules) if ctx.config.notify.enabled else None
         # the daily backup runs beside the daemon (not with --once: cron runs `fsm-server backup`)
         scheduled = ctx.config.backup.enabled and not once
         backups = BackupService(db, wiring.backup_plan(ctx)) if scheduled else None
-        result = asyncio.run(run_ingest(daemon, events, backups, once=once))
+        mailer = ReportScheduler(db, ctx.config) if ctx.config.notify.enabled else None
+        result = asyncio.run(run_ingest(daemon, events, backups, once=once, reports=mailer))
     if as_json:
         print_json({**result.tally.to_dict(), "moved": result.moved, "reconnects": result.reconnects})
     elif once:

@@ -78,20 +78,22 @@ def report_command(
     if fmt is None:
         suffix = out.suffix.lower().lstrip(".") if out else ""
         fmt = {"htm": "html"}.get(suffix, suffix) if suffix in (*reports.FORMATS, "htm") else "html"
-    period = {
-        "start": reports.parse_when(start) if start else None,
-        "end": reports.parse_when(end, end=True) if end else None,
-    }
+    first = reports.parse_when(start) if start else None
+    last = reports.parse_when(end, end=True) if end else None
     with wiring.open_db(ctx, only_reads=True):
         # The report is the last thing this process does: what exists now (modules, config, the
         # connection) lives until it exits. Frozen, the collector stops walking it again at each
         # full collection the report's rows set off (20-30 ms each: most of a small report's time).
         gc.freeze()
         if out is None:
-            reports.stream(kind, fmt, sys.stdout, customer=customer, settings=ctx.config.reports, **period)
+            reports.stream(
+                kind, fmt, sys.stdout, customer=customer, settings=ctx.config.reports, start=first, end=last
+            )
             return
         with atomic_text(out) as f:
-            reports.stream(kind, fmt, f, customer=customer, settings=ctx.config.reports, **period)
+            reports.stream(
+                kind, fmt, f, customer=customer, settings=ctx.config.reports, start=first, end=last
+            )
     click.echo(f"{kind} report written to {out}", err=True)
 
 

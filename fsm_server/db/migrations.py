@@ -225,6 +225,27 @@ def m019_counter_reads_index(db: peewee.Database) -> None:
 COUNTER_READS_INDEX = "counter_value_device_id_name_observed_at_value_flag"
 
 
+def m020_report_schedules(db: peewee.Database) -> None:
+    """Scheduled reports and the log of their sends (fsm_server.schedules)."""
+    from ..schedules.models import create_tables
+
+    create_tables(db)
+
+
+def m021_portal_rules(db: peewee.Database) -> None:
+    """Notification rules edited in the portal and users' subscriptions (fsm_server.rulebook)."""
+    from ..rulebook.models import create_tables
+
+    create_tables(db)
+
+
+def m022_dealer_branding(db: peewee.Database) -> None:
+    """A logo and colours per dealer (fsm_server.branding)."""
+    from ..branding.models import create_tables
+
+    create_tables(db)
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -245,6 +266,9 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m017_api_tokens,
     m018_counter_late,
     m019_counter_reads_index,
+    m020_report_schedules,
+    m021_portal_rules,
+    m022_dealer_branding,
 )
 
 
@@ -263,7 +287,10 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     from ..accounts import models as account_models
     from ..api import models as api_models
     from ..billing import models as billing_models
+    from ..branding import models as branding_models
     from ..orders import models as order_models
+    from ..rulebook import models as rulebook_models
+    from ..schedules import models as schedules_models
 
     pw = db.peewee
     models.bind(pw)
@@ -271,6 +298,9 @@ def migrate(db: Database, *, only: Collection[str] | None = None) -> list[str]:
     billing_models.bind(pw)
     order_models.bind(pw)
     api_models.bind(pw)
+    branding_models.bind(pw)
+    rulebook_models.bind(pw)
+    schedules_models.bind(pw)
     done_now: list[str] = []
     with translated(f"cannot migrate the {db.kind} database"), pw.bind_ctx([Migration]):
         if db.kind == "postgresql":
@@ -316,5 +346,8 @@ __all__ = [
     "m017_api_tokens",
     "m018_counter_late",
     "m019_counter_reads_index",
+    "m020_report_schedules",
+    "m021_portal_rules",
+    "m022_dealer_branding",
     "migrate",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 from fsm_common.backoff import Backoff
 from fsm_common.errors import TransportError
 
-from ..config import NotifySection, ServerConfig
+from ..config import NotifySection, RuleSection, ServerConfig
 from ..db.connect import Database, translated
 from ..db.models import EVENT_MODELS, Notification
 from ..errors import NotifyError
@@ -46,10 +46,13 @@ class EventService:
         *,
         now: Callable[[], datetime] | None = None,
         open_transport: Callable[[NotifySection], Any] = smtp_transport,
+        extra_rules: Callable[[], list[RuleSection]] | None = None,
     ) -> None:
         self.db = db
         self.config = config
         self.rules = check_rules(config)
+        #: rules kept elsewhere (the portal's), read at every evaluation
+        self.extra_rules = extra_rules
         self.notify = config.notify
         self.now = now or (lambda: datetime.now(UTC))
         self.open_transport = open_transport
@@ -67,11 +70,12 @@ class EventService:
         """Evaluate the rules of ``kinds`` now and queue the mails; returns notification ids."""
         kinds = frozenset(kinds)
         now = self.now()
-        conditions = active(self.rules, now=now, settings=self.config.reports, kinds=kinds)
+        rules = self.rules + (self.extra_rules() if self.extra_rules is not None else [])
+        conditions = active(rules, now=now, settings=self.config.reports, kinds=kinds)
         with translated("cannot record notification state"), self.db.atomic():
             if kinds == ALL_KINDS:  # the outbox keeps sent mails for a while, for questions
                 Notification.delete().where(Notification.sent_at < now - KEEP_SENT).execute()
-            return apply(conditions, self.rules, self.notify, now=now, kinds=kinds)
+            return apply(conditions, rules, self.notify, now=now, kinds=kinds)
 
     def due(self) -> list[Notification]:
         with translated("cannot read the notification outbox"):

@@ -26,7 +26,7 @@ from .alerts import AlertEpisode, Alerts, alerts
 from .csv import METERS_HEADER, meter_cells, render_csv, write_table
 from .forecast import Forecast, Replacement, forecast, replacements
 from .health import Health, health
-from .html import render_html, write_html, write_meters_html
+from .html import ReportBrand, render_html, write_html, write_meters_html
 from .inventory import Inventory, inventory
 from .meters import MeterRow, Meters, meter_rows, meters, previous_month
 from .scope import Scope, bound_database
@@ -134,6 +134,7 @@ def stream(
     end: datetime | None = None,
     now: datetime | None = None,
     settings: ReportsSection | None = None,
+    brand: ReportBrand | None = None,
 ) -> None:
     """Build one report and write it to ``out`` as ``render`` would, as it is computed: the meters
     CSV, JSON and HTML hold one chunk of devices at a time, whatever the fleet's size (the HTML
@@ -152,7 +153,7 @@ def stream(
             with_history=fmt == "html",
         )
         if fmt == "html":
-            write_html(data, out)
+            write_html(data, out, brand=brand)
         else:
             out.write(render(data, fmt))
         return
@@ -162,7 +163,7 @@ def stream(
     head = Meters(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end, rows=[])
     rows = meter_rows(bound_database(), scope, cfg, history=head.history if fmt == "html" else None)
     if fmt == "html":
-        write_meters_html(head, rows, out)
+        write_meters_html(head, rows, out, brand=brand)
         return
     if fmt == "csv":
         write_table(out, METERS_HEADER, (meter_cells(r) for r in rows))
@@ -209,6 +210,7 @@ __all__ = [
     "MeterRow",
     "Meters",
     "Replacement",
+    "ReportBrand",
     "ReportError",
     "Scope",
     "Supplies",

@@ -286,23 +286,51 @@ def supply_charts(report: Supplies) -> list[tuple[str, Markup]]:
     return list(_supply_charts(report))
 
 
+#: a colour a report page may carry (anything else is dropped)
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_LOGO = re.compile(r"^data:image/(png|jpeg);base64,[A-Za-z0-9+/=]+$")
+
+
+@dataclass(frozen=True)
+class ReportBrand:
+    """A dealer's look on its customers' report pages: name, ``#rrggbb`` colours and the logo as a
+    ``data:`` URI (the page loads nothing). Values of another shape are dropped, not shown."""
+
+    name: str
+    colour: str | None = None
+    accent: str | None = None
+    logo: str | None = None
+
+    def __post_init__(self) -> None:
+        for attr, pattern in (("colour", _COLOUR), ("accent", _COLOUR), ("logo", _LOGO)):
+            value = getattr(self, attr)
+            if value is not None and not pattern.match(value):
+                object.__setattr__(self, attr, None)
+
+
 def _title(kind: str, customer: str | None, title: str | None) -> str:
     return title or f"fsm {kind} report" + (f" - {customer}" if customer else "")
 
 
 def write_html(
-    report: Inventory | Meters | Supplies | Alerts | Health, out: TextIO, *, title: str | None = None
+    report: Inventory | Meters | Supplies | Alerts | Health,
+    out: TextIO,
+    *,
+    title: str | None = None,
+    brand: ReportBrand | None = None,
 ) -> None:
     """Write the page of a report to ``out`` as the template produces it (build meters/supplies
-    ``with_history=True`` to get charts)."""
+    ``with_history=True`` to get charts); ``brand``: the dealer's logo and colours."""
     if isinstance(report, Meters):
-        write_meters_html(report, report.rows, out, title=title)
+        write_meters_html(report, report.rows, out, title=title, brand=brand)
         return
     kind = type(report).__name__.lower()
     charts = _supply_charts(report) if isinstance(report, Supplies) else Charts([])
     template = _env().get_template(f"{kind}.html.j2")
     out.writelines(
-        template.generate(r=report, kind=kind, charts=charts, title=_title(kind, report.customer, title))
+        template.generate(
+            r=report, kind=kind, charts=charts, title=_title(kind, report.customer, title), brand=brand
+        )
     )
 
 
@@ -322,7 +350,12 @@ TABLE_IN_MEMORY = 1 << 20
 
 
 def write_meters_html(
-    head: Meters, rows: Iterable[MeterRow], out: TextIO, *, title: str | None = None
+    head: Meters,
+    rows: Iterable[MeterRow],
+    out: TextIO,
+    *,
+    title: str | None = None,
+    brand: ReportBrand | None = None,
 ) -> None:
     """The meters page of ``rows`` (in report order, as ``meter_rows`` yields them) written device by
     device: the cards above the table sum every row, so the table is written first to a temporary
@@ -348,6 +381,7 @@ def write_meters_html(
             kind="meters",
             charts=meter_charts(head.history, devices),
             title=_title("meters", head.customer, title),
+            brand=brand,
         )
         for piece in page:
             if _TABLE not in piece:
@@ -374,6 +408,7 @@ __all__ = [
     "TEMPLATES",
     "Charts",
     "MetersSummary",
+    "ReportBrand",
     "cell",
     "counter_charts",
     "duration",

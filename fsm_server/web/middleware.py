@@ -11,6 +11,7 @@ and so is one of a session without the session's CSRF token (form field ``csrf``
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
@@ -20,6 +21,7 @@ from urllib.parse import parse_qsl, quote
 from starlette.concurrency import run_in_threadpool
 
 from ..accounts import sessions, users
+from ..branding import brand_for
 from ..config import WebSection
 
 Scope = MutableMapping[str, Any]
@@ -123,13 +125,15 @@ class Sessions:
         self.settings = settings
         self.close = close  # the worker thread's database connection, after the lookup
 
-    def _lookup(self, token: str) -> tuple[Any, Any] | None:
+    def _lookup(self, token: str) -> tuple[Any, Any, Any] | None:
+        """(session, principal or None, the dealer brand of the principal's pages or None)."""
         try:
             found = sessions.lookup(token, now=datetime.now(UTC), settings=self.settings)
             if found is None:
                 return None
             session, user = found
-            return session, users.principal(user) if session.mfa_passed else None
+            principal = users.principal(user) if session.mfa_passed else None
+            return session, principal, brand_for(principal) if principal is not None else None
         finally:
             self.close()
 
@@ -139,7 +143,7 @@ class Sessions:
             return
         path = str(scope.get("path", ""))
         state = scope.setdefault("state", {})
-        state.update(principal=None, session=None, csrf_token="")
+        state.update(principal=None, session=None, csrf_token="", brand=None)
         token = ""
         cookie_header = _header(scope, b"cookie")
         if cookie_header:
@@ -151,7 +155,7 @@ class Sessions:
         if token and not path.startswith(("/static/", API_PREFIX)):
             found = await run_in_threadpool(self._lookup, token)
             if found is not None:
-                state["session"], state["principal"] = found
+                state["session"], state["principal"], state["brand"] = found
                 state["csrf_token"] = sessions.csrf_token(token)
                 state["session_token"] = token
         public = path in PUBLIC_PATHS or path.startswith((*PUBLIC_PREFIXES, API_PREFIX))
@@ -192,6 +196,21 @@ def cross_site(scope: Scope) -> str:
     if origin.lower() in (f"https://{host}".lower(), f"{scope.get('scheme', 'https')}://{host}".lower()):
         return ""
     return f"Origin {origin!r} is not this portal"
+
+
+#: the csrf field of a multipart form (a file upload): its part, as browsers write it
+_MULTIPART_CSRF = re.compile(
+    rb'content-disposition: *form-data; *name="' + CSRF_FIELD.encode() + rb'"\r\n\r\n([0-9a-f]{1,128})\r\n',
+    re.IGNORECASE,
+)
+
+
+def multipart_csrf(body: bytes) -> str:
+    """The ``csrf`` field of a multipart form body ("" when it has none). Only a part that holds
+    the session's own token can pass the comparison, so text of the same shape inside an
+    uploaded file gains nothing."""
+    found = _MULTIPART_CSRF.search(body)
+    return found.group(1).decode() if found else ""
 
 
 class CrossSite:
@@ -240,9 +259,12 @@ class CsrfToken:
             more = bool(message.get("more_body", False))
         body = b"".join(chunks)
         given = _header(scope, CSRF_HEADER.encode())
-        if not given and _header(scope, b"content-type").startswith("application/x-www-form-urlencoded"):
+        content_type = _header(scope, b"content-type")
+        if not given and content_type.startswith("application/x-www-form-urlencoded"):
             fields = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
             given = next((v for k, v in fields if k == CSRF_FIELD), "")
+        elif not given and content_type.startswith("multipart/form-data"):
+            given = multipart_csrf(body)
         if not given or not hmac.compare_digest(given.encode(), expected.encode()):
             await _plain(
                 send,
@@ -276,5 +298,6 @@ __all__ = [
     "Sessions",
     "cross_site",
     "expired_cookie",
+    "multipart_csrf",
     "session_cookie",
 ]

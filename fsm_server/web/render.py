@@ -125,6 +125,7 @@ def render(
             csrf_token=token,
             csrf_input=lambda: Markup('<input type="hidden" name="csrf" value="{}">').format(token),
             path=request.url.path,
+            brand=getattr(request.state, "brand", None),
             **context,
         )
     )

@@ -29,8 +29,18 @@ from fsm_server.registry import Registry
 from fsm_server.web import create_app
 
 PAGES = ("/", "/devices", "/devices.csv", "/alerts", "/clients", "/data", "/billing", "/supplies", "/orders")
-DEALER_PAGES = ("/customers", "/quarantine", "/orders.csv", "/orders/lead-times")
+PAGES += ("/reports", "/rules")
+DEALER_PAGES = ("/customers", "/quarantine", "/orders.csv", "/orders/lead-times", "/branding")
 MISSING = 987_654
+#: a scheduled report's form (fsm_server.web.pages.reports), less the customer
+SCHEDULE = {
+    "kind": "inventory",
+    "format": "csv",
+    "cadence": "weekly",
+    "day": "1",
+    "hour": "6",
+    "recipients": "a@b.example",
+}
 
 
 @dataclass
@@ -104,6 +114,7 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
             "quarantine": c.get(f"/quarantine/{MISSING}"),
             "period": c.get(f"/billing/periods/{MISSING}"),
             "order": c.get(f"/orders/{MISSING}"),
+            "report": c.get("/reports/download?kind=inventory&customer=no-such-customer"),
         }
         for kind, r in missing.items():
             if r.status_code != 404:
@@ -122,6 +133,7 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
                 "quarantine": f"/quarantine/{fleet.quarantine[customer]}",
                 "period": f"/billing/periods/{periods[customer]}",
                 "order": f"/orders/{first_order(customer)}",
+                "report": f"/reports/download?kind=inventory&format=csv&customer={quote(customer)}",
             }
             for kind, url in urls.items():
                 want = 200 if mine and not (kind == "quarantine" and user.role == "customer") else 404
@@ -141,11 +153,13 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
                 f"/quarantine/{fleet.quarantine[customer]}/dismiss",
                 f"/orders/{first_order(customer)}/approve",
                 f"/orders/{first_order(customer)}/ignore",
+                "/reports/schedules",
             ):
                 allowed = mine and user.role != "customer"
                 if allowed:
                     continue  # tested below; here only the refusals
-                r = c.post(url, data={"csrf": csrf}, follow_redirects=False)
+                form = {"csrf": csrf, **SCHEDULE, "customer": customer}  # fields the others ignore
+                r = c.post(url, data=form, follow_redirects=False)
                 if r.status_code != 404:
                     failures.append((name, "POST", url, r.status_code))
             if not mine:  # every billing step on another tenant's period or meter

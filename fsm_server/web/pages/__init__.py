@@ -31,6 +31,9 @@ from ...portal.devices import SORTS, STATUSES, DeviceFilter, device_page, device
 from ...scoping import Scoped
 from .. import NavItem, audit_event, principal_of, render, require
 from . import billing, orders
+from . import branding as branding_pages
+from . import reports as report_pages
+from . import rules as rule_pages
 
 ALL = ROLES
 NAV = [
@@ -42,6 +45,9 @@ NAV = [
     NavItem("Clients", "/clients", roles=ALL),
     NavItem("Quarantine", "/quarantine", roles=("admin", "dealer")),
     NavItem("Billing", "/billing", roles=ALL),
+    *report_pages.NAV,
+    *rule_pages.NAV,
+    *branding_pages.NAV,
     NavItem("Your data", "/data", roles=ALL),
 ]
 
@@ -296,6 +302,9 @@ def routes() -> list[Route]:
         Route("/data", data_page),
         *billing.routes(),
         *orders.routes(),
+        *report_pages.routes(),
+        *rule_pages.routes(),
+        *branding_pages.routes(),
     ]
 
 

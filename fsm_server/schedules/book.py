@@ -1,0 +1,194 @@
+"""Scheduled reports as the portal and the CLI manage them, scoped like everything else: a
+schedule belongs to one customer (``Scoped.customer_named``), or to every customer when an
+administrator makes it; another tenant's schedule is ``NotFound``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from .. import reports
+from ..addresses import parse_addresses
+from ..db.connect import translated
+from ..db.models import Customer
+from ..errors import NotFound, ReportError
+from ..portal.reports import FORMATS
+from ..scoping import Scoped
+from .models import ReportSchedule, ReportSend
+from .times import CADENCES, MONTH_DAYS, WEEK_DAYS, next_due
+
+SHOWN_SENDS = 50
+
+
+class ScheduleView(msgspec.Struct, kw_only=True):
+    id: int
+    customer: str | None
+    kind: str
+    fmt: str
+    cadence: str
+    day: int
+    hour: int
+    recipients: list[str]
+    created_by: str
+    next_due_at: datetime
+    last_sent_at: datetime | None
+    attempts: int
+
+    @property
+    def when(self) -> str:
+        if self.cadence == "weekly":
+            name = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+            return f"every {name[self.day - 1]} at {self.hour:02d}:00 UTC"
+        return f"monthly on day {self.day} at {self.hour:02d}:00 UTC"
+
+
+class SendView(msgspec.Struct, kw_only=True):
+    at: datetime
+    schedule_id: int | None
+    customer: str | None
+    kind: str
+    fmt: str
+    period_start: datetime
+    period_end: datetime
+    recipients: list[str]
+    outcome: str
+    detail: str
+    size: int
+
+
+def parse_recipients(text: str) -> list[str]:
+    """Addresses separated by commas, spaces or lines; ReportError naming a bad one."""
+    return parse_addresses(text, error=ReportError)
+
+
+def add_schedule(
+    scoped: Scoped,
+    *,
+    customer: str,
+    kind: str,
+    fmt: str,
+    cadence: str,
+    day: int,
+    hour: int,
+    recipients: list[str],
+    by: str,
+    now: datetime,
+) -> ScheduleView:
+    """Schedule a report; ``customer`` "" is every customer (administrators only)."""
+    if kind not in reports.KINDS:
+        raise ReportError(f"report kind {kind!r} is not one of {', '.join(reports.KINDS)}", hint="pick one")
+    if fmt not in FORMATS:
+        raise ReportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}", hint="pick html, csv or pdf")
+    if cadence not in CADENCES:
+        raise ReportError(f"cadence {cadence!r} is not weekly or monthly", hint="pick weekly or monthly")
+    days = WEEK_DAYS if cadence == "weekly" else MONTH_DAYS
+    if day not in days:
+        raise ReportError(
+            f"day {day} is not between {days[0]} and {days[-1]} for a {cadence} report",
+            hint="weekly: 1 (Monday) to 7 (Sunday); monthly: 1 to 28, which every month has",
+        )
+    if not 0 <= hour <= 23:
+        raise ReportError(f"hour {hour} is not between 0 and 23", hint="the hour of the day, UTC")
+    recipients = parse_recipients(" ".join(recipients))
+    with translated("cannot save the scheduled report"):
+        if customer == "":
+            if not scoped.sees_all:
+                raise ReportError("choose one of your customers", hint="pick a customer in the list")
+            customer_id = None
+        else:
+            customer_id = scoped.customer_named(customer).id
+        row = ReportSchedule.create(
+            customer=customer_id,
+            kind=kind,
+            fmt=fmt,
+            cadence=cadence,
+            day=day,
+            hour=hour,
+            recipients=recipients,
+            created_by=by,
+            created_at=now,
+            next_due_at=next_due(cadence, day, hour, after=now),
+        )
+    return schedule(scoped, row.id)
+
+
+def _names() -> dict[int, str]:
+    return {c.id: c.name for c in Customer.select(Customer.id, Customer.name)}
+
+
+def _view(row: ReportSchedule, names: dict[int, str]) -> ScheduleView:
+    return ScheduleView(
+        id=row.id,
+        customer=names.get(row.customer_id) if row.customer_id is not None else None,
+        kind=row.kind,
+        fmt=row.fmt,
+        cadence=row.cadence,
+        day=row.day,
+        hour=row.hour,
+        recipients=list(row.recipients),
+        created_by=row.created_by,
+        next_due_at=row.next_due_at,
+        last_sent_at=row.last_sent_at,
+        attempts=row.attempts,
+    )
+
+
+def schedules(scoped: Scoped) -> list[ScheduleView]:
+    """The schedules in scope (every-customer ones: administrators only)."""
+    with translated("cannot list the scheduled reports"):
+        names = _names()
+        q = scoped.restrict(ReportSchedule.select(), ReportSchedule.customer)
+        return [_view(r, names) for r in q.order_by(ReportSchedule.id)]
+
+
+def schedule(scoped: Scoped, schedule_id: int) -> ScheduleView:
+    with translated("cannot read the scheduled report"):
+        q = scoped.restrict(ReportSchedule.select(), ReportSchedule.customer)
+        row = q.where(ReportSchedule.id == schedule_id).get_or_none()
+        if row is None:
+            raise NotFound(f"no scheduled report {schedule_id}", hint="see the reports page")
+        return _view(row, _names())
+
+
+def delete_schedule(scoped: Scoped, schedule_id: int) -> ScheduleView:
+    """Remove a schedule in scope (its sends stay in the log)."""
+    found = schedule(scoped, schedule_id)
+    with translated("cannot delete the scheduled report"):
+        ReportSchedule.delete().where(ReportSchedule.id == schedule_id).execute()
+    return found
+
+
+def sends(scoped: Scoped, *, limit: int = SHOWN_SENDS) -> list[SendView]:
+    """The newest sends in scope, newest first."""
+    with translated("cannot read the sent reports"):
+        names = _names()
+        q = scoped.restrict(ReportSend.select(), ReportSend.customer)
+        return [
+            SendView(
+                at=s.at,
+                schedule_id=s.schedule_id,
+                customer=names.get(s.customer_id) if s.customer_id is not None else None,
+                kind=s.kind,
+                fmt=s.fmt,
+                period_start=s.period_start,
+                period_end=s.period_end,
+                recipients=list(s.recipients),
+                outcome=s.outcome,
+                detail=s.detail,
+                size=s.size,
+            )
+            for s in q.order_by(ReportSend.at.desc(), ReportSend.id.desc()).limit(limit)
+        ]
+
+
+__all__ = [
+    "ScheduleView",
+    "SendView",
+    "add_schedule",
+    "delete_schedule",
+    "parse_recipients",
+    "schedule",
+    "schedules",
+    "sends",
+]

@@ -1,0 +1,145 @@
+"""Reports from the portal (the real app and database, both backends): a report for a customer in
+scope downloads as HTML, CSV and PDF; another tenant's customer answers 404; only administrators
+run a report over every customer. The PDF is printed by Debian's chromium and one page is
+rendered to PNG (poppler's pdftoppm) for a person to look at, kept in ARTIFACTS; it carries the
+customer's dealer's logo and colours."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from portal_fleet import Fleet, build_fleet
+from portal_kit import csrf_of, web_ctx
+from portal_reports_kit import PDFTOPPM, User, logged_in, pdf_page, png
+
+from fsm_devtools.corpus import ServerKit
+from fsm_server.branding import set_branding
+from fsm_server.db.connect import Database
+from fsm_server.db.models import Dealer
+from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.registry import Registry
+
+ARTIFACTS = Path("/tmp/fsm-portal-reports")
+NOW = datetime.now(UTC)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def fleet(
+    db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
+) -> Fleet:
+    return build_fleet(pipeline, registry, server_kit, tmp_path)
+
+
+@pytest.fixture
+def users(db: Database, fleet: Fleet, tmp_path: Path) -> Iterator[dict[str, User]]:
+    yield from logged_in(web_ctx(tmp_path), db, fleet)
+
+
+def test_a_dealer_downloads_its_customers_report_as_csv_and_html(users: dict[str, User]) -> None:
+    north = users["north"].client
+    page = north.get("/reports")
+    assert page.status_code == 200
+    assert 'value="ACME"' in page.text and 'value="Initech"' in page.text and "Globex" not in page.text
+    assert "all customers" not in page.text  # a dealer picks one of its customers
+    r = north.get("/reports/download", params={"kind": "supplies", "customer": "ACME", "format": "csv"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.headers["content-disposition"].startswith("attachment; filename=")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert rows and {row["customer"] for row in rows} == {"ACME"}
+    r = north.get(
+        "/reports/download",
+        params={"kind": "inventory", "customer": "Initech", "format": "html", "from": "2026-01-01"},
+    )
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "fsm inventory report - Initech" in r.text and "ACME" not in r.text
+    # the download is in the audit log
+    assert "report.download" in users["admin"].client.get("/audit").text
+
+
+def test_another_tenants_customer_is_not_found_and_all_is_for_admins(users: dict[str, User]) -> None:
+    for name, user in users.items():
+        for customer in ("ACME", "Globex", "Initech", "Umbrella", "No such customer"):
+            r = user.client.get("/reports/download", params={"kind": "alerts", "customer": customer})
+            want = 200 if customer in user.sees else 404
+            assert r.status_code == want, (name, customer, r.status_code)
+        r = user.client.get("/reports/download", params={"kind": "alerts", "customer": ""})
+        assert r.status_code == (200 if user.role == "admin" else 400), name
+    admin = users["admin"].client
+    r = admin.get("/reports/download", params={"kind": "inventory", "customer": "", "format": "csv"})
+    assert {row["customer"] for row in csv.DictReader(io.StringIO(r.text))} == set(users["admin"].sees)
+
+
+def test_bad_requests_say_what_is_wrong(users: dict[str, User]) -> None:
+    c = users["north"].client
+    r = c.get("/reports/download", params={"kind": "sales", "customer": "ACME"})
+    assert r.status_code == 400 and "report kind &#39;sales&#39; is not one of" in r.text
+    r = c.get("/reports/download", params={"kind": "meters", "customer": "ACME", "from": "yesterday"})
+    assert r.status_code == 400 and "is not YYYY-MM-DD" in r.text
+    r = c.get("/reports/download", params={"kind": "meters", "customer": "ACME", "format": "docx"})
+    assert r.status_code == 400 and "pick html, csv or pdf" in r.text
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+def test_the_pdf_opens_and_its_first_page_shows_the_report(users: dict[str, User]) -> None:
+    if not Path(CHROMIUM).exists() or not Path(PDFTOPPM).exists():
+        pytest.skip("chromium and poppler-utils are needed (scripts/setup --for test installs them)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    north = Dealer.get(Dealer.name == "North")
+    set_branding(north, colour="#0b6e4f", accent="#c2410c", logo=png(180, 48, (11, 110, 79)), by="t", now=NOW)
+    r = users["north"].client.get(
+        "/reports/download", params={"kind": "supplies", "customer": "ACME", "format": "pdf"}
+    )
+    assert r.status_code == 200, r.text[:2000]
+    assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF-")
+    pdf = ARTIFACTS / "supplies-acme.pdf"
+    pdf.write_bytes(r.content)
+    width, height, ink = pdf_page(pdf, ARTIFACTS / "supplies-acme-page1")
+    assert width > height  # A4 landscape, as the report's print CSS asks
+    assert 0.005 < ink < 0.5, ink  # text and charts on white, not a blank or black page
+
+
+def test_dealers_schedule_reports_for_their_customers_only(users: dict[str, User]) -> None:
+    north, south, acme = users["north"].client, users["south"].client, users["acme"].client
+    form = {
+        "kind": "meters",
+        "customer": "ACME",
+        "format": "pdf",
+        "cadence": "monthly",
+        "day": "1",
+        "hour": "6",
+        "recipients": "billing@acme.example, boss@acme.example",
+    }
+    r = north.post("/reports/schedules", data={**form, "csrf": csrf_of(north.get("/reports").text)})
+    assert r.status_code == 200 and "monthly on day 1 at 06:00 UTC" in r.text  # followed to the page
+    assert "billing@acme.example, boss@acme.example" in r.text
+    [schedule_id] = [int(n) for n in re.findall(r'action="/reports/schedules/(\d+)/delete"', r.text)]
+    # ACME's user sees the schedule, may not change it; South sees nothing of it
+    page = acme.get("/reports").text
+    assert "monthly on day 1 at 06:00 UTC" in page and "/reports/schedules" not in page
+    csrf = csrf_of(page)
+    assert acme.post("/reports/schedules", data={**form, "csrf": csrf}).status_code == 404
+    assert "monthly on day 1" not in south.get("/reports").text
+    south_csrf = csrf_of(south.get("/reports").text)
+    r = south.post("/reports/schedules", data={**form, "csrf": south_csrf})
+    assert r.status_code == 404  # ACME is not South's customer
+    r = south.post(f"/reports/schedules/{schedule_id}/delete", data={"csrf": south_csrf})
+    assert r.status_code == 404
+    r = north.post(
+        "/reports/schedules",
+        data={**form, "recipients": "not an address", "csrf": csrf_of(north.get("/reports").text)},
+    )
+    assert r.status_code == 400 and "&#39;not&#39; is not an e-mail address" in r.text
+    r = north.post(
+        f"/reports/schedules/{schedule_id}/delete", data={"csrf": csrf_of(north.get("/reports").text)}
+    )
+    assert r.status_code == 200 and "No scheduled reports." in r.text
+    audit = users["admin"].client.get("/audit").text
+    assert "report.schedule" in audit and "report.unschedule" in audit

@@ -1,0 +1,214 @@
+"""Scheduled reports: due times and periods, scoped management, and the send through the real
+Postfix + Dovecot stack into alerts@fsm.test, the schedule's time reached by advancing the
+scheduler's clock (never by sleeping); a relay that does not answer is logged and retried."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any, cast
+
+import pytest
+from reports_fleet import Feeder, reading
+
+from fsm_common import configfile
+from fsm_devtools.corpus import ClientKit, ServerKit
+from fsm_devtools.peers.mailstack import MailStack
+from fsm_server.config import ServerConfig
+from fsm_server.customers import add_customer, add_dealer
+from fsm_server.db.connect import Database
+from fsm_server.errors import NotFound, ReportError
+from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.schedules import (
+    ReportSchedule,
+    ReportScheduler,
+    ReportSend,
+    add_schedule,
+    delete_schedule,
+    next_due,
+    period_for,
+    schedules,
+    sends,
+)
+from fsm_server.scoping import Scoped
+
+
+@dataclass(frozen=True)
+class Viewer:
+    role: str
+    dealer: str | None = None
+    customers: tuple[str, ...] = ()
+
+
+ADMIN = Viewer("admin")
+NORTH = Viewer("dealer", dealer="North")
+SOUTH = Viewer("dealer", dealer="South")
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # a Wednesday
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def config(stack: MailStack | None = None, port: int | None = None, **notify: Any) -> ServerConfig:
+    host = stack.host if stack else "127.0.0.1"
+    return configfile.convert(
+        {
+            "notify": {
+                "host": host,
+                "port": port or (stack.smtp_port if stack else 25),
+                "security": "starttls",
+                "ca_file": str(stack.ca_file) if stack else None,
+                "from_addr": "fsm@fsm.test",
+                "timeout": 2.0,
+                **notify,
+            }
+        },
+        ServerConfig,
+        source="test",
+    )
+
+
+@pytest.fixture
+def acme(db: Database, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit) -> None:
+    """ACME (dealer North) with one printer read daily through November; Globex (South) empty."""
+    add_dealer("North")
+    add_dealer("South")
+    add_customer("ACME", dealer="North")
+    add_customer("Globex", dealer="South")
+    feed = Feeder(pipeline, client_kit, server_kit)
+    for day in range(0, 30, 3):
+        at = datetime(2026, 11, 1, 9, tzinfo=UTC) + timedelta(days=day)
+        feed.send(
+            at, [reading("SCHED-1", at, total=1000 + 100 * day, supplies=[("toner", "black", 80.0 - day)])]
+        )
+
+
+def test_due_times_and_periods() -> None:
+    assert next_due("weekly", 3, 10, after=T0) == T0 + timedelta(days=7)  # at the due time: the next one
+    assert next_due("weekly", 3, 11, after=T0) == T0 + timedelta(hours=1)
+    assert next_due("weekly", 7, 0, after=T0) == datetime(2026, 11, 29, tzinfo=UTC)
+    assert next_due("monthly", 28, 23, after=datetime(2026, 12, 28, 23, tzinfo=UTC)) == datetime(
+        2027, 1, 28, 23, tzinfo=UTC
+    )
+    assert period_for("weekly", T0) == (
+        datetime(2026, 11, 18, tzinfo=UTC),
+        datetime(2026, 11, 25, tzinfo=UTC),
+    )
+    assert period_for("monthly", datetime(2027, 1, 1, 6, tzinfo=UTC)) == (
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_schedules_are_scoped_and_checked(acme: None) -> None:
+    north, south = Scoped.of(NORTH), Scoped.of(SOUTH)
+    kw: dict[str, Any] = {"kind": "meters", "fmt": "csv", "by": "t", "now": T0, "hour": 6}
+    made = add_schedule(north, customer="ACME", cadence="monthly", day=1, recipients=["a@x.example"], **kw)
+    assert made.when == "monthly on day 1 at 06:00 UTC" and made.next_due_at == datetime(
+        2026, 12, 1, 6, tzinfo=UTC
+    )
+    with pytest.raises(NotFound):
+        add_schedule(south, customer="ACME", cadence="monthly", day=1, recipients=["a@x.example"], **kw)
+    with pytest.raises(ReportError, match="choose one of your customers"):
+        add_schedule(north, customer="", cadence="monthly", day=1, recipients=["a@x.example"], **kw)
+    with pytest.raises(ReportError, match="day 29 is not between 1 and 28"):
+        add_schedule(north, customer="ACME", cadence="monthly", day=29, recipients=["a@x.example"], **kw)
+    with pytest.raises(ReportError, match="'x@y@z' is not an e-mail address"):
+        add_schedule(north, customer="ACME", cadence="weekly", day=1, recipients=["ok@x.example x@y@z"], **kw)
+    every = add_schedule(
+        Scoped.of(ADMIN), customer="", cadence="weekly", day=1, recipients=["b@x.example"], **kw
+    )
+    assert [s.id for s in schedules(north)] == [made.id]
+    assert schedules(south) == [] and len(schedules(Scoped.of(ADMIN))) == 2
+    with pytest.raises(NotFound):
+        delete_schedule(south, made.id)
+    with pytest.raises(NotFound):
+        delete_schedule(north, every.id)  # every customer's: administrators only
+    delete_schedule(north, made.id)
+    assert schedules(north) == []
+
+
+@pytest.mark.mail
+async def test_a_scheduled_report_arrives_by_mail_when_its_time_comes(
+    db: Database, acme: None, mail_stack: MailStack
+) -> None:
+    mail_stack.empty_mailbox("alerts")
+    made = add_schedule(
+        Scoped.of(NORTH),
+        customer="ACME",
+        kind="meters",
+        fmt="csv",
+        cadence="monthly",
+        day=1,
+        hour=6,
+        recipients=["alerts@fsm.test"],
+        by="north-user",
+        now=T0,
+    )
+    clock = Clock(T0)
+    mailer = ReportScheduler(db, config(mail_stack), now=clock)
+    try:
+        assert await mailer.run_once() == 0  # not due before December 1st, 06:00
+        clock.at = datetime(2026, 12, 1, 6, 0, 30, tzinfo=UTC)
+        assert await mailer.run_once() == 1
+        assert await mailer.run_once() == 0  # sent: the next one is in January
+    finally:
+        await mailer.aclose()
+    [(_, raw)] = await asyncio.to_thread(mail_stack.wait_for_messages, 1, user="alerts")
+    mail = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
+    assert mail["Subject"] == "[fsm] meters report - ACME - 2026-11-01 to 2026-11-30"
+    assert "Received" in mail and mail["X-Fsm-Schedule"] == str(made.id)  # it went through Postfix
+    [attachment] = list(mail.iter_attachments())
+    assert attachment.get_filename() == "meters-ACME-20261101-20261201.csv"
+    rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
+    total = next(r for r in rows if r["meter"] == "total")
+    assert (total["serial"], total["start"], total["end"]) == ("SCHED-1", "1000", "3700")
+    [sent] = sends(Scoped.of(NORTH))
+    assert sent.outcome == "sent" and sent.detail.startswith("250") and sent.recipients == ["alerts@fsm.test"]
+    assert sent.period_start == datetime(2026, 11, 1, tzinfo=UTC)
+    row = ReportSchedule.get_by_id(made.id)
+    assert row.next_due_at == datetime(2027, 1, 1, 6, tzinfo=UTC) and row.last_sent_at == clock.at
+    assert sends(Scoped.of(SOUTH)) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_relay_that_does_not_answer_is_logged_and_retried(db: Database, acme: None) -> None:
+    made = add_schedule(
+        Scoped.of(NORTH),
+        customer="ACME",
+        kind="inventory",
+        fmt="html",
+        cadence="weekly",
+        day=3,
+        hour=11,
+        recipients=["alerts@fsm.test"],
+        by="north-user",
+        now=T0,
+    )
+    clock = Clock(T0 + timedelta(hours=1))
+    mailer = ReportScheduler(db, config(port=_closed_port(), security="none", retry_seconds=60), now=clock)
+    try:
+        assert await mailer.run_once() == 0
+        row = ReportSchedule.get_by_id(made.id)
+        assert row.attempts == 1 and row.next_due_at == clock.at + timedelta(seconds=60)
+        assert await mailer.run_once() == 0  # not yet time to try again
+    finally:
+        await mailer.aclose()
+    [failed] = ReportSend.select()
+    assert failed.outcome == "failed" and "127.0.0.1" in failed.detail and failed.size > 0
