@@ -176,6 +176,7 @@ def m016_supply_orders(db: peewee.Database) -> None:
         pg = isinstance(db, peewee.PostgresqlDatabase)
         db.execute_sql(f"ALTER TABLE supply_latest ADD COLUMN empty_at {'TIMESTAMP' if pg else 'DATETIME'}")
         kind: Literal["sqlite", "postgresql"] = "postgresql" if pg else "sqlite"
+        _device_latest_lowest_supply(db)  # the rebuild writes today's columns, m023's among them
         rebuild(Database(db, kind, ""))
     db.execute_sql("CREATE INDEX IF NOT EXISTS supply_latest_empty_at ON supply_latest (empty_at)")
     db.execute_sql("CREATE INDEX IF NOT EXISTS supply_latest_percent ON supply_latest (percent)")
@@ -246,6 +247,44 @@ def m022_dealer_branding(db: peewee.Database) -> None:
     create_tables(db)
 
 
+def _device_latest_lowest_supply(db: peewee.Database) -> None:
+    """device_latest.lowest_supply (m023), filled from supply_latest, unless the table has it (m011
+    makes today's table). m016 calls it too: its state rebuild writes the column."""
+    if "lowest_supply" not in {c.name for c in db.get_columns("device_latest")}:
+        db.execute_sql("ALTER TABLE device_latest ADD COLUMN lowest_supply REAL")
+        db.execute_sql(
+            "UPDATE device_latest SET lowest_supply = (SELECT MIN(CASE WHEN s.state IN ('low', 'empty') "
+            "THEN -1 ELSE s.percent END) FROM supply_latest s "
+            "WHERE s.device_id = device_latest.device_id AND s.reading = device_latest.reading)"
+        )
+
+
+def m023_portal_indexes(db: peewee.Database) -> None:
+    """What the portal's devices list and dashboard filter, sort and count by (fsm_server.portal):
+    device_latest.lowest_supply (the newest reading's lowest supply level, -1 for one reported
+    low or empty, kept by ``db.state``; filled here from supply_latest), and indexes on it, on
+    last-report age within a customer, on each sort column (descending reads one backwards), on
+    the alerting devices' state (partial: a few percent of the fleet) and on a device's status."""
+    _device_latest_lowest_supply(db)
+    for name, table, columns in (
+        ("device_customer_last_seen", "device", "customer_id, last_seen, id"),
+        ("device_last_seen", "device", "last_seen, id"),
+        ("device_name", "device", "manufacturer, model, id"),
+        ("device_serial", "device", "serial, id"),
+        ("device_ip", "device", "ip, id"),
+        ("device_location", "device", "location, id"),
+        ("device_latest_status", "device_latest", "device_status, reachability"),
+        ("device_latest_lowest_supply", "device_latest", "lowest_supply"),
+    ):
+        db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{name}" ON {table} ({columns})')
+    db.execute_sql(
+        'CREATE INDEX IF NOT EXISTS "device_latest_alerting" ON device_latest (device_id) '
+        "WHERE alerts IS NOT NULL OR conditions IS NOT NULL"
+    )
+    # the primary key (device_id, key) starts with device_id: the foreign key's own index is redundant
+    db.execute_sql('DROP INDEX IF EXISTS "supply_latest_device_id"')
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -269,6 +308,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m020_report_schedules,
     m021_portal_rules,
     m022_dealer_branding,
+    m023_portal_indexes,
 )
 
 
@@ -349,5 +389,6 @@ __all__ = [
     "m020_report_schedules",
     "m021_portal_rules",
     "m022_dealer_branding",
+    "m023_portal_indexes",
     "migrate",
 ]

@@ -322,6 +322,8 @@ class DeviceLatest(_Model):
     printer_status = peewee.CharField(max_length=32, null=True)
     conditions = JsonTextField(null=True)
     alerts = JsonTextField(null=True)  # [[code, severity], ...] of the newest reading
+    # its supplies' lowest percent, -1 when one is reported low or empty (state.lowest_supply; m023)
+    lowest_supply = peewee.FloatField(null=True)
 
 
 class SupplyLatest(_Model):

@@ -25,6 +25,8 @@ from .connect import Database
 
 #: A level rising this many points is a replacement: the default of [reports] replacement_jump_percent.
 REPLACEMENT_JUMP = 15.0
+#: Supply states that are running out whatever the percent says.
+LOW_STATES = ("low", "empty")
 CHUNK = 500
 #: A forecast further out than this is kept as this (a nearly flat line would overflow a date).
 MAX_FORECAST_DAYS = 36500.0
@@ -153,6 +155,7 @@ _DEVICE_COLS = (
     "printer_status",
     "conditions",
     "alerts",
+    "lowest_supply",
 )
 
 
@@ -177,12 +180,14 @@ def after_load(db: Database, newest: Sequence[Newest], levels: Sequence[Level]) 
         rebuild(db, sorted(late))
     fits = {k: v[1] for k, v in current.items() if k[0] not in late}
     supply_rows: dict[tuple[int, str], tuple[object, ...]] = {}
+    kept: dict[tuple[int, str], Level] = {}  # each supply's level as supply_latest keeps it
     for lv in sorted(
         (lv for lv in levels if lv.device_id not in late), key=lambda lv: (lv.observed_at, lv.reading_id)
     ):
         fit = fits.get((lv.device_id, lv.key), Fit()).add(lv.observed_at, lv.percent)
         fits[(lv.device_id, lv.key)] = fit
         supply_rows[(lv.device_id, lv.key)] = _supply_row(db, lv, fit)
+        kept[(lv.device_id, lv.key)] = lv
     _write_supplies(db, list(supply_rows.values()))
     best: dict[int, Newest] = {}
     for n in newest:
@@ -191,7 +196,10 @@ def after_load(db: Database, newest: Sequence[Newest], levels: Sequence[Level]) 
             or (n.observed_at, n.reading_id) > (best[n.device_id].observed_at, best[n.device_id].reading_id)
         ):
             best[n.device_id] = n
-    _write_devices(db, [_device_row(db, n) for n in best.values()])
+    by_device: dict[int, list[Level]] = {}
+    for lv in kept.values():
+        by_device.setdefault(lv.device_id, []).append(lv)
+    _write_devices(db, [_device_row(db, n, by_device.get(n.device_id, [])) for n in best.values()])
 
 
 #: One device's readings with their supplies, in any order (``rebuild`` sorts each device's few).
@@ -228,7 +236,8 @@ def rebuild(db: Database, device_ids: Iterable[int] | None = None) -> int:
                 db.peewee.execute_sql(f"DELETE FROM {table} WHERE {where}", params)
         where, params = sql.in_list(db, "r.device_id", part)
         supply_rows = []
-        for _dev, group in itertools.groupby(
+        kept: dict[int, list[Level]] = {}
+        for dev, group in itertools.groupby(
             sql.rows(db, _LEVELS_SQL.format(devices=where), params), key=lambda r: r[0]
         ):
             fits: dict[str, tuple[Level, Fit]] = {}
@@ -247,6 +256,7 @@ def rebuild(db: Database, device_ids: Iterable[int] | None = None) -> int:
                 fit = fits[lv.key][1] if lv.key in fits else Fit()
                 fits[lv.key] = (lv, fit.add(lv.observed_at, lv.percent))
             supply_rows += [_supply_row(db, lv, fit) for lv, fit in fits.values()]
+            kept[dev] = [lv for lv, _ in fits.values()]
         _write_supplies(db, supply_rows)
         device_rows = []
         for _dev, group in itertools.groupby(
@@ -267,6 +277,7 @@ def rebuild(db: Database, device_ids: Iterable[int] | None = None) -> int:
                         msgspec.json.decode(d[6]) if d[6] else None,
                         [(r[7], r[8]) for r in rows if r[7] is not None],
                     ),
+                    kept.get(d[0], []),
                 )
             )
         _write_devices(db, device_rows)
@@ -346,7 +357,18 @@ def _supply_row(db: Database, lv: Level, fit: Fit) -> tuple[object, ...]:
     )
 
 
-def _device_row(db: Database, n: Newest) -> tuple[object, ...]:
+def lowest_supply(levels: Iterable[Level]) -> float | None:
+    """What ``device_latest.lowest_supply`` keeps of a reading's supply levels: the lowest percent,
+    -1 when one is reported low or empty (so "at or below X, or low/empty" is ``<= X``), None when
+    no level is known."""
+    found = [-1.0 if lv.state in LOW_STATES else lv.percent for lv in levels]
+    known = [p for p in found if p is not None]
+    return min(known) if known else None
+
+
+def _device_row(db: Database, n: Newest, levels: Iterable[Level]) -> tuple[object, ...]:
+    """``n``'s row of device_latest; ``levels``: its device's supplies as kept (those of ``n``'s
+    reading are its current ones)."""
     return (
         n.device_id,
         n.reading_id,
@@ -356,6 +378,7 @@ def _device_row(db: Database, n: Newest) -> tuple[object, ...]:
         n.printer_status,
         msgspec.json.encode(n.conditions).decode() if n.conditions else None,
         msgspec.json.encode(n.alerts).decode() if n.alerts else None,
+        lowest_supply(lv for lv in levels if lv.reading_id == n.reading_id),
     )
 
 
@@ -385,6 +408,7 @@ def _write_devices(db: Database, rows: list[tuple[object, ...]]) -> None:
 
 __all__ = [
     "CHUNK",
+    "LOW_STATES",
     "MAX_FORECAST_DAYS",
     "REPLACEMENT_JUMP",
     "Fit",
@@ -392,6 +416,7 @@ __all__ = [
     "Newest",
     "after_load",
     "empty_at",
+    "lowest_supply",
     "rebuild",
     "supply_key",
 ]

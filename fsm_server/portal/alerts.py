@@ -19,7 +19,7 @@ from ..errors import NotFound
 from ..reports.alerts import alert_readings
 from ..reports.scope import bound_database
 from ..scoping import Scoped
-from .latest import AlertNow, latest_join, latest_states
+from .latest import AlertNow, alerting, latest_states, with_state
 
 if TYPE_CHECKING:
     # What the queries select beside a device's fields (aliased columns) peewee sets on each row.
@@ -100,7 +100,7 @@ def open_alerts(
     """Open alerts of the devices in scope (of ``device_id`` only when given), newest devices first;
     with ``after``, of the devices whose id is greater, in id order (the API's pages)."""
     with translated("cannot list alerts"):
-        q = latest_join(
+        q = with_state(
             scoped.devices(
                 Device.id,
                 Device.manufacturer,
@@ -110,11 +110,7 @@ def open_alerts(
             )
             .join(Customer, on=(Device.customer == Customer.id))
             .switch(Device)
-        )
-        q = q.where(
-            Reading.conditions.is_null(False)
-            | fn.EXISTS(AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id))
-        )
+        ).where(alerting())
         if device_id is not None:
             q = q.where(Device.id == device_id)
         if after is not None:

@@ -1,19 +1,23 @@
-"""The dashboard: what needs attention in scope, as counts and short lists."""
+"""The dashboard: what needs attention in scope, as counts and short lists.
+
+Every count reads indexes of the devices in scope and of the state ingest keeps (``latest``,
+migration m020): devices and silent devices ``device (customer_id, last_seen, id)``, devices
+with alerts the partial index of alerting states, devices with a supply running out
+``device_latest (lowest_supply)`` (the count of the short list's devices page)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 import msgspec
-from peewee import fn
 
 from ..config import ReportsSection
 from ..db.connect import translated
-from ..db.models import AlertValue, Device, Quarantine, Reading, SupplyValue
+from ..db.models import Device, Quarantine
 from ..scoping import Scoped
 from .clients import ClientView, client_views
 from .devices import DeviceFilter, DevicePage, device_page
-from .latest import latest_join
+from .latest import alerting, with_state
 
 
 class Dashboard(msgspec.Struct, kw_only=True):
@@ -23,7 +27,7 @@ class Dashboard(msgspec.Struct, kw_only=True):
     silent_clients: list[ClientView]
     reporting_clients: int
     devices_with_alerts: int
-    low_supplies: int
+    low_supplies: int  # devices with a supply low or empty or at or below low_percent
     low_supply_devices: DevicePage
     gaps: int  # missing report numbers
     quarantine: int | None  # held entries (admins and dealers)
@@ -36,20 +40,7 @@ def dashboard(scoped: Scoped, *, now: datetime, settings: ReportsSection | None 
     with translated("cannot build the dashboard"):
         devices = scoped.devices(Device.id).count()
         silent_devices = scoped.devices(Device.id).where(Device.last_seen < silence).count()
-        with_alerts = (
-            latest_join(scoped.devices(Device.id))
-            .where(
-                Reading.conditions.is_null(False)
-                | fn.EXISTS(AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id))
-            )
-            .count()
-        )
-        low = (
-            latest_join(scoped.devices(SupplyValue.id))
-            .join(SupplyValue, on=(SupplyValue.reading == Reading.id))
-            .where(SupplyValue.state.in_(("low", "empty")) | (SupplyValue.percent <= cfg.low_supply_percent))
-            .count()
-        )
+        with_alerts = with_state(scoped.devices(Device.id)).where(alerting()).count()
         quarantine = (
             scoped.quarantine(Quarantine.id).where(Quarantine.status == "held").count()
             if scoped.sees_quarantine
@@ -69,7 +60,7 @@ def dashboard(scoped: Scoped, *, now: datetime, settings: ReportsSection | None 
         silent_clients=[c for c in clients if c.silent],
         reporting_clients=sum(1 for c in clients if not c.silent and c.status == "active"),
         devices_with_alerts=with_alerts,
-        low_supplies=low,
+        low_supplies=lowest.total,
         low_supply_devices=lowest,
         gaps=sum(g.count for c in clients for g in c.gaps),
         quarantine=quarantine,

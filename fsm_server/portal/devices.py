@@ -1,8 +1,11 @@
 """The devices list: search, filters, sort and paging over the devices in scope, and its CSV.
 
-One page costs four queries (count, the page's devices, their newest readings' supplies and
-alerts) plus one for the counters, whatever the fleet's size; filters on status and supply
-level look at each device's newest reading (``latest``).
+One page costs three queries whatever the fleet's size: the count, the page's devices with
+their kept state and total page counter, and their supplies. Filters on status, alerts and
+supply level read the state ingest keeps (``latest``), never the readings; every filter and sort
+is backed by an index (migrations m006, m020; ``docs/portal-pages.md`` lists them), so the count
+and the page read index entries of the devices in scope, not the fleet's history. Paging is by
+OFFSET, bounded by the count (at most the devices in scope).
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from typing import TYPE_CHECKING, cast
 
 import msgspec
 import peewee
-from peewee import JOIN, fn
+from peewee import JOIN
 
 from fsm_protocol.display import device_name
 
 from ..db.connect import translated
-from ..db.models import AlertValue, Client, CounterLatest, Customer, Device, Reading, Site, SupplyValue
+from ..db.models import Client, CounterLatest, Customer, Device, DeviceLatest, Site
 from ..reports.csv import spreadsheet_cell
 from ..scoping import Scoped
-from .latest import LatestState, SupplyNow, latest_states, newest_reading_of_outer_device
+from .latest import SupplyNow, in_status, low_supply, lowest, supplies_now, with_state
 
 if TYPE_CHECKING:
 
@@ -31,6 +34,11 @@ if TYPE_CHECKING:
         customer_name: str
         site_name: str | None
         client_name: str
+        reachability: str | None
+        device_status: str | None
+        conditions: object  # JSON text (or a list, when the driver decodes it)
+        alerts: object
+        total: int | None
 
 
 PAGE_SIZE = 50
@@ -104,15 +112,9 @@ def _ilike(field: peewee.Field, text: str) -> peewee.Expression:
 
 
 def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSelect[Device]:
-    q = (
-        scoped.devices()
-        .join(Customer, on=(Device.customer == Customer.id))
-        .switch(Device)
-        .join(Client, on=(Device.client == Client.id))
-        .switch(Device)
-        .join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
-        .switch(Device)
-    )
+    """The devices in scope that pass ``f``, joined to their kept state (``latest.with_state``)
+    and nothing else, so that counting them reads only the indexes the filters need."""
+    q = with_state(scoped.devices())
     text = f.q.strip()[:MAX_SEARCH]
     if text:
         q = q.where(
@@ -124,59 +126,32 @@ def _filtered(scoped: Scoped, f: DeviceFilter, now: datetime) -> peewee.ModelSel
             | _ilike(Device.location, text)
         )
     if f.customer:
-        q = q.where(Customer.name == f.customer)
+        q = q.where(Device.customer.in_(Customer.select(Customer.id).where(Customer.name == f.customer)))
     if f.site:
-        q = q.where(Site.name == f.site)
+        q = q.where(Device.site.in_(Site.select(Site.id).where(Site.name == f.site)))
     if f.model:
         q = q.where(_ilike(Device.model, f.model.strip()[:MAX_SEARCH]))
     if f.silent_hours is not None:
         q = q.where(Device.last_seen <= now - timedelta(hours=f.silent_hours))
-    if f.status in STATUSES or f.supply_max is not None:
-        newest = newest_reading_of_outer_device()
-        if f.status == "unreachable":
-            newest = newest.where(Reading.reachability == "unreachable")
-        elif f.status == "alerts":
-            newest = newest.where(
-                Reading.conditions.is_null(False)
-                | fn.EXISTS(AlertValue.select(AlertValue.id).where(AlertValue.reading == Reading.id))
-            )
-        elif f.status:
-            newest = newest.where(Reading.device_status == f.status)
-        if f.supply_max is not None:
-            newest = newest.where(
-                fn.EXISTS(
-                    SupplyValue.select(SupplyValue.id).where(
-                        (SupplyValue.reading == Reading.id)
-                        & (SupplyValue.state.in_(("low", "empty")) | (SupplyValue.percent <= f.supply_max))
-                    )
-                )
-            )
-        q = q.where(fn.EXISTS(newest))
+    if f.status in STATUSES:
+        q = q.where(in_status(f.status))
+    if f.supply_max is not None:
+        q = q.where(low_supply(f.supply_max))
     return q
 
 
-def _status(state: LatestState | None) -> str:
-    if state is None:
+def _status(reachability: str | None, device_status: str | None) -> str:
+    if reachability is None:
         return "unknown"
-    if state.reachability != "ok":
-        return state.reachability
-    return state.device_status or "unknown"
+    if reachability != "ok":
+        return reachability
+    return device_status or "unknown"
 
 
-def _rows(devices: Sequence[_ListedDevice], now: datetime) -> list[DeviceListRow]:
-    ids = [d.id for d in devices]
-    states = latest_states(ids)
-    totals: dict[int, int] = {}
-    if ids:
-        q = (
-            CounterLatest.select(CounterLatest.device, CounterLatest.value)
-            .where(CounterLatest.device.in_(ids), CounterLatest.name == "total")
-            .tuples()
-        )
-        totals = dict(cast("Iterable[tuple[int, int]]", q))
+def _rows(devices: Sequence[_ListedDevice]) -> list[DeviceListRow]:
+    supplies = supplies_now([d.id for d in devices])
     out = []
     for d in devices:
-        state = states.get(d.id)
         out.append(
             DeviceListRow(
                 id=d.id,
@@ -190,46 +165,93 @@ def _rows(devices: Sequence[_ListedDevice], now: datetime) -> list[DeviceListRow
                 client=d.client_name,
                 location=d.location,
                 last_seen=d.last_seen,
-                total=totals.get(d.id),
-                status=_status(state),
-                alerts=len(state.alerts) if state else 0,
-                lowest=state.lowest if state else None,
+                total=d.total,
+                status=_status(d.reachability, d.device_status),
+                alerts=len(_json_list(d.conditions)) + len(_json_list(d.alerts)),
+                lowest=lowest(supplies.get(d.id, [])),
             )
         )
     return out
 
 
+def _json_list(value: object) -> list[object]:
+    """A JSON list column read through an aliased select (text, not converted by its field)."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    decoded = msgspec.json.decode(str(value))
+    return decoded if isinstance(decoded, list) else []
+
+
 def _ordered(q: peewee.ModelSelect[Device], f: DeviceFilter) -> peewee.ModelSelect[Device]:
+    # Descending is ascending reversed, unknown values (NULL) included: both read one index of m020.
     fields = SORTS.get(f.sort, SORTS["name"])
-    order = [fld.desc(nulls="LAST") if f.desc else fld.asc(nulls="LAST") for fld in fields]
-    return q.order_by(*order, Device.id)
+    if f.desc:
+        return q.order_by(*(fld.desc(nulls="FIRST") for fld in fields), Device.id.desc())
+    return q.order_by(*(fld.asc(nulls="LAST") for fld in fields), Device.id)
 
 
 def _selected(q: peewee.ModelSelect[Device]) -> peewee.ModelSelect[Device]:
-    return q.select(
-        Device.id,
-        Device.manufacturer,
-        Device.model,
-        Device.serial,
-        Device.ip,
-        Device.location,
-        Device.last_seen,
-        Customer.name.alias("customer_name"),
-        Site.name.alias("site_name"),
-        Client.name.alias("client_name"),
+    """``q`` (over Device joined ``with_state``) with what a row shows: names, state, the total
+    page counter."""
+    return (
+        q.join(Customer, on=(Device.customer == Customer.id))
+        .switch(Device)
+        .join(Client, on=(Device.client == Client.id))
+        .switch(Device)
+        .join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id))
+        .switch(Device)
+        .join(
+            CounterLatest,
+            JOIN.LEFT_OUTER,
+            on=((CounterLatest.device == Device.id) & (CounterLatest.name == "total")),
+        )
+        .select(
+            Device.id,
+            Device.manufacturer,
+            Device.model,
+            Device.serial,
+            Device.ip,
+            Device.location,
+            Device.last_seen,
+            Customer.name.alias("customer_name"),
+            Site.name.alias("site_name"),
+            Client.name.alias("client_name"),
+            DeviceLatest.reachability.alias("reachability"),
+            DeviceLatest.device_status.alias("device_status"),
+            DeviceLatest.conditions.alias("conditions"),
+            DeviceLatest.alerts.alias("alerts"),
+            CounterLatest.value.alias("total"),
+        )
     )
 
 
+def _page_of(
+    q: peewee.ModelSelect[Device], f: DeviceFilter, page: int, size: int
+) -> peewee.ModelSelect[Device]:
+    """Page ``page`` of ``q`` (from ``_filtered``) sorted by ``f``, as rows: the page's device ids
+    are picked first, by the filters and the sort alone, then what a row shows is joined to those
+    ids only, so the joins cost a page's rows, not every device in scope."""
+    ids = q.select(Device.id)
+    if f.sort == "customer":
+        ids = ids.join(Customer, on=(Device.customer == Customer.id)).switch(Device)
+    elif f.sort == "site":
+        ids = ids.join(Site, JOIN.LEFT_OUTER, on=(Device.site == Site.id)).switch(Device)
+    ids = _ordered(ids, f).paginate(page, size)
+    return _ordered(_selected(with_state(Device.select()).where(Device.id.in_(ids))), f)
+
+
 def device_page(scoped: Scoped, f: DeviceFilter, *, now: datetime, page_size: int = PAGE_SIZE) -> DevicePage:
-    """One page of the devices in scope that pass ``f``."""
+    """One page of the devices in scope that pass ``f`` (three queries: count, page, supplies)."""
     with translated("cannot list devices"):
         q = _filtered(scoped, f, now)
         total = q.count()
         pages = max(1, -(-total // page_size))
         page = min(max(1, f.page), pages)
-        shown = _selected(_ordered(q, f)).paginate(page, page_size)
+        shown = _page_of(q, f, page, page_size)
         devices = list(cast("Iterable[_ListedDevice]", shown.objects()))
-        rows = _rows(devices, now)
+        rows = _rows(devices)
     return DevicePage(rows=rows, total=total, page=page, pages=pages, filter=f)
 
 
@@ -261,14 +283,14 @@ def devices_csv(scoped: Scoped, f: DeviceFilter, *, now: datetime, batch: int = 
     yield out.getvalue()
     page = 1
     with translated("cannot export devices"):
-        q = _selected(_ordered(_filtered(scoped, f, now), f))
+        q = _filtered(scoped, f, now)
         while True:
-            devices = list(cast("Iterable[_ListedDevice]", q.paginate(page, batch).objects()))
+            devices = list(cast("Iterable[_ListedDevice]", _page_of(q, f, page, batch).objects()))
             if not devices:
                 return
             out.seek(0)
             out.truncate()
-            for r in _rows(devices, now):
+            for r in _rows(devices):
                 low = r.lowest
                 w.writerow(
                     [
