@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -104,84 +105,17 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
     billing period answers 404 with the same page as one that does not exist; pages of other
     roles 404 too."""
     periods = collect_periods(db, fleet)
-    failures = []
+    failures: list[tuple[object, ...]] = []
     for name, user in users.items():
         c = user.client
-        missing = {
-            "device": c.get(f"/devices/{MISSING}"),
-            "chart": c.get(f"/devices/{MISSING}/counters.json"),
-            "client": c.get("/clients/no-such-client"),
-            "quarantine": c.get(f"/quarantine/{MISSING}"),
-            "period": c.get(f"/billing/periods/{MISSING}"),
-            "order": c.get(f"/orders/{MISSING}"),
-            "report": c.get("/reports/download?kind=inventory&customer=no-such-customer"),
-        }
-        for kind, r in missing.items():
-            if r.status_code != 404:
-                failures.append((name, kind, "missing", r.status_code))
-        for page in PAGES + DEALER_PAGES:
-            want = 404 if page in DEALER_PAGES and user.role == "customer" else 200
-            r = c.get(page)
-            if r.status_code != want:
-                failures.append((name, page, r.status_code))
+        missing = _missing_answers(c, name, failures)
+        _role_pages(c, name, user, failures)
         for customer, device_ids in fleet.devices.items():
             mine = customer in user.sees
-            urls = {
-                "device": f"/devices/{device_ids[0]}",
-                "chart": f"/devices/{device_ids[0]}/counters.json",
-                "client": f"/clients/{quote(fleet.clients[customer])}",
-                "quarantine": f"/quarantine/{fleet.quarantine[customer]}",
-                "period": f"/billing/periods/{periods[customer]}",
-                "order": f"/orders/{first_order(customer)}",
-                "report": f"/reports/download?kind=inventory&format=csv&customer={quote(customer)}",
-            }
-            for kind, url in urls.items():
-                want = 200 if mine and not (kind == "quarantine" and user.role == "customer") else 404
-                r = c.get(url)
-                if r.status_code != want:
-                    failures.append((name, url, r.status_code, want))
-                elif want == 404 and _body(r.text) != _body(missing[kind].text):
-                    failures.append((name, url, "404 differs from a missing object's"))
-            page = c.get("/devices").text
-            for device_id in device_ids:
-                if (f'href="/devices/{device_id}"' in page) != mine:
-                    failures.append((name, "devices list", device_id))
-            # state changes on another tenant's objects: 404, and nothing changes
-            csrf = csrf_of(c.get("/data").text)
-            for url in (
-                f"/alerts/{device_ids[0]}/jam/ack",
-                f"/quarantine/{fleet.quarantine[customer]}/dismiss",
-                f"/orders/{first_order(customer)}/approve",
-                f"/orders/{first_order(customer)}/ignore",
-                "/reports/schedules",
-            ):
-                allowed = mine and user.role != "customer"
-                if allowed:
-                    continue  # tested below; here only the refusals
-                form = {"csrf": csrf, **SCHEDULE, "customer": customer}  # fields the others ignore
-                r = c.post(url, data=form, follow_redirects=False)
-                if r.status_code != 404:
-                    failures.append((name, "POST", url, r.status_code))
-            if not mine:  # every billing step on another tenant's period or meter
-                for url in billing_steps(periods[customer]):
-                    r = c.post(url, data={"csrf": csrf, "note": "x", "usage": "1"}, follow_redirects=False)
-                    if r.status_code != 404:
-                        failures.append((name, "POST", url, r.status_code))
-                for url in (f"/billing/periods/{periods[customer]}/{s}" for s in ("approve", "export")):
-                    if (r := c.get(url, follow_redirects=False)).status_code != 404:
-                        failures.append((name, "GET", url, r.status_code))
-            status = Quarantine.get_by_id(fleet.quarantine[customer]).status
-            if status != "held":
-                failures.append((name, "quarantine entry changed", customer, status))
-            if SupplyOrder.get_by_id(first_order(customer)).state != "proposed":
-                failures.append((name, "order changed", customer))
-            csv_text = c.get("/orders.csv").text if user.role != "customer" else ""
-            if user.role != "customer" and csv_text.count("\r\n") != 1:  # nothing approved yet
-                failures.append((name, "orders.csv", csv_text))
-            supplies = c.get("/supplies").text
-            for device_id in device_ids:
-                if (f'href="/devices/{device_id}"' in supplies) != mine:
-                    failures.append((name, "supplies list", device_id))
+            _reads(c, name, user, fleet, periods[customer], customer, mine, missing, failures)
+            _writes_refused(c, name, user, fleet, periods[customer], customer, mine, failures)
+            _lists(c, name, user, device_ids, mine, failures)
+            _unchanged(name, fleet, customer, failures)
         r = c.get(f"/quarantine/{fleet.stranger_quarantine}")
         if r.status_code != (200 if user.role == "admin" else 404):
             failures.append((name, "stranger quarantine", r.status_code))
@@ -191,6 +125,115 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
         BillingCorrection.select().count() == 0
         and not BillingMeter.select().where(BillingMeter.excluded).exists()
     )
+
+
+Failures = list[tuple[object, ...]]
+
+
+def _missing_answers(c: Any, name: str, failures: Failures) -> dict[str, Any]:
+    """What each kind of object answers when it does not exist (404, the page others compare to)."""
+    missing = {
+        "device": c.get(f"/devices/{MISSING}"),
+        "chart": c.get(f"/devices/{MISSING}/counters.json"),
+        "client": c.get("/clients/no-such-client"),
+        "quarantine": c.get(f"/quarantine/{MISSING}"),
+        "period": c.get(f"/billing/periods/{MISSING}"),
+        "order": c.get(f"/orders/{MISSING}"),
+        "report": c.get("/reports/download?kind=inventory&customer=no-such-customer"),
+    }
+    for kind, r in missing.items():
+        if r.status_code != 404:
+            failures.append((name, kind, "missing", r.status_code))
+    return missing
+
+
+def _role_pages(c: Any, name: str, user: User, failures: Failures) -> None:
+    for page in PAGES + DEALER_PAGES:
+        want = 404 if page in DEALER_PAGES and user.role == "customer" else 200
+        r = c.get(page)
+        if r.status_code != want:
+            failures.append((name, page, r.status_code))
+
+
+def _reads(
+    c: Any,
+    name: str,
+    user: User,
+    fleet: Fleet,
+    period: int,
+    customer: str,
+    mine: bool,
+    missing: dict[str, Any],
+    failures: Failures,
+) -> None:
+    """Each object of ``customer``: 200 when the user's tenancy holds it, else the missing page."""
+    device_ids = fleet.devices[customer]
+    urls = {
+        "device": f"/devices/{device_ids[0]}",
+        "chart": f"/devices/{device_ids[0]}/counters.json",
+        "client": f"/clients/{quote(fleet.clients[customer])}",
+        "quarantine": f"/quarantine/{fleet.quarantine[customer]}",
+        "period": f"/billing/periods/{period}",
+        "order": f"/orders/{first_order(customer)}",
+        "report": f"/reports/download?kind=inventory&format=csv&customer={quote(customer)}",
+    }
+    for kind, url in urls.items():
+        want = 200 if mine and not (kind == "quarantine" and user.role == "customer") else 404
+        r = c.get(url)
+        if r.status_code != want:
+            failures.append((name, url, r.status_code, want))
+        elif want == 404 and _body(r.text) != _body(missing[kind].text):
+            failures.append((name, url, "404 differs from a missing object's"))
+
+
+def _writes_refused(
+    c: Any, name: str, user: User, fleet: Fleet, period: int, customer: str, mine: bool, failures: Failures
+) -> None:
+    """State changes on another tenant's objects (or by a customer user): 404."""
+    device_ids = fleet.devices[customer]
+    csrf = csrf_of(c.get("/data").text)
+    if not (mine and user.role != "customer"):  # the allowed ones are tested elsewhere
+        for url in (
+            f"/alerts/{device_ids[0]}/jam/ack",
+            f"/quarantine/{fleet.quarantine[customer]}/dismiss",
+            f"/orders/{first_order(customer)}/approve",
+            f"/orders/{first_order(customer)}/ignore",
+            "/reports/schedules",
+        ):
+            form = {"csrf": csrf, **SCHEDULE, "customer": customer}  # fields the others ignore
+            r = c.post(url, data=form, follow_redirects=False)
+            if r.status_code != 404:
+                failures.append((name, "POST", url, r.status_code))
+    if mine:
+        return
+    for url in billing_steps(period):  # every billing step on another tenant's period or meter
+        r = c.post(url, data={"csrf": csrf, "note": "x", "usage": "1"}, follow_redirects=False)
+        if r.status_code != 404:
+            failures.append((name, "POST", url, r.status_code))
+    for url in (f"/billing/periods/{period}/{s}" for s in ("approve", "export")):
+        if (r := c.get(url, follow_redirects=False)).status_code != 404:
+            failures.append((name, "GET", url, r.status_code))
+
+
+def _lists(c: Any, name: str, user: User, device_ids: list[int], mine: bool, failures: Failures) -> None:
+    """The devices and supplies lists link the customer's devices exactly when they are the user's."""
+    for listing in ("/devices", "/supplies"):
+        page = c.get(listing).text
+        for device_id in device_ids:
+            if (f'href="/devices/{device_id}"' in page) != mine:
+                failures.append((name, listing, device_id))
+    if user.role != "customer":
+        csv_text = c.get("/orders.csv").text
+        if csv_text.count("\r\n") != 1:  # nothing approved yet
+            failures.append((name, "orders.csv", csv_text))
+
+
+def _unchanged(name: str, fleet: Fleet, customer: str, failures: Failures) -> None:
+    status = Quarantine.get_by_id(fleet.quarantine[customer]).status
+    if status != "held":
+        failures.append((name, "quarantine entry changed", customer, status))
+    if SupplyOrder.get_by_id(first_order(customer)).state != "proposed":
+        failures.append((name, "order changed", customer))
 
 
 def first_order(customer: str) -> int:
