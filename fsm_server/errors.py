@@ -72,7 +72,8 @@ class Implausible(IngestError):
 
 
 class CustomerMismatch(IngestError):
-    """A report naming another customer than the one its client is enrolled under."""
+    """The first report of a client enrolled under no customer names one that other clients
+    report for: joining an existing customer takes the dealer's word (fsm_server.tenancy)."""
 
     reason = "customer_mismatch"
 

@@ -17,17 +17,25 @@
 >>> from datetime import UTC, datetime
 >>> db = open_database("", data_dir=pathlib.Path(tempfile.mkdtemp()))
 >>> c = Client.create(name="acme-hq", public_key="k", fingerprint="f", added_at=datetime.now(UTC))
->>> report_customer(c.id, "ACME") == customer_id("ACME")
+>>> report_customer(c.id, "ACME") == Tenancy(customer_id("ACME"), None)
 True
->>> report_customer(c.id, "Globex")  # doctest: +ELLIPSIS
-Traceback (most recent call last):
-fsm_server.errors.CustomerMismatch: ...
+>>> report_customer(c.id, "Globex") == Tenancy(customer_id("ACME"), "Globex")
+True
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .db.models import Client, Customer
 from .errors import CustomerMismatch
+
+
+class Tenancy(NamedTuple):
+    """Whose a report is: its client's customer, and the other customer it named, if it did."""
+
+    customer_id: int
+    claimed: str | None  # None: the report named the client's own customer
 
 
 def customer_id(name: str) -> int:
@@ -36,10 +44,11 @@ def customer_id(name: str) -> int:
     return int(Customer.get(Customer.name == name).id)
 
 
-def report_customer(client_id: int, claimed: str) -> int:
-    """The customer a report of ``client_id`` is loaded under: the client's own. Binds an unbound
-    client to ``claimed`` when no other client reports for it yet; CustomerMismatch otherwise.
-    Call inside the load's transaction, so that the binding and the first report commit together."""
+def report_customer(client_id: int, claimed: str) -> Tenancy:
+    """The customer a report of ``client_id`` is loaded under: the client's own, with ``claimed``
+    kept when it names another. Binds an unbound client to ``claimed`` when no other client reports
+    for it yet; CustomerMismatch otherwise. Call inside the load's transaction, so that the binding
+    and the first report commit together."""
     claimed_id = customer_id(claimed)
     client = Client.select(Client.name, Client.customer).where(Client.id == client_id).get()
     if client.customer_id is None:
@@ -53,17 +62,11 @@ def report_customer(client_id: int, claimed: str) -> int:
                 f"{claimed!r}`, then `fsm-server quarantine retry ID`",
             )
         Client.update(customer=claimed_id).where(Client.id == client_id).execute()
-        return claimed_id
+        return Tenancy(claimed_id, None)
     if client.customer_id == claimed_id:
-        return claimed_id
-    bound = Customer.get_by_id(client.customer_id).name
-    raise CustomerMismatch(
-        f"client {client.name!r} is enrolled under customer {bound!r}, but its report names customer "
-        f"{claimed!r}; a client's reports only ever reach its own customer's devices",
-        hint=f"if the client really moved to {claimed!r}: `fsm-server clients set-customer {client.name} "
-        f"{claimed!r}`, then `fsm-server quarantine retry ID`; otherwise set `[client] customer = "
-        f"{bound!r}` in the client's config and `quarantine dismiss ID`",
-    )
+        return Tenancy(claimed_id, None)
+    # the dealer's word stands: the readings are the enrolled customer's, the claim is flagged
+    return Tenancy(client.customer_id, claimed)
 
 
-__all__ = ["customer_id", "report_customer"]
+__all__ = ["Tenancy", "customer_id", "report_customer"]

@@ -54,8 +54,8 @@ def add_command(
 ) -> None:
     """Register client NAME (its [client] id) with its public key, under a customer.
 
-    Its reports only ever reach devices of that customer; a report naming another one is
-    quarantined as customer_mismatch.
+    Its reports only ever reach devices of that customer; a report naming another one is loaded
+    under it all the same and flagged in the health report.
     """
     with wiring.open_db(ctx) as db:
         _show(wiring.registry(ctx, db).add(name, key, note=note, customer=customer), as_json)

@@ -63,6 +63,7 @@ class Loaded:
     devices: int
     values: int
     flagged: list[tuple[str, str, str]] = field(default_factory=list)  # (identity, counter, flag)
+    claimed_customer: str | None = None  # the other customer the report named (fsm_server.tenancy)
 
 
 @dataclass
@@ -327,10 +328,12 @@ class Loader:
             raise DuplicateKey(f"report {meta.client_name} #{report.seq} is loaded already") from exc
         if meta.chunk_count > 1:
             self.drop_chunks(meta.client_id, report.seq)
-        customer_id = report_customer(meta.client_id, report.customer)
+        customer_id, claimed = report_customer(meta.client_id, report.customer)
+        if claimed is not None:
+            Envelope.update(claimed_customer=claimed).where(Envelope.id == envelope_id).execute()
         site_id = None if not report.customer and not report.site else self._site(customer_id, report.site)
         if not readings:
-            return Loaded(envelope_id=int(envelope_id), devices=0, values=0)
+            return Loaded(envelope_id=int(envelope_id), devices=0, values=0, claimed_customer=claimed)
         device_ids = self._upsert_devices(newest, first, customer_id, meta.client_id, site_id)
 
         # Address history.
@@ -477,7 +480,13 @@ class Loader:
         )
         # order proposals follow the supply state just written (fsm_server.orders)
         proposals.after_state(self.db, device_ids.values(), self.orders, now=now)
-        return Loaded(envelope_id=int(envelope_id), devices=len(newest), values=values, flagged=flagged)
+        return Loaded(
+            envelope_id=int(envelope_id),
+            devices=len(newest),
+            values=values,
+            flagged=flagged,
+            claimed_customer=claimed,
+        )
 
     def _counters(
         self,

@@ -285,6 +285,17 @@ def m023_portal_indexes(db: peewee.Database) -> None:
     db.execute_sql('DROP INDEX IF EXISTS "supply_latest_device_id"')
 
 
+def m024_customer_claims(db: peewee.Database) -> None:
+    """envelope.claimed_customer: the other customer a loaded report named (fsm_server.tenancy),
+    with a partial index as small as the flagged reports, which health and the clients page read."""
+    if "claimed_customer" not in {c.name for c in db.get_columns("envelope")}:  # m001 makes today's
+        db.execute_sql("ALTER TABLE envelope ADD COLUMN claimed_customer TEXT")
+    db.execute_sql(
+        "CREATE INDEX IF NOT EXISTS envelope_claimed ON envelope (client_id, ingested_at) "
+        "WHERE claimed_customer IS NOT NULL"
+    )
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -309,6 +320,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m021_portal_rules,
     m022_dealer_branding,
     m023_portal_indexes,
+    m024_customer_claims,
 )
 
 
@@ -390,5 +402,6 @@ __all__ = [
     "m021_portal_rules",
     "m022_dealer_branding",
     "m023_portal_indexes",
+    "m024_customer_claims",
     "migrate",
 ]

@@ -167,6 +167,10 @@ class Envelope(_Model):
     # sha256 (hex) of each chunk of a chunked report, in index order, so that a copy of a chunk
     # that arrives after the load is told from a resend (JSON; NULL when whole; migration 7)
     chunk_digests = JsonTextField(null=True)
+    # The customer the report named when it is not its client's (fsm_server.tenancy): loaded
+    # under the client's customer all the same, flagged in health and the portal. NULL: it
+    # named the client's own (migration 17).
+    claimed_customer = peewee.TextField(null=True)
 
     class Meta:
         indexes = ((("client", "seq"), True),)

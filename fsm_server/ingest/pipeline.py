@@ -383,8 +383,13 @@ class Pipeline:
             stored = self.loader.load(report, meta)
         except DuplicateKey:
             return self._verdict("duplicate", msg)
+        claimed = stored.claimed_customer
         return Verdict(
             outcome="loaded",
+            detail=""
+            if claimed is None
+            else f"the report names customer {claimed!r}, not its client's: "
+            "loaded under the client's customer and flagged in health",
             client=msg.client,
             seq=msg.seq,
             chunk=msg.chunk,

@@ -1,5 +1,6 @@
 """The clients page: per client in scope its key fingerprint, last sequence number, cadence,
-silence, latency and sequence gaps with the `fsm-client resend` line to give the customer."""
+silence, latency, sequence gaps with the `fsm-client resend` line to give the customer, and (for
+administrators and dealers) the reports that named another customer than the client's."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 #: How many of a client's newest reports its cadence and latency are taken from.
 RECENT_REPORTS = 11
 
+#: How long a client's reports naming another customer stay shown (since the newest was ingested).
+CLAIM_DAYS = 30
+
 
 class GapView(msgspec.Struct, kw_only=True):
     first: int
@@ -35,6 +39,14 @@ class GapView(msgspec.Struct, kw_only=True):
     count: int
     kind: str  # missing | incomplete
     resend: str  # the command the customer's admin runs on the client
+
+
+class ClaimView(msgspec.Struct, kw_only=True):
+    """Reports of the client that named another customer (loaded under the client's own)."""
+
+    claimed: str
+    reports: int
+    last_seq: int
 
 
 class ClientView(msgspec.Struct, kw_only=True):
@@ -51,6 +63,7 @@ class ClientView(msgspec.Struct, kw_only=True):
     silent: bool
     latency_seconds: float | None  # median sealed -> ingested of its newest reports
     gaps: list[GapView]
+    claims: list[ClaimView] = msgspec.field(default_factory=list)  # admins and dealers only
 
 
 def resend_line(first: int, last: int) -> str:
@@ -81,15 +94,31 @@ def client_views(
             q = q.where(Client.name == only)
         clients = list(cast("Iterable[_ListedClient]", q.objects()))
         ids = [c.id for c in clients]
+        # per client and customer its reports named (NULL: its own), so that the reports that
+        # named another one come with the totals, in the same scan of the client's envelopes
         counted = (
-            Envelope.select(Envelope.client, fn.COUNT(Envelope.id), fn.MAX(Envelope.seq))
+            Envelope.select(
+                Envelope.client,
+                Envelope.claimed_customer,
+                fn.COUNT(Envelope.id),
+                fn.MAX(Envelope.seq),
+                fn.MAX(Envelope.ingested_at),
+            )
             .where(Envelope.client.in_(ids))
-            .group_by(Envelope.client)
+            .group_by(Envelope.client, Envelope.claimed_customer)
+            .order_by(Envelope.client, Envelope.claimed_customer)
             .tuples()
         )
-        totals = {
-            client: (n, last_seq) for client, n, last_seq in cast("Iterable[tuple[int, int, int]]", counted)
-        }
+        totals: dict[int, tuple[int, int | None]] = {}
+        claims: dict[int, list[ClaimView]] = defaultdict(list)
+        recently = now - timedelta(days=CLAIM_DAYS)
+        for client, claimed, n, top_seq, last_in in cast(
+            "Iterable[tuple[int, str | None, int, int, datetime | str]]", counted
+        ):
+            before, top = totals.get(client, (0, None))
+            totals[client] = (before + n, top_seq if top is None else max(top, top_seq))
+            if claimed is not None and scoped.sees_quarantine and _aware(last_in) >= recently:
+                claims[client].append(ClaimView(claimed=claimed, reports=n, last_seq=top_seq))
         rank = fn.ROW_NUMBER().over(partition_by=[Envelope.client], order_by=[Envelope.created_at.desc()])
         inner = Envelope.select(
             Envelope.client, Envelope.kind, Envelope.created_at, Envelope.ingested_at, rank.alias("rank")
@@ -139,6 +168,7 @@ def client_views(
                 if rows
                 else None,
                 gaps=by_client.get(c.name, []),
+                claims=claims.get(c.id, []),
             )
         )
     return out
@@ -154,4 +184,12 @@ def _aware(value: datetime | str) -> datetime:
     return converted
 
 
-__all__ = ["RECENT_REPORTS", "ClientView", "GapView", "client_views", "resend_line"]
+__all__ = [
+    "CLAIM_DAYS",
+    "RECENT_REPORTS",
+    "ClaimView",
+    "ClientView",
+    "GapView",
+    "client_views",
+    "resend_line",
+]

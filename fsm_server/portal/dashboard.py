@@ -31,6 +31,7 @@ class Dashboard(msgspec.Struct, kw_only=True):
     low_supply_devices: DevicePage
     gaps: int  # missing report numbers
     quarantine: int | None  # held entries (admins and dealers)
+    claims: int | None = None  # clients whose recent reports named another customer (admins, dealers)
     low_percent: float
 
 
@@ -64,6 +65,7 @@ def dashboard(scoped: Scoped, *, now: datetime, settings: ReportsSection | None 
         low_supply_devices=lowest,
         gaps=sum(g.count for c in clients for g in c.gaps),
         quarantine=quarantine,
+        claims=sum(1 for c in clients if c.claims) if scoped.sees_quarantine else None,
         low_percent=cfg.low_supply_percent,
     )
 

@@ -247,6 +247,17 @@ def health_csv(r: Health) -> str:
                     col.customers,
                 ]
             )
+    for cl in r.claims:
+        rows.append(
+            [
+                "customer_claim",
+                cl.client,
+                f"named {cl.claimed!r}",
+                _t(cl.last_at),
+                f"loaded under {cl.customer!r}, reports {cl.first_seq}-{cl.last_seq}",
+                cl.reports,
+            ]
+        )
     if r.backup is not None:
         b = r.backup
         state = "failed" if b.failed else "missed" if b.missed else "ok" if b.last_ok_at else "none"

@@ -1,5 +1,5 @@
 """The health report: silent clients and devices, sequence gaps, quarantine, counter anomalies,
-ingest latency, identities held under more than one customer."""
+ingest latency, identities held under more than one customer, reports naming another customer."""
 
 from __future__ import annotations
 
@@ -77,6 +77,20 @@ class IdentityCollision(msgspec.Struct, kw_only=True):
     devices: list[DeviceInfo]  # those in the report's scope
 
 
+class CustomerClaim(msgspec.Struct, kw_only=True):
+    """Reports of one client that named another customer than the one it is enrolled under: loaded
+    under its own customer (fsm_server.tenancy), flagged here. The client's configuration names the
+    wrong customer, or the client reads printers that are not its customer's."""
+
+    client: str
+    customer: str  # the one it is enrolled under, which the readings went to
+    claimed: str  # the one its reports named
+    reports: int  # in the period
+    first_seq: int
+    last_seq: int
+    last_at: datetime  # the newest one's creation time
+
+
 class Health(msgspec.Struct, kw_only=True, tag="health", tag_field="kind"):
     generated_at: datetime
     customer: str | None
@@ -89,6 +103,7 @@ class Health(msgspec.Struct, kw_only=True, tag="health", tag_field="kind"):
     anomalies: list[Anomaly]
     latency: Latency
     collisions: list[IdentityCollision] = msgspec.field(default_factory=list)
+    claims: list[CustomerClaim] = msgspec.field(default_factory=list)
     backup: BackupStatus | None = None  # the dealer's whole database: not in a customer's report
 
 
@@ -209,6 +224,38 @@ LIMIT ?
 """
 
 
+#: Reports ingested in the period that named another customer than their client's: a range of the
+#: partial index over those reports only (migration m016).
+CLAIMS_SQL = """
+SELECT c.name, cu.name, e.claimed_customer, COUNT(*), MIN(e.seq), MAX(e.seq), MAX(e.created_at)
+FROM envelope e JOIN client c ON c.id = e.client_id LEFT JOIN customer cu ON cu.id = c.customer_id
+WHERE e.claimed_customer IS NOT NULL AND e.ingested_at >= ? AND e.ingested_at < ?
+GROUP BY c.name, cu.name, e.claimed_customer
+ORDER BY c.name, e.claimed_customer
+"""
+
+
+def customer_claims(scope: Scope, clients: set[str] | None = None) -> list[CustomerClaim]:
+    """The reports in the period that named another customer, per client (of ``clients`` only,
+    when given) and customer named."""
+    db = bound_database()
+    return [
+        CustomerClaim(
+            client=client,
+            customer=customer or "",
+            claimed=claimed,
+            reports=n,
+            first_seq=first,
+            last_seq=last,
+            last_at=sql.utc(at),
+        )
+        for client, customer, claimed, n, first, last, at in sql.rows(
+            db, CLAIMS_SQL, [sql.ts(db, scope.start), sql.ts(db, scope.end)]
+        )
+        if clients is None or client in clients
+    ]
+
+
 def silent_devices(
     scope: Scope, settings: ReportsSection, infos: dict[int, DeviceInfo], clients: list[ClientHealth]
 ) -> list[SilentDevice]:
@@ -310,7 +357,7 @@ def collisions(infos: dict[int, DeviceInfo]) -> list[IdentityCollision]:
 
 def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
     """Silent clients and devices, sequence gaps, quarantine, counter anomalies, ingest latency,
-    identities held under more than one customer."""
+    identities held under more than one customer, reports naming another customer."""
     cfg = settings or ReportsSection()
     with translated("cannot build the health report"):
         infos = devices_in_scope(scope.customer)
@@ -333,12 +380,14 @@ def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
             anomalies=anomalies(scope, infos),
             latency=latency(scope, infos),
             collisions=collisions(infos),
+            claims=customer_claims(scope, names),
             backup=None if scope.customer else backup_status(None, now=scope.now),
         )
 
 
 __all__ = [
     "ANOMALIES_SQL",
+    "CLAIMS_SQL",
     "CLIENTS_SQL",
     "ENVELOPE_COUNTS_SQL",
     "LATENCY_SQL",
@@ -346,6 +395,7 @@ __all__ = [
     "RECENT_SQL",
     "Anomaly",
     "ClientHealth",
+    "CustomerClaim",
     "GapRow",
     "Health",
     "IdentityCollision",
@@ -354,6 +404,7 @@ __all__ = [
     "anomalies",
     "client_health",
     "collisions",
+    "customer_claims",
     "expected_hours",
     "health",
     "latency",

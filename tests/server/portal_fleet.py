@@ -4,9 +4,9 @@ Dealer North serves ACME and Initech, dealer South serves Globex and Umbrella. E
 one client (``<customer>-1``) reading two printers over ten days; Globex's second printer has
 the same serial as ACME's first (the same printer model sold twice, or a printer that moved), so
 a leak between tenants would show. Hostile text sits in one ACME printer's model, location and
-supply description. One quarantined report per customer (a replay under a seq that holds
-another report would need a second sealing: a customer_mismatch is simpler) and one from an
-unknown sender.
+supply description. Each client's last report names another customer ("Elsewhere": loaded under
+the client's own and flagged); one quarantined report per customer (created days ahead of the
+server's clock: implausible) and one from an unknown sender.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def build_fleet(pipeline: Pipeline, registry: Registry, server: ServerKit, tmp_p
             .where(Device.customer.rel_model.name == customer)
             .order_by(Device.id)
         ]
-        # a report naming another customer: quarantined as customer_mismatch under this client
+        # a report naming another customer: loaded under this client's customer, flagged
         wrong = Report(
             client_id=kit.name,
             customer="Elsewhere",
@@ -131,7 +131,20 @@ def build_fleet(pipeline: Pipeline, registry: Registry, server: ServerKit, tmp_p
         )  # type: ignore[arg-type]
         [mail] = mails_for(seal(wrong, kit, server))
         verdict = pipeline.process(mail, source="test")
-        assert verdict.outcome == "quarantined", verdict
+        assert verdict.outcome == "loaded" and "Elsewhere" in verdict.detail, verdict
+        # a report from days ahead of the server's clock: quarantined as implausible
+        ahead = Report(
+            client_id=kit.name,
+            customer=customer,
+            site="HQ",
+            seq=feeder.seq + 2,
+            kind="periodic",
+            created_at=start + timedelta(days=DAYS + 3),
+            devices=[],
+        )  # type: ignore[arg-type]
+        [mail] = mails_for(seal(ahead, kit, server))
+        verdict = pipeline.process(mail, source="test")
+        assert (verdict.outcome, verdict.reason) == ("quarantined", "implausible"), verdict
         fleet.quarantine[customer] = Quarantine.get(Quarantine.client_name == kit.name).id
     stranger = make_client(tmp_path / "stranger", "stranger-1")
     report = Report(

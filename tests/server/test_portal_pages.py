@@ -295,7 +295,7 @@ def test_a_dealer_acknowledges_and_acts_on_its_quarantine(fleet: Fleet, users: d
     assert r.status_code == 303 and Quarantine.get_by_id(entry).status == "dismissed"
     r = north.post(f"/quarantine/{entry}/retry", data={"csrf": csrf}, follow_redirects=False)
     assert r.status_code == 303
-    assert Quarantine.get_by_id(entry).status == "dismissed"  # still a customer_mismatch
+    assert Quarantine.get_by_id(entry).status == "dismissed"  # still from days ahead of the clock
     audit = users["admin"].client.get("/audit").text
     assert "quarantine.dismiss" in audit and "quarantine.retry" in audit and "alert.acknowledge" in audit
     # a customer may not act at all, even on its own entry
@@ -368,3 +368,19 @@ def test_a_dealer_steps_orders_sets_lead_times_and_filters_supplies(
     low = c.get("/supplies?level_max=10").text
     assert "0 supplies" not in low and "70 %" not in low
     assert "4 supplies" in users["acme"].client.get("/supplies").text
+
+
+def test_reports_naming_another_customer_are_flagged_for_dealers_not_customers(
+    fleet: Fleet, users: dict[str, User]
+) -> None:
+    north = users["north"].client
+    clients = north.get("/clients").text
+    # each of North's clients sent one report naming "Elsewhere": loaded under its own customer
+    badge = r'<div class="badge warn claim">its reports name <q>([^<]*)</q> \((\d+), last #(\d+)\)'
+    assert [(name, n) for name, n, _ in re.findall(badge, clients)] == [("Elsewhere", "1")] * 2, clients
+    tile = "<strong>{}</strong> clients naming another customer"
+    assert tile.format(2) in north.get("/").text
+    assert tile.format(4) in users["admin"].client.get("/").text
+    acme = users["acme"].client
+    assert "Elsewhere" not in acme.get("/clients").text
+    assert "naming another customer" not in acme.get("/").text

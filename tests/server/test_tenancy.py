@@ -1,7 +1,8 @@
 """Device identity is scoped to the reporting client's customer (SQLite and PostgreSQL).
 
 A registered client that reports another customer's serial gets a device of its own customer;
-nothing it sends changes another customer's rows, and the health report shows the collision.
+nothing it sends changes another customer's rows, and the health report shows the collision. A
+report naming another customer than its client's loads under the client's and is flagged in health.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fsm_server.db.connect import Database
 from fsm_server.db.models import Client, Customer, Device, Envelope, Quarantine, Reading, Site
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
+from fsm_server.reports.health import CustomerClaim
 
 START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=10)
 
@@ -106,7 +108,15 @@ def test_another_customers_serial_makes_a_device_of_its_own_and_changes_nothing_
     assert (row.start_value, row.end_value, row.usage, row.reads, row.flags) == (1_000, 1_200, 200, 3, [])
 
 
-def test_a_report_naming_another_customer_than_its_clients_is_quarantined_and_changes_nothing(
+def claims(customer: str | None = None) -> list[CustomerClaim]:
+    """The health report's reports naming another customer, ingested up to now."""
+    end = datetime.now(UTC) + timedelta(hours=1)
+    health = reports.build("health", customer=customer, start=at(0), end=end)
+    assert isinstance(health, reports.Health)
+    return health.claims
+
+
+def test_a_report_naming_another_customer_than_its_clients_is_loaded_under_its_clients_and_flagged(
     victim: Feeder, attacker: ClientKit, pipeline: Pipeline, registry: Registry, server_kit: ServerKit
 ) -> None:
     printer = reading("VICTIM1", at(0))
@@ -115,21 +125,45 @@ def test_a_report_naming_another_customer_than_its_clients_is_quarantined_and_ch
     assert registry.get(attacker.name).customer == "Globex"
     # now it claims to be ACME's, to reach ACME's printer from inside its customer
     claim = another_customers_serial(
-        printer, attacker, server_kit, 2, customer="ACME", site="HQ", created_at=at(4)
+        printer, attacker, server_kit, 2, customer="ACME", site="HQ", created_at=at(4), total=7
     )
     verdict = pipeline.process(claim)
-    assert (verdict.outcome, verdict.reason) == ("quarantined", "customer_mismatch")
-    assert "'ACME'" in verdict.detail and "'Globex'" in verdict.detail
+    assert verdict.outcome == "loaded", verdict
+    assert "'ACME'" in verdict.detail
     globex = Client.get(Client.name == "globex-1")
-    assert Envelope.select().where(Envelope.client == globex.id).count() == 1  # #2 not loaded
+    assert {e.seq: e.claimed_customer for e in Envelope.select().where(Envelope.client == globex.id)} == {
+        1: None,
+        2: "ACME",
+    }
+    # the readings went to Globex's device; ACME's printer, sites and meters are untouched
+    theirs = device_of("Globex")
+    assert (theirs.client.name, theirs.last_seen.date()) == ("globex-1", at(4).date())
+    assert Reading.select().where(Reading.device == theirs).count() == 2
+    assert registry.get(attacker.name).customer == "Globex"  # a report never moves its client
     mine = device_of("ACME")
     assert (mine.client.name, mine.last_seen) == ("acme-hq", at(2))
     assert [s.name for s in Site.select().join(Customer).where(Customer.name == "ACME")] == ["HQ"]
     [row] = [r for r in acme_meters().rows if r.counter == "total"]
     assert (row.end_value, row.reads, row.flags) == (1_200, 3, [])
 
+    # flagged in health: whole, and in Globex's view; ACME's view names nothing of it
+    [flag] = claims()
+    assert (flag.client, flag.customer, flag.claimed, flag.reports, flag.first_seq, flag.last_seq) == (
+        "globex-1",
+        "Globex",
+        "ACME",
+        1,
+        2,
+        2,
+    )
+    assert claims("Globex") == [flag] and claims("ACME") == []
+    health = reports.build("health", start=at(0), end=datetime.now(UTC) + timedelta(hours=1))
+    html, csv = reports.render(health, "html"), reports.render(health, "csv")  # type: ignore[arg-type]
+    assert "Reports naming another customer" in html and "globex-1" in html
+    assert "customer_claim,globex-1,named 'ACME'" in csv
 
-def test_a_client_enrolled_under_a_customer_cannot_report_as_another_even_first(
+
+def test_a_client_enrolled_under_a_customer_reporting_as_another_even_first_loads_under_its_own(
     victim: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
 ) -> None:
     kit = make_client(tmp_path / "initech", "initech-1")
@@ -137,9 +171,11 @@ def test_a_client_enrolled_under_a_customer_cannot_report_as_another_even_first(
     claim = another_customers_serial(
         reading("VICTIM1", at(0)), kit, server_kit, 1, customer="ACME", site="HQ", created_at=at(3)
     )
-    assert pipeline.process(claim).reason == "customer_mismatch"
-    assert Device.select().where(Device.serial == "VICTIM1").count() == 1
+    assert pipeline.process(claim).outcome == "loaded"
+    assert Device.select().where(Device.serial == "VICTIM1").count() == 2
     assert device_of("ACME").client.name == "acme-hq"
+    assert (device_of("Initech").client.name, device_of("Initech").site.name) == ("initech-1", "HQ")
+    assert [(c.client, c.customer, c.claimed) for c in claims()] == [("initech-1", "Initech", "ACME")]
 
 
 def test_an_unenrolled_clients_first_report_cannot_join_a_customer_that_has_clients(
@@ -325,10 +361,14 @@ async def test_through_the_mail_stack_another_customers_serial_leaves_the_victim
 
     result = await IngestDaemon(pipeline, [mailbox_config(stack)]).run(once=True)
 
-    assert result.tally.outcomes["loaded"] == 1, result.tally.summary()
-    assert result.tally.reasons == {"customer_mismatch": 1}
-    assert (folder_count(stack, "FSM/Processed"), folder_count(stack, "FSM/Quarantine")) == (1, 1)
-    assert Quarantine.get().client_name == "globex-1"
+    # the report naming ACME loads under globex-1's customer, flagged; nothing is quarantined
+    assert result.tally.outcomes["loaded"] == 2, result.tally.summary()
+    assert result.tally.reasons == {}
+    assert (folder_count(stack, "FSM/Processed"), folder_count(stack, "FSM/Quarantine")) == (2, 0)
+    assert Quarantine.select().count() == 0
     assert (device_of("ACME").client.name, device_of("Globex").client.name) == ("acme-hq", "globex-1")
+    assert Reading.select().where(Reading.device == device_of("Globex")).count() == 2
+    flags = [(c.client, c.customer, c.claimed, c.last_seq) for c in claims()]
+    assert flags == [("globex-1", "Globex", "ACME", 2)]
     [row] = [r for r in acme_meters().rows if r.counter == "total"]
     assert (row.start_value, row.end_value, row.usage, row.reads, row.flags) == (1_000, 1_200, 200, 3, [])
