@@ -117,6 +117,7 @@ def evaluate(
     device: Device,
     *,
     now: datetime | None = None,
+    pmd_bundle: str | None = None,
 ) -> Change:
     """Apply one poll reading: store it and seal an ``alert`` report when a critical condition
     is raised (or cleared, if reported); otherwise only note that the device was seen.
@@ -137,7 +138,14 @@ def evaluate(
                     store.set_alert_state(device.ip, c, active=False, at=at, seq=seq)
 
             change.queued = queue_report(
-                store, sealer, config, kind="alert", now=now or utcnow(), reading_ids=[rid], also=record
+                store,
+                sealer,
+                config,
+                kind="alert",
+                now=now or utcnow(),
+                reading_ids=[rid],
+                also=record,
+                pmd_bundle=pmd_bundle,
             )
         else:
             store.note_seen(device)

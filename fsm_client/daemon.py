@@ -47,7 +47,7 @@ from . import alerts
 from .config import ClientConfig
 from .errors import AlreadyRunning, StoreFull
 from .health import HealthFile
-from .pmd.distribution.active import current_pool
+from .pmd.distribution.active import bundle_label, current_pool
 from .pmd.distribution.update import Updater
 from .report import Queued, Sealer, queue_report
 from .scan import SourceFactory, is_range, parse_target, scan
@@ -281,7 +281,15 @@ class Daemon:
         return found
 
     def queue(self, kind: Any, *, also: Callable[[int], None] | None = None) -> Queued:
-        queued = queue_report(self.store, self.sealer, self.config, kind=kind, now=self.clock(), also=also)
+        queued = queue_report(
+            self.store,
+            self.sealer,
+            self.config,
+            kind=kind,
+            now=self.clock(),
+            also=also,
+            pmd_bundle=bundle_label(self.data_dir),
+        )
         self.counts.reports += 1
         self.counts.queued.append(queued.seq)
         self._outbox_event.set()
@@ -320,7 +328,13 @@ class Daemon:
             return 0
         async for device in self._read(self.targets(), poll=True):
             change = alerts.evaluate(
-                self.store, self.sealer, self.config, self.policy, device, now=self.clock()
+                self.store,
+                self.sealer,
+                self.config,
+                self.policy,
+                device,
+                now=self.clock(),
+                pmd_bundle=bundle_label(self.data_dir),
             )
             if change.queued is not None:
                 raised += 1

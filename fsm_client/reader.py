@@ -389,7 +389,9 @@ class _Reader:
 
     # -- tables ------------------------------------------------------------------------
 
-    def supplies(self) -> list[Supply]:
+    def supplies(self, sources: dict[str, str] | None = None) -> list[Supply]:
+        """The supplies table's rows; ``sources`` gets ``supplies.<index>``: the OID of each
+        supply's level (of its description when it has no level)."""
         t = self.pmd.supplies.table
         rows = {
             key: v
@@ -423,6 +425,9 @@ class _Reader:
                 desc_raw = desc_raw[:MAX_TEXT]
             description = transforms.to_text(describe(desc_raw)) or ""
             colorant = colorants.get((idx[0], cidx)) if cidx and len(idx) > 1 else None
+            if sources is not None:
+                column = t.level if t.level in cols else t.description
+                sources[f"supplies.{idx[-1]}"] = ".".join((t.entry, str(column), *map(str, idx)))
             out.append(
                 normalize.supply(
                     index=idx[-1],
@@ -619,7 +624,7 @@ def _fields(r: _Reader, prefix: str, names: Iterable[str], sources: dict[str, st
 
 
 def _supplies(r: _Reader, pmd: Pmd, sources: dict[str, str]) -> list[Supply]:
-    supplies = r.supplies()
+    supplies = r.supplies(sources)
     if supplies:
         sources["supplies"] = pmd.supplies.table.entry
     return r.extra_supplies(supplies, sources)

@@ -89,8 +89,10 @@ def build_report(
     now: datetime,
     period_start: datetime | None = None,
     period_end: datetime | None = None,
+    pmd_bundle: str | None = None,
 ) -> Report:
-    """The Report that carries ``readings`` (oldest first) under number ``seq``."""
+    """The Report that carries ``readings`` (oldest first) under number ``seq``; ``pmd_bundle``
+    names the active PMD bundle (``pmd.active.bundle_label``)."""
     return Report(
         client_id=config.client.id,
         customer=config.client.customer,
@@ -100,6 +102,7 @@ def build_report(
         created_at=now,
         period_start=period_start,
         period_end=period_end,
+        pmd_bundle=pmd_bundle,
         devices=[r.device for r in readings],
     )
 
@@ -113,13 +116,14 @@ def queue_report(
     now: datetime | None = None,
     reading_ids: Sequence[int] | None = None,
     also: Callable[[int], None] | None = None,
+    pmd_bundle: str | None = None,
 ) -> Queued:
     """Seal a report into the outbox.
 
     ``periodic``/``inventory`` reports carry every full-read ("scan") reading not yet in an
     envelope; ``alert`` reports carry exactly ``reading_ids``. ``also(seq)`` runs inside
     the same transaction (alert state, schedule state), so it commits with the envelope or
-    not at all.
+    not at all. ``pmd_bundle``: the active PMD bundle the report names.
     """
     now = now or utcnow()
     with store.atomic():
@@ -139,6 +143,7 @@ def queue_report(
             now=now,
             period_start=period_start,
             period_end=period_end,
+            pmd_bundle=pmd_bundle,
         )
         chunks = sealer.seal(report, now=now)  # sets report.sealed_at
         store.add_envelope(seq, kind=kind, created_at=now, plaintext=encode_report(report), chunks=chunks)

@@ -2,14 +2,15 @@
 
 simulated printers (snmpsim serving demo/snmp-walks) → ``fsm-client send`` (scan, seal,
 SMTP submission with STARTTLS + AUTH) → private Postfix → Dovecot → ``fsm-server ingest
---once`` (IMAPS, verify, decrypt, load) → summary table and HTML reports.
+--once`` (IMAPS, verify, decrypt, load) → summary table and HTML reports → the portal
+(``fsm-server web --self-signed``) with a dealer and a customer login, served until Ctrl-C.
 
 Every step runs the same command a user would type, printed before it runs. The first run
 gives the fleet a history first: the client runs on each of the last 90 days with its clock
 set to that day, against recordings aged to that day (``history``), and mails its daily
 reports; so meters, forecasts and charts have real figures. State lives under ``var/demo``
 (keys, client store, server database, reports); a second run reuses the keys, the enrolment
-and the history, and sends the next report number.
+and the history, and sends the next report number; the portal logins stay the same.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from fsm_client.snmp.snmpsim import Snmpsim, free_udp_port, loopback_range
 from fsm_client.store import Store
 from fsm_common.cli import cell
 
-from . import history
+from . import demo_portal, history
 from .peers.mailstack import MailStack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,9 +104,12 @@ def client_config(names: list[str], addresses: list[str], port: int, stack: Mail
     return "\n".join(lines) + "\n"
 
 
-def server_config(stack: MailStack) -> str:
+def server_config(stack: MailStack, portal_port: int) -> str:
     return f"""[server]
 data_dir = "{STATE / "server"}"
+
+[web]
+port = {portal_port}
 
 [[mailboxes]]
 name = "dealer"
@@ -200,6 +204,57 @@ def fill_history(
     history.serve(sim, printers, 0)
 
 
+def say(line: str) -> None:
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+def portal(sv: tuple[str | Path, ...], logins: list[demo_portal.Login], port: int, mail_offset: int) -> int:
+    """Step 7: the portal in the foreground until Ctrl-C, once it answers the logins printed."""
+    console.rule("7. the portal")
+    url = f"https://127.0.0.1:{port}"
+    cert = STATE / "server" / "web" / "self-signed.crt"
+
+    def ready() -> None:
+        console.rule("the portal is running")
+        console.print(
+            f"Portal: [bold]{url}[/]  (a SELF-SIGNED certificate, {cert}: the browser warns once; "
+            f"accept it for this demo, or give the file to a client, e.g. curl --cacert)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for login in logins:
+            console.print(
+                f"{login.role} login: user [bold]{login.user}[/]  password [bold]{login.password}[/]",
+                highlight=False,
+            )
+            if login.totp_secret:
+                console.print(
+                    f"  then a TOTP code (required for dealers): {login.totp_command()}\n"
+                    f"  or add it to an authenticator app: {login.otpauth_uri()}\n"
+                    "  (a code is accepted once: for another login, wait for the next one)",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            else:
+                console.print(f"  sees {CUSTOMER}'s devices only, read-only", highlight=False)
+        console.print(
+            f"The dealer {demo_portal.DEALER} serves {CUSTOMER}. The logins are kept in "
+            f"{STATE / 'portal-logins.json'}.",
+            highlight=False,
+        )
+        console.print(
+            f"[green]Portal running at {url}[/]: Ctrl-C stops it (the mail stack stays running: "
+            f"scripts/mailstack stop --offset {mail_offset} stops it)",
+            highlight=False,
+        )
+
+    argv = [str(a) for a in (*sv, "web", "--self-signed", "--port", str(port))]
+    code = demo_portal.serve(argv, url, cert, ready, say)
+    console.print("portal stopped")
+    return code
+
+
 def main() -> int:
     started = time.monotonic()
     names = printers()
@@ -207,22 +262,24 @@ def main() -> int:
     (STATE / "server").mkdir(parents=True, exist_ok=True)
     (STATE / "reports").mkdir(parents=True, exist_ok=True)
     client, server = BIN / "fsm-client", BIN / "fsm-server"
+    mail_offset = int(os.environ.get("FSM_DEMO_MAIL_OFFSET", "0"))
+    portal_port = demo_portal.portal_port(mail_offset)
 
     console.rule("1. real peers: Postfix + Dovecot, and snmpsim playing the printers")
-    stack = MailStack(port_offset=int(os.environ.get("FSM_DEMO_MAIL_OFFSET", "0"))).start()
+    stack = MailStack(port_offset=mail_offset).start()
     console.print(f"mail stack: {stack.status().describe()}")
     addresses = loopback_range("127.0.10.2", len(names))
     port = free_udp_port()
     sim = Snmpsim(WALKS, endpoints=addresses, port=port).start()
+    ccfg, scfg = STATE / "client.toml", STATE / "server.toml"
+    sv = (server, "--config", scfg)
     try:
         console.print(f"snmpsim: {len(names)} printers on {addresses[0]}..{addresses[-1]} port {port}")
-        ccfg, scfg = STATE / "client.toml", STATE / "server.toml"
         ccfg.write_text(client_config(names, addresses, port, stack))
-        scfg.write_text(server_config(stack))
+        scfg.write_text(server_config(stack, portal_port))
         cl = (client, "--config", ccfg, "--data-dir", STATE / "client")
-        sv = (server, "--config", scfg)
 
-        console.rule("2. keys and enrolment (once)")
+        console.rule("2. keys, enrolment and the portal's users (once)")
         if not (STATE / "server" / "keys" / "server.key").exists():
             run(*sv, "keys", "init")
         if not (STATE / "client" / "keys" / "client.key").exists():
@@ -241,6 +298,10 @@ def main() -> int:
                 "--customer",
                 CUSTOMER,
             )
+
+        # the portal's users now: the dealer's authenticator enrolment takes the current TOTP
+        # code, which must not be the one current when the portal starts
+        logins = demo_portal.logins(run, say, sv, scfg, STATE, CUSTOMER)
 
         fill_history(sim, stack, ccfg, scfg, dict(zip(names, addresses, strict=True)))
 
@@ -263,12 +324,12 @@ def main() -> int:
         f"[green]demo done in {time.monotonic() - started:.1f} s[/] "
         f"(mail stack left running: scripts/mailstack stop --offset {stack.port_offset} stops it)"
     )
-    return 0
+    return portal(sv, logins, portal_port, stack.port_offset)
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except DemoError as exc:
+    except (DemoError, demo_portal.PortalError) as exc:
         console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
         sys.exit(1)

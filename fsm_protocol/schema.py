@@ -188,6 +188,9 @@ class Report(_Base, kw_only=True):
     period_start: datetime | None = None
     period_end: datetime | None = None
     resend_of: int | None = None  # original seq when kind == "resend"
+    # The client's active PMD bundle: an installed set's name ("v<version>-<digest>") or "shipped"
+    # (the PMD files of the client's release). Optional: reports of older clients do not carry it.
+    pmd_bundle: _Label | None = None
     devices: list[Device] = []
 
 

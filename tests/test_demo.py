@@ -1,17 +1,26 @@
 """The README's main command works end to end, a second run works too, and the reports a dealer
-opens first show a fleet with 90 days of history: meters, forecasts, a replacement, a jam."""
+opens first show a fleet with 90 days of history: meters, forecasts, a replacement, a jam. Each
+run ends with the portal serving over TLS, and the logins it prints work: the dealer's with the
+TOTP code of the command printed beside it."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fsm_devtools.peers import mailstack, postgres
@@ -52,18 +61,87 @@ def test_the_demo_stack_of_a_suite_shares_no_port_with_any_suites_peers() -> Non
         assert not demo_ports & suite_ports(other), f"demo on {DEMO_OFFSET} vs a suite on offset {other}"
 
 
-def run_demo(state: Path) -> str:
+@dataclass
+class Demo:
+    output: str  # everything the demo printed until the portal was ready
+    url: str
+    cert: Path
+    logins: dict[str, tuple[str, str]]  # role -> (user, password)
+    totp_command: str  # the command printed to get the dealer's current code
+
+
+def serving(state: Path, log: Path, *, with_code: bool) -> Demo:
+    """Run the demo until its portal is up; check what it printed; stop it with Ctrl-C (SIGINT)."""
     env = dict(os.environ, FSM_DEMO_STATE=str(state), FSM_DEMO_MAIL_OFFSET=str(DEMO_OFFSET))
-    proc = subprocess.run(
-        [sys.executable, "-m", "fsm_devtools.demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
+    with log.open("w") as out:  # a file, not a pipe: the portal's log lines never block it
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fsm_devtools.demo"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 900
+        while "Portal running at" not in (text := log.read_text()):
+            assert proc.poll() is None, f"the demo exited {proc.returncode} before serving:\n{text}"
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+        [url] = re.findall(r"Portal running at (https://127\.0\.0\.1:\d+)", text)
+        [cert] = re.findall(r"Portal: \S+ +\(a SELF-SIGNED certificate, (\S+):", text)
+        logins = {
+            role: (user, pw)
+            for role, user, pw in re.findall(r"(\w+) login: user (\S+) +password (\S+)", text)
+        }
+        [command] = re.findall(r"then a TOTP code \(required for dealers\): (.+)", text)
+        demo = Demo(text, url, Path(cert), logins, command)
+        check_portal(demo, with_code=with_code)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code == 0, log.read_text()
+    assert "portal stopped" in log.read_text()
+    return demo
+
+
+def log_in(demo: Demo, role: str, code: str = "") -> httpx.Client:
+    """A client logged in through the portal's login pages, TLS verified against the demo's cert."""
+    user, password = demo.logins[role]
+    client = httpx.Client(base_url=demo.url, verify=ssl.create_default_context(cafile=str(demo.cert)))
+    r = client.post("/login", data={"name": user, "password": password, "next": "/"})
+    assert r.status_code == 303, r.text
+    if code:
+        assert r.headers["location"].startswith("/login/totp")
+        [csrf] = re.findall(r'<meta name="csrf-token" content="([^"]*)"', client.get("/login/totp").text)
+        r = client.post("/login/totp", data={"code": code, "csrf": csrf, "next": "/"})
+        assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/"
+    return client
+
+
+def check_portal(demo: Demo, *, with_code: bool) -> None:
+    """The portal answers over TLS with the demo's certificate, and the printed logins work (the
+    dealer's with a code of the printed command: a code is taken once, so only ``with_code``)."""
+    assert set(demo.logins) == {"dealer", "customer"}
+    assert demo.cert.is_file() and "self-signed" in demo.cert.name
+    with pytest.raises(httpx.ConnectError):  # not a certificate any client trusts by itself
+        httpx.get(f"{demo.url}/login")
+    if not with_code:
+        with closing(log_in(demo, "customer")) as customer:
+            assert customer.get("/devices").status_code == 200
+        return
+    code = subprocess.run(demo.totp_command, shell=True, capture_output=True, text=True, check=True).stdout
+    assert re.fullmatch(r"\d{6}\n", code), code
+    with (
+        closing(log_in(demo, "dealer", code.strip())) as dealer,
+        closing(log_in(demo, "customer")) as customer,
+    ):
+        assert "ACME Hospital" in dealer.get("/customers").text  # the dealer serves the demo's customer
+        for client in (dealer, customer):
+            devices = client.get("/devices")
+            assert devices.status_code == 200
+            assert len(set(re.findall(r'href="/devices/(\d+)"', devices.text))) == 8
+        assert customer.get("/customers").status_code == 404  # a customer is not a dealer
+
+
+def run_demo(state: Path, tmp_path: Path, *, with_code: bool = True) -> Demo:
+    return serving(state, tmp_path / "demo.log", with_code=with_code)
 
 
 def report(state: Path, kind: str) -> dict[str, Any]:
@@ -83,7 +161,8 @@ def test_demo_scans_mails_ingests_and_shows_every_printer_twice_over(
     tmp_path: Path, demo_stack_stopped_after: None
 ) -> None:
     state = tmp_path / "demo"
-    first = run_demo(state)
+    demo = run_demo(state, tmp_path)
+    first = demo.output
     # The hint stops the demo's stack, not the one $FSM_MAIL_PORT_OFFSET names.
     assert f"scripts/mailstack stop --offset {DEMO_OFFSET} stops it" in first
     # 90 daily reports and 3 alert reports (a service request, a jam raised and cleared), each
@@ -129,7 +208,9 @@ def test_demo_scans_mails_ingests_and_shows_every_printer_twice_over(
     assert health["latency"]["p90"] <= 10 * 60 and health["latency"]["count"] >= 240
     assert not health["clients"][0]["silent"] and not health["gaps"] and not health["quarantine"]
 
-    second = run_demo(state)
+    again = run_demo(state, tmp_path, with_code=False)
+    assert (again.url, again.logins, again.totp_command) == (demo.url, demo.logins, demo.totp_command)
+    second = again.output
     assert "clients add" not in second  # keys and enrolment are kept
     assert "3. history" not in second  # and the history
     assert "loaded 1, duplicate 0" in second  # the next report number, loaded once

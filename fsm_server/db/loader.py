@@ -11,6 +11,7 @@ of 50 devices costs about ten statements, not hundreds.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,7 @@ from ..config import OrdersSection
 from ..errors import DataRefused
 from ..orders import proposals
 from ..tenancy import report_customer
-from . import state
+from . import sql, state
 from .connect import Database, DuplicateKey, translated
 from .models import Envelope, PendingChunk, Quarantine, Site
 
@@ -321,6 +322,7 @@ class Loader:
                 received_at=meta.received_at,
                 ingested_at=now,
                 resend_of=report.resend_of,
+                pmd_bundle=report.pmd_bundle,
                 devices=len(newest),
                 values=values,
             ).execute()
@@ -352,7 +354,8 @@ class Loader:
             f"last_seen = {greatest}(device_address.last_seen, excluded.last_seen)",
         )
 
-        # Readings, ids back in order.
+        # Readings, ids back in order, each with the map of where its values were read.
+        source_ids = self._source_ids(readings)
         reading_ids: list[int] = [
             r[0]
             for r in self._insert_returning(
@@ -369,6 +372,7 @@ class Loader:
                     "console",
                     "uptime_ticks",
                     "warnings",
+                    "source_id",
                 ),
                 [
                     (
@@ -383,8 +387,9 @@ class Loader:
                         d.status.console,
                         d.uptime_ticks,
                         _json(d.warnings),
+                        source,
                     )
-                    for d, (ident, _) in zip(readings, idents, strict=True)
+                    for d, (ident, _), source in zip(readings, idents, source_ids, strict=True)
                 ],
                 "id",
             )
@@ -646,6 +651,35 @@ class Loader:
             out.extend(self.db.peewee.execute_sql(sql, params).fetchall())
         return out
 
+    def _source_ids(self, readings: Sequence[DeviceReading]) -> list[int | None]:
+        """The reading_source id of each reading's (PMD, field -> OID) map, stored when new: two
+        statements per report, whatever its size (a fleet of one model shares one map)."""
+        digests: list[str | None] = []
+        new: dict[str, tuple[object, ...]] = {}
+        for d in readings:
+            if not d.sources and d.pmd is None:
+                digests.append(None)
+                continue
+            body = msgspec.json.encode({"pmd": d.pmd, "sources": dict(sorted(d.sources.items()))})
+            digest = hashlib.sha256(body).hexdigest()
+            digests.append(digest)
+            new.setdefault(digest, (digest, d.pmd, _json_map(d.sources)))
+        if not new:
+            return [None] * len(readings)
+        self._executemany(
+            "reading_source",
+            ("digest", "pmd", "sources"),
+            list(new.values()),
+            "ON CONFLICT (digest) DO NOTHING",
+        )
+        where, params = sql.in_list(self.db, "digest", list(new))
+        ids = dict(
+            self.db.peewee.execute_sql(
+                f"SELECT digest, id FROM reading_source WHERE {where}", params
+            ).fetchall()
+        )
+        return [None if digest is None else int(ids[digest]) for digest in digests]
+
     def _site(self, customer_id: int, site: str) -> int:
         key = (customer_id, site)
         if key not in self._sites:
@@ -666,6 +700,10 @@ def storable(text: str | None) -> str | None:
     except UnicodeEncodeError:
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+def _json_map(value: dict[str, str]) -> str:
+    return msgspec.json.encode(dict(sorted(value.items()))).decode()
 
 
 def _json(value: list[str]) -> str | None:

@@ -296,6 +296,17 @@ def m024_customer_claims(db: peewee.Database) -> None:
     )
 
 
+def m025_value_sources(db: peewee.Database) -> None:
+    """Provenance down to the OID: reading_source (each distinct PMD + field -> OID map a report
+    sent), reading.source_id, and envelope.pmd_bundle (the client's active PMD bundle)."""
+    with db.bind_ctx([models.ReadingSource]):
+        db.create_tables([models.ReadingSource], safe=True)
+    if "source_id" not in {c.name for c in db.get_columns("reading")}:  # m001 makes today's tables
+        db.execute_sql("ALTER TABLE reading ADD COLUMN source_id BIGINT")
+    if "pmd_bundle" not in {c.name for c in db.get_columns("envelope")}:
+        db.execute_sql("ALTER TABLE envelope ADD COLUMN pmd_bundle TEXT")
+
+
 MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m001_initial,
     m002_listing_indexes,
@@ -321,6 +332,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m022_dealer_branding,
     m023_portal_indexes,
     m024_customer_claims,
+    m025_value_sources,
 )
 
 
@@ -403,5 +415,6 @@ __all__ = [
     "m022_dealer_branding",
     "m023_portal_indexes",
     "m024_customer_claims",
+    "m025_value_sources",
     "migrate",
 ]

@@ -171,6 +171,9 @@ class Envelope(_Model):
     # under the client's customer all the same, flagged in health and the portal. NULL: it
     # named the client's own (migration 17).
     claimed_customer = peewee.TextField(null=True)
+    # The client's active PMD bundle the report names ("v<version>-<digest>" or "shipped");
+    # NULL: a client too old to say (migration 17).
+    pmd_bundle = peewee.TextField(null=True)
 
     class Meta:
         indexes = ((("client", "seq"), True),)
@@ -222,6 +225,19 @@ class DeviceAddress(_Model):
         indexes = ((("device", "ip", "mac"), True),)
 
 
+class ReadingSource(_Model):
+    """Where a reading's values were read: the PMD and, per field (``serial``,
+    ``counters.<name>``, ``supplies.<index>``, ``status`` ...), the OID (the report's
+    ``sources``). Stored once per distinct map: the readings of one model share it, reading after
+    reading (migration 17)."""
+
+    id: peewee.AutoField[int]
+
+    digest = peewee.CharField(max_length=64, unique=True)  # sha256 (hex) of (pmd, sources)
+    pmd = peewee.CharField(max_length=LABEL_CHARS, null=True)
+    sources = JsonTextField()  # {field: OID}
+
+
 class Reading(_Model):
     id: peewee.AutoField[int]
     envelope_id: int
@@ -238,6 +254,9 @@ class Reading(_Model):
     console = peewee.TextField(null=True)
     uptime_ticks = peewee.BigIntegerField(null=True)
     warnings = JsonTextField(null=True)
+    # reading_source.id (no foreign key, no index: readings are many, sources few; NULL: before
+    # migration 17, or a reading that named neither a PMD nor an OID)
+    source_id = peewee.BigIntegerField(null=True)
 
     class Meta:
         indexes = ((("device", "observed_at"), False),)
@@ -438,6 +457,7 @@ MODELS: tuple[type[_Model], ...] = (
     Envelope,
     Device,
     DeviceAddress,
+    ReadingSource,
     Reading,
     CounterValue,
     CounterLatest,
@@ -556,6 +576,7 @@ __all__ = [
     "PendingChunk",
     "Quarantine",
     "Reading",
+    "ReadingSource",
     "RetentionMark",
     "Site",
     "SupplyLatest",

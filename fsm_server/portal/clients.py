@@ -1,5 +1,6 @@
 """The clients page: per client in scope its key fingerprint, last sequence number, cadence,
-silence, latency, sequence gaps with the `fsm-client resend` line to give the customer, and (for
+silence, latency, sequence gaps with the `fsm-client resend` line to give the customer, the PMD
+bundle its newest report named, and (for
 administrators and dealers) the reports that named another customer than the client's."""
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class ClientView(msgspec.Struct, kw_only=True):
     silent: bool
     latency_seconds: float | None  # median sealed -> ingested of its newest reports
     gaps: list[GapView]
+    pmd_bundle: str | None = None  # the PMD bundle its newest report named (None: too old a client)
     claims: list[ClaimView] = msgspec.field(default_factory=list)  # admins and dealers only
 
 
@@ -121,19 +123,26 @@ def client_views(
                 claims[client].append(ClaimView(claimed=claimed, reports=n, last_seq=top_seq))
         rank = fn.ROW_NUMBER().over(partition_by=[Envelope.client], order_by=[Envelope.created_at.desc()])
         inner = Envelope.select(
-            Envelope.client, Envelope.kind, Envelope.created_at, Envelope.ingested_at, rank.alias("rank")
+            Envelope.client,
+            Envelope.kind,
+            Envelope.created_at,
+            Envelope.ingested_at,
+            Envelope.pmd_bundle,
+            rank.alias("rank"),
         ).where(Envelope.client.in_(ids))
-        recent: dict[int, list[tuple[str, datetime, datetime]]] = defaultdict(list)
+        recent: dict[int, list[tuple[str, datetime, datetime, str | None]]] = defaultdict(list)
         newest = (
-            Envelope.select(inner.c.client_id, inner.c.kind, inner.c.created_at, inner.c.ingested_at)
+            Envelope.select(
+                inner.c.client_id, inner.c.kind, inner.c.created_at, inner.c.ingested_at, inner.c.pmd_bundle
+            )
             .from_(inner)
             .where(inner.c.rank <= RECENT_REPORTS)
             .tuples()
         )
-        for client, kind, created, ingested in cast(
-            "Iterable[tuple[int, str, datetime | str, datetime | str]]", newest
+        for client, kind, created, ingested, bundle in cast(
+            "Iterable[tuple[int, str, datetime | str, datetime | str, str | None]]", newest
         ):
-            recent[client].append((kind, _aware(created), _aware(ingested)))
+            recent[client].append((kind, _aware(created), _aware(ingested), bundle))
         gaps = core.gaps(client_ids=ids)
     by_client: dict[str, list[GapView]] = defaultdict(list)
     for g in gaps:
@@ -145,7 +154,7 @@ def client_views(
     out = []
     for c in clients:
         rows = sorted(recent.get(c.id, []), key=lambda r: r[1])
-        periodic = [at for kind, at, _ in rows if kind in ("periodic", "inventory")]
+        periodic = [at for kind, at, _, _ in rows if kind in ("periodic", "inventory")]
         hours = expected_hours(periodic, cfg.expected_report_hours)
         last = rows[-1] if rows else None
         reference = last[1] if last else c.added_at
@@ -164,10 +173,11 @@ def client_views(
                 reports=n,
                 expected_hours=hours,
                 silent=silent,
-                latency_seconds=statistics.median((i - s).total_seconds() for _, s, i in rows)
+                latency_seconds=statistics.median((i - s).total_seconds() for _, s, i, _ in rows)
                 if rows
                 else None,
                 gaps=by_client.get(c.name, []),
+                pmd_bundle=last[3] if last else None,
                 claims=claims.get(c.id, []),
             )
         )

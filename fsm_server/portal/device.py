@@ -1,10 +1,12 @@
 """One device's page: identity, address history, status and open alerts, supplies with their
 days-left forecast, counters, and for every value the report it came from (provenance).
 
-Provenance is what fsm's envelopes make possible: each counter and supply value names the
-client, its sequence number, when the reading was observed, the report sealed, the mail
-received and the report ingested, the Message-ID and the PMD that read the device. The OID
-behind a value is not stored (readings keep canonical names), so the page names the PMD only.
+Provenance is what fsm's envelopes make possible: each counter and supply value and the status
+name the client, its sequence number, when the reading was observed, the report sealed, the mail
+received and the report ingested, the Message-ID, the PMD that read the device and the client's
+PMD bundle, and the OID the value was read from (the report's ``sources``, kept per reading in
+``reading_source``). Readings loaded before migration 17, or sent by clients too old to say,
+name the device's PMD and no OID.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..db.models import (
     DeviceAddress,
     Envelope,
     Reading,
+    ReadingSource,
     Site,
     SupplyValue,
 )
@@ -50,6 +53,9 @@ if TYPE_CHECKING:
         received_at: datetime
         ingested_at: datetime
         message_id: str | None
+        pmd_bundle: str | None
+        source_pmd: str | None
+        source_map: dict[str, str] | None
 
     class _DatedSupply(SupplyValue):  # a supply value with its reading's observed_at
         at: datetime
@@ -82,6 +88,8 @@ class Provenance(msgspec.Struct, kw_only=True):
     ingested_at: datetime
     message_id: str | None
     pmd: str | None
+    pmd_bundle: str | None = None  # the client's active PMD bundle when it sent the report
+    oid: str | None = None  # the OID this value was read from (of the table row, for a supply)
 
 
 class CounterNow(msgspec.Struct, kw_only=True):
@@ -93,6 +101,7 @@ class CounterNow(msgspec.Struct, kw_only=True):
 
 
 class SupplyForecast(msgspec.Struct, kw_only=True):
+    index: int | None = None  # the device's supply index (prtMarkerSuppliesIndex)
     description: str
     kind: str
     color: str | None
@@ -135,7 +144,19 @@ class DeviceView(msgspec.Struct, kw_only=True):
     provenance: Provenance | None  # of the newest reading (status, alerts, supplies)
 
 
-def _provenance_by_reading(reading_ids: list[int], pmd: str | None) -> dict[int, Provenance]:
+class _Origin(msgspec.Struct, kw_only=True):
+    """The report of one reading, and where each of its fields was read (``sources``)."""
+
+    report: Provenance
+    sources: dict[str, str]
+
+    def of(self, *fields: str) -> Provenance:
+        """The report with the OID of the first of ``fields`` the reading names."""
+        oid = next((self.sources[f] for f in fields if f in self.sources), None)
+        return msgspec.structs.replace(self.report, oid=oid)
+
+
+def _provenance_by_reading(reading_ids: list[int], pmd: str | None) -> dict[int, _Origin]:
     q = (
         Reading.select(
             Reading.id,
@@ -146,26 +167,42 @@ def _provenance_by_reading(reading_ids: list[int], pmd: str | None) -> dict[int,
             Envelope.received_at,
             Envelope.ingested_at,
             Envelope.message_id,
+            Envelope.pmd_bundle,
             Client.name.alias("client_name"),
+            ReadingSource.pmd.alias("source_pmd"),
+            ReadingSource.sources.alias("source_map"),
         )
         .join(Envelope, on=(Reading.envelope == Envelope.id))
         .join(Client, on=(Envelope.client == Client.id))
+        .switch(Reading)
+        .join(ReadingSource, JOIN.LEFT_OUTER, on=(Reading.source_id == ReadingSource.id))
         .where(Reading.id.in_(reading_ids))
     )
     return {
-        r.id: Provenance(
-            client=r.client_name,
-            seq=r.seq,
-            kind=r.kind,
-            observed_at=r.observed_at,
-            sealed_at=r.created_at,
-            received_at=r.received_at,
-            ingested_at=r.ingested_at,
-            message_id=r.message_id,
-            pmd=pmd,
+        r.id: _Origin(
+            report=Provenance(
+                client=r.client_name,
+                seq=r.seq,
+                kind=r.kind,
+                observed_at=r.observed_at,
+                sealed_at=r.created_at,
+                received_at=r.received_at,
+                ingested_at=r.ingested_at,
+                message_id=r.message_id,
+                pmd=r.source_pmd or pmd,
+                pmd_bundle=r.pmd_bundle,
+            ),
+            sources=_sources(r.source_map),
         )
         for r in cast("Iterable[_ProvenanceRow]", q.objects())
     }
+
+
+def _sources(value: object) -> dict[str, str]:
+    """A reading_source.sources value as read through an alias (text on SQLite, peewee leaves it)."""
+    if isinstance(value, str):
+        value = msgspec.json.decode(value)
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def _supplies(
@@ -202,6 +239,7 @@ def _supplies(
             f.reason = f"the device reports no percent level (state {newest.state})"
         out.append(
             SupplyForecast(
+                index=newest.index,
                 description=newest.description,
                 kind=newest.kind,
                 color=newest.color,
@@ -271,16 +309,19 @@ def device_view(
         wanted = {c.reading_id for c in counter_rows.values()} | ({state.reading_id} if state else set())
         prov = _provenance_by_reading(sorted(wanted), d.pmd)
         alerts = open_alerts(scoped, now=now, device_id=d.id)[0] if state and state.alerts else []
-    newest = prov.get(state.reading_id) if state else None
+    origin = prov.get(state.reading_id) if state else None
     for s in supplies:
-        s.provenance = newest
+        if origin is not None:  # the supply's own row, else the table it was read from
+            s.provenance = origin.of(f"supplies.{s.index}", "supplies")
     counters = [
         CounterNow(
             name=c.name,
             value=c.value,
             observed_at=c.observed_at,
             flag=c.flag,
-            provenance=prov.get(c.reading_id),
+            provenance=counter_origin.of(f"counters.{c.name}")
+            if (counter_origin := prov.get(c.reading_id))
+            else None,
         )
         for c in counter_rows.values()
     ]
@@ -312,7 +353,7 @@ def device_view(
         alerts=alerts,
         supplies=supplies,
         counters=counters,
-        provenance=newest,
+        provenance=origin.of("status") if origin else None,
     )
 
 

@@ -91,6 +91,10 @@ async def test_a_periodic_report_arrives_in_imap_and_opens_to_the_stored_reading
     assert report.devices == stored
     assert sorted(d.ip for d in stored) == sorted(healthy_printers.ips.values())
     assert all(d.serial == "B9J154306" and d.counters["total"] == 7792 for d in stored)
+    # the report names the PMD bundle in force (none installed: the release's own) and each
+    # value's OID, a supply's included
+    assert report.pmd_bundle == "shipped"
+    assert all(d.sources["counters.total"] and d.sources.get("supplies.1") for d in stored)
     # what `outbox show` prints is exactly what was sealed
     assert decode_report(daemon.store.plaintext(1)) == report
     status = client_status(config, daemon.store)

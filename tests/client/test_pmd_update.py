@@ -15,7 +15,7 @@ from pmd_bundle_helpers import Publisher, entries_of, make_config, marked, snaps
 
 from fsm_client.cli import main
 from fsm_client.errors import PmdBundleError, PmdUpdateError
-from fsm_client.pmd.distribution.active import load_active_pool
+from fsm_client.pmd.distribution.active import bundle_label, load_active_pool
 from fsm_client.pmd.distribution.bundle import Limits
 from fsm_client.pmd.distribution.sets import PmdSets
 from fsm_client.pmd.distribution.update import RETRY_AFTER, Updater, fetch_url, install_from, load_state
@@ -248,6 +248,9 @@ def test_directory_source_installs_the_newest_valid_bundle(
     assert result.outcome == "installed" and result.version == 3
     assert "pmd-0009.zip" in result.message and "not pinned" in result.message
     assert active_version(data_dir) == 3
+    # reports from now on name it: its set's name, which starts with its version
+    label = bundle_label(data_dir)
+    assert label == PmdSets.in_data_dir(data_dir).current_name() and label.startswith(f"v{3:020d}-")
 
 
 def test_url_and_directory_together_are_a_config_error(publisher: Publisher, data_dir: Path) -> None:

@@ -103,6 +103,17 @@ def current_pool(config: ClientConfig | None, data_dir: Path | None) -> PmdPool:
     return holder.get()
 
 
+def bundle_label(data_dir: Path | None) -> str:
+    """The active PMD bundle as reports name it (``Report.pmd_bundle``): the installed set's name,
+    ``v<version>-<digest>``, or ``shipped`` when the release's own PMD files are active."""
+    if data_dir is None:
+        return "shipped"
+    try:
+        return PmdSets.in_data_dir(Path(data_dir)).current_name() or "shipped"
+    except PmdError:
+        return "unknown"  # an unreadable link must not stop a report; `pmd status` says why
+
+
 # --- status --------------------------------------------------------------------------------------
 
 
@@ -200,4 +211,12 @@ def status(config: ClientConfig | None, data_dir: Path) -> dict[str, Any]:
     return result
 
 
-__all__ = ["ActivePool", "KnownSystem", "changed_devices", "current_pool", "load_active_pool", "status"]
+__all__ = [
+    "ActivePool",
+    "KnownSystem",
+    "bundle_label",
+    "changed_devices",
+    "current_pool",
+    "load_active_pool",
+    "status",
+]
