@@ -52,6 +52,8 @@ def test_supply_alert_console_and_warning_text_is_cleaned() -> None:
         ({"customer": "C" * (LABEL_CHARS + 1)}, "$.customer"),
         ({"site": "H\x00Q"}, "$.site"),
         ({"client_id": "acme\nhq"}, "$.client_id"),
+        ({"pmd_bundle": "v" * (LABEL_CHARS + 1)}, "$.pmd_bundle"),
+        ({"pmd_bundle": "shipped\x00"}, "$.pmd_bundle"),
     ],
 )
 def test_client_chosen_text_over_its_length_or_with_a_control_character_is_refused(
@@ -65,3 +67,12 @@ def test_client_chosen_text_over_its_length_or_with_a_control_character_is_refus
 def test_a_clean_report_decodes_unchanged() -> None:
     report = realistic_report(5)
     assert decode_report(encode_report(report)) == report
+
+
+def test_pmd_bundle_is_optional_so_an_older_clients_report_decodes_as_before() -> None:
+    older = realistic_report(2)
+    assert older.pmd_bundle is None and b"pmd_bundle" not in encode_report(older)
+    assert decode_report(encode_report(older)) == older
+    newer = msgspec.structs.replace(older, pmd_bundle="v00000000000000000003-3f9a1c2e")
+    assert b'"pmd_bundle":"v00000000000000000003-3f9a1c2e"' in encode_report(newer)
+    assert decode_report(encode_report(newer)) == newer
