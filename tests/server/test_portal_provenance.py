@@ -17,9 +17,9 @@ from portal_kit import enrol, login, web_ctx
 from starlette.testclient import TestClient
 
 from fsm_client.config import ClientConfig, Credential, SnmpSection
+from fsm_client.pmd.authoring.loader import load_pool
 from fsm_client.pmd.distribution.active import bundle_label
 from fsm_client.pmd.distribution.dirs import shipped_dir
-from fsm_client.pmd.authoring.loader import load_pool
 from fsm_client.scan import scan
 from fsm_client.snmp.snmpsim import Snmpsim
 from fsm_devtools.corpus import ClientKit, ServerKit, mails_for, seal
