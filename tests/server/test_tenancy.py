@@ -332,9 +332,12 @@ async def test_through_the_mail_stack_another_customers_serial_leaves_the_victim
     victim: Feeder,
     attacker: ClientKit,
     pipeline: Pipeline,
+    registry: Registry,
     server_kit: ServerKit,
 ) -> None:
     stack = empty_dealer_mailbox
+    # enrolled by the dealer: the mails may be delivered in either order
+    registry.set_customer(attacker.name, "Globex")
     printer = reading("VICTIM1", at(0))
     mails = [
         another_customers_serial(
