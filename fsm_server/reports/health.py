@@ -225,7 +225,7 @@ LIMIT ?
 
 
 #: Reports ingested in the period that named another customer than their client's: a range of the
-#: partial index over those reports only (migration m018).
+#: partial index over those reports only (migration m019).
 CLAIMS_SQL = """
 SELECT c.name, cu.name, e.claimed_customer, COUNT(*), MIN(e.seq), MAX(e.seq), MAX(e.created_at)
 FROM envelope e JOIN client c ON c.id = e.client_id LEFT JOIN customer cu ON cu.id = c.customer_id
