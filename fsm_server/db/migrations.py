@@ -287,11 +287,11 @@ def m023_portal_indexes(db: peewee.Database) -> None:
 
 def m024_customer_claims(db: peewee.Database) -> None:
     """envelope.claimed_customer: the other customer a loaded report named (fsm_server.tenancy),
-    with a partial index as small as the flagged reports, which health and the clients page read."""
+    with a partial index as small as the flagged reports, which the health report reads by period."""
     if "claimed_customer" not in {c.name for c in db.get_columns("envelope")}:  # m001 makes today's
         db.execute_sql("ALTER TABLE envelope ADD COLUMN claimed_customer TEXT")
     db.execute_sql(
-        "CREATE INDEX IF NOT EXISTS envelope_claimed ON envelope (client_id, ingested_at) "
+        "CREATE INDEX IF NOT EXISTS envelope_claimed ON envelope (ingested_at) "
         "WHERE claimed_customer IS NOT NULL"
     )
 

@@ -225,13 +225,15 @@ LIMIT ?
 
 
 #: Reports ingested in the period that named another customer than their client's: a range of the
-#: partial index over those reports only (migration m019).
+#: partial index over those reports only (migration m020), folded per client here, not by a sort.
 CLAIMS_SQL = """
-SELECT c.name, cu.name, e.claimed_customer, COUNT(*), MIN(e.seq), MAX(e.seq), MAX(e.created_at)
-FROM envelope e JOIN client c ON c.id = e.client_id LEFT JOIN customer cu ON cu.id = c.customer_id
-WHERE e.claimed_customer IS NOT NULL AND e.ingested_at >= ? AND e.ingested_at < ?
-GROUP BY c.name, cu.name, e.claimed_customer
-ORDER BY c.name, e.claimed_customer
+SELECT client_id, claimed_customer, seq, created_at FROM envelope
+WHERE claimed_customer IS NOT NULL AND ingested_at >= ? AND ingested_at < ?
+"""
+
+#: The names of some clients and of the customers they are enrolled under.
+CLIENT_NAMES_SQL = """
+SELECT c.id, c.name, cu.name FROM client c LEFT JOIN customer cu ON cu.id = c.customer_id WHERE {where}
 """
 
 
@@ -239,21 +241,32 @@ def customer_claims(scope: Scope, clients: set[str] | None = None) -> list[Custo
     """The reports in the period that named another customer, per client (of ``clients`` only,
     when given) and customer named."""
     db = bound_database()
-    return [
+    folded: dict[tuple[int, str], list[tuple[int, datetime]]] = defaultdict(list)
+    for client_id, claimed, seq, at in sql.rows(
+        db, CLAIMS_SQL, [sql.ts(db, scope.start), sql.ts(db, scope.end)]
+    ):
+        folded[(client_id, claimed)].append((seq, sql.utc(at)))
+    if not folded:
+        return []
+    where, params = sql.in_list(db, "c.id", sorted({c for c, _ in folded}))
+    names = {
+        cid: (name, customer or "")
+        for cid, name, customer in db.peewee.execute_sql(CLIENT_NAMES_SQL.format(where=where), params)
+    }
+    out = [
         CustomerClaim(
-            client=client,
-            customer=customer or "",
+            client=names[client_id][0],
+            customer=names[client_id][1],
             claimed=claimed,
-            reports=n,
-            first_seq=first,
-            last_seq=last,
-            last_at=sql.utc(at),
+            reports=len(rows),
+            first_seq=min(seq for seq, _ in rows),
+            last_seq=max(seq for seq, _ in rows),
+            last_at=max(at for _, at in rows),
         )
-        for client, customer, claimed, n, first, last, at in sql.rows(
-            db, CLAIMS_SQL, [sql.ts(db, scope.start), sql.ts(db, scope.end)]
-        )
-        if clients is None or client in clients
+        for (client_id, claimed), rows in folded.items()
+        if clients is None or names[client_id][0] in clients
     ]
+    return sorted(out, key=lambda c: (c.client, c.claimed))
 
 
 def silent_devices(
@@ -389,6 +402,7 @@ __all__ = [
     "ANOMALIES_SQL",
     "CLAIMS_SQL",
     "CLIENTS_SQL",
+    "CLIENT_NAMES_SQL",
     "ENVELOPE_COUNTS_SQL",
     "LATENCY_SQL",
     "RECENT_REPORTS",

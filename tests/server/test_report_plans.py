@@ -28,6 +28,7 @@ QUERIES = sorted(
         "supplies.levels",
         "alerts.readings",
         "health.anomalies",
+        "health.claims",
         "health.latency",
         "health.clients",
         "health.recent",
