@@ -169,10 +169,10 @@ class Envelope(_Model):
     chunk_digests = JsonTextField(null=True)
     # The customer the report named when it is not its client's (fsm_server.tenancy): loaded
     # under the client's customer all the same, flagged in health and the portal. NULL: it
-    # named the client's own (migration 23).
+    # named the client's own (migration 24).
     claimed_customer = peewee.TextField(null=True)
     # The client's active PMD bundle the report names ("v<version>-<digest>" or "shipped");
-    # NULL: a client too old to say (migration 24).
+    # NULL: a client too old to say (migration 25).
     pmd_bundle = peewee.TextField(null=True)
 
     class Meta:
@@ -229,7 +229,7 @@ class ReadingSource(_Model):
     """Where a reading's values were read: the PMD and, per field (``serial``,
     ``counters.<name>``, ``supplies.<index>``, ``status`` ...), the OID (the report's
     ``sources``). Stored once per distinct map: the readings of one model share it, reading after
-    reading (migration 24)."""
+    reading (migration 25)."""
 
     id: peewee.AutoField[int]
 
@@ -255,7 +255,7 @@ class Reading(_Model):
     uptime_ticks = peewee.BigIntegerField(null=True)
     warnings = JsonTextField(null=True)
     # reading_source.id (no foreign key, no index: readings are many, sources few; NULL: before
-    # migration 24, or a reading that named neither a PMD nor an OID)
+    # migration 25, or a reading that named neither a PMD nor an OID)
     source_id = peewee.BigIntegerField(null=True)
 
     class Meta:

@@ -5,7 +5,7 @@ Provenance is what fsm's envelopes make possible: each counter and supply value 
 name the client, its sequence number, when the reading was observed, the report sealed, the mail
 received and the report ingested, the Message-ID, the PMD that read the device and the client's
 PMD bundle, and the OID the value was read from (the report's ``sources``, kept per reading in
-``reading_source``). Readings loaded before migration 24, or sent by clients too old to say,
+``reading_source``). Readings loaded before migration 25, or sent by clients too old to say,
 name the device's PMD and no OID.
 """
 

@@ -225,7 +225,7 @@ LIMIT ?
 
 
 #: Reports ingested in the period that named another customer than their client's: a range of the
-#: partial index over those reports only (migration m023), folded per client here, not by a sort.
+#: partial index over those reports only (migration m024), folded per client here, not by a sort.
 CLAIMS_SQL = """
 SELECT client_id, claimed_customer, seq, created_at FROM envelope
 WHERE claimed_customer IS NOT NULL AND ingested_at >= ? AND ingested_at < ?

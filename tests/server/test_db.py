@@ -52,7 +52,7 @@ def test_postgresql_sessions_run_without_jit_unless_the_url_names_its_options(db
         own.close()
 
 
-def test_migrations_23_and_24_add_the_claim_and_provenance_columns_to_a_database_made_before(
+def test_migrations_24_and_25_add_the_claim_and_provenance_columns_to_a_database_made_before(
     db: Database,
 ) -> None:
     pw = db.peewee
@@ -62,10 +62,10 @@ def test_migrations_23_and_24_add_the_claim_and_provenance_columns_to_a_database
         "ALTER TABLE envelope DROP COLUMN pmd_bundle",
         "ALTER TABLE reading DROP COLUMN source_id",
         "DROP TABLE reading_source",
-        "DELETE FROM migrations WHERE name IN ('m023_customer_claims', 'm024_value_sources')",
+        "DELETE FROM migrations WHERE name IN ('m024_customer_claims', 'm025_value_sources')",
     ):
         pw.execute_sql(sql)
-    assert migrations.migrate(db) == ["m023_customer_claims", "m024_value_sources"]
+    assert migrations.migrate(db) == ["m024_customer_claims", "m025_value_sources"]
     assert {"claimed_customer", "pmd_bundle"} <= {c.name for c in pw.get_columns("envelope")}
     assert "source_id" in {c.name for c in pw.get_columns("reading")}
     assert "envelope_claimed" in {i.name for i in pw.get_indexes("envelope")}
