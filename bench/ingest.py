@@ -252,11 +252,11 @@ def driver_insert(kind: str, url: str, tmp: Path, per_report: list[dict[str, lis
         )
         cur.executemany(
             q(
-                'INSERT INTO alert_value (reading_id, code, severity, "group", group_index, '
+                'INSERT INTO alert_value (reading_id, device_id, code, severity, "group", group_index, '
                 'location, description, "index", training, time_ticks, observed_at) VALUES '
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
-            [(rids[r[0]], *r[1:]) for r in rows["alert_value"]],
+            [(rids[r[0]], ids[r[0]], *r[1:]) for r in rows["alert_value"]],
         )
         cur.execute("COMMIT")
     elapsed = time.perf_counter() - t

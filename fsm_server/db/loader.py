@@ -420,6 +420,7 @@ class Loader:
         alert_rows = [
             (
                 rid,
+                device_ids[ident],
                 a.code,
                 a.severity,
                 a.group,
@@ -431,13 +432,14 @@ class Loader:
                 a.time_ticks,
                 self._ts(d.observed_at),
             )
-            for d, rid in zip(readings, reading_ids, strict=True)
+            for d, (ident, _), rid in zip(readings, idents, reading_ids, strict=True)
             for a in d.alerts
         ]
         self._executemany(
             "alert_value",
             (
                 "reading_id",
+                "device_id",
                 "code",
                 "severity",
                 "group",

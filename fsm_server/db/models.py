@@ -320,8 +320,12 @@ class SupplyValue(_Model):
 class AlertValue(_Model):
     id: peewee.AutoField[int]
     reading_id: int
+    device_id: int | None
 
     reading = peewee.ForeignKeyField(Reading, backref="alerts", on_delete="CASCADE")
+    #: the reading's device, so a report reads a device's alerts of a period by one index range
+    #: (migration m026); NULL only in rows a restore of an older backup loads before m026 fills them
+    device = peewee.ForeignKeyField(Device, null=True, index=False)
     code = peewee.CharField(max_length=NAME_CHARS)
     severity = peewee.CharField(max_length=WORD_CHARS)
     group = peewee.CharField(max_length=NAME_CHARS, null=True)
@@ -332,6 +336,9 @@ class AlertValue(_Model):
     training = peewee.CharField(max_length=WORD_CHARS, null=True)
     time_ticks = peewee.BigIntegerField(null=True)
     observed_at = UtcDateTimeField()
+
+    class Meta:
+        indexes = ((("device", "observed_at"), False),)
 
 
 class DeviceLatest(_Model):

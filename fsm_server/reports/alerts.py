@@ -40,15 +40,21 @@ class Alerts(msgspec.Struct, kw_only=True, tag="alerts", tag_field="kind"):
 ALERT_LOOKBACK = timedelta(days=90)
 
 
-#: Every reading of a chunk of devices in a time range with its alerts, device by device: one range
-#: seek of the reading (device, time) index per device, its alerts by the reading's id
-#: (``sql.join_each``; a reading without alerts comes once with NULLs). Each device's rows are
-#: put in time order in Python.
+#: Every reading of a chunk of devices in a time range, device by device: one range seek of the
+#: reading (device, time) index per device (``sql.join_each``).
 READINGS_SQL = """
-SELECT d.id, r.observed_at, r.id, r.reachability, r.conditions, a.id, a.code, a.severity, a.description
-FROM device d {join_readings} {join_alerts}
-WHERE {term_readings} AND {term_alerts} AND {devices}
+SELECT d.id, r.observed_at, r.id, r.reachability, r.conditions
+FROM device d {join_readings}
+WHERE {term_readings} AND {devices}
 ORDER BY d.id
+"""
+
+#: The alerts of the same devices and range: one range seek of the alert (device, time) index per
+#: device, not one seek per reading (most readings have none). Alerts carry their reading's time.
+ALERTS_SQL = """
+SELECT a.reading_id, a.id, a.code, a.severity, a.description
+FROM device d {join_alerts}
+WHERE {term_alerts} AND {devices}
 """
 
 CHUNK = 500
@@ -68,12 +74,22 @@ def readings_query(
         "r.id, r.observed_at, r.reachability, r.conditions",
         "r.device_id = d.id AND r.observed_at >= ? AND r.observed_at < ?",
     )
+    query = READINGS_SQL.format(join_readings=join_r, term_readings=term_r, devices=where)
+    return query, [sql.ts(db, since), sql.ts(db, until), *params]
+
+
+def alerts_query(
+    db: Database, device_ids: Sequence[int], since: datetime, until: datetime
+) -> tuple[str, list[object]]:
+    where, params = sql.in_list(db, "d.id", device_ids)
     join_a, term_a = sql.join_each(
-        db, "alert_value", "a", "a.id, a.code, a.severity, a.description", "a.reading_id = r.id", left=True
+        db,
+        "alert_value",
+        "a",
+        "a.reading_id, a.id, a.code, a.severity, a.description",
+        "a.device_id = d.id AND a.observed_at >= ? AND a.observed_at < ?",
     )
-    query = READINGS_SQL.format(
-        join_readings=join_r, join_alerts=join_a, term_readings=term_r, term_alerts=term_a, devices=where
-    )
+    query = ALERTS_SQL.format(join_alerts=join_a, term_alerts=term_a, devices=where)
     return query, [sql.ts(db, since), sql.ts(db, until), *params]
 
 
@@ -82,31 +98,29 @@ def alert_readings(
 ) -> Iterator[tuple[int, list[tuple[datetime, Codes]]]]:
     """Per device (in id order), its reachable readings in time order, each with its codes."""
     for part in chunks(sorted(device_ids), CHUNK):
+        q, params = alerts_query(db, part, since, until)
+        found = sorted(sql.rows(db, q, params))  # a reading's alerts in the order stored
+        alerts: dict[int, list[tuple[str, str, str]]] = {}
+        for rid, _, code, severity, description in found:
+            alerts.setdefault(rid, []).append((code, severity, description))
         q, params = readings_query(db, part, since, until)
         for dev, group in itertools.groupby(sql.rows(db, q, params), key=_FIRST):
-            rows = list(group)
-            # (reading, alert): a reading's alerts in the order stored (a reading without alerts
-            # has one row, so no None is compared); rows come in this order already but for ties
-            rows.sort(key=_READING_ALERT)
-            readings: dict[int, tuple[datetime, Codes]] = {}
-            for _, at, rid, reachability, conditions, _, code, severity, description in rows:
+            readings: list[tuple[datetime, int, Codes]] = []
+            for _, at, rid, reachability, conditions in group:
                 if reachability == "unreachable":
                     continue  # says nothing about the device's conditions
-                if rid not in readings:
-                    codes: Codes = {}
-                    if conditions:
-                        for c in msgspec.json.decode(conditions):
-                            codes[c] = ("condition", c.replace("_", " "), "condition")
-                    readings[rid] = (sql.utc(at), codes)
-                if code is not None:
-                    readings[rid][1][code] = (severity, description or code.replace("_", " "), "alert")
-            ordered = [(at, rid, codes) for rid, (at, codes) in readings.items()]
-            ordered.sort(key=_TIME_READING)
-            yield dev, [(at, codes) for at, _, codes in ordered]
+                codes: Codes = {}
+                if conditions:
+                    for c in msgspec.json.decode(conditions):
+                        codes[c] = ("condition", c.replace("_", " "), "condition")
+                for code, severity, description in alerts.get(rid, ()):
+                    codes[code] = (severity, description or code.replace("_", " "), "alert")
+                readings.append((sql.utc(at), rid, codes))
+            readings.sort(key=_TIME_READING)
+            yield dev, [(at, codes) for at, _, codes in readings]
 
 
 _FIRST = operator.itemgetter(0)
-_READING_ALERT = operator.itemgetter(2, 5)
 _TIME_READING = operator.itemgetter(0, 1)
 
 
@@ -175,6 +189,7 @@ def _episodes(
 
 
 __all__ = [
+    "ALERTS_SQL",
     "ALERT_LOOKBACK",
     "CHUNK",
     "READINGS_SQL",
@@ -183,5 +198,6 @@ __all__ = [
     "Codes",
     "alert_readings",
     "alerts",
+    "alerts_query",
     "readings_query",
 ]

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from ..db import sql
 from ..db.connect import Database
-from .alerts import ALERT_LOOKBACK, readings_query
+from .alerts import ALERT_LOOKBACK, alerts_query, readings_query
 from .health import ANOMALIES_SQL, CLAIMS_SQL, CLIENTS_SQL, latency_query, recent_query
 from .meters import anchors_query, reads_query
 from .scope import Scope
@@ -35,6 +35,7 @@ def report_queries(
         "meters.reads": reads_query(db, device_ids, scope.start, scope.end),
         "supplies.levels": levels_query(db, device_ids, scope.start - timedelta(days=31), scope.end),
         "alerts.readings": readings_query(db, device_ids, scope.start - ALERT_LOOKBACK, scope.end),
+        "alerts.alerts": alerts_query(db, device_ids, scope.start - ALERT_LOOKBACK, scope.end),
         "health.anomalies": (ANOMALIES_SQL, [start, end]),
         "health.claims": (CLAIMS_SQL, [start, end]),
         "health.latency": latency_query(db, scope.start, scope.end, 200_000),

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fsm_server.db import sql
+from fsm_server.db import migrations, sql
 from fsm_server.db.connect import Database
 from fsm_server.reports import plans
 from fsm_server.reports.scope import Scope
@@ -27,6 +27,7 @@ QUERIES = sorted(
         "meters.reads",
         "supplies.levels",
         "alerts.readings",
+        "alerts.alerts",
         "health.anomalies",
         "health.claims",
         "health.latency",
@@ -44,6 +45,15 @@ def test_the_report_query_seeks_its_rows(db: Database, name: str) -> None:
     query, params = plans.report_queries(db, SCOPE, list(range(1, 501)))[name]
     plan = sql.explain(db, query, params)
     assert plan and plans.forbidden(db, plan) == [], "\n".join(plan)
+
+
+def test_alerts_are_read_by_device_range(db: Database) -> None:
+    """One range of the (device, time) index per device, not one seek per reading."""
+    if db.kind == "postgresql":
+        db.peewee.execute_sql("SET enable_seqscan = off")
+    query, params = plans.report_queries(db, SCOPE, list(range(1, 501)))["alerts.alerts"]
+    plan = "\n".join(sql.explain(db, query, params))
+    assert migrations.ALERT_DEVICE_INDEX in plan, plan
 
 
 def test_every_report_query_is_checked(db: Database) -> None:
