@@ -15,6 +15,8 @@ from test_reports import NOV, OCT, SETTINGS, october  # noqa: F401 - the fixture
 
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_server import reports
+from fsm_server.db import migrations
+from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
 
 T0 = datetime(2026, 10, 1, 8, tzinfo=UTC)
@@ -107,3 +109,22 @@ def test_streamed_reports_equal_the_reports_of_before_on_the_report_tests_fleet(
     )
     same(reports.build("supplies", start=OCT, end=NOV, now=now), reference.supplies(scope, SETTINGS))
     same(reports.build("alerts", start=OCT, end=NOV, now=now), reference.alerts(scope))
+
+
+def test_alerts_loaded_before_their_device_was_stored_with_them_are_kept(messy: Feeder, db: Database) -> None:
+    """A database from before m020_alert_device (or a restore of its backup): the migration sets
+    each alert's device from its reading, and the report finds every alert by device again."""
+    start, end = PERIODS[2]
+    now = end + timedelta(hours=6)
+    before = reports.build("alerts", start=start, end=end, now=now)
+    assert before.open or before.recent
+    db.peewee.execute_sql(f'DROP INDEX "{migrations.ALERT_DEVICE_INDEX}"')
+    db.peewee.execute_sql("UPDATE alert_value SET device_id = NULL")
+    db.peewee.execute_sql("DELETE FROM migrations WHERE name = 'm020_alert_device'")
+    assert migrations.migrate(db) == ["m020_alert_device"]
+    assert {i.name: i.columns for i in db.peewee.get_indexes("alert_value")}[
+        migrations.ALERT_DEVICE_INDEX
+    ] == ["device_id", "observed_at"]
+    after = reports.build("alerts", start=start, end=end, now=now)
+    same(after, before)
+    same(after, reference.alerts(reports.Scope(start=start, end=end, now=now)))
