@@ -112,7 +112,7 @@ def test_streamed_reports_equal_the_reports_of_before_on_the_report_tests_fleet(
 
 
 def test_alerts_loaded_before_their_device_was_stored_with_them_are_kept(messy: Feeder, db: Database) -> None:
-    """A database from before m023_alert_device (or a restore of its backup): the migration sets
+    """A database from before m026_alert_device (or a restore of its backup): the migration sets
     each alert's device from its reading, and the report finds every alert by device again."""
     start, end = PERIODS[2]
     now = end + timedelta(hours=6)
@@ -120,8 +120,8 @@ def test_alerts_loaded_before_their_device_was_stored_with_them_are_kept(messy: 
     assert before.open or before.recent
     db.peewee.execute_sql(f'DROP INDEX "{migrations.ALERT_DEVICE_INDEX}"')
     db.peewee.execute_sql("UPDATE alert_value SET device_id = NULL")
-    db.peewee.execute_sql("DELETE FROM migrations WHERE name = 'm023_alert_device'")
-    assert migrations.migrate(db) == ["m023_alert_device"]
+    db.peewee.execute_sql("DELETE FROM migrations WHERE name = 'm026_alert_device'")
+    assert migrations.migrate(db) == ["m026_alert_device"]
     assert {i.name: i.columns for i in db.peewee.get_indexes("alert_value")}[
         migrations.ALERT_DEVICE_INDEX
     ] == ["device_id", "observed_at"]
