@@ -1,7 +1,7 @@
 """The dashboard: what needs attention in scope, as counts and short lists.
 
 Every count reads indexes of the devices in scope and of the state ingest keeps (``latest``,
-migration m020): devices and silent devices ``device (customer_id, last_seen, id)``, devices
+migration m023): devices and silent devices ``device (customer_id, last_seen, id)``, devices
 with alerts the partial index of alerting states, devices with a supply running out
 ``device_latest (lowest_supply)`` (the count of the short list's devices page)."""
 

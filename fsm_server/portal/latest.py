@@ -5,7 +5,7 @@ ingest keeps (``fsm_server.db.state``), never the readings' history: ``device_la
 device: its newest reading's status, conditions and alert codes), ``supply_latest`` (per supply:
 its newest level) and ``counter_latest``. A page that filters or counts by state joins its query
 over Device to ``device_latest`` (``with_state``) and narrows it with the expressions here
-(``in_status``, ``alerting``, ``low_supply``); migration m020 indexes what they look at, so a
+(``in_status``, ``alerting``, ``low_supply``); migration m023 indexes what they look at, so a
 filter or a count reads index entries of the kept state, never readings.
 
 Supplies "now" are those of the device's newest reading (``supply_latest`` rows whose reading is
