@@ -3,7 +3,7 @@
 One page costs three queries whatever the fleet's size: the count, the page's devices with
 their kept state and total page counter, and their supplies. Filters on status, alerts and
 supply level read the state ingest keeps (``latest``), never the readings; every filter and sort
-is backed by an index (migrations m006, m020; ``docs/portal-pages.md`` lists them), so the count
+is backed by an index (migrations m006, m023; ``docs/portal-pages.md`` lists them), so the count
 and the page read index entries of the devices in scope, not the fleet's history. Paging is by
 OFFSET, bounded by the count (at most the devices in scope).
 """
@@ -185,7 +185,7 @@ def _json_list(value: object) -> list[object]:
 
 
 def _ordered(q: peewee.ModelSelect[Device], f: DeviceFilter) -> peewee.ModelSelect[Device]:
-    # Descending is ascending reversed, unknown values (NULL) included: both read one index of m020.
+    # Descending is ascending reversed, unknown values (NULL) included: both read one index of m023.
     fields = SORTS.get(f.sort, SORTS["name"])
     if f.desc:
         return q.order_by(*(fld.desc(nulls="FIRST") for fld in fields), Device.id.desc())

@@ -88,7 +88,7 @@ def with_state(query: peewee.ModelSelect[Device]) -> peewee.ModelSelect[Device]:
 
 def alerting() -> peewee.Expression:
     """The newest reading (of a query joined ``with_state``) has alerts or error conditions
-    (a partial index of m020 holds exactly these devices)."""
+    (a partial index of m023 holds exactly these devices)."""
     return DeviceLatest.alerts.is_null(False) | DeviceLatest.conditions.is_null(False)
 
 
