@@ -11,13 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser_kit import serving
 from portal_kit import PASSWORD, enrol, web_ctx
-from test_portal_accounts_browser import Portal, browser, free_port, log_in, page, shoot
+from test_portal_accounts_browser import Portal, browser, log_in, page, shoot
 
 from fsm_server import customers
 from fsm_server.db.connect import Database
-from fsm_server.web import create_app
-from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])  # test_api.py covers PostgreSQL
 __all__ = ["browser", "page"]  # the browser fixtures, shared with the accounts' browser tests
@@ -25,15 +24,8 @@ __all__ = ["browser", "page"]  # the browser fixtures, shared with the accounts'
 
 @pytest.fixture
 def portal_tls(db: Database, tmp_path: Path) -> Iterator[tuple[Portal, Path]]:
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
-    ctx = web_ctx(tmp_path)
-    files = make_self_signed(tmp_path / "web", "127.0.0.1")
-    main, redirect = servers(
-        ctx, host="127.0.0.1", port=port, files=files, app=create_app(ctx, db=db, base_url=url)
-    )
-    with running_in_thread(main, redirect):
-        yield Portal(url, port, 0), files.cert
+    with serving(web_ctx(tmp_path), db, tmp_path / "web") as (url, files):
+        yield Portal(url, int(url.rsplit(":", 1)[1]), 0), files.cert
 
 
 def test_a_token_made_on_the_page_reads_the_api_until_revoked_there(

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_kit import ARGS, CHROMIUM, WIDTHS, need_chromium, serving
 from portal_kit import Person, enrol, web_ctx
 from reports_fleet import Feeder, reading
-from test_portal_browser import ARGS, CHROMIUM, free_port
 
 from fsm_devtools.corpus import ServerKit, make_client
 from fsm_protocol.schema import Device as DeviceReading
@@ -24,14 +24,11 @@ from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.orders.models import SupplyOrder
 from fsm_server.registry import Registry
-from fsm_server.web import create_app
-from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 
 playwright = pytest.importorskip("playwright.sync_api")
 
 #: where the last run keeps its screenshots
 ARTIFACTS = Path("/tmp/fsm-portal-orders-browser")
-WIDTHS = (1280, 360)
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 DAYS = 6
 
@@ -73,8 +70,7 @@ def printers(at: datetime, day: int) -> list[DeviceReading]:
 def shop(
     db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
 ) -> Iterator[Shop]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (scripts/setup installs it)")
+    need_chromium()
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
     add_dealer("North")
     add_customer("ACME", dealer="North", sites=("HQ",))
@@ -85,14 +81,7 @@ def shop(
         at = start + timedelta(days=day)
         feeder.send(at, printers(at, day))
     dealer = enrol("north-user", "dealer", dealer="North")
-    port = free_port()
-    ctx = web_ctx(tmp_path)
-    base = f"https://127.0.0.1:{port}"
-    app = create_app(ctx, db=db, base_url=base)
-    main, _ = servers(
-        ctx, host="127.0.0.1", port=port, files=make_self_signed(tmp_path / "tls", "127.0.0.1"), app=app
-    )
-    with running_in_thread(main):
+    with serving(web_ctx(tmp_path), db, tmp_path / "tls") as (base, _):
         yield Shop(base, dealer, feeder, start)
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import http.client
 import http.server
 import re
-import shutil
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -17,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser_kit import ARGS, CHROMIUM, free_port, need_chromium
+from browser_kit import log_in as kit_log_in
+from browser_kit import shoot as kit_shoot
 from portal_kit import PASSWORD, Person, enrol, web_ctx
 
 from fsm_server import audit, customers
@@ -28,25 +29,9 @@ from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path("/tmp/fsm-portal-accounts-browser")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-extensions",
-]
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])  # the HTTP tests cover PostgreSQL
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -70,8 +55,7 @@ def portal(db: Database, tmp_path: Path) -> Iterator[Portal]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (scripts/setup installs it)")
+    need_chromium()
     with playwright_sync.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield b
@@ -98,25 +82,11 @@ def tenants(db: Database) -> None:
 
 
 def log_in(page: object, portal: Portal, person: Person) -> None:
-    page.goto(f"{portal.url}/account")  # type: ignore[attr-defined]
-    page.fill("#name", person.name)  # type: ignore[attr-defined]
-    page.fill("#password", person.password)  # type: ignore[attr-defined]
-    page.click("button[type=submit]")  # type: ignore[attr-defined]
-    if person.secret:
-        page.wait_for_selector("#code")  # type: ignore[attr-defined]
-        page.fill("#code", person.code())  # type: ignore[attr-defined]
-        page.click("form[action='/login/totp'] button[type=submit]")  # type: ignore[attr-defined]
-    page.wait_for_selector("h1:has-text('My account')")  # type: ignore[attr-defined]
+    kit_log_in(page, portal.url, person)
 
 
 def shoot(page: object, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    for width in (1280, 360):
-        page.set_viewport_size({"width": width, "height": 900})  # type: ignore[attr-defined]
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)  # type: ignore[attr-defined]
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")  # type: ignore[attr-defined]
-        assert overflow <= 0, f"{name} is wider than {width} px by {overflow} px"
-    page.set_viewport_size({"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    kit_shoot(page, ARTIFACTS, name)
 
 
 def test_log_in_with_password_and_totp_browse_account_and_users_then_log_out(

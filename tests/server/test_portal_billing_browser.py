@@ -7,17 +7,16 @@ period page and the export page at 1280 and 360 px wide are kept in ARTIFACTS.""
 
 from __future__ import annotations
 
-import shutil
-import socket
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from billing_fleet import add_reset, collect_periods
+from browser_kit import ARGS, CHROMIUM, log_in, need_chromium, serving, shoot
 from click.testing import CliRunner
 from portal_fleet import Fleet, build_fleet
-from portal_kit import Person, enrol, web_ctx
+from portal_kit import enrol, web_ctx
 
 from fsm_devtools.corpus import ServerKit
 from fsm_protocol.keys import generate_server_signing_keys
@@ -27,74 +26,26 @@ from fsm_server.db.connect import Database
 from fsm_server.db.models import Device
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
-from fsm_server.web import create_app
-from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: where the last run keeps its screenshots
 ARTIFACTS = Path("/tmp/fsm-portal-billing-browser")
-WIDTHS = (1280, 360)
 
 pytestmark = pytest.mark.parametrize("db_backend", ["sqlite"])  # the HTTP tests cover PostgreSQL
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def portal(
     db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
 ) -> Iterator[tuple[str, Fleet, dict[str, int]]]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (scripts/setup installs it)")
+    need_chromium()
     fleet = build_fleet(pipeline, registry, server_kit, tmp_path)
     add_reset(fleet, pipeline, server_kit, tmp_path)
     periods = collect_periods(db, fleet)
     generate_server_signing_keys(tmp_path / "keys")  # the server's data dir is tmp_path
-    port = free_port()
-    ctx = web_ctx(tmp_path)
-    base = f"https://127.0.0.1:{port}"
-    app = create_app(ctx, db=db, base_url=base)
-    main_server, _ = servers(
-        ctx, host="127.0.0.1", port=port, files=make_self_signed(tmp_path / "tls", "127.0.0.1"), app=app
-    )
-    with running_in_thread(main_server):
+    with serving(web_ctx(tmp_path), db, tmp_path / "tls") as (base, _):
         yield base, fleet, periods
-
-
-def log_in(page: object, base: str, person: Person) -> None:
-    page.goto(f"{base}/account")  # type: ignore[attr-defined]
-    page.fill("input[name=name]", person.name)  # type: ignore[attr-defined]
-    page.fill("input[name=password]", person.password)  # type: ignore[attr-defined]
-    page.click("button[type=submit]")  # type: ignore[attr-defined]
-    if person.secret:
-        page.fill("input[name=code]", person.code())  # type: ignore[attr-defined]
-        page.click("button[type=submit]")  # type: ignore[attr-defined]
-    page.wait_for_selector("h1:has-text('My account')")  # type: ignore[attr-defined]
-
-
-def shoot(page: object, name: str) -> None:
-    """Screenshots at each width; nothing may be wider than the window."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})  # type: ignore[attr-defined]
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)  # type: ignore[attr-defined]
-        scroll = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
-        assert scroll <= width + 1, (name, width, scroll)
-    page.set_viewport_size({"width": 1280, "height": 900})  # type: ignore[attr-defined]
 
 
 def test_a_period_is_validated_corrected_approved_exported_and_verified(
@@ -125,7 +76,7 @@ def test_a_period_is_validated_corrected_approved_exported_and_verified(
             page.click("button:has-text('Validate these meters')")
             page.wait_for_selector("ol.steps li.current:has-text('validated')")
             assert "acme-user" in page.inner_text("dl.facts")
-            shoot(page, "period-customer")
+            shoot(page, ARTIFACTS, "period-customer")
             context.close()
 
             # the dealer settles the flagged meters, approves and exports
@@ -138,11 +89,11 @@ def test_a_period_is_validated_corrected_approved_exported_and_verified(
             log_in(page, base, dealer)
             page.click("nav >> text=Billing")
             page.wait_for_selector("table.periods")
-            shoot(page, "billing")
+            shoot(page, ARTIFACTS, "billing")
             page.click(f'a[href="/billing/periods/{pid}"]')
             assert page.locator(f"#meter-{reset.id} .badge:has-text('reset')").count() == 1
             assert page.locator("a:has-text('Approve')").count() == 0  # two flags to settle first
-            shoot(page, "period-to-settle")
+            shoot(page, ARTIFACTS, "period-to-settle")
             usage = reset.collected_usage + 1_500
             fix = f"#fix-{reset.id}"
             page.fill(f"{fix} form.correct input[name=usage]", str(usage))
@@ -166,10 +117,10 @@ def test_a_period_is_validated_corrected_approved_exported_and_verified(
             page.click("button:has-text('Confirm')")
             page.click("button:has-text('Approve this period')")
             page.wait_for_selector("ol.steps li.current:has-text('approved')")
-            shoot(page, "period-dealer")
+            shoot(page, ARTIFACTS, "period-dealer")
             page.click("a:has-text('Export')")
             page.wait_for_selector("button:has-text('Download CSV')")
-            shoot(page, "export")
+            shoot(page, ARTIFACTS, "export")
             with page.expect_download() as info:
                 page.click("button:has-text('Download CSV')")
             zipped = tmp_path / "download.zip"

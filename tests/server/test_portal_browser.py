@@ -6,12 +6,11 @@ kept in ARTIFACTS for a person to look at."""
 
 from __future__ import annotations
 
-import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_kit import ARGS, CHROMIUM, WIDTHS, need_chromium, serving
 from portal_fleet import HOSTILE, Fleet, build_fleet
 from portal_kit import Person, enrol, web_ctx
 
@@ -20,47 +19,21 @@ from fsm_protocol.display import shorten
 from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
-from fsm_server.web import create_app
-from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: where the last run keeps its screenshots
 ARTIFACTS = Path("/tmp/fsm-portal-pages-browser")
-WIDTHS = (1280, 360)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def portal(
     db: Database, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
 ) -> Iterator[tuple[str, Fleet, Person]]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (scripts/setup installs it)")
+    need_chromium()
     fleet = build_fleet(pipeline, registry, server_kit, tmp_path)
     dealer = enrol("north-user", "dealer", dealer="North")
-    port = free_port()
-    ctx = web_ctx(tmp_path)
-    base = f"https://127.0.0.1:{port}"
-    app = create_app(ctx, db=db, base_url=base)
-    main, _ = servers(
-        ctx, host="127.0.0.1", port=port, files=make_self_signed(tmp_path / "tls", "127.0.0.1"), app=app
-    )
-    with running_in_thread(main):
+    with serving(web_ctx(tmp_path), db, tmp_path / "tls") as (base, _):
         yield base, fleet, dealer
 
 

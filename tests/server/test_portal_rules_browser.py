@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from browser_kit import ARGS, CHROMIUM, WIDTHS, need_chromium, serving
 from portal_kit import Person, enrol
 from portal_reports_kit import png
 from reports_fleet import Feeder, reading
@@ -35,23 +34,11 @@ from fsm_server.db.models import Dealer
 from fsm_server.events import EventService, run_beside
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.rulebook import PortalRule, stored_rules
-from fsm_server.web import create_app
-from fsm_server.web.serve import make_self_signed, running_in_thread, servers
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.mail
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
 ARTIFACTS = Path("/tmp/fsm-portal-rules-browser")
-WIDTHS = (1280, 360)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_config(stack: MailStack) -> ServerConfig:
@@ -76,8 +63,7 @@ def portal(
     db: Database, mail_stack: MailStack, pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit,
     tmp_path: Path,
 ) -> Iterator[tuple[str, Person, ServerConfig]]:  # fmt: skip
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (scripts/setup installs it)")
+    need_chromium()
     mail_stack.empty_mailbox("alerts")
     mail_stack.empty_mailbox("dealer")
     add_dealer("North")
@@ -93,14 +79,7 @@ def portal(
         logo=png(180, 48, (255, 255, 255), stripe=(194, 65, 12)), by="t", now=at,
     )  # fmt: skip
     config = server_config(mail_stack)
-    port = free_port()
-    ctx = ServerContext(config, tmp_path)
-    base = f"https://127.0.0.1:{port}"
-    app = create_app(ctx, db=db, base_url=base)
-    main, _ = servers(
-        ctx, host="127.0.0.1", port=port, files=make_self_signed(tmp_path / "tls", "127.0.0.1"), app=app
-    )
-    with running_in_thread(main):
+    with serving(ServerContext(config, tmp_path), db, tmp_path / "tls") as (base, _):
         yield base, dealer, config
 
 
