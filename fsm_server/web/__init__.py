@@ -3,7 +3,7 @@ security headers here, pages in ``fsm_server.web.pages`` (docs/portal.md)."""
 
 from ..accounts.principal import Principal, Role
 from .app import audit_event, create_app, public_url
-from .render import NavItem, client_address, field, form_data, principal_of, render, require
+from .render import NavItem, client_address, field, form_data, principal_of, render, require, scoped_of
 
 __all__ = [
     "NavItem",
@@ -18,4 +18,5 @@ __all__ = [
     "public_url",
     "render",
     "require",
+    "scoped_of",
 ]

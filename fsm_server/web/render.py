@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 
 from ..accounts.principal import ROLES, Principal, Role
 from ..reports.html import cell, duration, shown
+from ..scoping import Scoped
 
 TEMPLATES = Path(__file__).with_name("templates")
 PAGES_TEMPLATES = Path(__file__).with_name("pages") / "templates"
@@ -71,6 +72,11 @@ def principal_of(request: Request) -> Principal:
     if not isinstance(found, Principal):
         raise HTTPException(404)
     return found
+
+
+def scoped_of(request: Request) -> Scoped:
+    """What the logged-in user of ``request`` may see: every query of a page goes through it."""
+    return Scoped.of(principal_of(request))
 
 
 def form_data(request: Request) -> FormData:
@@ -165,4 +171,5 @@ __all__ = [
     "principal_of",
     "render",
     "require",
+    "scoped_of",
 ]

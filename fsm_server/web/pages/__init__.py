@@ -28,8 +28,7 @@ from ...portal.clients import client_views
 from ...portal.dashboard import dashboard as dashboard_data
 from ...portal.device import counter_chart, device_view
 from ...portal.devices import SORTS, STATUSES, DeviceFilter, device_page, devices_csv, filter_choices
-from ...scoping import Scoped
-from .. import NavItem, audit_event, principal_of, render, require
+from .. import NavItem, audit_event, principal_of, render, require, scoped_of
 from . import billing, orders
 from . import branding as branding_pages
 from . import reports as report_pages
@@ -50,10 +49,6 @@ NAV = [
     *branding_pages.NAV,
     NavItem("Your data", "/data", roles=ALL),
 ]
-
-
-def _scoped(request: Request) -> Scoped:
-    return Scoped.of(principal_of(request))
 
 
 def _settings(request: Request) -> ReportsSection:
@@ -104,21 +99,21 @@ def _filter(request: Request) -> DeviceFilter:
 
 @require(*ALL)
 def dashboard(request: Request) -> Response:
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     data = dashboard_data(scoped, now=_now(), settings=_settings(request))
     return render(request, "p_dashboard.html", d=data, title="Dashboard", now=_now())
 
 
 @require("admin", "dealer")
 def customers(request: Request) -> Response:
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     rows = list_customers(ids=scoped.customer_ids)
     return render(request, "p_customers.html", rows=rows, title="Customers")
 
 
 @require(*ALL)
 def devices(request: Request) -> Response:
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     f = _filter(request)
     page = device_page(scoped, f, now=_now())
     ctx: dict[str, Any] = {"page": page, "f": f, "now": _now(), "statuses": STATUSES, "sorts": list(SORTS)}
@@ -130,7 +125,7 @@ def devices(request: Request) -> Response:
 
 @require(*ALL)
 def devices_export(request: Request) -> Response:
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     lines = devices_csv(scoped, _filter(request), now=_now())
     db = request.app.state.db
 
@@ -153,7 +148,7 @@ def devices_export(request: Request) -> Response:
 
 @require(*ALL)
 def device(request: Request) -> Response:
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     device_id = _int(request.path_params["device_id"])
     try:
         view = device_view(scoped, device_id or 0, now=_now(), settings=_settings(request))
@@ -180,7 +175,7 @@ def device(request: Request) -> Response:
 @require(*ALL)
 def device_counters(request: Request) -> Response:
     """The chart's data (uPlot's aligned arrays) as JSON."""
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     days = _int(request.query_params.get("days"), 90) or 90
     try:
         chart = counter_chart(scoped, _int(request.path_params["device_id"]) or 0, now=_now(), days=days)
@@ -191,7 +186,7 @@ def device_counters(request: Request) -> Response:
 
 @require(*ALL)
 def alerts(request: Request) -> Response:
-    data = alerts_data.alerts_page(_scoped(request), now=_now())
+    data = alerts_data.alerts_page(scoped_of(request), now=_now())
     return render(request, "p_alerts.html", a=data, title="Alerts", now=_now())
 
 
@@ -201,7 +196,7 @@ def acknowledge(request: Request) -> Response:
     code = request.path_params["code"]
     who = principal_of(request)
     try:
-        row = alerts_data.acknowledge(_scoped(request), device_id, code, by=who.name)
+        row = alerts_data.acknowledge(scoped_of(request), device_id, code, by=who.name)
     except NotFound:
         raise _not_found() from None
     audit_event(
@@ -215,7 +210,7 @@ def acknowledge(request: Request) -> Response:
 
 @require(*ALL)
 def clients(request: Request) -> Response:
-    rows = client_views(_scoped(request), now=_now(), settings=_settings(request))
+    rows = client_views(scoped_of(request), now=_now(), settings=_settings(request))
     return render(request, "p_clients.html", rows=rows, title="Clients", now=_now())
 
 
@@ -223,7 +218,7 @@ def clients(request: Request) -> Response:
 def client(request: Request) -> Response:
     try:
         rows = client_views(
-            _scoped(request), now=_now(), settings=_settings(request), only=request.path_params["name"]
+            scoped_of(request), now=_now(), settings=_settings(request), only=request.path_params["name"]
         )
     except NotFound:
         raise _not_found() from None
@@ -236,7 +231,7 @@ def client(request: Request) -> Response:
 def quarantine(request: Request) -> Response:
     status = request.query_params.get("status", "held")
     page = quarantine_data.quarantine_page(
-        _scoped(request), status=None if status == "all" else "held", now=_now()
+        scoped_of(request), status=None if status == "all" else "held", now=_now()
     )
     return render(request, "p_quarantine.html", q=page, title="Quarantine")
 
@@ -244,7 +239,7 @@ def quarantine(request: Request) -> Response:
 @require("admin", "dealer")
 def quarantine_entry(request: Request) -> Response:
     try:
-        row = quarantine_data.quarantine_entry(_scoped(request), _int(request.path_params["entry_id"]) or 0)
+        row = quarantine_data.quarantine_entry(scoped_of(request), _int(request.path_params["entry_id"]) or 0)
     except NotFound:
         raise _not_found() from None
     return render(request, "p_quarantine_entry.html", r=row, title=f"Quarantine entry {row.id}")
@@ -255,7 +250,7 @@ def quarantine_action(request: Request) -> Response:
     """Retry or dismiss one entry in scope, through the ingest core API; logged to the audit log."""
     from ... import wiring
 
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     entry_id = _int(request.path_params["entry_id"]) or 0
     action = request.path_params["action"]
     if action not in ("retry", "dismiss"):

@@ -27,18 +27,13 @@ from ...billing.workflow import MAX_NOTE, STATES
 from ...config import ReportsSection
 from ...errors import BillingError, NotFound
 from ...portal import billing as data
-from ...scoping import Scoped
-from .. import audit_event, field, form_data, principal_of, render, require
+from .. import audit_event, field, form_data, principal_of, render, require, scoped_of
 from ..auth_pages import settings_of
 
 DEVICES_PER_PAGE = 100
 #: what the period page confirms after a step (any other ?done= is not shown)
 DONE = frozenset({"validated", "corrected", "excluded", "approved"})
 MAX_PAGES = 10**12  # a meter count no printer reaches: what the correction form accepts
-
-
-def _scoped(request: Request) -> Scoped:
-    return Scoped.of(principal_of(request))
 
 
 def _settings(request: Request) -> ReportsSection:
@@ -85,13 +80,13 @@ def _count(value: str, name: str) -> int | None:
 
 @require("admin", "dealer", "customer")
 def periods_page(request: Request) -> Response:
-    rows = data.customer_periods(_scoped(request))
+    rows = data.customer_periods(scoped_of(request))
     return render(request, "p_billing.html", customers=rows, title="Billing")
 
 
 def _show(request: Request, period_id: int, *, status_code: int = 200, **extra: Any) -> Response:
     try:
-        page = data.period_page(_scoped(request), period_id)
+        page = data.period_page(scoped_of(request), period_id)
     except NotFound:
         raise HTTPException(404) from None
     flagged_only = request.query_params.get("show") == "flagged"
@@ -138,7 +133,7 @@ def validate(request: Request) -> Response:
     """The customer confirms the collected meters."""
     period_id = _id(request, "period_id")
     who = principal_of(request)
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     try:
         view = data.validate(scoped, period_id, who.name)
     except NotFound:
@@ -154,7 +149,7 @@ def validate(request: Request) -> Response:
 def _meter_step(request: Request, action: str) -> Response:
     """Correct or exclude one meter (``action``) from the period page's forms."""
     meter_id = _id(request, "meter_id")
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     who = principal_of(request)
     try:
         period_id = data.meter_period(scoped, meter_id)
@@ -214,7 +209,7 @@ def exclude(request: Request) -> Response:
 def approve(request: Request) -> Response:
     """GET: what is approved (after re-authentication); POST: approve it."""
     period_id = _id(request, "period_id")
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     try:
         page = data.period_page(scoped, period_id)
     except NotFound:
@@ -253,7 +248,7 @@ def export(request: Request) -> Response:
     """GET: the export page (after re-authentication); POST: the zip of the CSV and its signed
     manifest (the period becomes exported)."""
     period_id = _id(request, "period_id")
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     try:
         page = data.period_page(scoped, period_id)
     except NotFound:

@@ -21,16 +21,11 @@ from ...errors import NotFound, OrderError
 from ...orders import workflow
 from ...portal.devices import filter_choices
 from ...portal.supplies import KINDS, SORTS, SUPPLY_COLORS, SupplyFilter, supply_page
-from ...scoping import Scoped
-from .. import NavItem, audit_event, principal_of, render, require
+from .. import NavItem, audit_event, principal_of, render, require, scoped_of
 from ..render import field, form_data
 
 NAV = [NavItem("Supplies", "/supplies", roles=ROLES), NavItem("Orders", "/orders", roles=ROLES)]
 ACTIONS = {"approve": "approved", "ordered": "ordered", "delivered": "delivered", "ignore": "ignored"}
-
-
-def _scoped(request: Request) -> Scoped:
-    return Scoped.of(principal_of(request))
 
 
 def _defaults(request: Request) -> OrdersSection:
@@ -68,7 +63,7 @@ def _supply_filter(request: Request) -> SupplyFilter:
 
 @require(*ROLES)
 def supplies(request: Request) -> Response:
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     f = _supply_filter(request)
     ctx: dict[str, Any] = {"page": supply_page(scoped, f, now=_now()), "f": f, "sorts": list(SORTS)}
     if request.headers.get("HX-Request") == "true":
@@ -97,7 +92,7 @@ def _order_filter(request: Request) -> workflow.OrderFilter:
 
 @require(*ROLES)
 def orders(request: Request) -> Response:
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     f = _order_filter(request)
     page = workflow.order_page(scoped, f)
     customers, _ = filter_choices(scoped)
@@ -116,14 +111,14 @@ def orders(request: Request) -> Response:
 @require("admin", "dealer")
 def lead_times(request: Request) -> Response:
     """Each customer's lead time and margin, with a form per customer."""
-    rows = workflow.all_lead_settings(_scoped(request), _defaults(request))
+    rows = workflow.all_lead_settings(scoped_of(request), _defaults(request))
     return render(request, "p_lead_times.html", leads=rows, title="Lead times")
 
 
 @require(*ROLES)
 def order(request: Request) -> Response:
     try:
-        o = workflow.get_order(_scoped(request), int(request.path_params["order_id"]))
+        o = workflow.get_order(scoped_of(request), int(request.path_params["order_id"]))
     except NotFound:
         raise HTTPException(404) from None
     return render(request, "p_order.html", o=o, title=f"Order {o.id}", now=_now(), error=None)
@@ -133,7 +128,7 @@ def order(request: Request) -> Response:
 def order_action(request: Request) -> Response:
     """One step of an order in scope; logged to the audit log. A refused step shows the order
     again with what was wrong."""
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     order_id = int(request.path_params["order_id"])
     action = request.path_params["action"]
     if action not in ACTIONS:
@@ -175,7 +170,7 @@ def order_action(request: Request) -> Response:
 @require("admin", "dealer")
 def set_lead_time(request: Request) -> Response:
     """Set (or reset to the server's defaults) one customer's lead time and margin."""
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     form = form_data(request)
     customer = field(form, "customer", 200)
     try:
@@ -214,7 +209,7 @@ def set_lead_time(request: Request) -> Response:
 @require("admin", "dealer")
 def orders_export(request: Request) -> Response:
     """The approved orders in scope (of one customer) as CSV for the ERP."""
-    scoped = _scoped(request)
+    scoped = scoped_of(request)
     customer = request.query_params.get("customer", "")[:200] or None
     lines = workflow.approved_csv(scoped, customer=customer)
     db = request.app.state.db
