@@ -13,6 +13,7 @@ docs/reports.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal, TextIO
 
@@ -23,14 +24,14 @@ from fsm_protocol.vocabulary import COUNTERS, is_counter_name
 from ..config import ReportsSection
 from ..errors import ReportError
 from .alerts import AlertEpisode, Alerts, alerts
-from .csv import METERS_HEADER, meter_cells, render_csv, write_table
+from .csv import METERS_HEADER, SUPPLIES_HEADER, meter_cells, render_csv, supply_cells, write_table
 from .forecast import Forecast, Replacement, forecast, replacements
 from .health import Health, health
 from .html import ReportBrand, render_html, write_html, write_meters_html
 from .inventory import Inventory, inventory
 from .meters import MeterRow, Meters, meter_rows, meters, previous_month
 from .scope import Scope, bound_database
-from .supplies import Supplies, lowest_supplies, supplies, supply_rank
+from .supplies import Supplies, lowest_supplies, sorted_supplies, supplies, supply_rank
 
 Kind = Literal["inventory", "meters", "supplies", "alerts", "health"]
 KINDS: tuple[str, ...] = ("inventory", "meters", "supplies", "alerts", "health")
@@ -142,6 +143,9 @@ def stream(
     row per item (supplies, episodes ...), never the period's readings, and their pages are written
     as the template produces them, never held whole."""
     check_format(fmt)
+    if kind == "supplies" and fmt != "html":
+        _stream_supplies(fmt, out, customer=customer, start=start, end=end, now=now, settings=settings)
+        return
     if kind != "meters":
         data = build(
             kind,
@@ -168,13 +172,45 @@ def stream(
     if fmt == "csv":
         write_table(out, METERS_HEADER, (meter_cells(r) for r in rows))
         return
+    _write_json(out, head, (_json_row(r) for r in rows))
+
+
+def _stream_supplies(
+    fmt: str,
+    out: TextIO,
+    *,
+    customer: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime | None,
+    settings: ReportsSection | None,
+) -> None:
+    """The supplies CSV or JSON, its rows sorted across the fleet without holding them all
+    (``sorted_supplies``)."""
+    cfg = settings or ReportsSection()
+    check_settings(cfg)
+    scope = scope_for("supplies", customer=customer, start=start, end=end, now=now, settings=cfg)
+    if fmt == "csv":
+        _, cells = sorted_supplies(scope, cfg, supply_cells)
+        write_table(out, SUPPLIES_HEADER, cells)
+        return
+    head, texts = sorted_supplies(scope, cfg, _json_row)
+    _write_json(out, head, texts)
+
+
+def _json_row(row: msgspec.Struct) -> str:
+    """One row as the report's JSON shows it (indented as one of its ``rows``)."""
+    return msgspec.json.format(msgspec.json.encode(row), indent=2).decode().replace("\n", "\n    ")
+
+
+def _write_json(out: TextIO, head: msgspec.Struct, rows: Iterable[str]) -> None:
+    """``head`` (its ``rows`` empty) as ``render`` writes it, ``rows`` (``_json_row``) written in."""
     text = msgspec.json.format(msgspec.json.encode(head), indent=2).decode()
     before, after = text.split('"rows": []', 1)
     out.write(before + '"rows": [')
     written = 0
     for row in rows:
-        text = msgspec.json.format(msgspec.json.encode(row), indent=2).decode()
-        out.write(("," if written else "") + "\n    " + text.replace("\n", "\n    "))
+        out.write(("," if written else "") + "\n    " + row)
         written += 1
     out.write(("\n  ]" if written else "]") + after + "\n")
 

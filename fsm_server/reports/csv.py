@@ -23,7 +23,7 @@ from .health import Health
 from .inventory import Inventory
 from .meters import MeterRow, Meters
 from .scope import DeviceInfo
-from .supplies import Supplies
+from .supplies import Supplies, SupplyRow
 
 DEVICE_COLUMNS = ("customer", "site", "client", "manufacturer", "model", "serial", "ip")
 
@@ -123,46 +123,48 @@ def meters_csv(r: Meters) -> str:
     return _write(METERS_HEADER, (meter_cells(x) for x in r.rows))
 
 
-def supplies_csv(r: Supplies) -> str:
-    def row(x: Any) -> list[Any]:
-        f = x.forecast
-        reps = " ".join(
-            f"{_t(p.at)}:{p.before:g}->{p.after:g}{'(early)' if p.early else ''}" for p in f.replacements
-        )
-        return [
-            *_device(x.device),
-            x.description,
-            x.supply_kind,
-            x.color or "",
-            _n(x.percent),
-            x.state,
-            _t(x.observed_at),
-            "yes" if x.low else "",
-            _n(f.days_remaining),
-            _t(f.empty_at),
-            _n(f.rate_per_day, 2),
-            f.reason or "",
-            reps,
-        ]
+SUPPLIES_HEADER = (
+    *DEVICE_COLUMNS,
+    "supply",
+    "supply_kind",
+    "color",
+    "percent",
+    "state",
+    "observed_at",
+    "low",
+    "days_remaining",
+    "empty_at",
+    "percent_per_day",
+    "no_forecast_because",
+    "replacements",
+)
 
-    return _write(
-        (
-            *DEVICE_COLUMNS,
-            "supply",
-            "supply_kind",
-            "color",
-            "percent",
-            "state",
-            "observed_at",
-            "low",
-            "days_remaining",
-            "empty_at",
-            "percent_per_day",
-            "no_forecast_because",
-            "replacements",
-        ),
-        (row(x) for x in r.rows),
+
+def supply_cells(x: SupplyRow) -> list[Any]:
+    """One supplies CSV line (``SUPPLIES_HEADER``)."""
+    f = x.forecast
+    reps = " ".join(
+        f"{_t(p.at)}:{p.before:g}->{p.after:g}{'(early)' if p.early else ''}" for p in f.replacements
     )
+    return [
+        *_device(x.device),
+        x.description,
+        x.supply_kind,
+        x.color or "",
+        _n(x.percent),
+        x.state,
+        _t(x.observed_at),
+        "yes" if x.low else "",
+        _n(f.days_remaining),
+        _t(f.empty_at),
+        _n(f.rate_per_day, 2),
+        f.reason or "",
+        reps,
+    ]
+
+
+def supplies_csv(r: Supplies) -> str:
+    return _write(SUPPLIES_HEADER, (supply_cells(x) for x in r.rows))
 
 
 def alerts_csv(r: Alerts) -> str:
@@ -301,6 +303,7 @@ def render_csv(report: Inventory | Meters | Supplies | Alerts | Health) -> str:
 __all__ = [
     "FORMULA_START",
     "METERS_HEADER",
+    "SUPPLIES_HEADER",
     "alerts_csv",
     "health_csv",
     "inventory_csv",
@@ -309,5 +312,6 @@ __all__ = [
     "render_csv",
     "spreadsheet_cell",
     "supplies_csv",
+    "supply_cells",
     "write_table",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -15,6 +15,7 @@ from ..db import sql
 from ..db.connect import Database, translated
 from .forecast import Forecast, Replacement, forecast
 from .scope import MAX_CHARTS, DeviceInfo, Scope, bound_database, chunks, device_sort_key, devices_in_scope
+from .spill import sorted_payloads
 
 
 class SupplyRow(msgspec.Struct, kw_only=True):
@@ -150,42 +151,73 @@ def supplies(
 
     Holds one row per supply (the report is sorted by urgency across the fleet), never the
     period's readings; the charts' history is read again for the first ``MAX_CHARTS`` devices.
+    ``sorted_supplies`` gives the same rows without holding them.
     """
     cfg = settings or ReportsSection()
     db = db or bound_database()
-    since = min(scope.start, scope.end - timedelta(days=cfg.forecast_window_days + 1))
+    head = _head(scope)
     rows = []
     keys: dict[int, tuple[int, tuple[str, str, str]]] = {}  # id(row) -> (device, supply key)
-    replaced = early = 0
     with translated("cannot build the supplies report"):
-        infos = devices_in_scope(scope.customer)
-        for dev, series in supply_series(db, list(infos), since, scope.end):
-            for one in series:
-                row = _supply_row(infos[dev], one, cfg, scope)
-                in_period = [r for r in row.forecast.replacements if scope.start <= r.at < scope.end]
-                replaced += len(in_period)
-                early += sum(r.early for r in in_period)
-                rows.append(row)
-                keys[id(row)] = (dev, one.key)
-        rows.sort(
-            key=lambda r: (
-                r.forecast.days_remaining is None,
-                r.forecast.days_remaining or 0.0,
-                r.percent if r.percent is not None else 101.0,
-                device_sort_key(r.device),
-            )
-        )
+        for row, dev, key in supply_rows(db, scope, cfg, head):
+            rows.append(row)
+            keys[id(row)] = (dev, key)
+        rows.sort(key=report_order)
         if with_history:
-            _add_history(db, rows, keys, since, scope.end)
-    return Supplies(
-        generated_at=scope.now,
-        customer=scope.customer,
-        start=scope.start,
-        end=scope.end,
-        rows=rows,
-        replacements_in_period=replaced,
-        early_replacements_in_period=early,
+            _add_history(db, rows, keys, _since(scope, cfg), scope.end)
+    head.rows = rows
+    return head
+
+
+def sorted_supplies(
+    scope: Scope, settings: ReportsSection | None, encode: Callable[[SupplyRow], Any]
+) -> tuple[Supplies, Iterator[Any]]:
+    """The report without its rows (its counts final) and ``encode`` of each row in report order,
+    holding at most ``spill.RUN`` rows whatever the fleet's size (the rest in temporary files)."""
+    cfg = settings or ReportsSection()
+    db = bound_database()
+    head = _head(scope)
+    with translated("cannot build the supplies report"):
+        ordered = sorted_payloads(
+            (report_order(row), encode(row)) for row, _, _ in supply_rows(db, scope, cfg, head)
+        )
+    return head, ordered
+
+
+def supply_rows(
+    db: Database, scope: Scope, cfg: ReportsSection, head: Supplies
+) -> Iterator[tuple[SupplyRow, int, tuple[str, str, str]]]:
+    """Each supply in scope as a row with its device id and supply key, device by device; the
+    replacements within the period are counted into ``head`` on the way."""
+    infos = devices_in_scope(scope.customer)
+    for dev, series in supply_series(db, list(infos), _since(scope, cfg), scope.end):
+        for one in series:
+            row = _supply_row(infos[dev], one, cfg, scope)
+            in_period = [r for r in row.forecast.replacements if scope.start <= r.at < scope.end]
+            head.replacements_in_period += len(in_period)
+            head.early_replacements_in_period += sum(r.early for r in in_period)
+            yield row, dev, one.key
+
+
+def report_order(row: SupplyRow) -> tuple[bool, float, float, str, str, str, str]:
+    """The report's order: soonest empty first, then those without a forecast; then by percent,
+    then by device."""
+    return (
+        row.forecast.days_remaining is None,
+        row.forecast.days_remaining or 0.0,
+        row.percent if row.percent is not None else 101.0,
+        *device_sort_key(row.device),
     )
+
+
+def _head(scope: Scope) -> Supplies:
+    return Supplies(
+        generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end, rows=[]
+    )
+
+
+def _since(scope: Scope, cfg: ReportsSection) -> datetime:
+    return min(scope.start, scope.end - timedelta(days=cfg.forecast_window_days + 1))
 
 
 def _supply_row(info: DeviceInfo, series: Series, cfg: ReportsSection, scope: Scope) -> SupplyRow:
@@ -275,8 +307,11 @@ __all__ = [
     "SupplyRow",
     "levels_query",
     "lowest_supplies",
+    "report_order",
+    "sorted_supplies",
     "supplies",
     "supply_rank",
     "supply_replacements",
+    "supply_rows",
     "supply_series",
 ]

@@ -18,6 +18,7 @@ from fsm_server import reports
 from fsm_server.db import migrations
 from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.reports import spill
 
 T0 = datetime(2026, 10, 1, 8, tzinfo=UTC)
 
@@ -83,7 +84,9 @@ PERIODS = [
 
 
 @pytest.mark.parametrize("period", range(len(PERIODS)))
-def test_streamed_reports_equal_the_reports_of_before_on_a_messy_fleet(messy: Feeder, period: int) -> None:
+def test_streamed_reports_equal_the_reports_of_before_on_a_messy_fleet(
+    messy: Feeder, period: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     start, end = PERIODS[period]
     now = end + timedelta(hours=6)
     scope = reports.Scope(start=start, end=end, now=now)
@@ -95,6 +98,12 @@ def test_streamed_reports_equal_the_reports_of_before_on_a_messy_fleet(messy: Fe
         out = io.StringIO()
         reports.stream("meters", fmt, out, start=start, end=end, now=now, settings=SETTINGS)
         assert out.getvalue() == reports.render(reference.meters(scope, SETTINGS), fmt)
+        # the supplies sorted in memory, and in runs of two spilled to files and merged
+        for run in (spill.RUN, 2):
+            monkeypatch.setattr(spill, "RUN", run)
+            out = io.StringIO()
+            reports.stream("supplies", fmt, out, start=start, end=end, now=now, settings=SETTINGS)
+            assert out.getvalue() == reports.render(reference.supplies(scope, SETTINGS), fmt)
     if period == 1:  # E's late reports and its reset are in this period
         e = {r.counter: r for r in meters.rows if r.device.serial == "E5"}["total"]
         assert "reset" in e.flags and e.usage > 0
