@@ -50,6 +50,9 @@ class Scoped:
     role: Role
     #: the visible customers' ids; None: every customer (administrators)
     customer_ids: frozenset[int] | None
+    #: the dealer of a dealer user: its customers are the ids above, and dealer-wide reports and
+    #: schedules are its own
+    dealer: str | None = None
 
     @classmethod
     def of(cls, viewer: Viewer) -> Scoped:
@@ -64,7 +67,7 @@ class Scoped:
                     .join(Dealer, on=(Customer.dealer == Dealer.id))
                     .where(Dealer.name == viewer.dealer)
                 )
-                return cls("dealer", frozenset(c.id for c in ids))
+                return cls("dealer", frozenset(c.id for c in ids), viewer.dealer)
             if role == "customer" and viewer.customers:
                 ids = Customer.select(Customer.id).where(Customer.name.in_(list(viewer.customers)))
                 return cls("customer", frozenset(c.id for c in ids))
@@ -84,6 +87,28 @@ class Scoped:
         if self.customer_ids is None:
             return query
         return query.where(customer_field.in_(sorted(self.customer_ids)))
+
+    def restrict_owned(self, query: Q, customer_field: peewee.Field, dealer_field: peewee.Field) -> Q:
+        """``query`` limited to rows of a visible customer or, for a dealer user, rows of its own
+        dealer (dealer-wide schedules and sends; administrators see every row)."""
+        if self.customer_ids is None:
+            return query
+        visible = customer_field.in_(sorted(self.customer_ids))
+        if self.role != "dealer" or not self.dealer:
+            return query.where(visible)
+        own = Dealer.select(Dealer.id).where(Dealer.name == self.dealer)
+        return query.where(visible | dealer_field.in_(own))
+
+    def own_dealer(self) -> Dealer:
+        """The viewer's dealer, for a report over all its customers; NotFound for anyone but a
+        dealer user (administrators pick every customer, customer users have no dealer scope)."""
+        found = None
+        if self.role == "dealer" and self.dealer:
+            with translated("cannot read the dealer"):
+                found = Dealer.get_or_none(Dealer.name == self.dealer)
+        if found is None:
+            raise NotFound("no dealer scope", hint="pick one of your customers")
+        return found
 
     def customers(self) -> peewee.ModelSelect[Customer]:
         return self.restrict(Customer.select(), Customer.id)

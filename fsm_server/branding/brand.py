@@ -237,9 +237,14 @@ def logo_of(scoped: Scoped, viewer: Viewer, dealer_id: int) -> tuple[bytes, str]
     return bytes(row.logo), str(row.logo_type)
 
 
-def report_brand(customer: str | None) -> ReportBrand | None:
-    """The look of ``customer``'s report pages and PDFs: its dealer's logo (inline) and colours."""
-    brand = brand_of_customer(customer)
+def report_brand(customer: str | None, dealer: str | None = None) -> ReportBrand | None:
+    """The look of ``customer``'s report pages and PDFs: its dealer's logo (inline) and colours;
+    without a customer, ``dealer``'s (its report over all its customers)."""
+    if customer is None and dealer:
+        with translated("cannot read the dealer's branding"):
+            brand = _brand_where(Dealer.name == dealer)
+    else:
+        brand = brand_of_customer(customer)
     if brand is None or not (brand.colour or brand.accent or brand.logo_sha256):
         return None
     return ReportBrand(name=brand.dealer, colour=brand.colour, accent=brand.accent, logo=logo_data_uri(brand))

@@ -323,6 +323,16 @@ def m026_alert_device(db: peewee.Database) -> None:
     )
 
 
+def m027_schedule_dealer(db: peewee.Database) -> None:
+    """report_schedule.dealer_id and report_send.dealer_id: a dealer user's schedule of a report
+    over all its customers, and its sends (fsm_server.schedules)."""
+    for table in ("report_schedule", "report_send"):
+        if "dealer_id" not in {c.name for c in db.get_columns(table)}:  # m020 makes today's tables
+            db.execute_sql(
+                f"ALTER TABLE {table} ADD COLUMN dealer_id INTEGER REFERENCES dealer (id) ON DELETE CASCADE"
+            )
+
+
 #: The name peewee gives models.AlertValue's index, which m026 builds on an older database.
 ALERT_DEVICE_INDEX = "alert_value_device_id_observed_at"
 
@@ -354,6 +364,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m024_customer_claims,
     m025_value_sources,
     m026_alert_device,
+    m027_schedule_dealer,
 )
 
 
@@ -439,5 +450,6 @@ __all__ = [
     "m024_customer_claims",
     "m025_value_sources",
     "m026_alert_device",
+    "m027_schedule_dealer",
     "migrate",
 ]

@@ -1,10 +1,12 @@
 """Reports from the portal: the CLI's inventory, meters, supplies, alerts and health reports, run
-for a customer in the viewer's scope (administrators: every customer too) and a period, written
-as HTML, CSV or PDF to a file the page then sends.
+for a customer in the viewer's scope (administrators: every customer too; dealer users: all
+their customers too) and a period, written as HTML, CSV or PDF to a file the page then sends.
 
-The customer is looked up through ``Scoped.customer_named``: another tenant's customer answers
-``NotFound`` like one that does not exist. The report functions then read that customer's
-devices only (``fsm_server.reports``), so the scope is decided once, here.
+The customer is looked up through ``Scoped.customer_named``, the dealer of an all-customers
+report through ``Scoped.own_dealer``: another tenant's customer answers ``NotFound`` like one
+that does not exist, and so does the dealer scope asked by a customer user. The report functions
+then read that customer's (or that dealer's customers') devices only (``fsm_server.reports``),
+so the scope is decided once, here.
 """
 
 from __future__ import annotations
@@ -26,23 +28,30 @@ from ..scoping import Scoped
 #: What the portal offers: the CLI's formats less JSON (that is for scripts), plus PDF.
 FORMATS: tuple[str, ...] = ("html", "csv", "pdf")
 MEDIA_TYPES = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
-ALL_CUSTOMERS = ""  # administrators only: the whole database
+ALL_CUSTOMERS = ""  # administrators: the whole database; dealer users: all their customers
 
 
 class ReportAsk(msgspec.Struct, frozen=True, kw_only=True):
     """One report as asked for, checked against the viewer's scope."""
 
     kind: str
-    customer: str | None  # None: every customer (administrators)
+    customer: str | None  # None: every customer (administrators), or every one of ``dealer``
+    dealer: str | None = None  # a dealer user's report over all its customers
     start: datetime | None = None
     end: datetime | None = None
     fmt: str = "html"
 
     def file_name(self, now: datetime) -> str:
         """A download name naming kind, customer and period (only safe characters)."""
-        who = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.customer or "all").strip("._") or "customer"
+        named = self.customer or (f"all-{self.dealer}" if self.dealer else "all")
+        who = re.sub(r"[^A-Za-z0-9_.-]+", "_", named).strip("._") or "customer"
         scope = reports.scope_for(self.kind, start=self.start, end=self.end, now=now)
         return f"{self.kind}-{who[:40]}-{scope.start:%Y%m%d}-{scope.end:%Y%m%d}.{self.fmt}"
+
+
+def describe(customer: str | None, dealer: str | None) -> str:
+    """Whom a report covers, in words (audit log, mail subject, schedule list)."""
+    return customer or (f"all customers of {dealer}" if dealer else "all customers")
 
 
 def customer_choices(scoped: Scoped) -> list[str]:
@@ -55,17 +64,19 @@ def ask(
     scoped: Scoped, *, kind: str, customer: str, start: str = "", end: str = "", fmt: str = "html"
 ) -> ReportAsk:
     """Check a report request: ReportError for a bad kind, format or date, NotFound for a customer
-    outside the scope; ``customer`` "" is every customer, for administrators only."""
+    outside the scope; ``customer`` "" is every customer for administrators, all its customers
+    for a dealer user, and NotFound for a customer user."""
     if kind not in reports.KINDS:
         raise ReportError(
             f"report kind {kind!r} is not one of {', '.join(reports.KINDS)}", hint="pick a kind"
         )
     if fmt not in FORMATS:
         raise ReportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}", hint="pick html, csv or pdf")
+    dealer: str | None = None
     if customer == ALL_CUSTOMERS:
-        if not scoped.sees_all:
-            raise ReportError("choose one of your customers", hint="pick a customer in the list")
         name: str | None = None
+        if not scoped.sees_all:
+            dealer = scoped.own_dealer().name
     else:
         with translated("cannot read the customer"):
             name = scoped.customer_named(customer).name
@@ -75,13 +86,14 @@ def ask(
     }
     if when["start"] and when["end"] and when["start"] >= when["end"]:
         raise ReportError("the period's start is after its end", hint="give a 'from' before the 'to'")
-    return ReportAsk(kind=kind, customer=name, fmt=fmt, **when)
+    return ReportAsk(kind=kind, customer=name, dealer=dealer, fmt=fmt, **when)
 
 
 def produce(request: ReportAsk, directory: Path, *, settings: ReportsSection, now: datetime) -> Path:
     """Write the report to a file in ``directory`` (HTML, CSV, or the HTML printed to PDF); pages
-    of a customer carry its dealer's logo and colours (``fsm_server.branding``)."""
-    brand = report_brand(request.customer) if request.fmt != "csv" else None
+    of a customer carry its dealer's logo and colours, a dealer's report over all its customers
+    that dealer's (``fsm_server.branding``)."""
+    brand = report_brand(request.customer, request.dealer) if request.fmt != "csv" else None
     page = directory / ("report.html" if request.fmt != "csv" else "report.csv")
     with open(page, "w", encoding="utf-8", newline="") as out:
         reports.stream(
@@ -94,6 +106,7 @@ def produce(request: ReportAsk, directory: Path, *, settings: ReportsSection, no
             now=now,
             settings=settings,
             brand=brand,
+            dealer=request.dealer,
         )
     if request.fmt != "pdf":
         return page
@@ -102,4 +115,13 @@ def produce(request: ReportAsk, directory: Path, *, settings: ReportsSection, no
     return pdf
 
 
-__all__ = ["ALL_CUSTOMERS", "FORMATS", "MEDIA_TYPES", "ReportAsk", "ask", "customer_choices", "produce"]
+__all__ = [
+    "ALL_CUSTOMERS",
+    "FORMATS",
+    "MEDIA_TYPES",
+    "ReportAsk",
+    "ask",
+    "customer_choices",
+    "describe",
+    "produce",
+]

@@ -62,6 +62,7 @@ def scope_for(
     end: datetime | None = None,
     now: datetime | None = None,
     settings: ReportsSection | None = None,
+    dealer: str | None = None,
 ) -> Scope:
     """The period a report covers: what was given, else the last complete month for meters and
     the last ``[reports] recent_days`` for the others."""
@@ -76,7 +77,7 @@ def scope_for(
             f"the period starts at {start.isoformat()}, not before its end {end.isoformat()}",
             hint="give --from before --to",
         )
-    return Scope(start=start, end=end, now=now, customer=customer)
+    return Scope(start=start, end=end, now=now, customer=customer, dealer=None if customer else dealer)
 
 
 def check_settings(settings: ReportsSection) -> None:
@@ -104,8 +105,10 @@ def build(
     now: datetime | None = None,
     settings: ReportsSection | None = None,
     with_history: bool = False,
+    dealer: str | None = None,
 ) -> AnyReport:
-    """Build one report's data; ``with_history`` adds the series the HTML charts draw."""
+    """Build one report's data; ``with_history`` adds the series the HTML charts draw; ``dealer``
+    without ``customer``: every customer of that dealer."""
     if kind not in KINDS:
         raise ReportError(
             f"report kind {kind!r} is not one of {', '.join(KINDS)}",
@@ -113,7 +116,7 @@ def build(
         )
     cfg = settings or ReportsSection()
     check_settings(cfg)
-    scope = scope_for(kind, customer=customer, start=start, end=end, now=now, settings=cfg)
+    scope = scope_for(kind, customer=customer, start=start, end=end, now=now, settings=cfg, dealer=dealer)
     if kind == "inventory":
         return inventory(scope)
     if kind == "meters":
@@ -136,6 +139,7 @@ def stream(
     now: datetime | None = None,
     settings: ReportsSection | None = None,
     brand: ReportBrand | None = None,
+    dealer: str | None = None,
 ) -> None:
     """Build one report and write it to ``out`` as ``render`` would, as it is computed: the meters
     CSV, JSON and HTML hold one chunk of devices at a time, whatever the fleet's size (the HTML
@@ -155,19 +159,20 @@ def stream(
             now=now,
             settings=settings,
             with_history=fmt == "html",
+            dealer=dealer,
         )
         if fmt == "html":
-            write_html(data, out, brand=brand)
+            write_html(data, out, brand=brand, title=dealer_title(kind, customer, dealer))
         else:
             out.write(render(data, fmt))
         return
     cfg = settings or ReportsSection()
     check_settings(cfg)
-    scope = scope_for(kind, customer=customer, start=start, end=end, now=now, settings=cfg)
+    scope = scope_for(kind, customer=customer, start=start, end=end, now=now, settings=cfg, dealer=dealer)
     head = Meters(generated_at=scope.now, customer=scope.customer, start=scope.start, end=scope.end, rows=[])
     rows = meter_rows(bound_database(), scope, cfg, history=head.history if fmt == "html" else None)
     if fmt == "html":
-        write_meters_html(head, rows, out, brand=brand)
+        write_meters_html(head, rows, out, brand=brand, title=dealer_title(kind, customer, dealer))
         return
     if fmt == "csv":
         write_table(out, METERS_HEADER, (meter_cells(r) for r in rows))
@@ -215,6 +220,11 @@ def _write_json(out: TextIO, head: msgspec.Struct, rows: Iterable[str]) -> None:
     out.write(("\n  ]" if written else "]") + after + "\n")
 
 
+def dealer_title(kind: str, customer: str | None, dealer: str | None) -> str | None:
+    """The page title of a dealer's report over all its customers (None: the usual title)."""
+    return f"fsm {kind} report - all customers of {dealer}" if dealer and not customer else None
+
+
 def check_format(fmt: str) -> None:
     """Refuse a format no renderer has."""
     if fmt not in FORMATS:
@@ -254,6 +264,7 @@ __all__ = [
     "build",
     "check_format",
     "check_settings",
+    "dealer_title",
     "forecast",
     "health",
     "inventory",

@@ -130,7 +130,7 @@ def alerts(scope: Scope, *, db: Database | None = None) -> Alerts:
     opened: list[AlertEpisode] = []
     closed: list[AlertEpisode] = []
     with translated("cannot build the alerts report"):
-        infos = devices_in_scope(scope.customer)
+        infos = devices_in_scope(scope.customer, dealer=scope.dealer)
         for dev, rows in alert_readings(db, infos, since=scope.start - ALERT_LOOKBACK, until=scope.end):
             _episodes(infos[dev], rows, scope, opened, closed)
     opened.sort(key=lambda e: (e.start, device_sort_key(e.device), e.code))

@@ -123,7 +123,7 @@ def expected_hours(created: list[datetime], default: float) -> float:
 
 
 def client_health(scope: Scope, settings: ReportsSection, infos: dict[int, DeviceInfo]) -> list[ClientHealth]:
-    names = {d.client for d in infos.values()} if scope.customer is not None else None
+    names = {d.client for d in infos.values()} if scope.customer is not None or scope.dealer else None
     db = bound_database()
     start, end = sql.ts(db, scope.start), sql.ts(db, scope.end)
     counts = dict(sql.rows(db, ENVELOPE_COUNTS_SQL, [start, end]))
@@ -373,7 +373,7 @@ def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
     identities held under more than one customer, reports naming another customer."""
     cfg = settings or ReportsSection()
     with translated("cannot build the health report"):
-        infos = devices_in_scope(scope.customer)
+        infos = devices_in_scope(scope.customer, dealer=scope.dealer)
         clients = client_health(scope, cfg, infos)
         names = {c.client for c in clients}
         gaps = [
@@ -394,7 +394,7 @@ def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
             latency=latency(scope, infos),
             collisions=collisions(infos),
             claims=customer_claims(scope, names),
-            backup=None if scope.customer else backup_status(None, now=scope.now),
+            backup=None if scope.customer or scope.dealer else backup_status(None, now=scope.now),
         )
 
 

@@ -8,7 +8,7 @@ import msgspec
 
 from ..db import sql
 from ..db.connect import Database, translated
-from .scope import NO_CUSTOMER, DeviceInfo, Scope, bound_database, device_sort_key
+from .scope import NO_CUSTOMER, DeviceInfo, Scope, bound_database, device_sort_key, scope_where
 
 
 class InventoryRow(msgspec.Struct, kw_only=True):
@@ -45,9 +45,10 @@ def inventory(scope: Scope, *, db: Database | None = None) -> Inventory:
     db = db or bound_database()
     rows = []
     utc = sql.utc
-    q = INVENTORY_SQL.format(where="1 = 1" if scope.customer is None else "cu.name = ?")
+    where, params = scope_where(scope.customer, scope.dealer)
+    q = INVENTORY_SQL.format(where=where)
     with translated("cannot build the inventory report"):
-        for r in sql.rows(db, q, [] if scope.customer is None else [scope.customer]):
+        for r in sql.rows(db, q, params):
             info = DeviceInfo(
                 id=r[0],
                 customer=r[1] or NO_CUSTOMER,

@@ -282,7 +282,7 @@ def meter_ends(
     cfg = settings or ReportsSection()
     removed_after = timedelta(hours=cfg.expected_report_hours + cfg.silence_grace_hours)
     with translated("cannot build the meters report"):
-        infos = sorted_devices(scope.customer)
+        infos = sorted_devices(scope.customer, scope.dealer)
         strong, first_seen = device_facts(db, [d.id for d in infos])
     for part in chunks(infos, CHUNK):
         by_id = {d.id: d for d in part}

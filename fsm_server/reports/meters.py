@@ -155,7 +155,7 @@ def meter_rows(
     removed_after = timedelta(hours=cfg.expected_report_hours + cfg.silence_grace_hours)
     utc = sql.utc
     with translated("cannot build the meters report"):
-        infos = sorted_devices(scope.customer)
+        infos = sorted_devices(scope.customer, scope.dealer)
         strong, first_seen = device_facts(db, [d.id for d in infos])
     for part in chunks(infos, CHUNK):
         ids = [d.id for d in part]

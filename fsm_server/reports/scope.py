@@ -29,6 +29,9 @@ class Scope(msgspec.Struct, kw_only=True):
     end: datetime
     now: datetime
     customer: str | None = None
+    #: every customer of this dealer (a dealer's report over all its customers); with
+    #: ``customer`` None, None: every customer
+    dealer: str | None = None
 
     @classmethod
     def recent(cls, *, days: int = 30, customer: str | None = None, now: datetime | None = None) -> Scope:
@@ -60,7 +63,7 @@ class DeviceInfo(msgspec.Struct, kw_only=True):
 
 
 #: The devices in scope with the names every report shows (a device's customer is its client's
-#: customer, fsm_server.tenancy); ``{where}`` is TRUE or the customer's name.
+#: customer, fsm_server.tenancy); ``{where}`` is ``scope_where``'s.
 DEVICES_SQL = """
 SELECT d.id, cu.name, s.name, cl.name, d.manufacturer, d.model, d.serial, d.ip, d.location
 FROM device d JOIN client cl ON cl.id = d.client_id JOIN customer cu ON cu.id = d.customer_id
@@ -69,11 +72,24 @@ WHERE {where}
 """
 
 
-def devices_in_scope(customer: str | None, db: Database | None = None) -> dict[int, DeviceInfo]:
-    """Every device (of ``customer`` when given), by id; a device's customer is its client's
-    (``fsm_server.tenancy``)."""
+def scope_where(customer: str | None, dealer: str | None = None) -> tuple[str, list[str]]:
+    """(SQL condition on ``cu``, the customer table, and its parameters): the customer's rows, else
+    those of every customer of the dealer, else every row."""
+    if customer is not None:
+        return "cu.name = ?", [customer]
+    if dealer is not None:
+        return "cu.dealer_id IN (SELECT dl.id FROM dealer dl WHERE dl.name = ?)", [dealer]
+    return "1 = 1", []
+
+
+def devices_in_scope(
+    customer: str | None, db: Database | None = None, *, dealer: str | None = None
+) -> dict[int, DeviceInfo]:
+    """Every device (of ``customer`` when given, else of ``dealer``'s customers when given), by
+    id; a device's customer is its client's (``fsm_server.tenancy``)."""
     db = db or bound_database()
-    q = DEVICES_SQL.format(where="1 = 1" if customer is None else "cu.name = ?")
+    where, params = scope_where(customer, dealer)
+    q = DEVICES_SQL.format(where=where)
     return {
         r[0]: DeviceInfo(
             id=r[0],
@@ -86,13 +102,14 @@ def devices_in_scope(customer: str | None, db: Database | None = None) -> dict[i
             ip=r[7],
             location=r[8],
         )
-        for r in sql.rows(db, q, [] if customer is None else [customer])
+        for r in sql.rows(db, q, params)
     }
 
 
-def sorted_devices(customer: str | None) -> list[DeviceInfo]:
+def sorted_devices(customer: str | None, dealer: str | None = None) -> list[DeviceInfo]:
     """The devices in scope in report order (``device_sort_key``, then id)."""
-    return sorted(devices_in_scope(customer).values(), key=lambda d: (device_sort_key(d), d.id))
+    devices = devices_in_scope(customer, dealer=dealer).values()
+    return sorted(devices, key=lambda d: (device_sort_key(d), d.id))
 
 
 def device_facts(db: Database, device_ids: Sequence[int]) -> tuple[dict[int, bool], dict[int, datetime]]:
@@ -137,5 +154,6 @@ __all__ = [
     "device_facts",
     "device_sort_key",
     "devices_in_scope",
+    "scope_where",
     "sorted_devices",
 ]

@@ -189,7 +189,7 @@ def supply_rows(
 ) -> Iterator[tuple[SupplyRow, int, tuple[str, str, str]]]:
     """Each supply in scope as a row with its device id and supply key, device by device; the
     replacements within the period are counted into ``head`` on the way."""
-    infos = devices_in_scope(scope.customer)
+    infos = devices_in_scope(scope.customer, dealer=scope.dealer)
     for dev, series in supply_series(db, list(infos), _since(scope, cfg), scope.end):
         for one in series:
             row = _supply_row(infos[dev], one, cfg, scope)

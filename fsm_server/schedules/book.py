@@ -1,6 +1,7 @@
 """Scheduled reports as the portal and the CLI manage them, scoped like everything else: a
-schedule belongs to one customer (``Scoped.customer_named``), or to every customer when an
-administrator makes it; another tenant's schedule is ``NotFound``."""
+schedule belongs to one customer (``Scoped.customer_named``), to all the customers of a dealer
+when a dealer user makes it for all (``Scoped.own_dealer``), or to every customer when an
+administrator does; another tenant's schedule is ``NotFound``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import msgspec
 from .. import reports
 from ..addresses import parse_addresses
 from ..db.connect import translated
-from ..db.models import Customer
+from ..db.models import Customer, Dealer
 from ..errors import NotFound, ReportError
-from ..portal.reports import FORMATS
+from ..portal.reports import FORMATS, describe
 from ..scoping import Scoped
 from .models import ReportSchedule, ReportSend
 from .times import CADENCES, MONTH_DAYS, WEEK_DAYS, next_due
@@ -24,6 +25,7 @@ SHOWN_SENDS = 50
 class ScheduleView(msgspec.Struct, kw_only=True):
     id: int
     customer: str | None
+    dealer: str | None  # with customer None: all the customers of this dealer
     kind: str
     fmt: str
     cadence: str
@@ -34,6 +36,10 @@ class ScheduleView(msgspec.Struct, kw_only=True):
     next_due_at: datetime
     last_sent_at: datetime | None
     attempts: int
+
+    @property
+    def covers(self) -> str:
+        return describe(self.customer, self.dealer)
 
     @property
     def when(self) -> str:
@@ -47,6 +53,7 @@ class SendView(msgspec.Struct, kw_only=True):
     at: datetime
     schedule_id: int | None
     customer: str | None
+    dealer: str | None
     kind: str
     fmt: str
     period_start: datetime
@@ -55,6 +62,10 @@ class SendView(msgspec.Struct, kw_only=True):
     outcome: str
     detail: str
     size: int
+
+    @property
+    def covers(self) -> str:
+        return describe(self.customer, self.dealer)
 
 
 def parse_recipients(text: str) -> list[str]:
@@ -75,7 +86,8 @@ def add_schedule(
     by: str,
     now: datetime,
 ) -> ScheduleView:
-    """Schedule a report; ``customer`` "" is every customer (administrators only)."""
+    """Schedule a report; ``customer`` "" is every customer for administrators, all its customers
+    for a dealer user (NotFound for a customer user)."""
     if kind not in reports.KINDS:
         raise ReportError(f"report kind {kind!r} is not one of {', '.join(reports.KINDS)}", hint="pick one")
     if fmt not in FORMATS:
@@ -92,14 +104,16 @@ def add_schedule(
         raise ReportError(f"hour {hour} is not between 0 and 23", hint="the hour of the day, UTC")
     recipients = parse_recipients(" ".join(recipients))
     with translated("cannot save the scheduled report"):
+        customer_id: int | None = None
+        dealer_id: int | None = None
         if customer == "":
             if not scoped.sees_all:
-                raise ReportError("choose one of your customers", hint="pick a customer in the list")
-            customer_id = None
+                dealer_id = scoped.own_dealer().id
         else:
             customer_id = scoped.customer_named(customer).id
         row = ReportSchedule.create(
             customer=customer_id,
+            dealer=dealer_id,
             kind=kind,
             fmt=fmt,
             cadence=cadence,
@@ -113,14 +127,29 @@ def add_schedule(
     return schedule(scoped, row.id)
 
 
-def _names() -> dict[int, str]:
-    return {c.id: c.name for c in Customer.select(Customer.id, Customer.name)}
+class _Names(msgspec.Struct):
+    customers: dict[int, str]
+    dealers: dict[int, str]
+
+    def customer(self, customer_id: int | None) -> str | None:
+        return self.customers.get(customer_id) if customer_id is not None else None
+
+    def dealer(self, dealer_id: int | None) -> str | None:
+        return self.dealers.get(dealer_id) if dealer_id is not None else None
 
 
-def _view(row: ReportSchedule, names: dict[int, str]) -> ScheduleView:
+def _names() -> _Names:
+    return _Names(
+        {c.id: c.name for c in Customer.select(Customer.id, Customer.name)},
+        {d.id: d.name for d in Dealer.select(Dealer.id, Dealer.name)},
+    )
+
+
+def _view(row: ReportSchedule, names: _Names) -> ScheduleView:
     return ScheduleView(
         id=row.id,
-        customer=names.get(row.customer_id) if row.customer_id is not None else None,
+        customer=names.customer(row.customer_id),
+        dealer=names.dealer(row.dealer_id),
         kind=row.kind,
         fmt=row.fmt,
         cadence=row.cadence,
@@ -135,16 +164,17 @@ def _view(row: ReportSchedule, names: dict[int, str]) -> ScheduleView:
 
 
 def schedules(scoped: Scoped) -> list[ScheduleView]:
-    """The schedules in scope (every-customer ones: administrators only)."""
+    """The schedules in scope (every-customer ones: administrators only; a dealer's all-customers
+    ones: that dealer's users and administrators)."""
     with translated("cannot list the scheduled reports"):
         names = _names()
-        q = scoped.restrict(ReportSchedule.select(), ReportSchedule.customer)
+        q = scoped.restrict_owned(ReportSchedule.select(), ReportSchedule.customer, ReportSchedule.dealer)
         return [_view(r, names) for r in q.order_by(ReportSchedule.id)]
 
 
 def schedule(scoped: Scoped, schedule_id: int) -> ScheduleView:
     with translated("cannot read the scheduled report"):
-        q = scoped.restrict(ReportSchedule.select(), ReportSchedule.customer)
+        q = scoped.restrict_owned(ReportSchedule.select(), ReportSchedule.customer, ReportSchedule.dealer)
         row = q.where(ReportSchedule.id == schedule_id).get_or_none()
         if row is None:
             raise NotFound(f"no scheduled report {schedule_id}", hint="see the reports page")
@@ -163,12 +193,13 @@ def sends(scoped: Scoped, *, limit: int = SHOWN_SENDS) -> list[SendView]:
     """The newest sends in scope, newest first."""
     with translated("cannot read the sent reports"):
         names = _names()
-        q = scoped.restrict(ReportSend.select(), ReportSend.customer)
+        q = scoped.restrict_owned(ReportSend.select(), ReportSend.customer, ReportSend.dealer)
         return [
             SendView(
                 at=s.at,
                 schedule_id=s.schedule_id,
-                customer=names.get(s.customer_id) if s.customer_id is not None else None,
+                customer=names.customer(s.customer_id),
+                dealer=names.dealer(s.dealer_id),
                 kind=s.kind,
                 fmt=s.fmt,
                 period_start=s.period_start,

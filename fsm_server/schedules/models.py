@@ -1,10 +1,10 @@
-"""Scheduled-report tables (migration 16): what to send to whom and when, and every send."""
+"""Scheduled-report tables (migrations 20 and 27): what to send to whom and when, and every send."""
 
 from __future__ import annotations
 
 import peewee
 
-from ..db.models import Customer, JsonTextField, UtcDateTimeField
+from ..db.models import Customer, Dealer, JsonTextField, UtcDateTimeField
 
 
 class _Model(peewee.Model):
@@ -14,13 +14,15 @@ class _Model(peewee.Model):
 
 class ReportSchedule(_Model):
     """A report mailed every week (``day`` 1-7, Monday 1) or month (``day`` 1-28) at ``hour``
-    UTC, covering the week or the calendar month before; ``customer`` NULL: every customer
-    (administrators only)."""
+    UTC, covering the week or the calendar month before; ``customer`` NULL: every customer of
+    ``dealer`` (a dealer user's), or with ``dealer`` NULL too every customer (administrators)."""
 
     id: peewee.AutoField[int]
     customer_id: int | None
+    dealer_id: int | None
 
     customer = peewee.ForeignKeyField(Customer, null=True, on_delete="CASCADE")
+    dealer = peewee.ForeignKeyField(Dealer, null=True, on_delete="CASCADE")
     kind = peewee.CharField(max_length=16)
     fmt = peewee.CharField(max_length=8)
     cadence = peewee.CharField(max_length=8)
@@ -40,9 +42,11 @@ class ReportSend(_Model):
     id: peewee.AutoField[int]
     schedule_id: int | None
     customer_id: int | None
+    dealer_id: int | None
 
     schedule = peewee.ForeignKeyField(ReportSchedule, null=True, on_delete="SET NULL")
     customer = peewee.ForeignKeyField(Customer, null=True, on_delete="CASCADE")
+    dealer = peewee.ForeignKeyField(Dealer, null=True, on_delete="CASCADE")  # as its schedule's
     at = UtcDateTimeField(index=True)
     kind = peewee.CharField(max_length=16)
     fmt = peewee.CharField(max_length=8)

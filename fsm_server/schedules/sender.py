@@ -34,10 +34,10 @@ from fsm_protocol.errors import FsmError
 
 from ..config import NotifySection, ServerConfig
 from ..db.connect import Database, translated
-from ..db.models import Customer
+from ..db.models import Customer, Dealer
 from ..errors import ReportError
 from ..events.mail import smtp_transport
-from ..portal.reports import MEDIA_TYPES, ReportAsk, produce
+from ..portal.reports import MEDIA_TYPES, ReportAsk, describe, produce
 from .models import ReportSchedule, ReportSend
 from .times import next_due, period_for
 
@@ -55,6 +55,7 @@ class Prepared:
 
     schedule_id: int
     customer_id: int | None
+    dealer_id: int | None
     kind: str
     fmt: str
     start: datetime
@@ -71,13 +72,14 @@ def build_report_mail(
     schedule: ReportSchedule,
     customer: str | None,
     start: datetime,
+    dealer: str | None = None,
     end: datetime,
     attachment: bytes,
     file_name: str,
     now: datetime,
 ) -> tuple[str, bytes]:
     """(subject, RFC 5322 bytes) of a scheduled report's mail with the report attached."""
-    who = customer or "all customers"
+    who = describe(customer, dealer)
     last_day = end - timedelta(days=1)
     subject = f"[fsm] {schedule.kind} report - {who} - {start:%Y-%m-%d} to {last_day:%Y-%m-%d}"
     msg = EmailMessage()
@@ -137,9 +139,10 @@ class ReportScheduler:
             if row is None or row.next_due_at > self.now():
                 return None
             customer = Customer.get_by_id(row.customer_id).name if row.customer_id is not None else None
+            dealer = Dealer.get_by_id(row.dealer_id).name if row.dealer_id is not None else None
         start, end = period_for(row.cadence, row.next_due_at)
         now = self.now()
-        asked = ReportAsk(kind=row.kind, customer=customer, start=start, end=end, fmt=row.fmt)
+        asked = ReportAsk(kind=row.kind, customer=customer, dealer=dealer, start=start, end=end, fmt=row.fmt)
         work = Path(tempfile.mkdtemp(prefix="fsm-scheduled-report-"))
         try:
             path = produce(asked, work, settings=self.config.reports, now=now)
@@ -153,6 +156,7 @@ class ReportScheduler:
                 self.notify,
                 schedule=row,
                 customer=customer,
+                dealer=dealer,
                 start=start,
                 end=end,
                 attachment=path.read_bytes(),
@@ -164,6 +168,7 @@ class ReportScheduler:
         return Prepared(
             schedule_id=row.id,
             customer_id=row.customer_id,
+            dealer_id=row.dealer_id,
             kind=row.kind,
             fmt=row.fmt,
             start=start,
@@ -185,6 +190,7 @@ class ReportScheduler:
             ReportSend.create(
                 schedule=row.id,
                 customer=row.customer_id,
+                dealer=row.dealer_id,
                 at=now,
                 kind=row.kind,
                 fmt=row.fmt,

@@ -1,5 +1,6 @@
-"""The reports page: run a report for a customer in scope and a period, download it as HTML, CSV
-or PDF (``fsm_server.portal.reports``); scheduled reports and the log of their sends
+"""The reports page: run a report for a customer in scope (administrators: every customer, dealer
+users: all their customers) and a period, download it as HTML, CSV or PDF
+(``fsm_server.portal.reports``); scheduled reports and the log of their sends
 (``fsm_server.schedules``), managed by administrators and dealers, shown to customers."""
 
 from __future__ import annotations
@@ -33,13 +34,20 @@ def settings_of(request: Request) -> ReportsSection:
     return ctx.config.reports if ctx is not None else ReportsSection()
 
 
+def all_label(scoped: Scoped) -> str | None:
+    """The customer choice covering more than one customer, as the viewer may pick it (None: none)."""
+    if scoped.sees_all:
+        return "all customers"
+    return f"all customers of {scoped.dealer}" if scoped.role == "dealer" and scoped.dealer else None
+
+
 def page_context(request: Request, scoped: Scoped) -> dict[str, Any]:
     """What the reports page shows besides a message: the choices of the form."""
     return {
         "kinds": reports.KINDS,
         "formats": portal_reports.FORMATS,
         "customers": portal_reports.customer_choices(scoped),
-        "sees_all": scoped.sees_all,
+        "all_label": all_label(scoped),
         "asked": request.query_params,
         "title": "Reports",
         "schedules": schedules(scoped),
@@ -93,7 +101,7 @@ def download(request: Request) -> Response:
     audit_event(
         request,
         "report.download",
-        target=f"{asked.kind} {asked.customer or 'all customers'}",
+        target=f"{asked.kind} {portal_reports.describe(asked.customer, asked.dealer)}",
         detail={"format": asked.fmt, "from": p.get("from", ""), "to": p.get("to", "")},
     )
     return FileResponse(
@@ -135,7 +143,7 @@ def schedule_add(request: Request) -> Response:
     audit_event(
         request,
         "report.schedule",
-        target=f"schedule {row.id}: {row.kind} {row.customer or 'all customers'}",
+        target=f"schedule {row.id}: {row.kind} {row.covers}",
         detail={"format": row.fmt, "when": row.when, "recipients": row.recipients},
     )
     return RedirectResponse("/reports#schedules", status_code=303)
@@ -148,7 +156,7 @@ def schedule_delete(request: Request) -> Response:
         row = delete_schedule(scoped, request.path_params["schedule_id"])
     except NotFound:
         raise HTTPException(404) from None
-    audit_event(request, "report.unschedule", target=f"schedule {row.id}: {row.kind} {row.customer or 'all'}")
+    audit_event(request, "report.unschedule", target=f"schedule {row.id}: {row.kind} {row.covers}")
     return RedirectResponse("/reports#schedules", status_code=303)
 
 
