@@ -1,6 +1,7 @@
 """Reports from the portal (the real app and database, both backends): a report for a customer in
-scope downloads as HTML, CSV and PDF; another tenant's customer answers 404; only administrators
-run a report over every customer. The PDF is printed by Debian's chromium and one page is
+scope downloads as HTML, CSV and PDF; another tenant's customer answers 404; administrators run
+a report over every customer, dealer users over all their customers (and no other dealer's),
+customer users over neither. The PDF is printed by Debian's chromium and one page is
 rendered to PNG (poppler's pdftoppm) for a person to look at, kept in ARTIFACTS; it carries the
 customer's dealer's logo and colours."""
 
@@ -48,7 +49,7 @@ def test_a_dealer_downloads_its_customers_report_as_csv_and_html(users: dict[str
     page = north.get("/reports")
     assert page.status_code == 200
     assert 'value="ACME"' in page.text and 'value="Initech"' in page.text and "Globex" not in page.text
-    assert "all customers" not in page.text  # a dealer picks one of its customers
+    assert "all customers of North" in page.text  # one of its customers, or all of them
     r = north.get("/reports/download", params={"kind": "supplies", "customer": "ACME", "format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.headers["content-disposition"].startswith("attachment; filename=")
@@ -64,17 +65,48 @@ def test_a_dealer_downloads_its_customers_report_as_csv_and_html(users: dict[str
     assert "report.download" in users["admin"].client.get("/audit").text
 
 
-def test_another_tenants_customer_is_not_found_and_all_is_for_admins(users: dict[str, User]) -> None:
+def test_another_tenants_customer_is_not_found_and_all_is_for_admins_and_dealers(
+    users: dict[str, User],
+) -> None:
     for name, user in users.items():
         for customer in ("ACME", "Globex", "Initech", "Umbrella", "No such customer"):
             r = user.client.get("/reports/download", params={"kind": "alerts", "customer": customer})
             want = 200 if customer in user.sees else 404
             assert r.status_code == want, (name, customer, r.status_code)
         r = user.client.get("/reports/download", params={"kind": "alerts", "customer": ""})
-        assert r.status_code == (200 if user.role == "admin" else 400), name
+        assert r.status_code == (404 if user.role == "customer" else 200), name
+        if user.role == "customer":  # no "all" choice on its page either
+            assert '<option value=""' not in user.client.get("/reports").text
     admin = users["admin"].client
     r = admin.get("/reports/download", params={"kind": "inventory", "customer": "", "format": "csv"})
     assert {row["customer"] for row in csv.DictReader(io.StringIO(r.text))} == set(users["admin"].sees)
+
+
+def test_a_dealers_all_customers_report_lists_its_customers_devices_only(users: dict[str, User]) -> None:
+    def inventory(user: str, customer: str, fmt: str = "csv") -> str:
+        params = {"kind": "inventory", "customer": customer, "format": fmt, "from": "2026-01-01"}
+        r = users[user].client.get("/reports/download", params=params)
+        assert r.status_code == 200, (user, r.text[:500])
+        return r.text
+
+    everything = list(csv.DictReader(io.StringIO(inventory("admin", ""))))
+    for dealer in ("north", "south"):
+        rows = list(csv.DictReader(io.StringIO(inventory(dealer, ""))))
+        mine = users[dealer].sees
+        assert {r["customer"] for r in rows} == mine
+        assert sorted((r["customer"], r["serial"]) for r in rows) == sorted(
+            (r["customer"], r["serial"]) for r in everything if r["customer"] in mine
+        )
+    # the page names the dealer and carries its branding; the other dealer's customers are absent
+    north = Dealer.get(Dealer.name == "North")
+    set_branding(north, colour="#0b6e4f", accent="#c2410c", logo=png(60, 16, (11, 110, 79)), by="t", now=NOW)
+    page = inventory("north", "", "html")
+    assert "fsm inventory report - all customers of North" in page
+    assert "#0b6e4f" in page and "data:image/png;base64," in page
+    assert "ACME" in page and "Initech" in page and "Globex" not in page and "Umbrella" not in page
+    r = users["north"].client.get("/reports/download", params={"kind": "alerts", "customer": ""})
+    assert "alerts-all-North-" in r.headers["content-disposition"]
+    assert "all customers of North" in users["admin"].client.get("/audit").text
 
 
 def test_bad_requests_say_what_is_wrong(users: dict[str, User]) -> None:
