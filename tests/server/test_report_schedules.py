@@ -12,19 +12,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from reports_fleet import Feeder, reading
 
 from fsm_common import configfile
-from fsm_devtools.corpus import ClientKit, ServerKit
+from fsm_devtools.corpus import ClientKit, ServerKit, make_client
 from fsm_devtools.peers.mailstack import MailStack
 from fsm_server.config import ServerConfig
 from fsm_server.customers import add_customer, add_dealer
 from fsm_server.db.connect import Database
 from fsm_server.errors import NotFound, ReportError
 from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.registry import Registry
 from fsm_server.schedules import (
     ReportSchedule,
     ReportScheduler,
@@ -120,8 +122,22 @@ def test_schedules_are_scoped_and_checked(acme: None) -> None:
     )
     with pytest.raises(NotFound):
         add_schedule(south, customer="ACME", cadence="monthly", day=1, recipients=["a@x.example"], **kw)
-    with pytest.raises(ReportError, match="choose one of your customers"):
-        add_schedule(north, customer="", cadence="monthly", day=1, recipients=["a@x.example"], **kw)
+    for customer_user in (Viewer("customer", customers=("ACME",)), Viewer("customer")):
+        with pytest.raises(NotFound):  # no dealer scope for customer users
+            add_schedule(
+                Scoped.of(customer_user),
+                customer="",
+                cadence="weekly",
+                day=1,
+                recipients=["a@x.example"],
+                **kw,
+            )
+    all_north = add_schedule(north, customer="", cadence="weekly", day=2, recipients=["n@x.example"], **kw)
+    assert (all_north.customer, all_north.dealer, all_north.covers) == (
+        None,
+        "North",
+        "all customers of North",
+    )
     with pytest.raises(ReportError, match="day 29 is not between 1 and 28"):
         add_schedule(north, customer="ACME", cadence="monthly", day=29, recipients=["a@x.example"], **kw)
     with pytest.raises(ReportError, match="'x@y@z' is not an e-mail address"):
@@ -129,14 +145,72 @@ def test_schedules_are_scoped_and_checked(acme: None) -> None:
     every = add_schedule(
         Scoped.of(ADMIN), customer="", cadence="weekly", day=1, recipients=["b@x.example"], **kw
     )
-    assert [s.id for s in schedules(north)] == [made.id]
-    assert schedules(south) == [] and len(schedules(Scoped.of(ADMIN))) == 2
+    assert [s.id for s in schedules(north)] == [made.id, all_north.id]
+    assert schedules(south) == [] and len(schedules(Scoped.of(ADMIN))) == 3
+    assert schedules(Scoped.of(Viewer("customer", customers=("ACME",)))) == [made]
     with pytest.raises(NotFound):
         delete_schedule(south, made.id)
     with pytest.raises(NotFound):
+        delete_schedule(south, all_north.id)  # North's all-customers schedule
+    with pytest.raises(NotFound):
         delete_schedule(north, every.id)  # every customer's: administrators only
     delete_schedule(north, made.id)
+    delete_schedule(north, all_north.id)
     assert schedules(north) == []
+
+
+@pytest.mark.mail
+async def test_a_dealers_all_customers_schedule_mails_a_report_of_all_its_customers(
+    db: Database,
+    acme: None,
+    pipeline: Pipeline,
+    registry: Registry,
+    server_kit: ServerKit,
+    mail_stack: MailStack,
+    tmp_path: Path,
+) -> None:
+    """North's schedule over all its customers covers ACME's and Initech's printers, none of
+    Globex's (South's)."""
+    add_customer("Initech", dealer="North")
+    for customer, serial in (("Initech", "INIT-1"), ("Globex", "GLOBEX-1")):
+        kit = make_client(tmp_path / customer, f"{customer.lower()}-1")
+        registry.add(kit.name, kit.pub_path, customer=customer)
+        feed = Feeder(pipeline, kit, server_kit, customer=customer)
+        for day in (1, 20):
+            at = datetime(2026, 11, day, 9, tzinfo=UTC)
+            feed.send(at, [reading(serial, at, total=500 + day, supplies=[("toner", "black", 50.0)])])
+    mail_stack.empty_mailbox("alerts")
+    made = add_schedule(
+        Scoped.of(NORTH),
+        customer="",
+        kind="meters",
+        fmt="csv",
+        cadence="monthly",
+        day=1,
+        hour=6,
+        recipients=["alerts@fsm.test"],
+        by="north-user",
+        now=T0,
+    )
+    clock = Clock(datetime(2026, 12, 1, 6, 0, 30, tzinfo=UTC))
+    mailer = ReportScheduler(db, config(mail_stack), now=clock)
+    try:
+        assert await mailer.run_once() == 1
+    finally:
+        await mailer.aclose()
+    [(_, raw)] = await asyncio.to_thread(mail_stack.wait_for_messages, 1, user="alerts")
+    mail = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
+    # a subject this long is folded before its first word; readers unfold it
+    subject = " ".join(mail["Subject"].split())
+    assert subject == "[fsm] meters report - all customers of North - 2026-11-01 to 2026-11-30"
+    assert mail["X-Fsm-Schedule"] == str(made.id)
+    [attachment] = list(mail.iter_attachments())
+    assert attachment.get_filename() == "meters-all-North-20261101-20261201.csv"
+    rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
+    assert {(r["customer"], r["serial"]) for r in rows} == {("ACME", "SCHED-1"), ("Initech", "INIT-1")}
+    [sent] = sends(Scoped.of(NORTH))
+    assert sent.outcome == "sent" and sent.covers == "all customers of North"
+    assert sends(Scoped.of(SOUTH)) == [] and sends(Scoped.of(Viewer("customer", customers=("ACME",)))) == []
 
 
 @pytest.mark.mail
