@@ -4,6 +4,8 @@ printer text shown as text, the CSV export, acknowledgements and quarantine acti
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -119,6 +121,7 @@ def test_tenant_isolation_matrix(fleet: Fleet, users: dict[str, User], db: Datab
         r = c.get(f"/quarantine/{fleet.stranger_quarantine}")
         if r.status_code != (200 if user.role == "admin" else 404):
             failures.append((name, "stranger quarantine", r.status_code))
+        _all_customers(c, name, user, missing, failures)
     assert failures == []
     assert {workflow.show(p).state for p in periods.values()} == {"collected"}
     assert (
@@ -184,6 +187,24 @@ def _reads(
             failures.append((name, url, r.status_code, want))
         elif want == 404 and _body(r.text) != _body(missing[kind].text):
             failures.append((name, url, "404 differs from a missing object's"))
+
+
+def _all_customers(c: Any, name: str, user: User, missing: dict[str, Any], failures: Failures) -> None:
+    """The report and schedule over "all customers" (``customer`` empty): every customer for an
+    administrator, the dealer's own for a dealer user, the missing page for a customer user."""
+    r = c.get("/reports/download?kind=inventory&format=csv&customer=")
+    if user.role == "customer":
+        if r.status_code != 404 or _body(r.text) != _body(missing["report"].text):
+            failures.append((name, "all-customers report", r.status_code))
+        form = {"csrf": csrf_of(c.get("/reports").text), **SCHEDULE, "customer": ""}
+        if (r := c.post("/reports/schedules", data=form, follow_redirects=False)).status_code != 404:
+            failures.append((name, "all-customers schedule", r.status_code))
+        return
+    covered = (
+        {row["customer"] for row in csv.DictReader(io.StringIO(r.text))} if r.status_code == 200 else None
+    )
+    if covered != set(user.sees):
+        failures.append((name, "all-customers report covers", r.status_code, covered))
 
 
 def _writes_refused(
