@@ -331,6 +331,8 @@ def m027_schedule_dealer(db: peewee.Database) -> None:
             db.execute_sql(
                 f"ALTER TABLE {table} ADD COLUMN dealer_id INTEGER REFERENCES dealer (id) ON DELETE CASCADE"
             )
+        # the index peewee gives the foreign key on a fresh database
+        db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_dealer_id" ON {table} (dealer_id)')
 
 
 #: The name peewee gives models.AlertValue's index, which m026 builds on an older database.

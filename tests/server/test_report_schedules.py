@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from fsm_devtools.corpus import ClientKit, ServerKit, make_client
 from fsm_devtools.peers.mailstack import MailStack
 from fsm_server.config import ServerConfig
 from fsm_server.customers import add_customer, add_dealer
+from fsm_server.db import migrations
 from fsm_server.db.connect import Database
 from fsm_server.errors import NotFound, ReportError
 from fsm_server.ingest.pipeline import Pipeline
@@ -286,3 +288,59 @@ async def test_a_relay_that_does_not_answer_is_logged_and_retried(db: Database, 
         await mailer.aclose()
     [failed] = ReportSend.select()
     assert failed.outcome == "failed" and "127.0.0.1" in failed.detail and failed.size > 0
+
+
+def test_schedules_of_a_database_from_before_dealer_scopes_keep_working(db: Database, acme: None) -> None:
+    """m027 adds the dealer column to the tables m020 made without it; their rows stay."""
+    made = add_schedule(
+        Scoped.of(NORTH),
+        customer="ACME",
+        kind="inventory",
+        fmt="csv",
+        cadence="weekly",
+        day=1,
+        hour=6,
+        recipients=["a@x.example"],
+        by="t",
+        now=T0,
+    )
+    for table in ("report_send", "report_schedule"):  # the tables as m020 made them
+        db.peewee.execute_sql(f'DROP INDEX "{table}_dealer_id"')
+        if db.kind == "postgresql":
+            db.peewee.execute_sql(f"ALTER TABLE {table} DROP COLUMN dealer_id")
+        else:  # SQLite drops no column a FOREIGN KEY clause names: the table again without it
+            _drop_sqlite_column(db, table, "dealer_id")
+        assert "dealer_id" not in {c.name for c in db.peewee.get_columns(table)}
+    db.peewee.execute_sql("DELETE FROM migrations WHERE name = 'm027_schedule_dealer'")
+    assert migrations.migrate(db) == ["m027_schedule_dealer"]
+    for table in ("report_send", "report_schedule"):
+        assert [i.columns for i in db.peewee.get_indexes(table) if i.name == f"{table}_dealer_id"] == [
+            ["dealer_id"]
+        ]
+    assert [s.id for s in schedules(Scoped.of(NORTH))] == [made.id]
+    everyone = add_schedule(
+        Scoped.of(NORTH),
+        customer="",
+        kind="inventory",
+        fmt="csv",
+        cadence="weekly",
+        day=1,
+        hour=6,
+        recipients=["a@x.example"],
+        by="t",
+        now=T0,
+    )
+    assert everyone.dealer == "North" and schedules(Scoped.of(SOUTH)) == []
+
+
+def _drop_sqlite_column(db: Database, table: str, column: str) -> None:
+    [(create,)] = db.peewee.execute_sql(f"SELECT sql FROM sqlite_master WHERE name = '{table}'").fetchall()
+    create = re.sub(rf', FOREIGN KEY \("{column}"\) REFERENCES [^,)]+\([^)]*\)[A-Z ]*', "", create)
+    create = create.replace(f'"{column}" INTEGER, ', "")
+    kept = ", ".join(f'"{c.name}"' for c in db.peewee.get_columns(table) if c.name != column)
+    db.peewee.execute_sql("PRAGMA foreign_keys = OFF")
+    db.peewee.execute_sql(f'ALTER TABLE {table} RENAME TO "old_{table}"')
+    db.peewee.execute_sql(create)
+    db.peewee.execute_sql(f'INSERT INTO {table} ({kept}) SELECT {kept} FROM "old_{table}"')
+    db.peewee.execute_sql(f'DROP TABLE "old_{table}"')
+    db.peewee.execute_sql("PRAGMA foreign_keys = ON")
