@@ -148,7 +148,9 @@ def stream(
     as the template produces them, never held whole."""
     check_format(fmt)
     if kind == "supplies" and fmt != "html":
-        _stream_supplies(fmt, out, customer=customer, start=start, end=end, now=now, settings=settings)
+        _stream_supplies(
+            fmt, out, customer=customer, start=start, end=end, now=now, settings=settings, dealer=dealer
+        )
         return
     if kind != "meters":
         data = build(
@@ -189,12 +191,15 @@ def _stream_supplies(
     end: datetime | None,
     now: datetime | None,
     settings: ReportsSection | None,
+    dealer: str | None = None,
 ) -> None:
     """The supplies CSV or JSON, its rows sorted across the fleet without holding them all
     (``sorted_supplies``)."""
     cfg = settings or ReportsSection()
     check_settings(cfg)
-    scope = scope_for("supplies", customer=customer, start=start, end=end, now=now, settings=cfg)
+    scope = scope_for(
+        "supplies", customer=customer, start=start, end=end, now=now, settings=cfg, dealer=dealer
+    )
     if fmt == "csv":
         _, cells = sorted_supplies(scope, cfg, supply_cells)
         write_table(out, SUPPLIES_HEADER, cells)

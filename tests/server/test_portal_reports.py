@@ -83,8 +83,8 @@ def test_another_tenants_customer_is_not_found_and_all_is_for_admins_and_dealers
 
 
 def test_a_dealers_all_customers_report_lists_its_customers_devices_only(users: dict[str, User]) -> None:
-    def inventory(user: str, customer: str, fmt: str = "csv") -> str:
-        params = {"kind": "inventory", "customer": customer, "format": fmt, "from": "2026-01-01"}
+    def inventory(user: str, customer: str, fmt: str = "csv", kind: str = "inventory") -> str:
+        params = {"kind": kind, "customer": customer, "format": fmt, "from": "2026-01-01"}
         r = users[user].client.get("/reports/download", params=params)
         assert r.status_code == 200, (user, r.text[:500])
         return r.text
@@ -94,6 +94,13 @@ def test_a_dealers_all_customers_report_lists_its_customers_devices_only(users: 
         rows = list(csv.DictReader(io.StringIO(inventory(dealer, ""))))
         mine = users[dealer].sees
         assert {r["customer"] for r in rows} == mine
+        for kind in ("meters", "supplies", "alerts", "health"):  # each report's own query
+            text = inventory(dealer, "", kind=kind)
+            others = {c for c in users["admin"].sees if c not in mine}
+            assert not any(c in text for c in others), (dealer, kind)
+        assert {
+            r["customer"] for r in csv.DictReader(io.StringIO(inventory(dealer, "", kind="supplies")))
+        } == mine
         assert sorted((r["customer"], r["serial"]) for r in rows) == sorted(
             (r["customer"], r["serial"]) for r in everything if r["customer"] in mine
         )
