@@ -175,12 +175,15 @@ def quarantine_entry(entry_id: int) -> tuple[QuarantineRow, bytes]:
     return quarantine_row(r), bytes(r.raw)
 
 
-def quarantine_counts() -> dict[str, int]:
-    """Held messages by reason."""
+def quarantine_counts(clients: Collection[str] | None = None) -> dict[str, int]:
+    """Held messages by reason: all of them, or those naming one of ``clients``."""
     with translated("cannot count the quarantine"):
+        held = Quarantine.status == "held"
+        if clients is not None:
+            held &= Quarantine.client_name.in_(sorted(clients))
         q = (
             Quarantine.select(Quarantine.reason, fn.COUNT(Quarantine.id).alias("n"))
-            .where(Quarantine.status == "held")
+            .where(held)
             .group_by(Quarantine.reason)
         )
         return dict(cast("Iterable[tuple[str, int]]", q.tuples()))

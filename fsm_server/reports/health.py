@@ -376,6 +376,7 @@ def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
         infos = devices_in_scope(scope.customer, dealer=scope.dealer)
         clients = client_health(scope, cfg, infos)
         names = {c.client for c in clients}
+        unscoped = not (scope.customer or scope.dealer)
         gaps = [
             GapRow(client=g.client, first=g.first, last=g.last, count=g.count, kind=g.kind)
             for g in listings.gaps()
@@ -389,12 +390,13 @@ def health(scope: Scope, settings: ReportsSection | None = None) -> Health:
             clients=clients,
             silent_devices=silent_devices(scope, cfg, infos, clients),
             gaps=gaps,
-            quarantine=listings.quarantine_counts(),
+            # a customer's or dealer's report counts only what names its own clients
+            quarantine=listings.quarantine_counts(None if unscoped else names),
             anomalies=anomalies(scope, infos),
             latency=latency(scope, infos),
             collisions=collisions(infos),
             claims=customer_claims(scope, names),
-            backup=None if scope.customer or scope.dealer else backup_status(None, now=scope.now),
+            backup=backup_status(None, now=scope.now) if unscoped else None,
         )
 
 

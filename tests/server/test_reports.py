@@ -210,6 +210,27 @@ def test_health_finds_silence_gaps_quarantine_anomalies_and_latency(
     assert {s.device.serial for s in fresh.silent_devices} == {"C3", "D4"}
 
 
+def test_a_customers_health_counts_only_the_quarantine_of_its_own_clients(
+    october: Feeder, pipeline: Pipeline, registry: Registry, server_kit: ServerKit, tmp_path: Path
+) -> None:
+    other = make_client(tmp_path / "globex", "globex-1")
+    registry.add(other.name, other.pub_path)
+    Feeder(pipeline, other, server_kit, customer="Globex", site="Plant").send(
+        day(5), [reading("G1", day(5), total=5)]
+    )
+    forger = make_client(tmp_path / "forger", "globex-1")  # globex-1's name, another key
+    forged = Feeder(pipeline, forger, server_kit, customer="Globex", site="Plant", seq=1)
+    with pytest.raises(AssertionError, match="quarantined"):
+        forged.send(day(6), [reading("G1", day(6), total=6)])
+    pipeline.process(b"not a report at all", source="test")  # names no client
+    now = day(34)
+    everything = reports.build("health", start=OCT, end=now, now=now).quarantine
+    assert sum(everything.values()) == 2 and everything["not_fsm_mail"] == 1
+    globex = reports.build("health", customer="Globex", start=OCT, end=now, now=now).quarantine
+    assert sum(globex.values()) == 1 and "not_fsm_mail" not in globex
+    assert reports.build("health", customer="ACME", start=OCT, end=now, now=now).quarantine == {}
+
+
 def test_ingest_latency_percentiles_run_from_observed_at_to_ingested_at(
     pipeline: Pipeline, client_kit: ClientKit, server_kit: ServerKit
 ) -> None:
