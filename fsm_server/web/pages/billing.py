@@ -27,6 +27,7 @@ from ...billing.workflow import MAX_NOTE, STATES
 from ...config import ReportsSection
 from ...errors import BillingError, NotFound
 from ...portal import billing as data
+from ...scoping import Scoped
 from .. import audit_event, field, form_data, principal_of, render, require, scoped_of
 from ..auth_pages import settings_of
 
@@ -205,34 +206,45 @@ def exclude(request: Request) -> Response:
     return _meter_step(request, "exclude")
 
 
-@require("admin", "dealer")
-def approve(request: Request) -> Response:
-    """GET: what is approved (after re-authentication); POST: approve it."""
+def _confirmed(request: Request, action: str, title: str) -> tuple[Scoped, int, Any, Response | None]:
+    """The period of a step that needs a fresh re-authentication and a confirmation page; the last
+    item is the answer to give at once (the way to re-authenticate, or the GET's confirmation
+    page), None for a POST to carry out."""
     period_id = _id(request, "period_id")
     scoped = scoped_of(request)
     try:
         page = data.period_page(scoped, period_id)
     except NotFound:
         raise HTTPException(404) from None
-    stale = _stale(request, f"{_period_url(period_id)}/approve")
-    if stale is not None:
-        return stale
-    view = page.period
-    if request.method == "GET":
-        return render(request, "p_billing_confirm.html", title="Approve period", p=view, action="approve")
+    answer = _stale(request, f"{_period_url(period_id)}/{action}")
+    if answer is None and request.method == "GET":
+        answer = render(request, "p_billing_confirm.html", title=title, p=page.period, action=action)
+    return scoped, period_id, page, answer
+
+
+def _refused(request: Request, action: str, title: str, view: Any, exc: FsmError) -> Response:
+    return render(
+        request,
+        "p_billing_confirm.html",
+        status_code=400,
+        title=title,
+        p=view,
+        action=action,
+        error=exc.message,
+        hint=exc.hint,
+    )
+
+
+@require("admin", "dealer")
+def approve(request: Request) -> Response:
+    """GET: what is approved (after re-authentication); POST: approve it."""
+    scoped, period_id, page, answer = _confirmed(request, "approve", "Approve period")
+    if answer is not None:
+        return answer
     try:
         view = data.approve(scoped, period_id, principal_of(request).name)
     except BillingError as exc:
-        return render(
-            request,
-            "p_billing_confirm.html",
-            status_code=400,
-            title="Approve period",
-            p=view,
-            action="approve",
-            error=exc.message,
-            hint=exc.hint,
-        )
+        return _refused(request, "approve", "Approve period", page.period, exc)
     audit_event(
         request,
         "billing.approve",
@@ -247,32 +259,14 @@ def approve(request: Request) -> Response:
 def export(request: Request) -> Response:
     """GET: the export page (after re-authentication); POST: the zip of the CSV and its signed
     manifest (the period becomes exported)."""
-    period_id = _id(request, "period_id")
-    scoped = scoped_of(request)
-    try:
-        page = data.period_page(scoped, period_id)
-    except NotFound:
-        raise HTTPException(404) from None
-    stale = _stale(request, f"{_period_url(period_id)}/export")
-    if stale is not None:
-        return stale
-    view = page.period
-    if request.method == "GET":
-        return render(request, "p_billing_confirm.html", title="Export period", p=view, action="export")
+    scoped, period_id, page, answer = _confirmed(request, "export", "Export period")
+    if answer is not None:
+        return answer
     try:
         signer = wiring.signing_key(request.app.state.ctx)
         name, body = data.export_zip(scoped, period_id, signer, _settings(request))
     except FsmError as exc:  # a period not approved, or no signing key on this server
-        return render(
-            request,
-            "p_billing_confirm.html",
-            status_code=400,
-            title="Export period",
-            p=view,
-            action="export",
-            error=exc.message,
-            hint=exc.hint,
-        )
+        return _refused(request, "export", "Export period", page.period, exc)
     audit_event(
         request,
         "billing.export",
