@@ -3,6 +3,7 @@ still ours, and what did a daemon log before it failed. Linux only, like the pee
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import fcntl
 import os
@@ -158,7 +159,7 @@ class Peer(Protocol):
 P = TypeVar("P", bound=Peer)
 
 
-class StateDirPeer:
+class StateDirPeer(abc.ABC):
     """What a peer controller kept in one state directory shares (the mail stack, PostgreSQL):
     the offset and state directory checks, ``lease``, ``wipe``, use as a context manager.
     A subclass names its ``error`` class and state directory bound, and gives ``start``, ``stop``,
@@ -199,18 +200,21 @@ class StateDirPeer:
     def default_state_dir(cls, port_offset: int) -> Path:
         return Path(cls.base_state_dir if port_offset == 0 else f"{cls.base_state_dir}-{port_offset}")
 
+    @abc.abstractmethod
     def start(self) -> Self:
-        raise NotImplementedError
+        """Start the peer's daemons in the state directory (or take over running ones)."""
 
+    @abc.abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop the daemons this state directory runs."""
 
+    @abc.abstractmethod
     def status(self) -> _Status:
-        raise NotImplementedError
+        """Whether the daemons run, and where."""
 
+    @abc.abstractmethod
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         """Held while writing the state directory or starting and stopping its daemons."""
-        raise NotImplementedError
 
     @property
     def running(self) -> bool:
