@@ -13,6 +13,7 @@ import hashlib
 import io
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -20,10 +21,11 @@ from fsm_protocol.errors import BadSignature
 from fsm_protocol.keys import SigningKey, VerifyKey
 
 from ..config import ReportsSection
+from ..db import sql
+from ..db.connect import Database, translated
 from ..errors import BillingError
-from ..reports.csv import METERS_HEADER, meter_cells, write_table
-from ..reports.meters import MeterRow
-from ..reports.scope import devices_in_scope
+from ..reports.csv import METERS_HEADER, device_cells, meter_line, safe_row, write_safe_table
+from ..reports.scope import DeviceInfo, bound_database, devices_in_scope
 from . import workflow
 
 FORMAT = "fsm-billing-manifest/1"
@@ -68,48 +70,44 @@ def manifest_path(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.name + MANIFEST_SUFFIX)
 
 
+#: An approved period's meters to export as billed (the newest correction's numbers where a dealer
+#: made one, with its note), in (device, counter) order.
+EXPORT_SQL = """
+SELECT m.id, m.device_id, m.counter, m.start_at, m.end_at,
+       COALESCE(c.start_value, m.start_value), COALESCE(c.end_value, m.end_value),
+       COALESCE(c.usage, m.usage), m.flags, c.note,
+       m.start_client, m.start_seq, m.start_sha256, m.end_client, m.end_seq, m.end_sha256
+FROM billing_meter m
+LEFT JOIN (SELECT x.meter_id AS meter_id, MAX(x.id) AS id FROM billing_correction x
+           JOIN billing_meter y ON y.id = x.meter_id WHERE y.period_id = ? GROUP BY x.meter_id) n
+    ON n.meter_id = m.id
+LEFT JOIN billing_correction c ON c.id = n.id
+WHERE m.period_id = ? AND NOT m.excluded
+ORDER BY m.device_id, m.counter
+"""
+EXCLUDED_SQL = """
+SELECT id, exclude_note FROM billing_meter WHERE period_id = ? AND excluded ORDER BY device_id, counter
+"""
+
+
 def build(
     period_id: int, signer: SigningKey, settings: ReportsSection | None = None, *, now: datetime | None = None
 ) -> tuple[str, bytes]:
-    """(CSV text, signed manifest JSON) of an approved (or already exported) period; marks it exported."""
+    """(CSV text, signed manifest JSON) of an approved (or already exported) period; marks it exported.
+    The meters are read once, as rows, straight into the CSV lines and the manifest."""
     cfg = settings or ReportsSection()
-    view = workflow.show(period_id)
+    view = workflow.period(period_id)
     if view.state not in ("approved", "exported") or view.approved_by is None or view.approved_at is None:
         raise BillingError(
             f"period {period_id} is {view.state}; only an approved period is exported",
             hint="approve it first: `fsm-server billing approve PERIOD`",
         )
-    devices = devices_in_scope(view.customer)
+    db = bound_database()
     out = io.StringIO()
-    lines: list[list[object]] = []
-    rows: list[ManifestRow] = []
-    for m in view.meters:
-        if m.excluded:
-            continue
-        info = devices[m.device_id]
-        row = MeterRow(
-            device=info,
-            counter=m.counter,
-            meter=cfg.meter_names.get(m.counter, m.counter),
-            start_at=m.start_at,
-            start_value=m.start_value,
-            end_at=m.end_at,
-            end_value=m.end_value,
-            usage=m.usage,
-            reads=0,
-            flags=[*m.flags, *(["corrected"] if m.corrections else [])],
-        )
-        lines.append(meter_cells(row))
-        rows.append(
-            ManifestRow(
-                line=len(lines) + 1,
-                meter_id=m.id,
-                start=Source(*m.start_source),
-                end=Source(*m.end_source),
-                correction=m.corrections[-1][2] if m.corrections else None,
-            )
-        )
-    write_table(out, METERS_HEADER, lines)
+    with translated("cannot read the period's meters"):
+        lines, rows = _lines(db, period_id, devices_in_scope(view.customer, db), cfg)
+        excluded = [(meter_id, note or "") for meter_id, note in sql.rows(db, EXCLUDED_SQL, [period_id])]
+    write_safe_table(out, METERS_HEADER, lines)
     text = out.getvalue()
     when = now or datetime.now(UTC)
     manifest = Manifest(
@@ -124,7 +122,7 @@ def build(
         csv_sha256=hashlib.sha256(text.encode()).hexdigest(),
         signer=signer.fingerprint,
         rows=rows,
-        excluded=[(m.id, m.exclude_note or "") for m in view.meters if m.excluded],
+        excluded=excluded,
     )
     signature = signer.sign(msgspec.json.encode(manifest))
     signed = msgspec.json.format(
@@ -133,6 +131,43 @@ def build(
     )
     workflow.mark_exported(period_id, manifest.csv_sha256, now=when)
     return text, signed
+
+
+def _lines(
+    db: Database, period_id: int, devices: dict[int, DeviceInfo], cfg: ReportsSection
+) -> tuple[list[list[object]], list[ManifestRow]]:
+    """The CSV lines (cells made safe) and the manifest rows of a period's meters to export. A
+    device's cells and a counter's names are made safe once (40,000 meters, 10,000 devices)."""
+    lines: list[list[object]] = []
+    rows: list[ManifestRow] = []
+    cells: dict[int, list[Any]] = {}
+    names: dict[str, list[str]] = {}
+    flag_words: dict[tuple[str, bool], str] = {}
+    for r in sql.rows(db, EXPORT_SQL, [period_id, period_id]):
+        meter_id, device_id, counter, start_at, end_at, start, end, usage, flags, note = r[:10]
+        device = cells.get(device_id)
+        if device is None:
+            device = cells[device_id] = safe_row(device_cells(devices[device_id]))
+        named = names.get(counter)
+        if named is None:
+            named = names[counter] = safe_row([cfg.meter_names.get(counter, counter), counter])
+        key = (flags, note is not None)
+        words = flag_words.get(key)
+        if words is None:  # names from billing.collect.BLOCKING: nothing a spreadsheet runs
+            words = flag_words[key] = " ".join(
+                [*msgspec.json.decode(flags), *(["corrected"] if key[1] else [])]
+            )
+        lines.append(meter_line(device, named, sql.utc(start_at), start, sql.utc(end_at), end, usage, words))
+        rows.append(
+            ManifestRow(
+                line=len(lines) + 1,
+                meter_id=meter_id,
+                start=Source(r[10], r[11], r[12]),
+                end=Source(r[13], r[14], r[15]),
+                correction=note,
+            )
+        )
+    return lines, rows
 
 
 def verify(path: Path, key: VerifyKey) -> Manifest:
@@ -181,6 +216,8 @@ def verify(path: Path, key: VerifyKey) -> Manifest:
 
 
 __all__ = [
+    "EXCLUDED_SQL",
+    "EXPORT_SQL",
     "FORMAT",
     "MANIFEST_SUFFIX",
     "Manifest",

@@ -6,7 +6,7 @@ callers (the CLI run by an administrator, the portal after re-authentication) do
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from ..db.loader import CounterPolicy
 from ..db.models import Customer
 from ..errors import BillingError, NotFound
 from ..reports.scope import bound_database
-from .collect import Collected, collect
+from .collect import BLOCKING, Collected, collect
 from .models import BillingCorrection, BillingMeter, BillingPeriod, BillingPlan
 from .periods import Plan, last_complete_period
 
@@ -58,7 +58,21 @@ class MeterView(msgspec.Struct, kw_only=True):
         return bool(self.flags) and not self.corrections and not self.excluded
 
 
+class Tally(msgspec.Struct, kw_only=True):
+    """How many of a period's meters are in each condition."""
+
+    meters: int = 0
+    devices: int = 0
+    flagged: int = 0
+    to_settle: int = 0  # flagged, neither corrected nor excluded: approval waits for them
+    corrected: int = 0
+    excluded: int = 0
+
+
 class PeriodView(msgspec.Struct, kw_only=True):
+    """A period; ``meters`` is filled by ``show`` only (a period of 10,000 devices holds 40,000
+    meters or more), ``tally`` by ``show`` and ``summary``."""
+
     id: int
     customer: str
     start: datetime
@@ -70,6 +84,7 @@ class PeriodView(msgspec.Struct, kw_only=True):
     approved_at: datetime | None
     exported_at: datetime | None
     meters: list[MeterView] = msgspec.field(default_factory=list)
+    tally: Tally | None = None
 
     @property
     def blocking(self) -> list[MeterView]:
@@ -165,7 +180,7 @@ def collect_period(
                 customer=c, start=start, end=end, state="collected", collected_at=now
             )
         _insert_meters(db, period.id, found)
-    return show(period.id)
+    return summary(period.id)
 
 
 def periods(customer: str | None = None) -> list[PeriodView]:
@@ -179,9 +194,10 @@ def periods(customer: str | None = None) -> list[PeriodView]:
         ]
 
 
-def show(period_id: int) -> PeriodView:
+def show(period_id: int, *, to_settle_only: bool = False) -> PeriodView:
     """A period with its meters as billed (rows read as tuples: a period of 10,000 devices holds
-    40,000 meters or more, and peewee objects would cost several times the query)."""
+    40,000 meters or more, and peewee objects would cost several times the query); only the
+    meters still to settle with ``to_settle_only``."""
     db = bound_database()
     with translated("cannot read the billing period"):
         p = _period(period_id)
@@ -190,9 +206,24 @@ def show(period_id: int) -> PeriodView:
         for meter_id, *c in sql.rows(db, CORRECTIONS_SQL, [period_id]):
             start, end, usage, at, by, note = c
             corrections.setdefault(meter_id, []).append((start, end, usage, sql.utc(at), by, note))
-        view.meters = [
-            _meter_row_view(r, corrections.get(r[0], [])) for r in sql.rows(db, METERS_SQL, [period_id])
-        ]
+        rows = sql.rows(db, TO_SETTLE_SQL if to_settle_only else METERS_SQL, [period_id])
+        view.meters = [_meter_row_view(r, corrections.get(r[0], [])) for r in rows]
+        view.tally = _tally(db, period_id)
+    return view
+
+
+def period(period_id: int) -> PeriodView:
+    """A period without its meters."""
+    with translated("cannot read the billing period"):
+        p = _period(period_id)
+        return _period_view(p, p.customer.name)
+
+
+def summary(period_id: int) -> PeriodView:
+    """A period with its ``tally`` and without its meters."""
+    view = period(period_id)
+    with translated("cannot read the billing period"):
+        view.tally = _tally(bound_database(), period_id)
     return view
 
 
@@ -200,7 +231,7 @@ def validate(period_id: int, by: str, *, now: datetime | None = None) -> PeriodV
     """The customer confirms the collected meters (optional: a dealer may approve without it)."""
     with _changing(period_id, ("collected",), "validated") as p:
         p.validated_by, p.validated_at = by, now or datetime.now(UTC)
-    return show(period_id)
+    return summary(period_id)
 
 
 def approve(period_id: int, by: str, *, now: datetime | None = None) -> PeriodView:
@@ -220,7 +251,7 @@ def approve(period_id: int, by: str, *, now: datetime | None = None) -> PeriodVi
                 "with `fsm-server billing exclude METER --note ...`",
             )
         p.approved_by, p.approved_at = by, now or datetime.now(UTC)
-    return show(period_id)
+    return summary(period_id)
 
 
 def correct(
@@ -287,6 +318,25 @@ def exclude(meter_id: int, by: str, note: str) -> MeterView:
         )
 
 
+def exclude_to_settle(period_id: int, by: str, note: str, *, flags: Sequence[str] = ()) -> int:
+    """Leave every meter still to settle (with one of ``flags`` when given) out of the export, each
+    with the same note, in one statement: how many. A period's hundreds of devices that stopped
+    reporting are settled the same way; they are then listed among the excluded with the note."""
+    note = _note(note)
+    unknown = sorted(set(flags) - set(BLOCKING))
+    if unknown:
+        raise BillingError(
+            f"no meter flag named {', '.join(unknown)}", hint=f"the flags are {', '.join(BLOCKING)}"
+        )
+    db = bound_database()
+    # flags is a JSON list of names from BLOCKING, so a quoted name is found by LIKE alone
+    which = " OR ".join(["m.flags LIKE ?"] * len(flags))
+    query = EXCLUDE_TO_SETTLE_SQL.format(which=f" AND ({which})" if flags else "")
+    with translated("cannot exclude the meters"), _db_atomic():
+        _editable(_period(period_id))
+        return sql.execute(db, query, [by, note, period_id, *(f'%"{f}"%' for f in flags)])
+
+
 def mark_exported(period_id: int, digest: str, *, now: datetime | None = None) -> None:
     with _changing(period_id, ("approved", "exported"), "exported") as p:
         p.exported_at, p.export_sha256 = now or datetime.now(UTC), digest
@@ -325,6 +375,30 @@ SELECT m.id, m.device_id, m.counter, m.flags FROM billing_meter m
 WHERE m.period_id = ? AND m.flags <> '[]' AND NOT m.excluded
 AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id)
 ORDER BY m.device_id, m.counter
+"""
+#: ``BLOCKING_SQL``'s meters, with the columns of ``METERS_SQL``.
+TO_SETTLE_SQL = """
+SELECT id, device_id, counter, start_at, end_at, start_value, end_value, usage, flags, report_flags,
+       start_client, start_seq, start_sha256, end_client, end_seq, end_sha256, excluded, exclude_note
+FROM billing_meter m WHERE period_id = ? AND flags <> '[]' AND NOT excluded
+AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id)
+ORDER BY device_id, counter
+"""
+EXCLUDE_TO_SETTLE_SQL = """
+UPDATE billing_meter SET excluded = TRUE, excluded_by = ?, exclude_note = ?
+WHERE id IN (SELECT m.id FROM billing_meter m WHERE m.period_id = ? AND m.flags <> '[]' AND NOT m.excluded
+             AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id){which})
+"""
+TALLY_SQL = """
+SELECT COUNT(*), COUNT(DISTINCT m.device_id),
+       SUM(CASE WHEN m.flags <> '[]' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN m.flags <> '[]' AND NOT m.excluded AND c.meter_id IS NULL THEN 1 ELSE 0 END),
+       SUM(CASE WHEN c.meter_id IS NOT NULL THEN 1 ELSE 0 END),
+       SUM(CASE WHEN m.excluded THEN 1 ELSE 0 END)
+FROM billing_meter m
+LEFT JOIN (SELECT DISTINCT x.meter_id FROM billing_correction x JOIN billing_meter y ON y.id = x.meter_id
+           WHERE y.period_id = ?) c ON c.meter_id = m.id
+WHERE m.period_id = ?
 """
 CORRECTIONS_SQL = """
 SELECT c.meter_id, c.start_value, c.end_value, c.usage, c.corrected_at, c.corrected_by, c.note
@@ -368,6 +442,20 @@ def _insert_meters(db: Database, period_id: int, found: list[Collected]) -> None
                     copy.write_row(row)
         else:
             cursor.executemany(f"INSERT INTO billing_meter ({names}) VALUES ({marks})", rows)
+
+
+def _tally(db: Database, period_id: int) -> Tally:
+    meters, devices, flagged, to_settle, corrected, excluded = next(
+        sql.rows(db, TALLY_SQL, [period_id, period_id])
+    )
+    return Tally(
+        meters=meters,
+        devices=devices,
+        flagged=int(flagged or 0),
+        to_settle=int(to_settle or 0),
+        corrected=int(corrected or 0),
+        excluded=int(excluded or 0),
+    )
 
 
 def _meter_row_view(
@@ -496,14 +584,18 @@ __all__ = [
     "STATES",
     "MeterView",
     "PeriodView",
+    "Tally",
     "approve",
     "collect_period",
     "correct",
     "exclude",
+    "exclude_to_settle",
     "mark_exported",
+    "period",
     "periods",
     "plan_of",
     "set_plan",
     "show",
+    "summary",
     "validate",
 ]

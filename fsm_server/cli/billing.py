@@ -1,5 +1,5 @@
-"""`fsm-server billing plan|collect|periods|show|validate|correct|exclude|approve|export|verify`:
-a thin layer over fsm_server.billing (docs/billing.md)."""
+"""`fsm-server billing plan|collect|periods|show|validate|correct|exclude|exclude-to-settle|approve|
+export|verify`: a thin layer over fsm_server.billing (docs/billing.md)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,15 @@ def collect_command(
             end=reports.parse_when(end, end=True) if end else None,
             settings=ctx.config.reports,
         )
-    _print_period(view, as_json)
+    if as_json:
+        print_json(view)
+        return
+    _print_summary(view)
+    if view.tally is not None and view.tally.to_settle:
+        click.echo(
+            f"approval waits for {view.tally.to_settle} flagged meter(s): "
+            f"`fsm-server billing show {view.id} --to-settle` lists them"
+        )
 
 
 @billing_group.command("periods")
@@ -108,12 +116,13 @@ def periods_command(ctx: ServerContext, customer: str | None, as_json: bool) -> 
 
 @billing_group.command("show")
 @click.argument("period", type=int)
+@click.option("--to-settle", is_flag=True, help="Only the flagged meters neither corrected nor excluded.")
 @json_option
 @pass_obj
-def show_command(ctx: ServerContext, period: int, as_json: bool) -> None:
+def show_command(ctx: ServerContext, period: int, to_settle: bool, as_json: bool) -> None:
     """A period's meters: start, end, usage, flags, corrections and the envelopes they came from."""
     with wiring.open_db(ctx, only_reads=True):
-        view = workflow.show(period)
+        view = workflow.show(period, to_settle_only=to_settle)
     _print_period(view, as_json)
 
 
@@ -166,6 +175,30 @@ def exclude_command(ctx: ServerContext, meter: int, note: str, by: str) -> None:
     click.echo(f"meter {m.id}: excluded")
 
 
+@billing_group.command("exclude-to-settle")
+@click.argument("period", type=int)
+@click.option(
+    "--flag",
+    "flags",
+    multiple=True,
+    metavar="FLAG",
+    help="Only meters with this flag (repeat for several; default: every meter to settle).",
+)
+@_note
+@_by
+@pass_obj
+def exclude_to_settle_command(
+    ctx: ServerContext, period: int, flags: tuple[str, ...], note: str, by: str
+) -> None:
+    """Leave every flagged meter of PERIOD not yet corrected or excluded out of the export, each
+    with the note (say what was checked: the manifest carries it)."""
+    with wiring.open_db(ctx):
+        count = workflow.exclude_to_settle(period, by, note, flags=flags)
+        view = workflow.summary(period)
+    click.echo(f"period {period}: {count} meter(s) excluded")
+    _print_summary(view)
+
+
 @billing_group.command("approve")
 @click.argument("period", type=int)
 @_by
@@ -216,11 +249,21 @@ def verify_command(ctx: ServerContext, file: Path, key_path: Path | None) -> Non
     )
 
 
+def _print_summary(view: workflow.PeriodView) -> None:
+    click.echo(f"period {view.id}: {view.customer} {view.start:%Y-%m-%d} - {view.end:%Y-%m-%d}, {view.state}")
+    if view.tally is not None:
+        t = view.tally
+        click.echo(
+            f"{t.meters} meters of {t.devices} devices; flagged {t.flagged}, corrected {t.corrected}, "
+            f"excluded {t.excluded}, to settle: {t.to_settle}"
+        )
+
+
 def _print_period(view: workflow.PeriodView, as_json: bool) -> None:
     if as_json:
         print_json(view)
         return
-    click.echo(f"period {view.id}: {view.customer} {view.start:%Y-%m-%d} - {view.end:%Y-%m-%d}, {view.state}")
+    _print_summary(view)
     table = Table(
         "meter", "device", "counter", "start", "end", "usage", "flags", "state", "from (client/seq)"
     )

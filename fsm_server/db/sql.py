@@ -89,6 +89,12 @@ def rows(db: Database, sql: str, params: Sequence[object] = ()) -> Iterator[tupl
         yield from batch
 
 
+def execute(db: Database, sql: str, params: Sequence[object] = ()) -> int:
+    """Run one statement (``?`` marks a parameter, as in ``rows``): how many rows it changed."""
+    cursor = db.peewee.execute_sql(sql.replace("?", db.peewee.param), list(params))
+    return int(cursor.rowcount)
+
+
 def explain(db: Database, sql: str, params: Sequence[object] = ()) -> list[str]:
     """The database's plan of ``sql``: SQLite's EXPLAIN QUERY PLAN details, PostgreSQL's EXPLAIN lines."""
     if db.kind == "sqlite":
@@ -96,4 +102,4 @@ def explain(db: Database, sql: str, params: Sequence[object] = ()) -> list[str]:
     return [str(r[0]) for r in rows(db, "EXPLAIN " + sql, params)]
 
 
-__all__ = ["FETCH", "explain", "in_list", "join_each", "rows", "seconds_between", "ts", "utc"]
+__all__ = ["FETCH", "execute", "explain", "in_list", "join_each", "rows", "seconds_between", "ts", "utc"]

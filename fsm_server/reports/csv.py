@@ -55,14 +55,23 @@ def _device(d: DeviceInfo) -> list[Any]:
     return [d.customer, d.site, d.client, d.manufacturer or "", d.model or "", d.serial or "", d.ip]
 
 
+def safe_row(row: Sequence[Any]) -> list[Any]:
+    """``row``'s cells through ``spreadsheet_cell``."""
+    # the test of the first character inline: a call per cell was a good part of a report's time
+    return [spreadsheet_cell(c) if isinstance(c, str) and c[:1] in _RISKY_FIRST else c for c in row]
+
+
 def write_table(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A header line and ``rows`` to ``out`` as they come (RFC 4180, cells ``spreadsheet_cell``)."""
+    write_safe_table(out, header, map(safe_row, rows))
+
+
+def write_safe_table(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """``write_table`` for rows already made of ``safe_row`` cells (parts of them built once and
+    put on many lines: the device's cells of each of its meters), numbers and times."""
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(header)
-    risky = _RISKY_FIRST
-    for row in rows:
-        # the test of the first character inline: a call per cell was a good part of a report's time
-        w.writerow([spreadsheet_cell(c) if isinstance(c, str) and c[:1] in risky else c for c in row])
+    w.writerows(rows)
 
 
 def _write(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -106,17 +115,36 @@ METERS_HEADER = (*DEVICE_COLUMNS, "meter", "counter", "start_at", "start", "end_
 
 def meter_cells(x: MeterRow) -> list[Any]:
     """One meters CSV line (``METERS_HEADER``)."""
-    return [
-        *_device(x.device),
-        x.meter,
-        x.counter,
-        _t(x.start_at),
+    return meter_line(
+        _device(x.device),
+        [x.meter, x.counter],
+        x.start_at,
         x.start_value,
-        _t(x.end_at),
+        x.end_at,
         x.end_value,
         x.usage,
         " ".join(x.flags),
-    ]
+    )
+
+
+def meter_line(
+    device: list[Any],
+    names: list[str],
+    start_at: datetime,
+    start: int,
+    end_at: datetime,
+    end: int,
+    usage: int,
+    flags: str,
+) -> list[Any]:
+    """A meters CSV line (``METERS_HEADER``) of a device's cells (``device_cells``), the meter's
+    ERP and canonical names and its numbers."""
+    return [*device, *names, _t(start_at), start, _t(end_at), end, usage, flags]
+
+
+def device_cells(d: DeviceInfo) -> list[Any]:
+    """The ``DEVICE_COLUMNS`` cells of a device."""
+    return _device(d)
 
 
 def meters_csv(r: Meters) -> str:
@@ -305,13 +333,17 @@ __all__ = [
     "METERS_HEADER",
     "SUPPLIES_HEADER",
     "alerts_csv",
+    "device_cells",
     "health_csv",
     "inventory_csv",
     "meter_cells",
+    "meter_line",
     "meters_csv",
     "render_csv",
+    "safe_row",
     "spreadsheet_cell",
     "supplies_csv",
     "supply_cells",
+    "write_safe_table",
     "write_table",
 ]

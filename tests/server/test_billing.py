@@ -84,8 +84,11 @@ def _meter(view: workflow.PeriodView, serial: str, counter: str = "total") -> wo
 def test_a_period_is_collected_flagged_corrected_approved_exported_and_verified(
     db: Database, october: Feeder, tmp_path: Path
 ) -> None:
-    view = workflow.collect_period(db, "ACME", now=NOW, settings=SETTINGS)
-    assert (view.start, view.end, view.state) == (OCT, NOV, "collected")
+    collected = workflow.collect_period(db, "ACME", now=NOW, settings=SETTINGS)
+    assert (collected.start, collected.end, collected.state, collected.meters) == (OCT, NOV, "collected", [])
+    view = workflow.show(collected.id)
+    assert collected.tally == view.tally == workflow.Tally(meters=9, devices=4, flagged=5, to_settle=5)
+    assert len(view.meters) == 9
 
     a, b, c = _meter(view, "A1"), _meter(view, "B2"), _meter(view, "C3")
     e_colour = _meter(view, "E5", "total_color")
@@ -119,6 +122,7 @@ def test_a_period_is_collected_flagged_corrected_approved_exported_and_verified(
     workflow.validate(view.id, "customer@acme")
     approved = workflow.approve(view.id, "dealer", now=NOW)
     assert approved.state == "approved" and approved.approved_by == "dealer"
+    assert approved.tally == workflow.Tally(meters=9, devices=4, flagged=5, corrected=3, excluded=2)
     with pytest.raises(BillingError, match="no longer change"):
         workflow.correct(b.id, "dealer", "too late")
 
@@ -153,6 +157,28 @@ def test_a_period_is_collected_flagged_corrected_approved_exported_and_verified(
         export.verify(out, load_verify_key(public))
 
 
+def test_meters_to_settle_are_excluded_at_once_by_flag(db: Database, october: Feeder) -> None:
+    period = workflow.collect_period(db, "ACME", now=NOW).id
+    a_black = _meter(workflow.show(period), "A1", "total_black")
+    workflow.correct(a_black.id, "dealer", "board replaced", usage=1530)
+    with pytest.raises(BillingError, match="needs a note"):
+        workflow.exclude_to_settle(period, "dealer", " ")
+    with pytest.raises(BillingError, match="no meter flag named nonsense"):
+        workflow.exclude_to_settle(period, "dealer", "x", flags=["reset", "nonsense"])
+    assert workflow.exclude_to_settle(period, "dealer", "returned on the 20th", flags=["missing_end"]) == 2
+    assert workflow.exclude_to_settle(period, "dealer", "again", flags=["missing_end"]) == 0
+    view = workflow.show(period)
+    assert [m.counter for m in view.blocking] == ["total", "total_color"]  # A's total, E's colour
+    assert view.tally == workflow.Tally(meters=9, devices=4, flagged=5, to_settle=2, corrected=1, excluded=2)
+    assert {m.exclude_note for m in view.meters if m.excluded} == {"returned on the 20th"}
+    assert workflow.exclude_to_settle(period, "dealer", "checked with the customer") == 2
+    corrected = next(m for m in workflow.show(period).meters if m.id == a_black.id)
+    assert not corrected.excluded  # a corrected meter is settled: left as corrected
+    workflow.approve(period, "dealer", now=NOW)
+    with pytest.raises(BillingError, match="no longer change"):
+        workflow.exclude_to_settle(period, "dealer", "too late")
+
+
 def test_cli_closes_a_period_and_verify_refuses_a_changed_digit(
     db: Database, october: Feeder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,12 +195,26 @@ def test_cli_closes_a_period_and_verify_refuses_a_changed_digit(
         assert r.exit_code == code, r.output
         return r.output
 
-    view = workflow.collect_period(db, "ACME", now=NOW)
-    flagged = [m.id for m in view.blocking]  # read before the CLI binds the models to its own connection
+    view = workflow.show(workflow.collect_period(db, "ACME", now=NOW).id)
+    reset = next(m.id for m in view.blocking if "reset" in m.flags)  # read before the CLI binds the models
     assert "reset" in cli("show", str(view.id))
+    to_settle = cli("show", str(view.id), "--to-settle")
+    assert "missing_end" in to_settle and "colour_over_total" in to_settle
     assert "flagged meter" in cli("approve", str(view.id), "--by", "dealer", code=1)
-    for meter in flagged:
-        cli("exclude", str(meter), "--note", "checked on site", "--by", "dealer")
+    cli("exclude", str(reset), "--note", "checked on site", "--by", "dealer")
+    assert "no meter flag named reboot" in cli(
+        "exclude-to-settle", str(view.id), "--flag", "reboot", "--note", "x", "--by", "dealer", code=1
+    )
+    out = cli(
+        "exclude-to-settle", str(view.id), "--flag", "missing_end", "--note", "returned", "--by", "dealer"
+    )
+    assert "2 meter(s) excluded" in out  # C3's two counters
+    assert "to settle: 2" in cli(
+        "exclude-to-settle", str(view.id), "--flag", "jump", "--note", "-", "--by", "d"
+    )
+    assert "2 meter(s) excluded" in cli(
+        "exclude-to-settle", str(view.id), "--note", "checked", "--by", "dealer"
+    )
     cli("approve", str(view.id), "--by", "dealer")
     out = tmp_path / "oct.csv"
     cli("export", str(view.id), "--out", str(out))
