@@ -42,13 +42,8 @@ WHERE {values}
 """
 
 
-class Source:
-    """Where one number came from: the envelope that carried the read."""
-
-    __slots__ = ("client", "seq", "sha256")
-
-    def __init__(self, client: str, seq: int, sha256: str) -> None:
-        self.client, self.seq, self.sha256 = client, seq, sha256
+#: Where one number came from: the (client, seq, sha256) of the envelope that carried the read.
+Source = tuple[str, int, str]
 
 
 class Collected:
@@ -65,7 +60,7 @@ def billing_flags(rows: Sequence[MeterRow]) -> list[list[str]]:
     total = next((r.usage for r in rows if r.counter == "total"), None)
     out = []
     for r in rows:
-        flags = [_FROM_REPORT[f] for f in r.flags if f in _FROM_REPORT]
+        flags = [_FROM_REPORT[f] for f in r.flags if f in _FROM_REPORT] if r.flags else []
         if total is not None and r.counter in COLOUR_COUNTERS and r.usage > total:
             flags.append("colour_over_total")
         out.append(flags)
@@ -78,7 +73,7 @@ def provenance(db: Database, value_ids: Iterable[int]) -> dict[int, Source]:
     for part in chunks(sorted(set(value_ids)), 1000):
         where, params = sql.in_list(db, "cv.id", part)
         for vid, client, seq, digest in sql.rows(db, PROVENANCE_SQL.format(values=where), params):
-            found[vid] = Source(client, seq, digest)
+            found[vid] = (client, seq, digest)
     return found
 
 
@@ -94,9 +89,8 @@ def collect(
     """Every meter of ``customer``'s devices over [start, end), flagged, with provenance. A device
     added or removed during the period starts or ends at its first or last read."""
     scope = Scope(start=start, end=end, now=now, customer=customer)
-    found: dict[int, tuple[str, int, str]] = {}
-    rows = list(meter_ends(db, scope, settings, policy=policy, sources=found))
-    sources = {vid: Source(*src) for vid, src in found.items()}
+    sources: dict[int, Source] = {}
+    rows = list(meter_ends(db, scope, settings, policy=policy, sources=sources))
     with translated("cannot read where the billed meters came from"):
         sources |= provenance(db, [i for r in rows for i in (r.start_id, r.end_id) if i not in sources])
     out: list[Collected] = []

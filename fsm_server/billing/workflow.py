@@ -20,7 +20,7 @@ from ..db.connect import Database, translated
 from ..db.loader import CounterPolicy
 from ..db.models import Customer
 from ..errors import BillingError, NotFound
-from ..reports.scope import bound_database
+from ..reports.scope import bound_database, chunks
 from .collect import BLOCKING, Collected, collect
 from .models import BillingCorrection, BillingMeter, BillingPeriod, BillingPlan
 from .periods import Plan, last_complete_period
@@ -408,40 +408,57 @@ WHERE m.period_id = ? ORDER BY c.id
 
 
 def _insert_meters(db: Database, period_id: int, found: list[Collected]) -> None:
-    """The collected meters of a period, with the driver's executemany (peewee's multi-row INSERT
-    costs ~10 µs a value in Python, the driver ~0.1)."""
+    """The collected meters of a period: PostgreSQL by COPY of text lines made here (a third of
+    psycopg's ``write_row`` time for 40,000 meters), SQLite by the driver's executemany (peewee's
+    multi-row INSERT costs ~10 µs a value in Python, the driver ~0.1)."""
     names = ", ".join(f'"{c}"' for c in _METER_COLS)
-    marks = ", ".join([db.peewee.param] * len(_METER_COLS))
-    rows = [
-        (
-            period_id,
-            m.row.device.id,
-            m.row.counter,
-            sql.ts(db, m.row.start_at),
-            m.row.start_value,
-            sql.ts(db, m.row.end_at),
-            m.row.end_value,
-            m.row.usage,
-            msgspec.json.encode(m.flags).decode(),
-            msgspec.json.encode(m.row.flags).decode(),
-            m.start.client,
-            m.start.seq,
-            m.start.sha256,
-            m.end.client,
-            m.end.seq,
-            m.end.sha256,
-            False,
-        )
-        for m in found
-    ]
     with peewee.__exception_wrapper__:  # type: ignore[attr-defined]  # driver errors as peewee's
         cursor = db.peewee.cursor()
-        if db.kind == "postgresql":  # COPY: a third of executemany's time for 40,000 meters
+        if db.kind == "postgresql":
             with cursor.copy(f"COPY billing_meter ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            cursor.executemany(f"INSERT INTO billing_meter ({names}) VALUES ({marks})", rows)
+                for part in chunks(found, 5000):
+                    copy.write("".join(_copy_line(period_id, m) for m in part))
+            return
+        rows = [
+            (
+                period_id,
+                m.row.device.id,
+                m.row.counter,
+                sql.iso(m.row.start_at),
+                m.row.start_value,
+                sql.iso(m.row.end_at),
+                m.row.end_value,
+                m.row.usage,
+                _json_list(m.flags),
+                _json_list(m.row.flags),
+                *m.start,
+                *m.end,
+                False,
+            )
+            for m in found
+        ]
+        marks = ", ".join([db.peewee.param] * len(_METER_COLS))
+        cursor.executemany(f"INSERT INTO billing_meter ({names}) VALUES ({marks})", rows)
+
+
+#: What COPY's text format escapes in a column's text (backslash first).
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_line(period_id: int, m: Collected) -> str:
+    """A ``_METER_COLS`` line of COPY's text format."""
+    r, e = m.row, _COPY_ESCAPES
+    (sc, ss, sh), (ec, es, eh) = m.start, m.end
+    return (
+        f"{period_id}\t{r.device.id}\t{r.counter.translate(e)}\t{sql.iso(r.start_at)}\t{r.start_value}\t"
+        f"{sql.iso(r.end_at)}\t{r.end_value}\t{r.usage}\t{_json_list(m.flags).translate(e)}\t"
+        f"{_json_list(r.flags).translate(e)}\t{sc.translate(e)}\t{ss}\t{sh.translate(e)}\t"
+        f"{ec.translate(e)}\t{es}\t{eh.translate(e)}\tf\n"
+    )
+
+
+def _json_list(flags: list[str]) -> str:
+    return msgspec.json.encode(flags).decode() if flags else "[]"
 
 
 def _tally(db: Database, period_id: int) -> Tally:

@@ -28,7 +28,7 @@ FETCH = 2000
 
 def ts(db: Database, when: datetime) -> object:
     """``when`` as the timestamp columns store it: naive UTC (SQLite: ISO text, as peewee writes it)."""
-    return _iso(when) if db.kind == "sqlite" else _naive(when)
+    return iso(when) if db.kind == "sqlite" else _naive(when)
 
 
 @functools.lru_cache(maxsize=1 << 14)  # a reading's time is written once per counter and supply
@@ -37,7 +37,8 @@ def _naive(when: datetime) -> datetime:
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _iso(when: datetime) -> str:
+def iso(when: datetime) -> str:
+    """``when`` as naive UTC ISO text, as both databases read it (SQLite stores it so)."""
     return _naive(when).isoformat(" ")
 
 
@@ -102,4 +103,15 @@ def explain(db: Database, sql: str, params: Sequence[object] = ()) -> list[str]:
     return [str(r[0]) for r in rows(db, "EXPLAIN " + sql, params)]
 
 
-__all__ = ["FETCH", "execute", "explain", "in_list", "join_each", "rows", "seconds_between", "ts", "utc"]
+__all__ = [
+    "FETCH",
+    "execute",
+    "explain",
+    "in_list",
+    "iso",
+    "join_each",
+    "rows",
+    "seconds_between",
+    "ts",
+    "utc",
+]

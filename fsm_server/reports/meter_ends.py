@@ -35,7 +35,8 @@ _KINDS = ("reset", "device_swap", "decrease", "wrap", "jump")
 #: else the first in the period) and the end read (the newest before the end), the first stored
 #: of its moment; a counter not read during the period has no end and is left out. Index seeks:
 #: on SQLite, subqueries giving the two ids; on PostgreSQL, LATERAL subqueries giving the rows
-#: (joining the ids as SQLite does, it hash-joins counter_value whole).
+#: (joining the ids as SQLite does, it hash-joins counter_value whole), the start's second seek
+#: only when the first finds nothing (an Append under LIMIT 1 stops at its first row).
 ENDS_SQL = """
 SELECT x.device_id, x.name, s.observed_at, s.value, s.id, e.observed_at, e.value, e.id{sources}
 FROM (SELECT cl.device_id AS device_id, cl.name AS name,
@@ -61,12 +62,14 @@ CROSS JOIN LATERAL (
     WHERE c.device_id = cl.device_id AND c.name = cl.name AND c.observed_at > %s AND c.observed_at < %s
     ORDER BY c.observed_at DESC, c.id LIMIT 1) e
 CROSS JOIN LATERAL (
-    SELECT c.observed_at, c.value, c.id, c.reading_id FROM counter_value c
-    WHERE c.id = COALESCE(
-        (SELECT a.id FROM counter_value a WHERE a.device_id = cl.device_id AND a.name = cl.name
-         AND a.observed_at <= %s ORDER BY a.observed_at DESC, a.id LIMIT 1),
-        (SELECT a.id FROM counter_value a WHERE a.device_id = cl.device_id AND a.name = cl.name
-         AND a.observed_at > %s AND a.observed_at < %s ORDER BY a.observed_at, a.id LIMIT 1))) s
+    (SELECT c.observed_at, c.value, c.id, c.reading_id FROM counter_value c
+     WHERE c.device_id = cl.device_id AND c.name = cl.name AND c.observed_at <= %s
+     ORDER BY c.observed_at DESC, c.id LIMIT 1)
+    UNION ALL
+    (SELECT c.observed_at, c.value, c.id, c.reading_id FROM counter_value c
+     WHERE c.device_id = cl.device_id AND c.name = cl.name AND c.observed_at > %s AND c.observed_at < %s
+     ORDER BY c.observed_at, c.id LIMIT 1)
+    LIMIT 1) s
 {envelopes}
 WHERE {devices}
 """
