@@ -146,10 +146,9 @@ def child_close(url: str) -> None:
     with clock.step("close"):
         with clock.step("collect"):
             view = workflow.collect_period(db, CUSTOMER, start=START, end=END, now=END)
-        flagged = view.blocking
+        flagged = view.tally.to_settle if view.tally else 0
         with clock.step("settle"):
-            for m in flagged:
-                workflow.exclude(m.id, "bench", f"{' '.join(m.flags)}: checked with the customer")
+            settled = workflow.exclude_to_settle(view.id, "bench", "checked with the customer")
         with clock.step("approve"):
             workflow.approve(view.id, "bench", now=END)
         with clock.step("export"):
@@ -158,14 +157,15 @@ def child_close(url: str) -> None:
             out.write_text(text, newline="")
             export.manifest_path(out).write_bytes(manifest)
     checked = export.verify(out, load_verify_key(public))
+    assert settled == flagged and len(checked.excluded) == flagged and view.tally is not None
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
             {
                 "steps": clock.steps,
-                "meters": len(view.meters),
-                "devices": len({m.device_id for m in view.meters}),
-                "flagged": len(flagged),
+                "meters": view.tally.meters,
+                "devices": view.tally.devices,
+                "flagged": flagged,
                 "rows": len(checked.rows),
                 "csv_mb": len(text) / 2**20,
                 "rss_mb": rss,

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from fsm_common.collector import collector_paused
 from fsm_protocol.errors import BadSignature
 from fsm_protocol.keys import SigningKey, VerifyKey
 
@@ -104,7 +105,7 @@ def build(
         )
     db = bound_database()
     out = io.StringIO()
-    with translated("cannot read the period's meters"):
+    with translated("cannot read the period's meters"), collector_paused():
         lines, rows = _lines(db, period_id, devices_in_scope(view.customer, db), cfg)
         excluded = [(meter_id, note or "") for meter_id, note in sql.rows(db, EXCLUDED_SQL, [period_id])]
     write_safe_table(out, METERS_HEADER, lines)

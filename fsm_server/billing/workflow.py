@@ -6,13 +6,15 @@ callers (the CLI run by an administrator, the portal after re-authentication) do
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 import peewee
+
+from fsm_common.collector import collector_paused
 
 from ..config import ReportsSection
 from ..db import sql
@@ -148,8 +150,9 @@ def collect_period(
             f"the period {start:%Y-%m-%d} - {end:%Y-%m-%d} has not ended yet",
             hint="collect a period once its end has passed",
         )
-    found = collect(db, customer, start, end, now, settings, policy)
-    with translated("cannot store the billing period"), db.peewee.atomic():
+    with collector_paused():
+        found = collect(db, customer, start, end, now, settings, policy)
+    with translated("cannot store the billing period"), db.peewee.atomic(), collector_paused():
         c = _customer(customer)
         period = BillingPeriod.get_or_none(BillingPeriod.customer == c, BillingPeriod.start == start)
         if period is not None:
@@ -415,9 +418,10 @@ def _insert_meters(db: Database, period_id: int, found: list[Collected]) -> None
     with peewee.__exception_wrapper__:  # type: ignore[attr-defined]  # driver errors as peewee's
         cursor = db.peewee.cursor()
         if db.kind == "postgresql":
+            line = _copy_lines(period_id)
             with cursor.copy(f"COPY billing_meter ({names}) FROM STDIN") as copy:
                 for part in chunks(found, 5000):
-                    copy.write("".join(_copy_line(period_id, m) for m in part))
+                    copy.write("".join(map(line, part)))
             return
         rows = [
             (
@@ -445,16 +449,27 @@ def _insert_meters(db: Database, period_id: int, found: list[Collected]) -> None
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_line(period_id: int, m: Collected) -> str:
-    """A ``_METER_COLS`` line of COPY's text format."""
-    r, e = m.row, _COPY_ESCAPES
-    (sc, ss, sh), (ec, es, eh) = m.start, m.end
-    return (
-        f"{period_id}\t{r.device.id}\t{r.counter.translate(e)}\t{sql.iso(r.start_at)}\t{r.start_value}\t"
-        f"{sql.iso(r.end_at)}\t{r.end_value}\t{r.usage}\t{_json_list(m.flags).translate(e)}\t"
-        f"{_json_list(r.flags).translate(e)}\t{sc.translate(e)}\t{ss}\t{sh.translate(e)}\t"
-        f"{ec.translate(e)}\t{es}\t{eh.translate(e)}\tf\n"
-    )
+def _copy_lines(period_id: int) -> Callable[[Collected], str]:
+    """A function giving a meter's ``_METER_COLS`` line of COPY's text format. The texts (counter
+    names, flags, clients, digests) repeat across a period's meters: each is escaped once."""
+    escaped: dict[str, str] = {}
+
+    def text(value: str) -> str:
+        out = escaped.get(value)
+        if out is None:
+            out = escaped[value] = value.translate(_COPY_ESCAPES)
+        return out
+
+    def line(m: Collected) -> str:
+        r = m.row
+        (sc, ss, sh), (ec, es, eh) = m.start, m.end
+        return (
+            f"{period_id}\t{r.device.id}\t{text(r.counter)}\t{sql.iso(r.start_at)}\t{r.start_value}\t"
+            f"{sql.iso(r.end_at)}\t{r.end_value}\t{r.usage}\t{text(_json_list(m.flags))}\t"
+            f"{text(_json_list(r.flags))}\t{text(sc)}\t{ss}\t{text(sh)}\t{text(ec)}\t{es}\t{text(eh)}\tf\n"
+        )
+
+    return line
 
 
 def _json_list(flags: list[str]) -> str:
