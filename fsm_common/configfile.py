@@ -38,9 +38,60 @@ class Secret(str):
         return str.__str__(self)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Duration:
+    """How often something runs, with a unit: ``"90s"``, ``"30m"``, ``"6h"``, ``"1d"``; ``"0"``,
+    ``"off"`` (or the number 0) is never. A config key of this type refuses anything else, and
+    a period under a minute or over a year (a loop that never rests, or never runs), naming the key.
+
+    >>> Duration("6h").seconds, Duration("off").seconds, str(Duration("90m")), bool(Duration(0))
+    (21600.0, 0.0, '90m', False)
+    """
+
+    __slots__ = ("seconds", "text")
+    MIN_SECONDS = 60.0
+    MAX_SECONDS = 366 * 86400.0
+
+    def __init__(self, value: str | float) -> None:
+        text = str(value).strip().lower()
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text)
+        if text in ("0", "off"):
+            seconds = 0.0
+        elif isinstance(value, bool) or m is None:
+            # a number is quoted back by ``explain`` already, a string is not
+            shown = f"{value!r} is not" if isinstance(value, str) else "not"
+            raise ValueError(
+                f"{shown} a duration: give a number and a unit (s, m, h, d), e.g. '6h', or 'off'"
+            )
+        else:
+            seconds = float(m[1]) * _UNITS[m[2]]
+            if not self.MIN_SECONDS <= seconds <= self.MAX_SECONDS:
+                raise ValueError(f"{value!r} is out of range: from 1m to 366d, or 'off'")
+        self.text, self.seconds = text, seconds
+
+    def __bool__(self) -> bool:
+        return self.seconds > 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Duration) and other.seconds == self.seconds
+
+    def __hash__(self) -> int:
+        return hash(self.seconds)
+
+    def __repr__(self) -> str:
+        return f"Duration({self.text!r})"
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def _dec_hook(type_: type, obj: Any) -> Any:
     if type_ is Secret and isinstance(obj, str):
         return Secret(obj)
+    if type_ is Duration and isinstance(obj, (str, int, float)):
+        return Duration(obj)
     if type_ is Path and isinstance(obj, str):
         return Path(obj)
     raise NotImplementedError(f"unsupported config type {type_!r}")
@@ -49,7 +100,7 @@ def _dec_hook(type_: type, obj: Any) -> Any:
 def _enc_hook(obj: Any) -> Any:
     if isinstance(obj, Secret):
         return "<secret>"
-    if isinstance(obj, Path):
+    if isinstance(obj, (Path, Duration)):
         return str(obj)
     raise NotImplementedError(f"cannot encode {type(obj)!r}")
 
@@ -225,6 +276,7 @@ def dump(obj: Any) -> dict[str, Any]:
 
 __all__ = [
     "ConfigChoice",
+    "Duration",
     "Secret",
     "choose_data_dir",
     "convert",

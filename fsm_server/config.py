@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from fsm_common import configfile
-from fsm_common.configfile import Secret
+from fsm_common.configfile import Duration, Secret
 
 #: Where a config is looked for when neither --config nor $FSM_SERVER_CONFIG names one (in order).
 CONFIG_ENV = "FSM_SERVER_CONFIG"
@@ -139,6 +139,9 @@ class OrdersSection(_Section):
     enabled: bool = True  # false: ingest proposes nothing (replacements still close open orders)
     lead_days: Annotated[int, _range(0, 365)] = 5  # days from ordering to the supply arriving
     margin_days: Annotated[int, _range(0, 365)] = 3  # days of supply kept in hand beyond that
+    # `fsm-server ingest` applies the rules to every supply this often (changed lead times, devices
+    # that stopped reporting): "6h", "30m", "1d"; "off" (or 0): only at ingest and `orders scan`
+    scan_every: Duration = Duration("6h")
 
 
 class BackupSection(_Section):

@@ -64,13 +64,14 @@ def _check_name(what: str, name: str) -> str:
     return text
 
 
-def _dealer(name: str) -> Dealer:
+def _dealer(name: str, advice: str = "") -> Dealer:
     found = Dealer.get_or_none(Dealer.name == name)
     if found is None:
         known = ", ".join(d.name for d in Dealer.select(Dealer.name).order_by(Dealer.name).limit(10))
         raise TenancyError(
             f"no dealer {name!r}",
-            hint=f"add it with `fsm-server dealers add {name!r}`" + (f" (known: {known})" if known else ""),
+            hint=(advice or f"add it with `fsm-server dealers add {name!r}`")
+            + (f" (known: {known})" if known else ""),
         )
     return found
 
@@ -121,6 +122,15 @@ def assign_dealer(customer: str, dealer: str | None) -> CustomerInfo:
             Customer.id == found.id
         ).execute()
     return get_customer(customer)
+
+
+def get_dealer(name: str) -> DealerInfo:
+    """Dealer ``name`` with how many customers it serves; TenancyError naming the known ones if none."""
+    with translated(f"cannot read dealer {name!r}"):
+        found = _dealer(name, "see `fsm-server dealers list`")
+        return DealerInfo(
+            name=found.name, customers=Customer.select().where(Customer.dealer == found.id).count()
+        )
 
 
 def get_customer(name: str) -> CustomerInfo:
@@ -190,6 +200,7 @@ __all__ = [
     "add_dealer",
     "assign_dealer",
     "get_customer",
+    "get_dealer",
     "list_customers",
     "list_dealers",
 ]

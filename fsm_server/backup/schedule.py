@@ -9,10 +9,8 @@ failed attempt is tried again an hour later. After each success the directory is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from ..config import BackupSection
 from ..db.connect import Database, translated
 from ..db.models import BackupRun
 from ..errors import BackupError
+from ..periodic import DbThread, repeat
 from .archive import list_backups
 from .keywrap import read_passphrase_file
 from .rotation import rotate
@@ -215,7 +214,7 @@ class BackupService:
         self.check_seconds = check_seconds
         self.taken = 0
         self.failed = 0
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsm-backup")
+        self._thread = DbThread(db, "fsm-backup")
 
     def step(self) -> datetime:
         """Take the backup if it is due; returns when the next one is (runs in the worker thread)."""
@@ -235,26 +234,15 @@ class BackupService:
         with translated("cannot read the backup history"):
             return next_due(self.now(), self.plan.settings.hour, _latest())
 
-    def _close(self) -> None:
-        if not self.db.peewee.is_closed():
-            self.db.peewee.close()
-
     async def run(self, stop: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
+        async def check() -> float:
+            due: datetime = await self._thread.call(self.step)
+            return (due - self.now()).total_seconds()
+
         try:
-            while not stop.is_set():
-                try:
-                    due = await loop.run_in_executor(self._worker, self.step)
-                    wait = (due - self.now()).total_seconds()
-                except FsmError as exc:  # the database is away: try again at the next check
-                    log.warning("backup schedule: %s", exc.message)
-                    wait = self.check_seconds
-                # woken at least every check_seconds: a clock change or a suspend is noticed
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=max(1.0, min(wait, self.check_seconds)))
+            await repeat(stop, check, every=self.check_seconds, log=log, what="backup schedule")
         finally:
-            await loop.run_in_executor(self._worker, self._close)
-            self._worker.shutdown(wait=True)
+            await self._thread.aclose()
 
 
 __all__ = ["BackupPlan", "BackupService", "BackupStatus", "next_due", "record", "run_backup", "status"]

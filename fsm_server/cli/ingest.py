@@ -14,6 +14,7 @@ from ..backup.schedule import BackupService
 from ..context import ServerContext
 from ..daemon import DaemonResult, IngestDaemon
 from ..events import EventService, run_beside
+from ..orders.scanner import OrderScanner
 from ..rulebook import check_config_names, stored_rules
 from ..schedules import ReportScheduler
 from .importcmd import render_tally
@@ -26,13 +27,15 @@ async def run_ingest(
     *,
     once: bool,
     reports: ReportScheduler | None = None,
+    orders: OrderScanner | None = None,
 ) -> DaemonResult:
     """The daemon, with notifications (evaluated as reports are committed, and on a timer), the
-    backup schedule and the scheduled reports beside it when configured (``once``: the reports
-    due now are sent after the mailboxes are drained)."""
+    backup schedule, the scheduled reports and the periodic order scan beside it when configured
+    (``once``: the reports due now are sent after the mailboxes are drained; no order scan)."""
     stop = asyncio.Event()
     scheduler = asyncio.create_task(backups.run(stop)) if backups is not None else None
     mailer = asyncio.create_task(reports.run(stop)) if reports is not None and not once else None
+    scanner = asyncio.create_task(orders.run(stop)) if orders is not None and not once else None
     try:
         if events is not None:
             result = await run_beside(daemon, events, once=once, install_signals=True)
@@ -46,7 +49,7 @@ async def run_ingest(
         return result  # type: ignore[no-any-return]
     finally:
         stop.set()
-        for task in (scheduler, mailer):
+        for task in (scheduler, mailer, scanner):
             if task is not None:
                 await task
 
@@ -79,7 +82,10 @@ def ingest_command(ctx: ServerContext, once: bool, verbose: bool, as_json: bool)
         scheduled = ctx.config.backup.enabled and not once
         backups = BackupService(db, wiring.backup_plan(ctx)) if scheduled else None
         mailer = ReportScheduler(db, ctx.config) if ctx.config.notify.enabled else None
-        result = asyncio.run(run_ingest(daemon, events, backups, once=once, reports=mailer))
+        # changed lead times and silent devices between reports (with --once: cron runs `orders scan`)
+        orders = ctx.config.orders
+        scanner = OrderScanner(db, orders) if orders.enabled and orders.scan_every and not once else None
+        result = asyncio.run(run_ingest(daemon, events, backups, once=once, reports=mailer, orders=scanner))
     if as_json:
         print_json({**result.tally.to_dict(), "moved": result.moved, "reconnects": result.reconnects})
     elif once:

@@ -120,12 +120,13 @@ def _when(at: datetime | None, by: str | None) -> str:
 def settings_command(
     ctx: ServerContext, customer: str, lead_days: int | None, margin_days: int | None, reset: bool, by: str
 ) -> None:
-    """Show or set CUSTOMER's lead time and margin (run `orders scan` to apply them at once)."""
+    """Show or set CUSTOMER's lead time and margin (a change is applied to its supplies at once)."""
     defaults = ctx.config.orders
-    with wiring.open_db(ctx):
+    with wiring.open_db(ctx) as db:
+        changed = reset or lead_days is not None or margin_days is not None
         if reset:
             s = workflow.reset_lead(ADMIN, customer, defaults)
-        elif lead_days is not None or margin_days is not None:
+        elif changed:
             now = workflow.lead_settings(ADMIN, customer, defaults)
             s = workflow.set_lead(
                 ADMIN,
@@ -136,8 +137,11 @@ def settings_command(
             )
         else:
             s = workflow.lead_settings(ADMIN, customer, defaults)
+        applied = workflow.rescan(ADMIN, db, customer, defaults) if changed else None
     source = f"set by {s.updated_by}" if s.own else "the [orders] defaults"
     click.echo(f"{customer}: lead {s.lead_days} days, margin {s.margin_days} days ({source})")
+    if applied is not None:
+        click.echo(_scanned(*applied))
 
 
 @orders_group.command("approve")
@@ -189,10 +193,15 @@ def ignore_command(ctx: ServerContext, order: int, reason: str, by: str) -> None
 @orders_group.command("scan")
 @pass_obj
 def scan_command(ctx: ServerContext) -> None:
-    """Apply the proposal rules to every supply now (ingest does it as readings arrive)."""
+    """Apply the proposal rules to every supply now (ingest does it as readings arrive, and every
+    [orders] scan_every beside the daemon)."""
     with wiring.open_db(ctx) as db:
         proposed, closed = proposals.scan(db, ctx.config.orders, now=datetime.now(UTC))
-    click.echo(f"{proposed} order(s) proposed, {closed} closed by a replacement")
+    click.echo(_scanned(proposed, closed))
+
+
+def _scanned(proposed: int, closed: int) -> str:
+    return f"{proposed} order(s) proposed, {closed} closed by a replacement"
 
 
 @orders_group.command("export")

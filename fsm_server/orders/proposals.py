@@ -1,10 +1,11 @@
 """Order proposals made from the supply state ingest keeps (``db.state``), and closed by it.
 
 ``after_state`` runs inside a load's transaction for the devices the load touched, right after
-``state.after_load``; ``scan`` runs the same rules over every device, a chunk at a time (after
-lead times changed: `fsm-server orders scan`). Per chunk: one read of the supplies' state, one of
-the customers' settings, one of the orders still waiting for a replacement, and writes only for
-what changes.
+``state.after_load``; ``scan`` runs the same rules over every device, a chunk at a time
+(`fsm-server orders scan`, and ``scanner.OrderScanner`` beside the ingest daemon), or over one
+customer's (after its lead time changed: ``workflow.rescan``). Per chunk: one read of the
+supplies' state, one of the customers' settings, one of the orders still waiting for a
+replacement, and writes only for what changes.
 
 The rules, per supply:
 
@@ -224,14 +225,22 @@ def after_state(
     return proposed, closed
 
 
-def scan(db: Database, defaults: OrdersSection, *, now: datetime) -> tuple[int, int]:
-    """``after_state`` over every device, ``CHUNK`` devices per transaction."""
+def scan(
+    db: Database, defaults: OrdersSection, *, now: datetime, customer_id: int | None = None
+) -> tuple[int, int]:
+    """``after_state`` over every device (of ``customer_id`` when given), ``CHUNK`` devices per
+    transaction."""
     proposed = closed = 0
     last = 0
+    only = "" if customer_id is None else " AND customer_id = ?"
     while True:
         ids = [
             r[0]
-            for r in sql.rows(db, f"SELECT id FROM device WHERE id > ? ORDER BY id LIMIT {CHUNK}", [last])
+            for r in sql.rows(
+                db,
+                f"SELECT id FROM device WHERE id > ?{only} ORDER BY id LIMIT {CHUNK}",
+                [last] if customer_id is None else [last, customer_id],
+            )
         ]
         if not ids:
             return proposed, closed

@@ -20,11 +20,12 @@ import peewee
 from fsm_protocol.display import device_name
 
 from ..config import OrdersSection
-from ..db.connect import translated
+from ..db.connect import Database, translated
 from ..db.models import Customer, Device
 from ..errors import NotFound, OrderError
 from ..reports.csv import spreadsheet_cell
 from ..scoping import Scoped
+from . import proposals
 from .models import OPEN_STATES, STATES, OrderSettings, SupplyOrder
 
 if TYPE_CHECKING:
@@ -408,6 +409,17 @@ def reset_lead(scoped: Scoped, customer: str, defaults: OrdersSection) -> LeadSe
     return lead_settings(scoped, customer, defaults)
 
 
+def rescan(
+    scoped: Scoped, db: Database, customer: str, defaults: OrdersSection, *, now: datetime | None = None
+) -> tuple[int, int]:
+    """Apply the proposal rules to ``customer``'s supplies now, as after its lead time or margin
+    changed (the portal and the CLI do); returns (orders proposed, orders closed)."""
+    with translated("cannot read the customer"):
+        c = scoped.customer_named(customer)
+    with translated(f"cannot propose supply orders for {customer!r}"):
+        return proposals.scan(db, defaults, now=now or datetime.now(UTC), customer_id=c.id)
+
+
 # -- the ERP's CSV ------------------------------------------------------------------------------
 
 CSV_COLUMNS = (
@@ -493,6 +505,7 @@ __all__ = [
     "mark_delivered",
     "mark_ordered",
     "order_page",
+    "rescan",
     "reset_lead",
     "set_lead",
 ]

@@ -14,14 +14,12 @@ logged as failed, and the next one is scheduled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.policy
 import email.utils
 import logging
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -37,6 +35,7 @@ from ..db.connect import Database, translated
 from ..db.models import Customer, Dealer
 from ..errors import ReportError
 from ..events.mail import smtp_transport
+from ..periodic import DbThread, repeat
 from ..portal.reports import MEDIA_TYPES, ReportAsk, describe, produce
 from .models import ReportSchedule, ReportSend
 from .times import next_due, period_for
@@ -123,7 +122,7 @@ class ReportScheduler:
         self.sent = 0
         self.failed = 0
         self._transport: Any = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsm-schedules-db")
+        self._thread = DbThread(db, "fsm-schedules-db")
 
     # -- database work (the worker thread) ---------------------------------------------------------
 
@@ -212,14 +211,10 @@ class ReportScheduler:
                 row.attempts += 1
             row.save()
 
-    def _close(self) -> None:
-        if not self.db.peewee.is_closed():
-            self.db.peewee.close()
-
     # -- async side --------------------------------------------------------------------------------
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+        return await self._thread.call(fn, *args)
 
     async def send_one(self, schedule_id: int) -> bool:
         """Build, mail and log one due schedule; True when the relay took it."""
@@ -260,14 +255,12 @@ class ReportScheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check every ``check_seconds`` and send what is due, until ``stop`` is set."""
+
+        async def check() -> None:
+            await self.run_once()
+
         try:
-            while not stop.is_set():
-                try:
-                    await self.run_once()
-                except FsmError as exc:  # the database is away: try again at the next check
-                    log.warning("scheduled reports: %s", exc.message)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.check_seconds)
+            await repeat(stop, check, every=self.check_seconds, log=log, what="scheduled reports")
         finally:
             await self.aclose()
 
@@ -276,9 +269,8 @@ class ReportScheduler:
         try:
             if transport is not None:
                 await transport.aclose()
-            await self._db(self._close)
         finally:
-            self._worker.shutdown(wait=True)
+            await self._thread.aclose()
 
 
 __all__ = ["MAX_ATTACHMENT_BYTES", "MAX_ATTEMPTS", "Prepared", "ReportScheduler", "build_report_mail"]

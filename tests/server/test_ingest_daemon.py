@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import signal
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from ingest_helpers import folder_count, mailbox_config, send_all, start_daemon, write_server_config
+from reports_fleet import reading
 
 from fsm_devtools.corpus import ClientKit, ServerKit, mails_for, make_report, report_mail, seal
 from fsm_devtools.peers.mailstack import MailStack
+from fsm_protocol.schema import Report
+from fsm_server.cli.ingest import run_ingest
+from fsm_server.config import OrdersSection
+from fsm_server.customers import add_customer
 from fsm_server.daemon import IngestDaemon
-from fsm_server.db.models import Envelope, Quarantine
+from fsm_server.db.connect import Database
+from fsm_server.db.models import Customer, Envelope, Quarantine
 from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.orders.models import OrderSettings, SupplyOrder
+from fsm_server.orders.scanner import OrderScanner
 
 pytestmark = pytest.mark.mail
 
@@ -317,3 +328,88 @@ async def test_an_altered_copy_of_a_chunk_in_the_mailbox_is_quarantined_as_bad_c
     assert Quarantine.get().reason == "bad_chunk"
     assert folder_count(stack, "FSM/Quarantine") == 1
     assert folder_count(stack, "FSM/Processed") == 3
+
+
+def _toner_mail(client: ClientKit, server: ServerKit, seq: int, at: datetime, percent: float) -> bytes:
+    device = reading("ORD-1", at, total=1000 + seq, supplies=[("toner", "black", percent)])
+    report = Report(
+        client_id=client.name,
+        customer="ACME",
+        site="HQ",
+        seq=seq,
+        kind="periodic",
+        created_at=at,
+        devices=[device],
+    )  # type: ignore[arg-type]
+    [mail] = mails_for(seal(report, client, server))
+    return mail
+
+
+async def test_the_daemons_order_scan_proposes_after_a_lead_time_change_without_new_mail(
+    empty_dealer_mailbox: MailStack,
+    db: Database,
+    pipeline: Pipeline,
+    client_kit: ClientKit,
+    server_kit: ServerKit,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stack = empty_dealer_mailbox
+    acme = add_customer("ACME", sites=("HQ",))
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=4)
+    # 5 points a day from 80: on the last day the fit says empty in 13 days, beyond lead 5 + margin 3
+    for day in range(4):
+        await send_all(
+            stack, [_toner_mail(client_kit, server_kit, day + 1, start + timedelta(days=day), 80 - 5 * day)]
+        )
+        stack.wait_for_messages(day + 1)  # one at a time: loaded in the order they were read
+    caplog.set_level(logging.INFO, logger="fsm_server.orders")
+    daemon = IngestDaemon(pipeline, [mailbox_config(stack)], poll_seconds=30)
+    scanner = OrderScanner(db, OrdersSection(), every=0.3)
+    task = asyncio.create_task(run_ingest(daemon, None, None, once=False, orders=scanner))
+
+    async def until(what: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 20
+        while not what():
+            assert time.monotonic() < deadline, (scanner.passes, caplog.text[-2000:])
+            await asyncio.sleep(0.1)
+
+    await until(lambda: Envelope.select().count() == 4 and scanner.passes >= 2)
+    await until(lambda: folder_count(stack, "INBOX") == 0)
+    passes = scanner.passes
+    await until(lambda: scanner.passes > passes)  # a whole pass after the last report was loaded
+    assert SupplyOrder.select().count() == 0
+    # the lead time changes in the database (as another server process would), and no mail comes
+    customer = Customer.get(Customer.name == acme.name)
+    OrderSettings.insert(
+        customer=customer.id, lead_days=10, margin_days=4, updated_by="dba", updated_at=datetime.now(UTC)
+    ).execute()
+    await until(lambda: SupplyOrder.select().count() == 1)
+    daemon.stop()
+    result = await asyncio.wait_for(task, 15)
+
+    order = SupplyOrder.get()
+    assert (order.state, order.reason, order.lead_days, order.margin_days) == ("proposed", "forecast", 10, 4)
+    assert result.tally.outcomes["loaded"] == 4 and Envelope.select().count() == 4  # no new mail
+    assert "order scan: 1 order(s) proposed, 0 closed by a replacement" in caplog.text
+    assert scanner.proposed == 1 and scanner.passes > passes
+
+
+def test_a_bad_scan_every_stops_the_daemon_at_start_up_naming_the_key(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fsm_server.cli import main
+
+    for value, why in (
+        ('"6 hours"', "is not a duration"),
+        ('"10s"', "out of range"),
+        ("6", "not a duration"),
+    ):
+        config = tmp_path / "server.toml"
+        config.write_text(f"[orders]\nscan_every = {value}\n")
+        result = CliRunner().invoke(
+            main, ["--config", str(config), "--data-dir", str(tmp_path / "d"), "ingest"]
+        )
+        assert result.exit_code == 3, result.output
+        assert "orders.scan_every" in result.stderr and why in result.stderr, result.stderr
+        assert "hint:" in result.stderr
+    assert not (tmp_path / "d").exists()  # refused before anything was opened

@@ -15,7 +15,7 @@ import pytest
 from portal_fleet import Fleet, Viewer, build_fleet
 from reports_fleet import Feeder, reading
 
-from fsm_devtools.corpus import ClientKit, ServerKit
+from fsm_devtools.corpus import ClientKit, ServerKit, make_client
 from fsm_protocol.schema import Device as DeviceReading
 from fsm_server.config import OrdersSection
 from fsm_server.customers import add_customer
@@ -187,6 +187,28 @@ def test_a_customers_own_lead_time_and_the_scan_after_changing_it(db: Database, 
         workflow.set_lead(Scoped("dealer", frozenset()), "ACME", lead_days=1, margin_days=1, by="x")
 
 
+def test_a_lead_time_change_is_applied_to_that_customers_supplies_at_once(
+    db: Database, feed: Feeder, registry: Registry, server_kit: ServerKit, tmp_path: Path
+) -> None:
+    defaults = OrdersSection()
+    add_customer("Zenith", sites=("HQ",))
+    kit = make_client(tmp_path / "zenith", "zenith-1")
+    registry.add(kit.name, kit.pub_path, customer="Zenith")
+    zenith = Feeder(feed.pipeline, kit, server_kit, customer="Zenith")
+    for day in range(4):  # both run out in 13 days: nothing proposed under the defaults
+        at = START + timedelta(days=day)
+        feed.send(at, [toner(at, 80 - 5 * day)])
+        zenith.send(at, [toner(at, 80 - 5 * day, serial="ZEN-1")])
+    assert orders() == []
+    workflow.set_lead(ADMIN, "ACME", lead_days=10, margin_days=4, by="dana")
+    assert workflow.rescan(ADMIN, db, "ACME", defaults, now=START + timedelta(days=3)) == (1, 0)
+    [o] = orders()
+    assert (o.customer, o.lead_days, o.margin_days) == ("ACME", 10, 4)
+    with pytest.raises(NotFound):  # another tenant's customer, as a missing one
+        workflow.rescan(Scoped("dealer", frozenset()), db, "ACME", defaults)
+    assert proposals.scan(db, defaults, now=START + timedelta(days=3)) == (0, 0)  # Zenith: 5 + 3 still
+
+
 def test_proposals_off_in_the_config_still_close_on_replacement(
     db: Database, registry: Registry, client_kit: ClientKit, server_kit: ServerKit
 ) -> None:
@@ -260,8 +282,9 @@ def test_cli_sets_a_lead_time_scans_steps_and_exports(
         return r.output
 
     assert "lead 5 days, margin 3 days (the [orders] defaults)" in cli("settings", "ACME")
-    assert "set by dana" in cli("settings", "ACME", "--lead-days", "12", "--by", "dana")
-    assert "1 order(s) proposed" in cli("scan")
+    changed = cli("settings", "ACME", "--lead-days", "12", "--by", "dana")
+    assert "set by dana" in changed and "1 order(s) proposed" in changed  # applied at once
+    assert "0 order(s) proposed" in cli("scan")
     [row] = msgspec.json.decode(cli("list", "--json"))
     assert (row["part_number"], row["state"], row["lead_days"]) == ("CF287A", "proposed", 12)
     order = str(row["id"])

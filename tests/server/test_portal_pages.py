@@ -25,7 +25,7 @@ from fsm_server.billing import workflow
 from fsm_server.billing.models import BillingCorrection, BillingMeter
 from fsm_server.config import KeysSection
 from fsm_server.db.connect import Database
-from fsm_server.db.models import Quarantine
+from fsm_server.db.models import Customer, Quarantine
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.orders.models import SupplyOrder
 from fsm_server.registry import Registry
@@ -354,11 +354,19 @@ def test_a_dealer_steps_orders_sets_lead_times_and_filters_supplies(
     assert north.post(f"/orders/{other}/ignore", data={"csrf": csrf, "reason": " "}).status_code == 409
     north.post(f"/orders/{other}/ignore", data={"csrf": csrf, "reason": "buys its own"})
     assert SupplyOrder.get_by_id(other).ignore_reason == "buys its own"
-    # lead times: set for a customer in scope, refused out of range, 404 for another dealer's
+    # lead times: set for a customer in scope, refused out of range, 404 for another dealer's; a
+    # change is applied to the customer's supplies at once (the order removed here comes back)
+    acme_id = Customer.get(Customer.name == "ACME").id
+    gone = (
+        SupplyOrder.delete().where(SupplyOrder.customer == acme_id, SupplyOrder.state == "proposed").execute()
+    )
+    assert gone >= 1
     r = north.post(
         "/orders/lead-times", data={"csrf": csrf, "customer": "ACME", "lead_days": "9", "margin_days": "2"}
     )
     assert r.status_code == 200 and 'value="9"' in r.text
+    again = SupplyOrder.select().where(SupplyOrder.customer == acme_id, SupplyOrder.state == "proposed")
+    assert [(o.lead_days, o.margin_days) for o in again] == [(9, 2)] * gone
     bad = north.post(
         "/orders/lead-times", data={"csrf": csrf, "customer": "ACME", "lead_days": "999", "margin_days": "2"}
     )

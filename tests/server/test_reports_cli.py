@@ -10,11 +10,13 @@ from pathlib import Path
 import msgspec
 import pytest
 from click.testing import CliRunner
+from portal_fleet import DEALERS, build_fleet
 from reports_fleet import Feeder, reading
 
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_server.cli import main
 from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.registry import Registry
 
 
 @pytest.fixture
@@ -77,3 +79,46 @@ def test_a_bad_date_is_an_error_with_a_hint(loaded: None, tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "error: date 'yesterday' is not YYYY-MM-DD" in result.stderr
     assert "hint:" in result.stderr
+
+
+def test_a_dealer_wide_report_holds_its_customers_devices_and_no_other_dealers(
+    pipeline: Pipeline,
+    registry: Registry,
+    server_kit: ServerKit,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FSM_DATABASE_URL", database_url)
+    build_fleet(pipeline, registry, server_kit, tmp_path)  # North: ACME, Initech; South: Globex, Umbrella
+
+    def rows(*args: str) -> list[dict[str, str]]:
+        return list(csv.DictReader(io.StringIO(run(tmp_path, "report", *args, "--format", "csv"))))
+
+    everything = rows("inventory")
+    assert {r["customer"] for r in everything} == {c for cs in DEALERS.values() for c in cs}
+    for dealer, customers in DEALERS.items():
+        mine = rows("inventory", "--dealer", dealer)
+        # SHARED-1 is a serial of one customer of each dealer: each dealer gets its own device only
+        assert sorted((r["customer"], r["serial"]) for r in mine) == sorted(
+            (r["customer"], r["serial"]) for r in everything if r["customer"] in customers
+        )
+        assert {r["customer"] for r in rows("supplies", "--dealer", dealer)} == set(customers)
+    run(tmp_path, "report", "meters", "--dealer", "North", "--out", str(tmp_path / "north.html"))
+    page = (tmp_path / "north.html").read_text()
+    assert "all customers of North" in page and "Initech" in page and "Globex" not in page
+
+
+def test_a_dealer_report_refuses_a_customer_beside_it_and_an_unknown_dealer(
+    loaded: None, tmp_path: Path
+) -> None:
+    def refused(*args: str) -> str:
+        result = CliRunner().invoke(
+            main, ["--data-dir", str(tmp_path / "data"), "report", "inventory", *args]
+        )
+        assert result.exit_code == 1, result.output
+        assert "hint:" in result.stderr and result.stdout == ""
+        return result.stderr
+
+    assert "give --customer or --dealer, not both" in refused("--customer", "ACME", "--dealer", "North")
+    assert "error: no dealer 'Nowhere'\nhint: see `fsm-server dealers list`" in refused("--dealer", "Nowhere")

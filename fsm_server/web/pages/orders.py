@@ -186,6 +186,8 @@ def set_lead_time(request: Request) -> Response:
             s = workflow.set_lead(
                 scoped, customer, lead_days=int(lead), margin_days=int(margin), by=principal_of(request).name
             )
+        # the customer's supplies are looked at again under the new values now, not at their next report
+        proposed, closed = workflow.rescan(scoped, request.app.state.db, customer, _defaults(request))
     except NotFound:
         raise HTTPException(404) from None
     except OrderError as exc:
@@ -201,7 +203,13 @@ def set_lead_time(request: Request) -> Response:
         request,
         "order.lead_time",
         target=f"customer {customer}",
-        detail={"lead_days": s.lead_days, "margin_days": s.margin_days, "own": s.own},
+        detail={
+            "lead_days": s.lead_days,
+            "margin_days": s.margin_days,
+            "own": s.own,
+            "proposed": proposed,
+            "closed": closed,
+        },
     )
     return RedirectResponse("/orders/lead-times", status_code=303)
 
