@@ -206,6 +206,16 @@ def period_dealer(scoped: Scoped, period_id: int) -> str | None:
     return str(name) if name is not None else None
 
 
+def summary(scoped: Scoped, period_id: int) -> workflow.PeriodView:
+    """A period in scope with its tally, without its meters (NotFound otherwise)."""
+    return workflow.summary(period_in_scope(scoped, period_id))
+
+
+def exclude_to_settle(scoped: Scoped, period_id: int, by: str, note: str, flags: list[str]) -> int:
+    """How many of a period's meters still to settle (with one of ``flags``, when given) were excluded."""
+    return workflow.exclude_to_settle(period_in_scope(scoped, period_id), by, note, flags=flags)
+
+
 def validate(scoped: Scoped, period_id: int, by: str) -> workflow.PeriodView:
     return workflow.validate(period_in_scope(scoped, period_id), by)
 
@@ -241,7 +251,7 @@ def export_zip(
     """(file name, zip) of an approved period in scope: the CSV and its signed manifest, named so
     that ``fsm-server billing verify`` finds the one beside the other once unpacked."""
     csv_text, manifest = export.build(period_in_scope(scoped, period_id), signer, settings)
-    view = workflow.show(period_id)
+    view = workflow.period(period_id)
     stem = f"billing-{period_id}-{view.start:%Y%m%d}-{view.end:%Y%m%d}"
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -260,10 +270,12 @@ __all__ = [
     "correct",
     "customer_periods",
     "exclude",
+    "exclude_to_settle",
     "export_zip",
     "meter_period",
     "period_dealer",
     "period_in_scope",
     "period_page",
+    "summary",
     "validate",
 ]

@@ -6,6 +6,7 @@ that `billing verify` accepts."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from collections.abc import Iterator
@@ -110,6 +111,7 @@ def test_a_customer_reads_and_validates_but_changes_nothing_else(
         f"/billing/meters/{reset.id}/exclude",
         f"/billing/periods/{pid}/approve",
         f"/billing/periods/{pid}/export",
+        f"/billing/periods/{pid}/exclude-to-settle",
     ):
         r = acme.post(url, data={"csrf": token, "note": "mine", "usage": "1"}, follow_redirects=False)
         assert r.status_code == 404, url
@@ -209,3 +211,38 @@ def test_a_dealer_settles_flags_approves_and_exports_after_reauthentication(
         "billing.export",
     ]
     assert AuditEntry.get(AuditEntry.action == "billing.approve").dealer == "North"
+
+
+def test_a_dealer_excludes_the_meters_to_settle_at_once_by_flag(
+    periods: dict[str, int], clients: dict[str, tuple[TestClient, Person]]
+) -> None:
+    north, _ = clients["north"]
+    pid = periods["ACME"]
+    page = north.get(f"/billing/periods/{pid}").text
+    token = csrf_of(page)
+    assert "Exclude the 2 meter(s) still to settle at once" in page
+    assert '<option value="reset">only reset (2)</option>' in page
+    url = f"/billing/periods/{pid}/exclude-to-settle"
+    for name, pid_elsewhere in periods.items():
+        if name in ("Globex", "Umbrella"):  # South's customers: not North's to settle
+            r = north.post(
+                f"/billing/periods/{pid_elsewhere}/exclude-to-settle", data={"csrf": token, "note": "x"}
+            )
+            assert r.status_code == 404
+    r = north.post(url, data={"csrf": token, "note": "x", "flag": "reboot"})
+    assert r.status_code == 400 and "no meter flag named reboot" in r.text
+    r = north.post(url, data={"csrf": token, "note": "  ", "flag": "reset"})
+    assert r.status_code == 400 and "needs a note saying why" in r.text
+    tally = workflow.summary(pid).tally
+    assert tally is not None and (tally.excluded, tally.to_settle) == (0, 2)
+    r = north.post(
+        url, data={"csrf": token, "note": f"board swap {HOSTILE}", "flag": "reset"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"] == f"/billing/periods/{pid}?done=excluded"
+    view = workflow.show(pid)
+    assert view.tally is not None and (view.tally.excluded, view.tally.to_settle) == (2, 0)
+    assert {m.exclude_note for m in view.meters if m.excluded} == {f"board swap {HOSTILE}"}
+    page = north.get(f"/billing/periods/{pid}?show=flagged").text
+    assert "<script>alert" not in page and "Approve…" in page and "still to settle at once" not in page
+    entry = AuditEntry.get(AuditEntry.action == "billing.exclude_to_settle")
+    assert entry.dealer == "North" and json.loads(entry.detail)["meters"] == 2

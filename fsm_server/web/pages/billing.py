@@ -10,6 +10,7 @@ and is written to the audit log.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +24,7 @@ from fsm_protocol.errors import FsmError
 
 from ... import wiring
 from ...accounts import sessions
-from ...billing.workflow import MAX_NOTE, STATES
+from ...billing.workflow import MAX_NOTE, STATES, PeriodView
 from ...config import ReportsSection
 from ...errors import BillingError, NotFound
 from ...portal import billing as data
@@ -117,6 +118,7 @@ def _show(request: Request, period_id: int, *, status_code: int = 200, **extra: 
         pages=pages,
         states=STATES,
         to_settle=len(view.blocking),
+        settle_flags=sorted(Counter(f for m in view.blocking for f in m.flags).items()),
         editable=view.state in ("collected", "validated"),
         max_note=MAX_NOTE,
         done=done if (done := request.query_params.get("done", "")) in DONE else "",
@@ -206,23 +208,48 @@ def exclude(request: Request) -> Response:
     return _meter_step(request, "exclude")
 
 
-def _confirmed(request: Request, action: str, title: str) -> tuple[Scoped, int, Any, Response | None]:
-    """The period of a step that needs a fresh re-authentication and a confirmation page; the last
-    item is the answer to give at once (the way to re-authenticate, or the GET's confirmation
-    page), None for a POST to carry out."""
+@require("admin", "dealer")
+def exclude_to_settle(request: Request) -> Response:
+    """Exclude every meter still to settle (or those with one flag) with one note."""
+    period_id = _id(request, "period_id")
+    scoped = scoped_of(request)
+    form = form_data(request)
+    note = field(form, "note", MAX_NOTE + 1)
+    flag = field(form, "flag", 40)
+    try:
+        who = principal_of(request).name
+        count = data.exclude_to_settle(scoped, period_id, who, note, [flag] if flag else [])
+    except NotFound:
+        raise HTTPException(404) from None
+    except BillingError as exc:
+        return _show(request, period_id, status_code=400, error=exc.message, hint=exc.hint)
+    audit_event(
+        request,
+        "billing.exclude_to_settle",
+        target=f"period {period_id}",
+        detail={"meters": count, "flag": flag or "any", "note": note.strip()},
+        dealer=data.period_dealer(scoped, period_id),
+    )
+    return _done(period_id, "excluded")
+
+
+def _confirmed(request: Request, action: str, title: str) -> tuple[Scoped, int, PeriodView, Response | None]:
+    """The period (with its tally) of a step that needs a fresh re-authentication and a
+    confirmation page; the last item is the answer to give at once (the way to re-authenticate,
+    or the GET's confirmation page), None for a POST to carry out."""
     period_id = _id(request, "period_id")
     scoped = scoped_of(request)
     try:
-        page = data.period_page(scoped, period_id)
+        view = data.summary(scoped, period_id)
     except NotFound:
         raise HTTPException(404) from None
     answer = _stale(request, f"{_period_url(period_id)}/{action}")
     if answer is None and request.method == "GET":
-        answer = render(request, "p_billing_confirm.html", title=title, p=page.period, action=action)
-    return scoped, period_id, page, answer
+        answer = render(request, "p_billing_confirm.html", title=title, p=view, action=action)
+    return scoped, period_id, view, answer
 
 
-def _refused(request: Request, action: str, title: str, view: Any, exc: FsmError) -> Response:
+def _refused(request: Request, action: str, title: str, view: PeriodView, exc: FsmError) -> Response:
     return render(
         request,
         "p_billing_confirm.html",
@@ -238,19 +265,19 @@ def _refused(request: Request, action: str, title: str, view: Any, exc: FsmError
 @require("admin", "dealer")
 def approve(request: Request) -> Response:
     """GET: what is approved (after re-authentication); POST: approve it."""
-    scoped, period_id, page, answer = _confirmed(request, "approve", "Approve period")
+    scoped, period_id, before, answer = _confirmed(request, "approve", "Approve period")
     if answer is not None:
         return answer
     try:
         view = data.approve(scoped, period_id, principal_of(request).name)
     except BillingError as exc:
-        return _refused(request, "approve", "Approve period", page.period, exc)
+        return _refused(request, "approve", "Approve period", before, exc)
     audit_event(
         request,
         "billing.approve",
         target=f"period {period_id}",
         detail={"customer": view.customer, "start": view.start.isoformat(), "end": view.end.isoformat()},
-        dealer=page.dealer,
+        dealer=data.period_dealer(scoped, period_id),
     )
     return _done(period_id, "approved")
 
@@ -259,20 +286,20 @@ def approve(request: Request) -> Response:
 def export(request: Request) -> Response:
     """GET: the export page (after re-authentication); POST: the zip of the CSV and its signed
     manifest (the period becomes exported)."""
-    scoped, period_id, page, answer = _confirmed(request, "export", "Export period")
+    scoped, period_id, before, answer = _confirmed(request, "export", "Export period")
     if answer is not None:
         return answer
     try:
         signer = wiring.signing_key(request.app.state.ctx)
         name, body = data.export_zip(scoped, period_id, signer, _settings(request))
     except FsmError as exc:  # a period not approved, or no signing key on this server
-        return _refused(request, "export", "Export period", page.period, exc)
+        return _refused(request, "export", "Export period", before, exc)
     audit_event(
         request,
         "billing.export",
         target=f"period {period_id}",
         detail={"file": name, "signer": signer.fingerprint},
-        dealer=page.dealer,
+        dealer=data.period_dealer(scoped, period_id),
     )
     return Response(
         body, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{name}"'}
@@ -286,6 +313,7 @@ def routes() -> list[Route]:
         Route("/billing/periods/{period_id:int}/validate", validate, methods=["POST"]),
         Route("/billing/periods/{period_id:int}/approve", approve, methods=["GET", "POST"]),
         Route("/billing/periods/{period_id:int}/export", export, methods=["GET", "POST"]),
+        Route("/billing/periods/{period_id:int}/exclude-to-settle", exclude_to_settle, methods=["POST"]),
         Route("/billing/meters/{meter_id:int}/correct", correct, methods=["POST"]),
         Route("/billing/meters/{meter_id:int}/exclude", exclude, methods=["POST"]),
     ]
