@@ -449,24 +449,26 @@ def _insert_meters(db: Database, period_id: int, found: list[Collected]) -> None
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_lines(period_id: int) -> Callable[[Collected], str]:
-    """A function giving a meter's ``_METER_COLS`` line of COPY's text format. The texts (counter
-    names, flags, clients, digests) repeat across a period's meters: each is escaped once."""
-    escaped: dict[str, str] = {}
+class _Escaped(dict[str, str]):
+    """Texts as COPY's text format writes them, each escaped once: the counter names, flags,
+    clients and digests repeat across a period's meters."""
 
-    def text(value: str) -> str:
-        out = escaped.get(value)
-        if out is None:
-            out = escaped[value] = value.translate(_COPY_ESCAPES)
+    def __missing__(self, value: str) -> str:
+        out = self[value] = value.translate(_COPY_ESCAPES)
         return out
+
+
+def _copy_lines(period_id: int) -> Callable[[Collected], str]:
+    """A function giving a meter's ``_METER_COLS`` line of COPY's text format."""
+    e = _Escaped()
 
     def line(m: Collected) -> str:
         r = m.row
         (sc, ss, sh), (ec, es, eh) = m.start, m.end
         return (
-            f"{period_id}\t{r.device.id}\t{text(r.counter)}\t{sql.iso(r.start_at)}\t{r.start_value}\t"
-            f"{sql.iso(r.end_at)}\t{r.end_value}\t{r.usage}\t{text(_json_list(m.flags))}\t"
-            f"{text(_json_list(r.flags))}\t{text(sc)}\t{ss}\t{text(sh)}\t{text(ec)}\t{es}\t{text(eh)}\tf\n"
+            f"{period_id}\t{r.device.id}\t{e[r.counter]}\t{sql.iso(r.start_at)}\t{r.start_value}\t"
+            f"{sql.iso(r.end_at)}\t{r.end_value}\t{r.usage}\t{e[_json_list(m.flags)]}\t"
+            f"{e[_json_list(r.flags)]}\t{e[sc]}\t{ss}\t{e[sh]}\t{e[ec]}\t{es}\t{e[eh]}\tf\n"
         )
 
     return line

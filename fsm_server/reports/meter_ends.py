@@ -247,12 +247,15 @@ def _row(
         flags.append("added")
     if min(scope.end, scope.now) - end_at > removed_after:
         flags.append("removed")
-    decrease = "reset" if strong else "device_swap"
-    for _, kind in sorted(
-        (at, decrease if kind == "decrease" else kind) for kind, at in zip(_KINDS, firsts, strict=True) if at
-    ):
-        if kind not in flags:
-            flags.append(kind)
+    if any(firsts):
+        decrease = "reset" if strong else "device_swap"
+        for _, kind in sorted(
+            (at, decrease if kind == "decrease" else kind)
+            for kind, at in zip(_KINDS, firsts, strict=True)
+            if at
+        ):
+            if kind not in flags:
+                flags.append(kind)
     return MeterRow(
         device=info,
         counter=name,
