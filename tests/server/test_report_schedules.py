@@ -161,6 +161,37 @@ def test_schedules_are_scoped_and_checked(acme: None) -> None:
     assert schedules(north) == []
 
 
+def test_customer_users_schedule_their_own_customers_reports_and_stop_only_their_own(acme: None) -> None:
+    """A customer user's schedule is for one of its customers (another's, or all customers:
+    NotFound); its customer's users stop it, not the dealer's schedule they see beside it."""
+    add_customer("Initech", dealer="North")
+    mine = Scoped.of(Viewer("customer", customers=("ACME",)))
+    globex = Scoped.of(Viewer("customer", customers=("Globex",)))
+    kw: dict[str, Any] = {"kind": "supplies", "fmt": "pdf", "cadence": "weekly", "day": 1, "hour": 6}
+    kw["now"] = T0
+    made = add_schedule(mine, customer="ACME", recipients=["buyer@acme.example"], by="acme-user", **kw)
+    assert (made.customer, made.dealer, made.by_customer, made.served_by) == ("ACME", None, True, "North")
+    for customer in ("Globex", "Initech", ""):  # another dealer's, a sibling of the same dealer, all
+        with pytest.raises(NotFound):
+            add_schedule(mine, customer=customer, recipients=["a@x.example"], by="acme-user", **kw)
+    with pytest.raises(ReportError, match="21 addresses are more than 20"):
+        add_schedule(
+            mine, customer="ACME", recipients=[f"u{i}@acme.example" for i in range(21)], by="acme-user", **kw
+        )
+    dealers = add_schedule(Scoped.of(NORTH), customer="ACME", recipients=["b@north.example"], by="n", **kw)
+    assert dealers.by_customer is False
+    assert [s.id for s in schedules(mine)] == [made.id, dealers.id] and schedules(globex) == []
+    with pytest.raises(NotFound):  # another customer's schedule: as one that does not exist
+        delete_schedule(globex, made.id)
+    with pytest.raises(ReportError, match=f"scheduled report {dealers.id} was set up by your dealer"):
+        delete_schedule(mine, dealers.id)
+    colleague = Scoped.of(Viewer("customer", customers=("ACME", "Initech")))
+    assert delete_schedule(colleague, made.id).id == made.id  # any user of the customer may stop it
+    assert [s.id for s in schedules(mine)] == [dealers.id]
+    delete_schedule(Scoped.of(NORTH), dealers.id)  # the dealer may stop its own, and its customers'
+    assert schedules(mine) == []
+
+
 @pytest.mark.mail
 async def test_a_dealers_all_customers_schedule_mails_a_report_of_all_its_customers(
     db: Database,
@@ -344,3 +375,22 @@ def _drop_sqlite_column(db: Database, table: str, column: str) -> None:
     db.peewee.execute_sql(f'INSERT INTO {table} ({kept}) SELECT {kept} FROM "old_{table}"')
     db.peewee.execute_sql(f'DROP TABLE "old_{table}"')
     db.peewee.execute_sql("PRAGMA foreign_keys = ON")
+
+
+def test_schedules_of_a_database_from_before_customer_schedules_stay_the_dealers(
+    db: Database, acme: None
+) -> None:
+    """m028 adds report_schedule.by_customer: the schedules made before are a dealer's or an
+    administrator's, which customer users may not stop."""
+    made = add_schedule(
+        Scoped.of(NORTH), customer="ACME", kind="inventory", fmt="csv", cadence="weekly", day=1, hour=6,
+        recipients=["a@x.example"], by="t", now=T0,
+    )  # fmt: skip
+    db.peewee.execute_sql("ALTER TABLE report_schedule DROP COLUMN by_customer")  # as m020 made it
+    db.peewee.execute_sql("DELETE FROM migrations WHERE name = 'm028_schedule_by_customer'")
+    assert migrations.migrate(db) == ["m028_schedule_by_customer"]
+    acme_user = Scoped.of(Viewer("customer", customers=("ACME",)))
+    [before] = schedules(acme_user)
+    assert before.id == made.id and before.by_customer is False
+    with pytest.raises(ReportError, match="set up by your dealer"):
+        delete_schedule(acme_user, made.id)
