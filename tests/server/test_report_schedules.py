@@ -1,6 +1,8 @@
 """Scheduled reports: due times and periods, scoped management, and the send through the real
 Postfix + Dovecot stack into alerts@fsm.test, the schedule's time reached by advancing the
-scheduler's clock (never by sleeping); a relay that does not answer is logged and retried."""
+scheduler's clock (never by sleeping); a relay that does not answer is logged and retried. A
+customer user's schedule is made in the portal in chromium (Playwright over HTTPS); screenshots
+of its reports page at 1280 and 360 px are kept in ARTIFACTS."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import csv
 import io
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -17,12 +21,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from browser_kit import ARGS, CHROMIUM, log_in, need_chromium, serving, shoot
+from portal_kit import Person, enrol
 from reports_fleet import Feeder, reading
 
 from fsm_common import configfile
 from fsm_devtools.corpus import ClientKit, ServerKit, make_client
 from fsm_devtools.peers.mailstack import MailStack
 from fsm_server.config import ServerConfig
+from fsm_server.context import ServerContext
 from fsm_server.customers import add_customer, add_dealer
 from fsm_server.db import migrations
 from fsm_server.db.connect import Database
@@ -54,6 +61,7 @@ ADMIN = Viewer("admin")
 NORTH = Viewer("dealer", dealer="North")
 SOUTH = Viewer("dealer", dealer="South")
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # a Wednesday
+ARTIFACTS = Path("/tmp/fsm-report-schedules-browser")
 
 
 class Clock:
@@ -246,47 +254,93 @@ async def test_a_dealers_all_customers_schedule_mails_a_report_of_all_its_custom
     assert sends(Scoped.of(SOUTH)) == [] and sends(Scoped.of(Viewer("customer", customers=("ACME",)))) == []
 
 
+@contextmanager
+def browser_page(base: str, person: Person) -> Iterator[Any]:
+    """A chromium page logged in to the portal at ``base`` as ``person``."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_context(ignore_https_errors=True).new_page()
+            page.on("dialog", lambda d: d.accept())  # "Stop sending this report?"
+            log_in(page, base, person)
+            yield page
+        finally:
+            browser.close()
+
+
 @pytest.mark.mail
-async def test_a_scheduled_report_arrives_by_mail_when_its_time_comes(
-    db: Database, acme: None, mail_stack: MailStack
-) -> None:
+def test_a_report_a_customer_schedules_in_the_portal_arrives_by_mail_when_its_time_comes(
+    db: Database, acme: None, mail_stack: MailStack, pipeline: Pipeline, client_kit: ClientKit,
+    server_kit: ServerKit, tmp_path: Path,
+) -> None:  # fmt: skip
+    """ACME's customer user schedules ACME's weekly meters in chromium; the scheduler, its clock
+    advanced to the due time, mails it through Postfix, and the user sees the send."""
+    need_chromium()
     mail_stack.empty_mailbox("alerts")
-    made = add_schedule(
-        Scoped.of(NORTH),
-        customer="ACME",
-        kind="meters",
-        fmt="csv",
-        cadence="monthly",
-        day=1,
-        hour=6,
-        recipients=["alerts@fsm.test"],
-        by="north-user",
-        now=T0,
-    )
-    clock = Clock(T0)
-    mailer = ReportScheduler(db, config(mail_stack), now=clock)
-    try:
-        assert await mailer.run_once() == 0  # not due before December 1st, 06:00
-        clock.at = datetime(2026, 12, 1, 6, 0, 30, tzinfo=UTC)
-        assert await mailer.run_once() == 1
-        assert await mailer.run_once() == 0  # sent: the next one is in January
-    finally:
-        await mailer.aclose()
-    [(_, raw)] = await asyncio.to_thread(mail_stack.wait_for_messages, 1, user="alerts")
-    mail = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
-    assert mail["Subject"] == "[fsm] meters report - ACME - 2026-11-01 to 2026-11-30"
-    assert "Received" in mail and mail["X-Fsm-Schedule"] == str(made.id)  # it went through Postfix
-    [attachment] = list(mail.iter_attachments())
-    assert attachment.get_filename() == "meters-ACME-20261101-20261201.csv"
-    rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
-    total = next(r for r in rows if r["meter"] == "total")
-    assert (total["serial"], total["start"], total["end"]) == ("SCHED-1", "1000", "3700")
-    [sent] = sends(Scoped.of(NORTH))
-    assert sent.outcome == "sent" and sent.detail.startswith("250") and sent.recipients == ["alerts@fsm.test"]
-    assert sent.period_start == datetime(2026, 11, 1, tzinfo=UTC)
-    row = ReportSchedule.get_by_id(made.id)
-    assert row.next_due_at == datetime(2027, 1, 1, 6, tzinfo=UTC) and row.last_sent_at == clock.at
-    assert sends(Scoped.of(SOUTH)) == []
+    person = enrol("acme-user", "customer", customers=("ACME",))
+    # the send day two days ahead: the week the report covers is then behind us, readings and all
+    day = (datetime.now(UTC) + timedelta(days=2)).isoweekday()
+    with serving(ServerContext(config(mail_stack), tmp_path), db, tmp_path / "tls") as (base, _):
+        with browser_page(base, person) as page:
+            page.goto(f"{base}/reports")
+            form = page.locator("#add-schedule")
+            assert form.locator("select[name=customer] option").all_inner_texts() == ["ACME"]
+            form.locator("select[name=kind]").select_option("meters")
+            form.locator("select[name=format]").select_option("csv")
+            form.locator("select[name=cadence]").select_option("weekly")
+            form.locator("input[name=day]").fill(str(day))
+            form.locator("input[name=hour]").fill("6")
+            form.locator("input[name=recipients]").fill("alerts@fsm.test")
+            form.locator("button[type=submit]").click()
+            page.wait_for_selector("#schedules td[data-label=recipients]:has-text('alerts@fsm.test')")
+            assert page.locator("#schedules form[data-confirm] button").inner_text() == "Stop"
+            shoot(page, ARTIFACTS, "reports-customer-scheduled")
+        [made] = schedules(Scoped.of(NORTH))  # ACME's dealer sees it
+        row = ReportSchedule.get_by_id(made.id)
+        assert (made.customer, made.created_by, row.by_customer) == ("ACME", "acme-user", True)
+        start, end = period_for("weekly", made.next_due_at)
+        feed = Feeder(pipeline, client_kit, server_kit, seq=10)  # after the fixture's ten reports
+        for at, total in ((start + timedelta(hours=9), 5000), (start + timedelta(days=2, hours=9), 5600)):
+            feed.send(at, [reading("SCHED-2", at, total=total, supplies=[("toner", "black", 50.0)])])
+
+        clock = Clock(made.next_due_at - timedelta(minutes=1))
+        mailer = ReportScheduler(db, config(mail_stack), now=clock)
+
+        async def send_when_due() -> list[int]:
+            try:
+                counts = [await mailer.run_once()]  # not due yet
+                clock.at = made.next_due_at + timedelta(seconds=30)
+                counts.append(await mailer.run_once())
+                counts.append(await mailer.run_once())  # sent: the next one is a week later
+                return counts
+            finally:
+                await mailer.aclose()
+
+        assert asyncio.run(send_when_due()) == [0, 1, 0]
+        [(_, raw)] = mail_stack.wait_for_messages(1, user="alerts")
+        mail = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
+        last_day = end - timedelta(days=1)
+        assert mail["Subject"] == f"[fsm] meters report - ACME - {start:%Y-%m-%d} to {last_day:%Y-%m-%d}"
+        assert "Received" in mail and mail["X-Fsm-Schedule"] == str(made.id)  # it went through Postfix
+        [attachment] = list(mail.iter_attachments())
+        assert attachment.get_filename() == f"meters-ACME-{start:%Y%m%d}-{end:%Y%m%d}.csv"
+        rows = list(csv.DictReader(io.StringIO(attachment.get_content())))
+        total = next(r for r in rows if r["meter"] == "total" and r["serial"] == "SCHED-2")
+        assert (total["start"], total["end"]) == ("5000", "5600")  # the printer read in that week
+        [sent] = sends(Scoped.of(Viewer("customer", customers=("ACME",))))
+        assert sent.outcome == "sent" and sent.detail.startswith("250")
+        assert sent.recipients == ["alerts@fsm.test"]
+        assert sent.period_start == start and sends(Scoped.of(SOUTH)) == []
+        row = ReportSchedule.get_by_id(made.id)
+        assert row.next_due_at == made.next_due_at + timedelta(days=7) and row.last_sent_at == clock.at
+        with browser_page(base, person) as page:  # the user sees the send, then stops the schedule
+            page.goto(f"{base}/reports")
+            assert "alerts@fsm.test" in page.locator("#sends td[data-label=to]").inner_text()
+            shoot(page, ARTIFACTS, "reports-customer-sent")
+            page.locator("#schedules form[data-confirm] button").click()
+            page.wait_for_selector("#schedules td:has-text('No scheduled reports.')")
+    assert schedules(Scoped.of(NORTH)) == []
 
 
 def _closed_port() -> int:
