@@ -36,7 +36,8 @@ class ReportSchedule(_Model):
     next_due_at = UtcDateTimeField(index=True)
     attempts = peewee.IntegerField(default=0)  # failed sends of the current due time
     last_sent_at = UtcDateTimeField(null=True)
-    by_customer = peewee.BooleanField(default=False)
+    # the database's own default too: a backup from before m028 loads its rows without the column
+    by_customer = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])
 
 
 class ReportSend(_Model):

@@ -28,6 +28,7 @@ from reports_fleet import Feeder, reading
 from fsm_common import configfile
 from fsm_devtools.corpus import ClientKit, ServerKit, make_client
 from fsm_devtools.peers.mailstack import MailStack
+from fsm_server.backup import take_backup, verify
 from fsm_server.config import ServerConfig
 from fsm_server.context import ServerContext
 from fsm_server.customers import add_customer, add_dealer
@@ -432,7 +433,7 @@ def _drop_sqlite_column(db: Database, table: str, column: str) -> None:
 
 
 def test_schedules_of_a_database_from_before_customer_schedules_stay_the_dealers(
-    db: Database, acme: None
+    db: Database, acme: None, tmp_path: Path
 ) -> None:
     """m028 adds report_schedule.by_customer: the schedules made before are a dealer's or an
     administrator's, which customer users may not stop."""
@@ -441,7 +442,10 @@ def test_schedules_of_a_database_from_before_customer_schedules_stay_the_dealers
         recipients=["a@x.example"], by="t", now=T0,
     )  # fmt: skip
     db.peewee.execute_sql("ALTER TABLE report_schedule DROP COLUMN by_customer")  # as m020 made it
+    # a backup taken before m028 restores: its rows are loaded into today's table, then m028 runs
     db.peewee.execute_sql("DELETE FROM migrations WHERE name = 'm028_schedule_by_customer'")
+    restored = verify(take_backup(db, tmp_path / "backups").path)
+    assert restored.migrated == ["m028_schedule_by_customer"] and restored.rows["report_schedule"] == 1
     assert migrations.migrate(db) == ["m028_schedule_by_customer"]
     acme_user = Scoped.of(Viewer("customer", customers=("ACME",)))
     [before] = schedules(acme_user)
