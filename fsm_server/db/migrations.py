@@ -335,6 +335,13 @@ def m027_schedule_dealer(db: peewee.Database) -> None:
         db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_dealer_id" ON {table} (dealer_id)')
 
 
+def m028_schedule_by_customer(db: peewee.Database) -> None:
+    """report_schedule.by_customer: a schedule a customer user made, which that customer's users
+    may stop (fsm_server.schedules); the schedules made before were all dealers' and admins'."""
+    if "by_customer" not in {c.name for c in db.get_columns("report_schedule")}:  # m020 makes today's
+        db.execute_sql("ALTER TABLE report_schedule ADD COLUMN by_customer BOOLEAN NOT NULL DEFAULT FALSE")
+
+
 #: The name peewee gives models.AlertValue's index, which m026 builds on an older database.
 ALERT_DEVICE_INDEX = "alert_value_device_id_observed_at"
 
@@ -367,6 +374,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m025_value_sources,
     m026_alert_device,
     m027_schedule_dealer,
+    m028_schedule_by_customer,
 )
 
 
@@ -453,5 +461,6 @@ __all__ = [
     "m025_value_sources",
     "m026_alert_device",
     "m027_schedule_dealer",
+    "m028_schedule_by_customer",
     "migrate",
 ]

@@ -100,36 +100,56 @@ def _visible(scoped: Scoped, viewer: Viewer) -> peewee.ModelSelect[PortalRule]:
     return q.where(PortalRule.dealer.in_(sorted(dealers)))
 
 
-def _editable(scoped: Scoped, viewer: Viewer, rule: PortalRule) -> bool:
+def _editable(scoped: Scoped, rule: PortalRule, own_dealer: int | None) -> bool:
+    """Administrators edit every rule, a dealer user (of ``own_dealer``) its dealer's."""
     if scoped.role == "admin":
         return True
-    return (
-        scoped.role == "dealer" and rule.dealer_id is not None and rule.dealer_id == _dealer_id(viewer.dealer)
+    return scoped.role == "dealer" and rule.dealer_id is not None and rule.dealer_id == own_dealer
+
+
+class _Lookups(msgspec.Struct):
+    """What the views of some rules need besides the rules, read in a fixed number of queries
+    whatever their number."""
+
+    customers: dict[int, str]
+    dealers: dict[int, str]
+    own_dealer: int | None  # a dealer user's dealer
+    subscriptions: dict[int, list[tuple[int, str]]]  # rule id -> (user id, address) of each
+
+
+def _lookups(scoped: Scoped, viewer: Viewer, rules: peewee.ModelSelect[PortalRule]) -> _Lookups:
+    """Names and subscriptions for the rules ``rules`` selects."""
+    dealers = {d.id: d.name for d in Dealer.select(Dealer.id, Dealer.name)}
+    own = None
+    if scoped.role == "dealer":
+        own = next((i for i, name in dealers.items() if name == viewer.dealer), None)
+    subs = (
+        RuleSubscription.select(RuleSubscription.rule, RuleSubscription.user, RuleSubscription.address)
+        .where(RuleSubscription.rule.in_(rules.select(PortalRule.id)))
+        .order_by(RuleSubscription.id)
     )
+    subscriptions: dict[int, list[tuple[int, str]]] = {}
+    for sub in subs:
+        subscriptions.setdefault(sub.rule_id, []).append((sub.user_id, sub.address))
+    customers = {c.id: c.name for c in Customer.select(Customer.id, Customer.name)}
+    return _Lookups(customers, dealers, own, subscriptions)
 
 
-def _names() -> dict[int, str]:
-    return {c.id: c.name for c in Customer.select(Customer.id, Customer.name)}
-
-
-def _view(
-    scoped: Scoped, viewer: Viewer, rule: PortalRule, names: dict[int, str], user_id: int | None
-) -> RuleView | None:
-    """The rule as ``viewer`` sees it; None for a customer user whose customers it does not watch."""
+def _view(scoped: Scoped, rule: PortalRule, found: _Lookups, user_id: int | None) -> RuleView | None:
+    """The rule as the viewer sees it; None for a customer user whose customers it does not watch."""
+    names = found.customers
     customers = [names[i] for i in rule.customers if i in names]
     if scoped.role == "customer":
         mine = {names[i] for i in scoped.customer_ids or () if i in names}
         if customers and not (set(customers) & mine):
             return None
         customers = sorted(set(customers) & mine) if customers else sorted(mine)
-    subs = list(RuleSubscription.select().where(RuleSubscription.rule == rule.id))
-    dealer = Dealer.get_by_id(rule.dealer_id).name if rule.dealer_id is not None else None
-    editable = _editable(scoped, viewer, rule)
+    subs = found.subscriptions.get(rule.id, [])
     return RuleView(
         id=rule.id,
         name=engine_name(rule.id),
         label=rule.label,
-        dealer=dealer,
+        dealer=found.dealers.get(rule.dealer_id) if rule.dealer_id is not None else None,
         when=rule.when,
         codes=list(rule.codes),
         severities=list(rule.severities),
@@ -143,25 +163,26 @@ def _view(
         enabled=rule.enabled,
         created_by=rule.created_by,
         updated_at=rule.updated_at,
-        editable=editable,
+        editable=_editable(scoped, rule, found.own_dealer),
         subscribers=len(subs),
-        my_address=next((s.address for s in subs if s.user_id == user_id), None),
+        my_address=next((address for user, address in subs if user == user_id), None),
     )
 
 
 def list_rules(scoped: Scoped, viewer: Viewer, *, user_id: int | None = None) -> list[RuleView]:
+    """The rules in scope, in a fixed number of queries however many there are."""
     with translated("cannot list the notification rules"):
-        names = _names()
-        views = [
-            _view(scoped, viewer, r, names, user_id) for r in _visible(scoped, viewer).order_by(PortalRule.id)
-        ]
+        rules = _visible(scoped, viewer)
+        found = _lookups(scoped, viewer, rules)
+        views = [_view(scoped, r, found, user_id) for r in rules.order_by(PortalRule.id)]
     return [v for v in views if v is not None]
 
 
 def get_rule(scoped: Scoped, viewer: Viewer, rule_id: int, *, user_id: int | None = None) -> RuleView:
     with translated("cannot read the notification rule"):
-        row = _visible(scoped, viewer).where(PortalRule.id == rule_id).get_or_none()
-        view = _view(scoped, viewer, row, _names(), user_id) if row is not None else None
+        rules = _visible(scoped, viewer).where(PortalRule.id == rule_id)
+        row = rules.get_or_none()
+        view = _view(scoped, row, _lookups(scoped, viewer, rules), user_id) if row is not None else None
     if view is None:
         raise NotFound(f"no notification rule {rule_id}", hint="see the rules page")
     return view
@@ -227,7 +248,7 @@ def save_rule(
         if rule_id is None:
             return get_rule(scoped, viewer, PortalRule.create(dealer=dealer, created_by=by, **values).id)
         found = _visible(scoped, viewer).where(PortalRule.id == rule_id).get_or_none()
-        if found is None or not _editable(scoped, viewer, found):
+        if found is None or not _editable(scoped, found, dealer):
             raise NotFound(f"no notification rule {rule_id}", hint="see the rules page")
         PortalRule.update(**values).where(PortalRule.id == found.id).execute()
         return get_rule(scoped, viewer, found.id)

@@ -1,7 +1,11 @@
 """Scheduled reports as the portal and the CLI manage them, scoped like everything else: a
 schedule belongs to one customer (``Scoped.customer_named``), to all the customers of a dealer
 when a dealer user makes it for all (``Scoped.own_dealer``), or to every customer when an
-administrator does; another tenant's schedule is ``NotFound``."""
+administrator does; another tenant's schedule is ``NotFound``.
+
+Customer users schedule reports of their own customers only (never a dealer's or every
+customer) and stop the ones a customer user made; those their dealer or an administrator made
+they see but may not stop (``ReportError``): the dealer may mail them to its own billing."""
 
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ class ScheduleView(msgspec.Struct, kw_only=True):
     next_due_at: datetime
     last_sent_at: datetime | None
     attempts: int
+    by_customer: bool  # made by a customer user
+    served_by: str | None  # the dealer of the customers it covers (its audit entries')
 
     @property
     def covers(self) -> str:
@@ -87,7 +93,7 @@ def add_schedule(
     now: datetime,
 ) -> ScheduleView:
     """Schedule a report; ``customer`` "" is every customer for administrators, all its customers
-    for a dealer user (NotFound for a customer user)."""
+    for a dealer user (NotFound for a customer user, who names one of its customers)."""
     if kind not in reports.KINDS:
         raise ReportError(f"report kind {kind!r} is not one of {', '.join(reports.KINDS)}", hint="pick one")
     if fmt not in FORMATS:
@@ -123,6 +129,7 @@ def add_schedule(
             created_by=by,
             created_at=now,
             next_due_at=next_due(cadence, day, hour, after=now),
+            by_customer=scoped.role == "customer",
         )
     return schedule(scoped, row.id)
 
@@ -130,6 +137,7 @@ def add_schedule(
 class _Names(msgspec.Struct):
     customers: dict[int, str]
     dealers: dict[int, str]
+    dealer_of: dict[int, int]  # customer id -> its dealer's id
 
     def customer(self, customer_id: int | None) -> str | None:
         return self.customers.get(customer_id) if customer_id is not None else None
@@ -137,11 +145,17 @@ class _Names(msgspec.Struct):
     def dealer(self, dealer_id: int | None) -> str | None:
         return self.dealers.get(dealer_id) if dealer_id is not None else None
 
+    def served_by(self, customer_id: int | None, dealer_id: int | None) -> str | None:
+        """The dealer of a schedule's customer, or its own dealer for an all-customers one."""
+        return self.dealer(self.dealer_of.get(customer_id) if customer_id is not None else dealer_id)
+
 
 def _names() -> _Names:
+    customers = list(Customer.select(Customer.id, Customer.name, Customer.dealer))
     return _Names(
-        {c.id: c.name for c in Customer.select(Customer.id, Customer.name)},
+        {c.id: c.name for c in customers},
         {d.id: d.name for d in Dealer.select(Dealer.id, Dealer.name)},
+        {c.id: c.dealer_id for c in customers if c.dealer_id is not None},
     )
 
 
@@ -160,6 +174,8 @@ def _view(row: ReportSchedule, names: _Names) -> ScheduleView:
         next_due_at=row.next_due_at,
         last_sent_at=row.last_sent_at,
         attempts=row.attempts,
+        by_customer=row.by_customer,
+        served_by=names.served_by(row.customer_id, row.dealer_id),
     )
 
 
@@ -181,9 +197,21 @@ def schedule(scoped: Scoped, schedule_id: int) -> ScheduleView:
         return _view(row, _names())
 
 
+def may_stop(scoped: Scoped, view: ScheduleView) -> bool:
+    """Whether the viewer may stop a schedule in its scope: customer users only those a customer
+    user made."""
+    return scoped.role != "customer" or view.by_customer
+
+
 def delete_schedule(scoped: Scoped, schedule_id: int) -> ScheduleView:
-    """Remove a schedule in scope (its sends stay in the log)."""
+    """Remove a schedule in scope (its sends stay in the log); ReportError for a customer user and
+    a schedule its dealer or an administrator made."""
     found = schedule(scoped, schedule_id)
+    if not may_stop(scoped, found):
+        raise ReportError(
+            f"scheduled report {schedule_id} was set up by your dealer or an administrator",
+            hint="ask your dealer to stop or change it",
+        )
     with translated("cannot delete the scheduled report"):
         ReportSchedule.delete().where(ReportSchedule.id == schedule_id).execute()
     return found
@@ -218,6 +246,7 @@ __all__ = [
     "SendView",
     "add_schedule",
     "delete_schedule",
+    "may_stop",
     "parse_recipients",
     "schedule",
     "schedules",

@@ -1,4 +1,4 @@
-"""Scheduled-report tables (migrations 20 and 27): what to send to whom and when, and every send."""
+"""Scheduled-report tables (migrations 20, 27 and 28): what to send to whom and when, and every send."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ class _Model(peewee.Model):
 class ReportSchedule(_Model):
     """A report mailed every week (``day`` 1-7, Monday 1) or month (``day`` 1-28) at ``hour``
     UTC, covering the week or the calendar month before; ``customer`` NULL: every customer of
-    ``dealer`` (a dealer user's), or with ``dealer`` NULL too every customer (administrators)."""
+    ``dealer`` (a dealer user's), or with ``dealer`` NULL too every customer (administrators).
+    ``by_customer``: made by a customer user, whose customer's users may stop it (the others
+    only administrators and dealer users)."""
 
     id: peewee.AutoField[int]
     customer_id: int | None
@@ -34,6 +36,8 @@ class ReportSchedule(_Model):
     next_due_at = UtcDateTimeField(index=True)
     attempts = peewee.IntegerField(default=0)  # failed sends of the current due time
     last_sent_at = UtcDateTimeField(null=True)
+    # the database's own default too: a backup from before m028 loads its rows without the column
+    by_customer = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])
 
 
 class ReportSend(_Model):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from fsm_server.accounts import users
 from fsm_server.accounts.models import User
 from fsm_server.config import ServerConfig, WebSection
 from fsm_server.context import ServerContext
+from fsm_server.db.connect import Database
 
 PASSWORD = "violet tractor umbrella harbour"
 BASE_URL = "https://portal.test"
@@ -117,10 +120,28 @@ def login(client: Any, person: Person) -> None:
     assert r.headers["location"] == "/account"
 
 
+@contextmanager
+def counting(db: Database) -> Iterator[list[str]]:
+    """Every SQL statement run on ``db`` inside the block (by this thread or the portal's)."""
+    seen: list[str] = []
+    original = db.peewee.execute_sql
+
+    def execute_sql(sql: str, params: object = None, *args: object, **kwargs: object) -> object:
+        seen.append(sql)
+        return original(sql, params, *args, **kwargs)
+
+    db.peewee.execute_sql = execute_sql  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        db.peewee.execute_sql = original  # type: ignore[method-assign]
+
+
 __all__ = [
     "BASE_URL",
     "PASSWORD",
     "Person",
+    "counting",
     "csrf_of",
     "enrol",
     "login",

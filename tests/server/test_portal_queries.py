@@ -3,14 +3,14 @@ an administrator's 8: the count depends on the page, not on how many devices are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from billing_fleet import collect_periods
 from portal_fleet import Fleet, Viewer, build_fleet
+from portal_kit import counting
 
 from fsm_devtools.corpus import ServerKit
 from fsm_server.db.connect import Database
@@ -29,23 +29,6 @@ from fsm_server.scoping import Scoped
 
 #: Most queries one page may run.
 BOUND = 16
-
-
-@contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
-    """Every SQL statement run on ``db`` inside the block."""
-    seen: list[str] = []
-    original = db.peewee.execute_sql
-
-    def execute_sql(sql: str, params: object = None, *args: object, **kwargs: object) -> object:
-        seen.append(sql)
-        return original(sql, params, *args, **kwargs)
-
-    db.peewee.execute_sql = execute_sql  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        db.peewee.execute_sql = original  # type: ignore[method-assign]
 
 
 def pages(fleet: Fleet, device_id: int, period_id: int) -> dict[str, Callable[[Scoped], object]]:

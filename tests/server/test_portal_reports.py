@@ -160,11 +160,12 @@ def test_dealers_schedule_reports_for_their_customers_only(users: dict[str, User
     assert r.status_code == 200 and "monthly on day 1 at 06:00 UTC" in r.text  # followed to the page
     assert "billing@acme.example, boss@acme.example" in r.text
     [schedule_id] = [int(n) for n in re.findall(r'action="/reports/schedules/(\d+)/delete"', r.text)]
-    # ACME's user sees the schedule, may not change it; South sees nothing of it
+    # ACME's user sees the schedule, may not stop it; South sees nothing of it
     page = acme.get("/reports").text
-    assert "monthly on day 1 at 06:00 UTC" in page and "/reports/schedules" not in page
-    csrf = csrf_of(page)
-    assert acme.post("/reports/schedules", data={**form, "csrf": csrf}).status_code == 404
+    assert "monthly on day 1 at 06:00 UTC" in page and f"/reports/schedules/{schedule_id}/delete" not in page
+    assert "set up by your dealer" in page
+    r = acme.post(f"/reports/schedules/{schedule_id}/delete", data={"csrf": csrf_of(page)})
+    assert r.status_code == 403 and "ask your dealer to stop or change it" in r.text
     assert "monthly on day 1" not in south.get("/reports").text
     south_csrf = csrf_of(south.get("/reports").text)
     r = south.post("/reports/schedules", data={**form, "csrf": south_csrf})
@@ -182,3 +183,31 @@ def test_dealers_schedule_reports_for_their_customers_only(users: dict[str, User
     assert r.status_code == 200 and "No scheduled reports." in r.text
     audit = users["admin"].client.get("/audit").text
     assert "report.schedule" in audit and "report.unschedule" in audit
+
+
+def test_customer_users_schedule_their_own_customers_reports(users: dict[str, User]) -> None:
+    """ACME's user schedules ACME's supplies report and stops it; another customer's name or the
+    dealer-wide choice is a 404 whatever the form says, so is another customer's schedule; the
+    dealer sees what its customer did in its audit log."""
+    acme, globex, north = users["acme"].client, users["globex"].client, users["north"].client
+    page = acme.get("/reports").text
+    assert 'id="add-schedule"' in page and "all customers" not in page  # no dealer-wide choice
+    form = {"kind": "supplies", "customer": "ACME", "format": "csv", "cadence": "weekly", "day": "2",
+            "hour": "7", "recipients": "buyer@acme.example", "csrf": csrf_of(page)}  # fmt: skip
+    r = acme.post("/reports/schedules", data=form)
+    assert r.status_code == 200 and "every Tuesday at 07:00 UTC" in r.text
+    [schedule_id] = [int(n) for n in re.findall(r'action="/reports/schedules/(\d+)/delete"', r.text)]
+    for customer in ("Globex", "Initech", ""):  # South's, North's other customer, all of North's
+        assert acme.post("/reports/schedules", data={**form, "customer": customer}).status_code == 404
+    r = acme.post("/reports/schedules", data={**form, "recipients": " ".join(["x@acme.example"] * 5000)})
+    assert r.status_code == 400 and "more than 20" in r.text  # 4,000 characters kept: 21+ addresses
+    # Globex's user neither sees nor stops it; North, ACME's dealer, sees it and the audit entry
+    globex_page = globex.get("/reports").text
+    assert "every Tuesday" not in globex_page
+    r = globex.post(f"/reports/schedules/{schedule_id}/delete", data={"csrf": csrf_of(globex_page)})
+    assert r.status_code == 404
+    assert "every Tuesday at 07:00 UTC" in north.get("/reports").text
+    r = acme.post(f"/reports/schedules/{schedule_id}/delete", data={"csrf": form["csrf"]})
+    assert r.status_code == 200 and "every Tuesday" not in r.text
+    audit = north.get("/audit").text
+    assert "report.schedule" in audit and "report.unschedule" in audit and "acme-user" in audit

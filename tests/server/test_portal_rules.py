@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from portal_fleet import Fleet, build_fleet
-from portal_kit import csrf_of, web_ctx
+from portal_fleet import Fleet, Viewer, build_fleet
+from portal_kit import counting, csrf_of, web_ctx
 from portal_reports_kit import User, logged_in
 
 from fsm_devtools.corpus import ServerKit
+from fsm_server.accounts.models import User as Account
 from fsm_server.config import RuleSection
 from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.registry import Registry
-from fsm_server.rulebook import PortalRule, stored_rules
+from fsm_server.rulebook import PortalRule, RuleForm, save_rule, stored_rules, subscribe
+from fsm_server.scoping import Scoped
 
 RULE = {"label": "Jams", "when": "alert", "codes": "jam", "recipients": "ops@north.example", "cleared": "1",
         "enabled": "1", "delay_seconds": "0", "lookback_hours": "24"}  # fmt: skip
@@ -116,3 +119,39 @@ def test_customers_subscribe_and_hear_about_their_own_customers_only(users: dict
     assert (mine.customers, mine.to) == (["ACME"], ["it@acme.example"])
     r = post(acme, f"/rules/{rule_id}/subscription", {"action": "unsubscribe"})
     assert r.status_code == 200 and len(stored_rules()) == 1
+
+
+def test_the_rules_page_runs_as_many_queries_for_20_rules_as_for_2(
+    db: Database, users: dict[str, User]
+) -> None:
+    """Listing reads the rules' dealers and subscriptions once for all of them, not per rule."""
+    now = datetime.now(UTC)
+    north, admin, acme = (
+        Viewer("dealer", dealer="North"),
+        Viewer("admin"),
+        Viewer("customer", customers=("ACME",)),
+    )
+    # North's rules watch ACME, whose user and North's subscribe; the administrator's watch any customer
+    makers = [
+        (north, ["ACME"], {"north": north, "acme": acme}),
+        (admin, ["ACME", "Globex"], {"admin": admin}),
+    ]
+    counts: dict[str, list[int]] = {}
+    for total in (2, 20):
+        while (made := PortalRule.select().count()) < total:
+            maker, customers, subscribers = makers[made % 2]
+            form = RuleForm(label=f"Jams {made}", when="alert", codes=["jam"], customers=customers)
+            rule = save_rule(Scoped.of(maker), maker, form, by="t", now=now)
+            for name, viewer in subscribers.items():
+                user_id = Account.get(Account.name == f"{name}-user").id
+                subscribe(
+                    Scoped.of(viewer), viewer, rule.id, user_id=user_id, address=f"{name}@x.example", now=now
+                )
+        for name, user in users.items():
+            with counting(db) as seen:
+                page = user.client.get("/rules")
+            assert page.status_code == 200
+            shown = len(set(re.findall(r'href="/rules/(\d+)"', page.text)))
+            assert shown == {"admin": total, "north": total // 2, "acme": total // 2}.get(name, 0), name
+            counts.setdefault(name, []).append(len(seen))
+    assert all(two == twenty for two, twenty in counts.values()), counts

@@ -1,10 +1,12 @@
 """The reports page: run a report for a customer in scope (administrators: every customer, dealer
 users: all their customers) and a period, download it as HTML, CSV or PDF
 (``fsm_server.portal.reports``); scheduled reports and the log of their sends
-(``fsm_server.schedules``), managed by administrators and dealers, shown to customers."""
+(``fsm_server.schedules``): administrators and dealers manage those of their scope, customer
+users schedule their own customers' reports and stop the ones they made."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from datetime import UTC, datetime
@@ -22,9 +24,9 @@ from ...accounts import ROLES
 from ...config import ReportsSection
 from ...errors import NotFound, ReportError
 from ...portal import reports as portal_reports
-from ...schedules import CADENCES, add_schedule, delete_schedule, schedules, sends
+from ...schedules import CADENCES, add_schedule, delete_schedule, may_stop, schedules, sends
 from ...scoping import Scoped
-from .. import NavItem, audit_event, field, form_data, principal_of, render, require
+from .. import NavItem, audit_event, field, form_data, principal_of, render, require, scoped_of
 
 NAV = [NavItem("Reports", "/reports", roles=ROLES)]
 
@@ -53,7 +55,7 @@ def page_context(request: Request, scoped: Scoped) -> dict[str, Any]:
         "schedules": schedules(scoped),
         "sends": sends(scoped),
         "cadences": CADENCES,
-        "manages": scoped.role in ("admin", "dealer"),
+        "may_stop": functools.partial(may_stop, scoped),
     }
 
 
@@ -119,9 +121,11 @@ def _int(text: str, default: int = -1) -> int:
         return default
 
 
-@require("admin", "dealer")
+@require(*ROLES)
 def schedule_add(request: Request) -> Response:
-    scoped = Scoped.of(principal_of(request))
+    """A customer user's ``customer`` must be one of its own (another's, or "" for all customers,
+    answers 404: ``add_schedule`` looks it up through the viewer's scope)."""
+    scoped = scoped_of(request)
     form = form_data(request)
     try:
         row = add_schedule(
@@ -145,18 +149,25 @@ def schedule_add(request: Request) -> Response:
         "report.schedule",
         target=f"schedule {row.id}: {row.kind} {row.covers}",
         detail={"format": row.fmt, "when": row.when, "recipients": row.recipients},
+        dealer=row.served_by,
     )
     return RedirectResponse("/reports#schedules", status_code=303)
 
 
-@require("admin", "dealer")
+@require(*ROLES)
 def schedule_delete(request: Request) -> Response:
-    scoped = Scoped.of(principal_of(request))
     try:
-        row = delete_schedule(scoped, request.path_params["schedule_id"])
+        row = delete_schedule(scoped_of(request), request.path_params["schedule_id"])
     except NotFound:
         raise HTTPException(404) from None
-    audit_event(request, "report.unschedule", target=f"schedule {row.id}: {row.kind} {row.covers}")
+    except ReportError as exc:  # a customer user and its dealer's schedule
+        return show(request, status_code=403, error=exc.message, hint=exc.hint)
+    audit_event(
+        request,
+        "report.unschedule",
+        target=f"schedule {row.id}: {row.kind} {row.covers}",
+        dealer=row.served_by,
+    )
     return RedirectResponse("/reports#schedules", status_code=303)
 
 
