@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import peewee
 
+from ..db import triggers
 from .archive import ColumnKind
 
 #: Not data: the schema is recreated by the migrations, the rest belongs to the engine.
@@ -30,6 +31,9 @@ def data_tables(db: peewee.Database) -> list[str]:
     """The tables holding data, parents before children (by foreign key), then by name."""
     names = [n for n in db.get_tables() if not n.startswith("sqlite_") and n not in SKIPPED]
     parents = {n: {fk.dest_table for fk in db.get_foreign_keys(n)} - {n} for n in names}
+    for child, refs in triggers.REFERENCES.items():  # kept by triggers on PostgreSQL (db.triggers)
+        if child in parents:
+            parents[child] |= set(refs.values())
     return topological(names, parents)
 
 

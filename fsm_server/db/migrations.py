@@ -13,7 +13,7 @@ from typing import Literal
 
 import peewee
 
-from . import models
+from . import models, triggers
 from .connect import Database, translated
 
 _LOCK_KEY = 0x46534D5F4D494752  # "FSM_MIGR"
@@ -342,6 +342,16 @@ def m028_schedule_by_customer(db: peewee.Database) -> None:
         db.execute_sql("ALTER TABLE report_schedule ADD COLUMN by_customer BOOLEAN NOT NULL DEFAULT FALSE")
 
 
+def m029_billing_meter_references(db: peewee.Database) -> None:
+    """PostgreSQL checks billing_meter's references to its period and device a statement at a time
+    (``db.triggers``); both databases drop billing_meter's period index (the unique index on
+    (period, device, counter) serves it)."""
+    db.execute_sql('DROP INDEX IF EXISTS "billing_meter_period_id"')
+    if isinstance(db, peewee.PostgresqlDatabase):
+        for statement in triggers.statements():
+            db.execute_sql(statement)
+
+
 #: The name peewee gives models.AlertValue's index, which m026 builds on an older database.
 ALERT_DEVICE_INDEX = "alert_value_device_id_observed_at"
 
@@ -375,6 +385,7 @@ MIGRATIONS: tuple[Callable[[peewee.Database], None], ...] = (
     m026_alert_device,
     m027_schedule_dealer,
     m028_schedule_by_customer,
+    m029_billing_meter_references,
 )
 
 
@@ -462,5 +473,6 @@ __all__ = [
     "m026_alert_device",
     "m027_schedule_dealer",
     "m028_schedule_by_customer",
+    "m029_billing_meter_references",
     "migrate",
 ]

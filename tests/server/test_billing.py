@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import peewee
 import pytest
 from click.testing import CliRunner
 from reports_fleet import Feeder, reading
@@ -14,7 +15,7 @@ from reports_fleet import Feeder, reading
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_protocol.keys import generate_server_signing_keys, load_signing_key, load_verify_key
 from fsm_server.billing import export, workflow
-from fsm_server.billing.models import BillingCorrection, BillingMeter
+from fsm_server.billing.models import BillingCorrection, BillingMeter, BillingPeriod
 from fsm_server.billing.periods import Plan, last_complete_period, period_containing
 from fsm_server.config import ReportsSection
 from fsm_server.db.connect import Database
@@ -177,6 +178,34 @@ def test_meters_to_settle_are_excluded_at_once_by_flag(db: Database, october: Fe
     workflow.approve(period, "dealer", now=NOW)
     with pytest.raises(BillingError, match="no longer change"):
         workflow.exclude_to_settle(period, "dealer", "too late")
+
+
+def test_a_meter_refers_to_its_period_and_device_as_a_foreign_key_would(
+    db: Database, october: Feeder
+) -> None:
+    """Foreign keys on SQLite, statement-level triggers on PostgreSQL (db.triggers): the same rules."""
+    period = workflow.collect_period(db, "ACME", now=NOW).id
+    row = BillingMeter.select().where(BillingMeter.period == period).order_by(BillingMeter.id).first()
+    cols = {"counter": "extra", "start_at": OCT, "start_value": 1, "end_at": NOV, "end_value": 2, "usage": 1}
+    src = {
+        f"{end}_{k}": v for end in ("start", "end") for k, v in (("client", "c"), ("seq", 1), ("sha256", "0"))
+    }
+    for period_id, device_id in ((period + 1000, row.device_id), (period, 10**6)):
+        with pytest.raises(peewee.IntegrityError), db.peewee.atomic():
+            BillingMeter.insert(period=period_id, device=device_id, **cols, **src).execute()
+    with pytest.raises(peewee.IntegrityError), db.peewee.atomic():
+        BillingMeter.update(device=10**6).where(BillingMeter.id == row.id).execute()
+    workflow.correct(row.id, "dealer", "checked", usage=5)
+    device = Device.get_by_id(row.device_id)
+    per_device = BillingMeter.select().where(BillingMeter.device == device.id).count()
+    assert per_device >= 1
+    total = BillingMeter.select().count()
+    with db.peewee.atomic():  # its reads first: a device with reads is not deleted
+        db.peewee.execute_sql(f"DELETE FROM reading WHERE device_id = {db.peewee.param}", [device.id])
+        device.delete_instance()
+    assert BillingMeter.select().count() == total - per_device and BillingCorrection.select().count() == 0
+    BillingPeriod.delete().where(BillingPeriod.id == period).execute()
+    assert BillingMeter.select().count() == 0
 
 
 def test_cli_closes_a_period_and_verify_refuses_a_changed_digit(
