@@ -63,15 +63,9 @@ def safe_row(row: Sequence[Any]) -> list[Any]:
 
 def write_table(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A header line and ``rows`` to ``out`` as they come (RFC 4180, cells ``spreadsheet_cell``)."""
-    write_safe_table(out, header, map(safe_row, rows))
-
-
-def write_safe_table(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """``write_table`` for rows already made of ``safe_row`` cells (parts of them built once and
-    put on many lines: the device's cells of each of its meters), numbers and times."""
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(header)
-    w.writerows(rows)
+    w.writerows(map(safe_row, rows))
 
 
 def _write(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -115,31 +109,39 @@ METERS_HEADER = (*DEVICE_COLUMNS, "meter", "counter", "start_at", "start", "end_
 
 def meter_cells(x: MeterRow) -> list[Any]:
     """One meters CSV line (``METERS_HEADER``)."""
-    return meter_line(
-        _device(x.device),
-        [x.meter, x.counter],
-        x.start_at,
+    return [
+        *_device(x.device),
+        x.meter,
+        x.counter,
+        _t(x.start_at),
         x.start_value,
-        x.end_at,
+        _t(x.end_at),
         x.end_value,
         x.usage,
         " ".join(x.flags),
-    )
+    ]
 
 
-def meter_line(
-    device: list[Any],
-    names: list[str],
-    start_at: datetime,
-    start: int,
-    end_at: datetime,
-    end: int,
-    usage: int,
-    flags: str,
-) -> list[Any]:
-    """A meters CSV line (``METERS_HEADER``) of a device's cells (``device_cells``), the meter's
-    ERP and canonical names and its numbers."""
-    return [*device, *names, _t(start_at), start, _t(end_at), end, usage, flags]
+def meter_text(
+    start: str, start_at: datetime, start_value: int, end_at: datetime, end: int, usage: int, flags: str
+) -> str:
+    """``meter_line`` as the text ``write_table`` writes for it, from the text of its first
+    cells (``cells_text`` of the device's cells and the names, built once for many lines);
+    ``flags`` are flag names and spaces, nothing a spreadsheet runs or CSV quotes."""
+    return f"{start}{_t(start_at)},{start_value},{_t(end_at)},{end},{usage},{flags}\r\n"
+
+
+def cells_text(cells: Sequence[Any]) -> str:
+    """``cells`` as ``write_table`` writes them at the start of a line, with the separator after the
+    last: the text of the cells many lines share."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow([*safe_row(cells), ""])
+    return out.getvalue()
+
+
+def header_text(header: Sequence[str]) -> str:
+    """The header line ``write_table`` writes."""
+    return cells_text(header)[:-1] + "\r\n"
 
 
 def device_cells(d: DeviceInfo) -> list[Any]:
@@ -333,17 +335,18 @@ __all__ = [
     "METERS_HEADER",
     "SUPPLIES_HEADER",
     "alerts_csv",
+    "cells_text",
     "device_cells",
+    "header_text",
     "health_csv",
     "inventory_csv",
     "meter_cells",
-    "meter_line",
+    "meter_text",
     "meters_csv",
     "render_csv",
     "safe_row",
     "spreadsheet_cell",
     "supplies_csv",
     "supply_cells",
-    "write_safe_table",
     "write_table",
 ]

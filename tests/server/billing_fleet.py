@@ -3,6 +3,7 @@ fleet's ten days, and a counter reset on ACME's first printer that the period fl
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,8 +13,12 @@ from reports_fleet import Feeder, reading
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_protocol.keys import CLIENT_KEY_FILE, CLIENT_PUB_FILE, load_signing_key
 from fsm_server.billing import workflow
+from fsm_server.config import ReportsSection
 from fsm_server.db.connect import Database
 from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.reports.csv import METERS_HEADER, meter_cells, write_table
+from fsm_server.reports.meters import MeterRow
+from fsm_server.reports.scope import devices_in_scope
 
 #: the pages ACME's first printer counted before its board was replaced and after
 RESET_TO = 60
@@ -45,4 +50,32 @@ def collect_periods(db: Database, fleet: Fleet) -> dict[str, int]:
     }
 
 
-__all__ = ["RESET_TO", "add_reset", "collect_periods"]
+def report_csv(period_id: int, settings: ReportsSection) -> str:
+    """The CSV the meters report's writer makes of a period's billed meters: what the export's
+    text, made a line at a time from shared pieces, must equal byte for byte."""
+    view = workflow.show(period_id)
+    devices = devices_in_scope(view.customer)
+    out = io.StringIO()
+    rows = (
+        meter_cells(
+            MeterRow(
+                device=devices[m.device_id],
+                counter=m.counter,
+                meter=settings.meter_names.get(m.counter, m.counter),
+                start_at=m.start_at,
+                start_value=m.start_value,
+                end_at=m.end_at,
+                end_value=m.end_value,
+                usage=m.usage,
+                reads=0,
+                flags=[*m.flags, *(["corrected"] if m.corrections else [])],
+            )
+        )
+        for m in view.meters
+        if not m.excluded
+    )
+    write_table(out, METERS_HEADER, rows)
+    return out.getvalue()
+
+
+__all__ = ["RESET_TO", "add_reset", "collect_periods", "report_csv"]

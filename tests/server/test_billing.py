@@ -9,6 +9,7 @@ from pathlib import Path
 
 import peewee
 import pytest
+from billing_fleet import report_csv
 from click.testing import CliRunner
 from reports_fleet import Feeder, reading
 
@@ -132,6 +133,7 @@ def test_a_period_is_collected_flagged_corrected_approved_exported_and_verified(
     assert private.stat().st_mode & 0o777 == 0o600
     text, manifest = export.build(view.id, load_signing_key(private), SETTINGS, now=NOW)
     assert workflow.show(view.id).state == "exported"
+    assert text == report_csv(view.id, SETTINGS)
     lines = text.splitlines()
     assert lines[0].startswith("customer,site,client") and not any(",C3," in x for x in lines)
     a_line = next(x for x in lines if ",A1," in x and "TOTAL_CLICKS" in x)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from billing_fleet import RESET_TO, add_reset, collect_periods
+from billing_fleet import RESET_TO, add_reset, collect_periods, report_csv
 from portal_fleet import HOSTILE, Fleet, build_fleet
 from portal_kit import PASSWORD, Person, csrf_of, enrol, login, web_ctx
 from starlette.testclient import TestClient
@@ -23,6 +23,7 @@ from fsm_protocol.keys import generate_server_signing_keys, load_verify_key
 from fsm_server.accounts.models import AuditEntry
 from fsm_server.billing import export, workflow
 from fsm_server.billing.models import BillingCorrection, BillingMeter
+from fsm_server.config import ReportsSection
 from fsm_server.db.connect import Database
 from fsm_server.db.models import Device
 from fsm_server.errors import BillingError
@@ -197,6 +198,8 @@ def test_a_dealer_settles_flags_approves_and_exports_after_reauthentication(
     zipfile.ZipFile(io.BytesIO(r.content)).extractall(unpacked)
     [csv_path] = unpacked.glob("*.csv")
     manifest = export.verify(csv_path, load_verify_key(public))
+    assert csv_path.read_bytes().decode() == report_csv(pid, ReportsSection())
+    assert "MP C3004" in csv_path.read_text() and '"<script>alert(""x"")' in csv_path.read_text()
     assert manifest.customer == "ACME" and manifest.approved_by == "north-user"
     assert [m for m, _ in manifest.excluded] == [black.id]
     assert workflow.show(pid).state == "exported"
