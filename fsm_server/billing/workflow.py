@@ -6,6 +6,7 @@ callers (the CLI run by an administrator, the portal after re-authentication) do
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -205,14 +206,31 @@ def show(period_id: int, *, to_settle_only: bool = False) -> PeriodView:
     with translated("cannot read the billing period"):
         p = _period(period_id)
         view = _period_view(p, p.customer.name)
-        corrections: dict[int, list[_Correction]] = {}
-        for meter_id, *c in sql.rows(db, CORRECTIONS_SQL, [period_id]):
-            start, end, usage, at, by, note = c
-            corrections.setdefault(meter_id, []).append((start, end, usage, sql.utc(at), by, note))
-        rows = sql.rows(db, TO_SETTLE_SQL if to_settle_only else METERS_SQL, [period_id])
-        view.meters = [_meter_row_view(r, corrections.get(r[0], [])) for r in rows]
+        view.meters = _meter_views(db, period_id, TO_SETTLE if to_settle_only else "")
         view.tally = _tally(db, period_id)
     return view
+
+
+def device_meters(period_id: int, device_ids: Sequence[int]) -> list[MeterView]:
+    """The meters as billed of a period's devices ``device_ids`` (a page of the period), in
+    (device, counter) order: what ``show`` reads of them, without the rest of the period."""
+    if not device_ids:
+        return []
+    db = bound_database()
+    where, params = sql.in_list(db, "m.device_id", device_ids)
+    with translated("cannot read the billing period"):
+        return _meter_views(db, period_id, f" AND {where}", params)
+
+
+def settle_flags(period_id: int) -> list[tuple[str, int]]:
+    """(flag, how many of the period's meters still to settle carry it), by flag name: what
+    ``exclude_to_settle`` can take, counted without reading the meters."""
+    counts: Counter[str] = Counter()
+    with translated("cannot read the billing period"):
+        for flags, n in sql.rows(bound_database(), SETTLE_FLAGS_SQL, [period_id]):
+            for flag in msgspec.json.decode(flags):
+                counts[flag] += n
+    return sorted(counts.items())
 
 
 def period(period_id: int) -> PeriodView:
@@ -366,11 +384,12 @@ _METER_COLS = (
     "end_sha256",
     "excluded",
 )
-#: A period's meters in (device, counter) order, the columns ``_meter_row_view`` reads.
+#: A period's meters in (device, counter) order, the columns ``_meter_row_view`` reads; ``{where}``
+#: narrows them (``TO_SETTLE``, or some devices), its parameters after the period's.
 METERS_SQL = """
 SELECT id, device_id, counter, start_at, end_at, start_value, end_value, usage, flags, report_flags,
        start_client, start_seq, start_sha256, end_client, end_seq, end_sha256, excluded, exclude_note
-FROM billing_meter WHERE period_id = ? ORDER BY device_id, counter
+FROM billing_meter m WHERE period_id = ?{where} ORDER BY device_id, counter
 """
 #: A period's flagged meters neither corrected nor excluded (``MeterView.blocking``).
 BLOCKING_SQL = """
@@ -379,13 +398,12 @@ WHERE m.period_id = ? AND m.flags <> '[]' AND NOT m.excluded
 AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id)
 ORDER BY m.device_id, m.counter
 """
-#: ``BLOCKING_SQL``'s meters, with the columns of ``METERS_SQL``.
-TO_SETTLE_SQL = """
-SELECT id, device_id, counter, start_at, end_at, start_value, end_value, usage, flags, report_flags,
-       start_client, start_seq, start_sha256, end_client, end_seq, end_sha256, excluded, exclude_note
-FROM billing_meter m WHERE period_id = ? AND flags <> '[]' AND NOT excluded
-AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id)
-ORDER BY device_id, counter
+#: ``METERS_SQL``'s ``{where}`` of ``BLOCKING_SQL``'s meters.
+TO_SETTLE = """ AND m.flags <> '[]' AND NOT m.excluded
+AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id)"""
+#: How many of a period's meters still to settle carry each list of flags.
+SETTLE_FLAGS_SQL = f"""
+SELECT m.flags, COUNT(*) FROM billing_meter m WHERE m.period_id = ?{TO_SETTLE} GROUP BY m.flags
 """
 EXCLUDE_TO_SETTLE_SQL = """
 UPDATE billing_meter SET excluded = TRUE, excluded_by = ?, exclude_note = ?
@@ -403,10 +421,11 @@ LEFT JOIN (SELECT DISTINCT x.meter_id FROM billing_correction x JOIN billing_met
            WHERE y.period_id = ?) c ON c.meter_id = m.id
 WHERE m.period_id = ?
 """
+#: The corrections of ``METERS_SQL``'s meters (the same ``{where}``), oldest first.
 CORRECTIONS_SQL = """
 SELECT c.meter_id, c.start_value, c.end_value, c.usage, c.corrected_at, c.corrected_by, c.note
 FROM billing_correction c JOIN billing_meter m ON m.id = c.meter_id
-WHERE m.period_id = ? ORDER BY c.id
+WHERE m.period_id = ?{where} ORDER BY c.id
 """
 
 
@@ -490,6 +509,16 @@ def _tally(db: Database, period_id: int) -> Tally:
         corrected=int(corrected or 0),
         excluded=int(excluded or 0),
     )
+
+
+def _meter_views(db: Database, period_id: int, where: str, params: Sequence[object] = ()) -> list[MeterView]:
+    """The period's meters ``where`` picks (``METERS_SQL``) with their corrections."""
+    corrections: dict[int, list[_Correction]] = {}
+    for meter_id, *c in sql.rows(db, CORRECTIONS_SQL.format(where=where), [period_id, *params]):
+        start, end, usage, at, by, note = c
+        corrections.setdefault(meter_id, []).append((start, end, usage, sql.utc(at), by, note))
+    rows = sql.rows(db, METERS_SQL.format(where=where), [period_id, *params])
+    return [_meter_row_view(r, corrections.get(r[0], [])) for r in rows]
 
 
 def _meter_row_view(
@@ -622,6 +651,7 @@ __all__ = [
     "approve",
     "collect_period",
     "correct",
+    "device_meters",
     "exclude",
     "exclude_to_settle",
     "mark_exported",
@@ -629,6 +659,7 @@ __all__ = [
     "periods",
     "plan_of",
     "set_plan",
+    "settle_flags",
     "show",
     "summary",
     "validate",

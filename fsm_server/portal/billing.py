@@ -27,6 +27,9 @@ from ..db.models import Customer, Dealer, Device, Site
 from ..errors import NotFound
 from ..scoping import Scoped
 
+#: Devices on one page of a period (each with its meters).
+DEVICES_PER_PAGE = 100
+
 
 class PeriodRow(msgspec.Struct, kw_only=True):
     """A period in the list: its state and how many meters still stop its approval."""
@@ -61,8 +64,15 @@ class DeviceMeters(msgspec.Struct, kw_only=True):
 
 
 class PeriodPage(msgspec.Struct, kw_only=True):
-    period: workflow.PeriodView
-    devices: list[DeviceMeters]
+    """One page of a period: its tally, and the meters of the page's devices only (a period of
+    10,000 devices is 100 pages)."""
+
+    period: workflow.PeriodView  # with its tally, without its meters
+    devices: list[DeviceMeters]  # the page's, by site, device name, serial
+    listed: int  # the devices listed over all pages
+    page: int
+    pages: int
+    settle_flags: list[tuple[str, int]]  # (flag, meters still to settle with it)
     dealer: str | None  # the customer's dealer: whose staff reads the audit entries
 
 
@@ -152,44 +162,118 @@ def customer_periods(scoped: Scoped) -> list[CustomerPeriods]:
     ]
 
 
-def period_page(scoped: Scoped, period_id: int) -> PeriodPage:
-    """A period in scope with its meters grouped per device (NotFound otherwise)."""
-    view = workflow.show(period_in_scope(scoped, period_id))
-    ids = sorted({m.device_id for m in view.meters})
-    labels: dict[int, DeviceLabel] = {}
-    with translated("cannot read the period's devices"):
-        for i in range(0, len(ids), 1000):
-            q = (
-                scoped.devices(
-                    Device.id,
-                    Device.manufacturer,
-                    Device.model,
-                    Device.serial,
-                    Device.ip,
-                    Site.name.alias("site_name"),
-                )
-                .join(Site, peewee.JOIN.LEFT_OUTER, on=(Device.site == Site.id))
-                .where(Device.id.in_(ids[i : i + 1000]))
+#: A device's name as ``device_name`` makes it, in SQL (the period page sorts by it): the model,
+#: after the maker unless the model begins with the maker's name and a word break (the maker's
+#: other names, MAKER_NAMES, are not looked for here: such a device sorts as if named with both).
+_MAKER = peewee.fn.TRIM(peewee.fn.COALESCE(Device.manufacturer, ""))
+_MODEL = peewee.fn.TRIM(peewee.fn.COALESCE(Device.model, ""))
+_NAME = peewee.Case(
+    None,
+    [
+        (_MODEL == "", _MAKER),
+        (_MAKER == "", _MODEL),
+        (
+            (
+                peewee.fn.LOWER(peewee.fn.SUBSTR(_MODEL, 1, peewee.fn.LENGTH(_MAKER)))
+                == peewee.fn.LOWER(_MAKER)
             )
-            for d in q.objects():
-                labels[d.id] = DeviceLabel(
-                    id=d.id,
-                    name=device_name(d.manufacturer, d.model),
-                    serial=d.serial,
-                    ip=d.ip,
-                    site=getattr(d, "site_name", None) or "",
-                )
-    groups: dict[int, list[workflow.MeterView]] = {}
-    for m in view.meters:
-        groups.setdefault(m.device_id, []).append(m)
-    devices = [
-        DeviceMeters(
-            device=labels.get(d, DeviceLabel(id=d, name="", serial=None, ip="", site="")), meters=meters
+            & peewee.fn.SUBSTR(_MODEL, peewee.fn.LENGTH(_MAKER) + 1, 1).in_(["", " ", "-", "_", "/"]),
+            _MODEL,
+        ),
+    ],
+    _MAKER.concat(" ").concat(_MODEL),
+)
+
+
+def _listed_meters(
+    scoped: Scoped, period_id: int, flagged_only: bool, *fields: peewee.ColumnBase
+) -> peewee.ModelSelect[BillingPeriod]:
+    """The meters of period ``period_id`` in scope (only those flagged, corrected or excluded with
+    ``flagged_only``), ``fields`` selected."""
+    q = (
+        _period_query(scoped, *fields)
+        .join(BillingMeter, on=(BillingMeter.period == BillingPeriod.id))
+        .where(BillingPeriod.id == period_id)
+    )
+    if flagged_only:
+        q = q.where(
+            (BillingMeter.flags != peewee.Value("[]", converter=False))
+            | BillingMeter.excluded
+            | BillingMeter.id.in_(BillingCorrection.select(BillingCorrection.meter))
         )
-        for d, meters in groups.items()
+    return q
+
+
+def _page_devices(scoped: Scoped, period_id: int, flagged_only: bool, page: int) -> list[DeviceLabel]:
+    """The devices of page ``page`` (from 1) of the period, by site, device name, serial; a device
+    is named while it is the period's customer's."""
+    q = (
+        _listed_meters(
+            scoped,
+            period_id,
+            flagged_only,
+            BillingMeter.device,
+            Device.manufacturer,
+            Device.model,
+            Device.serial,
+            Device.ip,
+            Site.name,
+        )
+        .join(
+            Device,
+            peewee.JOIN.LEFT_OUTER,
+            on=((Device.id == BillingMeter.device) & (Device.customer == BillingPeriod.customer)),
+        )
+        .join(Site, peewee.JOIN.LEFT_OUTER, on=(Device.site == Site.id))
+        .group_by(BillingMeter.device, Device.manufacturer, Device.model, Device.serial, Device.ip, Site.name)
+        .order_by(
+            peewee.fn.COALESCE(Site.name, ""),
+            _NAME,
+            peewee.fn.COALESCE(Device.serial, ""),
+            BillingMeter.device,
+        )
+        .paginate(page, DEVICES_PER_PAGE)
+        .tuples()
+    )
+    return [
+        DeviceLabel(id=d, name=device_name(maker, model), serial=serial, ip=ip or "", site=site or "")
+        for d, maker, model, serial, ip, site in cast(
+            "Iterable[tuple[int, str | None, str | None, str | None, str | None, str | None]]", q
+        )
     ]
-    devices.sort(key=lambda g: (g.device.site, g.device.name, g.device.serial or "", g.device.id))
-    return PeriodPage(period=view, devices=devices, dealer=period_dealer(scoped, period_id))
+
+
+def period_page(scoped: Scoped, period_id: int, *, flagged_only: bool = False, page: int = 1) -> PeriodPage:
+    """Page ``page`` (from 1, kept within the pages there are) of a period in scope: the meters of
+    its devices grouped per device, only the devices with a meter flagged, corrected or excluded
+    with ``flagged_only``; NotFound for a period out of scope. The queries are the same whatever
+    the period's size."""
+    view = workflow.summary(period_in_scope(scoped, period_id))
+    listed = (view.tally or workflow.Tally()).devices
+    if flagged_only:
+        with translated("cannot count the period's devices"):
+            listed = int(
+                _listed_meters(
+                    scoped, period_id, True, peewee.fn.COUNT(peewee.fn.DISTINCT(BillingMeter.device))
+                ).scalar()
+                or 0
+            )
+    pages = max(1, -(-listed // DEVICES_PER_PAGE))
+    number = min(max(1, page), pages)
+    with translated("cannot read the period's devices"):
+        labels = _page_devices(scoped, period_id, flagged_only, number)
+    groups: dict[int, list[workflow.MeterView]] = {d.id: [] for d in labels}
+    for m in workflow.device_meters(period_id, list(groups)):
+        groups[m.device_id].append(m)
+    return PeriodPage(
+        period=view,
+        devices=[DeviceMeters(device=d, meters=groups[d.id]) for d in labels],
+        listed=listed,
+        page=number,
+        pages=pages,
+        settle_flags=workflow.settle_flags(period_id),
+        dealer=period_dealer(scoped, period_id),
+    )
 
 
 def period_dealer(scoped: Scoped, period_id: int) -> str | None:
@@ -261,6 +345,7 @@ def export_zip(
 
 
 __all__ = [
+    "DEVICES_PER_PAGE",
     "CustomerPeriods",
     "DeviceLabel",
     "DeviceMeters",

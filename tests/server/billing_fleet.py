@@ -4,6 +4,7 @@ fleet's ten days, and a counter reset on ACME's first printer that the period fl
 from __future__ import annotations
 
 import io
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from fsm_server.ingest.pipeline import Pipeline
 from fsm_server.reports.csv import METERS_HEADER, meter_cells, write_table
 from fsm_server.reports.meters import MeterRow
 from fsm_server.reports.scope import devices_in_scope
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from fill import END, fill  # the bench's fleet, filled through the real loader
 
 #: the pages ACME's first printer counted before its board was replaced and after
 RESET_TO = 60
@@ -50,6 +54,22 @@ def collect_periods(db: Database, fleet: Fleet) -> dict[str, int]:
     }
 
 
+def filled_periods(db: Database) -> dict[str, int]:
+    """customer -> its period over the last day of the bench's fleet (``bench/fill.py``, two days
+    of reports through the real loader): "Customer 000" of some 1,130 devices (a few missed a
+    report), "Customer 001" of some 13. In each, one meter is corrected and another excluded (the
+    flagged view lists them)."""
+    fill(db, devices=1143, days=2, per_client=113, progress=False)
+    out = {}
+    for customer in ("Customer 000", "Customer 001"):
+        view = workflow.collect_period(db, customer, start=END - timedelta(days=1), end=END, now=END)
+        meters = workflow.show(view.id).meters
+        workflow.correct(meters[-1].id, "fill", "pages from the service report", usage=10)
+        workflow.exclude(meters[len(meters) // 2].id, "fill", "device returned")
+        out[customer] = view.id
+    return out
+
+
 def report_csv(period_id: int, settings: ReportsSection) -> str:
     """The CSV the meters report's writer makes of a period's billed meters: what the export's
     text, made a line at a time from shared pieces, must equal byte for byte."""
@@ -78,4 +98,4 @@ def report_csv(period_id: int, settings: ReportsSection) -> str:
     return out.getvalue()
 
 
-__all__ = ["RESET_TO", "add_reset", "collect_periods", "report_csv"]
+__all__ = ["RESET_TO", "add_reset", "collect_periods", "filled_periods", "report_csv"]

@@ -9,26 +9,30 @@ import io
 import json
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from billing_fleet import RESET_TO, add_reset, collect_periods, report_csv
-from portal_fleet import HOSTILE, Fleet, build_fleet
+from billing_fleet import RESET_TO, add_reset, collect_periods, filled_periods, report_csv
+from portal_fleet import HOSTILE, Fleet, Viewer, build_fleet
 from portal_kit import PASSWORD, Person, csrf_of, enrol, login, web_ctx
 from starlette.testclient import TestClient
 
 from fsm_devtools.corpus import ServerKit
+from fsm_protocol.display import device_name
 from fsm_protocol.keys import generate_server_signing_keys, load_verify_key
 from fsm_server.accounts.models import AuditEntry
 from fsm_server.billing import export, workflow
 from fsm_server.billing.models import BillingCorrection, BillingMeter
 from fsm_server.config import ReportsSection
 from fsm_server.db.connect import Database
-from fsm_server.db.models import Device
+from fsm_server.db.models import Device, Site
 from fsm_server.errors import BillingError
 from fsm_server.ingest.pipeline import Pipeline
+from fsm_server.portal.billing import period_page
 from fsm_server.registry import Registry
+from fsm_server.scoping import Scoped
 from fsm_server.web import create_app
 
 
@@ -249,3 +253,58 @@ def test_a_dealer_excludes_the_meters_to_settle_at_once_by_flag(
     assert "<script>alert" not in page and "Approve…" in page and "still to settle at once" not in page
     entry = AuditEntry.get(AuditEntry.action == "billing.exclude_to_settle")
     assert entry.dealer == "North" and json.loads(entry.detail)["meters"] == 2
+
+
+#: (maker, model) as printers report them: each way ``device_name`` names a device
+NAMES = [
+    ("Ricoh", "MP C3004"),
+    ("HP", "hp Color LaserJet"),
+    ("HP", "HPLaserJet"),
+    ("HP", "HP/LaserJet"),
+    (None, "Aficio"),
+    ("Kyocera", None),
+    ("Ricoh", " Ricoh-Aficio "),
+    ("Brother", "MFC"),
+]
+
+
+def test_the_period_page_reads_its_devices_page_by_page_in_the_order_of_their_names(db: Database) -> None:
+    pid = filled_periods(db)["Customer 000"]
+    # a meter with two flags: counted under each in the bulk exclusion's choice
+    BillingMeter.update(flags=["colour_over_total", "jump"]).where(
+        BillingMeter.id == workflow.show(pid).meters[5].id
+    ).execute()
+    view = workflow.show(pid)
+    ids = sorted({m.device_id for m in view.meters})
+    for i, d in enumerate(ids[:80]):  # the first client's site: the names decide the order there
+        maker, model = NAMES[i % len(NAMES)]
+        Device.update(manufacturer=maker, model=model).where(Device.id == d).execute()
+    rows = {d.id: d for d in Device.select(Device, Site).join(Site).where(Device.id.in_(ids))}
+    want = sorted(
+        ids,
+        key=lambda d: (
+            rows[d].site.name,
+            device_name(rows[d].manufacturer, rows[d].model),
+            rows[d].serial or "",
+            d,
+        ),
+    )
+    scoped = Scoped.of(Viewer("admin"))
+    first = period_page(scoped, pid)
+    assert (first.listed, first.pages, len(first.devices)) == (len(ids), 12, 100)
+    shown = [period_page(scoped, pid, page=n) for n in range(1, first.pages + 1)]
+    assert [g.device.id for p in shown for g in p.devices] == want
+    assert period_page(scoped, pid, page=99).page == 12 and period_page(scoped, pid, page=-3).page == 1
+    meters: dict[int, list[workflow.MeterView]] = {}
+    for m in view.meters:
+        meters.setdefault(m.device_id, []).append(m)
+    assert all(g.meters == meters[g.device.id] for p in shown for g in p.devices)
+    names = {g.device.name for p in shown for g in p.devices}
+    assert names >= {"hp Color LaserJet", "HP HPLaserJet", "HP/LaserJet", "Ricoh-Aficio", "Aficio", "Kyocera"}
+
+    noted = [d for d in want if any(m.flags or m.corrections or m.excluded for m in meters[d])]
+    flagged = period_page(scoped, pid, flagged_only=True)
+    assert [g.device.id for g in flagged.devices] == noted and flagged.listed == len(noted) >= 2
+    assert flagged.settle_flags == sorted(Counter(f for m in view.blocking for f in m.flags).items())
+    assert {"colour_over_total", "jump"} < {f for f, _ in flagged.settle_flags}
+    assert flagged.period.tally == view.tally

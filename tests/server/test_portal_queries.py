@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from billing_fleet import collect_periods
+from billing_fleet import collect_periods, filled_periods
 from portal_fleet import Fleet, Viewer, build_fleet
 from portal_kit import counting
 
@@ -70,6 +70,23 @@ def test_queries_per_page_are_bounded_and_do_not_grow_with_the_fleet(
     for name, (dealer, admin) in counts.items():
         print(name, dealer)
         assert dealer == admin <= BOUND, (name, dealer, admin)
+
+
+def test_the_billing_period_page_runs_as_many_queries_for_a_thousand_devices_as_for_a_dozen(
+    db: Database,
+) -> None:
+    periods = filled_periods(db)
+    scoped = Scoped.of(Viewer("admin"))
+    counts: dict[str, dict[str, int]] = {}
+    for customer, period_id in periods.items():
+        for shown, kw in (("first", {}), ("flagged", {"flagged_only": True}), ("last", {"page": 10**6})):
+            with counting(db) as seen:
+                page = period_page(scoped, period_id, **kw)  # type: ignore[arg-type]
+            assert page.devices and all(g.meters for g in page.devices), (customer, shown)
+            counts.setdefault(shown, {})[customer] = len(seen)
+        assert page.pages == {"Customer 000": 12, "Customer 001": 1}[customer]
+    for shown, seen in counts.items():
+        assert seen["Customer 000"] == seen["Customer 001"] <= BOUND, (shown, seen)
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])

@@ -10,7 +10,6 @@ and is written to the audit log.
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +23,7 @@ from fsm_protocol.errors import FsmError
 
 from ... import wiring
 from ...accounts import sessions
-from ...billing.workflow import MAX_NOTE, STATES, PeriodView
+from ...billing.workflow import MAX_NOTE, STATES, PeriodView, Tally
 from ...config import ReportsSection
 from ...errors import BillingError, NotFound
 from ...portal import billing as data
@@ -32,7 +31,6 @@ from ...scoping import Scoped
 from .. import audit_event, field, form_data, principal_of, render, require, scoped_of
 from ..auth_pages import settings_of
 
-DEVICES_PER_PAGE = 100
 #: what the period page confirms after a step (any other ?done= is not shown)
 DONE = frozenset({"validated", "corrected", "excluded", "approved"})
 MAX_PAGES = 10**12  # a meter count no printer reaches: what the correction form accepts
@@ -87,38 +85,32 @@ def periods_page(request: Request) -> Response:
 
 
 def _show(request: Request, period_id: int, *, status_code: int = 200, **extra: Any) -> Response:
-    try:
-        page = data.period_page(scoped_of(request), period_id)
-    except NotFound:
-        raise HTTPException(404) from None
     flagged_only = request.query_params.get("show") == "flagged"
-    groups = [
-        g
-        for g in page.devices
-        if not flagged_only or any(m.flags or m.corrections or m.excluded for m in g.meters)
-    ]
-    pages = max(1, -(-len(groups) // DEVICES_PER_PAGE))
     try:
-        number = min(max(1, int(request.query_params.get("page", "1"))), pages)
+        number = int(request.query_params.get("page", "1"))
     except ValueError:
         number = 1
-    shown = groups[(number - 1) * DEVICES_PER_PAGE : number * DEVICES_PER_PAGE]
+    try:
+        page = data.period_page(scoped_of(request), period_id, flagged_only=flagged_only, page=number)
+    except NotFound:
+        raise HTTPException(404) from None
     view = page.period
+    tally = view.tally or Tally()
     return render(
         request,
         "p_billing_period.html",
         status_code=status_code,
         title=f"Billing {view.customer} {view.start:%Y-%m-%d}",
         p=view,
-        groups=shown,
-        devices=len(page.devices),
-        listed=len(groups),
+        tally=tally,
+        groups=page.devices,
+        listed=page.listed,
         flagged_only=flagged_only,
-        page=number,
-        pages=pages,
+        page=page.page,
+        pages=page.pages,
         states=STATES,
-        to_settle=len(view.blocking),
-        settle_flags=sorted(Counter(f for m in view.blocking for f in m.flags).items()),
+        to_settle=tally.to_settle,
+        settle_flags=page.settle_flags,
         editable=view.state in ("collected", "validated"),
         max_note=MAX_NOTE,
         done=done if (done := request.query_params.get("done", "")) in DONE else "",
