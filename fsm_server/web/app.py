@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from typing import ParamSpec
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,6 +28,7 @@ from .middleware import CrossSite, CsrfToken, SecurityHeaders, Sessions
 from .render import STATIC, NavItem, client_address, render
 
 PAGES_MODULE = "fsm_server.web.pages"
+P = ParamSpec("P")
 
 
 def audit_event(
@@ -53,14 +55,15 @@ def _home(request: Request) -> Response:
     return RedirectResponse("/account", status_code=303)
 
 
-def _closing(endpoint: Callable[[Request], Response], db: Database) -> Callable[[Request], Response]:
-    """``endpoint``, closing its worker thread's database connection when done: the threads come and
-    go, and a connection left open in one that ends is never closed."""
+def _closing(endpoint: Callable[P, Response], db: Database) -> Callable[P, Response]:
+    """``endpoint`` (or an error page's handler, which reads the brand of the page), closing its
+    worker thread's database connection when done: the threads come and go, and a connection
+    left open in one that ends is never closed."""
 
     @functools.wraps(endpoint)
-    def closing(request: Request) -> Response:
+    def closing(*args: P.args, **kwargs: P.kwargs) -> Response:
         try:
-            return endpoint(request)
+            return endpoint(*args, **kwargs)
         finally:
             db.close()
 
@@ -158,6 +161,7 @@ def create_app(
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
     settings = ctx.config.web
+    not_found = _closing(_not_found, db)
     app = Starlette(
         routes=all_routes,
         middleware=[
@@ -166,7 +170,7 @@ def create_app(
             Middleware(Sessions, settings=settings, close=db.close),
             Middleware(CsrfToken),
         ],
-        exception_handlers={404: _not_found, 405: _not_found, NotFound: _not_found},
+        exception_handlers={404: not_found, 405: not_found, NotFound: not_found},
     )
     app.state.ctx = ctx
     app.state.db = db

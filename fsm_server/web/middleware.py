@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl, quote
 from starlette.concurrency import run_in_threadpool
 
 from ..accounts import sessions, users
-from ..branding import brand_for
 from ..config import WebSection
 
 Scope = MutableMapping[str, Any]
@@ -125,15 +124,15 @@ class Sessions:
         self.settings = settings
         self.close = close  # the worker thread's database connection, after the lookup
 
-    def _lookup(self, token: str) -> tuple[Any, Any, Any] | None:
-        """(session, principal or None, the dealer brand of the principal's pages or None)."""
+    def _lookup(self, token: str) -> tuple[Any, Any] | None:
+        """(session, principal or None); the dealer brand is looked up by ``render``, when a page
+        is drawn (a JSON, CSV or zip answer or a redirect shows none)."""
         try:
             found = sessions.lookup(token, now=datetime.now(UTC), settings=self.settings)
             if found is None:
                 return None
             session, user = found
-            principal = users.principal(user) if session.mfa_passed else None
-            return session, principal, brand_for(principal) if principal is not None else None
+            return session, users.principal(user) if session.mfa_passed else None
         finally:
             self.close()
 
@@ -143,7 +142,7 @@ class Sessions:
             return
         path = str(scope.get("path", ""))
         state = scope.setdefault("state", {})
-        state.update(principal=None, session=None, csrf_token="", brand=None)
+        state.update(principal=None, session=None, csrf_token="")
         token = ""
         cookie_header = _header(scope, b"cookie")
         if cookie_header:
@@ -155,7 +154,7 @@ class Sessions:
         if token and not path.startswith(("/static/", API_PREFIX)):
             found = await run_in_threadpool(self._lookup, token)
             if found is not None:
-                state["session"], state["principal"], state["brand"] = found
+                state["session"], state["principal"] = found
                 state["csrf_token"] = sessions.csrf_token(token)
                 state["session_token"] = token
         public = path in PUBLIC_PATHS or path.startswith((*PUBLIC_PREFIXES, API_PREFIX))

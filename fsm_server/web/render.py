@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from ..accounts.principal import ROLES, Principal, Role
+from ..branding import Brand, brand_for
 from ..reports.html import cell, duration, shown
 from ..scoping import Scoped
 
@@ -110,6 +111,19 @@ def nav_for(request: Request, principal: Principal | None) -> list[NavItem]:
     return [item for item in items if principal.role in item.roles]
 
 
+def brand_of(request: Request) -> Brand | None:
+    """The dealer brand of the logged-in user's pages (None: no dealer, or not logged in), looked
+    up at the first page drawn for the request: answers that draw none (JSON, CSV, zip,
+    redirects) do not pay for it."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):
+        return None
+    if not hasattr(request.state, "brand"):
+        request.state.brand = brand_for(principal)
+    brand: Brand | None = request.state.brand
+    return brand
+
+
 def render(
     request: Request,
     template: str,
@@ -131,7 +145,7 @@ def render(
             csrf_token=token,
             csrf_input=lambda: Markup('<input type="hidden" name="csrf" value="{}">').format(token),
             path=request.url.path,
-            brand=getattr(request.state, "brand", None),
+            brand=brand_of(request),
             **context,
         )
     )
@@ -162,6 +176,7 @@ __all__ = [
     "STATIC",
     "TEMPLATES",
     "NavItem",
+    "brand_of",
     "client_address",
     "csrf_of",
     "environment",

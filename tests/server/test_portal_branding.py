@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from portal_fleet import Fleet, build_fleet
-from portal_kit import csrf_of, web_ctx
+from portal_kit import counting, csrf_of, web_ctx
 from portal_reports_kit import User, logged_in, png
 
 from fsm_devtools.corpus import ServerKit
@@ -76,6 +76,25 @@ def test_a_dealers_logo_and_colours_reach_its_customers_pages_only(users: dict[s
     upload(south, None, colour="#000000", dealer="North")
     assert DealerBranding.get_by_id(dealer).colour == "#0b6e4f"
     assert "branding.save" in users["admin"].client.get("/audit").text
+
+
+def test_the_brand_is_read_for_pages_only(users: dict[str, User], fleet: Fleet, db: Database) -> None:
+    """A JSON, CSV or zip answer draws no page: it runs no query for the brand, which the session
+    lookup made before for every request of a logged-in dealer or customer user."""
+    upload(users["north"], LOGO)
+    device = fleet.devices["ACME"][0]
+    for name in ("north", "acme"):
+        client = users[name].client
+        for url in ("/devices", "/no-such-page"):  # a page, and the 404 page: branded
+            with counting(db) as seen:
+                page = client.get(url).text
+            assert f"/branding/{north_id()}/style.css" in page, (name, url)
+            assert sum("dealer_branding" in q for q in seen) == 1, (name, url)
+        for url in ("/devices.csv", f"/devices/{device}/counters.json"):
+            with counting(db) as seen:
+                r = client.get(url)
+            assert r.status_code == 200 and "<html" not in r.text, (name, url)
+            assert seen and not any("dealer_branding" in q for q in seen), (name, url)
 
 
 def test_only_png_and_jpeg_logos_of_bounded_size_and_hex_colours(users: dict[str, User]) -> None:
