@@ -15,6 +15,7 @@ from reports_fleet import Feeder, reading
 
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_protocol.keys import generate_server_signing_keys, load_signing_key, load_verify_key
+from fsm_server.backup import restore, take_backup
 from fsm_server.billing import export, workflow
 from fsm_server.billing.models import BillingCorrection, BillingMeter, BillingPeriod
 from fsm_server.billing.periods import Plan, last_complete_period, period_containing
@@ -208,6 +209,22 @@ def test_a_meter_refers_to_its_period_and_device_as_a_foreign_key_would(
     assert BillingMeter.select().count() == total - per_device and BillingCorrection.select().count() == 0
     BillingPeriod.delete().where(BillingPeriod.id == period).execute()
     assert BillingMeter.select().count() == 0
+
+
+def test_a_backup_of_billed_periods_restores_parents_before_meters(
+    db: Database, october: Feeder, tmp_path: Path
+) -> None:
+    """On PostgreSQL no foreign key orders billing_meter after billing_period and device: the
+    backup knows the references the triggers keep (else the meters' load is refused)."""
+    period = workflow.collect_period(db, "ACME", now=NOW).id
+    workflow.correct(workflow.show(period).meters[0].id, "dealer", "from the service report", usage=7)
+    before = workflow.show(period)
+    backup = take_backup(db, tmp_path / "backups")
+    names = [t.name for t in backup.manifest.tables]
+    assert names.index("billing_period") < names.index("billing_meter") < names.index("billing_correction")
+    assert names.index("device") < names.index("billing_meter")
+    restore(backup.path, db, force=True)
+    assert workflow.show(period) == before
 
 
 def test_cli_closes_a_period_and_verify_refuses_a_changed_digit(
