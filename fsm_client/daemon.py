@@ -39,6 +39,7 @@ from typing import Any
 
 import msgspec
 
+from fsm_common.backoff import Backoff
 from fsm_common.signals import capture_signals
 from fsm_protocol.errors import FsmError
 from fsm_protocol.schema import Device, utcnow
@@ -64,6 +65,9 @@ PERSISTENT_JOBS = ("discovery", "scan", "report")
 OUTBOX_RECHECK_SECONDS = 10.0
 #: Pause after an unexpected error in a loop before it goes on.
 BUG_RETRY_SECONDS = 30.0
+#: A failed calendar job is tried again after this, doubling up to the cap while it fails.
+JOB_RETRY_SECONDS = 30.0
+JOB_RETRY_CAP = 600.0
 #: The longest the scheduler sleeps before it reads the wall clock again (a step is seen within it).
 RECHECK_SECONDS = 60.0
 #: How often a daemon stopped by a full data disk tries a write again.
@@ -179,6 +183,8 @@ class Daemon:
         self._pmd_warned = False
         self.health = HealthFile(self.data_dir)
         self._full_since: datetime | None = None  # the data disk has been full since then
+        #: job -> (monotonic time of its next try, its backoff) while it fails
+        self._retry: dict[str, tuple[float, Backoff]] = {}
 
     # -- what to read --
 
@@ -361,10 +367,11 @@ class Daemon:
                 self.store.set_schedule_state(job, last_due=now, last_run=None)
 
     def due_jobs(self, now: datetime) -> list[tuple[str, datetime]]:
+        """The jobs due at ``now``, less those waiting to be tried again after a failure."""
         states = self.store.schedule_states()
         out = []
         for job in PERSISTENT_JOBS:
-            if job in states:
+            if job in states and not self._waiting(job):
                 due = latest_due(self.rules[job], states[job][0], now, self.tz)
                 if due is not None:
                     out.append((job, due))
@@ -374,7 +381,11 @@ class Daemon:
         """The wall-clock time the next calendar job (or PMD check) is due; status polls are not
         in it (they run on elapsed time, see ``sleep_seconds``)."""
         states = self.store.schedule_states()
-        times = [next_due(self.rules[j], states[j][0], self.tz) for j in PERSISTENT_JOBS if j in states]
+        times = [
+            next_due(self.rules[j], states[j][0], self.tz)
+            for j in PERSISTENT_JOBS
+            if j in states and j not in self._retry
+        ]
         times.append(self._pmd_due(now))
         real = [t for t in times if t is not None]
         return min(real) if real else None
@@ -389,7 +400,22 @@ class Daemon:
             waits.append((wall - now).total_seconds())
         if self._poll_at is not None:
             waits.append(self._poll_at - self.monotonic())
+        waits += [at - self.monotonic() for at, _ in self._retry.values()]
         return max(0.0, min(waits))
+
+    def _waiting(self, job: str) -> bool:
+        """Whether ``job`` failed and its wait before the next try is not over."""
+        retry = self._retry.get(job)
+        return retry is not None and retry[0] > self.monotonic()
+
+    def _failed(self, job: str) -> float:
+        """Note a failure of ``job``: the seconds until it is tried again. Its due time stays
+        unrecorded, so it runs once it succeeds; a job that fails at once (a PMD override saved
+        half-edited, nothing read) would otherwise run again on every pass, without a pause."""
+        _, backoff = self._retry.get(job, (0.0, Backoff(initial=JOB_RETRY_SECONDS, cap=JOB_RETRY_CAP)))
+        wait = backoff.next()
+        self._retry[job] = (self.monotonic() + wait, backoff)
+        return wait
 
     def note_clock_step(self) -> timedelta | None:
         """Compare the wall clock with the monotonic clock since the last call; a step of the
@@ -429,7 +455,15 @@ class Daemon:
                 raise  # nothing else can be stored either: the scheduler waits for room
             except FsmError as exc:
                 self.counts.job_failures += 1
-                log.error("job %s failed: %s%s", job, exc.message, f" (hint: {exc.hint})" if exc.hint else "")
+                log.error(
+                    "job %s failed: %s%s; trying again in %.0f s",
+                    job,
+                    exc.message,
+                    f" (hint: {exc.hint})" if exc.hint else "",
+                    self._failed(job),
+                )
+            else:
+                self._retry.pop(job, None)
         await self._pmd_update()
         if self.rules["poll"].kind != "off" and (self._poll_at is None or self._poll_at <= self.monotonic()):
             try:

@@ -304,3 +304,33 @@ async def test_each_run_once_polls_even_when_the_same_daemon_ran_once_seconds_be
     finally:
         printers.set_state("lobby", "ok")
     assert daemon.counts.polls == 2 and kinds(daemon.store) == [(1, "alert")]
+
+
+async def test_a_job_failing_at_once_is_retried_after_a_backoff_not_in_a_busy_loop(
+    keys: Keys, printers: Printers, tmp_path: Path
+) -> None:
+    """A half-edited PMD override in place when the daemon starts fails every read at once: the
+    report job waits (capped exponential backoff) instead of being run again on every pass."""
+    clock = Clock(datetime(2026, 3, 2, 5, 0, tzinfo=BERLIN))
+    monotonic = [1000.0]
+    daemon = daemon_at(clock, keys, printers, tmp_path)
+    daemon.monotonic = lambda: monotonic[0]
+    broken = tmp_path / "pmd" / "zz-half-edited.toml"
+    broken.parent.mkdir()
+    broken.write_text("[pmd\nid = ")
+    daemon._init_schedule(clock.now)
+    clock.now += timedelta(hours=2)  # the 06:00 report is due
+    await daemon.scheduler_pass()
+    assert daemon.counts.job_failures == 1 and kinds(daemon.store) == []
+    wait = daemon.sleep_seconds()
+    assert 15 <= wait <= 30  # the first retry's wait, not 0
+    await daemon.scheduler_pass()  # a pass before the wait is over leaves the job alone
+    assert daemon.counts.job_failures == 1
+    monotonic[0] += wait
+    await daemon.scheduler_pass()
+    assert daemon.counts.job_failures == 2 and 30 <= daemon.sleep_seconds() <= 60  # twice as long
+    broken.unlink()  # the operator fixes it
+    monotonic[0] += 60
+    await daemon.scheduler_pass()
+    assert kinds(daemon.store) == [(1, "periodic")] and daemon.counts.job_failures == 2
+    assert daemon.next_wakeup(clock.now) == datetime(2026, 3, 3, 6, 0, tzinfo=BERLIN)  # no retry left
