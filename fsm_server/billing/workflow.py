@@ -391,24 +391,22 @@ SELECT id, device_id, counter, start_at, end_at, start_value, end_value, usage, 
        start_client, start_seq, start_sha256, end_client, end_seq, end_sha256, excluded, exclude_note
 FROM billing_meter m WHERE period_id = ?{where} ORDER BY device_id, counter
 """
-#: A period's flagged meters neither corrected nor excluded (``MeterView.blocking``).
-BLOCKING_SQL = """
-SELECT m.id, m.device_id, m.counter, m.flags FROM billing_meter m
-WHERE m.period_id = ? AND m.flags <> '[]' AND NOT m.excluded
-AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id)
-ORDER BY m.device_id, m.counter
-"""
-#: ``METERS_SQL``'s ``{where}`` of ``BLOCKING_SQL``'s meters.
+#: ``METERS_SQL``'s ``{where}`` of the meters still to settle: flagged, neither corrected nor
+#: excluded (``MeterView.blocking``).
 TO_SETTLE = """ AND m.flags <> '[]' AND NOT m.excluded
 AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id)"""
+BLOCKING_SQL = f"""
+SELECT m.id, m.device_id, m.counter, m.flags FROM billing_meter m
+WHERE m.period_id = ?{TO_SETTLE} ORDER BY m.device_id, m.counter
+"""
 #: How many of a period's meters still to settle carry each list of flags.
 SETTLE_FLAGS_SQL = f"""
 SELECT m.flags, COUNT(*) FROM billing_meter m WHERE m.period_id = ?{TO_SETTLE} GROUP BY m.flags
 """
-EXCLUDE_TO_SETTLE_SQL = """
+#: ``{which}``: only the meters with one of some flags.
+EXCLUDE_TO_SETTLE_SQL = f"""
 UPDATE billing_meter SET excluded = TRUE, excluded_by = ?, exclude_note = ?
-WHERE id IN (SELECT m.id FROM billing_meter m WHERE m.period_id = ? AND m.flags <> '[]' AND NOT m.excluded
-             AND NOT EXISTS (SELECT 1 FROM billing_correction c WHERE c.meter_id = m.id){which})
+WHERE id IN (SELECT m.id FROM billing_meter m WHERE m.period_id = ?{TO_SETTLE}{{which}})
 """
 TALLY_SQL = """
 SELECT COUNT(*), COUNT(DISTINCT m.device_id),
