@@ -94,6 +94,8 @@ def test_a_period_is_validated_corrected_approved_exported_and_verified(
             assert page.locator(f"#meter-{reset.id} .badge:has-text('reset')").count() == 1
             assert page.locator("a:has-text('Approve')").count() == 0  # two flags to settle first
             shoot(page, ARTIFACTS, "period-to-settle")
+            page.click("#settle-all summary")  # the bulk exclusion, opened to look at (not sent)
+            shoot(page, ARTIFACTS, "period-settle-all")
             usage = reset.collected_usage + 1_500
             fix = f"#fix-{reset.id}"
             page.fill(f"{fix} form.correct input[name=usage]", str(usage))
