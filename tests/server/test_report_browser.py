@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from browser_kit import ARGS, CHROMIUM, need_chromium
 from reports_fleet import Feeder, reading
 
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_server import reports
 from fsm_server.ingest.pipeline import Pipeline
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: where the last run keeps its pages and screenshots, for a person to look at
 ARTIFACTS = Path("/tmp/fsm-report-browser")
 
@@ -25,20 +25,14 @@ class Chromium:
     """Runs chromium --headless on one file: its rendered DOM, a screenshot, and console lines."""
 
     def __init__(self, workdir: Path) -> None:
-        if not Path(CHROMIUM).exists():
-            pytest.skip("chromium is not installed (scripts/setup installs it)")
+        need_chromium()
         self.workdir = workdir
 
     def _run(self, page: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         args = [
             CHROMIUM,
             "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *ARGS,
             "--disable-extensions",
             f"--user-data-dir={self.workdir / 'profile'}",
             "--enable-logging=stderr",
