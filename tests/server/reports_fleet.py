@@ -6,11 +6,13 @@ the report mail and handed to ``Pipeline.process``; nothing is written to the da
 
 from __future__ import annotations
 
+import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from fsm_devtools.corpus import ClientKit, ServerKit, mails_for, seal
+from fsm_devtools.peers.mailstack import MailStack
 from fsm_protocol.schema import Alert, Capabilities, Device, Report, Status, Supply
 from fsm_server.ingest.pipeline import Pipeline
 
@@ -72,6 +74,43 @@ def reading(
     )
 
 
+def sealed_mail(
+    client: ClientKit,
+    server: ServerKit,
+    seq: int,
+    at: datetime,
+    devices: list[Device],
+    *,
+    kind: str = "periodic",
+    customer: str = "ACME",
+    site: str = "HQ",
+) -> bytes:
+    """Report ``seq`` of ``client`` carrying ``devices``, sealed for ``server``, as the one mail the
+    client sends for it."""
+    report = Report(
+        client_id=client.name,
+        customer=customer,
+        site=site,
+        seq=seq,
+        kind=kind,
+        created_at=at,
+        devices=devices,
+    )  # type: ignore[arg-type]
+    [mail] = mails_for(seal(report, client, server))
+    return mail
+
+
+def mail_alert_report(
+    stack: MailStack, client: ClientKit, server: ServerKit, device: Device, *, seq: int = 1
+) -> None:
+    """Seal alert report ``seq`` carrying ``device`` and mail it to dealer@ through the mail stack's
+    Postfix, as a client does; back once Dovecot has it."""
+    mail = sealed_mail(client, server, seq, device.observed_at, [device], kind="alert")
+    with smtplib.SMTP(stack.host, stack.smtp_port) as smtp:
+        smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], mail)
+    stack.wait_for_messages(1, user="dealer")
+
+
 @dataclass
 class Feeder:
     """Seals reports of one client and loads them through the pipeline, numbering them in order."""
@@ -86,19 +125,12 @@ class Feeder:
 
     def send(self, at: datetime, devices: list[Device], *, kind: str = "periodic") -> None:
         self.seq += 1
-        report = Report(
-            client_id=self.client.name,
-            customer=self.customer,
-            site=self.site,
-            seq=self.seq,
-            kind=kind,
-            created_at=at,
-            devices=devices,
-        )  # type: ignore[arg-type]
-        [mail] = mails_for(seal(report, self.client, self.server))
+        mail = sealed_mail(
+            self.client, self.server, self.seq, at, devices, kind=kind, customer=self.customer, site=self.site
+        )
         verdict = self.pipeline.process(mail, source="test")
         assert verdict.outcome == "loaded", verdict
         self.verdicts.append(verdict.outcome)
 
 
-__all__ = ["Feeder", "reading"]
+__all__ = ["Feeder", "mail_alert_report", "reading", "sealed_mail"]

@@ -15,11 +15,10 @@ import msgspec
 import psycopg
 import pytest
 from click.testing import CliRunner
-from reports_fleet import reading
+from reports_fleet import reading, sealed_mail
 
-from fsm_devtools.corpus import ClientKit, ServerKit, mails_for, seal
+from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_devtools.fixtures.db import PrivatePostgres
-from fsm_protocol.schema import Report
 from fsm_server import reports
 from fsm_server.backup import ArchiveReader, list_backups, restore, row_counts, take_backup, verify
 from fsm_server.backup.restore import read_key
@@ -55,16 +54,7 @@ def fleet_mails(client: ClientKit, server: ServerKit, count: int, *, start_seq: 
             )
             for i, s in enumerate(SERIALS)
         ]
-        report = Report(
-            client_id=client.name,
-            customer="ACME",
-            site="HQ",
-            seq=seq,
-            kind="periodic",
-            created_at=at,
-            devices=devices,
-        )
-        out += mails_for(seal(report, client, server))
+        out.append(sealed_mail(client, server, seq, at, devices))
     return out
 
 

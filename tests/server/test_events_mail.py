@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reports_fleet import Feeder, reading
+from reports_fleet import Feeder, mail_alert_report, reading
 
 from fsm_common import configfile
 from fsm_common.configfile import Secret
 from fsm_devtools.corpus import ClientKit, ServerKit
 from fsm_devtools.peers.mailstack import MailStack
-from fsm_protocol.schema import Device, Report
 from fsm_server.config import MailboxSection, ServerConfig
 from fsm_server.daemon import IngestDaemon
 from fsm_server.db.connect import Database
@@ -65,27 +64,6 @@ to = ["alerts@fsm.test"]
 [[rules]]
 {rule}
 """
-
-
-def mail_alert_report(stack: MailStack, client: ClientKit, server: ServerKit, device: Device) -> None:
-    """Seal an alert report (seq 1) carrying ``device`` and mail it to dealer@ through Postfix."""
-    import smtplib
-
-    from fsm_devtools.corpus import mails_for, seal
-
-    report = Report(
-        client_id=client.name,
-        customer="ACME",
-        site="HQ",
-        seq=1,
-        kind="alert",
-        created_at=device.observed_at,
-        devices=[device],
-    )
-    [mail] = mails_for(seal(report, client, server))
-    with smtplib.SMTP(stack.host, stack.smtp_port) as smtp:
-        smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], mail)
-    stack.wait_for_messages(1, user="dealer")
 
 
 def parse(raw: bytes) -> Message:

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 from ingest_helpers import folder_count, mailbox_config, send_all, start_daemon, write_server_config
-from reports_fleet import reading
+from reports_fleet import reading, sealed_mail
 
 from fsm_devtools.corpus import ClientKit, ServerKit, mails_for, make_report, report_mail, seal
 from fsm_devtools.peers.mailstack import MailStack
-from fsm_protocol.schema import Report
 from fsm_server.cli.ingest import run_ingest
 from fsm_server.config import OrdersSection
 from fsm_server.customers import add_customer
@@ -332,17 +331,7 @@ async def test_an_altered_copy_of_a_chunk_in_the_mailbox_is_quarantined_as_bad_c
 
 def _toner_mail(client: ClientKit, server: ServerKit, seq: int, at: datetime, percent: float) -> bytes:
     device = reading("ORD-1", at, total=1000 + seq, supplies=[("toner", "black", percent)])
-    report = Report(
-        client_id=client.name,
-        customer="ACME",
-        site="HQ",
-        seq=seq,
-        kind="periodic",
-        created_at=at,
-        devices=[device],
-    )  # type: ignore[arg-type]
-    [mail] = mails_for(seal(report, client, server))
-    return mail
+    return sealed_mail(client, server, seq, at, [device])
 
 
 async def test_the_daemons_order_scan_proposes_after_a_lead_time_change_without_new_mail(

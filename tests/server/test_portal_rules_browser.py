@@ -18,7 +18,7 @@ import pytest
 from browser_kit import ARGS, CHROMIUM, WIDTHS, need_chromium, serving
 from portal_kit import Person, enrol
 from portal_reports_kit import png
-from reports_fleet import Feeder, reading
+from reports_fleet import Feeder, mail_alert_report, reading
 
 from fsm_common import configfile
 from fsm_common.configfile import Secret
@@ -152,7 +152,8 @@ def test_a_rule_made_in_the_portal_mails_a_test_and_then_a_real_alert(
     # a jam reported by ACME's client, mailed to the dealer's mailbox and ingested by the daemon
     mail_stack.empty_mailbox("alerts")
     at = datetime.now(UTC).replace(microsecond=0)
-    mail_alert_report_seq2(mail_stack, client_kit, server_kit, reading("A1", at, total=11, alerts=["jam"]))
+    # seq 2: seq 1 went through the pipeline
+    mail_alert_report(mail_stack, client_kit, server_kit, reading("A1", at, total=11, alerts=["jam"]), seq=2)
     mailbox = MailboxSection(
         host=mail_stack.host,
         port=mail_stack.imaps_port,
@@ -168,20 +169,3 @@ def test_a_rule_made_in_the_portal_mails_a_test_and_then_a_real_alert(
     mail = message_from_bytes(raw, policy=policy.default)
     assert mail["X-Fsm-Rule"] == f"portal-{rule_id}" and mail["X-Fsm-Event"] == "opened"
     assert re.search(r"A1 \(ACME / HQ, .*\): jam", mail["Subject"]), mail["Subject"]
-
-
-def mail_alert_report_seq2(stack: MailStack, client: ClientKit, server: ServerKit, device: object) -> None:
-    """Seal an alert report (seq 2: seq 1 went through the pipeline) and mail it to dealer@."""
-    import smtplib
-
-    from fsm_devtools.corpus import mails_for, seal
-    from fsm_protocol.schema import Report
-
-    report = Report(
-        client_id=client.name, customer="ACME", site="HQ", seq=2, kind="alert",
-        created_at=device.observed_at, devices=[device],  # type: ignore[attr-defined, list-item]
-    )  # fmt: skip
-    [mail] = mails_for(seal(report, client, server))
-    with smtplib.SMTP(stack.host, stack.smtp_port) as smtp:
-        smtp.sendmail("client@fsm.test", ["dealer@fsm.test"], mail)
-    stack.wait_for_messages(1, user="dealer")
